@@ -1,0 +1,97 @@
+import type { ImageTensor, Tensor } from '../image/tensor.ts';
+
+/**
+ * The values that travel through MODEL, CLIP and VAE sockets. Nodes and samplers see only these
+ * interfaces; how a handle runs (ORT session, provider, cached build) is the model layer's business.
+ *
+ * Latent convention (as ComfyUI): a LATENT holds raw VAE-space values; the sampler multiplies by
+ * `latentFormat.scaleFactor` on the way into the UNet and divides on the way out.
+ */
+
+/** Optional ControlNet/T2I residuals, added to the UNet's skip connections and middle block. */
+export interface ControlResiduals {
+  /** One tensor per input-block skip connection, in order (12 for SD1), each shaped like that skip. */
+  readonly input: readonly (Tensor | undefined)[];
+  readonly middle?: Tensor;
+}
+
+export interface UNetRunArgs {
+  /** Scaled model input [B, C, h, w] (already divided by sqrt(sigma^2 + 1) for eps models). */
+  x: Tensor;
+  /** Discrete timestep per batch item (fractional values allowed), length B. */
+  timesteps: Float32Array;
+  /** Cross-attention context [B, T, contextDim]. */
+  context: Tensor;
+  control?: ControlResiduals;
+  signal?: AbortSignal;
+}
+
+export interface UNetRunner {
+  readonly inChannels: number;
+  readonly contextDim: number;
+  /** Raw UNet output (eps or v, see `ModelSamplingConfig.prediction`) with x's shape. */
+  run(args: UNetRunArgs): Promise<Tensor>;
+}
+
+export interface ModelSamplingConfig {
+  prediction: 'eps' | 'v_prediction';
+  /** Beta schedule (SD1: scaled_linear 0.00085 … 0.012 over 1000 steps). */
+  betaSchedule: 'scaled_linear' | 'linear';
+  linearStart: number;
+  linearEnd: number;
+  timesteps: number;
+}
+
+export interface LatentFormat {
+  readonly channels: number;
+  readonly scaleFactor: number;
+  /** Linear latent → RGB factors for cheap previews ([channels][3]) and bias ([3]). */
+  readonly rgbFactors: readonly (readonly number[])[];
+  readonly rgbBias?: readonly number[];
+}
+
+/** MODEL socket value. */
+export interface ModelHandle {
+  /** Identity for caching: checkpoint hash + applied patches. Equal ids ⇒ identical weights. */
+  readonly id: string;
+  readonly family: 'sd1';
+  readonly unet: UNetRunner;
+  readonly sampling: ModelSamplingConfig;
+  readonly latentFormat: LatentFormat;
+}
+
+export interface ClipEncodeResult {
+  /** [1, 77·chunks, hidden] conditioning tokens. */
+  cond: Tensor;
+  /** [1, projection/hidden] pooled output of the first chunk. */
+  pooled: Tensor;
+}
+
+/** CLIP socket value: a tokenizer plus a text encoder, with the clip-skip layer chosen. */
+export interface ClipHandle {
+  readonly id: string;
+  /** −1 = last layer (ComfyUI's CLIPSetLastLayer stop_at_clip_layer). */
+  readonly layer: number;
+  readonly hiddenSize: number;
+  withLayer(layer: number): ClipHandle;
+  /** Plain or weighted prompt text → conditioning, as ComfyUI's SD1 CLIP does. */
+  encodeText(text: string, signal?: AbortSignal): Promise<ClipEncodeResult>;
+}
+
+/** VAE socket value. Images are IMAGE tensors (NHWC 0..1); latents are raw VAE space (NCHW). */
+export interface VaeHandle {
+  readonly id: string;
+  readonly latentChannels: number;
+  /** Pixels per latent pixel (8 for SD). */
+  readonly downscale: number;
+  encode(image: ImageTensor, signal?: AbortSignal): Promise<Tensor>;
+  decode(latent: Tensor, signal?: AbortSignal): Promise<ImageTensor>;
+}
+
+declare module '../registry/sockets.ts' {
+  interface SocketValueTypes {
+    MODEL: ModelHandle;
+    CLIP: ClipHandle;
+    VAE: VaeHandle;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Named float tensors a graph builder binds from (a safetensors checkpoint, a patched view of one,
+ * or random weights in tests). Names are the checkpoint's own (original LDM keys).
+ */
+export interface WeightSource {
+  has(name: string): boolean;
+  names(): string[];
+  shape(name: string): readonly number[];
+  /** The tensor's values as float32 (converted from f16/bf16 when stored so); callers must not mutate. */
+  get(name: string): Float32Array;
+}
+
+/** A WeightSource over an in-memory map (tests, generated models, patched views). */
+export class MapWeightSource implements WeightSource {
+  constructor(private readonly map: Map<string, { shape: readonly number[]; data: Float32Array }>) {}
+  has(name: string): boolean {
+    return this.map.has(name);
+  }
+  names(): string[] {
+    return [...this.map.keys()];
+  }
+  shape(name: string): readonly number[] {
+    return this.entry(name).shape;
+  }
+  get(name: string): Float32Array {
+    return this.entry(name).data;
+  }
+  private entry(name: string): { shape: readonly number[]; data: Float32Array } {
+    const e = this.map.get(name);
+    if (!e) throw new Error(`weight '${name}' is missing`);
+    return e;
+  }
+}
+
+/** A view of another source under a key prefix (e.g. `model.diffusion_model.`). */
+export class PrefixedWeightSource implements WeightSource {
+  constructor(
+    private readonly inner: WeightSource,
+    private readonly prefix: string,
+  ) {}
+  has(name: string): boolean {
+    return this.inner.has(this.prefix + name);
+  }
+  names(): string[] {
+    return this.inner
+      .names()
+      .filter((n) => n.startsWith(this.prefix))
+      .map((n) => n.slice(this.prefix.length));
+  }
+  shape(name: string): readonly number[] {
+    return this.inner.shape(this.prefix + name);
+  }
+  get(name: string): Float32Array {
+    return this.inner.get(this.prefix + name);
+  }
+}

@@ -1,0 +1,70 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+export class PathEscapeError extends Error {
+  constructor(
+    readonly requested: string,
+    readonly root: string,
+    reason: string,
+  ) {
+    super(`refused path ${JSON.stringify(requested)}: ${reason} (must stay inside ${root})`);
+    this.name = 'PathEscapeError';
+  }
+}
+
+/**
+ * Resolve a user-supplied relative name inside `root`, refusing anything that could leave it:
+ * absolute paths, `..` segments, NUL bytes, Windows drive letters and UNC prefixes, and symlinks
+ * that point outside. The returned path may not exist yet (for writes); the deepest existing
+ * ancestor is what gets checked against symlink escapes.
+ */
+export function safeJoin(root: string, relative: string): string {
+  if (typeof relative !== 'string') throw new PathEscapeError(String(relative), root, 'not a string');
+  if (relative.includes('\0')) throw new PathEscapeError(relative, root, 'contains a NUL byte');
+  if (/^[a-zA-Z]:/.test(relative)) throw new PathEscapeError(relative, root, 'has a drive letter');
+  if (relative.startsWith('/') || relative.startsWith('\\')) {
+    throw new PathEscapeError(relative, root, 'is absolute');
+  }
+  const parts = relative.split(/[\\/]+/);
+  if (parts.some((p) => p === '..')) throw new PathEscapeError(relative, root, "contains '..'");
+  const absRoot = path.resolve(root);
+  const joined = path.resolve(absRoot, ...parts.filter((p) => p !== '' && p !== '.'));
+  if (joined !== absRoot && !joined.startsWith(absRoot + path.sep)) {
+    throw new PathEscapeError(relative, root, 'resolves outside the folder');
+  }
+  const realRoot = realpathOrSelf(absRoot);
+  let probe = joined;
+  while (!fs.existsSync(probe) && probe !== absRoot) probe = path.dirname(probe);
+  const realProbe = realpathOrSelf(probe);
+  if (realProbe !== realRoot && !realProbe.startsWith(realRoot + path.sep)) {
+    throw new PathEscapeError(relative, root, 'a symbolic link points outside the folder');
+  }
+  return joined;
+}
+
+function realpathOrSelf(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/** Write a file atomically: a temp file in the same folder, then rename; never overwrite when `exclusive`. */
+export function writeFileAtomic(file: string, data: Uint8Array | string, opts: { exclusive?: boolean } = {}): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  fs.writeFileSync(tmp, data);
+  try {
+    if (opts.exclusive) {
+      // link() fails with EEXIST instead of replacing, which rename() would silently do.
+      fs.linkSync(tmp, file);
+      fs.unlinkSync(tmp);
+    } else {
+      fs.renameSync(tmp, file);
+    }
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}

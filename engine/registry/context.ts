@@ -1,0 +1,60 @@
+import type { FolderPaths } from '../paths/folders.ts';
+
+/** Folder listings for computed combos, fingerprints and validation (no execution state). */
+export interface ListingContext {
+  readonly paths: FolderPaths;
+}
+
+/** An unencoded RGB preview (the server encodes it to JPEG for ComfyUI's binary preview frame). */
+export interface PreviewImage {
+  readonly width: number;
+  readonly height: number;
+  /** width * height * 3 bytes, row-major RGB. */
+  readonly rgb: Uint8Array;
+}
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/**
+ * Long-lived engine services handed to every node (model manager, runtime, ...). Engine modules add
+ * their service by declaration merging, so this file never imports them.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface EngineServices {}
+
+/** Everything a node may touch of the world; nodes get nothing else, which keeps them testable. */
+export interface NodeContext extends ListingContext {
+  readonly nodeId: string;
+  readonly classType: string;
+  readonly promptId: string;
+  readonly signal: AbortSignal;
+  /** Throws InterruptedError if the prompt was interrupted; call it between steps of long work. */
+  checkInterrupted(): void;
+  /** Reports progress as ComfyUI's `progress` event (value of max), with an optional preview image. */
+  progress(value: number, max: number, preview?: PreviewImage): void;
+  /** The API prompt being executed (what SaveImage embeds as the `prompt` chunk). */
+  readonly prompt: Readonly<Record<string, unknown>>;
+  /** `extra_data.extra_pnginfo` (normally `{ workflow }`). */
+  readonly extraPngInfo: Readonly<Record<string, unknown>>;
+  readonly services: EngineServices;
+  readonly log: Logger;
+}
+
+export class InterruptedError extends Error {
+  constructor(message = 'Processing interrupted') {
+    super(message);
+    this.name = 'InterruptedError';
+  }
+}
+
+export const consoleLogger: Logger = {
+  info: (m) => console.log(m),
+  warn: (m) => console.warn(m),
+  error: (m) => console.error(m),
+};
+
+export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
