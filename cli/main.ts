@@ -1,0 +1,291 @@
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { convertWorkflowToPrompt } from '../engine/graph/convert.ts';
+import { loadWorkflowFile } from '../engine/graph/load.ts';
+import type { ApiPrompt } from '../engine/graph/prompt.ts';
+import { formatNodeErrors, validatePrompt } from '../engine/graph/validate.ts';
+import { consoleLogger, silentLogger, type Logger } from '../engine/registry/context.ts';
+import type { ObjectInfo } from '../engine/registry/registry.ts';
+import { applySetOptions, UsageError } from './args.ts';
+import { createEnvironment, REPO_ROOT, type EnvironmentOptions } from './environment.ts';
+import { ProgressBar } from './progress.ts';
+
+const HELP = `weft — a node-graph workflow engine for Stable Diffusion (ComfyUI-compatible)
+
+Usage:
+  weft run <workflow.json|image.png> [options]   run a workflow (UI or API format, or a PNG that carries one)
+  weft convert <workflow.json|image.png>         print the API prompt a UI workflow converts to
+  weft validate <workflow.json|image.png>        print ComfyUI's node_errors JSON without running
+  weft serve [--port 8188] [--listen 127.0.0.1]  start the ComfyUI-compatible server and editor
+  weft make-model tiny|sd15 [--out FILE] [--seed N]  generate a random-weight SD1 checkpoint
+  weft demo [options]                            make the built-in demo model if needed and run workflows/txt2img.json
+
+Options:
+  --base DIR                 base folder for models/, input/, output/, temp/, user/ (default: current folder)
+  --models DIR               models folder in ComfyUI's layout (checkpoints/, loras/, vae/, embeddings/, ...)
+  --extra-model-paths FILE   extra_model_paths.yaml in ComfyUI's format (repeatable)
+  --input DIR, --output DIR, --temp DIR
+  --custom-nodes DIR         extra custom node folder (repeatable); --disable-custom-nodes to load none
+  --device auto|cpu|cuda|webgpu
+  --set NODE_ID.INPUT=VALUE  override an input before running (repeatable)
+  --json                     print one final JSON line {prompt_id, status, outputs, executed, cached, timings_ms}
+  --quiet                    no log lines
+`;
+
+const OPTIONS = {
+  base: { type: 'string' },
+  models: { type: 'string' },
+  'extra-model-paths': { type: 'string', multiple: true },
+  input: { type: 'string' },
+  output: { type: 'string' },
+  temp: { type: 'string' },
+  user: { type: 'string' },
+  'custom-nodes': { type: 'string', multiple: true },
+  'disable-custom-nodes': { type: 'boolean' },
+  device: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  port: { type: 'string' },
+  listen: { type: 'string' },
+  'auth-token': { type: 'string' },
+  'enable-cors-header': { type: 'string' },
+  out: { type: 'string' },
+  seed: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+function envOptions(v: Values, log: Logger): EnvironmentOptions {
+  const device = v.device ?? 'auto';
+  if (!['auto', 'cpu', 'cuda', 'webgpu'].includes(device)) {
+    throw new UsageError(`--device ${device}: expected auto, cpu, cuda or webgpu`);
+  }
+  const extra = [...(v['extra-model-paths'] ?? [])];
+  return {
+    baseDir: v.base,
+    modelsDir: v.models,
+    inputDir: v.input,
+    outputDir: v.output,
+    tempDir: v.temp,
+    userDir: v.user,
+    extraModelPaths: extra,
+    customNodesDirs: [path.join(REPO_ROOT, 'custom_nodes'), ...(v['custom-nodes'] ?? [])],
+    disableCustomNodes: v['disable-custom-nodes'],
+    device: device as EnvironmentOptions['device'],
+    log,
+  };
+}
+
+/** The API prompt of a file: an API prompt as is, a UI workflow (or PNG) converted as ComfyUI's frontend does. */
+export function promptFromFile(
+  file: string,
+  objectInfo: ObjectInfo,
+): { prompt: ApiPrompt; workflow?: Record<string, unknown> } {
+  const loaded = loadWorkflowFile(file);
+  if (loaded.workflow) {
+    const conv = convertWorkflowToPrompt(loaded.workflow, objectInfo);
+    if (conv.missing.length) {
+      const lines = conv.missing.map((m) => `  ${m.class_type} (used by node ${m.node_ids.join(', ')})`);
+      throw new UsageError(`${file}: the workflow uses node classes Weft does not have:\n${lines.join('\n')}`);
+    }
+    return { prompt: conv.prompt, workflow: loaded.workflow };
+  }
+  if (loaded.prompt) return { prompt: loaded.prompt };
+  throw new UsageError(`${file}: holds neither a workflow nor an API prompt`);
+}
+
+async function cmdRun(file: string | undefined, v: Values): Promise<number> {
+  if (!file) throw new UsageError('weft run: name a workflow file (.json or .png)');
+  const log = v.quiet || v.json ? silentLogger : consoleLogger;
+  const env = await createEnvironment(envOptions(v, log));
+  const objectInfo = env.registry.objectInfo({ paths: env.paths });
+  const { prompt: raw, workflow } = promptFromFile(path.resolve(file), objectInfo);
+  const prompt = applySetOptions(raw, v.set ?? []);
+  const validation = await validatePrompt(prompt, env.registry, { paths: env.paths });
+  if (!validation.ok) {
+    if (v.json) {
+      console.log(JSON.stringify({ prompt_id: null, status: 'invalid', error: validation.error, node_errors: validation.node_errors }));
+    }
+    console.error(formatNodeErrors(validation));
+    return 1;
+  }
+  if (Object.keys(validation.node_errors).length) console.error(formatNodeErrors(validation));
+  const promptId = randomUUID();
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
+  process.once('SIGINT', onSigint);
+  const bar = new ProgressBar(process.stderr, (id) => validation.prompt[id]?.class_type ?? '?');
+  const result = await env.executor.execute(validation.prompt, {
+    promptId,
+    extraData: workflow ? { extra_pnginfo: { workflow } } : {},
+    outputs: validation.outputs,
+    signal: controller.signal,
+    onEvent: (e) => bar.onEvent(e),
+  });
+  process.off('SIGINT', onSigint);
+  await env.services.models?.dispose?.();
+  if (v.json) {
+    console.log(
+      JSON.stringify({
+        prompt_id: promptId,
+        status: result.status,
+        outputs: result.outputs,
+        executed: result.executed,
+        cached: result.cached,
+        timings_ms: result.timingsMs,
+        ...(result.error ? { error: result.error } : {}),
+      }),
+    );
+  } else {
+    for (const [node, ui] of Object.entries(result.outputs)) {
+      for (const img of (ui.images ?? []) as { filename: string; subfolder: string; type: string }[]) {
+        const dir = env.paths.typeDir(img.type as 'output' | 'temp' | 'input');
+        console.log(`node ${node}: ${path.join(dir, img.subfolder, img.filename)}`);
+      }
+    }
+    if (result.error) {
+      console.error(`error in node ${result.error.node_id} (${result.error.node_type}): ${result.error.exception_message}`);
+    }
+    const total = Object.values(result.timingsMs).reduce((a, b) => a + b, 0);
+    console.error(`${result.status}: ${result.executed.length} executed, ${result.cached.length} cached, ${(total / 1000).toFixed(2)} s`);
+  }
+  return result.status === 'success' ? 0 : result.status === 'interrupted' ? 130 : 2;
+}
+
+async function cmdConvert(file: string | undefined, v: Values): Promise<number> {
+  if (!file) throw new UsageError('weft convert: name a workflow file (.json or .png)');
+  const env = await createEnvironment(envOptions(v, silentLogger));
+  const objectInfo = env.registry.objectInfo({ paths: env.paths });
+  const loaded = loadWorkflowFile(path.resolve(file));
+  if (!loaded.workflow) {
+    if (!loaded.prompt) throw new UsageError(`${file}: holds neither a workflow nor an API prompt`);
+    console.log(JSON.stringify(loaded.prompt, null, 2));
+    return 0;
+  }
+  const conv = convertWorkflowToPrompt(loaded.workflow, objectInfo);
+  for (const w of conv.warnings) console.error(`warning: ${w}`);
+  console.log(JSON.stringify(conv.prompt, null, 2));
+  if (conv.missing.length) {
+    for (const m of conv.missing) console.error(`missing node class ${m.class_type} (node ${m.node_ids.join(', ')})`);
+    return 1;
+  }
+  return 0;
+}
+
+async function cmdValidate(file: string | undefined, v: Values): Promise<number> {
+  if (!file) throw new UsageError('weft validate: name a workflow file (.json or .png)');
+  const env = await createEnvironment(envOptions(v, silentLogger));
+  const objectInfo = env.registry.objectInfo({ paths: env.paths });
+  const loaded = loadWorkflowFile(path.resolve(file));
+  let prompt: unknown = loaded.prompt;
+  if (loaded.workflow) prompt = convertWorkflowToPrompt(loaded.workflow, objectInfo).prompt;
+  const r = await validatePrompt(applySetOptions((prompt ?? {}) as ApiPrompt, v.set ?? []), env.registry, { paths: env.paths });
+  console.log(JSON.stringify(r.ok ? { node_errors: r.node_errors } : { error: r.error, node_errors: r.node_errors }, null, 2));
+  return r.ok && Object.keys(r.node_errors).length === 0 ? 0 : 1;
+}
+
+async function cmdServe(v: Values): Promise<number> {
+  const { startServer } = await import('../server/server.ts');
+  const env = await createEnvironment(envOptions(v, consoleLogger));
+  const port = v.port === undefined ? 8188 : Number(v.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${v.port}: not a port number`);
+  const server = await startServer({
+    port,
+    listen: v.listen ?? '127.0.0.1',
+    paths: env.paths,
+    registry: env.registry,
+    executor: env.executor,
+    authToken: v['auth-token'],
+    enableCorsHeader: v['enable-cors-header'],
+    log: env.log,
+    workflowTemplatesDir: path.join(REPO_ROOT, 'workflows'),
+    customNodes: env.customNodes,
+  });
+  env.log.info(`weft: serving on ${server.url}`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await server.close();
+  return 0;
+}
+
+async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number> {
+  const { makeTinyCheckpoint, makeFullSd15Checkpoint } = await import('../engine/models/make-model.ts');
+  const seed = v.seed === undefined ? 0 : Number(v.seed);
+  if (kind === 'tiny') {
+    const out = path.resolve(v.out ?? path.join(v.models ?? 'models', 'checkpoints', 'weft-tiny-sd1.safetensors'));
+    await makeTinyCheckpoint(out, { seed });
+    console.log(out);
+    return 0;
+  }
+  if (kind === 'sd15') {
+    const out = path.resolve(v.out ?? path.join(v.models ?? 'models', 'checkpoints', 'weft-random-sd15.safetensors'));
+    await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
+    console.log(out);
+    return 0;
+  }
+  throw new UsageError(`weft make-model: expected 'tiny' or 'sd15', got ${kind ?? 'nothing'}`);
+}
+
+async function cmdDemo(v: Values): Promise<number> {
+  const { ensureDemoModel } = await import('./demo.ts');
+  const modelsDir = path.resolve(v.models ?? path.join(v.base ?? '.', 'models'));
+  await ensureDemoModel(modelsDir, v.quiet || v.json ? silentLogger : consoleLogger);
+  return cmdRun(path.join(REPO_ROOT, 'workflows', 'txt2img.json'), { ...v, models: modelsDir });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${HELP}`);
+    return 64;
+  }
+  const { values, positionals } = parsed;
+  const [cmd, arg] = positionals;
+  if (values.help || !cmd) {
+    console.log(HELP);
+    return cmd || values.help ? 0 : 64;
+  }
+  try {
+    switch (cmd) {
+      case 'run':
+        return await cmdRun(arg, values);
+      case 'convert':
+        return await cmdConvert(arg, values);
+      case 'validate':
+        return await cmdValidate(arg, values);
+      case 'serve':
+        return await cmdServe(values);
+      case 'make-model':
+        return await cmdMakeModel(arg, values);
+      case 'demo':
+        return await cmdDemo(values);
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`weft: ${e.message}`);
+      return 64;
+    }
+    console.error(`weft: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('cli/main.ts')) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// The `weft` command: TypeScript sources run through tsx's loader, so no build step is needed.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('./main.ts');
+process.exit(await main(process.argv.slice(2)));
