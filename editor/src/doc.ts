@@ -1,0 +1,256 @@
+/**
+ * The editor's document is a ComfyUI UI workflow (schema 0.4), so saving, exporting and reopening
+ * are lossless and files round-trip with ComfyUI. Everything here is pure: React state holds a
+ * `WorkflowDoc` and replaces it on every edit, which makes undo a stack of snapshots.
+ */
+import type { ObjectInfo, ObjectInfoEntry } from '../../engine/registry/registry.ts';
+
+export interface DocInput {
+  name: string;
+  type: string;
+  link: number | null;
+  widget?: { name: string };
+  label?: string;
+}
+export interface DocOutput {
+  name: string;
+  type: string;
+  links: number[] | null;
+  slot_index?: number;
+}
+export interface DocNode {
+  id: number;
+  type: string;
+  pos: [number, number];
+  size: [number, number];
+  flags: Record<string, unknown>;
+  order: number;
+  mode: number;
+  title?: string;
+  inputs: DocInput[];
+  outputs: DocOutput[];
+  properties: Record<string, unknown>;
+  widgets_values: unknown[];
+  color?: string;
+  bgcolor?: string;
+}
+export type DocLink = [number, number, number, number, number, string];
+export interface DocGroup {
+  id?: number;
+  title: string;
+  bounding: [number, number, number, number];
+  color?: string;
+  font_size?: number;
+}
+export interface WorkflowDoc {
+  id?: string;
+  revision?: number;
+  last_node_id: number;
+  last_link_id: number;
+  nodes: DocNode[];
+  links: DocLink[];
+  groups: DocGroup[];
+  config: Record<string, unknown>;
+  extra: Record<string, unknown>;
+  version: number;
+  [k: string]: unknown;
+}
+
+export function emptyDoc(): WorkflowDoc {
+  return { id: crypto.randomUUID(), revision: 0, last_node_id: 0, last_link_id: 0, nodes: [], links: [], groups: [], config: {}, extra: {}, version: 0.4 };
+}
+
+export interface WidgetDef {
+  /** Input name, or the extra widget's name (control_after_generate, upload, control_filter_list). */
+  name: string;
+  kind: 'INT' | 'FLOAT' | 'STRING' | 'BOOLEAN' | 'COMBO' | 'CONTROL' | 'UPLOAD' | 'FILTER';
+  options: Record<string, unknown>;
+  choices?: string[];
+  /** Index in widgets_values. */
+  index: number;
+  /** Extras are saved in widgets_values but never sent in the prompt. */
+  extra: boolean;
+}
+
+const PRIMITIVES = new Set(['INT', 'FLOAT', 'STRING', 'BOOLEAN']);
+
+/** Widgets of a class in ComfyUI's order, including the extra values the frontend saves (§3.4). */
+export function widgetDefs(info: ObjectInfoEntry): WidgetDef[] {
+  const out: WidgetDef[] = [];
+  const all = { ...(info.input.required ?? {}), ...(info.input.optional ?? {}) };
+  const order = [...(info.input_order?.required ?? Object.keys(info.input.required ?? {})), ...(info.input_order?.optional ?? Object.keys(info.input.optional ?? {}))];
+  for (const name of order) {
+    const spec = all[name] as unknown[] | undefined;
+    if (!spec) continue;
+    const [t, o] = spec as [unknown, Record<string, unknown> | undefined];
+    const options = o ?? {};
+    if (options.forceInput) continue;
+    if (Array.isArray(t) || t === 'COMBO') {
+      const choices = (Array.isArray(t) ? t : (options.options as unknown[] | undefined) ?? []).map(String);
+      out.push({ name, kind: 'COMBO', options, choices, index: out.length, extra: false });
+      if (options.image_upload) out.push({ name: 'upload', kind: 'UPLOAD', options: {}, index: out.length, extra: true });
+      if (options.control_after_generate) {
+        out.push({ name: 'control_after_generate', kind: 'CONTROL', options: {}, index: out.length, extra: true });
+        out.push({ name: 'control_filter_list', kind: 'FILTER', options: {}, index: out.length, extra: true });
+      }
+    } else if (typeof t === 'string' && PRIMITIVES.has(t)) {
+      out.push({ name, kind: t as WidgetDef['kind'], options, index: out.length, extra: false });
+      const seedLike = t === 'INT' && (name === 'seed' || name === 'noise_seed');
+      if ((t === 'INT' || t === 'FLOAT') && (options.control_after_generate || seedLike)) {
+        out.push({ name: 'control_after_generate', kind: 'CONTROL', options: {}, index: out.length, extra: true });
+      }
+    }
+  }
+  return out;
+}
+
+export function defaultWidgetValue(w: WidgetDef): unknown {
+  if (w.kind === 'CONTROL') return typeof w.options.control_after_generate === 'string' ? w.options.control_after_generate : 'randomize';
+  if (w.kind === 'UPLOAD') return 'image';
+  if (w.kind === 'FILTER') return '';
+  if (w.options.default !== undefined) return w.options.default;
+  switch (w.kind) {
+    case 'INT':
+    case 'FLOAT':
+      return typeof w.options.min === 'number' ? Math.max(0, w.options.min) : 0;
+    case 'BOOLEAN':
+      return false;
+    case 'COMBO':
+      return w.choices?.[0] ?? '';
+    default:
+      return '';
+  }
+}
+
+/** Socket inputs of a class (non-widget inputs), in order. */
+export function socketInputs(info: ObjectInfoEntry): DocInput[] {
+  const all = { ...(info.input.required ?? {}), ...(info.input.optional ?? {}) };
+  const order = [...(info.input_order?.required ?? []), ...(info.input_order?.optional ?? [])];
+  const out: DocInput[] = [];
+  for (const name of order) {
+    const [t, o] = all[name] as [unknown, Record<string, unknown> | undefined];
+    const isWidget = Array.isArray(t) || t === 'COMBO' || (typeof t === 'string' && PRIMITIVES.has(t));
+    if (!isWidget || o?.forceInput) out.push({ name, type: Array.isArray(t) ? 'COMBO' : String(t), link: null });
+  }
+  return out;
+}
+
+export function createNode(doc: WorkflowDoc, classType: string, info: ObjectInfoEntry, pos: [number, number]): WorkflowDoc {
+  const id = doc.last_node_id + 1;
+  const widgets = widgetDefs(info);
+  const node: DocNode = {
+    id,
+    type: classType,
+    pos,
+    size: [300, 80 + widgets.length * 28],
+    flags: {},
+    order: doc.nodes.length,
+    mode: 0,
+    inputs: socketInputs(info),
+    outputs: info.output.map((t, i) => ({ name: info.output_name[i] ?? t, type: t, links: [], slot_index: i })),
+    properties: { 'Node name for S&R': classType },
+    widgets_values: widgets.map(defaultWidgetValue),
+  };
+  return { ...doc, last_node_id: id, nodes: [...doc.nodes, node] };
+}
+
+/** ComfyUI socket compatibility (the same rule the engine's validation applies). */
+export function typesCompatible(from: string, to: string): boolean {
+  if (from === to || from === '*' || to === '*') return true;
+  if (to === 'COMBO' && (from === 'STRING' || from === 'COMBO')) return true;
+  const a = from.split(',').map((s) => s.trim());
+  const b = to.split(',').map((s) => s.trim());
+  return a.some((x) => b.includes(x));
+}
+
+export function removeLink(doc: WorkflowDoc, linkId: number): WorkflowDoc {
+  const link = doc.links.find((l) => l[0] === linkId);
+  if (!link) return doc;
+  const [, o, oSlot, t, tSlot] = link;
+  return {
+    ...doc,
+    links: doc.links.filter((l) => l[0] !== linkId),
+    nodes: doc.nodes.map((n) => {
+      if (n.id === o) {
+        return { ...n, outputs: n.outputs.map((out, i) => (i === oSlot ? { ...out, links: (out.links ?? []).filter((x) => x !== linkId) } : out)) };
+      }
+      if (n.id === t) return { ...n, inputs: n.inputs.map((inp, i) => (i === tSlot ? { ...inp, link: null } : inp)) };
+      return n;
+    }),
+  };
+}
+
+export function connect(doc: WorkflowDoc, origin: number, originSlot: number, target: number, targetSlot: number): { doc: WorkflowDoc; error?: string } {
+  const o = doc.nodes.find((n) => n.id === origin);
+  const t = doc.nodes.find((n) => n.id === target);
+  if (!o || !t) return { doc, error: 'node not found' };
+  const out = o.outputs[originSlot];
+  const inp = t.inputs[targetSlot];
+  if (!out || !inp) return { doc, error: 'socket not found' };
+  if (!typesCompatible(out.type, inp.type)) return { doc, error: `${out.type} cannot connect to ${inp.type} (${inp.name})` };
+  let d = inp.link !== null ? removeLink(doc, inp.link) : doc;
+  const id = d.last_link_id + 1;
+  d = {
+    ...d,
+    last_link_id: id,
+    links: [...d.links, [id, origin, originSlot, target, targetSlot, out.type]],
+    nodes: d.nodes.map((n) => {
+      if (n.id === origin) return { ...n, outputs: n.outputs.map((x, i) => (i === originSlot ? { ...x, links: [...(x.links ?? []), id] } : x)) };
+      if (n.id === target) return { ...n, inputs: n.inputs.map((x, i) => (i === targetSlot ? { ...x, link: id } : x)) };
+      return n;
+    }),
+  };
+  return { doc: d };
+}
+
+export function removeNodes(doc: WorkflowDoc, ids: ReadonlySet<number>): WorkflowDoc {
+  let d = doc;
+  for (const l of doc.links) if (ids.has(l[1]) || ids.has(l[3])) d = removeLink(d, l[0]);
+  return { ...d, nodes: d.nodes.filter((n) => !ids.has(n.id)) };
+}
+
+export function updateNode(doc: WorkflowDoc, id: number, fn: (n: DocNode) => DocNode): WorkflowDoc {
+  return { ...doc, nodes: doc.nodes.map((n) => (n.id === id ? fn(n) : n)) };
+}
+
+/** Classes a workflow uses that the server does not have (node ids per class). */
+export function missingClasses(doc: WorkflowDoc, info: ObjectInfo): { class_type: string; node_ids: number[] }[] {
+  const virtual = new Set(['Reroute', 'PrimitiveNode', 'Note', 'MarkdownNote']);
+  const m = new Map<string, number[]>();
+  for (const n of doc.nodes) {
+    if (virtual.has(n.type) || info[n.type]) continue;
+    m.set(n.type, [...(m.get(n.type) ?? []), n.id]);
+  }
+  return [...m].map(([class_type, node_ids]) => ({ class_type, node_ids }));
+}
+
+/** Applies each seed widget's control_after_generate after a queue, as ComfyUI's frontend does. */
+export function applyControlAfterGenerate(doc: WorkflowDoc, info: ObjectInfo): WorkflowDoc {
+  return {
+    ...doc,
+    nodes: doc.nodes.map((n) => {
+      const ci = info[n.type];
+      if (!ci) return n;
+      const defs = widgetDefs(ci);
+      const values = [...n.widgets_values];
+      let changed = false;
+      defs.forEach((w, i) => {
+        if (w.kind !== 'CONTROL') return;
+        const target = defs[i - 1];
+        const v = Number(values[i - 1]);
+        const max = typeof target.options.max === 'number' ? target.options.max : Number.MAX_SAFE_INTEGER;
+        const min = typeof target.options.min === 'number' ? target.options.min : 0;
+        const mode = values[i];
+        let next = v;
+        if (mode === 'increment') next = Math.min(max, v + 1);
+        else if (mode === 'decrement') next = Math.max(min, v - 1);
+        else if (mode === 'randomize') next = Math.floor(Math.random() * Math.min(max - min, 2 ** 50)) + min;
+        if (next !== v) {
+          values[i - 1] = next;
+          changed = true;
+        }
+      });
+      return changed ? { ...n, widgets_values: values } : n;
+    }),
+  };
+}

@@ -1,0 +1,42 @@
+/** UI strings in English and Simplified Chinese; node and input names come from object_info display names. */
+export type Lang = 'en' | 'zh';
+
+const STRINGS = {
+  queue: { en: 'Queue', zh: '运行' },
+  interrupt: { en: 'Interrupt', zh: '中断' },
+  new: { en: 'New', zh: '新建' },
+  open: { en: 'Open', zh: '打开' },
+  save: { en: 'Save', zh: '保存' },
+  saveAs: { en: 'Save as', zh: '另存为' },
+  rename: { en: 'Rename', zh: '重命名' },
+  delete: { en: 'Delete', zh: '删除' },
+  exportJson: { en: 'Export', zh: '导出' },
+  exportApi: { en: 'Export (API)', zh: '导出 (API)' },
+  templates: { en: 'Templates', zh: '模板' },
+  workflows: { en: 'Workflows', zh: '工作流' },
+  queuePanel: { en: 'Queue', zh: '队列' },
+  gallery: { en: 'Gallery', zh: '图库' },
+  help: { en: 'Shortcuts', zh: '快捷键' },
+  search: { en: 'Search nodes…', zh: '搜索节点…' },
+  missingTitle: { en: 'Missing node types', zh: '缺少的节点类型' },
+  missingText: { en: 'These node classes are not installed; the nodes stay on the canvas, marked red:', zh: '以下节点类型未安装；这些节点保留在画布上并以红色标出：' },
+  close: { en: 'Close', zh: '关闭' },
+  pending: { en: 'Pending', zh: '等待中' },
+  running: { en: 'Running', zh: '运行中' },
+  history: { en: 'History', zh: '历史' },
+  clear: { en: 'Clear', zh: '清空' },
+  restore: { en: 'Restore unsaved changes?', zh: '恢复未保存的更改？' },
+  yes: { en: 'Yes', zh: '是' },
+  no: { en: 'No', zh: '否' },
+  loadWorkflow: { en: 'Load workflow', zh: '载入工作流' },
+  name: { en: 'Name', zh: '名称' },
+  connected: { en: 'connected', zh: '已连接' },
+  disconnected: { en: 'disconnected', zh: '未连接' },
+  errors: { en: 'Prompt has errors', zh: '工作流有错误' },
+} as const;
+
+export type StringKey = keyof typeof STRINGS;
+
+export function t(key: StringKey, lang: Lang): string {
+  return STRINGS[key][lang];
+}
