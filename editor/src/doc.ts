@@ -226,9 +226,7 @@ export function missingClasses(doc: WorkflowDoc, info: ObjectInfo): { class_type
 
 /** Applies each seed widget's control_after_generate after a queue, as ComfyUI's frontend does. */
 export function applyControlAfterGenerate(doc: WorkflowDoc, info: ObjectInfo): WorkflowDoc {
-  return {
-    ...doc,
-    nodes: doc.nodes.map((n) => {
+  const nodes = doc.nodes.map((n) => {
       const ci = info[n.type];
       if (!ci) return n;
       const defs = widgetDefs(ci);
@@ -251,6 +249,6 @@ export function applyControlAfterGenerate(doc: WorkflowDoc, info: ObjectInfo): W
         }
       });
       return changed ? { ...n, widgets_values: values } : n;
-    }),
-  };
+  });
+  return nodes.some((n, i) => n !== doc.nodes[i]) ? { ...doc, nodes } : doc;
 }

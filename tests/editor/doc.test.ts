@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import type { ObjectInfo, ObjectInfoEntry } from '../../engine/registry/registry.ts';
+import {
+  applyControlAfterGenerate,
+  connect,
+  createNode,
+  emptyDoc,
+  missingClasses,
+  removeNodes,
+  typesCompatible,
+  widgetDefs,
+} from '../../editor/src/doc.ts';
+import { fuzzyScore, rankNodes } from '../../editor/src/search.ts';
+
+function entry(name: string, required: Record<string, unknown[]>, output: string[], category = 'test'): ObjectInfoEntry {
+  return {
+    input: { required: required as ObjectInfoEntry['input']['required'] },
+    input_order: { required: Object.keys(required) },
+    is_input_list: false,
+    output,
+    output_is_list: output.map(() => false),
+    output_name: output,
+    name,
+    display_name: name,
+    description: '',
+    python_module: 'nodes',
+    category,
+    output_node: false,
+    has_intermediate_output: false,
+    search_aliases: [],
+  };
+}
+
+const info: ObjectInfo = {
+  KSampler: entry(
+    'KSampler',
+    {
+      model: ['MODEL'],
+      seed: ['INT', { default: 0, min: 0, max: 1000 }],
+      steps: ['INT', { default: 20, min: 1, max: 10000 }],
+      sampler_name: [['euler', 'heun']],
+      latent_image: ['LATENT'],
+    },
+    ['LATENT'],
+    'sampling',
+  ),
+  LoadImage: entry('LoadImage', { image: [['a.png'], { image_upload: true }] }, ['IMAGE', 'MASK'], 'image'),
+  VAEDecode: entry('VAEDecode', { samples: ['LATENT'], vae: ['VAE'] }, ['IMAGE'], 'latent'),
+  EmptyLatentImage: entry('EmptyLatentImage', { width: ['INT', { default: 512 }] }, ['LATENT'], 'latent'),
+};
+
+describe('editor document model', () => {
+  it("derives widgets in ComfyUI's order with the control and upload extras", () => {
+    expect(widgetDefs(info.KSampler).map((w) => w.name)).toEqual(['seed', 'control_after_generate', 'steps', 'sampler_name']);
+    expect(widgetDefs(info.LoadImage).map((w) => w.name)).toEqual(['image', 'upload']);
+  });
+
+  it('creates nodes with default widget values and socket inputs', () => {
+    const d = createNode(emptyDoc(), 'KSampler', info.KSampler, [10, 20]);
+    const n = d.nodes[0];
+    expect(n.widgets_values).toEqual([0, 'randomize', 20, 'euler']);
+    expect(n.inputs.map((i) => i.name)).toEqual(['model', 'latent_image']);
+    expect(n.outputs).toEqual([{ name: 'LATENT', type: 'LATENT', links: [], slot_index: 0 }]);
+  });
+
+  it('connects compatible sockets, refuses others with the reason, replaces an occupied input', () => {
+    let d = createNode(emptyDoc(), 'EmptyLatentImage', info.EmptyLatentImage, [0, 0]);
+    d = createNode(d, 'KSampler', info.KSampler, [300, 0]);
+    d = createNode(d, 'LoadImage', info.LoadImage, [0, 300]);
+    const bad = connect(d, 3, 0, 2, 1);
+    expect(bad.error).toBe('IMAGE cannot connect to LATENT (latent_image)');
+    const ok = connect(d, 1, 0, 2, 1);
+    expect(ok.error).toBeUndefined();
+    expect(ok.doc.links).toEqual([[1, 1, 0, 2, 1, 'LATENT']]);
+    expect(ok.doc.nodes[1].inputs[1].link).toBe(1);
+    expect(ok.doc.nodes[0].outputs[0].links).toEqual([1]);
+    const again = connect(ok.doc, 1, 0, 2, 1).doc;
+    expect(again.links.map((l) => l[0])).toEqual([2]);
+    expect(again.nodes[0].outputs[0].links).toEqual([2]);
+    const removed = removeNodes(again, new Set([1]));
+    expect(removed.links).toEqual([]);
+    expect(removed.nodes[0].inputs[1].link).toBeNull();
+  });
+
+  it('lists missing classes with their node ids, ignoring frontend-only nodes', () => {
+    const d = { ...emptyDoc(), nodes: [
+      { id: 1, type: 'Foo', pos: [0, 0], size: [1, 1], flags: {}, order: 0, mode: 0, inputs: [], outputs: [], properties: {}, widgets_values: [] },
+      { id: 2, type: 'Foo', pos: [0, 0], size: [1, 1], flags: {}, order: 0, mode: 0, inputs: [], outputs: [], properties: {}, widgets_values: [] },
+      { id: 3, type: 'Reroute', pos: [0, 0], size: [1, 1], flags: {}, order: 0, mode: 0, inputs: [], outputs: [], properties: {}, widgets_values: [] },
+      { id: 4, type: 'KSampler', pos: [0, 0], size: [1, 1], flags: {}, order: 0, mode: 0, inputs: [], outputs: [], properties: {}, widgets_values: [] },
+    ] } as ReturnType<typeof emptyDoc>;
+    expect(missingClasses(d, info)).toEqual([{ class_type: 'Foo', node_ids: [1, 2] }]);
+  });
+
+  it('applies control_after_generate to seeds after queueing', () => {
+    let d = createNode(emptyDoc(), 'KSampler', info.KSampler, [0, 0]);
+    d = { ...d, nodes: [{ ...d.nodes[0], widgets_values: [5, 'increment', 20, 'euler'] }] };
+    expect(applyControlAfterGenerate(d, info).nodes[0].widgets_values[0]).toBe(6);
+    d = { ...d, nodes: [{ ...d.nodes[0], widgets_values: [1000, 'increment', 20, 'euler'] }] };
+    expect(applyControlAfterGenerate(d, info).nodes[0].widgets_values[0]).toBe(1000);
+    d = { ...d, nodes: [{ ...d.nodes[0], widgets_values: [5, 'fixed', 20, 'euler'] }] };
+    expect(applyControlAfterGenerate(d, info)).toBe(d);
+  });
+
+  it('type compatibility follows ComfyUI', () => {
+    expect(typesCompatible('LATENT', 'LATENT')).toBe(true);
+    expect(typesCompatible('*', 'IMAGE')).toBe(true);
+    expect(typesCompatible('IMAGE', 'IMAGE,MASK')).toBe(true);
+    expect(typesCompatible('IMAGE', 'LATENT')).toBe(false);
+  });
+});
+
+describe('node search', () => {
+  it('ranks prefix and word-start matches first and filters by socket type', () => {
+    expect(fuzzyScore('ks', 'KSampler')).toBeGreaterThan(fuzzyScore('ks', 'LoadImageMasks'));
+    expect(fuzzyScore('xyz', 'KSampler')).toBe(-1);
+    expect(rankNodes(info, 'vae')[0]).toBe('VAEDecode');
+    expect(rankNodes(info, '', 'VAE')).toEqual(['VAEDecode']);
+    expect(rankNodes(info, 'lat', 'LATENT')).toContain('EmptyLatentImage');
+  });
+});
