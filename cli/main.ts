@@ -126,7 +126,6 @@ async function cmdRun(file: string | undefined, v: Values): Promise<number> {
     onEvent: (e) => bar.onEvent(e),
   });
   process.off('SIGINT', onSigint);
-  await env.services.models?.dispose?.();
   if (v.json) {
     console.log(
       JSON.stringify({

@@ -4,6 +4,9 @@
  * `WorkflowDoc` and replaces it on every edit, which makes undo a stack of snapshots.
  */
 import type { ObjectInfo, ObjectInfoEntry } from '../../engine/registry/registry.ts';
+import { defaultWidgetValue, isWidgetSpec, widgetDefs, type WidgetDef } from '../../engine/graph/widgets.ts';
+
+export { widgetDefs, type WidgetDef };
 
 export interface DocInput {
   name: string;
@@ -60,77 +63,14 @@ export function emptyDoc(): WorkflowDoc {
   return { id: crypto.randomUUID(), revision: 0, last_node_id: 0, last_link_id: 0, nodes: [], links: [], groups: [], config: {}, extra: {}, version: 0.4 };
 }
 
-export interface WidgetDef {
-  /** Input name, or the extra widget's name (control_after_generate, upload, control_filter_list). */
-  name: string;
-  kind: 'INT' | 'FLOAT' | 'STRING' | 'BOOLEAN' | 'COMBO' | 'CONTROL' | 'UPLOAD' | 'FILTER';
-  options: Record<string, unknown>;
-  choices?: string[];
-  /** Index in widgets_values. */
-  index: number;
-  /** Extras are saved in widgets_values but never sent in the prompt. */
-  extra: boolean;
-}
-
-const PRIMITIVES = new Set(['INT', 'FLOAT', 'STRING', 'BOOLEAN']);
-
-/** Widgets of a class in ComfyUI's order, including the extra values the frontend saves (§3.4). */
-export function widgetDefs(info: ObjectInfoEntry): WidgetDef[] {
-  const out: WidgetDef[] = [];
-  const all = { ...(info.input.required ?? {}), ...(info.input.optional ?? {}) };
-  const order = [...(info.input_order?.required ?? Object.keys(info.input.required ?? {})), ...(info.input_order?.optional ?? Object.keys(info.input.optional ?? {}))];
-  for (const name of order) {
-    const spec = all[name] as unknown[] | undefined;
-    if (!spec) continue;
-    const [t, o] = spec as [unknown, Record<string, unknown> | undefined];
-    const options = o ?? {};
-    if (options.forceInput) continue;
-    if (Array.isArray(t) || t === 'COMBO') {
-      const choices = (Array.isArray(t) ? t : (options.options as unknown[] | undefined) ?? []).map(String);
-      out.push({ name, kind: 'COMBO', options, choices, index: out.length, extra: false });
-      if (options.image_upload) out.push({ name: 'upload', kind: 'UPLOAD', options: {}, index: out.length, extra: true });
-      if (options.control_after_generate) {
-        out.push({ name: 'control_after_generate', kind: 'CONTROL', options: {}, index: out.length, extra: true });
-        out.push({ name: 'control_filter_list', kind: 'FILTER', options: {}, index: out.length, extra: true });
-      }
-    } else if (typeof t === 'string' && PRIMITIVES.has(t)) {
-      out.push({ name, kind: t as WidgetDef['kind'], options, index: out.length, extra: false });
-      const seedLike = t === 'INT' && (name === 'seed' || name === 'noise_seed');
-      if ((t === 'INT' || t === 'FLOAT') && (options.control_after_generate || seedLike)) {
-        out.push({ name: 'control_after_generate', kind: 'CONTROL', options: {}, index: out.length, extra: true });
-      }
-    }
-  }
-  return out;
-}
-
-export function defaultWidgetValue(w: WidgetDef): unknown {
-  if (w.kind === 'CONTROL') return typeof w.options.control_after_generate === 'string' ? w.options.control_after_generate : 'randomize';
-  if (w.kind === 'UPLOAD') return 'image';
-  if (w.kind === 'FILTER') return '';
-  if (w.options.default !== undefined) return w.options.default;
-  switch (w.kind) {
-    case 'INT':
-    case 'FLOAT':
-      return typeof w.options.min === 'number' ? Math.max(0, w.options.min) : 0;
-    case 'BOOLEAN':
-      return false;
-    case 'COMBO':
-      return w.choices?.[0] ?? '';
-    default:
-      return '';
-  }
-}
-
 /** Socket inputs of a class (non-widget inputs), in order. */
 export function socketInputs(info: ObjectInfoEntry): DocInput[] {
   const all = { ...(info.input.required ?? {}), ...(info.input.optional ?? {}) };
   const order = [...(info.input_order?.required ?? []), ...(info.input_order?.optional ?? [])];
   const out: DocInput[] = [];
   for (const name of order) {
-    const [t, o] = all[name] as [unknown, Record<string, unknown> | undefined];
-    const isWidget = Array.isArray(t) || t === 'COMBO' || (typeof t === 'string' && PRIMITIVES.has(t));
-    if (!isWidget || o?.forceInput) out.push({ name, type: Array.isArray(t) ? 'COMBO' : String(t), link: null });
+    const [t] = all[name] as [unknown];
+    if (!isWidgetSpec(all[name] as unknown[])) out.push({ name, type: Array.isArray(t) ? 'COMBO' : String(t), link: null });
   }
   return out;
 }
