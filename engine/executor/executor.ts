@@ -119,12 +119,12 @@ export class Executor {
       st.signatures = new SignatureBuilder(prompt, (c) => this.registry.get(c), await this.fingerprints(prompt, reachable));
       const hits: string[] = [];
       if (this.opts.cacheMode !== 'none') {
-        for (const id of reachable) {
-          const key = st.signatures.signature(id);
-          if (this.cache.peek(key)) hits.push(id);
+        for (const id of Object.keys(prompt)) {
+          if (reachable.has(id) && this.cache.peek(st.signatures.signature(id))) hits.push(id);
         }
         this.cache.pin([...reachable].map((id) => st.signatures.signature(id)));
       }
+      st.cached = hits;
       emit({ type: 'execution_cached', data: { nodes: hits, prompt_id: st.promptId, timestamp: Date.now() } });
       for (const id of outputIds) await this.ensure(st, id, []);
       emit({ type: 'execution_success', data: { prompt_id: st.promptId, timestamp: Date.now() } });
@@ -230,7 +230,6 @@ export class Executor {
       const hit = this.cache.get(key);
       if (hit) {
         st.results.set(id, hit);
-        st.cached.push(id);
         if (hit.ui && st.outputIds.has(id)) {
           st.outputs[id] = hit.ui;
           st.emit({ type: 'executed', data: { node: id, display_node: id, output: hit.ui, prompt_id: st.promptId } });
@@ -384,6 +383,6 @@ export class Executor {
       if (st.outputIds.has(id) || def.outputNode) st.outputs[id] = ui;
       st.emit({ type: 'executed', data: { node: id, display_node: id, output: ui, prompt_id: st.promptId } });
     }
-    return { outputs, ui, bytes: estimateBytes(outputs) };
+    return { outputs, ui, bytes: estimateBytes([outputs, ui]) };
   }
 }
