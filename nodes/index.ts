@@ -4,6 +4,7 @@ import { nodes as loadImage } from './image/load-image.ts';
 import { nodes as saveImage } from './image/save-image.ts';
 import { nodes as transform } from './image/transform.ts';
 import { nodes as masks } from './mask/masks.ts';
+import { nodes as latentFiles } from './latent/latent-file.ts';
 
 /** Every built-in node family, with the python_module name ComfyUI shows for its counterparts. */
 export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
@@ -11,6 +12,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', saveImage],
   ['nodes', transform],
   ['comfy_extras.nodes_mask', masks],
+  ['nodes', latentFiles],
 ];
 
 export function createBuiltinRegistry(): NodeRegistry {
