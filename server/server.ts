@@ -1,0 +1,426 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import type { Executor } from '../engine/executor/executor.ts';
+import type { ExecutionEvent } from '../engine/executor/events.ts';
+import { validatePrompt } from '../engine/graph/validate.ts';
+import { encodeJpeg } from '../engine/image/io.ts';
+import type { FolderPaths } from '../engine/paths/folders.ts';
+import { PathEscapeError, safeJoin } from '../engine/paths/safe-path.ts';
+import { silentLogger, type Logger } from '../engine/registry/context.ts';
+import type { CustomPackageReport } from '../engine/registry/custom-nodes.ts';
+import type { NodeRegistry } from '../engine/registry/registry.ts';
+import { PersistentQueue, type HistoryEntry, type QueueItem } from './queue.ts';
+import { uploadRoutes } from './uploads.ts';
+import { handleWorkflowMessage } from './workflows.ts';
+
+export interface ServerOptions {
+  port?: number;
+  listen?: string;
+  paths: FolderPaths;
+  registry: NodeRegistry;
+  executor: Executor;
+  stateDir?: string;
+  authToken?: string;
+  enableCorsHeader?: string;
+  maxUploadSize?: number;
+  log?: Logger;
+  workflowTemplatesDir?: string;
+  customNodes?: CustomPackageReport[];
+  editorDir?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  queue: PersistentQueue;
+  close(): Promise<void>;
+}
+
+const VERSION = '0.1.0';
+/** A slow client may hold this much unsent data before its messages are dropped. */
+const MAX_CLIENT_BUFFER = 8 * 1024 * 1024;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const promptBody = z.object({
+  prompt: z.unknown().optional(),
+  client_id: z.string().max(256).optional(),
+  prompt_id: z.string().nullable().optional(),
+  extra_data: z.record(z.string(), z.unknown()).optional(),
+  number: z.number().optional(),
+  front: z.boolean().optional(),
+  partial_execution_targets: z.array(z.string()).optional(),
+});
+const idsBody = z.object({ clear: z.boolean().optional(), delete: z.array(z.string()).optional() });
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function zodMessage(e: z.ZodError): string {
+  return e.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.log ?? silentLogger;
+  const { paths, registry, executor } = opts;
+  const queue = new PersistentQueue(opts.stateDir ?? path.join(paths.userDir, 'weft-state'));
+  const app = express();
+  app.disable('x-powered-by');
+  const clients = new Map<string, { ws: WebSocket; previewMetadata: boolean }>();
+  let current: { id: string; controller: AbortController; clientId?: string; node?: string } | null = null;
+
+  // ComfyUI's default origin policy, or CORS headers when asked for.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (opts.enableCorsHeader) {
+      res.setHeader('Access-Control-Allow-Origin', opts.enableCorsHeader);
+      res.setHeader('Access-Control-Allow-Methods', 'POST, GET, DELETE, PUT, OPTIONS, PATCH');
+      res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization');
+      if (req.method === 'OPTIONS') return void res.sendStatus(200);
+    } else {
+      if (req.headers['sec-fetch-site'] === 'cross-site') return void res.status(403).send('cross-site request refused');
+      const origin = req.headers.origin;
+      const host = req.headers.host ?? '';
+      if (origin && /^(localhost|127\.|\[::1\])/.test(host)) {
+        try {
+          if (new URL(origin).host !== host) return void res.status(403).send('origin does not match host');
+        } catch {
+          return void res.status(403).send('bad origin');
+        }
+      }
+    }
+    if (opts.authToken) {
+      const auth = req.headers.authorization;
+      const token = auth?.startsWith('Bearer ') ? auth.slice(7) : typeof req.query.token === 'string' ? req.query.token : undefined;
+      if (token !== opts.authToken) return void res.status(401).json({ error: 'missing or wrong auth token' });
+    }
+    next();
+  });
+  // Strip the /api prefix so every route is served at both paths, as ComfyUI does.
+  app.use((req, _res, next) => {
+    if (req.url === '/api' || req.url.startsWith('/api/')) req.url = req.url.slice(4) || '/';
+    next();
+  });
+  app.use(express.json({ limit: '64mb' }));
+
+  const broadcastStatus = (): void => {
+    const msg = JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: queue.remaining } } } });
+    for (const c of clients.values()) send(c.ws, msg);
+  };
+  const send = (ws: WebSocket, data: string | Buffer): void => {
+    if (ws.readyState !== ws.OPEN) return;
+    if (ws.bufferedAmount > MAX_CLIENT_BUFFER) {
+      log.warn('websocket client is not reading; dropping a message for it');
+      return;
+    }
+    ws.send(data);
+  };
+  const toClient = (clientId: string | undefined, msg: { type: string; data: unknown }): void => {
+    const c = clientId ? clients.get(clientId) : undefined;
+    if (c) send(c.ws, JSON.stringify(msg));
+  };
+
+  app.get('/prompt', (_req, res) => void res.json({ exec_info: { queue_remaining: queue.remaining } }));
+  app.post('/prompt', async (req, res) => {
+    const body = promptBody.safeParse(req.body ?? {});
+    if (!body.success) {
+      return void res.status(400).json({ error: { type: 'invalid_prompt', message: 'Invalid request body', details: zodMessage(body.error), extra_info: {} }, node_errors: {} });
+    }
+    const b = body.data;
+    if (b.prompt === undefined) {
+      return void res.status(400).json({ error: { type: 'no_prompt', message: 'No prompt provided', details: 'No prompt provided', extra_info: {} }, node_errors: {} });
+    }
+    if (b.prompt_id !== undefined && b.prompt_id !== null && !UUID.test(b.prompt_id)) {
+      return void res.status(400).json({ error: { type: 'invalid_prompt_id', message: 'prompt_id must be a lowercase hyphenated UUID', details: b.prompt_id, extra_info: {} }, node_errors: {} });
+    }
+    const v = await validatePrompt(b.prompt, registry, { paths }, { partialTargets: b.partial_execution_targets });
+    if (!v.ok) return void res.status(400).json({ error: v.error, node_errors: v.node_errors });
+    const id = b.prompt_id ?? randomUUID();
+    const number = b.number ?? queue.nextNumber(b.front === true);
+    const extra = { ...(b.extra_data ?? {}), ...(b.client_id ? { client_id: b.client_id } : {}), create_time: Date.now() };
+    queue.put([number, id, v.prompt, extra, v.outputs]);
+    broadcastStatus();
+    wake();
+    res.json({ prompt_id: id, number, node_errors: v.node_errors });
+  });
+
+  app.get('/queue', (_req, res) => {
+    res.json({ queue_running: queue.runningItem ? [queue.runningItem] : [], queue_pending: queue.pendingItems });
+  });
+  app.post('/queue', (req, res) => {
+    const b = idsBody.safeParse(req.body ?? {});
+    if (!b.success) return void res.status(400).json({ error: zodMessage(b.error) });
+    if (b.data.clear) queue.clear();
+    if (b.data.delete) queue.delete(b.data.delete);
+    broadcastStatus();
+    res.sendStatus(200);
+  });
+  app.post('/interrupt', (req, res) => {
+    const id = (req.body as { prompt_id?: unknown } | undefined)?.prompt_id;
+    if (current && (typeof id !== 'string' || id === current.id)) current.controller.abort();
+    res.sendStatus(200);
+  });
+  app.post('/free', (_req, res) => {
+    executor.clearCache();
+    res.sendStatus(200);
+  });
+  app.get('/history', (req, res) => {
+    const entries = [...queue.history.entries()];
+    const max = req.query.max_items !== undefined ? Number(req.query.max_items) : undefined;
+    const offset = Number(req.query.offset ?? 0) || 0;
+    let list = entries;
+    if (max !== undefined && Number.isFinite(max)) list = entries.slice(Math.max(0, entries.length - max - offset), entries.length - offset);
+    res.json(Object.fromEntries(list));
+  });
+  app.get('/history/:id', (req, res) => {
+    const e = queue.history.get(req.params.id);
+    res.json(e ? { [req.params.id]: e } : {});
+  });
+  app.post('/history', (req, res) => {
+    const b = idsBody.safeParse(req.body ?? {});
+    if (!b.success) return void res.status(400).json({ error: zodMessage(b.error) });
+    if (b.data.clear) queue.clearHistory();
+    if (b.data.delete) queue.deleteHistory(b.data.delete);
+    res.sendStatus(200);
+  });
+
+  app.get('/object_info', (_req, res) => void res.json(registry.objectInfo({ paths })));
+  app.get('/object_info/:cls', (req, res) => {
+    const info = registry.has(req.params.cls) ? registry.objectInfo({ paths })[req.params.cls] : undefined;
+    res.json(info ? { [req.params.cls]: info } : {});
+  });
+  app.get('/embeddings', (_req, res) => void res.json(paths.listFiles('embeddings').map((f) => f.replace(/\.[^.]+$/, ''))));
+  app.get('/models', (_req, res) => void res.json(paths.folderNames()));
+  app.get('/models/:folder', (req, res) => {
+    if (!paths.hasFolder(req.params.folder)) return void res.sendStatus(404);
+    res.json(paths.listFiles(req.params.folder));
+  });
+  app.get('/system_stats', (_req, res) => {
+    res.json({
+      system: {
+        os: process.platform,
+        ram_total: os.totalmem(),
+        ram_free: os.freemem(),
+        comfyui_version: VERSION,
+        weft_version: VERSION,
+        python_version: `node ${process.version}`,
+        pytorch_version: 'onnxruntime-node',
+        embedded_python: false,
+        argv: process.argv.slice(1),
+      },
+      devices: [{ name: 'cpu', type: 'cpu', index: 0, vram_total: 0, vram_free: 0, torch_vram_total: 0, torch_vram_free: 0 }],
+    });
+  });
+  app.get('/extensions', (_req, res) => {
+    const out: string[] = [];
+    for (const p of opts.customNodes ?? []) {
+      if (!p.webDirectory || !fs.existsSync(p.webDirectory)) continue;
+      for (const f of fs.readdirSync(p.webDirectory)) if (f.endsWith('.js')) out.push(`/extensions/${p.name}/${f}`);
+    }
+    res.json(out);
+  });
+  app.get('/features', (_req, res) => {
+    res.json({ supports_preview_metadata: true, max_upload_size: opts.maxUploadSize ?? 100 * 1024 * 1024 });
+  });
+  app.get('/view', async (req, res) => {
+    const filename = String(req.query.filename ?? '');
+    let type = String(req.query.type ?? 'output');
+    let name = filename;
+    const m = /^(.*) \[(input|output|temp)\]$/.exec(filename);
+    if (m) [, name, type] = m;
+    if (!name || name.startsWith('/') || name.includes('..')) return void res.sendStatus(400);
+    if (type !== 'output' && type !== 'input' && type !== 'temp') return void res.sendStatus(400);
+    let file: string;
+    try {
+      const dir = safeJoin(paths.typeDir(type), String(req.query.subfolder ?? ''));
+      file = safeJoin(dir, path.basename(name));
+    } catch {
+      return void res.sendStatus(403);
+    }
+    if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return void res.sendStatus(404);
+    res.setHeader('Content-Disposition', `filename="${path.basename(file)}"`);
+    const ext = path.extname(file).toLowerCase();
+    if (['.html', '.htm', '.js', '.css', '.svg'].includes(ext)) res.type('application/octet-stream');
+    res.sendFile(file);
+  });
+  uploadRoutes(app, { paths, maxUploadSize: opts.maxUploadSize ?? 100 * 1024 * 1024 });
+
+  const editorDir = opts.editorDir ?? path.resolve(import.meta.dirname, '../editor/dist');
+  if (fs.existsSync(path.join(editorDir, 'index.html'))) {
+    app.use(express.static(editorDir, { index: 'index.html', setHeaders: (res, p) => p.endsWith('index.html') && res.setHeader('Cache-Control', 'no-cache') }));
+  } else {
+    app.get('/', (_req, res) => void res.type('html').send('<!doctype html><title>Weft</title><p>Weft is running. Build the editor with <code>npm run build:editor</code>.</p>'));
+  }
+
+  app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    void next;
+    if (err instanceof HttpError) return void res.status(err.status).json({ error: err.message });
+    if (err instanceof PathEscapeError) return void res.status(403).json({ error: 'path refused' });
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e.type === 'entity.parse.failed') return void res.status(400).json({ error: { type: 'invalid_json', message: 'Request body is not valid JSON', details: '', extra_info: {} }, node_errors: {} });
+    if (e.type === 'entity.too.large') return void res.status(413).json({ error: 'request body too large' });
+    log.error(`server error: ${(err as Error).stack ?? String(err)}`);
+    res.status(500).json({ error: 'internal server error' });
+  });
+
+  // --- execution: one prompt at a time ---
+  let working = false;
+  let shuttingDown = false;
+  const wake = (): void => {
+    if (working) return;
+    working = true;
+    setImmediate(async () => {
+      try {
+        while (!shuttingDown) {
+          const item = queue.take();
+          if (!item) break;
+          await runItem(item);
+        }
+      } finally {
+        working = false;
+      }
+    });
+  };
+  const runItem = async (item: QueueItem): Promise<void> => {
+    const [, id, prompt, extra, outputs] = item;
+    const clientId = typeof extra.client_id === 'string' ? extra.client_id : undefined;
+    const controller = new AbortController();
+    current = { id, controller, clientId };
+    broadcastStatus();
+    const onEvent = (e: ExecutionEvent): void => {
+      if (e.type === 'executing') {
+        if (e.data.node === null) return; // sent after history is stored, below
+        current!.node = e.data.node;
+      }
+      if (e.type === 'progress' && e.preview) {
+        const c = clientId ? clients.get(clientId) : undefined;
+        if (c) void sendPreview(c, e.preview, e.data.node, id);
+      }
+      if (e.type === 'execution_interrupted' && !clientId) {
+        for (const c of clients.values()) send(c.ws, JSON.stringify({ type: e.type, data: e.data }));
+        return;
+      }
+      toClient(clientId, { type: e.type, data: e.data });
+    };
+    let entry: HistoryEntry;
+    try {
+      const r = await executor.execute(prompt, { promptId: id, extraData: extra, outputs, signal: controller.signal, onEvent });
+      entry = {
+        prompt: item,
+        outputs: r.outputs,
+        status: { status_str: r.status === 'success' ? 'success' : 'error', completed: r.status === 'success', messages: r.messages },
+        meta: Object.fromEntries(Object.keys(r.outputs).map((n) => [n, { node_id: n, display_node: n, parent_node: null, real_node_id: n }])),
+      };
+    } catch (e) {
+      log.error(`prompt ${id} failed outside any node: ${(e as Error).message}`);
+      entry = { prompt: item, outputs: {}, status: { status_str: 'error', completed: false, messages: [] }, meta: {} };
+    }
+    current = null;
+    // A prompt cut short by shutdown stays pending in the journal and runs again after a restart.
+    if (shuttingDown) return;
+    queue.finish(id, entry);
+    broadcastStatus();
+    toClient(clientId, { type: 'executing', data: { node: null, prompt_id: id } });
+  };
+  const sendPreview = async (c: { ws: WebSocket; previewMetadata: boolean }, preview: Parameters<typeof encodeJpeg>[0], node: string, promptId: string): Promise<void> => {
+    const jpeg = await encodeJpeg(preview, 95);
+    if (c.previewMetadata) {
+      const meta = Buffer.from(JSON.stringify({ node_id: node, prompt_id: promptId, display_node_id: node, parent_node_id: null, real_node_id: node, image_type: 'image/jpeg' }));
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(4, 0);
+      head.writeUInt32BE(meta.length, 4);
+      send(c.ws, Buffer.concat([head, meta, jpeg]));
+    } else {
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(1, 0);
+      head.writeUInt32BE(1, 4);
+      send(c.ws, Buffer.concat([head, jpeg]));
+    }
+  };
+
+  const server = http.createServer(app);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname !== '/ws' && url.pathname !== '/api/ws') return void socket.destroy();
+    if (opts.authToken) {
+      const auth = req.headers.authorization;
+      const token = auth?.startsWith('Bearer ') ? auth.slice(7) : url.searchParams.get('token');
+      if (token !== opts.authToken) {
+        socket.write('HTTP/1.1 401 Unauthorized\r\n\r\n');
+        return void socket.destroy();
+      }
+    }
+    if (!opts.enableCorsHeader && req.headers.origin && /^(localhost|127\.|\[::1\])/.test(req.headers.host ?? '')) {
+      try {
+        if (new URL(req.headers.origin).host !== req.headers.host) return void socket.destroy();
+      } catch {
+        return void socket.destroy();
+      }
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const sid = url.searchParams.get('clientId')?.slice(0, 256) || randomUUID().replace(/-/g, '');
+      clients.get(sid)?.ws.close();
+      const client = { ws, previewMetadata: false };
+      clients.set(sid, client);
+      let first = true;
+      ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: queue.remaining } }, sid } }));
+      if (current && current.clientId === sid && current.node) ws.send(JSON.stringify({ type: 'executing', data: { node: current.node } }));
+      ws.on('message', async (data, isBinary) => {
+        if (isBinary) return;
+        let msg: { type?: unknown; data?: unknown; id?: unknown };
+        try {
+          msg = JSON.parse(String(data)) as typeof msg;
+        } catch {
+          return;
+        }
+        if (first && msg.type === 'feature_flags') {
+          client.previewMetadata = (msg.data as { supports_preview_metadata?: boolean } | undefined)?.supports_preview_metadata === true;
+          send(ws, JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true, max_upload_size: opts.maxUploadSize ?? 100 * 1024 * 1024 } }));
+        }
+        first = false;
+        if (typeof msg.type === 'string' && msg.type.startsWith('workflow_')) {
+          const reply = await handleWorkflowMessage(msg as { type: string; id?: unknown; data?: unknown }, { userDir: paths.userDir, templatesDir: opts.workflowTemplatesDir });
+          send(ws, JSON.stringify(reply));
+        }
+      });
+      ws.on('close', () => {
+        if (clients.get(sid)?.ws === ws) clients.delete(sid);
+      });
+      ws.on('error', () => ws.close());
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 8188, opts.listen ?? '127.0.0.1', () => resolve());
+  });
+  const addr = server.address() as { port: number };
+  const host = (opts.listen ?? '127.0.0.1').includes(':') ? `[${opts.listen}]` : (opts.listen ?? '127.0.0.1');
+  wake();
+  return {
+    url: `http://${host}:${addr.port}`,
+    port: addr.port,
+    queue,
+    close: async () => {
+      shuttingDown = true;
+      current?.controller.abort();
+      for (const c of clients.values()) c.ws.terminate();
+      wss.close();
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections?.();
+      while (working) await new Promise((r) => setTimeout(r, 10));
+      queue.close();
+    },
+  };
+}
