@@ -111,7 +111,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (req.url === '/api' || req.url.startsWith('/api/')) req.url = req.url.slice(4) || '/';
     next();
   });
-  app.use(express.json({ limit: '64mb' }));
+  // aiohttp's request.json() ignores the content type, and clients rely on it (some send text/plain).
+  app.use(express.json({ limit: '64mb', type: (req) => !String(req.headers['content-type'] ?? '').startsWith('multipart/') }));
 
   const broadcastStatus = (): void => {
     const msg = JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: queue.remaining } } } });
