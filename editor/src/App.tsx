@@ -175,12 +175,16 @@ function Editor() {
     [setDoc],
   );
 
+  const [selected, setSelected] = useState<Set<number>>(new Set());
+  const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
   const rfNodes: WeftFlowNode[] = useMemo(
     () =>
       doc.nodes.map((n) => ({
         id: String(n.id),
         type: 'weft',
         position: { x: n.pos[0], y: n.pos[1] },
+        selected: selected.has(n.id),
+        ...(measured[String(n.id)] ? { measured: measured[String(n.id)] } : {}),
         data: {
           node: n,
           info: info[n.type],
@@ -189,7 +193,7 @@ function Editor() {
           onWidget,
         },
       })),
-    [doc.nodes, info, runtime, onWidget],
+    [doc.nodes, info, runtime, onWidget, selected, measured],
   );
 
   const rfEdges: Edge[] = useMemo(
@@ -210,10 +214,13 @@ function Editor() {
     (changes: NodeChange<WeftFlowNode>[]) => {
       const removed = new Set<number>();
       const moves = new Map<number, [number, number]>();
+      const dims: [string, { width: number; height: number }][] = [];
       for (const c of changes) {
+        if (c.type === 'dimensions' && c.dimensions) dims.push([c.id, c.dimensions]);
         if (c.type === 'position' && c.position) moves.set(Number(c.id), [Math.round(c.position.x), Math.round(c.position.y)]);
         if (c.type === 'remove') removed.add(Number(c.id));
       }
+      if (dims.length) setMeasured((m) => ({ ...m, ...Object.fromEntries(dims) }));
       if (moves.size) setDoc((d) => ({ ...d, nodes: d.nodes.map((n) => (moves.has(n.id) ? { ...n, pos: moves.get(n.id)! } : n)) }), { coalesce: 'move' });
       if (removed.size) setDoc((d) => removeNodes(d, removed));
       const selectChanges = changes.filter((c) => c.type === 'select');
@@ -225,7 +232,6 @@ function Editor() {
     },
     [setDoc],
   );
-  const [selected, setSelected] = useState<Set<number>>(new Set());
 
   const onEdgesChange = useCallback(
     (changes: EdgeChange[]) => {

@@ -1,5 +1,5 @@
 import { promptToWorkflow } from '../../engine/graph/convert.ts';
-import { readPngTextChunks } from '../../engine/image/png-text.ts';
+import { readPngTextChunksAsync } from '../../engine/image/png-text.ts';
 import type { ObjectInfo } from '../../engine/registry/registry.ts';
 import type { WorkflowDoc } from './doc.ts';
 
@@ -10,7 +10,7 @@ import type { WorkflowDoc } from './doc.ts';
 export async function readWorkflowFromFile(file: File, info: ObjectInfo): Promise<WorkflowDoc> {
   const bytes = new Uint8Array(await file.arrayBuffer());
   if (bytes[0] === 0x89 && bytes[1] === 0x50) {
-    const chunks = readPngTextChunks(bytes);
+    const chunks = await readPngTextChunksAsync(bytes);
     if (chunks.workflow) return JSON.parse(chunks.workflow) as WorkflowDoc;
     if (chunks.prompt) return promptToWorkflow(JSON.parse(chunks.prompt), info) as unknown as WorkflowDoc;
     throw new Error('this PNG carries no workflow');
