@@ -4,6 +4,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Executor } from '../engine/executor/executor.ts';
@@ -11,12 +12,14 @@ import type { ExecutionEvent } from '../engine/executor/events.ts';
 import { validatePrompt } from '../engine/graph/validate.ts';
 import { encodeJpeg } from '../engine/image/io.ts';
 import type { FolderPaths } from '../engine/paths/folders.ts';
+import { SafetensorsFile } from '../engine/models/safetensors.ts';
 import { PathEscapeError, safeJoin } from '../engine/paths/safe-path.ts';
 import { silentLogger, type Logger } from '../engine/registry/context.ts';
 import type { CustomPackageReport } from '../engine/registry/custom-nodes.ts';
 import type { NodeRegistry } from '../engine/registry/registry.ts';
 import { PersistentQueue, type HistoryEntry, type QueueItem } from './queue.ts';
 import { uploadRoutes } from './uploads.ts';
+import { userdataRoutes } from './userdata.ts';
 import { handleWorkflowMessage } from './workflows.ts';
 
 export interface ServerOptions {
@@ -112,7 +115,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     next();
   });
   // aiohttp's request.json() ignores the content type, and clients rely on it (some send text/plain).
-  app.use(express.json({ limit: '64mb', type: (req) => !String(req.headers['content-type'] ?? '').startsWith('multipart/') }));
+  app.use(
+    express.json({
+      limit: '64mb',
+      type: (req) => !String(req.headers['content-type'] ?? '').startsWith('multipart/') && !(req.url ?? '').startsWith('/userdata/'),
+    }),
+  );
 
   const broadcastStatus = (): void => {
     const msg = JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: queue.remaining } } } });
@@ -250,11 +258,62 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return void res.sendStatus(404);
     res.setHeader('Content-Disposition', `filename="${path.basename(file)}"`);
+    const preview = typeof req.query.preview === 'string' ? req.query.preview : undefined;
+    const channelParam = typeof req.query.channel === 'string' ? req.query.channel : '';
+    const channel = channelParam || 'rgba';
+    if (preview || channel !== 'rgba') {
+      try {
+        let img = sharp(file);
+        if (channel === 'rgb') return void res.type('png').send(await img.removeAlpha().png().toBuffer());
+        if (channel === 'a') {
+          const { data, info } = await img.ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+          const out = Buffer.alloc(info.width * info.height * 4);
+          for (let i = 0; i < info.width * info.height; i++) out[i * 4 + 3] = data[i * 4 + 3];
+          return void res.type('png').send(await sharp(out, { raw: { width: info.width, height: info.height, channels: 4 } }).png().toBuffer());
+        }
+        const [fmt, q] = (preview ?? '').split(';');
+        const quality = Math.min(100, Math.max(1, Number(q) || 90));
+        const asWebp = (fmt !== 'jpeg' && fmt !== 'webp') || fmt === 'webp' || channelParam.includes('a');
+        img = asWebp ? img.webp({ quality }) : img.jpeg({ quality });
+        return void res.type(asWebp ? 'webp' : 'jpeg').send(await img.toBuffer());
+      } catch {
+        return void res.status(400).json({ error: 'cannot convert this file' });
+      }
+    }
     const ext = path.extname(file).toLowerCase();
     if (['.html', '.htm', '.js', '.css', '.svg'].includes(ext)) res.type('application/octet-stream');
     res.sendFile(file);
   });
   uploadRoutes(app, { paths, maxUploadSize: opts.maxUploadSize ?? 100 * 1024 * 1024 });
+  userdataRoutes(app, paths.userDir);
+  app.get('/view_metadata/:folder', (req, res) => {
+    const name = String(req.query.filename ?? '');
+    if (!paths.hasFolder(req.params.folder) || !name.endsWith('.safetensors')) return void res.sendStatus(404);
+    let file: string | undefined;
+    try {
+      file = paths.find(req.params.folder, name);
+    } catch {
+      return void res.sendStatus(403);
+    }
+    if (!file) return void res.sendStatus(404);
+    try {
+      const f = SafetensorsFile.open(file);
+      const meta = f.metadata();
+      f.close();
+      if (!Object.keys(meta).length) return void res.sendStatus(404);
+      res.json(meta);
+    } catch {
+      res.sendStatus(404);
+    }
+  });
+  app.get('/internal/folder_paths', (_req, res) => {
+    res.json(Object.fromEntries(paths.folderNames().map((f) => [f, paths.searchPaths(f)])));
+  });
+  app.get('/workflow_templates', (_req, res) => {
+    const dir = opts.workflowTemplatesDir;
+    const names = dir && fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : [];
+    res.json({ weft: names });
+  });
 
   const editorDir = opts.editorDir ?? path.resolve(import.meta.dirname, '../editor/dist');
   if (fs.existsSync(path.join(editorDir, 'index.html'))) {
@@ -305,7 +364,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       if (e.type === 'progress' && e.preview) {
         const c = clientId ? clients.get(clientId) : undefined;
-        if (c) void sendPreview(c, e.preview, e.data.node, id);
+        if (c) sendPreview(c, e.preview, e.data.node, id).catch((err: Error) => log.warn(`preview not sent: ${err.message}`));
       }
       if (e.type === 'execution_interrupted' && !clientId) {
         for (const c of clients.values()) send(c.ws, JSON.stringify({ type: e.type, data: e.data }));

@@ -31,9 +31,9 @@ describe('an unmodified ComfyUI client from npm (@saintno/comfyui-sdk)', () => {
     const api = new ComfyApi(server.url, 'weft-sdk-test');
     await api.init().waitForReady();
     const workflow = {
-      '1': { class_type: 'LoadImage', inputs: { image: 'sdk.png' } },
-      '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
-      '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'ComfyUI' } },
+      '1': { class_type: 'LoadImage', inputs: { image: 'sdk.png' }, _meta: { title: 'Load Image' } },
+      '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] }, _meta: { title: 'Invert' } },
+      '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'ComfyUI' }, _meta: { title: 'Save' } },
     };
     const builder = new PromptBuilder(workflow, ['prefix'], ['images'])
       .setInputNode('prefix', '3.inputs.filename_prefix')

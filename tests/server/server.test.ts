@@ -209,7 +209,7 @@ describe('ComfyUI-compatible server', () => {
       const png = await sharp(Buffer.from([255, 0, 0, 0, 255, 0]), { raw: { width: 2, height: 1, channels: 3 } }).png().toBuffer();
       const up = async (data: Buffer, name: string, extra: Record<string, string> = {}, route = '/upload/image') => {
         const form = new FormData();
-        form.append('image', new Blob([data]), name);
+        form.append('image', new Blob([new Uint8Array(data)]), name);
         for (const [k, v] of Object.entries(extra)) form.append(k, v);
         const r = await fetch(`${s.url}${route}`, { method: 'POST', body: form });
         return { status: r.status, body: (await r.json()) as { name: string; subfolder: string; type: string } };
@@ -254,6 +254,100 @@ describe('ComfyUI-compatible server', () => {
       c.ws.close();
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe('server extras', () => {
+  it('serves userdata, settings, previews, channels, folder paths, and enforces an auth token', async () => {
+    const s = await start();
+    try {
+      const put = await fetch(`${s.url}/api/userdata/${encodeURIComponent('workflows/a.json')}`, { method: 'POST', body: '{"x":1}' });
+      expect(await put.json()).toBe('workflows/a.json');
+      expect((await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/a.json')}?overwrite=false`, { method: 'POST', body: '{}' })).status).toBe(409);
+      expect(await (await fetch(`${s.url}/userdata?dir=workflows`)).json()).toEqual(['a.json']);
+      expect(await (await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/a.json')}`)).text()).toBe('{"x":1}');
+      expect((await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/a.json')}/move/${encodeURIComponent('workflows/b.json')}`, { method: 'POST' })).status).toBe(200);
+      expect((await fetch(`${s.url}/userdata/${encodeURIComponent('../../escape.json')}`, { method: 'POST', body: 'x' })).status).toBe(403);
+      expect((await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/b.json')}`, { method: 'DELETE' })).status).toBe(204);
+      await post(s, '/settings', { 'Comfy.Theme': 'dark' });
+      expect(await (await fetch(`${s.url}/settings/Comfy.Theme`)).json()).toBe('dark');
+      const jpeg = await fetch(`${s.url}/view?filename=in.png&type=input&preview=jpeg;80`);
+      expect(jpeg.headers.get('content-type')).toContain('image/jpeg');
+      expect((await sharp(Buffer.from(await jpeg.arrayBuffer())).metadata()).format).toBe('jpeg');
+      const rgb = await fetch(`${s.url}/view?filename=in.png&type=input&channel=rgb`);
+      expect((await sharp(Buffer.from(await rgb.arrayBuffer())).metadata()).channels).toBe(3);
+      const fp = (await (await fetch(`${s.url}/internal/folder_paths`)).json()) as Record<string, string[]>;
+      expect(fp.checkpoints[0]).toBe(path.join(base, 'models', 'checkpoints'));
+      expect((await (await fetch(`${s.url}/models`)).json()) as string[]).toContain('loras');
+      expect((await fetch(`${s.url}/models/nonsense`)).status).toBe(404);
+      expect(((await (await fetch(`${s.url}/system_stats`)).json()) as { system: { ram_total: number } }).system.ram_total).toBeGreaterThan(0);
+      expect((await fetch(`${s.url}/prompt`, { headers: { 'Sec-Fetch-Site': 'cross-site' } })).status).toBe(403);
+      expect((await fetch(`${s.url}/prompt`, { headers: { Origin: 'http://evil.example' } })).status).toBe(403);
+    } finally {
+      await s.close();
+    }
+    const executor = new Executor(registry, { paths });
+    const locked = await startServer({ port: 0, paths, registry, executor, log: silentLogger, stateDir: path.join(base, 'state-auth'), authToken: 'sekrit' });
+    try {
+      expect((await fetch(`${locked.url}/prompt`)).status).toBe(401);
+      expect((await fetch(`${locked.url}/prompt`, { headers: { Authorization: 'Bearer sekrit' } })).status).toBe(200);
+      const refused = await new Promise<boolean>((resolve) => {
+        const ws = new WebSocket(`${locked.url.replace('http', 'ws')}/ws`);
+        ws.on('open', () => resolve(false));
+        ws.on('error', () => resolve(true));
+      });
+      expect(refused).toBe(true);
+    } finally {
+      await locked.close();
+    }
+  });
+
+  it('sends binary JPEG preview frames in both of ComfyUI layouts', async () => {
+    const reg = createBuiltinRegistry();
+    reg.register(
+      defineNode({
+        name: 'TestPreview',
+        inputs: { required: { image: { type: 'IMAGE' } } },
+        outputs: [{ type: 'IMAGE' }],
+        run: ({ image }, ctx) => {
+          ctx.progress(1, 1, { width: 2, height: 2, rgb: new Uint8Array(12).fill(200) });
+          return [image];
+        },
+      }),
+    );
+    const ex2 = new Executor(reg, { paths });
+    const s2 = await startServer({ port: 0, paths, registry: reg, executor: ex2, log: silentLogger, stateDir: path.join(base, 'state-prev') });
+    try {
+      for (const withMeta of [false, true]) {
+        ex2.clearCache();
+        const frames: Buffer[] = [];
+        const ws = new WebSocket(`${s2.url.replace('http', 'ws')}/ws?clientId=prev${withMeta}`);
+        await new Promise((r) => ws.on('open', r));
+        if (withMeta) ws.send(JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true } }));
+        const done = new Promise<void>((resolve) => ws.on('message', (d, bin) => {
+          if (bin) frames.push(d as Buffer);
+          else if (JSON.parse(String(d)).type === 'executing' && JSON.parse(String(d)).data.node === null) resolve();
+        }));
+        await new Promise((r) => setTimeout(r, 50));
+        await post(s2, '/prompt', { client_id: `prev${withMeta}`, prompt: { '1': { class_type: 'LoadImage', inputs: { image: 'in.png' } }, '2': { class_type: 'TestPreview', inputs: { image: ['1', 0] } }, '3': { class_type: 'PreviewImage', inputs: { images: ['2', 0] } } } });
+        await done;
+        await new Promise((r) => setTimeout(r, 100));
+        expect(frames.length).toBe(1);
+        const f = frames[0];
+        if (withMeta) {
+          expect(f.readUInt32BE(0)).toBe(4);
+          const len = f.readUInt32BE(4);
+          expect(JSON.parse(f.subarray(8, 8 + len).toString())).toMatchObject({ node_id: '2', image_type: 'image/jpeg' });
+          expect(f.subarray(8 + len, 8 + len + 2)).toEqual(Buffer.from([0xff, 0xd8]));
+        } else {
+          expect([f.readUInt32BE(0), f.readUInt32BE(4)]).toEqual([1, 1]);
+          expect(f.subarray(8, 10)).toEqual(Buffer.from([0xff, 0xd8]));
+        }
+        ws.close();
+      }
+    } finally {
+      await s2.close();
     }
   });
 });
