@@ -18,8 +18,6 @@ Usage:
   weft convert <workflow.json|image.png>         print the API prompt a UI workflow converts to
   weft validate <workflow.json|image.png>        print ComfyUI's node_errors JSON without running
   weft serve [--port 8188] [--listen 127.0.0.1]  start the ComfyUI-compatible server and editor
-  weft make-model tiny|sd15 [--out FILE] [--seed N]  generate a random-weight SD1 checkpoint
-  weft demo [options]                            make the built-in demo model if needed and run workflows/txt2img.json
 
 Options:
   --base DIR                 base folder for models/, input/, output/, temp/, user/ (default: current folder)
@@ -51,8 +49,6 @@ const OPTIONS = {
   listen: { type: 'string' },
   'auth-token': { type: 'string' },
   'enable-cors-header': { type: 'string' },
-  out: { type: 'string' },
-  seed: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -213,31 +209,6 @@ async function cmdServe(v: Values): Promise<number> {
   return 0;
 }
 
-async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number> {
-  const { makeTinyCheckpoint, makeFullSd15Checkpoint } = await import('../engine/models/make-model.ts');
-  const seed = v.seed === undefined ? 0 : Number(v.seed);
-  if (kind === 'tiny') {
-    const out = path.resolve(v.out ?? path.join(v.models ?? 'models', 'checkpoints', 'weft-tiny-sd1.safetensors'));
-    await makeTinyCheckpoint(out, { seed });
-    console.log(out);
-    return 0;
-  }
-  if (kind === 'sd15') {
-    const out = path.resolve(v.out ?? path.join(v.models ?? 'models', 'checkpoints', 'weft-random-sd15.safetensors'));
-    await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
-    console.log(out);
-    return 0;
-  }
-  throw new UsageError(`weft make-model: expected 'tiny' or 'sd15', got ${kind ?? 'nothing'}`);
-}
-
-async function cmdDemo(v: Values): Promise<number> {
-  const { ensureDemoModel } = await import('./demo.ts');
-  const modelsDir = path.resolve(v.models ?? path.join(v.base ?? '.', 'models'));
-  await ensureDemoModel(modelsDir, v.quiet || v.json ? silentLogger : consoleLogger);
-  return cmdRun(path.join(REPO_ROOT, 'workflows', 'txt2img.json'), { ...v, models: modelsDir });
-}
-
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -262,10 +233,6 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdValidate(arg, values);
       case 'serve':
         return await cmdServe(values);
-      case 'make-model':
-        return await cmdMakeModel(arg, values);
-      case 'demo':
-        return await cmdDemo(values);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }
