@@ -99,3 +99,29 @@ describe('weft run on the shipped model-free workflow', () => {
     expect(run.stderr).toMatch(/FancyUpscaler \(used by node 2, 3\)/);
   });
 });
+
+describe('weft serve', () => {
+  it('starts the server on loopback and answers ComfyUI routes until stopped', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [path.join(ROOT, 'cli/weft.js'), 'serve', '--port', '0', '--disable-custom-nodes'], { cwd: tmp });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        const onData = (d: Buffer) => {
+          out += d.toString();
+          const m = /serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+          if (m) resolve(m[1]);
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        child.on('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+        setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 30_000);
+      });
+      const info = (await (await fetch(`${url}/api/object_info/SaveImage`)).json()) as Record<string, { output_node: boolean }>;
+      expect(info.SaveImage.output_node).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.on('exit', r));
+    }
+  });
+});
