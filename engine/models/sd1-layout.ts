@@ -1,0 +1,194 @@
+import type { ClipTextConfig, Sd1Config, UNetConfig, VaeConfig } from './config.ts';
+import { SD1_PREFIX } from './config.ts';
+
+/**
+ * Every tensor of an SD1 single-file checkpoint (original LDM key names) with its shape, for a given
+ * architecture. One description serves the model generator (what to write) and the tests of
+ * detection (what a file of that architecture looks like).
+ */
+export type Layout = Map<string, number[]>;
+
+function norm(l: Layout, key: string, c: number): void {
+  l.set(`${key}.weight`, [c]);
+  l.set(`${key}.bias`, [c]);
+}
+
+function conv(l: Layout, key: string, out: number, inp: number, k: number, bias = true): void {
+  l.set(`${key}.weight`, [out, inp, k, k]);
+  if (bias) l.set(`${key}.bias`, [out]);
+}
+
+function linear(l: Layout, key: string, out: number, inp: number, bias = true): void {
+  l.set(`${key}.weight`, [out, inp]);
+  if (bias) l.set(`${key}.bias`, [out]);
+}
+
+function resBlock(l: Layout, p: string, inCh: number, outCh: number, embDim: number): void {
+  norm(l, `${p}.in_layers.0`, inCh);
+  conv(l, `${p}.in_layers.2`, outCh, inCh, 3);
+  linear(l, `${p}.emb_layers.1`, outCh, embDim);
+  norm(l, `${p}.out_layers.0`, outCh);
+  conv(l, `${p}.out_layers.3`, outCh, outCh, 3);
+  if (inCh !== outCh) conv(l, `${p}.skip_connection`, outCh, inCh, 1);
+}
+
+function transformer(l: Layout, p: string, ch: number, cfg: UNetConfig): void {
+  norm(l, `${p}.norm`, ch);
+  if (cfg.useLinearInProj) linear(l, `${p}.proj_in`, ch, ch);
+  else conv(l, `${p}.proj_in`, ch, ch, 1);
+  for (let d = 0; d < cfg.transformerDepth; d++) {
+    const b = `${p}.transformer_blocks.${d}`;
+    for (const a of ['attn1', 'attn2']) {
+      const kv = a === 'attn1' ? ch : cfg.contextDim;
+      linear(l, `${b}.${a}.to_q`, ch, ch, false);
+      linear(l, `${b}.${a}.to_k`, ch, kv, false);
+      linear(l, `${b}.${a}.to_v`, ch, kv, false);
+      linear(l, `${b}.${a}.to_out.0`, ch, ch);
+    }
+    linear(l, `${b}.ff.net.0.proj`, ch * 8, ch);
+    linear(l, `${b}.ff.net.2`, ch, ch * 4);
+    for (const n of ['norm1', 'norm2', 'norm3']) norm(l, `${b}.${n}`, ch);
+  }
+  if (cfg.useLinearInProj) linear(l, `${p}.proj_out`, ch, ch);
+  else conv(l, `${p}.proj_out`, ch, ch, 1);
+}
+
+export function unetLayout(cfg: UNetConfig, prefix: string = SD1_PREFIX.unet): Layout {
+  const l: Layout = new Map();
+  const C = cfg.modelChannels;
+  const emb = C * 4;
+  linear(l, `${prefix}time_embed.0`, emb, C);
+  linear(l, `${prefix}time_embed.2`, emb, emb);
+  conv(l, `${prefix}input_blocks.0.0`, C, cfg.inChannels, 3);
+  const skips = [C];
+  let ch = C;
+  let idx = 1;
+  cfg.channelMult.forEach((mult, level) => {
+    for (let r = 0; r < cfg.numResBlocks; r++) {
+      resBlock(l, `${prefix}input_blocks.${idx}.0`, ch, C * mult, emb);
+      ch = C * mult;
+      if (cfg.attentionLevels.includes(level)) transformer(l, `${prefix}input_blocks.${idx}.1`, ch, cfg);
+      skips.push(ch);
+      idx++;
+    }
+    if (level < cfg.channelMult.length - 1) {
+      conv(l, `${prefix}input_blocks.${idx}.0.op`, ch, ch, 3);
+      skips.push(ch);
+      idx++;
+    }
+  });
+  resBlock(l, `${prefix}middle_block.0`, ch, ch, emb);
+  transformer(l, `${prefix}middle_block.1`, ch, cfg);
+  resBlock(l, `${prefix}middle_block.2`, ch, ch, emb);
+  let out = 0;
+  for (let level = cfg.channelMult.length - 1; level >= 0; level--) {
+    for (let i = 0; i <= cfg.numResBlocks; i++) {
+      const skip = skips.pop()!;
+      resBlock(l, `${prefix}output_blocks.${out}.0`, ch + skip, C * cfg.channelMult[level], emb);
+      ch = C * cfg.channelMult[level];
+      let sub = 1;
+      if (cfg.attentionLevels.includes(level)) transformer(l, `${prefix}output_blocks.${out}.${sub++}`, ch, cfg);
+      if (level > 0 && i === cfg.numResBlocks) conv(l, `${prefix}output_blocks.${out}.${sub}.conv`, ch, ch, 3);
+      out++;
+    }
+  }
+  norm(l, `${prefix}out.0`, C);
+  conv(l, `${prefix}out.2`, cfg.outChannels, C, 3);
+  return l;
+}
+
+function vaeRes(l: Layout, p: string, inCh: number, outCh: number): void {
+  norm(l, `${p}.norm1`, inCh);
+  conv(l, `${p}.conv1`, outCh, inCh, 3);
+  norm(l, `${p}.norm2`, outCh);
+  conv(l, `${p}.conv2`, outCh, outCh, 3);
+  if (inCh !== outCh) conv(l, `${p}.nin_shortcut`, outCh, inCh, 1);
+}
+
+function vaeAttn(l: Layout, p: string, c: number): void {
+  norm(l, `${p}.norm`, c);
+  for (const k of ['q', 'k', 'v', 'proj_out']) conv(l, `${p}.${k}`, c, c, 1);
+}
+
+export function vaeLayout(cfg: VaeConfig, prefix: string = SD1_PREFIX.vae): Layout {
+  const l: Layout = new Map();
+  const e = `${prefix}encoder`;
+  conv(l, `${e}.conv_in`, cfg.ch, cfg.inChannels, 3);
+  const inMult = [1, ...cfg.chMult];
+  let blockIn = cfg.ch;
+  cfg.chMult.forEach((mult, i) => {
+    blockIn = cfg.ch * inMult[i];
+    const blockOut = cfg.ch * mult;
+    for (let j = 0; j < cfg.numResBlocks; j++) {
+      vaeRes(l, `${e}.down.${i}.block.${j}`, blockIn, blockOut);
+      blockIn = blockOut;
+    }
+    if (i < cfg.chMult.length - 1) conv(l, `${e}.down.${i}.downsample.conv`, blockIn, blockIn, 3);
+  });
+  vaeRes(l, `${e}.mid.block_1`, blockIn, blockIn);
+  vaeAttn(l, `${e}.mid.attn_1`, blockIn);
+  vaeRes(l, `${e}.mid.block_2`, blockIn, blockIn);
+  norm(l, `${e}.norm_out`, blockIn);
+  conv(l, `${e}.conv_out`, 2 * cfg.zChannels, blockIn, 3);
+  conv(l, `${prefix}quant_conv`, 2 * cfg.embedDim, 2 * cfg.zChannels, 1);
+  conv(l, `${prefix}post_quant_conv`, cfg.zChannels, cfg.embedDim, 1);
+  const d = `${prefix}decoder`;
+  blockIn = cfg.ch * cfg.chMult[cfg.chMult.length - 1];
+  conv(l, `${d}.conv_in`, blockIn, cfg.zChannels, 3);
+  vaeRes(l, `${d}.mid.block_1`, blockIn, blockIn);
+  vaeAttn(l, `${d}.mid.attn_1`, blockIn);
+  vaeRes(l, `${d}.mid.block_2`, blockIn, blockIn);
+  for (let i = cfg.chMult.length - 1; i >= 0; i--) {
+    const blockOut = cfg.ch * cfg.chMult[i];
+    for (let j = 0; j <= cfg.numResBlocks; j++) {
+      vaeRes(l, `${d}.up.${i}.block.${j}`, blockIn, blockOut);
+      blockIn = blockOut;
+    }
+    if (i > 0) conv(l, `${d}.up.${i}.upsample.conv`, blockIn, blockIn, 3);
+  }
+  norm(l, `${d}.norm_out`, blockIn);
+  conv(l, `${d}.conv_out`, cfg.outChannels, blockIn, 3);
+  return l;
+}
+
+export function clipLayout(cfg: ClipTextConfig, prefix: string = SD1_PREFIX.clip): Layout {
+  const l: Layout = new Map();
+  const H = cfg.hiddenSize;
+  l.set(`${prefix}embeddings.token_embedding.weight`, [cfg.vocabSize, H]);
+  l.set(`${prefix}embeddings.position_embedding.weight`, [cfg.maxPositions, H]);
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `${prefix}encoder.layers.${i}`;
+    for (const k of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) linear(l, `${p}.self_attn.${k}`, H, H);
+    norm(l, `${p}.layer_norm1`, H);
+    linear(l, `${p}.mlp.fc1`, cfg.intermediateSize, H);
+    linear(l, `${p}.mlp.fc2`, H, cfg.intermediateSize);
+    norm(l, `${p}.layer_norm2`, H);
+  }
+  norm(l, `${prefix}final_layer_norm`, H);
+  return l;
+}
+
+export function sd1Layout(cfg: Sd1Config): Layout {
+  return new Map([...unetLayout(cfg.unet), ...vaeLayout(cfg.vae), ...clipLayout(cfg.clip)]);
+}
+
+/** SD1.5's published architecture. */
+export const SD15_CONFIG: Sd1Config = {
+  family: 'sd1',
+  scaleFactor: 0.18215,
+  unet: {
+    inChannels: 4,
+    outChannels: 4,
+    modelChannels: 320,
+    channelMult: [1, 2, 4, 4],
+    numResBlocks: 2,
+    attentionLevels: [0, 1, 2],
+    transformerDepth: 1,
+    contextDim: 768,
+    numHeads: 8,
+    useLinearInProj: false,
+    normGroups: 32,
+  },
+  clip: { vocabSize: 49408, hiddenSize: 768, numLayers: 12, intermediateSize: 3072, numHeads: 12, maxPositions: 77, activation: 'quick_gelu', layerNormEps: 1e-5 },
+  vae: { inChannels: 3, outChannels: 3, ch: 128, chMult: [1, 2, 4, 4], numResBlocks: 2, zChannels: 4, embedDim: 4, normGroups: 32 },
+};
