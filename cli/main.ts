@@ -18,6 +18,7 @@ Usage:
   weft convert <workflow.json|image.png>         print the API prompt a UI workflow converts to
   weft validate <workflow.json|image.png>        print ComfyUI's node_errors JSON without running
   weft serve [--port 8188] [--listen 127.0.0.1]  start the ComfyUI-compatible server and editor
+  weft make-model tiny|sd15 [--out FILE] [--seed N]  generate a random-weight SD1 checkpoint (tiny: tests/demo; sd15: benchmarks)
 
 Options:
   --base DIR                 base folder for models/, input/, output/, temp/, user/ (default: current folder)
@@ -49,6 +50,8 @@ const OPTIONS = {
   listen: { type: 'string' },
   'auth-token': { type: 'string' },
   'enable-cors-header': { type: 'string' },
+  out: { type: 'string' },
+  seed: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -209,6 +212,22 @@ async function cmdServe(v: Values): Promise<number> {
   return 0;
 }
 
+async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number> {
+  const { makeTinyCheckpoint, makeFullSd15Checkpoint } = await import('../engine/models/make-model.ts');
+  const seed = v.seed === undefined ? 0 : Number(v.seed);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed ${v.seed}: expected a non-negative integer`);
+  const models = path.resolve(v.models ?? path.join(v.base ?? '.', 'models'));
+  if (kind === 'tiny' || kind === 'sd15') {
+    const name = kind === 'tiny' ? 'weft-tiny-sd1.safetensors' : 'weft-random-sd15.safetensors';
+    const out = path.resolve(v.out ?? path.join(models, 'checkpoints', name));
+    if (kind === 'tiny') await makeTinyCheckpoint(out, { seed });
+    else await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
+    console.log(out);
+    return 0;
+  }
+  throw new UsageError(`weft make-model: expected 'tiny' or 'sd15', got ${kind ?? 'nothing'}`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -233,6 +252,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdValidate(arg, values);
       case 'serve':
         return await cmdServe(values);
+      case 'make-model':
+        return await cmdMakeModel(arg, values);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }

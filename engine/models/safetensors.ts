@@ -36,9 +36,12 @@ export function f16ToF32(h: number): number {
 }
 
 /** float → IEEE half, round to nearest even (for writing F16 files). */
+const F32_SCRATCH = new Float32Array(1);
+const U32_SCRATCH = new Uint32Array(F32_SCRATCH.buffer);
+
 export function f32ToF16(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0];
+  F32_SCRATCH[0] = v;
+  const x = U32_SCRATCH[0];
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -263,9 +266,9 @@ export interface TensorToWrite {
 
 function encode(dtype: 'F32' | 'F16', data: Float32Array): Buffer {
   if (dtype === 'F32') return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const b = Buffer.alloc(data.length * 2);
-  for (let i = 0; i < data.length; i++) b.writeUInt16LE(f32ToF16(data[i]), i * 2);
-  return b;
+  const h = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) h[i] = f32ToF16(data[i]);
+  return Buffer.from(h.buffer, h.byteOffset, h.byteLength);
 }
 
 /**
