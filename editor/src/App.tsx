@@ -21,6 +21,9 @@ import {
   connect,
   createNode,
   emptyDoc,
+  ensureWidgetInput,
+  typesCompatible,
+  widgetDefs,
   missingClasses,
   removeLink,
   removeNodes,
@@ -242,11 +245,21 @@ function Editor() {
 
   const onConnect = useCallback(
     (c: Connection) => {
-      const r = connect(docRef.current, Number(c.source), Number(c.sourceHandle!.slice(4)), Number(c.target), Number(c.targetHandle!.slice(3)));
+      let d = docRef.current;
+      let slot: number;
+      if (c.targetHandle!.startsWith('w-')) {
+        const name = c.targetHandle!.slice(2);
+        const target = d.nodes.find((n) => n.id === Number(c.target));
+        const w = target && info[target.type] ? widgetDefs(info[target.type]).find((x) => x.name === name) : undefined;
+        const ensured = ensureWidgetInput(d, Number(c.target), name, w?.kind === 'COMBO' ? 'COMBO' : (w?.kind ?? '*'));
+        d = ensured.doc;
+        slot = ensured.slot;
+      } else slot = Number(c.targetHandle!.slice(3));
+      const r = connect(d, Number(c.source), Number(c.sourceHandle!.slice(4)), Number(c.target), slot);
       if (r.error) notify(r.error);
       else setDoc(() => r.doc);
     },
-    [notify, setDoc],
+    [notify, setDoc, info],
   );
 
   const queuePrompt = useCallback(async () => {
@@ -449,8 +462,12 @@ function Editor() {
             const o = docRef.current.nodes.find((n) => n.id === Number(c.source));
             const tg = docRef.current.nodes.find((n) => n.id === Number(c.target));
             const out = o?.outputs[Number(c.sourceHandle?.slice(4))];
-            const inp = tg?.inputs[Number(c.targetHandle?.slice(3))];
-            return !!out && !!inp && (out.type === inp.type || out.type === '*' || inp.type === '*' || inp.type.split(',').includes(out.type));
+            let inType = tg?.inputs[Number(c.targetHandle?.slice(3))]?.type;
+            if (c.targetHandle?.startsWith('w-') && tg && info[tg.type]) {
+              const w = widgetDefs(info[tg.type]).find((x) => x.name === c.targetHandle!.slice(2));
+              inType = w ? (w.kind === 'COMBO' ? 'COMBO' : w.kind) : undefined;
+            }
+            return !!out && !!inType && typesCompatible(out.type, inType);
           }}
           zoomOnDoubleClick={false}
           deleteKeyCode={['Delete', 'Backspace']}

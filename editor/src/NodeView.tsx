@@ -41,7 +41,13 @@ function headerColor(category: string | undefined): string {
 }
 
 function Widget({ w, value, onChange }: { w: WidgetDef; value: unknown; onChange: (v: unknown) => void }) {
-  const label = <span className="w-label">{w.name}</span>;
+  // Every widget doubles as an input socket: drop a link on it to drive the value from another node.
+  const label = (
+    <span className="w-label">
+      {!w.extra && <Handle type="target" position={Position.Left} id={`w-${w.name}`} className="widget-handle" />}
+      {w.name}
+    </span>
+  );
   switch (w.kind) {
     case 'INT':
     case 'FLOAT': {

@@ -192,3 +192,16 @@ export function applyControlAfterGenerate(doc: WorkflowDoc, info: ObjectInfo): W
   });
   return nodes.some((n, i) => n !== doc.nodes[i]) ? { ...doc, nodes } : doc;
 }
+
+/**
+ * Every widget can take a link (current ComfyUI): linking to a widget adds an input socket carrying
+ * `widget: {name}`; while linked the link wins, and the widget's value is kept for when it is unlinked.
+ */
+export function ensureWidgetInput(doc: WorkflowDoc, nodeId: number, name: string, type: string): { doc: WorkflowDoc; slot: number } {
+  const node = doc.nodes.find((n) => n.id === nodeId);
+  if (!node) return { doc, slot: -1 };
+  const existing = node.inputs.findIndex((i) => i.name === name);
+  if (existing >= 0) return { doc, slot: existing };
+  const input: DocInput = { name, type, link: null, widget: { name } };
+  return { doc: updateNode(doc, nodeId, (n) => ({ ...n, inputs: [...n.inputs, input] })), slot: node.inputs.length };
+}

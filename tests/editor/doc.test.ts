@@ -6,11 +6,14 @@ import {
   createNode,
   emptyDoc,
   missingClasses,
+  removeLink,
   removeNodes,
+  ensureWidgetInput,
   typesCompatible,
   widgetDefs,
 } from '../../editor/src/doc.ts';
 import { fuzzyScore, rankNodes } from '../../editor/src/search.ts';
+import { convertWorkflowToPrompt } from '../../engine/graph/convert.ts';
 
 function entry(name: string, required: Record<string, unknown[]>, output: string[], category = 'test'): ObjectInfoEntry {
   return {
@@ -100,6 +103,21 @@ describe('editor document model', () => {
     expect(applyControlAfterGenerate(d, info).nodes[0].widgets_values[0]).toBe(1000);
     d = { ...d, nodes: [{ ...d.nodes[0], widgets_values: [5, 'fixed', 20, 'euler'] }] };
     expect(applyControlAfterGenerate(d, info)).toBe(d);
+  });
+
+  it('turns a widget into a linked input and back, and the converter follows the link while it exists', () => {
+    const intSource = entry('IntSource', {}, ['INT']);
+    const infoPlus = { ...info, IntSource: intSource };
+    let d = createNode(emptyDoc(), 'IntSource', intSource, [0, 0]);
+    d = createNode(d, 'KSampler', info.KSampler, [300, 0]);
+    const ensured = ensureWidgetInput(d, 2, 'steps', 'INT');
+    expect(ensured.slot).toBe(2);
+    const linked = connect(ensured.doc, 1, 0, 2, ensured.slot).doc;
+    expect(linked.nodes[1].inputs[2]).toEqual({ name: 'steps', type: 'INT', link: 1, widget: { name: 'steps' } });
+    expect(convertWorkflowToPrompt(linked, infoPlus).prompt['2'].inputs.steps).toEqual(['1', 0]);
+    const unlinked = removeLink(linked, 1);
+    expect(convertWorkflowToPrompt(unlinked, infoPlus).prompt['2'].inputs.steps).toBe(20);
+    expect(ensureWidgetInput(linked, 2, 'steps', 'INT').slot).toBe(2);
   });
 
   it('type compatibility follows ComfyUI', () => {
