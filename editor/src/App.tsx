@@ -21,6 +21,7 @@ import {
   connect,
   createNode,
   emptyDoc,
+  moveGroups,
   ensureWidgetInput,
   typesCompatible,
   widgetDefs,
@@ -37,7 +38,15 @@ import { SearchBox } from './SearchBox.tsx';
 import { useHistory } from './history.ts';
 
 const api = new ApiClient();
-const nodeTypes = { weft: NodeView };
+function GroupView({ data }: { data: { title: string; color?: string; width: number; height: number } }) {
+  return (
+    <div className="weft-group" data-testid={`group-${data.title}`} style={{ width: data.width, height: data.height, borderColor: data.color ?? '#888', background: `${data.color ?? '#888888'}22` }}>
+      <div className="weft-group-title" style={{ background: `${data.color ?? '#888888'}66` }}>{data.title}</div>
+    </div>
+  );
+}
+
+const nodeTypes = { weft: NodeView, weftGroup: GroupView };
 const DRAFT_KEY = 'weft.draft';
 
 interface QueueState {
@@ -155,7 +164,8 @@ function Editor() {
   }, [notify]);
 
   const openDoc = useCallback(
-    (d: WorkflowDoc, docName: string | null, mod?: number) => {
+    (raw: WorkflowDoc, docName: string | null, mod?: number) => {
+      const d = { ...raw, groups: raw.groups ?? [], links: raw.links ?? [] };
       replaceDoc(d);
       setName(docName);
       setModified(mod);
@@ -180,11 +190,21 @@ function Editor() {
 
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
-  const rfNodes: WeftFlowNode[] = useMemo(
-    () =>
-      doc.nodes.map((n) => ({
+  const rfNodes = useMemo(
+    () => [
+      ...doc.groups.map((g, i) => ({
+        id: `g-${i}`,
+        type: 'weftGroup' as const,
+        position: { x: g.bounding[0], y: g.bounding[1] },
+        zIndex: 0,
+        selectable: true,
+        ...(measured[`g-${i}`] ? { measured: measured[`g-${i}`] } : {}),
+        data: { title: g.title, color: g.color, width: g.bounding[2], height: g.bounding[3] },
+      })),
+      ...doc.nodes.map((n) => ({
         id: String(n.id),
         type: 'weft',
+        zIndex: 1,
         position: { x: n.pos[0], y: n.pos[1] },
         selected: selected.has(n.id),
         ...(measured[String(n.id)] ? { measured: measured[String(n.id)] } : {}),
@@ -196,7 +216,8 @@ function Editor() {
           onWidget,
         },
       })),
-    [doc.nodes, info, runtime, onWidget, selected, measured],
+    ] as WeftFlowNode[],
+    [doc.nodes, doc.groups, info, runtime, onWidget, selected, measured],
   );
 
   const rfEdges: Edge[] = useMemo(
@@ -218,11 +239,18 @@ function Editor() {
       const removed = new Set<number>();
       const moves = new Map<number, [number, number]>();
       const dims: [string, { width: number; height: number }][] = [];
+      const groupMoves = new Map<number, [number, number]>();
       for (const c of changes) {
         if (c.type === 'dimensions' && c.dimensions) dims.push([c.id, c.dimensions]);
+        if (c.type === 'position' && c.position && c.id.startsWith('g-')) {
+          groupMoves.set(Number(c.id.slice(2)), [Math.round(c.position.x), Math.round(c.position.y)]);
+          continue;
+        }
         if (c.type === 'position' && c.position) moves.set(Number(c.id), [Math.round(c.position.x), Math.round(c.position.y)]);
-        if (c.type === 'remove') removed.add(Number(c.id));
+        if (c.type === 'remove' && !c.id.startsWith('g-')) removed.add(Number(c.id));
       }
+      // Moving a group moves the nodes inside it, as in ComfyUI.
+      if (groupMoves.size) setDoc((d) => moveGroups(d, groupMoves), { coalesce: 'move' });
       if (dims.length) setMeasured((m) => ({ ...m, ...Object.fromEntries(dims) }));
       if (moves.size) setDoc((d) => ({ ...d, nodes: d.nodes.map((n) => (moves.has(n.id) ? { ...n, pos: moves.get(n.id)! } : n)) }), { coalesce: 'move' });
       if (removed.size) setDoc((d) => removeNodes(d, removed));

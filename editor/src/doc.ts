@@ -205,3 +205,20 @@ export function ensureWidgetInput(doc: WorkflowDoc, nodeId: number, name: string
   const input: DocInput = { name, type, link: null, widget: { name } };
   return { doc: updateNode(doc, nodeId, (n) => ({ ...n, inputs: [...n.inputs, input] })), slot: node.inputs.length };
 }
+
+/** Move groups to new positions, carrying the nodes whose top-left corner lies inside each group. */
+export function moveGroups(doc: WorkflowDoc, moves: ReadonlyMap<number, [number, number]>): WorkflowDoc {
+  let nodes = doc.nodes;
+  const groups = doc.groups.map((g, i) => {
+    const to = moves.get(i);
+    if (!to) return g;
+    const [x, y, w, h] = g.bounding;
+    const dx = to[0] - x;
+    const dy = to[1] - y;
+    nodes = nodes.map((n) =>
+      n.pos[0] >= x && n.pos[0] <= x + w && n.pos[1] >= y && n.pos[1] <= y + h ? { ...n, pos: [n.pos[0] + dx, n.pos[1] + dy] as [number, number] } : n,
+    );
+    return { ...g, bounding: [to[0], to[1], w, h] as [number, number, number, number] };
+  });
+  return { ...doc, groups, nodes };
+}

@@ -9,6 +9,7 @@ import {
   removeLink,
   removeNodes,
   ensureWidgetInput,
+  moveGroups,
   typesCompatible,
   widgetDefs,
 } from '../../editor/src/doc.ts';
@@ -118,6 +119,15 @@ describe('editor document model', () => {
     const unlinked = removeLink(linked, 1);
     expect(convertWorkflowToPrompt(unlinked, infoPlus).prompt['2'].inputs.steps).toBe(20);
     expect(ensureWidgetInput(linked, 2, 'steps', 'INT').slot).toBe(2);
+  });
+
+  it('moving a group carries the nodes inside it and leaves the others', () => {
+    let d = createNode(emptyDoc(), 'EmptyLatentImage', info.EmptyLatentImage, [10, 10]);
+    d = createNode(d, 'EmptyLatentImage', info.EmptyLatentImage, [500, 500]);
+    d = { ...d, groups: [{ title: 'G', bounding: [0, 0, 100, 100] }] };
+    const moved = moveGroups(d, new Map([[0, [50, 20]]]));
+    expect(moved.groups[0].bounding).toEqual([50, 20, 100, 100]);
+    expect(moved.nodes.map((n) => n.pos)).toEqual([[60, 30], [500, 500]]);
   });
 
   it('type compatibility follows ComfyUI', () => {

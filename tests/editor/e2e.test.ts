@@ -57,6 +57,8 @@ describe('editor in Chromium', () => {
     const wf = JSON.parse(fs.readFileSync(path.join(ROOT, 'workflows/invert-image.json'), 'utf8')) as { nodes: { id: number; type: string }[]; links: unknown[] };
     for (const n of wf.nodes) await expect(page.getByTestId(`node-${n.id}`).getAttribute('data-node-type')).resolves.toBe(n.type);
     await expect(page.locator('.react-flow__edge').count()).resolves.toBe(wf.links.length);
+    await expect(page.getByTestId('group-Process').textContent()).resolves.toBe('Process');
+    await expect(page.getByTestId('group-Process').isVisible()).resolves.toBe(true);
     await shot(page, '1-template-loaded');
     await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('Control+Enter');
