@@ -15,25 +15,10 @@ import {
 } from '../../editor/src/doc.ts';
 import { fuzzyScore, rankNodes } from '../../editor/src/search.ts';
 import { convertWorkflowToPrompt } from '../../engine/graph/convert.ts';
+import { entry as fixtureEntry } from '../graph/object-info-fixture.ts';
 
-function entry(name: string, required: Record<string, unknown[]>, output: string[], category = 'test'): ObjectInfoEntry {
-  return {
-    input: { required: required as ObjectInfoEntry['input']['required'] },
-    input_order: { required: Object.keys(required) },
-    is_input_list: false,
-    output,
-    output_is_list: output.map(() => false),
-    output_name: output,
-    name,
-    display_name: name,
-    description: '',
-    python_module: 'nodes',
-    category,
-    output_node: false,
-    has_intermediate_output: false,
-    search_aliases: [],
-  };
-}
+const entry = (name: string, required: Record<string, unknown[]>, output: string[], category = 'test'): ObjectInfoEntry =>
+  fixtureEntry(name, Object.entries(required), output, [], category);
 
 const info: ObjectInfo = {
   KSampler: entry(

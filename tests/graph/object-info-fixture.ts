@@ -6,7 +6,8 @@ import type { ObjectInfo, ObjectInfoEntry } from '../../engine/registry/registry
  */
 type Spec = [string, unknown[]][];
 
-function entry(name: string, required: Spec, output: string[], optional: Spec = []): ObjectInfoEntry {
+/** An object_info entry from `[input, spec]` pairs (shared by the editor's tests). */
+export function entry(name: string, required: Spec, output: string[], optional: Spec = [], category = 'test'): ObjectInfoEntry {
   return {
     input: { required: Object.fromEntries(required) as ObjectInfoEntry['input']['required'], optional: Object.fromEntries(optional) as ObjectInfoEntry['input']['required'] },
     input_order: { required: required.map(([k]) => k), optional: optional.map(([k]) => k) },
@@ -18,7 +19,7 @@ function entry(name: string, required: Spec, output: string[], optional: Spec = 
     display_name: name,
     description: '',
     python_module: 'nodes',
-    category: 'test',
+    category,
     output_node: name === 'SaveImage' || name === 'CheckpointSave',
     has_intermediate_output: false,
     search_aliases: [],
