@@ -31,7 +31,7 @@ import {
   updateNode,
   type WorkflowDoc,
 } from './doc.ts';
-import { t, type Lang } from './i18n.ts';
+import { nodeTitle, t, type Lang } from './i18n.ts';
 import { NodeView, typeColor, type NodeRuntime, type WeftFlowNode } from './NodeView.tsx';
 import { readWorkflowFromFile } from './files.ts';
 import { SearchBox } from './SearchBox.tsx';
@@ -212,12 +212,12 @@ function Editor() {
           node: n,
           info: info[n.type],
           runtime: runtime[String(n.id)] ?? {},
-          title: n.title ?? info[n.type]?.display_name ?? n.type,
+          title: n.title ?? nodeTitle(n.type, info[n.type]?.display_name, lang),
           onWidget,
         },
       })),
     ] as WeftFlowNode[],
-    [doc.nodes, doc.groups, info, runtime, onWidget, selected, measured],
+    [doc.nodes, doc.groups, info, runtime, onWidget, selected, measured, lang],
   );
 
   const rfEdges: Edge[] = useMemo(

@@ -40,3 +40,38 @@ export type StringKey = keyof typeof STRINGS;
 export function t(key: StringKey, lang: Lang): string {
   return STRINGS[key][lang];
 }
+
+/** Simplified Chinese names of core node classes (as ComfyUI's zh locale shows them); others keep their display name. */
+const NODE_NAMES_ZH: Record<string, string> = {
+  LoadImage: '加载图像',
+  LoadImageMask: '加载图像（作为遮罩）',
+  SaveImage: '保存图像',
+  PreviewImage: '预览图像',
+  ImageScale: '缩放图像',
+  ImageScaleBy: '按系数缩放图像',
+  ImageInvert: '反转图像',
+  ImageBatch: '图像批次',
+  ImagePadForOutpaint: '外补画板',
+  ImageCompositeMasked: '遮罩合成图像',
+  EmptyImage: '空图像',
+  SolidMask: '纯色遮罩',
+  InvertMask: '反转遮罩',
+  GrowMask: '扩展遮罩',
+  FeatherMask: '羽化遮罩',
+  MaskToImage: '遮罩转换为图像',
+  ImageToMask: '图像转换为遮罩',
+  SaveLatent: '保存Latent',
+  LoadLatent: '加载Latent',
+  CheckpointLoaderSimple: 'Checkpoint加载器',
+  CLIPTextEncode: 'CLIP文本编码器',
+  KSampler: 'K采样器',
+  KSamplerAdvanced: 'K采样器（高级）',
+  EmptyLatentImage: '空Latent图像',
+  VAEDecode: 'VAE解码',
+  VAEEncode: 'VAE编码',
+  LoraLoader: 'LoRA加载器',
+};
+
+export function nodeTitle(classType: string, displayName: string | undefined, lang: Lang): string {
+  return (lang === 'zh' ? NODE_NAMES_ZH[classType] : undefined) ?? displayName ?? classType;
+}

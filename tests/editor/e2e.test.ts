@@ -117,6 +117,19 @@ describe('editor in Chromium', () => {
     await page.close();
   });
 
+  it('switches the interface and node names to Simplified Chinese', async () => {
+    const page = await openPage();
+    await page.getByTestId('btn-workflows').click();
+    await page.getByTestId('wf-template-invert-image.json').click();
+    await page.getByTestId('lang').selectOption('zh');
+    await expect(page.getByTestId('btn-queue').textContent()).resolves.toBe('运行');
+    await expect(page.getByTestId('node-1').locator('.weft-node-title').textContent()).resolves.toBe('加载图像');
+    await shot(page, '6-chinese');
+    await page.getByTestId('lang').selectOption('en');
+    await expect(page.getByTestId('btn-queue').textContent()).resolves.toBe('Queue');
+    await page.close();
+  });
+
   it('produced no console errors', () => {
     expect(consoleErrors).toEqual([]);
   });
