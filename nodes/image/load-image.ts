@@ -1,74 +1,93 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { decodeImageFile } from '../../engine/image/io.ts';
+import { decodeImageFile, type DecodedImage } from '../../engine/image/io.ts';
+import type { MaskTensor } from '../../engine/image/tensor.ts';
 import type { ListingContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 
-const IMAGE_EXT = /\.(png|jpe?g|webp|gif|bmp|tiff?|avif)$/i;
+/** Extensions Python's mimetypes maps to image/* (ComfyUI lists input files by content type). */
+const IMAGE_EXT = /\.(png|jpe?g|jpe|jfif|webp|gif|bmp|tiff?|avif|heic|heif|ico|svg|ppm|pgm|pbm|pnm|jxl)$/i;
 
-function inputImages(env: ListingContext): string[] {
-  return env.paths.listInput((n) => IMAGE_EXT.test(n));
+/** The input folder's own image files, sorted (ComfyUI lists the top level only). */
+export function inputImages(env: ListingContext): string[] {
+  return env.paths.listInput((n) => !n.includes('/') && IMAGE_EXT.test(n));
 }
 
-function fileHash(env: ListingContext, name: string): string {
-  const p = env.paths.annotatedPath(name);
-  return createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+function sha256File(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-function exists(env: ListingContext, name: string): true | string {
+function imageFingerprint(inputs: Readonly<Record<string, unknown>>, env: ListingContext): string {
+  return sha256File(env.paths.annotatedPath(String(inputs.image)));
+}
+
+/** ComfyUI's VALIDATE_INPUTS: the (possibly annotated) name must be an existing file. */
+function validateImage(inputs: Readonly<Record<string, unknown>>, _types: Readonly<Record<string, string>>, env: ListingContext): true | string {
+  const name = String(inputs.image);
   try {
     return fs.statSync(env.paths.annotatedPath(name)).isFile() ? true : `Invalid image file: ${name}`;
   } catch (e) {
-    return (e as Error).name === 'PathEscapeError' ? (e as Error).message : `Invalid image file: ${name}`;
+    return (e as Error).name === 'PathEscapeError' ? `Invalid image file: ${(e as Error).message}` : `Invalid image file: ${name}`;
   }
+}
+
+async function load(env: ListingContext, image: string): Promise<DecodedImage> {
+  return decodeImageFile(env.paths.annotatedPath(image), { name: image });
+}
+
+/** MASK = 1 − alpha, or B×64×64 zeros when the file has no alpha (ComfyUI's placeholder). */
+export function maskFromAlpha(decoded: DecodedImage): MaskTensor {
+  const b = decoded.frames.shape[0];
+  const alpha = decoded.alpha;
+  if (!alpha) return { shape: [b, 64, 64], data: new Float32Array(b * 64 * 64) };
+  const mask = new Float32Array(alpha.data.length);
+  for (let i = 0; i < mask.length; i++) mask[i] = Math.fround(1 - alpha.data[i]);
+  return { shape: [...alpha.shape], data: mask };
 }
 
 export const LoadImage = defineNode({
   name: 'LoadImage',
   displayName: 'Load Image',
   category: 'image',
+  searchAliases: ['load image', 'open image', 'import image', 'image input', 'upload image', 'read image', 'image loader'],
   inputs: { required: { image: { type: 'COMBO', options: inputImages, imageUpload: true } } },
   outputs: [
     { type: 'IMAGE', name: 'IMAGE' },
     { type: 'MASK', name: 'MASK' },
   ],
-  fingerprint: (inputs, env) => fileHash(env, String(inputs.image)),
-  validateInputs: (inputs, _types, env) => exists(env, String(inputs.image)),
+  fingerprint: imageFingerprint,
+  validateInputs: validateImage,
   async run({ image }, ctx) {
-    const { image: pixels, alpha } = await decodeImageFile(ctx.paths.annotatedPath(image));
-    const [b, h, w] = pixels.shape;
-    if (!alpha) return [pixels, { shape: [1, 64, 64], data: new Float32Array(64 * 64) }];
-    const mask = new Float32Array(b * h * w);
-    for (let i = 0; i < mask.length; i++) mask[i] = 1 - alpha.data[i];
-    return [pixels, { shape: [b, h, w], data: mask }];
+    const decoded = await load(ctx, image);
+    return [decoded.frames, maskFromAlpha(decoded)];
   },
 });
+
+const CHANNELS = ['alpha', 'red', 'green', 'blue'] as const;
 
 export const LoadImageMask = defineNode({
   name: 'LoadImageMask',
   displayName: 'Load Image (as Mask)',
-  category: 'mask',
+  category: 'image',
+  searchAliases: ['import mask', 'alpha mask', 'channel mask'],
   inputs: {
     required: {
       image: { type: 'COMBO', options: inputImages, imageUpload: true },
-      channel: { type: 'COMBO', options: ['alpha', 'red', 'green', 'blue'] },
+      channel: { type: 'COMBO', options: CHANNELS },
     },
   },
   outputs: [{ type: 'MASK', name: 'MASK' }],
-  fingerprint: (inputs, env) => fileHash(env, String(inputs.image)),
-  validateInputs: (inputs, _types, env) => exists(env, String(inputs.image)),
+  fingerprint: imageFingerprint,
+  validateInputs: validateImage,
   async run({ image, channel }, ctx) {
-    const { image: pixels, alpha } = await decodeImageFile(ctx.paths.annotatedPath(image));
-    const [, h, w] = pixels.shape;
-    const mask = new Float32Array(h * w);
-    if (channel === 'alpha') {
-      if (!alpha) return [{ shape: [1, 64, 64], data: new Float32Array(64 * 64) }];
-      for (let i = 0; i < h * w; i++) mask[i] = 1 - alpha.data[i];
-    } else {
-      const c = channel === 'red' ? 0 : channel === 'green' ? 1 : 2;
-      for (let i = 0; i < h * w; i++) mask[i] = pixels.data[i * 3 + c];
-    }
-    return [{ shape: [1, h, w], data: mask }];
+    const decoded = await load(ctx, image);
+    if (channel === 'alpha') return [maskFromAlpha(decoded)];
+    const k = CHANNELS.indexOf(channel as (typeof CHANNELS)[number]) - 1;
+    if (k < 0) throw new Error(`LoadImageMask: unknown channel '${channel}' (expected alpha, red, green or blue)`);
+    const [b, h, w] = decoded.frames.shape;
+    const mask = new Float32Array(b * h * w);
+    for (let i = 0; i < mask.length; i++) mask[i] = decoded.frames.data[i * 3 + k];
+    return [{ shape: [b, h, w], data: mask }];
   },
 });
 

@@ -1,140 +1,104 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import { encodePng } from '../../engine/image/io.ts';
-import { addPngTextChunks } from '../../engine/image/png-text.ts';
+import { nextCounter, saveImageBatch, type SavedImage } from '../../engine/image/output-files.ts';
+import { pyJsonDumps } from '../../engine/image/python-compat.ts';
 import type { ImageTensor } from '../../engine/image/tensor.ts';
-import { safeJoin, writeFileAtomic } from '../../engine/paths/safe-path.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 
-function pad(n: number, w = 2): string {
-  return String(n).padStart(w, '0');
-}
+// SaveLatent names its files with the same counter rule.
+export { nextCounter };
+export type { SavedImage };
 
-/** ComfyUI's server-side prefix replacements: %width%, %height%, %year% … %second%. */
-export function expandPrefix(prefix: string, width: number, height: number, now = new Date()): string {
-  return prefix
-    .replaceAll('%width%', String(width))
-    .replaceAll('%height%', String(height))
-    .replaceAll('%year%', String(now.getFullYear()))
-    .replaceAll('%month%', pad(now.getMonth() + 1))
-    .replaceAll('%day%', pad(now.getDate()))
-    .replaceAll('%hour%', pad(now.getHours()))
-    .replaceAll('%minute%', pad(now.getMinutes()))
-    .replaceAll('%second%', pad(now.getSeconds()));
-}
-
-/** 1 + the highest counter among files named `<base>_NNNNN…` in `dir` (ComfyUI's get_save_image_path). */
-export function nextCounter(dir: string, base: string): number {
-  let max = 0;
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return 1;
-  }
-  for (const n of names) {
-    if (!n.startsWith(`${base}_`)) continue;
-    const m = /^(\d+)/.exec(n.slice(base.length + 1));
-    if (m) max = Math.max(max, Number(m[1]));
-  }
-  return max + 1;
-}
-
-export interface SavedFile {
-  filename: string;
-  subfolder: string;
-  type: 'output' | 'temp';
+/** What PIL accepts as a tEXt keyword: 1..79 Latin-1 characters without NUL. */
+function validKeyword(k: string): boolean {
+  return k.length >= 1 && k.length <= 79 && [...k].every((ch) => ch.charCodeAt(0) > 0 && ch.charCodeAt(0) <= 0xff);
 }
 
 /**
- * Write each image of a batch as `<prefix>_<counter:05>_.png` below `root`, atomically and never over
- * an existing file (a name taken meanwhile moves on to the next counter).
+ * The PNG text chunks SaveImage writes: `prompt`, then one per extra_pnginfo key (normally
+ * `workflow`), each as Python's json.dumps would write it.
  */
-export async function saveImages(
-  images: ImageTensor,
-  prefix: string,
-  root: string,
-  type: 'output' | 'temp',
-  opts: { compressionLevel: number; chunks: [string, string][] },
-): Promise<SavedFile[]> {
-  const [b, h, w] = images.shape;
-  const expanded = expandPrefix(prefix, w, h);
-  const full = safeJoin(root, expanded || 'ComfyUI');
-  const dir = path.dirname(full);
-  const base = path.basename(full);
-  const subfolder = path.relative(root, dir).split(path.sep).join('/');
-  fs.mkdirSync(dir, { recursive: true });
-  let counter = nextCounter(dir, base.replaceAll('%batch_num%', '0'));
-  const out: SavedFile[] = [];
-  for (let i = 0; i < b; i++) {
-    const png = await encodePng(images, i, opts.compressionLevel);
-    const data = opts.chunks.length ? addPngTextChunks(png, opts.chunks) : png;
-    const name = base.replaceAll('%batch_num%', String(i));
-    for (let attempt = 0; ; attempt++) {
-      const filename = `${name}_${String(counter).padStart(5, '0')}_.png`;
-      try {
-        writeFileAtomic(path.join(dir, filename), data, { exclusive: true });
-        out.push({ filename, subfolder, type });
-        counter++;
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 10000) throw e;
-        counter++;
+export function metadataChunks(prompt: unknown, extraPngInfo: unknown, ctx?: NodeContext): [string, string][] {
+  const chunks: [string, string][] = [];
+  if (prompt !== undefined && prompt !== null) chunks.push(['prompt', pyJsonDumps(prompt)]);
+  if (extraPngInfo && typeof extraPngInfo === 'object' && !Array.isArray(extraPngInfo)) {
+    for (const [k, v] of Object.entries(extraPngInfo as Record<string, unknown>)) {
+      if (!validKeyword(k)) {
+        ctx?.log.warn(`SaveImage: extra_pnginfo key ${JSON.stringify(k)} cannot be a PNG text keyword; not written`);
+        continue;
       }
+      chunks.push([k, pyJsonDumps(v)]);
     }
   }
-  return out;
+  return chunks;
 }
 
-function metadataChunks(prompt: unknown, extra: Readonly<Record<string, unknown>> | undefined): [string, string][] {
-  const chunks: [string, string][] = [];
-  if (prompt) chunks.push(['prompt', JSON.stringify(prompt)]);
-  for (const [k, v] of Object.entries(extra ?? {})) chunks.push([k, JSON.stringify(v)]);
-  return chunks;
+async function save(
+  images: ImageTensor,
+  prefix: string,
+  type: 'output' | 'temp',
+  compressionLevel: number,
+  chunks: [string, string][],
+  ctx: NodeContext,
+): Promise<{ ui: { images: SavedImage[] }; result: [ImageTensor] }> {
+  const files = await saveImageBatch(images, {
+    root: type === 'output' ? ctx.paths.outputDir : ctx.paths.tempDir,
+    prefix,
+    type,
+    compressionLevel,
+    chunks,
+    beforeEach: () => ctx.checkInterrupted(),
+  });
+  return { ui: { images: files }, result: [images] };
 }
 
 export const SaveImage = defineNode({
   name: 'SaveImage',
   displayName: 'Save Image',
   category: 'image',
-  description: 'Saves the input images to your output folder.',
+  description: 'Saves the input images to your ComfyUI output directory.',
+  searchAliases: ['save', 'save image', 'export image', 'output image', 'write image', 'download'],
   inputs: {
     required: {
       images: { type: 'IMAGE', tooltip: 'The images to save.' },
-      filename_prefix: { type: 'STRING', default: 'ComfyUI', tooltip: 'The prefix for the file to save; may contain %date% style and subfolder parts.' },
+      filename_prefix: {
+        type: 'STRING',
+        default: 'ComfyUI',
+        tooltip:
+          'The prefix for the file to save. This may include formatting information such as %date:yyyy-MM-dd% or %Empty Latent Image.width% to include values from nodes.',
+      },
     },
     hidden: { prompt: 'PROMPT', extra_pnginfo: 'EXTRA_PNGINFO' },
   },
-  outputs: [],
+  outputs: [{ type: 'IMAGE', name: 'images' }],
   outputNode: true,
-  async run({ images, filename_prefix, prompt, extra_pnginfo }, ctx: NodeContext) {
-    const files = await saveImages(images, filename_prefix, ctx.paths.outputDir, 'output', {
-      compressionLevel: 4,
-      chunks: metadataChunks(prompt, extra_pnginfo as Record<string, unknown> | undefined),
-    });
-    return { ui: { images: files } };
+  run({ images, filename_prefix, prompt, extra_pnginfo }, ctx) {
+    return save(images, filename_prefix, 'output', 4, metadataChunks(prompt, extra_pnginfo, ctx), ctx);
   },
 });
+
+/** ComfyUI picks the 5 letters from this string (sic: no 'w', two 'p's). */
+const TEMP_LETTERS = 'abcdefghijklmnopqrstupvxyz';
+
+export function tempSuffix(random: () => number = Math.random): string {
+  let s = '_temp_';
+  for (let i = 0; i < 5; i++) s += TEMP_LETTERS[Math.floor(random() * TEMP_LETTERS.length)];
+  return s;
+}
 
 export const PreviewImage = defineNode({
   name: 'PreviewImage',
   displayName: 'Preview Image',
   category: 'image',
-  description: 'Saves the input images to the temp folder for viewing.',
+  description: 'Preview the images without saving them to the ComfyUI output directory.',
+  searchAliases: ['preview', 'preview image', 'show image', 'view image', 'display image', 'image viewer'],
   inputs: {
     required: { images: { type: 'IMAGE' } },
     hidden: { prompt: 'PROMPT', extra_pnginfo: 'EXTRA_PNGINFO' },
   },
-  outputs: [],
+  outputs: [{ type: 'IMAGE', name: 'images' }],
   outputNode: true,
-  async run({ images, prompt, extra_pnginfo }, ctx: NodeContext) {
-    const suffix = Array.from({ length: 5 }, () => String.fromCharCode(97 + Math.floor(Math.random() * 26))).join('');
-    const files = await saveImages(images, `ComfyUI_temp_${suffix}`, ctx.paths.tempDir, 'temp', {
-      compressionLevel: 1,
-      chunks: metadataChunks(prompt, extra_pnginfo as Record<string, unknown> | undefined),
-    });
-    return { ui: { images: files } };
+  run({ images, prompt, extra_pnginfo }, ctx) {
+    return save(images, `ComfyUI${tempSuffix()}`, 'temp', 1, metadataChunks(prompt, extra_pnginfo, ctx), ctx);
   },
 });
 

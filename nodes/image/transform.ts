@@ -1,29 +1,38 @@
-import { UPSCALE_METHODS, upscaleImage } from '../../engine/image/resize.ts';
-import type { ImageTensor, MaskTensor } from '../../engine/image/tensor.ts';
+import { CROP_METHODS, IMAGE_UPSCALE_METHODS, upscaleImage, type CropMethod, type ResizeMethod } from '../../engine/image/resize.ts';
+import { pyRound } from '../../engine/image/python-compat.ts';
+import { describeShape, type ImageTensor } from '../../engine/image/tensor.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 
+/** ComfyUI's MAX_RESOLUTION. */
 const R = 16384;
+
+function expectImage(image: ImageTensor, what: string): void {
+  if (image.shape.length !== 4) throw new Error(`${what} must be an IMAGE [B, H, W, C], got shape ${describeShape(image.shape)}`);
+}
 
 export const ImageScale = defineNode({
   name: 'ImageScale',
   displayName: 'Upscale Image',
   category: 'image/upscaling',
+  searchAliases: ['resize', 'resize image', 'scale image', 'image resize', 'zoom', 'zoom in', 'change size'],
   inputs: {
     required: {
       image: { type: 'IMAGE' },
-      upscale_method: { type: 'COMBO', options: UPSCALE_METHODS },
+      upscale_method: { type: 'COMBO', options: IMAGE_UPSCALE_METHODS },
       width: { type: 'INT', default: 512, min: 0, max: R, step: 1 },
       height: { type: 'INT', default: 512, min: 0, max: R, step: 1 },
-      crop: { type: 'COMBO', options: ['disabled', 'center'] },
+      crop: { type: 'COMBO', options: CROP_METHODS },
     },
   },
   outputs: [{ type: 'IMAGE', name: 'IMAGE' }],
   run({ image, upscale_method, width, height, crop }) {
+    expectImage(image, 'image');
     if (width === 0 && height === 0) return [image];
     const [, h, w] = image.shape;
-    const W = width === 0 ? Math.max(1, Math.round((w * height) / h)) : width;
-    const H = height === 0 ? Math.max(1, Math.round((h * width) / w)) : height;
-    return [upscaleImage(image, W, H, upscale_method as (typeof UPSCALE_METHODS)[number], crop as 'disabled' | 'center')];
+    // One side 0 keeps the aspect ratio (Python's round, ties to even).
+    const W = width === 0 ? Math.max(1, pyRound((w * height) / h)) : width;
+    const H = height === 0 ? Math.max(1, pyRound((h * width) / w)) : height;
+    return [upscaleImage(image, W, H, upscale_method as ResizeMethod, crop as CropMethod)];
   },
 });
 
@@ -34,53 +43,82 @@ export const ImageScaleBy = defineNode({
   inputs: {
     required: {
       image: { type: 'IMAGE' },
-      upscale_method: { type: 'COMBO', options: UPSCALE_METHODS },
+      upscale_method: { type: 'COMBO', options: IMAGE_UPSCALE_METHODS },
       scale_by: { type: 'FLOAT', default: 1.0, min: 0.01, max: 8.0, step: 0.01 },
     },
   },
   outputs: [{ type: 'IMAGE', name: 'IMAGE' }],
   run({ image, upscale_method, scale_by }) {
+    expectImage(image, 'image');
     const [, h, w] = image.shape;
-    const W = Math.max(1, Math.round(w * scale_by));
-    const H = Math.max(1, Math.round(h * scale_by));
-    return [upscaleImage(image, W, H, upscale_method as (typeof UPSCALE_METHODS)[number], 'disabled')];
+    const W = pyRound(w * scale_by);
+    const H = pyRound(h * scale_by);
+    if (W < 1 || H < 1) throw new Error(`scale_by ${scale_by} turns a ${w}×${h} image into ${W}×${H}: a side would be empty`);
+    return [upscaleImage(image, W, H, upscale_method as ResizeMethod, 'disabled')];
   },
 });
 
 export const ImageInvert = defineNode({
   name: 'ImageInvert',
-  displayName: 'Invert Image',
-  category: 'image',
+  displayName: 'Invert Image Colors',
+  category: 'image/color',
+  searchAliases: ['reverse colors'],
   inputs: { required: { image: { type: 'IMAGE' } } },
   outputs: [{ type: 'IMAGE', name: 'IMAGE' }],
   run({ image }) {
+    expectImage(image, 'image');
+    const c = image.shape[3];
     const out = new Float32Array(image.data.length);
     for (let i = 0; i < out.length; i++) out[i] = 1 - image.data[i];
-    return [{ shape: image.shape, data: out }];
+    // A fourth channel is alpha, which stores transparency, not colour: ComfyUI keeps it.
+    if (c === 4) for (let i = 3; i < out.length; i += 4) out[i] = image.data[i];
+    return [{ shape: [...image.shape], data: out }];
   },
 });
 
+/** Add one channel of 1.0 (an opaque alpha) at the end of every pixel. */
+function padChannel(image: ImageTensor): ImageTensor {
+  const [b, h, w, c] = image.shape;
+  const px = b * h * w;
+  const out = new Float32Array(px * (c + 1));
+  for (let i = 0; i < px; i++) {
+    out.set(image.data.subarray(i * c, i * c + c), i * (c + 1));
+    out[i * (c + 1) + c] = 1;
+  }
+  return { shape: [b, h, w, c + 1], data: out };
+}
+
 export const ImageBatch = defineNode({
   name: 'ImageBatch',
-  displayName: 'Batch Images',
-  category: 'image',
+  displayName: 'Batch Images (DEPRECATED)',
+  category: 'image/batch',
+  deprecated: true,
+  searchAliases: ['combine images', 'merge images', 'stack images'],
   inputs: { required: { image1: { type: 'IMAGE' }, image2: { type: 'IMAGE' } } },
   outputs: [{ type: 'IMAGE', name: 'IMAGE' }],
   run({ image1, image2 }) {
-    const [, h, w, c] = image1.shape;
+    expectImage(image1, 'image1');
+    expectImage(image2, 'image2');
+    let a = image1;
     let b = image2;
-    if (image2.shape[1] !== h || image2.shape[2] !== w) b = upscaleImage(image2, w, h, 'bilinear', 'center');
-    if (b.shape[3] !== c) throw new Error(`cannot batch images with ${c} and ${b.shape[3]} channels`);
-    const data = new Float32Array(image1.data.length + b.data.length);
-    data.set(image1.data);
-    data.set(b.data, image1.data.length);
-    return [{ shape: [image1.shape[0] + b.shape[0], h, w, c], data }];
+    // ComfyUI pads the one with fewer channels by a single channel of 1 (RGB + opaque alpha).
+    if (a.shape[3] > b.shape[3]) b = padChannel(b);
+    else if (a.shape[3] < b.shape[3]) a = padChannel(a);
+    if (a.shape[3] !== b.shape[3]) {
+      throw new Error(`cannot batch images of ${image1.shape[3]} and ${image2.shape[3]} channels`);
+    }
+    const [, h, w, c] = a.shape;
+    if (b.shape[1] !== h || b.shape[2] !== w) b = upscaleImage(b, w, h, 'bilinear', 'center');
+    const data = new Float32Array(a.data.length + b.data.length);
+    data.set(a.data);
+    data.set(b.data, a.data.length);
+    return [{ shape: [a.shape[0] + b.shape[0], h, w, c], data }];
   },
 });
 
 export const EmptyImage = defineNode({
   name: 'EmptyImage',
-  displayName: 'EmptyImage',
+  displayName: 'Empty Image',
   category: 'image',
   inputs: {
     required: {
@@ -92,17 +130,54 @@ export const EmptyImage = defineNode({
   },
   outputs: [{ type: 'IMAGE', name: 'IMAGE' }],
   run({ width, height, batch_size, color }) {
-    const rgb = [((color >> 16) & 0xff) / 255, ((color >> 8) & 0xff) / 255, (color & 0xff) / 255];
-    const data = new Float32Array(batch_size * height * width * 3);
-    for (let i = 0; i < data.length; i++) data[i] = rgb[i % 3];
+    const px = batch_size * height * width;
+    if (px * 3 > 2 ** 31 - 1) throw new Error(`EmptyImage of ${batch_size}×${width}×${height} is too large to allocate`);
+    const rgb = [((color >> 16) & 0xff) / 0xff, ((color >> 8) & 0xff) / 0xff, (color & 0xff) / 0xff];
+    const data = new Float32Array(px * 3);
+    for (let i = 0; i < px; i++) {
+      data[i * 3] = rgb[0];
+      data[i * 3 + 1] = rgb[1];
+      data[i * 3 + 2] = rgb[2];
+    }
     return [{ shape: [batch_size, height, width, 3], data }];
   },
 });
 
+/**
+ * ImagePadForOutpaint's mask inside the original area: 0, except within `feathering` pixels of a
+ * padded side, where it is ((feathering − d) / feathering)² with d the distance to the nearest padded
+ * side. ComfyUI only feathers when 2·feathering is smaller than both sides of the image.
+ */
+export function outpaintMask(h: number, w: number, left: number, top: number, right: number, bottom: number, feathering: number): Float32Array {
+  const H = h + top + bottom;
+  const W = w + left + right;
+  const mask = new Float32Array(H * W).fill(1);
+  const feather = feathering > 0 && feathering * 2 < h && feathering * 2 < w;
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < w; j++) {
+      let v = 0;
+      if (feather) {
+        const dt = top !== 0 ? i : h;
+        const db = bottom !== 0 ? h - i : h;
+        const dl = left !== 0 ? j : w;
+        const dr = right !== 0 ? w - j : w;
+        const d = Math.min(dt, db, dl, dr);
+        if (d < feathering) {
+          const f = (feathering - d) / feathering;
+          v = f * f;
+        }
+      }
+      mask[(i + top) * W + j + left] = v;
+    }
+  }
+  return mask;
+}
+
 export const ImagePadForOutpaint = defineNode({
   name: 'ImagePadForOutpaint',
   displayName: 'Pad Image for Outpainting',
-  category: 'image',
+  category: 'image/transform',
+  searchAliases: ['extend canvas', 'expand image'],
   inputs: {
     required: {
       image: { type: 'IMAGE' },
@@ -110,7 +185,7 @@ export const ImagePadForOutpaint = defineNode({
       top: { type: 'INT', default: 0, min: 0, max: R, step: 8 },
       right: { type: 'INT', default: 0, min: 0, max: R, step: 8 },
       bottom: { type: 'INT', default: 0, min: 0, max: R, step: 8 },
-      feathering: { type: 'INT', default: 40, min: 0, max: R, step: 1 },
+      feathering: { type: 'INT', default: 40, min: 0, max: R, step: 1, advanced: true },
     },
   },
   outputs: [
@@ -118,78 +193,23 @@ export const ImagePadForOutpaint = defineNode({
     { type: 'MASK', name: 'MASK' },
   ],
   run({ image, left, top, right, bottom, feathering }) {
+    expectImage(image, 'image');
     const [b, h, w, c] = image.shape;
     const H = h + top + bottom;
     const W = w + left + right;
+    if (b * H * W * c > 2 ** 31 - 1) throw new Error(`padded image of ${b}×${W}×${H}×${c} is too large to allocate`);
     const out = new Float32Array(b * H * W * c).fill(0.5);
-    for (let n = 0; n < b; n++)
-      for (let y = 0; y < h; y++)
-        out.set(image.data.subarray(((n * h + y) * w) * c, ((n * h + y) * w + w) * c), ((n * H + y + top) * W + left) * c);
-    const mask = new Float32Array(H * W).fill(1);
-    // ComfyUI: inside the original area the mask is ((f - d) / f)^2 near padded edges, else 0.
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        const dt = top !== 0 ? y : h;
-        const db = bottom !== 0 ? h - y : h;
-        const dl = left !== 0 ? x : w;
-        const dr = right !== 0 ? w - x : w;
-        const d = Math.min(dt, db, dl, dr);
-        let v = 0;
-        if (feathering > 0 && d < feathering) v = ((feathering - d) / feathering) ** 2;
-        mask[(y + top) * W + x + left] = v;
+    for (let n = 0; n < b; n++) {
+      for (let y = 0; y < h; y++) {
+        const from = (n * h + y) * w * c;
+        out.set(image.data.subarray(from, from + w * c), ((n * H + y + top) * W + left) * c);
       }
     }
-    return [{ shape: [b, H, W, c], data: out }, { shape: [1, H, W], data: mask }];
+    return [
+      { shape: [b, H, W, c], data: out },
+      { shape: [1, H, W], data: outpaintMask(h, w, left, top, right, bottom, feathering) },
+    ];
   },
 });
 
-/** ComfyUI's composite(): paste `source` at (x, y) into `destination`, blended by an optional mask. */
-export function compositeImages(dest: ImageTensor, source: ImageTensor, x: number, y: number, mask?: MaskTensor, resizeSource = false): ImageTensor {
-  const [b, H, W, c] = dest.shape;
-  let src = source;
-  if (resizeSource && (source.shape[1] !== H || source.shape[2] !== W)) src = upscaleImage(source, W, H, 'bilinear', 'disabled');
-  const [sb, sh, sw, sc] = src.shape;
-  if (sc !== c) throw new Error(`destination has ${c} channels but source has ${sc}`);
-  const out = new Float32Array(dest.data);
-  const mb = mask ? mask.shape[0] : 1;
-  const mh = mask ? mask.shape[1] : 0;
-  const mw = mask ? mask.shape[2] : 0;
-  for (let n = 0; n < b; n++) {
-    for (let yy = 0; yy < sh; yy++) {
-      const ty = y + yy;
-      if (ty < 0 || ty >= H) continue;
-      for (let xx = 0; xx < sw; xx++) {
-        const tx = x + xx;
-        if (tx < 0 || tx >= W) continue;
-        let m = 1;
-        if (mask) m = yy < mh && xx < mw ? mask.data[(Math.min(n, mb - 1) * mh + yy) * mw + xx] : 0;
-        const si = ((Math.min(n, sb - 1) * sh + yy) * sw + xx) * c;
-        const di = ((n * H + ty) * W + tx) * c;
-        for (let k = 0; k < c; k++) out[di + k] = src.data[si + k] * m + out[di + k] * (1 - m);
-      }
-    }
-  }
-  return { shape: dest.shape, data: out };
-}
-
-export const ImageCompositeMasked = defineNode({
-  name: 'ImageCompositeMasked',
-  displayName: 'Image Composite Masked',
-  category: 'image/compositing',
-  inputs: {
-    required: {
-      destination: { type: 'IMAGE' },
-      source: { type: 'IMAGE' },
-      x: { type: 'INT', default: 0, min: 0, max: R, step: 1 },
-      y: { type: 'INT', default: 0, min: 0, max: R, step: 1 },
-      resize_source: { type: 'BOOLEAN', default: false },
-    },
-    optional: { mask: { type: 'MASK' } },
-  },
-  outputs: [{ type: 'IMAGE', name: 'IMAGE' }],
-  run({ destination, source, x, y, resize_source, mask }) {
-    return [compositeImages(destination, source, x, y, mask, resize_source)];
-  },
-});
-
-export const nodes = [ImageScale, ImageScaleBy, ImageInvert, ImageBatch, EmptyImage, ImagePadForOutpaint, ImageCompositeMasked];
+export const nodes = [ImageScale, ImageScaleBy, ImageInvert, ImageBatch, EmptyImage, ImagePadForOutpaint];

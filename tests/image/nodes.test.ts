@@ -1,190 +1,209 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readPngTextChunks } from '../../engine/image/png-text.ts';
-import { resizeNCHW, upscaleImage } from '../../engine/image/resize.ts';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../engine/image/tensor.ts';
-import { FolderPaths } from '../../engine/paths/folders.ts';
-import { silentLogger, type NodeContext } from '../../engine/registry/context.ts';
-import type { AnyNodeDefinition } from '../../engine/registry/types.ts';
+import { NodeRegistry } from '../../engine/registry/registry.ts';
+import { ImageCompositeMasked } from '../../nodes/image/composite.ts';
 import { LoadImage, LoadImageMask } from '../../nodes/image/load-image.ts';
-import { PreviewImage, SaveImage, nextCounter } from '../../nodes/image/save-image.ts';
-import { EmptyImage, ImageBatch, ImageCompositeMasked, ImageInvert, ImagePadForOutpaint, ImageScale } from '../../nodes/image/transform.ts';
-import { FeatherMask, GrowMask, ImageToMask, InvertMask, MaskToImage, SolidMask } from '../../nodes/mask/masks.ts';
+import { SaveImage } from '../../nodes/image/save-image.ts';
+import { EmptyImage, ImageBatch, ImageInvert, ImagePadForOutpaint, ImageScale, ImageScaleBy, nodes as transformNodes } from '../../nodes/image/transform.ts';
+import { TestWorld } from './context.ts';
+import { expectClose, t } from './references.ts';
 
-let base: string;
-let paths: FolderPaths;
-const ctx = (): NodeContext => ({
-  nodeId: '1',
-  classType: 'X',
-  promptId: 'p',
-  signal: new AbortController().signal,
-  checkInterrupted: () => {},
-  progress: () => {},
-  prompt: { '1': { class_type: 'SaveImage', inputs: {} } },
-  extraPngInfo: { workflow: { nodes: [] } },
-  paths,
-  services: {},
-  log: silentLogger,
-});
-async function run(def: AnyNodeDefinition, args: Record<string, unknown>): Promise<unknown[]> {
-  const r = (await def.run(args, ctx())) as unknown[] | { result?: unknown[] };
-  return Array.isArray(r) ? r : (r.result ?? []);
-}
-const t = (shape: number[], values: number[]): Tensor => ({ shape, data: Float32Array.from(values) });
-const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6) => {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(tol);
-};
+const world = new TestWorld('image-nodes');
+afterAll(() => world.remove());
+const run = (def: Parameters<TestWorld['run']>[0], args: Record<string, unknown>) => world.run(def, args) as Promise<Tensor[]>;
+const grey = (shape: number[], v: number): Tensor => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(v) });
 
-beforeAll(() => {
-  base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-img-'));
-  paths = new FolderPaths({ baseDir: base });
-  fs.mkdirSync(paths.inputDir, { recursive: true });
-});
-afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
+describe('ImageScale / ImageScaleBy', () => {
+  it('keeps the aspect ratio when one side is 0, rounding ties to even as Python', async () => {
+    const [a] = await run(ImageScale, { image: grey([1, 2, 4, 3], 0.2), upscale_method: 'bilinear', width: 8, height: 0, crop: 'disabled' });
+    expect(a.shape).toEqual([1, 4, 8, 3]);
+    // 4 high, 5 wide, height 2 → width round(5·2/4) = round(2.5) = 2
+    const [b] = await run(ImageScale, { image: grey([1, 4, 5, 3], 0.2), upscale_method: 'area', width: 0, height: 2, crop: 'disabled' });
+    expect(b.shape).toEqual([1, 2, 2, 3]);
+    const src = grey([1, 2, 2, 3], 0.7);
+    const [same] = await run(ImageScale, { image: src, upscale_method: 'bicubic', width: 0, height: 0, crop: 'center' });
+    expect(same).toBe(src);
+  });
 
-describe('resize (torch F.interpolate semantics)', () => {
-  it('bilinear 2×2 → 4×4 matches the align_corners=False formula', () => {
-    const src = t([1, 1, 2, 2], [0, 1, 2, 3]);
-    const out = resizeNCHW(src, 4, 4, 'bilinear');
-    // src coordinate = (dst + 0.5) / 2 − 0.5, clamped at 0: weights per axis [1,0],[.75,.25],[.25,.75],[0,1]
-    const wts = [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]];
-    const expected: number[] = [];
-    for (const [y0, y1] of wts) for (const [x0, x1] of wts) expected.push(y0 * (x0 * 0 + x1 * 1) + y1 * (x0 * 2 + x1 * 3));
-    close(out.data, expected);
+  it('nearest-exact doubles pixels', async () => {
+    const [o] = await run(ImageScale, { image: t([1, 1, 2, 1], [0.1, 0.9]), upscale_method: 'nearest-exact', width: 4, height: 1, crop: 'disabled' });
+    expectClose(o.data, [0.1, 0.1, 0.9, 0.9]);
   });
-  it('area downscale is the block mean; nearest-exact picks floor((i + .5)·scale)', () => {
-    const src = t([1, 1, 2, 4], [1, 2, 3, 4, 5, 6, 7, 8]);
-    close(resizeNCHW(src, 1, 2, 'area').data, [(1 + 2 + 5 + 6) / 4, (3 + 4 + 7 + 8) / 4]);
-    close(resizeNCHW(t([1, 1, 1, 3], [10, 20, 30]), 1, 2, 'nearest-exact').data, [10, 30]);
-  });
-  it('bicubic follows the Keys kernel with a = −0.75 and clamped borders', () => {
-    const vals = [0, 3, 1, 4, 1, 5, 9, 2];
-    const out = resizeNCHW(t([1, 1, 1, 8], vals), 1, 13, 'bicubic');
-    const a = -0.75;
-    const W = (x: number): number => {
-      const d = Math.abs(x);
-      return d <= 1 ? (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1 : d < 2 ? a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a : 0;
-    };
-    for (let x = 0; x < 13; x++) {
-      const src = ((x + 0.5) * 8) / 13 - 0.5;
-      const f = Math.floor(src);
-      let e = 0;
-      for (let k = f - 1; k <= f + 2; k++) e += vals[Math.min(7, Math.max(0, k))] * W(src - k);
-      expect(out.data[x]).toBeCloseTo(e, 5);
-    }
-  });
-  it('lanczos keeps a constant image constant and centre crop trims to the aspect', () => {
-    const img = { shape: [1, 4, 8, 3], data: new Float32Array(96).fill(0.5) };
-    const out = upscaleImage(img, 3, 3, 'lanczos', 'center');
-    expect(out.shape).toEqual([1, 3, 3, 3]);
-    for (const v of out.data) expect(v).toBeCloseTo(128 / 255, 6);
+
+  it('ImageScaleBy multiplies both sides and rounds ties to even', async () => {
+    // 5 wide, 2 high, ×0.5 → round(2.5) = 2 by round(1.0) = 1
+    const [o] = await run(ImageScaleBy, { image: grey([1, 2, 5, 3], 0.4), upscale_method: 'area', scale_by: 0.5 });
+    expect(o.shape).toEqual([1, 1, 2, 3]);
+    expectClose(o.data, new Array(6).fill(0.4));
+    await expect(run(ImageScaleBy, { image: grey([1, 1, 1, 3], 0), upscale_method: 'area', scale_by: 0.4 })).rejects.toThrow(/empty/);
   });
 });
 
-describe('image nodes', () => {
-  it('ImageInvert, EmptyImage colour, ImageBatch resizing image2', async () => {
-    const [inv] = (await run(ImageInvert, { image: t([1, 1, 1, 3], [0, 0.25, 1]) })) as Tensor[];
-    close(inv.data, [1, 0.75, 0]);
-    const [e] = (await run(EmptyImage, { width: 2, height: 1, batch_size: 2, color: 0xff8000 })) as Tensor[];
+describe('ImageInvert, EmptyImage, ImageBatch', () => {
+  it('ImageInvert inverts colour and keeps a fourth (alpha) channel', async () => {
+    const [inv] = await run(ImageInvert, { image: t([1, 1, 1, 3], [0, 0.25, 1]) });
+    expectClose(inv.data, [1, 0.75, 0]);
+    const [inv4] = await run(ImageInvert, { image: t([1, 1, 1, 4], [0, 0.25, 1, 0.3]) });
+    expectClose(inv4.data, [1, 0.75, 0, 0.3]);
+  });
+
+  it('EmptyImage fills with the 0xRRGGBB colour', async () => {
+    const [e] = await run(EmptyImage, { width: 2, height: 1, batch_size: 2, color: 0xff8000 });
     expect(e.shape).toEqual([2, 1, 2, 3]);
-    close(e.data.subarray(0, 3), [1, 128 / 255, 0]);
-    const [b] = (await run(ImageBatch, { image1: t([1, 2, 2, 3], new Array(12).fill(0)), image2: t([1, 1, 1, 3], [1, 1, 1]) })) as Tensor[];
+    expectClose(e.data, [1, 128 / 255, 0, 1, 128 / 255, 0, 1, 128 / 255, 0, 1, 128 / 255, 0]);
+  });
+
+  it('ImageBatch resizes image2 to image1 (bilinear after a centre crop)', async () => {
+    // 1×3 strip 0, .5, 1 → square crop keeps the middle pixel → 2×2 of 0.5
+    const [b] = await run(ImageBatch, { image1: grey([1, 2, 2, 3], 0), image2: t([1, 1, 3, 3], [0, 0, 0, 0.5, 0.5, 0.5, 1, 1, 1]) });
     expect(b.shape).toEqual([2, 2, 2, 3]);
-    close(b.data.subarray(12), new Array(12).fill(1));
+    expectClose(b.data.subarray(0, 12), new Array(12).fill(0));
+    expectClose(b.data.subarray(12), new Array(12).fill(0.5));
   });
 
-  it('ImageScale keeps aspect when one side is 0', async () => {
-    const [s] = (await run(ImageScale, { image: t([1, 2, 4, 3], new Array(24).fill(0.2)), upscale_method: 'bilinear', width: 8, height: 0, crop: 'disabled' })) as Tensor[];
-    expect(s.shape).toEqual([1, 4, 8, 3]);
-  });
-
-  it('ImagePadForOutpaint pads with grey and feathers the mask as ComfyUI', async () => {
-    const [img, mask] = (await run(ImagePadForOutpaint, { image: t([1, 2, 4, 3], new Array(24).fill(1)), left: 2, top: 0, right: 0, bottom: 0, feathering: 2 })) as Tensor[];
-    expect(img.shape).toEqual([1, 2, 6, 3]);
-    close(img.data.subarray(0, 3), [0.5, 0.5, 0.5]);
-    expect(mask.shape).toEqual([1, 2, 6]);
-    // Padded columns 1; original column x at distance d = x from the left edge: ((2 − d) / 2)^2 for d < 2.
-    close(mask.data.subarray(0, 6), [1, 1, 1, 0.25, 0, 0]);
-  });
-
-  it('ImageCompositeMasked pastes through the mask at an offset', async () => {
-    const dest = t([1, 2, 2, 1].slice(0, 3).concat([3]), new Array(12).fill(0));
-    const src = t([1, 1, 1, 3], [1, 1, 1]);
-    const [o] = (await run(ImageCompositeMasked, { destination: dest, source: src, x: 1, y: 1, resize_source: false, mask: t([1, 1, 1], [0.5]) })) as Tensor[];
-    close(o.data, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5, 0.5, 0.5]);
+  it('ImageBatch gives an RGB image an opaque alpha to match RGBA', async () => {
+    const [b] = await run(ImageBatch, { image1: t([1, 1, 1, 4], [0.1, 0.2, 0.3, 0.4]), image2: t([1, 1, 1, 3], [0.5, 0.6, 0.7]) });
+    expect(b.shape).toEqual([2, 1, 1, 4]);
+    expectClose(b.data, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1]);
   });
 });
 
-describe('mask nodes', () => {
-  const m = t([1, 3, 3], [0, 0, 0, 0, 1, 0, 0, 0, 0]);
-  it('GrowMask dilates with a cross or a square, erodes when negative', async () => {
-    close(((await run(GrowMask, { mask: m, expand: 1, tapered_corners: true })) as Tensor[])[0].data, [0, 1, 0, 1, 1, 1, 0, 1, 0]);
-    close(((await run(GrowMask, { mask: m, expand: 1, tapered_corners: false })) as Tensor[])[0].data, new Array(9).fill(1));
-    close(((await run(GrowMask, { mask: m, expand: -1, tapered_corners: true })) as Tensor[])[0].data, new Array(9).fill(0));
+describe('ImagePadForOutpaint', () => {
+  it('pads with grey 0.5 and marks the new area 1 in the mask', async () => {
+    const img = grey([1, 4, 6, 3], 1);
+    const [o, m] = await run(ImagePadForOutpaint, { image: img, left: 2, top: 1, right: 0, bottom: 0, feathering: 0 });
+    expect(o.shape).toEqual([1, 5, 8, 3]);
+    expect(m.shape).toEqual([1, 5, 8]);
+    expectClose(o.data.subarray(0, 3), [0.5, 0.5, 0.5]); // (0, 0) padded
+    expectClose(o.data.subarray((1 * 8 + 2) * 3, (1 * 8 + 2) * 3 + 3), [1, 1, 1]); // (1, 2) original
+    expect([...m.data.subarray(0, 8)]).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+    expect([...m.data.subarray(8, 16)]).toEqual([1, 1, 0, 0, 0, 0, 0, 0]);
   });
-  it('FeatherMask ramps (1 + i) / n from each feathered edge', async () => {
-    const [f] = (await run(FeatherMask, { mask: t([1, 1, 4], [1, 1, 1, 1]), left: 2, top: 0, right: 0, bottom: 0 })) as Tensor[];
-    close(f.data, [0.5, 1, 1, 1]);
-  });
-  it('SolidMask, InvertMask, MaskToImage, ImageToMask', async () => {
-    const [s] = (await run(SolidMask, { value: 0.25, width: 2, height: 1 })) as Tensor[];
-    close(s.data, [0.25, 0.25]);
-    close(((await run(InvertMask, { mask: s })) as Tensor[])[0].data, [0.75, 0.75]);
-    const [img] = (await run(MaskToImage, { mask: s })) as Tensor[];
-    expect(img.shape).toEqual([1, 1, 2, 3]);
-    const [back] = (await run(ImageToMask, { image: t([1, 1, 1, 3], [0.1, 0.2, 0.3]), channel: 'green' })) as Tensor[];
-    close(back.data, [0.2]);
+
+  it('feathers ((f − d) / f)² from padded sides only, and only when 2·f is below both sides', async () => {
+    // 5×6 image, left 2, feathering 2: 4 < 5 and 4 < 6, d = column index → 1, ¼, 0, …
+    const [, m] = await run(ImagePadForOutpaint, { image: grey([1, 5, 6, 3], 0), left: 2, top: 0, right: 0, bottom: 0, feathering: 2 });
+    expect([...m.data.subarray(0, 8)]).toEqual([1, 1, 1, 0.25, 0, 0, 0, 0]);
+    // 4×6 image: 2·2 is not below 4, so no feathering at all
+    const [, m2] = await run(ImagePadForOutpaint, { image: grey([1, 4, 6, 3], 0), left: 2, top: 0, right: 0, bottom: 0, feathering: 2 });
+    expect([...m2.data.subarray(0, 8)]).toEqual([1, 1, 0, 0, 0, 0, 0, 0]);
+    // top and right padded, 7×7 image, feathering 3: pixel (row 1, col 5) has d = min(1, 7 − 5) = 1 → (2/3)²
+    const [, m3] = await run(ImagePadForOutpaint, { image: grey([1, 7, 7, 3], 0), left: 0, top: 8, right: 8, bottom: 0, feathering: 3 });
+    expect(m3.shape).toEqual([1, 15, 15]);
+    expect(m3.data[(8 + 1) * 15 + 5]).toBeCloseTo((2 / 3) ** 2, 6);
+    expect(m3.data[(8 + 6) * 15 + 0]).toBe(0); // far from both padded sides
+    expect(m3.data[(8 + 0) * 15 + 0]).toBe(1); // on the top edge: d = 0
   });
 });
 
-describe('LoadImage / SaveImage', () => {
-  it('loads RGB and the inverted alpha as MASK, with EXIF orientation applied', async () => {
-    const rgba = Buffer.from([255, 0, 0, 255, 0, 255, 0, 0]);
-    await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } }).png().toFile(path.join(paths.inputDir, 'rgba.png'));
-    const [img, mask] = (await run(LoadImage, { image: 'rgba.png' })) as Tensor[];
-    expect(img.shape).toEqual([1, 1, 2, 3]);
-    close(img.data, [1, 0, 0, 0, 1, 0]);
-    close(mask.data, [0, 1]);
-    // A 2×1 JPEG marked "rotate 90° CW" (orientation 6) loads as 1×2.
-    await sharp(Buffer.from([0, 0, 0, 255, 255, 255]), { raw: { width: 2, height: 1, channels: 3 } })
-      .jpeg()
-      .withMetadata({ orientation: 6 })
-      .toFile(path.join(paths.inputDir, 'rot.jpg'));
-    const [rot, rotMask] = (await run(LoadImage, { image: 'rot.jpg' })) as Tensor[];
-    expect(rot.shape).toEqual([1, 2, 1, 3]);
-    expect(rotMask.shape).toEqual([1, 64, 64]);
-    const [red] = (await run(LoadImageMask, { image: 'rgba.png', channel: 'red' })) as Tensor[];
-    close(red.data, [1, 0]);
-    expect(LoadImage.validateInputs!({ image: 'nope.png' }, {}, { paths })).toBe('Invalid image file: nope.png');
-    expect(LoadImage.validateInputs!({ image: '../x.png' }, {}, { paths })).toMatch(/refused path/);
-    expect(LoadImage.inputs!.required!.image.type).toBe('COMBO');
+describe('ImageCompositeMasked', () => {
+  const dest = grey([1, 3, 3, 3], 0);
+  const pixel = (o: Tensor, y: number, x: number): number[] => [...o.data.subarray((y * 3 + x) * 3, (y * 3 + x) * 3 + 3)];
+
+  it('pastes at (x, y) and clips to the destination', async () => {
+    const [o] = await run(ImageCompositeMasked, { destination: dest, source: grey([1, 2, 2, 3], 1), x: 2, y: 1, resize_source: false });
+    expect(pixel(o, 1, 2)).toEqual([1, 1, 1]);
+    expect(pixel(o, 2, 2)).toEqual([1, 1, 1]);
+    expect(pixel(o, 1, 1)).toEqual([0, 0, 0]);
+    expect(dest.data.every((v) => v === 0)).toBe(true); // input untouched
   });
 
-  it('names outputs with the next counter, keeps subfolders inside output/, embeds prompt + workflow, never overwrites', async () => {
-    const out = path.join(paths.outputDir, 'sub');
-    fs.mkdirSync(out, { recursive: true });
-    for (const n of ['run_00001_.png', 'run_00003_.png', 'other_00009_.png']) fs.writeFileSync(path.join(out, n), 'x');
-    expect(nextCounter(out, 'run')).toBe(4);
-    const img = t([2, 1, 1, 3], [0, 0.5, 1, 1, 0.5, 0]);
-    const r = (await SaveImage.run({ images: img, filename_prefix: 'sub/run', prompt: { a: 1 }, extra_pnginfo: { workflow: { w: 2 } } }, ctx())) as { ui: { images: unknown[] } };
-    expect(r.ui.images).toEqual([
-      { filename: 'run_00004_.png', subfolder: 'sub', type: 'output' },
-      { filename: 'run_00005_.png', subfolder: 'sub', type: 'output' },
-    ]);
-    const file = fs.readFileSync(path.join(out, 'run_00004_.png'));
-    expect(readPngTextChunks(file)).toEqual({ prompt: '{"a":1}', workflow: '{"w":2}' });
-    const { data } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
-    expect([...data]).toEqual([0, 127, 255]);
-    await expect(SaveImage.run({ images: img, filename_prefix: '../escape' }, ctx()) as Promise<unknown>).rejects.toThrow(/refused path/);
-    // Ten concurrent saves of the same prefix produce ten distinct files.
-    await Promise.all(Array.from({ length: 10 }, () => SaveImage.run({ images: t([1, 1, 1, 3], [1, 1, 1]), filename_prefix: 'race' }, ctx())));
-    expect(fs.readdirSync(paths.outputDir).filter((f) => f.startsWith('race_')).length).toBe(10);
-    const p = (await PreviewImage.run({ images: img }, ctx())) as { ui: { images: { filename: string; type: string }[] } };
-    expect(p.ui.images[0].type).toBe('temp');
-    expect(p.ui.images[0].filename).toMatch(/^ComfyUI_temp_[a-z]{5}_00001_\.png$/);
+  it('blends mask·source + (1 − mask)·destination, the mask resized bilinearly to the source', async () => {
+    const d2 = grey([1, 3, 3, 3], 0.2);
+    const [o] = await run(ImageCompositeMasked, { destination: d2, source: grey([1, 2, 2, 3], 1), x: 0, y: 0, resize_source: false, mask: t([1, 2, 2], [1, 0.5, 0.25, 0]) });
+    expectClose(pixel(o, 0, 0), [1, 1, 1]);
+    expectClose(pixel(o, 0, 1), [0.6, 0.6, 0.6]);
+    expectClose(pixel(o, 1, 0), [0.4, 0.4, 0.4]);
+    expectClose(pixel(o, 1, 1), [0.2, 0.2, 0.2]);
+    // a 1×1 mask of 0.5 covers the whole 2×2 source
+    const [o2] = await run(ImageCompositeMasked, { destination: d2, source: grey([1, 2, 2, 3], 1), x: 1, y: 1, resize_source: false, mask: t([1, 1, 1], [0.5]) });
+    expectClose(pixel(o2, 2, 2), [0.6, 0.6, 0.6]);
+    expectClose(pixel(o2, 0, 0), [0.2, 0.2, 0.2]);
+  });
+
+  it('resize_source stretches the source over the destination; batches and alpha are matched', async () => {
+    const [o] = await run(ImageCompositeMasked, { destination: grey([2, 3, 3, 4], 0), source: t([1, 1, 1, 3], [0.3, 0.6, 0.9]), x: 0, y: 0, resize_source: true });
+    expect(o.shape).toEqual([2, 3, 3, 4]);
+    for (let i = 0; i < 18; i++) expectClose(o.data.subarray(i * 4, i * 4 + 4), [0.3, 0.6, 0.9, 1], 1e-6);
+  });
+});
+
+describe('LoadImage / LoadImageMask', () => {
+  const input = (n: string): string => path.join(world.paths.inputDir, n);
+
+  it('lists the input folder’s own image files, sorted', async () => {
+    fs.writeFileSync(input('notes.txt'), 'x');
+    fs.mkdirSync(input('sub'), { recursive: true });
+    await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } }).png().toFile(input('sub/inner.png'));
+    await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } }).jpeg().toFile(input('b.JPG'));
+    await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } }).png().toFile(input('a.png'));
+    const reg = new NodeRegistry();
+    reg.registerAll([LoadImage, ...transformNodes]);
+    const info = reg.objectInfo({ paths: world.paths }).LoadImage;
+    expect(info.input.required.image).toEqual([['a.png', 'b.JPG'], { image_upload: true }]);
+    expect(info.output).toEqual(['IMAGE', 'MASK']);
+  });
+
+  it('gives IMAGE and MASK = 1 − alpha', async () => {
+    await sharp(Buffer.from([255, 0, 0, 255, 0, 255, 0, 0, 0, 0, 255, 51]), { raw: { width: 3, height: 1, channels: 4 } }).png().toFile(input('rgba.png'));
+    const [img, mask] = await run(LoadImage, { image: 'rgba.png' });
+    expect(img.shape).toEqual([1, 1, 3, 3]);
+    expectClose(img.data, [1, 0, 0, 0, 1, 0, 0, 0, 1]);
+    expect(mask.shape).toEqual([1, 1, 3]);
+    expectClose(mask.data, [0, 1, 1 - 51 / 255]);
+  });
+
+  it('gives a B×64×64 zero mask without alpha, one item per frame', async () => {
+    const frames = await Promise.all([10, 200].map((v) => sharp(Buffer.alloc(2 * 2 * 3, v), { raw: { width: 2, height: 2, channels: 3 } }).png().toBuffer()));
+    await sharp(frames, { join: { animated: true } }).gif().toFile(input('anim.gif'));
+    const [img, mask] = await run(LoadImage, { image: 'anim.gif' });
+    expect(img.shape).toEqual([2, 2, 2, 3]);
+    expect(mask.shape).toEqual([2, 64, 64]);
+    expect(mask.data.every((v) => v === 0)).toBe(true);
+  });
+
+  it('loads annotated names from output/ and temp/', async () => {
+    await sharp(Buffer.from([0, 0, 255]), { raw: { width: 1, height: 1, channels: 3 } }).png().toFile(path.join(world.paths.outputDir, 'made.png'));
+    const [img] = await run(LoadImage, { image: 'made.png [output]' });
+    expectClose(img.data, [0, 0, 1]);
+    expect(LoadImage.validateInputs!({ image: 'made.png [output]' }, {}, { paths: world.paths })).toBe(true);
+    expect(LoadImage.validateInputs!({ image: 'made.png' }, {}, { paths: world.paths })).toBe('Invalid image file: made.png');
+    expect(LoadImage.validateInputs!({ image: '../x.png' }, {}, { paths: world.paths })).toMatch(/^Invalid image file: refused path/);
+  });
+
+  it('fingerprints the file by its SHA-256', async () => {
+    const bytes = fs.readFileSync(input('rgba.png'));
+    expect(await LoadImage.fingerprint!({ image: 'rgba.png' }, { paths: world.paths })).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(await LoadImageMask.fingerprint!({ image: 'rgba.png', channel: 'red' }, { paths: world.paths })).toBe(createHash('sha256').update(bytes).digest('hex'));
+  });
+
+  it('LoadImageMask takes a colour channel, or 1 − alpha', async () => {
+    const [r] = await run(LoadImageMask, { image: 'rgba.png', channel: 'red' });
+    expect(r.shape).toEqual([1, 1, 3]);
+    expectClose(r.data, [1, 0, 0]);
+    const [b] = await run(LoadImageMask, { image: 'rgba.png', channel: 'blue' });
+    expectClose(b.data, [0, 0, 1]);
+    const [a] = await run(LoadImageMask, { image: 'rgba.png', channel: 'alpha' });
+    expectClose(a.data, [0, 1, 1 - 51 / 255]);
+    const [none] = await run(LoadImageMask, { image: 'a.png', channel: 'alpha' });
+    expect(none.shape).toEqual([1, 64, 64]);
+  });
+
+  it('round-trips through SaveImage within 8-bit truncation', async () => {
+    const n = 4 * 5 * 3;
+    const img = { shape: [1, 4, 5, 3], data: Float32Array.from({ length: n }, (_, i) => ((i * 0.37) % 1) * 0.999) };
+    const r = (await SaveImage.run({ images: img, filename_prefix: 'rt' }, world.ctx())) as { ui: { images: { filename: string }[] } };
+    fs.copyFileSync(path.join(world.paths.outputDir, r.ui.images[0].filename), input('rt.png'));
+    const [back] = await run(LoadImage, { image: 'rt.png' });
+    expect(back.shape).toEqual(img.shape);
+    for (let i = 0; i < n; i++) {
+      // truncation: the loaded value is at most the original and less than one step below it
+      expect(back.data[i]).toBeLessThanOrEqual(img.data[i] + 1e-7);
+      expect(img.data[i] - back.data[i]).toBeLessThan(1 / 255);
+    }
   });
 });
