@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { isLink, unwrapValue, type ApiPrompt } from '../graph/prompt.ts';
 import type { FolderPaths } from '../paths/folders.ts';
-import { isLink, unwrapValue, type ApiPrompt, type Link } from '../graph/prompt.ts';
 import {
   InterruptedError,
   silentLogger,
@@ -10,11 +9,15 @@ import {
   type PreviewImage,
 } from '../registry/context.ts';
 import type { NodeRegistry } from '../registry/registry.ts';
-import { isResultObject, type AnyNodeDefinition, type UiOutput } from '../registry/types.ts';
+import type { UiOutput } from '../registry/types.ts';
 import { OutputCache, estimateBytes, type CacheEntry } from './cache.ts';
 import type { ExecuteOptions, ExecutionErrorData, ExecutionEvent, ExecutionResult } from './events.ts';
+import { computeFingerprints } from './fingerprint.ts';
 import { formatInputs } from './format.ts';
-import { SignatureBuilder, canonical } from './signature.ts';
+import { ResultCollector, callArgs, type InputLists } from './lists.ts';
+import { PlanError, inputSpec, planGraph, type GraphPlan, type PlannedNode } from './plan.ts';
+import { ExecutionList } from './schedule.ts';
+import { computeSignatures, type Signatures } from './signature.ts';
 
 export interface ExecutorOptions {
   paths: FolderPaths;
@@ -26,43 +29,61 @@ export interface ExecutorOptions {
   cacheMode?: 'lru' | 'none';
 }
 
+export type CacheStats = { entries: number; bytes: number; budgetBytes: number; hits: number; misses: number };
+
+/** A failure attributed to one node, with the inputs it was called with. */
 class NodeFailure extends Error {
   constructor(
     readonly nodeId: string,
     readonly classType: string,
     readonly error: unknown,
-    readonly inputs: Record<string, unknown>,
+    readonly inputs: InputLists = {},
   ) {
     super(error instanceof Error ? error.message : String(error));
   }
 }
 
-interface RunState {
-  prompt: ApiPrompt;
-  promptId: string;
-  signal: AbortSignal;
-  extraPngInfo: Record<string, unknown>;
-  emit: (e: ExecutionEvent) => void;
-  signatures: SignatureBuilder;
-  results: Map<string, CacheEntry>;
-  inFlight: Set<string>;
-  executed: string[];
+/** State of one prompt's execution. */
+interface Run {
+  readonly prompt: ApiPrompt;
+  readonly promptId: string;
+  readonly signal: AbortSignal;
+  readonly extraPngInfo: Record<string, unknown>;
+  readonly emit: (e: ExecutionEvent) => void;
+  readonly outputIds: ReadonlySet<string>;
+  plan?: GraphPlan;
+  sigs?: Signatures;
+  list?: ExecutionList;
+  readonly results: Map<string, CacheEntry>;
+  /** Nodes looked up in the cache without a hit (they cannot turn into hits mid-prompt). */
+  readonly missed: Set<string>;
+  readonly executed: string[];
   cached: string[];
-  timings: Record<string, number>;
-  outputs: Record<string, UiOutput>;
-  outputIds: Set<string>;
+  readonly timings: Record<string, number>;
+  readonly outputs: Record<string, UiOutput>;
   current?: string;
 }
+
+const STATUS_EVENTS = new Set<ExecutionEvent['type']>([
+  'execution_start',
+  'execution_cached',
+  'execution_success',
+  'execution_error',
+  'execution_interrupted',
+]);
 
 /**
  * Runs API prompts: only nodes reachable from the outputs, each once, in dependency order, reusing
  * cached outputs whose signature is unchanged. Node failures and interrupts end the prompt with an
- * event and a status; the executor itself is always ready for the next prompt.
+ * event and a status; the executor itself is always ready for the next prompt. Prompts given
+ * concurrently run one after the other.
  */
 export class Executor {
   private readonly cache: OutputCache;
   private readonly log: Logger;
   private readonly services: EngineServices;
+  private readonly useCache: boolean;
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly registry: NodeRegistry,
@@ -71,87 +92,83 @@ export class Executor {
     this.cache = new OutputCache(opts.cacheBudgetBytes ?? 4 * 1024 ** 3);
     this.log = opts.log ?? silentLogger;
     this.services = opts.services ?? {};
+    this.useCache = opts.cacheMode !== 'none';
   }
 
   clearCache(): void {
     this.cache.clear();
   }
 
-  cacheStats(): { entries: number; bytes: number; budgetBytes: number; hits: number; misses: number } {
-    return { entries: this.cache.size, bytes: this.cache.bytes, budgetBytes: this.cache.budgetBytes, hits: this.cache.hits, misses: this.cache.misses };
+  cacheStats(): CacheStats {
+    const c = this.cache;
+    return { entries: c.size, bytes: c.bytes, budgetBytes: c.budgetBytes, hits: c.hits, misses: c.misses };
   }
 
-  async execute(prompt: ApiPrompt, opts: ExecuteOptions): Promise<ExecutionResult> {
+  /** Never throws for node errors or interrupts: they end in `status` and an event. */
+  execute(prompt: ApiPrompt, opts: ExecuteOptions): Promise<ExecutionResult> {
+    const result = this.tail.then(() => this.executeNow(prompt, opts));
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private async executeNow(prompt: ApiPrompt, opts: ExecuteOptions): Promise<ExecutionResult> {
     const messages: [string, unknown][] = [];
     const listener = opts.onEvent;
     const emit = (e: ExecutionEvent): void => {
-      if (e.type === 'execution_start' || e.type === 'execution_cached' || e.type === 'execution_success' || e.type === 'execution_error' || e.type === 'execution_interrupted') {
-        messages.push([e.type, e.data]);
-      }
+      if (STATUS_EVENTS.has(e.type)) messages.push([e.type, e.data]);
       try {
         listener?.(e);
       } catch (err) {
-        this.log.error(`execution event listener failed: ${(err as Error).message}`);
+        this.log.error(`execution event listener failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     };
-    const signal = opts.signal ?? new AbortController().signal;
-    const outputIds = opts.outputs ?? Object.keys(prompt).filter((id) => this.registry.get(prompt[id].class_type)?.outputNode);
-    const st: RunState = {
+    const run: Run = {
       prompt,
       promptId: opts.promptId,
-      signal,
+      signal: opts.signal ?? new AbortController().signal,
       extraPngInfo: opts.extraData?.extra_pnginfo ?? {},
       emit,
-      signatures: undefined as unknown as SignatureBuilder,
+      outputIds: new Set(opts.outputs ?? Object.keys(prompt).filter((id) => this.registry.get(prompt[id]?.class_type)?.outputNode)),
       results: new Map(),
-      inFlight: new Set(),
+      missed: new Set(),
       executed: [],
       cached: [],
       timings: {},
       outputs: {},
-      outputIds: new Set(outputIds),
     };
-    emit({ type: 'execution_start', data: { prompt_id: st.promptId, timestamp: Date.now() } });
+    emit({ type: 'execution_start', data: { prompt_id: run.promptId, timestamp: Date.now() } });
     let status: ExecutionResult['status'] = 'success';
     let error: ExecutionErrorData | undefined;
     try {
-      const reachable = this.reachable(prompt, outputIds);
-      st.signatures = new SignatureBuilder(prompt, (c) => this.registry.get(c), await this.fingerprints(prompt, reachable));
-      const hits: string[] = [];
-      if (this.opts.cacheMode !== 'none') {
-        for (const id of Object.keys(prompt)) {
-          if (reachable.has(id) && this.cache.peek(st.signatures.signature(id))) hits.push(id);
-        }
-        this.cache.pin([...reachable].map((id) => st.signatures.signature(id)));
-      }
-      st.cached = hits;
-      emit({ type: 'execution_cached', data: { nodes: hits, prompt_id: st.promptId, timestamp: Date.now() } });
-      for (const id of outputIds) await this.ensure(st, id, []);
-      emit({ type: 'execution_success', data: { prompt_id: st.promptId, timestamp: Date.now() } });
+      await this.prepare(run);
+      emit({ type: 'execution_cached', data: { nodes: run.cached, prompt_id: run.promptId, timestamp: Date.now() } });
+      await this.loop(run);
+      emit({ type: 'execution_success', data: { prompt_id: run.promptId, timestamp: Date.now() } });
     } catch (e) {
       const failure = e instanceof NodeFailure ? e : undefined;
       const cause = failure ? failure.error : e;
-      const nodeId = failure?.nodeId ?? st.current ?? '';
-      const nodeType = failure?.classType ?? prompt[nodeId]?.class_type ?? '';
-      if (cause instanceof InterruptedError || signal.aborted) {
+      const nodeId = failure?.nodeId ?? (e instanceof PlanError ? e.nodeId : (run.current ?? ''));
+      const nodeType = failure?.classType ?? (e instanceof PlanError ? e.classType : (prompt[nodeId]?.class_type ?? ''));
+      if (cause instanceof InterruptedError || run.signal.aborted) {
         status = 'interrupted';
+        this.log.info(`prompt ${run.promptId} interrupted at node ${nodeId} (${nodeType})`);
         emit({
           type: 'execution_interrupted',
-          data: { prompt_id: st.promptId, node_id: nodeId, node_type: nodeType, executed: [...st.executed], timestamp: Date.now() },
+          data: { prompt_id: run.promptId, node_id: nodeId, node_type: nodeType, executed: [...run.executed], timestamp: Date.now() },
         });
       } else {
         status = 'error';
         const err = cause instanceof Error ? cause : new Error(String(cause));
         error = {
-          prompt_id: st.promptId,
+          prompt_id: run.promptId,
           node_id: nodeId,
           node_type: nodeType,
-          executed: [...st.executed],
+          executed: [...run.executed],
           exception_message: err.message,
           exception_type: err.name || 'Error',
-          traceback: (err.stack ?? '').split('\n').slice(1).map((l) => l.trim()),
+          traceback: traceback(err),
           current_inputs: failure ? formatInputs(failure.inputs) : {},
-          current_outputs: [...st.results.keys()],
+          current_outputs: [...run.results.keys()],
           timestamp: Date.now(),
         };
         this.log.error(`node ${nodeId} (${nodeType}) failed: ${err.message}`);
@@ -160,229 +177,246 @@ export class Executor {
     } finally {
       this.cache.unpinAll();
     }
-    emit({ type: 'executing', data: { node: null, prompt_id: st.promptId } });
+    emit({ type: 'executing', data: { node: null, prompt_id: run.promptId } });
     return {
-      promptId: st.promptId,
+      promptId: run.promptId,
       status,
-      outputs: st.outputs,
-      executed: st.executed,
-      cached: st.cached,
-      timingsMs: st.timings,
+      outputs: run.outputs,
+      executed: run.executed,
+      cached: run.cached,
+      timingsMs: run.timings,
       error,
       messages,
     };
   }
 
-  /** Nodes reachable from the outputs through links (lazy links included: they may be asked for). */
-  private reachable(prompt: ApiPrompt, outputs: readonly string[]): Set<string> {
-    const seen = new Set<string>();
-    const stack = [...outputs];
-    while (stack.length) {
-      const id = stack.pop()!;
-      if (seen.has(id)) continue;
-      if (!prompt[id]) throw new NodeFailure(id, '', new Error(`node ${id} is linked but not in the prompt`), {});
-      seen.add(id);
-      for (const v of Object.values(prompt[id].inputs)) if (isLink(v)) stack.push(String(v[0]));
+  /** Plan, fingerprints, signatures; lists the prompt's cache hits and pins what this prompt may read. */
+  private async prepare(run: Run): Promise<void> {
+    const plan = planGraph(run.prompt, [...run.outputIds], (c) => this.registry.get(c));
+    run.plan = plan;
+    const sigs = computeSignatures(plan, await computeFingerprints(plan, { paths: this.opts.paths }, this.log));
+    run.sigs = sigs;
+    if (!this.useCache) return;
+    // ComfyUI lists every prompt node with a hit, also those the outputs will not need.
+    for (const id of Object.keys(run.prompt)) {
+      const key = sigs.keys.get(id);
+      if (key !== undefined && this.cache.peek(key)) run.cached.push(id);
     }
-    return seen;
-  }
-
-  private async fingerprints(prompt: ApiPrompt, ids: Iterable<string>): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    const env = { paths: this.opts.paths };
-    for (const id of ids) {
-      const node = prompt[id];
-      if (node.is_changed !== undefined) {
-        out.set(id, canonical(node.is_changed));
-        continue;
-      }
-      const def = this.registry.get(node.class_type);
-      if (!def?.fingerprint) continue;
-      const constants: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(node.inputs)) if (!isLink(v)) constants[k] = unwrapValue(v);
-      let fp: string | number;
-      try {
-        fp = await def.fingerprint(constants, env);
-      } catch {
-        fp = Number.NaN;
-      }
-      // NaN never equals itself in ComfyUI: a fresh value makes the node run every time.
-      out.set(id, typeof fp === 'number' && Number.isNaN(fp) ? `nan:${randomUUID()}` : canonical(fp));
+    const pins: string[] = [];
+    for (const id of plan.reachable) {
+      const key = sigs.keys.get(id);
+      if (key !== undefined) pins.push(key);
     }
-    return out;
+    this.cache.pin(pins);
   }
 
-  private checkInterrupted(st: RunState): void {
-    if (st.signal.aborted) throw new InterruptedError();
+  private async loop(run: Run): Promise<void> {
+    const plan = run.plan!;
+    const list = new ExecutionList(
+      (id) => plan.nodes.get(id)!.order,
+      (id) => this.isDone(run, id),
+      (id) => strongSources(plan.nodes.get(id)!),
+    );
+    run.list = list;
+    for (const id of run.outputIds) list.add(id);
+    for (let id = list.next(); id !== undefined; id = list.next()) await this.attempt(run, plan.nodes.get(id)!);
+    const stuck = list.pendingIds();
+    if (stuck.length) {
+      // The plan rejects cycles, so this is a scheduler bug; say so rather than report success.
+      const p = plan.nodes.get(stuck[0])!;
+      throw new NodeFailure(p.id, p.node.class_type, new Error(`node ${p.id} never became ready (waiting nodes: ${stuck.join(', ')})`));
+    }
   }
 
-  /** Make node `id`'s outputs available: from this prompt, from the cache, or by running it. */
-  private async ensure(st: RunState, id: string, path: string[]): Promise<CacheEntry> {
-    const done = st.results.get(id);
-    if (done) return done;
-    const node = st.prompt[id];
-    if (!node) throw new NodeFailure(path[path.length - 1] ?? id, '', new Error(`node ${id} is linked but not in the prompt`), {});
-    const def = this.registry.get(node.class_type);
-    if (!def) throw new NodeFailure(id, node.class_type, new Error(`node class '${node.class_type}' does not exist`), {});
-    if (st.inFlight.has(id)) throw new NodeFailure(id, node.class_type, new Error(`dependency cycle: ${[...path, id].join(' → ')}`), {});
-    const key = st.signatures.signature(id);
-    if (this.opts.cacheMode !== 'none') {
-      const hit = this.cache.get(key);
-      if (hit) {
-        st.results.set(id, hit);
-        if (hit.ui && st.outputIds.has(id)) {
-          st.outputs[id] = hit.ui;
-          st.emit({ type: 'executed', data: { node: id, display_node: id, output: hit.ui, prompt_id: st.promptId } });
+  /** Whether `id`'s outputs are available; a cache hit is taken into this prompt's results here. */
+  private isDone(run: Run, id: string): boolean {
+    if (run.results.has(id)) return true;
+    if (!this.useCache || run.missed.has(id)) return false;
+    const key = run.sigs!.keys.get(id);
+    const hit = key === undefined ? undefined : this.cache.get(key);
+    if (!hit) {
+      run.missed.add(id);
+      return false;
+    }
+    this.takeHit(run, id, hit);
+    return true;
+  }
+
+  private takeHit(run: Run, id: string, hit: CacheEntry): void {
+    run.results.set(id, hit);
+    if (hit.ui) run.outputs[id] = hit.ui;
+    // ComfyUI re-sends a cached output node's UI (null when it had none) so clients show it again.
+    if (run.outputIds.has(id)) {
+      run.emit({ type: 'executed', data: { node: id, display_node: id, output: hit.ui ?? null, prompt_id: run.promptId } });
+    }
+  }
+
+  /**
+   * Tries to run one ready node. A node with lazy inputs may first ask for some of them; then it
+   * goes back to waiting and is attempted again when they are done (ComfyUI sends `executing` again).
+   */
+  private async attempt(run: Run, p: PlannedNode): Promise<void> {
+    const id = p.id;
+    const def = p.def!;
+    run.current = id;
+    this.checkInterrupted(run);
+    // A node identical to one that ran earlier in this prompt finds that result now (as in ComfyUI).
+    const key = run.sigs!.keys.get(id)!;
+    if (this.useCache && this.cache.peek(key)) {
+      this.takeHit(run, id, this.cache.get(key)!);
+      run.list!.complete(id);
+      return;
+    }
+    run.emit({ type: 'executing', data: { node: id, display_node: id, prompt_id: run.promptId } });
+    const ctx = this.context(run, id, def.name);
+    const t0 = performance.now();
+    const lists: InputLists = {};
+    const unevaluated = this.gather(run, p, lists);
+    while (unevaluated.size) {
+      const needed = await this.lazyNeeds(run, p, lists, unevaluated, ctx);
+      if (!needed.length) break;
+      for (const name of needed) {
+        const link = p.links.find((l) => l.name === name)!;
+        if (!run.list!.require(link.src, id)) {
+          lists[name] = this.slot(run, p, link.name, link.src, link.slot);
+          unevaluated.delete(name);
         }
-        return hit;
+      }
+      if (run.list!.isBlocked(id)) {
+        run.timings[id] = (run.timings[id] ?? 0) + (performance.now() - t0);
+        return;
       }
     }
-    st.inFlight.add(id);
-    const specs = { ...(def.inputs?.required ?? {}), ...(def.inputs?.optional ?? {}) };
-    const lists: Record<string, unknown[] | undefined> = {};
-    const lazyNames: string[] = [];
-    for (const [name, spec] of Object.entries(specs)) {
-      const v = node.inputs[name];
-      if (v === undefined) continue;
-      if (isLink(v)) {
-        if (spec.rawLink) lists[name] = [[String(v[0]), v[1]] as Link];
-        else if (spec.lazy) lazyNames.push(name);
-        else lists[name] = await this.linked(st, id, v, [...path, id]);
-      } else {
-        lists[name] = [unwrapValue(v)];
+    // Lazy inputs the node did not ask for reach it as undefined.
+    for (const name of unevaluated) lists[name] = [undefined];
+    const collected = new ResultCollector(def);
+    for (const args of callArgs(def.inputIsList, lists)) {
+      this.checkInterrupted(run);
+      let r: unknown;
+      try {
+        r = await def.run(args, ctx);
+        collected.add(r);
+      } catch (e) {
+        throw new NodeFailure(id, def.name, e, lists);
       }
     }
-    if (lazyNames.length && def.checkLazyStatus) {
-      for (let round = 0; round < 64; round++) {
-        const available: Record<string, unknown> = {};
-        for (const [k, l] of Object.entries(lists)) available[k] = l?.[0];
-        for (const n of lazyNames) if (!(n in lists)) available[n] = undefined;
-        const needed = (await def.checkLazyStatus(available, this.context(st, id, node.class_type))).filter(
-          (n) => lazyNames.includes(n) && !(n in lists),
-        );
-        if (!needed.length) break;
-        for (const n of needed) lists[n] = await this.linked(st, id, node.inputs[n] as Link, [...path, id]);
-      }
-    } else {
-      for (const n of lazyNames) lists[n] = await this.linked(st, id, node.inputs[n] as Link, [...path, id]);
+    const entry: CacheEntry = { outputs: collected.outputs, ui: collected.ui, bytes: 0 };
+    run.timings[id] = (run.timings[id] ?? 0) + (performance.now() - t0);
+    run.executed.push(id);
+    run.results.set(id, entry);
+    if (this.useCache && !run.sigs!.volatile.has(id)) {
+      entry.bytes = estimateBytes([entry.outputs, entry.ui]);
+      this.cache.set(key, entry);
     }
-    for (const [name, kind] of Object.entries(def.inputs?.hidden ?? {})) {
-      lists[name] = [kind === 'PROMPT' ? st.prompt : kind === 'EXTRA_PNGINFO' ? st.extraPngInfo : kind === 'UNIQUE_ID' ? id : undefined];
+    run.list!.complete(id);
+    if (entry.ui) {
+      run.outputs[id] = entry.ui;
+      run.emit({ type: 'executed', data: { node: id, display_node: id, output: entry.ui, prompt_id: run.promptId } });
     }
-    const entry = await this.run(st, id, def, lists);
-    st.inFlight.delete(id);
-    st.results.set(id, entry);
-    if (this.opts.cacheMode !== 'none') this.cache.set(key, entry);
-    return entry;
   }
 
-  private async linked(st: RunState, targetId: string, link: Link, path: string[]): Promise<unknown[]> {
-    const src = String(link[0]);
-    const entry = await this.ensure(st, src, path);
-    const out = entry.outputs[link[1]];
-    if (!out) {
-      const def = this.registry.get(st.prompt[src].class_type);
+  /** Fills `lists` with constants, finished links and hidden inputs; returns the lazy inputs not evaluated. */
+  private gather(run: Run, p: PlannedNode, lists: InputLists): Set<string> {
+    const def = p.def!;
+    const inputs = p.node.inputs;
+    for (const name in inputs) {
+      const v = inputs[name];
+      // ComfyUI passes constants only for declared inputs, but links whatever their name.
+      if (!isLink(v) && inputSpec(def, name)) lists[name] = [unwrapValue(v)];
+    }
+    const unevaluated = new Set<string>();
+    for (const link of p.links) {
+      if (inputSpec(def, link.name)?.rawLink) lists[link.name] = [[link.src, link.slot]];
+      else if (!link.lazy || this.isDone(run, link.src)) lists[link.name] = this.slot(run, p, link.name, link.src, link.slot);
+      else unevaluated.add(link.name);
+    }
+    const hidden = def.inputs?.hidden;
+    if (hidden) {
+      for (const name in hidden) {
+        const kind = hidden[name];
+        lists[name] = [kind === 'PROMPT' ? run.prompt : kind === 'EXTRA_PNGINFO' ? run.extraPngInfo : kind === 'UNIQUE_ID' ? p.id : undefined];
+      }
+    }
+    return unevaluated;
+  }
+
+  private slot(run: Run, p: PlannedNode, name: string, src: string, slot: number): unknown[] {
+    const entry = run.results.get(src);
+    if (!entry) throw new NodeFailure(p.id, p.node.class_type, new Error(`input '${name}': node ${src} has no result (scheduler bug)`));
+    const out = entry.outputs[slot];
+    if (out === undefined) {
+      const n = entry.outputs.length;
       throw new NodeFailure(
-        targetId,
-        st.prompt[targetId].class_type,
-        new Error(`input links to output ${link[1]} of node ${src} (${def?.name}), which has ${entry.outputs.length} outputs`),
-        {},
+        p.id,
+        p.node.class_type,
+        new Error(`input '${name}' links to output ${slot} of node ${src} (${run.prompt[src].class_type}), which has ${n} output${n === 1 ? '' : 's'}`),
       );
     }
     return out;
   }
 
-  private context(st: RunState, id: string, classType: string): NodeContext {
+  /**
+   * The unevaluated lazy inputs the node needs now. `checkLazyStatus` is mapped over lists like
+   * `run`, unevaluated inputs given as undefined; without it every linked lazy input is needed (as
+   * ComfyUI's V3 default does).
+   */
+  private async lazyNeeds(run: Run, p: PlannedNode, lists: InputLists, unevaluated: ReadonlySet<string>, ctx: NodeContext): Promise<string[]> {
+    const def = p.def!;
+    if (!def.checkLazyStatus) return [...unevaluated];
+    const view: InputLists = { ...lists };
+    for (const name of unevaluated) view[name] = [undefined];
+    const needed = new Set<string>();
+    for (const args of callArgs(def.inputIsList, view)) {
+      this.checkInterrupted(run);
+      let names: unknown;
+      try {
+        names = await def.checkLazyStatus(args, ctx);
+      } catch (e) {
+        throw new NodeFailure(p.id, def.name, e, lists);
+      }
+      if (names === undefined || names === null) continue;
+      if (!Array.isArray(names)) {
+        throw new NodeFailure(p.id, def.name, new Error(`checkLazyStatus returned ${typeof names} instead of an array of input names`), lists);
+      }
+      for (const n of names) if (typeof n === 'string' && unevaluated.has(n)) needed.add(n);
+    }
+    return [...needed];
+  }
+
+  private checkInterrupted(run: Run): void {
+    if (run.signal.aborted) throw new InterruptedError();
+  }
+
+  private context(run: Run, id: string, classType: string): NodeContext {
     return {
       nodeId: id,
       classType,
-      promptId: st.promptId,
-      signal: st.signal,
-      checkInterrupted: () => this.checkInterrupted(st),
+      promptId: run.promptId,
+      signal: run.signal,
+      checkInterrupted: () => this.checkInterrupted(run),
       progress: (value: number, max: number, preview?: PreviewImage) => {
-        this.checkInterrupted(st);
-        st.emit({ type: 'progress', data: { value, max, prompt_id: st.promptId, node: id }, ...(preview ? { preview } : {}) });
+        this.checkInterrupted(run);
+        run.emit({ type: 'progress', data: { value, max, prompt_id: run.promptId, node: id }, ...(preview ? { preview } : {}) });
       },
-      prompt: st.prompt,
-      extraPngInfo: st.extraPngInfo,
+      prompt: run.prompt,
+      extraPngInfo: run.extraPngInfo,
       paths: this.opts.paths,
       services: this.services,
       log: this.log,
     };
   }
+}
 
-  private async run(st: RunState, id: string, def: AnyNodeDefinition, lists: Record<string, unknown[] | undefined>): Promise<CacheEntry> {
-    this.checkInterrupted(st);
-    st.current = id;
-    st.emit({ type: 'executing', data: { node: id, display_node: id, prompt_id: st.promptId } });
-    const ctx = this.context(st, id, def.name);
-    const t0 = performance.now();
-    const calls: Record<string, unknown>[] = [];
-    if (def.inputIsList) {
-      const args: Record<string, unknown> = {};
-      for (const [k, l] of Object.entries(lists)) if (l !== undefined) args[k] = l;
-      calls.push(args);
-    } else {
-      const present = Object.entries(lists).filter((e): e is [string, unknown[]] => e[1] !== undefined);
-      const n = present.length ? Math.max(...present.map(([, l]) => l.length)) : 1;
-      if (present.some(([, l]) => l.length === 0)) calls.length = 0;
-      else {
-        for (let i = 0; i < n; i++) {
-          const args: Record<string, unknown> = {};
-          for (const [k, l] of present) args[k] = l[Math.min(i, l.length - 1)];
-          calls.push(args);
-        }
-      }
-    }
-    const nOut = def.outputs.length;
-    const outputs: unknown[][] = Array.from({ length: nOut }, () => []);
-    let ui: UiOutput | undefined;
-    for (const args of calls) {
-      this.checkInterrupted(st);
-      let r: unknown;
-      try {
-        r = await def.run(args, ctx);
-      } catch (e) {
-        throw new NodeFailure(id, def.name, e, args);
-      }
-      let result: unknown[] | undefined;
-      if (isResultObject(r)) {
-        result = r.result;
-        if (r.ui) {
-          ui ??= {};
-          for (const [k, v] of Object.entries(r.ui)) ui[k] = [...(ui[k] ?? []), ...(v as unknown[])];
-        }
-      } else {
-        result = r as unknown[] | undefined;
-      }
-      if (result === undefined || result === null) {
-        if (nOut > 0) throw new NodeFailure(id, def.name, new Error(`node returned no outputs but declares ${nOut}`), args);
-        continue;
-      }
-      if (!Array.isArray(result) || result.length !== nOut) {
-        throw new NodeFailure(
-          id,
-          def.name,
-          new Error(`node returned ${Array.isArray(result) ? result.length : typeof result} outputs but declares ${nOut}`),
-          args,
-        );
-      }
-      result.forEach((v, j) => {
-        if (def.outputs[j].isList) {
-          if (!Array.isArray(v)) throw new NodeFailure(id, def.name, new Error(`output ${j} is declared as a list but the node returned ${typeof v}`), args);
-          outputs[j].push(...(v as unknown[]));
-        } else {
-          outputs[j].push(v);
-        }
-      });
-    }
-    const ms = performance.now() - t0;
-    st.timings[id] = ms;
-    st.executed.push(id);
-    if (ui) {
-      if (st.outputIds.has(id) || def.outputNode) st.outputs[id] = ui;
-      st.emit({ type: 'executed', data: { node: id, display_node: id, output: ui, prompt_id: st.promptId } });
-    }
-    return { outputs, ui, bytes: estimateBytes([outputs, ui]) };
-  }
+/** Sources a node waits for before its first attempt: every link except lazy ones. */
+function strongSources(p: PlannedNode): string[] {
+  const out: string[] = [];
+  for (const l of p.links) if (!l.lazy) out.push(l.src);
+  return out;
+}
+
+function traceback(err: Error): string[] {
+  const lines = (err.stack ?? '').split('\n');
+  // The stack starts with "Name: message", which exception_type/message already carry.
+  const start = lines.findIndex((l) => /^\s+at /.test(l));
+  return (start < 0 ? [] : lines.slice(start)).map((l) => l.trim()).filter(Boolean).slice(0, 50);
 }

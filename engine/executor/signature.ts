@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
-import type { ApiPrompt } from '../graph/prompt.ts';
+import { hash } from 'node:crypto';
 import { isLink, unwrapValue } from '../graph/prompt.ts';
 import type { AnyNodeDefinition } from '../registry/types.ts';
+import type { GraphPlan } from './plan.ts';
 
 /** Canonical JSON: sorted object keys, BigInt as a tagged string, NaN distinct from null. */
 export function canonical(v: unknown): string {
@@ -14,43 +14,49 @@ export function canonical(v: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
+export interface Signatures {
+  readonly keys: Map<string, string>;
+  /** Nodes whose key holds a NaN fingerprint (theirs or an ancestor's): no later prompt can hit them. */
+  readonly volatile: Set<string>;
+}
+
+/** Fingerprint token for NaN: never equal to any other, as NaN is not to itself in ComfyUI. */
+export const VOLATILE_PREFIX = 'nan:';
+
 /**
- * ComfyUI's cache key: class, IS_CHANGED value, node id for non-idempotent classes, and every input
- * sorted by name as a constant or the linked ancestor's signature + slot. Memoised per prompt so a
- * 1,000-node graph hashes each node once.
+ * ComfyUI's cache key for every node that can run: class, IS_CHANGED value, node id for
+ * non-idempotent classes (and those taking UNIQUE_ID), and every input sorted by name as a constant
+ * or the linked ancestor's signature + slot. Walking the plan's dependency order means each
+ * ancestor is hashed once, however many nodes share it.
  */
-export class SignatureBuilder {
-  private readonly memo = new Map<string, string>();
-  private readonly visiting = new Set<string>();
-
-  constructor(
-    private readonly prompt: ApiPrompt,
-    private readonly defOf: (classType: string) => AnyNodeDefinition | undefined,
-    private readonly fingerprints: ReadonlyMap<string, string>,
-  ) {}
-
-  signature(nodeId: string): string {
-    const hit = this.memo.get(nodeId);
-    if (hit) return hit;
-    if (this.visiting.has(nodeId)) throw new Error(`dependency cycle through node ${nodeId}`);
-    this.visiting.add(nodeId);
-    const node = this.prompt[nodeId];
-    const def = node ? this.defOf(node.class_type) : undefined;
-    const parts: string[] = [node?.class_type ?? '?', this.fingerprints.get(nodeId) ?? ''];
-    const hidden = def?.inputs?.hidden ?? {};
-    if (def?.notIdempotent || Object.values(hidden).includes('UNIQUE_ID')) parts.push(`id:${nodeId}`);
-    const inputs = node?.inputs ?? {};
+export function computeSignatures(plan: GraphPlan, fingerprints: ReadonlyMap<string, string>): Signatures {
+  const sigs = new Map<string, string>();
+  const volatile = new Set<string>();
+  for (const id of plan.order) {
+    const p = plan.nodes.get(id)!;
+    if (p.problem) continue;
+    const fp = fingerprints.get(id) ?? '';
+    const parts: string[] = [p.node.class_type, fp];
+    if (fp.startsWith(VOLATILE_PREFIX) || p.links.some((l) => volatile.has(l.src))) volatile.add(id);
+    if (keyedById(p.def!)) parts.push(`id:${id}`);
+    const inputs = p.node.inputs;
     for (const name of Object.keys(inputs).sort()) {
       const v = inputs[name];
-      if (isLink(v)) {
-        parts.push(`${name}<${this.signature(String(v[0]))}#${v[1]}`);
-      } else {
-        parts.push(`${name}=${canonical(unwrapValue(v))}`);
-      }
+      parts.push(isLink(v) ? `${name}<${sigs.get(String(v[0]))}#${v[1]}` : `${name}=${canonical(unwrapValue(v))}`);
     }
-    this.visiting.delete(nodeId);
-    const sig = createHash('sha1').update(parts.join('\u0000')).digest('hex');
-    this.memo.set(nodeId, sig);
-    return sig;
+    sigs.set(id, hash('sha1', parts.join('\u0000'), 'base64'));
   }
+  return { keys: sigs, volatile };
+}
+
+const byIdMemo = new WeakMap<AnyNodeDefinition, boolean>();
+
+/** ComfyUI keys NOT_IDEMPOTENT classes and those taking UNIQUE_ID by node id: their result is the node's own. */
+function keyedById(def: AnyNodeDefinition): boolean {
+  let v = byIdMemo.get(def);
+  if (v === undefined) {
+    v = def.notIdempotent === true || Object.values(def.inputs?.hidden ?? {}).includes('UNIQUE_ID');
+    byIdMemo.set(def, v);
+  }
+  return v;
 }

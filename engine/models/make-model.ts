@@ -1,148 +1,88 @@
-import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../paths/safe-path.ts';
 import type { Sd1Config } from './config.ts';
-import { writeSafetensors, type TensorToWrite } from './safetensors.ts';
-import { SD15_CONFIG, sd1Layout } from './sd1-layout.ts';
+import { Rng } from './generate/rng.ts';
+import { makeTinyTokenizer, mergesText } from './generate/tiny-tokenizer.ts';
+import { ITEMSIZE, SafetensorsWriter, type TensorSpec } from './safetensors.ts';
+import { SD15_CONFIG, sd1Buffers, sd1Layout } from './sd1-layout.ts';
+
+export { makeTinyTokenizer } from './generate/tiny-tokenizer.ts';
 
 /**
  * Random-weight SD1 checkpoints made by Weft itself (no model can be downloaded here): a tiny one for
- * tests and the demo, and a full-size SD1.5-shaped one for benchmarks. Deterministic from a seed.
+ * tests and the demo, and a full-size SD1.5-shaped one for benchmarks. Both are real single-file
+ * checkpoints with the original LDM key names, deterministic from a seed.
  */
 
-/** SplitMix64-seeded xoshiro128** — fast, deterministic, good enough for random weights. */
-class Rng {
-  private s = new Uint32Array(4);
-  constructor(seed: number) {
-    let x = BigInt.asUintN(64, BigInt(seed) + 0x9e3779b97f4a7c15n);
-    for (let i = 0; i < 4; i++) {
-      x = BigInt.asUintN(64, x + 0x9e3779b97f4a7c15n);
-      let z = x;
-      z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
-      z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
-      this.s[i] = Number((z ^ (z >> 31n)) & 0xffffffffn);
-    }
-  }
-  private next(): number {
-    const s = this.s;
-    const r = Math.imul(((s[1] * 5) << 7) | ((s[1] * 5) >>> 25), 9) >>> 0;
-    const t = s[1] << 9;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = (s[3] << 11) | (s[3] >>> 21);
-    return r;
-  }
-  uniform(): number {
-    return (this.next() + 1) / 4294967297;
-  }
-  /** Fills with N(0, std²) by Box–Muller. */
-  normal(out: Float32Array, std: number): void {
-    for (let i = 0; i < out.length; i += 2) {
-      const r = Math.sqrt(-2 * Math.log(this.uniform()));
-      const th = 2 * Math.PI * this.uniform();
-      out[i] = r * Math.cos(th) * std;
-      if (i + 1 < out.length) out[i + 1] = r * Math.sin(th) * std;
-    }
-  }
+export interface MakeModelOptions {
+  seed?: number;
+  /** Called after each tensor with bytes written so far and the total (for a progress bar). */
+  onProgress?: (written: number, total: number) => void;
 }
-
-/** Values for one tensor: norms start at 1/0, biases at 0, weights N(0, 1/fan_in) (embeddings 0.02). */
-function initTensor(name: string, shape: readonly number[], rng: Rng): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  const isNorm = /(norm|norm1|norm2|norm3|norm_out|layer_norm\d|final_layer_norm|in_layers\.0|out_layers\.0|out\.0)\.weight$/.test(name);
-  if (isNorm && shape.length === 1) return data.fill(1);
-  if (name.endsWith('.bias')) return data;
-  if (name.includes('embedding')) {
-    rng.normal(data, 0.02);
-    return data;
-  }
-  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1) || 1;
-  rng.normal(data, 1 / Math.sqrt(fanIn));
-  return data;
-}
-
-function writeModel(outFile: string, cfg: Sd1Config, seed: number, dtype: 'F32' | 'F16'): void {
-  const rng = new Rng(seed);
-  const tensors: TensorToWrite[] = [...sd1Layout(cfg)].map(([name, shape]) => ({
-    name,
-    dtype,
-    shape,
-    // Generated lazily, one tensor at a time, so a 2 GB file never sits in memory.
-    data: () => initTensor(name, shape, rng),
-  }));
-  writeSafetensors(outFile, tensors, { 'weft.generator': 'make-model', 'weft.seed': String(seed), 'modelspec.architecture': 'stable-diffusion-v1' });
-}
-
-/** Common prompt words, from which the tiny tokenizer learns its merges. */
-const WORDS = `a an the of and in on with at by for to from photo painting portrait landscape city street night day
-light dark sunset sunrise sky cloud clouds mountain mountains river lake sea ocean beach forest tree trees flower flowers
-garden house castle tower lighthouse bridge road car train boat ship cat dog bird horse fox wolf dragon robot woman man
-girl boy child old young face eyes hair smile dress coat hat red blue green yellow orange purple pink black white gold
-silver bright soft warm cold detailed intricate beautiful cinematic dramatic studio watercolor oil digital art style
-illustration render sharp focus high quality best masterpiece blurry lowres watermark text signature ugly deformed
-snow rain fog mist storm fire water stone wood glass metal winter summer autumn spring morning evening dawn dusk`
-  .split(/\s+/)
-  .filter(Boolean);
 
 /**
- * A valid CLIP BPE tokenizer of its own for the tiny model: the 256 byte symbols and their `</w>`
- * forms, merges learned from WORDS (most frequent pair first, ties by name), BOS/EOS last.
+ * Values for one weight. Every 1-D `.weight` of SD1 is a Group/LayerNorm scale (1); biases start at 0;
+ * embeddings N(0, 0.02²) as CLIP initialises them; the rest N(0, 1/fan_in), which keeps each layer's
+ * output variance near its input's, so activations stay finite through the deep UNet.
  */
-export function makeTinyTokenizer(merges = 400): { vocab: Record<string, number>; merges: [string, string][] } {
-  const bs: number[] = [];
-  for (let b = 33; b <= 126; b++) bs.push(b);
-  for (let b = 161; b <= 172; b++) bs.push(b);
-  for (let b = 174; b <= 255; b++) bs.push(b);
-  const cs = [...bs];
-  let extra = 0;
-  for (let b = 0; b < 256; b++) if (!bs.includes(b)) {
-    bs.push(b);
-    cs.push(256 + extra++);
-  }
-  const base = cs.map((c) => String.fromCodePoint(c));
-  const symbols = [...base, ...base.map((s) => `${s}</w>`)];
-  let words = WORDS.map((w) => {
-    const ch = [...w];
-    return [...ch.slice(0, -1), `${ch[ch.length - 1]}</w>`];
-  });
-  const learned: [string, string][] = [];
-  for (let m = 0; m < merges; m++) {
-    const counts = new Map<string, number>();
-    for (const w of words) for (let i = 0; i < w.length - 1; i++) {
-      const k = `${w[i]} ${w[i + 1]}`;
-      counts.set(k, (counts.get(k) ?? 0) + 1);
-    }
-    let best = '';
-    let bestN = 0;
-    for (const [k, n] of counts) if (n > bestN || (n === bestN && k < best)) {
-      best = k;
-      bestN = n;
-    }
-    if (!best) break;
-    const [a, b] = best.split(' ') as [string, string];
-    learned.push([a, b]);
-    symbols.push(a + b);
-    words = words.map((w) => {
-      const out: string[] = [];
-      for (let i = 0; i < w.length; i++) {
-        if (i < w.length - 1 && w[i] === a && w[i + 1] === b) {
-          out.push(a + b);
-          i++;
-        } else out.push(w[i]);
-      }
-      return out;
-    });
-  }
-  const vocab: Record<string, number> = {};
-  for (const s of symbols) if (!(s in vocab)) vocab[s] = Object.keys(vocab).length;
-  vocab['<|startoftext|>'] = Object.keys(vocab).length;
-  vocab['<|endoftext|>'] = Object.keys(vocab).length;
-  return { vocab, merges: learned };
+function initTensor(name: string, shape: readonly number[], rng: Rng): Float32Array {
+  let n = 1;
+  for (const d of shape) n *= d;
+  const data = new Float32Array(n);
+  if (name.endsWith('.bias')) return data;
+  if (shape.length === 1) return data.fill(1);
+  if (name.endsWith('embedding.weight')) return rng.normal(data, 0.02);
+  let fanIn = 1;
+  for (const d of shape.slice(1)) fanIn *= d;
+  return rng.normal(data, 1 / Math.sqrt(fanIn));
 }
 
+async function writeModel(outFile: string, cfg: Sd1Config, dtype: 'F32' | 'F16', opts: MakeModelOptions, extraMeta: Record<string, string>): Promise<void> {
+  const seed = opts.seed ?? 0;
+  const rng = new Rng(seed);
+  const weights = [...sd1Layout(cfg)];
+  const buffers = sd1Buffers(cfg);
+  const specs: TensorSpec[] = [
+    ...weights.map(([name, shape]) => ({ name, dtype, shape })),
+    ...buffers.map(({ name, dtype: d, shape }) => ({ name, dtype: d, shape })),
+  ];
+  const total = specs.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * ITEMSIZE[t.dtype], 0);
+  const w = SafetensorsWriter.create(outFile, specs, {
+    'modelspec.architecture': 'stable-diffusion-v1',
+    'modelspec.title': extraMeta.title ?? path.basename(outFile),
+    'weft.generator': 'make-model',
+    'weft.seed': String(seed),
+    ...extraMeta,
+  });
+  let written = 0;
+  try {
+    // Generated one tensor at a time, so a 2 GB file never sits in memory; yielding between tensors
+    // keeps a server that runs this responsive.
+    for (const [name, shape] of weights) {
+      const data = initTensor(name, shape, rng);
+      w.write(name, data);
+      written += data.length * ITEMSIZE[dtype];
+      opts.onProgress?.(written, total);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    for (const b of buffers) {
+      w.write(b.name, b.data);
+      written += b.data.length * ITEMSIZE[b.dtype];
+    }
+    w.finish();
+    opts.onProgress?.(written, total);
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+}
+
+/**
+ * The tiny configuration: every SD1 block kind kept (4 UNet levels, 2 res blocks each, attention at
+ * levels 0–2, 8 heads, conv proj_in/out; CLIP-L's layout; a 4-level VAE so latents stay 1/8 of the
+ * image) at small widths: UNet 32 channels (the GroupNorm(32) minimum), CLIP 64 wide (one 64-wide
+ * head) × 2 layers, VAE 32 channels with one res block per level.
+ */
 export function tinyConfig(vocabSize: number): Sd1Config {
   return {
     family: 'sd1',
@@ -153,21 +93,28 @@ export function tinyConfig(vocabSize: number): Sd1Config {
   };
 }
 
-/**
- * The tiny SD1-architecture checkpoint (UNet 32 channels, CLIP 64 wide × 2 layers, VAE 32 channels;
- * latents still 1/8 of the image) plus its tokenizer in `<name>.tokenizer/`.
- */
-export async function makeTinyCheckpoint(outFile: string, opts: { seed?: number } = {}): Promise<void> {
-  const tok = makeTinyTokenizer();
-  const vocabSize = Object.keys(tok.vocab).length;
-  writeModel(outFile, tinyConfig(vocabSize), opts.seed ?? 0, 'F32');
-  const dir = `${outFile.replace(/\.[^.\\/]+$/, '')}.tokenizer`;
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'vocab.json'), JSON.stringify(tok.vocab));
-  fs.writeFileSync(path.join(dir, 'merges.txt'), ['#version: 0.2', ...tok.merges.map(([a, b]) => `${a} ${b}`)].join('\n') + '\n');
+/** `<dir>/<name>.tokenizer` for `<dir>/<name>.safetensors`: where a model's own tokenizer lives. */
+export function tokenizerDirFor(modelFile: string): string {
+  return `${modelFile.replace(/\.[^.\\/]+$/, '')}.tokenizer`;
 }
 
-/** A full-size SD1.5-shaped checkpoint with random fp16 weights (~2 GB), streamed to disk. */
-export async function makeFullSd15Checkpoint(outFile: string, opts: { seed?: number; dtype?: 'F16' | 'F32' } = {}): Promise<void> {
-  writeModel(outFile, SD15_CONFIG, opts.seed ?? 0, opts.dtype ?? 'F16');
+/**
+ * The tiny SD1-architecture checkpoint (~5 MB of float32) plus its own CLIP BPE tokenizer
+ * (vocab.json + merges.txt in `<name>.tokenizer/`).
+ */
+export async function makeTinyCheckpoint(outFile: string, opts: MakeModelOptions = {}): Promise<void> {
+  const tok = makeTinyTokenizer();
+  const vocabSize = Object.keys(tok.vocab).length;
+  const dir = tokenizerDirFor(outFile);
+  writeFileAtomic(path.join(dir, 'vocab.json'), JSON.stringify(tok.vocab));
+  writeFileAtomic(path.join(dir, 'merges.txt'), mergesText(tok.merges));
+  await writeModel(outFile, tinyConfig(vocabSize), 'F32', opts, { title: 'Weft tiny SD1 (random weights)' });
+}
+
+/**
+ * A full-size SD1.5-shaped checkpoint with random weights (fp16 by default: ~2.1 GB), streamed to
+ * disk. It needs the real CLIP tokenizer (vocab 49408) in models/tokenizers/clip-vit-large-patch14/.
+ */
+export async function makeFullSd15Checkpoint(outFile: string, opts: MakeModelOptions & { dtype?: 'F16' | 'F32' } = {}): Promise<void> {
+  await writeModel(outFile, SD15_CONFIG, opts.dtype ?? 'F16', opts, { title: 'Weft random SD1.5 (random weights)' });
 }

@@ -1,14 +1,29 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { WeightSource } from './weights.ts';
+import { assertNotPickle, looksLikeSafetensors } from './pickle-guard.ts';
+
+export { assertNotPickle } from './pickle-guard.ts';
+
+/**
+ * The safetensors format: an 8-byte little-endian header length, a UTF-8 JSON header
+ * `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}`, then the
+ * data section the offsets index into. Reading validates everything before a single byte of tensor
+ * data is allocated; writing is atomic and streams one tensor at a time.
+ */
 
 /** Header bound: real checkpoints have headers of a few hundred KiB; 100 MB is far beyond any. */
-const MAX_HEADER = 100 * 1024 * 1024;
+export const MAX_HEADER = 100 * 1024 * 1024;
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
-const ITEMSIZE: Record<Dtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+export const ITEMSIZE: Readonly<Record<Dtype, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+function isDtype(x: unknown): x is Dtype {
+  return typeof x === 'string' && Object.hasOwn(ITEMSIZE, x);
+}
 
 export interface TensorInfo {
   dtype: Dtype;
@@ -19,10 +34,27 @@ export interface TensorInfo {
 }
 
 export class SafetensorsError extends Error {
-  constructor(file: string, message: string) {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
     super(`${file}: ${message}`);
     this.name = 'SafetensorsError';
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Half-precision conversions
+
+let f16Table: Float32Array | undefined;
+
+/** All 65536 half values as float32: one table lookup per element beats bit twiddling in JS. */
+function halfTable(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16ToF32(h);
+  }
+  return f16Table;
 }
 
 /** IEEE half → float. */
@@ -35,18 +67,21 @@ export function f16ToF32(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-/** float → IEEE half, round to nearest even (for writing F16 files). */
 const F32_SCRATCH = new Float32Array(1);
 const U32_SCRATCH = new Uint32Array(F32_SCRATCH.buffer);
 
+/** float → IEEE half, rounding to nearest even (as torch's `.half()`); NaN stays NaN, overflow → ±inf. */
 export function f32ToF16(v: number): number {
   F32_SCRATCH[0] = v;
-  const x = U32_SCRATCH[0];
+  return f32BitsToF16(U32_SCRATCH[0]);
+}
+
+function f32BitsToF16(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -58,12 +93,118 @@ export function f32ToF16(v: number): number {
     if (rem > mid || (rem === mid && half & 1)) half++;
     return sign | half;
   }
+  // A carry out of the mantissa correctly bumps the exponent (and 0x7bff + 1 becomes inf).
   let half = (e << 10) | (mant >> 13);
   const rem = mant & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  e = half >> 10;
   return sign | half;
 }
+
+/** float → bfloat16 (upper 16 bits, round to nearest even; NaN kept quiet). */
+export function f32ToBf16(v: number): number {
+  F32_SCRATCH[0] = v;
+  const x = U32_SCRATCH[0];
+  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return (x >>> 16) | 0x40;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+/** A typed view of `bytes` when aligned, else of an aligned copy (Buffers from the pool may be misaligned). */
+function aligned(bytes: Uint8Array, itemsize: number): ArrayBuffer {
+  if (bytes.byteOffset % itemsize === 0) return bytes.buffer as ArrayBuffer;
+  return bytes.slice().buffer as ArrayBuffer;
+}
+
+/** Convert raw little-endian tensor bytes to float32 (ints and bools become their numeric values). */
+export function toFloat32(dtype: Dtype, bytes: Uint8Array): Float32Array {
+  const size = ITEMSIZE[dtype];
+  if (bytes.length % size !== 0) throw new Error(`${bytes.length} bytes is not a whole number of ${dtype} values`);
+  const n = bytes.length / size;
+  const off = bytes.byteOffset % size === 0 ? bytes.byteOffset / size : 0;
+  if (!LITTLE_ENDIAN) {
+    // Big-endian hosts are rare enough that the slow DataView path is fine there.
+    return toFloat32Slow(dtype, bytes, n);
+  }
+  const buf = aligned(bytes, size);
+  switch (dtype) {
+    case 'F32':
+      return new Float32Array(buf, off * 4, n).slice();
+    case 'F64':
+      return Float32Array.from(new Float64Array(buf, off * 8, n));
+    case 'F16': {
+      const t = halfTable();
+      const src = new Uint16Array(buf, off * 2, n);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = t[src[i]];
+      return out;
+    }
+    case 'BF16': {
+      const src = new Uint16Array(buf, off * 2, n);
+      const out = new Float32Array(n);
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
+      return out;
+    }
+    case 'I64': {
+      const src = new BigInt64Array(buf, off * 8, n);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = Number(src[i]);
+      return out;
+    }
+    case 'I32':
+      return Float32Array.from(new Int32Array(buf, off * 4, n));
+    case 'I16':
+      return Float32Array.from(new Int16Array(buf, off * 2, n));
+    case 'I8':
+      return Float32Array.from(new Int8Array(buf, off, n));
+    case 'U8':
+      return Float32Array.from(new Uint8Array(buf, off, n));
+    case 'BOOL': {
+      const src = new Uint8Array(buf, off, n);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = src[i] ? 1 : 0;
+      return out;
+    }
+  }
+}
+
+function toFloat32Slow(dtype: Dtype, bytes: Uint8Array, n: number): Float32Array {
+  const out = new Float32Array(n);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < n; i++) {
+    switch (dtype) {
+      case 'F32': out[i] = dv.getFloat32(i * 4, true); break;
+      case 'F64': out[i] = dv.getFloat64(i * 8, true); break;
+      case 'F16': out[i] = f16ToF32(dv.getUint16(i * 2, true)); break;
+      case 'BF16': U32_SCRATCH[0] = dv.getUint16(i * 2, true) << 16; out[i] = F32_SCRATCH[0]; break;
+      case 'I64': out[i] = Number(dv.getBigInt64(i * 8, true)); break;
+      case 'I32': out[i] = dv.getInt32(i * 4, true); break;
+      case 'I16': out[i] = dv.getInt16(i * 2, true); break;
+      case 'I8': out[i] = dv.getInt8(i); break;
+      case 'U8': out[i] = dv.getUint8(i); break;
+      case 'BOOL': out[i] = dv.getUint8(i) ? 1 : 0; break;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+function describe(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** Where in the header a JSON.parse failure happened, as an absolute file offset when V8 tells us. */
+function jsonErrorOffset(message: string): string {
+  const m = /position (\d+)/.exec(message);
+  return m ? ` (at byte ${8 + Number(m[1])} of the file)` : '';
+}
+
+/** Content hashes computed in this process, keyed by file identity (device, inode, size, mtime). */
+const hashMemo = new Map<string, string>();
 
 /**
  * A safetensors file opened lazily: the header is read and checked (length bound, JSON, dtypes,
@@ -72,7 +213,7 @@ export function f32ToF16(v: number): number {
  */
 export class SafetensorsFile implements WeightSource {
   readonly tensors = new Map<string, TensorInfo>();
-  private readonly meta: Record<string, string>;
+  private readonly meta: Record<string, string> = {};
   private fd: number | null;
   private hash?: string;
 
@@ -80,51 +221,72 @@ export class SafetensorsFile implements WeightSource {
     readonly file: string,
     fd: number,
     readonly size: number,
+    /** Absolute offset of the data section (8 + header length). */
+    readonly dataStart: number,
     header: Record<string, unknown>,
-    dataStart: number,
   ) {
     this.fd = fd;
     const meta = header.__metadata__;
-    if (meta !== undefined && (typeof meta !== 'object' || meta === null || Array.isArray(meta))) {
-      throw new SafetensorsError(file, '__metadata__ must be an object of strings');
-    }
-    this.meta = {};
-    for (const [k, v] of Object.entries((meta as Record<string, unknown>) ?? {})) {
-      if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__.${k} must be a string`);
-      this.meta[k] = v;
+    if (meta !== undefined) {
+      if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
+        throw new SafetensorsError(file, `__metadata__ must be an object of strings, got ${describe(meta)}`);
+      }
+      for (const [k, v] of Object.entries(meta as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__.${k} must be a string, got ${describe(v)}`);
+        this.meta[k] = v;
+      }
     }
     const dataLen = size - dataStart;
     const ranges: [number, number, string][] = [];
     for (const [name, raw] of Object.entries(header)) {
       if (name === '__metadata__') continue;
+      const where = `tensor '${name}'`;
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError(file, `${where}: header entry is not an object`);
       const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (typeof e !== 'object' || e === null) throw new SafetensorsError(file, `tensor '${name}': entry is not an object`);
-      if (typeof e.dtype !== 'string' || !(e.dtype in ITEMSIZE)) throw new SafetensorsError(file, `tensor '${name}': unsupported dtype ${JSON.stringify(e.dtype)}`);
+      if (!isDtype(e.dtype)) {
+        throw new SafetensorsError(file, `${where}: unsupported dtype ${describe(e.dtype)} (expected one of ${Object.keys(ITEMSIZE).join(', ')})`);
+      }
       if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        throw new SafetensorsError(file, `tensor '${name}': shape must be a list of non-negative integers`);
+        throw new SafetensorsError(file, `${where}: shape must be a list of non-negative integers, got ${describe(e.shape)}`);
       }
       const offs = e.data_offsets;
       if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0) || offs[1] < offs[0]) {
-        throw new SafetensorsError(file, `tensor '${name}': data_offsets must be [begin, end] with 0 ≤ begin ≤ end`);
+        throw new SafetensorsError(file, `${where}: data_offsets must be [begin, end] with 0 ≤ begin ≤ end, got ${describe(offs)}`);
       }
-      if (offs[1] > dataLen) {
-        throw new SafetensorsError(file, `tensor '${name}': data ends at byte ${dataStart + offs[1]} but the file has ${size} bytes (truncated?)`);
+      const [begin, end] = offs as [number, number];
+      if (end > dataLen) {
+        throw new SafetensorsError(
+          file,
+          `${where}: data ends at byte ${dataStart + end} but the file has only ${size} bytes (data section ${dataStart}..${size}; truncated file?)`,
+        );
       }
-      const numel = (e.shape as number[]).reduce((a, b) => a * b, 1);
-      const want = numel * ITEMSIZE[e.dtype as Dtype];
-      if (offs[1] - offs[0] !== want) {
-        throw new SafetensorsError(file, `tensor '${name}': ${offs[1] - offs[0]} bytes of data for shape [${(e.shape as number[]).join(', ')}] of ${e.dtype} (needs ${want})`);
+      // Bounded by the file size checked above, so the product cannot run away unnoticed.
+      let numel = 1;
+      for (const d of e.shape as number[]) numel *= d;
+      const want = numel * ITEMSIZE[e.dtype];
+      if (end - begin !== want) {
+        throw new SafetensorsError(
+          file,
+          `${where}: ${end - begin} bytes of data (file bytes ${dataStart + begin}..${dataStart + end}) for shape [${(e.shape as number[]).join(', ')}] of ${e.dtype}, which needs ${want}`,
+        );
       }
-      ranges.push([offs[0], offs[1], name]);
-      this.tensors.set(name, { dtype: e.dtype as Dtype, shape: e.shape as number[], begin: dataStart + offs[0], end: dataStart + offs[1] });
+      // Empty tensors take no bytes, so they cannot overlap anything wherever their offsets point.
+      if (end > begin) ranges.push([begin, end, name]);
+      this.tensors.set(name, { dtype: e.dtype, shape: [...(e.shape as number[])], begin: dataStart + begin, end: dataStart + end });
     }
-    ranges.sort((a, b) => a[0] - b[0]);
+    ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     for (let i = 1; i < ranges.length; i++) {
-      if (ranges[i][0] < ranges[i - 1][1]) throw new SafetensorsError(file, `tensors '${ranges[i - 1][2]}' and '${ranges[i][2]}' overlap`);
+      const [b, , name] = ranges[i];
+      const [, prevEnd, prev] = ranges[i - 1];
+      if (b < prevEnd) {
+        throw new SafetensorsError(file, `tensors '${prev}' and '${name}' overlap at file bytes ${dataStart + b}..${dataStart + prevEnd}`);
+      }
     }
   }
 
+  /** Open and validate; pickled checkpoints are refused first, with advice to convert them. */
   static open(file: string): SafetensorsFile {
+    assertNotPickle(file);
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
@@ -133,22 +295,33 @@ export class SafetensorsFile implements WeightSource {
     }
     try {
       const size = fs.fstatSync(fd).size;
-      if (size < 8) throw new SafetensorsError(file, `only ${size} bytes: too short for a safetensors header`);
+      if (size < 8) throw new SafetensorsError(file, `only ${size} bytes: too short for the 8-byte safetensors header length`);
       const lenBuf = Buffer.alloc(8);
       fs.readSync(fd, lenBuf, 0, 8, 0);
       const len = lenBuf.readBigUInt64LE(0);
-      if (len > BigInt(MAX_HEADER)) throw new SafetensorsError(file, `header length ${len} exceeds the ${MAX_HEADER}-byte limit`);
-      if (len > BigInt(size - 8)) throw new SafetensorsError(file, `header length ${len} exceeds the file size ${size}`);
+      if (len > BigInt(MAX_HEADER)) throw new SafetensorsError(file, `header length ${len} (bytes 0..8) exceeds the ${MAX_HEADER}-byte limit: not a safetensors file?`);
+      if (len > BigInt(size - 8)) throw new SafetensorsError(file, `header length ${len} (bytes 0..8) exceeds the file size ${size} minus 8: truncated or not a safetensors file`);
+      if (len < 2n) throw new SafetensorsError(file, `header length ${len} (bytes 0..8) is too short for a JSON object`);
       const hbuf = Buffer.alloc(Number(len));
-      fs.readSync(fd, hbuf, 0, hbuf.length, 8);
+      const got = fs.readSync(fd, hbuf, 0, hbuf.length, 8);
+      if (got !== hbuf.length) throw new SafetensorsError(file, `short read of the header (${got} of ${hbuf.length} bytes)`);
+      let text: string;
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(hbuf);
+      } catch {
+        throw new SafetensorsError(file, `header (bytes 8..${8 + hbuf.length}) is not valid UTF-8`);
+      }
       let header: unknown;
       try {
-        header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(hbuf));
+        header = JSON.parse(text);
       } catch (e) {
-        throw new SafetensorsError(file, `header (bytes 8–${8 + hbuf.length}) is not valid UTF-8 JSON: ${(e as Error).message}`);
+        const msg = (e as Error).message;
+        throw new SafetensorsError(file, `header (bytes 8..${8 + hbuf.length}) is not valid JSON${jsonErrorOffset(msg)}: ${msg}`);
       }
-      if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new SafetensorsError(file, 'header is not a JSON object');
-      return new SafetensorsFile(file, fd, size, header as Record<string, unknown>, 8 + hbuf.length);
+      if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+        throw new SafetensorsError(file, `header (bytes 8..${8 + hbuf.length}) is JSON but not an object`);
+      }
+      return new SafetensorsFile(file, fd, size, 8 + hbuf.length, header as Record<string, unknown>);
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -176,164 +349,310 @@ export class SafetensorsFile implements WeightSource {
     return this.info(name).shape;
   }
 
+  dtype(name: string): Dtype {
+    return this.info(name).dtype;
+  }
+
   info(name: string): TensorInfo {
     const t = this.tensors.get(name);
     if (!t) throw new SafetensorsError(this.file, `no tensor named '${name}'`);
     return t;
   }
 
-  /** The tensor's raw bytes (little-endian, as stored). */
+  /** The tensor's raw bytes (little-endian, as stored), read with one positioned read. */
   getRaw(name: string): { dtype: Dtype; shape: number[]; bytes: Buffer } {
     const t = this.info(name);
     if (this.fd === null) throw new SafetensorsError(this.file, 'file is closed');
-    const bytes = Buffer.alloc(t.end - t.begin);
-    const n = fs.readSync(this.fd, bytes, 0, bytes.length, t.begin);
-    if (n !== bytes.length) throw new SafetensorsError(this.file, `tensor '${name}': short read (${n} of ${bytes.length} bytes)`);
-    return { dtype: t.dtype, shape: t.shape, bytes };
+    const bytes = Buffer.allocUnsafe(t.end - t.begin);
+    let done = 0;
+    while (done < bytes.length) {
+      const n = fs.readSync(this.fd, bytes, done, bytes.length - done, t.begin + done);
+      if (n <= 0) throw new SafetensorsError(this.file, `tensor '${name}': short read at byte ${t.begin + done} (${done} of ${bytes.length} bytes; file changed?)`);
+      done += n;
+    }
+    return { dtype: t.dtype, shape: [...t.shape], bytes };
   }
 
+  /** The tensor as float32 (F16/BF16/F64/integers converted). A fresh array each call. */
   get(name: string): Float32Array {
     const { dtype, bytes } = this.getRaw(name);
     return toFloat32(dtype, bytes);
   }
 
-  /** SHA-256 of the whole file, computed once per open file (cache keys of built models). */
-  contentHash(): string {
+  /**
+   * SHA-256 of the whole file, as hex. Chosen over a sampled hash because a cache key that misses a
+   * changed byte would serve a stale built model; a full hash of a 2 GB file costs a few seconds, so
+   * it is memoised per process by file identity (device, inode, size, mtime) and, with `cacheDir`,
+   * on disk in a small JSON record per file, so later runs only stat the file.
+   */
+  contentHash(opts: { cacheDir?: string } = {}): string {
     if (this.hash) return this.hash;
     if (this.fd === null) throw new SafetensorsError(this.file, 'file is closed');
+    const st = fs.fstatSync(this.fd);
+    const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    const memo = hashMemo.get(identity);
+    if (memo) return (this.hash = memo);
+    const record = opts.cacheDir ? path.join(opts.cacheDir, `${createHash('sha1').update(path.resolve(this.file)).digest('hex')}.json`) : undefined;
+    if (record) {
+      try {
+        const r = JSON.parse(fs.readFileSync(record, 'utf8')) as { identity?: unknown; sha256?: unknown };
+        if (r.identity === identity && typeof r.sha256 === 'string' && /^[0-9a-f]{64}$/.test(r.sha256)) {
+          hashMemo.set(identity, r.sha256);
+          return (this.hash = r.sha256);
+        }
+      } catch {
+        /* no usable record: hash the file */
+      }
+    }
     const h = createHash('sha256');
-    const buf = Buffer.alloc(4 * 1024 * 1024);
-    let pos = 0;
-    for (;;) {
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (let pos = 0; ; ) {
       const n = fs.readSync(this.fd, buf, 0, buf.length, pos);
       if (n <= 0) break;
       h.update(buf.subarray(0, n));
       pos += n;
     }
     this.hash = h.digest('hex');
+    hashMemo.set(identity, this.hash);
+    if (record) {
+      try {
+        fs.mkdirSync(path.dirname(record), { recursive: true });
+        const tmp = `${record}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, JSON.stringify({ file: path.resolve(this.file), identity, sha256: this.hash }));
+        fs.renameSync(tmp, record);
+      } catch {
+        /* a read-only cache folder only costs a re-hash next time */
+      }
+    }
     return this.hash;
   }
 }
 
-export function toFloat32(dtype: Dtype, bytes: Buffer): Float32Array {
-  const n = bytes.length / ITEMSIZE[dtype];
-  const out = new Float32Array(n);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** True when the file starts like a safetensors file (plausible length, then a JSON object). */
+export { looksLikeSafetensors };
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+export type TensorData = Float32Array | Float64Array | Int32Array | Int16Array | Int8Array | Uint8Array | BigInt64Array | readonly number[];
+
+export interface TensorSpec {
+  name: string;
+  dtype: Dtype;
+  shape: readonly number[];
+}
+
+export interface TensorToWrite extends TensorSpec {
+  /** The values, or a function called once when this tensor's turn comes (streaming). */
+  data: TensorData | (() => TensorData);
+}
+
+function numelOf(shape: readonly number[], name: string): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) throw new Error(`tensor '${name}': bad dimension ${d} in shape [${shape.join(', ')}]`);
+    n *= d;
+  }
+  return n;
+}
+
+/** Encode values as little-endian bytes of `dtype`. Integer dtypes take integral values only. */
+export function encodeTensor(dtype: Dtype, data: TensorData, name = 'tensor'): Uint8Array {
+  const n = data.length;
+  if (LITTLE_ENDIAN) {
+    if (dtype === 'F32' && data instanceof Float32Array) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (dtype === 'I64' && data instanceof BigInt64Array) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  const out = new Uint8Array(n * ITEMSIZE[dtype]);
+  const dv = new DataView(out.buffer);
+  const num = (i: number): number => Number(data[i]);
+  const int = (i: number, lo: number, hi: number): number => {
+    const v = num(i);
+    if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`tensor '${name}': value ${v} at index ${i} does not fit ${dtype}`);
+    return v;
+  };
   switch (dtype) {
     case 'F32':
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
+      for (let i = 0; i < n; i++) dv.setFloat32(i * 4, num(i), true);
       break;
     case 'F64':
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true);
+      for (let i = 0; i < n; i++) dv.setFloat64(i * 8, num(i), true);
       break;
-    case 'F16':
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
-      break;
-    case 'BF16': {
-      const u = new Uint32Array(1);
-      const f = new Float32Array(u.buffer);
-      for (let i = 0; i < n; i++) {
-        u[0] = dv.getUint16(i * 2, true) << 16;
-        out[i] = f[0];
-      }
+    case 'F16': {
+      const u = new Uint16Array(out.buffer);
+      if (LITTLE_ENDIAN && data instanceof Float32Array) {
+        const bits = new Uint32Array(data.buffer, data.byteOffset, n);
+        for (let i = 0; i < n; i++) u[i] = f32BitsToF16(bits[i]);
+      } else for (let i = 0; i < n; i++) dv.setUint16(i * 2, f32ToF16(num(i)), true);
       break;
     }
+    case 'BF16':
+      for (let i = 0; i < n; i++) dv.setUint16(i * 2, f32ToBf16(num(i)), true);
+      break;
     case 'I64':
-      for (let i = 0; i < n; i++) out[i] = Number(dv.getBigInt64(i * 8, true));
+      for (let i = 0; i < n; i++) dv.setBigInt64(i * 8, typeof data[i] === 'bigint' ? (data[i] as bigint) : BigInt(int(i, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)), true);
       break;
     case 'I32':
-      for (let i = 0; i < n; i++) out[i] = dv.getInt32(i * 4, true);
+      for (let i = 0; i < n; i++) dv.setInt32(i * 4, int(i, -(2 ** 31), 2 ** 31 - 1), true);
       break;
     case 'I16':
-      for (let i = 0; i < n; i++) out[i] = dv.getInt16(i * 2, true);
+      for (let i = 0; i < n; i++) dv.setInt16(i * 2, int(i, -32768, 32767), true);
       break;
     case 'I8':
-      for (let i = 0; i < n; i++) out[i] = dv.getInt8(i);
+      for (let i = 0; i < n; i++) dv.setInt8(i, int(i, -128, 127));
       break;
-    default:
-      for (let i = 0; i < n; i++) out[i] = dv.getUint8(i);
+    case 'U8':
+      for (let i = 0; i < n; i++) dv.setUint8(i, int(i, 0, 255));
+      break;
+    case 'BOOL':
+      for (let i = 0; i < n; i++) dv.setUint8(i, num(i) ? 1 : 0);
+      break;
   }
   return out;
 }
 
-export interface TensorToWrite {
-  name: string;
-  dtype: 'F32' | 'F16';
-  shape: readonly number[];
-  /** Values for the whole tensor, or a function called once when the tensor is written (streaming). */
-  data: Float32Array | (() => Float32Array);
-}
-
-function encode(dtype: 'F32' | 'F16', data: Float32Array): Buffer {
-  if (dtype === 'F32') return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const h = new Uint16Array(data.length);
-  for (let i = 0; i < data.length; i++) h[i] = f32ToF16(data[i]);
-  return Buffer.from(h.buffer, h.byteOffset, h.byteLength);
-}
-
-/**
- * Write a safetensors file atomically (temp file + rename). Tensor data may be produced lazily, one
- * tensor at a time, so multi-gigabyte files are streamed.
- */
-export function writeSafetensors(file: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): void {
+/** The header bytes for tensors laid out in the given order (padded with spaces to 8 bytes, as the reference writer does). */
+function buildHeader(specs: readonly TensorSpec[], metadata?: Record<string, string>): { header: Buffer; offsets: Map<string, [number, number]> } {
   const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
+  if (metadata && Object.keys(metadata).length) {
+    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new Error(`metadata '${k}' must be a string`);
+    header.__metadata__ = metadata;
+  }
+  const offsets = new Map<string, [number, number]>();
   let off = 0;
-  for (const t of tensors) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'F32' ? 4 : 2);
+  for (const t of specs) {
+    if (t.name === '__metadata__') throw new Error("'__metadata__' is reserved and cannot name a tensor");
+    if (offsets.has(t.name)) throw new Error(`tensor '${t.name}' is listed twice`);
+    if (!isDtype(t.dtype)) throw new Error(`tensor '${t.name}': unknown dtype ${describe(t.dtype)}`);
+    const bytes = numelOf(t.shape, t.name) * ITEMSIZE[t.dtype];
+    offsets.set(t.name, [off, off + bytes]);
     header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [off, off + bytes] };
     off += bytes;
   }
   let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const hbytes = Buffer.from(json, 'utf8');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(hbytes.length));
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, len);
-    fs.writeSync(fd, hbytes);
-    for (const t of tensors) {
-      const data = typeof t.data === 'function' ? t.data() : t.data;
-      const expected = t.shape.reduce((a, b) => a * b, 1);
-      if (data.length !== expected) throw new Error(`tensor '${t.name}' has ${data.length} values for shape [${t.shape.join(', ')}]`);
-      fs.writeSync(fd, encode(t.dtype, data));
-    }
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
-  } catch (e) {
+  const raw = Buffer.from(json, 'utf8');
+  json += ' '.repeat((8 - ((8 + raw.length) % 8)) % 8);
+  return { header: Buffer.from(json, 'utf8'), offsets };
+}
+
+/**
+ * An incremental writer: the header is computed from the shapes up front, then each tensor's data is
+ * written in order as it is produced (a 2 GB checkpoint never sits in memory). The file appears only
+ * on `finish()`, atomically (temp file + rename, or + link when `exclusive`, which never replaces an
+ * existing file).
+ */
+export class SafetensorsWriter {
+  private fd: number | null;
+  private next = 0;
+  private readonly tmp: string;
+
+  private constructor(
+    readonly file: string,
+    private readonly specs: readonly TensorSpec[],
+    header: Buffer,
+    private readonly exclusive: boolean,
+  ) {
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    this.tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}.tmp`);
+    this.fd = fs.openSync(this.tmp, 'wx');
     try {
-      fs.closeSync(fd);
-    } catch {
-      /* already closed */
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(header.length));
+      writeAll(this.fd, len);
+      writeAll(this.fd, header);
+    } catch (e) {
+      this.abort();
+      throw e;
     }
-    fs.rmSync(tmp, { force: true });
-    throw e;
+  }
+
+  static create(file: string, specs: readonly TensorSpec[], metadata?: Record<string, string>, opts: { exclusive?: boolean } = {}): SafetensorsWriter {
+    const { header } = buildHeader(specs, metadata);
+    return new SafetensorsWriter(file, [...specs], header, opts.exclusive ?? false);
+  }
+
+  /** The name of the tensor `write` expects next, or undefined when all are written. */
+  get pending(): string | undefined {
+    return this.specs[this.next]?.name;
+  }
+
+  /** Write the next tensor's values (in the order given to `create`). */
+  write(name: string, data: TensorData): void {
+    if (this.fd === null) throw new Error(`${this.file}: writer is closed`);
+    const spec = this.specs[this.next];
+    if (!spec) throw new Error(`${this.file}: all ${this.specs.length} tensors are already written; '${name}' is extra`);
+    if (spec.name !== name) throw new Error(`${this.file}: expected tensor '${spec.name}' next, got '${name}'`);
+    const n = numelOf(spec.shape, name);
+    if (data.length !== n) {
+      this.abort();
+      throw new Error(`${this.file}: tensor '${name}' has ${data.length} values for shape [${spec.shape.join(', ')}] (needs ${n})`);
+    }
+    try {
+      writeAll(this.fd, encodeTensor(spec.dtype, data, name));
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+    this.next++;
+  }
+
+  /** Flush and move the file into place. */
+  finish(): void {
+    if (this.fd === null) throw new Error(`${this.file}: writer is closed`);
+    if (this.next !== this.specs.length) {
+      const missing = this.specs[this.next].name;
+      this.abort();
+      throw new Error(`${this.file}: only ${this.next} of ${this.specs.length} tensors written (next was '${missing}')`);
+    }
+    try {
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      this.fd = null;
+      if (this.exclusive) {
+        fs.linkSync(this.tmp, this.file);
+        fs.unlinkSync(this.tmp);
+      } else {
+        fs.renameSync(this.tmp, this.file);
+      }
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+  }
+
+  /** Drop the temp file; the target is left as it was. */
+  abort(): void {
+    if (this.fd !== null) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        /* already closed */
+      }
+      this.fd = null;
+    }
+    fs.rmSync(this.tmp, { force: true });
   }
 }
 
-const PICKLE_EXTS = new Set(['.ckpt', '.pt', '.pth', '.bin', '.pkl', '.pt2']);
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+}
 
-/** Pickled checkpoints can run code when loaded: refuse them, by extension and by magic bytes. */
-export function assertNotPickle(file: string): void {
-  const ext = path.extname(file).toLowerCase();
-  let magic = Buffer.alloc(0);
-  try {
-    const fd = fs.openSync(file, 'r');
-    magic = Buffer.alloc(2);
-    fs.readSync(fd, magic, 0, 2, 0);
-    fs.closeSync(fd);
-  } catch {
-    /* a missing file is reported by the caller */
-  }
-  const zip = magic[0] === 0x50 && magic[1] === 0x4b;
-  const pickle = magic[0] === 0x80 && magic[1] >= 2 && magic[1] <= 5;
-  if (PICKLE_EXTS.has(ext) || zip || pickle) {
-    throw new Error(
-      `${file}: pickled PyTorch checkpoints (.ckpt/.pt/.pth/.bin) are never loaded, because unpickling can run arbitrary code; ` +
-        'convert it to .safetensors (e.g. with the safetensors Python package, or a "Convert to safetensors" tool) and load that',
-    );
-  }
+/**
+ * Write a safetensors file atomically. Tensors are written in the order given (a Map keeps its
+ * insertion order); a `data` function is called only when its tensor's turn comes, so large files
+ * stream. With `exclusive`, an existing file is never replaced (EEXIST is thrown instead).
+ */
+export function writeSafetensors(
+  file: string,
+  tensors: readonly TensorToWrite[] | ReadonlyMap<string, Omit<TensorToWrite, 'name'>>,
+  metadata?: Record<string, string>,
+  opts: { exclusive?: boolean } = {},
+): void {
+  const list: TensorToWrite[] = Array.isArray(tensors)
+    ? [...(tensors as readonly TensorToWrite[])]
+    : [...(tensors as ReadonlyMap<string, Omit<TensorToWrite, 'name'>>)].map(([name, t]) => ({ name, ...t }));
+  const w = SafetensorsWriter.create(file, list, metadata, opts);
+  for (const t of list) w.write(t.name, typeof t.data === 'function' ? t.data() : t.data);
+  w.finish();
 }

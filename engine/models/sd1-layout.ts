@@ -192,3 +192,51 @@ export const SD15_CONFIG: Sd1Config = {
   clip: { vocabSize: 49408, hiddenSize: 768, numLayers: 12, intermediateSize: 3072, numHeads: 12, maxPositions: 77, activation: 'quick_gelu', layerNormEps: 1e-5 },
   vae: { inChannels: 3, outChannels: 3, ch: 128, chMult: [1, 2, 4, 4], numResBlocks: 2, zChannels: 4, embedDim: 4, normGroups: 32 },
 };
+
+/** A non-parameter tensor that real SD1 checkpoints carry (with its stored dtype and values). */
+export interface BufferTensor {
+  name: string;
+  dtype: 'F32' | 'I64';
+  shape: number[];
+  data: Float32Array | BigInt64Array;
+}
+
+/**
+ * The buffers of an original SD1 checkpoint besides the weights: CLIP's `position_ids` (int64
+ * [1, 77]) and LDM's DDPM schedule (`betas`, `alphas_cumprod`, … as float32 [1000]), computed as
+ * ldm's register_schedule does in float64: betas = linspace(√0.00085, √0.012, 1000)².
+ * Samplers do not read them (the schedule comes from the model config) but tools that inspect
+ * checkpoints expect them, so generated files have them too.
+ */
+export function sd1Buffers(cfg: Sd1Config, opts: { linearStart?: number; linearEnd?: number; timesteps?: number } = {}): BufferTensor[] {
+  const T = opts.timesteps ?? 1000;
+  const a = Math.sqrt(opts.linearStart ?? 0.00085);
+  const b = Math.sqrt(opts.linearEnd ?? 0.012);
+  const betas = Array.from({ length: T }, (_, i) => (a + ((b - a) * i) / (T - 1)) ** 2);
+  const alphas = betas.map((x) => 1 - x);
+  const cum: number[] = [];
+  alphas.reduce((p, x, i) => (cum[i] = p * x), 1);
+  const prev = [1, ...cum.slice(0, -1)];
+  const post = betas.map((x, i) => (x * (1 - prev[i])) / (1 - cum[i]));
+  const f32 = (name: string, v: number[]): BufferTensor => ({ name, dtype: 'F32', shape: [T], data: Float32Array.from(v) });
+  return [
+    {
+      name: `${SD1_PREFIX.clip}embeddings.position_ids`,
+      dtype: 'I64',
+      shape: [1, cfg.clip.maxPositions],
+      data: BigInt64Array.from({ length: cfg.clip.maxPositions }, (_, i) => BigInt(i)),
+    },
+    f32('betas', betas),
+    f32('alphas_cumprod', cum),
+    f32('alphas_cumprod_prev', prev),
+    f32('sqrt_alphas_cumprod', cum.map(Math.sqrt)),
+    f32('sqrt_one_minus_alphas_cumprod', cum.map((x) => Math.sqrt(1 - x))),
+    f32('log_one_minus_alphas_cumprod', cum.map((x) => Math.log(1 - x))),
+    f32('sqrt_recip_alphas_cumprod', cum.map((x) => Math.sqrt(1 / x))),
+    f32('sqrt_recipm1_alphas_cumprod', cum.map((x) => Math.sqrt(1 / x - 1))),
+    f32('posterior_variance', post),
+    f32('posterior_log_variance_clipped', post.map((x) => Math.log(Math.max(x, 1e-20)))),
+    f32('posterior_mean_coef1', betas.map((x, i) => (x * Math.sqrt(prev[i])) / (1 - cum[i]))),
+    f32('posterior_mean_coef2', alphas.map((x, i) => ((1 - prev[i]) * Math.sqrt(x)) / (1 - cum[i]))),
+  ];
+}

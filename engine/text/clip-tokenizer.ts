@@ -1,13 +1,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FolderPaths } from '../paths/folders.ts';
-import { parsePromptWeights } from './prompt-weights.ts';
+import { escapeImportant, tokenWeights, unescapeImportant } from './prompt-weights.ts';
 
-/** Bound on the tokenizer files read (the real CLIP ones are 1.6 MB and 0.5 MB). */
+/** Bound on the tokenizer files read (the real CLIP ones are 1.0 MB and 0.5 MB). */
 const MAX_FILE = 64 * 1024 * 1024;
+/** Bound on words kept in the BPE cache (prompts reuse few words; the bound only stops abuse). */
+const CACHE_LIMIT = 100_000;
 
-/** GPT-2/CLIP's reversible byte → printable character map. */
-function bytesToUnicode(): string[] {
+const BOS_TEXT = '<|startoftext|>';
+const EOS_TEXT = '<|endoftext|>';
+
+/**
+ * GPT-2/CLIP's reversible byte → printable character map. `map[b]` is byte b's character; `order`
+ * lists the characters in CLIP's vocabulary order (printable bytes first, then the remapped ones).
+ */
+export function bytesToUnicode(): { map: string[]; order: string[] } {
   const bs: number[] = [];
   for (let b = 33; b <= 126; b++) bs.push(b);
   for (let b = 161; b <= 172; b++) bs.push(b);
@@ -22,76 +30,103 @@ function bytesToUnicode(): string[] {
   }
   const map: string[] = new Array(256);
   bs.forEach((b, i) => (map[b] = String.fromCodePoint(cs[i])));
-  return map;
-}
-
-const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
-
-export interface WeightedToken {
-  token: number;
-  weight: number;
+  return { map, order: cs.map((c) => String.fromCodePoint(c)) };
 }
 
 /**
- * CLIP's byte-level BPE (as OpenAI's simple_tokenizer and Hugging Face's CLIPTokenizer without
- * ftfy): whitespace collapsed, lower-cased, split by CLIP's pattern, bytes mapped to printable
- * characters, `</w>` on each word's last symbol, merges applied by rank.
+ * CLIP's pre-tokenizer pattern. `\s` is spelled \p{White_Space} because JavaScript's `\s` also
+ * matches U+FEFF, which the Rust/Python regex engines treat as an ordinary character.
+ */
+const PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\p{White_Space}\p{L}\p{N}]+/gu;
+const WHITESPACE = /\p{White_Space}+/gu;
+const SPECIAL_SPLIT = /(<\|startoftext\|>|<\|endoftext\|>)/;
+
+/**
+ * CLIP's normalisation without ftfy, as Hugging Face's CLIPTokenizer does it: NFC, whitespace runs →
+ * one space, lower case character by character (so a final capital sigma becomes σ, not ς).
+ */
+export function normalizeClipText(text: string): string {
+  let out = '';
+  for (const ch of text.normalize('NFC').replace(WHITESPACE, ' ')) out += ch.toLowerCase();
+  return out;
+}
+
+export interface WeightedToken {
+  /** Vocabulary id; -1 when this position carries an `embedding` vector instead. */
+  token: number;
+  weight: number;
+  /** A textual-inversion vector (ComfyUI's `embedding:name`), present only with an embedding lookup. */
+  embedding?: Float32Array;
+}
+
+/** Vectors of a textual-inversion embedding by name (one per token it stands for), or undefined if none. */
+export type EmbeddingLookup = (name: string) => readonly Float32Array[] | undefined;
+
+export interface TokenizeOptions {
+  /** Resolve `embedding:name` words; without it they are tokenized as plain text. */
+  embeddings?: EmbeddingLookup;
+  /** Told about `embedding:name` words that resolve to nothing (they are dropped, as in ComfyUI). */
+  onWarning?: (message: string) => void;
+  /** Skip the `(text:1.2)` syntax (ComfyUI's disable_weights). */
+  disableWeights?: boolean;
+}
+
+/** ComfyUI's SD1 settings: a word of 8 tokens or more may be split across 77-token chunks. */
+const MAX_WORD_LENGTH = 8;
+const EMBEDDING_PREFIX = 'embedding:';
+
+/**
+ * CLIP's byte-level BPE, matching Hugging Face's CLIPTokenizer (and so ComfyUI) token for token:
+ * special tokens split out first (exact text only), NFC + whitespace collapse + lower case, CLIP's
+ * pre-tokenizer pattern, bytes mapped to printable characters, `</w>` on each word's last symbol,
+ * merges applied lowest rank first. Symbols missing from the vocabulary become the unknown token
+ * (`<|endoftext|>`), as there.
  */
 export class ClipTokenizer {
   readonly bos: number;
   readonly eos: number;
-  private readonly byteMap = bytesToUnicode();
+  /** Number of ids (max id + 1): the text encoder's embedding table must have at least this many rows. */
+  readonly vocabSize: number;
+  private readonly byteMap = bytesToUnicode().map;
   private readonly ranks = new Map<string, number>();
   private readonly cache = new Map<string, number[]>();
+  private readonly encoder = new TextEncoder();
 
   constructor(
     private readonly vocab: ReadonlyMap<string, number>,
-    merges: readonly [string, string][],
+    merges: readonly (readonly [string, string])[],
     readonly maxLength = 77,
   ) {
-    merges.forEach(([a, b], i) => this.ranks.set(`${a} ${b}`, i));
-    const bos = vocab.get('<|startoftext|>');
-    const eos = vocab.get('<|endoftext|>');
-    if (bos === undefined || eos === undefined) throw new Error('vocab.json has no <|startoftext|>/<|endoftext|> tokens');
+    merges.forEach(([a, b], i) => {
+      const k = `${a} ${b}`;
+      if (!this.ranks.has(k)) this.ranks.set(k, i);
+    });
+    const bos = vocab.get(BOS_TEXT);
+    const eos = vocab.get(EOS_TEXT);
+    if (bos === undefined || eos === undefined) throw new Error(`the vocabulary has no ${BOS_TEXT} / ${EOS_TEXT} tokens`);
     this.bos = bos;
     this.eos = eos;
+    let max = -1;
+    for (const id of vocab.values()) max = Math.max(max, id);
+    this.vocabSize = max + 1;
   }
 
+  /** Load vocab.json + merges.txt, checking that they are well-formed and agree with each other. */
   static fromFiles(vocabFile: string, mergesFile: string): ClipTokenizer {
-    for (const f of [vocabFile, mergesFile]) {
-      const size = fs.statSync(f).size;
-      if (size > MAX_FILE) throw new Error(`${f}: ${size} bytes is too large for a tokenizer file`);
-    }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(fs.readFileSync(vocabFile, 'utf8'));
-    } catch (e) {
-      throw new Error(`${vocabFile}: not valid JSON: ${(e as Error).message}`);
-    }
-    if (typeof raw !== 'object' || raw === null) throw new Error(`${vocabFile}: expected an object of token → id`);
-    const vocab = new Map<string, number>();
-    for (const [k, v] of Object.entries(raw)) {
-      if (!Number.isInteger(v)) throw new Error(`${vocabFile}: id of ${JSON.stringify(k)} is not an integer`);
-      vocab.set(k, v as number);
-    }
-    const lines = fs.readFileSync(mergesFile, 'utf8').split('\n');
-    const merges: [string, string][] = [];
-    lines.forEach((line, i) => {
-      if (i === 0 && line.startsWith('#version')) return;
-      if (!line.trim()) return;
-      const parts = line.split(' ');
-      if (parts.length !== 2) throw new Error(`${mergesFile}:${i + 1}: expected two symbols, got ${JSON.stringify(line)}`);
-      merges.push([parts[0], parts[1]]);
+    const vocab = readVocab(vocabFile);
+    const merges = readMerges(mergesFile);
+    merges.forEach(([a, b, line]) => {
+      if (!vocab.has(a + b)) throw new Error(`${mergesFile}:${line}: merge '${a} ${b}' makes '${a + b}', which is not in ${vocabFile} (files from different tokenizers?)`);
     });
-    return new ClipTokenizer(vocab, merges);
+    return new ClipTokenizer(vocab, merges.map(([a, b]) => [a, b] as const));
   }
 
   private bpe(word: string): string[] {
     const chars = [...word];
     let parts = [...chars.slice(0, -1), `${chars[chars.length - 1]}</w>`];
-    for (;;) {
-      let best = -1;
+    while (parts.length > 1) {
       let bestRank = Infinity;
+      let best = -1;
       for (let i = 0; i < parts.length - 1; i++) {
         const r = this.ranks.get(`${parts[i]} ${parts[i + 1]}`);
         if (r !== undefined && r < bestRank) {
@@ -99,7 +134,7 @@ export class ClipTokenizer {
           best = i;
         }
       }
-      if (best < 0) return parts;
+      if (best < 0) break;
       const a = parts[best];
       const b = parts[best + 1];
       const next: string[] = [];
@@ -111,66 +146,106 @@ export class ClipTokenizer {
       }
       parts = next;
     }
+    return parts;
   }
 
-  /** Token ids of a text, without BOS/EOS. */
-  encode(text: string): number[] {
-    const clean = text.replace(/\s+/g, ' ').trim().toLowerCase();
+  private encodeWord(piece: string): number[] {
+    let ids = this.cache.get(piece);
+    if (!ids) {
+      let mapped = '';
+      for (const b of this.encoder.encode(piece)) mapped += this.byteMap[b];
+      ids = this.bpe(mapped).map((sym) => this.vocab.get(sym) ?? this.eos);
+      if (this.cache.size < CACHE_LIMIT) this.cache.set(piece, ids);
+    }
+    return ids;
+  }
+
+  /** Token ids of a text, without BOS/EOS. The exact strings `<|startoftext|>`/`<|endoftext|>` are those tokens. */
+  tokenize(text: string): number[] {
     const out: number[] = [];
-    for (const m of clean.matchAll(PATTERN)) {
-      const piece = m[0];
-      if (piece === '<|startoftext|>' || piece === '<|endoftext|>') {
-        out.push(this.vocab.get(piece)!);
-        continue;
-      }
-      let ids = this.cache.get(piece);
-      if (!ids) {
-        const mapped = [...new TextEncoder().encode(piece)].map((b) => this.byteMap[b]).join('');
-        ids = this.bpe(mapped).map((sym) => {
-          const id = this.vocab.get(sym);
-          if (id === undefined) throw new Error(`BPE symbol ${JSON.stringify(sym)} is not in the vocabulary (merges and vocab do not match)`);
-          return id;
-        });
-        if (this.cache.size < 100_000) this.cache.set(piece, ids);
-      }
-      out.push(...ids);
+    for (const part of text.split(SPECIAL_SPLIT)) {
+      if (part === BOS_TEXT) out.push(this.bos);
+      else if (part === EOS_TEXT) out.push(this.eos);
+      else for (const m of normalizeClipText(part).matchAll(PATTERN)) out.push(...this.encodeWord(m[0]));
     }
     return out;
   }
 
+  /** Alias of `tokenize`. */
+  encode(text: string): number[] {
+    return this.tokenize(text);
+  }
+
+  /** The vocabulary string of an id (for debugging and tests). */
+  symbol(id: number): string | undefined {
+    for (const [k, v] of this.vocab) if (v === id) return k;
+    return undefined;
+  }
+
   /**
-   * ComfyUI's SD1 tokenize_with_weights: weights parsed from `(text:1.2)` syntax, each word tokenized on
-   * its own, chunks of BOS + 75 tokens + EOS padded with EOS to 77; a word is not split across chunks
-   * unless it is 8 tokens or longer.
+   * ComfyUI's SD1 tokenize_with_weights: the prompt is split into weighted segments (`(text:1.2)`,
+   * `(text)` ×1.1, `\(` escapes), each segment tokenized as a whole (only ` embedding:` starts a new
+   * piece), then packed into chunks of BOS + 75 + EOS padded with EOS to 77. A piece that does not
+   * fit in the current chunk moves whole to the next one, unless it has 8 tokens or more, in which
+   * case it is split at the chunk boundary.
    */
-  tokenizeWithWeights(text: string): WeightedToken[][] {
+  tokenizeWithWeights(text: string, opts: TokenizeOptions = {}): WeightedToken[][] {
+    const escaped = escapeImportant(text);
+    const segments: [string, number][] = opts.disableWeights ? [[escaped, 1]] : tokenWeights(escaped, 1);
     const groups: WeightedToken[][] = [];
-    for (const [segment, weight] of parsePromptWeights(text)) {
-      for (const word of segment.replaceAll('\n', ' ').split(' ')) {
-        if (!word) continue;
-        const ids = this.encode(word);
-        if (ids.length) groups.push(ids.map((token) => ({ token, weight })));
+    for (const [segment, weight] of segments) {
+      const pieces = unescapeImportant(segment).split(/ embedding:|\nembedding:/);
+      const words = [pieces[0], ...pieces.slice(1).map((p) => EMBEDDING_PREFIX + p)].filter((w) => w !== '');
+      for (let word of words) {
+        if (word.startsWith(EMBEDDING_PREFIX) && opts.embeddings) {
+          const r = this.resolveEmbedding(word.slice(EMBEDDING_PREFIX.length).replace(/^\n+|\n+$/g, ''), opts.embeddings);
+          if (r.vectors) groups.push(r.vectors.map((embedding) => ({ token: -1, weight, embedding })));
+          else opts.onWarning?.(`warning, embedding:${r.name} does not exist, ignoring`);
+          if (r.leftover === '') continue;
+          word = r.leftover;
+        }
+        groups.push(this.tokenize(word).map((token) => ({ token, weight })));
       }
     }
+    return this.chunk(groups);
+  }
+
+  /** ComfyUI's _try_get_embedding: the first whitespace-separated word names it; trailing commas may be cut. */
+  private resolveEmbedding(text: string, lookup: EmbeddingLookup): { name: string; vectors?: readonly Float32Array[]; leftover: string } {
+    const split = text.split(/\p{White_Space}+/u).filter(Boolean);
+    const name = split[0] ?? '';
+    const leftover = split.slice(1).join(' ');
+    let vectors = name ? lookup(name) : undefined;
+    if (!vectors) {
+      const stripped = name.replace(/^,+|,+$/g, '');
+      if (stripped.length < name.length) {
+        vectors = stripped ? lookup(stripped) : undefined;
+        return { name, vectors, leftover: `${name.slice(stripped.length)} ${leftover}` };
+      }
+    }
+    return { name, vectors, leftover };
+  }
+
+  private chunk(groups: WeightedToken[][]): WeightedToken[][] {
     const max = this.maxLength;
-    const start: WeightedToken = { token: this.bos, weight: 1 };
-    const end: WeightedToken = { token: this.eos, weight: 1 };
+    const start = (): WeightedToken => ({ token: this.bos, weight: 1 });
+    const end = (): WeightedToken => ({ token: this.eos, weight: 1 });
     const batches: WeightedToken[][] = [];
-    let batch: WeightedToken[] = [start];
+    let batch: WeightedToken[] = [start()];
     batches.push(batch);
     for (let group of groups) {
-      const isLarge = group.length >= 8;
+      const isLarge = group.length >= MAX_WORD_LENGTH;
       while (group.length) {
         if (group.length + batch.length > max - 1) {
           const remaining = max - batch.length - 1;
           if (isLarge) {
-            batch.push(...group.slice(0, remaining), end);
+            batch.push(...group.slice(0, remaining), end());
             group = group.slice(remaining);
           } else {
-            batch.push(end);
-            for (let i = 0; i < remaining; i++) batch.push({ token: this.eos, weight: 1 });
+            batch.push(end());
+            for (let i = 0; i < remaining; i++) batch.push(end());
           }
-          batch = [start];
+          batch = [start()];
           batches.push(batch);
         } else {
           batch.push(...group);
@@ -178,31 +253,102 @@ export class ClipTokenizer {
         }
       }
     }
-    batch.push(end);
-    while (batch.length < max) batch.push({ token: this.eos, weight: 1 });
+    batch.push(end());
+    while (batch.length < max) batch.push(end());
     return batches;
   }
 }
 
+function readBounded(file: string, what: string): string {
+  let size: number;
+  try {
+    size = fs.statSync(file).size;
+  } catch (e) {
+    throw new Error(`${file}: cannot read the ${what}: ${(e as Error).message}`);
+  }
+  if (size > MAX_FILE) throw new Error(`${file}: ${size} bytes is too large for a ${what} (limit ${MAX_FILE})`);
+  return fs.readFileSync(file, 'utf8');
+}
+
+function readVocab(file: string): Map<string, number> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readBounded(file, 'CLIP vocabulary (vocab.json)'));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${file}: expected a JSON object of token → id`);
+  const vocab = new Map<string, number>();
+  const seen = new Map<number, string>();
+  for (const [k, v] of Object.entries(raw)) {
+    if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > 10_000_000) throw new Error(`${file}: id of ${JSON.stringify(k)} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    const prev = seen.get(v as number);
+    if (prev !== undefined) throw new Error(`${file}: id ${v} is given to both ${JSON.stringify(prev)} and ${JSON.stringify(k)}`);
+    seen.set(v as number, k);
+    vocab.set(k, v as number);
+  }
+  return vocab;
+}
+
+/** merges.txt: an optional `#version` line, then `a b` per line (blank lines ignored). */
+function readMerges(file: string): [string, string, number][] {
+  const lines = readBounded(file, 'CLIP merges list (merges.txt)').split(/\r?\n/);
+  const merges: [string, string, number][] = [];
+  lines.forEach((line, i) => {
+    if (i === 0 && line.startsWith('#')) return;
+    if (!line.trim()) return;
+    const parts = line.split(' ');
+    if (parts.length !== 2 || !parts[0] || !parts[1]) throw new Error(`${file}:${i + 1}: expected two symbols separated by one space, got ${JSON.stringify(line.slice(0, 80))}`);
+    merges.push([parts[0], parts[1], i + 1]);
+  });
+  return merges;
+}
+
+const loaded = new Map<string, ClipTokenizer>();
+
+/** Tokenizers are immutable, so one instance per file pair (and modification time) is shared. */
+function loadCached(dir: string): ClipTokenizer {
+  const v = path.join(dir, 'vocab.json');
+  const m = path.join(dir, 'merges.txt');
+  const key = [v, m].map((f) => {
+    const st = fs.statSync(f);
+    return `${path.resolve(f)}:${st.size}:${st.mtimeMs}`;
+  }).join('|');
+  let tok = loaded.get(key);
+  if (!tok) {
+    tok = ClipTokenizer.fromFiles(v, m);
+    loaded.set(key, tok);
+  }
+  return tok;
+}
+
 /**
- * Find vocab.json + merges.txt: an explicit folder, next to the model (`<model>.tokenizer/` or the
- * model's own folder), or `tokenizers/clip-vit-large-patch14/` in the model folders.
+ * Find vocab.json + merges.txt and load them, looking in order: an explicit folder, next to the model
+ * (`<model>.tokenizer/`, then the model's own folder), then `clip-vit-large-patch14/` in each
+ * `tokenizers` model folder. Missing → an error listing exactly where the two files may go.
  */
 export function loadClipTokenizer(opts: { explicitDir?: string; modelPath?: string; paths?: FolderPaths }): ClipTokenizer {
   const candidates: string[] = [];
-  if (opts.explicitDir) candidates.push(opts.explicitDir);
+  if (opts.explicitDir) candidates.push(path.resolve(opts.explicitDir));
   if (opts.modelPath) {
-    candidates.push(`${opts.modelPath.replace(/\.[^.\\/]+$/, '')}.tokenizer`);
-    candidates.push(path.dirname(opts.modelPath));
+    candidates.push(path.resolve(`${opts.modelPath.replace(/\.[^.\\/]+$/, '')}.tokenizer`));
+    candidates.push(path.resolve(path.dirname(opts.modelPath)));
   }
   for (const root of opts.paths?.searchPaths('tokenizers') ?? []) candidates.push(path.join(root, 'clip-vit-large-patch14'));
+  const partial: string[] = [];
   for (const dir of candidates) {
-    const v = path.join(dir, 'vocab.json');
-    const m = path.join(dir, 'merges.txt');
-    if (fs.existsSync(v) && fs.existsSync(m)) return ClipTokenizer.fromFiles(v, m);
+    const hasV = fs.existsSync(path.join(dir, 'vocab.json'));
+    const hasM = fs.existsSync(path.join(dir, 'merges.txt'));
+    if (hasV && hasM) return loadCached(dir);
+    if (opts.explicitDir && dir === candidates[0]) {
+      throw new Error(`CLIP tokenizer not found in ${dir}: it needs both vocab.json and merges.txt there (missing: ${[hasV ? '' : 'vocab.json', hasM ? '' : 'merges.txt'].filter(Boolean).join(', ')})`);
+    }
+    if (hasV !== hasM) partial.push(`${dir} has only ${hasV ? 'vocab.json' : 'merges.txt'}`);
   }
+  const where = candidates.length ? candidates.join(', ') : 'models/tokenizers/clip-vit-large-patch14/';
   throw new Error(
-    `CLIP tokenizer not found: put vocab.json and merges.txt (from ComfyUI's comfy/sd1_tokenizer/ or any Hugging Face ` +
-      `CLIP ViT-L/14 tokenizer) in one of: ${candidates.join(', ') || 'models/tokenizers/clip-vit-large-patch14/'}`,
+    'CLIP tokenizer not found: put vocab.json and merges.txt (from any Hugging Face CLIP ViT-L/14 tokenizer, e.g. ' +
+      `openai/clip-vit-large-patch14, or ComfyUI's comfy/sd1_tokenizer/) in one of: ${where}` +
+      (partial.length ? ` (${partial.join('; ')})` : ''),
   );
 }

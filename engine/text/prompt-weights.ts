@@ -38,6 +38,23 @@ function parseParentheses(s: string): string[] {
   return out;
 }
 
+const PY_FLOAT = /^[+-]?(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?$/;
+const PY_SPECIAL = /^([+-]?)(inf|infinity|nan)$/i;
+
+/**
+ * Python's float(str): surrounding whitespace allowed, digits may be grouped with single underscores,
+ * `inf`/`infinity`/`nan` in any case; hex and JavaScript's `Infinity` spelling are not numbers there.
+ * Undefined when Python would raise.
+ */
+export function pythonFloat(text: string): number | undefined {
+  const s = text.replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '');
+  if (PY_FLOAT.test(s)) return Number(s.replaceAll('_', ''));
+  const m = PY_SPECIAL.exec(s);
+  if (!m) return undefined;
+  if (m[2].toLowerCase() === 'nan') return Number.NaN;
+  return m[1] === '-' ? -Infinity : Infinity;
+}
+
 /** Segments of (escaped) text with their weights, as ComfyUI's token_weights. */
 export function tokenWeights(text: string, weight = 1.0): [string, number][] {
   const out: [string, number][] = [];
@@ -48,9 +65,9 @@ export function tokenWeights(text: string, weight = 1.0): [string, number][] {
       const colon = x.lastIndexOf(':');
       w *= 1.1;
       if (colon > 0) {
-        const num = x.slice(colon + 1).trim();
-        if (num !== '' && !Number.isNaN(Number(num))) {
-          w = Number(num);
+        const num = pythonFloat(x.slice(colon + 1));
+        if (num !== undefined) {
+          w = num;
           x = x.slice(0, colon);
         }
       }
