@@ -1,0 +1,49 @@
+import { GraphBuilder } from '../../onnx/graph.ts';
+import { Net, type NetOptions } from '../../onnx/nn.ts';
+import type { ClipTextConfig } from '../config.ts';
+import type { WeightSource } from '../weights.ts';
+
+/**
+ * The CLIP text transformer (SD1's CLIP-L) as an ONNX graph. Input `tokens` int64 [B, 77]; output
+ * `hidden` [layers, B, 77, width]: every layer's output with the final layer norm applied, which is
+ * what ComfyUI returns for any clip-skip setting (it normalises intermediate layers too). The caller
+ * picks a layer and the pooled token; the extra layers cost a few megabytes, not a second session.
+ * `ws` holds bare keys (`embeddings.token_embedding.weight`, ...).
+ */
+
+export const CLIP_IO = { tokens: 'tokens', hidden: 'hidden' } as const;
+export const CLIP_CONTEXT = 77;
+
+export function buildClipGraph(cfg: ClipTextConfig, ws: WeightSource, opts: NetOptions): GraphBuilder {
+  const g = new GraphBuilder('weft_clip_text');
+  const n = new Net(g, ws, opts);
+  const T = CLIP_CONTEXT;
+  const H = cfg.hiddenSize;
+  if (cfg.maxPositions < T) throw new Error(`CLIP has ${cfg.maxPositions} positions, fewer than the ${T} tokens of a chunk`);
+  const tokens = g.input(CLIP_IO.tokens, 'int64', ['batch', T]);
+  const tokEmb = n.weight('embeddings.token_embedding.weight');
+  const posEmb = n.weight('embeddings.position_embedding.weight', [T, H], (d) => d.slice(0, T * H), 'embeddings.position_embedding.weight.77');
+  let x = g.op1('Add', [g.op1('Gather', [tokEmb, tokens], { axis: 0 }), posEmb]);
+
+  // Causal mask: token i attends to tokens ≤ i (SD1's CLIP has no padding mask).
+  const mask = g.floats('causal_mask', [1, 1, T, T], () => {
+    const m = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -Infinity;
+    return m;
+  });
+  const act = (v: string): string => (cfg.activation === 'quick_gelu' ? n.quickGelu(v) : n.gelu(v));
+  const layers: string[] = [];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `encoder.layers.${i}`;
+    const h = n.layerNorm(`${p}.layer_norm1`, x, cfg.layerNormEps);
+    const a = n.attention(n.linear(`${p}.self_attn.q_proj`, h), n.linear(`${p}.self_attn.k_proj`, h), n.linear(`${p}.self_attn.v_proj`, h), cfg.numHeads, H, mask);
+    x = g.op1('Add', [x, n.linear(`${p}.self_attn.out_proj`, a)]);
+    const m = n.linear(`${p}.mlp.fc2`, act(n.linear(`${p}.mlp.fc1`, n.layerNorm(`${p}.layer_norm2`, x, cfg.layerNormEps))));
+    x = g.op1('Add', [x, m]);
+    let normed = n.layerNorm('final_layer_norm', x, cfg.layerNormEps);
+    if (opts.dtype === 'float16') normed = n.cast(normed, 'float32');
+    layers.push(g.op1('Unsqueeze', [normed, g.ints([0])]));
+  }
+  g.output(g.op1('Concat', layers, { axis: 0 }), CLIP_IO.hidden, 'float32', [cfg.numLayers, 'batch', T, H]);
+  return g;
+}

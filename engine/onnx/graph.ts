@@ -1,0 +1,260 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import onnxProto from 'onnx-proto';
+import { f32ToF16 } from '../models/safetensors.ts';
+
+const { onnx } = onnxProto;
+
+/**
+ * A small builder for ONNX graphs: named values, nodes, and initializers whose bytes are produced
+ * lazily, so a 3 GB UNet is streamed to its external-data file one tensor at a time instead of being
+ * held in memory twice. Models are serialised with the onnx protobuf schema (onnx-proto).
+ */
+
+export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+
+const ELEM: Record<ElemType, number> = { float32: 1, float16: 10, int64: 7, int32: 6, bool: 9 };
+const ELEM_SIZE: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, bool: 1 };
+
+/** A dimension: a fixed size or a symbolic name (batch, height, ...). */
+export type Dim = number | string;
+
+export type AttrValue = number | string | readonly number[] | { floats: readonly number[] } | { int: number } | { float: number };
+
+interface Initializer {
+  name: string;
+  type: ElemType;
+  dims: readonly number[];
+  bytes: () => Uint8Array;
+}
+
+interface NodeDef {
+  opType: string;
+  domain: string;
+  inputs: string[];
+  outputs: string[];
+  name: string;
+  attrs: Record<string, AttrValue>;
+}
+
+interface ValueInfo {
+  name: string;
+  type: ElemType;
+  dims: readonly Dim[];
+}
+
+export const MS_DOMAIN = 'com.microsoft';
+
+export class GraphBuilder {
+  private readonly nodes: NodeDef[] = [];
+  private readonly inits: Initializer[] = [];
+  private readonly initNames = new Set<string>();
+  private readonly inputs: ValueInfo[] = [];
+  private readonly outputs: ValueInfo[] = [];
+  private counter = 0;
+  /** Constants shared by value, so a graph holds one `[0]` or `1.0` however often it is used. */
+  private readonly constCache = new Map<string, string>();
+  usesMsDomain = false;
+
+  constructor(readonly name: string) {}
+
+  /** A unique value name under a readable prefix. */
+  fresh(prefix: string): string {
+    return `${prefix}_${this.counter++}`;
+  }
+
+  input(name: string, type: ElemType, dims: readonly Dim[]): string {
+    this.inputs.push({ name, type, dims });
+    return name;
+  }
+
+  output(value: string, name: string, type: ElemType, dims: readonly Dim[]): void {
+    if (value !== name) this.op('Identity', [value], {}, name);
+    this.outputs.push({ name, type, dims });
+  }
+
+  hasInitializer(name: string): boolean {
+    return this.initNames.has(name);
+  }
+
+  /** A weight or constant tensor; `bytes` runs once, while the model is written. */
+  initializer(name: string, type: ElemType, dims: readonly number[], bytes: () => Uint8Array): string {
+    if (this.initNames.has(name)) throw new Error(`${this.name}: initializer '${name}' defined twice`);
+    this.initNames.add(name);
+    this.inits.push({ name, type, dims, bytes });
+    return name;
+  }
+
+  floats(name: string, dims: readonly number[], data: () => Float32Array): string {
+    return this.initializer(name, 'float32', dims, () => {
+      const d = data();
+      const n = dims.reduce((a, b) => a * b, 1);
+      if (d.length !== n) throw new Error(`${this.name}: '${name}' has ${d.length} values, shape [${dims.join(', ')}] needs ${n}`);
+      return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    });
+  }
+
+  /** A small int64 constant (shapes, axes), deduplicated. */
+  ints(values: readonly number[]): string {
+    const key = `i64:${values.join(',')}`;
+    let name = this.constCache.get(key);
+    if (!name) {
+      name = this.fresh('const_i64');
+      const data = BigInt64Array.from(values.map((v) => BigInt(v)));
+      this.initializer(name, 'int64', [values.length], () => new Uint8Array(data.buffer));
+      this.constCache.set(key, name);
+    }
+    return name;
+  }
+
+  /** A float32 scalar constant, deduplicated (broadcasts against anything). */
+  scalar(value: number, type: ElemType = 'float32'): string {
+    const key = `${type}:${value}`;
+    let name = this.constCache.get(key);
+    if (!name) {
+      name = this.fresh('const_f');
+      const bytes = type === 'float16' ? new Uint8Array(new Uint16Array([f32ToF16(value)]).buffer) : new Uint8Array(new Float32Array([value]).buffer);
+      this.initializer(name, type, [], () => bytes);
+      this.constCache.set(key, name);
+    }
+    return name;
+  }
+
+  /** Adds a node; returns its output names (one unless `outputs` says more). */
+  op(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, outputs: string | number = 1, domain = ''): string[] {
+    const outs = typeof outputs === 'string' ? [outputs] : Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()));
+    if (domain === MS_DOMAIN) this.usesMsDomain = true;
+    this.nodes.push({ opType, domain, inputs: [...inputs], outputs: outs, name: this.fresh(`n_${opType}`), attrs });
+    return outs;
+  }
+
+  /** Single-output op. */
+  op1(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, domain = ''): string {
+    return this.op(opType, inputs, attrs, 1, domain)[0];
+  }
+
+  get nodeCount(): number {
+    return this.nodes.length;
+  }
+
+  /** Total bytes of all initializers (without producing them). */
+  get weightBytes(): number {
+    return this.inits.reduce((s, i) => s + i.dims.reduce((a, b) => a * b, 1) * ELEM_SIZE[i.type], 0);
+  }
+
+  private modelObject(tensors: object[]): object {
+    const valueInfo = (v: ValueInfo): object => ({
+      name: v.name,
+      type: { tensorType: { elemType: ELEM[v.type], shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+    });
+    const opset = [{ domain: '', version: 17 }];
+    if (this.usesMsDomain) opset.push({ domain: MS_DOMAIN, version: 1 });
+    return {
+      irVersion: 8,
+      producerName: 'weft',
+      opsetImport: opset,
+      graph: {
+        name: this.name,
+        node: this.nodes.map((n) => ({
+          name: n.name,
+          opType: n.opType,
+          domain: n.domain,
+          input: n.inputs,
+          output: n.outputs,
+          attribute: Object.entries(n.attrs).map(([k, v]) => attribute(k, v)),
+        })),
+        initializer: tensors,
+        input: this.inputs.map(valueInfo),
+        output: this.outputs.map(valueInfo),
+      },
+    };
+  }
+
+  /** The whole model in one buffer with weights inline (small graphs: tests, previews); limited to 2 GB by protobuf. */
+  toBuffer(): Uint8Array {
+    const tensors = this.inits.map((i) => ({ name: i.name, dims: [...i.dims], dataType: ELEM[i.type], rawData: i.bytes() }));
+    return onnx.ModelProto.encode(onnx.ModelProto.create(this.modelObject(tensors) as onnxProto.onnx.IModelProto)).finish();
+  }
+
+  /**
+   * Writes `<dir>/model.onnx` and its external data `<dir>/weights.bin`, through a temporary folder
+   * renamed into place, so a crash never leaves a half-written model where the cache looks.
+   */
+  writeTo(dir: string): { modelFile: string; bytes: number } {
+    const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+    mkdirSync(tmp, { recursive: true });
+    try {
+      const fd = openSync(join(tmp, 'weights.bin'), 'w');
+      const tensors: object[] = [];
+      let offset = 0;
+      try {
+        for (const init of this.inits) {
+          const bytes = init.bytes();
+          const expect = init.dims.reduce((a, b) => a * b, 1) * ELEM_SIZE[init.type];
+          if (bytes.byteLength !== expect) throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${expect}`);
+          // Small constants stay inline: ORT folds them at load, and they would cost a page each outside.
+          if (bytes.byteLength < 1024) {
+            tensors.push({ name: init.name, dims: [...init.dims], dataType: ELEM[init.type], rawData: bytes.slice() });
+            continue;
+          }
+          const pad = (64 - (offset % 64)) % 64;
+          if (pad) writeAll(fd, new Uint8Array(pad));
+          offset += pad;
+          writeAll(fd, bytes);
+          tensors.push({
+            name: init.name,
+            dims: [...init.dims],
+            dataType: ELEM[init.type],
+            dataLocation: 1,
+            externalData: [
+              { key: 'location', value: 'weights.bin' },
+              { key: 'offset', value: String(offset) },
+              { key: 'length', value: String(bytes.byteLength) },
+            ],
+          });
+          offset += bytes.byteLength;
+        }
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      const model = onnx.ModelProto.encode(onnx.ModelProto.create(this.modelObject(tensors) as onnxProto.onnx.IModelProto)).finish();
+      const mfd = openSync(join(tmp, 'model.onnx'), 'w');
+      try {
+        writeAll(mfd, model);
+        fsyncSync(mfd);
+      } finally {
+        closeSync(mfd);
+      }
+      mkdirSync(dirname(dir), { recursive: true });
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(tmp, dir);
+      return { modelFile: join(dir, 'model.onnx'), bytes: offset + model.byteLength };
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+}
+
+function attribute(name: string, v: AttrValue): object {
+  // AttributeType: FLOAT 1, INT 2, STRING 3, FLOATS 6, INTS 7.
+  if (typeof v === 'string') return { name, type: 3, s: new TextEncoder().encode(v) };
+  if (typeof v === 'number') return Number.isInteger(v) ? { name, type: 2, i: v } : { name, type: 1, f: v };
+  if ('floats' in v) return { name, type: 6, floats: [...v.floats] };
+  if ('int' in v) return { name, type: 2, i: v.int };
+  if ('float' in v) return { name, type: 1, f: v.float };
+  return { name, type: 7, ints: [...v] };
+}
+
+/** A float32 array as float16 bytes (GPU graphs). */
+export function toF16Bytes(data: Float32Array): Uint8Array {
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = f32ToF16(data[i]);
+  return new Uint8Array(out.buffer);
+}
