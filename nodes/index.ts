@@ -5,6 +5,10 @@ import { nodes as saveImage } from './image/save-image.ts';
 import { nodes as transform } from './image/transform.ts';
 import { nodes as masks } from './mask/masks.ts';
 import { nodes as latentFiles } from './latent/latent-file.ts';
+import { nodes as emptyLatent } from './latent/empty-latent.ts';
+import { nodes as loaders } from './model/loaders.ts';
+import { nodes as clipText } from './conditioning/clip-text.ts';
+import { nodes as vae } from './vae/vae.ts';
 
 /** Every built-in node family, with the python_module name ComfyUI shows for its counterparts. */
 export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
@@ -13,6 +17,10 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', transform],
   ['comfy_extras.nodes_mask', masks],
   ['nodes', latentFiles],
+  ['nodes', emptyLatent],
+  ['nodes', loaders],
+  ['nodes', clipText],
+  ['nodes', vae],
 ];
 
 export function createBuiltinRegistry(): NodeRegistry {

@@ -10,14 +10,16 @@ import type { WeightSource } from '../weights.ts';
  * allowed), `context` [B, T, contextDim]; output `out` like x.
  *
  * ControlNet/T2I residuals are graph inputs `control_in_<i>` (one per skip connection) and
- * `control_mid`, each backed by a scalar-zero initializer of the same name: ONNX treats such inputs
- * as overridable, so a run that feeds nothing adds a broadcast zero, and a ControlNet feeds its
- * residuals into the same session with no second UNet.
+ * `control_mid`, added where ComfyUI adds a ControlNet's. They broadcast, so a run without a
+ * ControlNet feeds a [1, 1, 1, 1] zero (see `OrtUnet`), and a ControlNet later feeds real residuals
+ * into the same session: no second UNet. (ONNX's overridable initializers would make them optional,
+ * but onnxruntime-node does not let a run feed them.)
  */
 
 export const UNET_IO = { x: 'x', timesteps: 'timesteps', context: 'context', out: 'out', controlMid: 'control_mid' } as const;
 export const controlInputName = (i: number): string => `control_in_${i}`;
 
+/** Number of skip connections, i.e. of `control_in_<i>` inputs (12 for SD1). */
 export function unetSkipCount(cfg: UNetConfig): number {
   return 1 + cfg.channelMult.length * cfg.numResBlocks + (cfg.channelMult.length - 1);
 }
@@ -78,9 +80,8 @@ export function buildUnetGraph(cfg: UNetConfig, ws: WeightSource, opts: NetOptio
     n.linear(`${key}.to_out.0`, n.attention(n.linear(`${key}.to_q`, q), n.linear(`${key}.to_k`, kv), n.linear(`${key}.to_v`, kv), cfg.numHeads, width));
 
   const control = (name: string): string => {
-    const zero = g.initializer(name, 'float32', [1, 1, 1, 1], () => new Uint8Array(4));
-    g.input(name, 'float32', [`${name}_b`, `${name}_c`, `${name}_h`, `${name}_w`]);
-    return dt === 'float16' ? n.cast(zero, 'float16') : zero;
+    const v = g.input(name, 'float32', [`${name}_b`, `${name}_c`, `${name}_h`, `${name}_w`]);
+    return dt === 'float16' ? n.cast(v, 'float16') : v;
   };
 
   const skips: string[] = [];

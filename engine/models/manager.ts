@@ -1,0 +1,230 @@
+import { existsSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { Tensor } from '../image/tensor.ts';
+import type { GraphBuilder } from '../onnx/graph.ts';
+import type { NetOptions } from '../onnx/nn.ts';
+import { chooseProvider, sessionOptions, type DeviceChoice, type ProviderChoice } from '../onnx/runtime.ts';
+import { SessionPool, type PoolStats } from '../onnx/session-pool.ts';
+import type { FolderPaths } from '../paths/folders.ts';
+import { InterruptedError, type Logger } from '../registry/context.ts';
+import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
+import { SD1_PREFIX, type Sd1Config, type VaeConfig } from './config.ts';
+import { detectCheckpoint, sd1Weights, vaeWeights } from './detect.ts';
+import { buildClipGraph } from './graphs/clip-graph.ts';
+import { buildUnetGraph, controlInputName, UNET_IO, unetSkipCount } from './graphs/unet-graph.ts';
+import { buildVaeDecoderGraph, buildVaeEncoderGraph } from './graphs/vae-graph.ts';
+import type { ClipHandle, ModelHandle, UNetRunArgs, UNetRunner, VaeHandle } from './handles.ts';
+import { OrtClip, type RunSession } from './ort-clip.ts';
+import { assertNotPickle } from './pickle-guard.ts';
+import { SafetensorsFile } from './safetensors.ts';
+import { OrtVae } from './vae-handle.ts';
+import { PrefixedWeightSource, type WeightSource } from './weights.ts';
+
+/**
+ * Turns model files into MODEL/CLIP/VAE handles running on ONNX Runtime.
+ *
+ * Loading a checkpoint only reads its header and hashes it; each part's graph is built (or found in
+ * the on-disk build cache) and its session created on first use, so a workflow that only decodes
+ * never builds a UNet. The cache key is content hash + part + precision + provider + builder
+ * version, so a second process, or the same file under another name, skips building.
+ */
+
+/** Bump when a graph builder changes what it emits, so old cached builds are not reused. */
+export const BUILD_VERSION = 2;
+
+export interface ModelManagerOptions {
+  paths?: FolderPaths;
+  /** Where built graphs live (default `<base>/cache/onnx`). */
+  cacheDir: string;
+  device?: DeviceChoice;
+  threads?: number;
+  /** Bytes of sessions kept loaded before the least recently used is released (default: 60% of RAM). */
+  memoryBudgetBytes?: number;
+  fusedAttention?: boolean;
+  log?: Logger;
+}
+
+export interface CheckpointParts {
+  model: ModelHandle;
+  clip: ClipHandle;
+  vae: VaeHandle;
+  config: Sd1Config;
+}
+
+export const SD1_LATENT_RGB: readonly (readonly number[])[] = [
+  [0.3512, 0.2297, 0.3227],
+  [0.3250, 0.4974, 0.2350],
+  [-0.2829, 0.1762, 0.2721],
+  [-0.2120, -0.2616, -0.7177],
+];
+
+export class ModelManager {
+  readonly pool: SessionPool;
+  private providerChoice?: Promise<ProviderChoice>;
+  private readonly checkpoints = new Map<string, CheckpointParts>();
+  private readonly vaes = new Map<string, VaeHandle>();
+  builds = 0;
+
+  constructor(readonly opts: ModelManagerOptions) {
+    const budget = opts.memoryBudgetBytes ?? Math.floor(totalmem() * 0.6);
+    this.pool = new SessionPool(budget, (m) => opts.log?.info(m));
+  }
+
+  provider(): Promise<ProviderChoice> {
+    if (!this.providerChoice) {
+      this.providerChoice = chooseProvider({ device: this.opts.device, threads: this.opts.threads }).then((c) => {
+        this.opts.log?.info(`models run on ${c.reason}`);
+        return c;
+      });
+    }
+    return this.providerChoice;
+  }
+
+  private async netOptions(): Promise<NetOptions> {
+    const p = await this.provider();
+    return { dtype: p.dtype, fusedAttention: this.opts.fusedAttention ?? true };
+  }
+
+  /** Builds (or finds) a part's graph on disk; returns the model file and its weight bytes. */
+  private async ensureBuilt(part: string, hash: string, build: (o: NetOptions) => GraphBuilder): Promise<{ file: string; bytes: number; key: string }> {
+    const p = await this.provider();
+    const o = await this.netOptions();
+    const key = `${part}-${hash.slice(0, 20)}-${o.dtype}-${p.provider}${o.fusedAttention ? '-mha' : ''}-v${BUILD_VERSION}`;
+    const dir = join(this.opts.cacheDir, key);
+    const file = join(dir, 'model.onnx');
+    if (!existsSync(file)) {
+      const t0 = Date.now();
+      const g = build(o);
+      g.writeTo(dir);
+      this.builds++;
+      this.opts.log?.info(`built ${part} graph (${g.nodeCount} nodes, ${(g.weightBytes / 2 ** 20).toFixed(0)} MiB) in ${Date.now() - t0} ms`);
+    }
+    const bytes = statSync(join(dir, 'weights.bin')).size + statSync(file).size;
+    return { file, bytes, key };
+  }
+
+  private runner(part: string, hash: string, build: (o: NetOptions) => GraphBuilder): RunSession {
+    let built: Promise<{ file: string; bytes: number; key: string }> | undefined;
+    return async (feeds) => {
+      built ??= this.ensureBuilt(part, hash, build).catch((e: unknown) => {
+        built = undefined;
+        throw e;
+      });
+      const b = await built;
+      const p = await this.provider();
+      return this.pool.use(
+        b.key,
+        b.bytes,
+        () => ort.InferenceSession.create(b.file, sessionOptions(p, { threads: this.opts.threads })),
+        (s) => s.run(feeds),
+      );
+    };
+  }
+
+  /** A single-file SD1 checkpoint → MODEL, CLIP, VAE (memoised per file identity). */
+  async loadCheckpoint(file: string): Promise<CheckpointParts> {
+    assertNotPickle(file);
+    const st = statSync(file);
+    const identity = `${file}:${st.size}:${st.mtimeMs}`;
+    const hit = this.checkpoints.get(identity);
+    if (hit) return hit;
+    const sf = SafetensorsFile.open(file);
+    const config = detectCheckpoint(sf);
+    const ws = sd1Weights(sf);
+    const hash = sf.contentHash({ cacheDir: join(this.opts.cacheDir, 'hashes') });
+    const unetWs = new PrefixedWeightSource(ws, SD1_PREFIX.unet);
+    const clipWs = new PrefixedWeightSource(ws, SD1_PREFIX.clip);
+    const vaeWs = new PrefixedWeightSource(ws, SD1_PREFIX.vae);
+    const tokenizer = loadClipTokenizer({ modelPath: file, paths: this.opts.paths });
+    if (tokenizer.vocabSize > config.clip.vocabSize) {
+      throw new Error(`${file}: the CLIP tokenizer found has ${tokenizer.vocabSize} tokens but the text encoder only ${config.clip.vocabSize}`);
+    }
+    const parts: CheckpointParts = {
+      config,
+      model: {
+        id: `sd1:${hash}`,
+        family: 'sd1',
+        unet: new OrtUnet(config.unet.inChannels, config.unet.contextDim, unetSkipCount(config.unet), this.runner('unet', hash, (o) => buildUnetGraph(config.unet, unetWs, o))),
+        sampling: { prediction: 'eps', betaSchedule: 'scaled_linear', linearStart: 0.00085, linearEnd: 0.012, timesteps: 1000 },
+        latentFormat: { channels: 4, scaleFactor: config.scaleFactor, rgbFactors: SD1_LATENT_RGB },
+      },
+      clip: new OrtClip({
+        id: `clip:${hash}`,
+        tokenizer,
+        numLayers: config.clip.numLayers,
+        hiddenSize: config.clip.hiddenSize,
+        run: this.runner('clip', hash, (o) => buildClipGraph(config.clip, clipWs, o)),
+      }),
+      vae: this.vaeHandle(`vae:${hash}`, config.vae, vaeWs, hash),
+    };
+    this.checkpoints.set(identity, parts);
+    return parts;
+  }
+
+  /** A standalone VAE file (LDM or diffusers key names). */
+  async loadVae(file: string): Promise<VaeHandle> {
+    assertNotPickle(file);
+    const st = statSync(file);
+    const identity = `${file}:${st.size}:${st.mtimeMs}`;
+    const hit = this.vaes.get(identity);
+    if (hit) return hit;
+    const sf = SafetensorsFile.open(file);
+    const { config, weights } = vaeWeights(sf);
+    const hash = sf.contentHash({ cacheDir: join(this.opts.cacheDir, 'hashes') });
+    const vae = this.vaeHandle(`vae:${hash}`, config, weights, hash);
+    this.vaes.set(identity, vae);
+    return vae;
+  }
+
+  private vaeHandle(id: string, cfg: VaeConfig, ws: WeightSource, hash: string): VaeHandle {
+    const dec = this.runner('vae_decoder', hash, (o) => buildVaeDecoderGraph(cfg, ws, o));
+    const enc = this.runner('vae_encoder', hash, (o) => buildVaeEncoderGraph(cfg, ws, o));
+    return new OrtVae({ id, cfg, decoder: { run: (f) => dec(f as Record<string, ort.Tensor>) }, encoder: { run: (f) => enc(f as Record<string, ort.Tensor>) } });
+  }
+
+  stats(): PoolStats & { builds: number } {
+    return { ...this.pool.stats(), builds: this.builds };
+  }
+}
+
+/** MODEL's UNet over the UNet graph; control residuals go to the overridable control inputs. */
+export class OrtUnet implements UNetRunner {
+  /** Fed for every residual a run does not have: broadcasting makes one zero stand for any skip. */
+  private static readonly ZERO = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
+
+  constructor(
+    readonly inChannels: number,
+    readonly contextDim: number,
+    readonly skipCount: number,
+    private readonly runSession: RunSession,
+  ) {}
+
+  async run(args: UNetRunArgs): Promise<Tensor> {
+    if (args.signal?.aborted) throw new InterruptedError();
+    const { x, timesteps, context } = args;
+    if (x.shape.length !== 4 || x.shape[1] !== this.inChannels) throw new Error(`UNet input must be [B, ${this.inChannels}, H, W], got [${x.shape.join(', ')}]`);
+    const B = x.shape[0];
+    if (timesteps.length !== B) throw new Error(`UNet got ${timesteps.length} timesteps for a batch of ${B}`);
+    if (context.shape.length !== 3 || context.shape[0] !== B || context.shape[2] !== this.contextDim) {
+      throw new Error(`UNet context must be [${B}, tokens, ${this.contextDim}], got [${context.shape.join(', ')}]`);
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      [UNET_IO.x]: new ort.Tensor('float32', x.data, [...x.shape]),
+      [UNET_IO.timesteps]: new ort.Tensor('float32', timesteps, [B]),
+      [UNET_IO.context]: new ort.Tensor('float32', context.data, [...context.shape]),
+    };
+    const control = args.control;
+    if (control && control.input.length > this.skipCount) throw new Error(`control has ${control.input.length} input residuals; this UNet has ${this.skipCount} skip connections`);
+    for (let i = 0; i < this.skipCount; i++) {
+      const t = control?.input[i];
+      feeds[controlInputName(i)] = t ? new ort.Tensor('float32', t.data, [...t.shape]) : OrtUnet.ZERO;
+    }
+    const mid = control?.middle;
+    feeds[UNET_IO.controlMid] = mid ? new ort.Tensor('float32', mid.data, [...mid.shape]) : OrtUnet.ZERO;
+    const out = (await this.runSession(feeds))[UNET_IO.out];
+    if (!out || !(out.data instanceof Float32Array)) throw new Error('UNet session returned no float32 output');
+    return { shape: [...out.dims], data: out.data };
+  }
+}

@@ -1,0 +1,121 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { GraphBuilder } from './graph.ts';
+
+/**
+ * Which ONNX Runtime execution provider runs the models, and how sessions are created.
+ *
+ * `auto` tries CUDA (only when its provider library was installed with
+ * ONNXRUNTIME_NODE_INSTALL=cuda12 and a session actually starts on it), then WebGPU (bundled with
+ * onnxruntime-node; needs a Vulkan GPU adapter, and refuses software rasterisers), then CPU. Each
+ * probe creates a one-node session, so "installed but no GPU" falls through instead of failing later.
+ */
+
+export type DeviceChoice = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+export type Provider = 'cpu' | 'cuda' | 'webgpu';
+
+export interface ProviderChoice {
+  provider: Provider;
+  /** Half precision on GPU providers, float32 on CPU. */
+  dtype: 'float32' | 'float16';
+  /** One line for the log: which provider and why the faster ones were skipped. */
+  reason: string;
+}
+
+export interface RuntimeOptions {
+  device?: DeviceChoice;
+  /** Intra-op threads (0 = ORT's default: one per physical core). */
+  threads?: number;
+  /** GPU index for CUDA/WebGPU. */
+  deviceId?: number;
+}
+
+function bindingDir(): string {
+  const req = createRequire(import.meta.url);
+  const main = req.resolve('onnxruntime-node');
+  return join(dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+async function probe(provider: Provider, deviceId: number): Promise<string | undefined> {
+  const g = new GraphBuilder('probe');
+  const x = g.input('x', 'float32', [2]);
+  g.output(g.op1('Add', [x, x]), 'y', 'float32', [2]);
+  try {
+    const s = await ort.InferenceSession.create(g.toBuffer(), { executionProviders: [epConfig(provider, deviceId)], logSeverityLevel: 4 });
+    const r = await s.run({ x: new ort.Tensor('float32', new Float32Array([1, 2]), [2]) });
+    await s.release();
+    const y = r.y?.data;
+    if (!(y instanceof Float32Array) || y[1] !== 4) return 'a test session returned a wrong result';
+    return undefined;
+  } catch (e) {
+    return (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 200);
+  }
+}
+
+function epConfig(provider: Provider, deviceId: number): ort.InferenceSession.ExecutionProviderConfig {
+  if (provider === 'cuda') return { name: 'cuda', deviceId };
+  if (provider === 'webgpu') return { name: 'webgpu' };
+  return { name: 'cpu' };
+}
+
+const VULKAN_LOADERS = ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib64/libvulkan.so.1', '/usr/lib/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1'];
+
+/** Decides the provider once; `auto` falls through CUDA → WebGPU → CPU with the reasons kept. */
+export async function chooseProvider(opts: RuntimeOptions = {}): Promise<ProviderChoice> {
+  const device = opts.device ?? 'auto';
+  const id = opts.deviceId ?? 0;
+  const skipped: string[] = [];
+  const tryCuda = async (): Promise<ProviderChoice | undefined> => {
+    const lib = join(bindingDir(), 'libonnxruntime_providers_cuda.so');
+    if (!existsSync(lib)) {
+      skipped.push('CUDA provider not installed (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12)');
+      return undefined;
+    }
+    const err = await probe('cuda', id);
+    if (err) {
+      skipped.push(`CUDA did not start: ${err}`);
+      return undefined;
+    }
+    return { provider: 'cuda', dtype: 'float16', reason: `CUDA GPU ${id}, float16` };
+  };
+  const tryWebgpu = async (): Promise<ProviderChoice | undefined> => {
+    if (process.platform === 'linux' && !VULKAN_LOADERS.some((f) => existsSync(f))) {
+      skipped.push('WebGPU needs a Vulkan loader (libvulkan.so.1), none found');
+      return undefined;
+    }
+    const err = await probe('webgpu', id);
+    if (err) {
+      skipped.push(`WebGPU has no usable adapter: ${err}`);
+      return undefined;
+    }
+    return { provider: 'webgpu', dtype: 'float16', reason: 'WebGPU (Dawn/Vulkan), float16' };
+  };
+  if (device === 'cuda' || device === 'webgpu') {
+    const c = device === 'cuda' ? await tryCuda() : await tryWebgpu();
+    if (!c) throw new Error(`--device ${device} was asked for but cannot run: ${skipped.join('; ')}`);
+    return c;
+  }
+  if (device === 'auto') {
+    const c = (await tryCuda()) ?? (await tryWebgpu());
+    if (c) return c;
+  }
+  const why = device === 'cpu' ? 'asked for' : skipped.join('; ');
+  return { provider: 'cpu', dtype: 'float32', reason: `CPU, float32 (${why})` };
+}
+
+export function sessionOptions(choice: ProviderChoice, opts: RuntimeOptions = {}): ort.InferenceSession.SessionOptions {
+  const o: ort.InferenceSession.SessionOptions = {
+    executionProviders: [epConfig(choice.provider, opts.deviceId ?? 0)],
+    graphOptimizationLevel: 'all',
+    // The arena and memory patterns keep activation buffers between runs: a sampling loop reuses them.
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+    // The UNet's overridable control inputs make ORT warn on every load; errors still show.
+    logSeverityLevel: 3,
+  };
+  // The binding rejects an explicit undefined, so the key is only present when set.
+  if (opts.threads && opts.threads > 0) o.intraOpNumThreads = opts.threads;
+  return o;
+}

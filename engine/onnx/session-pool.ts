@@ -1,0 +1,100 @@
+import * as ort from 'onnxruntime-node';
+
+/**
+ * Loaded ORT sessions under a memory budget. A session is created on first use, kept while the
+ * budget allows, and the least recently used idle one is released when a new one would not fit
+ * (a session in the middle of a run is never released). Concurrent first uses share one load.
+ */
+
+interface Entry {
+  key: string;
+  bytes: number;
+  session?: ort.InferenceSession;
+  loading?: Promise<ort.InferenceSession>;
+  users: number;
+  lastUsed: number;
+}
+
+export interface PoolStats {
+  loaded: { key: string; bytes: number }[];
+  loads: number;
+  evictions: number;
+  bytes: number;
+}
+
+export class SessionPool {
+  private readonly entries = new Map<string, Entry>();
+  private tick = 0;
+  private loads = 0;
+  private evictions = 0;
+
+  constructor(
+    private readonly budgetBytes: number,
+    private readonly onEvent: (msg: string) => void = () => {},
+  ) {}
+
+  /** Runs `fn` with the session for `key`, loading it with `create` when absent. */
+  async use<T>(key: string, bytes: number, create: () => Promise<ort.InferenceSession>, fn: (s: ort.InferenceSession) => Promise<T>): Promise<T> {
+    let e = this.entries.get(key);
+    if (!e) {
+      e = { key, bytes, users: 0, lastUsed: 0 };
+      this.entries.set(key, e);
+    }
+    e.users++;
+    e.lastUsed = ++this.tick;
+    try {
+      if (!e.session) {
+        if (!e.loading) {
+          await this.makeRoom(bytes, key);
+          const entry = e;
+          entry.loading = create().then(
+            (s) => {
+              entry.session = s;
+              entry.loading = undefined;
+              this.loads++;
+              return s;
+            },
+            (err: unknown) => {
+              entry.loading = undefined;
+              throw err;
+            },
+          );
+        }
+        await e.loading;
+      }
+      return await fn(e.session!);
+    } finally {
+      e.users--;
+      if (!e.session && !e.loading && e.users === 0) this.entries.delete(key);
+    }
+  }
+
+  private async makeRoom(bytes: number, forKey: string): Promise<void> {
+    const used = (): number => [...this.entries.values()].reduce((s, e) => s + (e.session || e.loading ? e.bytes : 0), 0);
+    while (used() + bytes > this.budgetBytes) {
+      const idle = [...this.entries.values()].filter((e) => e.session && e.users === 0 && e.key !== forKey).sort((a, b) => a.lastUsed - b.lastUsed);
+      const victim = idle[0];
+      if (!victim) break; // Everything loaded is in use: go over budget rather than deadlock.
+      await this.unload(victim, `to make room for ${forKey}`);
+    }
+  }
+
+  private async unload(e: Entry, why: string): Promise<void> {
+    const s = e.session;
+    e.session = undefined;
+    this.entries.delete(e.key);
+    this.evictions++;
+    this.onEvent(`unloaded ${e.key} (${(e.bytes / 2 ** 20).toFixed(0)} MiB) ${why}`);
+    await s?.release();
+  }
+
+  /** Releases every idle session (e.g. on `/free`). */
+  async clear(): Promise<void> {
+    for (const e of [...this.entries.values()]) if (e.session && e.users === 0) await this.unload(e, 'on request');
+  }
+
+  stats(): PoolStats {
+    const loaded = [...this.entries.values()].filter((e) => e.session).map((e) => ({ key: e.key, bytes: e.bytes }));
+    return { loaded, loads: this.loads, evictions: this.evictions, bytes: loaded.reduce((s, e) => s + e.bytes, 0) };
+  }
+}

@@ -1,0 +1,115 @@
+import * as ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildClipGraph } from '../../engine/models/graphs/clip-graph.ts';
+import { buildUnetGraph, controlInputName, unetSkipCount } from '../../engine/models/graphs/unet-graph.ts';
+import { buildVaeDecoderGraph, buildVaeEncoderGraph } from '../../engine/models/graphs/vae-graph.ts';
+import { clipForwardRef } from '../../engine/models/reference/clip.ts';
+import { unetForwardRef } from '../../engine/models/reference/unet.ts';
+import { vaeDecodeRef, vaeEncodeRef } from '../../engine/models/reference/vae.ts';
+import type { Tensor } from '../../engine/image/tensor.ts';
+import { lcg, makeTiny, relErr, type Tiny } from './tiny.ts';
+
+const TOL = 1e-4;
+let tiny: Tiny;
+beforeAll(async () => {
+  tiny = await makeTiny(3);
+});
+
+const session = (buf: Uint8Array) => ort.InferenceSession.create(buf, { logSeverityLevel: 3 });
+const f32 = (v: ort.OnnxValue | undefined): Float32Array => {
+  if (!v || !(v.data instanceof Float32Array)) throw new Error('no float32 output');
+  return v.data;
+};
+
+describe.each([
+  ['explicit attention', false],
+  ['ORT MultiHeadAttention', true],
+])('graphs against the TypeScript reference (%s)', (_label, fusedAttention) => {
+  const opts = { dtype: 'float32' as const, fusedAttention };
+
+  it('UNet: batch 2, odd latent size, fractional timestep', async () => {
+    const { cfg } = tiny;
+    const s = await session(buildUnetGraph(cfg.unet, tiny.unet, opts).toBuffer());
+    const B = 2, H = 9, W = 11, D = cfg.unet.contextDim;
+    const x: Tensor = { shape: [B, 4, H, W], data: lcg(B * 4 * H * W, 1) };
+    const ctx: Tensor = { shape: [B, 77, D], data: lcg(B * 77 * D, 2) };
+    const t = new Float32Array([999, 10.5]);
+    const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
+    const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', t, [B]), context: new ort.Tensor('float32', ctx.data, ctx.shape), control_mid: zero };
+    for (let i = 0; i < unetSkipCount(cfg.unet); i++) feeds[controlInputName(i)] = zero;
+    const out = await s.run(feeds);
+    const ref = unetForwardRef(cfg.unet, tiny.unet, x, t, ctx);
+    expect(out.out.dims).toEqual([B, 4, H, W]);
+    expect(relErr(f32(out.out), ref.data)).toBeLessThan(TOL);
+  });
+
+  it('UNet: ControlNet residuals fed to the control inputs match the reference with the same residuals', async () => {
+    const { cfg } = tiny;
+    const s = await session(buildUnetGraph(cfg.unet, tiny.unet, opts).toBuffer());
+    const B = 1, H = 8, W = 8, D = cfg.unet.contextDim;
+    const x: Tensor = { shape: [B, 4, H, W], data: lcg(B * 4 * H * W, 5) };
+    const ctx: Tensor = { shape: [B, 77, D], data: lcg(B * 77 * D, 6) };
+    const t = new Float32Array([400]);
+    // Skip shapes: level l has modelChannels·mult channels at H/2^l.
+    const shapes: number[][] = [[B, cfg.unet.modelChannels, H, W]];
+    cfg.unet.channelMult.forEach((m, l) => {
+      for (let r = 0; r < cfg.unet.numResBlocks; r++) shapes.push([B, cfg.unet.modelChannels * m, H >> l, W >> l]);
+      if (l < cfg.unet.channelMult.length - 1) shapes.push([B, cfg.unet.modelChannels * m, H >> (l + 1), W >> (l + 1)]);
+    });
+    expect(shapes.length).toBe(unetSkipCount(cfg.unet));
+    const input = shapes.map((sh, i) => (i % 3 === 0 ? { shape: sh, data: lcg(sh.reduce((a, b) => a * b, 1), 100 + i, 0.5) } : undefined));
+    const lastMult = cfg.unet.channelMult[cfg.unet.channelMult.length - 1];
+    const ms = [B, cfg.unet.modelChannels * lastMult, H >> (cfg.unet.channelMult.length - 1), W >> (cfg.unet.channelMult.length - 1)];
+    const middle = { shape: ms, data: lcg(ms.reduce((a, b) => a * b, 1), 99, 0.5) };
+    const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', t, [B]), context: new ort.Tensor('float32', ctx.data, ctx.shape), control_mid: new ort.Tensor('float32', middle.data, middle.shape) };
+    input.forEach((c, i) => {
+      feeds[controlInputName(i)] = c ? new ort.Tensor('float32', c.data, c.shape) : new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
+    });
+    const withControl = f32((await s.run(feeds)).out);
+    const ref = unetForwardRef(cfg.unet, tiny.unet, x, t, ctx, { input, middle });
+    expect(relErr(withControl, ref.data)).toBeLessThan(TOL);
+    const plain = unetForwardRef(cfg.unet, tiny.unet, x, t, ctx);
+    expect(relErr(withControl, plain.data)).toBeGreaterThan(1e-3);
+  });
+
+  it('VAE decoder and encoder (non-square, posterior mean)', async () => {
+    const { cfg } = tiny;
+    const dec = await session(buildVaeDecoderGraph(cfg.vae, tiny.vae, opts).toBuffer());
+    const lat: Tensor = { shape: [2, 4, 5, 7], data: lcg(2 * 4 * 35, 7) };
+    const img = await dec.run({ latent: new ort.Tensor('float32', lat.data, lat.shape) });
+    const refImg = vaeDecodeRef(cfg.vae, tiny.vae, lat);
+    expect(img.image.dims).toEqual([2, 3, 40, 56]);
+    expect(relErr(f32(img.image), refImg.data)).toBeLessThan(TOL);
+
+    const enc = await session(buildVaeEncoderGraph(cfg.vae, tiny.vae, opts).toBuffer());
+    const px: Tensor = { shape: [1, 3, 48, 40], data: lcg(3 * 48 * 40, 8) };
+    const z = await enc.run({ image: new ort.Tensor('float32', px.data, px.shape) });
+    const refZ = vaeEncodeRef(cfg.vae, tiny.vae, px);
+    expect(z.latent.dims).toEqual([1, 4, 6, 5]);
+    expect(relErr(f32(z.latent), refZ.data)).toBeLessThan(TOL);
+  });
+
+  it('CLIP: every layer after the final layer norm, batch of two chunks', async () => {
+    const { cfg } = tiny;
+    const s = await session(buildClipGraph(cfg.clip, tiny.clip, opts).toBuffer());
+    const V = cfg.clip.vocabSize;
+    const a = Array.from({ length: 77 }, (_, i) => (i * 37 + 5) % V);
+    const b = Array.from({ length: 77 }, (_, i) => (i * 11 + 3) % V);
+    const out = await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a, ...b].map(BigInt)), [2, 77]) });
+    const L = cfg.clip.numLayers, per = 77 * cfg.clip.hiddenSize;
+    expect(out.hidden.dims).toEqual([L, 2, 77, cfg.clip.hiddenSize]);
+    const h = f32(out.hidden);
+    [a, b].forEach((toks, bi) => {
+      const ref = clipForwardRef(cfg.clip, tiny.clip, toks);
+      for (let l = 0; l < L; l++) expect(relErr(h.subarray((l * 2 + bi) * per, (l * 2 + bi + 1) * per), ref[l].data)).toBeLessThan(TOL);
+    });
+    // Causality: changing a later token leaves earlier positions' outputs unchanged.
+    const a2 = [...a];
+    a2[50] = (a2[50] + 1) % V;
+    const out2 = f32((await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a2, ...b].map(BigInt)), [2, 77]) })).hidden);
+    const H = cfg.clip.hiddenSize;
+    const lastA = (L - 1) * 2 * per;
+    expect(relErr(out2.subarray(lastA, lastA + 50 * H), h.subarray(lastA, lastA + 50 * H))).toBe(0);
+    expect(relErr(out2.subarray(lastA + 50 * H, lastA + 51 * H), h.subarray(lastA + 50 * H, lastA + 51 * H))).toBeGreaterThan(1e-3);
+  });
+});
