@@ -9,6 +9,9 @@ import { nodes as emptyLatent } from './latent/empty-latent.ts';
 import { nodes as loaders } from './model/loaders.ts';
 import { nodes as clipText } from './conditioning/clip-text.ts';
 import { nodes as vae } from './vae/vae.ts';
+import { nodes as ksampler } from './sampling/ksampler.ts';
+import { nodes as conditioning } from './conditioning/conditioning.ts';
+import { nodes as latentOps } from './latent/latent-ops.ts';
 
 /** Every built-in node family, with the python_module name ComfyUI shows for its counterparts. */
 export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
@@ -21,6 +24,9 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', loaders],
   ['nodes', clipText],
   ['nodes', vae],
+  ['nodes', ksampler],
+  ['nodes', conditioning],
+  ['nodes', latentOps],
 ];
 
 export function createBuiltinRegistry(): NodeRegistry {
