@@ -1,0 +1,6 @@
+export { MT19937 } from './mt19937.ts';
+export { TorchGenerator, torchRandn } from './torch-randn.ts';
+export { prepareNoise } from './prepare-noise.ts';
+export { defaultNoiseSampler } from './default-sampler.ts';
+export { BrownianTree, brownianNoiseSampler, pyRound6, type BrownianOptions } from './brownian.ts';
+export { SeedSequence } from './seed-sequence.ts';
