@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -18,7 +19,7 @@ Usage:
   weft convert <workflow.json|image.png>         print the API prompt a UI workflow converts to
   weft validate <workflow.json|image.png>        print ComfyUI's node_errors JSON without running
   weft serve [--port 8188] [--listen 127.0.0.1]  start the ComfyUI-compatible server and editor
-  weft make-model tiny|sd15 [--out FILE] [--seed N]  generate a random-weight SD1 checkpoint (tiny: tests/demo; sd15: benchmarks)
+  weft make-model tiny|sd15 [--out FILE] [--seed N] [--force]  generate a random-weight SD1 checkpoint (tiny: tests/demo; sd15: benchmarks)
 
 Options:
   --base DIR                 base folder for models/, input/, output/, temp/, user/ (default: current folder)
@@ -52,6 +53,7 @@ const OPTIONS = {
   'enable-cors-header': { type: 'string' },
   out: { type: 'string' },
   seed: { type: 'string' },
+  force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -220,6 +222,10 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
   if (kind === 'tiny' || kind === 'sd15') {
     const name = kind === 'tiny' ? 'weft-tiny-sd1.safetensors' : 'weft-random-sd15.safetensors';
     const out = path.resolve(v.out ?? path.join(models, 'checkpoints', name));
+    if (fs.existsSync(out) && !v.force) {
+      console.log(`${out} (exists; --force to regenerate)`);
+      return 0;
+    }
     if (kind === 'tiny') await makeTinyCheckpoint(out, { seed });
     else await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
     console.log(out);
