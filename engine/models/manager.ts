@@ -1,4 +1,4 @@
-import { existsSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -17,6 +17,7 @@ import { buildUnetGraph, controlInputName, UNET_IO, unetSkipCount } from './grap
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from './graphs/vae-graph.ts';
 import type { ClipHandle, ModelHandle, UNetRunArgs, UNetRunner, VaeHandle } from './handles.ts';
 import { OrtClip, type RunSession } from './ort-clip.ts';
+import { loadOnnxFolder, type OnnxFolderParts } from './onnx-folder.ts';
 import { assertNotPickle } from './pickle-guard.ts';
 import { SafetensorsFile } from './safetensors.ts';
 import { OrtVae } from './vae-handle.ts';
@@ -65,6 +66,7 @@ export class ModelManager {
   private providerChoice?: Promise<ProviderChoice>;
   private readonly checkpoints = new Map<string, CheckpointParts>();
   private readonly vaes = new Map<string, VaeHandle>();
+  private readonly folders = new Map<string, OnnxFolderParts>();
   builds = 0;
 
   constructor(readonly opts: ModelManagerOptions) {
@@ -210,9 +212,24 @@ export class ModelManager {
     return new OrtVae({ id, cfg, decoder: { run: (f) => dec(f as Record<string, ort.Tensor>) }, encoder: { run: (f) => enc(f as Record<string, ort.Tensor>) } });
   }
 
+  /** A diffusers/Optimum ONNX folder → MODEL, CLIP, VAE over its own graphs (memoised per folder). */
+  loadOnnxFolder(dir: string): OnnxFolderParts {
+    const hit = this.folders.get(dir);
+    if (hit) return hit;
+    const parts = loadOnnxFolder(dir, (key, file, fn) => this.pool.use(key, onnxBytes(file), async () => ort.InferenceSession.create(file, sessionOptions(await this.provider(), { threads: this.opts.threads })), fn), { paths: this.opts.paths, log: this.opts.log });
+    this.folders.set(dir, parts);
+    return parts;
+  }
+
   stats(): PoolStats & { builds: number } {
     return { ...this.pool.stats(), builds: this.builds };
   }
+}
+
+/** A model's size on disk: the graph plus any external-data files beside it (for the memory budget). */
+function onnxBytes(file: string): number {
+  const dir = dirname(file);
+  return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
 }
 
 /** MODEL's UNet over the UNet graph; control residuals go to the overridable control inputs. */

@@ -55,7 +55,6 @@ export class OrtClip implements ClipHandle {
 
   async encodeChunks(chunks: readonly (readonly WeightedToken[])[], signal?: AbortSignal): Promise<ClipEncodeResult> {
     const T = CLIP_CONTEXT;
-    const H = this.hiddenSize;
     if (chunks.some((c) => c.some((t) => t.token < 0))) {
       throw new Error('textual-inversion embeddings in prompts are not supported by this CLIP yet');
     }
@@ -69,8 +68,11 @@ export class OrtClip implements ClipHandle {
     if (signal?.aborted) throw new InterruptedError();
     const ids = BigInt64Array.from(rows.flat().map((v) => BigInt(v)));
     const out = await this.opts.run({ [CLIP_IO.tokens]: new ort.Tensor('int64', ids, [rows.length, T]) });
-    const hidden = out[CLIP_IO.hidden]?.data;
+    const hiddenValue = out[CLIP_IO.hidden];
+    const hidden = hiddenValue?.data;
     if (!(hidden instanceof Float32Array)) throw new Error('CLIP session returned no float32 hidden states');
+    // The width comes from the output, so exported encoders whose config was not read still work.
+    const H = hiddenValue.dims[hiddenValue.dims.length - 1];
     const B = rows.length;
     const per = T * H;
     const layer = (l: number, b: number): Float32Array => hidden.subarray((l * B + b) * per, (l * B + b + 1) * per);

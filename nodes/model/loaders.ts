@@ -1,10 +1,25 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { ListingContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { modelManager } from './services.ts';
 
 /** ComfyUI's model loaders: names, inputs and outputs as there; files come from the model folders. */
 
-const checkpoints = (env: ListingContext): string[] => env.paths.listFiles('checkpoints');
+/** Checkpoint files, and diffusers/Optimum ONNX folders (a folder holding unet/model.onnx) by folder name. */
+const checkpoints = (env: ListingContext): string[] => {
+  const folders: string[] = [];
+  for (const root of env.paths.searchPaths('checkpoints')) {
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(root, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) if (e.isDirectory() && fs.existsSync(path.join(root, e.name, 'unet', 'model.onnx'))) folders.push(e.name);
+  }
+  return [...env.paths.listFiles('checkpoints'), ...folders.sort()];
+};
 const vaes = (env: ListingContext): string[] => env.paths.listFiles('vae');
 
 export const CheckpointLoaderSimple = defineNode({
@@ -21,7 +36,8 @@ export const CheckpointLoaderSimple = defineNode({
   ],
   async run({ ckpt_name }, ctx) {
     const file = ctx.paths.require('checkpoints', ckpt_name);
-    const parts = await modelManager(ctx).loadCheckpoint(file);
+    const m = modelManager(ctx);
+    const parts = fs.statSync(file).isDirectory() ? m.loadOnnxFolder(file) : await m.loadCheckpoint(file);
     return [parts.model, parts.clip, parts.vae];
   },
 });

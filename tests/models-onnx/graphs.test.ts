@@ -113,3 +113,29 @@ describe.each([
     expect(relErr(out2.subarray(lastA + 50 * H, lastA + 51 * H), h.subarray(lastA + 50 * H, lastA + 51 * H))).toBeGreaterThan(1e-3);
   });
 });
+
+describe('float16 graphs (what CUDA and WebGPU run)', () => {
+  it('are valid ONNX that ORT runs, and stay within half-precision error of the float32 reference', async () => {
+    const { cfg } = tiny;
+    for (const fusedAttention of [false, true]) {
+      const opts = { dtype: 'float16' as const, fusedAttention };
+      const s = await session(buildUnetGraph(cfg.unet, tiny.unet, opts).toBuffer());
+      const B = 1, H = 8, W = 8, D = cfg.unet.contextDim;
+      const x: Tensor = { shape: [B, 4, H, W], data: lcg(B * 4 * H * W, 31) };
+      const ctx: Tensor = { shape: [B, 77, D], data: lcg(B * 77 * D, 32) };
+      const t = new Float32Array([500]);
+      const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
+      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', t, [B]), context: new ort.Tensor('float32', ctx.data, ctx.shape), control_mid: zero };
+      for (let i = 0; i < unetSkipCount(cfg.unet); i++) feeds[controlInputName(i)] = zero;
+      const out = f32((await s.run(feeds)).out);
+      const err = relErr(out, unetForwardRef(cfg.unet, tiny.unet, x, t, ctx).data);
+      expect(err).toBeLessThan(1e-2);
+      // Half precision really is in use: the error is well above float32 round-off.
+      expect(err).toBeGreaterThan(1e-5);
+    }
+    const dec = await session(buildVaeDecoderGraph(cfg.vae, tiny.vae, { dtype: 'float16', fusedAttention: true }).toBuffer());
+    const lat: Tensor = { shape: [1, 4, 4, 4], data: lcg(64, 33) };
+    const img = f32((await dec.run({ latent: new ort.Tensor('float32', lat.data, lat.shape) })).image);
+    expect(relErr(img, vaeDecodeRef(cfg.vae, tiny.vae, lat).data)).toBeLessThan(1e-2);
+  });
+});
