@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { makeDemoAdapters } from '../engine/models/generate/demo-adapters.ts';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { convertWorkflowToPrompt } from '../engine/graph/convert.ts';
@@ -19,7 +20,10 @@ Usage:
   weft convert <workflow.json|image.png>         print the API prompt a UI workflow converts to
   weft validate <workflow.json|image.png>        print ComfyUI's node_errors JSON without running
   weft serve [--port 8188] [--listen 127.0.0.1]  start the ComfyUI-compatible server and editor
-  weft make-model tiny|sd15 [--out FILE] [--seed N] [--force]  generate a random-weight SD1 checkpoint (tiny: tests/demo; sd15: benchmarks)
+  weft make-model tiny|sd15 [--out FILE] [--seed N] [--force]  generate a random-weight SD1 checkpoint (tiny: tests/demo, with a
+                                                   demo LoRA, LoHa and embedding; sd15: benchmarks)
+  weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
+                                                   a random adapter over every attention and conv layer of a checkpoint
 
 Options:
   --base DIR                 base folder for models/, input/, output/, temp/, user/ (default: current folder)
@@ -54,6 +58,8 @@ const OPTIONS = {
   out: { type: 'string' },
   seed: { type: 'string' },
   force: { type: 'boolean' },
+  checkpoint: { type: 'string' },
+  rank: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -226,12 +232,23 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
       console.log(`${out} (exists; --force to regenerate)`);
       return 0;
     }
-    if (kind === 'tiny') await makeTinyCheckpoint(out, { seed });
-    else await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
+    if (kind === 'tiny') {
+      await makeTinyCheckpoint(out, { seed });
+      if (!v.out) makeDemoAdapters(out, models, seed);
+    } else await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
     console.log(out);
     return 0;
   }
-  throw new UsageError(`weft make-model: expected 'tiny' or 'sd15', got ${kind ?? 'nothing'}`);
+  if (kind === 'lora' || kind === 'loha') {
+    if (!v.checkpoint || !v.out) throw new UsageError(`weft make-model ${kind}: --checkpoint and --out are required`);
+    const rank = Number(v.rank ?? 32);
+    if (!Number.isSafeInteger(rank) || rank < 1 || rank > 1024) throw new UsageError(`--rank ${v.rank}: expected an integer 1..1024`);
+    const { makeAdapter } = await import('../engine/models/generate/demo-adapters.ts');
+    const n = makeAdapter(path.resolve(v.checkpoint), path.resolve(v.out), { kind, rank, seed, scope: 'attention+conv', textEncoder: true, dtype: 'F16' });
+    console.log(`${path.resolve(v.out)} (${n} weights)`);
+    return 0;
+  }
+  throw new UsageError(`weft make-model: expected 'tiny', 'sd15', 'lora' or 'loha', got ${kind ?? 'nothing'}`);
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -7,6 +7,9 @@ import { nodes as masks } from './mask/masks.ts';
 import { nodes as latentFiles } from './latent/latent-file.ts';
 import { nodes as emptyLatent } from './latent/empty-latent.ts';
 import { nodes as loaders } from './model/loaders.ts';
+import { nodes as loraNodes, weftNodes as loraTagNodes } from './model/lora.ts';
+import { nodes as mergeNodes } from './model/merge.ts';
+import { nodes as clipTextA1111 } from './conditioning/clip-text-a1111.ts';
 import { nodes as clipText } from './conditioning/clip-text.ts';
 import { nodes as vae } from './vae/vae.ts';
 import { nodes as ksampler } from './sampling/ksampler.ts';
@@ -27,6 +30,10 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', ksampler],
   ['nodes', conditioning],
   ['nodes', latentOps],
+  ['nodes', loraNodes],
+  ['comfy_extras.nodes_model_merging', mergeNodes],
+  ['weft', loraTagNodes],
+  ['weft', clipTextA1111],
 ];
 
 export function createBuiltinRegistry(): NodeRegistry {

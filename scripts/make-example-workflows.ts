@@ -57,6 +57,15 @@ const examples: Record<string, Record<string, unknown>> = {
     '8': { class_type: 'VAEDecode', inputs: { samples: ['16', 0], vae: ['4', 2] } },
     '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'weft-hires-fix', images: ['8', 0] } },
   }),
+  'lora-embedding': base(19, 'a watercolour of a lighthouse, embedding:weft-tiny-style', {
+    '10': { class_type: 'LoraLoader', inputs: { model: ['4', 0], clip: ['4', 1], lora_name: 'weft-tiny-lora.safetensors', strength_model: 0.8, strength_clip: 0.6 } },
+    '11': { class_type: 'LoraLoader', inputs: { model: ['10', 0], clip: ['10', 1], lora_name: 'weft-tiny-loha.safetensors', strength_model: 1, strength_clip: 1 } },
+    '6': { class_type: 'CLIPTextEncode', inputs: { text: 'a watercolour of a lighthouse, embedding:weft-tiny-style', clip: ['11', 1] } },
+    '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry, watermark, text', clip: ['11', 1] } },
+    '5': { class_type: 'EmptyLatentImage', inputs: { width: 256, height: 256, batch_size: 1 } },
+    '3': { class_type: 'KSampler', inputs: { ...ks(['5', 0], 19, 1).inputs, model: ['11', 0] } },
+    ...decodeSave('3', 'weft-lora-embedding'),
+  }),
 };
 
 const registry = createBuiltinRegistry();

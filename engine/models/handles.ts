@@ -1,4 +1,7 @@
 import type { ImageTensor, Tensor } from '../image/tensor.ts';
+import type { ClipTokenizer, EmbeddingLookup, WeightedToken } from '../text/clip-tokenizer.ts';
+import type { PatchMap } from './patching/patch-set.ts';
+import type { WeightSource } from './weights.ts';
 
 /**
  * The values that travel through MODEL, CLIP and VAE sockets. Nodes and samplers see only these
@@ -50,6 +53,23 @@ export interface LatentFormat {
   readonly rgbBias?: readonly number[];
 }
 
+/**
+ * What weight patching (LoRA, merges) needs of a MODEL or CLIP: the checkpoint's weights under their
+ * LDM names, the patches applied so far, and a way to get the same handle with other patches.
+ * Absent on handles whose weights Weft does not own (exported ONNX folders).
+ */
+export interface WeightPatching<H> {
+  /** LDM name prefix of this part (`model.diffusion_model.`, `cond_stage_model.transformer.text_model.`). */
+  readonly prefix: string;
+  /** The whole checkpoint under LDM names (unpatched). */
+  readonly weights: WeightSource;
+  readonly patches: PatchMap;
+  /** This handle with `patches` (the complete list, replacing the current one). */
+  withPatches(patches: PatchMap): H;
+  /** A weight's current (patched) value; used by merges and CheckpointSave. */
+  read(name: string): Promise<Float32Array>;
+}
+
 /** MODEL socket value. */
 export interface ModelHandle {
   /** Identity for caching: checkpoint hash + applied patches. Equal ids ⇒ identical weights. */
@@ -58,6 +78,7 @@ export interface ModelHandle {
   readonly unet: UNetRunner;
   readonly sampling: ModelSamplingConfig;
   readonly latentFormat: LatentFormat;
+  readonly patching?: WeightPatching<ModelHandle>;
 }
 
 export interface ClipEncodeResult {
@@ -76,6 +97,12 @@ export interface ClipHandle {
   withLayer(layer: number): ClipHandle;
   /** Plain or weighted prompt text → conditioning, as ComfyUI's SD1 CLIP does. */
   encodeText(text: string, signal?: AbortSignal): Promise<ClipEncodeResult>;
+  readonly tokenizer: ClipTokenizer;
+  /** Textual-inversion embeddings this CLIP resolves (from the embeddings folders), if any. */
+  readonly embeddings?: EmbeddingLookup;
+  /** Already tokenized 77-token chunks (A1111 syntax goes this way), with ComfyUI's or A1111's emphasis. */
+  encodeChunks(chunks: readonly (readonly WeightedToken[])[], signal?: AbortSignal, opts?: { emphasis?: 'comfy' | 'a1111' }): Promise<ClipEncodeResult>;
+  readonly patching?: WeightPatching<ClipHandle>;
 }
 
 /** VAE socket value. Images are IMAGE tensors (NHWC 0..1); latents are raw VAE space (NCHW). */
@@ -86,6 +113,8 @@ export interface VaeHandle {
   readonly downscale: number;
   encode(image: ImageTensor, signal?: AbortSignal): Promise<Tensor>;
   decode(latent: Tensor, signal?: AbortSignal): Promise<ImageTensor>;
+  /** Its weights under bare LDM keys, where Weft owns them (CheckpointSave writes them). */
+  readonly weights?: WeightSource;
 }
 
 declare module '../registry/sockets.ts' {

@@ -15,13 +15,17 @@ import { detectCheckpoint, sd1Weights, vaeWeights } from './detect.ts';
 import { buildClipGraph } from './graphs/clip-graph.ts';
 import { buildUnetGraph, controlInputName, UNET_IO, unetSkipCount } from './graphs/unet-graph.ts';
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from './graphs/vae-graph.ts';
-import type { ClipHandle, ModelHandle, UNetRunArgs, UNetRunner, VaeHandle } from './handles.ts';
+import type { ClipHandle, ModelHandle, UNetRunArgs, UNetRunner, VaeHandle, WeightPatching } from './handles.ts';
 import { OrtClip, type RunSession } from './ort-clip.ts';
 import { loadOnnxFolder, type OnnxFolderParts } from './onnx-folder.ts';
 import { assertNotPickle } from './pickle-guard.ts';
 import { SafetensorsFile } from './safetensors.ts';
 import { OrtVae } from './vae-handle.ts';
 import { PrefixedWeightSource, type WeightSource } from './weights.ts';
+import { ortMatMul, parseAdapter, type MatMul, type ParsedAdapter } from './lora/index.ts';
+import { applyEntries, effective, NO_PATCHES, patchMapHash, patchesUnder, type PatchMap } from './patching/patch-set.ts';
+import { writePatchedModel } from './patching/patched-build.ts';
+import { EmbeddingLibrary } from '../text/embeddings.ts';
 
 /**
  * Turns model files into MODEL/CLIP/VAE handles running on ONNX Runtime.
@@ -33,7 +37,7 @@ import { PrefixedWeightSource, type WeightSource } from './weights.ts';
  */
 
 /** Bump when a graph builder changes what it emits, so old cached builds are not reused. */
-export const BUILD_VERSION = 2;
+export const BUILD_VERSION = 3;
 
 export interface ModelManagerOptions {
   paths?: FolderPaths;
@@ -52,6 +56,17 @@ export interface CheckpointParts {
   clip: ClipHandle;
   vae: VaeHandle;
   config: Sd1Config;
+}
+
+/** One part of a checkpoint as the manager builds it. */
+interface PartSpec {
+  part: 'unet' | 'clip' | 'vae_decoder' | 'vae_encoder';
+  hash: string;
+  /** The part's weights under bare keys (what its graph builder reads). */
+  weights: WeightSource;
+  /** LDM prefix of those keys in the checkpoint (patch maps use full LDM names). */
+  prefix: string;
+  build: (ws: WeightSource, o: NetOptions) => GraphBuilder;
 }
 
 export const SD1_LATENT_RGB: readonly (readonly number[])[] = [
@@ -90,7 +105,7 @@ export class ModelManager {
   }
 
   /** Builds (or finds) a part's graph on disk; returns the model file and its weight bytes. */
-  private async ensureBuilt(part: string, hash: string, build: (o: NetOptions) => GraphBuilder): Promise<{ file: string; bytes: number; key: string }> {
+  private async ensureBuilt(part: string, hash: string, build: (o: NetOptions) => GraphBuilder): Promise<{ file: string; bytes: number; key: string; dir: string }> {
     const p = await this.provider();
     const o = await this.netOptions();
     const key = `${part}-${hash.slice(0, 20)}-${o.dtype}-${p.provider}${o.fusedAttention ? '-mha' : ''}-v${BUILD_VERSION}`;
@@ -104,20 +119,55 @@ export class ModelManager {
       this.opts.log?.info(`built ${part} graph (${g.nodeCount} nodes, ${(g.weightBytes / 2 ** 20).toFixed(0)} MiB) in ${Date.now() - t0} ms`);
     }
     const bytes = statSync(join(dir, 'weights.bin')).size + statSync(file).size;
-    return { file, bytes, key };
+    return { file, bytes, key, dir };
   }
 
-  private runner(part: string, hash: string, build: (o: NetOptions) => GraphBuilder): RunSession {
-    let built: Promise<{ file: string; bytes: number; key: string }> | undefined;
+  /**
+   * A part's session runner. With patches on the part's weights the session comes from a patched
+   * model beside the unpatched build (see patched-build.ts); parts the patches do not touch keep
+   * the unpatched session, so a UNet-only LoRA never reloads CLIP.
+   */
+  private runner(spec: PartSpec, patches: PatchMap = NO_PATCHES): RunSession {
+    const own = ownPatches(patches, spec.prefix);
+    let built: Promise<{ file: string; bytes: number; key: string; patched: boolean }> | undefined;
+    const ensure = async (): Promise<{ file: string; bytes: number; key: string; patched: boolean }> => {
+      const base = await this.ensureBuilt(spec.part, spec.hash, (o) => spec.build(spec.weights, o));
+      if (own.size === 0) return { ...base, patched: false };
+      const o = await this.netOptions();
+      const t0 = Date.now();
+      const pb = await writePatchedModel({ dir: base.dir, weights: spec.weights, prefix: spec.prefix, patches: own, build: (ws) => spec.build(ws, o), mm: this.matmul() });
+      this.lastPatch = { part: spec.part, ms: Date.now() - t0, ...pb };
+      if (pb.tensorsComputed) this.opts.log?.info(`patched ${pb.tensorsPatched} ${spec.part} tensors (${pb.tensorsComputed} computed, ${(pb.written / 2 ** 20).toFixed(0)} MiB written) in ${Date.now() - t0} ms`);
+      return { file: pb.file, bytes: base.bytes, key: `${base.key}-p${patchMapHash(own).slice(0, 16)}`, patched: true };
+    };
     return async (feeds) => {
-      built ??= this.ensureBuilt(part, hash, build).catch((e: unknown) => {
+      built ??= ensure().catch((e: unknown) => {
         built = undefined;
         throw e;
       });
       const b = await built;
       const p = await this.provider();
-      return this.pool.use(b.key, b.bytes, () => this.createSession(b.file, p), (s) => s.run(feeds));
+      return this.pool.use(b.key, b.bytes, () => (b.patched ? this.createPatchedSession(b.file, p) : this.createSession(b.file, p)), (s) => s.run(feeds));
     };
+  }
+
+  /** What the last patched build did (for benchmarks and tests). */
+  lastPatch?: { part: string; ms: number; written: number; tensorsPatched: number; tensorsComputed: number };
+
+  private mm?: MatMul;
+  private matmul(): MatMul {
+    this.mm ??= ortMatMul();
+    return this.mm;
+  }
+
+  /**
+   * Patched models are loaded without ORT's graph optimisation on CPU: it costs ~9 s for the SD1.5
+   * UNet and gains under 5% per step (bench/lora), while a strength change should take seconds.
+   * GPU providers keep full optimisation, where fusions matter more.
+   */
+  private async createPatchedSession(file: string, p: ProviderChoice): Promise<ort.InferenceSession> {
+    const base = sessionOptions(p, { threads: this.opts.threads });
+    return ort.InferenceSession.create(file, p.provider === 'cpu' ? { ...base, graphOptimizationLevel: 'disabled' } : base);
   }
 
   /**
@@ -169,22 +219,43 @@ export class ModelManager {
     if (tokenizer.vocabSize > config.clip.vocabSize) {
       throw new Error(`${file}: the CLIP tokenizer found has ${tokenizer.vocabSize} tokens but the text encoder only ${config.clip.vocabSize}`);
     }
-    const parts: CheckpointParts = {
-      config,
-      model: {
-        id: `sd1:${hash}`,
+    const unetSpec: PartSpec = { part: 'unet', hash, weights: unetWs, prefix: SD1_PREFIX.unet, build: (w, o) => buildUnetGraph(config.unet, w, o) };
+    const clipSpec: PartSpec = { part: 'clip', hash, weights: clipWs, prefix: SD1_PREFIX.clip, build: (w, o) => buildClipGraph(config.clip, w, o) };
+    const embeddings = this.opts.paths ? new EmbeddingLibrary(this.opts.paths, config.clip.hiddenSize, (m) => this.opts.log?.warn(m)) : undefined;
+    const read = (patches: PatchMap) => async (name: string): Promise<Float32Array> => {
+      const base = ws.get(name);
+      return applyEntries(name, base, ws.shape(name), patches.get(name) ?? [], this.matmul());
+    };
+    const makeModel = (patches: PatchMap): ModelHandle => {
+      const own = ownPatches(patches, SD1_PREFIX.unet);
+      const handle: ModelHandle = {
+        id: own.size ? `sd1:${hash}+${patchMapHash(own).slice(0, 16)}` : `sd1:${hash}`,
         family: 'sd1',
-        unet: new OrtUnet(config.unet.inChannels, config.unet.contextDim, unetSkipCount(config.unet), this.runner('unet', hash, (o) => buildUnetGraph(config.unet, unetWs, o))),
+        unet: new OrtUnet(config.unet.inChannels, config.unet.contextDim, unetSkipCount(config.unet), this.runner(unetSpec, own)),
         sampling: { prediction: 'eps', betaSchedule: 'scaled_linear', linearStart: 0.00085, linearEnd: 0.012, timesteps: 1000 },
         latentFormat: { channels: 4, scaleFactor: config.scaleFactor, rgbFactors: SD1_LATENT_RGB },
-      },
-      clip: new OrtClip({
-        id: `clip:${hash}`,
+        patching: { prefix: SD1_PREFIX.unet, weights: ws, patches: own, withPatches: (p) => makeModel(p), read: read(own) },
+      };
+      return handle;
+    };
+    const makeClip = (patches: PatchMap, layer?: number): OrtClip => {
+      const own = ownPatches(patches, SD1_PREFIX.clip);
+      return new OrtClip({
+        id: own.size ? `clip:${hash}+${patchMapHash(own).slice(0, 16)}` : `clip:${hash}`,
         tokenizer,
         numLayers: config.clip.numLayers,
         hiddenSize: config.clip.hiddenSize,
-        run: this.runner('clip', hash, (o) => buildClipGraph(config.clip, clipWs, o)),
-      }),
+        run: this.runner(clipSpec, own),
+        layer,
+        embeddings: embeddings?.lookup,
+        warn: (m) => this.opts.log?.warn(m),
+        patching: (c): WeightPatching<ClipHandle> => ({ prefix: SD1_PREFIX.clip, weights: ws, patches: own, withPatches: (p) => makeClip(p, c.layer), read: read(own) }),
+      });
+    };
+    const parts: CheckpointParts = {
+      config,
+      model: makeModel(NO_PATCHES),
+      clip: makeClip(NO_PATCHES),
       vae: this.vaeHandle(`vae:${hash}`, config.vae, vaeWs, hash),
     };
     this.checkpoints.set(identity, parts);
@@ -207,9 +278,9 @@ export class ModelManager {
   }
 
   private vaeHandle(id: string, cfg: VaeConfig, ws: WeightSource, hash: string): VaeHandle {
-    const dec = this.runner('vae_decoder', hash, (o) => buildVaeDecoderGraph(cfg, ws, o));
-    const enc = this.runner('vae_encoder', hash, (o) => buildVaeEncoderGraph(cfg, ws, o));
-    return new OrtVae({ id, cfg, decoder: { run: (f) => dec(f as Record<string, ort.Tensor>) }, encoder: { run: (f) => enc(f as Record<string, ort.Tensor>) } });
+    const dec = this.runner({ part: 'vae_decoder', hash, weights: ws, prefix: SD1_PREFIX.vae, build: (w, o) => buildVaeDecoderGraph(cfg, w, o) });
+    const enc = this.runner({ part: 'vae_encoder', hash, weights: ws, prefix: SD1_PREFIX.vae, build: (w, o) => buildVaeEncoderGraph(cfg, w, o) });
+    return new OrtVae({ id, cfg, weights: ws, decoder: { run: (f) => dec(f as Record<string, ort.Tensor>) }, encoder: { run: (f) => enc(f as Record<string, ort.Tensor>) } });
   }
 
   /** A diffusers/Optimum ONNX folder → MODEL, CLIP, VAE over its own graphs (memoised per folder). */
@@ -221,9 +292,36 @@ export class ModelManager {
     return parts;
   }
 
+  private readonly adapters = new WeakMap<WeightSource, Map<string, { parsed: ParsedAdapter; hash: string }>>();
+
+  /**
+   * An adapter file (LoRA, LyCORIS) read against a checkpoint's names (memoised per file identity
+   * and checkpoint). Its content hash names the patches, so renaming a file never rebuilds.
+   */
+  loadAdapter(file: string, checkpoint: WeightSource): { parsed: ParsedAdapter; hash: string } {
+    assertNotPickle(file);
+    const st = statSync(file);
+    const identity = `${file}:${st.size}:${st.mtimeMs}`;
+    let perCkpt = this.adapters.get(checkpoint);
+    if (!perCkpt) this.adapters.set(checkpoint, (perCkpt = new Map()));
+    const hit = perCkpt.get(identity);
+    if (hit) return hit;
+    const sf = SafetensorsFile.open(file);
+    const hash = sf.contentHash({ cacheDir: join(this.opts.cacheDir, 'hashes') });
+    const parsed = parseAdapter(file, sf, checkpoint);
+    const r = { parsed, hash };
+    perCkpt.set(identity, r);
+    return r;
+  }
+
   stats(): PoolStats & { builds: number } {
     return { ...this.pool.stats(), builds: this.builds };
   }
+}
+
+/** The patches on one part's weights that change anything. */
+function ownPatches(patches: PatchMap, prefix: string): PatchMap {
+  return new Map([...patchesUnder(patches, prefix)].filter(([, e]) => effective(e).length > 0));
 }
 
 /** A model's size on disk: the graph plus any external-data files beside it (for the memory budget). */

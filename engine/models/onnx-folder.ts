@@ -118,6 +118,10 @@ export function loadOnnxFolder(dir: string, use: UseSession, opts: { paths?: Fol
     run: (feeds) =>
       use(key('text_encoder'), f.textEncoder, async (s) => {
         const tokens = feeds[CLIP_IO.tokens];
+        const mask = feeds[CLIP_IO.embedsMask]?.data;
+        if (mask instanceof Float32Array && mask.some((v) => v !== 0)) {
+          throw new Error(`${f.textEncoder}: an exported ONNX text encoder takes token ids only, so textual-inversion embeddings cannot be used with it`);
+        }
         const idName = pick(s.inputNames, ['input_ids'], 'token input', f.textEncoder);
         const ids = inputType(s, idName) === 'int32' ? new ort.Tensor('int32', Int32Array.from(tokens.data as BigInt64Array, (v) => Number(v)), tokens.dims) : tokens;
         const out = await s.run({ [idName]: ids });

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { InterruptedError } from '../registry/context.ts';
-import type { ClipTokenizer, WeightedToken } from '../text/clip-tokenizer.ts';
-import type { ClipEncodeResult, ClipHandle } from './handles.ts';
+import type { ClipTokenizer, EmbeddingLookup, WeightedToken } from '../text/clip-tokenizer.ts';
+import type { ClipEncodeResult, ClipHandle, WeightPatching } from './handles.ts';
 import { CLIP_CONTEXT, CLIP_IO } from './graphs/clip-graph.ts';
 
 /** What the CLIP handle needs of a session (one run per call, sessions come from the pool). */
@@ -14,6 +14,12 @@ export interface OrtClipOptions {
   hiddenSize: number;
   run: RunSession;
   layer?: number;
+  /** Resolves `embedding:name` in prompts (textual inversion); without it such words are plain text. */
+  embeddings?: EmbeddingLookup;
+  /** Told about prompt problems that do not stop encoding (a missing embedding). */
+  warn?: (message: string) => void;
+  /** Set by the model manager for checkpoints it owns (LoRA and merges patch through it). */
+  patching?: (clip: OrtClip) => WeightPatching<ClipHandle>;
 }
 
 /**
@@ -26,15 +32,21 @@ export class OrtClip implements ClipHandle {
   readonly id: string;
   readonly layer: number;
   readonly hiddenSize: number;
+  readonly patching?: WeightPatching<ClipHandle>;
 
-  constructor(private readonly opts: OrtClipOptions) {
+  constructor(readonly opts: OrtClipOptions) {
     this.id = `${opts.id}@${opts.layer ?? -1}`;
     this.layer = opts.layer ?? -1;
     this.hiddenSize = opts.hiddenSize;
+    this.patching = opts.patching?.(this);
   }
 
   get tokenizer(): ClipTokenizer {
     return this.opts.tokenizer;
+  }
+
+  get embeddings(): EmbeddingLookup | undefined {
+    return this.opts.embeddings;
   }
 
   withLayer(layer: number): ClipHandle {
@@ -49,25 +61,30 @@ export class OrtClip implements ClipHandle {
   }
 
   async encodeText(text: string, signal?: AbortSignal): Promise<ClipEncodeResult> {
-    const chunks = this.opts.tokenizer.tokenizeWithWeights(text);
+    const chunks = this.opts.tokenizer.tokenizeWithWeights(text, { embeddings: this.opts.embeddings, onWarning: this.opts.warn });
     return this.encodeChunks(chunks, signal);
   }
 
-  async encodeChunks(chunks: readonly (readonly WeightedToken[])[], signal?: AbortSignal): Promise<ClipEncodeResult> {
+  /**
+   * Encodes tokenized chunks. `emphasis: 'a1111'` applies weights as AUTOMATIC1111's "Original"
+   * emphasis does (z·w, then rescaled so each chunk keeps its mean) instead of ComfyUI's
+   * interpolation against the empty prompt.
+   */
+  async encodeChunks(chunks: readonly (readonly WeightedToken[])[], signal?: AbortSignal, opts: { emphasis?: 'comfy' | 'a1111' } = {}): Promise<ClipEncodeResult> {
     const T = CLIP_CONTEXT;
-    if (chunks.some((c) => c.some((t) => t.token < 0))) {
-      throw new Error('textual-inversion embeddings in prompts are not supported by this CLIP yet');
-    }
+    const a1111 = opts.emphasis === 'a1111';
     const hasWeights = chunks.some((c) => c.some((t) => t.weight !== 1));
-    const rows = chunks.map((c) => c.map((t) => t.token));
-    if (hasWeights || rows.length === 0) {
+    // Embedding positions carry token −1; the graph gathers row 0 there and swaps in the vector.
+    const rows = chunks.map((c) => c.map((t) => Math.max(0, t.token)));
+    if ((hasWeights && !a1111) || rows.length === 0) {
       const tok = this.opts.tokenizer;
       rows.push([tok.bos, ...new Array<number>(T - 1).fill(tok.eos)]);
     }
     for (const r of rows) if (r.length !== T) throw new Error(`CLIP chunk has ${r.length} tokens, expected ${T}`);
     if (signal?.aborted) throw new InterruptedError();
     const ids = BigInt64Array.from(rows.flat().map((v) => BigInt(v)));
-    const out = await this.opts.run({ [CLIP_IO.tokens]: new ort.Tensor('int64', ids, [rows.length, T]) });
+    const feeds: Record<string, ort.Tensor> = { [CLIP_IO.tokens]: new ort.Tensor('int64', ids, [rows.length, T]), ...this.embedFeeds(chunks, rows.length) };
+    const out = await this.opts.run(feeds);
     const hiddenValue = out[CLIP_IO.hidden];
     const hidden = hiddenValue?.data;
     if (!(hidden instanceof Float32Array)) throw new Error('CLIP session returned no float32 hidden states');
@@ -85,7 +102,14 @@ export class OrtClip implements ClipHandle {
       const z = layer(li, k);
       const dst = cond.subarray(k * per, (k + 1) * per);
       dst.set(z);
-      if (empty) {
+      if (a1111 && hasWeights) {
+        const before = mean(dst);
+        chunks[k].forEach((t, j) => {
+          if (t.weight !== 1) for (let c = 0; c < H; c++) dst[j * H + c] *= t.weight;
+        });
+        const after = mean(dst);
+        if (after !== 0) for (let i = 0; i < dst.length; i++) dst[i] *= before / after;
+      } else if (empty) {
         chunks[k].forEach((t, j) => {
           if (t.weight === 1) return;
           for (let c = 0; c < H; c++) dst[j * H + c] = (z[j * H + c] - empty[j * H + c]) * t.weight + empty[j * H + c];
@@ -98,4 +122,31 @@ export class OrtClip implements ClipHandle {
     const pooled = last.slice(eosAt * H, (eosAt + 1) * H);
     return { cond: { shape: [1, Math.max(1, sections) * T, H], data: cond }, pooled: { shape: [1, H], data: pooled } };
   }
+
+  /** `embeds`/`embeds_mask` feeds: broadcast zeros unless some chunk holds textual-inversion vectors. */
+  private embedFeeds(chunks: readonly (readonly WeightedToken[])[], rowCount: number): Record<string, ort.Tensor> {
+    const T = CLIP_CONTEXT;
+    const H = this.hiddenSize;
+    if (!chunks.some((c) => c.some((t) => t.embedding))) {
+      const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]);
+      return { [CLIP_IO.embeds]: zero, [CLIP_IO.embedsMask]: zero };
+    }
+    const embeds = new Float32Array(rowCount * T * H);
+    const mask = new Float32Array(rowCount * T);
+    chunks.forEach((c, k) =>
+      c.forEach((t, j) => {
+        if (!t.embedding) return;
+        if (t.embedding.length !== H) throw new Error(`an embedding vector has ${t.embedding.length} values, this CLIP needs ${H}`);
+        embeds.set(t.embedding, (k * T + j) * H);
+        mask[k * T + j] = 1;
+      }),
+    );
+    return { [CLIP_IO.embeds]: new ort.Tensor('float32', embeds, [rowCount, T, H]), [CLIP_IO.embedsMask]: new ort.Tensor('float32', mask, [rowCount, T, 1]) };
+  }
+}
+
+function mean(a: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  return s / a.length;
 }

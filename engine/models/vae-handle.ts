@@ -1,3 +1,4 @@
+import type { WeightSource } from './weights.ts';
 import * as ort from 'onnxruntime-node';
 import type { ImageTensor, Tensor } from '../image/tensor.ts';
 import { describeShape } from '../image/tensor.ts';
@@ -306,6 +307,7 @@ function fromOrt(v: ort.OnnxValue | undefined, what: string): Tensor {
 }
 
 export interface OrtVaeOptions {
+  weights?: WeightSource;
   id: string;
   cfg: VaeConfig;
   /** Graph from `buildVaeDecoderGraph`: `latent` → `image`. */
@@ -325,10 +327,13 @@ export class OrtVae implements RawVae {
   readonly latentChannels: number;
   readonly downscale: number;
   readonly cfg: VaeConfig;
+  /** The VAE's weights under bare LDM keys (`encoder.conv_in.weight`, ...), for CheckpointSave. */
+  readonly weights?: WeightSource;
   private readonly maxBatch: number;
 
   constructor(private readonly opts: OrtVaeOptions) {
     this.id = opts.id;
+    this.weights = opts.weights;
     this.cfg = opts.cfg;
     this.latentChannels = opts.cfg.embedDim;
     this.downscale = 2 ** (opts.cfg.chMult.length - 1);

@@ -26,7 +26,23 @@ interface Initializer {
   type: ElemType;
   dims: readonly number[];
   bytes: () => Uint8Array;
+  /** The weight-source key the bytes derive from, so a weight patch can tell which initializers it changes. */
+  source?: string;
 }
+
+/** Where one initializer lives in the external-data file that `writeTo` writes (inline ones are < 1 KiB). */
+export interface InitializerPlace {
+  readonly name: string;
+  readonly source?: string;
+  readonly type: ElemType;
+  readonly dims: readonly number[];
+  readonly length: number;
+  /** Byte offset in `weights.bin`, or undefined when the tensor is stored inside model.onnx. */
+  readonly offset?: number;
+}
+
+/** External tensors below this size stay inline: ORT folds them at load, and they would cost a page each outside. */
+const INLINE_BELOW = 1024;
 
 interface NodeDef {
   opType: string;
@@ -78,20 +94,26 @@ export class GraphBuilder {
   }
 
   /** A weight or constant tensor; `bytes` runs once, while the model is written. */
-  initializer(name: string, type: ElemType, dims: readonly number[], bytes: () => Uint8Array): string {
+  initializer(name: string, type: ElemType, dims: readonly number[], bytes: () => Uint8Array, source?: string): string {
     if (this.initNames.has(name)) throw new Error(`${this.name}: initializer '${name}' defined twice`);
     this.initNames.add(name);
-    this.inits.push({ name, type, dims, bytes });
+    this.inits.push({ name, type, dims, bytes, source });
     return name;
   }
 
-  floats(name: string, dims: readonly number[], data: () => Float32Array): string {
-    return this.initializer(name, 'float32', dims, () => {
-      const d = data();
-      const n = dims.reduce((a, b) => a * b, 1);
-      if (d.length !== n) throw new Error(`${this.name}: '${name}' has ${d.length} values, shape [${dims.join(', ')}] needs ${n}`);
-      return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-    });
+  floats(name: string, dims: readonly number[], data: () => Float32Array, source?: string): string {
+    return this.initializer(
+      name,
+      'float32',
+      dims,
+      () => {
+        const d = data();
+        const n = dims.reduce((a, b) => a * b, 1);
+        if (d.length !== n) throw new Error(`${this.name}: '${name}' has ${d.length} values, shape [${dims.join(', ')}] needs ${n}`);
+        return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+      },
+      source,
+    );
   }
 
   /** A small int64 constant (shapes, axes), deduplicated. */
@@ -186,55 +208,114 @@ export class GraphBuilder {
     try {
       const fd = openSync(join(tmp, 'weights.bin'), 'w');
       const tensors: object[] = [];
-      let offset = 0;
+      let end = 0;
       try {
-        for (const init of this.inits) {
+        const places = this.layout();
+        this.inits.forEach((init, i) => {
+          const place = places[i];
           const bytes = init.bytes();
-          const expect = init.dims.reduce((a, b) => a * b, 1) * ELEM_SIZE[init.type];
-          if (bytes.byteLength !== expect) throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${expect}`);
-          // Small constants stay inline: ORT folds them at load, and they would cost a page each outside.
-          if (bytes.byteLength < 1024) {
-            tensors.push({ name: init.name, dims: [...init.dims], dataType: ELEM[init.type], rawData: bytes.slice() });
-            continue;
+          if (bytes.byteLength !== place.length) throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${place.length}`);
+          if (place.offset === undefined) {
+            tensors.push(inlineTensor(init, bytes));
+            return;
           }
-          const pad = (64 - (offset % 64)) % 64;
-          if (pad) writeAll(fd, new Uint8Array(pad));
-          offset += pad;
+          if (place.offset > end) writeAll(fd, new Uint8Array(place.offset - end));
           writeAll(fd, bytes);
-          tensors.push({
-            name: init.name,
-            dims: [...init.dims],
-            dataType: ELEM[init.type],
-            dataLocation: 1,
-            externalData: [
-              { key: 'location', value: 'weights.bin' },
-              { key: 'offset', value: String(offset) },
-              { key: 'length', value: String(bytes.byteLength) },
-            ],
-          });
-          offset += bytes.byteLength;
-        }
+          end = place.offset + bytes.byteLength;
+          tensors.push(externalTensor(init, 'weights.bin', place.offset, place.length));
+        });
         fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
-      const model = onnx.ModelProto.encode(onnx.ModelProto.create(this.modelObject(tensors) as onnxProto.onnx.IModelProto)).finish();
-      const mfd = openSync(join(tmp, 'model.onnx'), 'w');
-      try {
-        writeAll(mfd, model);
-        fsyncSync(mfd);
-      } finally {
-        closeSync(mfd);
-      }
+      const model = this.encode(tensors);
+      writeFileAtomic(join(tmp, 'model.onnx'), model, true);
       mkdirSync(dirname(dir), { recursive: true });
       rmSync(dir, { recursive: true, force: true });
       renameSync(tmp, dir);
-      return { modelFile: join(dir, 'model.onnx'), bytes: offset + model.byteLength };
+      return { modelFile: join(dir, 'model.onnx'), bytes: end + model.byteLength };
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
       throw e;
     }
   }
+
+  /**
+   * Where `writeTo` puts each initializer, computed from shapes alone (64-byte aligned, in definition
+   * order), so a patched model can point at an existing `weights.bin` without reading it.
+   */
+  layout(): InitializerPlace[] {
+    let offset = 0;
+    return this.inits.map((init) => {
+      const length = init.dims.reduce((a, b) => a * b, 1) * ELEM_SIZE[init.type];
+      const base = { name: init.name, source: init.source, type: init.type, dims: init.dims, length };
+      if (length < INLINE_BELOW) return base;
+      offset += (64 - (offset % 64)) % 64;
+      const place = { ...base, offset };
+      offset += length;
+      return place;
+    });
+  }
+
+  /**
+   * Writes only a model file whose initializers live where `locate` says: `'inline'` (bytes produced
+   * now) or a file beside the model at an offset. Used for patched models that share the unpatched
+   * `weights.bin` and keep changed tensors in files of their own.
+   */
+  writeModel(file: string, locate: (place: InitializerPlace) => 'inline' | { location: string; offset: number }): void {
+    const places = this.layout();
+    const tensors = this.inits.map((init, i) => {
+      const where = locate(places[i]);
+      if (where === 'inline') return inlineTensor(init, init.bytes());
+      return externalTensor(init, where.location, where.offset, places[i].length);
+    });
+    writeFileAtomic(file, this.encode(tensors), false);
+  }
+
+  /** An initializer's bytes by name (what `writeTo` would store). */
+  initializerBytes(name: string): Uint8Array {
+    const init = this.inits.find((i) => i.name === name);
+    if (!init) throw new Error(`${this.name}: no initializer '${name}'`);
+    return init.bytes();
+  }
+
+  private encode(tensors: object[]): Uint8Array {
+    return onnx.ModelProto.encode(onnx.ModelProto.create(this.modelObject(tensors) as onnxProto.onnx.IModelProto)).finish();
+  }
+}
+
+function inlineTensor(init: Initializer, bytes: Uint8Array): object {
+  return { name: init.name, dims: [...init.dims], dataType: ELEM[init.type], rawData: bytes.slice() };
+}
+
+function externalTensor(init: Initializer, location: string, offset: number, length: number): object {
+  return {
+    name: init.name,
+    dims: [...init.dims],
+    dataType: ELEM[init.type],
+    dataLocation: 1,
+    externalData: [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(length) },
+    ],
+  };
+}
+
+/** Written under a temporary name and renamed, so readers never see half a file. */
+export function writeFileAtomic(file: string, bytes: Uint8Array, sync: boolean): void {
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeAll(fd, bytes);
+    if (sync) fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, file);
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

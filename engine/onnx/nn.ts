@@ -41,14 +41,14 @@ export class Net {
     const shape = this.shape(key);
     const outDims = dims ?? shape;
     const read = (): Float32Array => (transform ? transform(this.ws.get(key), shape) : this.ws.get(key));
-    if (this.dtype === 'float16') return this.g.initializer(name, 'float16', outDims, () => toF16Bytes(read()));
-    return this.g.floats(name, outDims, read);
+    if (this.dtype === 'float16') return this.g.initializer(name, 'float16', outDims, () => toF16Bytes(read()), key);
+    return this.g.floats(name, outDims, read, key);
   }
 
   /** A float constant in float32 whatever the precision (for the float32 islands). */
   weight32(key: string, dims?: readonly number[], name = `${key}.f32`): string {
     if (this.g.hasInitializer(name)) return name;
-    return this.g.floats(name, dims ?? this.shape(key), () => this.ws.get(key));
+    return this.g.floats(name, dims ?? this.shape(key), () => this.ws.get(key), key);
   }
 
   /** Constant in the graph's precision. */

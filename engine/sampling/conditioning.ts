@@ -18,6 +18,11 @@ export interface ConditioningEntry {
   /** Fractions of the schedule (0 = start) in which this entry applies (ConditioningSetTimestepRange). */
   readonly startPercent?: number;
   readonly endPercent?: number;
+  /**
+   * Fractions of the sampler's own steps in which this entry applies, start inclusive, end exclusive
+   * (A1111 prompt editing and alternation, which count sampler steps rather than model timesteps).
+   */
+  readonly stepRange?: { readonly start: number; readonly end: number };
   /** ControlNet chain attached by ControlNetApply (owned by the controlnet layer). */
   readonly control?: unknown;
 }

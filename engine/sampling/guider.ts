@@ -21,6 +21,7 @@ interface ResolvedEntry {
   mask?: Tensor;
   sigmaStart?: number;
   sigmaEnd?: number;
+  stepRange?: { start: number; end: number };
   /** Index into the list of conditionings (0 = positive, 1 = negative). */
   group: number;
 }
@@ -63,6 +64,7 @@ function resolve(conds: Conditioning, group: number, shape: readonly number[], m
       mask,
       sigmaStart: c.startPercent !== undefined ? ms.percentToSigma(c.startPercent) : undefined,
       sigmaEnd: c.endPercent !== undefined ? ms.percentToSigma(c.endPercent) : undefined,
+      stepRange: c.stepRange,
       group,
     };
   });
@@ -79,7 +81,22 @@ interface Piece {
   mult: Float32Array;
 }
 
-function piece(e: ResolvedEntry, shape: readonly number[], sigma: number): Piece | undefined {
+/**
+ * The sampler step a sigma belongs to, as a fraction of all steps: the last schedule entry at or above
+ * it (a second-order sampler's midpoint evaluation counts as its step).
+ */
+function stepFraction(sigmas: ArrayLike<number>, sigma: number): number {
+  const steps = sigmas.length - 1;
+  let i = 0;
+  while (i + 1 < steps && sigmas[i + 1] >= sigma * (1 - 1e-6)) i++;
+  return steps > 0 ? i / steps : 0;
+}
+
+function piece(e: ResolvedEntry, shape: readonly number[], sigma: number, sigmas?: ArrayLike<number>): Piece | undefined {
+  if (e.stepRange && sigmas) {
+    const f = stepFraction(sigmas, sigma);
+    if (f < e.stepRange.start - 1e-9 || f >= e.stepRange.end - 1e-9) return undefined;
+  }
   if (e.sigmaStart !== undefined && sigma > e.sigmaStart) return undefined;
   if (e.sigmaEnd !== undefined && sigma < e.sigmaEnd) return undefined;
   const [B, C, H, W] = shape;
@@ -146,6 +163,8 @@ export interface GuiderOptions {
   signal?: AbortSignal;
   /** Largest batch (latent items) per UNet call; more entries are split across calls. */
   maxBatch?: number;
+  /** The sampler's sigma schedule, for entries with a step range (A1111 prompt editing). */
+  sigmas?: ArrayLike<number>;
 }
 
 /**
@@ -163,7 +182,7 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
     const n = x.data.length;
     const outs = Array.from({ length: groups }, () => new Float32Array(n));
     const counts = Array.from({ length: groups }, () => new Float32Array(n).fill(1e-37));
-    const pieces = [...pos, ...neg].map((e) => piece(e, x.shape, sigma)).filter((p): p is Piece => p !== undefined);
+    const pieces = [...pos, ...neg].map((e) => piece(e, x.shape, sigma, opts.sigmas)).filter((p): p is Piece => p !== undefined);
     // Batch pieces with equal crop sizes and compatible token counts into one UNet call.
     const pending = [...pieces];
     while (pending.length) {

@@ -89,7 +89,7 @@ export async function ksample(a: KSamplerArgs): Promise<Latent> {
   const latentIn = latentImage.data.map((v) => v * scale);
   const mask = a.latent.noiseMask ? prepareMask(a.latent.noiseMask, shape) : undefined;
 
-  const guided = cfgDenoiser({ model: a.model, modelSampling: ms, positive: a.positive, negative: a.negative, cfg: a.cfg, signal: a.signal }, shape);
+  const guided = cfgDenoiser({ model: a.model, modelSampling: ms, positive: a.positive, negative: a.negative, cfg: a.cfg, signal: a.signal, sigmas }, shape);
   let denoise: Denoise = guided;
   if (mask) {
     // KSamplerX0Inpaint: the unmasked part is held at the (re-noised) original on the way in and

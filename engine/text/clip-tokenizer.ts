@@ -65,11 +65,29 @@ export type EmbeddingLookup = (name: string) => readonly Float32Array[] | undefi
 export interface TokenizeOptions {
   /** Resolve `embedding:name` words; without it they are tokenized as plain text. */
   embeddings?: EmbeddingLookup;
-  /** Told about `embedding:name` words that resolve to nothing (they are dropped, as in ComfyUI). */
+  /** Told about `embedding:name` words that resolve to nothing (tokenizeWithWeights drops them, as ComfyUI does; tokenizeA1111 keeps them as text). */
   onWarning?: (message: string) => void;
   /** Skip the `(text:1.2)` syntax (ComfyUI's disable_weights). */
   disableWeights?: boolean;
 }
+
+/** An embedding lookup that can also list the names it knows (EmbeddingLibrary's is one). */
+export type NamedEmbeddingLookup = EmbeddingLookup & { names(): readonly string[] };
+
+export interface A1111TokenizeOptions extends TokenizeOptions {
+  /**
+   * Also match embeddings by bare name, as A1111 does: wherever the tokens of a name appear in a
+   * segment, longest name first. The names come from `embeddingNames`, else from the lookup's own
+   * `names()`.
+   */
+  bareEmbeddingNames?: boolean;
+  embeddingNames?: readonly string[];
+  /** A1111's "prompt word wrap length limit" (comma_padding_backtrack); 0 turns it off. Default 20. */
+  commaPaddingBacktrack?: number;
+}
+
+/** One position of a segment before chunking: a vocabulary id, or the vectors of one embedding. */
+type A1111Item = number | readonly Float32Array[];
 
 /** ComfyUI's SD1 settings: a word of 8 tokens or more may be split across 77-token chunks. */
 const MAX_WORD_LENGTH = 8;
@@ -226,6 +244,133 @@ export class ClipTokenizer {
     return { name, vectors, leftover };
   }
 
+  /**
+   * A1111's tokenize_line (modules/sd_hijack_clip.py) over segments from parseA1111Attention. Each
+   * segment is tokenized on its own; `['BREAK', -1]` closes the current chunk, padding it. A chunk holds
+   * 75 tokens between BOS and EOS; when a token would overflow it and the last comma is within
+   * `commaPaddingBacktrack` (20) tokens of the end, everything after that comma moves to the next chunk.
+   * An embedding that does not fit in what is left of a chunk starts the next one (one longer than a
+   * whole chunk, which A1111 cannot encode, continues across chunks). The output has the shape and
+   * padding of tokenizeWithWeights (BOS, tokens, EOS, EOS padding to 77, padding weight 1), so the same
+   * CLIP handle encodes it.
+   *
+   * Embeddings: ComfyUI's `embedding:name` wherever it starts a word (a name that does not resolve is
+   * reported by name through onWarning and kept as text, where ComfyUI drops it) and, with
+   * `bareEmbeddingNames`, A1111's bare names matched on tokens. Vectors travel with their positions,
+   * so text moved by the comma backtrack keeps its embeddings. `disableWeights` makes every weight 1
+   * (BREAK still splits).
+   */
+  tokenizeA1111(segments: readonly (readonly [string, number])[], opts: A1111TokenizeOptions = {}): WeightedToken[][] {
+    const chunkLength = this.maxLength - 2;
+    const backtrack = opts.commaPaddingBacktrack ?? 20;
+    const comma = this.vocab.get(',</w>');
+    const cache = new Map<string, readonly Float32Array[] | undefined>();
+    const lookup = opts.embeddings
+      ? (name: string): readonly Float32Array[] | undefined => {
+          if (!cache.has(name)) cache.set(name, (opts.embeddings as EmbeddingLookup)(name));
+          return cache.get(name);
+        }
+      : undefined;
+    const bare = opts.bareEmbeddingNames && opts.embeddings ? this.bareNameIndex(opts.embeddingNames ?? namesOf(opts.embeddings)) : undefined;
+
+    const chunks: WeightedToken[][] = [];
+    let chunk: WeightedToken[] = [];
+    let lastComma = -1;
+    const nextChunk = (): void => {
+      const out: WeightedToken[] = [{ token: this.bos, weight: 1 }, ...chunk];
+      while (out.length < this.maxLength) out.push({ token: this.eos, weight: 1 });
+      chunks.push(out);
+      chunk = [];
+      lastComma = -1;
+    };
+
+    for (const [text, weight] of segments) {
+      if (text === 'BREAK' && weight === -1) {
+        nextChunk();
+        continue;
+      }
+      const w = opts.disableWeights ? 1 : weight;
+      for (const item of this.a1111Items(text, lookup, bare, opts.onWarning)) {
+        if (typeof item === 'number' && item === comma) lastComma = chunk.length;
+        else if (backtrack > 0 && chunk.length === chunkLength && lastComma !== -1 && chunk.length - lastComma <= backtrack) {
+          const moved = chunk.slice(lastComma + 1);
+          chunk = chunk.slice(0, lastComma + 1);
+          nextChunk();
+          chunk = moved;
+        }
+        if (chunk.length === chunkLength) nextChunk();
+        if (typeof item === 'number') {
+          chunk.push({ token: item, weight: w });
+          continue;
+        }
+        if (chunk.length > 0 && chunk.length + item.length > chunkLength) nextChunk();
+        for (const embedding of item) {
+          if (chunk.length === chunkLength) nextChunk();
+          chunk.push({ token: -1, weight: w, embedding });
+        }
+      }
+    }
+    if (chunk.length > 0 || chunks.length === 0) nextChunk();
+    return chunks;
+  }
+
+  /**
+   * One segment as ids and embeddings. Text between resolved `embedding:` words is tokenized in one
+   * piece, so a name that does not resolve leaves exactly the tokens the plain text would have.
+   */
+  private a1111Items(
+    text: string,
+    lookup: EmbeddingLookup | undefined,
+    bare: BareNameIndex | undefined,
+    onWarning: ((message: string) => void) | undefined,
+  ): A1111Item[] {
+    const items: A1111Item[] = [];
+    const addText = (t: string): void => {
+      if (t) items.push(...(bare && lookup ? matchBareNames(this.tokenize(t), bare, lookup) : this.tokenize(t)));
+    };
+    if (!lookup) {
+      addText(text);
+      return items;
+    }
+    let last = 0;
+    for (const m of text.matchAll(EMBEDDING_WORD)) {
+      const name = m[1];
+      let used = name;
+      let vectors = name ? lookup(name) : undefined;
+      if (!vectors) {
+        // ComfyUI's retry: "embedding:name," is usually the name followed by the prompt's comma.
+        const stripped = name.replace(/,+$/, '');
+        if (stripped && stripped !== name) {
+          used = stripped;
+          vectors = lookup(stripped);
+        }
+      }
+      if (!vectors) {
+        onWarning?.(`embedding:${used} was not found (or could not be loaded); the words are kept as text`);
+        continue;
+      }
+      addText(text.slice(last, m.index));
+      items.push(vectors);
+      last = (m.index as number) + EMBEDDING_PREFIX.length + used.length;
+    }
+    addText(text.slice(last));
+    return items;
+  }
+
+  /** A1111's ids_lookup: token sequences of the names by first token, longest first. */
+  private bareNameIndex(names: readonly string[]): BareNameIndex {
+    const index: BareNameIndex = new Map();
+    for (const name of names) {
+      const ids = this.tokenize(name);
+      if (ids.length === 0) continue;
+      let list = index.get(ids[0]);
+      if (!list) index.set(ids[0], (list = []));
+      list.push({ ids, name });
+    }
+    for (const list of index.values()) list.sort((a, b) => b.ids.length - a.ids.length);
+    return index;
+  }
+
   private chunk(groups: WeightedToken[][]): WeightedToken[][] {
     const max = this.maxLength;
     const start = (): WeightedToken => ({ token: this.bos, weight: 1 });
@@ -257,6 +402,39 @@ export class ClipTokenizer {
     while (batch.length < max) batch.push(end());
     return batches;
   }
+}
+
+/** `embedding:` at the start of a segment or after white space, and the word that follows it. */
+const EMBEDDING_WORD = /(?<=^|\p{White_Space})embedding:(\P{White_Space}*)/gu;
+
+type BareNameIndex = Map<number, { ids: number[]; name: string }[]>;
+
+function namesOf(lookup: EmbeddingLookup): readonly string[] {
+  if (!('names' in lookup) || typeof lookup.names !== 'function') return [];
+  const names: unknown = (lookup.names as () => unknown).call(lookup);
+  return Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : [];
+}
+
+/**
+ * A1111's find_embedding_at_position at every position: the longest name whose tokens start here and
+ * whose embedding loads replaces those tokens.
+ */
+function matchBareNames(ids: readonly number[], index: BareNameIndex, lookup: EmbeddingLookup): A1111Item[] {
+  const out: A1111Item[] = [];
+  for (let pos = 0; pos < ids.length; ) {
+    let matched = false;
+    for (const cand of index.get(ids[pos]) ?? []) {
+      if (pos + cand.ids.length > ids.length || !cand.ids.every((id, k) => ids[pos + k] === id)) continue;
+      const vectors = lookup(cand.name);
+      if (!vectors) continue;
+      out.push(vectors);
+      pos += cand.ids.length;
+      matched = true;
+      break;
+    }
+    if (!matched) out.push(ids[pos++]);
+  }
+  return out;
 }
 
 function readBounded(file: string, what: string): string {

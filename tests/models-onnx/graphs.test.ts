@@ -95,7 +95,8 @@ describe.each([
     const V = cfg.clip.vocabSize;
     const a = Array.from({ length: 77 }, (_, i) => (i * 37 + 5) % V);
     const b = Array.from({ length: 77 }, (_, i) => (i * 11 + 3) % V);
-    const out = await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a, ...b].map(BigInt)), [2, 77]) });
+    const none = { embeds: new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]), embeds_mask: new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]) };
+    const out = await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a, ...b].map(BigInt)), [2, 77]), ...none });
     const L = cfg.clip.numLayers, per = 77 * cfg.clip.hiddenSize;
     expect(out.hidden.dims).toEqual([L, 2, 77, cfg.clip.hiddenSize]);
     const h = f32(out.hidden);
@@ -106,11 +107,29 @@ describe.each([
     // Causality: changing a later token leaves earlier positions' outputs unchanged.
     const a2 = [...a];
     a2[50] = (a2[50] + 1) % V;
-    const out2 = f32((await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a2, ...b].map(BigInt)), [2, 77]) })).hidden);
+    const out2 = f32((await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a2, ...b].map(BigInt)), [2, 77]), ...none })).hidden);
     const H = cfg.clip.hiddenSize;
     const lastA = (L - 1) * 2 * per;
     expect(relErr(out2.subarray(lastA, lastA + 50 * H), h.subarray(lastA, lastA + 50 * H))).toBe(0);
     expect(relErr(out2.subarray(lastA + 50 * H, lastA + 51 * H), h.subarray(lastA + 50 * H, lastA + 51 * H))).toBeGreaterThan(1e-3);
+
+    // Textual-inversion vectors at positions 3 and 4 of the second row replace those tokens' embeddings.
+    const vecs = [lcg(H, 71), lcg(H, 72)];
+    const embeds = new Float32Array(2 * 77 * H);
+    const mask = new Float32Array(2 * 77);
+    vecs.forEach((v, i) => {
+      embeds.set(v, (77 + 3 + i) * H);
+      mask[77 + 3 + i] = 1;
+    });
+    const out3 = f32((await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a, ...b].map(BigInt)), [2, 77]), embeds: new ort.Tensor('float32', embeds, [2, 77, H]), embeds_mask: new ort.Tensor('float32', mask, [2, 77, 1]) })).hidden);
+    const overrides: (Float32Array | undefined)[] = [];
+    overrides[3] = vecs[0];
+    overrides[4] = vecs[1];
+    const refE = clipForwardRef(cfg.clip, tiny.clip, b, overrides);
+    for (let l = 0; l < L; l++) {
+      expect(relErr(out3.subarray((l * 2 + 1) * per, (l * 2 + 2) * per), refE[l].data)).toBeLessThan(TOL);
+      expect(relErr(out3.subarray(l * 2 * per, (l * 2 + 1) * per), h.subarray(l * 2 * per, (l * 2 + 1) * per))).toBe(0);
+    }
   });
 });
 

@@ -58,6 +58,9 @@ beforeAll(async () => {
   }));
   part('text_encoder', rewire(buildClipGraph(tiny.cfg.clip, tiny.clip, o).toBuffer(), { tokens: 'input_ids_64', hidden: 'all_hidden' }, (m) => {
     const g = m.graph!;
+    // Exported encoders take token ids only: Weft's embedding inputs become fixed zeros.
+    for (const name of ['embeds', 'embeds_mask']) g.initializer!.push(onnx.TensorProto.create({ name, dims: [1, 1, 1], dataType: 1, rawData: new Uint8Array(4) }));
+    g.input = g.input!.filter((v) => v.name !== 'embeds' && v.name !== 'embeds_mask');
     const i = g.input!.find((v) => v.name === 'input_ids_64')!;
     i.name = 'input_ids';
     i.type!.tensorType!.elemType = 6;

@@ -171,6 +171,21 @@ describe('CFG guider against hand math', () => {
     expect(at(7, 0)).toBeCloseTo(0.5 - sigma * ((1 + 5 * 0.5) / 1.5), 4);
   });
 
+  it('step ranges (A1111 prompt editing) pick entries by the sampler step a sigma belongs to', async () => {
+    const sigmas = [10, 5, 2, 1, 0];
+    const edit: Conditioning = [
+      { ...cond(1)[0], stepRange: { start: 0, end: 0.5 } },
+      { ...cond(7)[0], stepRange: { start: 0.5, end: 1 } },
+    ];
+    const at = async (s: number): Promise<number> => (await cfgDenoiser({ model: fake, modelSampling: ms, positive: edit, negative: cond(0), cfg: 1, sigmas }, x.shape)(x, s)).data[0];
+    expect(await at(10)).toBeCloseTo(0.5 - 10 * 1, 3);
+    expect(await at(5)).toBeCloseTo(0.5 - 5 * 1, 3);
+    // Between steps 1 and 2 (a second-order sampler's midpoint) still counts as step 1.
+    expect(await at(3)).toBeCloseTo(0.5 - 3 * 1, 3);
+    expect(await at(2)).toBeCloseTo(0.5 - 2 * 7, 3);
+    expect(await at(1)).toBeCloseTo(0.5 - 1 * 7, 3);
+  });
+
   it('timestep ranges switch entries on and off by sigma; masks weight per pixel', async () => {
     const late: Conditioning = [{ cond: cond(9)[0].cond, startPercent: 0.5, endPercent: 1 }];
     const hi = await cfgDenoiser({ model: fake, modelSampling: ms, positive: [...cond(1), ...late], negative: cond(0), cfg: 1 }, x.shape)(x, 14);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeDemoAdapters } from '../../engine/models/generate/demo-adapters.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 
 /**
@@ -17,7 +18,9 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-examples-'));
   fs.mkdirSync(path.join(tmp, 'input'));
   for (const f of ['example.png', 'example-inpaint.png']) fs.copyFileSync(path.join(ROOT, 'input', f), path.join(tmp, 'input', f));
-  await makeTinyCheckpoint(path.join(tmp, 'models/checkpoints/weft-tiny-sd1.safetensors'), { seed: 0 });
+  const ckpt = path.join(tmp, 'models/checkpoints/weft-tiny-sd1.safetensors');
+  await makeTinyCheckpoint(ckpt, { seed: 0 });
+  makeDemoAdapters(ckpt, path.join(tmp, 'models'), 0);
 }, 120_000);
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -27,12 +30,13 @@ const EXPECT: Record<string, { size: [number, number]; samplers: string[] }> = {
   'inpaint.json': { size: [256, 256], samplers: ['3'] },
   'outpaint.json': { size: [320, 192], samplers: ['3'] },
   'hires-fix.json': { size: [384, 384], samplers: ['3', '16'] },
+  'lora-embedding.json': { size: [256, 256], samplers: ['3'] },
 };
 
 describe('example workflows on the demo model', () => {
   it('ships exactly the documented examples (plus the model-free one)', () => {
     const files = fs.readdirSync(path.join(ROOT, 'workflows')).filter((f) => f.endsWith('.json')).sort();
-    expect(files).toEqual(['hires-fix.json', 'img2img.json', 'inpaint.json', 'invert-image.json', 'outpaint.json', 'txt2img.json']);
+    expect(files).toEqual(['hires-fix.json', 'img2img.json', 'inpaint.json', 'invert-image.json', 'lora-embedding.json', 'outpaint.json', 'txt2img.json']);
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     for (const f of Object.keys(EXPECT)) expect(readme).toContain(`workflows/${f}`);
   });

@@ -4,14 +4,15 @@ import type { ClipTextConfig } from '../config.ts';
 import type { WeightSource } from '../weights.ts';
 
 /**
- * The CLIP text transformer (SD1's CLIP-L) as an ONNX graph. Input `tokens` int64 [B, 77]; output
+ * The CLIP text transformer (SD1's CLIP-L) as an ONNX graph. Input `tokens` int64 [B, 77] (plus
+ * `embeds`/`embeds_mask` for textual-inversion vectors); output
  * `hidden` [layers, B, 77, width]: every layer's output with the final layer norm applied, which is
  * what ComfyUI returns for any clip-skip setting (it normalises intermediate layers too). The caller
  * picks a layer and the pooled token; the extra layers cost a few megabytes, not a second session.
  * `ws` holds bare keys (`embeddings.token_embedding.weight`, ...).
  */
 
-export const CLIP_IO = { tokens: 'tokens', hidden: 'hidden' } as const;
+export const CLIP_IO = { tokens: 'tokens', embeds: 'embeds', embedsMask: 'embeds_mask', hidden: 'hidden' } as const;
 export const CLIP_CONTEXT = 77;
 
 export function buildClipGraph(cfg: ClipTextConfig, ws: WeightSource, opts: NetOptions): GraphBuilder {
@@ -23,7 +24,14 @@ export function buildClipGraph(cfg: ClipTextConfig, ws: WeightSource, opts: NetO
   const tokens = g.input(CLIP_IO.tokens, 'int64', ['batch', T]);
   const tokEmb = n.weight('embeddings.token_embedding.weight');
   const posEmb = n.weight('embeddings.position_embedding.weight', [T, H], (d) => d.slice(0, T * H), 'embeddings.position_embedding.weight.77');
-  let x = g.op1('Add', [g.op1('Gather', [tokEmb, tokens], { axis: 0 }), posEmb]);
+  // Textual-inversion vectors replace token embeddings where embeds_mask is 1; both inputs broadcast,
+  // so a prompt without embeddings feeds one [1,1,1] zero for each.
+  const embeds = g.input(CLIP_IO.embeds, 'float32', ['eb', 'et', 'eh']);
+  const embedsMask = g.input(CLIP_IO.embedsMask, 'float32', ['mb', 'mt', 1]);
+  const gathered = g.op1('Gather', [tokEmb, tokens], { axis: 0 });
+  const cast = (v: string): string => (opts.dtype === 'float16' ? n.cast(v, 'float16') : v);
+  const replaced = g.op1('Add', [gathered, g.op1('Mul', [g.op1('Sub', [cast(embeds), gathered]), cast(embedsMask)])]);
+  let x = g.op1('Add', [replaced, posEmb]);
 
   // Causal mask: token i attends to tokens ≤ i (SD1's CLIP has no padding mask).
   const mask = g.floats('causal_mask', [1, 1, T, T], () => {

@@ -8,13 +8,16 @@ import { add, attention, erf, layerNorm, linear } from './layers.ts';
  * oracle for the CLIP graph. Returns every layer's output after the final layer norm, [L][T·H].
  * `ws` holds bare keys.
  */
-export function clipForwardRef(cfg: ClipTextConfig, ws: WeightSource, tokens: readonly number[]): Tensor[] {
+export function clipForwardRef(cfg: ClipTextConfig, ws: WeightSource, tokens: readonly number[], embeds?: readonly (Float32Array | undefined)[]): Tensor[] {
   const T = tokens.length;
   const H = cfg.hiddenSize;
   const tok = ws.get('embeddings.token_embedding.weight');
   const pos = ws.get('embeddings.position_embedding.weight');
   const e = new Float32Array(T * H);
-  for (let t = 0; t < T; t++) for (let c = 0; c < H; c++) e[t * H + c] = tok[tokens[t] * H + c] + pos[t * H + c];
+  for (let t = 0; t < T; t++) {
+    const v = embeds?.[t];
+    for (let c = 0; c < H; c++) e[t * H + c] = (v ? v[c] : tok[tokens[t] * H + c]) + pos[t * H + c];
+  }
   let x: Tensor = { shape: [1, T, H], data: e };
   const lin = (key: string, v: Tensor): Tensor => linear(v, ws.get(`${key}.weight`), ws.shape(`${key}.weight`), ws.get(`${key}.bias`), key);
   const ln = (key: string, v: Tensor): Tensor => layerNorm(v, ws.get(`${key}.weight`), ws.get(`${key}.bias`), cfg.layerNormEps, key);

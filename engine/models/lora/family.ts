@@ -1,0 +1,58 @@
+/**
+ * Telling which model family an adapter was trained for, so that an SDXL (or SD2, Flux, …) LoRA put
+ * on an SD1 checkpoint fails with a sentence a user understands instead of a list of unmatched keys
+ * or a shape error deep in a block.
+ */
+
+/** An adapter made for another model family than the checkpoint's. */
+export class AdapterArchitectureError extends Error {
+  constructor(
+    readonly file: string,
+    readonly family: string,
+    evidence: string,
+  ) {
+    super(`${file}: this adapter is for ${family} (${evidence}), but the checkpoint is an SD1 model; use a LoRA made for SD1/SD1.5`);
+    this.name = 'AdapterArchitectureError';
+  }
+}
+
+/** A family that shows in the key names alone, with the key that shows it. */
+export function familyFromKeys(adapterKeys: readonly string[], checkpointHas: (name: string) => boolean): { family: string; key: string } | undefined {
+  // SD1 stacks one transformer block per attention; SDXL stacks up to ten.
+  const ckptDepth = (t: number): boolean => {
+    for (const block of ['input_blocks.1.1', 'input_blocks.4.1', 'middle_block.1', 'input_blocks.7.1']) {
+      if (checkpointHas(`model.diffusion_model.${block}.transformer_blocks.${t}.attn1.to_q.weight`)) return true;
+    }
+    return false;
+  };
+  const hasLabelEmb = checkpointHas('model.diffusion_model.label_emb.0.0.weight');
+  for (const key of adapterKeys) {
+    if (/^(lora_te2_|text_encoder_2\.|text_encoders\.clip_g\.|clip_g\.)/.test(key)) return { family: 'SDXL', key };
+    if (!hasLabelEmb && /(^|[._])(label_emb|add_embedding)[._]/.test(key)) return { family: 'SDXL', key };
+    if (/(^|[._])(double_blocks|single_blocks|single_transformer_blocks)[._]/.test(key)) return { family: 'Flux', key };
+    if (/(^|[._])joint_blocks[._]/.test(key)) return { family: 'SD3', key };
+    const depth = /transformer_blocks[._](\d+)[._]/.exec(key);
+    if (depth && Number(depth[1]) > 0 && !ckptDepth(Number(depth[1]))) return { family: 'SDXL', key };
+  }
+  return undefined;
+}
+
+const CONTEXT_WIDTH: Readonly<Record<number, string>> = { 768: 'SD1', 1024: 'SD2', 2048: 'SDXL', 1280: 'SDXL (refiner)' };
+const TEXT_WIDTH: Readonly<Record<number, string>> = { 768: 'SD1', 1024: 'SD2', 1280: 'SDXL' };
+
+/**
+ * The family a shape mismatch points at: the input width of a cross-attention key/value projection
+ * is the text encoder's width (768 SD1, 1024 SD2, 2048 SDXL), and a CLIP layer's width is the text
+ * encoder's hidden size. Undefined when the mismatch says nothing about the family.
+ */
+export function familyFromMismatch(target: string, expected: readonly number[], got: readonly number[]): { family: string; evidence: string } | undefined {
+  if (/\.attn2\.to_[kv]\.weight$/.test(target) && got.length >= 2 && got[1] !== expected[1]) {
+    const family = CONTEXT_WIDTH[got[1]];
+    if (family) return { family, evidence: `its cross-attention takes ${got[1]}-wide text embeddings, the checkpoint's ${expected[1]}` };
+  }
+  if (target.startsWith('cond_stage_model.') && /\.self_attn\.[qkv]_proj\.weight$/.test(target) && got.length >= 2 && got[1] !== expected[1]) {
+    const family = TEXT_WIDTH[got[1]];
+    if (family) return { family, evidence: `its text encoder is ${got[1]} wide, the checkpoint's ${expected[1]}` };
+  }
+  return undefined;
+}

@@ -1,0 +1,83 @@
+import { createHash } from 'node:crypto';
+import { patchedWeight, type MatMul, type WeightPatch } from '../lora/index.ts';
+
+/**
+ * Weight patches as ComfyUI's ModelPatcher keeps them: per checkpoint weight (LDM name), an ordered
+ * list of changes. Adapters (LoRA, LyCORIS) and merges with another model are both entries, so
+ * stacking, strength changes and merges share one path from patch list to patched tensor.
+ */
+
+export type PatchSource =
+  /** An adapter's patch (LoRA, LoHa, LoKr, IA3, diff, ...): W += strength · Δ. */
+  | { readonly kind: 'adapter'; readonly patch: WeightPatch }
+  /** Another model's weight (ModelMergeSimple): W += strength · W_other, after W *= strengthModel. */
+  | { readonly kind: 'weight'; readonly read: (target: string) => Promise<Float32Array> };
+
+export interface PatchEntry {
+  /** Identity of what this entry adds (adapter content hash and key, or the other model's id); strengths are separate. */
+  readonly sig: string;
+  readonly strength: number;
+  /** Multiplies the weight before this entry is added (ComfyUI's strength_model); 1 for adapters. */
+  readonly strengthModel: number;
+  readonly source: PatchSource;
+}
+
+/** Checkpoint weight name (LDM) → its patches in order. */
+export type PatchMap = ReadonlyMap<string, readonly PatchEntry[]>;
+
+export const NO_PATCHES: PatchMap = new Map();
+
+/** A new map with `adds` appended after the existing entries of each weight. */
+export function addPatches(base: PatchMap, adds: ReadonlyMap<string, PatchEntry>): PatchMap {
+  const out = new Map(base);
+  for (const [target, e] of adds) out.set(target, [...(out.get(target) ?? []), e]);
+  return out;
+}
+
+/** The patches of one model part (names under `prefix`). */
+export function patchesUnder(patches: PatchMap, prefix: string): PatchMap {
+  return new Map([...patches].filter(([k]) => k.startsWith(prefix)));
+}
+
+/** What a weight's patched value depends on: equal signatures ⇒ equal tensors for the same base. */
+export function entriesSignature(entries: readonly PatchEntry[]): string {
+  return entries.map((e) => `${e.sig}*${e.strength}*${e.strengthModel}`).join('|');
+}
+
+/** A short content key for a whole patch map (sorted, so insertion order of unrelated weights does not matter). */
+export function patchMapHash(patches: PatchMap): string {
+  const h = createHash('sha256');
+  for (const k of [...patches.keys()].sort()) h.update(`${k}=${entriesSignature(patches.get(k)!)}\n`);
+  return h.digest('hex');
+}
+
+/** Entries that change nothing (strength 0 and strengthModel 1) dropped, so strength 0 is exactly no patch. */
+export function effective(entries: readonly PatchEntry[]): PatchEntry[] {
+  return entries.filter((e) => e.strength !== 0 || e.strengthModel !== 1);
+}
+
+/**
+ * `base` with the entries applied in order, as ComfyUI's calculate_weight walks a weight's patch list.
+ * Returns `base` itself when nothing applies; otherwise a new array.
+ */
+export async function applyEntries(target: string, base: Float32Array, shape: readonly number[], entries: readonly PatchEntry[], mm?: MatMul): Promise<Float32Array> {
+  let w = base;
+  for (const e of effective(entries)) {
+    if (e.strengthModel !== 1) {
+      const scaled = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) scaled[i] = w[i] * e.strengthModel;
+      w = scaled;
+    }
+    if (e.strength === 0) continue;
+    if (e.source.kind === 'adapter') {
+      w = await patchedWeight(target, w, shape, [{ patch: e.source.patch, strength: e.strength }], mm);
+    } else {
+      const other = await e.source.read(target);
+      if (other.length !== w.length) throw new Error(`${target}: the merged model's weight has ${other.length} values, this one ${w.length}`);
+      const out = w === base ? new Float32Array(w.length) : w;
+      for (let i = 0; i < w.length; i++) out[i] = w[i] + e.strength * other[i];
+      w = out;
+    }
+  }
+  return w;
+}

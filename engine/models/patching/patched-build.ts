@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic, type GraphBuilder, type InitializerPlace } from '../../onnx/graph.ts';
+import type { MatMul } from '../lora/index.ts';
+import type { WeightSource } from '../weights.ts';
+import { applyEntries, effective, entriesSignature, patchMapHash, type PatchMap } from './patch-set.ts';
+
+/**
+ * A patched variant of a built graph, written beside the unpatched build: a model file whose
+ * unchanged initializers point into the build's `weights.bin` (never copied) and whose changed
+ * ones live in content-addressed files `pt-<hash>.bin`. A tensor file is named by the base build,
+ * the initializer and the signature of the patches on its weight, so changing one LoRA's strength
+ * rewrites only the tensors that LoRA touches and a later patch set reuses every file it shares.
+ */
+
+export interface PatchedBuild {
+  file: string;
+  /** Bytes of the patched tensors written for this model (0 when every file already existed). */
+  written: number;
+  tensorsPatched: number;
+  tensorsComputed: number;
+}
+
+/** A view of `inner` with some tensors replaced (the patched values, held only while they are written). */
+class OverlaySource implements WeightSource {
+  readonly over = new Map<string, Float32Array>();
+  constructor(private readonly inner: WeightSource) {}
+  has(name: string): boolean {
+    return this.inner.has(name);
+  }
+  names(): string[] {
+    return this.inner.names();
+  }
+  shape(name: string): readonly number[] {
+    return this.inner.shape(name);
+  }
+  get(name: string): Float32Array {
+    return this.over.get(name) ?? this.inner.get(name);
+  }
+}
+
+export async function writePatchedModel(opts: {
+  /** Build folder of the unpatched graph (holds model.onnx + weights.bin). */
+  dir: string;
+  /** The part's weights under bare keys (as its graph builder reads them). */
+  weights: WeightSource;
+  /** Prefix that turns a bare key into the checkpoint's LDM name (the patch map's keys). */
+  prefix: string;
+  patches: PatchMap;
+  build: (ws: WeightSource) => GraphBuilder;
+  mm?: MatMul;
+  /** Patched tensor files kept in `dir` beyond the current model's, as a multiple of weights.bin. */
+  keepFactor?: number;
+}): Promise<PatchedBuild> {
+  const { dir, prefix, patches } = opts;
+  const file = join(dir, `patched-${patchMapHash(patches).slice(0, 24)}.onnx`);
+  if (existsSync(file)) return { file, written: 0, tensorsPatched: 0, tensorsComputed: 0 };
+  const overlay = new OverlaySource(opts.weights);
+  const g = opts.build(overlay);
+  const baseId = createHash('sha256').update(readFileSync(join(dir, 'model.onnx'))).digest('hex').slice(0, 16);
+  const patchedKey = (bare: string | undefined): string | undefined => {
+    if (bare === undefined) return undefined;
+    const entries = patches.get(prefix + bare);
+    return entries && effective(entries).length ? entriesSignature(entries) : undefined;
+  };
+  const places = g.layout();
+  const tensorFile = (p: InitializerPlace, sig: string): string =>
+    `pt-${createHash('sha256').update(`${baseId}\n${p.name}\n${p.type}\n${sig}`).digest('hex').slice(0, 32)}.bin`;
+
+  let written = 0;
+  let computed = 0;
+  let patched = 0;
+  const compute = async (bare: string): Promise<void> => {
+    if (overlay.over.has(bare)) return;
+    overlay.over.clear();
+    const full = prefix + bare;
+    overlay.over.set(bare, await applyEntries(full, opts.weights.get(bare), opts.weights.shape(bare), patches.get(full) ?? [], opts.mm));
+    computed++;
+  };
+  const located = new Map<string, 'inline' | { location: string; offset: number }>();
+  const inlinePatched: InitializerPlace[] = [];
+  for (const p of places) {
+    const sig = patchedKey(p.source);
+    if (!sig) {
+      located.set(p.name, p.offset === undefined ? 'inline' : { location: 'weights.bin', offset: p.offset });
+      continue;
+    }
+    patched++;
+    if (p.offset === undefined) {
+      inlinePatched.push(p);
+      located.set(p.name, 'inline');
+      continue;
+    }
+    const name = tensorFile(p, sig);
+    if (!existsSync(join(dir, name))) {
+      await compute(p.source!);
+      const bytes = g.initializerBytes(p.name);
+      writeFileAtomic(join(dir, name), bytes, false);
+      written += bytes.byteLength;
+    }
+    located.set(p.name, { location: name, offset: 0 });
+  }
+  // Small patched tensors (biases, tiny models) are inlined: their values must be in the overlay
+  // while the model file is encoded, and they are cheap to hold all at once.
+  const inlineValues = new Map<string, Float32Array>();
+  for (const p of inlinePatched) {
+    const bare = p.source!;
+    if (inlineValues.has(bare)) continue;
+    const full = prefix + bare;
+    inlineValues.set(bare, await applyEntries(full, opts.weights.get(bare), opts.weights.shape(bare), patches.get(full) ?? [], opts.mm));
+    computed++;
+  }
+  overlay.over.clear();
+  for (const [k, v] of inlineValues) overlay.over.set(k, v);
+  g.writeModel(file, (p) => located.get(p.name)!);
+  const refs = [...located.values()].flatMap((l) => (l !== 'inline' && l.location.startsWith('pt-') ? [l.location] : []));
+  writeFileSync(`${file}.json`, JSON.stringify({ tensors: refs }));
+  overlay.over.clear();
+  prunePatchedFiles(dir, file, opts.keepFactor ?? 2);
+  return { file, written, tensorsPatched: patched, tensorsComputed: computed };
+}
+
+/**
+ * Keeps the folder's patched tensor files under `factor` × weights.bin by removing the oldest
+ * patched models other than `current`, then every tensor file no remaining model refers to. A session
+ * already created keeps its tensors (ORT read them at load).
+ */
+function prunePatchedFiles(dir: string, current: string, factor: number): void {
+  const base = statSync(join(dir, 'weights.bin')).size;
+  const size = (f: string): number => {
+    try {
+      return statSync(join(dir, f)).size;
+    } catch {
+      return 0;
+    }
+  };
+  const tensorFiles = (): string[] => readdirSync(dir).filter((f) => f.startsWith('pt-') && f.endsWith('.bin'));
+  let total = tensorFiles().reduce((s, f) => s + size(f), 0);
+  if (total <= factor * base) return;
+  const models = readdirSync(dir)
+    .filter((f) => f.startsWith('patched-') && f.endsWith('.onnx') && join(dir, f) !== current)
+    .sort((a, b) => statSync(join(dir, a)).mtimeMs - statSync(join(dir, b)).mtimeMs);
+  const refsOf = (m: string): string[] => {
+    try {
+      return (JSON.parse(readFileSync(join(dir, `${m}.json`), 'utf8')) as { tensors: string[] }).tensors;
+    } catch {
+      return [];
+    }
+  };
+  const currentName = current.slice(dir.length + 1);
+  while (total > factor * base && models.length) {
+    const m = models.shift()!;
+    rmSync(join(dir, m), { force: true });
+    rmSync(join(dir, `${m}.json`), { force: true });
+    const live = new Set([currentName, ...models].flatMap(refsOf));
+    for (const f of tensorFiles()) {
+      if (live.has(f)) continue;
+      total -= size(f);
+      rmSync(join(dir, f), { force: true });
+    }
+  }
+}

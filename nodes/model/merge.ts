@@ -1,0 +1,123 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { counterAfter, expandPrefix, saveTarget } from '../../engine/image/output-files.ts';
+import type { WeightPatching } from '../../engine/models/handles.ts';
+import { addPatches, type PatchEntry } from '../../engine/models/patching/patch-set.ts';
+import { SafetensorsWriter, type TensorSpec } from '../../engine/models/safetensors.ts';
+import { SD1_PREFIX } from '../../engine/models/config.ts';
+import { InterruptedError } from '../../engine/registry/context.ts';
+import { defineNode } from '../../engine/registry/types.ts';
+
+/**
+ * ComfyUI's ModelMergeSimple, CLIPMergeSimple and CheckpointSave over the same patch lists LoRAs
+ * use: a merge is "W ← ratio·W₁ + (1−ratio)·W₂" per weight, so merges, LoRAs and strengths stack
+ * in any order and the merged model is built like any patched one.
+ */
+
+/** ComfyUI leaves these CLIP buffers out of merges. */
+const MERGE_SKIP = ['.position_ids', '.logit_scale'];
+
+function mergePatches<H>(label: string, a: WeightPatching<H> | undefined, b: WeightPatching<unknown> | undefined, otherId: string, ratio: number): H | undefined {
+  if (!a || !b) throw new Error(`${label}: both inputs must be checkpoints whose weights Weft builds (not exported ONNX graphs)`);
+  if (ratio === 1) return undefined;
+  const adds = new Map<string, PatchEntry>();
+  for (const name of a.weights.names()) {
+    if (!name.startsWith(a.prefix) || MERGE_SKIP.some((s) => name.endsWith(s))) continue;
+    if (!b.weights.has(name)) continue;
+    const sa = a.weights.shape(name);
+    const sb = b.weights.shape(name);
+    if (sa.length !== sb.length || sa.some((d, i) => d !== sb[i])) {
+      throw new Error(`${label}: '${name}' is [${sa.join(', ')}] in the first model and [${sb.join(', ')}] in the second; only models of the same architecture merge`);
+    }
+    adds.set(name, { sig: `merge:${otherId}`, strength: 1 - ratio, strengthModel: ratio, source: { kind: 'weight', read: (t) => b.read(t) } });
+  }
+  return a.withPatches(addPatches(a.patches, adds));
+}
+
+export const ModelMergeSimple = defineNode({
+  name: 'ModelMergeSimple',
+  category: 'advanced/model_merging',
+  inputs: {
+    required: {
+      model1: { type: 'MODEL' },
+      model2: { type: 'MODEL' },
+      ratio: { type: 'FLOAT', default: 1.0, min: 0.0, max: 1.0, step: 0.01 },
+    },
+  },
+  outputs: [{ type: 'MODEL', name: 'MODEL' }],
+  run({ model1, model2, ratio }) {
+    return [mergePatches('ModelMergeSimple', model1.patching, model2.patching, model2.id, ratio) ?? model1];
+  },
+});
+
+export const CLIPMergeSimple = defineNode({
+  name: 'CLIPMergeSimple',
+  category: 'advanced/model_merging',
+  inputs: {
+    required: {
+      clip1: { type: 'CLIP' },
+      clip2: { type: 'CLIP' },
+      ratio: { type: 'FLOAT', default: 1.0, min: 0.0, max: 1.0, step: 0.01 },
+    },
+  },
+  outputs: [{ type: 'CLIP', name: 'CLIP' }],
+  run({ clip1, clip2, ratio }) {
+    return [mergePatches('CLIPMergeSimple', clip1.patching, clip2.patching, clip2.id, ratio) ?? clip1];
+  },
+});
+
+export const CheckpointSave = defineNode({
+  name: 'CheckpointSave',
+  displayName: 'Save Checkpoint',
+  category: 'advanced/model_merging',
+  inputs: {
+    required: {
+      model: { type: 'MODEL' },
+      clip: { type: 'CLIP' },
+      vae: { type: 'VAE' },
+      filename_prefix: { type: 'STRING', default: 'checkpoints/ComfyUI' },
+    },
+    hidden: { prompt: 'PROMPT', extra_pnginfo: 'EXTRA_PNGINFO' },
+  },
+  outputs: [],
+  outputNode: true,
+  async run({ model, clip, vae, filename_prefix, prompt, extra_pnginfo }, ctx) {
+    const mp = model.patching;
+    const cp = clip.patching;
+    if (!mp || !cp) throw new Error('CheckpointSave: the MODEL and CLIP must come from a checkpoint Weft builds (not an exported ONNX graph)');
+    if (!vae.weights) throw new Error('CheckpointSave: this VAE has no weights Weft can write (an exported ONNX graph)');
+    const vw = vae.weights;
+    // Every tensor with its LDM name and a reader of its current (patched) value.
+    const tensors: { name: string; shape: readonly number[]; read: () => Promise<Float32Array> }[] = [];
+    for (const n of mp.weights.names()) if (n.startsWith(mp.prefix)) tensors.push({ name: n, shape: mp.weights.shape(n), read: () => mp.read(n) });
+    for (const n of cp.weights.names()) if (n.startsWith(cp.prefix)) tensors.push({ name: n, shape: cp.weights.shape(n), read: () => cp.read(n) });
+    for (const n of vw.names()) tensors.push({ name: SD1_PREFIX.vae + n, shape: vw.shape(n), read: async () => vw.get(n) });
+    const metadata: Record<string, string> = { 'modelspec.architecture': 'stable-diffusion-v1', 'modelspec.sai_model_spec': '1.0.0', 'modelspec.implementation': 'sgm', 'modelspec.title': `${filename_prefix} ${Date.now()}` };
+    if (prompt !== undefined) metadata.prompt = JSON.stringify(prompt);
+    if (extra_pnginfo && typeof extra_pnginfo === 'object') for (const [k, v] of Object.entries(extra_pnginfo)) metadata[k] = JSON.stringify(v);
+
+    const target = saveTarget(ctx.paths.outputDir, expandPrefix(filename_prefix, 0, 0));
+    fs.mkdirSync(target.dir, { recursive: true });
+    let counter = counterAfter(fs.readdirSync(target.dir), target.base);
+    const specs: TensorSpec[] = tensors.map((t) => ({ name: t.name, dtype: 'F16', shape: t.shape }));
+    const name = (): string => `${target.base}_${String(counter).padStart(5, '0')}_.safetensors`;
+    while (fs.existsSync(path.join(target.dir, name()))) counter++;
+    // The writer fills a temporary file and links it into place at the end, never replacing a file
+    // another save created meanwhile.
+    const w = SafetensorsWriter.create(path.join(target.dir, name()), specs, metadata, { exclusive: true });
+    try {
+      for (const t of tensors) {
+        if (ctx.signal?.aborted) throw new InterruptedError();
+        w.write(t.name, await t.read());
+      }
+    } catch (e) {
+      w.abort();
+      throw e;
+    }
+    w.finish();
+    ctx.log.info(`saved ${tensors.length} tensors to ${path.posix.join(target.subfolder, name())}`);
+    return { result: [], ui: { checkpoints: [{ filename: name(), subfolder: target.subfolder, type: 'output' }] } };
+  },
+});
+
+export const nodes = [ModelMergeSimple, CLIPMergeSimple, CheckpointSave];

@@ -1,0 +1,282 @@
+import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SD1_PREFIX } from '../../engine/models/config.ts';
+import { detectCheckpoint, sd1Weights } from '../../engine/models/detect.ts';
+import { makeAdapter, makeDemoAdapters, makeEmbedding, DEMO_ADAPTERS } from '../../engine/models/generate/demo-adapters.ts';
+import { buildUnetGraph } from '../../engine/models/graphs/unet-graph.ts';
+import type { ClipHandle, ModelHandle } from '../../engine/models/handles.ts';
+import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
+import { ModelManager } from '../../engine/models/manager.ts';
+import { SafetensorsFile } from '../../engine/models/safetensors.ts';
+import { MapWeightSource, PrefixedWeightSource, type WeightSource } from '../../engine/models/weights.ts';
+import { Executor } from '../../engine/executor/executor.ts';
+import { FolderPaths } from '../../engine/paths/folders.ts';
+import type { NodeContext } from '../../engine/registry/context.ts';
+import { createBuiltinRegistry } from '../../nodes/index.ts';
+import { applyLora } from '../../nodes/model/lora.ts';
+import '../../nodes/model/services.ts';
+import { lcg, makeTiny, relErr, type Tiny } from './tiny.ts';
+
+/**
+ * LoRA/LyCORIS patches, merges and embeddings through the model manager: patched sessions must run
+ * exactly the weights the formulas give (computed here with plain loops from the adapter files),
+ * rebuild only what changed, and leave unpatched parts alone.
+ */
+
+let tiny: Tiny;
+let models: string;
+const warnings: string[] = [];
+const log = { info: () => {}, warn: (m: string) => void warnings.push(m), error: () => {} };
+
+beforeAll(async () => {
+  tiny = await makeTiny(5);
+  models = tiny.dir;
+  makeDemoAdapters(tiny.file, models, 5);
+}, 120_000);
+
+const manager = (): ModelManager =>
+  new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log, paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }) });
+
+const ctxFor = (m: ModelManager): NodeContext =>
+  ({ services: { models: m }, log, paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }) }) as unknown as NodeContext;
+
+/** W + s·(α/r)·up·down (LoRA, conv flattened) or W + s·(α/r)·(w1a·w1b)⊙(w2a·w2b) (LoHa), in float64 loops. */
+function expectedWeights(base: WeightSource, adapters: { file: string; strength: number }[]): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  const mm = (a: Float32Array, m: number, k: number, b: Float32Array, n: number): Float64Array => {
+    const r = new Float64Array(m * n);
+    for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) r[i * n + j] += a[i * k + p] * b[p * n + j];
+    return r;
+  };
+  for (const { file, strength } of adapters) {
+    const a = SafetensorsFile.open(file);
+    for (const key of a.names().filter((k) => k.endsWith('.alpha'))) {
+      const stem = key.slice(0, -'.alpha'.length);
+      const alpha = a.get(key)[0];
+      const isTe = stem.startsWith('lora_te_');
+      const rest = stem.slice(isTe ? 'lora_te_text_model_'.length : 'lora_unet_'.length);
+      const prefix = isTe ? SD1_PREFIX.clip : SD1_PREFIX.unet;
+      const target = base.names().find((n) => n.startsWith(prefix) && n.endsWith('.weight') && n.slice(prefix.length, -7).replaceAll('.', '_') === rest)!;
+      expect(target, stem).toBeDefined();
+      const w = out.get(target) ?? base.get(target).slice();
+      const out0 = base.shape(target)[0];
+      const inner = w.length / out0;
+      let delta: Float64Array;
+      let rank: number;
+      if (a.has(`${stem}.lora_up.weight`)) {
+        rank = a.shape(`${stem}.lora_up.weight`)[1];
+        delta = mm(a.get(`${stem}.lora_up.weight`), out0, rank, a.get(`${stem}.lora_down.weight`), inner);
+      } else {
+        rank = a.shape(`${stem}.hada_w1_a`)[1];
+        const d1 = mm(a.get(`${stem}.hada_w1_a`), out0, rank, a.get(`${stem}.hada_w1_b`), inner);
+        const d2 = mm(a.get(`${stem}.hada_w2_a`), out0, rank, a.get(`${stem}.hada_w2_b`), inner);
+        delta = d1.map((v, i) => v * d2[i]);
+      }
+      for (let i = 0; i < w.length; i++) w[i] += strength * (alpha / rank) * delta[i];
+      out.set(target, w);
+    }
+  }
+  return out;
+}
+
+/** A WeightSource of the checkpoint with some tensors replaced. */
+function overlay(base: WeightSource, changed: Map<string, Float32Array>): WeightSource {
+  return new MapWeightSource(new Map(base.names().map((n) => [n, { shape: base.shape(n), data: changed.get(n) ?? base.get(n) }])));
+}
+
+const x = { shape: [1, 4, 8, 8], data: lcg(256, 3) };
+const timesteps = new Float32Array([420]);
+const context = { shape: [1, 77, 64], data: lcg(77 * 64, 4, 0.5) };
+
+async function unetOut(model: ModelHandle): Promise<Float32Array> {
+  return (await model.unet.run({ x, timesteps, context })).data;
+}
+
+/** The UNet built straight from given weights (inline, one session), the oracle for patched handles. */
+async function unetFrom(ws: WeightSource): Promise<Float32Array> {
+  const unet = new PrefixedWeightSource(ws, SD1_PREFIX.unet);
+  const s = await ort.InferenceSession.create(buildUnetGraph(tiny.cfg.unet, unet, { dtype: 'float32', fusedAttention: true }).toBuffer());
+  const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
+  const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', timesteps, [1]), context: new ort.Tensor('float32', context.data, context.shape), control_mid: zero };
+  for (let i = 0; i < 12; i++) feeds[`control_in_${i}`] = zero;
+  const r = (await s.run(feeds)).out.data as Float32Array;
+  await s.release();
+  return r;
+}
+
+describe('weight patching through the model manager', () => {
+  it('a LoRA (with conv LoCon) and a LoHa stacked: the patched UNet runs exactly the formula weights; strength 0 is the unpatched model', async () => {
+    const m = manager();
+    const parts = await m.loadCheckpoint(tiny.file);
+    expect(context.shape[2]).toBe(tiny.cfg.unet.contextDim);
+    const ctx = ctxFor(m);
+    const lora = join(models, DEMO_ADAPTERS.lora);
+    const loha = join(models, DEMO_ADAPTERS.loha);
+    const [m1, c1] = applyLora(ctx, lora, 'lora', parts.model, parts.clip, 0.8, 0.6);
+    const [m2, c2] = applyLora(ctx, loha, 'loha', m1, c1, 1.0, 1.0);
+    const ws = sd1Weights(SafetensorsFile.open(tiny.file));
+    const expected = expectedWeights(ws, [
+      { file: lora, strength: 0.8 },
+      { file: loha, strength: 1.0 },
+    ]);
+    const unetTargets = [...expected.keys()].filter((k) => k.startsWith(SD1_PREFIX.unet));
+    expect(unetTargets.length).toBeGreaterThan(50);
+    expect(unetTargets.some((k) => ws.shape(k).length === 4 && ws.shape(k)[2] === 3)).toBe(true);
+
+    // The CLIP part: only the LoRA patches it (the LoHa is UNet-only), at strength_clip 0.6.
+    const teExpected = expectedWeights(ws, [{ file: lora, strength: 0.6 }]);
+    const clipTargets = [...teExpected.keys()].filter((k) => k.startsWith(SD1_PREFIX.clip));
+    expect(clipTargets.length).toBeGreaterThan(0);
+    for (const k of clipTargets) expect(relErr(await c2!.patching!.read(k), teExpected.get(k)!)).toBeLessThan(1e-6);
+
+    const patched = await unetOut(m2!);
+    const oracle = await unetFrom(overlay(ws, expected));
+    const plain = await unetOut(parts.model);
+    expect(relErr(patched, oracle)).toBeLessThan(1e-5);
+    expect(relErr(patched, plain)).toBeGreaterThan(1e-3);
+    // The patched model keeps the unpatched weights.bin and adds tensor files beside it.
+    const dir = join(tiny.dir, 'cache', readdirSync(join(tiny.dir, 'cache')).find((d) => d.startsWith('unet-'))!);
+    expect(readdirSync(dir).filter((f) => f.startsWith('pt-')).length).toBeGreaterThan(0);
+    expect(readdirSync(dir).filter((f) => f.startsWith('patched-') && f.endsWith('.onnx'))).toHaveLength(1);
+
+    // Strength 0 everywhere: the same handles come back, bit-identical outputs.
+    const [m0, c0] = applyLora(ctx, lora, 'lora', parts.model, parts.clip, 0, 0);
+    expect(m0).toBe(parts.model);
+    expect(c0).toBe(parts.clip);
+    expect(relErr(await unetOut(m0!), plain)).toBe(0);
+    await m.pool.clear();
+  }, 120_000);
+
+  it('changing one adapter re-patches only its tensors; a UNet-only LoRA leaves CLIP on its unpatched session', async () => {
+    const m = manager();
+    const parts = await m.loadCheckpoint(tiny.file);
+    const ctx = ctxFor(m);
+    const lora = join(models, DEMO_ADAPTERS.lora);
+    const loha = join(models, DEMO_ADAPTERS.loha);
+    const ws = sd1Weights(SafetensorsFile.open(tiny.file));
+    const count = (file: string, prefix: string): number => [...expectedWeights(ws, [{ file, strength: 1 }]).keys()].filter((k) => k.startsWith(prefix)).length;
+    const loraN = count(lora, SD1_PREFIX.unet);
+    const lohaN = count(loha, SD1_PREFIX.unet);
+    const both = new Set([...expectedWeights(ws, [{ file: lora, strength: 1 }, { file: loha, strength: 1 }]).keys()].filter((k) => k.startsWith(SD1_PREFIX.unet))).size;
+
+    const [a] = applyLora(ctx, lora, 'lora', parts.model, undefined, 0.5, 0);
+    await unetOut(a!);
+    // A fresh strength: every LoRA tensor is new.
+    expect(m.lastPatch?.tensorsPatched).toBeGreaterThanOrEqual(loraN);
+    const [b] = applyLora(ctx, loha, 'loha', a, undefined, 0.7, 0);
+    await unetOut(b!);
+    // Adding the LoHa recomputes the tensors it touches, not the LoRA-only ones.
+    expect(m.lastPatch!.tensorsComputed).toBeLessThan(both);
+    expect(m.lastPatch!.tensorsComputed).toBeGreaterThanOrEqual(lohaN);
+    const [b2] = applyLora(ctx, loha, 'loha', a, undefined, 0.3, 0);
+    await unetOut(b2!);
+    expect(m.lastPatch!.tensorsComputed).toBe(lohaN);
+    // Going back to an earlier set finds its model on disk: nothing computed.
+    const [b3] = applyLora(ctx, loha, 'loha', a, undefined, 0.7, 0);
+    expect(relErr(await unetOut(b3!), await unetOut(b!))).toBe(0);
+    expect(m.lastPatch!.tensorsComputed).toBe(0);
+
+    // strength_clip 0: the CLIP handle is the original and runs the unpatched session.
+    const [, c] = applyLora(ctx, lora, 'lora', parts.model, parts.clip, 1, 0);
+    expect(c).toBe(parts.clip);
+    await parts.clip.encodeText('a cat');
+    expect(m.stats().loaded.filter((l) => l.key.startsWith('clip-')).map((l) => l.key)).toEqual([expect.not.stringContaining('-p')]);
+    await m.pool.clear();
+  }, 120_000);
+
+  it('ModelMergeSimple and CLIPMergeSimple give ratio·A + (1−ratio)·B; CheckpointSave writes a checkpoint that loads and runs the same', async () => {
+    const other = join(tiny.dir, 'checkpoints', 'other.safetensors');
+    await makeTinyCheckpoint(other, { seed: 77 });
+    const paths = new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir });
+    const m = manager();
+    const ex = new Executor(createBuiltinRegistry(), { paths, services: { models: m }, log });
+    const prompt = {
+      '1': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'weft-tiny-sd1.safetensors' } },
+      '2': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'other.safetensors' } },
+      '3': { class_type: 'ModelMergeSimple', inputs: { model1: ['1', 0], model2: ['2', 0], ratio: 0.3 } },
+      '4': { class_type: 'CLIPMergeSimple', inputs: { clip1: ['1', 1], clip2: ['2', 1], ratio: 0.3 } },
+      '5': { class_type: 'LoraLoader', inputs: { model: ['3', 0], clip: ['4', 0], lora_name: 'weft-tiny-lora.safetensors', strength_model: 0.5, strength_clip: 0.5 } },
+      '6': { class_type: 'CheckpointSave', inputs: { model: ['5', 0], clip: ['5', 1], vae: ['1', 2], filename_prefix: 'checkpoints/merged' } },
+    };
+    const r = await ex.execute(prompt, { promptId: 'merge' });
+    expect(r.status, JSON.stringify(r.error)).toBe('success');
+    const saved = join(paths.outputDir, 'checkpoints', 'merged_00001_.safetensors');
+    expect(existsSync(saved)).toBe(true);
+
+    const a = sd1Weights(SafetensorsFile.open(tiny.file));
+    const b = sd1Weights(SafetensorsFile.open(other));
+    const merged = new Map<string, Float32Array>();
+    for (const n of a.names()) {
+      if (!n.startsWith(SD1_PREFIX.unet) && !n.startsWith(SD1_PREFIX.clip)) continue;
+      if (n.endsWith('.position_ids')) continue;
+      const bn = b.get(n);
+      merged.set(n, a.get(n).map((v, i) => 0.3 * v + 0.7 * bn[i]));
+    }
+    const mergedWs = overlay(a, merged);
+    const expected = expectedWeights(mergedWs, [{ file: join(models, DEMO_ADAPTERS.lora), strength: 0.5 }]);
+    const out = SafetensorsFile.open(saved);
+    expect(detectCheckpoint(out).unet.modelChannels).toBe(tiny.cfg.unet.modelChannels);
+    // Every UNet, CLIP and VAE tensor; the DDPM schedule buffers stay out, as ComfyUI's save leaves them.
+    const parts3 = Object.values(SD1_PREFIX);
+    expect(out.names().sort()).toEqual(a.names().filter((n) => parts3.some((p) => n.startsWith(p))).sort());
+    // Saved as float16: compare within half precision.
+    for (const n of [...expected.keys()].slice(0, 40)) expect(relErr(out.get(n), expected.get(n)!), n).toBeLessThan(2e-3);
+    const plainMerged = [...merged.keys()].find((k) => !expected.has(k) && k.startsWith(SD1_PREFIX.unet))!;
+    expect(relErr(out.get(plainMerged), merged.get(plainMerged)!)).toBeLessThan(2e-3);
+    const vaeKey = a.names().find((n) => n.startsWith(SD1_PREFIX.vae))!;
+    expect(relErr(out.get(vaeKey), a.get(vaeKey))).toBeLessThan(2e-3);
+    // And the saved file runs: its UNet matches the patched weights' UNet.
+    // The tiny model's own vocabulary sits beside its file; the saved one needs the same.
+    cpSync(tiny.file.replace(/\.safetensors$/, '.tokenizer'), saved.replace(/\.safetensors$/, '.tokenizer'), { recursive: true });
+    const reloaded = await m.loadCheckpoint(saved);
+    expect(relErr(await unetOut(reloaded.model), await unetFrom(overlay(mergedWs, expected)))).toBeLessThan(5e-3);
+    await m.pool.clear();
+  }, 180_000);
+
+  it('textual inversion: embedding:name puts its vectors in the prompt; a missing one warns by name and keeps the words', async () => {
+    const m = manager();
+    const parts = await m.loadCheckpoint(tiny.file);
+    const clip = parts.clip as ClipHandle;
+    const H = tiny.cfg.clip.hiddenSize;
+    mkdirSync(join(tiny.dir, 'embeddings'), { recursive: true });
+    makeEmbedding(join(tiny.dir, 'embeddings', 'three.safetensors'), H, 3, 9);
+    const withEmb = await clip.encodeText('a photo of embedding:three cat');
+    const toks = clip.tokenizer.tokenizeWithWeights('a photo of embedding:three cat', { embeddings: clip.embeddings })[0];
+    const at = toks.findIndex((t) => t.token < 0);
+    expect(toks.filter((t) => t.embedding)).toHaveLength(3);
+    // Same as encoding the vectors directly through encodeChunks, and different from the plain words.
+    const direct = await clip.encodeChunks([toks]);
+    expect(relErr(withEmb.cond.data, direct.cond.data)).toBe(0);
+    const plain = await clip.encodeText('a photo of three cat');
+    expect(relErr(withEmb.cond.data.subarray(at * H, (at + 1) * H), plain.cond.data.subarray(at * H, (at + 1) * H))).toBeGreaterThan(1e-3);
+    // Positions before the embedding are unchanged (causal attention).
+    expect(relErr(withEmb.cond.data.subarray(0, at * H), plain.cond.data.subarray(0, at * H))).toBe(0);
+
+    warnings.length = 0;
+    const missing = await clip.encodeText('a photo of embedding:nothere cat');
+    expect(warnings.join('\n')).toContain('nothere');
+    expect(missing.cond.shape).toEqual([1, 77, H]);
+    await m.pool.clear();
+  }, 120_000);
+
+  it('adapters for another architecture or with wrong shapes are refused with the file named', async () => {
+    const m = manager();
+    const parts = await m.loadCheckpoint(tiny.file);
+    const wrongCkpt = join(tiny.dir, 'wide.safetensors');
+    // An adapter made for a checkpoint of other widths (the tiny one at another seed has equal shapes, so use SD1.5 names on a mismatched shape).
+    const otherDir = join(tiny.dir, 'wide');
+    mkdirSync(otherDir, { recursive: true });
+    void wrongCkpt;
+    const { writeSafetensors } = await import('../../engine/models/safetensors.ts');
+    const bad = join(otherDir, 'bad.safetensors');
+    writeSafetensors(bad, [
+      { name: 'lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_down.weight', dtype: 'F32', shape: [4, 2048], data: new Float32Array(4 * 2048) },
+      { name: 'lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_up.weight', dtype: 'F32', shape: [32, 4], data: new Float32Array(32 * 4) },
+    ]);
+    expect(() => applyLora(ctxFor(m), bad, `lora_name 'bad.safetensors'`, parts.model, parts.clip, 1, 1)).toThrow(/bad\.safetensors/);
+    void makeAdapter;
+    await m.pool.clear();
+  });
+});
