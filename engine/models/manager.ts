@@ -129,16 +129,17 @@ export class ModelManager {
    */
   private runner(spec: PartSpec, patches: PatchMap = NO_PATCHES): RunSession {
     const own = ownPatches(patches, spec.prefix);
-    let built: Promise<{ file: string; bytes: number; key: string; patched: boolean }> | undefined;
-    const ensure = async (): Promise<{ file: string; bytes: number; key: string; patched: boolean }> => {
+    type Built = { file: string; bytes: number; key: string; patched: boolean; family: string };
+    let built: Promise<Built> | undefined;
+    const ensure = async (): Promise<Built> => {
       const base = await this.ensureBuilt(spec.part, spec.hash, (o) => spec.build(spec.weights, o));
-      if (own.size === 0) return { ...base, patched: false };
+      if (own.size === 0) return { ...base, patched: false, family: base.key };
       const o = await this.netOptions();
       const t0 = Date.now();
       const pb = await writePatchedModel({ dir: base.dir, weights: spec.weights, prefix: spec.prefix, patches: own, build: (ws) => spec.build(ws, o), mm: this.matmul() });
       this.lastPatch = { part: spec.part, ms: Date.now() - t0, ...pb };
       if (pb.tensorsComputed) this.opts.log?.info(`patched ${pb.tensorsPatched} ${spec.part} tensors (${pb.tensorsComputed} computed, ${(pb.written / 2 ** 20).toFixed(0)} MiB written) in ${Date.now() - t0} ms`);
-      return { file: pb.file, bytes: base.bytes, key: `${base.key}-p${patchMapHash(own).slice(0, 16)}`, patched: true };
+      return { file: pb.file, bytes: base.bytes, key: `${base.key}-p${patchMapHash(own).slice(0, 16)}`, patched: true, family: base.key };
     };
     return async (feeds) => {
       built ??= ensure().catch((e: unknown) => {
@@ -147,7 +148,7 @@ export class ModelManager {
       });
       const b = await built;
       const p = await this.provider();
-      return this.pool.use(b.key, b.bytes, () => (b.patched ? this.createPatchedSession(b.file, p) : this.createSession(b.file, p)), (s) => s.run(feeds));
+      return this.pool.use(b.key, b.bytes, () => (b.patched ? this.createPatchedSession(b.file, p) : this.createSession(b.file, p)), (s) => s.run(feeds), b.family);
     };
   }
 
@@ -223,8 +224,7 @@ export class ModelManager {
     const clipSpec: PartSpec = { part: 'clip', hash, weights: clipWs, prefix: SD1_PREFIX.clip, build: (w, o) => buildClipGraph(config.clip, w, o) };
     const embeddings = this.opts.paths ? new EmbeddingLibrary(this.opts.paths, config.clip.hiddenSize, (m) => this.opts.log?.warn(m)) : undefined;
     const read = (patches: PatchMap) => async (name: string): Promise<Float32Array> => {
-      const base = ws.get(name);
-      return applyEntries(name, base, ws.shape(name), patches.get(name) ?? [], this.matmul());
+      return applyEntries(name, () => ws.get(name), ws.shape(name), patches.get(name) ?? [], this.matmul(), ws.raw?.(name));
     };
     const makeModel = (patches: PatchMap): ModelHandle => {
       const own = ownPatches(patches, SD1_PREFIX.unet);

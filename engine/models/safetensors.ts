@@ -379,6 +379,12 @@ export class SafetensorsFile implements WeightSource {
     return toFloat32(dtype, bytes);
   }
 
+  raw(name: string): { dtype: 'F32' | 'F16'; bytes: Uint8Array } | undefined {
+    const t = this.info(name);
+    if (t.dtype !== 'F32' && t.dtype !== 'F16') return undefined;
+    return { dtype: t.dtype, bytes: this.getRaw(name).bytes };
+  }
+
   /**
    * SHA-256 of the whole file, as hex. Chosen over a sampled hash because a cache key that misses a
    * changed byte would serve a stale built model; a full hash of a 2 GB file costs a few seconds, so

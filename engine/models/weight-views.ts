@@ -25,6 +25,9 @@ export class RenamedWeightSource implements WeightSource {
   get(name: string): Float32Array {
     return this.inner.get(this.entry(name).source);
   }
+  raw(name: string): { dtype: 'F32' | 'F16'; bytes: Uint8Array } | undefined {
+    return this.inner.raw?.(this.entry(name).source);
+  }
   /** The underlying tensor name (for error messages that should point into the file). */
   sourceName(name: string): string {
     return this.entry(name).source;

@@ -8,6 +8,8 @@ export interface WeightSource {
   shape(name: string): readonly number[];
   /** The tensor's values as float32 (converted from f16/bf16 when stored so); callers must not mutate. */
   get(name: string): Float32Array;
+  /** The stored bytes (F32 or F16 only), where the source has them, for native conversion (LoRA patching). */
+  raw?(name: string): { dtype: 'F32' | 'F16'; bytes: Uint8Array } | undefined;
 }
 
 /** A WeightSource over an in-memory map (tests, generated models, patched views). */
@@ -52,5 +54,8 @@ export class PrefixedWeightSource implements WeightSource {
   }
   get(name: string): Float32Array {
     return this.inner.get(this.prefix + name);
+  }
+  raw(name: string): { dtype: 'F32' | 'F16'; bytes: Uint8Array } | undefined {
+    return this.inner.raw?.(this.prefix + name);
   }
 }

@@ -13,6 +13,8 @@ interface Entry {
   loading?: Promise<ort.InferenceSession>;
   users: number;
   lastUsed: number;
+  /** Variants of one part's weights share a family (see `use`). */
+  family?: string;
 }
 
 export interface PoolStats {
@@ -33,8 +35,12 @@ export class SessionPool {
     private readonly onEvent: (msg: string) => void = () => {},
   ) {}
 
-  /** Runs `fn` with the session for `key`, loading it with `create` when absent. */
-  async use<T>(key: string, bytes: number, create: () => Promise<ort.InferenceSession>, fn: (s: ort.InferenceSession) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with the session for `key`, loading it with `create` when absent. Sessions of one
+   * `family` are variants of the same weights (a UNet with and without LoRAs): loading one first
+   * unloads the idle others, so stacking or re-weighting LoRAs never holds two copies of a UNet.
+   */
+  async use<T>(key: string, bytes: number, create: () => Promise<ort.InferenceSession>, fn: (s: ort.InferenceSession) => Promise<T>, family?: string): Promise<T> {
     let e = this.entries.get(key);
     if (!e) {
       e = { key, bytes, users: 0, lastUsed: 0 };
@@ -45,6 +51,10 @@ export class SessionPool {
     try {
       if (!e.session) {
         if (!e.loading) {
+          if (family !== undefined) {
+            e.family = family;
+            for (const o of [...this.entries.values()]) if (o !== e && o.family === family && o.session && o.users === 0) await this.unload(o, `for its variant ${key}`);
+          }
           await this.makeRoom(bytes, key);
           const entry = e;
           entry.loading = create().then(

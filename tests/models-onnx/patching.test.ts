@@ -173,6 +173,8 @@ describe('weight patching through the model manager', () => {
     const [b2] = applyLora(ctx, loha, 'loha', a, undefined, 0.3, 0);
     await unetOut(b2!);
     expect(m.lastPatch!.tensorsComputed).toBe(lohaN);
+    // Variants of one UNet replace each other in memory instead of piling up.
+    expect(m.stats().loaded.filter((l) => l.key.startsWith('unet-'))).toHaveLength(1);
     // Going back to an earlier set finds its model on disk: nothing computed.
     const [b3] = applyLora(ctx, loha, 'loha', a, undefined, 0.7, 0);
     expect(relErr(await unetOut(b3!), await unetOut(b!))).toBe(0);

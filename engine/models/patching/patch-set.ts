@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { patchedWeight, type MatMul, type WeightPatch } from '../lora/index.ts';
+import { isPlainLora, loraAddNative } from './native-lora.ts';
 
 /**
  * Weight patches as ComfyUI's ModelPatcher keeps them: per checkpoint weight (LDM name), an ordered
@@ -60,9 +61,31 @@ export function effective(entries: readonly PatchEntry[]): PatchEntry[] {
  * `base` with the entries applied in order, as ComfyUI's calculate_weight walks a weight's patch list.
  * Returns `base` itself when nothing applies; otherwise a new array.
  */
-export async function applyEntries(target: string, base: Float32Array, shape: readonly number[], entries: readonly PatchEntry[], mm?: MatMul): Promise<Float32Array> {
-  let w = base;
-  for (const e of effective(entries)) {
+export async function applyEntries(
+  target: string,
+  base: Float32Array | (() => Float32Array),
+  shape: readonly number[],
+  entries: readonly PatchEntry[],
+  mm?: MatMul,
+  stored?: { dtype: 'F32' | 'F16'; bytes: Uint8Array },
+): Promise<Float32Array> {
+  const list = effective(entries);
+  // Plain LoRAs go to native code, starting from the stored bytes when the first one can.
+  const first = list[0];
+  let i0 = 0;
+  let w: Float32Array;
+  if (first && first.strengthModel === 1 && first.source.kind === 'adapter' && isPlainLora(first.source.patch) && (stored || typeof base !== 'function')) {
+    w = await loraAddNative(stored ?? (base as Float32Array), shape, first.source.patch, first.strength);
+    i0 = 1;
+  } else {
+    w = typeof base === 'function' ? base() : base;
+  }
+  const original = w;
+  for (const e of list.slice(i0)) {
+    if (e.strengthModel === 1 && e.source.kind === 'adapter' && isPlainLora(e.source.patch)) {
+      w = await loraAddNative(w, shape, e.source.patch, e.strength);
+      continue;
+    }
     if (e.strengthModel !== 1) {
       const scaled = new Float32Array(w.length);
       for (let i = 0; i < w.length; i++) scaled[i] = w[i] * e.strengthModel;
@@ -74,7 +97,7 @@ export async function applyEntries(target: string, base: Float32Array, shape: re
     } else {
       const other = await e.source.read(target);
       if (other.length !== w.length) throw new Error(`${target}: the merged model's weight has ${other.length} values, this one ${w.length}`);
-      const out = w === base ? new Float32Array(w.length) : w;
+      const out = w === original && i0 === 0 ? new Float32Array(w.length) : w;
       for (let i = 0; i < w.length; i++) out[i] = w[i] + e.strength * other[i];
       w = out;
     }

@@ -75,7 +75,7 @@ export async function writePatchedModel(opts: {
     if (overlay.over.has(bare)) return;
     overlay.over.clear();
     const full = prefix + bare;
-    overlay.over.set(bare, await applyEntries(full, opts.weights.get(bare), opts.weights.shape(bare), patches.get(full) ?? [], opts.mm));
+    overlay.over.set(bare, await applyEntries(full, () => opts.weights.get(bare), opts.weights.shape(bare), patches.get(full) ?? [], opts.mm, opts.weights.raw?.(bare)));
     computed++;
   };
   const located = new Map<string, 'inline' | { location: string; offset: number }>();
@@ -108,7 +108,7 @@ export async function writePatchedModel(opts: {
     const bare = p.source!;
     if (inlineValues.has(bare)) continue;
     const full = prefix + bare;
-    inlineValues.set(bare, await applyEntries(full, opts.weights.get(bare), opts.weights.shape(bare), patches.get(full) ?? [], opts.mm));
+    inlineValues.set(bare, await applyEntries(full, () => opts.weights.get(bare), opts.weights.shape(bare), patches.get(full) ?? [], opts.mm));
     computed++;
   }
   overlay.over.clear();
