@@ -217,10 +217,14 @@ export class ClipTokenizer {
       for (let word of words) {
         if (word.startsWith(EMBEDDING_PREFIX) && opts.embeddings) {
           const r = this.resolveEmbedding(word.slice(EMBEDDING_PREFIX.length).replace(/^\n+|\n+$/g, ''), opts.embeddings);
-          if (r.vectors) groups.push(r.vectors.map((embedding) => ({ token: -1, weight, embedding })));
-          else opts.onWarning?.(`warning, embedding:${r.name} does not exist, ignoring`);
-          if (r.leftover === '') continue;
-          word = r.leftover;
+          if (r.vectors) {
+            groups.push(r.vectors.map((embedding) => ({ token: -1, weight, embedding })));
+            if (r.leftover === '') continue;
+            word = r.leftover;
+          } else {
+            // ComfyUI drops a missing embedding; Weft keeps what was typed, so the prompt still says it.
+            opts.onWarning?.(`embedding:${r.name} was not found in the embeddings folders; the words are kept as text`);
+          }
         }
         groups.push(this.tokenize(word).map((token) => ({ token, weight })));
       }

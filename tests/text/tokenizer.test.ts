@@ -122,24 +122,25 @@ describe("ComfyUI's SD1 chunking", () => {
     expect(ids(plain[0]).slice(1, 1 + raw.length)).toEqual(raw);
   });
 
-  it('resolves embedding:name words through a lookup, keeping the text around them (as ComfyUI)', () => {
+  it('resolves embedding:name words through a lookup, keeping the text around them; a missing one stays as text with a warning', () => {
     const e1 = Float32Array.of(1, 2);
     const e2 = Float32Array.of(3, 4);
     const lookup = (name: string) => (name === 'style' ? [e1, e2] : undefined);
     const warnings: string[] = [];
     const [chunk] = tok.tokenizeWithWeights('a embedding:style, cat embedding:missing dog', { embeddings: lookup, onWarning: (m) => warnings.push(m) });
-    // "style," is not found, "style" is; the comma and "cat" stay text; the missing one is dropped.
-    expect(chunk.slice(0, 8)).toEqual([
+    // "style," is not found, "style" is; the comma and "cat" stay text; the missing one stays as typed.
+    const missing = tok.tokenize('embedding:missing dog');
+    expect(chunk.slice(0, 7 + missing.length)).toEqual([
       { token: BOS, weight: 1 },
       { token: vocab['a</w>'], weight: 1 },
       { token: -1, weight: 1, embedding: e1 },
       { token: -1, weight: 1, embedding: e2 },
       { token: vocab[',</w>'], weight: 1 },
       { token: CAT, weight: 1 },
-      { token: vocab['dog</w>'], weight: 1 },
+      ...missing.map((token) => ({ token, weight: 1 })),
       { token: EOS, weight: 1 },
     ]);
-    expect(warnings).toEqual(['warning, embedding:missing does not exist, ignoring']);
+    expect(warnings).toEqual(['embedding:missing was not found in the embeddings folders; the words are kept as text']);
     // Without a lookup the words are plain text.
     expect(ids(tok.tokenizeWithWeights('embedding:style')[0]).slice(1, -1).filter((t) => t !== EOS)).toEqual(tok.tokenize('embedding:style'));
   });
