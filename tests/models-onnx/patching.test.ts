@@ -16,6 +16,9 @@ import { FolderPaths } from '../../engine/paths/folders.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
 import { applyLora } from '../../nodes/model/lora.ts';
+import { CLIPTextEncodeA1111 } from '../../nodes/conditioning/clip-text-a1111.ts';
+import type { Conditioning } from '../../engine/sampling/conditioning.ts';
+import { parseA1111Attention } from '../../engine/text/a1111-prompt.ts';
 import '../../nodes/model/services.ts';
 import { lcg, makeTiny, relErr, type Tiny } from './tiny.ts';
 
@@ -262,6 +265,32 @@ describe('weight patching through the model manager', () => {
     expect(missing.cond.shape).toEqual([1, 77, H]);
     await m.pool.clear();
   }, 120_000);
+
+  it('CLIPTextEncodeA1111: prompt editing and alternation become entries with sampler-step ranges; A1111 emphasis keeps each chunk mean; BREAK starts a chunk', async () => {
+    const m = manager();
+    const parts = await m.loadCheckpoint(tiny.file);
+    const ctx = ctxFor(m);
+    const H = tiny.cfg.clip.hiddenSize;
+    const run = async (text: string, steps: number) => (await CLIPTextEncodeA1111.run({ text, clip: parts.clip, steps, bare_embedding_names: true }, ctx)) as [Conditioning];
+    const [edit] = await run('a [cat:dog:0.5] photo', 10);
+    expect(edit.map((e) => e.stepRange)).toEqual([{ start: 0, end: 0.5 }, { start: 0.5, end: 1 }]);
+    const enc = async (t: string) => (await parts.clip.encodeChunks(parts.clip.tokenizer.tokenizeA1111(parseA1111Attention(t)), undefined, { emphasis: 'a1111' })).cond.data;
+    expect(relErr(edit[0].cond.data, await enc('a cat photo'))).toBe(0);
+    expect(relErr(edit[1].cond.data, await enc('a dog photo'))).toBe(0);
+    const [alt] = await run('a [cat|dog] photo', 4);
+    expect(alt.map((e) => e.stepRange)).toEqual([0, 1, 2, 3].map((i) => ({ start: i / 4, end: (i + 1) / 4 })));
+    expect(relErr(alt[2].cond.data, alt[0].cond.data)).toBe(0);
+    expect(relErr(alt[1].cond.data, alt[0].cond.data)).toBeGreaterThan(1e-3);
+    const [plain] = await run('a cat photo', 10);
+    expect(plain[0].stepRange).toBeUndefined();
+    const [weighted] = await run('a (cat:1.5) photo', 10);
+    const mean = (a: Float32Array) => a.reduce((x, y) => x + y, 0) / a.length;
+    expect(Math.abs(mean(weighted[0].cond.data) - mean(plain[0].cond.data))).toBeLessThan(1e-6 * Math.max(1, Math.abs(mean(plain[0].cond.data))) + 1e-7);
+    expect(relErr(weighted[0].cond.data, plain[0].cond.data)).toBeGreaterThan(1e-3);
+    const [broken] = await run('a cat BREAK a photo', 10);
+    expect(broken[0].cond.shape).toEqual([1, 154, H]);
+    await m.pool.clear();
+  }, 60_000);
 
   it('adapters for another architecture or with wrong shapes are refused with the file named', async () => {
     const m = manager();
