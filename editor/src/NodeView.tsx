@@ -1,7 +1,7 @@
-import { Handle, Position, type NodeProps, type Node } from '@xyflow/react';
-import { memo } from 'react';
+import { Handle, NodeResizer, Position, type NodeProps, type Node } from '@xyflow/react';
+import { memo, useMemo, useState } from 'react';
 import type { ObjectInfoEntry } from '../../engine/registry/registry.ts';
-import { widgetDefs, type DocNode, type WidgetDef } from './doc.ts';
+import { GROUP_COLORS, PRIMITIVE, widgetDefs, type DocGroup, type DocNode, type WidgetDef } from './doc.ts';
 
 export interface NodeRuntime {
   running?: boolean;
@@ -20,6 +20,22 @@ export type WeftNodeData = {
 };
 
 export type WeftFlowNode = Node<WeftNodeData, 'weft'>;
+
+export type RerouteData = { id: number; type: string };
+export type WeftRerouteNode = Node<RerouteData, 'weftReroute'>;
+
+export type GroupData = { index: number; title: string; color?: string; onGroup: (index: number, patch: Partial<DocGroup>) => void };
+export type WeftGroupNode = Node<GroupData, 'weftGroup'>;
+
+export type CanvasNode = WeftFlowNode | WeftRerouteNode | WeftGroupNode;
+
+// Widget definitions depend only on the class entry, which stays the same object until object_info reloads.
+const widgetCache = new WeakMap<ObjectInfoEntry, WidgetDef[]>();
+function cachedWidgetDefs(info: ObjectInfoEntry): WidgetDef[] {
+  let defs = widgetCache.get(info);
+  if (!defs) widgetCache.set(info, (defs = widgetDefs(info)));
+  return defs;
+}
 
 const TYPE_COLORS: Record<string, string> = {
   MODEL: '#b39ddb', CLIP: '#ffd54f', VAE: '#ef9a9a', CONDITIONING: '#ffa726', LATENT: '#f48fb1',
@@ -40,11 +56,65 @@ function headerColor(category: string | undefined): string {
   return '#353535';
 }
 
-function Widget({ w, value, onChange }: { w: WidgetDef; value: unknown; onChange: (v: unknown) => void }) {
+/**
+ * A searchable choice list. Closed it is one button, which keeps big graphs light: a native select
+ * would put every option of every combo into the DOM.
+ */
+function Combo({ value, choices, onChange }: { value: string; choices: string[]; onChange: (v: string) => void }) {
+  const [open, setOpen] = useState(false);
+  const [q, setQ] = useState('');
+  const [active, setActive] = useState(0);
+  const list = useMemo(() => {
+    const needle = q.toLowerCase();
+    return needle ? choices.filter((c) => c.toLowerCase().includes(needle)) : choices;
+  }, [q, choices]);
+  const missing = !choices.includes(value);
+  if (!open) {
+    return (
+      <button type="button" className={missing ? 'combo-value missing' : 'combo-value'} data-testid="combo-value" title={value} onClick={() => { setQ(''); setActive(Math.max(0, choices.indexOf(value))); setOpen(true); }}>
+        {value}{missing ? ' (missing)' : ''}
+      </button>
+    );
+  }
+  const pick = (c: string) => {
+    setOpen(false);
+    if (c !== value) onChange(c);
+  };
+  return (
+    <div className="combo-popup nowheel" data-testid="combo-popup">
+      <input
+        autoFocus
+        data-testid="combo-filter"
+        value={q}
+        placeholder={value}
+        onChange={(e) => { setQ(e.target.value); setActive(0); }}
+        onBlur={() => setOpen(false)}
+        onKeyDown={(e) => {
+          if (e.key === 'ArrowDown') setActive((a) => Math.min(a + 1, list.length - 1));
+          else if (e.key === 'ArrowUp') setActive((a) => Math.max(a - 1, 0));
+          else if (e.key === 'Enter' && list[active] !== undefined) pick(list[active]);
+          else if (e.key === 'Escape') setOpen(false);
+          else return;
+          e.preventDefault();
+        }}
+      />
+      <ul>
+        {list.slice(0, 300).map((c, i) => (
+          // mousedown, not click: the input's blur would close the list before a click lands.
+          <li key={c} className={i === active ? 'active' : c === value ? 'current' : ''} onMouseDown={(e) => { e.preventDefault(); pick(c); }}>
+            {c}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+function Widget({ w, value, onChange, socket }: { w: WidgetDef; value: unknown; onChange: (v: unknown) => void; socket: boolean }) {
   // Every widget doubles as an input socket: drop a link on it to drive the value from another node.
   const label = (
     <span className="w-label">
-      {!w.extra && <Handle type="target" position={Position.Left} id={`w-${w.name}`} className="widget-handle" />}
+      {socket && !w.extra && <Handle type="target" position={Position.Left} id={`w-${w.name}`} className="widget-handle" />}
       {w.name}
     </span>
   );
@@ -92,17 +162,10 @@ function Widget({ w, value, onChange }: { w: WidgetDef; value: unknown; onChange
       );
     case 'COMBO':
       return (
-        <label className="widget nodrag" data-testid={`widget-${w.name}`}>
+        <div className="widget nodrag" data-testid={`widget-${w.name}`}>
           {label}
-          <select value={String(value ?? '')} onChange={(e) => onChange(e.target.value)}>
-            {!(w.choices ?? []).includes(String(value)) && <option value={String(value)}>{String(value)} (missing)</option>}
-            {(w.choices ?? []).map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </label>
+          <Combo value={String(value ?? '')} choices={w.choices ?? []} onChange={onChange} />
+        </div>
       );
     case 'CONTROL':
       return (
@@ -122,7 +185,7 @@ function Widget({ w, value, onChange }: { w: WidgetDef; value: unknown; onChange
 
 function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
   const { node, info, runtime } = data;
-  const widgets = info ? widgetDefs(info) : [];
+  const widgets = info ? cachedWidgetDefs(info) : [];
   const linkedWidgetNames = new Set(node.inputs.filter((i) => i.widget && i.link !== null).map((i) => i.widget!.name));
   const sockets = node.inputs.filter((i) => !i.widget || i.link !== null);
   const cls = ['weft-node', selected ? 'selected' : '', runtime.running ? 'running' : '', !info ? 'missing' : '', node.mode === 2 ? 'muted' : '', node.mode === 4 ? 'bypassed' : '', runtime.errors?.length ? 'has-error' : '']
@@ -131,7 +194,7 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
   return (
     <div className={cls} data-testid={`node-${node.id}`} data-node-type={node.type} style={{ width: node.size[0] }}>
       <div className="weft-node-title" style={{ background: node.color ?? headerColor(info?.category) }}>
-        {data.title}
+        <span>{data.title}</span>
       </div>
       {runtime.progress && (
         <div className="weft-progress" data-testid={`progress-${node.id}`}>
@@ -160,8 +223,8 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
           </div>
         </div>
         {widgets.map((w) =>
-          linkedWidgetNames.has(w.name) ? null : (
-            <Widget key={w.index} w={w} value={node.widgets_values[w.index]} onChange={(v) => data.onWidget(node.id, w.index, v)} />
+          linkedWidgetNames.has(w.name) || (w.kind === 'CONTROL' && linkedWidgetNames.has(widgets[w.index - 1]?.name)) ? null : (
+            <Widget key={w.index} w={w} socket={node.type !== PRIMITIVE} value={node.widgets_values?.[w.index]} onChange={(v) => data.onWidget(node.id, w.index, v)} />
           ),
         )}
         {runtime.errors?.map((e, i) => (
@@ -179,4 +242,71 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
   );
 }
 
-export const NodeView = memo(NodeViewImpl);
+function sameApartFromPosition(a: DocNode, b: DocNode): boolean {
+  return a === b || (a.id === b.id && a.type === b.type && a.inputs === b.inputs && a.outputs === b.outputs && a.widgets_values === b.widgets_values &&
+    a.mode === b.mode && a.size === b.size && a.color === b.color && a.title === b.title);
+}
+
+// Dragging replaces a node's document entry on every frame; its body only needs redrawing when something else changed.
+export const NodeView = memo(
+  NodeViewImpl,
+  (p, q) => p.selected === q.selected && p.data.info === q.data.info && p.data.runtime === q.data.runtime && p.data.title === q.data.title &&
+    p.data.onWidget === q.data.onWidget && sameApartFromPosition(p.data.node, q.data.node),
+);
+
+/** A reroute point: a small dot coloured by the type flowing through it. */
+function RerouteViewImpl({ data, selected }: NodeProps<WeftRerouteNode>) {
+  const color = typeColor(data.type);
+  return (
+    <div className={selected ? 'weft-reroute selected' : 'weft-reroute'} data-testid={`node-${data.id}`} data-node-type="Reroute" title={data.type}>
+      <Handle type="target" position={Position.Left} id="in-0" style={{ background: color }} />
+      <span className="weft-reroute-dot" style={{ background: color }} />
+      <Handle type="source" position={Position.Right} id="out-0" style={{ background: color }} />
+    </div>
+  );
+}
+
+export const RerouteView = memo(RerouteViewImpl);
+
+/** A group frame: drag it by its title, double-click the title to rename, resize it when selected. */
+function GroupViewImpl({ data, selected }: NodeProps<WeftGroupNode>) {
+  const [editing, setEditing] = useState(false);
+  const color = data.color ?? GROUP_COLORS[0];
+  const commit = (title: string) => {
+    setEditing(false);
+    if (title.trim() && title !== data.title) data.onGroup(data.index, { title: title.trim() });
+  };
+  return (
+    <>
+      <NodeResizer isVisible={selected} minWidth={140} minHeight={80} color={color} />
+      <div className="weft-group" data-testid={`group-${data.title}`} style={{ borderColor: color, background: `color-mix(in srgb, ${color} 14%, transparent)` }}>
+        <div className="weft-group-title" style={{ background: `color-mix(in srgb, ${color} 45%, transparent)` }} onDoubleClick={(e) => { e.stopPropagation(); setEditing(true); }}>
+          {editing ? (
+            <input
+              autoFocus
+              className="nodrag"
+              data-testid="group-title-input"
+              defaultValue={data.title}
+              onBlur={(e) => commit(e.target.value)}
+              onKeyDown={(e) => {
+                if (e.key === 'Enter') commit(e.currentTarget.value);
+                else if (e.key === 'Escape') setEditing(false);
+              }}
+            />
+          ) : (
+            data.title
+          )}
+          {selected && !editing && (
+            <span className="weft-group-colors nodrag">
+              {GROUP_COLORS.map((c) => (
+                <button key={c} type="button" aria-label={c} data-testid={`group-color-${c}`} className={c === color ? 'current' : ''} style={{ background: c }} onClick={() => data.onGroup(data.index, { color: c })} />
+              ))}
+            </span>
+          )}
+        </div>
+      </div>
+    </>
+  );
+}
+
+export const GroupView = memo(GroupViewImpl);

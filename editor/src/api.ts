@@ -141,8 +141,16 @@ export class ApiClient {
     return this.json('/queue', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ clear: true }) });
   }
 
-  history(maxItems = 50): Promise<Record<string, { prompt: unknown[]; outputs: Record<string, { images?: ImageRef[] }>; status: { status_str: string } }>> {
+  history(maxItems = 50): Promise<Record<string, HistoryItem>> {
     return this.json(`/history?max_items=${maxItems}`);
+  }
+
+  deleteHistory(ids: string[]): Promise<void> {
+    return this.json('/history', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ delete: ids }) });
+  }
+
+  clearHistory(): Promise<void> {
+    return this.json('/history', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ clear: true }) });
   }
 
   viewUrl(img: ImageRef): string {
@@ -155,4 +163,11 @@ export interface ImageRef {
   filename: string;
   subfolder?: string;
   type?: string;
+}
+
+/** One finished prompt: the queue item is [number, prompt_id, prompt, extra_data, outputs to execute]. */
+export interface HistoryItem {
+  prompt: [number, string, unknown, { extra_pnginfo?: { workflow?: unknown } }?, unknown?];
+  outputs: Record<string, { images?: ImageRef[] }>;
+  status: { status_str: string };
 }

@@ -51,5 +51,10 @@ export function useHistory<T>(initial: T) {
     setState(next);
   }, []);
 
-  return { doc, setDoc, replaceDoc, undo, redo };
+  /** Ends a run of coalesced edits: the next edit of the same kind (a second drag) is its own step. */
+  const seal = useCallback(() => {
+    lastKind.current = null;
+  }, []);
+
+  return { doc, setDoc, replaceDoc, undo, redo, seal };
 }

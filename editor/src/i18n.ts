@@ -33,6 +33,11 @@ const STRINGS = {
   connected: { en: 'connected', zh: '已连接' },
   disconnected: { en: 'disconnected', zh: '未连接' },
   errors: { en: 'Prompt has errors', zh: '工作流有错误' },
+  group: { en: 'Group', zh: '组' },
+  wrongDirection: { en: 'Connect an output to an input', zh: '请将输出连接到输入' },
+  madeBy: { en: 'Prompt', zh: '提示' },
+  showWorkflow: { en: 'Show workflow', zh: '查看工作流' },
+  edgeDblClick: { en: 'Double-click a link', zh: '双击连线' },
 } as const;
 
 export type StringKey = keyof typeof STRINGS;
