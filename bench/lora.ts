@@ -5,7 +5,7 @@
  * strength, swapping to another LoRA, and a step with the patched model against the unpatched one;
  * with RSS and the bytes written next to the unpatched build.
  *
- * Run: npx tsx bench/lora.ts [sd15-checkpoint] [rank=32]
+ * Run: npx tsx bench/lora.ts [sd15-checkpoint] [rank=32] [scope=attention+conv|attention]
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -19,10 +19,13 @@ import '../nodes/model/services.ts';
 
 const file = path.resolve(process.argv[2] ?? 'models/checkpoints/weft-random-sd15.safetensors');
 const RANK = Number(process.argv[3] ?? 32);
+const SCOPE = (process.argv[4] ?? 'attention+conv') as 'attention' | 'attention+conv';
+if (SCOPE !== 'attention' && SCOPE !== 'attention+conv') throw new Error(`scope must be attention or attention+conv, got ${SCOPE}`);
+const tag = SCOPE === 'attention' ? '-attn' : '';
 if (!existsSync(file)) throw new Error(`${file} not found: run npm run weft -- make-model sd15 --out ${file}`);
 const dir = path.join(path.dirname(file), '..', 'loras');
-const loraA = path.join(dir, `bench-lora-r${RANK}-a.safetensors`);
-const loraB = path.join(dir, `bench-lora-r${RANK}-b.safetensors`);
+const loraA = path.join(dir, `bench-lora-r${RANK}${tag}-a.safetensors`);
+const loraB = path.join(dir, `bench-lora-r${RANK}${tag}-b.safetensors`);
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 console.log(`machine: ${os.cpus()[0]?.model} ×${os.cpus().length}, ${mib(os.totalmem())}; node ${process.version}; date ${new Date().toISOString()}`);
 for (const [f, seed] of [[loraA, 1], [loraB, 2]] as const) {
@@ -30,7 +33,7 @@ for (const [f, seed] of [[loraA, 1], [loraB, 2]] as const) {
   const { mkdirSync } = await import('node:fs');
   mkdirSync(dir, { recursive: true });
   const t = performance.now();
-  const n = makeAdapter(file, f, { kind: 'lora', rank: RANK, seed, scope: 'attention+conv', textEncoder: true, dtype: 'F16' });
+  const n = makeAdapter(file, f, { kind: 'lora', rank: RANK, seed, scope: SCOPE, textEncoder: true, dtype: 'F16' });
   console.log(`made ${path.basename(f)}: ${n} weights in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }
 
