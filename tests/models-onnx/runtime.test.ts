@@ -1,0 +1,45 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { chooseProvider, sessionOptions } from '../../engine/onnx/runtime.ts';
+
+/**
+ * Provider choice on a machine without a GPU (this one and CI): `auto` falls back to the CPU and says
+ * why for each GPU provider; asking for a GPU provider explicitly fails with the reason instead of
+ * silently running on the CPU.
+ */
+const require = createRequire(import.meta.url);
+const binding = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+const cudaInstalled = existsSync(join(binding, 'libonnxruntime_providers_cuda.so'));
+
+describe('execution provider choice', () => {
+  it('cpu when asked for, float32', async () => {
+    const c = await chooseProvider({ device: 'cpu' });
+    expect(c).toEqual({ provider: 'cpu', dtype: 'float32', reason: 'CPU, float32 (asked for)' });
+  });
+
+  it.runIf(!cudaInstalled)('auto falls back to the CPU with one reason per GPU provider', async () => {
+    const c = await chooseProvider({ device: 'auto' });
+    if (c.provider !== 'cpu') return expect.unreachable(`a GPU provider answered here: ${c.reason}`);
+    expect(c.dtype).toBe('float32');
+    expect(c.reason).toMatch(/^CPU, float32 \(/);
+    expect(c.reason).toContain('CUDA provider not installed (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12)');
+    expect(c.reason).toMatch(/WebGPU (needs a Vulkan loader|has no usable adapter)/);
+  });
+
+  it.runIf(!cudaInstalled)('an explicit GPU provider that cannot run is an error naming why', async () => {
+    await expect(chooseProvider({ device: 'cuda' })).rejects.toThrow(/--device cuda was asked for but cannot run: CUDA provider not installed/);
+    await expect(chooseProvider({ device: 'webgpu' })).rejects.toThrow(/--device webgpu was asked for but cannot run: WebGPU/);
+  });
+
+  it('session options keep the arena and memory patterns, and set threads only when given', () => {
+    const cpu = { provider: 'cpu' as const, dtype: 'float32' as const, reason: '' };
+    const o = sessionOptions(cpu);
+    expect(o.enableCpuMemArena).toBe(true);
+    expect(o.enableMemPattern).toBe(true);
+    expect('intraOpNumThreads' in o).toBe(false);
+    expect(sessionOptions(cpu, { threads: 2 }).intraOpNumThreads).toBe(2);
+    expect(JSON.stringify(o.executionProviders)).toContain('cpu');
+  });
+});
