@@ -222,18 +222,27 @@ function expandVars(p: string): string {
   return s;
 }
 
-/** Recursive listing relative to root; follows symlinks, skips .git and hidden temp files. */
-function walk(root: string): string[] {
+/**
+ * Recursive listing relative to root, in name order; follows symlinks (as ComfyUI does) but visits a
+ * real folder once, so symlink cycles end; skips .git and hidden temp files; stops at `maxFiles`.
+ */
+export function walk(root: string, maxFiles = 100_000): string[] {
   const out: string[] = [];
+  const seen = new Set<string>();
   const visit = (dir: string, rel: string, depth: number): void => {
-    if (depth > 32) return;
+    if (depth > 32 || out.length >= maxFiles) return;
     let entries: fs.Dirent[];
     try {
+      const real = fs.realpathSync(dir);
+      if (seen.has(real)) return;
+      seen.add(real);
       entries = fs.readdirSync(dir, { withFileTypes: true });
     } catch {
       return;
     }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
+      if (out.length >= maxFiles) return;
       if (e.name === '.git' || e.name.startsWith('.')) continue;
       const abs = path.join(dir, e.name);
       const r = rel ? `${rel}/${e.name}` : e.name;

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FolderPaths } from '../paths/folders.ts';
+import { walk, type FolderPaths } from '../paths/folders.ts';
 import { assertNotPickle, SafetensorsFile, type Dtype } from '../models/safetensors.ts';
 import type { NamedEmbeddingLookup } from './clip-tokenizer.ts';
 
@@ -104,8 +104,7 @@ interface EmbeddingFile {
   root: number;
 }
 
-/** Bounds on the folder walk: symlinked folders are followed, as ComfyUI does, so cycles must end. */
-const MAX_DEPTH = 32;
+/** Bound on the folder walk. */
 const MAX_FILES = 100_000;
 /** Loaded embeddings kept; each is a few KiB, so this only stops unbounded growth. */
 const CACHE_LIMIT = 1024;
@@ -113,43 +112,10 @@ const CACHE_LIMIT = 1024;
 function listEmbeddingFiles(roots: readonly string[]): EmbeddingFile[] {
   const out: EmbeddingFile[] = [];
   roots.forEach((root, rootIndex) => {
-    const seen = new Set<string>();
-    const visit = (dir: string, rel: string, depth: number): void => {
-      if (depth > MAX_DEPTH || out.length >= MAX_FILES) return;
-      let real: string;
-      let entries: fs.Dirent[];
-      try {
-        real = fs.realpathSync(dir);
-        if (seen.has(real)) return;
-        seen.add(real);
-        entries = fs.readdirSync(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      for (const e of entries) {
-        if (e.name.startsWith('.')) continue;
-        const abs = path.join(dir, e.name);
-        const r = rel ? `${rel}/${e.name}` : e.name;
-        let isDir = e.isDirectory();
-        let isFile = e.isFile();
-        if (e.isSymbolicLink()) {
-          try {
-            const st = fs.statSync(abs);
-            isDir = st.isDirectory();
-            isFile = st.isFile();
-          } catch {
-            continue;
-          }
-        }
-        if (isDir) visit(abs, r, depth + 1);
-        else if (isFile) {
-          const ext = path.extname(e.name).toLowerCase();
-          if (EMBEDDING_EXTENSIONS.includes(ext)) out.push({ abs, rel: r, stem: r.slice(0, r.length - ext.length), ext, root: rootIndex });
-        }
-      }
-    };
-    visit(root, '', 0);
+    for (const r of walk(root, MAX_FILES - out.length)) {
+      const ext = path.extname(r).toLowerCase();
+      if (EMBEDDING_EXTENSIONS.includes(ext)) out.push({ abs: path.join(root, r), rel: r, stem: r.slice(0, r.length - ext.length), ext, root: rootIndex });
+    }
   });
   return out;
 }
