@@ -68,7 +68,7 @@ async function measure(label: string, model: ModelHandle, clip: { encodeText(t: 
   const steady = median([await step(model), await step(model), await step(model)]);
   const total = performance.now() - t0 - 3 * steady;
   console.log(
-    `${label}: UNet patch build ${((unetPatch?.ms ?? 0) / 1000).toFixed(2)} s (${unetPatch?.tensorsComputed} tensors computed, ${mib(unetPatch?.written ?? 0)} written), ` +
+    `${label}: UNet patch build ${((unetPatch?.ms ?? 0) / 1000).toFixed(2)} s (${unetPatch?.tensorsComputed} weights merged, ${unetPatch?.branches} with LoRA branches, ${mib(unetPatch?.written ?? 0)} written), ` +
       `first step ${(first / 1000).toFixed(2)} s → patching + session ≈ ${((first - steady) / 1000).toFixed(2)} s; CLIP patch + encode ${(clipMs / 1000).toFixed(2)} s (${clipPatch?.part === 'clip' ? `${clipPatch.tensorsComputed} tensors` : 'unchanged'}); ` +
       `total to a patched UNet step and text encode, less one step: ${(total / 1000).toFixed(2)} s; patched step ${(steady / 1000).toFixed(2)} s (${(((steady - plain) / plain) * 100).toFixed(1)}% vs unpatched); RSS ${mib(process.memoryUsage().rss)}, peak ${mib(process.resourceUsage().maxRSS * 1024)}`,
   );

@@ -25,6 +25,8 @@ import { PrefixedWeightSource, type WeightSource } from './weights.ts';
 import { ortMatMul, parseAdapter, type MatMul, type ParsedAdapter } from './lora/index.ts';
 import { applyEntries, effective, NO_PATCHES, patchMapHash, patchesUnder, type PatchMap } from './patching/patch-set.ts';
 import { writePatchedModel } from './patching/patched-build.ts';
+import { splitPatches } from './patching/low-rank.ts';
+import { createHash } from 'node:crypto';
 import { EmbeddingLibrary } from '../text/embeddings.ts';
 
 /**
@@ -129,17 +131,34 @@ export class ModelManager {
    */
   private runner(spec: PartSpec, patches: PatchMap = NO_PATCHES): RunSession {
     const own = ownPatches(patches, spec.prefix);
+    const split = own.size ? splitPatches(own, spec.prefix, spec.weights) : undefined;
+    const strengthFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, v] of split?.strengths ?? []) strengthFeeds[name] = new ort.Tensor('float32', new Float32Array([v]), [1]);
     type Built = { file: string; bytes: number; key: string; patched: boolean; family: string };
     let built: Promise<Built> | undefined;
     const ensure = async (): Promise<Built> => {
       const base = await this.ensureBuilt(spec.part, spec.hash, (o) => spec.build(spec.weights, o));
-      if (own.size === 0) return { ...base, patched: false, family: base.key };
+      if (!split) return { ...base, patched: false, family: base.key };
       const o = await this.netOptions();
       const t0 = Date.now();
-      const pb = await writePatchedModel({ dir: base.dir, weights: spec.weights, prefix: spec.prefix, patches: own, build: (ws) => spec.build(ws, o), mm: this.matmul() });
-      this.lastPatch = { part: spec.part, ms: Date.now() - t0, ...pb };
-      if (pb.tensorsComputed) this.opts.log?.info(`patched ${pb.tensorsPatched} ${spec.part} tensors (${pb.tensorsComputed} computed, ${(pb.written / 2 ** 20).toFixed(0)} MiB written) in ${Date.now() - t0} ms`);
-      return { file: pb.file, bytes: base.bytes, key: `${base.key}-p${patchMapHash(own).slice(0, 16)}`, patched: true, family: base.key };
+      const baseLayout = new Map(spec.build(spec.weights, o).layout().map((p) => [p.name, p]));
+      const pb = await writePatchedModel({
+        dir: base.dir,
+        weights: spec.weights,
+        prefix: spec.prefix,
+        patches: split.merged,
+        structureKey: split.structureKey,
+        branchIds: [...split.branches.values()].flat().map((b) => b.id),
+        baseLayout,
+        build: (ws) => spec.build(ws, { ...o, lowRank: split.branches }),
+        mm: this.matmul(),
+      });
+      this.lastPatch = { part: spec.part, ms: Date.now() - t0, branches: split.branches.size, ...pb };
+      if (pb.tensorsComputed || pb.written) {
+        this.opts.log?.info(`patched ${spec.part}: ${pb.tensorsComputed} tensors merged, ${split.branches.size} with LoRA branches (${(pb.written / 2 ** 20).toFixed(0)} MiB written) in ${Date.now() - t0} ms`);
+      }
+      const variant = createHash('sha256').update(`${patchMapHash(split.merged)}\n${split.structureKey}`).digest('hex').slice(0, 16);
+      return { file: pb.file, bytes: base.bytes, key: `${base.key}-p${variant}`, patched: true, family: base.key };
     };
     return async (feeds) => {
       built ??= ensure().catch((e: unknown) => {
@@ -148,12 +167,12 @@ export class ModelManager {
       });
       const b = await built;
       const p = await this.provider();
-      return this.pool.use(b.key, b.bytes, () => (b.patched ? this.createPatchedSession(b.file, p) : this.createSession(b.file, p)), (s) => s.run(feeds), b.family);
+      return this.pool.use(b.key, b.bytes, () => (b.patched ? this.createPatchedSession(b.file, p) : this.createSession(b.file, p)), (s) => s.run({ ...feeds, ...strengthFeeds }), b.family);
     };
   }
 
   /** What the last patched build did (for benchmarks and tests). */
-  lastPatch?: { part: string; ms: number; written: number; tensorsPatched: number; tensorsComputed: number };
+  lastPatch?: { part: string; ms: number; written: number; tensorsPatched: number; tensorsComputed: number; branches: number };
 
   private mm?: MatMul;
   private matmul(): MatMul {

@@ -13,14 +13,75 @@ export interface NetOptions {
   dtype: ElemType & ('float32' | 'float16');
   /** Use ORT's fused MultiHeadAttention (com.microsoft) instead of MatMul/Softmax/MatMul. */
   fusedAttention: boolean;
+  /** Plain LoRAs applied at run time, by the bare key of the weight they change (`….weight`). */
+  lowRank?: ReadonlyMap<string, readonly LowRankBranch[]>;
+}
+
+/**
+ * A plain LoRA as a branch beside the layer it patches: y += strength · up(down(x)), with alpha/rank
+ * baked into `up` and the strength a graph input, so changing a LoRA's strength changes a feed, not
+ * the weights. For a linear or conv layer this equals running W + strength·(α/r)·up·down.
+ */
+export interface LowRankBranch {
+  /** Unique initializer prefix. */
+  readonly id: string;
+  readonly up: { readonly shape: readonly number[]; read(): Float32Array };
+  readonly down: { readonly shape: readonly number[]; read(): Float32Array };
+  readonly scale: number;
+  /** Name of the float32 [1] graph input that carries the strength. */
+  readonly strengthInput: string;
 }
 
 export class Net {
+  private readonly strengths = new Map<string, string>();
+
   constructor(
     readonly g: GraphBuilder,
     readonly ws: WeightSource,
     readonly opts: NetOptions,
   ) {}
+
+  /** A branch strength as a value in the graph's precision (the input is declared on first use). */
+  private strength(input: string): string {
+    let v = this.strengths.get(input);
+    if (!v) {
+      this.g.input(input, 'float32', [1]);
+      v = this.dtype === 'float16' ? this.cast(input, 'float16') : input;
+      this.strengths.set(input, v);
+    }
+    return v;
+  }
+
+  /** A constant in the graph's precision from computed float32 values. */
+  private constant(name: string, dims: readonly number[], data: () => Float32Array): string {
+    if (this.dtype === 'float16') return this.g.initializer(name, 'float16', dims, () => toF16Bytes(data()));
+    return this.g.floats(name, dims, data);
+  }
+
+  /** Low-rank branches added to a layer's output `y` (input `x`); `conv` gives the layer's kernel geometry. */
+  private withBranches(key: string, x: string, y: string, conv?: { kernel: readonly number[]; strides: number[]; pads: number[] }): string {
+    const branches = this.opts.lowRank?.get(`${key}.weight`);
+    if (!branches?.length) return y;
+    const wShape = this.shape(`${key}.weight`);
+    const out = wShape[0];
+    const inner = wShape.slice(1).reduce((a, b) => a * b, 1);
+    for (const b of branches) {
+      const r = b.down.shape[0];
+      const upScaled = (): Float32Array => b.up.read().map((v) => v * b.scale);
+      let h: string;
+      if (conv) {
+        const down = this.constant(`${b.id}.down`, [r, ...wShape.slice(1)], () => b.down.read());
+        h = this.g.op1('Conv', [x, down], { kernel_shape: [...conv.kernel], strides: conv.strides, pads: conv.pads });
+        h = this.g.op1('Conv', [h, this.constant(`${b.id}.up`, [out, r, 1, 1], upScaled)], { kernel_shape: [1, 1] });
+      } else {
+        const downT = this.constant(`${b.id}.down.T`, [inner, r], () => transpose2d(b.down.read(), [r, inner]));
+        const upT = this.constant(`${b.id}.up.T`, [r, out], () => transpose2d(upScaled(), [out, r]));
+        h = this.g.op1('MatMul', [this.g.op1('MatMul', [x, downT]), upT]);
+      }
+      y = this.g.op1('Add', [y, this.g.op1('Mul', [h, this.strength(b.strengthInput)])]);
+    }
+    return y;
+  }
 
   get dtype(): 'float32' | 'float16' {
     return this.opts.dtype;
@@ -76,7 +137,9 @@ export class Net {
     if (this.has(`${key}.bias`)) inputs.push(this.weight(`${key}.bias`));
     // ONNX pads are [top, left, bottom, right].
     const pads = opts.pads ?? [p, p, p, p];
-    return this.g.op1('Conv', inputs, { kernel_shape: [shape[2], shape[3]], strides: [opts.stride ?? 1, opts.stride ?? 1], pads: [...pads] });
+    const geometry = { kernel: [shape[2], shape[3]], strides: [opts.stride ?? 1, opts.stride ?? 1], pads: [...pads] };
+    const y = this.g.op1('Conv', inputs, { kernel_shape: geometry.kernel, strides: geometry.strides, pads: geometry.pads });
+    return this.withBranches(key, x, y, geometry);
   }
 
   /** torch Linear on the last axis: x·Wᵀ + b, with Wᵀ stored pre-transposed so MatMul needs no Transpose. */
@@ -84,7 +147,7 @@ export class Net {
     const [out, inp] = this.shape(`${key}.weight`);
     const w = this.weight(`${key}.weight`, [inp, out], transpose2d, `${key}.weight.T`);
     const y = this.g.op1('MatMul', [x, w]);
-    return this.has(`${key}.bias`) ? this.g.op1('Add', [y, this.weight(`${key}.bias`)]) : y;
+    return this.withBranches(key, x, this.has(`${key}.bias`) ? this.g.op1('Add', [y, this.weight(`${key}.bias`)]) : y);
   }
 
   silu(x: string): string {

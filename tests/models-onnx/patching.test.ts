@@ -9,7 +9,8 @@ import { buildUnetGraph } from '../../engine/models/graphs/unet-graph.ts';
 import type { ClipHandle, ModelHandle } from '../../engine/models/handles.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
-import { SafetensorsFile } from '../../engine/models/safetensors.ts';
+import { f16ToF32, SafetensorsFile } from '../../engine/models/safetensors.ts';
+import { splitPatches } from '../../engine/models/patching/low-rank.ts';
 import { MapWeightSource, PrefixedWeightSource, type WeightSource } from '../../engine/models/weights.ts';
 import { Executor } from '../../engine/executor/executor.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
@@ -152,30 +153,37 @@ describe('weight patching through the model manager', () => {
     await m.pool.clear();
   }, 120_000);
 
-  it('changing one adapter re-patches only its tensors; a UNet-only LoRA leaves CLIP on its unpatched session', async () => {
+  it('a plain LoRA runs as graph branches: a strength change reuses the session; other adapters re-patch only their tensors', async () => {
     const m = manager();
     const parts = await m.loadCheckpoint(tiny.file);
     const ctx = ctxFor(m);
     const lora = join(models, DEMO_ADAPTERS.lora);
     const loha = join(models, DEMO_ADAPTERS.loha);
     const ws = sd1Weights(SafetensorsFile.open(tiny.file));
-    const count = (file: string, prefix: string): number => [...expectedWeights(ws, [{ file, strength: 1 }]).keys()].filter((k) => k.startsWith(prefix)).length;
-    const loraN = count(lora, SD1_PREFIX.unet);
-    const lohaN = count(loha, SD1_PREFIX.unet);
-    const both = new Set([...expectedWeights(ws, [{ file: lora, strength: 1 }, { file: loha, strength: 1 }]).keys()].filter((k) => k.startsWith(SD1_PREFIX.unet))).size;
+    const targets = (file: string): string[] => [...expectedWeights(ws, [{ file, strength: 1 }]).keys()].filter((k) => k.startsWith(SD1_PREFIX.unet));
+    const loraT = targets(lora);
+    const lohaT = targets(loha);
+    const overlap = loraT.filter((t) => lohaT.includes(t)).length;
 
     const [a] = applyLora(ctx, lora, 'lora', parts.model, undefined, 0.5, 0);
-    await unetOut(a!);
-    // A fresh strength: every LoRA tensor is new.
-    expect(m.lastPatch?.tensorsPatched).toBeGreaterThanOrEqual(loraN);
+    const outA = await unetOut(a!);
+    // No weight is merged: every LoRA weight gets a branch, and its factors are all that is written.
+    expect(m.lastPatch).toMatchObject({ tensorsComputed: 0, branches: loraT.length });
+    const loads = m.stats().loads;
+    const [a9] = applyLora(ctx, lora, 'lora', parts.model, undefined, 0.9, 0);
+    const outA9 = await unetOut(a9!);
+    // A new strength is a new feed to the same session, and gives the formula's weights at 0.9.
+    expect(m.stats().loads).toBe(loads);
+    expect(relErr(outA9, outA)).toBeGreaterThan(1e-4);
+    expect(relErr(outA9, await unetFrom(overlay(ws, expectedWeights(ws, [{ file: lora, strength: 0.9 }]))))).toBeLessThan(1e-5);
+
+    // A LoHa on top: the weights it touches are merged (their LoRA with them), the rest stay branches.
     const [b] = applyLora(ctx, loha, 'loha', a, undefined, 0.7, 0);
     await unetOut(b!);
-    // Adding the LoHa recomputes the tensors it touches, not the LoRA-only ones.
-    expect(m.lastPatch!.tensorsComputed).toBeLessThan(both);
-    expect(m.lastPatch!.tensorsComputed).toBeGreaterThanOrEqual(lohaN);
+    expect(m.lastPatch).toMatchObject({ tensorsComputed: lohaT.length, branches: loraT.length - overlap });
     const [b2] = applyLora(ctx, loha, 'loha', a, undefined, 0.3, 0);
     await unetOut(b2!);
-    expect(m.lastPatch!.tensorsComputed).toBe(lohaN);
+    expect(m.lastPatch!.tensorsComputed).toBe(lohaT.length);
     // Variants of one UNet replace each other in memory instead of piling up.
     expect(m.stats().loaded.filter((l) => l.key.startsWith('unet-'))).toHaveLength(1);
     // Going back to an earlier set finds its model on disk: nothing computed.
@@ -189,6 +197,29 @@ describe('weight patching through the model manager', () => {
     await parts.clip.encodeText('a cat');
     expect(m.stats().loaded.filter((l) => l.key.startsWith('clip-')).map((l) => l.key)).toEqual([expect.not.stringContaining('-p')]);
     await m.pool.clear();
+  }, 120_000);
+
+  it('LoRA branches are valid in the float16 graphs GPU providers run, within half precision of float32', async () => {
+    const ws = sd1Weights(SafetensorsFile.open(tiny.file));
+    const m = manager();
+    const { parsed, hash } = m.loadAdapter(join(models, DEMO_ADAPTERS.lora), ws);
+    const own = new Map(parsed.patches.filter((p) => p.target.startsWith(SD1_PREFIX.unet)).map((p) => [p.target, [{ sig: `${hash}:${p.stem}`, strength: 0.8, strengthModel: 1, source: { kind: 'adapter' as const, patch: p } }]]));
+    const split = splitPatches(own, SD1_PREFIX.unet, tiny.unet);
+    expect(split.merged.size).toBe(0);
+    const run = async (dtype: 'float32' | 'float16'): Promise<Float32Array> => {
+      const g = buildUnetGraph(tiny.cfg.unet, tiny.unet, { dtype, fusedAttention: true, lowRank: split.branches });
+      const s = await ort.InferenceSession.create(g.toBuffer());
+      const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
+      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', timesteps, [1]), context: new ort.Tensor('float32', context.data, context.shape), control_mid: zero };
+      for (let i = 0; i < 12; i++) feeds[`control_in_${i}`] = zero;
+      for (const [k, v] of split.strengths) feeds[k] = new ort.Tensor('float32', new Float32Array([v]), [1]);
+      const out = (await s.run(feeds)).out;
+      await s.release();
+      return out.data instanceof Float32Array ? out.data : Float32Array.from(out.data as Uint16Array, (h) => f16ToF32(h));
+    };
+    const f32 = await run('float32');
+    expect(relErr(f32, await unetFrom(overlay(ws, expectedWeights(ws, [{ file: join(models, DEMO_ADAPTERS.lora), strength: 0.8 }]))))).toBeLessThan(1e-5);
+    expect(relErr(await run('float16'), f32)).toBeLessThan(1e-2);
   }, 120_000);
 
   it('ModelMergeSimple and CLIPMergeSimple give ratio·A + (1−ratio)·B; CheckpointSave writes a checkpoint that loads and runs the same', async () => {

@@ -49,15 +49,24 @@ export async function writePatchedModel(opts: {
   prefix: string;
   patches: PatchMap;
   build: (ws: WeightSource) => GraphBuilder;
+  /** Where the unpatched build keeps each initializer (by name), from its builder's `layout()`. */
+  baseLayout: ReadonlyMap<string, InitializerPlace>;
+  /** Identity of low-rank branches in the graph (see low-rank.ts); '' when there are none. */
+  structureKey?: string;
+  /** Branch ids the graph must contain (a branch the builder never placed would be silently lost). */
+  branchIds?: readonly string[];
   mm?: MatMul;
   /** Patched tensor files kept in `dir` beyond the current model's, as a multiple of weights.bin. */
   keepFactor?: number;
 }): Promise<PatchedBuild> {
   const { dir, prefix, patches } = opts;
-  const file = join(dir, `patched-${patchMapHash(patches).slice(0, 24)}.onnx`);
+  const file = join(dir, `patched-${createHash('sha256').update(`${patchMapHash(patches)}\n${opts.structureKey ?? ''}`).digest('hex').slice(0, 24)}.onnx`);
   if (existsSync(file)) return { file, written: 0, tensorsPatched: 0, tensorsComputed: 0 };
   const overlay = new OverlaySource(opts.weights);
   const g = opts.build(overlay);
+  for (const id of opts.branchIds ?? []) {
+    if (!g.hasInitializer(`${id}.down`) && !g.hasInitializer(`${id}.down.T`)) throw new Error(`a LoRA branch (${id}) has no layer to attach to in this graph`);
+  }
   const baseId = createHash('sha256').update(readFileSync(join(dir, 'model.onnx'))).digest('hex').slice(0, 16);
   const patchedKey = (bare: string | undefined): string | undefined => {
     if (bare === undefined) return undefined;
@@ -83,7 +92,21 @@ export async function writePatchedModel(opts: {
   for (const p of places) {
     const sig = patchedKey(p.source);
     if (!sig) {
-      located.set(p.name, p.offset === undefined ? 'inline' : { location: 'weights.bin', offset: p.offset });
+      const base = opts.baseLayout.get(p.name);
+      if (base && base.length === p.length) {
+        located.set(p.name, base.offset === undefined ? 'inline' : { location: 'weights.bin', offset: base.offset });
+      } else if (p.offset === undefined) {
+        located.set(p.name, 'inline');
+      } else {
+        // A tensor the unpatched graph does not have (a LoRA branch's factors): stored by content.
+        const bytes = g.initializerBytes(p.name);
+        const name = `lr-${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}.bin`;
+        if (!existsSync(join(dir, name))) {
+          writeFileAtomic(join(dir, name), bytes, false);
+          written += bytes.byteLength;
+        }
+        located.set(p.name, { location: name, offset: 0 });
+      }
       continue;
     }
     patched++;
@@ -114,7 +137,7 @@ export async function writePatchedModel(opts: {
   overlay.over.clear();
   for (const [k, v] of inlineValues) overlay.over.set(k, v);
   g.writeModel(file, (p) => located.get(p.name)!);
-  const refs = [...located.values()].flatMap((l) => (l !== 'inline' && l.location.startsWith('pt-') ? [l.location] : []));
+  const refs = [...located.values()].flatMap((l) => (l !== 'inline' && l.location !== 'weights.bin' ? [l.location] : []));
   writeFileSync(`${file}.json`, JSON.stringify({ tensors: refs }));
   overlay.over.clear();
   prunePatchedFiles(dir, file, opts.keepFactor ?? 2);
@@ -135,7 +158,7 @@ function prunePatchedFiles(dir: string, current: string, factor: number): void {
       return 0;
     }
   };
-  const tensorFiles = (): string[] => readdirSync(dir).filter((f) => f.startsWith('pt-') && f.endsWith('.bin'));
+  const tensorFiles = (): string[] => readdirSync(dir).filter((f) => (f.startsWith('pt-') || f.startsWith('lr-')) && f.endsWith('.bin'));
   let total = tensorFiles().reduce((s, f) => s + size(f), 0);
   if (total <= factor * base) return;
   const models = readdirSync(dir)
