@@ -5,7 +5,7 @@
  * strength, swapping to another LoRA, and a step with the patched model against the unpatched one;
  * with RSS and the bytes written next to the unpatched build.
  *
- * Run: npx tsx bench/lora.ts [sd15-checkpoint] [rank=32] [scope=attention+conv|attention]
+ * Run: [WEFT_LORA_MODE=branch|merge] npx tsx bench/lora.ts [sd15-checkpoint] [rank=32] [scope=attention+conv|attention]
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -38,7 +38,9 @@ for (const [f, seed] of [[loraA, 1], [loraB, 2]] as const) {
 }
 
 const log = { info: (m: string) => console.log(`  [log] ${m}`), warn: (m: string) => console.log(`  [warn] ${m}`), error: (m: string) => console.log(`  [error] ${m}`) };
-const m = new ModelManager({ cacheDir: path.join(path.dirname(file), '..', 'bench-cache'), log });
+const MODE = (process.env.WEFT_LORA_MODE ?? 'branch') as 'branch' | 'merge';
+const m = new ModelManager({ cacheDir: path.join(path.dirname(file), '..', 'bench-cache'), log, loraMode: MODE });
+console.log(`LoRA mode: ${MODE} (WEFT_LORA_MODE=branch|merge)`);
 const ctx = { services: { models: m }, log } as unknown as NodeContext;
 const parts = await m.loadCheckpoint(file);
 const S = 32;
@@ -58,18 +60,20 @@ const rss0 = process.memoryUsage().rss;
 console.log(`unpatched UNet 256² batch 2: ${(plain / 1000).toFixed(2)} s/step; RSS ${mib(rss0)}`);
 
 async function measure(label: string, model: ModelHandle, clip: { encodeText(t: string): Promise<unknown> }): Promise<void> {
+  m.lastPatch = undefined;
   const t0 = performance.now();
   const first = await step(model);
-  const unetPatch = m.lastPatch;
+  const unetPatch = m.lastPatch as ModelManager['lastPatch'];
+  m.lastPatch = undefined;
   const t1 = performance.now();
   await clip.encodeText('a photograph of an astronaut riding a horse');
   const clipMs = performance.now() - t1;
-  const clipPatch = m.lastPatch;
+  const clipPatch = m.lastPatch as ModelManager['lastPatch'];
   const steady = median([await step(model), await step(model), await step(model)]);
   const total = performance.now() - t0 - 3 * steady;
   console.log(
-    `${label}: UNet patch build ${((unetPatch?.ms ?? 0) / 1000).toFixed(2)} s (${unetPatch?.tensorsComputed} weights merged, ${unetPatch?.branches} with LoRA branches, ${mib(unetPatch?.written ?? 0)} written), ` +
-      `first step ${(first / 1000).toFixed(2)} s → patching + session ≈ ${((first - steady) / 1000).toFixed(2)} s; CLIP patch + encode ${(clipMs / 1000).toFixed(2)} s (${clipPatch?.part === 'clip' ? `${clipPatch.tensorsComputed} tensors` : 'unchanged'}); ` +
+    `${label}: UNet patch build ${unetPatch ? `${(unetPatch.ms / 1000).toFixed(2)} s (${unetPatch.tensorsComputed} weights merged, ${unetPatch.branches} with LoRA branches, ${mib(unetPatch.written)} written)` : 'none (same session)'}, ` +
+      `first step ${(first / 1000).toFixed(2)} s → patching + session ≈ ${((first - steady) / 1000).toFixed(2)} s; CLIP patch + encode ${(clipMs / 1000).toFixed(2)} s (${clipPatch?.part === 'clip' ? `rebuilt: ${clipPatch.branches} branched, ${clipPatch.tensorsComputed} merged` : 'same session'}); ` +
       `total to a patched UNet step and text encode, less one step: ${(total / 1000).toFixed(2)} s; patched step ${(steady / 1000).toFixed(2)} s (${(((steady - plain) / plain) * 100).toFixed(1)}% vs unpatched); RSS ${mib(process.memoryUsage().rss)}, peak ${mib(process.resourceUsage().maxRSS * 1024)}`,
   );
 }

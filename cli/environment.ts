@@ -20,6 +20,8 @@ export interface EnvironmentOptions {
   /** Skip custom_nodes/ entirely (ComfyUI --disable-all-custom-nodes). */
   disableCustomNodes?: boolean;
   device?: DeviceChoice;
+  /** See ModelManagerOptions.loraMode. */
+  loraMode?: 'branch' | 'merge';
   cacheBudgetBytes?: number;
   log?: Logger;
 }
@@ -51,7 +53,7 @@ export async function createEnvironment(opts: EnvironmentOptions = {}): Promise<
   for (const file of opts.extraModelPaths ?? []) paths.loadExtraModelPaths(file);
   const registry = createBuiltinRegistry();
   const customNodes = opts.disableCustomNodes ? [] : await loadCustomNodes(registry, paths.customNodesDirs, log);
-  const services = createEngineServices({ paths, device: opts.device ?? 'auto', log });
+  const services = createEngineServices({ paths, device: opts.device ?? 'auto', loraMode: opts.loraMode, log });
   const executor = new Executor(registry, { paths, services, log, cacheBudgetBytes: opts.cacheBudgetBytes });
   return { paths, registry, executor, services, customNodes, log };
 }

@@ -32,6 +32,8 @@ Options:
   --input DIR, --output DIR, --temp DIR
   --custom-nodes DIR         extra custom node folder (repeatable); --disable-custom-nodes to load none
   --device auto|cpu|cuda|webgpu
+  --lora-mode branch|merge   plain LoRAs as graph branches (fast to apply and re-weight; default) or
+                             merged into the weights as ComfyUI does (no per-step cost)
   --set NODE_ID.INPUT=VALUE  override an input before running (repeatable)
   --json                     print one final JSON line {prompt_id, status, outputs, executed, cached, timings_ms}
   --quiet                    no log lines
@@ -48,6 +50,7 @@ const OPTIONS = {
   'custom-nodes': { type: 'string', multiple: true },
   'disable-custom-nodes': { type: 'boolean' },
   device: { type: 'string' },
+  'lora-mode': { type: 'string' },
   set: { type: 'string', multiple: true },
   json: { type: 'boolean' },
   quiet: { type: 'boolean' },
@@ -70,6 +73,8 @@ function envOptions(v: Values, log: Logger): EnvironmentOptions {
   if (!['auto', 'cpu', 'cuda', 'webgpu'].includes(device)) {
     throw new UsageError(`--device ${device}: expected auto, cpu, cuda or webgpu`);
   }
+  const loraMode = v['lora-mode'] ?? 'branch';
+  if (loraMode !== 'branch' && loraMode !== 'merge') throw new UsageError(`--lora-mode ${loraMode}: expected branch or merge`);
   const extra = [...(v['extra-model-paths'] ?? [])];
   return {
     baseDir: v.base,
@@ -82,6 +87,7 @@ function envOptions(v: Values, log: Logger): EnvironmentOptions {
     customNodesDirs: [path.join(REPO_ROOT, 'custom_nodes'), ...(v['custom-nodes'] ?? [])],
     disableCustomNodes: v['disable-custom-nodes'],
     device: device as EnvironmentOptions['device'],
+    loraMode,
     log,
   };
 }

@@ -14,6 +14,7 @@ export interface ServicesOptions {
   /** Built-graph cache (default `<base>/cache/onnx`). */
   modelCacheDir?: string;
   threads?: number;
+  loraMode?: 'branch' | 'merge';
 }
 
 /** Long-lived services nodes reach through `ctx.services`. The model manager decides its provider lazily, on first model use. */
@@ -23,6 +24,7 @@ export function createEngineServices(opts: ServicesOptions): EngineServices {
     cacheDir: opts.modelCacheDir ?? path.join(opts.paths.baseDir, 'cache', 'onnx'),
     device: opts.device,
     threads: opts.threads,
+    loraMode: opts.loraMode,
     log: opts.log,
   });
   return { models };

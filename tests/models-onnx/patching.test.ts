@@ -199,6 +199,21 @@ describe('weight patching through the model manager', () => {
     await m.pool.clear();
   }, 120_000);
 
+  it('loraMode merge folds plain LoRAs into the weights: same output as branches, no strength inputs', async () => {
+    const lora = join(models, DEMO_ADAPTERS.lora);
+    const outs: Float32Array[] = [];
+    for (const loraMode of ['branch', 'merge'] as const) {
+      const m = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log, loraMode, paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }) });
+      const parts = await m.loadCheckpoint(tiny.file);
+      const [a] = applyLora(ctxFor(m), lora, 'lora', parts.model, undefined, 0.65, 0);
+      outs.push(await unetOut(a!));
+      const { branches, tensorsComputed } = m.lastPatch!;
+      expect(loraMode === 'merge' ? [branches, tensorsComputed > 50] : [branches > 50, tensorsComputed]).toEqual(loraMode === 'merge' ? [0, true] : [true, 0]);
+      await m.pool.clear();
+    }
+    expect(relErr(outs[0], outs[1])).toBeLessThan(1e-5);
+  }, 120_000);
+
   it('LoRA branches are valid in the float16 graphs GPU providers run, within half precision of float32', async () => {
     const ws = sd1Weights(SafetensorsFile.open(tiny.file));
     const m = manager();
