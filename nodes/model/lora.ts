@@ -62,7 +62,7 @@ export function applyLora(
 
 export const LoraLoader = defineNode({
   name: 'LoraLoader',
-  displayName: 'Load LoRA',
+  displayName: 'Load LoRA (Model and CLIP)',
   category: 'loaders',
   description: 'LoRAs are used to modify diffusion and CLIP models, altering the way in which latents are denoised such as applying styles. Multiple LoRA nodes can be linked together.',
   searchAliases: ['lora', 'load lora', 'apply lora', 'lycoris', 'locon', 'loha', 'lokr'],
@@ -88,7 +88,7 @@ export const LoraLoader = defineNode({
 
 export const LoraLoaderModelOnly = defineNode({
   name: 'LoraLoaderModelOnly',
-  displayName: 'LoraLoaderModelOnly',
+  displayName: 'Load LoRA',
   category: 'loaders',
   description: 'LoRAs are used to modify the diffusion model, altering the way in which latents are denoised such as applying styles.',
   inputs: {
