@@ -193,7 +193,7 @@ export class ModelManager {
 
   /**
    * Patched models are loaded without ORT's graph optimisation on CPU: it costs ~9 s for the SD1.5
-   * UNet and gains under 5% per step (bench/lora), while a strength change should take seconds.
+   * UNet and gains 4% (256²) to 10% (512²) per step (docs/benchmarks.md), while applying a LoRA should take seconds.
    * GPU providers keep full optimisation, where fusions matter more.
    */
   private async createPatchedSession(file: string, p: ProviderChoice): Promise<ort.InferenceSession> {
