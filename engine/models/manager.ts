@@ -24,9 +24,8 @@ import { OrtVae } from './vae-handle.ts';
 import { PrefixedWeightSource, type WeightSource } from './weights.ts';
 import { ortMatMul, parseAdapter, type MatMul, type ParsedAdapter } from './lora/index.ts';
 import { applyEntries, effective, NO_PATCHES, patchMapHash, patchesUnder, type PatchMap } from './patching/patch-set.ts';
-import { writePatchedModel } from './patching/patched-build.ts';
+import { patchedModelKey, writePatchedModel } from './patching/patched-build.ts';
 import { splitPatches } from './patching/low-rank.ts';
-import { createHash } from 'node:crypto';
 import { EmbeddingLibrary } from '../text/embeddings.ts';
 
 /**
@@ -152,7 +151,6 @@ export class ModelManager {
       if (!split) return { ...base, patched: false, family: base.key };
       const o = await this.netOptions();
       const t0 = Date.now();
-      const baseLayout = new Map(spec.build(spec.weights, o).layout().map((p) => [p.name, p]));
       const pb = await writePatchedModel({
         dir: base.dir,
         weights: spec.weights,
@@ -160,7 +158,7 @@ export class ModelManager {
         patches: split.merged,
         structureKey: split.structureKey,
         branchIds: [...split.branches.values()].flat().map((b) => b.id),
-        baseLayout,
+        baseLayout: () => new Map(spec.build(spec.weights, o).layout().map((p) => [p.name, p])),
         build: (ws) => spec.build(ws, { ...o, lowRank: split.branches }),
         mm: this.matmul(),
       });
@@ -168,8 +166,7 @@ export class ModelManager {
       if (pb.tensorsComputed || pb.written) {
         this.opts.log?.info(`patched ${spec.part}: ${pb.tensorsComputed} tensors merged, ${split.branches.size} with LoRA branches (${(pb.written / 2 ** 20).toFixed(0)} MiB written) in ${Date.now() - t0} ms`);
       }
-      const variant = createHash('sha256').update(`${patchMapHash(split.merged)}\n${split.structureKey}`).digest('hex').slice(0, 16);
-      return { file: pb.file, bytes: base.bytes, key: `${base.key}-p${variant}`, patched: true, family: base.key };
+      return { file: pb.file, bytes: base.bytes, key: `${base.key}-p${patchedModelKey(split.merged, split.structureKey).slice(0, 16)}`, patched: true, family: base.key };
     };
     return async (feeds) => {
       built ??= ensure().catch((e: unknown) => {
@@ -254,7 +251,7 @@ export class ModelManager {
     const clipSpec: PartSpec = { part: 'clip', hash, weights: clipWs, prefix: SD1_PREFIX.clip, build: (w, o) => buildClipGraph(config.clip, w, o) };
     const embeddings = this.opts.paths ? new EmbeddingLibrary(this.opts.paths, config.clip.hiddenSize, (m) => this.opts.log?.warn(m)) : undefined;
     const read = (patches: PatchMap) => async (name: string): Promise<Float32Array> => {
-      return applyEntries(name, () => ws.get(name), ws.shape(name), patches.get(name) ?? [], this.matmul(), ws.raw?.(name));
+      return applyEntries(name, () => ws.get(name), ws.shape(name), patches.get(name) ?? [], this.matmul(), () => ws.raw?.(name));
     };
     const makeModel = (patches: PatchMap): ModelHandle => {
       const own = ownPatches(patches, SD1_PREFIX.unet);

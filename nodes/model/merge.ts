@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { counterAfter, expandPrefix, saveTarget } from '../../engine/image/output-files.ts';
+import { expandPrefix, nextCounter, saveTarget } from '../../engine/image/output-files.ts';
 import type { WeightPatching } from '../../engine/models/handles.ts';
 import { addPatches, type PatchEntry } from '../../engine/models/patching/patch-set.ts';
 import { SafetensorsWriter, type TensorSpec } from '../../engine/models/safetensors.ts';
@@ -98,13 +98,11 @@ export const CheckpointSave = defineNode({
 
     const target = saveTarget(ctx.paths.outputDir, expandPrefix(filename_prefix, 0, 0));
     fs.mkdirSync(target.dir, { recursive: true });
-    let counter = counterAfter(fs.readdirSync(target.dir), target.base);
     const specs: TensorSpec[] = tensors.map((t) => ({ name: t.name, dtype: 'F16', shape: t.shape }));
-    const name = (): string => `${target.base}_${String(counter).padStart(5, '0')}_.safetensors`;
-    while (fs.existsSync(path.join(target.dir, name()))) counter++;
+    const filename = `${target.base}_${String(nextCounter(target.dir, target.base)).padStart(5, '0')}_.safetensors`;
     // The writer fills a temporary file and links it into place at the end, never replacing a file
     // another save created meanwhile.
-    const w = SafetensorsWriter.create(path.join(target.dir, name()), specs, metadata, { exclusive: true });
+    const w = SafetensorsWriter.create(path.join(target.dir, filename), specs, metadata, { exclusive: true });
     try {
       for (const t of tensors) {
         if (ctx.signal?.aborted) throw new InterruptedError();
@@ -115,8 +113,8 @@ export const CheckpointSave = defineNode({
       throw e;
     }
     w.finish();
-    ctx.log.info(`saved ${tensors.length} tensors to ${path.posix.join(target.subfolder, name())}`);
-    return { result: [], ui: { checkpoints: [{ filename: name(), subfolder: target.subfolder, type: 'output' }] } };
+    ctx.log.info(`saved ${tensors.length} tensors to ${path.posix.join(target.subfolder, filename)}`);
+    return { result: [], ui: { checkpoints: [{ filename, subfolder: target.subfolder, type: 'output' }] } };
   },
 });
 

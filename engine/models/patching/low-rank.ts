@@ -54,9 +54,8 @@ export function splitPatches(own: PatchMap, prefix: string, weights: Pick<Weight
     // One branch per adapter on this weight; the same adapter loaded twice adds its strengths.
     const byAdapter = new Map<string, { entry: PatchEntry; strength: number }>();
     for (const e of list) {
-      const k = `${adapterOf(e)}:${e.sig}`;
-      const prev = byAdapter.get(k);
-      byAdapter.set(k, { entry: e, strength: (prev?.strength ?? 0) + e.strength });
+      const prev = byAdapter.get(e.sig);
+      byAdapter.set(e.sig, { entry: e, strength: (prev?.strength ?? 0) + e.strength });
     }
     const out: LowRankBranch[] = [];
     for (const [k, { entry, strength }] of byAdapter) {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { patchedWeight, type MatMul, type WeightPatch } from '../lora/index.ts';
+import type { LoraPatch } from '../lora/parse.ts';
 import { isPlainLora, loraAddNative } from './native-lora.ts';
 
 /**
@@ -57,39 +58,48 @@ export function effective(entries: readonly PatchEntry[]): PatchEntry[] {
   return entries.filter((e) => e.strength !== 0 || e.strengthModel !== 1);
 }
 
+/** A plain LoRA entry: computed in native code (`loraAddNative`). */
+function isNativeEntry(e: PatchEntry): e is PatchEntry & { source: { kind: 'adapter'; patch: LoraPatch } } {
+  return e.strengthModel === 1 && e.source.kind === 'adapter' && isPlainLora(e.source.patch);
+}
+
 /**
- * `base` with the entries applied in order, as ComfyUI's calculate_weight walks a weight's patch list.
- * Returns `base` itself when nothing applies; otherwise a new array.
+ * The weight `read()` returns with the entries applied in order, as ComfyUI's calculate_weight walks
+ * a weight's patch list. `stored` gives the file's own bytes, which a leading plain LoRA converts
+ * natively instead of reading the weight as float32 first; it is only called then. The base array is
+ * never changed: it is returned itself when nothing applies, otherwise a new array.
  */
 export async function applyEntries(
   target: string,
-  base: Float32Array | (() => Float32Array),
+  read: () => Float32Array,
   shape: readonly number[],
   entries: readonly PatchEntry[],
   mm?: MatMul,
-  stored?: { dtype: 'F32' | 'F16'; bytes: Uint8Array },
+  stored?: () => { dtype: 'F32' | 'F16'; bytes: Uint8Array } | undefined,
 ): Promise<Float32Array> {
-  const list = effective(entries);
-  // Plain LoRAs go to native code, starting from the stored bytes when the first one can.
-  const first = list[0];
-  let i0 = 0;
+  let list = effective(entries);
+  const head = list[0];
+  const raw = head && isNativeEntry(head) ? stored?.() : undefined;
   let w: Float32Array;
-  if (first && first.strengthModel === 1 && first.source.kind === 'adapter' && isPlainLora(first.source.patch) && (stored || typeof base !== 'function')) {
-    w = await loraAddNative(stored ?? (base as Float32Array), shape, first.source.patch, first.strength);
-    i0 = 1;
+  if (raw && head && isNativeEntry(head)) {
+    w = await loraAddNative(raw, shape, head.source.patch, head.strength);
+    list = list.slice(1);
   } else {
-    w = typeof base === 'function' ? base() : base;
+    w = read();
   }
-  const original = w;
-  for (const e of list.slice(i0)) {
-    if (e.strengthModel === 1 && e.source.kind === 'adapter' && isPlainLora(e.source.patch)) {
+  // Whether `w` is an array of ours (safe to change in place) rather than the caller's base.
+  let owned = raw !== undefined;
+  for (const e of list) {
+    if (isNativeEntry(e)) {
       w = await loraAddNative(w, shape, e.source.patch, e.strength);
+      owned = true;
       continue;
     }
     if (e.strengthModel !== 1) {
-      const scaled = new Float32Array(w.length);
+      const scaled = owned ? w : new Float32Array(w.length);
       for (let i = 0; i < w.length; i++) scaled[i] = w[i] * e.strengthModel;
       w = scaled;
+      owned = true;
     }
     if (e.strength === 0) continue;
     if (e.source.kind === 'adapter') {
@@ -97,10 +107,11 @@ export async function applyEntries(
     } else {
       const other = await e.source.read(target);
       if (other.length !== w.length) throw new Error(`${target}: the merged model's weight has ${other.length} values, this one ${w.length}`);
-      const out = w === original && i0 === 0 ? new Float32Array(w.length) : w;
+      const out = owned ? w : new Float32Array(w.length);
       for (let i = 0; i < w.length; i++) out[i] = w[i] + e.strength * other[i];
       w = out;
     }
+    owned = true;
   }
   return w;
 }

@@ -40,6 +40,11 @@ class OverlaySource implements WeightSource {
   }
 }
 
+/** Names a patched model (merged patches + branch structure) among its unpatched build's variants. */
+export function patchedModelKey(patches: PatchMap, structureKey = ''): string {
+  return createHash('sha256').update(`${patchMapHash(patches)}\n${structureKey}`).digest('hex');
+}
+
 export async function writePatchedModel(opts: {
   /** Build folder of the unpatched graph (holds model.onnx + weights.bin). */
   dir: string;
@@ -49,8 +54,8 @@ export async function writePatchedModel(opts: {
   prefix: string;
   patches: PatchMap;
   build: (ws: WeightSource) => GraphBuilder;
-  /** Where the unpatched build keeps each initializer (by name), from its builder's `layout()`. */
-  baseLayout: ReadonlyMap<string, InitializerPlace>;
+  /** Where the unpatched build keeps each initializer (by name), from its builder's `layout()`; asked only when a model is written. */
+  baseLayout: () => ReadonlyMap<string, InitializerPlace>;
   /** Identity of low-rank branches in the graph (see low-rank.ts); '' when there are none. */
   structureKey?: string;
   /** Branch ids the graph must contain (a branch the builder never placed would be silently lost). */
@@ -60,8 +65,9 @@ export async function writePatchedModel(opts: {
   keepFactor?: number;
 }): Promise<PatchedBuild> {
   const { dir, prefix, patches } = opts;
-  const file = join(dir, `patched-${createHash('sha256').update(`${patchMapHash(patches)}\n${opts.structureKey ?? ''}`).digest('hex').slice(0, 24)}.onnx`);
+  const file = join(dir, `patched-${patchedModelKey(patches, opts.structureKey).slice(0, 24)}.onnx`);
   if (existsSync(file)) return { file, written: 0, tensorsPatched: 0, tensorsComputed: 0 };
+  const baseLayout = opts.baseLayout();
   const overlay = new OverlaySource(opts.weights);
   const g = opts.build(overlay);
   for (const id of opts.branchIds ?? []) {
@@ -80,19 +86,22 @@ export async function writePatchedModel(opts: {
   let written = 0;
   let computed = 0;
   let patched = 0;
+  const patchedValue = (bare: string): Promise<Float32Array> => {
+    computed++;
+    const full = prefix + bare;
+    return applyEntries(full, () => opts.weights.get(bare), opts.weights.shape(bare), patches.get(full) ?? [], opts.mm, () => opts.weights.raw?.(bare));
+  };
   const compute = async (bare: string): Promise<void> => {
     if (overlay.over.has(bare)) return;
     overlay.over.clear();
-    const full = prefix + bare;
-    overlay.over.set(bare, await applyEntries(full, () => opts.weights.get(bare), opts.weights.shape(bare), patches.get(full) ?? [], opts.mm, opts.weights.raw?.(bare)));
-    computed++;
+    overlay.over.set(bare, await patchedValue(bare));
   };
   const located = new Map<string, 'inline' | { location: string; offset: number }>();
   const inlinePatched: InitializerPlace[] = [];
   for (const p of places) {
     const sig = patchedKey(p.source);
     if (!sig) {
-      const base = opts.baseLayout.get(p.name);
+      const base = baseLayout.get(p.name);
       if (base && base.length === p.length) {
         located.set(p.name, base.offset === undefined ? 'inline' : { location: 'weights.bin', offset: base.offset });
       } else if (p.offset === undefined) {
@@ -129,10 +138,7 @@ export async function writePatchedModel(opts: {
   const inlineValues = new Map<string, Float32Array>();
   for (const p of inlinePatched) {
     const bare = p.source!;
-    if (inlineValues.has(bare)) continue;
-    const full = prefix + bare;
-    inlineValues.set(bare, await applyEntries(full, () => opts.weights.get(bare), opts.weights.shape(bare), patches.get(full) ?? [], opts.mm));
-    computed++;
+    if (!inlineValues.has(bare)) inlineValues.set(bare, await patchedValue(bare));
   }
   overlay.over.clear();
   for (const [k, v] of inlineValues) overlay.over.set(k, v);
