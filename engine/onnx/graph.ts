@@ -2,6 +2,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { f32ToF16 } from '../models/safetensors.ts';
+import { writeFileAtomic } from '../paths/safe-path.ts';
 
 const { onnx } = onnxProto;
 
@@ -229,7 +230,7 @@ export class GraphBuilder {
         closeSync(fd);
       }
       const model = this.encode(tensors);
-      writeFileAtomic(join(tmp, 'model.onnx'), model, true);
+      writeFileAtomic(join(tmp, 'model.onnx'), model, { fsync: true });
       mkdirSync(dirname(dir), { recursive: true });
       rmSync(dir, { recursive: true, force: true });
       renameSync(tmp, dir);
@@ -269,7 +270,7 @@ export class GraphBuilder {
       if (where === 'inline') return inlineTensor(init, init.bytes());
       return externalTensor(init, where.location, where.offset, places[i].length);
     });
-    writeFileAtomic(file, this.encode(tensors), false);
+    writeFileAtomic(file, this.encode(tensors));
   }
 
   /** An initializer's bytes by name (what `writeTo` would store). */
@@ -302,21 +303,6 @@ function externalTensor(init: Initializer, location: string, offset: number, len
   };
 }
 
-/** Written under a temporary name and renamed, so readers never see half a file. */
-export function writeFileAtomic(file: string, bytes: Uint8Array, sync: boolean): void {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeAll(fd, bytes);
-    if (sync) fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, file);
-}
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;

@@ -50,12 +50,21 @@ function realpathOrSelf(p: string): string {
   }
 }
 
-/** Write a file atomically: a temp file in the same folder, then rename; never overwrite when `exclusive`. */
-export function writeFileAtomic(file: string, data: Uint8Array | string, opts: { exclusive?: boolean } = {}): void {
+/**
+ * Write a file atomically: a temp file in the same folder, then rename; never overwrite when
+ * `exclusive`; with `fsync`, the data is on disk before the name appears.
+ */
+export function writeFileAtomic(file: string, data: Uint8Array | string, opts: { exclusive?: boolean; fsync?: boolean } = {}): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  fs.writeFileSync(tmp, data);
   try {
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeFileSync(fd, data);
+      if (opts.fsync) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     if (opts.exclusive) {
       // link() fails with EEXIST instead of replacing, which rename() would silently do.
       fs.linkSync(tmp, file);

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic, type GraphBuilder, type InitializerPlace } from '../../onnx/graph.ts';
+import type { GraphBuilder, InitializerPlace } from '../../onnx/graph.ts';
+import { writeFileAtomic } from '../../paths/safe-path.ts';
 import type { MatMul } from '../lora/index.ts';
 import type { WeightSource } from '../weights.ts';
 import { applyEntries, effective, entriesSignature, patchMapHash, type PatchMap } from './patch-set.ts';
@@ -111,7 +112,7 @@ export async function writePatchedModel(opts: {
         const bytes = g.initializerBytes(p.name);
         const name = `lr-${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}.bin`;
         if (!existsSync(join(dir, name))) {
-          writeFileAtomic(join(dir, name), bytes, false);
+          writeFileAtomic(join(dir, name), bytes);
           written += bytes.byteLength;
         }
         located.set(p.name, { location: name, offset: 0 });
@@ -128,7 +129,7 @@ export async function writePatchedModel(opts: {
     if (!existsSync(join(dir, name))) {
       await compute(p.source!);
       const bytes = g.initializerBytes(p.name);
-      writeFileAtomic(join(dir, name), bytes, false);
+      writeFileAtomic(join(dir, name), bytes);
       written += bytes.byteLength;
     }
     located.set(p.name, { location: name, offset: 0 });
@@ -142,9 +143,10 @@ export async function writePatchedModel(opts: {
   }
   overlay.over.clear();
   for (const [k, v] of inlineValues) overlay.over.set(k, v);
-  g.writeModel(file, (p) => located.get(p.name)!);
+  // The list of tensor files goes first: pruning must never see a model without the files it needs.
   const refs = [...located.values()].flatMap((l) => (l !== 'inline' && l.location !== 'weights.bin' ? [l.location] : []));
-  writeFileSync(`${file}.json`, JSON.stringify({ tensors: refs }));
+  writeFileAtomic(`${file}.json`, JSON.stringify({ tensors: refs }));
+  g.writeModel(file, (p) => located.get(p.name)!);
   overlay.over.clear();
   prunePatchedFiles(dir, file, opts.keepFactor ?? 2);
   return { file, written, tensorsPatched: patched, tensorsComputed: computed };
