@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../image/tensor.ts';
 import type { GraphBuilder } from '../onnx/graph.ts';
-import type { LowRankBranch, NetOptions } from '../onnx/nn.ts';
+import type { NetOptions } from '../onnx/nn.ts';
 import { chooseProvider, sessionOptions, type DeviceChoice, type ProviderChoice } from '../onnx/runtime.ts';
 import { SessionPool, type PoolStats } from '../onnx/session-pool.ts';
 import type { FolderPaths } from '../paths/folders.ts';
@@ -137,11 +137,7 @@ export class ModelManager {
    */
   private runner(spec: PartSpec, patches: PatchMap = NO_PATCHES): RunSession {
     const own = ownPatches(patches, spec.prefix);
-    const split = !own.size
-      ? undefined
-      : this.opts.loraMode === 'merge'
-        ? { merged: own, branches: new Map<string, LowRankBranch[]>(), strengths: new Map<string, number>(), structureKey: '' }
-        : splitPatches(own, spec.prefix, spec.weights);
+    const split = own.size ? splitPatches(own, spec.prefix, spec.weights, this.opts.loraMode) : undefined;
     const strengthFeeds: Record<string, ort.Tensor> = {};
     for (const [name, v] of split?.strengths ?? []) strengthFeeds[name] = new ort.Tensor('float32', new Float32Array([v]), [1]);
     type Built = { file: string; bytes: number; key: string; patched: boolean; family: string };

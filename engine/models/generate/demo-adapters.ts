@@ -45,6 +45,7 @@ export function adapterTargets(ckpt: SafetensorsFile, opts: Pick<AdapterOptions,
 export function makeAdapter(checkpoint: string, outFile: string, opts: AdapterOptions): number {
   const ckpt = SafetensorsFile.open(checkpoint);
   const targets = adapterTargets(ckpt, opts);
+  ckpt.close();
   const rng = new Rng(opts.seed);
   const dtype: Dtype = opts.dtype ?? 'F32';
   const r = opts.rank;
@@ -109,5 +110,10 @@ export function makeDemoAdapters(ckpt: string, modelsDir: string, seed: number):
   const emb = at(DEMO_ADAPTERS.embedding);
   if (!existsSync(lora)) makeAdapter(ckpt, lora, { kind: 'lora', rank: 4, seed: seed + 1, scope: 'attention+conv', textEncoder: true });
   if (!existsSync(loha)) makeAdapter(ckpt, loha, { kind: 'loha', rank: 4, seed: seed + 2, scope: 'attention', textEncoder: false });
-  if (!existsSync(emb)) makeEmbedding(emb, SafetensorsFile.open(ckpt).shape(`${SD1_PREFIX.clip}final_layer_norm.weight`)[0], 2, seed + 3);
+  if (!existsSync(emb)) {
+    const f = SafetensorsFile.open(ckpt);
+    const width = f.shape(`${SD1_PREFIX.clip}final_layer_norm.weight`)[0];
+    f.close();
+    makeEmbedding(emb, width, 2, seed + 3);
+  }
 }

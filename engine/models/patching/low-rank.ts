@@ -29,11 +29,13 @@ function adapterOf(e: PatchEntry): string {
   return e.sig.split(':')[0];
 }
 
-export function splitPatches(own: PatchMap, prefix: string, weights: Pick<WeightSource, 'shape'>): SplitPatches {
+/** `mode: 'merge'` merges every weight (ComfyUI's way, no branches). */
+export function splitPatches(own: PatchMap, prefix: string, weights: Pick<WeightSource, 'shape'>, mode: 'branch' | 'merge' = 'branch'): SplitPatches {
   const merged = new Map<string, readonly PatchEntry[]>();
   const branches = new Map<string, LowRankBranch[]>();
   const strengths = new Map<string, number>();
   const structure: string[] = [];
+  if (mode === 'merge') return { merged: own, branches, strengths, structureKey: '' };
   for (const [target, entries] of own) {
     const list = effective(entries);
     const bare = target.slice(prefix.length);
