@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { ClipHandle, ModelHandle } from '../../engine/models/handles.ts';
+import type { ClipHandle, ModelHandle, WeightPatching } from '../../engine/models/handles.ts';
 import type { ParsedAdapter } from '../../engine/models/lora/index.ts';
 import { addPatches, type PatchEntry } from '../../engine/models/patching/patch-set.ts';
 import type { ListingContext, NodeContext } from '../../engine/registry/context.ts';
@@ -43,21 +43,16 @@ export function applyLora(
   if (unmatched.length) {
     ctx.log.warn(`${label}: ${unmatched.length} key(s) match nothing in this checkpoint and were not applied, e.g. ${unmatched.slice(0, 3).join(', ')}`);
   }
-  let m = model;
-  let c = clip;
-  if (m && strengthModel !== 0) {
-    if (!m.patching) throw new Error(`${label}: this MODEL cannot be patched (an exported ONNX graph)`);
-    const adds = entriesFor(a, m.patching.prefix, strengthModel);
-    if (adds.size) m = m.patching.withPatches(addPatches(m.patching.patches, adds));
-  }
-  if (c && strengthClip !== 0) {
-    if (!c.patching) throw new Error(`${label}: this CLIP cannot be patched (an exported ONNX graph)`);
-    const adds = entriesFor(a, c.patching.prefix, strengthClip);
-    if (adds.size) c = c.patching.withPatches(addPatches(c.patching.patches, adds));
-  }
-  const applied = a.parsed.patches.length;
-  if (applied === 0) ctx.log.warn(`${label}: no weight of this checkpoint is patched by this file`);
-  return [m, c];
+  if (a.parsed.patches.length === 0) ctx.log.warn(`${label}: no weight of this checkpoint is patched by this file`);
+  return [model && withAdapter(label, 'MODEL', model, a, strengthModel), clip && withAdapter(label, 'CLIP', clip, a, strengthClip)];
+}
+
+/** `h` with the adapter's patches on its part's weights added at `strength` (itself at strength 0). */
+function withAdapter<H extends { readonly patching?: WeightPatching<H> }>(label: string, what: string, h: H, a: { parsed: ParsedAdapter; hash: string }, strength: number): H {
+  if (strength === 0) return h;
+  if (!h.patching) throw new Error(`${label}: this ${what} cannot be patched (an exported ONNX graph)`);
+  const adds = entriesFor(a, h.patching.prefix, strength);
+  return adds.size ? h.patching.withPatches(addPatches(h.patching.patches, adds)) : h;
 }
 
 export const LoraLoader = defineNode({
