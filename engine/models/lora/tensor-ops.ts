@@ -1,3 +1,5 @@
+import { transpose2d as transposeMatrix } from '../../onnx/nn.ts';
+
 /**
  * The few tensor operations the patch math needs beyond a matrix product, on row-major float32
  * arrays. The products themselves go through a MatMul so the large ones can run in ORT.
@@ -36,11 +38,9 @@ export function jsMatMulSync(a: Float32Array, m: number, k: number, b: Float32Ar
   return c;
 }
 
-/** [r, c] → [c, r]. */
+/** [r, c] → [c, r] (the graph builder's transpose, in this file's argument style). */
 export function transpose2d(x: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j];
-  return out;
+  return transposeMatrix(x, [rows, cols]);
 }
 
 /**
