@@ -153,7 +153,7 @@ export class ModelManager {
         prefix: spec.prefix,
         patches: split.merged,
         structureKey: split.structureKey,
-        branchIds: [...split.branches.values()].flat().map((b) => b.id),
+        branches: split.adapters,
         baseLayout: () => new Map(spec.build(spec.weights, o).layout().map((p) => [p.name, p])),
         build: (ws) => spec.build(ws, { ...o, lowRank: split.branches }),
         mm: this.matmul(),
@@ -185,13 +185,15 @@ export class ModelManager {
   }
 
   /**
-   * Patched models are loaded without ORT's graph optimisation on CPU: it costs ~9 s for the SD1.5
-   * UNet and gains 4% (256²) to 10% (512²) per step (docs/benchmarks.md), while applying a LoRA should take seconds.
-   * GPU providers keep full optimisation, where fusions matter more.
+   * Patched models get only ORT's basic optimisation on CPU: full optimisation (the NCHWc layout)
+   * costs ~12 s for the SD1.5 UNet and gains 4% (256²) to 10% (512²) per step (docs/benchmarks.md),
+   * while applying a LoRA should take seconds. Basic costs nothing measurable and folds the LoRA
+   * factors' cast, transpose and scaling (see LowRankBranch) into constants. GPU providers keep
+   * full optimisation, where fusions matter more.
    */
   private async createPatchedSession(file: string, p: ProviderChoice): Promise<ort.InferenceSession> {
     const base = sessionOptions(p, { threads: this.opts.threads });
-    return ort.InferenceSession.create(file, p.provider === 'cpu' ? { ...base, graphOptimizationLevel: 'disabled' } : base);
+    return ort.InferenceSession.create(file, p.provider === 'cpu' ? { ...base, graphOptimizationLevel: 'basic' } : base);
   }
 
   /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { WeightSource } from './weights.ts';
+import type { StoredTensor, WeightSource } from './weights.ts';
 import { assertNotPickle, looksLikeSafetensors } from './pickle-guard.ts';
 
 export { assertNotPickle } from './pickle-guard.ts';
@@ -377,6 +377,11 @@ export class SafetensorsFile implements WeightSource {
   get(name: string): Float32Array {
     const { dtype, bytes } = this.getRaw(name);
     return toFloat32(dtype, bytes);
+  }
+
+  locate(name: string): StoredTensor {
+    const t = this.info(name);
+    return { file: this.file, fileKey: this.contentHash(), offset: t.begin, length: t.end - t.begin, dtype: t.dtype };
   }
 
   raw(name: string): { dtype: 'F32' | 'F16'; bytes: Uint8Array } | undefined {

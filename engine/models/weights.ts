@@ -10,6 +10,18 @@ export interface WeightSource {
   get(name: string): Float32Array;
   /** The stored bytes (F32 or F16 only), where the source has them, for native conversion (LoRA patching). */
   raw?(name: string): { dtype: 'F32' | 'F16'; bytes: Uint8Array } | undefined;
+  /** Where the tensor's bytes lie in a file, for graphs that point at them instead of copying them. */
+  locate?(name: string): StoredTensor | undefined;
+}
+
+/** A tensor's bytes as stored in a file: `length` bytes of `dtype` at absolute byte `offset`. */
+export interface StoredTensor {
+  readonly file: string;
+  /** Names the file's content (its SHA-256), so a link or copy of it can be recognised. */
+  readonly fileKey: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly dtype: 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 }
 
 /** A WeightSource over an in-memory map (tests, generated models, patched views). */
@@ -57,5 +69,8 @@ export class PrefixedWeightSource implements WeightSource {
   }
   raw(name: string): { dtype: 'F32' | 'F16'; bytes: Uint8Array } | undefined {
     return this.inner.raw?.(this.prefix + name);
+  }
+  locate(name: string): StoredTensor | undefined {
+    return this.inner.locate?.(this.prefix + name);
   }
 }

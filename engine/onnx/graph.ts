@@ -1,7 +1,8 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { f32ToF16 } from '../models/safetensors.ts';
+import type { StoredTensor } from '../models/weights.ts';
 import { writeFileAtomic } from '../paths/safe-path.ts';
 
 const { onnx } = onnxProto;
@@ -12,10 +13,10 @@ const { onnx } = onnxProto;
  * held in memory twice. Models are serialised with the onnx protobuf schema (onnx-proto).
  */
 
-export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+export type ElemType = 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'bool';
 
-const ELEM: Record<ElemType, number> = { float32: 1, float16: 10, int64: 7, int32: 6, bool: 9 };
-const ELEM_SIZE: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, bool: 1 };
+const ELEM: Record<ElemType, number> = { float32: 1, float16: 10, bfloat16: 16, int64: 7, int32: 6, bool: 9 };
+const ELEM_SIZE: Record<ElemType, number> = { float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, bool: 1 };
 
 /** A dimension: a fixed size or a symbolic name (batch, height, ...). */
 export type Dim = number | string;
@@ -29,6 +30,8 @@ interface Initializer {
   bytes: () => Uint8Array;
   /** The weight-source key the bytes derive from, so a weight patch can tell which initializers it changes. */
   source?: string;
+  /** Bytes that already lie in a file (an adapter's factors): a model can point there instead of copying them. */
+  stored?: StoredTensor;
 }
 
 /** Where one initializer lives in the external-data file that `writeTo` writes (inline ones are < 1 KiB). */
@@ -40,6 +43,7 @@ export interface InitializerPlace {
   readonly length: number;
   /** Byte offset in `weights.bin`, or undefined when the tensor is stored inside model.onnx. */
   readonly offset?: number;
+  readonly stored?: StoredTensor;
 }
 
 /** External tensors below this size stay inline: ORT folds them at load, and they would cost a page each outside. */
@@ -99,6 +103,15 @@ export class GraphBuilder {
     if (this.initNames.has(name)) throw new Error(`${this.name}: initializer '${name}' defined twice`);
     this.initNames.add(name);
     this.inits.push({ name, type, dims, bytes, source });
+    return name;
+  }
+
+  /** A tensor whose bytes are `stored` in a file, as they lie there (its dtype and byte order). */
+  storedTensor(name: string, type: ElemType, dims: readonly number[], stored: StoredTensor): string {
+    const length = dims.reduce((a, b) => a * b, 1) * ELEM_SIZE[type];
+    if (length !== stored.length) throw new Error(`${this.name}: '${name}' [${dims.join(', ')}] of ${type} needs ${length} bytes; ${stored.file} has ${stored.length} at byte ${stored.offset}`);
+    this.initializer(name, type, dims, () => readStored(stored));
+    this.inits[this.inits.length - 1].stored = stored;
     return name;
   }
 
@@ -249,7 +262,7 @@ export class GraphBuilder {
     let offset = 0;
     return this.inits.map((init) => {
       const length = init.dims.reduce((a, b) => a * b, 1) * ELEM_SIZE[init.type];
-      const base = { name: init.name, source: init.source, type: init.type, dims: init.dims, length };
+      const base = { name: init.name, source: init.source, type: init.type, dims: init.dims, length, stored: init.stored };
       if (length < INLINE_BELOW) return base;
       offset += (64 - (offset % 64)) % 64;
       const place = { ...base, offset };
@@ -282,6 +295,21 @@ export class GraphBuilder {
 
   private encode(tensors: object[]): Uint8Array {
     return onnx.ModelProto.encode(onnx.ModelProto.create(this.modelObject(tensors) as onnxProto.onnx.IModelProto)).finish();
+  }
+}
+
+function readStored(s: StoredTensor): Uint8Array {
+  const fd = openSync(s.file, 'r');
+  try {
+    const out = new Uint8Array(s.length);
+    for (let done = 0; done < s.length; ) {
+      const n = readSync(fd, out, done, s.length - done, s.offset + done);
+      if (n <= 0) throw new Error(`${s.file}: short read at byte ${s.offset + done} (file changed?)`);
+      done += n;
+    }
+    return out;
+  } finally {
+    closeSync(fd);
   }
 }
 

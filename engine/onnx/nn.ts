@@ -1,4 +1,4 @@
-import type { WeightSource } from '../models/weights.ts';
+import type { StoredTensor, WeightSource } from '../models/weights.ts';
 import { GraphBuilder, MS_DOMAIN, toF16Bytes, type ElemType } from './graph.ts';
 
 /**
@@ -19,18 +19,30 @@ export interface NetOptions {
 
 /**
  * A plain LoRA as a branch beside the layer it patches: y += strength · up(down(x)), with alpha/rank
- * baked into `up` and the strength a graph input, so changing a LoRA's strength changes a feed, not
+ * applied to `up` and the strength a graph input, so changing a LoRA's strength changes a feed, not
  * the weights. For a linear or conv layer this equals running W + strength·(α/r)·up·down.
+ *
+ * Factors enter the graph as the adapter file stores them (dtype, orientation), pointing at its bytes
+ * where it has them; the cast, transpose and α/r scaling are constant nodes ORT folds at load, so
+ * applying a LoRA copies and converts nothing in JavaScript.
  */
 export interface LowRankBranch {
-  /** Unique initializer prefix. */
+  /** Unique initializer prefix (no '.'). */
   readonly id: string;
-  readonly up: { readonly shape: readonly number[]; read(): Float32Array };
-  readonly down: { readonly shape: readonly number[]; read(): Float32Array };
+  readonly up: LowRankFactor;
+  readonly down: LowRankFactor;
   readonly scale: number;
   /** Name of the float32 [1] graph input that carries the strength. */
   readonly strengthInput: string;
 }
+
+export interface LowRankFactor {
+  readonly shape: readonly number[];
+  read(): Float32Array;
+  readonly stored?: StoredTensor;
+}
+
+const STORED_TYPE: Partial<Record<StoredTensor['dtype'], ElemType>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 export class Net {
   private readonly strengths = new Map<string, string>();
@@ -67,20 +79,28 @@ export class Net {
     const inner = wShape.slice(1).reduce((a, b) => a * b, 1);
     for (const b of branches) {
       const r = b.down.shape[0];
-      const upScaled = (): Float32Array => b.up.read().map((v) => v * b.scale);
+      const scaled = (up: string): string => (b.scale === 1 ? up : this.g.op1('Mul', [up, this.scalar(b.scale)]));
       let h: string;
       if (conv) {
-        const down = this.constant(`${b.id}.down`, [r, ...wShape.slice(1)], () => b.down.read());
+        const down = this.factor(`${b.id}.down`, b.down, [r, ...wShape.slice(1)]);
         h = this.g.op1('Conv', [x, down], { kernel_shape: [...conv.kernel], strides: conv.strides, pads: conv.pads });
-        h = this.g.op1('Conv', [h, this.constant(`${b.id}.up`, [out, r, 1, 1], upScaled)], { kernel_shape: [1, 1] });
+        h = this.g.op1('Conv', [h, scaled(this.factor(`${b.id}.up`, b.up, [out, r, 1, 1]))], { kernel_shape: [1, 1] });
       } else {
-        const downT = this.constant(`${b.id}.down.T`, [inner, r], () => transpose2d(b.down.read(), [r, inner]));
-        const upT = this.constant(`${b.id}.up.T`, [r, out], () => transpose2d(upScaled(), [out, r]));
+        const downT = this.g.op1('Transpose', [this.factor(`${b.id}.down`, b.down, [r, inner])], { perm: [1, 0] });
+        const upT = this.g.op1('Transpose', [scaled(this.factor(`${b.id}.up`, b.up, [out, r]))], { perm: [1, 0] });
         h = this.g.op1('MatMul', [this.g.op1('MatMul', [x, downT]), upT]);
       }
       y = this.g.op1('Add', [y, this.g.op1('Mul', [h, this.strength(b.strengthInput)])]);
     }
     return y;
+  }
+
+  /** A LoRA factor in the graph's precision, from the adapter file's bytes where it has them. */
+  private factor(name: string, f: LowRankFactor, dims: readonly number[]): string {
+    const type = f.stored && STORED_TYPE[f.stored.dtype];
+    if (!f.stored || !type) return this.constant(name, dims, () => f.read());
+    const v = this.g.storedTensor(name, type, dims, f.stored);
+    return type === this.dtype ? v : this.cast(v, this.dtype);
   }
 
   get dtype(): 'float32' | 'float16' {

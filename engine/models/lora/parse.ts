@@ -1,4 +1,4 @@
-import type { WeightSource } from '../weights.ts';
+import type { StoredTensor, WeightSource } from '../weights.ts';
 import { AdapterArchitectureError, familyFromKeys, familyFromMismatch } from './family.ts';
 import { adapterKeyMap } from './keys.ts';
 import { patchResultShape } from './shapes.ts';
@@ -19,6 +19,8 @@ export interface AdapterTensor {
   key: string;
   shape: readonly number[];
   read(): Float32Array;
+  /** Where its bytes lie in the adapter file (safetensors), so a LoRA branch can point at them. */
+  stored?: StoredTensor;
 }
 
 interface PatchBase {
@@ -169,7 +171,7 @@ export function parseAdapter(file: string, adapter: WeightSource, checkpoint: Pi
     roles.set(split.suffix, key);
   }
 
-  const tensor = (key: string): AdapterTensor => ({ key, shape: [...adapter.shape(key)], read: () => adapter.get(key) });
+  const tensor = (key: string): AdapterTensor => ({ key, shape: [...adapter.shape(key)], read: () => adapter.get(key), stored: adapter.locate?.(key) });
   const scalar = (key: string): number => {
     const v = adapter.get(key);
     if (v.length !== 1) throw new Error(`${file}: '${key}' should hold one number, it has shape [${adapter.shape(key).join(', ')}]`);

@@ -20,6 +20,8 @@ export interface SplitPatches {
   strengths: Map<string, number>;
   /** Identity of the branch structure (which adapters on which weights), without strengths. */
   structureKey: string;
+  /** Branch id → the content hash of the adapter it comes from. */
+  adapters: Map<string, string>;
 }
 
 /** Token and position embeddings are gathered, not multiplied: a LoRA there must be merged. */
@@ -35,7 +37,8 @@ export function splitPatches(own: PatchMap, prefix: string, weights: Pick<Weight
   const branches = new Map<string, LowRankBranch[]>();
   const strengths = new Map<string, number>();
   const structure: string[] = [];
-  if (mode === 'merge') return { merged: own, branches, strengths, structureKey: '' };
+  const adapters = new Map<string, string>();
+  if (mode === 'merge') return { merged: own, branches, strengths, structureKey: '', adapters };
   for (const [target, entries] of own) {
     const list = effective(entries);
     const bare = target.slice(prefix.length);
@@ -68,11 +71,12 @@ export function splitPatches(own: PatchMap, prefix: string, weights: Pick<Weight
       for (let i = 1; strengths.has(input) && strengths.get(input) !== strength; i++) input = `lora_strength_${adapterOf(entry).slice(0, 16)}_${i}`;
       strengths.set(input, strength);
       const id = `lora_${createHash('sha256').update(`${k}\n${target}`).digest('hex').slice(0, 16)}`;
+      adapters.set(id, adapterOf(entry));
       out.push({ id, up: p.up, down: p.down, scale: p.alpha !== undefined ? p.alpha / p.down.shape[0] : 1, strengthInput: input });
       structure.push(`${bare}|${id}|${input}`);
     }
     branches.set(bare, out);
   }
   const structureKey = structure.length ? createHash('sha256').update(structure.sort().join('\n')).digest('hex') : '';
-  return { merged, branches, strengths, structureKey };
+  return { merged, branches, strengths, structureKey, adapters };
 }

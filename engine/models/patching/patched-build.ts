@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GraphBuilder, InitializerPlace } from '../../onnx/graph.ts';
 import { writeFileAtomic } from '../../paths/safe-path.ts';
 import type { MatMul } from '../lora/index.ts';
-import type { WeightSource } from '../weights.ts';
+import type { StoredTensor, WeightSource } from '../weights.ts';
 import { applyEntries, effective, entriesSignature, patchMapHash, type PatchMap } from './patch-set.ts';
 
 /**
@@ -13,6 +13,10 @@ import { applyEntries, effective, entriesSignature, patchMapHash, type PatchMap 
  * ones live in content-addressed files `pt-<hash>.bin`. A tensor file is named by the base build,
  * the initializer and the signature of the patches on its weight, so changing one LoRA's strength
  * rewrites only the tensors that LoRA touches and a later patch set reuses every file it shares.
+ * A LoRA run as branches points at its factors where the adapter file holds them, through a hard
+ * link `ad-<content hash>.safetensors` in the folder (ORT refuses external data outside the model's
+ * folder, symlinks included); where links cannot be made, a copy. Factors with no file behind them
+ * (adapters built in memory) go in one file per adapter, `lr-<hash>.bin`.
  */
 
 export interface PatchedBuild {
@@ -59,8 +63,8 @@ export async function writePatchedModel(opts: {
   baseLayout: () => ReadonlyMap<string, InitializerPlace>;
   /** Identity of low-rank branches in the graph (see low-rank.ts); '' when there are none. */
   structureKey?: string;
-  /** Branch ids the graph must contain (a branch the builder never placed would be silently lost). */
-  branchIds?: readonly string[];
+  /** Branch id → the adapter it comes from; the graph must contain each branch (one the builder never placed would be silently lost). */
+  branches?: ReadonlyMap<string, string>;
   mm?: MatMul;
   /** Patched tensor files kept in `dir` beyond the current model's, as a multiple of weights.bin. */
   keepFactor?: number;
@@ -71,8 +75,8 @@ export async function writePatchedModel(opts: {
   const baseLayout = opts.baseLayout();
   const overlay = new OverlaySource(opts.weights);
   const g = opts.build(overlay);
-  for (const id of opts.branchIds ?? []) {
-    if (!g.hasInitializer(`${id}.down`) && !g.hasInitializer(`${id}.down.T`)) throw new Error(`a LoRA branch (${id}) has no layer to attach to in this graph`);
+  for (const id of opts.branches?.keys() ?? []) {
+    if (!g.hasInitializer(`${id}.down`)) throw new Error(`a LoRA branch (${id}) has no layer to attach to in this graph`);
   }
   const baseId = createHash('sha256').update(readFileSync(join(dir, 'model.onnx'))).digest('hex').slice(0, 16);
   const patchedKey = (bare: string | undefined): string | undefined => {
@@ -98,8 +102,13 @@ export async function writePatchedModel(opts: {
     overlay.over.set(bare, await patchedValue(bare));
   };
   const located = new Map<string, 'inline' | { location: string; offset: number }>();
+  const factorGroups = new Map<string, InitializerPlace[]>();
   const inlinePatched: InitializerPlace[] = [];
   for (const p of places) {
+    if (p.stored) {
+      located.set(p.name, { location: linkInto(dir, p.stored), offset: p.stored.offset });
+      continue;
+    }
     const sig = patchedKey(p.source);
     if (!sig) {
       const base = baseLayout.get(p.name);
@@ -108,14 +117,11 @@ export async function writePatchedModel(opts: {
       } else if (p.offset === undefined) {
         located.set(p.name, 'inline');
       } else {
-        // A tensor the unpatched graph does not have (a LoRA branch's factors): stored by content.
-        const bytes = g.initializerBytes(p.name);
-        const name = `lr-${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}.bin`;
-        if (!existsSync(join(dir, name))) {
-          writeFileAtomic(join(dir, name), bytes);
-          written += bytes.byteLength;
-        }
-        located.set(p.name, { location: name, offset: 0 });
+        const adapter = opts.branches?.get(p.name.slice(0, p.name.indexOf('.')));
+        if (!adapter) throw new Error(`initializer '${p.name}' is neither in the unpatched build nor a LoRA branch's factor`);
+        let group = factorGroups.get(adapter);
+        if (!group) factorGroups.set(adapter, (group = []));
+        group.push(p);
       }
       continue;
     }
@@ -134,6 +140,7 @@ export async function writePatchedModel(opts: {
     }
     located.set(p.name, { location: name, offset: 0 });
   }
+  for (const group of factorGroups.values()) written += writeFactorFile(dir, baseId, g, group, located);
   // Small patched tensors (biases, tiny models) are inlined: their values must be in the overlay
   // while the model file is encoded, and they are cheap to hold all at once.
   const inlineValues = new Map<string, Float32Array>();
@@ -144,12 +151,55 @@ export async function writePatchedModel(opts: {
   overlay.over.clear();
   for (const [k, v] of inlineValues) overlay.over.set(k, v);
   // The list of tensor files goes first: pruning must never see a model without the files it needs.
-  const refs = [...located.values()].flatMap((l) => (l !== 'inline' && l.location !== 'weights.bin' ? [l.location] : []));
+  const refs = [...new Set([...located.values()].flatMap((l) => (l !== 'inline' && l.location !== 'weights.bin' ? [l.location] : [])))];
   writeFileAtomic(`${file}.json`, JSON.stringify({ tensors: refs }));
   g.writeModel(file, (p) => located.get(p.name)!);
   overlay.over.clear();
   prunePatchedFiles(dir, file, opts.keepFactor ?? 2);
   return { file, written, tensorsPatched: patched, tensorsComputed: computed };
+}
+
+/** The adapter file `s` lies in, made reachable from `dir` under a name for its content. */
+function linkInto(dir: string, s: StoredTensor): string {
+  const name = `ad-${s.fileKey.slice(0, 32)}.safetensors`;
+  const target = join(dir, name);
+  if (existsSync(target)) return name;
+  const tmp = join(dir, `.${name}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    try {
+      linkSync(s.file, tmp);
+    } catch {
+      copyFileSync(s.file, tmp);
+    }
+    renameSync(tmp, target);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  return name;
+}
+
+/**
+ * One adapter's branch factors in one file, 64-byte aligned in graph order. The name covers the
+ * base build and the branch ids (adapter content × target weight), so equal names hold equal bytes.
+ */
+function writeFactorFile(dir: string, baseId: string, g: GraphBuilder, group: readonly InitializerPlace[], located: Map<string, 'inline' | { location: string; offset: number }>): number {
+  const h = createHash('sha256').update(baseId);
+  let end = 0;
+  const offsets = group.map((p) => {
+    h.update(`\n${p.name}:${p.type}:${p.dims.join('x')}`);
+    const at = end + ((64 - (end % 64)) % 64);
+    end = at + p.length;
+    return at;
+  });
+  const name = `lr-${h.digest('hex').slice(0, 32)}.bin`;
+  group.forEach((p, i) => located.set(p.name, { location: name, offset: offsets[i] }));
+  const file = join(dir, name);
+  if (existsSync(file) && statSync(file).size === end) return 0;
+  const all = new Uint8Array(end);
+  group.forEach((p, i) => all.set(g.initializerBytes(p.name), offsets[i]));
+  writeFileAtomic(file, all);
+  return end;
 }
 
 /**
@@ -166,7 +216,7 @@ function prunePatchedFiles(dir: string, current: string, factor: number): void {
       return 0;
     }
   };
-  const tensorFiles = (): string[] => readdirSync(dir).filter((f) => (f.startsWith('pt-') || f.startsWith('lr-')) && f.endsWith('.bin'));
+  const tensorFiles = (): string[] => readdirSync(dir).filter((f) => ((f.startsWith('pt-') || f.startsWith('lr-')) && f.endsWith('.bin')) || (f.startsWith('ad-') && f.endsWith('.safetensors')));
   let total = tensorFiles().reduce((s, f) => s + size(f), 0);
   if (total <= factor * base) return;
   const models = readdirSync(dir)
