@@ -25,6 +25,7 @@ import { PrefixedWeightSource, type WeightSource } from './weights.ts';
 import { ortMatMul, parseAdapter, type MatMul, type ParsedAdapter } from './lora/index.ts';
 import { applyEntries, effective, NO_PATCHES, patchMapHash, patchesUnder, type PatchMap } from './patching/patch-set.ts';
 import { patchedModelKey, writePatchedModel } from './patching/patched-build.ts';
+import { shareOptimizedWeights } from '../onnx/share-weights.ts';
 import { splitPatches } from './patching/low-rank.ts';
 import { EmbeddingLibrary } from '../text/embeddings.ts';
 
@@ -206,6 +207,7 @@ export class ModelManager {
     const dir = dirname(file);
     const optimized = join(dir, 'optimized.onnx');
     if (existsSync(optimized)) {
+      this.shareWeights(dir);
       try {
         return await ort.InferenceSession.create(optimized, { ...base, graphOptimizationLevel: 'disabled' });
       } catch (e) {
@@ -224,7 +226,19 @@ export class ModelManager {
     } catch {
       /* another process saved it first */
     }
+    this.shareWeights(dir);
     return session;
+  }
+
+  /** See share-weights.ts: a saving of disk and page cache, so a failure only warns. */
+  private shareWeights(dir: string): void {
+    try {
+      const t0 = Date.now();
+      const saved = shareOptimizedWeights(dir);
+      if (saved) this.opts.log?.info(`the saved optimised graph in ${dir} now reads ${(saved / 2 ** 20).toFixed(0)} MiB of unchanged weights from weights.bin (${Date.now() - t0} ms)`);
+    } catch (e) {
+      this.opts.log?.warn(`could not share the optimised graph's weights in ${dir}: ${(e as Error).message.split('\n')[0]}`);
+    }
   }
 
   /** A single-file SD1 checkpoint → MODEL, CLIP, VAE (memoised per file identity). */

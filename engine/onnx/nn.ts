@@ -84,13 +84,14 @@ export class Net {
       if (conv) {
         const down = this.factor(`${b.id}.down`, b.down, [r, ...wShape.slice(1)]);
         h = this.g.op1('Conv', [x, down], { kernel_shape: [...conv.kernel], strides: conv.strides, pads: conv.pads });
-        h = this.g.op1('Conv', [h, scaled(this.factor(`${b.id}.up`, b.up, [out, r, 1, 1]))], { kernel_shape: [1, 1] });
+        h = this.g.op1('Conv', [this.g.op1('Mul', [h, this.strength(b.strengthInput)]), scaled(this.factor(`${b.id}.up`, b.up, [out, r, 1, 1]))], { kernel_shape: [1, 1] });
       } else {
         const downT = this.g.op1('Transpose', [this.factor(`${b.id}.down`, b.down, [r, inner])], { perm: [1, 0] });
         const upT = this.g.op1('Transpose', [scaled(this.factor(`${b.id}.up`, b.up, [out, r]))], { perm: [1, 0] });
-        h = this.g.op1('MatMul', [this.g.op1('MatMul', [x, downT]), upT]);
+        h = this.g.op1('MatMul', [this.g.op1('Mul', [this.g.op1('MatMul', [x, downT]), this.strength(b.strengthInput)]), upT]);
       }
-      y = this.g.op1('Add', [y, this.g.op1('Mul', [h, this.strength(b.strengthInput)])]);
+      // The strength scales the rank-wide middle, not the layer-wide output: r values per position instead of C.
+      y = this.g.op1('Add', [y, h]);
     }
     return y;
   }

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { buildUnetGraph } from '../../engine/models/graphs/unet-graph.ts';
 import type { ClipHandle, ModelHandle } from '../../engine/models/handles.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
-import { f16ToF32, SafetensorsFile } from '../../engine/models/safetensors.ts';
+import { f16ToF32, SafetensorsFile, writeSafetensors } from '../../engine/models/safetensors.ts';
 import { splitPatches } from '../../engine/models/patching/low-rank.ts';
 import { MapWeightSource, PrefixedWeightSource, type WeightSource } from '../../engine/models/weights.ts';
 import { Executor } from '../../engine/executor/executor.ts';
@@ -167,8 +167,14 @@ describe('weight patching through the model manager', () => {
 
     const [a] = applyLora(ctx, lora, 'lora', parts.model, undefined, 0.5, 0);
     const outA = await unetOut(a!);
-    // No weight is merged: every LoRA weight gets a branch, and its factors are all that is written.
-    expect(m.lastPatch).toMatchObject({ tensorsComputed: 0, branches: loraT.length });
+    // No weight is merged: every LoRA weight gets a branch, and its factors are read where the
+    // adapter file holds them, through a link to that file in the build folder: nothing is written.
+    expect(m.lastPatch).toMatchObject({ tensorsComputed: 0, branches: loraT.length, written: 0 });
+    const unetDir = join(tiny.dir, 'cache', readdirSync(join(tiny.dir, 'cache')).find((d) => d.startsWith('unet-'))!);
+    const links = readdirSync(unetDir).filter((f) => f.startsWith('ad-'));
+    expect(links).toHaveLength(1);
+    expect(statSync(join(unetDir, links[0])).ino).toBe(statSync(lora).ino);
+    expect(readdirSync(unetDir).filter((f) => f.startsWith('lr-'))).toEqual([]);
     const loads = m.stats().loads;
     const [a9] = applyLora(ctx, lora, 'lora', parts.model, undefined, 0.9, 0);
     const outA9 = await unetOut(a9!);
@@ -196,6 +202,26 @@ describe('weight patching through the model manager', () => {
     expect(c).toBe(parts.clip);
     await parts.clip.encodeText('a cat');
     expect(m.stats().loaded.filter((l) => l.key.startsWith('clip-')).map((l) => l.key)).toEqual([expect.not.stringContaining('-p')]);
+    await m.pool.clear();
+  }, 120_000);
+
+  it('LoRA factors in a dtype ORT cannot point at (F64) are converted into a file of their own, with the same result', async () => {
+    const lora = join(models, DEMO_ADAPTERS.lora);
+    const src = SafetensorsFile.open(lora);
+    const f64 = join(models, 'loras', 'weft-tiny-lora-f64.safetensors');
+    writeSafetensors(f64, src.names().map((name) => ({ name, dtype: 'F64' as const, shape: [...src.shape(name)], data: src.get(name) })));
+    const m = manager();
+    const parts = await m.loadCheckpoint(tiny.file);
+    const [a] = applyLora(ctxFor(m), lora, 'lora', parts.model, undefined, 0.6, 0);
+    const ref = await unetOut(a!);
+    const [b] = applyLora(ctxFor(m), f64, 'lora f64', parts.model, undefined, 0.6, 0);
+    const out = await unetOut(b!);
+    expect(m.lastPatch!.written).toBeGreaterThan(0);
+    expect(m.lastPatch!.branches).toBeGreaterThan(50);
+    const unetDir = join(tiny.dir, 'cache', readdirSync(join(tiny.dir, 'cache')).find((d) => d.startsWith('unet-'))!);
+    expect(readdirSync(unetDir).filter((f) => f.startsWith('lr-'))).toHaveLength(1);
+    // F64 → F32 rounds each factor to the same float32 the F32 file holds.
+    expect(relErr(out, ref)).toBeLessThan(1e-6);
     await m.pool.clear();
   }, 120_000);
 
