@@ -65,9 +65,11 @@ console.log(`unpatched UNet 256² batch 2: ${(plain / 1000).toFixed(2)} s/step; 
 
 async function measure(label: string, model: ModelHandle, clip: { encodeText(t: string): Promise<unknown> }): Promise<void> {
   m.lastPatch = undefined;
+  const loads = m.stats().loads;
   const t0 = performance.now();
   const first = await step(model);
   const unetPatch = m.lastPatch as ModelManager['lastPatch'];
+  const unetSession = m.stats().loads > loads ? m.stats().lastLoad?.ms : undefined;
   m.lastPatch = undefined;
   const t1 = performance.now();
   await clip.encodeText('a photograph of an astronaut riding a horse');
@@ -78,7 +80,7 @@ async function measure(label: string, model: ModelHandle, clip: { encodeText(t: 
   const total = performance.now() - t0 - 4 * steady - plainEncode;
   console.log(
     `${label}: UNet patch build ${unetPatch ? `${(unetPatch.ms / 1000).toFixed(2)} s (${unetPatch.tensorsComputed} weights merged, ${unetPatch.branches} with LoRA branches, ${mib(unetPatch.written)} written)` : 'none (same session)'}, ` +
-      `first step ${(first / 1000).toFixed(2)} s → patching + session ≈ ${((first - steady) / 1000).toFixed(2)} s; CLIP patch + encode ${(clipMs / 1000).toFixed(2)} s (${clipPatch?.part === 'clip' ? `rebuilt: ${clipPatch.branches} branched, ${clipPatch.tensorsComputed} merged` : 'same session'}); ` +
+      `first step ${(first / 1000).toFixed(2)} s → patching + session ≈ ${((first - steady) / 1000).toFixed(2)} s (session created in ${unetSession === undefined ? '— (none)' : `${(unetSession / 1000).toFixed(2)} s`}); CLIP patch + encode ${(clipMs / 1000).toFixed(2)} s (${clipPatch?.part === 'clip' ? `rebuilt: ${clipPatch.branches} branched, ${clipPatch.tensorsComputed} merged` : 'same session'}); ` +
       `apply in all (patching, sessions, less the runs themselves): ${(total / 1000).toFixed(2)} s; patched step ${(steady / 1000).toFixed(2)} s (${(((steady - plain) / plain) * 100).toFixed(1)}% vs unpatched); RSS ${mib(process.memoryUsage().rss)}, peak ${mib(process.resourceUsage().maxRSS * 1024)}`,
   );
 }

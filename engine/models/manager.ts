@@ -24,8 +24,9 @@ import { OrtVae } from './vae-handle.ts';
 import { PrefixedWeightSource, type WeightSource } from './weights.ts';
 import { ortMatMul, parseAdapter, type MatMul, type ParsedAdapter } from './lora/index.ts';
 import { applyEntries, effective, NO_PATCHES, patchMapHash, patchesUnder, type PatchMap } from './patching/patch-set.ts';
-import { patchedModelKey, writePatchedModel } from './patching/patched-build.ts';
+import { patchedModelFiles, patchedModelKey, writePatchedModel } from './patching/patched-build.ts';
 import { shareOptimizedWeights } from '../onnx/share-weights.ts';
+import { prefetchFiles } from '../onnx/prefetch.ts';
 import { splitPatches } from './patching/low-rank.ts';
 import { EmbeddingLibrary } from '../text/embeddings.ts';
 
@@ -52,11 +53,13 @@ export interface ModelManagerOptions {
   fusedAttention?: boolean;
   /**
    * How plain LoRAs reach the UNet and CLIP: `branch` (default) adds them as low-rank branches with
-   * their strength as an input (applying or re-weighting takes a second or so; each step costs more,
-   * ~17% for a rank-32 LoRA on every layer of SD1.5 on CPU); `merge` folds them into the weights as
-   * ComfyUI does (no per-step cost; every new strength re-patches the weights).
+   * their strength as an input (applying takes about 2–3 s and re-weighting 0.1 s on SD1.5 on CPU;
+   * each step costs more, ~5–15% for a rank-32 LoRA on every layer); `merge` folds them into the
+   * weights as ComfyUI does (no per-step cost from the LoRA; every new strength re-patches the weights).
    */
   loraMode?: 'branch' | 'merge';
+  /** Read a patched model's files ahead of ORT when its session is created (default true; see prefetch.ts). */
+  prefetch?: boolean;
   log?: Logger;
 }
 
@@ -194,6 +197,8 @@ export class ModelManager {
    */
   private async createPatchedSession(file: string, p: ProviderChoice): Promise<ort.InferenceSession> {
     const base = sessionOptions(p, { threads: this.opts.threads });
+    // The unpatched session read the saved optimised graph's reordered convs, not these files.
+    if (this.opts.prefetch ?? true) void prefetchFiles(patchedModelFiles(file));
     return ort.InferenceSession.create(file, p.provider === 'cpu' ? { ...base, graphOptimizationLevel: 'basic' } : base);
   }
 

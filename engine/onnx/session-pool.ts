@@ -22,12 +22,15 @@ export interface PoolStats {
   loads: number;
   evictions: number;
   bytes: number;
+  /** The latest session creation and how long it took (benchmarks). */
+  lastLoad?: { key: string; ms: number };
 }
 
 export class SessionPool {
   private readonly entries = new Map<string, Entry>();
   private tick = 0;
   private loads = 0;
+  private lastLoad?: { key: string; ms: number };
   private evictions = 0;
 
   constructor(
@@ -57,11 +60,13 @@ export class SessionPool {
           }
           await this.makeRoom(bytes, key);
           const entry = e;
+          const t0 = performance.now();
           entry.loading = create().then(
             (s) => {
               entry.session = s;
               entry.loading = undefined;
               this.loads++;
+              this.lastLoad = { key: entry.key, ms: performance.now() - t0 };
               return s;
             },
             (err: unknown) => {
@@ -105,6 +110,6 @@ export class SessionPool {
 
   stats(): PoolStats {
     const loaded = [...this.entries.values()].filter((e) => e.session).map((e) => ({ key: e.key, bytes: e.bytes }));
-    return { loaded, loads: this.loads, evictions: this.evictions, bytes: loaded.reduce((s, e) => s + e.bytes, 0) };
+    return { loaded, loads: this.loads, evictions: this.evictions, bytes: loaded.reduce((s, e) => s + e.bytes, 0), lastLoad: this.lastLoad };
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { GraphBuilder, InitializerPlace } from '../../onnx/graph.ts';
 import { writeFileAtomic } from '../../paths/safe-path.ts';
 import type { MatMul } from '../lora/index.ts';
@@ -43,6 +43,18 @@ class OverlaySource implements WeightSource {
   get(name: string): Float32Array {
     return this.over.get(name) ?? this.inner.get(name);
   }
+}
+
+/** The files a patched model's tensors are read from: the shared weights.bin first, then its own. */
+export function patchedModelFiles(file: string): string[] {
+  const dir = dirname(file);
+  let own: string[] = [];
+  try {
+    own = (JSON.parse(readFileSync(`${file}.json`, 'utf8')) as { tensors: string[] }).tensors;
+  } catch {
+    /* no list: weights.bin alone */
+  }
+  return [join(dir, 'weights.bin'), ...own.map((f) => join(dir, f))];
 }
 
 /** Names a patched model (merged patches + branch structure) among its unpatched build's variants. */
