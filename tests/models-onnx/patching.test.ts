@@ -1,4 +1,5 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -223,6 +224,31 @@ describe('weight patching through the model manager', () => {
     // F64 → F32 rounds each factor to the same float32 the F32 file holds.
     expect(relErr(out, ref)).toBeLessThan(1e-6);
     await m.pool.clear();
+  }, 120_000);
+
+  it('a LoRA on another file system than the cache is copied in, where the cache cannot link to it, and gives the formula', async () => {
+    // /dev/shm is a tmpfs on Linux, so a hard link from the cache fails there (EXDEV) and the copy path runs.
+    const elsewhere = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/weft-lora-') : mkdtempSync(join(tmpdir(), 'weft-lora-'));
+    const lora = join(elsewhere, 'other.safetensors');
+    makeAdapter(tiny.file, lora, { kind: 'lora', rank: 4, seed: 913, scope: 'attention+conv', textEncoder: false, dtype: 'F16' });
+    const m = manager();
+    const parts = await m.loadCheckpoint(tiny.file);
+    const [a] = applyLora(ctxFor(m), lora, 'other', parts.model, undefined, 0.7, 0);
+    const out = await unetOut(a!);
+    expect(m.lastPatch).toMatchObject({ tensorsComputed: 0, written: 0 });
+    const cacheDir = join(tiny.dir, 'cache');
+    const unetDir = join(cacheDir, readdirSync(cacheDir).find((d) => d.startsWith('unet-'))!);
+    const { hash } = m.loadAdapter(lora, sd1Weights(SafetensorsFile.open(tiny.file)));
+    const inCache = join(unetDir, `ad-${hash.slice(0, 32)}.safetensors`);
+    expect(readFileSync(inCache).equals(readFileSync(lora))).toBe(true);
+    // A link where the file systems allow one, a copy where they do not.
+    expect(statSync(inCache).ino === statSync(lora).ino).toBe(statSync(lora).dev === statSync(unetDir).dev);
+    const ws = sd1Weights(SafetensorsFile.open(tiny.file));
+    expect(relErr(out, await unetFrom(overlay(ws, expectedWeights(ws, [{ file: lora, strength: 0.7 }]))))).toBeLessThan(1e-5);
+    // The copy is the cache's own: the original can go and the patched model still loads.
+    rmSync(elsewhere, { recursive: true, force: true });
+    await m.pool.clear();
+    expect(relErr(await unetOut(a!), out)).toBe(0);
   }, 120_000);
 
   it('loraMode merge folds plain LoRAs into the weights: same output as branches, no strength inputs', async () => {
