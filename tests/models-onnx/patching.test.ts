@@ -206,7 +206,7 @@ describe('weight patching through the model manager', () => {
     await m.pool.clear();
   }, 120_000);
 
-  it('LoRA factors in a dtype ORT cannot point at (F64) are converted into a file of their own, with the same result', async () => {
+  it('LoRA factors in a dtype ORT cannot point at (F64) are converted into a file of their own; BF16 ones are cast by ORT in place', async () => {
     const lora = join(models, DEMO_ADAPTERS.lora);
     const src = SafetensorsFile.open(lora);
     const f64 = join(models, 'loras', 'weft-tiny-lora-f64.safetensors');
@@ -223,6 +223,16 @@ describe('weight patching through the model manager', () => {
     expect(readdirSync(unetDir).filter((f) => f.startsWith('lr-'))).toHaveLength(1);
     // F64 → F32 rounds each factor to the same float32 the F32 file holds.
     expect(relErr(out, ref)).toBeLessThan(1e-6);
+
+    // BF16 factors are pointed at in place like F16 ones, and cast by ORT: the formula on the file's values.
+    const bf16 = join(models, 'loras', 'weft-tiny-lora-bf16.safetensors');
+    writeSafetensors(bf16, src.names().map((name) => ({ name, dtype: 'BF16' as const, shape: [...src.shape(name)], data: src.get(name) })));
+    const [c] = applyLora(ctxFor(m), bf16, 'lora bf16', parts.model, undefined, 0.6, 0);
+    const outBf = await unetOut(c!);
+    expect(m.lastPatch).toMatchObject({ written: 0, tensorsComputed: 0 });
+    const ws = sd1Weights(SafetensorsFile.open(tiny.file));
+    expect(relErr(outBf, await unetFrom(overlay(ws, expectedWeights(ws, [{ file: bf16, strength: 0.6 }]))))).toBeLessThan(1e-5);
+    expect(relErr(outBf, ref)).toBeGreaterThan(0);
     await m.pool.clear();
   }, 120_000);
 
