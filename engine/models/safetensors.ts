@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { StoredTensor, WeightSource } from './weights.ts';
 import { assertNotPickle, looksLikeSafetensors } from './pickle-guard.ts';
+import { readAt } from '../paths/safe-path.ts';
 
 export { assertNotPickle } from './pickle-guard.ts';
 
@@ -364,12 +365,8 @@ export class SafetensorsFile implements WeightSource {
     const t = this.info(name);
     if (this.fd === null) throw new SafetensorsError(this.file, 'file is closed');
     const bytes = Buffer.allocUnsafe(t.end - t.begin);
-    let done = 0;
-    while (done < bytes.length) {
-      const n = fs.readSync(this.fd, bytes, done, bytes.length - done, t.begin + done);
-      if (n <= 0) throw new SafetensorsError(this.file, `tensor '${name}': short read at byte ${t.begin + done} (${done} of ${bytes.length} bytes; file changed?)`);
-      done += n;
-    }
+    const done = readAt(this.fd, bytes, bytes.length, t.begin);
+    if (done < bytes.length) throw new SafetensorsError(this.file, `tensor '${name}': short read at byte ${t.begin + done} (${done} of ${bytes.length} bytes; file changed?)`);
     return { dtype: t.dtype, shape: [...t.shape], bytes };
   }
 

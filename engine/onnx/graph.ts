@@ -1,9 +1,9 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { f32ToF16 } from '../models/safetensors.ts';
 import type { StoredTensor } from '../models/weights.ts';
-import { writeFileAtomic } from '../paths/safe-path.ts';
+import { readAt, writeFileAtomic } from '../paths/safe-path.ts';
 
 const { onnx } = onnxProto;
 
@@ -302,11 +302,8 @@ function readStored(s: StoredTensor): Uint8Array {
   const fd = openSync(s.file, 'r');
   try {
     const out = new Uint8Array(s.length);
-    for (let done = 0; done < s.length; ) {
-      const n = readSync(fd, out, done, s.length - done, s.offset + done);
-      if (n <= 0) throw new Error(`${s.file}: short read at byte ${s.offset + done} (file changed?)`);
-      done += n;
-    }
+    const done = readAt(fd, out, s.length, s.offset);
+    if (done < s.length) throw new Error(`${s.file}: short read at byte ${s.offset + done} (file changed?)`);
     return out;
   } finally {
     closeSync(fd);
@@ -323,12 +320,17 @@ function externalTensor(init: Initializer, location: string, offset: number, len
     dims: [...init.dims],
     dataType: ELEM[init.type],
     dataLocation: 1,
-    externalData: [
-      { key: 'location', value: location },
-      { key: 'offset', value: String(offset) },
-      { key: 'length', value: String(length) },
-    ],
+    externalData: externalData(location, offset, length),
   };
+}
+
+/** A TensorProto's `external_data` entries for bytes at `offset` in the file `location`. */
+export function externalData(location: string, offset: number, length: number): { key: string; value: string }[] {
+  return [
+    { key: 'location', value: location },
+    { key: 'offset', value: String(offset) },
+    { key: 'length', value: String(length) },
+  ];
 }
 
 

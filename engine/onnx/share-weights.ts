@@ -1,7 +1,8 @@
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
-import { writeFileAtomic } from '../paths/safe-path.ts';
+import { readAt, writeFileAtomic } from '../paths/safe-path.ts';
+import { externalData } from './graph.ts';
 
 const { onnx } = onnxProto;
 
@@ -27,27 +28,16 @@ function external(t: Tensor): { location: string; offset: number; length: number
   return { location, offset: Number(kv.get('offset') ?? 0), length: Number(kv.get('length') ?? 0) };
 }
 
-function setExternal(t: Tensor, location: string, offset: number, length: number): void {
-  t.externalData = [
-    { key: 'location', value: location },
-    { key: 'offset', value: String(offset) },
-    { key: 'length', value: String(length) },
-  ];
-}
-
-function readAt(fd: number, buf: Uint8Array, length: number, position: number, file: string): void {
-  for (let done = 0; done < length; ) {
-    const n = readSync(fd, buf, done, length - done, position + done);
-    if (n <= 0) throw new Error(`${file}: short read at byte ${position + done}`);
-    done += n;
-  }
+function readFully(fd: number, buf: Uint8Array, length: number, position: number, file: string): void {
+  const done = readAt(fd, buf, length, position);
+  if (done < length) throw new Error(`${file}: short read at byte ${position + done}`);
 }
 
 function sameBytes(fa: number, oa: number, fb: number, ob: number, length: number, a: Uint8Array, b: Uint8Array, names: [string, string]): boolean {
   for (let at = 0; at < length; at += CHUNK) {
     const n = Math.min(CHUNK, length - at);
-    readAt(fa, a, n, oa + at, names[0]);
-    readAt(fb, b, n, ob + at, names[1]);
+    readFully(fa, a, n, oa + at, names[0]);
+    readFully(fb, b, n, ob + at, names[1]);
     if (Buffer.compare(a.subarray(0, n), b.subarray(0, n)) !== 0) return false;
   }
   return true;
@@ -91,7 +81,7 @@ export function shareOptimizedWeights(dir: string): number {
         orig!.dataType === t.dataType &&
         (orig!.dims ?? []).map(Number).join(',') === (t.dims ?? []).map(Number).join(',');
       if (alike && sameBytes(fd, at.offset, weights, o.offset, at.length, a, b, [at.location, 'weights.bin'])) {
-        setExternal(t, 'weights.bin', o.offset, o.length);
+        t.externalData = externalData('weights.bin', o.offset, o.length);
         saved += at.length;
         continue;
       }
@@ -100,10 +90,10 @@ export function shareOptimizedWeights(dir: string): number {
       if (start > end) writeSync(out, new Uint8Array(start - end));
       for (let done = 0; done < at.length; done += CHUNK) {
         const n = Math.min(CHUNK, at.length - done);
-        readAt(fd, a, n, at.offset + done, at.location);
+        readFully(fd, a, n, at.offset + done, at.location);
         writeSync(out, a, 0, n);
       }
-      setExternal(t, sharedName, start, at.length);
+      t.externalData = externalData(sharedName, start, at.length);
       end = start + at.length;
     }
   } catch (e) {

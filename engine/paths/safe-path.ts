@@ -51,6 +51,20 @@ function realpathOrSelf(p: string): string {
 }
 
 /**
+ * Reads `length` bytes at `position` into `into`, looping over short reads; returns how many it got
+ * (less than `length` only at the end of the file), so the caller can say what was cut short.
+ */
+export function readAt(fd: number, into: Uint8Array, length: number, position: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, into, done, length - done, position + done);
+    if (n <= 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/**
  * Write a file atomically: a temp file in the same folder, then rename; never overwrite when
  * `exclusive`; with `fsync`, the data is on disk before the name appears.
  */
