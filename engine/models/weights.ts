@@ -1,3 +1,5 @@
+import type { Dtype } from './safetensors.ts';
+
 /**
  * Named float tensors a graph builder binds from (a safetensors checkpoint, a patched view of one,
  * or random weights in tests). Names are the checkpoint's own (original LDM keys).
@@ -21,7 +23,7 @@ export interface StoredTensor {
   readonly fileKey: string;
   readonly offset: number;
   readonly length: number;
-  readonly dtype: 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+  readonly dtype: Dtype;
 }
 
 /** A WeightSource over an in-memory map (tests, generated models, patched views). */

@@ -45,16 +45,19 @@ class OverlaySource implements WeightSource {
   }
 }
 
+/** The tensor files (names in its folder) a patched model lists beside itself; none when it has no list. */
+function ownTensorFiles(file: string): string[] {
+  try {
+    return (JSON.parse(readFileSync(`${file}.json`, 'utf8')) as { tensors: string[] }).tensors;
+  } catch {
+    return [];
+  }
+}
+
 /** The files a patched model's tensors are read from: the shared weights.bin first, then its own. */
 export function patchedModelFiles(file: string): string[] {
   const dir = dirname(file);
-  let own: string[] = [];
-  try {
-    own = (JSON.parse(readFileSync(`${file}.json`, 'utf8')) as { tensors: string[] }).tensors;
-  } catch {
-    /* no list: weights.bin alone */
-  }
-  return [join(dir, 'weights.bin'), ...own.map((f) => join(dir, f))];
+  return [join(dir, 'weights.bin'), ...ownTensorFiles(file).map((f) => join(dir, f))];
 }
 
 /** Names a patched model (merged patches + branch structure) among its unpatched build's variants. */
@@ -234,19 +237,12 @@ function prunePatchedFiles(dir: string, current: string, factor: number): void {
   const models = readdirSync(dir)
     .filter((f) => f.startsWith('patched-') && f.endsWith('.onnx') && join(dir, f) !== current)
     .sort((a, b) => statSync(join(dir, a)).mtimeMs - statSync(join(dir, b)).mtimeMs);
-  const refsOf = (m: string): string[] => {
-    try {
-      return (JSON.parse(readFileSync(join(dir, `${m}.json`), 'utf8')) as { tensors: string[] }).tensors;
-    } catch {
-      return [];
-    }
-  };
   const currentName = current.slice(dir.length + 1);
   while (total > factor * base && models.length) {
     const m = models.shift()!;
     rmSync(join(dir, m), { force: true });
     rmSync(join(dir, `${m}.json`), { force: true });
-    const live = new Set([currentName, ...models].flatMap(refsOf));
+    const live = new Set([currentName, ...models].flatMap((m) => ownTensorFiles(join(dir, m))));
     for (const f of tensorFiles()) {
       if (live.has(f)) continue;
       total -= size(f);
