@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 
 /**
- * Reads files once from start to end in a worker thread, so its pages are in the page cache when
+ * Reads files once from start to end in a worker thread, so their pages are in the page cache when
  * ORT wants them. ORT maps external weights and faults them in page by page during a session's first
  * run; on a cold cache that costs seconds more than one sequential read (measured in
  * docs/benchmarks.md). A worker, because ORT's session creation blocks the main thread: reads driven
