@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { createEnvironment } from '../cli/environment.ts';
-import { silentLogger } from '../engine/registry/context.ts';
+import { silentLogger } from '../engine/core/log.ts';
 import { startServer } from '../server/server.ts';
 
 const N = Number(process.argv[2] ?? 500);

@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import WebSocket from 'ws';
 import { Executor } from '../engine/executor/executor.ts';
 import { FolderPaths } from '../engine/paths/folders.ts';
-import { silentLogger } from '../engine/registry/context.ts';
+import { silentLogger } from '../engine/core/log.ts';
 import { createBuiltinRegistry } from '../nodes/index.ts';
 import { startServer } from '../server/server.ts';
 

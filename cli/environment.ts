@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { Executor } from '../engine/executor/executor.ts';
 import { FolderPaths } from '../engine/paths/folders.ts';
-import { consoleLogger, type EngineServices, type Logger } from '../engine/registry/context.ts';
+import { type EngineServices } from '../engine/registry/context.ts';
+import { consoleLogger, type Logger } from '../engine/core/log.ts';
 import { loadCustomNodes, type CustomPackageReport } from '../engine/registry/custom-nodes.ts';
 import type { NodeRegistry } from '../engine/registry/registry.ts';
 import { createBuiltinRegistry } from '../nodes/index.ts';

@@ -7,7 +7,7 @@ import { convertWorkflowToPrompt } from '../engine/graph/convert.ts';
 import { loadWorkflowFile } from '../engine/graph/load.ts';
 import type { ApiPrompt } from '../engine/graph/prompt.ts';
 import { formatNodeErrors, validatePrompt } from '../engine/graph/validate.ts';
-import { consoleLogger, silentLogger, type Logger } from '../engine/registry/context.ts';
+import { consoleLogger, silentLogger, type Logger } from '../engine/core/log.ts';
 import type { ObjectInfo } from '../engine/registry/registry.ts';
 import { applySetOptions, UsageError } from './args.ts';
 import { createEnvironment, REPO_ROOT, type EnvironmentOptions } from './environment.ts';

@@ -2,7 +2,8 @@ import path from 'node:path';
 import { ModelManager } from '../engine/models/manager.ts';
 import type { DeviceChoice } from '../engine/onnx/runtime.ts';
 import type { FolderPaths } from '../engine/paths/folders.ts';
-import type { EngineServices, Logger } from '../engine/registry/context.ts';
+import type { EngineServices } from '../engine/registry/context.ts';
+import type { Logger } from '../engine/core/log.ts';
 import '../nodes/model/services.ts';
 
 export type { DeviceChoice };

@@ -10,10 +10,12 @@ export type {
   NodeDefinition,
   UiOutput,
 } from './registry/types.ts';
-export type { NodeContext, ListingContext, PreviewImage, Logger } from './registry/context.ts';
-export { InterruptedError } from './registry/context.ts';
+export type { NodeContext, ListingContext } from './registry/context.ts';
+export type { PreviewImage } from './core/preview.ts';
+export type { Logger } from './core/log.ts';
+export { InterruptedError } from './core/errors.ts';
 export type { SocketValueTypes } from './registry/sockets.ts';
-export type { Tensor, ImageTensor, MaskTensor, Latent } from './image/tensor.ts';
-export { tensor, zeros, full, cloneTensor, numel, sliceBatch, concatBatch } from './image/tensor.ts';
+export type { Tensor, ImageTensor, MaskTensor, Latent } from './core/tensor.ts';
+export { tensor, zeros, full, cloneTensor, numel, sliceBatch, concatBatch } from './core/tensor.ts';
 export type { ModelHandle, ClipHandle, VaeHandle } from './models/handles.ts';
 export type { Conditioning, ConditioningEntry } from './sampling/conditioning.ts';

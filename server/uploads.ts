@@ -6,7 +6,7 @@ import type { Express, Request, Response } from 'express';
 import sharp from 'sharp';
 import { addPngTextChunks, readPngTextChunks } from '../engine/image/png-text.ts';
 import type { FolderPaths } from '../engine/paths/folders.ts';
-import { PathEscapeError, safeJoin, writeFileAtomic } from '../engine/paths/safe-path.ts';
+import { PathEscapeError, safeJoin, writeFileAtomic } from '../engine/core/safe-path.ts';
 
 interface Parsed {
   fields: Record<string, string>;

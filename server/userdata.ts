@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import express, { type Express, type Request, type Response } from 'express';
-import { safeJoin } from '../engine/paths/safe-path.ts';
+import { safeJoin } from '../engine/core/safe-path.ts';
 
 /** Largest user file stored through /userdata (workflows, settings): generous, but bounded. */
 const MAX_USERDATA = 64 * 1024 * 1024;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { safeJoin } from '../engine/paths/safe-path.ts';
+import { safeJoin } from '../engine/core/safe-path.ts';
 
 /**
  * Workflow files over the WebSocket for the editor: list, load, save (refusing to overwrite unless

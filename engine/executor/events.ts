@@ -1,4 +1,4 @@
-import type { PreviewImage } from '../registry/context.ts';
+import type { PreviewImage } from '../core/preview.ts';
 import type { UiOutput } from '../registry/types.ts';
 
 /**

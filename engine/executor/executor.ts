@@ -1,13 +1,9 @@
 import { isLink, unwrapValue, type ApiPrompt } from '../graph/prompt.ts';
 import type { FolderPaths } from '../paths/folders.ts';
-import {
-  InterruptedError,
-  silentLogger,
-  type EngineServices,
-  type Logger,
-  type NodeContext,
-  type PreviewImage,
-} from '../registry/context.ts';
+import { type EngineServices, type NodeContext } from '../registry/context.ts';
+import { InterruptedError } from '../core/errors.ts';
+import { type PreviewImage } from '../core/preview.ts';
+import { silentLogger, type Logger } from '../core/log.ts';
 import type { NodeRegistry } from '../registry/registry.ts';
 import type { UiOutput } from '../registry/types.ts';
 import { OutputCache, estimateBytes, type CacheEntry } from './cache.ts';

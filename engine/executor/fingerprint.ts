@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isLink, unwrapValue } from '../graph/prompt.ts';
-import type { ListingContext, Logger } from '../registry/context.ts';
+import type { ListingContext } from '../registry/context.ts';
+import type { Logger } from '../core/log.ts';
 import type { GraphPlan } from './plan.ts';
 import { VOLATILE_PREFIX, canonical } from './signature.ts';
 

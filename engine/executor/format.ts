@@ -1,4 +1,4 @@
-import { isTensor, isLatent, describeShape } from '../image/tensor.ts';
+import { isTensor, isLatent, describeShape } from '../core/tensor.ts';
 import type { InputLists } from './lists.ts';
 
 const MAX_ITEMS = 16;

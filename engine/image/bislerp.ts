@@ -1,4 +1,4 @@
-import type { Tensor } from './tensor.ts';
+import type { Tensor } from '../core/tensor.ts';
 
 /**
  * ComfyUI's `bislerp` (used to upscale latents): like bilinear, but each pair of neighbouring

@@ -1,6 +1,6 @@
 import { maskAsBatch, repeatToBatchSize } from './layout.ts';
 import { resizeNCHW } from './resize.ts';
-import { describeShape, type MaskTensor, type Tensor } from './tensor.ts';
+import { describeShape, type MaskTensor, type Tensor } from '../core/tensor.ts';
 
 const f32 = Math.fround;
 

@@ -1,7 +1,7 @@
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
-import type { PreviewImage } from '../registry/context.ts';
+import type { PreviewImage } from '../core/preview.ts';
 import { quantize8 } from './quantize.ts';
-import { describeShape, type ImageTensor, type MaskTensor, type Tensor } from './tensor.ts';
+import { describeShape, type ImageTensor, type MaskTensor, type Tensor } from '../core/tensor.ts';
 
 /** Largest frame decoded (pixels; sharp's limitInputPixels), so a crafted header cannot make us allocate gigabytes. */
 export const MAX_PIXELS = 16384 * 16384;

@@ -1,4 +1,4 @@
-import { describeShape, type Tensor } from './tensor.ts';
+import { describeShape, type Tensor } from '../core/tensor.ts';
 
 /**
  * Axis order conversions. IMAGE values travel as NHWC (ComfyUI's convention), while resizing and

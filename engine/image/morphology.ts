@@ -1,5 +1,5 @@
 import { maskAsBatch } from './layout.ts';
-import type { MaskTensor } from './tensor.ts';
+import type { MaskTensor } from '../core/tensor.ts';
 
 const f32 = Math.fround;
 

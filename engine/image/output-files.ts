@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { safeJoin, writeFileAtomic } from '../paths/safe-path.ts';
+import { safeJoin, writeFileAtomic } from '../core/safe-path.ts';
 import { encodePng } from './io.ts';
 import { addPngTextChunks } from './png-text.ts';
-import { describeShape, type ImageTensor } from './tensor.ts';
+import { describeShape, type ImageTensor } from '../core/tensor.ts';
 
 /**
  * Output file naming as ComfyUI's `folder_paths.get_save_image_path`, and SaveImage's writing loop,

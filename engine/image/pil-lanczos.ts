@@ -1,5 +1,5 @@
 import { quantize8 } from './quantize.ts';
-import { describeShape, type Tensor } from './tensor.ts';
+import { describeShape, type Tensor } from '../core/tensor.ts';
 
 /**
  * Pillow's `Image.resize(..., LANCZOS)` on 8-bit images, which ComfyUI's "lanczos" method goes through:

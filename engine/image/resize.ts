@@ -2,7 +2,7 @@ import { bislerp } from './bislerp.ts';
 import { nchwToNhwc, nhwcToNchw } from './layout.ts';
 import { pilLanczos } from './pil-lanczos.ts';
 import { pyRound } from './python-compat.ts';
-import { describeShape, numel, type Tensor } from './tensor.ts';
+import { describeShape, numel, type Tensor } from '../core/tensor.ts';
 
 /**
  * ComfyUI's `common_upscale`: torch `F.interpolate` for nearest-exact, bilinear, area and bicubic

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { UnsupportedModelError } from './detect.ts';
+import { UnsupportedModelError } from './errors.ts';
 
 /** The parts of a diffusers/Optimum ONNX export of an SD1 pipeline. */
 export interface OnnxFolder {

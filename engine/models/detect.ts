@@ -1,22 +1,12 @@
 import type { ClipTextConfig, Sd1Config, UNetConfig, VaeConfig } from './config.ts';
 import { SD1_PREFIX } from './config.ts';
 import { clipLayout, unetLayout, vaeLayout, type Layout } from './sd1-layout.ts';
-import { PrefixedWeightSource, type WeightSource } from './weights.ts';
+import { PrefixedWeightSource, type WeightSource } from '../core/weights.ts';
+import { UnsupportedModelError } from './errors.ts';
 import { diffusersVaeToLdm, isDiffusersVae, sd1Weights } from './weight-views.ts';
 
-export { detectOnnxFolder, type OnnxFolder } from './detect-onnx.ts';
 export { sd1Weights } from './weight-views.ts';
 
-/** A recognised model family that Weft cannot run yet. */
-export class UnsupportedModelError extends Error {
-  constructor(
-    readonly family: string,
-    detail = '',
-  ) {
-    super(`not supported yet: detected ${family}${detail ? ` (${detail})` : ''}; Weft runs SD1.x checkpoints for now`);
-    this.name = 'UnsupportedModelError';
-  }
-}
 
 /** A file that is a model part of another kind (a LoRA, an embedding, a VAE) given where a checkpoint was expected. */
 export class NotACheckpointError extends Error {

@@ -1,7 +1,7 @@
-import type { ImageTensor, Tensor } from '../image/tensor.ts';
+import type { ImageTensor, Tensor } from '../core/tensor.ts';
 import type { ClipTokenizer, EmbeddingLookup, WeightedToken } from '../text/clip-tokenizer.ts';
 import type { PatchMap } from './patching/patch-set.ts';
-import type { WeightSource } from './weights.ts';
+import type { WeightSource } from '../core/weights.ts';
 
 /**
  * The values that travel through MODEL, CLIP and VAE sockets. Nodes and samplers see only these
@@ -26,6 +26,11 @@ export interface UNetRunArgs {
   /** Cross-attention context [B, T, contextDim]. */
   context: Tensor;
   control?: ControlResiduals;
+  /**
+   * Further named UNet inputs batched per conditioning entry (ComfyUI's `extra_conds`: SDXL's `y`,
+   * an inpaint model's `c_concat`), each with batch size B. A name the UNet graph lacks is an error.
+   */
+  extra?: Readonly<Record<string, Tensor>>;
   signal?: AbortSignal;
 }
 

@@ -2,26 +2,27 @@ import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { Tensor } from '../image/tensor.ts';
 import type { GraphBuilder } from '../onnx/graph.ts';
 import type { NetOptions } from '../onnx/nn.ts';
 import { chooseProvider, sessionOptions, type DeviceChoice, type ProviderChoice } from '../onnx/runtime.ts';
 import { SessionPool, type PoolStats } from '../onnx/session-pool.ts';
+import { BuildCache } from '../onnx/build-cache.ts';
 import type { FolderPaths } from '../paths/folders.ts';
-import { InterruptedError, type Logger } from '../registry/context.ts';
+import { type Logger } from '../core/log.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
 import { SD1_PREFIX, type Sd1Config, type VaeConfig } from './config.ts';
 import { detectCheckpoint, sd1Weights, vaeWeights } from './detect.ts';
 import { buildClipGraph } from './graphs/clip-graph.ts';
-import { buildUnetGraph, controlInputName, UNET_IO, unetSkipCount } from './graphs/unet-graph.ts';
+import { buildUnetGraph, unetSkipCount } from './graphs/unet-graph.ts';
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from './graphs/vae-graph.ts';
 import type { ClipHandle, ModelHandle, UNetRunArgs, UNetRunner, VaeHandle, WeightPatching } from './handles.ts';
 import { OrtClip, type RunSession } from './ort-clip.ts';
+import { OrtUnet } from './ort-unet.ts';
 import { loadOnnxFolder, type OnnxFolderParts } from './onnx-folder.ts';
-import { assertNotPickle } from './pickle-guard.ts';
-import { SafetensorsFile } from './safetensors.ts';
-import { OrtVae } from './vae-handle.ts';
-import { PrefixedWeightSource, type WeightSource } from './weights.ts';
+import { assertNotPickle } from '../formats/pickle-guard.ts';
+import { SafetensorsFile } from '../formats/safetensors.ts';
+import { OrtVae } from './ort-vae.ts';
+import { PrefixedWeightSource, type WeightSource } from '../core/weights.ts';
 import { ortMatMul, parseAdapter, type MatMul, type ParsedAdapter } from './lora/index.ts';
 import { applyEntries, effective, NO_PATCHES, patchMapHash, patchesUnder, type PatchMap } from './patching/patch-set.ts';
 import { patchedModelFiles, patchedModelKey, writePatchedModel } from './patching/patched-build.ts';
@@ -95,10 +96,12 @@ export class ModelManager {
   private readonly vaes = new Map<string, VaeHandle>();
   private readonly folders = new Map<string, OnnxFolderParts>();
   builds = 0;
+  readonly cache: BuildCache;
 
   constructor(readonly opts: ModelManagerOptions) {
     const budget = opts.memoryBudgetBytes ?? Math.floor(totalmem() * 0.6);
     this.pool = new SessionPool(budget, (m) => opts.log?.info(m));
+    this.cache = new BuildCache(opts.cacheDir);
   }
 
   provider(): Promise<ProviderChoice> {
@@ -121,17 +124,20 @@ export class ModelManager {
     const p = await this.provider();
     const o = await this.netOptions();
     const key = `${part}-${hash.slice(0, 20)}-${o.dtype}-${p.provider}${o.fusedAttention ? '-mha' : ''}-v${BUILD_VERSION}`;
-    const dir = join(this.opts.cacheDir, key);
-    const file = join(dir, 'model.onnx');
-    if (!existsSync(file)) {
-      const t0 = Date.now();
+    const t0 = Date.now();
+    let nodes = 0;
+    let weightBytes = 0;
+    const b = this.cache.ensure(key, { part }, () => {
       const g = build(o);
-      g.writeTo(dir);
+      nodes = g.nodeCount;
+      weightBytes = g.weightBytes;
+      return g;
+    });
+    if (b.built) {
       this.builds++;
-      this.opts.log?.info(`built ${part} graph (${g.nodeCount} nodes, ${(g.weightBytes / 2 ** 20).toFixed(0)} MiB) in ${Date.now() - t0} ms`);
+      this.opts.log?.info(`built ${part} graph (${nodes} nodes, ${(weightBytes / 2 ** 20).toFixed(0)} MiB) in ${Date.now() - t0} ms`);
     }
-    const bytes = statSync(join(dir, 'weights.bin')).size + statSync(file).size;
-    return { file, bytes, key, dir };
+    return b;
   }
 
   /**
@@ -372,44 +378,4 @@ function ownPatches(patches: PatchMap, prefix: string): PatchMap {
 function onnxBytes(file: string): number {
   const dir = dirname(file);
   return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
-}
-
-/** MODEL's UNet over the UNet graph; control residuals go to the overridable control inputs. */
-export class OrtUnet implements UNetRunner {
-  /** Fed for every residual a run does not have: broadcasting makes one zero stand for any skip. */
-  private static readonly ZERO = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
-
-  constructor(
-    readonly inChannels: number,
-    readonly contextDim: number,
-    readonly skipCount: number,
-    private readonly runSession: RunSession,
-  ) {}
-
-  async run(args: UNetRunArgs): Promise<Tensor> {
-    if (args.signal?.aborted) throw new InterruptedError();
-    const { x, timesteps, context } = args;
-    if (x.shape.length !== 4 || x.shape[1] !== this.inChannels) throw new Error(`UNet input must be [B, ${this.inChannels}, H, W], got [${x.shape.join(', ')}]`);
-    const B = x.shape[0];
-    if (timesteps.length !== B) throw new Error(`UNet got ${timesteps.length} timesteps for a batch of ${B}`);
-    if (context.shape.length !== 3 || context.shape[0] !== B || context.shape[2] !== this.contextDim) {
-      throw new Error(`UNet context must be [${B}, tokens, ${this.contextDim}], got [${context.shape.join(', ')}]`);
-    }
-    const feeds: Record<string, ort.Tensor> = {
-      [UNET_IO.x]: new ort.Tensor('float32', x.data, [...x.shape]),
-      [UNET_IO.timesteps]: new ort.Tensor('float32', timesteps, [B]),
-      [UNET_IO.context]: new ort.Tensor('float32', context.data, [...context.shape]),
-    };
-    const control = args.control;
-    if (control && control.input.length > this.skipCount) throw new Error(`control has ${control.input.length} input residuals; this UNet has ${this.skipCount} skip connections`);
-    for (let i = 0; i < this.skipCount; i++) {
-      const t = control?.input[i];
-      feeds[controlInputName(i)] = t ? new ort.Tensor('float32', t.data, [...t.shape]) : OrtUnet.ZERO;
-    }
-    const mid = control?.middle;
-    feeds[UNET_IO.controlMid] = mid ? new ort.Tensor('float32', mid.data, [...mid.shape]) : OrtUnet.ZERO;
-    const out = (await this.runSession(feeds))[UNET_IO.out];
-    if (!out || !(out.data instanceof Float32Array)) throw new Error('UNet session returned no float32 output');
-    return { shape: [...out.dims], data: out.data };
-  }
 }

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
-import type { Tensor } from '../image/tensor.ts';
-import { InterruptedError, type Logger } from '../registry/context.ts';
+import type { Tensor } from '../core/tensor.ts';
+import { InterruptedError } from '../core/errors.ts';
+import { type Logger } from '../core/log.ts';
 import { loadClipTokenizer } from '../text/clip-tokenizer.ts';
 import type { FolderPaths } from '../paths/folders.ts';
 import type { VaeConfig } from './config.ts';
@@ -8,7 +9,7 @@ import { detectOnnxFolder } from './detect-onnx.ts';
 import { CLIP_IO } from './graphs/clip-graph.ts';
 import type { ModelHandle, UNetRunArgs, UNetRunner } from './handles.ts';
 import { OrtClip } from './ort-clip.ts';
-import { OrtVae } from './vae-handle.ts';
+import { OrtVae } from './ort-vae.ts';
 
 /**
  * diffusers/Optimum ONNX exports (text_encoder/, unet/, vae_decoder/, vae_encoder/, tokenizer/) as

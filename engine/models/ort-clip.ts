@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { InterruptedError } from '../registry/context.ts';
+import { InterruptedError } from '../core/errors.ts';
 import type { ClipTokenizer, EmbeddingLookup, WeightedToken } from '../text/clip-tokenizer.ts';
 import type { ClipEncodeResult, ClipHandle, WeightPatching } from './handles.ts';
 import { CLIP_CONTEXT, CLIP_IO } from './graphs/clip-graph.ts';

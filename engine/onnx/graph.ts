@@ -1,9 +1,9 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
-import { f32ToF16 } from '../models/safetensors.ts';
-import type { StoredTensor } from '../models/weights.ts';
-import { readAt, writeFileAtomic } from '../paths/safe-path.ts';
+import { f32ToF16 } from '../core/dtype.ts';
+import type { StoredTensor } from '../core/weights.ts';
+import { readAt, writeFileAtomic } from '../core/safe-path.ts';
 
 const { onnx } = onnxProto;
 

@@ -1,4 +1,4 @@
-import type { StoredTensor, WeightSource } from '../models/weights.ts';
+import type { StoredTensor, WeightSource } from '../core/weights.ts';
 import { GraphBuilder, MS_DOMAIN, toF16Bytes, type ElemType } from './graph.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
-import { readAt, writeFileAtomic } from '../paths/safe-path.ts';
+import { readAt, writeFileAtomic } from '../core/safe-path.ts';
 import { externalData } from './graph.ts';
 
 const { onnx } = onnxProto;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { safeJoin } from './safe-path.ts';
+import { safeJoin } from '../core/safe-path.ts';
 
 /** ComfyUI's model-file extensions (case-insensitive). Weft refuses to unpickle the pickle ones at load time. */
 export const MODEL_EXTENSIONS = ['.ckpt', '.pt', '.pt2', '.bin', '.pth', '.safetensors', '.pkl', '.sft'];

@@ -1,22 +1,10 @@
 import type { FolderPaths } from '../paths/folders.ts';
+import type { Logger } from '../core/log.ts';
+import type { PreviewImage } from '../core/preview.ts';
 
 /** Folder listings for computed combos, fingerprints and validation (no execution state). */
 export interface ListingContext {
   readonly paths: FolderPaths;
-}
-
-/** An unencoded RGB preview (the server encodes it to JPEG for ComfyUI's binary preview frame). */
-export interface PreviewImage {
-  readonly width: number;
-  readonly height: number;
-  /** width * height * 3 bytes, row-major RGB. */
-  readonly rgb: Uint8Array;
-}
-
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
 }
 
 /**
@@ -44,17 +32,3 @@ export interface NodeContext extends ListingContext {
   readonly log: Logger;
 }
 
-export class InterruptedError extends Error {
-  constructor(message = 'Processing interrupted') {
-    super(message);
-    this.name = 'InterruptedError';
-  }
-}
-
-export const consoleLogger: Logger = {
-  info: (m) => console.log(m),
-  warn: (m) => console.warn(m),
-  error: (m) => console.error(m),
-};
-
-export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Logger } from './context.ts';
+import type { Logger } from '../core/log.ts';
 import type { NodeRegistry } from './registry.ts';
 import type { AnyNodeDefinition } from './types.ts';
 

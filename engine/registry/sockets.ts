@@ -1,4 +1,4 @@
-import type { ImageTensor, Latent, MaskTensor } from '../image/tensor.ts';
+import type { ImageTensor, Latent, MaskTensor } from '../core/tensor.ts';
 
 /**
  * What value travels through a socket of each type. Engine modules that own a type add it by

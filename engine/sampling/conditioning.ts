@@ -1,4 +1,4 @@
-import type { Tensor } from '../image/tensor.ts';
+import type { Tensor } from '../core/tensor.ts';
 
 /**
  * One entry of a CONDITIONING list, as ComfyUI's `[cond, {pooled_output, area, strength, mask, ...}]`.

@@ -1,4 +1,4 @@
-import type { Tensor } from '../image/tensor.ts';
+import type { Tensor } from '../core/tensor.ts';
 import { resizeNCHW } from '../image/resize.ts';
 import type { ModelHandle } from '../models/handles.ts';
 import type { Conditioning, ConditioningEntry } from './conditioning.ts';

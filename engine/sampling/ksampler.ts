@@ -1,7 +1,7 @@
-import type { Latent, Tensor } from '../image/tensor.ts';
+import type { Latent, Tensor } from '../core/tensor.ts';
 import { resizeNCHW } from '../image/resize.ts';
 import type { ModelHandle } from '../models/handles.ts';
-import type { PreviewImage } from '../registry/context.ts';
+import type { PreviewImage } from '../core/preview.ts';
 import type { Conditioning } from './conditioning.ts';
 import { cfgDenoiser } from './guider.ts';
 import { modelSamplingFromConfig } from './model-sampling.ts';

@@ -1,6 +1,6 @@
-import type { Tensor } from '../image/tensor.ts';
+import type { Tensor } from '../core/tensor.ts';
 import type { LatentFormat } from '../models/handles.ts';
-import type { PreviewImage } from '../registry/context.ts';
+import type { PreviewImage } from '../core/preview.ts';
 
 /**
  * ComfyUI's Latent2RGB previewer: a linear map from latent channels to RGB, one pixel per latent

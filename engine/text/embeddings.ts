@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { walk, type FolderPaths } from '../paths/folders.ts';
-import { assertNotPickle, SafetensorsFile, type Dtype } from '../models/safetensors.ts';
+import { assertNotPickle, SafetensorsFile } from '../formats/safetensors.ts';
+import { type Dtype } from '../core/dtype.ts';
 import type { NamedEmbeddingLookup } from './clip-tokenizer.ts';
 
 /** Real embeddings are a few KiB (SD1) to a few hundred KiB (SDXL); anything this big is another kind of file. */

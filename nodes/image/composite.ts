@@ -1,6 +1,6 @@
 import { compositeNCHW } from '../../engine/image/composite.ts';
 import { nchwToNhwc, nhwcToNchw } from '../../engine/image/layout.ts';
-import { describeShape, type ImageTensor, type MaskTensor } from '../../engine/image/tensor.ts';
+import { describeShape, type ImageTensor, type MaskTensor } from '../../engine/core/tensor.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 
 const R = 16384;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { decodeImageFile, type DecodedImage } from '../../engine/image/io.ts';
-import type { MaskTensor } from '../../engine/image/tensor.ts';
+import type { MaskTensor } from '../../engine/core/tensor.ts';
 import type { ListingContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 

@@ -1,6 +1,6 @@
 import { nextCounter, saveImageBatch, type SavedImage } from '../../engine/image/output-files.ts';
 import { pyJsonDumps } from '../../engine/image/python-compat.ts';
-import type { ImageTensor } from '../../engine/image/tensor.ts';
+import type { ImageTensor } from '../../engine/core/tensor.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 

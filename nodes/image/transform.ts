@@ -1,6 +1,6 @@
 import { CROP_METHODS, IMAGE_UPSCALE_METHODS, upscaleImage, type CropMethod, type ResizeMethod } from '../../engine/image/resize.ts';
 import { pyRound } from '../../engine/image/python-compat.ts';
-import { describeShape, type ImageTensor } from '../../engine/image/tensor.ts';
+import { describeShape, type ImageTensor } from '../../engine/core/tensor.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 
 /** ComfyUI's MAX_RESOLUTION. */

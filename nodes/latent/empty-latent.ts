@@ -1,4 +1,4 @@
-import type { Latent } from '../../engine/image/tensor.ts';
+import type { Latent } from '../../engine/core/tensor.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 
 export const MAX_RESOLUTION = 16384;

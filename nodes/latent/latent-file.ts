@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { counterAfter, expandPrefix, saveTarget } from '../../engine/image/output-files.ts';
 import { pyJsonDumps } from '../../engine/image/python-compat.ts';
-import { describeShape, type Latent } from '../../engine/image/tensor.ts';
-import { SafetensorsFile, writeSafetensors } from '../../engine/models/safetensors.ts';
+import { describeShape, type Latent } from '../../engine/core/tensor.ts';
+import { SafetensorsFile, writeSafetensors } from '../../engine/formats/safetensors.ts';
 import type { ListingContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 

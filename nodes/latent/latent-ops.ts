@@ -1,4 +1,4 @@
-import type { Latent, Tensor } from '../../engine/image/tensor.ts';
+import type { Latent, Tensor } from '../../engine/core/tensor.ts';
 import { commonUpscale, CROP_METHODS, LATENT_UPSCALE_METHODS, resizeNCHW, type CropMethod, type ResizeMethod } from '../../engine/image/resize.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { MAX_RESOLUTION } from './empty-latent.ts';

@@ -2,7 +2,7 @@ import { maskAsBatch } from '../../engine/image/layout.ts';
 import { pyRound } from '../../engine/image/python-compat.ts';
 import { featherMask, growMask } from '../../engine/image/morphology.ts';
 import { saveImageBatch } from '../../engine/image/output-files.ts';
-import { describeShape, type ImageTensor, type MaskTensor } from '../../engine/image/tensor.ts';
+import { describeShape, type ImageTensor, type MaskTensor } from '../../engine/core/tensor.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { ImageCompositeMasked } from '../image/composite.ts';
 import { metadataChunks, tempSuffix } from '../image/save-image.ts';

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { expandPrefix, nextCounter, saveTarget } from '../../engine/image/output-files.ts';
 import type { WeightPatching } from '../../engine/models/handles.ts';
 import { addPatches, type PatchEntry } from '../../engine/models/patching/patch-set.ts';
-import { SafetensorsWriter, type TensorSpec } from '../../engine/models/safetensors.ts';
+import { SafetensorsWriter, type TensorSpec } from '../../engine/formats/safetensors.ts';
 import { SD1_PREFIX } from '../../engine/models/config.ts';
-import { InterruptedError } from '../../engine/registry/context.ts';
+import { InterruptedError } from '../../engine/core/errors.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 
 /**

@@ -1,4 +1,4 @@
-import type { Latent } from '../../engine/image/tensor.ts';
+import type { Latent } from '../../engine/core/tensor.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { ksample, toSeed, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';

@@ -1,6 +1,6 @@
-import type { Latent } from '../../engine/image/tensor.ts';
+import type { Latent } from '../../engine/core/tensor.ts';
 import { defineNode } from '../../engine/registry/types.ts';
-import { decodeTiled, encodeTiled } from '../../engine/models/vae-handle.ts';
+import { decodeTiled, encodeTiled } from '../../engine/models/ort-vae.ts';
 
 /**
  * ComfyUI's VAE nodes: decode/encode between LATENT and IMAGE, their tiled variants (bounded

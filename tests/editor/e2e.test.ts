@@ -9,7 +9,7 @@ import { createEnvironment } from '../../cli/environment.ts';
 import { readPngTextChunksAsync } from '../../engine/image/png-text.ts';
 import { makeDemoAdapters } from '../../engine/models/generate/demo-adapters.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
-import { silentLogger } from '../../engine/registry/context.ts';
+import { silentLogger } from '../../engine/core/log.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FolderPaths } from '../../engine/paths/folders.ts';
-import { PathEscapeError, safeJoin, writeFileAtomic } from '../../engine/paths/safe-path.ts';
+import { PathEscapeError, safeJoin, writeFileAtomic } from '../../engine/core/safe-path.ts';
 
 let root: string;
 beforeAll(() => {

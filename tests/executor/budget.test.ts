@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { OutputCache, estimateBytes, type CacheEntry } from '../../engine/executor/cache.ts';
 import type { ApiPrompt } from '../../engine/graph/prompt.ts';
-import type { Tensor } from '../../engine/image/tensor.ts';
+import type { Tensor } from '../../engine/core/tensor.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { setup, type Recorder } from './fixtures.ts';
 

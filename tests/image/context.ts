@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FolderPaths } from '../../engine/paths/folders.ts';
-import { InterruptedError, silentLogger, type NodeContext } from '../../engine/registry/context.ts';
+import { type NodeContext } from '../../engine/registry/context.ts';
+import { InterruptedError } from '../../engine/core/errors.ts';
+import { silentLogger } from '../../engine/core/log.ts';
 import type { AnyNodeDefinition } from '../../engine/registry/types.ts';
 
 /** A temp base folder with input/ output/ temp/, and node contexts that point at it. */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Tensor } from '../../engine/image/tensor.ts';
+import type { Tensor } from '../../engine/core/tensor.ts';
 import { NodeRegistry } from '../../engine/registry/registry.ts';
 import { ImageCompositeMasked } from '../../nodes/image/composite.ts';
 import { LoadImage, LoadImageMask } from '../../nodes/image/load-image.ts';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import type { Tensor } from '../../engine/image/tensor.ts';
+import type { Tensor } from '../../engine/core/tensor.ts';
 
 /**
  * Reference outputs computed with torch, Pillow and scipy by fixtures/gen_references.py (see its

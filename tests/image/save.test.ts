@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { counterOf, expandPrefix, nextCounter, saveImageBatch } from '../../engine/image/output-files.ts';
 import { readPngTextChunks } from '../../engine/image/png-text.ts';
-import type { Tensor } from '../../engine/image/tensor.ts';
+import type { Tensor } from '../../engine/core/tensor.ts';
 import { PreviewImage, SaveImage, tempSuffix } from '../../nodes/image/save-image.ts';
 import { pngChunkTypes, TestWorld } from './context.ts';
 import { t } from './references.ts';

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdapterArchitectureError, parseAdapter } from '../../engine/models/lora/parse.ts';
-import { SafetensorsFile } from '../../engine/models/safetensors.ts';
+import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
 import { AdapterBuilder, M, kohyaTe, kohyaUnet, loraPair, makeCkpt, removeCkpt, type Ckpt } from './make-adapters.ts';
 
 let ckpt: Ckpt;

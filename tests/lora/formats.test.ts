@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patchedWeight } from '../../engine/models/lora/apply.ts';
-import { parseAdapter, type ParsedAdapter, type WeightPatch } from '../../engine/models/lora/parse.ts';
-import { SafetensorsFile } from '../../engine/models/safetensors.ts';
+import { parseAdapter, type ParsedAdapter } from '../../engine/models/lora/parse.ts';
+import { type WeightPatch } from '../../engine/models/lora/types.ts';
+import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
 import { AdapterBuilder, M, kohyaTe, kohyaUnet, kohyaUnetLdm, loraPair, makeCkpt, removeCkpt, type Ckpt } from './make-adapters.ts';
 import { addScaled, doraRef, kronRef, loconTuckerRef, mmRef, numel, relErr, tuckerRef } from './reference.ts';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '../../engine/models/generate/rng.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
-import { SafetensorsFile, writeSafetensors } from '../../engine/models/safetensors.ts';
+import { SafetensorsFile, writeSafetensors } from '../../engine/formats/safetensors.ts';
 
 /**
  * The tiny SD1 checkpoint and small adapter files for it, in every key layout the LoRA reader

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { jsMatMul, patchedWeight } from '../../engine/models/lora/apply.ts';
 import { ortMatMul } from '../../engine/models/lora/ort-matmul.ts';
-import type { AdapterTensor, WeightPatch } from '../../engine/models/lora/parse.ts';
+import type { AdapterTensor, WeightPatch } from '../../engine/models/lora/types.ts';
 import { Rng } from '../../engine/models/generate/rng.ts';
 import { mmRef, relErr } from './reference.ts';
 

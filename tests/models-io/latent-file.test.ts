@@ -3,10 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Latent } from '../../engine/image/tensor.ts';
-import { SafetensorsFile, writeSafetensors } from '../../engine/models/safetensors.ts';
+import type { Latent } from '../../engine/core/tensor.ts';
+import { SafetensorsFile, writeSafetensors } from '../../engine/formats/safetensors.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
-import { silentLogger, type NodeContext } from '../../engine/registry/context.ts';
+import { type NodeContext } from '../../engine/registry/context.ts';
+import { silentLogger } from '../../engine/core/log.ts';
 import { LoadLatent, SaveLatent, latentFiles, nodes } from '../../nodes/latent/latent-file.ts';
 
 let base: string;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectCheckpoint } from '../../engine/models/detect.ts';
 import { Rng } from '../../engine/models/generate/rng.ts';
 import { makeTinyCheckpoint, makeTinyTokenizer, tinyConfig, tokenizerDirFor } from '../../engine/models/make-model.ts';
-import { SafetensorsFile } from '../../engine/models/safetensors.ts';
+import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
 import { SD15_CONFIG, sd1Buffers, sd1Layout } from '../../engine/models/sd1-layout.ts';
 import { ClipTokenizer, bytesToUnicode, loadClipTokenizer } from '../../engine/text/clip-tokenizer.ts';
 

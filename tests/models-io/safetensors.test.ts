@@ -3,16 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  SafetensorsFile,
-  SafetensorsWriter,
-  assertNotPickle,
-  f16ToF32,
-  f32ToBf16,
-  f32ToF16,
-  writeSafetensors,
-  type Dtype,
-} from '../../engine/models/safetensors.ts';
+import { SafetensorsFile, SafetensorsWriter, assertNotPickle, writeSafetensors } from '../../engine/formats/safetensors.ts';
+import { f16ToF32, f32ToBf16, f32ToF16, type Dtype } from '../../engine/core/dtype.ts';
 
 let dir: string;
 beforeAll(() => {

@@ -6,7 +6,7 @@ import { buildVaeDecoderGraph, buildVaeEncoderGraph } from '../../engine/models/
 import { clipForwardRef } from '../../engine/models/reference/clip.ts';
 import { unetForwardRef } from '../../engine/models/reference/unet.ts';
 import { vaeDecodeRef, vaeEncodeRef } from '../../engine/models/reference/vae.ts';
-import type { Tensor } from '../../engine/image/tensor.ts';
+import type { Tensor } from '../../engine/core/tensor.ts';
 import { lcg, makeTiny, relErr, type Tiny } from './tiny.ts';
 
 const TOL = 1e-4;

@@ -9,7 +9,7 @@ import { ModelManager } from '../../engine/models/manager.ts';
 import { clipForwardRef } from '../../engine/models/reference/clip.ts';
 import { unetForwardRef } from '../../engine/models/reference/unet.ts';
 import { vaeDecodeRef } from '../../engine/models/reference/vae.ts';
-import { modelToImage } from '../../engine/models/vae-handle.ts';
+import { modelToImage } from '../../engine/models/ort-vae.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
 import { lcg, makeTiny, relErr, type Tiny } from './tiny.ts';

@@ -10,9 +10,10 @@ import { buildUnetGraph } from '../../engine/models/graphs/unet-graph.ts';
 import type { ClipHandle, ModelHandle } from '../../engine/models/handles.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
-import { f16ToF32, SafetensorsFile, writeSafetensors } from '../../engine/models/safetensors.ts';
+import { SafetensorsFile, writeSafetensors } from '../../engine/formats/safetensors.ts';
+import { f16ToF32 } from '../../engine/core/dtype.ts';
 import { splitPatches } from '../../engine/models/patching/low-rank.ts';
-import { MapWeightSource, PrefixedWeightSource, type WeightSource } from '../../engine/models/weights.ts';
+import { MapWeightSource, PrefixedWeightSource, type WeightSource } from '../../engine/core/weights.ts';
 import { Executor } from '../../engine/executor/executor.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
@@ -408,7 +409,7 @@ describe('weight patching through the model manager', () => {
     const otherDir = join(tiny.dir, 'wide');
     mkdirSync(otherDir, { recursive: true });
     void wrongCkpt;
-    const { writeSafetensors } = await import('../../engine/models/safetensors.ts');
+    const { writeSafetensors } = await import('../../engine/formats/safetensors.ts');
     const bad = join(otherDir, 'bad.safetensors');
     writeSafetensors(bad, [
       { name: 'lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_down.weight', dtype: 'F32', shape: [4, 2048], data: new Float32Array(4 * 2048) },

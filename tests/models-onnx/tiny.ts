@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { SD1_PREFIX, type Sd1Config } from '../../engine/models/config.ts';
 import { detectCheckpoint, sd1Weights } from '../../engine/models/detect.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
-import { SafetensorsFile } from '../../engine/models/safetensors.ts';
-import { PrefixedWeightSource, type WeightSource } from '../../engine/models/weights.ts';
+import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
+import { PrefixedWeightSource, type WeightSource } from '../../engine/core/weights.ts';
 
 /** A tiny SD1 checkpoint in a fresh temp folder, with the bare-key views the graph builders take. */
 export interface Tiny {

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Latent, Tensor } from '../../engine/image/tensor.ts';
+import type { Latent, Tensor } from '../../engine/core/tensor.ts';
 import type { ModelHandle, UNetRunArgs } from '../../engine/models/handles.ts';
 import { ModelManager, SD1_LATENT_RGB } from '../../engine/models/manager.ts';
 import type { Conditioning } from '../../engine/sampling/conditioning.ts';

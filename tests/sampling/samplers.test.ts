@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Tensor } from '../../engine/image/tensor.ts';
-import { InterruptedError } from '../../engine/registry/context.ts';
+import type { Tensor } from '../../engine/core/tensor.ts';
+import { InterruptedError } from '../../engine/core/errors.ts';
 import { ancestralStep } from '../../engine/sampling/samplers/common.ts';
 import {
   SAMPLER_NAMES,

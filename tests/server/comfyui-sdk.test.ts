@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallWrapper, ComfyApi, PromptBuilder } from '@saintno/comfyui-sdk';
 import { Executor } from '../../engine/executor/executor.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
-import { silentLogger } from '../../engine/registry/context.ts';
+import { silentLogger } from '../../engine/core/log.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
 

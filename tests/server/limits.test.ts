@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from '../../engine/executor/executor.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
-import { silentLogger } from '../../engine/registry/context.ts';
+import { silentLogger } from '../../engine/core/log.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
 

@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { Executor } from '../../engine/executor/executor.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import { readPngTextChunks } from '../../engine/image/png-text.ts';
-import { silentLogger } from '../../engine/registry/context.ts';
+import { silentLogger } from '../../engine/core/log.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';

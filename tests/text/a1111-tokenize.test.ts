@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeSafetensors } from '../../engine/models/safetensors.ts';
+import { writeSafetensors } from '../../engine/formats/safetensors.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import { parseA1111Attention } from '../../engine/text/a1111-prompt.ts';
 import { ClipTokenizer, type EmbeddingLookup, type WeightedToken } from '../../engine/text/clip-tokenizer.ts';

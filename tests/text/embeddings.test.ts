@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeSafetensors, type TensorToWrite } from '../../engine/models/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../../engine/formats/safetensors.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import { EmbeddingLibrary, loadEmbeddingFile, MAX_EMBEDDING_VECTORS } from '../../engine/text/embeddings.ts';
 

@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { SD1_PREFIX } from '../config.ts';
-import { SafetensorsFile, SafetensorsWriter, type Dtype, type TensorSpec } from '../safetensors.ts';
+import { SafetensorsFile, SafetensorsWriter, type TensorSpec } from '../../formats/safetensors.ts';
+import { type Dtype } from '../../core/dtype.ts';
 import { Rng } from './rng.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { GraphBuilder } from '../../onnx/graph.ts';
 import { Net, type NetOptions } from '../../onnx/nn.ts';
 import type { UNetConfig } from '../config.ts';
-import { timestepFrequencies } from '../reference/layers.ts';
-import type { WeightSource } from '../weights.ts';
+import { timestepFrequencies } from '../timestep.ts';
+import type { WeightSource } from '../../core/weights.ts';
 
 /**
  * The SD1 UNet (LDM `UNetModel`, eps prediction) as an ONNX graph, structured exactly as the

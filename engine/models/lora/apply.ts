@@ -1,4 +1,4 @@
-import type { GloraPatch, LohaPatch, LokrPatch, LoraPatch, WeightPatch } from './parse.ts';
+import type { GloraPatch, LohaPatch, LokrPatch, LoraPatch, WeightPatch } from './types.ts';
 import { gloraLayout, numel } from './shapes.ts';
 import { jsMatMul, kron, swap01, transpose2d, tuckerRebuild, type MatMul } from './tensor-ops.ts';
 

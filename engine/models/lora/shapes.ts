@@ -1,4 +1,4 @@
-import type { AdapterTensor, WeightPatch } from './parse.ts';
+import type { AdapterTensor, WeightPatch } from './types.ts';
 
 /**
  * What shape a patch's difference comes out as, worked out from the tensor shapes alone, so a

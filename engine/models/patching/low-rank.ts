@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { LowRankBranch } from '../../onnx/nn.ts';
-import type { WeightSource } from '../weights.ts';
+import type { WeightSource } from '../../core/weights.ts';
 import { isPlainLora } from './native-lora.ts';
 import { effective, type PatchEntry, type PatchMap } from './patch-set.ts';
 

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../onnx/graph.ts';
 import { sessionOptions } from '../../onnx/runtime.ts';
-import type { LoraPatch } from '../lora/parse.ts';
+import type { LoraPatch } from '../lora/types.ts';
 
 /**
  * W + f·up·down in one ONNX Runtime call, reading W as the checkpoint stores it (float16 or float32):

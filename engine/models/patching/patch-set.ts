@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { patchedWeight, type MatMul, type WeightPatch } from '../lora/index.ts';
-import type { LoraPatch } from '../lora/parse.ts';
+import type { LoraPatch } from '../lora/types.ts';
 import { isPlainLora, loraAddNative } from './native-lora.ts';
 
 /**

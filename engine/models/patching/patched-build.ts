@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { GraphBuilder, InitializerPlace } from '../../onnx/graph.ts';
-import { writeFileAtomic } from '../../paths/safe-path.ts';
+import { writeFileAtomic } from '../../core/safe-path.ts';
 import type { MatMul } from '../lora/index.ts';
-import type { StoredTensor, WeightSource } from '../weights.ts';
+import type { StoredTensor, WeightSource } from '../../core/weights.ts';
 import { applyEntries, effective, entriesSignature, patchMapHash, type PatchMap } from './patch-set.ts';
 
 /**

@@ -1,5 +1,6 @@
-import type { Tensor } from '../../image/tensor.ts';
-import { describeShape, numel } from '../../image/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
+import { describeShape, numel } from '../../core/tensor.ts';
+import { timestepFrequencies } from '../timestep.ts';
 
 /**
  * Plain-loop float32 implementations of the layers SD1's UNet and VAE are made of. They are the
@@ -295,14 +296,6 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, what =
  * ComfyUI's (and LDM's) `timestep_embedding`: [cos(t·f), sin(t·f)] with f_i = exp(−ln(10000)·i/half),
  * computed in float32 like torch so a graph doing the same float32 steps agrees to the ulp.
  */
-/** The float32 frequencies of `timestepEmbedding` (shared with the graph, which stores them). */
-export function timestepFrequencies(dim: number, maxPeriod = 10000): Float32Array {
-  const half = Math.floor(dim / 2);
-  const f = new Float32Array(half);
-  const negLog = Math.fround(-Math.log(maxPeriod));
-  for (let i = 0; i < half; i++) f[i] = Math.exp(Math.fround(Math.fround(negLog * i) / half));
-  return f;
-}
 
 export function timestepEmbedding(timesteps: Float32Array, dim: number, maxPeriod = 10000): Tensor {
   const half = Math.floor(dim / 2);

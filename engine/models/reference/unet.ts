@@ -1,9 +1,9 @@
-import type { Tensor } from '../../image/tensor.ts';
-import { describeShape } from '../../image/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
+import { describeShape } from '../../core/tensor.ts';
 import type { UNetConfig } from '../config.ts';
 import { SD1_PREFIX } from '../config.ts';
 import type { ControlResiduals } from '../handles.ts';
-import type { WeightSource } from '../weights.ts';
+import type { WeightSource } from '../../core/weights.ts';
 import {
   add,
   addChannelBias,

@@ -1,5 +1,5 @@
-import { InterruptedError } from '../../registry/context.ts';
-import type { Tensor } from '../../image/tensor.ts';
+import { InterruptedError } from '../../core/errors.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import type { NoiseSampler, SamplerContext, SamplerOptions } from './types.ts';
 
 /**

@@ -1,4 +1,4 @@
-import type { Tensor } from '../../image/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 import { ancestralStep, lc, num, Run, startX } from './common.ts';
 import type { SamplerContext, SamplerOptions } from './types.ts';
 

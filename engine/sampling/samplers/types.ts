@@ -1,4 +1,4 @@
-import type { Tensor } from '../../image/tensor.ts';
+import type { Tensor } from '../../core/tensor.ts';
 
 /**
  * The contract between samplers (k-diffusion's shape, as ComfyUI uses it) and what drives them.

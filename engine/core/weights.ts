@@ -1,4 +1,4 @@
-import type { Dtype } from './safetensors.ts';
+import type { Dtype } from './dtype.ts';
 
 /**
  * Named float tensors a graph builder binds from (a safetensors checkpoint, a patched view of one,

@@ -1,9 +1,9 @@
-import type { WeightSource } from './weights.ts';
+import type { WeightSource } from '../core/weights.ts';
 import * as ort from 'onnxruntime-node';
-import type { ImageTensor, Tensor } from '../image/tensor.ts';
-import { describeShape } from '../image/tensor.ts';
+import type { ImageTensor, Tensor } from '../core/tensor.ts';
+import { describeShape } from '../core/tensor.ts';
 import { pyRound } from '../image/python-compat.ts';
-import { InterruptedError } from '../registry/context.ts';
+import { InterruptedError } from '../core/errors.ts';
 import type { VaeConfig } from './config.ts';
 import type { VaeHandle } from './handles.ts';
 

@@ -1,0 +1,46 @@
+import * as ort from 'onnxruntime-node';
+import { InterruptedError } from '../core/errors.ts';
+import type { Tensor } from '../core/tensor.ts';
+import { controlInputName, UNET_IO } from './graphs/unet-graph.ts';
+import type { UNetRunArgs, UNetRunner } from './handles.ts';
+import type { RunSession } from './ort-clip.ts';
+
+/** MODEL's UNet over the UNet graph; control residuals go to the overridable control inputs. */
+export class OrtUnet implements UNetRunner {
+  /** Fed for every residual a run does not have: broadcasting makes one zero stand for any skip. */
+  private static readonly ZERO = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
+
+  constructor(
+    readonly inChannels: number,
+    readonly contextDim: number,
+    readonly skipCount: number,
+    private readonly runSession: RunSession,
+  ) {}
+
+  async run(args: UNetRunArgs): Promise<Tensor> {
+    if (args.signal?.aborted) throw new InterruptedError();
+    const { x, timesteps, context } = args;
+    if (x.shape.length !== 4 || x.shape[1] !== this.inChannels) throw new Error(`UNet input must be [B, ${this.inChannels}, H, W], got [${x.shape.join(', ')}]`);
+    const B = x.shape[0];
+    if (timesteps.length !== B) throw new Error(`UNet got ${timesteps.length} timesteps for a batch of ${B}`);
+    if (context.shape.length !== 3 || context.shape[0] !== B || context.shape[2] !== this.contextDim) {
+      throw new Error(`UNet context must be [${B}, tokens, ${this.contextDim}], got [${context.shape.join(', ')}]`);
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      [UNET_IO.x]: new ort.Tensor('float32', x.data, [...x.shape]),
+      [UNET_IO.timesteps]: new ort.Tensor('float32', timesteps, [B]),
+      [UNET_IO.context]: new ort.Tensor('float32', context.data, [...context.shape]),
+    };
+    const control = args.control;
+    if (control && control.input.length > this.skipCount) throw new Error(`control has ${control.input.length} input residuals; this UNet has ${this.skipCount} skip connections`);
+    for (let i = 0; i < this.skipCount; i++) {
+      const t = control?.input[i];
+      feeds[controlInputName(i)] = t ? new ort.Tensor('float32', t.data, [...t.shape]) : OrtUnet.ZERO;
+    }
+    const mid = control?.middle;
+    feeds[UNET_IO.controlMid] = mid ? new ort.Tensor('float32', mid.data, [...mid.shape]) : OrtUnet.ZERO;
+    const out = (await this.runSession(feeds))[UNET_IO.out];
+    if (!out || !(out.data instanceof Float32Array)) throw new Error('UNet session returned no float32 output');
+    return { shape: [...out.dims], data: out.data };
+  }
+}
