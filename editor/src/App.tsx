@@ -693,7 +693,7 @@ function Editor() {
         e.preventDefault();
         createGroup();
       } else if (e.key === '.') {
-        flow.fitView({ padding: 0.1 });
+        void flow.fitView({ padding: 0.1 });
       } else if (e.key === 'Escape') {
         setSearch(null);
         setPanel('none');

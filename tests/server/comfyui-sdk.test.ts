@@ -40,7 +40,7 @@ describe('an unmodified ComfyUI client from npm (@saintno/comfyui-sdk)', () => {
       .setOutputNode('images', '3')
       .input('prefix', 'from-sdk');
     const result = await new Promise<{ images?: { images: { filename: string; subfolder: string; type: string }[] } }>((resolve, reject) => {
-      new CallWrapper(api, builder)
+      void new CallWrapper(api, builder)
         .onFinished((data) => resolve(data as never))
         .onFailed((err) => reject(err))
         .run();
