@@ -66,12 +66,34 @@ export function ancestralStep(sigmaFrom: number, sigmaTo: number, eta: number): 
 }
 
 /** Karras churn: γ for this step (0 unless s_churn > 0 and σ inside [s_tmin, s_tmax]). */
-export function churnGamma(opts: SamplerOptions | undefined, sigma: number, nSigmas: number): number {
+function churnGamma(opts: SamplerOptions | undefined, sigma: number, nSigmas: number): number {
   const sChurn = num(opts, 's_churn', 0);
   if (!(sChurn > 0)) return 0;
   const sTmin = num(opts, 's_tmin', 0);
   const sTmax = num(opts, 's_tmax', Infinity);
   return sTmin <= sigma && sigma <= sTmax ? Math.min(sChurn / (nSigmas - 1), Math.SQRT2 - 1) : 0;
+}
+
+/**
+ * Karras churn (euler, heun, heunpp2, dpm_2): raise σ_i to σ̂ = σ_i(1+γ) by adding fresh noise.
+ * ComfyUI draws this from torch's global generator; here it comes from the context's noise sampler,
+ * so churn needs one.
+ */
+export function churn(run: Run, x: Float32Array, sigmas: Float64Array, i: number, opts: SamplerOptions | undefined, sNoise: number): { x: Float32Array; sigmaHat: number } {
+  const sigma = sigmas[i];
+  const gamma = churnGamma(opts, sigma, sigmas.length);
+  const sigmaHat = sigma * (gamma + 1);
+  if (gamma > 0) x = run.addNoise(x, sigma, sigmaHat, sNoise * Math.sqrt(sigmaHat ** 2 - sigma ** 2));
+  return { x, sigmaHat };
+}
+
+/**
+ * The DPM-Solver++ SDE noise update of the multistep samplers (2m_sde, 3m_sde):
+ * x + noise(σ, σ_next)·σ_next·√(1 − e^{−2hη})·s_noise, skipped when the step is deterministic.
+ */
+export function sdeNoise(run: Run, x: Float32Array, sigma: number, sigmaNext: number, h: number, eta: number, sNoise: number): Float32Array {
+  if (!(eta > 0 && sNoise > 0)) return x;
+  return run.addNoise(x, sigma, sigmaNext, sigmaNext * Math.sqrt(-Math.expm1(-2 * h * eta)) * sNoise);
 }
 
 /** Per-run state: the input's shape, the model wrapper and the noise source. */

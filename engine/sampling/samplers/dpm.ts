@@ -1,5 +1,5 @@
 import type { Tensor } from '../../core/tensor.ts';
-import { ancestralStep, churnGamma, lc, num, Run, startX, toD } from './common.ts';
+import { ancestralStep, churn, lc, num, Run, startX, toD } from './common.ts';
 import type { SamplerContext, SamplerOptions } from './types.ts';
 
 /** k-diffusion sample_dpm_2: DPM-Solver-2 midpoint in log σ, Karras-style churn, Euler onto σ = 0. */
@@ -8,9 +8,9 @@ export async function sampleDpm2(ctx: SamplerContext, x0: Tensor, sigmas: Float6
   const sNoise = num(opts, 's_noise', 1);
   let x = startX(x0);
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const gamma = churnGamma(opts, sigmas[i], sigmas.length);
-    const sh = sigmas[i] * (gamma + 1);
-    if (gamma > 0) x = run.addNoise(x, sigmas[i], sh, sNoise * Math.sqrt(sh ** 2 - sigmas[i] ** 2));
+    const c = churn(run, x, sigmas, i, opts, sNoise);
+    x = c.x;
+    const sh = c.sigmaHat;
     const denoised = await run.model(x, sh);
     run.report(i, x, denoised, sigmas[i], sh);
     const d = toD(x, sh, denoised);

@@ -1,5 +1,5 @@
 import type { Tensor } from '../../core/tensor.ts';
-import { ancestralStep, lc, num, Run, startX } from './common.ts';
+import { ancestralStep, lc, num, Run, sdeNoise, startX } from './common.ts';
 import type { SamplerContext, SamplerOptions } from './types.ts';
 
 /*
@@ -150,9 +150,7 @@ export async function sampleDpmpp2mSdeWith(
         arrs.push(oldDenoised);
       }
       x = lc(coefs, arrs);
-      if (eta > 0 && sNoise > 0) {
-        x = run.addNoise(x, s, next, next * Math.sqrt(-Math.expm1(-2 * h * eta)) * sNoise);
-      }
+      x = sdeNoise(run, x, s, next, h, eta, sNoise);
     }
     oldDenoised = denoised;
     hLast = h;
@@ -211,9 +209,7 @@ export async function sampleDpmpp3mSde(ctx: SamplerContext, x0: Tensor, sigmas: 
         arrs.push(d1);
       }
       x = lc(coefs, arrs);
-      if (eta > 0 && sNoise > 0) {
-        x = run.addNoise(x, s, next, next * Math.sqrt(-Math.expm1(-2 * h * eta)) * sNoise);
-      }
+      x = sdeNoise(run, x, s, next, h, eta, sNoise);
     }
     d2 = d1;
     d1 = denoised;

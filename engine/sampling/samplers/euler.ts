@@ -1,24 +1,6 @@
 import type { Tensor } from '../../core/tensor.ts';
-import { ancestralStep, churnGamma, lc, num, Run, startX, toD } from './common.ts';
+import { ancestralStep, churn, lc, num, Run, startX, toD } from './common.ts';
 import type { SamplerContext, SamplerOptions } from './types.ts';
-
-/**
- * Karras churn: raise σ to σ̂ = σ(1+γ) by adding fresh noise. ComfyUI draws this from torch's global
- * generator; here it comes from the context's noise sampler, so churn needs one.
- */
-function churn(
-  run: Run,
-  x: Float32Array,
-  sigma: number,
-  gamma: number,
-  sNoise: number,
-): { x: Float32Array; sigmaHat: number } {
-  const sigmaHat = sigma * (gamma + 1);
-  if (gamma > 0) {
-    x = run.addNoise(x, sigma, sigmaHat, sNoise * Math.sqrt(sigmaHat ** 2 - sigma ** 2));
-  }
-  return { x, sigmaHat };
-}
 
 /** k-diffusion sample_euler (Karras et al. 2022, Algorithm 2 with Euler steps). Also ComfyUI's "ddim". */
 export async function sampleEuler(ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> {
@@ -26,7 +8,7 @@ export async function sampleEuler(ctx: SamplerContext, x0: Tensor, sigmas: Float
   const sNoise = num(opts, 's_noise', 1);
   let x = startX(x0);
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const c = churn(run, x, sigmas[i], churnGamma(opts, sigmas[i], sigmas.length), sNoise);
+    const c = churn(run, x, sigmas, i, opts, sNoise);
     x = c.x;
     const denoised = await run.model(x, c.sigmaHat);
     run.report(i, x, denoised, sigmas[i], c.sigmaHat);
@@ -65,7 +47,7 @@ export async function sampleHeun(ctx: SamplerContext, x0: Tensor, sigmas: Float6
   const sNoise = num(opts, 's_noise', 1);
   let x = startX(x0);
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const c = churn(run, x, sigmas[i], churnGamma(opts, sigmas[i], sigmas.length), sNoise);
+    const c = churn(run, x, sigmas, i, opts, sNoise);
     x = c.x;
     const sh = c.sigmaHat;
     const next = sigmas[i + 1];
@@ -95,7 +77,7 @@ export async function sampleHeunpp2(ctx: SamplerContext, x0: Tensor, sigmas: Flo
   const sEnd = sigmas[sigmas.length - 1];
   let x = startX(x0);
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const c = churn(run, x, sigmas[i], churnGamma(opts, sigmas[i], sigmas.length), sNoise);
+    const c = churn(run, x, sigmas, i, opts, sNoise);
     x = c.x;
     const sh = c.sigmaHat;
     const denoised = await run.model(x, sh);

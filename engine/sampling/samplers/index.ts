@@ -22,161 +22,133 @@ import {
 } from './misc.ts';
 import { sampleDeis, sampleIpndm, sampleIpndmV, sampleLms } from './multistep.ts';
 import { sampleUniPc, sampleUniPcBh2 } from './unipc.ts';
-import type { Sampler } from './types.ts';
+import type { Sampler, SamplerOptions } from './types.ts';
 
 export type { Denoise, NoiseSampler, Sampler, SamplerContext, SamplerOptions, StepInfo } from './types.ts';
 
 /**
- * ComfyUI's KSampler.SAMPLERS in its order, less the ones that cannot be expressed as a function
- * of a single denoiser: the *_cfg_pp samplers need the unconditional prediction, and sa_solver /
- * sa_solver_pece take their stochastic interval from the model's percent→σ mapping.
+ * Which noise ComfyUI hands a sampler under its default options: none, its default sampler (torch
+ * randn seeded with seed + 1, drawn in call order), or a Brownian tree over the schedule's
+ * [σ_min > 0, σ_max] (SDE samplers, whose noise must depend on the interval, not the call order).
+ * Options can make a "none" sampler stochastic (s_churn > 0 for euler/heun/dpm_2, eta > 0 for
+ * dpm_fast/dpm_adaptive); it then needs a noise sampler from its caller.
  */
-export const SAMPLER_NAMES = [
-  'euler',
-  'euler_ancestral',
-  'heun',
-  'heunpp2',
-  'exp_heun_2_x0',
-  'exp_heun_2_x0_sde',
-  'dpm_2',
-  'dpm_2_ancestral',
-  'lms',
-  'dpm_fast',
-  'dpm_adaptive',
-  'dpmpp_2s_ancestral',
-  'dpmpp_sde',
-  'dpmpp_sde_gpu',
-  'dpmpp_2m',
-  'dpmpp_2m_sde',
-  'dpmpp_2m_sde_gpu',
-  'dpmpp_2m_sde_heun',
-  'dpmpp_2m_sde_heun_gpu',
-  'dpmpp_3m_sde',
-  'dpmpp_3m_sde_gpu',
-  'ddpm',
-  'lcm',
-  'ipndm',
-  'ipndm_v',
-  'deis',
-  'res_multistep',
-  'res_multistep_ancestral',
-  'gradient_estimation',
-  'er_sde',
-  'seeds_2',
-  'seeds_3',
-  'ddim',
-  'uni_pc',
-  'uni_pc_bh2',
-] as const;
+export type NoiseKind = 'none' | 'default' | 'brownian';
 
-export type SamplerName = (typeof SAMPLER_NAMES)[number];
+type Entry = { readonly sample: Sampler; readonly noise: NoiseKind } | { readonly unsupported: string };
+
+const CFG_PP = { unsupported: 'needs the unconditional prediction (CFG++)' };
+const SA_SOLVER = { unsupported: "needs the model's percent-to-sigma mapping for its stochastic interval" };
+
+/*
+ * ComfyUI's KSampler.SAMPLERS in its order. The *_cfg_pp samplers cannot be expressed as a function
+ * of a single denoiser, and sa_solver takes its stochastic interval from the model; they stay listed
+ * for clearer errors. The _gpu variants differ from their base only in where ComfyUI builds the
+ * Brownian tree (CPU or device); the math is the same, and the tree is the caller's noise sampler.
+ */
+const TABLE = {
+  euler: { sample: sampleEuler, noise: 'none' },
+  euler_cfg_pp: CFG_PP,
+  euler_ancestral: { sample: sampleEulerAncestral, noise: 'default' },
+  euler_ancestral_cfg_pp: CFG_PP,
+  heun: { sample: sampleHeun, noise: 'none' },
+  heunpp2: { sample: sampleHeunpp2, noise: 'none' },
+  exp_heun_2_x0: { sample: (ctx, x, sigmas) => sampleExpHeun2X0(ctx, x, sigmas), noise: 'none' },
+  exp_heun_2_x0_sde: { sample: sampleExpHeun2X0Sde, noise: 'default' },
+  dpm_2: { sample: sampleDpm2, noise: 'none' },
+  dpm_2_ancestral: { sample: sampleDpm2Ancestral, noise: 'default' },
+  lms: { sample: sampleLms, noise: 'none' },
+  dpm_fast: { sample: sampleDpmFast, noise: 'none' },
+  dpm_adaptive: { sample: sampleDpmAdaptive, noise: 'none' },
+  dpmpp_2s_ancestral: { sample: sampleDpmpp2sAncestral, noise: 'default' },
+  dpmpp_2s_ancestral_cfg_pp: CFG_PP,
+  dpmpp_sde: { sample: sampleDpmppSde, noise: 'brownian' },
+  dpmpp_sde_gpu: { sample: sampleDpmppSde, noise: 'brownian' },
+  dpmpp_2m: { sample: (ctx, x, sigmas) => sampleDpmpp2m(ctx, x, sigmas), noise: 'none' },
+  dpmpp_2m_cfg_pp: CFG_PP,
+  dpmpp_2m_sde: { sample: sampleDpmpp2mSde, noise: 'brownian' },
+  dpmpp_2m_sde_gpu: { sample: sampleDpmpp2mSde, noise: 'brownian' },
+  dpmpp_2m_sde_heun: { sample: sampleDpmpp2mSdeHeun, noise: 'brownian' },
+  dpmpp_2m_sde_heun_gpu: { sample: sampleDpmpp2mSdeHeun, noise: 'brownian' },
+  dpmpp_3m_sde: { sample: sampleDpmpp3mSde, noise: 'brownian' },
+  dpmpp_3m_sde_gpu: { sample: sampleDpmpp3mSde, noise: 'brownian' },
+  ddpm: { sample: (ctx, x, sigmas) => sampleDdpm(ctx, x, sigmas), noise: 'default' },
+  lcm: { sample: sampleLcm, noise: 'default' },
+  ipndm: { sample: sampleIpndm, noise: 'none' },
+  ipndm_v: { sample: sampleIpndmV, noise: 'none' },
+  deis: { sample: sampleDeis, noise: 'none' },
+  res_multistep: { sample: sampleResMultistep, noise: 'none' },
+  res_multistep_cfg_pp: CFG_PP,
+  res_multistep_ancestral: { sample: sampleResMultistepAncestral, noise: 'default' },
+  res_multistep_ancestral_cfg_pp: CFG_PP,
+  gradient_estimation: { sample: sampleGradientEstimation, noise: 'none' },
+  gradient_estimation_cfg_pp: CFG_PP,
+  er_sde: { sample: sampleErSde, noise: 'default' },
+  seeds_2: { sample: sampleSeeds2, noise: 'default' },
+  seeds_3: { sample: sampleSeeds3, noise: 'default' },
+  sa_solver: SA_SOLVER,
+  sa_solver_pece: SA_SOLVER,
+  // ComfyUI maps "ddim" to its Euler sampler (samplers.py sampler_object: ksampler("euler", ...)).
+  ddim: { sample: sampleEuler, noise: 'none' },
+  uni_pc: { sample: sampleUniPc, noise: 'none' },
+  uni_pc_bh2: { sample: sampleUniPcBh2, noise: 'none' },
+} as const satisfies Readonly<Record<string, Entry>>;
+
+type Table = typeof TABLE;
+export type SamplerName = { [K in keyof Table]: Table[K] extends { readonly sample: Sampler } ? K : never }[keyof Table];
+
+const entries = Object.entries(TABLE) as [string, Entry][];
+
+/** The samplers this engine runs, in ComfyUI's order. */
+export const SAMPLER_NAMES: readonly SamplerName[] = entries.filter(([, e]) => 'sample' in e).map(([n]) => n as SamplerName);
 
 /** ComfyUI names this engine knows of but does not implement, with the reason, for clearer errors. */
-export const UNSUPPORTED_SAMPLERS: Readonly<Record<string, string>> = {
-  euler_cfg_pp: 'needs the unconditional prediction (CFG++)',
-  euler_ancestral_cfg_pp: 'needs the unconditional prediction (CFG++)',
-  dpmpp_2s_ancestral_cfg_pp: 'needs the unconditional prediction (CFG++)',
-  dpmpp_2m_cfg_pp: 'needs the unconditional prediction (CFG++)',
-  res_multistep_cfg_pp: 'needs the unconditional prediction (CFG++)',
-  res_multistep_ancestral_cfg_pp: 'needs the unconditional prediction (CFG++)',
-  gradient_estimation_cfg_pp: 'needs the unconditional prediction (CFG++)',
-  sa_solver: "needs the model's percent-to-sigma mapping for its stochastic interval",
-  sa_solver_pece: "needs the model's percent-to-sigma mapping for its stochastic interval",
-};
-
-// The _gpu variants differ from their base only in where ComfyUI builds the Brownian tree (CPU or
-// device); the math is the same, and the tree is the caller's noise sampler here.
-const SAMPLERS: Readonly<Record<SamplerName, Sampler>> = {
-  euler: sampleEuler,
-  euler_ancestral: sampleEulerAncestral,
-  heun: sampleHeun,
-  heunpp2: sampleHeunpp2,
-  exp_heun_2_x0: (ctx, x, sigmas) => sampleExpHeun2X0(ctx, x, sigmas),
-  exp_heun_2_x0_sde: sampleExpHeun2X0Sde,
-  dpm_2: sampleDpm2,
-  dpm_2_ancestral: sampleDpm2Ancestral,
-  lms: sampleLms,
-  dpm_fast: sampleDpmFast,
-  dpm_adaptive: sampleDpmAdaptive,
-  dpmpp_2s_ancestral: sampleDpmpp2sAncestral,
-  dpmpp_sde: sampleDpmppSde,
-  dpmpp_sde_gpu: sampleDpmppSde,
-  dpmpp_2m: (ctx, x, sigmas) => sampleDpmpp2m(ctx, x, sigmas),
-  dpmpp_2m_sde: sampleDpmpp2mSde,
-  dpmpp_2m_sde_gpu: sampleDpmpp2mSde,
-  dpmpp_2m_sde_heun: sampleDpmpp2mSdeHeun,
-  dpmpp_2m_sde_heun_gpu: sampleDpmpp2mSdeHeun,
-  dpmpp_3m_sde: sampleDpmpp3mSde,
-  dpmpp_3m_sde_gpu: sampleDpmpp3mSde,
-  ddpm: (ctx, x, sigmas) => sampleDdpm(ctx, x, sigmas),
-  lcm: sampleLcm,
-  ipndm: sampleIpndm,
-  ipndm_v: sampleIpndmV,
-  deis: sampleDeis,
-  res_multistep: sampleResMultistep,
-  res_multistep_ancestral: sampleResMultistepAncestral,
-  gradient_estimation: sampleGradientEstimation,
-  er_sde: sampleErSde,
-  seeds_2: sampleSeeds2,
-  seeds_3: sampleSeeds3,
-  // ComfyUI maps "ddim" to its Euler sampler (samplers.py sampler_object: ksampler("euler", ...)).
-  ddim: sampleEuler,
-  uni_pc: sampleUniPc,
-  uni_pc_bh2: sampleUniPcBh2,
-};
+export const UNSUPPORTED_SAMPLERS: Readonly<Record<string, string>> = Object.fromEntries(
+  entries.flatMap(([n, e]) => ('unsupported' in e ? [[n, e.unsupported]] : [])),
+);
 
 export function isSamplerName(name: string): name is SamplerName {
-  return Object.prototype.hasOwnProperty.call(SAMPLERS, name);
+  return Object.prototype.hasOwnProperty.call(TABLE, name) && 'sample' in (TABLE as Readonly<Record<string, Entry>>)[name];
 }
 
-export function getSampler(name: string): Sampler {
-  if (isSamplerName(name)) return SAMPLERS[name];
-  const why = UNSUPPORTED_SAMPLERS[name];
-  if (why) throw new Error(`sampler "${name}" is not supported: it ${why}. Valid samplers: ${SAMPLER_NAMES.join(', ')}`);
+function entry(name: string): { readonly sample: Sampler; readonly noise: NoiseKind } {
+  const e: Entry | undefined = Object.prototype.hasOwnProperty.call(TABLE, name) ? (TABLE as Readonly<Record<string, Entry>>)[name] : undefined;
+  if (e && 'sample' in e) return e;
+  if (e) throw new Error(`sampler "${name}" is not supported: it ${e.unsupported}. Valid samplers: ${SAMPLER_NAMES.join(', ')}`);
   throw new Error(`unknown sampler "${name}". Valid samplers: ${SAMPLER_NAMES.join(', ')}`);
 }
 
-/** SDE samplers whose ComfyUI default noise is a Brownian tree over [σ_min>0, σ_max] (noise depends on the interval). */
-const BROWNIAN = new Set<SamplerName>([
-  'dpmpp_sde',
-  'dpmpp_sde_gpu',
-  'dpmpp_2m_sde',
-  'dpmpp_2m_sde_gpu',
-  'dpmpp_2m_sde_heun',
-  'dpmpp_2m_sde_heun_gpu',
-  'dpmpp_3m_sde',
-  'dpmpp_3m_sde_gpu',
-]);
-
-/** Samplers that draw noise under their default options, from ComfyUI's default (seeded, call-order) sampler. */
-const DEFAULT_NOISE = new Set<SamplerName>([
-  'euler_ancestral',
-  'exp_heun_2_x0_sde',
-  'dpm_2_ancestral',
-  'dpmpp_2s_ancestral',
-  'ddpm',
-  'lcm',
-  'res_multistep_ancestral',
-  'er_sde',
-  'seeds_2',
-  'seeds_3',
-]);
-
-function known(name: string): SamplerName {
-  if (!isSamplerName(name)) getSampler(name);
-  return name as SamplerName;
+export function getSampler(name: string): Sampler {
+  return entry(name).sample;
 }
 
-/**
- * Whether the sampler draws noise with its default options (so ctx.noise must be given). Options
- * can change this: s_churn > 0 makes euler/heun/dpm_2 stochastic, eta > 0 does for dpm_fast/adaptive.
- */
+/** The noise ComfyUI gives this sampler under its default options. */
+export function samplerNoiseKind(name: string): NoiseKind {
+  return entry(name).noise;
+}
+
+/** Whether the sampler draws noise with its default options (so ctx.noise must be given). */
 export function samplerNeedsNoise(name: string): boolean {
-  const n = known(name);
-  return BROWNIAN.has(n) || DEFAULT_NOISE.has(n);
+  return samplerNoiseKind(name) !== 'none';
 }
 
 /** Whether ComfyUI gives this sampler a Brownian-tree noise sampler (seeded, over the schedule's σ range). */
 export function samplerUsesBrownian(name: string): boolean {
-  return BROWNIAN.has(known(name));
+  return samplerNoiseKind(name) === 'brownian';
+}
+
+/**
+ * ComfyUI's SAMPLER value (`sampler_object` / KSamplerSelect → KSAMPLER): the sampler function, the
+ * noise it is given, and the options (eta, s_noise, …) it runs with.
+ */
+export interface SamplerObject {
+  readonly name: string;
+  readonly sample: Sampler;
+  readonly noise: NoiseKind;
+  readonly options?: SamplerOptions;
+}
+
+export function samplerObject(name: string, options?: SamplerOptions): SamplerObject {
+  const e = entry(name);
+  return { name, sample: e.sample, noise: e.noise, options };
 }

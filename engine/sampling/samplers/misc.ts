@@ -215,6 +215,27 @@ const eiPhi1 = (h: number): number => Math.expm1(h);
 const eiPhi2 = (h: number): number => (Math.expm1(h) - h) / h;
 
 /**
+ * SEEDS' noise over one sub-interval [σ_from, σ_to] whose λ-span times η is −seg: the noise drawn so
+ * far decays by e^{seg} and fresh noise tops it up to unit variance, so all sub-intervals of a step
+ * lie on one Brownian path; x gains σ_to·s_noise of it.
+ */
+function seedsNoise(
+  run: Run,
+  x: Float32Array,
+  sde: Float32Array | null,
+  from: number,
+  to: number,
+  seg: number,
+  sNoise: number,
+): { x: Float32Array; sde: Float32Array | null } {
+  const n = run.noise(from, to, 1);
+  if (!n) return { x, sde };
+  const fresh = Math.sqrt(-Math.expm1(2 * seg));
+  const next = sde ? lc([Math.exp(seg), fresh], [sde, n]) : lc([fresh], [n]);
+  return { x: lc([1, to * sNoise], [x, next]), sde: next };
+}
+
+/**
  * ComfyUI sample_seeds_2 (SEEDS-2, Gonzalez et al. 2023, data prediction). The noise of the two
  * sub-intervals is correlated the way the reference builds it, so the whole step's noise is
  * consistent with one Brownian path.
@@ -249,13 +270,7 @@ async function seeds2(
 
     let x2 = lc([(sigmaS1 / s) * Math.exp(-r * h * eta), -eiPhi1(-r * hEta)], [x, denoised]);
     let sde: Float32Array | null = null;
-    if (inject) {
-      const n1 = run.noise(s, sigmaS1, 1);
-      if (n1) {
-        sde = lc([Math.sqrt(-Math.expm1(-2 * r * h * eta))], [n1]);
-        x2 = lc([1, sigmaS1 * sNoise], [x2, sde]);
-      }
-    }
+    if (inject) ({ x: x2, sde } = seedsNoise(run, x2, null, s, sigmaS1, -r * h * eta, sNoise));
     const denoised2 = await run.model(x2, sigmaS1);
 
     const decay = (next / s) * Math.exp(-h * eta);
@@ -267,14 +282,7 @@ async function seeds2(
       const b1 = eiPhi1(-hEta) - b2;
       x = lc([decay, -b1, -b2], [x, denoised, denoised2]);
     }
-    if (inject && sde) {
-      const seg = (r - 1) * h * eta;
-      const n2 = run.noise(sigmaS1, next, 1);
-      if (n2) {
-        const total = lc([Math.exp(seg), Math.sqrt(-Math.expm1(2 * seg))], [sde, n2]);
-        x = lc([1, next * sNoise], [x, total]);
-      }
-    }
+    if (inject && sde) x = seedsNoise(run, x, sde, sigmaS1, next, (r - 1) * h * eta, sNoise).x;
   }
   return run.tensor(x);
 }
@@ -316,39 +324,19 @@ export async function sampleSeeds3(ctx: SamplerContext, x0: Tensor, sigmas: Floa
 
     let sde: Float32Array | null = null;
     let x2 = lc([(sigmaS1 / s) * Math.exp(-r1 * h * eta), -eiPhi1(-r1 * hEta)], [x, denoised]);
-    if (inject) {
-      const n = run.noise(s, sigmaS1, 1);
-      if (n) {
-        sde = lc([Math.sqrt(-Math.expm1(-2 * r1 * h * eta))], [n]);
-        x2 = lc([1, sigmaS1 * sNoise], [x2, sde]);
-      }
-    }
+    if (inject) ({ x: x2, sde } = seedsNoise(run, x2, null, s, sigmaS1, -r1 * h * eta, sNoise));
     const denoised2 = await run.model(x2, sigmaS1);
 
     const a32 = (r2 / r1) * eiPhi2(-r2 * hEta);
     const a31 = eiPhi1(-r2 * hEta) - a32;
     let x3 = lc([(sigmaS2 / s) * Math.exp(-r2 * h * eta), -a31, -a32], [x, denoised, denoised2]);
-    if (inject && sde) {
-      const seg = (r1 - r2) * h * eta;
-      const n = run.noise(sigmaS1, sigmaS2, 1);
-      if (n) {
-        sde = lc([Math.exp(seg), Math.sqrt(-Math.expm1(2 * seg))], [sde, n]);
-        x3 = lc([1, sigmaS2 * sNoise], [x3, sde]);
-      }
-    }
+    if (inject && sde) ({ x: x3, sde } = seedsNoise(run, x3, sde, sigmaS1, sigmaS2, (r1 - r2) * h * eta, sNoise));
     const denoised3 = await run.model(x3, sigmaS2);
 
     const b3 = eiPhi2(-hEta) / r2;
     const b1 = eiPhi1(-hEta) - b3;
     x = lc([(next / s) * Math.exp(-h * eta), -b1, -b3], [x, denoised, denoised3]);
-    if (inject && sde) {
-      const seg = (r2 - 1) * h * eta;
-      const n = run.noise(sigmaS2, next, 1);
-      if (n) {
-        sde = lc([Math.exp(seg), Math.sqrt(-Math.expm1(2 * seg))], [sde, n]);
-        x = lc([1, next * sNoise], [x, sde]);
-      }
-    }
+    if (inject && sde) x = seedsNoise(run, x, sde, sigmaS2, next, (r2 - 1) * h * eta, sNoise).x;
   }
   return run.tensor(x);
 }
