@@ -21,12 +21,24 @@ export interface UNetConfig {
   attentionLevels: number[];
   transformerDepth: number;
   contextDim: number;
-  /** SD1: 8 heads at every level (head width = channels / 8). */
+  /** SD1: 8 heads at every level (head width = channels / 8); ignored when numHeadChannels is set. */
   numHeads: number;
-  /** SD1: 1×1 conv proj_in/proj_out (SD2 uses linear). */
+  /** SD1: 1×1 conv proj_in/proj_out; SD2/SDXL: linear (ComfyUI's use_linear_in_transformer). */
   useLinearInProj: boolean;
   /** Group norm groups (32). */
   normGroups: number;
+  /**
+   * Transformer depth per block where it is not SD1's uniform `transformerDepth` at `attentionLevels`
+   * (SDXL: input [0, 0, 2, 2, 10, 10], middle 10, output [0, 0, 0, 2, 2, 2, 10, 10, 10]). Ordered as
+   * ComfyUI's `transformer_depth` (one per input res block), `transformer_depth_middle` (−1: the middle
+   * block is one ResBlock) and `transformer_depth_output` (one per output block, listed from level 0
+   * up, so output block 0 takes the last entry), so configs carry over from its model_detection.
+   */
+  transformerDepths?: { input: readonly number[]; middle: number; output: readonly number[] };
+  /** Head width instead of a head count (SD2/SDXL: 64, so heads = channels / 64); SD1 leaves it out and uses numHeads. */
+  numHeadChannels?: number;
+  /** Width of the `y` vector the `label_emb` MLP adds to the timestep embedding (ComfyUI's adm_in_channels; SDXL: 2816). */
+  admInChannels?: number;
 }
 
 export interface ClipTextConfig {

@@ -1,5 +1,6 @@
 import type { ClipTextConfig, Sd1Config, UNetConfig, VaeConfig } from './config.ts';
 import { SD1_PREFIX } from './config.ts';
+import { unetPlan, type ResBlockPlan, type TransformerPlan } from './unet-plan.ts';
 
 /**
  * Every tensor of an SD1 single-file checkpoint (original LDM key names) with its shape, for a given
@@ -23,20 +24,22 @@ function linear(l: Layout, key: string, out: number, inp: number, bias = true): 
   if (bias) l.set(`${key}.bias`, [out]);
 }
 
-function resBlock(l: Layout, p: string, inCh: number, outCh: number, embDim: number): void {
-  norm(l, `${p}.in_layers.0`, inCh);
-  conv(l, `${p}.in_layers.2`, outCh, inCh, 3);
-  linear(l, `${p}.emb_layers.1`, outCh, embDim);
-  norm(l, `${p}.out_layers.0`, outCh);
-  conv(l, `${p}.out_layers.3`, outCh, outCh, 3);
-  if (inCh !== outCh) conv(l, `${p}.skip_connection`, outCh, inCh, 1);
+function resBlock(l: Layout, p: string, b: ResBlockPlan, embDim: number): void {
+  norm(l, `${p}${b.key}.in_layers.0`, b.inChannels);
+  conv(l, `${p}${b.key}.in_layers.2`, b.outChannels, b.inChannels, 3);
+  linear(l, `${p}${b.key}.emb_layers.1`, b.outChannels, embDim);
+  norm(l, `${p}${b.key}.out_layers.0`, b.outChannels);
+  conv(l, `${p}${b.key}.out_layers.3`, b.outChannels, b.outChannels, 3);
+  if (b.inChannels !== b.outChannels) conv(l, `${p}${b.key}.skip_connection`, b.outChannels, b.inChannels, 1);
 }
 
-function transformer(l: Layout, p: string, ch: number, cfg: UNetConfig): void {
+function transformer(l: Layout, prefix: string, t: TransformerPlan, cfg: UNetConfig): void {
+  const p = `${prefix}${t.key}`;
+  const ch = t.channels;
   norm(l, `${p}.norm`, ch);
   if (cfg.useLinearInProj) linear(l, `${p}.proj_in`, ch, ch);
   else conv(l, `${p}.proj_in`, ch, ch, 1);
-  for (let d = 0; d < cfg.transformerDepth; d++) {
+  for (let d = 0; d < t.depth; d++) {
     const b = `${p}.transformer_blocks.${d}`;
     for (const a of ['attn1', 'attn2']) {
       const kv = a === 'attn1' ? ch : cfg.contextDim;
@@ -55,42 +58,30 @@ function transformer(l: Layout, p: string, ch: number, cfg: UNetConfig): void {
 
 export function unetLayout(cfg: UNetConfig, prefix: string = SD1_PREFIX.unet): Layout {
   const l: Layout = new Map();
+  const plan = unetPlan(cfg);
   const C = cfg.modelChannels;
-  const emb = C * 4;
+  const emb = plan.embDim;
   linear(l, `${prefix}time_embed.0`, emb, C);
   linear(l, `${prefix}time_embed.2`, emb, emb);
-  conv(l, `${prefix}input_blocks.0.0`, C, cfg.inChannels, 3);
-  const skips = [C];
-  let ch = C;
-  let idx = 1;
-  cfg.channelMult.forEach((mult, level) => {
-    for (let r = 0; r < cfg.numResBlocks; r++) {
-      resBlock(l, `${prefix}input_blocks.${idx}.0`, ch, C * mult, emb);
-      ch = C * mult;
-      if (cfg.attentionLevels.includes(level)) transformer(l, `${prefix}input_blocks.${idx}.1`, ch, cfg);
-      skips.push(ch);
-      idx++;
+  if (plan.admInChannels !== undefined) {
+    linear(l, `${prefix}label_emb.0.0`, emb, plan.admInChannels);
+    linear(l, `${prefix}label_emb.0.2`, emb, emb);
+  }
+  for (const b of plan.input) {
+    if (b.kind === 'conv_in') conv(l, `${prefix}${b.conv}`, C, cfg.inChannels, 3);
+    else if (b.kind === 'downsample') conv(l, `${prefix}${b.conv}`, b.channels, b.channels, 3);
+    else {
+      resBlock(l, prefix, b.res!, emb);
+      if (b.transformer) transformer(l, prefix, b.transformer, cfg);
     }
-    if (level < cfg.channelMult.length - 1) {
-      conv(l, `${prefix}input_blocks.${idx}.0.op`, ch, ch, 3);
-      skips.push(ch);
-      idx++;
-    }
-  });
-  resBlock(l, `${prefix}middle_block.0`, ch, ch, emb);
-  transformer(l, `${prefix}middle_block.1`, ch, cfg);
-  resBlock(l, `${prefix}middle_block.2`, ch, ch, emb);
-  let out = 0;
-  for (let level = cfg.channelMult.length - 1; level >= 0; level--) {
-    for (let i = 0; i <= cfg.numResBlocks; i++) {
-      const skip = skips.pop()!;
-      resBlock(l, `${prefix}output_blocks.${out}.0`, ch + skip, C * cfg.channelMult[level], emb);
-      ch = C * cfg.channelMult[level];
-      let sub = 1;
-      if (cfg.attentionLevels.includes(level)) transformer(l, `${prefix}output_blocks.${out}.${sub++}`, ch, cfg);
-      if (level > 0 && i === cfg.numResBlocks) conv(l, `${prefix}output_blocks.${out}.${sub}.conv`, ch, ch, 3);
-      out++;
-    }
+  }
+  resBlock(l, prefix, plan.middle.res[0], emb);
+  if (plan.middle.transformer) transformer(l, prefix, plan.middle.transformer, cfg);
+  for (const r of plan.middle.res.slice(1)) resBlock(l, prefix, r, emb);
+  for (const b of plan.output) {
+    resBlock(l, prefix, b.res, emb);
+    if (b.transformer) transformer(l, prefix, b.transformer, cfg);
+    if (b.upsample) conv(l, `${prefix}${b.upsample}`, b.res.outChannels, b.res.outChannels, 3);
   }
   norm(l, `${prefix}out.0`, C);
   conv(l, `${prefix}out.2`, cfg.outChannels, C, 3);

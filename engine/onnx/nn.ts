@@ -1,4 +1,4 @@
-import type { StoredTensor, WeightSource } from '../core/weights.ts';
+import type { WeightSource } from '../core/weights.ts';
 import { GraphBuilder, MS_DOMAIN, toF16Bytes, type ElemType } from './graph.ts';
 
 /**
@@ -13,95 +13,54 @@ export interface NetOptions {
   dtype: ElemType & ('float32' | 'float16');
   /** Use ORT's fused MultiHeadAttention (com.microsoft) instead of MatMul/Softmax/MatMul. */
   fusedAttention: boolean;
-  /** Plain LoRAs applied at run time, by the bare key of the weight they change (`….weight`). */
-  lowRank?: ReadonlyMap<string, readonly LowRankBranch[]>;
+  /** Called for every linear and conv layer, in order; each may add nodes and replace the layer's output. */
+  layerHooks?: readonly LayerHook[];
+}
+
+/** A linear or conv layer just emitted, named by its checkpoint key (its weight is `${key}.weight`). */
+export interface LayerCall {
+  readonly key: string;
+  readonly kind: 'linear' | 'conv';
+  /** The layer's input value and its output (after the bias, and after earlier hooks' changes). */
+  readonly input: string;
+  readonly output: string;
+  /** A conv's geometry, for a hook that runs a conv of its own beside it (a LoCon branch). */
+  readonly conv?: ConvGeometry;
+}
+
+export interface ConvGeometry {
+  readonly kernel: readonly number[];
+  readonly strides: readonly number[];
+  readonly pads: readonly number[];
 }
 
 /**
- * A plain LoRA as a branch beside the layer it patches: y += strength · up(down(x)), with alpha/rank
- * applied to `up` and the strength a graph input, so changing a LoRA's strength changes a feed, not
- * the weights. For a linear or conv layer this equals running W + strength·(α/r)·up·down.
- *
- * Factors enter the graph as the adapter file stores them (dtype, orientation), pointing at its bytes
- * where it has them; the cast, transpose and α/r scaling are constant nodes ORT folds at load, so
- * applying a LoRA copies and converts nothing in JavaScript.
+ * What patches a graph at its layers without the builder knowing: LoRA branches beside a weight
+ * (models/patching/low-rank.ts), and later attention patches such as IP-Adapter. `undefined` keeps
+ * the output; a value replaces it.
  */
-export interface LowRankBranch {
-  /** Unique initializer prefix (no '.'). */
-  readonly id: string;
-  readonly up: LowRankFactor;
-  readonly down: LowRankFactor;
-  readonly scale: number;
-  /** Name of the float32 [1] graph input that carries the strength. */
-  readonly strengthInput: string;
+export interface LayerHook {
+  layer(net: Net, call: LayerCall): string | undefined;
 }
-
-export interface LowRankFactor {
-  readonly shape: readonly number[];
-  read(): Float32Array;
-  readonly stored?: StoredTensor;
-}
-
-const STORED_TYPE: Partial<Record<StoredTensor['dtype'], ElemType>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 export class Net {
-  private readonly strengths = new Map<string, string>();
-
   constructor(
     readonly g: GraphBuilder,
     readonly ws: WeightSource,
     readonly opts: NetOptions,
   ) {}
 
-  /** A branch strength as a value in the graph's precision (the input is declared on first use). */
-  private strength(input: string): string {
-    let v = this.strengths.get(input);
-    if (!v) {
-      this.g.input(input, 'float32', [1]);
-      v = this.dtype === 'float16' ? this.cast(input, 'float16') : input;
-      this.strengths.set(input, v);
-    }
-    return v;
-  }
-
   /** A constant in the graph's precision from computed float32 values. */
-  private constant(name: string, dims: readonly number[], data: () => Float32Array): string {
+  constant(name: string, dims: readonly number[], data: () => Float32Array): string {
     if (this.dtype === 'float16') return this.g.initializer(name, 'float16', dims, () => toF16Bytes(data()));
     return this.g.floats(name, dims, data);
   }
 
-  /** Low-rank branches added to a layer's output `y` (input `x`); `conv` gives the layer's kernel geometry. */
-  private withBranches(key: string, x: string, y: string, conv?: { kernel: readonly number[]; strides: number[]; pads: number[] }): string {
-    const branches = this.opts.lowRank?.get(`${key}.weight`);
-    if (!branches?.length) return y;
-    const wShape = this.shape(`${key}.weight`);
-    const out = wShape[0];
-    const inner = wShape.slice(1).reduce((a, b) => a * b, 1);
-    for (const b of branches) {
-      const r = b.down.shape[0];
-      const scaled = (up: string): string => (b.scale === 1 ? up : this.g.op1('Mul', [up, this.scalar(b.scale)]));
-      let h: string;
-      if (conv) {
-        const down = this.factor(`${b.id}.down`, b.down, [r, ...wShape.slice(1)]);
-        h = this.g.op1('Conv', [x, down], { kernel_shape: [...conv.kernel], strides: conv.strides, pads: conv.pads });
-        h = this.g.op1('Conv', [this.g.op1('Mul', [h, this.strength(b.strengthInput)]), scaled(this.factor(`${b.id}.up`, b.up, [out, r, 1, 1]))], { kernel_shape: [1, 1] });
-      } else {
-        const downT = this.g.op1('Transpose', [this.factor(`${b.id}.down`, b.down, [r, inner])], { perm: [1, 0] });
-        const upT = this.g.op1('Transpose', [scaled(this.factor(`${b.id}.up`, b.up, [out, r]))], { perm: [1, 0] });
-        h = this.g.op1('MatMul', [this.g.op1('Mul', [this.g.op1('MatMul', [x, downT]), this.strength(b.strengthInput)]), upT]);
-      }
-      // The strength scales the rank-wide middle, not the layer-wide output: r values per position instead of C.
-      y = this.g.op1('Add', [y, h]);
-    }
+  /** The layer's output after every hook has had its say. */
+  private hooked(call: LayerCall): string {
+    let y = call.output;
+    for (const h of this.opts.layerHooks ?? []) y = h.layer(this, { ...call, output: y }) ?? y;
     return y;
-  }
-
-  /** A LoRA factor in the graph's precision, from the adapter file's bytes where it has them. */
-  private factor(name: string, f: LowRankFactor, dims: readonly number[]): string {
-    const type = f.stored && STORED_TYPE[f.stored.dtype];
-    if (!f.stored || !type) return this.constant(name, dims, () => f.read());
-    const v = this.g.storedTensor(name, type, dims, f.stored);
-    return type === this.dtype ? v : this.cast(v, this.dtype);
   }
 
   get dtype(): 'float32' | 'float16' {
@@ -160,7 +119,7 @@ export class Net {
     const pads = opts.pads ?? [p, p, p, p];
     const geometry = { kernel: [shape[2], shape[3]], strides: [opts.stride ?? 1, opts.stride ?? 1], pads: [...pads] };
     const y = this.g.op1('Conv', inputs, { kernel_shape: geometry.kernel, strides: geometry.strides, pads: geometry.pads });
-    return this.withBranches(key, x, y, geometry);
+    return this.hooked({ key, kind: 'conv', input: x, output: y, conv: geometry });
   }
 
   /** torch Linear on the last axis: x·Wᵀ + b, with Wᵀ stored pre-transposed so MatMul needs no Transpose. */
@@ -168,7 +127,7 @@ export class Net {
     const [out, inp] = this.shape(`${key}.weight`);
     const w = this.weight(`${key}.weight`, [inp, out], transpose2d, `${key}.weight.T`);
     const y = this.g.op1('MatMul', [x, w]);
-    return this.withBranches(key, x, this.has(`${key}.bias`) ? this.g.op1('Add', [y, this.weight(`${key}.bias`)]) : y);
+    return this.hooked({ key, kind: 'linear', input: x, output: this.has(`${key}.bias`) ? this.g.op1('Add', [y, this.weight(`${key}.bias`)]) : y });
   }
 
   silu(x: string): string {

@@ -12,7 +12,7 @@ import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
 import { SafetensorsFile, writeSafetensors } from '../../engine/formats/safetensors.ts';
 import { f16ToF32 } from '../../engine/core/dtype.ts';
-import { splitPatches } from '../../engine/models/patching/low-rank.ts';
+import { lowRankHook, splitPatches } from '../../engine/models/patching/low-rank.ts';
 import { MapWeightSource, PrefixedWeightSource, type WeightSource } from '../../engine/core/weights.ts';
 import { Executor } from '../../engine/executor/executor.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
@@ -285,7 +285,7 @@ describe('weight patching through the model manager', () => {
     const split = splitPatches(own, SD1_PREFIX.unet, tiny.unet);
     expect(split.merged.size).toBe(0);
     const run = async (dtype: 'float32' | 'float16'): Promise<Float32Array> => {
-      const g = buildUnetGraph(tiny.cfg.unet, tiny.unet, { dtype, fusedAttention: true, lowRank: split.branches });
+      const g = buildUnetGraph(tiny.cfg.unet, tiny.unet, { dtype, fusedAttention: true, layerHooks: [lowRankHook(split.branches)] });
       const s = await ort.InferenceSession.create(g.toBuffer());
       const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
       const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', timesteps, [1]), context: new ort.Tensor('float32', context.data, context.shape), control_mid: zero };

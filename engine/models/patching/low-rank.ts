@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { LowRankBranch } from '../../onnx/nn.ts';
-import type { WeightSource } from '../../core/weights.ts';
+import type { ElemType } from '../../onnx/graph.ts';
+import type { LayerHook, Net } from '../../onnx/nn.ts';
+import type { StoredTensor, WeightSource } from '../../core/weights.ts';
 import { isPlainLora } from './native-lora.ts';
 import { effective, type PatchEntry, type PatchMap } from './patch-set.ts';
 
@@ -14,7 +15,7 @@ import { effective, type PatchEntry, type PatchMap } from './patch-set.ts';
 export interface SplitPatches {
   /** Patches merged into weights (full LDM names). */
   merged: PatchMap;
-  /** Branches by bare weight key, for NetOptions.lowRank. */
+  /** Branches by bare weight key, for lowRankHook. */
   branches: Map<string, LowRankBranch[]>;
   /** Strength feeds: graph input name → value. */
   strengths: Map<string, number>;
@@ -79,4 +80,84 @@ export function splitPatches(own: PatchMap, prefix: string, weights: Pick<Weight
   }
   const structureKey = structure.length ? createHash('sha256').update(structure.sort().join('\n')).digest('hex') : '';
   return { merged, branches, strengths, structureKey, adapters };
+}
+
+/**
+ * A plain LoRA as a branch beside the layer it patches: y += strength · up(down(x)), with alpha/rank
+ * applied to `up` and the strength a graph input, so changing a LoRA's strength changes a feed, not
+ * the weights. For a linear or conv layer this equals running W + strength·(α/r)·up·down.
+ *
+ * Factors enter the graph as the adapter file stores them (dtype, orientation), pointing at its bytes
+ * where it has them; the cast, transpose and α/r scaling are constant nodes ORT folds at load, so
+ * applying a LoRA copies and converts nothing in JavaScript.
+ */
+export interface LowRankBranch {
+  /** Unique initializer prefix (no '.'). */
+  readonly id: string;
+  readonly up: LowRankFactor;
+  readonly down: LowRankFactor;
+  readonly scale: number;
+  /** Name of the float32 [1] graph input that carries the strength. */
+  readonly strengthInput: string;
+}
+
+export interface LowRankFactor {
+  readonly shape: readonly number[];
+  read(): Float32Array;
+  readonly stored?: StoredTensor;
+}
+
+const STORED_TYPE: Partial<Record<StoredTensor['dtype'], ElemType>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+/** The layer hook that adds `branches` (by bare weight key) beside the layers they patch. */
+export function lowRankHook(branches: ReadonlyMap<string, readonly LowRankBranch[]>): LayerHook {
+  // A strength input is declared once per graph and cast once; the hook may serve several builds.
+  const strengthsByNet = new WeakMap<Net, Map<string, string>>();
+  const strength = (n: Net, input: string): string => {
+    let perNet = strengthsByNet.get(n);
+    if (!perNet) strengthsByNet.set(n, (perNet = new Map()));
+    let v = perNet.get(input);
+    if (!v) {
+      n.g.input(input, 'float32', [1]);
+      v = n.dtype === 'float16' ? n.cast(input, 'float16') : input;
+      perNet.set(input, v);
+    }
+    return v;
+  };
+  return {
+    layer(n, { key, input: x, output, conv }) {
+      const list = branches.get(`${key}.weight`);
+      if (!list?.length) return undefined;
+      const g = n.g;
+      const wShape = n.shape(`${key}.weight`);
+      const out = wShape[0];
+      const inner = wShape.slice(1).reduce((a, b) => a * b, 1);
+      let y = output;
+      for (const b of list) {
+        const r = b.down.shape[0];
+        const scaled = (up: string): string => (b.scale === 1 ? up : g.op1('Mul', [up, n.scalar(b.scale)]));
+        let h: string;
+        if (conv) {
+          const down = factor(n, `${b.id}.down`, b.down, [r, ...wShape.slice(1)]);
+          h = g.op1('Conv', [x, down], { kernel_shape: [...conv.kernel], strides: [...conv.strides], pads: [...conv.pads] });
+          h = g.op1('Conv', [g.op1('Mul', [h, strength(n, b.strengthInput)]), scaled(factor(n, `${b.id}.up`, b.up, [out, r, 1, 1]))], { kernel_shape: [1, 1] });
+        } else {
+          const downT = g.op1('Transpose', [factor(n, `${b.id}.down`, b.down, [r, inner])], { perm: [1, 0] });
+          const upT = g.op1('Transpose', [scaled(factor(n, `${b.id}.up`, b.up, [out, r]))], { perm: [1, 0] });
+          h = g.op1('MatMul', [g.op1('Mul', [g.op1('MatMul', [x, downT]), strength(n, b.strengthInput)]), upT]);
+        }
+        // The strength scales the rank-wide middle, not the layer-wide output: r values per position instead of C.
+        y = g.op1('Add', [y, h]);
+      }
+      return y;
+    },
+  };
+}
+
+/** A LoRA factor in the graph's precision, from the adapter file's bytes where it has them. */
+function factor(n: Net, name: string, f: LowRankFactor, dims: readonly number[]): string {
+  const type = f.stored && STORED_TYPE[f.stored.dtype];
+  if (!f.stored || !type) return n.constant(name, dims, () => f.read());
+  const v = n.g.storedTensor(name, type, dims, f.stored);
+  return type === n.dtype ? v : n.cast(v, n.dtype);
 }
