@@ -7,13 +7,14 @@
  *
  * Run: npx tsx bench/models.ts [checkpoint] [repeats=3] [sizes=256,512]
  * (make the checkpoint with `npm run weft -- make-model sd15 --out <file>`; the CLIP vocabulary is
- * taken from ../shared/tokenizers or models/tokenizers/clip-vit-large-patch14)
+ * the project's copy in engine/text/vocab/clip-vit-large-patch14)
  */
 import { existsSync, mkdirSync, copyFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelManager } from '../engine/models/manager.ts';
+import { bundledVocabularyDir } from '../engine/text/clip-tokenizer.ts';
 import { sessionOptions, chooseProvider } from '../engine/onnx/runtime.ts';
 import { controlInputName, unetSkipCount } from '../engine/models/graphs/unet-graph.ts';
 
@@ -23,7 +24,7 @@ const SIZES = (process.argv[4] ?? '256,512').split(',').map(Number);
 if (!existsSync(file)) throw new Error(`${file} not found: run npm run weft -- make-model sd15 --out ${file}`);
 const tokDir = `${file.replace(/\.safetensors$/, '')}.tokenizer`;
 if (!existsSync(path.join(tokDir, 'vocab.json'))) {
-  const shared = path.resolve('../shared/tokenizers/clip-vit-large-patch14');
+  const shared = bundledVocabularyDir('clip-vit-large-patch14');
   mkdirSync(tokDir, { recursive: true });
   for (const f of ['vocab.json', 'merges.txt']) copyFileSync(path.join(shared, f), path.join(tokDir, f));
 }

@@ -114,7 +114,7 @@ export async function makeTinyCheckpoint(outFile: string, opts: MakeModelOptions
 
 /**
  * A full-size SD1.5-shaped checkpoint with random weights (fp16 by default: ~2.1 GB), streamed to
- * disk. It needs the real CLIP tokenizer (vocab 49408) in models/tokenizers/clip-vit-large-patch14/.
+ * disk. It uses the real CLIP tokenizer (vocab 49408): the project's copy unless one is next to it.
  */
 export async function makeFullSd15Checkpoint(outFile: string, opts: MakeModelOptions & { dtype?: 'F16' | 'F32' } = {}): Promise<void> {
   await writeModel(outFile, SD15_CONFIG, opts.dtype ?? 'F16', opts, { title: 'Weft random SD1.5 (random weights)' });

@@ -504,19 +504,44 @@ function loadCached(dir: string): ClipTokenizer {
   return tok;
 }
 
+/** The vocabularies the project carries (MIT, see each folder's LICENSE), so real checkpoints run without tokenizer files. */
+const BUNDLED_VOCAB_ROOT = path.join(import.meta.dirname, 'vocab');
+
+/** The project's own copy of a vocabulary (`clip-vit-large-patch14`: CLIP ViT-L/14, SD1's), by folder name. */
+export function bundledVocabularyDir(vocabulary: string): string {
+  return path.join(BUNDLED_VOCAB_ROOT, vocabulary);
+}
+
+export interface ClipTokenizerLookup {
+  /** A folder that must hold the files (an ONNX export's tokenizer folder): nothing else is tried. */
+  explicitDir?: string;
+  modelPath?: string;
+  paths?: FolderPaths;
+  /** The vocabulary's folder name under each `tokenizers` model folder; `clip-vit-large-patch14` when not given. */
+  vocabulary?: string;
+  /**
+   * Fall back to the project's copy of `vocabulary` when no files are found elsewhere. A family whose
+   * checkpoints all use one known vocabulary (SD1: CLIP ViT-L/14) sets it; files next to the model
+   * (the demo model's own small vocabulary) or in models/tokenizers still come first.
+   */
+  bundled?: boolean;
+}
+
 /**
  * Find vocab.json + merges.txt and load them, looking in order: an explicit folder, next to the model
- * (`<model>.tokenizer/`, then the model's own folder), then `clip-vit-large-patch14/` in each
- * `tokenizers` model folder. Missing → an error listing exactly where the two files may go.
+ * (`<model>.tokenizer/`, then the model's own folder), then `<vocabulary>/` in each `tokenizers` model
+ * folder, then (with `bundled`) the project's copy. Missing → an error listing exactly where the two files may go.
  */
-export function loadClipTokenizer(opts: { explicitDir?: string; modelPath?: string; paths?: FolderPaths }): ClipTokenizer {
+export function loadClipTokenizer(opts: ClipTokenizerLookup): ClipTokenizer {
+  const vocabulary = opts.vocabulary ?? 'clip-vit-large-patch14';
   const candidates: string[] = [];
   if (opts.explicitDir) candidates.push(path.resolve(opts.explicitDir));
   if (opts.modelPath) {
     candidates.push(path.resolve(`${opts.modelPath.replace(/\.[^.\\/]+$/, '')}.tokenizer`));
     candidates.push(path.resolve(path.dirname(opts.modelPath)));
   }
-  for (const root of opts.paths?.searchPaths('tokenizers') ?? []) candidates.push(path.join(root, 'clip-vit-large-patch14'));
+  for (const root of opts.paths?.searchPaths('tokenizers') ?? []) candidates.push(path.join(root, vocabulary));
+  if (opts.bundled) candidates.push(bundledVocabularyDir(vocabulary));
   const partial: string[] = [];
   for (const dir of candidates) {
     const hasV = fs.existsSync(path.join(dir, 'vocab.json'));
@@ -527,7 +552,7 @@ export function loadClipTokenizer(opts: { explicitDir?: string; modelPath?: stri
     }
     if (hasV !== hasM) partial.push(`${dir} has only ${hasV ? 'vocab.json' : 'merges.txt'}`);
   }
-  const where = candidates.length ? candidates.join(', ') : 'models/tokenizers/clip-vit-large-patch14/';
+  const where = candidates.length ? candidates.join(', ') : `models/tokenizers/${vocabulary}/`;
   throw new Error(
     'CLIP tokenizer not found: put vocab.json and merges.txt (from any Hugging Face CLIP ViT-L/14 tokenizer, e.g. ' +
       `openai/clip-vit-large-patch14, or ComfyUI's comfy/sd1_tokenizer/) in one of: ${where}` +

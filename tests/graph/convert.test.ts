@@ -5,7 +5,7 @@ import { MissingNodeTypesError, convertOrThrow, convertWorkflowToPrompt, promptT
 import type { ApiPrompt } from '../../engine/graph/prompt.ts';
 import { FIXTURE_OBJECT_INFO as INFO } from './object-info-fixture.ts';
 
-const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures/workflows');
+const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/workflows');
 const workflows = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.workflow.json'));
 
 function load(file: string): Record<string, unknown> {
@@ -23,7 +23,7 @@ function comparable(p: ApiPrompt): Record<string, { class_type: string; inputs: 
   );
 }
 
-describe('UI workflow → API prompt (shared fixtures)', () => {
+describe('UI workflow → API prompt (ComfyUI fixtures in tests/fixtures/workflows)', () => {
   it('finds the fixtures', () => {
     expect(workflows.length).toBeGreaterThanOrEqual(8);
   });

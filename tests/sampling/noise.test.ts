@@ -22,8 +22,7 @@ interface SummaryCase {
 }
 type Case = FullCase | SummaryCase;
 
-const FIXTURE = new URL('../../../shared/fixtures/torch_randn.json', import.meta.url);
-const fixturePath = existsSync(FIXTURE) ? FIXTURE : '/work/shared/fixtures/torch_randn.json';
+const fixturePath = new URL('../fixtures/torch_randn.json', import.meta.url);
 const haveFixture = existsSync(fixturePath);
 const cases: Case[] = haveFixture ? (JSON.parse(readFileSync(fixturePath, 'utf8')) as { cases: Case[] }).cases : [];
 

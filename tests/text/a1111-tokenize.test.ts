@@ -5,10 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensors } from '../../engine/formats/safetensors.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import { parseA1111Attention } from '../../engine/text/a1111-prompt.ts';
-import { ClipTokenizer, type EmbeddingLookup, type WeightedToken } from '../../engine/text/clip-tokenizer.ts';
+import { bundledVocabularyDir, ClipTokenizer, type EmbeddingLookup, type WeightedToken } from '../../engine/text/clip-tokenizer.ts';
 import { EmbeddingLibrary } from '../../engine/text/embeddings.ts';
 
-const DIR = path.resolve(import.meta.dirname, '../../../shared/tokenizers/clip-vit-large-patch14');
+// The project's own copy of the CLIP ViT-L/14 vocabulary (the default for SD1 checkpoints).
+const DIR = bundledVocabularyDir('clip-vit-large-patch14');
 
 const BOS = 49406;
 const EOS = 49407;
@@ -31,7 +32,7 @@ const body = (chunk: WeightedToken[]) => {
 };
 const words = (n: number, w: string) => Array.from({ length: n }, () => w).join(' ');
 
-// The real vocabulary ships in ../shared (as for tests/text/tokenizer.test.ts): these expectations are its ids.
+// The real vocabulary ships in engine/text/vocab/ (as for tests/text/tokenizer.test.ts): these expectations are its ids.
 describe('A1111 chunking (tokenizeA1111, real CLIP ViT-L/14 vocabulary)', () => {
   const vocab = JSON.parse(fs.readFileSync(path.join(DIR, 'vocab.json'), 'utf8')) as Record<string, number>;
   const tok = ClipTokenizer.fromFiles(path.join(DIR, 'vocab.json'), path.join(DIR, 'merges.txt'));

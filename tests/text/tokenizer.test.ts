@@ -3,9 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FolderPaths } from '../../engine/paths/folders.ts';
-import { ClipTokenizer, loadClipTokenizer, normalizeClipText, type WeightedToken } from '../../engine/text/clip-tokenizer.ts';
+import { bundledVocabularyDir, ClipTokenizer, loadClipTokenizer, normalizeClipText, type WeightedToken } from '../../engine/text/clip-tokenizer.ts';
 
-const DIR = path.resolve(import.meta.dirname, '../../../shared/tokenizers/clip-vit-large-patch14');
+// The project's own copy of the CLIP ViT-L/14 vocabulary (the default for SD1 checkpoints).
+const DIR = bundledVocabularyDir('clip-vit-large-patch14');
 const vocab = JSON.parse(fs.readFileSync(path.join(DIR, 'vocab.json'), 'utf8')) as Record<string, number>;
 const tok = ClipTokenizer.fromFiles(path.join(DIR, 'vocab.json'), path.join(DIR, 'merges.txt'));
 /** Expected ids looked up in vocab.json directly, independent of the BPE code. */
@@ -164,6 +165,37 @@ describe('loading', () => {
       expect(loadClipTokenizer({ paths })).toBe(loadClipTokenizer({ paths })); // loaded once
       expect(() => loadClipTokenizer({ paths, explicitDir: path.join(base, 'nowhere') })).toThrow(/not found in .*nowhere: it needs both vocab\.json and merges\.txt there \(missing: vocab\.json, merges\.txt\)/);
       expect(loadClipTokenizer({ explicitDir: dest }).eos).toBe(EOS);
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  it("falls back to the project's CLIP ViT-L/14 copy only when asked (SD1), after the model's own and models/tokenizers", () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-tokdef-'));
+    try {
+      const paths = new FolderPaths({ baseDir: base });
+      const model = path.join(base, 'models/checkpoints/m.safetensors');
+      expect(() => loadClipTokenizer({ paths, modelPath: model })).toThrow(/CLIP tokenizer not found/);
+      const bundled = loadClipTokenizer({ paths, modelPath: model, bundled: true });
+      expect(bundled).toBe(loadClipTokenizer({ explicitDir: DIR })); // the project's copy, one cached instance
+      expect(bundled.tokenize('a photo of a cat')).toEqual(v('a</w>', 'photo</w>', 'of</w>', 'a</w>', 'cat</w>'));
+      // A model's own vocabulary (the demo model ships a small one in `<model>.tokenizer/`) wins.
+      const own = path.join(base, 'models/checkpoints/m.tokenizer');
+      fs.mkdirSync(own, { recursive: true });
+      fs.writeFileSync(path.join(own, 'vocab.json'), JSON.stringify({ c: 0, a: 1, t: 2, 'c</w>': 3, 'a</w>': 4, 't</w>': 5, 'at</w>': 6, 'cat</w>': 7, '<|startoftext|>': 8, '<|endoftext|>': 9 }));
+      fs.writeFileSync(path.join(own, 'merges.txt'), '#version: 0.2\na t</w>\nc at</w>\n');
+      const small = loadClipTokenizer({ paths, modelPath: model, bundled: true });
+      expect(small.vocabSize).toBe(10);
+      expect(small.tokenize('cat')).toEqual([7]);
+      // So does models/tokenizers/<vocabulary>/ over the bundled copy.
+      fs.rmSync(own, { recursive: true });
+      const shelf = path.join(base, 'models/tokenizers/my-vocab');
+      fs.mkdirSync(shelf, { recursive: true });
+      for (const f of ['vocab.json', 'merges.txt']) fs.copyFileSync(path.join(DIR, f), path.join(shelf, f));
+      expect(() => loadClipTokenizer({ paths, modelPath: model, vocabulary: 'my-vocab' })).not.toThrow();
+      expect(() => loadClipTokenizer({ paths, modelPath: model, vocabulary: 'other', bundled: true })).toThrow(
+        `in one of: ${path.join(base, 'models/checkpoints/m.tokenizer')}, ${path.join(base, 'models/checkpoints')}, ${path.join(base, 'models/tokenizers/other')}, ${bundledVocabularyDir('other')}`,
+      );
     } finally {
       fs.rmSync(base, { recursive: true, force: true });
     }
