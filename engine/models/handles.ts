@@ -75,14 +75,37 @@ export interface WeightPatching<H> {
   read(name: string): Promise<Float32Array>;
 }
 
+/** What a family's extra UNet inputs are made from: one conditioning entry (ComfyUI's cond dict). */
+export interface ExtraCondEntry {
+  /** [1, tokens, dim] */
+  readonly cond: Tensor;
+  /** [1, dim] pooled text-encoder output. */
+  readonly pooled?: Tensor;
+}
+
+/** The run an entry's extra inputs are made for. */
+export interface ExtraCondInfo {
+  /** Batch items the inputs are for. */
+  readonly batch: number;
+  /** Latent height and width (latent pixels). */
+  readonly height: number;
+  readonly width: number;
+}
+
+/** Named UNet inputs for one conditioning entry, each with batch size `info.batch` (see UNetRunArgs.extra). */
+export type ExtraConds = (entry: ExtraCondEntry, info: ExtraCondInfo) => Readonly<Record<string, Tensor>>;
+
 /** MODEL socket value. */
 export interface ModelHandle {
   /** Identity for caching: checkpoint hash + applied patches. Equal ids ⇒ identical weights. */
   readonly id: string;
-  readonly family: 'sd1';
+  /** The model family's id (`sd1`; see engine/models/families). */
+  readonly family: string;
   readonly unet: UNetRunner;
   readonly sampling: ModelSamplingConfig;
   readonly latentFormat: LatentFormat;
+  /** The family's extra UNet inputs from conditioning (ComfyUI's `extra_conds`); absent or empty for SD1. */
+  readonly extraConds?: ExtraConds;
   readonly patching?: WeightPatching<ModelHandle>;
 }
 

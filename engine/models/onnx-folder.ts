@@ -10,6 +10,8 @@ import { CLIP_IO } from './graphs/clip-graph.ts';
 import type { ModelHandle, UNetRunArgs, UNetRunner } from './handles.ts';
 import { OrtClip } from './ort-clip.ts';
 import { OrtVae } from './ort-vae.ts';
+import { SD1 } from './families/sd1/index.ts';
+import { SD1_SAMPLING, sd1LatentFormat } from './families/sd1/latent.ts';
 
 /**
  * diffusers/Optimum ONNX exports (text_encoder/, unet/, vae_decoder/, vae_encoder/, tokenizer/) as
@@ -89,11 +91,16 @@ class FolderUnet implements UNetRunner {
       const tDims = tMeta && tMeta.isTensor && tMeta.shape.length === 0 ? [] : [B];
       const tData = tDims.length ? args.timesteps : args.timesteps.subarray(0, 1);
       const t = tType === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(tData, (v) => BigInt(Math.round(v))), tDims) : floatTensor(tType, Float32Array.from(tData), tDims);
-      const out = await s.run({
+      const feeds: Record<string, ort.Tensor> = {
         [xName]: floatTensor(inputType(s, xName), args.x.data, args.x.shape),
         [tName]: t,
         [cName]: floatTensor(inputType(s, cName), args.context.data, args.context.shape),
-      });
+      };
+      for (const [name, v] of Object.entries(args.extra ?? {})) {
+        if (!names.includes(name) || name in feeds) throw new Error(`${this.file}: this ONNX-exported UNet has no input '${name}' (its inputs: ${names.join(', ')})`);
+        feeds[name] = floatTensor(inputType(s, name), v.data, v.shape);
+      }
+      const out = await s.run(feeds);
       const o = toFloat32(out[s.outputNames[0]], `${this.file} output`);
       return { shape: [...o.dims], data: o.data };
     });
@@ -177,16 +184,16 @@ export function loadOnnxFolder(dir: string, use: UseSession, opts: { paths?: Fol
   const prediction = sch?.predictionType === 'v_prediction' ? 'v_prediction' : 'eps';
   const model: ModelHandle = {
     id: `onnx-unet:${f.dir}`,
-    family: 'sd1',
+    family: SD1.id,
     unet: new FolderUnet(768, use, key('unet'), f.unet),
     sampling: {
       prediction,
       betaSchedule: sch?.betaSchedule === 'linear' ? 'linear' : 'scaled_linear',
-      linearStart: sch?.betaStart ?? 0.00085,
-      linearEnd: sch?.betaEnd ?? 0.012,
-      timesteps: sch?.trainTimesteps ?? 1000,
+      linearStart: sch?.betaStart ?? SD1_SAMPLING.linearStart,
+      linearEnd: sch?.betaEnd ?? SD1_SAMPLING.linearEnd,
+      timesteps: sch?.trainTimesteps ?? SD1_SAMPLING.timesteps,
     },
-    latentFormat: { channels: 4, scaleFactor: 0.18215, rgbFactors: [[0.3512, 0.2297, 0.3227], [0.325, 0.4974, 0.235], [-0.2829, 0.1762, 0.2721], [-0.212, -0.2616, -0.7177]] },
+    latentFormat: sd1LatentFormat(),
   };
   return { model, clip, vae };
 }

@@ -3,9 +3,7 @@ import { InterruptedError } from '../core/errors.ts';
 import type { ClipTokenizer, EmbeddingLookup, WeightedToken } from '../text/clip-tokenizer.ts';
 import type { ClipEncodeResult, ClipHandle, WeightPatching } from './handles.ts';
 import { CLIP_CONTEXT, CLIP_IO } from './graphs/clip-graph.ts';
-
-/** What the CLIP handle needs of a session (one run per call, sessions come from the pool). */
-export type RunSession = (feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>;
+import type { RunSession } from './runtime/part.ts';
 
 export interface OrtClipOptions {
   id: string;

@@ -3,9 +3,12 @@ import { InterruptedError } from '../core/errors.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { controlInputName, UNET_IO } from './graphs/unet-graph.ts';
 import type { UNetRunArgs, UNetRunner } from './handles.ts';
-import type { RunSession } from './ort-clip.ts';
+import type { RunSession } from './runtime/part.ts';
 
-/** MODEL's UNet over the UNet graph; control residuals go to the overridable control inputs. */
+/**
+ * MODEL's UNet over the UNet graph; control residuals go to the control inputs, and a family's extra
+ * inputs (`args.extra`) by name to the graph's inputs of that name.
+ */
 export class OrtUnet implements UNetRunner {
   /** Fed for every residual a run does not have: broadcasting makes one zero stand for any skip. */
   private static readonly ZERO = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
@@ -39,6 +42,12 @@ export class OrtUnet implements UNetRunner {
     }
     const mid = control?.middle;
     feeds[UNET_IO.controlMid] = mid ? new ort.Tensor('float32', mid.data, [...mid.shape]) : OrtUnet.ZERO;
+    for (const [name, t] of Object.entries(args.extra ?? {})) {
+      // The session refuses names its graph lacks; names it has but this class feeds itself are refused here.
+      if (name in feeds) throw new Error(`UNet extra input '${name}' would replace one the UNet handle feeds itself`);
+      if (t.shape[0] !== B) throw new Error(`UNet extra input '${name}' has batch ${t.shape[0]}, expected ${B}`);
+      feeds[name] = new ort.Tensor('float32', t.data, [...t.shape]);
+    }
     const out = (await this.runSession(feeds))[UNET_IO.out];
     if (!out || !(out.data instanceof Float32Array)) throw new Error('UNet session returned no float32 output');
     return { shape: [...out.dims], data: out.data };

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Latent, Tensor } from '../../engine/core/tensor.ts';
 import type { ModelHandle, UNetRunArgs } from '../../engine/models/handles.ts';
-import { ModelManager, SD1_LATENT_RGB } from '../../engine/models/manager.ts';
+import { ModelManager } from '../../engine/models/manager.ts';
+import { SD1_LATENT_RGB } from '../../engine/models/families/sd1/latent.ts';
 import type { Conditioning } from '../../engine/sampling/conditioning.ts';
 import { cfgDenoiser } from '../../engine/sampling/guider.ts';
 import { ksample, toSeed } from '../../engine/sampling/ksampler.ts';

@@ -1,0 +1,34 @@
+import type * as ort from 'onnxruntime-node';
+import type { GraphBuilder } from '../../onnx/graph.ts';
+import type { NetOptions } from '../../onnx/nn.ts';
+import type { WeightSource } from '../../core/weights.ts';
+import { effective, patchesUnder, type PatchMap } from '../patching/patch-set.ts';
+
+/**
+ * What the parts runtime needs to know of one ONNX part (a UNet, a text encoder, a VAE half, a
+ * ControlNet, an upscaler, ...): how to build its graph from its weights, and what its build is
+ * named by. The id is open: a new part is a new spec, not a new case in the model manager.
+ */
+export interface PartSpec {
+  /** Part id, the first word of its cache folder (`unet`, `clip`, `vae_decoder`, `controlnet`, ...). */
+  readonly id: string;
+  /** Content hash of the weights' file: with the id, precision and provider it names the build. */
+  readonly hash: string;
+  /** The part's weights under the keys its graph builder reads. */
+  readonly weights: WeightSource;
+  /** What turns those keys into the names patch maps use (`model.diffusion_model.`); '' when they are the same. */
+  readonly prefix: string;
+  build(ws: WeightSource, o: NetOptions): GraphBuilder;
+  /** The file the weights came from, recorded beside the build (cache listing). */
+  readonly source?: string;
+  /** Bumped when this part's builder changes what it emits (added to the cache key when set). */
+  readonly version?: number;
+}
+
+/** One run of a part's session: feeds by input name → outputs by name (sessions come from the pool). */
+export type RunSession = (feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>;
+
+/** The patches on one part's weights that change anything. */
+export function ownPatches(patches: PatchMap, prefix: string): PatchMap {
+  return new Map([...patchesUnder(patches, prefix)].filter(([, e]) => effective(e).length > 0));
+}

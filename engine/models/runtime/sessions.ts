@@ -1,0 +1,91 @@
+import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { Logger } from '../../core/log.ts';
+import { sessionOptions, type ProviderChoice } from '../../onnx/runtime.ts';
+import { prefetchFiles } from '../../onnx/prefetch.ts';
+import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
+import { patchedModelFiles } from '../patching/patched-build.ts';
+
+/** How the runtime opens sessions over the files it built (or was given). */
+export interface SessionSettings {
+  threads?: number;
+  /** Read a patched model's files ahead of ORT (see prefetch.ts). */
+  prefetch?: boolean;
+  log?: Logger;
+}
+
+/**
+ * ORT's full optimisation of a 3 GB UNet takes ~13 s per load on a 2-core CPU, so the first load
+ * saves the optimised graph beside the built one and later loads take it as is (~1 s). The saved
+ * graph is specific to this provider and machine, which the cache key and folder already are.
+ */
+export async function createBuiltSession(file: string, p: ProviderChoice, s: SessionSettings): Promise<ort.InferenceSession> {
+  const base = sessionOptions(p, { threads: s.threads });
+  const dir = dirname(file);
+  const optimized = join(dir, 'optimized.onnx');
+  if (existsSync(optimized)) {
+    shareWeights(dir, s.log);
+    try {
+      return await ort.InferenceSession.create(optimized, { ...base, graphOptimizationLevel: 'disabled' });
+    } catch (e) {
+      s.log?.warn(`ignoring the saved optimised graph ${optimized}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  const tag = `${process.pid}-${Date.now()}`;
+  const tmp = join(dir, `optimized-${tag}.onnx`);
+  const session = await ort.InferenceSession.create(file, {
+    ...base,
+    optimizedModelFilePath: tmp,
+    extra: { session: { optimized_model_external_initializers_file_name: `optimized-${tag}.bin`, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
+  });
+  try {
+    if (existsSync(tmp)) renameSync(tmp, optimized);
+  } catch {
+    /* another process saved it first */
+  }
+  shareWeights(dir, s.log);
+  return session;
+}
+
+/**
+ * Patched models get only ORT's basic optimisation on CPU: full optimisation (the NCHWc layout)
+ * costs ~12 s for the SD1.5 UNet and gains 4% (256²) to 10% (512²) per step (docs/benchmarks.md),
+ * while applying a LoRA should take seconds. Basic costs nothing measurable and folds the LoRA
+ * factors' cast, transpose and scaling (see LowRankBranch) into constants. GPU providers keep
+ * full optimisation, where fusions matter more.
+ */
+export async function createPatchedSession(file: string, p: ProviderChoice, s: SessionSettings): Promise<ort.InferenceSession> {
+  const base = sessionOptions(p, { threads: s.threads });
+  // The unpatched session read the saved optimised graph's reordered convs, not these files.
+  if (s.prefetch ?? true) void prefetchFiles(patchedModelFiles(file));
+  return ort.InferenceSession.create(file, p.provider === 'cpu' ? { ...base, graphOptimizationLevel: 'basic' } : base);
+}
+
+/** A model file Weft did not build (an export's folder, a user's detector): opened as it is, nothing written beside it. */
+export async function createFileSession(file: string, p: ProviderChoice, s: SessionSettings): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(file, sessionOptions(p, { threads: s.threads }));
+}
+
+/** See share-weights.ts: a saving of disk and page cache, so a failure only warns. */
+function shareWeights(dir: string, log?: Logger): void {
+  try {
+    const t0 = Date.now();
+    const saved = shareOptimizedWeights(dir);
+    if (saved) log?.info(`the saved optimised graph in ${dir} now reads ${(saved / 2 ** 20).toFixed(0)} MiB of unchanged weights from weights.bin (${Date.now() - t0} ms)`);
+  } catch (e) {
+    log?.warn(`could not share the optimised graph's weights in ${dir}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/**
+ * A model's size on disk for the memory budget: the graph plus, when it is the only model in its
+ * folder (an export's part folder), the external-data files beside it. A model among others (a
+ * folder of detectors) counts its own file only.
+ */
+export function onnxBytes(file: string): number {
+  const dir = dirname(file);
+  const names = readdirSync(dir);
+  if (names.filter((f) => f.endsWith('.onnx')).length > 1) return statSync(file).size;
+  return names.reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+}
