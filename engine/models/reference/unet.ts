@@ -2,6 +2,7 @@ import type { Tensor } from '../../core/tensor.ts';
 import { describeShape } from '../../core/tensor.ts';
 import type { UNetConfig } from '../config.ts';
 import { SD1_PREFIX } from '../config.ts';
+import { unetPlan, type ResBlockPlan, type TransformerPlan } from '../unet-plan.ts';
 import type { ControlResiduals } from '../handles.ts';
 import type { WeightSource } from '../../core/weights.ts';
 import {
@@ -22,9 +23,10 @@ import {
 } from './layers.ts';
 
 /**
- * The SD1 UNet (LDM `openaimodel.UNetModel` as ComfyUI runs it) in plain loops: the oracle for
- * the ONNX graph. Structure and constants follow ComfyUI: ResBlock norms eps 1e-5, transformer
- * GroupNorm eps 1e-6, LayerNorm eps 1e-5, GEGLU feed-forward, nearest upsampling to the skip's size.
+ * The LDM UNet (`openaimodel.UNetModel` as ComfyUI runs it) in plain loops, walking the same
+ * `unetPlan` as the graph: the oracle for the ONNX graph. Constants follow ComfyUI: ResBlock norms
+ * eps 1e-5, transformer GroupNorm eps 1e-6, LayerNorm eps 1e-5, GEGLU feed-forward, nearest
+ * upsampling to the skip's size.
  */
 
 /** UNet weights are read under `model.diffusion_model.` when the source has it, else bare. */
@@ -32,10 +34,16 @@ export function unetPrefix(ws: WeightSource): string {
   return ws.has(`${SD1_PREFIX.unet}time_embed.0.weight`) ? SD1_PREFIX.unet : '';
 }
 
-class Weights {
+/** Edits a layer's output in the reference as a `LayerHook` does in the graph (for testing hooks against it). */
+export type RefLayerHook = (key: string, kind: 'linear' | 'conv', output: Tensor) => Tensor | undefined;
+
+/** Weights under the UNet prefix, and the layers that read them (with the optional layer hook). */
+class RefNet {
   constructor(
     private readonly ws: WeightSource,
     private readonly prefix: string,
+    readonly cfg: UNetConfig,
+    private readonly hook?: RefLayerHook,
   ) {}
   has(name: string): boolean {
     return this.ws.has(this.prefix + name);
@@ -46,38 +54,41 @@ class Weights {
   shape(name: string): readonly number[] {
     return this.ws.shape(this.prefix + name);
   }
+  conv(key: string, x: Tensor, stride = 1): Tensor {
+    const shape = this.shape(`${key}.weight`);
+    const y = conv2d(x, this.get(`${key}.weight`), shape, this.has(`${key}.bias`) ? this.get(`${key}.bias`) : undefined, { stride, pad: Math.floor(shape[2] / 2) }, key);
+    return this.hook?.(key, 'conv', y) ?? y;
+  }
+  lin(key: string, x: Tensor): Tensor {
+    const y = linear(x, this.get(`${key}.weight`), this.shape(`${key}.weight`), this.has(`${key}.bias`) ? this.get(`${key}.bias`) : undefined, key);
+    return this.hook?.(key, 'linear', y) ?? y;
+  }
+  gn(key: string, x: Tensor, eps: number): Tensor {
+    return groupNorm(x, this.cfg.normGroups, this.get(`${key}.weight`), this.get(`${key}.bias`), eps, key);
+  }
+  ln(key: string, x: Tensor): Tensor {
+    return layerNorm(x, this.get(`${key}.weight`), this.get(`${key}.bias`), 1e-5, key);
+  }
 }
 
-function conv(w: Weights, key: string, x: Tensor, stride = 1): Tensor {
-  const shape = w.shape(`${key}.weight`);
-  return conv2d(x, w.get(`${key}.weight`), shape, w.has(`${key}.bias`) ? w.get(`${key}.bias`) : undefined, { stride, pad: Math.floor(shape[2] / 2) }, key);
-}
-
-function lin(w: Weights, key: string, x: Tensor): Tensor {
-  return linear(x, w.get(`${key}.weight`), w.shape(`${key}.weight`), w.has(`${key}.bias`) ? w.get(`${key}.bias`) : undefined, key);
-}
-
-function gn(w: Weights, key: string, x: Tensor, groups: number, eps: number): Tensor {
-  return groupNorm(x, groups, w.get(`${key}.weight`), w.get(`${key}.bias`), eps, key);
-}
-
-function resBlock(w: Weights, key: string, x: Tensor, emb: Tensor, groups: number): Tensor {
-  let h = conv(w, `${key}.in_layers.2`, silu(gn(w, `${key}.in_layers.0`, x, groups, 1e-5)));
-  h = addChannelBias(h, lin(w, `${key}.emb_layers.1`, silu(emb)));
-  h = conv(w, `${key}.out_layers.3`, silu(gn(w, `${key}.out_layers.0`, h, groups, 1e-5)));
-  const skip = w.has(`${key}.skip_connection.weight`) ? conv(w, `${key}.skip_connection`, x) : x;
+function resBlock(w: RefNet, b: ResBlockPlan, x: Tensor, emb: Tensor): Tensor {
+  const key = b.key;
+  let h = w.conv(`${key}.in_layers.2`, silu(w.gn(`${key}.in_layers.0`, x, 1e-5)));
+  h = addChannelBias(h, w.lin(`${key}.emb_layers.1`, silu(emb)));
+  h = w.conv(`${key}.out_layers.3`, silu(w.gn(`${key}.out_layers.0`, h, 1e-5)));
+  const skip = b.inChannels !== b.outChannels ? w.conv(`${key}.skip_connection`, x) : x;
   return add(skip, h, key);
 }
 
-function crossAttention(w: Weights, key: string, x: Tensor, context: Tensor, heads: number): Tensor {
-  const q = lin(w, `${key}.to_q`, x);
-  const k = lin(w, `${key}.to_k`, context);
-  const v = lin(w, `${key}.to_v`, context);
-  return lin(w, `${key}.to_out.0`, attention(q, k, v, heads, key));
+function crossAttention(w: RefNet, key: string, x: Tensor, context: Tensor, heads: number): Tensor {
+  const q = w.lin(`${key}.to_q`, x);
+  const k = w.lin(`${key}.to_k`, context);
+  const v = w.lin(`${key}.to_v`, context);
+  return w.lin(`${key}.to_out.0`, attention(q, k, v, heads, key));
 }
 
-function geglu(w: Weights, key: string, x: Tensor): Tensor {
-  const p = lin(w, `${key}.proj`, x);
+function geglu(w: RefNet, key: string, x: Tensor): Tensor {
+  const p = w.lin(`${key}.proj`, x);
   const inner = p.shape[p.shape.length - 1] / 2;
   const rows = p.data.length / (2 * inner);
   const a = new Float32Array(rows * inner);
@@ -91,20 +102,22 @@ function geglu(w: Weights, key: string, x: Tensor): Tensor {
   return { shape: [...p.shape.slice(0, -1), inner], data: a };
 }
 
-function spatialTransformer(w: Weights, key: string, x: Tensor, context: Tensor, cfg: UNetConfig): Tensor {
+function spatialTransformer(w: RefNet, tp: TransformerPlan, x: Tensor, context: Tensor): Tensor {
   const [, , H, W] = x.shape;
-  const normed = gn(w, `${key}.norm`, x, cfg.normGroups, 1e-6);
-  let t = cfg.useLinearInProj ? lin(w, `${key}.proj_in`, toTokens(normed)) : toTokens(conv(w, `${key}.proj_in`, normed));
-  for (let d = 0; w.has(`${key}.transformer_blocks.${d}.attn1.to_q.weight`); d++) {
+  const key = tp.key;
+  const linearProj = w.cfg.useLinearInProj;
+  const normed = w.gn(`${key}.norm`, x, 1e-6);
+  let t = linearProj ? w.lin(`${key}.proj_in`, toTokens(normed)) : toTokens(w.conv(`${key}.proj_in`, normed));
+  for (let d = 0; d < tp.depth; d++) {
     const b = `${key}.transformer_blocks.${d}`;
-    const n1 = layerNorm(t, w.get(`${b}.norm1.weight`), w.get(`${b}.norm1.bias`), 1e-5, `${b}.norm1`);
-    t = add(t, crossAttention(w, `${b}.attn1`, n1, n1, cfg.numHeads));
-    const n2 = layerNorm(t, w.get(`${b}.norm2.weight`), w.get(`${b}.norm2.bias`), 1e-5, `${b}.norm2`);
-    t = add(t, crossAttention(w, `${b}.attn2`, n2, context, cfg.numHeads));
-    const n3 = layerNorm(t, w.get(`${b}.norm3.weight`), w.get(`${b}.norm3.bias`), 1e-5, `${b}.norm3`);
-    t = add(t, lin(w, `${b}.ff.net.2`, geglu(w, `${b}.ff.net.0`, n3)));
+    const n1 = w.ln(`${b}.norm1`, t);
+    t = add(t, crossAttention(w, `${b}.attn1`, n1, n1, tp.heads));
+    const n2 = w.ln(`${b}.norm2`, t);
+    t = add(t, crossAttention(w, `${b}.attn2`, n2, context, tp.heads));
+    const n3 = w.ln(`${b}.norm3`, t);
+    t = add(t, w.lin(`${b}.ff.net.2`, geglu(w, `${b}.ff.net.0`, n3)));
   }
-  const out = cfg.useLinearInProj ? fromTokens(lin(w, `${key}.proj_out`, t), H, W) : conv(w, `${key}.proj_out`, fromTokens(t, H, W));
+  const out = linearProj ? fromTokens(w.lin(`${key}.proj_out`, t), H, W) : w.conv(`${key}.proj_out`, fromTokens(t, H, W));
   return add(x, out, key);
 }
 
@@ -117,53 +130,55 @@ function addControl(h: Tensor, c: Tensor | undefined, what: string): Tensor {
   return add(h, c, what);
 }
 
+/** What a UNet evaluation may take besides x, t and context. */
+export interface UnetRefExtras {
+  /** [B, admInChannels], for a model with `label_emb`. */
+  y?: Tensor;
+  layerHook?: RefLayerHook;
+}
+
 /**
  * One UNet evaluation. `x` [B, C, H, W], `timesteps` [B], `context` [B, T, contextDim].
  * Control residuals are added as ComfyUI adds a ControlNet's: `middle` to the middle block's
  * output, `input[i]` to skip connection i when the output blocks take it.
  */
-export function unetForwardRef(cfg: UNetConfig, ws: WeightSource, x: Tensor, timesteps: Float32Array, context: Tensor, control?: ControlResiduals): Tensor {
-  const w = new Weights(ws, unetPrefix(ws));
-  const C = cfg.modelChannels;
-  let emb = timestepEmbedding(timesteps, C);
-  emb = lin(w, 'time_embed.2', silu(lin(w, 'time_embed.0', emb)));
+export function unetForwardRef(cfg: UNetConfig, ws: WeightSource, x: Tensor, timesteps: Float32Array, context: Tensor, control?: ControlResiduals, extras: UnetRefExtras = {}): Tensor {
+  const plan = unetPlan(cfg);
+  const w = new RefNet(ws, unetPrefix(ws), cfg, extras.layerHook);
+  let emb = timestepEmbedding(timesteps, cfg.modelChannels);
+  emb = w.lin('time_embed.2', silu(w.lin('time_embed.0', emb)));
+  if (plan.admInChannels !== undefined) {
+    if (!extras.y) throw new Error(`this UNet takes a ${plan.admInChannels}-wide y vector (label_emb)`);
+    emb = add(emb, w.lin('label_emb.0.2', silu(w.lin('label_emb.0.0', extras.y))), 'label_emb');
+  }
 
   const skips: Tensor[] = [];
-  let h = conv(w, 'input_blocks.0.0', x);
-  skips.push(h);
-  let idx = 1;
-  cfg.channelMult.forEach((_mult, level) => {
-    for (let r = 0; r < cfg.numResBlocks; r++) {
-      h = resBlock(w, `input_blocks.${idx}.0`, h, emb, cfg.normGroups);
-      if (w.has(`input_blocks.${idx}.1.norm.weight`)) h = spatialTransformer(w, `input_blocks.${idx}.1`, h, context, cfg);
-      skips.push(h);
-      idx++;
+  let h = x;
+  for (const b of plan.input) {
+    if (b.kind === 'conv_in') h = w.conv(b.conv!, h);
+    else if (b.kind === 'downsample') h = w.conv(b.conv!, h, 2);
+    else {
+      h = resBlock(w, b.res!, h, emb);
+      if (b.transformer) h = spatialTransformer(w, b.transformer, h, context);
     }
-    if (level < cfg.channelMult.length - 1) {
-      h = conv(w, `input_blocks.${idx}.0.op`, h, 2);
-      skips.push(h);
-      idx++;
-    }
-  });
+    skips.push(h);
+  }
 
-  h = resBlock(w, 'middle_block.0', h, emb, cfg.normGroups);
-  h = spatialTransformer(w, 'middle_block.1', h, context, cfg);
-  h = resBlock(w, 'middle_block.2', h, emb, cfg.normGroups);
+  h = resBlock(w, plan.middle.res[0], h, emb);
+  if (plan.middle.transformer) h = spatialTransformer(w, plan.middle.transformer, h, context);
+  for (const r of plan.middle.res.slice(1)) h = resBlock(w, r, h, emb);
   h = addControl(h, control?.middle, 'control middle residual');
 
-  const nOut = cfg.channelMult.length * (cfg.numResBlocks + 1);
-  for (let o = 0; o < nOut; o++) {
-    const i = skips.length - 1;
-    const skip = addControl(skips.pop()!, control?.input[i], `control input residual ${i}`);
-    h = resBlock(w, `output_blocks.${o}.0`, concatChannels(h, skip), emb, cfg.normGroups);
-    let sub = 1;
-    if (w.has(`output_blocks.${o}.1.norm.weight`)) h = spatialTransformer(w, `output_blocks.${o}.${sub++}`, h, context, cfg);
-    if (w.has(`output_blocks.${o}.${sub}.conv.weight`)) {
+  plan.output.forEach((b, o) => {
+    const skip = addControl(skips[b.skip], control?.input[b.skip], `control input residual ${b.skip}`);
+    h = resBlock(w, b.res, concatChannels(h, skip), emb);
+    if (b.transformer) h = spatialTransformer(w, b.transformer, h, context);
+    if (b.upsample) {
       // ComfyUI upsamples to the next skip's size, so odd latent sizes line up.
-      const next = skips[skips.length - 1];
-      h = conv(w, `output_blocks.${o}.${sub}.conv`, resizeNearest(h, next.shape[2], next.shape[3]));
+      const next = skips[plan.output[o + 1].skip];
+      h = w.conv(b.upsample, resizeNearest(h, next.shape[2], next.shape[3]));
     }
-  }
-  h = silu(gn(w, 'out.0', h, cfg.normGroups, 1e-5));
-  return conv(w, 'out.2', h);
+  });
+  h = silu(w.gn('out.0', h, 1e-5));
+  return w.conv('out.2', h);
 }
