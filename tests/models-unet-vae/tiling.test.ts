@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../../engine/core/tensor.ts';
 import { resizeNearest } from '../../engine/models/reference/layers.ts';
-import { threePassTileCount, tiledScale, tiledScaleThreePass, tilePositions } from '../../engine/models/ort-vae.ts';
+import { threePassTileCount, tiledScale, tiledScaleThreePass, tilePositions } from '../../engine/core/regions.ts';
 
 function random(shape: number[], seed: number): Tensor {
   let s = seed >>> 0;
