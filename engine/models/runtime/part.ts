@@ -18,6 +18,10 @@ export interface PartSpec {
   readonly weights: WeightSource;
   /** What turns those keys into the names patch maps use (`model.diffusion_model.`); '' when they are the same. */
   readonly prefix: string;
+  /**
+   * The part's graph over `ws`. An initializer names the key it was read from (`Net`'s layers do;
+   * `GraphBuilder.floats`' `source`), which is how a patch on that weight finds it.
+   */
   build(ws: WeightSource, o: NetOptions): GraphBuilder;
   /** The file the weights came from, recorded beside the build (cache listing). */
   readonly source?: string;
