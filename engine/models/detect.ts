@@ -3,6 +3,7 @@ import { SD1_PREFIX } from './config.ts';
 import { clipLayout, unetLayout, vaeLayout, type Layout } from './sd1-layout.ts';
 import { PrefixedWeightSource, type WeightSource } from '../core/weights.ts';
 import { UnsupportedModelError } from './errors.ts';
+import { compactDepths, unetPlan } from './unet-plan.ts';
 import { diffusersVaeToLdm, isDiffusersVae, sd1Weights } from './weight-views.ts';
 
 export { sd1Weights } from './weight-views.ts';
@@ -67,13 +68,18 @@ function verifyLayout(ws: WeightSource, layout: Layout, what: string): void {
   if (problems.length) throw new Error(`not a consistent SD1 ${what}: ${problems.join('; ')}`);
 }
 
-/** UNet architecture from `<prefix>input_blocks.*`, `middle_block.*` and `out.*` shapes. */
-export function detectUnet(ws: WeightSource, prefix: string = SD1_PREFIX.unet): UNetConfig {
+/**
+ * Every UNet hyper-parameter a file's shapes tell, for any LDM UNet (SD1, SD2, SDXL): levels and
+ * widths from the input blocks, then the transformer depth of every block the plan of that
+ * structure names, the cross-attention width, linear or conv projections and the `label_emb` input
+ * width. What shapes cannot tell (head count or width) is left at SD1's 8 heads. Per-block depths
+ * are listed only where they are not SD1's uniform form.
+ */
+export function readUnetConfig(ws: WeightSource, prefix: string = SD1_PREFIX.unet): UNetConfig {
   const conv0 = shapeOf(ws, `${prefix}input_blocks.0.0.weight`, 'UNet input convolution');
   if (conv0.length !== 4) throw new Error(`not an SD1 UNet: ${prefix}input_blocks.0.0.weight has shape [${conv0.join(', ')}], expected a 4-D convolution`);
   const C = conv0[0];
   const channelMult: number[] = [];
-  const attentionLevels: number[] = [];
   let numResBlocks = 0;
   let idx = 1;
   let level = 0;
@@ -86,7 +92,6 @@ export function detectUnet(ws: WeightSource, prefix: string = SD1_PREFIX.unet): 
         if (out % C !== 0) throw new Error(`not an SD1 UNet: level ${level} has ${out} channels, not a multiple of ${C}`);
         channelMult.push(out / C);
       }
-      if (ws.has(`${prefix}input_blocks.${idx}.1.proj_in.weight`) && !attentionLevels.includes(level)) attentionLevels.push(level);
       inLevel++;
       idx++;
     }
@@ -98,25 +103,55 @@ export function detectUnet(ws: WeightSource, prefix: string = SD1_PREFIX.unet): 
     idx++;
   }
   if (!channelMult.length) throw new Error('not an SD1 checkpoint: no UNet input blocks found');
-  const tb = `${prefix}middle_block.1.transformer_blocks.`;
-  let depth = 0;
-  while (ws.has(`${tb}${depth}.attn1.to_q.weight`)) depth++;
-  const toK = shapeOf(ws, `${tb}0.attn2.to_k.weight`, 'cross-attention key projection');
-  const projIn = shapeOf(ws, `${prefix}middle_block.1.proj_in.weight`, 'transformer input projection');
   const out = shapeOf(ws, `${prefix}out.2.weight`, 'UNet output convolution');
-  return {
+  const base: UNetConfig = {
     inChannels: conv0[1],
     outChannels: out[0],
     modelChannels: C,
     channelMult,
     numResBlocks,
-    attentionLevels,
-    transformerDepth: depth,
-    contextDim: toK[1],
+    attentionLevels: channelMult.map((_m, l) => l),
+    transformerDepth: 1,
+    contextDim: 0,
     numHeads: 8,
-    useLinearInProj: projIn.length === 2,
+    useLinearInProj: false,
     normGroups: 32,
   };
+  // The plan of this structure names every block that may hold a transformer; count what each holds.
+  const probe = unetPlan(base);
+  const depthAt = (key: string): number => {
+    let d = 0;
+    while (ws.has(`${prefix}${key}.transformer_blocks.${d}.attn1.to_q.weight`)) d++;
+    return d;
+  };
+  const inputKeys = probe.input.flatMap((b) => (b.transformer ? [b.transformer.key] : []));
+  const input = inputKeys.map(depthAt);
+  // ComfyUI lists output depths from level 0 up: output block 0 is the last entry.
+  const output = probe.output.map((b) => depthAt(b.transformer!.key)).reverse();
+  const midKey = probe.middle.transformer!.key;
+  const middle = ws.has(`${prefix}${midKey}.norm.weight`) ? depthAt(midKey) : -1;
+  // Cross-attention width and projection kind from the middle transformer (SD1 always has one), else the first input one.
+  const firstInput = inputKeys.find((_k, i) => input[i] > 0);
+  const tKey = middle >= 0 || !firstInput ? midKey : firstInput;
+  const toK = shapeOf(ws, `${prefix}${tKey}.transformer_blocks.0.attn2.to_k.weight`, 'cross-attention key projection');
+  const projIn = shapeOf(ws, `${prefix}${tKey}.proj_in.weight`, 'transformer input projection');
+  const cfg: UNetConfig = { ...base, contextDim: toK[1], useLinearInProj: projIn.length === 2, transformerDepths: { input, middle, output } };
+  if (ws.has(`${prefix}label_emb.0.0.weight`)) cfg.admInChannels = ws.shape(`${prefix}label_emb.0.0.weight`)[1];
+  return compactDepths(cfg);
+}
+
+/**
+ * An SD1 UNet's architecture from `<prefix>input_blocks.*`, `middle_block.*` and `out.*` shapes, in
+ * SD1's form: attention levels from the input blocks, depth from the middle block (a file whose
+ * other blocks disagree then fails the layout check, naming the tensor).
+ */
+export function detectUnet(ws: WeightSource, prefix: string = SD1_PREFIX.unet): UNetConfig {
+  const cfg = readUnetConfig(ws, prefix);
+  const { transformerDepths: lists, admInChannels: _adm, ...sd1 } = cfg;
+  if (!lists) return sd1;
+  const per = cfg.numResBlocks;
+  const attentionLevels = cfg.channelMult.map((_m, l) => l).filter((l) => lists.input.slice(l * per, (l + 1) * per).some((d) => d > 0));
+  return { ...sd1, attentionLevels, transformerDepth: Math.max(lists.middle, 0) };
 }
 
 /**

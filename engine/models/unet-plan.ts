@@ -131,3 +131,19 @@ export function unetPlan(cfg: UNetConfig): UnetPlan {
   }
   return { config: cfg, embDim: C * 4, admInChannels: cfg.admInChannels, input, middle, output, skipChannels: input.map((b) => b.channels) };
 }
+
+/**
+ * The config in SD1's form (one `transformerDepth` at `attentionLevels`) when its per-block depth
+ * lists say no more than that, so a config read from a file compares equal to a written one.
+ */
+export function compactDepths(cfg: UNetConfig): UNetConfig {
+  const lists = cfg.transformerDepths;
+  if (!lists || lists.middle <= 0) return cfg;
+  const per = cfg.numResBlocks;
+  const attentionLevels = cfg.channelMult.map((_m, level) => level).filter((level) => lists.input.slice(level * per, (level + 1) * per).some((d) => d > 0));
+  const { transformerDepths: _lists, ...rest } = cfg;
+  const sd1: UNetConfig = { ...rest, attentionLevels, transformerDepth: lists.middle };
+  const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+  const expanded = transformerDepths(sd1);
+  return same(expanded.input, lists.input) && same(expanded.output, lists.output) ? sd1 : cfg;
+}
