@@ -170,7 +170,8 @@ function roundSpan(start: number, len: number, size: number, m: number): [number
  * multiple (as ComfyUI's and Impact Pack's crop-region helpers). Undefined for an empty mask.
  */
 export function maskBoundingBox(mask: Tensor, opts: BoundingBoxOptions = {}): Region | undefined {
-  if (mask.shape.length !== 2 && mask.shape.length !== 3) throw new Error(`mask must be [H, W] or [B, H, W], got ${describeShape(mask.shape)}`);
+  if (mask.shape.length !== 2 && mask.shape.length !== 3)
+    throw new Error(`mask must be [H, W] or [B, H, W], got ${describeShape(mask.shape)}`);
   const [h, w] = mask.shape.slice(-2);
   const threshold = opts.threshold ?? 0;
   let x0 = w;
@@ -289,7 +290,8 @@ export async function tiledScale(
         opts.onTile?.();
       }
     }
-    for (let c = 0; c < outChannels; c++) for (let k = 0; k < OH * OW; k++) output[b * per + c * OH * OW + k] = out[c * OH * OW + k] / div[k];
+    for (let c = 0; c < outChannels; c++)
+      for (let k = 0; k < OH * OW; k++) output[b * per + c * OH * OW + k] = out[c * OH * OW + k] / div[k];
   }
   return { shape: [B, outChannels, OH, OW], data: output };
 }

@@ -94,7 +94,9 @@ describe('pasteRegion', () => {
     const src: Tensor = { shape: [1, 1, 2, 2], data: Float32Array.from([1, 2, 3, 4]) };
     const out = pasteRegion(dest, src, 2, -1, 'NCHW');
     expect(Array.from(out.data)).toEqual([0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0]);
-    expect(() => pasteRegion(dest, { shape: [1, 2, 2, 2], data: new Float32Array(8) }, 0, 0)).toThrow('destination has 1 channels but source has 2');
+    expect(() => pasteRegion(dest, { shape: [1, 2, 2, 2], data: new Float32Array(8) }, 0, 0)).toThrow(
+      'destination has 1 channels but source has 2',
+    );
     expect(() => pasteRegion(dest, src, 0, 0, 'NCHW', { mask: { shape: [3, 3], data: new Float32Array(9) } })).toThrow(/does not fit/);
   });
 });
@@ -136,7 +138,12 @@ describe('maskBoundingBox', () => {
     // centred on the box: x = 0 + trunc(3 / 2) = 1, y = 0 + trunc(2 / 2) = 1.
     expect(maskBoundingBox(mask, { threshold: 0.5, padding: 4, multipleOf: 8 })).toEqual({ x: 1, y: 1, width: 8, height: 8 });
     // An image smaller than the multiple keeps its whole size.
-    expect(maskBoundingBox({ shape: [3, 5], data: new Float32Array(15).fill(1) }, { multipleOf: 8 })).toEqual({ x: 0, y: 0, width: 5, height: 3 });
+    expect(maskBoundingBox({ shape: [3, 5], data: new Float32Array(15).fill(1) }, { multipleOf: 8 })).toEqual({
+      x: 0,
+      y: 0,
+      width: 5,
+      height: 3,
+    });
     // Near the right edge the box shifts left to stay inside.
     const edge: Tensor = { shape: [10, 12], data: new Float32Array(120) };
     edge.data[5 * 12 + 11] = 1;
