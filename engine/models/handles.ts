@@ -95,6 +95,37 @@ export interface ExtraCondInfo {
 /** Named UNet inputs for one conditioning entry, each with batch size `info.batch` (see UNetRunArgs.extra). */
 export type ExtraConds = (entry: ExtraCondEntry, info: ExtraCondInfo) => Readonly<Record<string, Tensor>>;
 
+/**
+ * One model evaluation as a wrapper sees it (ComfyUI's `apply_model` arguments): the batched input in
+ * the sampler's space (before `calculate_input`), σ, and the per-row conditioning, in the order of
+ * `condOrUncond` (one chunk of the latent's batch per conditioning entry).
+ */
+export interface ModelCallArgs {
+  /** [chunks·B, C, h, w] */
+  readonly input: Tensor;
+  /** σ of this evaluation, the same for every row. */
+  readonly sigma: number;
+  readonly c: {
+    /** [chunks·B, T, contextDim] */
+    readonly context: Tensor;
+    readonly control?: ControlResiduals;
+    /** Named UNet inputs, batched like `input`. */
+    readonly extra?: Readonly<Record<string, Tensor>>;
+  };
+  /** Per chunk: 0 = cond (positive), 1 = uncond (negative). */
+  readonly condOrUncond: readonly number[];
+  readonly signal?: AbortSignal;
+}
+
+/** The model call: input at σ → denoised prediction with input's shape. */
+export type ModelApply = (args: ModelCallArgs) => Promise<Tensor>;
+
+/**
+ * Wraps the model call (ComfyUI's `model_function_wrapper`): receives the inner call and its
+ * arguments and may call it any number of times (tiled diffusion runs it per tile) or change them.
+ */
+export type ModelWrapper = (apply: ModelApply, args: ModelCallArgs) => Promise<Tensor>;
+
 /** MODEL socket value. */
 export interface ModelHandle {
   /** Identity for caching: checkpoint hash + applied patches. Equal ids ⇒ identical weights. */
@@ -106,6 +137,8 @@ export interface ModelHandle {
   readonly latentFormat: LatentFormat;
   /** The family's extra UNet inputs from conditioning (ComfyUI's `extra_conds`); absent or empty for SD1. */
   readonly extraConds?: ExtraConds;
+  /** Wrappers around the model call, outermost first. */
+  readonly wrappers?: readonly ModelWrapper[];
   readonly patching?: WeightPatching<ModelHandle>;
 }
 

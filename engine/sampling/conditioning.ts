@@ -1,4 +1,5 @@
 import type { Tensor } from '../core/tensor.ts';
+import type { ControlResiduals } from '../models/handles.ts';
 
 /**
  * One entry of a CONDITIONING list, as ComfyUI's `[cond, {pooled_output, area, strength, mask, ...}]`.
@@ -23,8 +24,39 @@ export interface ConditioningEntry {
    * (A1111 prompt editing and alternation, which count sampler steps rather than model timesteps).
    */
   readonly stepRange?: { readonly start: number; readonly end: number };
-  /** ControlNet chain attached by ControlNetApply (owned by the controlnet layer). */
-  readonly control?: unknown;
+  /**
+   * Named UNet inputs of this entry (ComfyUI's `model_conds`: `y`, `c_concat`, …), each with batch 1 or
+   * the latent's batch. Merged over what the model family computes (`ModelHandle.extraConds`).
+   */
+  readonly modelConds?: Readonly<Record<string, Tensor>>;
+  /** ControlNet/T2I chain attached by ControlNetApply; entries with different controls never share a UNet call. */
+  readonly control?: Control;
+}
+
+/** What a control is asked at one model evaluation (ComfyUI's `get_control(x_noisy, t, cond, batched_number)`). */
+export interface ControlRequest {
+  /** The batched model input in the sampler's space (before `calculate_input`), [chunks·B, C, h, w]. */
+  readonly x: Tensor;
+  readonly sigma: number;
+  /** The model's timestep for σ, one per row. */
+  readonly timesteps: Float32Array;
+  /** [chunks·B, T, contextDim] */
+  readonly context: Tensor;
+  /** Named UNet inputs of the batch, batched like x. */
+  readonly extra?: Readonly<Record<string, Tensor>>;
+  /** Conditioning chunks of B rows in the batch (ComfyUI's batched_number). */
+  readonly chunks: number;
+  /** The part of the latent x covers (the entries' area; the whole latent without one), latent pixels. */
+  readonly area: { readonly y: number; readonly x: number; readonly h: number; readonly w: number };
+  readonly signal?: AbortSignal;
+}
+
+/** A ControlNet/T2I adapter as the guider sees it (ComfyUI's ControlBase). */
+export interface Control {
+  /** The control applied before this one (ComfyUI's `previous_controlnet`); the chain's residuals add up. */
+  readonly previous?: Control;
+  /** Residuals for the batch, one row per row of x; undefined where this control does not apply (e.g. outside its step range). */
+  getControl(req: ControlRequest): Promise<ControlResiduals | undefined>;
 }
 
 export type Conditioning = readonly ConditioningEntry[];

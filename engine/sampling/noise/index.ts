@@ -4,3 +4,4 @@ export { prepareNoise } from './prepare-noise.ts';
 export { defaultNoiseSampler } from './default-sampler.ts';
 export { BrownianTree, brownianNoiseSampler, pyRound6, type BrownianOptions } from './brownian.ts';
 export { SeedSequence } from './seed-sequence.ts';
+export { disableNoise, randomNoise, samplerNoise, type LatentNoise } from './latent-noise.ts';
