@@ -17,7 +17,14 @@ import { PathEscapeError, safeJoin } from '../engine/core/safe-path.ts';
 import { silentLogger, type Logger } from '../engine/core/log.ts';
 import type { CustomPackageReport } from '../engine/registry/custom-nodes.ts';
 import type { NodeRegistry } from '../engine/registry/registry.ts';
+import { deeperThan } from '../engine/executor/json-bounds.ts';
+import { PromptFault } from '../engine/executor/guard.ts';
+import { maxImagePixels } from '../engine/image/io.ts';
 import { PersistentQueue, type HistoryEntry, type QueueItem } from './queue.ts';
+import { errorStatus, redactor } from './redact.ts';
+import { FILE_CSP, allowedHosts, contentDisposition, isActiveType, presentedToken, redactArgv, refuseHostOrigin, tokenCookie, tokenMatches } from './security.ts';
+import { InProcessHost, failedResult, type ExecutionHost } from './execution-host.ts';
+import { installFaultHandlers } from './faults.ts';
 import { uploadRoutes } from './uploads.ts';
 import { userdataRoutes } from './userdata.ts';
 import { handleWorkflowMessage } from './workflows.ts';
@@ -27,10 +34,21 @@ export interface ServerOptions {
   listen?: string;
   paths: FolderPaths;
   registry: NodeRegistry;
-  executor: Executor;
+  /** Runs prompts on this event loop (tests, embedding); `executionHost` takes precedence. */
+  executor?: Executor;
+  /** Runs prompts elsewhere (`WorkerHost`), so the server answers while a node computes. */
+  executionHost?: ExecutionHost;
+  /** How long SIGTERM/close waits for the running prompt before abandoning it (default 5 s). */
+  shutdownGraceMs?: number;
   stateDir?: string;
   authToken?: string;
+  /** Host names accepted besides the ones the server listens as (`*` = any); see security.ts. */
+  allowedHosts?: string[];
   enableCorsHeader?: string;
+  /** Largest image (width × height) the server decodes for /view and /upload/mask (default 64 Mpx). */
+  maxImagePixels?: number;
+  /** A prompt running when the process died this many times is failed instead of replayed (default 2). */
+  maxCrashes?: number;
   maxUploadSize?: number;
   log?: Logger;
   workflowTemplatesDir?: string;
@@ -60,6 +78,11 @@ const promptBody = z.object({
   partial_execution_targets: z.array(z.string()).optional(),
 });
 const idsBody = z.object({ clear: z.boolean().optional(), delete: z.array(z.string()).optional() });
+/** extra_data is journaled and echoed in history: bounded in nesting and size. */
+const MAX_EXTRA_DEPTH = 32;
+const MAX_EXTRA_BYTES = 16 * 1024 * 1024;
+const wsMessage = z.object({ type: z.string().max(64), data: z.unknown().optional(), id: z.unknown().optional() });
+const featureFlags = z.object({ supports_preview_metadata: z.boolean().optional() }).passthrough();
 
 class HttpError extends Error {
   constructor(
@@ -76,36 +99,39 @@ function zodMessage(e: z.ZodError): string {
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? silentLogger;
-  const { paths, registry, executor } = opts;
-  const queue = new PersistentQueue(opts.stateDir ?? path.join(paths.userDir, 'weft-state'));
+  const { paths, registry } = opts;
+  if (!opts.executionHost && !opts.executor) throw new Error('startServer needs an executor or an execution host');
+  const host: ExecutionHost = opts.executionHost ?? new InProcessHost(opts.executor!);
+  const queue = new PersistentQueue(opts.stateDir ?? path.join(paths.userDir, 'weft-state'), { log, maxCrashes: opts.maxCrashes });
+  const hosts = allowedHosts(opts.listen ?? '127.0.0.1', opts.allowedHosts);
+  const maxPixels = opts.maxImagePixels ?? maxImagePixels();
+  const redact = redactor(paths);
   const app = express();
   app.disable('x-powered-by');
   const clients = new Map<string, { ws: WebSocket; previewMetadata: boolean }>();
-  let current: { id: string; controller: AbortController; clientId?: string; node?: string } | null = null;
+  let current: { id: string; clientId?: string; node?: string } | null = null;
+  // A custom node's stray rejection or throwing timer (in this thread) fails the running prompt, not the process.
+  const uninstallFaults = installFaultHandlers((error, kind) => {
+    log.error(`${kind}${current ? ` while prompt ${current.id} ran (it is failed)` : ''}: ${error.stack ?? error.message}`);
+    if (current) host.interrupt(new PromptFault(`${kind} while this prompt ran: ${error.message}`));
+  });
 
-  // ComfyUI's default origin policy, or CORS headers when asked for.
+  // Host always (DNS rebinding), then ComfyUI's origin policy or CORS headers when asked for.
   app.use((req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    const refused = refuseHostOrigin(req.headers, hosts, !opts.enableCorsHeader);
+    if (refused) return void res.status(403).send(refused);
     if (opts.enableCorsHeader) {
       res.setHeader('Access-Control-Allow-Origin', opts.enableCorsHeader);
       res.setHeader('Access-Control-Allow-Methods', 'POST, GET, DELETE, PUT, OPTIONS, PATCH');
       res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization');
       if (req.method === 'OPTIONS') return void res.sendStatus(200);
-    } else {
-      if (req.headers['sec-fetch-site'] === 'cross-site') return void res.status(403).send('cross-site request refused');
-      const origin = req.headers.origin;
-      const host = req.headers.host ?? '';
-      if (origin && /^(localhost|127\.|\[::1\])/.test(host)) {
-        try {
-          if (new URL(origin).host !== host) return void res.status(403).send('origin does not match host');
-        } catch {
-          return void res.status(403).send('bad origin');
-        }
-      }
     }
     if (opts.authToken) {
-      const auth = req.headers.authorization;
-      const token = auth?.startsWith('Bearer ') ? auth.slice(7) : typeof req.query.token === 'string' ? req.query.token : undefined;
-      if (token !== opts.authToken) return void res.status(401).json({ error: 'missing or wrong auth token' });
+      const query = new URL(req.originalUrl, 'http://x').searchParams;
+      if (!tokenMatches(presentedToken(req.headers, query), opts.authToken)) return void res.status(401).json({ error: 'missing or wrong auth token' });
+      // Opening the editor as /?token=… leaves a cookie, so the editor's own requests carry the token.
+      if (query.has('token')) res.setHeader('Set-Cookie', tokenCookie(opts.authToken));
     }
     next();
   });
@@ -150,10 +176,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return void res.status(400).json({ error: { type: 'no_prompt', message: 'No prompt provided', details: 'No prompt provided', extra_info: {} }, node_errors: {} });
     }
     if (b.prompt_id !== undefined && b.prompt_id !== null && !UUID.test(b.prompt_id)) {
-      return void res.status(400).json({ error: { type: 'invalid_prompt_id', message: 'prompt_id must be a lowercase hyphenated UUID', details: b.prompt_id, extra_info: {} }, node_errors: {} });
+      return void res.status(400).json({ error: { type: 'invalid_prompt_id', message: 'prompt_id must be a lowercase hyphenated UUID', details: b.prompt_id.slice(0, 100), extra_info: {} }, node_errors: {} });
+    }
+    if (b.prompt_id && queue.has(b.prompt_id)) {
+      return void res.status(409).json({ error: { type: 'duplicate_prompt_id', message: 'a prompt with this prompt_id is already queued or in history', details: b.prompt_id, extra_info: {} }, node_errors: {} });
+    }
+    if (b.extra_data && (deeperThan(b.extra_data, MAX_EXTRA_DEPTH) || JSON.stringify(b.extra_data).length > MAX_EXTRA_BYTES)) {
+      const details = `extra_data may nest at most ${MAX_EXTRA_DEPTH} levels and hold at most ${MAX_EXTRA_BYTES} bytes of JSON`;
+      return void res.status(400).json({ error: { type: 'invalid_prompt', message: 'extra_data too large', details, extra_info: {} }, node_errors: {} });
     }
     const v = await validatePrompt(b.prompt, registry, { paths }, { partialTargets: b.partial_execution_targets });
-    if (!v.ok) return void res.status(400).json({ error: v.error, node_errors: v.node_errors });
+    if (!v.ok) return void res.status(400).json(redact.value({ error: v.error, node_errors: v.node_errors }));
     const id = b.prompt_id ?? randomUUID();
     const number = b.number ?? queue.nextNumber(b.front === true);
     const extra = { ...(b.extra_data ?? {}), ...(b.client_id ? { client_id: b.client_id } : {}), create_time: Date.now() };
@@ -176,11 +209,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   app.post('/interrupt', (req, res) => {
     const id = (req.body as { prompt_id?: unknown } | undefined)?.prompt_id;
-    if (current && (typeof id !== 'string' || id === current.id)) current.controller.abort();
+    if (current && (typeof id !== 'string' || id === current.id)) host.interrupt();
     res.sendStatus(200);
   });
   app.post('/free', (_req, res) => {
-    executor.clearCache();
+    host.clearCache();
     res.sendStatus(200);
   });
   app.get('/history', (req, res) => {
@@ -225,7 +258,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         python_version: `node ${process.version}`,
         pytorch_version: 'onnxruntime-node',
         embedded_python: false,
-        argv: process.argv.slice(1),
+        argv: redactArgv(process.argv.slice(1)),
       },
       devices: [{ name: 'cpu', type: 'cpu', index: 0, vram_total: 0, vram_free: 0, torch_vram_total: 0, torch_vram_free: 0 }],
     });
@@ -251,25 +284,28 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (type !== 'output' && type !== 'input' && type !== 'temp') return void res.sendStatus(400);
     let file: string;
     try {
+      // Served over HTTP, so no links: nodes (LoadImage) follow links in input/, this route does not.
       const dir = safeJoin(paths.typeDir(type), String(req.query.subfolder ?? ''));
       file = safeJoin(dir, path.basename(name));
     } catch {
       return void res.sendStatus(403);
     }
-    if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return void res.sendStatus(404);
-    res.setHeader('Content-Disposition', `filename="${path.basename(file)}"`);
+    if (!isFile(file)) return void res.sendStatus(404);
+    const active = isActiveType(file);
+    res.setHeader('Content-Disposition', contentDisposition(active ? 'attachment' : 'inline', path.basename(file)));
+    res.setHeader('Content-Security-Policy', FILE_CSP);
     const preview = typeof req.query.preview === 'string' ? req.query.preview : undefined;
     const channelParam = typeof req.query.channel === 'string' ? req.query.channel : '';
     const channel = channelParam || 'rgba';
     if (preview || channel !== 'rgba') {
       try {
-        let img = sharp(file);
+        let img = sharp(file, { limitInputPixels: maxPixels });
         if (channel === 'rgb') return void res.type('png').send(await img.removeAlpha().png().toBuffer());
         if (channel === 'a') {
-          const { data, info } = await img.ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-          const out = Buffer.alloc(info.width * info.height * 4);
-          for (let i = 0; i < info.width * info.height; i++) out[i * 4 + 3] = data[i * 4 + 3];
-          return void res.type('png').send(await sharp(out, { raw: { width: info.width, height: info.height, channels: 4 } }).png().toBuffer());
+          // The alpha plane under black RGB, all in libvips' threads (a per-pixel JS loop held the event loop).
+          const { data, info } = await img.ensureAlpha().extractChannel(3).raw().toBuffer({ resolveWithObject: true });
+          const black = sharp({ create: { width: info.width, height: info.height, channels: 3, background: { r: 0, g: 0, b: 0 } } });
+          return void res.type('png').send(await black.joinChannel(data, { raw: { width: info.width, height: info.height, channels: 1 } }).png().toBuffer());
         }
         const [fmt, q] = (preview ?? '').split(';');
         const quality = Math.min(100, Math.max(1, Number(q) || 90));
@@ -280,11 +316,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         return void res.status(400).json({ error: 'cannot convert this file' });
       }
     }
-    const ext = path.extname(file).toLowerCase();
-    if (['.html', '.htm', '.js', '.css', '.svg'].includes(ext)) res.type('application/octet-stream');
+    if (active) res.type('application/octet-stream');
     res.sendFile(file);
   });
-  uploadRoutes(app, { paths, maxUploadSize: opts.maxUploadSize ?? 100 * 1024 * 1024 });
+  uploadRoutes(app, { paths, maxUploadSize: opts.maxUploadSize ?? 100 * 1024 * 1024, maxPixels });
   userdataRoutes(app, paths.userDir);
   app.get('/view_metadata/:folder', (req, res) => {
     const name = String(req.query.filename ?? '');
@@ -324,11 +359,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
     void next;
-    if (err instanceof HttpError) return void res.status(err.status).json({ error: err.message });
+    if (res.headersSent) return void res.end();
+    if (err instanceof HttpError) return void res.status(err.status).json({ error: redact.text(err.message) });
     if (err instanceof PathEscapeError) return void res.status(403).json({ error: 'path refused' });
     const e = err as { type?: string; status?: number; message?: string };
     if (e.type === 'entity.parse.failed') return void res.status(400).json({ error: { type: 'invalid_json', message: 'Request body is not valid JSON', details: '', extra_info: {} }, node_errors: {} });
     if (e.type === 'entity.too.large') return void res.status(413).json({ error: 'request body too large' });
+    const known = errorStatus(err);
+    if (known) return void res.status(known.status).json({ error: known.message });
     log.error(`server error: ${(err as Error).stack ?? String(err)}`);
     res.status(500).json({ error: 'internal server error' });
   });
@@ -336,6 +374,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // --- execution: one prompt at a time ---
   let working = false;
   let shuttingDown = false;
+  let abandoned = false;
   const wake = (): void => {
     if (working) return;
     working = true;
@@ -354,41 +393,52 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const runItem = async (item: QueueItem): Promise<void> => {
     const [, id, prompt, extra, outputs] = item;
     const clientId = typeof extra.client_id === 'string' ? extra.client_id : undefined;
-    const controller = new AbortController();
-    current = { id, controller, clientId };
+    current = { id, clientId };
     broadcastStatus();
     const onEvent = (e: ExecutionEvent): void => {
       if (e.type === 'executing') {
         if (e.data.node === null) return; // sent after history is stored, below
-        current!.node = e.data.node;
+        if (current) current.node = e.data.node;
       }
       if (e.type === 'progress' && e.preview) {
         const c = clientId ? clients.get(clientId) : undefined;
         if (c) sendPreview(c, e.preview, e.data.node, id).catch((err: Error) => log.warn(`preview not sent: ${err.message}`));
       }
+      const msg = { type: e.type, data: e.type === 'execution_error' ? redact.value(e.data) : e.data };
       if (e.type === 'execution_interrupted' && !clientId) {
-        for (const c of clients.values()) send(c.ws, JSON.stringify({ type: e.type, data: e.data }));
+        for (const c of clients.values()) send(c.ws, JSON.stringify(msg));
         return;
       }
-      toClient(clientId, { type: e.type, data: e.data });
+      toClient(clientId, msg);
     };
     let entry: HistoryEntry;
+    let r;
     try {
-      const r = await executor.execute(prompt, { promptId: id, extraData: extra, outputs, signal: controller.signal, onEvent });
-      entry = {
-        prompt: item,
-        outputs: r.outputs,
-        status: { status_str: r.status === 'success' ? 'success' : 'error', completed: r.status === 'success', messages: r.messages },
-        meta: Object.fromEntries(Object.keys(r.outputs).map((n) => [n, { node_id: n, display_node: n, parent_node: null, real_node_id: n }])),
-      };
+      r = await host.execute(prompt, { promptId: id, extraData: extra, outputs, onEvent });
     } catch (e) {
       log.error(`prompt ${id} failed outside any node: ${(e as Error).message}`);
+      r = failedResult(id, e);
+    }
+    entry = {
+      prompt: item,
+      outputs: r.outputs,
+      status: { status_str: r.status === 'success' ? 'success' : 'error', completed: r.status === 'success', messages: redact.value(r.messages) },
+      meta: Object.fromEntries(Object.keys(r.outputs).map((n) => [n, { node_id: n, display_node: n, parent_node: null, real_node_id: n }])),
+    };
+    current = null;
+    // A prompt cut short by shutdown stays pending in the journal and runs again after a restart,
+    // unless it had to be abandoned (it would hang again): then it is recorded as interrupted.
+    if (shuttingDown && r.status === 'interrupted' && !abandoned) {
+      queue.requeueRunning();
+      return;
+    }
+    try {
+      queue.finish(id, entry);
+    } catch (e) {
+      // The journal could not take it (disk full?): the prompt stays as it was; the server goes on.
+      log.error(`prompt ${id}: history not stored: ${(e as Error).message}`);
       entry = { prompt: item, outputs: {}, status: { status_str: 'error', completed: false, messages: [] }, meta: {} };
     }
-    current = null;
-    // A prompt cut short by shutdown stays pending in the journal and runs again after a restart.
-    if (shuttingDown) return;
-    queue.finish(id, entry);
     broadcastStatus();
     toClient(clientId, { type: 'executing', data: { node: null, prompt_id: id } });
   };
@@ -408,25 +458,27 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
   };
 
+  const isFile = (f: string): boolean => {
+    try {
+      return fs.statSync(f).isFile();
+    } catch {
+      return false;
+    }
+  };
+
   const server = http.createServer(app);
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    socket.on('error', () => socket.destroy());
     if (url.pathname !== '/ws' && url.pathname !== '/api/ws') return void socket.destroy();
-    if (opts.authToken) {
-      const auth = req.headers.authorization;
-      const token = auth?.startsWith('Bearer ') ? auth.slice(7) : url.searchParams.get('token');
-      if (token !== opts.authToken) {
-        socket.write('HTTP/1.1 401 Unauthorized\r\n\r\n');
-        return void socket.destroy();
-      }
+    if (refuseHostOrigin(req.headers, hosts, !opts.enableCorsHeader)) {
+      socket.write('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
+      return void socket.destroy();
     }
-    if (!opts.enableCorsHeader && req.headers.origin && /^(localhost|127\.|\[::1\])/.test(req.headers.host ?? '')) {
-      try {
-        if (new URL(req.headers.origin).host !== req.headers.host) return void socket.destroy();
-      } catch {
-        return void socket.destroy();
-      }
+    if (opts.authToken && !tokenMatches(presentedToken(req.headers, url.searchParams), opts.authToken)) {
+      socket.write('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
+      return void socket.destroy();
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const sid = url.searchParams.get('clientId')?.slice(0, 256) || randomUUID().replace(/-/g, '');
@@ -436,23 +488,32 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       let first = true;
       ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: queue.remaining } }, sid } }));
       if (current && current.clientId === sid && current.node) ws.send(JSON.stringify({ type: 'executing', data: { node: current.node } }));
-      ws.on('message', async (data, isBinary) => {
-        if (isBinary) return;
-        let msg: { type?: unknown; data?: unknown; id?: unknown };
+      const onMessage = async (text: string): Promise<void> => {
+        let raw: unknown;
         try {
-          msg = JSON.parse(String(data)) as typeof msg;
+          raw = JSON.parse(text);
         } catch {
           return;
         }
+        // Anything but {type, data?, id?} (null, numbers, arrays, deep junk) is ignored.
+        if (deeperThan(raw, 32)) return;
+        const parsed = wsMessage.safeParse(raw);
+        if (!parsed.success) return;
+        const msg = parsed.data;
         if (first && msg.type === 'feature_flags') {
-          client.previewMetadata = (msg.data as { supports_preview_metadata?: boolean } | undefined)?.supports_preview_metadata === true;
+          const flags = featureFlags.safeParse(msg.data ?? {});
+          client.previewMetadata = flags.success && flags.data.supports_preview_metadata === true;
           send(ws, JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true, max_upload_size: opts.maxUploadSize ?? 100 * 1024 * 1024 } }));
         }
         first = false;
-        if (typeof msg.type === 'string' && msg.type.startsWith('workflow_')) {
-          const reply = await handleWorkflowMessage(msg as { type: string; id?: unknown; data?: unknown }, { userDir: paths.userDir, templatesDir: opts.workflowTemplatesDir });
-          send(ws, JSON.stringify(reply));
+        if (msg.type.startsWith('workflow_')) {
+          const reply = await handleWorkflowMessage(msg, { userDir: paths.userDir, templatesDir: opts.workflowTemplatesDir });
+          send(ws, JSON.stringify(redact.value(reply)));
         }
+      };
+      ws.on('message', (data, isBinary) => {
+        if (isBinary) return;
+        onMessage(String(data)).catch((e: Error) => log.warn(`websocket message failed: ${e.message}`));
       });
       ws.on('close', () => {
         if (clients.get(sid)?.ws === ws) clients.delete(sid);
@@ -466,20 +527,29 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     server.listen(opts.port ?? 8188, opts.listen ?? '127.0.0.1', () => resolve());
   });
   const addr = server.address() as { port: number };
-  const host = (opts.listen ?? '127.0.0.1').includes(':') ? `[${opts.listen}]` : (opts.listen ?? '127.0.0.1');
+  const listenHost = (opts.listen ?? '127.0.0.1').includes(':') ? `[${opts.listen}]` : (opts.listen ?? '127.0.0.1');
   wake();
   return {
-    url: `http://${host}:${addr.port}`,
+    url: `http://${listenHost}:${addr.port}`,
     port: addr.port,
     queue,
     close: async () => {
       shuttingDown = true;
-      current?.controller.abort();
       for (const c of clients.values()) c.ws.terminate();
       wss.close();
-      await new Promise<void>((r) => server.close(() => r()));
+      const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections?.();
-      while (working) await new Promise((r) => setTimeout(r, 10));
+      await closed;
+      // Bounded: a prompt that ignores the interrupt is abandoned after the grace period.
+      const grace = opts.shutdownGraceMs ?? 5000;
+      const t0 = Date.now();
+      await host.close(grace);
+      while (working && Date.now() - t0 < grace + 1000) await new Promise((r) => setTimeout(r, 10));
+      if (working) {
+        abandoned = true;
+        log.warn('shutdown: the running prompt did not stop in time and was abandoned');
+      }
+      uninstallFaults();
       queue.close();
     },
   };

@@ -19,10 +19,21 @@ function parseMultipart(req: Request, maxBytes: number): Promise<Parsed> {
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: req.headers, limits: { fileSize: maxBytes, files: 1, fields: 16, fieldSize: 1024 * 1024 } });
+      // defParamCharset: browsers send UTF-8 file names; busboy's default (latin1) garbles them.
+      bb = busboy({ headers: req.headers, defParamCharset: 'utf8', limits: { fileSize: maxBytes, files: 1, fields: 16, fieldSize: 1024 * 1024 } });
     } catch {
       return reject(new UploadError(400, 'expected a multipart/form-data body'));
     }
+    let settled = false;
+    // Every stream here can fail on its own (a body cut off inside the file part errors the file
+    // stream, busboy and the request): each needs a listener, and the first failure answers.
+    const fail = (e: UploadError): void => {
+      if (settled) return;
+      settled = true;
+      req.unpipe(bb);
+      req.resume();
+      reject(e);
+    };
     const out: Parsed = { fields: {} };
     bb.on('field', (name, value) => {
       out.fields[name] = value;
@@ -30,13 +41,20 @@ function parseMultipart(req: Request, maxBytes: number): Promise<Parsed> {
     bb.on('file', (name, stream, info) => {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('limit', () => reject(new UploadError(413, `file is larger than ${maxBytes} bytes`)));
+      stream.on('limit', () => fail(new UploadError(413, `file is larger than ${maxBytes} bytes`)));
+      stream.on('error', (e: Error) => fail(new UploadError(400, `upload cut off: ${e.message}`)));
       stream.on('end', () => {
         if (name === 'image') out.file = { name: info.filename ?? '', data: Buffer.concat(chunks) };
       });
     });
-    bb.on('error', (e: Error) => reject(new UploadError(400, e.message)));
-    bb.on('close', () => resolve(out));
+    bb.on('error', (e: Error) => fail(new UploadError(400, e.message)));
+    bb.on('close', () => {
+      if (settled) return;
+      settled = true;
+      resolve(out);
+    });
+    req.on('error', (e: Error) => fail(new UploadError(400, `request failed: ${e.message}`)));
+    req.on('aborted', () => fail(new UploadError(400, 'request aborted')));
     req.pipe(bb);
   });
 }
@@ -64,7 +82,7 @@ function chooseName(dir: string, filename: string, data: Buffer, overwrite: bool
   return { name, write: true };
 }
 
-export function uploadRoutes(app: Express, opts: { paths: FolderPaths; maxUploadSize: number }): void {
+export function uploadRoutes(app: Express, opts: { paths: FolderPaths; maxUploadSize: number; maxPixels: number }): void {
   const handle = (mask: boolean) => async (req: Request, res: Response) => {
     try {
       const { fields, file } = await parseMultipart(req, opts.maxUploadSize);
@@ -88,9 +106,9 @@ export function uploadRoutes(app: Express, opts: { paths: FolderPaths; maxUpload
         if (refType !== 'input' && refType !== 'temp' && refType !== 'output') throw new UploadError(400, `unknown type '${refType}'`);
         const origFile = safeJoin(safeJoin(opts.paths.typeDir(refType), ref.subfolder ?? ''), path.basename(ref.filename.replace(/ \[(input|output|temp)\]$/, '')));
         if (!fs.existsSync(origFile)) throw new UploadError(404, `original image '${ref.filename}' not found`);
-        const orig = await sharp(origFile).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+        const orig = await sharp(origFile, { limitInputPixels: opts.maxPixels }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
         const { width, height } = orig.info;
-        const maskRgba = await sharp(data).ensureAlpha().resize(width, height, { fit: 'fill' }).raw().toBuffer();
+        const maskRgba = await sharp(data, { limitInputPixels: opts.maxPixels }).ensureAlpha().resize(width, height, { fit: 'fill' }).raw().toBuffer();
         for (let i = 0; i < width * height; i++) orig.data[i * 4 + 3] = maskRgba[i * 4 + 3];
         let png: Buffer = await sharp(orig.data, { raw: { width, height, channels: 4 } }).png().toBuffer();
         let chunks: Record<string, string> = {};
@@ -108,7 +126,9 @@ export function uploadRoutes(app: Express, opts: { paths: FolderPaths; maxUpload
     } catch (e) {
       if (e instanceof UploadError) return void res.status(e.status).json({ error: e.message });
       if (e instanceof PathEscapeError) return void res.status(400).json({ error: 'path refused' });
-      res.status(400).json({ error: `upload failed: ${(e as Error).message}` });
+      // Not the message: file-system errors name server paths.
+      const code = (e as { code?: unknown }).code;
+      res.status(400).json({ error: `upload failed: ${typeof code === 'string' ? code : (e as Error).message}` });
     }
   };
   app.post('/upload/image', handle(false));

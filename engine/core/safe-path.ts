@@ -17,8 +17,12 @@ export class PathEscapeError extends Error {
  * absolute paths, `..` segments, NUL bytes, Windows drive letters and UNC prefixes, and symlinks
  * that point outside. The returned path may not exist yet (for writes); the deepest existing
  * ancestor is what gets checked against symlink escapes.
+ *
+ * With `followLinks` the symlink check is skipped (the name checks stay): for folders a request
+ * only reads from and whose owner links files in from other disks, as ComfyUI allows for models
+ * and inputs. Folders a request writes to (output, temp, user) never follow links.
  */
-export function safeJoin(root: string, relative: string): string {
+export function safeJoin(root: string, relative: string, opts: { followLinks?: boolean } = {}): string {
   if (typeof relative !== 'string') throw new PathEscapeError(String(relative), root, 'not a string');
   if (relative.includes('\0')) throw new PathEscapeError(relative, root, 'contains a NUL byte');
   if (/^[a-zA-Z]:/.test(relative)) throw new PathEscapeError(relative, root, 'has a drive letter');
@@ -32,6 +36,7 @@ export function safeJoin(root: string, relative: string): string {
   if (joined !== absRoot && !joined.startsWith(absRoot + path.sep)) {
     throw new PathEscapeError(relative, root, 'resolves outside the folder');
   }
+  if (opts.followLinks) return joined;
   const realRoot = realpathOrSelf(absRoot);
   let probe = joined;
   while (!fs.existsSync(probe) && probe !== absRoot) probe = path.dirname(probe);

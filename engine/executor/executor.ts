@@ -10,6 +10,8 @@ import { OutputCache, estimateBytes, type CacheEntry } from './cache.ts';
 import type { ExecuteOptions, ExecutionErrorData, ExecutionEvent, ExecutionResult } from './events.ts';
 import { computeFingerprints } from './fingerprint.ts';
 import { formatInputs } from './format.ts';
+import { PromptFault, abortReason, nonFiniteLatent, settleOrAbort } from './guard.ts';
+import { MAX_UI_DEPTH, unserialisable } from './json-bounds.ts';
 import { ResultCollector, callArgs, type InputLists } from './lists.ts';
 import { PlanError, inputSpec, planGraph, type GraphPlan, type PlannedNode } from './plan.ts';
 import { ExecutionList } from './schedule.ts';
@@ -23,7 +25,19 @@ export interface ExecutorOptions {
   cacheBudgetBytes?: number;
   /** 'none' re-runs every node every time (ComfyUI --cache-none). */
   cacheMode?: 'lru' | 'none';
+  /**
+   * Milliseconds a node may take before its prompt fails, by node; undefined = no limit. The
+   * default gives custom nodes (module `custom_nodes.*`) CUSTOM_NODE_TIMEOUT_MS and built-ins none,
+   * since a sampler on a slow machine may legitimately take hours.
+   */
+  nodeTimeoutMs?: (classType: string, module: string | undefined) => number | undefined;
 }
+
+/** Default limit for one custom node call (10 minutes). */
+export const CUSTOM_NODE_TIMEOUT_MS = 10 * 60 * 1000;
+
+const defaultNodeTimeout = (_classType: string, module: string | undefined): number | undefined =>
+  module?.startsWith('custom_nodes.') ? CUSTOM_NODE_TIMEOUT_MS : undefined;
 
 export type CacheStats = { entries: number; bytes: number; budgetBytes: number; hits: number; misses: number };
 
@@ -145,7 +159,8 @@ export class Executor {
       const cause = failure ? failure.error : e;
       const nodeId = failure?.nodeId ?? (e instanceof PlanError ? e.nodeId : (run.current ?? ''));
       const nodeType = failure?.classType ?? (e instanceof PlanError ? e.classType : (prompt[nodeId]?.class_type ?? ''));
-      if (cause instanceof InterruptedError || run.signal.aborted) {
+      const fault = cause instanceof PromptFault ? cause : run.signal.reason instanceof PromptFault ? run.signal.reason : undefined;
+      if (!fault && (cause instanceof InterruptedError || run.signal.aborted)) {
         status = 'interrupted';
         this.log.info(`prompt ${run.promptId} interrupted at node ${nodeId} (${nodeType})`);
         emit({
@@ -154,7 +169,7 @@ export class Executor {
         });
       } else {
         status = 'error';
-        const err = cause instanceof Error ? cause : new Error(String(cause));
+        const err = fault ?? (cause instanceof Error ? cause : new Error(String(cause)));
         error = {
           prompt_id: run.promptId,
           node_id: nodeId,
@@ -290,12 +305,17 @@ export class Executor {
       this.checkInterrupted(run);
       let r: unknown;
       try {
-        r = await def.run(args, ctx);
+        r = await settleOrAbort(Promise.resolve().then(() => def.run(args, ctx)), run.signal, this.nodeTimeout(def.name, def.module), `node ${id} (${def.name})`);
         collected.add(r);
       } catch (e) {
         throw new NodeFailure(id, def.name, e, lists);
       }
     }
+    // Whatever goes to history and to clients must be JSON: a node's BigInt or cycle fails here, named.
+    const bad = collected.ui === undefined ? undefined : unserialisable(collected.ui, MAX_UI_DEPTH);
+    if (bad) throw new NodeFailure(id, def.name, new Error(`node ${id} (${def.name}) returned a UI output that cannot be sent as JSON: ${bad}`), lists);
+    const nonFinite = nonFiniteLatent(collected.outputs);
+    if (nonFinite) this.log.warn(`node ${id} (${def.name}): ${nonFinite} is a latent with NaN or infinite values (the image will be black; check the model and LoRA strengths)`);
     const entry: CacheEntry = { outputs: collected.outputs, ui: collected.ui, bytes: 0 };
     run.timings[id] = (run.timings[id] ?? 0) + (performance.now() - t0);
     run.executed.push(id);
@@ -366,7 +386,7 @@ export class Executor {
       this.checkInterrupted(run);
       let names: unknown;
       try {
-        names = await def.checkLazyStatus(args, ctx);
+        names = await settleOrAbort(Promise.resolve().then(() => def.checkLazyStatus!(args, ctx)), run.signal, this.nodeTimeout(def.name, def.module), `node ${p.id} (${def.name})`);
       } catch (e) {
         throw new NodeFailure(p.id, def.name, e, lists);
       }
@@ -380,7 +400,16 @@ export class Executor {
   }
 
   private checkInterrupted(run: Run): void {
-    if (run.signal.aborted) throw new InterruptedError();
+    if (run.signal.aborted) throw abortReason(run.signal);
+  }
+
+  /** The time limit for one call of a node class (for a watchdog outside the executor's thread). */
+  timeoutFor(classType: string): number | undefined {
+    return this.nodeTimeout(classType, this.registry.get(classType)?.module);
+  }
+
+  private nodeTimeout(classType: string, module: string | undefined): number | undefined {
+    return (this.opts.nodeTimeoutMs ?? defaultNodeTimeout)(classType, module);
   }
 
   private context(run: Run, id: string, classType: string): NodeContext {

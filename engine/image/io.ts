@@ -3,8 +3,22 @@ import type { PreviewImage } from '../core/preview.ts';
 import { quantize8 } from './quantize.ts';
 import { describeShape, type ImageTensor, type MaskTensor, type Tensor } from '../core/tensor.ts';
 
-/** Largest frame decoded (pixels; sharp's limitInputPixels), so a crafted header cannot make us allocate gigabytes. */
-export const MAX_PIXELS = 16384 * 16384;
+/**
+ * Default largest frame decoded (pixels; sharp's limitInputPixels), so a crafted header cannot make
+ * us allocate gigabytes: 8192² (64 Mpx) decodes to 0.8 GB of float32 RGB already.
+ */
+export const DEFAULT_MAX_IMAGE_PIXELS = 8192 * 8192;
+const limits = { maxPixels: DEFAULT_MAX_IMAGE_PIXELS };
+
+/** Sets the process-wide default frame limit (`weft serve --max-image-pixels`). */
+export function setMaxImagePixels(pixels: number): void {
+  if (!Number.isSafeInteger(pixels) || pixels < 1) throw new Error(`image pixel limit ${pixels}: expected a positive integer`);
+  limits.maxPixels = pixels;
+}
+
+export function maxImagePixels(): number {
+  return limits.maxPixels;
+}
 /** Largest batch decoded from one file (pixels over all frames kept). */
 export const MAX_TOTAL_PIXELS = 2 ** 28;
 
@@ -91,7 +105,7 @@ async function decodeAllPages(file: string | Buffer, pages: number, frameW: numb
  */
 export async function decodeImageFile(file: string | Buffer, opts: DecodeOptions = {}): Promise<DecodedImage> {
   const name = opts.name ?? (typeof file === 'string' ? file : 'image data');
-  const maxPixels = opts.maxPixels ?? MAX_PIXELS;
+  const maxPixels = opts.maxPixels ?? limits.maxPixels;
   const maxTotal = opts.maxTotalPixels ?? MAX_TOTAL_PIXELS;
   const maxFrames = opts.maxFrames ?? MAX_FRAMES;
   let meta: Metadata;

@@ -4,7 +4,11 @@
  */
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-const MAX_TEXT_CHUNK = 256 * 1024 * 1024;
+/**
+ * Most text (after inflating) read from one PNG, over all its chunks: a per-chunk cap alone let
+ * three zTXt chunks of a few KB each inflate to gigabytes. Workflows are rarely above a megabyte.
+ */
+export const MAX_PNG_TEXT_TOTAL = 64 * 1024 * 1024;
 
 let crcTable: Uint32Array | undefined;
 function crc32(bytes: Uint8Array, start: number, end: number): number {
@@ -65,15 +69,31 @@ function latin1(b: Uint8Array): string {
   return s;
 }
 
-async function inflate(data: Uint8Array): Promise<Uint8Array> {
+async function inflate(data: Uint8Array, offset: number, limit: number): Promise<Uint8Array> {
   const ds = new DecompressionStream('deflate');
-  const stream = new Blob([data as BlobPart]).stream().pipeThrough(ds);
-  const buf = new Uint8Array(await new Response(stream).arrayBuffer());
-  if (buf.length > MAX_TEXT_CHUNK) throw new Error('compressed text chunk inflates beyond 256 MiB');
+  const reader = new Blob([data as BlobPart]).stream().pipeThrough(ds).getReader();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > limit) {
+      await reader.cancel();
+      throw new PngFormatError(`text chunks inflate beyond ${limit} bytes in total`, offset);
+    }
+    parts.push(value);
+  }
+  const buf = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    buf.set(p, o);
+    o += p.length;
+  }
   return buf;
 }
 
-function inflateSync(data: Uint8Array, offset: number): Uint8Array {
+function inflateSync(data: Uint8Array, offset: number, limit: number): Uint8Array {
   // Node's zlib when present (sync); the browser path uses readPngTextChunksAsync.
   const g = globalThis as { process?: { getBuiltinModule?: (m: string) => unknown } };
   const zlib = g.process?.getBuiltinModule?.('node:zlib') as
@@ -81,27 +101,40 @@ function inflateSync(data: Uint8Array, offset: number): Uint8Array {
     | undefined;
   if (!zlib) throw new PngFormatError('compressed text chunk needs readPngTextChunksAsync in this environment', offset);
   try {
-    return zlib.inflateSync(data, { maxOutputLength: MAX_TEXT_CHUNK });
+    return zlib.inflateSync(data, { maxOutputLength: Math.max(1, limit) });
   } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') throw new PngFormatError(`text chunks inflate beyond the limit of ${MAX_PNG_TEXT_TOTAL} bytes in total`, offset);
     throw new PngFormatError(`compressed text chunk does not inflate: ${(e as Error).message}`, offset);
   }
 }
 
-type Inflater = (data: Uint8Array, offset: number) => Uint8Array | Promise<Uint8Array>;
+type Inflater = (data: Uint8Array, offset: number, limit: number) => Uint8Array | Promise<Uint8Array>;
 
 const TEXT_TYPES = new Set(['tEXt', 'zTXt', 'iTXt', 'comf']);
 
-function parseText(png: Uint8Array, c: Chunk, inflater: Inflater): [string, string | Promise<string>] | undefined {
+/** `budget.left`: bytes of text still allowed; each chunk's stored or inflated size is taken from it. */
+function parseText(png: Uint8Array, c: Chunk, inflater: Inflater, budget: { left: number }): [string, string | Promise<string>] | undefined {
   if (!TEXT_TYPES.has(c.type)) return undefined;
   const d = png.subarray(c.dataStart, c.dataEnd);
   const nul = d.indexOf(0);
   if (nul < 0) throw new PngFormatError(`${c.type} chunk without a keyword terminator`, c.offset);
   const key = latin1(d.subarray(0, nul));
   const utf8 = (b: Uint8Array): string => new TextDecoder('utf-8').decode(b);
+  const take = (b: Uint8Array): Uint8Array => {
+    budget.left -= b.length;
+    if (budget.left < 0) throw new PngFormatError(`text chunks hold more than ${MAX_PNG_TEXT_TOTAL} bytes in total`, c.offset);
+    return b;
+  };
+  const inflated = (b: Uint8Array): Uint8Array | Promise<Uint8Array> => {
+    const r = inflater(b, c.offset, budget.left);
+    return r instanceof Promise ? r.then(take) : take(r);
+  };
+  if (c.type !== 'zTXt' && c.type !== 'iTXt') take(d.subarray(nul + 1));
   if (c.type === 'tEXt') return [key, latin1(d.subarray(nul + 1))];
   if (c.type === 'comf') return [key, utf8(d.subarray(nul + 1))];
   if (c.type === 'zTXt') {
-    const r = inflater(d.subarray(nul + 2), c.offset);
+    const r = inflated(d.subarray(nul + 2));
     return [key, r instanceof Promise ? r.then(latin1) : latin1(r)];
   }
   if (c.type === 'iTXt') {
@@ -113,8 +146,8 @@ function parseText(png: Uint8Array, c: Chunk, inflater: Inflater): [string, stri
     if (transEnd < 0) throw new PngFormatError('iTXt chunk without a translated keyword terminator', c.offset);
     p = transEnd + 1;
     const body = d.subarray(p);
-    if (!compressed) return [key, utf8(body)];
-    const r = inflater(body, c.offset);
+    if (!compressed) return [key, utf8(take(body))];
+    const r = inflated(body);
     return [key, r instanceof Promise ? r.then(utf8) : utf8(r)];
   }
   return undefined;
@@ -123,8 +156,9 @@ function parseText(png: Uint8Array, c: Chunk, inflater: Inflater): [string, stri
 /** Every text chunk of a PNG as keyword → text (later chunks of the same keyword win). */
 export function readPngTextChunks(png: Uint8Array): Record<string, string> {
   const out: Record<string, string> = {};
+  const budget = { left: MAX_PNG_TEXT_TOTAL };
   for (const c of chunks(png)) {
-    const kv = parseText(png, c, inflateSync);
+    const kv = parseText(png, c, inflateSync, budget);
     if (kv) out[kv[0]] = kv[1] as string;
   }
   return out;
@@ -133,8 +167,9 @@ export function readPngTextChunks(png: Uint8Array): Record<string, string> {
 /** The same, inflating compressed chunks with the web platform's DecompressionStream (browser). */
 export async function readPngTextChunksAsync(png: Uint8Array): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
+  const budget = { left: MAX_PNG_TEXT_TOTAL };
   for (const c of chunks(png)) {
-    const kv = parseText(png, c, inflate);
+    const kv = parseText(png, c, inflate, budget);
     if (kv) out[kv[0]] = await kv[1];
   }
   return out;

@@ -128,7 +128,8 @@ export class FolderPaths {
   /** Absolute path of a named file in a folder (first search path containing it), or undefined. */
   find(folder: string, name: string): string | undefined {
     for (const root of this.entry(folder).paths) {
-      const p = safeJoin(root, name);
+      // Model files may be links to other disks (listings follow them too); names still cannot escape.
+      const p = safeJoin(root, name, { followLinks: true });
       if (fs.existsSync(p)) return p;
     }
     return undefined;
@@ -149,7 +150,8 @@ export class FolderPaths {
   annotatedPath(name: string, defaultType: 'input' | 'output' | 'temp' = 'input'): string {
     const m = /^(.*) \[(input|output|temp)\]$/.exec(name);
     const type = (m?.[2] as 'input' | 'output' | 'temp' | undefined) ?? defaultType;
-    return safeJoin(this.typeDir(type), m ? m[1] : name);
+    // Inputs are read, and may be links as models are; output and temp are written, so never follow.
+    return safeJoin(this.typeDir(type), m ? m[1] : name, { followLinks: type === 'input' });
   }
 
   typeDir(type: 'input' | 'output' | 'temp'): string {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from '../core/log.ts';
+import { ensureApiResolvable } from './api-resolution.ts';
 import type { NodeRegistry } from './registry.ts';
 import type { AnyNodeDefinition } from './types.ts';
 
@@ -102,6 +103,7 @@ export async function loadCustomNodes(
   log?: Logger,
 ): Promise<CustomPackageReport[]> {
   const reports: CustomPackageReport[] = [];
+  if (dirs.length) ensureApiResolvable();
   for (const dir of dirs) {
     for (const pkg of listCustomPackages(dir)) {
       const t0 = performance.now();
