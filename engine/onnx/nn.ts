@@ -41,6 +41,8 @@ export interface ConvGeometry {
  */
 export interface LayerHook {
   layer(net: Net, call: LayerCall): string | undefined;
+  /** Whether `layer` may change the layer under `key`; a hook without it is taken to touch every layer. */
+  touches?(key: string): boolean;
 }
 
 export class Net {
@@ -54,6 +56,11 @@ export class Net {
   constant(name: string, dims: readonly number[], data: () => Float32Array): string {
     if (this.dtype === 'float16') return this.g.initializer(name, 'float16', dims, () => toF16Bytes(data()));
     return this.g.floats(name, dims, data);
+  }
+
+  /** Whether a hook may change layer `key`: a builder that would fuse the layer into something else must not then. */
+  hooksTouch(key: string): boolean {
+    return (this.opts.layerHooks ?? []).some((h) => h.touches?.(key) ?? true);
   }
 
   /** The layer's output after every hook has had its say. */

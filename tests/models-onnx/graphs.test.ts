@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildClipGraph } from '../../engine/models/graphs/clip-graph.ts';
@@ -7,6 +9,17 @@ import { clipForwardRef } from '../../engine/models/reference/clip.ts';
 import { unetForwardRef } from '../../engine/models/reference/unet.ts';
 import { vaeDecodeRef, vaeEncodeRef } from '../../engine/models/reference/vae.ts';
 import type { Tensor } from '../../engine/core/tensor.ts';
+import { MapWeightSource } from '../../engine/core/weights.ts';
+import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
+import { SD1_PREFIX } from '../../engine/models/config.ts';
+import { sd1Weights } from '../../engine/models/detect.ts';
+import { makeAdapter } from '../../engine/models/generate/demo-adapters.ts';
+import { parseAdapter } from '../../engine/models/lora/index.ts';
+import { lowRankHook, splitPatches } from '../../engine/models/patching/low-rank.ts';
+import type { PatchEntry } from '../../engine/models/patching/patch-set.ts';
+import { unetPlan } from '../../engine/models/unet-plan.ts';
+import { GraphBuilder } from '../../engine/onnx/graph.ts';
+import { Net, type LayerHook } from '../../engine/onnx/nn.ts';
 import { lcg, makeTiny, relErr, type Tiny } from './tiny.ts';
 
 const TOL = 1e-4;
@@ -156,5 +169,63 @@ describe('float16 graphs (what CUDA and WebGPU run)', () => {
     const lat: Tensor = { shape: [1, 4, 4, 4], data: lcg(64, 33) };
     const img = f32((await dec.run({ latent: new ort.Tensor('float32', lat.data, lat.shape) })).image);
     expect(relErr(img, vaeDecodeRef(cfg.vae, tiny.vae, lat).data)).toBeLessThan(1e-2);
+  });
+});
+
+describe('the SD1 UNet graph is the one built before the UNet plan and the layer hook', () => {
+  /**
+   * Recorded from the builder at commit 6cad7b9 (before the plan, the exported blocks and the layer
+   * hook) for the tiny model, bare and with rank-4 LoRA branches on the attention layers and on every
+   * conv as well: node count, the initializer names that are not numbered constants (hashed, in
+   * order), and the number of numbered ones. That builder's GroupNorm took 6 nodes (8 in float16)
+   * and 2 numbered constants; GroupNorm's current cost is measured below, so that a later change to
+   * GroupNorm alone (a VAE speed-up) does not move these figures.
+   */
+  const BEFORE = {
+    none: { float32: 1633, float16: 1932, names: '706ceb86b70d5aa2', numbered: 144 },
+    attention: { float32: 2721, float16: 3405, names: '15cd426a1f234ad2', numbered: 144 },
+    'attention+conv': { float32: 2985, float16: 3801, names: 'c2591a38f4713e49', numbered: 144 },
+  } as const;
+  const OLD_GROUP_NORM = { float32: 6, float16: 8, numbered: 2 };
+
+  /** Nodes and numbered constants one more GroupNorm adds to a graph that already has one. */
+  const groupNormCost = (dtype: 'float32' | 'float16'): { nodes: number; numbered: number } => {
+    const ws = new MapWeightSource(new Map([['n.weight', { shape: [32], data: new Float32Array(32) }], ['n.bias', { shape: [32], data: new Float32Array(32) }]]));
+    const g = new GraphBuilder('probe');
+    const n = new Net(g, ws, { dtype, fusedAttention: false });
+    const x = g.input('x', 'float32', [1, 32, 4, 4]);
+    n.groupNorm('n', x, 32, 1e-5);
+    const [nodes, inits] = [g.nodeCount, g.layout().length];
+    n.groupNorm('n', x, 32, 1e-5);
+    return { nodes: g.nodeCount - nodes, numbered: g.layout().length - inits };
+  };
+
+  it.each(['none', 'attention', 'attention+conv'] as const)('LoRA branches: %s', (scope) => {
+    let layerHooks: LayerHook[] = [];
+    if (scope !== 'none') {
+      const ws = sd1Weights(SafetensorsFile.open(tiny.file));
+      const file = join(tiny.dir, `identity-${scope.replace('+', '-')}.safetensors`);
+      makeAdapter(tiny.file, file, { kind: 'lora', rank: 4, seed: 7, scope, textEncoder: false });
+      const parsed = parseAdapter(file, SafetensorsFile.open(file), ws);
+      const entry = (p: (typeof parsed.patches)[number]): PatchEntry => ({ sig: `demo:${p.stem}`, strength: 0.8, strengthModel: 1, source: { kind: 'adapter', patch: p } });
+      const own = new Map(parsed.patches.filter((p) => p.target.startsWith(SD1_PREFIX.unet)).map((p) => [p.target, [entry(p)]]));
+      const split = splitPatches(own, SD1_PREFIX.unet, tiny.unet);
+      expect(split.merged.size).toBe(0);
+      layerHooks = [lowRankHook(split.branches)];
+    }
+    const plan = unetPlan(tiny.cfg.unet);
+    const resBlocks = plan.input.filter((b) => b.res).length + plan.middle.res.length + plan.output.length;
+    const transformers = [...plan.input, plan.middle, ...plan.output].filter((b) => b.transformer).length;
+    const groupNorms = 2 * resBlocks + transformers + 1;
+    expect(groupNorms).toBe(61);
+    for (const dtype of ['float32', 'float16'] as const) {
+      const g = buildUnetGraph(tiny.cfg.unet, tiny.unet, { dtype, fusedAttention: false, layerHooks });
+      const gn = groupNormCost(dtype);
+      expect(g.nodeCount, dtype).toBe(BEFORE[scope][dtype] + groupNorms * (gn.nodes - OLD_GROUP_NORM[dtype]));
+      const names = g.layout().map((p) => p.name);
+      const named = names.filter((n) => !/_\d+$/.test(n));
+      expect(createHash('sha256').update(named.join('\n')).digest('hex').slice(0, 16), dtype).toBe(BEFORE[scope].names);
+      expect(names.length - named.length, dtype).toBe(BEFORE[scope].numbered + groupNorms * (gn.numbered - OLD_GROUP_NORM.numbered));
+    }
   });
 });

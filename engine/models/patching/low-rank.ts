@@ -125,6 +125,7 @@ export function lowRankHook(branches: ReadonlyMap<string, readonly LowRankBranch
     return v;
   };
   return {
+    touches: (key) => branches.has(`${key}.weight`),
     layer(n, { key, input: x, output, conv }) {
       const list = branches.get(`${key}.weight`);
       if (!list?.length) return undefined;
