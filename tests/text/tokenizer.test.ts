@@ -3,7 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FolderPaths } from '../../engine/paths/folders.ts';
-import { bundledVocabularyDir, ClipTokenizer, loadClipTokenizer, normalizeClipText, type WeightedToken } from '../../engine/text/clip-tokenizer.ts';
+import {
+  bundledVocabularyDir,
+  ClipTokenizer,
+  loadClipTokenizer,
+  normalizeClipText,
+  type WeightedToken,
+} from '../../engine/text/clip-tokenizer.ts';
 
 // The project's own copy of the CLIP ViT-L/14 vocabulary (the default for SD1 checkpoints).
 const DIR = bundledVocabularyDir('clip-vit-large-patch14');
@@ -46,7 +52,9 @@ describe('CLIP BPE tokenizer (real CLIP ViT-L/14 vocabulary)', () => {
   });
 
   it('gives the ids of the Hugging Face CLIPTokenizer on 32 reference texts (punctuation, casing, accents, CJK, emoji, special tokens)', () => {
-    const ref = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, 'fixtures/clip_references.json'), 'utf8')) as { cases: { text: string; ids: number[] }[] };
+    const ref = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, 'fixtures/clip_references.json'), 'utf8')) as {
+      cases: { text: string; ids: number[] }[];
+    };
     expect(ref.cases.length).toBe(32);
     for (const c of ref.cases) expect(tok.tokenize(c.text), JSON.stringify(c.text)).toEqual(c.ids);
   });
@@ -106,16 +114,18 @@ describe("ComfyUI's SD1 chunking", () => {
   it('applies prompt weights to the tokens of each segment', () => {
     const [chunk] = tok.tokenizeWithWeights('a (cat:1.5) on ((mat)) \\(literal\\)');
     const mat = 1.1 * 1.1;
-    expect(chunk.slice(0, 8)).toEqual([
-      { token: BOS, weight: 1 },
-      { token: vocab['a</w>'], weight: 1 },
-      { token: CAT, weight: 1.5 },
-      { token: vocab['on</w>'], weight: 1 },
-      { token: vocab['mat</w>'], weight: mat },
-      ...v('(</w>').map((token) => ({ token, weight: 1 })),
-      ...tok.tokenize('literal').map((token) => ({ token, weight: 1 })),
-      ...v(')</w>').map((token) => ({ token, weight: 1 })),
-    ].slice(0, 8));
+    expect(chunk.slice(0, 8)).toEqual(
+      [
+        { token: BOS, weight: 1 },
+        { token: vocab['a</w>'], weight: 1 },
+        { token: CAT, weight: 1.5 },
+        { token: vocab['on</w>'], weight: 1 },
+        { token: vocab['mat</w>'], weight: mat },
+        ...v('(</w>').map((token) => ({ token, weight: 1 })),
+        ...tok.tokenize('literal').map((token) => ({ token, weight: 1 })),
+        ...v(')</w>').map((token) => ({ token, weight: 1 })),
+      ].slice(0, 8),
+    );
     const plain = tok.tokenizeWithWeights('a (cat:1.5)', { disableWeights: true });
     expect(weights(plain[0]).every((w) => w === 1)).toBe(true);
     const raw = tok.tokenize('a (cat:1.5)');
@@ -128,7 +138,10 @@ describe("ComfyUI's SD1 chunking", () => {
     const e2 = Float32Array.of(3, 4);
     const lookup = (name: string) => (name === 'style' ? [e1, e2] : undefined);
     const warnings: string[] = [];
-    const [chunk] = tok.tokenizeWithWeights('a embedding:style, cat embedding:missing dog', { embeddings: lookup, onWarning: (m) => warnings.push(m) });
+    const [chunk] = tok.tokenizeWithWeights('a embedding:style, cat embedding:missing dog', {
+      embeddings: lookup,
+      onWarning: (m) => warnings.push(m),
+    });
     // "style," is not found, "style" is; the comma and "cat" stay text; the missing one stays as typed.
     const missing = tok.tokenize('embedding:missing dog');
     expect(chunk.slice(0, 7 + missing.length)).toEqual([
@@ -143,7 +156,11 @@ describe("ComfyUI's SD1 chunking", () => {
     ]);
     expect(warnings).toEqual(['embedding:missing was not found in the embeddings folders; the words are kept as text']);
     // Without a lookup the words are plain text.
-    expect(ids(tok.tokenizeWithWeights('embedding:style')[0]).slice(1, -1).filter((t) => t !== EOS)).toEqual(tok.tokenize('embedding:style'));
+    expect(
+      ids(tok.tokenizeWithWeights('embedding:style')[0])
+        .slice(1, -1)
+        .filter((t) => t !== EOS),
+    ).toEqual(tok.tokenize('embedding:style'));
   });
 });
 
@@ -163,7 +180,9 @@ describe('loading', () => {
       fs.copyFileSync(path.join(DIR, 'merges.txt'), path.join(dest, 'merges.txt'));
       expect(loadClipTokenizer({ paths }).tokenize('cat')).toEqual([CAT]);
       expect(loadClipTokenizer({ paths })).toBe(loadClipTokenizer({ paths })); // loaded once
-      expect(() => loadClipTokenizer({ paths, explicitDir: path.join(base, 'nowhere') })).toThrow(/not found in .*nowhere: it needs both vocab\.json and merges\.txt there \(missing: vocab\.json, merges\.txt\)/);
+      expect(() => loadClipTokenizer({ paths, explicitDir: path.join(base, 'nowhere') })).toThrow(
+        /not found in .*nowhere: it needs both vocab\.json and merges\.txt there \(missing: vocab\.json, merges\.txt\)/,
+      );
       expect(loadClipTokenizer({ explicitDir: dest }).eos).toBe(EOS);
     } finally {
       fs.rmSync(base, { recursive: true, force: true });
@@ -182,7 +201,21 @@ describe('loading', () => {
       // A model's own vocabulary (the demo model ships a small one in `<model>.tokenizer/`) wins.
       const own = path.join(base, 'models/checkpoints/m.tokenizer');
       fs.mkdirSync(own, { recursive: true });
-      fs.writeFileSync(path.join(own, 'vocab.json'), JSON.stringify({ c: 0, a: 1, t: 2, 'c</w>': 3, 'a</w>': 4, 't</w>': 5, 'at</w>': 6, 'cat</w>': 7, '<|startoftext|>': 8, '<|endoftext|>': 9 }));
+      fs.writeFileSync(
+        path.join(own, 'vocab.json'),
+        JSON.stringify({
+          c: 0,
+          a: 1,
+          t: 2,
+          'c</w>': 3,
+          'a</w>': 4,
+          't</w>': 5,
+          'at</w>': 6,
+          'cat</w>': 7,
+          '<|startoftext|>': 8,
+          '<|endoftext|>': 9,
+        }),
+      );
       fs.writeFileSync(path.join(own, 'merges.txt'), '#version: 0.2\na t</w>\nc at</w>\n');
       const small = loadClipTokenizer({ paths, modelPath: model, bundled: true });
       expect(small.vocabSize).toBe(10);
