@@ -260,6 +260,10 @@ export async function validatePrompt(
     return ok;
   };
 
+  // validateNode recurses along links; a long chain (thousands of nodes) would overflow the stack.
+  // Then the nodes are validated from the far end first, so each finds its sources already done.
+  for (const id of deepPostOrder(prompt, outputs, 200)) await validateNode(id);
+
   const goodOutputs: string[] = [];
   for (const out of outputs) {
     const before = new Set(Object.keys(nodeErrors));
@@ -283,6 +287,42 @@ export async function validatePrompt(
     };
   }
   return { ok: true, node_errors: nodeErrors, outputs: goodOutputs, prompt };
+}
+
+/**
+ * Nodes reachable from `roots` in post-order (sources first), found without recursion; empty when
+ * no path is longer than `minDepth`, so ordinary prompts are validated exactly as before.
+ */
+function deepPostOrder(prompt: ApiPrompt, roots: readonly string[], minDepth: number): string[] {
+  const order: string[] = [];
+  const seen = new Set<string>();
+  let deep = false;
+  for (const root of roots) {
+    if (seen.has(root)) continue;
+    seen.add(root);
+    const stack: { id: string; srcs: string[]; next: number }[] = [{ id: root, srcs: sources(prompt, root), next: 0 }];
+    while (stack.length) {
+      if (stack.length > minDepth) deep = true;
+      const top = stack[stack.length - 1];
+      if (top.next < top.srcs.length) {
+        const src = top.srcs[top.next++];
+        if (!seen.has(src) && prompt[src]) {
+          seen.add(src);
+          stack.push({ id: src, srcs: sources(prompt, src), next: 0 });
+        }
+        continue;
+      }
+      stack.pop();
+      order.push(top.id);
+    }
+  }
+  return deep ? order : [];
+}
+
+function sources(prompt: ApiPrompt, id: string): string[] {
+  const out: string[] = [];
+  for (const v of Object.values(prompt[id]?.inputs ?? {})) if (Array.isArray(v) && v.length === 2) out.push(String(v[0]));
+  return out;
 }
 
 function subgraph(prompt: ApiPrompt, root: string): Set<string> {

@@ -8,6 +8,30 @@ const MAX_FILE = 64 * 1024 * 1024;
 /** Bound on words kept in the BPE cache (prompts reuse few words; the bound only stops abuse). */
 const CACHE_LIMIT = 100_000;
 
+/**
+ * Most tokens one prompt may have: 64 chunks of 75 (ComfyUI has no bound; a megabyte of CJK text
+ * took 20 GB there and here). Beyond it tokenizing stops with PromptTooLongError.
+ */
+export const MAX_PROMPT_TOKENS = 64 * 75;
+/** Most characters of one prompt, checked before any parsing (~40 per allowed token). */
+export const MAX_PROMPT_CHARS = 200_000;
+
+export class PromptTooLongError extends Error {
+  constructor(detail: string) {
+    super(`prompt too long: ${detail}; at most ${MAX_PROMPT_TOKENS} tokens (${MAX_PROMPT_TOKENS / 75} chunks of 75) are encoded`);
+    this.name = 'PromptTooLongError';
+  }
+}
+
+/** Tokens still allowed in the prompt being tokenized. */
+interface TokenBudget {
+  left: number;
+}
+
+function checkLength(text: string): void {
+  if (text.length > MAX_PROMPT_CHARS) throw new PromptTooLongError(`${text.length} characters (limit ${MAX_PROMPT_CHARS})`);
+}
+
 const BOS_TEXT = '<|startoftext|>';
 const EOS_TEXT = '<|endoftext|>';
 
@@ -109,6 +133,8 @@ export class ClipTokenizer {
   private readonly ranks = new Map<string, number>();
   private readonly cache = new Map<string, number[]>();
   private readonly encoder = new TextEncoder();
+  /** Longest vocabulary symbol in bytes: a word of n bytes has at least n / this tokens. */
+  private readonly maxSymbolBytes: number;
 
   constructor(
     private readonly vocab: ReadonlyMap<string, number>,
@@ -127,6 +153,9 @@ export class ClipTokenizer {
     let max = -1;
     for (const id of vocab.values()) max = Math.max(max, id);
     this.vocabSize = max + 1;
+    let longest = 1;
+    for (const sym of vocab.keys()) longest = Math.max(longest, [...sym.replace(/<\/w>$/, '')].length);
+    this.maxSymbolBytes = longest;
   }
 
   /** Load vocab.json + merges.txt, checking that they are well-formed and agree with each other. */
@@ -167,11 +196,14 @@ export class ClipTokenizer {
     return parts;
   }
 
-  private encodeWord(piece: string): number[] {
+  private encodeWord(piece: string, budget?: TokenBudget): number[] {
     let ids = this.cache.get(piece);
     if (!ids) {
+      const bytes = this.encoder.encode(piece);
+      // BPE is quadratic in a word's length: refuse a word that cannot fit before merging it.
+      if (budget && Math.ceil(bytes.length / this.maxSymbolBytes) > budget.left) throw new PromptTooLongError(`a word of ${bytes.length} bytes does not fit`);
       let mapped = '';
-      for (const b of this.encoder.encode(piece)) mapped += this.byteMap[b];
+      for (const b of bytes) mapped += this.byteMap[b];
       ids = this.bpe(mapped).map((sym) => this.vocab.get(sym) ?? this.eos);
       if (this.cache.size < CACHE_LIMIT) this.cache.set(piece, ids);
     }
@@ -179,12 +211,24 @@ export class ClipTokenizer {
   }
 
   /** Token ids of a text, without BOS/EOS. The exact strings `<|startoftext|>`/`<|endoftext|>` are those tokens. */
-  tokenize(text: string): number[] {
+  tokenize(text: string, budget?: TokenBudget): number[] {
     const out: number[] = [];
+    const spend = (n: number): void => {
+      if (!budget) return;
+      budget.left -= n;
+      if (budget.left < 0) throw new PromptTooLongError('more tokens than allowed');
+    };
     for (const part of text.split(SPECIAL_SPLIT)) {
-      if (part === BOS_TEXT) out.push(this.bos);
-      else if (part === EOS_TEXT) out.push(this.eos);
-      else for (const m of normalizeClipText(part).matchAll(PATTERN)) out.push(...this.encodeWord(m[0]));
+      if (part === BOS_TEXT || part === EOS_TEXT) {
+        spend(1);
+        out.push(part === BOS_TEXT ? this.bos : this.eos);
+      } else {
+        for (const m of normalizeClipText(part).matchAll(PATTERN)) {
+          const ids = this.encodeWord(m[0], budget);
+          spend(ids.length);
+          for (const id of ids) out.push(id);
+        }
+      }
     }
     return out;
   }
@@ -208,6 +252,8 @@ export class ClipTokenizer {
    * case it is split at the chunk boundary.
    */
   tokenizeWithWeights(text: string, opts: TokenizeOptions = {}): WeightedToken[][] {
+    checkLength(text);
+    const budget: TokenBudget = { left: MAX_PROMPT_TOKENS };
     const escaped = escapeImportant(text);
     const segments: [string, number][] = opts.disableWeights ? [[escaped, 1]] : tokenWeights(escaped, 1);
     const groups: WeightedToken[][] = [];
@@ -226,7 +272,7 @@ export class ClipTokenizer {
             opts.onWarning?.(`embedding:${r.name} was not found in the embeddings folders; the words are kept as text`);
           }
         }
-        groups.push(this.tokenize(word).map((token) => ({ token, weight })));
+        groups.push(this.tokenize(word, budget).map((token) => ({ token, weight })));
       }
     }
     return this.chunk(groups);
@@ -276,6 +322,10 @@ export class ClipTokenizer {
         }
       : undefined;
     const bare = opts.bareEmbeddingNames && opts.embeddings ? this.bareNameIndex(opts.embeddingNames ?? namesOf(opts.embeddings)) : undefined;
+    let chars = 0;
+    for (const [text] of segments) chars += text.length;
+    if (chars > MAX_PROMPT_CHARS) throw new PromptTooLongError(`${chars} characters (limit ${MAX_PROMPT_CHARS})`);
+    const budget: TokenBudget = { left: MAX_PROMPT_TOKENS };
 
     const chunks: WeightedToken[][] = [];
     let chunk: WeightedToken[] = [];
@@ -294,7 +344,7 @@ export class ClipTokenizer {
         continue;
       }
       const w = opts.disableWeights ? 1 : weight;
-      for (const item of this.a1111Items(text, lookup, bare, opts.onWarning)) {
+      for (const item of this.a1111Items(text, lookup, bare, opts.onWarning, budget)) {
         if (typeof item === 'number' && item === comma) lastComma = chunk.length;
         else if (backtrack > 0 && chunk.length === chunkLength && lastComma !== -1 && chunk.length - lastComma <= backtrack) {
           const moved = chunk.slice(lastComma + 1);
@@ -327,10 +377,13 @@ export class ClipTokenizer {
     lookup: EmbeddingLookup | undefined,
     bare: BareNameIndex | undefined,
     onWarning: ((message: string) => void) | undefined,
+    budget: TokenBudget,
   ): A1111Item[] {
     const items: A1111Item[] = [];
     const addText = (t: string): void => {
-      if (t) items.push(...(bare && lookup ? matchBareNames(this.tokenize(t), bare, lookup) : this.tokenize(t)));
+      if (!t) return;
+      const ids = this.tokenize(t, budget);
+      for (const item of bare && lookup ? matchBareNames(ids, bare, lookup) : ids) items.push(item);
     };
     if (!lookup) {
       addText(text);
