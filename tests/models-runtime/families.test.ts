@@ -27,9 +27,20 @@ const FAKE: ModelFamily<Sd1Config> = {
   name: 'Fake',
   detect: (source) => (source.has('fake.w') ? SD1.detect(source) : undefined),
   parts: (config, ctx) => ({ ...SD1.parts(config, ctx), unet: fakeUnet(ctx) }),
-  latentFormat: () => ({ channels: 4, scaleFactor: 1, rgbFactors: [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]] }),
+  latentFormat: () => ({
+    channels: 4,
+    scaleFactor: 1,
+    rgbFactors: [
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+      [0, 0, 0],
+    ],
+  }),
   modelSampling: () => ({ prediction: 'v_prediction', betaSchedule: 'linear', linearStart: 0.001, linearEnd: 0.02, timesteps: 1000 }),
-  extraConds: (_config, entry, info) => ({ y: { shape: [info.batch, 4, 1, 1], data: new Float32Array(info.batch * 4).fill(entry.pooled?.data[0] ?? 0) } }),
+  extraConds: (_config, entry, info) => ({
+    y: { shape: [info.batch, 4, 1, 1], data: new Float32Array(info.batch * 4).fill(entry.pooled?.data[0] ?? 0) },
+  }),
   textEncoders: (config) => SD1.textEncoders(config),
   assemble: (config, ctx) => {
     const sd1 = SD1.assemble(config, ctx);
@@ -46,7 +57,14 @@ const FAKE: ModelFamily<Sd1Config> = {
 };
 
 function fakeUnet(ctx: PartsContext): PartSpec {
-  return { id: 'fake_unet', hash: ctx.hash, source: ctx.file, prefix: 'fake.', weights: new PrefixedWeightSource(ctx.source, 'fake.'), build: (w) => fakeUnetGraph(w, true) };
+  return {
+    id: 'fake_unet',
+    hash: ctx.hash,
+    source: ctx.file,
+    prefix: 'fake.',
+    weights: new PrefixedWeightSource(ctx.source, 'fake.'),
+    build: (w) => fakeUnetGraph(w, true),
+  };
 }
 
 const W = Float32Array.from([1, 2, 3, 4]);
@@ -57,7 +75,10 @@ beforeAll(async () => {
   tiny = await makeTiny(7);
   // The tiny SD1 checkpoint's tensors plus the fake family's marker weight.
   const sf = SafetensorsFile.open(tiny.file);
-  const tensors = sf.names().filter((n) => sf.info(n).dtype === 'F32').map((name) => ({ name, dtype: 'F32' as const, shape: [...sf.shape(name)], data: sf.get(name) }));
+  const tensors = sf
+    .names()
+    .filter((n) => sf.info(n).dtype === 'F32')
+    .map((name) => ({ name, dtype: 'F32' as const, shape: [...sf.shape(name)], data: sf.get(name) }));
   fakeFile = join(tiny.dir, 'checkpoints', 'fake.safetensors');
   await writeSafetensors(fakeFile, [...tensors, { name: 'fake.w', dtype: 'F32', shape: [1, 4, 1, 1], data: W }]);
   cpSync(tiny.file.replace(/\.safetensors$/, '.tokenizer'), fakeFile.replace(/\.safetensors$/, '.tokenizer'), { recursive: true });
@@ -81,7 +102,13 @@ describe('model families', () => {
     expect(sd1.model.family).toBe('sd1');
     expect(sd1.model.id).toMatch(/^sd1:[0-9a-f]{64}$/);
     expect(sd1.model.latentFormat).toMatchObject({ channels: 4, scaleFactor: 0.18215 });
-    expect(sd1.model.sampling).toEqual({ prediction: 'eps', betaSchedule: 'scaled_linear', linearStart: 0.00085, linearEnd: 0.012, timesteps: 1000 });
+    expect(sd1.model.sampling).toEqual({
+      prediction: 'eps',
+      betaSchedule: 'scaled_linear',
+      linearStart: 0.00085,
+      linearEnd: 0.012,
+      timesteps: 1000,
+    });
 
     // The fake family's UNet takes y, made by its extraConds from the entry's pooled output.
     const D = tiny.cfg.unet.contextDim;

@@ -13,7 +13,18 @@ const W = Float32Array.from([0.5, -1, 2, 0]);
 const weights = new MapWeightSource(new Map([['w', { shape: [1, 4, 1, 1], data: W }]]));
 const runtime = new PartsRuntime({ cacheDir: mkdtempSync(join(tmpdir(), 'weft-unet-extra-')), device: 'cpu', log: quiet });
 const unet = (withY: boolean): OrtUnet =>
-  new OrtUnet(4, 8, 1, runtime.runner({ id: withY ? 'unet_y' : 'unet_plain', hash: '0'.repeat(64), weights, prefix: '', build: (w) => fakeUnetGraph(w, withY) }));
+  new OrtUnet(
+    4,
+    8,
+    1,
+    runtime.runner({
+      id: withY ? 'unet_y' : 'unet_plain',
+      hash: '0'.repeat(64),
+      weights,
+      prefix: '',
+      build: (w) => fakeUnetGraph(w, withY),
+    }),
+  );
 
 const B = 2;
 const x = { shape: [B, 4, 2, 3], data: lcg(B * 24, 1) };
@@ -32,9 +43,15 @@ describe('OrtUnet extra inputs', () => {
   });
 
   it('refuses a name the graph has no input for, one it feeds itself, and a wrong batch', async () => {
-    await expect(unet(false).run({ ...args, extra: { y } })).rejects.toThrow(/has no input 'y' \(its inputs: x, timesteps, context, control_in_0, control_mid\)/);
+    await expect(unet(false).run({ ...args, extra: { y } })).rejects.toThrow(
+      /has no input 'y' \(its inputs: x, timesteps, context, control_in_0, control_mid\)/,
+    );
     await expect(unet(true).run({ ...args, extra: { y, label: y } })).rejects.toThrow(/no input 'label'/);
-    await expect(unet(true).run({ ...args, extra: { context: args.context } })).rejects.toThrow(/extra input 'context' would replace one the UNet handle feeds itself/);
-    await expect(unet(true).run({ ...args, extra: { y: { shape: [1, 4, 1, 1], data: y.data.subarray(0, 4) } } })).rejects.toThrow(/'y' has batch 1, expected 2/);
+    await expect(unet(true).run({ ...args, extra: { context: args.context } })).rejects.toThrow(
+      /extra input 'context' would replace one the UNet handle feeds itself/,
+    );
+    await expect(unet(true).run({ ...args, extra: { y: { shape: [1, 4, 1, 1], data: y.data.subarray(0, 4) } } })).rejects.toThrow(
+      /'y' has batch 1, expected 2/,
+    );
   });
 });

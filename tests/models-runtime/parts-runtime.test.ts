@@ -9,7 +9,8 @@ import type { WeightPatch } from '../../engine/models/lora/types.ts';
 import { fakePart, twiceXPlusW, vectorWeights } from './fakes.ts';
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
-const runtime = (cacheDir: string, extra: Partial<ConstructorParameters<typeof PartsRuntime>[0]> = {}) => new PartsRuntime({ cacheDir, device: 'cpu', log: quiet, ...extra });
+const runtime = (cacheDir: string, extra: Partial<ConstructorParameters<typeof PartsRuntime>[0]> = {}) =>
+  new PartsRuntime({ cacheDir, device: 'cpu', log: quiet, ...extra });
 const X = Float32Array.from([1, -2, 0.5, 3]);
 const W = Float32Array.from([10, 20, 30, 40]);
 const feed = (x: Float32Array) => ({ x: new ort.Tensor('float32', x, [x.length]) });
@@ -54,7 +55,11 @@ describe('PartsRuntime with a part it was never told about', () => {
     await y(r.runner(fakePart(W)));
     await y(r.runner({ ...fakePart(W), version: 2 }));
     expect(r.stats().builds).toBe(2);
-    expect(readdirSync(cacheDir).filter((d) => d.startsWith('fake-')).sort()).toEqual([expect.stringMatching(/-v\d+$/), expect.stringMatching(/-v\d+\.2$/)]);
+    expect(
+      readdirSync(cacheDir)
+        .filter((d) => d.startsWith('fake-'))
+        .sort(),
+    ).toEqual([expect.stringMatching(/-v\d+$/), expect.stringMatching(/-v\d+\.2$/)]);
   });
 
   it('patches on its weight give a patched variant computing the patched formula; the base session is replaced, not doubled', async () => {
@@ -77,7 +82,9 @@ describe('PartsRuntime with a part it was never told about', () => {
   it('refuses a feed the graph has no input for, naming it', async () => {
     const r = runtime(mkdtempSync(join(tmpdir(), 'weft-parts-')));
     const run = r.runner(fakePart(W));
-    await expect(run({ ...feed(X), z: new ort.Tensor('float32', X, [4]) })).rejects.toThrow(/the fake graph has no input 'z' \(its inputs: x\)/);
+    await expect(run({ ...feed(X), z: new ort.Tensor('float32', X, [4]) })).rejects.toThrow(
+      /the fake graph has no input 'z' \(its inputs: x\)/,
+    );
   });
 
   it('runs an existing .onnx file as a pooled part under the memory budget', async () => {
@@ -87,7 +94,10 @@ describe('PartsRuntime with a part it was never told about', () => {
     const a = join(models, 'a.onnx');
     const b = join(models, 'b.onnx');
     writeFileSync(a, twiceXPlusW(vectorWeights('w', W), { dtype: 'float32', fusedAttention: false }).toBuffer());
-    writeFileSync(b, twiceXPlusW(vectorWeights('w', Float32Array.from([1, 1, 1, 1])), { dtype: 'float32', fusedAttention: false }).toBuffer());
+    writeFileSync(
+      b,
+      twiceXPlusW(vectorWeights('w', Float32Array.from([1, 1, 1, 1])), { dtype: 'float32', fusedAttention: false }).toBuffer(),
+    );
     // Room for one of the two files: the second evicts the first.
     const r = runtime(join(dir, 'cache'), { memoryBudgetBytes: statSync(a).size + 8 });
     expect(await y(r.fileRunner(a))).toEqual([12, 16, 31, 46]);
