@@ -2,7 +2,7 @@ import type { Tensor } from '../../core/tensor.ts';
 import { describeShape } from '../../core/tensor.ts';
 import type { UNetConfig } from '../config.ts';
 import { SD1_PREFIX } from '../config.ts';
-import { unetPlan, type ResBlockPlan, type TransformerPlan } from '../unet-plan.ts';
+import { unetPlan, type ResBlockPlan, type TransformerPlan, type UnetPlan } from '../unet-plan.ts';
 import type { ControlResiduals } from '../handles.ts';
 import type { WeightSource } from '../../core/weights.ts';
 import {
@@ -137,21 +137,18 @@ export interface UnetRefExtras {
   layerHook?: RefLayerHook;
 }
 
-/**
- * One UNet evaluation. `x` [B, C, H, W], `timesteps` [B], `context` [B, T, contextDim].
- * Control residuals are added as ComfyUI adds a ControlNet's: `middle` to the middle block's
- * output, `input[i]` to skip connection i when the output blocks take it.
- */
-export function unetForwardRef(cfg: UNetConfig, ws: WeightSource, x: Tensor, timesteps: Float32Array, context: Tensor, control?: ControlResiduals, extras: UnetRefExtras = {}): Tensor {
-  const plan = unetPlan(cfg);
-  const w = new RefNet(ws, unetPrefix(ws), cfg, extras.layerHook);
+/** time_embed(t) [+ label_emb(y)], before the SiLU each ResBlock's emb_layers applies. */
+function embedding(w: RefNet, cfg: UNetConfig, timesteps: Float32Array, y?: Tensor): Tensor {
   let emb = timestepEmbedding(timesteps, cfg.modelChannels);
   emb = w.lin('time_embed.2', silu(w.lin('time_embed.0', emb)));
-  if (plan.admInChannels !== undefined) {
-    if (!extras.y) throw new Error(`this UNet takes a ${plan.admInChannels}-wide y vector (label_emb)`);
-    emb = add(emb, w.lin('label_emb.0.2', silu(w.lin('label_emb.0.0', extras.y))), 'label_emb');
+  if (cfg.admInChannels !== undefined) {
+    if (!y) throw new Error(`this UNet takes a ${cfg.admInChannels}-wide y vector (label_emb)`);
+    emb = add(emb, w.lin('label_emb.0.2', silu(w.lin('label_emb.0.0', y))), 'label_emb');
   }
+  return emb;
+}
 
+function encode(w: RefNet, plan: UnetPlan, x: Tensor, emb: Tensor, context: Tensor, afterInputBlock?: (index: number, h: Tensor) => Tensor): { skips: Tensor[]; middle: Tensor } {
   const skips: Tensor[] = [];
   let h = x;
   for (const b of plan.input) {
@@ -161,14 +158,42 @@ export function unetForwardRef(cfg: UNetConfig, ws: WeightSource, x: Tensor, tim
       h = resBlock(w, b.res!, h, emb);
       if (b.transformer) h = spatialTransformer(w, b.transformer, h, context);
     }
+    if (afterInputBlock) h = afterInputBlock(b.index, h);
     skips.push(h);
   }
-
   h = resBlock(w, plan.middle.res[0], h, emb);
   if (plan.middle.transformer) h = spatialTransformer(w, plan.middle.transformer, h, context);
   for (const r of plan.middle.res.slice(1)) h = resBlock(w, r, h, emb);
-  h = addControl(h, control?.middle, 'control middle residual');
+  return { skips, middle: h };
+}
 
+/**
+ * The input blocks and middle block alone (what a ControlNet runs), as the graph's `inputAndMiddle`:
+ * the skip values in input block order and the middle block's output.
+ */
+export function unetEncodeRef(
+  cfg: UNetConfig,
+  ws: WeightSource,
+  x: Tensor,
+  timesteps: Float32Array,
+  context: Tensor,
+  extras: UnetRefExtras & { afterInputBlock?: (index: number, h: Tensor) => Tensor } = {},
+): { skips: Tensor[]; middle: Tensor } {
+  const w = new RefNet(ws, unetPrefix(ws), cfg, extras.layerHook);
+  return encode(w, unetPlan(cfg), x, embedding(w, cfg, timesteps, extras.y), context, extras.afterInputBlock);
+}
+
+/**
+ * One UNet evaluation. `x` [B, C, H, W], `timesteps` [B], `context` [B, T, contextDim].
+ * Control residuals are added as ComfyUI adds a ControlNet's: `middle` to the middle block's
+ * output, `input[i]` to skip connection i when the output blocks take it.
+ */
+export function unetForwardRef(cfg: UNetConfig, ws: WeightSource, x: Tensor, timesteps: Float32Array, context: Tensor, control?: ControlResiduals, extras: UnetRefExtras = {}): Tensor {
+  const plan = unetPlan(cfg);
+  const w = new RefNet(ws, unetPrefix(ws), cfg, extras.layerHook);
+  const emb = embedding(w, cfg, timesteps, extras.y);
+  const { skips, middle } = encode(w, plan, x, emb, context);
+  let h = addControl(middle, control?.middle, 'control middle residual');
   plan.output.forEach((b, o) => {
     const skip = addControl(skips[b.skip], control?.input[b.skip], `control input residual ${b.skip}`);
     h = resBlock(w, b.res, concatChannels(h, skip), emb);
