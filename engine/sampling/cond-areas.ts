@@ -30,14 +30,25 @@ export interface ResolvedEntry {
  * ComfyUI's resolve_areas_and_cond_masks + timestep ranges + encode_model_conds, for a latent of
  * [B, C, H, W].
  */
-export function resolve(conds: Conditioning, group: number, shape: readonly number[], ms: ModelSamplingDiscrete, extraConds?: ExtraConds): ResolvedEntry[] {
+export function resolve(
+  conds: Conditioning,
+  group: number,
+  shape: readonly number[],
+  ms: ModelSamplingDiscrete,
+  extraConds?: ExtraConds,
+): ResolvedEntry[] {
   const [B, , H, W] = shape;
   return conds.map((c: ConditioningEntry): ResolvedEntry => {
     let area: ResolvedEntry['area'];
     if (c.area) {
       const a = c.area;
       area = a.percentage
-        ? { h: Math.max(1, Math.round(a.height * H)), w: Math.max(1, Math.round(a.width * W)), y: Math.round(a.y * H), x: Math.round(a.x * W) }
+        ? {
+            h: Math.max(1, Math.round(a.height * H)),
+            w: Math.max(1, Math.round(a.width * W)),
+            y: Math.round(a.y * H),
+            x: Math.round(a.x * W),
+          }
         : { h: a.height, w: a.width, y: a.y, x: a.x };
     }
     let mask: Tensor | undefined;
@@ -51,10 +62,18 @@ export function resolve(conds: Conditioning, group: number, shape: readonly numb
       }
       if (c.setAreaToBounds) {
         // The bounding box of the mask's non-zero pixels (first mask), as ComfyUI's get_mask_aabb.
-        let y0 = H, x0 = W, y1 = -1, x1 = -1;
-        for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if (m.data[y * W + x] > 0) {
-          y0 = Math.min(y0, y); y1 = Math.max(y1, y); x0 = Math.min(x0, x); x1 = Math.max(x1, x);
-        }
+        let y0 = H,
+          x0 = W,
+          y1 = -1,
+          x1 = -1;
+        for (let y = 0; y < H; y++)
+          for (let x = 0; x < W; x++)
+            if (m.data[y * W + x] > 0) {
+              y0 = Math.min(y0, y);
+              y1 = Math.max(y1, y);
+              x0 = Math.min(x0, x);
+              x1 = Math.max(x1, x);
+            }
         if (y1 >= 0) area = { h: y1 - y0 + 1, w: x1 - x0 + 1, y: y0, x: x0 };
       }
       const s = c.maskStrength ?? 1;
@@ -105,7 +124,10 @@ export function piece(e: ResolvedEntry, shape: readonly number[], sigma: number,
   if (e.sigmaStart !== undefined && sigma > e.sigmaStart) return undefined;
   if (e.sigmaEnd !== undefined && sigma < e.sigmaEnd) return undefined;
   const [B, C, H, W] = shape;
-  let y = 0, x = 0, h = H, w = W;
+  let y = 0,
+    x = 0,
+    h = H,
+    w = W;
   if (e.area) {
     y = Math.min(e.area.y, H - 1);
     x = Math.min(e.area.x, W - 1);
@@ -115,9 +137,12 @@ export function piece(e: ResolvedEntry, shape: readonly number[], sigma: number,
   const mult = new Float32Array(B * C * h * w).fill(e.strength);
   if (e.mask) {
     const [mb] = e.mask.shape;
-    for (let b = 0; b < B; b++) for (let c = 0; c < C; c++) for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
-      mult[((b * C + c) * h + yy) * w + xx] *= e.mask.data[((b % mb) * H + y + yy) * W + x + xx];
-    }
+    for (let b = 0; b < B; b++)
+      for (let c = 0; c < C; c++)
+        for (let yy = 0; yy < h; yy++)
+          for (let xx = 0; xx < w; xx++) {
+            mult[((b * C + c) * h + yy) * w + xx] *= e.mask.data[((b % mb) * H + y + yy) * W + x + xx];
+          }
   } else if (e.area) {
     // Feather the inner edges of an area over up to 8 latent pixels so areas blend.
     const ry = Math.min(8, Math.floor(h / 4));
@@ -130,7 +155,9 @@ export function piece(e: ResolvedEntry, shape: readonly number[], sigma: number,
       if (x + w < W && w - 1 - xx < rx) f *= (w - xx) / rx;
       return f;
     };
-    for (let b = 0; b < B; b++) for (let c = 0; c < C; c++) for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) mult[((b * C + c) * h + yy) * w + xx] *= scale(yy, xx);
+    for (let b = 0; b < B; b++)
+      for (let c = 0; c < C; c++)
+        for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) mult[((b * C + c) * h + yy) * w + xx] *= scale(yy, xx);
   }
   return { entry: e, y, x, h, w, mult };
 }
@@ -139,9 +166,10 @@ export function crop(x: Tensor, p: Piece): Float32Array {
   const [B, C, H, W] = x.shape;
   if (p.h === H && p.w === W) return x.data;
   const out = new Float32Array(B * C * p.h * p.w);
-  for (let bc = 0; bc < B * C; bc++) for (let yy = 0; yy < p.h; yy++) {
-    const src = (bc * H + p.y + yy) * W + p.x;
-    out.set(x.data.subarray(src, src + p.w), (bc * p.h + yy) * p.w);
-  }
+  for (let bc = 0; bc < B * C; bc++)
+    for (let yy = 0; yy < p.h; yy++) {
+      const src = (bc * H + p.y + yy) * W + p.x;
+      out.set(x.data.subarray(src, src + p.w), (bc * p.h + yy) * p.w);
+    }
   return out;
 }

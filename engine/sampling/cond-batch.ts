@@ -79,13 +79,19 @@ export interface CondBatchOptions {
   signal?: AbortSignal;
 }
 
-/** Runs every piece at x, σ and adds prediction·weight into `outs[group]`, the weight into `counts[group]`. */
-export async function runPieces(pieces: Piece[], x: Tensor, sigma: number, outs: Float32Array[], counts: Float32Array[], o: CondBatchOptions): Promise<void> {
+/** Per conditioning group (0 = positive, 1 = negative): Σ prediction·weight and Σ weight per latent element. */
+export interface GroupSums {
+  readonly outs: Float32Array[];
+  readonly counts: Float32Array[];
+}
+
+/** Runs every piece at x, σ and adds its weighted prediction into its group's sums. */
+export async function runPieces(pieces: Piece[], x: Tensor, sigma: number, sums: GroupSums, o: CondBatchOptions): Promise<void> {
   const pending = [...pieces];
   while (pending.length) {
     const first = pending[0];
     const batch: Piece[] = [];
-    for (let i = 0; i < pending.length && batch.length * x.shape[0] < o.maxBatch; ) {
+    for (let i = 0; i < pending.length && batch.length * x.shape[0] < o.maxBatch;) {
       const p = pending[i];
       const lens = [...batch, p].map((q) => q.entry.cond.shape[1]);
       if (p.h === first.h && p.w === first.w && contextLength(lens) !== undefined && canShare(first, p, x.shape)) {
@@ -93,11 +99,11 @@ export async function runPieces(pieces: Piece[], x: Tensor, sigma: number, outs:
         pending.splice(i, 1);
       } else i++;
     }
-    await runBatch(batch, x, sigma, outs, counts, o);
+    await runBatch(batch, x, sigma, sums, o);
   }
 }
 
-async function runBatch(batch: Piece[], x: Tensor, sigma: number, outs: Float32Array[], counts: Float32Array[], o: CondBatchOptions): Promise<void> {
+async function runBatch(batch: Piece[], x: Tensor, sigma: number, sums: GroupSums, o: CondBatchOptions): Promise<void> {
   const [B, C, H, W] = x.shape;
   const { h, w } = batch[0];
   const per = B * C * h * w;
@@ -112,7 +118,8 @@ async function runBatch(batch: Piece[], x: Tensor, sigma: number, outs: Float32A
     const len = c.shape[1];
     for (let b = 0; b < B; b++) {
       // A conditioning batched per image ([B, T, D]) gives each image its own row; [1, T, D] is shared.
-      const src = c.shape[0] > 1 ? c.data.subarray((b % c.shape[0]) * len * D, ((b % c.shape[0]) + 1) * len * D) : c.data.subarray(0, len * D);
+      const src =
+        c.shape[0] > 1 ? c.data.subarray((b % c.shape[0]) * len * D, ((b % c.shape[0]) + 1) * len * D) : c.data.subarray(0, len * D);
       for (let r = 0; r < T / len; r++) ctx.set(src, ((k * B + b) * T + r * len) * D);
     }
   });
@@ -131,14 +138,16 @@ async function runBatch(batch: Piece[], x: Tensor, sigma: number, outs: Float32A
   if (out.data.length !== xin.length) throw new Error(`model call returned ${out.data.length} elements for an input of ${xin.length}`);
   const denoised = out.data;
   batch.forEach((p, k) => {
-    const sum = outs[p.entry.group];
-    const cnt = counts[p.entry.group];
-    for (let bc = 0; bc < B * C; bc++) for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
-      const li = (bc * h + yy) * w + xx;
-      const gi = (bc * H + p.y + yy) * W + p.x + xx;
-      const m = p.mult[li];
-      sum[gi] += denoised[k * per + li] * m;
-      cnt[gi] += m;
-    }
+    const sum = sums.outs[p.entry.group];
+    const cnt = sums.counts[p.entry.group];
+    for (let bc = 0; bc < B * C; bc++)
+      for (let yy = 0; yy < h; yy++)
+        for (let xx = 0; xx < w; xx++) {
+          const li = (bc * h + yy) * w + xx;
+          const gi = (bc * H + p.y + yy) * W + p.x + xx;
+          const m = p.mult[li];
+          sum[gi] += denoised[k * per + li] * m;
+          cnt[gi] += m;
+        }
   });
 }

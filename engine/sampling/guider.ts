@@ -45,7 +45,7 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
     const outs = Array.from({ length: groups }, () => new Float32Array(n));
     const counts = Array.from({ length: groups }, () => new Float32Array(n).fill(1e-37));
     const pieces = [...pos, ...neg].map((e) => piece(e, x.shape, sigma, opts.sigmas)).filter((p): p is Piece => p !== undefined);
-    await runPieces(pieces, x, sigma, outs, counts, batching);
+    await runPieces(pieces, x, sigma, { outs, counts }, batching);
     const result = outs.map((o, g) => {
       const c = counts[g];
       for (let i = 0; i < n; i++) o[i] /= c[i];

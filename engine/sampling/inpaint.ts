@@ -12,7 +12,7 @@ export function prepareMask(mask: Tensor, shape: readonly number[]): Float32Arra
   const resized = mh === H && mw === W ? mask.data : resizeNCHW({ shape: [mb, 1, mh, mw], data: mask.data }, H, W, 'bilinear').data;
   const out = new Float32Array(B * C * H * W);
   const S = H * W;
-  for (let b = 0; b < B; b++) for (let c = 0; c < C; c++) out.set(resized.subarray((b % mb) * S, (b % mb + 1) * S), (b * C + c) * S);
+  for (let b = 0; b < B; b++) for (let c = 0; c < C; c++) out.set(resized.subarray((b % mb) * S, ((b % mb) + 1) * S), (b * C + c) * S);
   return out;
 }
 

@@ -9,7 +9,14 @@ export function modelCall(model: ModelHandle, ms: ModelSamplingDiscrete): ModelA
   const apply: ModelApply = async ({ input, sigma, c, signal }: ModelCallArgs) => {
     const scaled = ms.calculateInput(sigma, input.data);
     const timesteps = new Float32Array(input.shape[0]).fill(ms.timestep(sigma));
-    const eps = await model.unet.run({ x: { shape: input.shape, data: scaled }, timesteps, context: c.context, control: c.control, extra: c.extra, signal });
+    const eps = await model.unet.run({
+      x: { shape: input.shape, data: scaled },
+      timesteps,
+      context: c.context,
+      control: c.control,
+      extra: c.extra,
+      signal,
+    });
     return { shape: input.shape, data: ms.calculateDenoised(sigma, eps.data, input.data) };
   };
   return wrapModelCall(apply, model.wrappers ?? []);

@@ -35,7 +35,8 @@ export interface SampleArgs {
 export function checkLatent(latent: Latent, model: ModelHandle): void {
   const shape = latent.samples.shape;
   if (shape.length !== 4) throw new Error(`latent must be [B, C, H, W], got [${shape.join(', ')}]`);
-  if (shape[1] !== model.latentFormat.channels) throw new Error(`latent has ${shape[1]} channels but the model takes ${model.latentFormat.channels}`);
+  if (shape[1] !== model.latentFormat.channels)
+    throw new Error(`latent has ${shape[1]} channels but the model takes ${model.latentFormat.channels}`);
 }
 
 export async function sampleLatent(a: SampleArgs): Promise<Latent> {
@@ -45,12 +46,19 @@ export async function sampleLatent(a: SampleArgs): Promise<Latent> {
   const latentImage = a.latent.samples;
   const shape = latentImage.shape;
   if (sigmas.length === 0) return { ...a.latent, samples: latentImage };
-  if (a.noise.length !== latentImage.data.length) throw new Error(`noise has ${a.noise.length} elements for a latent of ${latentImage.data.length}`);
+  if (a.noise.length !== latentImage.data.length)
+    throw new Error(`noise has ${a.noise.length} elements for a latent of ${latentImage.data.length}`);
 
   const scale = model.latentFormat.scaleFactor;
   const latentIn = latentImage.data.map((v) => v * scale);
   let denoise = guider.denoiser(shape, { sigmas, signal: a.signal });
-  if (a.latent.noiseMask) denoise = inpaintDenoiser(denoise, { modelSampling: ms, mask: prepareMask(a.latent.noiseMask, shape), noise: a.noise, latent: latentIn });
+  if (a.latent.noiseMask)
+    denoise = inpaintDenoiser(denoise, {
+      modelSampling: ms,
+      mask: prepareMask(a.latent.noiseMask, shape),
+      noise: a.noise,
+      latent: latentIn,
+    });
 
   const x0 = ms.noiseScaling(sigmas[0], a.noise, latentIn, ms.isMaxDenoise(sigmas[0]));
   const every = a.previewEvery ?? 1;
@@ -60,7 +68,10 @@ export async function sampleLatent(a: SampleArgs): Promise<Latent> {
       noise: samplerNoise(a.sampler.noise, a.seed, shape, sigmas),
       signal: a.signal,
       callback: (info) => {
-        const preview = every > 0 && ((info.i + 1) % every === 0 || info.i + 1 === info.totalSteps) ? latentPreview(info.denoised, model.latentFormat) : undefined;
+        const preview =
+          every > 0 && ((info.i + 1) % every === 0 || info.i + 1 === info.totalSteps)
+            ? latentPreview(info.denoised, model.latentFormat)
+            : undefined;
         a.onStep?.(info.i + 1, info.totalSteps, preview);
       },
     },

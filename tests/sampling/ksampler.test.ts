@@ -10,10 +10,9 @@ import { ModelSamplingDiscrete } from '../../engine/sampling/model-sampling.ts';
 import { SAMPLER_NAMES } from '../../engine/sampling/samplers/index.ts';
 import { SCHEDULER_NAMES } from '../../engine/sampling/schedulers.ts';
 import { torchRandn } from '../../engine/sampling/noise/index.ts';
-import { join } from 'node:path';
-import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
+import { lcg, relErr } from '../models-onnx/tiny.ts';
+import { loadTinyParts } from './tiny-parts.ts';
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 let model: ModelHandle;
 let pos: Conditioning;
 let neg: Conditioning;
@@ -21,11 +20,7 @@ const empty = (b = 1, h = 8, w = 8): Latent => ({ samples: { shape: [b, 4, h, w]
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 beforeAll(async () => {
-  const tiny = await makeTiny(7);
-  const parts = await new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet }).loadCheckpoint(tiny.file);
-  model = parts.model;
-  pos = [await parts.clip.encodeText('a red fox in the snow')];
-  neg = [await parts.clip.encodeText('blurry')];
+  ({ model, pos, neg } = await loadTinyParts());
 }, 60_000);
 
 const run = (o: Partial<Parameters<typeof ksample>[0]> = {}) =>

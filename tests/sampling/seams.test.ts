@@ -1,8 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
 import type { Latent, Tensor } from '../../engine/core/tensor.ts';
 import type { ControlResiduals, ExtraConds, ModelCallArgs, ModelHandle, ModelWrapper, UNetRunArgs } from '../../engine/models/handles.ts';
-import { ModelManager } from '../../engine/models/manager.ts';
 import type { Conditioning, Control, ControlRequest } from '../../engine/sampling/conditioning.ts';
 import { cfgDenoiser, cfgGuider } from '../../engine/sampling/guider.ts';
 import { ksample } from '../../engine/sampling/ksampler.ts';
@@ -12,7 +10,8 @@ import { sampleLatent } from '../../engine/sampling/run.ts';
 import { samplerObject } from '../../engine/sampling/samplers/index.ts';
 import { ksamplerSigmas } from '../../engine/sampling/schedulers.ts';
 import { windowSigmas } from '../../engine/sampling/sigmas.ts';
-import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
+import { lcg, relErr } from '../models-onnx/tiny.ts';
+import { loadTinyParts } from './tiny-parts.ts';
 
 /*
  * The guider's seams with a stand-in UNet (the seam under test): its eps per row is the mean of the
@@ -32,7 +31,16 @@ function fakeModel(extraConds?: ExtraConds, wrappers?: readonly ModelWrapper[]):
     id: 'fake',
     family: 'fake',
     sampling: { prediction: 'eps', betaSchedule: 'scaled_linear', linearStart: 0.00085, linearEnd: 0.012, timesteps: 1000 },
-    latentFormat: { channels: 4, scaleFactor: 1, rgbFactors: [[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]] },
+    latentFormat: {
+      channels: 4,
+      scaleFactor: 1,
+      rgbFactors: [
+        [0, 0, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+      ],
+    },
     extraConds,
     wrappers,
     unet: {
@@ -59,14 +67,25 @@ function fakeModel(extraConds?: ExtraConds, wrappers?: readonly ModelWrapper[]):
   return { model, calls };
 }
 
-const cond = (v: number, extra: Partial<Conditioning[number]> = {}): Conditioning[number] => ({ cond: { shape: [1, 1, 2], data: new Float32Array(2).fill(v) }, ...extra });
-const ctxValues = (a: UNetRunArgs): number[] => Array.from({ length: a.context.shape[0] }, (_, r) => a.context.data[r * a.context.shape[1] * 2]);
+const cond = (v: number, extra: Partial<Conditioning[number]> = {}): Conditioning[number] => ({
+  cond: { shape: [1, 1, 2], data: new Float32Array(2).fill(v) },
+  ...extra,
+});
+const ctxValues = (a: UNetRunArgs): number[] =>
+  Array.from({ length: a.context.shape[0] }, (_, r) => a.context.data[r * a.context.shape[1] * 2]);
 /** eps model: D = x − σ·eps. */
 const denoisedOf = (eps: number): number => 0.5 - sigma * eps;
-const evaluate = (model: ModelHandle, positive: Conditioning, negative: Conditioning, cfg: number) => cfgDenoiser({ model, modelSampling: ms, positive, negative, cfg }, x.shape)(x, sigma);
+const evaluate = (model: ModelHandle, positive: Conditioning, negative: Conditioning, cfg: number) =>
+  cfgDenoiser({ model, modelSampling: ms, positive, negative, cfg }, x.shape)(x, sigma);
 
 /** A control whose residual for row r is value(r, request), recording what it was asked. */
-function fakeControl(name: string, value: (r: number, req: ControlRequest) => number, log: string[], previous?: Control, middle?: number): Control & { reqs: ControlRequest[] } {
+function fakeControl(
+  name: string,
+  value: (r: number, req: ControlRequest) => number,
+  log: string[],
+  previous?: Control,
+  middle?: number,
+): Control & { reqs: ControlRequest[] } {
   const reqs: ControlRequest[] = [];
   return {
     previous,
@@ -76,7 +95,10 @@ function fakeControl(name: string, value: (r: number, req: ControlRequest) => nu
       reqs.push(req);
       const rows = req.x.shape[0];
       const t: Tensor = { shape: [rows, 1, 1, 1], data: Float32Array.from({ length: rows }, (_, r) => value(r, req)) };
-      return { input: [t], middle: middle === undefined ? undefined : { shape: [rows, 1, 1, 1], data: new Float32Array(rows).fill(middle) } };
+      return {
+        input: [t],
+        middle: middle === undefined ? undefined : { shape: [rows, 1, 1, 1], data: new Float32Array(rows).fill(middle) },
+      };
     },
   };
 }
@@ -126,10 +148,14 @@ describe('guider: control residuals', () => {
     const { model, calls } = fakeModel();
     await evaluate(model, [cond(1, { control: a }), cond(5, { control: b })], [cond(0)], 3);
     expect(calls).toHaveLength(3);
-    expect(calls.map((c) => [ctxValues(c)[0], c.control?.input[0]?.data[0]])).toEqual([[1, 1], [5, 2], [0, undefined]]);
+    expect(calls.map((c) => [ctxValues(c)[0], c.control?.input[0]?.data[0]])).toEqual([
+      [1, 1],
+      [5, 2],
+      [0, undefined],
+    ]);
   });
 
-  it('a chain adds its controls\' residuals (previous first, as control_merge), middle where only one has it', async () => {
+  it("a chain adds its controls' residuals (previous first, as control_merge), middle where only one has it", async () => {
     const log: string[] = [];
     const first = fakeControl('first', () => 1, log);
     const second = fakeControl('second', () => 10, log, first, 7);
@@ -153,7 +179,10 @@ describe('guider: named UNet inputs', () => {
     const { model, calls } = fakeModel(hook);
     const pooled = (v: number): Tensor => ({ shape: [1, 1], data: Float32Array.of(v) });
     await evaluate(model, [cond(1, { pooled: pooled(1) })], [cond(3, { pooled: pooled(2) })], 5);
-    expect(infos).toEqual([{ batch: B, height: 8, width: 8 }, { batch: B, height: 8, width: 8 }]);
+    expect(infos).toEqual([
+      { batch: B, height: 8, width: 8 },
+      { batch: B, height: 8, width: 8 },
+    ]);
     expect(calls).toHaveLength(1);
     const y = calls[0].extra!.y;
     expect(y.shape).toEqual([2 * B, 3]);
@@ -166,18 +195,26 @@ describe('guider: named UNet inputs', () => {
     expect(Array.from(calls[0].extra!.y.data)).toEqual([7, 8, 9, 7, 8, 9, 2, 2, 2, 2.25, 2.25, 2.25]);
   });
 
-  it('a latent-shaped input is cropped to the entry\'s area; entries with different input names do not share a call', async () => {
+  it("a latent-shaped input is cropped to the entry's area; entries with different input names do not share a call", async () => {
     const { model, calls } = fakeModel();
     const concat: Tensor = { shape: [1, 1, 8, 8], data: Float32Array.from({ length: 64 }, (_, i) => i) };
     const area = { height: 4, width: 4, y: 2, x: 2 };
-    await evaluate(model, [cond(1), cond(5, { area, modelConds: { c_concat: concat } })], [cond(0, { modelConds: { c_concat: concat } })], 2);
+    await evaluate(
+      model,
+      [cond(1), cond(5, { area, modelConds: { c_concat: concat } })],
+      [cond(0, { modelConds: { c_concat: concat } })],
+      2,
+    );
     expect(calls).toHaveLength(3);
     const cropped = calls.find((c) => c.x.shape[2] === 4)!;
     expect(cropped.extra!.c_concat.shape).toEqual([B, 1, 4, 4]);
     const expected = Array.from({ length: 16 }, (_, i) => (2 + Math.floor(i / 4)) * 8 + 2 + (i % 4));
     expect(Array.from(cropped.extra!.c_concat.data)).toEqual([...expected, ...expected]);
     const full = calls.filter((c) => c.x.shape[2] === 8);
-    expect(full.map((c) => [ctxValues(c)[0], c.extra?.c_concat.shape])).toEqual([[1, undefined], [0, [B, 1, 8, 8]]]);
+    expect(full.map((c) => [ctxValues(c)[0], c.extra?.c_concat.shape])).toEqual([
+      [1, undefined],
+      [0, [B, 1, 8, 8]],
+    ]);
   });
 });
 
@@ -188,9 +225,17 @@ function rowsOf(a: ModelCallArgs, start: number, end: number): ModelCallArgs {
     return { shape: [end - start, ...t.shape.slice(1)], data: t.data.slice(start * n, end * n) };
   };
   const chunk = a.input.shape[0] / a.condOrUncond.length;
-  const control = a.c.control && { input: a.c.control.input.map((t) => t && slice(t)), middle: a.c.control.middle && slice(a.c.control.middle) };
+  const control = a.c.control && {
+    input: a.c.control.input.map((t) => t && slice(t)),
+    middle: a.c.control.middle && slice(a.c.control.middle),
+  };
   const extra = a.c.extra && Object.fromEntries(Object.entries(a.c.extra).map(([k, t]) => [k, slice(t)]));
-  return { ...a, input: slice(a.input), c: { context: slice(a.c.context), control, extra }, condOrUncond: a.condOrUncond.slice(start / chunk, end / chunk) };
+  return {
+    ...a,
+    input: slice(a.input),
+    c: { context: slice(a.c.context), control, extra },
+    condOrUncond: a.condOrUncond.slice(start / chunk, end / chunk),
+  };
 }
 
 /** Runs the call on the first and second half of its rows and joins the results. */
@@ -209,18 +254,33 @@ describe('model wrappers', () => {
   it('are called once per model evaluation, outermost first, with the call as ComfyUI passes it', async () => {
     const log: string[] = [];
     const seen: ModelCallArgs[] = [];
-    const tag = (name: string): ModelWrapper => async (apply, args) => {
-      log.push(`${name}>`);
-      if (name === 'outer') seen.push(args);
-      const out = await apply(args);
-      log.push(`<${name}`);
-      return out;
-    };
+    const tag =
+      (name: string): ModelWrapper =>
+      async (apply, args) => {
+        log.push(`${name}>`);
+        if (name === 'outer') seen.push(args);
+        const out = await apply(args);
+        log.push(`<${name}`);
+        return out;
+      };
     const { model, calls } = fakeModel(undefined, [tag('outer'), tag('inner')]);
     const denoise = cfgDenoiser({ model, modelSampling: ms, positive: [cond(1)], negative: [cond(3)], cfg: 4 }, x.shape);
     for (const s of [5, 2, 1]) await denoise(x, s);
     expect(calls).toHaveLength(3);
-    expect(log).toEqual(['outer>', 'inner>', '<inner', '<outer', 'outer>', 'inner>', '<inner', '<outer', 'outer>', 'inner>', '<inner', '<outer']);
+    expect(log).toEqual([
+      'outer>',
+      'inner>',
+      '<inner',
+      '<outer',
+      'outer>',
+      'inner>',
+      '<inner',
+      '<outer',
+      'outer>',
+      'inner>',
+      '<inner',
+      '<outer',
+    ]);
     expect(seen.map((a) => a.sigma)).toEqual([5, 2, 1]);
     expect(seen[0].condOrUncond).toEqual([0, 1]);
     expect(seen[0].input.shape).toEqual([2 * B, 4, 8, 8]);
@@ -238,34 +298,49 @@ describe('model wrappers', () => {
     const b = await evaluate(split.model, pos, neg, 4);
     expect(plain.calls).toHaveLength(1);
     expect(split.calls).toHaveLength(2);
-    expect(split.calls.map((c) => Array.from(c.extra!.y.data))).toEqual([[1, 1], [2, 2]]);
+    expect(split.calls.map((c) => Array.from(c.extra!.y.data))).toEqual([
+      [1, 1],
+      [2, 2],
+    ]);
     expect(b.data).toEqual(a.data);
   });
 });
 
 describe('the pieces composed by hand on the tiny checkpoint', () => {
-  const quiet = { info: () => {}, warn: () => {}, error: () => {} };
   let model: ModelHandle;
   let pos: Conditioning;
   let neg: Conditioning;
   const latent = (b = 1): Latent => ({ samples: { shape: [b, 4, 8, 8], data: new Float32Array(b * 256) } });
 
   beforeAll(async () => {
-    const tiny = await makeTiny(7);
-    const parts = await new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet }).loadCheckpoint(tiny.file);
-    model = parts.model;
-    pos = [await parts.clip.encodeText('a red fox in the snow')];
-    neg = [await parts.clip.encodeText('blurry')];
+    ({ model, pos, neg } = await loadTinyParts());
   }, 60_000);
 
   for (const samplerName of ['euler', 'euler_ancestral', 'dpmpp_2m_sde']) {
     it(`sigmas + noise + guider + run give exactly ksample's latent (${samplerName})`, async () => {
       const lat = latent(2);
-      const ref = await ksample({ model, seed: 42n, steps: 5, cfg: 7, samplerName, scheduler: 'karras', positive: pos, negative: neg, latent: lat });
+      const ref = await ksample({
+        model,
+        seed: 42n,
+        steps: 5,
+        cfg: 7,
+        samplerName,
+        scheduler: 'karras',
+        positive: pos,
+        negative: neg,
+        latent: lat,
+      });
       const guider = cfgGuider({ model, positive: pos, negative: neg, cfg: 7 });
       const sigmas = ksamplerSigmas(guider.modelSampling, 'karras', 5, 1, samplerName);
       const noise = randomNoise(42n);
-      const out = await sampleLatent({ guider, sampler: samplerObject(samplerName), sigmas, noise: noise.generate(lat), latent: lat, seed: noise.seed });
+      const out = await sampleLatent({
+        guider,
+        sampler: samplerObject(samplerName),
+        sigmas,
+        noise: noise.generate(lat),
+        latent: lat,
+        seed: noise.seed,
+      });
       expect(out.samples.data).toEqual(ref.samples.data);
     });
   }
@@ -273,13 +348,34 @@ describe('the pieces composed by hand on the tiny checkpoint', () => {
   it('KSamplerAdvanced by hand: inpainting, a step window and no added noise, as ksample', async () => {
     const mask = new Float32Array(64).fill(1, 0, 32);
     const lat: Latent = { samples: { shape: [1, 4, 8, 8], data: lcg(256, 4) }, noiseMask: { shape: [1, 1, 8, 8], data: mask } };
-    const args = { model, seed: 9n, steps: 6, cfg: 5, samplerName: 'dpmpp_sde', scheduler: 'normal', positive: pos, negative: neg, latent: lat };
+    const args = {
+      model,
+      seed: 9n,
+      steps: 6,
+      cfg: 5,
+      samplerName: 'dpmpp_sde',
+      scheduler: 'normal',
+      positive: pos,
+      negative: neg,
+      latent: lat,
+    };
     const ref = await ksample({ ...args, startStep: 2, lastStep: 4, disableNoise: true, forceFullDenoise: true });
     const guider = cfgGuider({ model, positive: pos, negative: neg, cfg: 5 });
-    const sigmas = windowSigmas(ksamplerSigmas(guider.modelSampling, 'normal', 6, 1, 'dpmpp_sde'), { startStep: 2, lastStep: 4, forceFullDenoise: true });
+    const sigmas = windowSigmas(ksamplerSigmas(guider.modelSampling, 'normal', 6, 1, 'dpmpp_sde'), {
+      startStep: 2,
+      lastStep: 4,
+      forceFullDenoise: true,
+    });
     expect(sigmas).toHaveLength(3);
     const noise = disableNoise(9n);
-    const out = await sampleLatent({ guider, sampler: samplerObject('dpmpp_sde'), sigmas, noise: noise.generate(lat), latent: lat, seed: noise.seed });
+    const out = await sampleLatent({
+      guider,
+      sampler: samplerObject('dpmpp_sde'),
+      sigmas,
+      noise: noise.generate(lat),
+      latent: lat,
+      seed: noise.seed,
+    });
     expect(out.samples.data).toEqual(ref.samples.data);
   });
 
