@@ -36,6 +36,15 @@ Options:
                              merged into the weights as ComfyUI does (no per-step cost)
   --set NODE_ID.INPUT=VALUE  override an input before running (repeatable)
   --json                     print one final JSON line {prompt_id, status, outputs, executed, cached, timings_ms}
+
+Server options (weft serve; see docs/server.md):
+  --allowed-hosts H,H        host names clients may use besides the listen address ('*' = any)
+  --auth-token-file FILE     require the token in FILE (or the WEFT_AUTH_TOKEN environment variable;
+                             --auth-token TOKEN works too but shows in ps)
+  --max-image-pixels N       largest image decoded (default 67108864 = 8192²)
+  --node-timeout SECONDS     limit for one custom node call (default 600; 0 = none; built-ins: none)
+  --prompt-timeout SECONDS   limit for a whole prompt (default none)
+  --max-crashes N            a prompt running at N process deaths is failed, not replayed (default 2)
   --quiet                    no log lines
 `;
 
@@ -57,6 +66,12 @@ const OPTIONS = {
   port: { type: 'string' },
   listen: { type: 'string' },
   'auth-token': { type: 'string' },
+  'auth-token-file': { type: 'string' },
+  'allowed-hosts': { type: 'string', multiple: true },
+  'max-image-pixels': { type: 'string' },
+  'node-timeout': { type: 'string' },
+  'prompt-timeout': { type: 'string' },
+  'max-crashes': { type: 'string' },
   'enable-cors-header': { type: 'string' },
   out: { type: 'string' },
   seed: { type: 'string' },
@@ -201,22 +216,48 @@ async function cmdValidate(file: string | undefined, v: Values): Promise<number>
 
 async function cmdServe(v: Values): Promise<number> {
   const { startServer } = await import('../server/server.ts');
-  const env = await createEnvironment(envOptions(v, consoleLogger));
+  const { WorkerHost } = await import('../server/worker-host.ts');
+  const { serveWorkerOptions } = await import('./serve-worker.ts');
+  const { setMaxImagePixels } = await import('../engine/image/io.ts');
+  const num = (name: string, value: string | undefined, fallback: number): number => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} ${value}: expected a non-negative number`);
+    return n;
+  };
   const port = v.port === undefined ? 8188 : Number(v.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${v.port}: not a port number`);
+  const maxPixels = num('max-image-pixels', v['max-image-pixels'], 8192 * 8192);
+  setMaxImagePixels(maxPixels);
+  const authToken = readAuthToken(v);
+  const env = await createEnvironment(envOptions(v, consoleLogger));
+  const host = new WorkerHost({
+    setup: {
+      module: new URL('./serve-worker.ts', import.meta.url).href,
+      exportName: 'createServeExecutor',
+      options: serveWorkerOptions(envOptions(v, consoleLogger), { customNodeTimeoutMs: num('node-timeout', v['node-timeout'], 600) * 1000, maxImagePixels: maxPixels }),
+    },
+    log: env.log,
+    promptTimeoutMs: num('prompt-timeout', v['prompt-timeout'], 0) * 1000 || undefined,
+  });
   const server = await startServer({
     port,
     listen: v.listen ?? '127.0.0.1',
     paths: env.paths,
     registry: env.registry,
-    executor: env.executor,
-    authToken: v['auth-token'],
+    executionHost: host,
+    authToken,
+    allowedHosts: (v['allowed-hosts'] ?? []).flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean),
     enableCorsHeader: v['enable-cors-header'],
+    maxImagePixels: maxPixels,
+    maxCrashes: num('max-crashes', v['max-crashes'], 2),
     log: env.log,
     workflowTemplatesDir: path.join(REPO_ROOT, 'workflows'),
     customNodes: env.customNodes,
   });
-  env.log.info(`weft: serving on ${server.url}`);
+  // Start the worker now so the first prompt does not wait for custom nodes to load.
+  host.start().catch((e: Error) => env.log.error(`execution worker: ${e.message}`));
+  env.log.info(`weft: serving on ${server.url}${authToken ? ' (auth token required; open the editor as /?token=…)' : ''}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
@@ -224,6 +265,17 @@ async function cmdServe(v: Values): Promise<number> {
   });
   await server.close();
   return 0;
+}
+
+/** --auth-token-file, WEFT_AUTH_TOKEN, or --auth-token (visible in ps, so the others come first). */
+function readAuthToken(v: Values): string | undefined {
+  const file = v['auth-token-file'];
+  if (file) {
+    const t = fs.readFileSync(path.resolve(file), 'utf8').trim();
+    if (!t) throw new UsageError(`--auth-token-file ${file}: the file is empty`);
+    return t;
+  }
+  return process.env.WEFT_AUTH_TOKEN?.trim() || v['auth-token'] || undefined;
 }
 
 async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number> {
