@@ -1,5 +1,6 @@
 import type { ClipTextConfig, Sd1Config, UNetConfig, VaeConfig } from './config.ts';
 import { SD1_PREFIX } from './config.ts';
+import type { WeightSource } from '../core/weights.ts';
 import { unetPlan, type ResBlockPlan, type TransformerPlan } from './unet-plan.ts';
 
 /**
@@ -8,6 +9,22 @@ import { unetPlan, type ResBlockPlan, type TransformerPlan } from './unet-plan.t
  * detection (what a file of that architecture looks like).
  */
 export type Layout = Map<string, number[]>;
+
+/** A layout as weights with shapes and no data (reading data throws): what detection and graph-structure checks need. */
+export function layoutShapes(l: Layout): WeightSource {
+  return {
+    has: (n) => l.has(n),
+    names: () => [...l.keys()],
+    shape: (n) => {
+      const s = l.get(n);
+      if (!s) throw new Error(`no ${n}`);
+      return s;
+    },
+    get: () => {
+      throw new Error('detection read tensor data');
+    },
+  };
+}
 
 function norm(l: Layout, key: string, c: number): void {
   l.set(`${key}.weight`, [c]);

@@ -134,7 +134,8 @@ export class Net {
     const [out, inp] = this.shape(`${key}.weight`);
     const w = this.weight(`${key}.weight`, [inp, out], transpose2d, `${key}.weight.T`);
     const y = this.g.op1('MatMul', [x, w]);
-    return this.hooked({ key, kind: 'linear', input: x, output: this.has(`${key}.bias`) ? this.g.op1('Add', [y, this.weight(`${key}.bias`)]) : y });
+    const output = this.has(`${key}.bias`) ? this.g.op1('Add', [y, this.weight(`${key}.bias`)]) : y;
+    return this.hooked({ key, kind: 'linear', input: x, output });
   }
 
   silu(x: string): string {

@@ -6,24 +6,11 @@ import type { Sd1Config } from '../../engine/models/config.ts';
 import { NotACheckpointError, detectCheckpoint, detectVae, identifyFamily, sd1Weights, vaeWeights } from '../../engine/models/detect.ts';
 import { detectOnnxFolder } from '../../engine/models/detect-onnx.ts';
 import { UnsupportedModelError } from '../../engine/models/errors.ts';
-import { SD15_CONFIG, clipLayout, sd1Layout, unetLayout, vaeLayout, type Layout } from '../../engine/models/sd1-layout.ts';
+import { SD15_CONFIG, clipLayout, layoutShapes, sd1Layout, unetLayout, vaeLayout, type Layout } from '../../engine/models/sd1-layout.ts';
 import type { WeightSource } from '../../engine/core/weights.ts';
 
 /** Shapes only: detection must never need the data. */
-function shapes(l: Layout): WeightSource {
-  return {
-    has: (n) => l.has(n),
-    names: () => [...l.keys()],
-    shape: (n) => {
-      const s = l.get(n);
-      if (!s) throw new Error(`no ${n}`);
-      return s;
-    },
-    get: () => {
-      throw new Error('detection read tensor data');
-    },
-  };
-}
+const shapes = layoutShapes;
 
 /** A source whose tensor data spells its own name, to check which tensor a renamed view reads. */
 function named(l: Layout): WeightSource {

@@ -102,7 +102,9 @@ describe('an SDXL-shaped UNet (per-block depths, head width, linear projections,
 
   it('refuses to build without the weights its plan names', () => {
     const sd1Weights = randomWeights(SD1_TINY, 1);
-    expect(() => buildUnetGraph(XL_TINY, sd1Weights, { dtype: 'float32', fusedAttention: false })).toThrow(/weight 'label_emb\.0\.0\.weight' is missing/);
+    expect(() => buildUnetGraph(XL_TINY, sd1Weights, { dtype: 'float32', fusedAttention: false })).toThrow(
+      /weight 'label_emb\.0\.0\.weight' is missing/,
+    );
   });
 });
 
@@ -112,15 +114,23 @@ describe('layer hooks', () => {
     touches: (key) => key === target,
     layer: (n, call) => (call.key === target ? n.g.op1('Add', [call.output, n.scalar(value)]) : undefined),
   });
-  const refAddTo = (target: string, value: number): RefLayerHook => (key, _kind, y) => (key === target ? { shape: y.shape, data: y.data.map((v) => v + value) } : undefined);
+  const refAddTo =
+    (target: string, value: number): RefLayerHook =>
+    (key, _kind, y) =>
+      key === target ? { shape: y.shape, data: y.data.map((v) => v + value) } : undefined;
 
   it('are called once for every linear and conv layer of the UNet, in build order, with its kind', () => {
     const calls: LayerCall[] = [];
-    const g = buildUnetGraph(SD1_TINY, c.ws, { dtype: 'float32', fusedAttention: false, layerHooks: [{ layer: (_n, call) => void calls.push(call) }] });
+    const g = buildUnetGraph(SD1_TINY, c.ws, {
+      dtype: 'float32',
+      fusedAttention: false,
+      layerHooks: [{ layer: (_n, call) => void calls.push(call) }],
+    });
     const plain = buildUnetGraph(SD1_TINY, c.ws, { dtype: 'float32', fusedAttention: false });
     const layers = [...unetLayout(SD1_TINY, '')].filter(([k, s]) => k.endsWith('.weight') && s.length >= 2);
     expect(calls.map((k) => k.key).sort()).toEqual(layers.map(([k]) => k.slice(0, -'.weight'.length)).sort());
-    for (const call of calls) expect(call.kind, call.key).toBe(unetLayout(SD1_TINY, '').get(`${call.key}.weight`)!.length === 4 ? 'conv' : 'linear');
+    for (const call of calls)
+      expect(call.kind, call.key).toBe(unetLayout(SD1_TINY, '').get(`${call.key}.weight`)!.length === 4 ? 'conv' : 'linear');
     expect(calls[0].key).toBe('time_embed.0');
     expect(calls.at(-1)!.key).toBe('out.2');
     expect(calls.find((k) => k.key === 'input_blocks.3.0.op')!.conv).toEqual({ kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
@@ -140,7 +150,12 @@ describe('layer hooks', () => {
 
   it('on the last conv, the output moves by exactly that constant, and hooks run in order on the previous output', async () => {
     const plain = await runGraph(c);
-    const twice = await runGraph(c, { layerHooks: [addTo('out.2', 0.5), { layer: (n, call) => (call.key === 'out.2' ? n.g.op1('Mul', [call.output, n.scalar(2)]) : undefined) }] });
+    const twice = await runGraph(c, {
+      layerHooks: [
+        addTo('out.2', 0.5),
+        { layer: (n, call) => (call.key === 'out.2' ? n.g.op1('Mul', [call.output, n.scalar(2)]) : undefined) },
+      ],
+    });
     let worst = 0;
     for (let i = 0; i < plain.length; i++) worst = Math.max(worst, Math.abs(twice[i] - 2 * (plain[i] + 0.5)));
     expect(worst).toBeLessThan(1e-5);
@@ -176,7 +191,10 @@ describe('the exported blocks build a ControlNet-shaped graph (input blocks + mi
     };
     if (c.y) feeds.y = new ort.Tensor('float32', c.y.data, c.y.shape);
     const out = await s.run(feeds);
-    const ref = unetEncodeRef(cfg, c.ws, c.x, c.t, c.ctx, { y: c.y, afterInputBlock: (i, h) => (i === 0 ? { shape: h.shape, data: h.data.map((v, k) => v + hintT.data[k]) } : h) });
+    const ref = unetEncodeRef(cfg, c.ws, c.x, c.t, c.ctx, {
+      y: c.y,
+      afterInputBlock: (i, h) => (i === 0 ? { shape: h.shape, data: h.data.map((v, k) => v + hintT.data[k]) } : h),
+    });
     expect(ref.skips.map((r) => r.shape[1])).toEqual(plan.skipChannels);
     ref.skips.forEach((r, i) => {
       expect(out[`skip_${i}`].dims, `skip ${i}`).toEqual(r.shape);

@@ -2,25 +2,11 @@ import { describe, expect, it } from 'vitest';
 import type { UNetConfig } from '../../engine/models/config.ts';
 import { detectUnet, readUnetConfig } from '../../engine/models/detect.ts';
 import { tinyConfig } from '../../engine/models/make-model.ts';
-import { SD15_CONFIG, unetLayout, type Layout } from '../../engine/models/sd1-layout.ts';
+import { SD15_CONFIG, layoutShapes, unetLayout, type Layout } from '../../engine/models/sd1-layout.ts';
 import { compactDepths, transformerDepths, unetPlan } from '../../engine/models/unet-plan.ts';
-import type { WeightSource } from '../../engine/core/weights.ts';
 
 /** Shapes only: detection must never need the data. */
-function shapes(l: Layout): WeightSource {
-  return {
-    has: (n) => l.has(n),
-    names: () => [...l.keys()],
-    shape: (n) => {
-      const s = l.get(n);
-      if (!s) throw new Error(`no ${n}`);
-      return s;
-    },
-    get: () => {
-      throw new Error('detection read tensor data');
-    },
-  };
-}
+const shapes = layoutShapes;
 
 const params = (l: Layout): number => [...l.values()].reduce((s, sh) => s + sh.reduce((a, b) => a * b, 1), 0);
 
@@ -50,7 +36,20 @@ describe('UNet plan', () => {
 
   it('SD1.5: the block names LDM checkpoints use, with transformers at levels 0-2 and 8 heads of width channels/8', () => {
     const plan = unetPlan(SD15_CONFIG.unet);
-    expect(plan.input.map((b) => b.kind)).toEqual(['conv_in', 'res', 'res', 'downsample', 'res', 'res', 'downsample', 'res', 'res', 'downsample', 'res', 'res']);
+    expect(plan.input.map((b) => b.kind)).toEqual([
+      'conv_in',
+      'res',
+      'res',
+      'downsample',
+      'res',
+      'res',
+      'downsample',
+      'res',
+      'res',
+      'downsample',
+      'res',
+      'res',
+    ]);
     expect(plan.input.map((b) => b.conv ?? b.res?.key)).toEqual([
       'input_blocks.0.0',
       'input_blocks.1.0',
@@ -65,19 +64,30 @@ describe('UNet plan', () => {
       'input_blocks.10.0',
       'input_blocks.11.0',
     ]);
-    expect(plan.input.flatMap((b) => (b.transformer ? [b.transformer.key] : []))).toEqual(['input_blocks.1.1', 'input_blocks.2.1', 'input_blocks.4.1', 'input_blocks.5.1', 'input_blocks.7.1', 'input_blocks.8.1']);
+    expect(plan.input.flatMap((b) => (b.transformer ? [b.transformer.key] : []))).toEqual([
+      'input_blocks.1.1',
+      'input_blocks.2.1',
+      'input_blocks.4.1',
+      'input_blocks.5.1',
+      'input_blocks.7.1',
+      'input_blocks.8.1',
+    ]);
     expect(plan.middle.res.map((r) => r.key)).toEqual(['middle_block.0', 'middle_block.2']);
     expect(plan.middle.transformer).toEqual({ key: 'middle_block.1', channels: 1280, depth: 1, heads: 8 });
-    expect(plan.output.flatMap((b) => (b.upsample ? [b.upsample] : []))).toEqual(['output_blocks.2.1.conv', 'output_blocks.5.2.conv', 'output_blocks.8.2.conv']);
+    expect(plan.output.flatMap((b) => (b.upsample ? [b.upsample] : []))).toEqual([
+      'output_blocks.2.1.conv',
+      'output_blocks.5.2.conv',
+      'output_blocks.8.2.conv',
+    ]);
     expect(plan.output.filter((b) => b.transformer).map((b) => b.transformer!.key)).toEqual(
       [3, 4, 5, 6, 7, 8, 9, 10, 11].map((o) => `output_blocks.${o}.1`),
     );
     // Residual 1×1 skip convs only where a res block changes width.
-    expect([...plan.input.flatMap((b) => (b.res ? [b.res] : [])), ...plan.output.map((b) => b.res)].filter((r) => r.inChannels !== r.outChannels).map((r) => r.key)).toEqual([
-      'input_blocks.4.0',
-      'input_blocks.7.0',
-      ...Array.from({ length: 12 }, (_, o) => `output_blocks.${o}.0`),
-    ]);
+    expect(
+      [...plan.input.flatMap((b) => (b.res ? [b.res] : [])), ...plan.output.map((b) => b.res)]
+        .filter((r) => r.inChannels !== r.outChannels)
+        .map((r) => r.key),
+    ).toEqual(['input_blocks.4.0', 'input_blocks.7.0', ...Array.from({ length: 12 }, (_, o) => `output_blocks.${o}.0`)]);
   });
 
   it('lays out the published SDXL (2,567,463,684 parameters in 1,680 tensors) and SD2 (865,910,724) UNets from their configs', () => {
@@ -92,7 +102,12 @@ describe('UNet plan', () => {
     expect(xl.get('output_blocks.5.2.conv.weight')).toEqual([640, 640, 3, 3]);
     const plan = unetPlan(SDXL_UNET);
     expect(plan.skipChannels).toEqual([320, 320, 320, 320, 640, 640, 640, 1280, 1280]);
-    expect(plan.input.flatMap((b) => (b.transformer ? [[b.transformer.depth, b.transformer.heads]] : []))).toEqual([[2, 10], [2, 10], [10, 20], [10, 20]]);
+    expect(plan.input.flatMap((b) => (b.transformer ? [[b.transformer.depth, b.transformer.heads]] : []))).toEqual([
+      [2, 10],
+      [2, 10],
+      [10, 20],
+      [10, 20],
+    ]);
     expect(plan.output.map((b) => b.transformer?.depth ?? 0)).toEqual([10, 10, 10, 2, 2, 2, 0, 0, 0]);
     const sd2 = unetLayout(SD2_UNET, '');
     expect([sd2.size, params(sd2)]).toEqual([686, 865_910_724]);
@@ -106,14 +121,18 @@ describe('UNet plan', () => {
   });
 
   it('refuses depth lists that do not fit the structure', () => {
-    expect(() => unetPlan({ ...SDXL_UNET, transformerDepths: { input: [1, 1], middle: 1, output: [] } })).toThrow('2 input transformer depths for 6 input res blocks');
+    expect(() => unetPlan({ ...SDXL_UNET, transformerDepths: { input: [1, 1], middle: 1, output: [] } })).toThrow(
+      '2 input transformer depths for 6 input res blocks',
+    );
     expect(() => unetPlan({ ...SD2_UNET, numHeadChannels: 48 })).toThrow('320 channels do not split into 48-wide heads');
   });
 
   it("SD1's form expands to per-block lists and compacts back; lists that differ per block stay", () => {
     const d = transformerDepths(SD15_CONFIG.unet);
     expect(d).toEqual({ input: [1, 1, 1, 1, 1, 1, 0, 0], middle: 1, output: [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0] });
-    expect(compactDepths({ ...SD15_CONFIG.unet, attentionLevels: [], transformerDepth: 7, transformerDepths: d })).toEqual(SD15_CONFIG.unet);
+    expect(compactDepths({ ...SD15_CONFIG.unet, attentionLevels: [], transformerDepth: 7, transformerDepths: d })).toEqual(
+      SD15_CONFIG.unet,
+    );
     expect(compactDepths(SDXL_UNET)).toBe(SDXL_UNET);
   });
 });
@@ -130,7 +149,13 @@ describe('UNet detection walks the plan', () => {
     // Head width is not in the shapes (SD1's 8 heads stay); everything else is read.
     const { numHeadChannels: _h, ...shaped } = SDXL_UNET;
     expect(readUnetConfig(shapes(unetLayout(SDXL_UNET)))).toEqual(shaped);
-    const tinyXl: UNetConfig = { ...shaped, modelChannels: 32, contextDim: 48, admInChannels: 24, transformerDepths: { input: [0, 0, 1, 1, 2, 2], middle: -1, output: [0, 0, 0, 1, 1, 1, 2, 2, 2] } };
+    const tinyXl: UNetConfig = {
+      ...shaped,
+      modelChannels: 32,
+      contextDim: 48,
+      admInChannels: 24,
+      transformerDepths: { input: [0, 0, 1, 1, 2, 2], middle: -1, output: [0, 0, 0, 1, 1, 1, 2, 2, 2] },
+    };
     expect(readUnetConfig(shapes(unetLayout(tinyXl, '')), '')).toEqual(tinyXl);
   });
 });
