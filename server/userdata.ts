@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import express, { type Express, type Request, type Response } from 'express';
 import { safeJoin } from '../engine/core/safe-path.ts';
+import { FILE_CSP, contentDisposition, isActiveType } from './security.ts';
 
 /** Largest user file stored through /userdata (workflows, settings): generous, but bounded. */
 const MAX_USERDATA = 64 * 1024 * 1024;
@@ -76,8 +77,15 @@ export function userdataRoutes(app: Express, userDir: string): void {
 
   const raw = express.raw({ type: () => true, limit: MAX_USERDATA });
   const resolveFile = (req: Request, res: Response, param: string): string | undefined => {
+    let name: string;
     try {
-      return safeJoin(root, decodeURIComponent(String(req.params[param] ?? '')));
+      name = decodeURIComponent(String(req.params[param] ?? ''));
+    } catch {
+      res.status(400).json({ error: 'malformed percent-encoding in the file name' });
+      return undefined;
+    }
+    try {
+      return safeJoin(root, name);
     } catch {
       res.status(403).json({ error: 'path refused' });
       return undefined;
@@ -87,6 +95,13 @@ export function userdataRoutes(app: Express, userDir: string): void {
     const f = resolveFile(req, res, 'file');
     if (!f) return;
     if (!fs.existsSync(f) || !fs.statSync(f).isFile()) return void res.sendStatus(404);
+    // Stored files are the user's data, never a page of this origin: no sniffing, no scripts.
+    const active = isActiveType(f);
+    res.setHeader('Content-Security-Policy', FILE_CSP);
+    if (active) {
+      res.setHeader('Content-Disposition', contentDisposition('attachment', path.basename(f)));
+      res.type('application/octet-stream');
+    }
     res.sendFile(f);
   });
   app.post('/userdata/:file', raw, (req, res) => {
