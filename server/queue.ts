@@ -36,6 +36,8 @@ export interface QueueOptions {
   log?: Logger;
   /** A prompt that was running when the process died this many times is failed, not replayed. */
   maxCrashes?: number;
+  /** Dead journal lines tolerated before compaction (default 1000; also at least twice the live ones). */
+  compactAfter?: number;
 }
 
 /**
@@ -57,10 +59,14 @@ export class PersistentQueue {
   private readonly maxCrashes: number;
   /** Journal lines that no longer describe live state; compaction when they dominate. */
   private stale = 0;
+  private readonly compactAfter: number;
+  /** Times each pending prompt was started by a process that then died (kept across compaction). */
+  private starts = new Map<string, number>();
 
   constructor(stateDir: string, opts: QueueOptions = {}) {
     this.log = opts.log ?? silentLogger;
     this.maxCrashes = opts.maxCrashes ?? 2;
+    this.compactAfter = opts.compactAfter ?? 1000;
     fs.mkdirSync(stateDir, { recursive: true });
     this.file = path.join(stateDir, 'queue.jsonl');
     this.replay();
@@ -110,6 +116,7 @@ export class PersistentQueue {
       });
     }
     this.pending = [...pend.values()];
+    for (const it of this.pending) if (starts.get(it[1])) this.starts.set(it[1], starts.get(it[1])!);
     for (const it of this.pending) this.counter = Math.max(this.counter, Math.abs(it[0]) + 1);
     while (this.history.size > MAX_HISTORY) this.history.delete(this.history.keys().next().value as string);
   }
@@ -120,7 +127,10 @@ export class PersistentQueue {
     try {
       // One line at a time: the whole journal as one string is what made a large one unreadable.
       for (const [id, entry] of this.history) fs.writeSync(fd, JSON.stringify({ op: 'history', id, entry }) + '\n');
-      for (const item of this.pending) fs.writeSync(fd, JSON.stringify({ op: 'put', item }) + '\n');
+      for (const item of this.pending) {
+        fs.writeSync(fd, JSON.stringify({ op: 'put', item }) + '\n');
+        for (let i = this.starts.get(item[1]) ?? 0; i > 0; i--) fs.writeSync(fd, JSON.stringify({ op: 'start', id: item[1] }) + '\n');
+      }
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
@@ -136,7 +146,7 @@ export class PersistentQueue {
 
   /** Rewrites the journal when most of its lines are dead (history trimmed, deleted, prompts done). */
   private maybeCompact(): void {
-    if (this.stale < 1000 || this.stale < 2 * (this.history.size + this.pending.length)) return;
+    if (this.stale < this.compactAfter || this.stale < 2 * (this.history.size + this.pending.length)) return;
     fs.closeSync(this.fd);
     this.compact();
     this.fd = fs.openSync(this.file, 'a');
@@ -168,6 +178,7 @@ export class PersistentQueue {
     for (let i = 1; i < this.pending.length; i++) if (this.pending[i][0] < this.pending[best][0]) best = i;
     const [item] = this.pending.splice(best, 1);
     this.append({ op: 'start', id: item[1] });
+    this.starts.set(item[1], (this.starts.get(item[1]) ?? 0) + 1);
     this.stale++;
     this.running = item;
     return item;
@@ -177,13 +188,20 @@ export class PersistentQueue {
   requeueRunning(): void {
     if (!this.running) return;
     this.append({ op: 'unstart', id: this.running[1] });
+    const id = this.running[1];
+    const n = (this.starts.get(id) ?? 1) - 1;
+    if (n > 0) this.starts.set(id, n);
+    else this.starts.delete(id);
     this.stale++;
+    // Pending again, first in line as before (its number has not changed).
+    this.pending.push(this.running);
     this.running = null;
   }
 
   finish(id: string, entry: HistoryEntry): void {
     const bounded = boundEntry(entry);
     this.append({ op: 'history', id, entry: bounded });
+    this.starts.delete(id);
     this.stale++; // the put line
     this.running = null;
     this.history.set(id, bounded);
@@ -199,6 +217,7 @@ export class PersistentQueue {
       const i = this.pending.findIndex((p) => p[1] === id);
       if (i >= 0) {
         this.pending.splice(i, 1);
+        this.starts.delete(id);
         this.append({ op: 'remove', id });
         this.stale += 2;
       }
