@@ -6,9 +6,10 @@
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 /**
  * Most text (after inflating) read from one PNG, over all its chunks: a per-chunk cap alone let
- * three zTXt chunks of a few KB each inflate to gigabytes. Workflows are rarely above a megabyte.
+ * three zTXt chunks of a few KB each inflate to gigabytes. Workflows are rarely above a megabyte;
+ * 16 MiB leaves room for large ones.
  */
-export const MAX_PNG_TEXT_TOTAL = 64 * 1024 * 1024;
+export const MAX_PNG_TEXT_TOTAL = 16 * 1024 * 1024;
 
 let crcTable: Uint32Array | undefined;
 function crc32(bytes: Uint8Array, start: number, end: number): number {
