@@ -119,7 +119,7 @@ describe('layer hooks', () => {
     (key, _kind, y) =>
       key === target ? { shape: y.shape, data: y.data.map((v) => v + value) } : undefined;
 
-  it('are called once for every linear and conv layer of the UNet, in build order, with its kind', () => {
+  it('are called once for every linear and conv layer of the UNet, with its kind and conv geometry, from time_embed.0 to out.2', () => {
     const calls: LayerCall[] = [];
     const g = buildUnetGraph(SD1_TINY, c.ws, {
       dtype: 'float32',
