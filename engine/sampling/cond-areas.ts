@@ -1,3 +1,4 @@
+import { cropRegion, maskBoundingBox } from '../core/regions.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { resizeNCHW } from '../image/resize.ts';
 import type { ExtraConds } from '../models/handles.ts';
@@ -61,20 +62,9 @@ export function resolve(
         m = { shape: [mb, H, W], data: r.data };
       }
       if (c.setAreaToBounds) {
-        // The bounding box of the mask's non-zero pixels (first mask), as ComfyUI's get_mask_aabb.
-        let y0 = H,
-          x0 = W,
-          y1 = -1,
-          x1 = -1;
-        for (let y = 0; y < H; y++)
-          for (let x = 0; x < W; x++)
-            if (m.data[y * W + x] > 0) {
-              y0 = Math.min(y0, y);
-              y1 = Math.max(y1, y);
-              x0 = Math.min(x0, x);
-              x1 = Math.max(x1, x);
-            }
-        if (y1 >= 0) area = { h: y1 - y0 + 1, w: x1 - x0 + 1, y: y0, x: x0 };
+        // The bounding box of the first mask's non-zero pixels, as ComfyUI's get_mask_aabb.
+        const box = maskBoundingBox({ shape: [H, W], data: m.data.subarray(0, H * W) });
+        if (box) area = { h: box.height, w: box.width, y: box.y, x: box.x };
       }
       const s = c.maskStrength ?? 1;
       mask = s === 1 ? m : { shape: m.shape, data: m.data.map((v) => v * s) };
@@ -163,13 +153,7 @@ export function piece(e: ResolvedEntry, shape: readonly number[], sigma: number,
 }
 
 export function crop(x: Tensor, p: Piece): Float32Array {
-  const [B, C, H, W] = x.shape;
+  const [, , H, W] = x.shape;
   if (p.h === H && p.w === W) return x.data;
-  const out = new Float32Array(B * C * p.h * p.w);
-  for (let bc = 0; bc < B * C; bc++)
-    for (let yy = 0; yy < p.h; yy++) {
-      const src = (bc * H + p.y + yy) * W + p.x;
-      out.set(x.data.subarray(src, src + p.w), (bc * p.h + yy) * p.w);
-    }
-  return out;
+  return cropRegion(x, { x: p.x, y: p.y, width: p.w, height: p.h }).data;
 }

@@ -218,6 +218,21 @@ describe('guider: named UNet inputs', () => {
   });
 });
 
+describe('guider: areas from masks', () => {
+  it("set_area_to_bounds runs the entry on its first mask's bounding box only", async () => {
+    const { model, calls } = fakeModel();
+    const mask = new Float32Array(2 * 64);
+    for (let y = 2; y <= 5; y++) for (let xx = 1; xx <= 3; xx++) mask[y * 8 + xx] = 0.5;
+    mask[64 + 7] = 1; // the second mask's pixels do not widen the box
+    await evaluate(model, [cond(1), cond(5, { mask: { shape: [2, 8, 8], data: mask }, setAreaToBounds: true })], [cond(0)], 1);
+    expect(calls.map((c) => c.x.shape)).toEqual([
+      [B, 4, 8, 8],
+      [B, 4, 4, 3],
+    ]);
+    expect(ctxValues(calls[1])).toEqual([5, 5]);
+  });
+});
+
 /** The rows [start, end) of a model call's arguments. */
 function rowsOf(a: ModelCallArgs, start: number, end: number): ModelCallArgs {
   const slice = (t: Tensor): Tensor => {
