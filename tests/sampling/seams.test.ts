@@ -321,6 +321,25 @@ describe('model wrappers', () => {
   });
 });
 
+describe('sampler objects', () => {
+  it('carry the noise kind of the table; options that can make a sampler stochastic give it seeded noise', async () => {
+    expect(['euler', 'euler_ancestral', 'dpmpp_2m_sde'].map((n) => samplerObject(n).noise)).toEqual(['none', 'default', 'brownian']);
+    const churned = samplerObject('euler', { s_churn: 1 });
+    expect(churned.noise).toBe('default');
+    const { model } = fakeModel();
+    const guider = cfgGuider({ model, positive: [cond(1)], negative: [cond(0)], cfg: 1 });
+    const lat: Latent = { samples: { shape: [1, 4, 8, 8], data: new Float32Array(256) } };
+    const sigmas = ksamplerSigmas(guider.modelSampling, 'karras', 4, 1);
+    const run = (sampler: ReturnType<typeof samplerObject>, seed: bigint) =>
+      sampleLatent({ guider, sampler, sigmas, noise: randomNoise(seed).generate(lat), latent: lat, seed });
+    const plain = await run(samplerObject('euler'), 1n);
+    const a = await run(churned, 1n);
+    expect(await run(churned, 1n)).toEqual(a);
+    expect(relErr(a.samples.data, plain.samples.data)).toBeGreaterThan(1e-3);
+    expect(await run(samplerObject('euler', { s_churn: 0 }), 1n)).toEqual(plain);
+  });
+});
+
 describe('the pieces composed by hand on the tiny checkpoint', () => {
   let model: ModelHandle;
   let pos: Conditioning;

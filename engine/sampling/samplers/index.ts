@@ -148,7 +148,12 @@ export interface SamplerObject {
   readonly options?: SamplerOptions;
 }
 
+/**
+ * With options a "none" sampler may turn stochastic (s_churn, eta), so it gets the default seeded
+ * noise sampler (ComfyUI draws churn from torch's unseeded global generator, which nothing can
+ * repeat); a deterministic run draws nothing from it, or only noise weighted by zero.
+ */
 export function samplerObject(name: string, options?: SamplerOptions): SamplerObject {
   const e = entry(name);
-  return { name, sample: e.sample, noise: e.noise, options };
+  return { name, sample: e.sample, noise: options && e.noise === 'none' ? 'default' : e.noise, options };
 }
