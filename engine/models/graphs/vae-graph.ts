@@ -34,7 +34,52 @@ function blocks(n: Net, cfg: VaeConfig) {
   return { norm, resnet, mid };
 }
 
-export function buildVaeDecoderGraph(cfg: VaeConfig, ws: WeightSource, opts: NetOptions): GraphBuilder {
+/**
+ * Nearest 2× upsampling then a 3×3 conv, computed at the low resolution: each output pixel of one
+ * parity (row a, column b) sees only a 2×2 window of the input, so four 2×2 convs with summed taps
+ * (rows {0},{1,2} for a = 0, {0,1},{2} for a = 1; columns alike) give the four interleaved
+ * phases, and DepthToSpace interleaves them. 4/9 of the multiply-adds, and no upsampled tensor.
+ * The summed taps round once (in float64), so results match the unfused pair to float rounding.
+ */
+export function upsampleConv(n: Net, key: string, x: string): string {
+  const [cout, cin, kh, kw] = n.shape(`${key}.weight`);
+  // A LoRA branch on this conv needs the conv as the checkpoint has it.
+  if (kh !== 3 || kw !== 3 || n.hooksTouch(key)) return n.conv(key, n.upsample2x(x));
+  const taps = [
+    [[0], [1, 2]],
+    [[0, 1], [2]],
+  ];
+  const bias = n.has(`${key}.bias`) ? [n.weight(`${key}.bias`)] : [];
+  const phases: string[] = [];
+  for (const a of [0, 1]) {
+    for (const b of [0, 1]) {
+      const phase = (w: Float32Array): Float32Array => {
+        const out = new Float32Array(cout * cin * 4);
+        for (let oc = 0; oc < cout * cin; oc++) {
+          for (let r = 0; r < 2; r++) {
+            for (let c = 0; c < 2; c++) {
+              let sum = 0;
+              for (const p of taps[a][r]) for (const q of taps[b][c]) sum += w[oc * 9 + p * 3 + q];
+              out[oc * 4 + r * 2 + c] = sum;
+            }
+          }
+        }
+        return out;
+      };
+      const w = n.weight(`${key}.weight`, [cout, cin, 2, 2], phase, `${key}.weight.phase${a}${b}`);
+      // ONNX pads are [top, left, bottom, right]: phase 0 reads the row above, phase 1 the row below.
+      phases.push(n.g.op1('Conv', [x, w, ...bias], { kernel_shape: [2, 2], pads: [1 - a, 1 - b, a, b] }));
+    }
+  }
+  return n.g.op1('DepthToSpace', [n.g.op1('Concat', phases, { axis: 1 })], { blocksize: 2, mode: 'DCR' });
+}
+
+export interface VaeDecoderLayout {
+  /** Upsample+conv as `upsampleConv` (default); false keeps the checkpoint's nearest-resize then 3×3 conv. */
+  fuseUpsample?: boolean;
+}
+
+export function buildVaeDecoderGraph(cfg: VaeConfig, ws: WeightSource, opts: NetOptions, layout: VaeDecoderLayout = {}): GraphBuilder {
   const g = new GraphBuilder('weft_sd_vae_decoder');
   const n = new Net(g, ws, opts);
   const { norm, resnet, mid } = blocks(n, cfg);
@@ -45,7 +90,8 @@ export function buildVaeDecoderGraph(cfg: VaeConfig, ws: WeightSource, opts: Net
   h = mid('decoder.mid', h);
   for (let i = cfg.chMult.length - 1; i >= 0; i--) {
     for (let j = 0; j <= cfg.numResBlocks; j++) h = resnet(`decoder.up.${i}.block.${j}`, h);
-    if (i > 0) h = n.conv(`decoder.up.${i}.upsample.conv`, n.upsample2x(h));
+    const up = `decoder.up.${i}.upsample.conv`;
+    if (i > 0) h = layout.fuseUpsample === false ? n.conv(up, n.upsample2x(h)) : upsampleConv(n, up, h);
   }
   h = n.conv('decoder.conv_out', n.silu(norm('decoder.norm_out', h)));
   if (opts.dtype === 'float16') h = n.cast(h, 'float32');
