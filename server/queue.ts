@@ -139,9 +139,13 @@ export class PersistentQueue {
     this.stale = 0;
   }
 
-  private append(r: Record_): void {
+  /**
+   * `durable: false` for start/unstart: they only need to survive the process dying (the page cache
+   * keeps a written line), not the machine, and an fsync per prompt start costs throughput.
+   */
+  private append(r: Record_, durable = true): void {
     fs.writeSync(this.fd, JSON.stringify(r) + '\n');
-    fs.fsyncSync(this.fd);
+    if (durable) fs.fsyncSync(this.fd);
   }
 
   /** Rewrites the journal when most of its lines are dead (history trimmed, deleted, prompts done). */
@@ -177,7 +181,7 @@ export class PersistentQueue {
     let best = 0;
     for (let i = 1; i < this.pending.length; i++) if (this.pending[i][0] < this.pending[best][0]) best = i;
     const [item] = this.pending.splice(best, 1);
-    this.append({ op: 'start', id: item[1] });
+    this.append({ op: 'start', id: item[1] }, false);
     this.starts.set(item[1], (this.starts.get(item[1]) ?? 0) + 1);
     this.stale++;
     this.running = item;
@@ -187,7 +191,7 @@ export class PersistentQueue {
   /** The running prompt goes back to pending without counting as a crash (an orderly shutdown). */
   requeueRunning(): void {
     if (!this.running) return;
-    this.append({ op: 'unstart', id: this.running[1] });
+    this.append({ op: 'unstart', id: this.running[1] }, false);
     const id = this.running[1];
     const n = (this.starts.get(id) ?? 1) - 1;
     if (n > 0) this.starts.set(id, n);
