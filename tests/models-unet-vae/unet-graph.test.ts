@@ -6,10 +6,11 @@ import type { UNetConfig } from '../../engine/models/config.ts';
 import { buildUnetGraph, controlInputName, inputAndMiddle, unetEmbedding, UNET_IO } from '../../engine/models/graphs/unet-graph.ts';
 import { tinyConfig } from '../../engine/models/make-model.ts';
 import { unetEncodeRef, unetForwardRef, type RefLayerHook } from '../../engine/models/reference/unet.ts';
+import { attention, linear } from '../../engine/models/reference/layers.ts';
 import { unetLayout } from '../../engine/models/sd1-layout.ts';
 import { unetPlan } from '../../engine/models/unet-plan.ts';
 import { GraphBuilder } from '../../engine/onnx/graph.ts';
-import { Net, type LayerCall, type LayerHook, type NetOptions } from '../../engine/onnx/nn.ts';
+import { Net, transpose2d, type LayerCall, type LayerHook, type NetOptions } from '../../engine/onnx/nn.ts';
 import { lcg, relErr } from '../models-onnx/tiny.ts';
 
 const TOL = 1e-4;
@@ -202,5 +203,63 @@ describe('the exported blocks build a ControlNet-shaped graph (input blocks + mi
     });
     expect(relErr(out.middle.data as Float32Array, ref.middle.data)).toBeLessThan(TOL);
     await s.release();
+  });
+});
+
+describe('an attention patch as a layer hook (the shape of IP-Adapter)', () => {
+  /**
+   * out = to_out(attn(q, k, v) + s · attn(q, t, t)) for extra tokens t fed as a graph input: the hook
+   * keeps q from `to_q` and, at `to_out.0` (linear, so to_out(a + b) = to_out(a) + W·b), adds W·b.
+   * IP-Adapter does this with its own k/v projections of image tokens.
+   */
+  const target = 'input_blocks.4.1.transformer_blocks.0.attn2';
+  const c = makeCase(SD1_TINY, 1, 8, 8, 70);
+  const width = 64;
+  const heads = SD1_TINY.numHeads;
+  const tokens: Tensor = { shape: [1, 4, width], data: lcg(4 * width, 71) };
+  const scale = 0.7;
+
+  const graphPatch = (): LayerHook => {
+    const qs = new WeakMap<Net, string>();
+    return {
+      touches: (key) => key === `${target}.to_q` || key === `${target}.to_out.0`,
+      layer(n, call) {
+        if (call.key === `${target}.to_q`) qs.set(n, call.output);
+        if (call.key !== `${target}.to_out.0`) return undefined;
+        const t = n.g.input('extra_tokens', 'float32', [1, 4, width]);
+        const extra = n.g.op1('Mul', [n.attention(qs.get(n)!, t, t, heads, width), n.scalar(scale)]);
+        const w = n.weight(`${call.key}.weight`, [width, width], transpose2d, `${call.key}.weight.T`);
+        return n.g.op1('Add', [call.output, n.g.op1('MatMul', [extra, w])]);
+      },
+    };
+  };
+
+  it('matches the reference net with the same extra attention, which does change the output', async () => {
+    const g = buildUnetGraph(SD1_TINY, c.ws, { dtype: 'float32', fusedAttention: false, layerHooks: [graphPatch()] });
+    const s = await ort.InferenceSession.create(g.toBuffer(), { logSeverityLevel: 3 });
+    const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
+    const feeds: Record<string, ort.Tensor> = {
+      x: new ort.Tensor('float32', c.x.data, c.x.shape),
+      timesteps: new ort.Tensor('float32', c.t, [1]),
+      context: new ort.Tensor('float32', c.ctx.data, c.ctx.shape),
+      control_mid: zero,
+      extra_tokens: new ort.Tensor('float32', tokens.data, tokens.shape),
+    };
+    for (let i = 0; i < unetPlan(SD1_TINY).input.length; i++) feeds[controlInputName(i)] = zero;
+    const out = (await s.run(feeds)).out.data as Float32Array;
+    await s.release();
+
+    let q: Tensor | undefined;
+    const refHook: RefLayerHook = (key, _kind, y) => {
+      if (key === `${target}.to_q`) q = y;
+      if (key !== `${target}.to_out.0`) return undefined;
+      const a = attention(q!, tokens, tokens, heads);
+      const b: Tensor = { shape: a.shape, data: a.data.map((v) => v * scale) };
+      const wb = linear(b, c.ws.get(`${key}.weight`), c.ws.shape(`${key}.weight`), undefined);
+      return { shape: y.shape, data: y.data.map((v, i) => v + wb.data[i]) };
+    };
+    const ref = unetForwardRef(SD1_TINY, c.ws, c.x, c.t, c.ctx, undefined, { layerHook: refHook });
+    expect(relErr(out, ref.data)).toBeLessThan(TOL);
+    expect(relErr(out, unetForwardRef(SD1_TINY, c.ws, c.x, c.t, c.ctx).data)).toBeGreaterThan(1e-3);
   });
 });
