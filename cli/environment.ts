@@ -7,6 +7,7 @@ import { loadCustomNodes, type CustomPackageReport } from '../engine/registry/cu
 import type { NodeRegistry } from '../engine/registry/registry.ts';
 import { createBuiltinRegistry } from '../nodes/index.ts';
 import { createEngineServices, type DeviceChoice } from './services.ts';
+import type { BuildProgress } from '../engine/onnx/build-cache.ts';
 
 /** Options shared by `weft run`, `weft serve` and the tests that start a real engine. */
 export interface EnvironmentOptions {
@@ -24,6 +25,12 @@ export interface EnvironmentOptions {
   /** See ModelManagerOptions.loraMode. */
   loraMode?: 'branch' | 'merge';
   cacheBudgetBytes?: number;
+  /** Built-model cache folder (default: `$WEFT_CACHE_DIR`, else the user's cache folder). */
+  modelCacheDir?: string;
+  /** Bytes the model cache may hold (default: `$WEFT_CACHE_LIMIT`, else no limit). */
+  modelCacheLimitBytes?: number;
+  /** Progress of first model builds (the CLI's progress line). */
+  onBuildProgress?: (p: BuildProgress) => void;
   log?: Logger;
 }
 
@@ -54,7 +61,15 @@ export async function createEnvironment(opts: EnvironmentOptions = {}): Promise<
   for (const file of opts.extraModelPaths ?? []) paths.loadExtraModelPaths(file);
   const registry = createBuiltinRegistry();
   const customNodes = opts.disableCustomNodes ? [] : await loadCustomNodes(registry, paths.customNodesDirs, log);
-  const services = createEngineServices({ paths, device: opts.device ?? 'auto', loraMode: opts.loraMode, log });
+  const services = createEngineServices({
+    paths,
+    device: opts.device ?? 'auto',
+    loraMode: opts.loraMode,
+    log,
+    modelCacheDir: opts.modelCacheDir,
+    cacheLimitBytes: opts.modelCacheLimitBytes,
+    onBuildProgress: opts.onBuildProgress,
+  });
   const executor = new Executor(registry, { paths, services, log, cacheBudgetBytes: opts.cacheBudgetBytes });
   return { paths, registry, executor, services, customNodes, log };
 }

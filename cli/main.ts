@@ -12,6 +12,8 @@ import type { ObjectInfo } from '../engine/registry/registry.ts';
 import { applySetOptions, UsageError } from './args.ts';
 import { createEnvironment, REPO_ROOT, type EnvironmentOptions } from './environment.ts';
 import { ProgressBar } from './progress.ts';
+import { CACHE_HELP, cmdCache } from './cache.ts';
+import { resolveCacheDir, resolveCacheLimit } from '../engine/onnx/cache-dir.ts';
 
 const HELP = `weft — a node-graph workflow engine for Stable Diffusion (ComfyUI-compatible)
 
@@ -24,6 +26,7 @@ Usage:
                                                    demo LoRA, LoHa and embedding; sd15: benchmarks)
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
                                                    a random adapter over every attention and conv layer of a checkpoint
+${CACHE_HELP}
 
 Options:
   --base DIR                 base folder for models/, input/, output/, temp/, user/ (default: current folder)
@@ -32,6 +35,9 @@ Options:
   --input DIR, --output DIR, --temp DIR
   --custom-nodes DIR         extra custom node folder (repeatable); --disable-custom-nodes to load none
   --device auto|cpu|cuda|webgpu
+  --cache-dir DIR            built-model cache (default: $WEFT_CACHE_DIR, else $XDG_CACHE_HOME/weft or ~/.cache/weft)
+  --cache-limit SIZE         keep the cache under SIZE (e.g. 20G; default: $WEFT_CACHE_LIMIT, else no limit),
+                             removing the least recently used builds after each new build
   --lora-mode branch|merge   plain LoRAs as graph branches (fast to apply and re-weight; default) or
                              merged into the weights as ComfyUI does (no per-step cost)
   --set NODE_ID.INPUT=VALUE  override an input before running (repeatable)
@@ -78,6 +84,12 @@ const OPTIONS = {
   force: { type: 'boolean' },
   checkpoint: { type: 'string' },
   rank: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'cache-limit': { type: 'string' },
+  all: { type: 'boolean' },
+  'older-than': { type: 'string' },
+  'max-size': { type: 'string' },
+  'missing-source': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -104,7 +116,17 @@ function envOptions(v: Values, log: Logger): EnvironmentOptions {
     device: device as EnvironmentOptions['device'],
     loraMode,
     log,
+    modelCacheDir: resolveCacheDir(v['cache-dir']),
+    modelCacheLimitBytes: cacheLimit(v['cache-limit']),
   };
+}
+
+function cacheLimit(flag: string | undefined): number | undefined {
+  try {
+    return resolveCacheLimit(flag);
+  } catch (e) {
+    throw new UsageError(`${flag === undefined ? 'WEFT_CACHE_LIMIT' : '--cache-limit'}: ${(e as Error).message}`);
+  }
 }
 
 /** The API prompt of a file: an API prompt as is, a UI workflow (or PNG) converted as ComfyUI's frontend does. */
@@ -128,7 +150,8 @@ export function promptFromFile(
 async function cmdRun(file: string | undefined, v: Values): Promise<number> {
   if (!file) throw new UsageError('weft run: name a workflow file (.json or .png)');
   const log = v.quiet || v.json ? silentLogger : consoleLogger;
-  const env = await createEnvironment(envOptions(v, log));
+  let bar: ProgressBar | undefined;
+  const env = await createEnvironment({ ...envOptions(v, log), onBuildProgress: (p) => bar?.onBuild(p) });
   const objectInfo = env.registry.objectInfo({ paths: env.paths });
   const { prompt: raw, workflow } = promptFromFile(path.resolve(file), objectInfo);
   const prompt = applySetOptions(raw, v.set ?? []);
@@ -145,7 +168,7 @@ async function cmdRun(file: string | undefined, v: Values): Promise<number> {
   const controller = new AbortController();
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);
-  const bar = new ProgressBar(process.stderr, (id) => validation.prompt[id]?.class_type ?? '?');
+  bar = new ProgressBar(process.stderr, (id) => validation.prompt[id]?.class_type ?? '?');
   const result = await env.executor.execute(validation.prompt, {
     promptId,
     extraData: workflow ? { extra_pnginfo: { workflow } } : {},
@@ -335,6 +358,15 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdServe(values);
       case 'make-model':
         return await cmdMakeModel(arg, values);
+      case 'cache':
+        return cmdCache(arg, {
+          cacheDir: values['cache-dir'],
+          all: values.all,
+          olderThan: values['older-than'],
+          maxSize: values['max-size'],
+          missingSource: values['missing-source'],
+          json: values.json,
+        });
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }

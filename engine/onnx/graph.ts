@@ -1,9 +1,12 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { f32ToF16 } from '../core/dtype.ts';
 import type { StoredTensor } from '../core/weights.ts';
 import { readAt, writeFileAtomic } from '../core/safe-path.ts';
+import type { Dtype } from '../core/dtype.ts';
+import { exactHalf, HALF_SUFFIX } from './exact-half.ts';
+import { hardLinkInto } from './stored-link.ts';
 
 const { onnx } = onnxProto;
 
@@ -45,6 +48,18 @@ export interface InitializerPlace {
   readonly offset?: number;
   readonly stored?: StoredTensor;
 }
+
+/** How `GraphBuilder.writeTo` stores weights (see there). */
+export interface WriteOptions {
+  /** Store float32 weights whose values are all exact float16s in 16 bits, cast back by ORT at load. */
+  readonly half?: boolean;
+  /** Where the weight-source key an initializer derives from lies in a file (`WeightSource.locate`). */
+  readonly locate?: (source: string) => StoredTensor | undefined;
+  /** Bytes of initializers handled so far (as float32 / their own type) and in all. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+const STORED_DTYPE: Partial<Record<ElemType, Dtype>> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
 
 /** External tensors below this size stay inline: ORT folds them at load, and they would cost a page each outside. */
 const INLINE_BELOW = 1024;
@@ -178,7 +193,8 @@ export class GraphBuilder {
     return this.inits.reduce((s, i) => s + i.dims.reduce((a, b) => a * b, 1) * ELEM_SIZE[i.type], 0);
   }
 
-  private modelObject(tensors: object[]): object {
+  /** `casts` (from float16-stored initializers) go first: their inputs are initializers, and every other node may read them. */
+  private modelObject(tensors: object[], casts: readonly NodeDef[] = []): object {
     const valueInfo = (v: ValueInfo): object => ({
       name: v.name,
       type: { tensorType: { elemType: ELEM[v.type], shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
@@ -191,7 +207,7 @@ export class GraphBuilder {
       opsetImport: opset,
       graph: {
         name: this.name,
-        node: this.nodes.map((n) => ({
+        node: [...casts, ...this.nodes].map((n) => ({
           name: n.name,
           opType: n.opType,
           domain: n.domain,
@@ -214,35 +230,67 @@ export class GraphBuilder {
 
   /**
    * Writes `<dir>/model.onnx` and its external data `<dir>/weights.bin`, through a temporary folder
-   * renamed into place, so a crash never leaves a half-written model where the cache looks.
+   * renamed into place, so a crash never leaves a half-written model where the cache looks. With
+   * `opts.half`, float32 weights whose values are all exact float16s are stored in 16 bits behind a
+   * `Cast` (ORT folds it at load; the values are the same bits), and with `opts.locate` a weight whose
+   * stored bytes equal its checkpoint tensor's points at the checkpoint through a hard link instead.
    */
-  writeTo(dir: string): { modelFile: string; bytes: number } {
+  writeTo(dir: string, opts: WriteOptions = {}): { modelFile: string; bytes: number } {
     const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
     mkdirSync(tmp, { recursive: true });
     try {
       const fd = openSync(join(tmp, 'weights.bin'), 'w');
       const tensors: object[] = [];
+      const casts: NodeDef[] = [];
+      const links = new Map<string, string | undefined>();
+      const total = this.weightBytes;
+      let done = 0;
       let end = 0;
       try {
         const places = this.layout();
         this.inits.forEach((init, i) => {
           const place = places[i];
-          const bytes = init.bytes();
+          let bytes = init.bytes();
           if (bytes.byteLength !== place.length) throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${place.length}`);
+          done += place.length;
           if (place.offset === undefined) {
             tensors.push(inlineTensor(init, bytes));
+            opts.onProgress?.(done, total);
             return;
           }
-          if (place.offset > end) writeAll(fd, new Uint8Array(place.offset - end));
+          let stored: ElemType = init.type;
+          if (opts.half && init.type === 'float32' && !init.stored) {
+            const h = exactHalf(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4));
+            if (h) {
+              bytes = new Uint8Array(h.buffer);
+              stored = 'float16';
+            }
+          }
+          const name = stored === init.type ? init.name : `${init.name}${HALF_SUFFIX}`;
+          if (stored !== init.type) casts.push({ opType: 'Cast', domain: '', inputs: [name], outputs: [init.name], name: `${name}.cast`, attrs: { to: ELEM[init.type] } });
+          const entry = { ...init, name, type: stored };
+          const src = init.source === undefined ? undefined : opts.locate?.(init.source);
+          if (src && src.dtype === STORED_DTYPE[stored] && src.length === bytes.byteLength && equalsStored(src, bytes)) {
+            if (!links.has(src.fileKey)) links.set(src.fileKey, hardLinkInto(tmp, src));
+            const link = links.get(src.fileKey);
+            if (link) {
+              tensors.push(externalTensor(entry, link, src.offset, bytes.byteLength));
+              opts.onProgress?.(done, total);
+              return;
+            }
+          }
+          const at = end + ((64 - (end % 64)) % 64);
+          if (at > end) writeAll(fd, new Uint8Array(at - end));
           writeAll(fd, bytes);
-          end = place.offset + bytes.byteLength;
-          tensors.push(externalTensor(init, 'weights.bin', place.offset, place.length));
+          end = at + bytes.byteLength;
+          tensors.push(externalTensor(entry, 'weights.bin', at, bytes.byteLength));
+          opts.onProgress?.(done, total);
         });
         fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
-      const model = this.encode(tensors);
+      const model = this.encode(tensors, casts);
       writeFileAtomic(join(tmp, 'model.onnx'), model, { fsync: true });
       mkdirSync(dirname(dir), { recursive: true });
       rmSync(dir, { recursive: true, force: true });
@@ -273,17 +321,22 @@ export class GraphBuilder {
 
   /**
    * Writes only a model file whose initializers live where `locate` says: `'inline'` (bytes produced
-   * now) or a file beside the model at an offset. Used for patched models that share the unpatched
-   * `weights.bin` and keep changed tensors in files of their own.
+   * now) or a file beside the model at an offset, as float16 behind a `Cast` where `half` (what the
+   * unpatched build stored so). Used for patched models that share the unpatched build's files and
+   * keep changed tensors in files of their own.
    */
-  writeModel(file: string, locate: (place: InitializerPlace) => 'inline' | { location: string; offset: number }): void {
+  writeModel(file: string, locate: (place: InitializerPlace) => 'inline' | { location: string; offset: number; half?: boolean }): void {
     const places = this.layout();
+    const casts: NodeDef[] = [];
     const tensors = this.inits.map((init, i) => {
       const where = locate(places[i]);
       if (where === 'inline') return inlineTensor(init, init.bytes());
-      return externalTensor(init, where.location, where.offset, places[i].length);
+      if (!where.half) return externalTensor(init, where.location, where.offset, places[i].length);
+      const name = `${init.name}${HALF_SUFFIX}`;
+      casts.push({ opType: 'Cast', domain: '', inputs: [name], outputs: [init.name], name: `${name}.cast`, attrs: { to: ELEM[init.type] } });
+      return externalTensor({ ...init, name, type: 'float16' }, where.location, where.offset, places[i].length / 2);
     });
-    writeFileAtomic(file, this.encode(tensors));
+    writeFileAtomic(file, this.encode(tensors, casts));
   }
 
   /** An initializer's bytes by name (what `writeTo` would store). */
@@ -293,8 +346,8 @@ export class GraphBuilder {
     return init.bytes();
   }
 
-  private encode(tensors: object[]): Uint8Array {
-    return onnx.ModelProto.encode(onnx.ModelProto.create(this.modelObject(tensors) as onnxProto.onnx.IModelProto)).finish();
+  private encode(tensors: object[], casts: readonly NodeDef[] = []): Uint8Array {
+    return onnx.ModelProto.encode(onnx.ModelProto.create(this.modelObject(tensors, casts) as onnxProto.onnx.IModelProto)).finish();
   }
 }
 
@@ -310,11 +363,15 @@ function readStored(s: StoredTensor): Uint8Array {
   }
 }
 
-function inlineTensor(init: Initializer, bytes: Uint8Array): object {
+function equalsStored(s: StoredTensor, bytes: Uint8Array): boolean {
+  return Buffer.compare(readStored(s), bytes) === 0;
+}
+
+function inlineTensor(init: Pick<Initializer, 'name' | 'dims' | 'type'>, bytes: Uint8Array): object {
   return { name: init.name, dims: [...init.dims], dataType: ELEM[init.type], rawData: bytes.slice() };
 }
 
-function externalTensor(init: Initializer, location: string, offset: number, length: number): object {
+function externalTensor(init: Pick<Initializer, 'name' | 'dims' | 'type'>, location: string, offset: number, length: number): object {
   return {
     name: init.name,
     dims: [...init.dims],
@@ -354,4 +411,37 @@ export function toF16Bytes(data: Float32Array): Uint8Array {
   const out = new Uint16Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = f32ToF16(data[i]);
   return new Uint8Array(out.buffer);
+}
+
+/** Where a written model keeps one initializer: a file beside it and, where `half`, as float16 behind a Cast. */
+export interface StoredPlace {
+  readonly location: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly half: boolean;
+}
+
+/**
+ * Where the model `file` (as `writeTo` wrote it) keeps each initializer, by the name its graph uses:
+ * 'inline' or a place in a file. A patched model points its unchanged initializers there.
+ */
+export function storedLayout(file: string): Map<string, StoredPlace | 'inline'> {
+  const m = onnx.ModelProto.decode(readFileSync(file));
+  const halves = new Map<string, string>();
+  for (const n of m.graph?.node ?? []) {
+    const input = n.input?.[0];
+    if (n.opType === 'Cast' && input?.endsWith(HALF_SUFFIX)) halves.set(input, n.output?.[0] ?? '');
+  }
+  const out = new Map<string, StoredPlace | 'inline'>();
+  for (const t of m.graph?.initializer ?? []) {
+    const half = halves.get(t.name ?? '');
+    const name = half ?? t.name ?? '';
+    if (t.dataLocation !== 1) {
+      out.set(name, 'inline');
+      continue;
+    }
+    const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+    out.set(name, { location: kv.get('location') ?? '', offset: Number(kv.get('offset') ?? 0), length: Number(kv.get('length') ?? 0), half: half !== undefined });
+  }
+  return out;
 }

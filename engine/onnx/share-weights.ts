@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { readAt, writeFileAtomic } from '../core/safe-path.ts';
 import { externalData } from './graph.ts';
+import { exactHalf, HALF_SUFFIX } from './exact-half.ts';
 
 const { onnx } = onnxProto;
 
@@ -17,6 +18,9 @@ const { onnx } = onnxProto;
 type Tensor = onnxProto.onnx.ITensorProto;
 
 const SHARED_PREFIX = 'optimized-shared-';
+/** TensorProto data types. */
+const FLOAT = 1;
+const FLOAT16 = 10;
 /** Bytes compared per read; tensors are compared in pieces so none is held whole. */
 const CHUNK = 8 << 20;
 
@@ -43,70 +47,138 @@ function sameBytes(fa: number, oa: number, fb: number, ob: number, length: numbe
   return true;
 }
 
+/** Reads float32 bytes in pieces and says whether they are, as float16, the `half` bytes at `hOffset`. */
+function sameAsHalf(fd: number, offset: number, hfd: number, hOffset: number, length: number, a: Uint8Array, b: Uint8Array, names: [string, string]): boolean {
+  for (let at = 0; at < length; at += CHUNK) {
+    const n = Math.min(CHUNK, length - at);
+    readFully(fd, a, n, offset + at, names[0]);
+    const h = exactHalf(new Float32Array(a.buffer, 0, n / 4));
+    if (!h) return false;
+    readFully(hfd, b, n / 2, hOffset + at / 2, names[1]);
+    if (Buffer.compare(new Uint8Array(h.buffer), b.subarray(0, n / 2)) !== 0) return false;
+  }
+  return true;
+}
+
+/** Whether float32 bytes are all exact float16s (read in pieces). */
+function allHalf(fd: number, offset: number, length: number, a: Uint8Array, file: string): boolean {
+  for (let at = 0; at < length; at += CHUNK) {
+    const n = Math.min(CHUNK, length - at);
+    readFully(fd, a, n, offset + at, file);
+    if (!exactHalf(new Float32Array(a.buffer, 0, n / 4))) return false;
+  }
+  return true;
+}
+
+/** Whether a saved optimised graph reads float16 weights through Casts, which ORT must fold when it loads it (basic optimisation). */
+export function hasHalfWeights(optimized: onnxProto.onnx.IModelProto): boolean {
+  return (optimized.graph?.node ?? []).some((n) => n.opType === 'Cast' && n.input?.[0]?.endsWith(HALF_SUFFIX));
+}
+
 /**
  * Rewrites `<dir>/optimized.onnx` (saved by ORT beside `model.onnx` + `weights.bin`) so that its
- * initializers equal to the build's by name, type, shape and bytes are read from `weights.bin`.
- * Returns the bytes no longer duplicated; 0 when the model was already shared.
+ * initializers equal to the build's by name, type, shape and bytes are read from where the build
+ * keeps them (`weights.bin`, or the checkpoint through its hard link). A weight the build stores in
+ * float16 behind a Cast, which ORT folded into float32, goes back to the build's float16 bytes behind
+ * the same Cast; a tensor ORT changed (a reordered conv) is kept in float16 behind a Cast where all
+ * its values are exact float16s, else in float32. The graph is then loaded with basic optimisation,
+ * which folds those Casts again (the same bits). Returns the bytes no longer duplicated; 0 when the
+ * model was already shared.
  */
 export function shareOptimizedWeights(dir: string): number {
   const optimizedFile = join(dir, 'optimized.onnx');
   const optimized = onnx.ModelProto.decode(readFileSync(optimizedFile));
   const inits = optimized.graph?.initializer ?? [];
-  const sources = new Set(inits.flatMap((t) => external(t)?.location ?? []));
-  const own = [...sources].filter((s) => s !== 'weights.bin');
-  if (own.length === 0 || own.some((s) => s.startsWith(SHARED_PREFIX))) return 0;
-  if (own.some((s) => s.includes('/') || s.includes('\\'))) throw new Error(`${optimizedFile}: external data outside its folder`);
-
   const base = onnx.ModelProto.decode(readFileSync(join(dir, 'model.onnx')));
-  const byName = new Map((base.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
-  const weights = openSync(join(dir, 'weights.bin'), 'r');
-  const fds = new Map(own.map((s) => [s, openSync(join(dir, s), 'r')]));
+  const baseInits = base.graph?.initializer ?? [];
+  const baseFiles = new Set(baseInits.flatMap((t) => external(t)?.location ?? []));
+  const sources = new Set(inits.flatMap((t) => external(t)?.location ?? []));
+  const own = [...sources].filter((s) => !baseFiles.has(s));
+  if (own.length === 0 || own.some((s) => s.startsWith(SHARED_PREFIX))) return 0;
+  if ([...own, ...baseFiles].some((s) => s.includes('/') || s.includes('\\'))) throw new Error(`${optimizedFile}: external data outside its folder`);
+
+  const byName = new Map(baseInits.map((t) => [t.name ?? '', t]));
+  // The float32 value name → the float16 initializer the build casts it from.
+  const halfOf = new Map<string, Tensor>();
+  for (const n of base.graph?.node ?? []) {
+    const input = n.input?.[0];
+    const t = input?.endsWith(HALF_SUFFIX) && n.opType === 'Cast' ? byName.get(input) : undefined;
+    if (t && n.output?.[0]) halfOf.set(n.output[0], t);
+  }
+  const fds = new Map([...own, ...baseFiles].map((s) => [s, openSync(join(dir, s), 'r')]));
   const a = new Uint8Array(CHUNK);
   const b = new Uint8Array(CHUNK);
   const tag = `${process.pid}-${Date.now()}`;
   const sharedName = `${SHARED_PREFIX}${tag}.bin`;
   const out = openSync(join(dir, sharedName), 'w');
+  const casts: onnxProto.onnx.INodeProto[] = [];
+  const castTo = (half: string, name: string): void => {
+    casts.push({ name: `${half}.cast`, opType: 'Cast', domain: '', input: [half], output: [name], attribute: [{ name: 'to', type: 2, i: FLOAT }] });
+  };
   let saved = 0;
   let end = 0;
+  const append = (fd: number, at: { offset: number; length: number; location: string }, half: boolean): number => {
+    const start = end + ((64 - (end % 64)) % 64);
+    if (start > end) writeSync(out, new Uint8Array(start - end));
+    for (let done = 0; done < at.length; done += CHUNK) {
+      const n = Math.min(CHUNK, at.length - done);
+      readFully(fd, a, n, at.offset + done, at.location);
+      if (half) writeSync(out, new Uint8Array(exactHalf(new Float32Array(a.buffer, 0, n / 4))!.buffer));
+      else writeSync(out, a, 0, n);
+    }
+    end = start + (half ? at.length / 2 : at.length);
+    return start;
+  };
   try {
     for (const t of inits) {
       const at = external(t);
-      if (!at || at.location === 'weights.bin') continue;
+      if (!at || baseFiles.has(at.location)) continue;
       const fd = fds.get(at.location)!;
-      const orig = byName.get(t.name ?? '');
+      const name = t.name ?? '';
+      const orig = byName.get(name);
       const o = orig && external(orig);
       const alike =
-        o?.location === 'weights.bin' &&
+        o !== undefined &&
         o.length === at.length &&
         orig!.dataType === t.dataType &&
         (orig!.dims ?? []).map(Number).join(',') === (t.dims ?? []).map(Number).join(',');
-      if (alike && sameBytes(fd, at.offset, weights, o.offset, at.length, a, b, [at.location, 'weights.bin'])) {
-        t.externalData = externalData('weights.bin', o.offset, o.length);
+      if (alike && sameBytes(fd, at.offset, fds.get(o.location)!, o.offset, at.length, a, b, [at.location, o.location])) {
+        t.externalData = externalData(o.location, o.offset, o.length);
         saved += at.length;
         continue;
       }
-      // A tensor ORT changed: copied to the shared file, 64-byte aligned like the build's.
-      const start = end + ((64 - (end % 64)) % 64);
-      if (start > end) writeSync(out, new Uint8Array(start - end));
-      for (let done = 0; done < at.length; done += CHUNK) {
-        const n = Math.min(CHUNK, at.length - done);
-        readFully(fd, a, n, at.offset + done, at.location);
-        writeSync(out, a, 0, n);
+      const half = halfOf.get(name);
+      const h = half && external(half);
+      if (h && t.dataType === FLOAT && h.length * 2 === at.length && sameAsHalf(fd, at.offset, fds.get(h.location)!, h.offset, at.length, a, b, [at.location, h.location])) {
+        t.name = half!.name;
+        t.dataType = FLOAT16;
+        t.externalData = externalData(h.location, h.offset, h.length);
+        castTo(half!.name ?? '', name);
+        saved += at.length;
+        continue;
       }
-      t.externalData = externalData(sharedName, start, at.length);
-      end = start + at.length;
+      // A tensor ORT changed: copied to the shared file, 64-byte aligned like the build's, in 16 bits where exact.
+      if (t.dataType === FLOAT && at.length >= 4 && allHalf(fd, at.offset, at.length, a, at.location)) {
+        const start = append(fd, at, true);
+        t.name = `${name}${HALF_SUFFIX}`;
+        t.dataType = FLOAT16;
+        t.externalData = externalData(sharedName, start, at.length / 2);
+        castTo(t.name, name);
+        continue;
+      }
+      t.externalData = externalData(sharedName, append(fd, at, false), at.length);
     }
   } catch (e) {
     closeSync(out);
     rmSync(join(dir, sharedName), { force: true });
     throw e;
   } finally {
-    closeSync(weights);
     for (const fd of fds.values()) closeSync(fd);
   }
   fsyncSync(out);
   closeSync(out);
   if (end === 0) rmSync(join(dir, sharedName), { force: true });
+  if (casts.length && optimized.graph) optimized.graph.node = [...casts, ...(optimized.graph.node ?? [])];
   writeFileAtomic(optimizedFile, onnx.ModelProto.encode(optimized).finish(), { fsync: true });
   // Files the rewritten model no longer names; a process that opened the old model may still be reading them.
   for (const s of own) if (existsSync(join(dir, s)) && statSync(join(dir, s)).isFile()) rmSync(join(dir, s), { force: true });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { GraphBuilder, InitializerPlace } from '../../onnx/graph.ts';
+import { storedLayout, type GraphBuilder, type InitializerPlace } from '../../onnx/graph.ts';
 import { writeFileAtomic } from '../../core/safe-path.ts';
 import type { MatMul } from '../lora/index.ts';
 import type { StoredTensor, WeightSource } from '../../core/weights.ts';
@@ -74,8 +74,8 @@ export async function writePatchedModel(opts: {
   prefix: string;
   patches: PatchMap;
   build: (ws: WeightSource) => GraphBuilder;
-  /** Where the unpatched build keeps each initializer (by name), from its builder's `layout()`; asked only when a model is written. */
-  baseLayout: () => ReadonlyMap<string, InitializerPlace>;
+  /** Unused: where the unpatched build keeps each initializer is read from its model.onnx (it may store weights in 16 bits or in the checkpoint). */
+  baseLayout?: () => ReadonlyMap<string, InitializerPlace>;
   /** Identity of low-rank branches in the graph (see low-rank.ts); '' when there are none. */
   structureKey?: string;
   /** Branch id → the adapter it comes from; the graph must contain each branch (one the builder never placed would be silently lost). */
@@ -87,7 +87,7 @@ export async function writePatchedModel(opts: {
   const { dir, prefix, patches } = opts;
   const file = join(dir, `patched-${patchedModelKey(patches, opts.structureKey).slice(0, 24)}.onnx`);
   if (existsSync(file)) return { file, written: 0, tensorsPatched: 0, tensorsComputed: 0 };
-  const baseLayout = opts.baseLayout();
+  const baseLayout = storedLayout(join(dir, 'model.onnx'));
   const overlay = new OverlaySource(opts.weights);
   const g = opts.build(overlay);
   for (const id of opts.branches?.keys() ?? []) {
@@ -116,7 +116,7 @@ export async function writePatchedModel(opts: {
     overlay.over.clear();
     overlay.over.set(bare, await patchedValue(bare));
   };
-  const located = new Map<string, 'inline' | { location: string; offset: number }>();
+  const located = new Map<string, 'inline' | { location: string; offset: number; half?: boolean }>();
   const factorGroups = new Map<string, InitializerPlace[]>();
   const inlinePatched: InitializerPlace[] = [];
   for (const p of places) {
@@ -127,8 +127,10 @@ export async function writePatchedModel(opts: {
     const sig = patchedKey(p.source);
     if (!sig) {
       const base = baseLayout.get(p.name);
-      if (base && base.length === p.length) {
-        located.set(p.name, base.offset === undefined ? 'inline' : { location: 'weights.bin', offset: base.offset });
+      if (base === 'inline' && p.offset === undefined) {
+        located.set(p.name, 'inline');
+      } else if (base && base !== 'inline' && base.length === (base.half ? p.length / 2 : p.length)) {
+        located.set(p.name, { location: base.location, offset: base.offset, half: base.half });
       } else if (p.offset === undefined) {
         located.set(p.name, 'inline');
       } else {
@@ -166,7 +168,7 @@ export async function writePatchedModel(opts: {
   overlay.over.clear();
   for (const [k, v] of inlineValues) overlay.over.set(k, v);
   // The list of tensor files goes first: pruning must never see a model without the files it needs.
-  const refs = [...new Set([...located.values()].flatMap((l) => (l !== 'inline' && l.location !== 'weights.bin' ? [l.location] : [])))];
+  const refs = [...new Set([...located.values()].flatMap((l) => (l !== 'inline' && l.location !== 'weights.bin' && !l.location.startsWith('src-') ? [l.location] : [])))];
   writeFileAtomic(`${file}.json`, JSON.stringify({ tensors: refs }));
   g.writeModel(file, (p) => located.get(p.name)!);
   overlay.over.clear();
@@ -223,7 +225,9 @@ function writeFactorFile(dir: string, baseId: string, g: GraphBuilder, group: re
  * already created keeps its tensors (ORT read them at load).
  */
 function prunePatchedFiles(dir: string, current: string, factor: number): void {
-  const base = statSync(join(dir, 'weights.bin')).size;
+  // The build's weights as float32, however it stores them (16 bits, or in the checkpoint itself).
+  let base = 0;
+  for (const p of storedLayout(join(dir, 'model.onnx')).values()) if (p !== 'inline') base += p.half ? 2 * p.length : p.length;
   const size = (f: string): number => {
     try {
       return statSync(join(dir, f)).size;

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
 import { BuildCache, type BuiltPart } from '../../onnx/build-cache.ts';
@@ -110,12 +112,17 @@ export class PartsRuntime {
     const t0 = Date.now();
     let nodes = 0;
     let weightBytes = 0;
-    const b = this.cache.ensure(key, { part: spec.id, source: spec.source }, () => {
-      const g = spec.build(spec.weights, o);
-      nodes = g.nodeCount;
-      weightBytes = g.weightBytes;
-      return g;
-    });
+    const b = this.cache.ensure(
+      key,
+      { part: spec.id, source: spec.source },
+      () => {
+        const g = spec.build(spec.weights, o);
+        nodes = g.nodeCount;
+        weightBytes = g.weightBytes;
+        return g;
+      },
+      { locate: (k) => spec.weights.locate?.(k) },
+    );
     if (b.built) {
       this.builds++;
       this.opts.log?.info(`built ${spec.id} graph (${nodes} nodes, ${(weightBytes / 2 ** 20).toFixed(0)} MiB) in ${Date.now() - t0} ms`);
@@ -164,7 +171,11 @@ export class PartsRuntime {
       });
       const b = await built;
       const p = await this.provider();
-      const create = (): Promise<ort.InferenceSession> => (b.patched ? createPatchedSession(b.file, p, this.opts) : createBuiltSession(b.file, p, this.opts));
+      const create = (): Promise<ort.InferenceSession> => {
+        if (b.patched) return createPatchedSession(b.file, p, this.opts);
+        if (!existsSync(join(dirname(b.file), 'optimized.onnx'))) this.cache.optimising(b.key, spec.id);
+        return createBuiltSession(b.file, p, this.opts);
+      };
       return this.pool.use(b.key, b.bytes, create, (s) => this.run(s, spec.id, { ...feeds, ...strengthFeeds }), b.family);
     };
   }

@@ -5,6 +5,7 @@ import type { Logger } from '../../core/log.ts';
 import { sessionOptions, type ProviderChoice } from '../../onnx/runtime.ts';
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
+import { expandHalfWeights } from '../../onnx/expand-half.ts';
 import { patchedModelFiles } from '../patching/patched-build.ts';
 
 /** How the runtime opens sessions over the files it built (or was given). */
@@ -27,18 +28,23 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
   if (existsSync(optimized)) {
     shareWeights(dir, s.log);
     try {
-      return await ort.InferenceSession.create(optimized, { ...base, graphOptimizationLevel: 'disabled' });
+      return await withExpanded(optimized, (f) => ort.InferenceSession.create(f, { ...base, graphOptimizationLevel: 'disabled' }), s.log);
     } catch (e) {
       s.log?.warn(`ignoring the saved optimised graph ${optimized}: ${(e as Error).message.split('\n')[0]}`);
     }
   }
   const tag = `${process.pid}-${Date.now()}`;
   const tmp = join(dir, `optimized-${tag}.onnx`);
-  const session = await ort.InferenceSession.create(file, {
-    ...base,
-    optimizedModelFilePath: tmp,
-    extra: { session: { optimized_model_external_initializers_file_name: `optimized-${tag}.bin`, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
-  });
+  const session = await withExpanded(
+    file,
+    (f) =>
+      ort.InferenceSession.create(f, {
+        ...base,
+        optimizedModelFilePath: tmp,
+        extra: { session: { optimized_model_external_initializers_file_name: `optimized-${tag}.bin`, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
+      }),
+    s.log,
+  );
   try {
     if (existsSync(tmp)) renameSync(tmp, optimized);
   } catch {
@@ -59,7 +65,20 @@ export async function createPatchedSession(file: string, p: ProviderChoice, s: S
   const base = sessionOptions(p, { threads: s.threads });
   // The unpatched session read the saved optimised graph's reordered convs, not these files.
   if (s.prefetch ?? true) void prefetchFiles(patchedModelFiles(file));
-  return ort.InferenceSession.create(file, p.provider === 'cpu' ? { ...base, graphOptimizationLevel: 'basic' } : base);
+  return withExpanded(file, (f) => ort.InferenceSession.create(f, p.provider === 'cpu' ? { ...base, graphOptimizationLevel: 'basic' } : base), s.log);
+}
+
+/** Creates a session over `file` with its 16-bit cached weights expanded to float32 first (see expand-half.ts). */
+async function withExpanded(file: string, create: (f: string) => Promise<ort.InferenceSession>, log?: Logger): Promise<ort.InferenceSession> {
+  const t0 = Date.now();
+  const x = expandHalfWeights(file);
+  if (!x) return create(file);
+  log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file} in ${Date.now() - t0} ms`);
+  try {
+    return await create(x.file);
+  } finally {
+    x.dispose();
+  }
 }
 
 /** A model file Weft did not build (an export's folder, a user's detector): opened as it is, nothing written beside it. */

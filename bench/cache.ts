@@ -1,0 +1,75 @@
+/**
+ * The model cache as a user meets it, on a full-size SD1.5 checkpoint: the first run of a new
+ * checkpoint (content hash, each part's build, ORT's optimisation and the saved graph's sharing)
+ * against a warm run (everything found on disk), the disk each part's cache folder takes, and the
+ * time each part's session takes to load warm. One run is one process (`cold` empties its cache
+ * folder first); interleave cold and warm runs of two trees to compare them:
+ *
+ *   WEFT_TREE=/path/to/other/checkout npx tsx bench/cache.ts cold <checkpoint> <cache-dir>
+ *
+ * WEFT_TREE (default: this checkout) is the tree whose ModelManager runs, so an older commit is
+ * measured with the same script. Prints one JSON line last.
+ */
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const [mode = 'cold', fileArg = 'models/checkpoints/weft-random-sd15.safetensors', cacheArg] = process.argv.slice(2);
+if (mode !== 'cold' && mode !== 'warm') throw new Error(`mode ${mode}: expected cold or warm`);
+const file = path.resolve(fileArg);
+if (!existsSync(file)) throw new Error(`${file} not found: npm run weft -- make-model sd15 --out ${file}`);
+const tree = path.resolve(process.env.WEFT_TREE ?? path.join(import.meta.dirname, '..'));
+const cacheDir = path.resolve(cacheArg ?? path.join(os.tmpdir(), 'weft-bench-cache'));
+if (mode === 'cold') rmSync(cacheDir, { recursive: true, force: true });
+
+interface Handles {
+  clip: { encodeText(t: string): Promise<unknown> };
+  vae: { decode(l: { shape: number[]; data: Float32Array }): Promise<unknown> };
+  model: { unet: { run(a: object): Promise<unknown> } };
+}
+interface Manager {
+  loadCheckpoint(f: string): Promise<Handles>;
+}
+const { ModelManager } = (await import(path.join(tree, 'engine/models/manager.ts'))) as { ModelManager: new (o: object) => Manager };
+
+const t0 = performance.now();
+const lines: string[] = [];
+const log = {
+  info: (m: string) => lines.push(`${((performance.now() - t0) / 1000).toFixed(1)} s ${m}`),
+  warn: (m: string) => lines.push(`warn ${m}`),
+  error: (m: string) => lines.push(`error ${m}`),
+};
+const m = new ModelManager({ cacheDir, log, device: 'cpu' });
+const time = async (f: () => Promise<unknown>): Promise<number> => {
+  const t = performance.now();
+  await f();
+  return (performance.now() - t) / 1000;
+};
+let parts: Handles | undefined;
+const ms: Record<string, number> = {};
+ms.checkpoint = await time(async () => (parts = await m.loadCheckpoint(file)));
+const p = parts!;
+ms.clip = await time(() => p.clip.encodeText('a photograph of an astronaut riding a horse'));
+ms.unet = await time(() => p.model.unet.run({ x: { shape: [1, 4, 8, 8], data: new Float32Array(256) }, timesteps: new Float32Array([1]), context: { shape: [1, 77, 768], data: new Float32Array(77 * 768) } }));
+ms.vae_decoder = await time(() => p.vae.decode({ shape: [1, 4, 8, 8], data: new Float32Array(256) }));
+const total = (performance.now() - t0) / 1000;
+
+/** Bytes per part folder, counting a hard link to the checkpoint apart (it costs no disk while the checkpoint exists). */
+const disk: Record<string, { own: number; linked: number }> = {};
+for (const d of readdirSync(cacheDir)) {
+  const dir = path.join(cacheDir, d);
+  if (!statSync(dir).isDirectory() || d === 'hashes') continue;
+  const part = d.split('-')[0];
+  const e = (disk[part] ??= { own: 0, linked: 0 });
+  for (const f of readdirSync(dir)) {
+    const st = statSync(path.join(dir, f));
+    if (st.nlink > 1) e.linked += st.size;
+    else e.own += st.size;
+  }
+}
+for (const l of lines) console.log(`  [log] ${l}`);
+const gb = (b: number): string => (b / 1e9).toFixed(2);
+for (const [part, e] of Object.entries(disk)) console.log(`${part}: ${gb(e.own)} GB own${e.linked ? `, ${gb(e.linked)} GB hard-linked to the checkpoint` : ''}`);
+const own = Object.values(disk).reduce((s, e) => s + e.own, 0);
+console.log(`${mode} run: ${total.toFixed(1)} s (checkpoint ${ms.checkpoint.toFixed(1)}, CLIP ${ms.clip.toFixed(1)}, UNet ${ms.unet.toFixed(1)}, VAE decoder ${ms.vae_decoder.toFixed(1)}); cache ${gb(own)} GB for a ${gb(statSync(file).size)} GB checkpoint (${(own / statSync(file).size).toFixed(2)}×)`);
+console.log(JSON.stringify({ tree, mode, total, ms, disk, checkpointBytes: statSync(file).size, machine: `${os.cpus()[0]?.model} ×${os.cpus().length}`, date: new Date().toISOString() }));

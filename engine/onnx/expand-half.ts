@@ -1,0 +1,124 @@
+import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import onnxProto from 'onnx-proto';
+import { toFloat32 } from '../core/dtype.ts';
+import { readAt } from '../core/safe-path.ts';
+import { HALF_SUFFIX } from './exact-half.ts';
+import { externalData } from './graph.ts';
+
+const { onnx } = onnxProto;
+
+/**
+ * The cache keeps weights that are exact float16s in 16 bits behind a `Cast` (graph.ts,
+ * share-weights.ts). ORT's own folding of those Casts is slow (its constant folding took ~30 s per
+ * 2 GB of float32 output here, more than the whole optimisation), so before a session is created the
+ * model is expanded once into a scratch folder in memory (`/dev/shm` where there is room): every
+ * external tensor copied into one file, the float16 ones converted to float32 (exact) under the names
+ * the Casts produced, the Casts dropped. ORT then loads plain float32 initializers, the same bits as
+ * a float32 build, and the scratch folder is removed as soon as the session exists.
+ */
+
+const FLOAT = 1;
+const ALIGN = 64;
+
+export interface Expanded {
+  /** The model file to load. */
+  readonly file: string;
+  /** Float32 bytes written. */
+  readonly bytes: number;
+  dispose(): void;
+}
+
+type Tensor = onnxProto.onnx.ITensorProto;
+
+function external(t: Tensor): { location: string; offset: number; length: number } | undefined {
+  if (t.dataLocation !== 1 || !t.externalData) return undefined;
+  const kv = new Map(t.externalData.map((e) => [e.key ?? '', e.value ?? '']));
+  const location = kv.get('location');
+  return location ? { location, offset: Number(kv.get('offset') ?? 0), length: Number(kv.get('length') ?? 0) } : undefined;
+}
+
+/** The model with its 16-bit weights expanded (see above), or undefined when it has none (load it as it is). */
+export function expandHalfWeights(file: string, scratchRoot?: string): Expanded | undefined {
+  const model = onnx.ModelProto.decode(readFileSync(file));
+  const graph = model.graph;
+  if (!graph) return undefined;
+  const inits = graph.initializer ?? [];
+  const initNames = new Set(inits.map((t) => t.name ?? ''));
+  const castOf = new Map<string, string>();
+  for (const n of graph.node ?? []) {
+    const input = n.input?.[0];
+    if (n.opType === 'Cast' && input?.endsWith(HALF_SUFFIX) && initNames.has(input) && n.output?.[0]) castOf.set(input, n.output[0]);
+  }
+  if (castOf.size === 0) return undefined;
+
+  let need = 0;
+  for (const t of inits) {
+    const at = external(t);
+    if (at) need += (castOf.has(t.name ?? '') ? 2 * at.length : at.length) + ALIGN;
+  }
+  const dir = mkdtempSync(join(scratchRoot ?? scratchFor(need), 'weft-expand-'));
+  const srcDir = dirname(file);
+  const fds = new Map<string, number>();
+  const out = openSync(join(dir, 'weights.bin'), 'w');
+  let end = 0;
+  try {
+    for (const t of inits) {
+      const at = external(t);
+      if (!at) continue;
+      if (at.location.includes('/') || at.location.includes('\\')) throw new Error(`${file}: external data outside its folder`);
+      let fd = fds.get(at.location);
+      if (fd === undefined) fds.set(at.location, (fd = openSync(join(srcDir, at.location), 'r')));
+      const raw = new Uint8Array(at.length);
+      if (readAt(fd, raw, at.length, at.offset) < at.length) throw new Error(`${at.location}: short read at byte ${at.offset}`);
+      const castTo = castOf.get(t.name ?? '');
+      let bytes: Uint8Array = raw;
+      if (castTo !== undefined) {
+        const f = toFloat32('F16', raw);
+        bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+        t.name = castTo;
+        t.dataType = FLOAT;
+      }
+      const start = end + ((ALIGN - (end % ALIGN)) % ALIGN);
+      if (start > end) writeAll(out, new Uint8Array(start - end));
+      writeAll(out, bytes);
+      end = start + bytes.byteLength;
+      t.externalData = externalData('weights.bin', start, bytes.byteLength);
+    }
+    fsyncSync(out);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    closeSync(out);
+    for (const fd of fds.values()) closeSync(fd);
+  }
+  graph.node = (graph.node ?? []).filter((n) => !(n.opType === 'Cast' && castOf.has(n.input?.[0] ?? '')));
+  const expanded = join(dir, 'model.onnx');
+  const fd = openSync(expanded, 'w');
+  try {
+    writeAll(fd, onnx.ModelProto.encode(model).finish());
+  } finally {
+    closeSync(fd);
+  }
+  return { file: expanded, bytes: end, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Memory-backed /dev/shm when it has room for the expanded weights (with a margin), else the temp folder. */
+function scratchFor(bytes: number): string {
+  try {
+    if (existsSync('/dev/shm')) {
+      const s = statfsSync('/dev/shm');
+      if (s.bavail * s.bsize > bytes * 1.25) return '/dev/shm';
+    }
+  } catch {
+    /* fall through */
+  }
+  return tmpdir();
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+}
