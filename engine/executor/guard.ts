@@ -12,10 +12,14 @@ export class PromptFault extends Error {
   }
 }
 
+/** How long an aborted node may take to notice its signal before it is left behind. */
+export const ABANDON_AFTER_MS = 2000;
+
 /**
- * `work`, or the abort reason as soon as `signal` aborts (InterruptedError unless the reason is a
- * PromptFault), or a PromptFault after `timeoutMs`. A node that never settles, or ignores its
- * signal, cannot hold the executor: its promise is left behind and the prompt ends.
+ * `work`, or the abort reason once `signal` aborts (InterruptedError unless the reason is a
+ * PromptFault), or a PromptFault after `timeoutMs`. After an abort a node gets `ABANDON_AFTER_MS` to
+ * stop on its own (a sampler stops at its next step, so the next prompt never overlaps it); one that
+ * never settles, or ignores its signal, cannot hold the executor: its promise is left behind.
  */
 export function settleOrAbort<T>(work: Promise<T>, signal: AbortSignal, timeoutMs: number | undefined, what: string): Promise<T> {
   if (signal.aborted) return Promise.reject(abortReason(signal));
@@ -26,8 +30,14 @@ export function settleOrAbort<T>(work: Promise<T>, signal: AbortSignal, timeoutM
       if (timer) clearTimeout(timer);
     };
     const onAbort = (): void => {
-      done();
-      reject(abortReason(signal));
+      if (timer) clearTimeout(timer);
+      // Whatever the node does now (settles or throws InterruptedError), the prompt ends as aborted.
+      const giveUp = setTimeout(() => reject(abortReason(signal)), ABANDON_AFTER_MS);
+      const end = (): void => {
+        clearTimeout(giveUp);
+        reject(abortReason(signal));
+      };
+      work.then(end, end);
     };
     signal.addEventListener('abort', onAbort, { once: true });
     if (timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)) {
@@ -38,10 +48,12 @@ export function settleOrAbort<T>(work: Promise<T>, signal: AbortSignal, timeoutM
     }
     work.then(
       (v) => {
+        if (signal.aborted) return;
         done();
         resolve(v);
       },
       (e: unknown) => {
+        if (signal.aborted) return;
         done();
         reject(e);
       },
