@@ -14,6 +14,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ModelManager } from '../engine/models/manager.ts';
+import { resolveCacheDir } from '../engine/onnx/cache-dir.ts';
 import type { NodeContext } from '../engine/registry/context.ts';
 import { applyLora } from '../nodes/model/lora.ts';
 import '../nodes/model/services.ts';
@@ -26,7 +27,7 @@ const lora = path.resolve(args[1] ?? path.join(path.dirname(file), '..', 'loras'
 for (const f of [file, lora]) if (!existsSync(f)) throw new Error(`${f} not found: run bench/lora.ts first`);
 const log = { info: () => {}, warn: (m: string) => console.log(`  [warn] ${m}`), error: (m: string) => console.log(`  [error] ${m}`) };
 const prefetch = !process.argv.includes('--no-prefetch');
-const m = new ModelManager({ cacheDir: path.join(path.dirname(file), '..', 'bench-cache'), log, prefetch });
+const m = new ModelManager({ cacheDir: resolveCacheDir(), log, prefetch });
 const ctx = { services: { models: m }, log } as unknown as NodeContext;
 const t0 = performance.now();
 const parts = await m.loadCheckpoint(file);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { makeAdapter } from '../engine/models/generate/demo-adapters.ts';
 import type { ModelHandle } from '../engine/models/handles.ts';
 import { ModelManager } from '../engine/models/manager.ts';
+import { resolveCacheDir } from '../engine/onnx/cache-dir.ts';
 import type { NodeContext } from '../engine/registry/context.ts';
 import { applyLora } from '../nodes/model/lora.ts';
 import '../nodes/model/services.ts';
@@ -39,7 +40,7 @@ for (const [f, seed] of [[loraA, 1], [loraB, 2]] as const) {
 
 const log = { info: (m: string) => console.log(`  [log] ${m}`), warn: (m: string) => console.log(`  [warn] ${m}`), error: (m: string) => console.log(`  [error] ${m}`) };
 const MODE = (process.env.WEFT_LORA_MODE ?? 'branch') as 'branch' | 'merge';
-const m = new ModelManager({ cacheDir: path.join(path.dirname(file), '..', 'bench-cache'), log, loraMode: MODE });
+const m = new ModelManager({ cacheDir: resolveCacheDir(), log, loraMode: MODE });
 console.log(`LoRA mode: ${MODE} (WEFT_LORA_MODE=branch|merge)`);
 const ctx = { services: { models: m }, log } as unknown as NodeContext;
 const parts = await m.loadCheckpoint(file);

@@ -9,13 +9,16 @@
  * (make the checkpoint with `npm run weft -- make-model sd15 --out <file>`; the CLIP vocabulary is
  * the project's copy in engine/text/vocab/clip-vit-large-patch14)
  */
-import { existsSync, mkdirSync, copyFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, copyFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelManager } from '../engine/models/manager.ts';
 import { bundledVocabularyDir } from '../engine/text/clip-tokenizer.ts';
 import { sessionOptions, chooseProvider } from '../engine/onnx/runtime.ts';
+import { BuildCache } from '../engine/onnx/build-cache.ts';
+import { resolveCacheDir } from '../engine/onnx/cache-dir.ts';
+import { expandHalfWeights } from '../engine/onnx/expand-half.ts';
 import { controlInputName, unetSkipCount } from '../engine/models/graphs/unet-graph.ts';
 
 const file = path.resolve(process.argv[2] ?? 'models/checkpoints/weft-random-sd15.safetensors');
@@ -28,7 +31,8 @@ if (!existsSync(path.join(tokDir, 'vocab.json'))) {
   mkdirSync(tokDir, { recursive: true });
   for (const f of ['vocab.json', 'merges.txt']) copyFileSync(path.join(shared, f), path.join(tokDir, f));
 }
-const cacheDir = path.join(path.dirname(file), '..', 'bench-cache');
+// The user's model cache, as the CLI and server use it (--cache-dir / WEFT_CACHE_DIR move it).
+const cacheDir = resolveCacheDir();
 const log = { info: (m: string) => console.log(`  [log] ${m}`), warn: (m: string) => console.log(`  [warn] ${m}`), error: (m: string) => console.log(`  [error] ${m}`) };
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -41,7 +45,8 @@ const time = async (f: () => Promise<unknown>) => {
 console.log(`machine: ${os.cpus()[0]?.model} ×${os.cpus().length}, ${mib(os.totalmem())}; node ${process.version}; onnxruntime-node 1.30.0`);
 console.log(`date: ${new Date().toISOString()}; checkpoint ${file}`);
 
-if (process.env.BENCH_COLD === '1') rmSync(cacheDir, { recursive: true, force: true });
+// Cold: only this checkpoint's builds go (and its hash record stays: hashing is timed by bench/cache.ts).
+if (process.env.BENCH_COLD === '1') new BuildCache(cacheDir).prune({ source: file });
 {
   const m = new ModelManager({ cacheDir, log });
   const t0 = performance.now();
@@ -78,8 +83,11 @@ for (const size of SIZES) {
   const ts = new Float32Array([500, 500]);
   const tFirst = await time(() => parts.model.unet.run({ x, timesteps: ts, context: ctx }));
   // The bare session: same model file, same options, inputs prepared once outside the timing.
-  const unetDir = path.join(cacheDir, (await import('node:fs')).readdirSync(cacheDir).find((d) => d.startsWith('unet-'))!);
-  const bare = await ort.InferenceSession.create(path.join(unetDir, 'model.onnx'), sessionOptions(choice));
+  const unetDir = m.cache.list().find((e) => e.part === 'unet' && e.source === file)!.dir;
+  // The cache keeps float16 weights in 16 bits; ORT gets them expanded, as the runtime gives them.
+  const expanded = expandHalfWeights(path.join(unetDir, 'model.onnx'));
+  const bare = await ort.InferenceSession.create(expanded?.file ?? path.join(unetDir, 'model.onnx'), sessionOptions(choice));
+  expanded?.dispose();
   const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
   const feeds: Record<string, ort.Tensor> = {
     x: new ort.Tensor('float32', x.data, x.shape),

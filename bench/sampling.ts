@@ -17,6 +17,7 @@ import path from 'node:path';
 import type { ModelHandle } from '../engine/models/handles.ts';
 import { makeTinyCheckpoint } from '../engine/models/make-model.ts';
 import { ModelManager } from '../engine/models/manager.ts';
+import { resolveCacheDir } from '../engine/onnx/cache-dir.ts';
 import { ksample } from '../engine/sampling/ksampler.ts';
 
 const sd15 = process.argv[2] ? path.resolve(process.argv[2]) : undefined;
@@ -27,7 +28,7 @@ const quiet = { info: () => {}, warn: (m: string) => console.log(m), error: (m: 
 console.log(`machine: ${os.cpus()[0]?.model} ×${os.cpus().length}; node ${process.version}; date ${new Date().toISOString()}`);
 
 async function bench(label: string, file: string, size: number, steps: number, samplers: string[]): Promise<void> {
-  const m = new ModelManager({ cacheDir: path.join(path.dirname(file), '..', 'bench-cache'), log: quiet });
+  const m = new ModelManager({ cacheDir: resolveCacheDir(), log: quiet });
   const parts = await m.loadCheckpoint(file);
   const pos = [await parts.clip.encodeText('a photograph of an astronaut riding a horse')];
   const neg = [await parts.clip.encodeText('blurry')];
@@ -66,7 +67,7 @@ async function txt2img(file: string, steps: number): Promise<void> {
   const { Executor } = await import('../engine/executor/executor.ts');
   const { FolderPaths } = await import('../engine/paths/folders.ts');
   const { createBuiltinRegistry } = await import('../nodes/index.ts');
-  const m = new ModelManager({ cacheDir: path.join(path.dirname(file), '..', 'bench-cache'), log: quiet });
+  const m = new ModelManager({ cacheDir: resolveCacheDir(), log: quiet });
   const ort = new Map<string, number>();
   const use = m.pool.use.bind(m.pool);
   m.pool.use = (key, bytes, create, fn) =>

@@ -78,6 +78,8 @@ export interface PruneSelection {
   readonly maxBytes?: number;
   /** Entries whose source file is gone (or changed size: a new file under the old name). */
   readonly missingSource?: boolean;
+  /** Entries built from this file (a benchmark's cold start). */
+  readonly source?: string;
 }
 
 const ENTRY_FILE = 'entry.json';
@@ -214,7 +216,8 @@ export class BuildCache {
     const doomed = new Set<CacheEntry>();
     for (const e of entries) {
       if (e.inUse) continue;
-      if (sel.all || (sel.olderThanMs !== undefined && now - e.lastUsed > sel.olderThanMs) || (sel.missingSource && e.sourceExists === false)) doomed.add(e);
+      const old = sel.olderThanMs !== undefined && now - e.lastUsed > sel.olderThanMs;
+      if (sel.all || old || (sel.missingSource && e.sourceExists === false) || (sel.source !== undefined && e.source === sel.source)) doomed.add(e);
     }
     if (sel.maxBytes !== undefined) {
       for (const e of entries) {
