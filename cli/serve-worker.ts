@@ -12,7 +12,10 @@ export interface ServeWorkerOptions extends Omit<EnvironmentOptions, 'log'> {
 }
 
 /** The environment options without the logger (which cannot cross to the worker). */
-export function serveWorkerOptions(env: EnvironmentOptions, extra: Pick<ServeWorkerOptions, 'customNodeTimeoutMs' | 'maxImagePixels' | 'quiet'>): ServeWorkerOptions {
+export function serveWorkerOptions(
+  env: EnvironmentOptions,
+  extra: Pick<ServeWorkerOptions, 'customNodeTimeoutMs' | 'maxImagePixels' | 'quiet'>,
+): ServeWorkerOptions {
   const out: ServeWorkerOptions & { log?: unknown } = { ...env, ...extra };
   delete out.log;
   return out;
@@ -32,6 +35,11 @@ export async function createServeExecutor(options: ServeWorkerOptions): Promise<
     services: env.services,
     log,
     cacheBudgetBytes: options.cacheBudgetBytes,
-    ...(limit === undefined ? {} : { nodeTimeoutMs: (_cls: string, module: string | undefined) => (module?.startsWith('custom_nodes.') && limit > 0 ? limit : undefined) }),
+    ...(limit === undefined
+      ? {}
+      : {
+          nodeTimeoutMs: (_cls: string, module: string | undefined) =>
+            module?.startsWith('custom_nodes.') && limit > 0 ? limit : undefined,
+        }),
   });
 }

@@ -43,7 +43,13 @@ async function run(m: Extract<ToWorker, { type: 'execute' }>): Promise<void> {
     post({ type: 'event', event: e });
   };
   try {
-    const result = await executor.execute(m.prompt, { promptId: m.promptId, extraData: m.extraData, outputs: m.outputs, signal: c.signal, onEvent });
+    const result = await executor.execute(m.prompt, {
+      promptId: m.promptId,
+      extraData: m.extraData,
+      outputs: m.outputs,
+      signal: c.signal,
+      onEvent,
+    });
     post({ type: 'result', promptId: m.promptId, result });
   } catch (e) {
     post({ type: 'result', promptId: m.promptId, error: e instanceof Error ? e.message : String(e) });

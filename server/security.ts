@@ -53,7 +53,11 @@ export function hostnameOf(authority: string): string | undefined {
 }
 
 /** Why a request is refused (403), or undefined when host and origin are acceptable. */
-export function refuseHostOrigin(headers: IncomingHttpHeaders, hosts: ReadonlySet<string> | null, checkOrigin: boolean): string | undefined {
+export function refuseHostOrigin(
+  headers: IncomingHttpHeaders,
+  hosts: ReadonlySet<string> | null,
+  checkOrigin: boolean,
+): string | undefined {
   const host = headers.host ?? '';
   if (hosts) {
     const name = hostnameOf(host);

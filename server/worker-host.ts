@@ -93,8 +93,15 @@ export class WorkerHost implements ExecutionHost {
         const r = this.running;
         if (!r || r.worker !== w) return;
         if (!r.forced) {
-          this.log.error(`prompt ${r.promptId}: the execution worker stopped (exit code ${code}) in node ${r.node || '?'} (${r.classType || '?'}); the prompt is failed and a new worker starts with the next prompt (cached outputs and loaded models are lost)`);
-          r.forced = failedResult(r.promptId, new PromptFault(`the execution worker stopped (exit code ${code}) while this prompt ran`), r.node, r.classType);
+          this.log.error(
+            `prompt ${r.promptId}: the execution worker stopped (exit code ${code}) in node ${r.node || '?'} (${r.classType || '?'}); the prompt is failed and a new worker starts with the next prompt (cached outputs and loaded models are lost)`,
+          );
+          r.forced = failedResult(
+            r.promptId,
+            new PromptFault(`the execution worker stopped (exit code ${code}) while this prompt ran`),
+            r.node,
+            r.classType,
+          );
           r.onEvent?.({ type: 'execution_error', data: r.forced.error! });
         }
         this.settle(r.forced);
@@ -112,11 +119,28 @@ export class WorkerHost implements ExecutionHost {
       return failedResult(opts.promptId, new PromptFault(`the execution worker could not start: ${(e as Error).message}`));
     }
     return new Promise<ExecutionResult>((resolve) => {
-      const r: Running = { promptId: opts.promptId, resolve, onEvent: opts.onEvent, node: '', classType: '', timers: [], worker: this.worker };
+      const r: Running = {
+        promptId: opts.promptId,
+        resolve,
+        onEvent: opts.onEvent,
+        node: '',
+        classType: '',
+        timers: [],
+        worker: this.worker,
+      };
       this.running = r;
       const t = this.opts.promptTimeoutMs;
-      if (t && t > 0) r.timers.push(setTimeout(() => this.stop(new PromptFault(`the prompt did not finish within ${Math.round(t / 1000)} s (prompt timeout)`)), t));
-      this.post({ type: 'execute', promptId: opts.promptId, prompt, extraData: (opts.extraData ?? {}) as Record<string, unknown>, outputs: opts.outputs });
+      if (t && t > 0)
+        r.timers.push(
+          setTimeout(() => this.stop(new PromptFault(`the prompt did not finish within ${Math.round(t / 1000)} s (prompt timeout)`)), t),
+        );
+      this.post({
+        type: 'execute',
+        promptId: opts.promptId,
+        prompt,
+        extraData: (opts.extraData ?? {}) as Record<string, unknown>,
+        outputs: opts.outputs,
+      });
     });
   }
 
@@ -143,7 +167,12 @@ export class WorkerHost implements ExecutionHost {
       await Promise.race([stopped, new Promise((res) => setTimeout(res, graceMs).unref())]);
       if (this.running === r && !r.forced) {
         this.log.warn(`prompt ${r.promptId}: still running ${graceMs} ms after the shutdown request; abandoned`);
-        r.forced = failedResult(r.promptId, new PromptFault('abandoned: the server shut down while this prompt ran and it did not stop in time'), r.node, r.classType);
+        r.forced = failedResult(
+          r.promptId,
+          new PromptFault('abandoned: the server shut down while this prompt ran and it did not stop in time'),
+          r.node,
+          r.classType,
+        );
       }
     }
     const w = this.worker;
@@ -159,11 +188,15 @@ export class WorkerHost implements ExecutionHost {
     r.timers.push(
       setTimeout(() => {
         if (this.running !== r) return;
-        this.log.warn(`prompt ${r.promptId}: node ${r.node || '?'} (${r.classType || '?'}) did not stop within ${this.graceMs} ms; restarting the execution worker (its cached outputs and loaded models are lost)`);
-        r.forced = fault
-          ? failedResult(r.promptId, fault, r.node, r.classType)
-          : interruptedResult(r.promptId, r.node, r.classType);
-        if (!fault) r.onEvent?.({ type: 'execution_interrupted', data: { prompt_id: r.promptId, node_id: r.node, node_type: r.classType, executed: [], timestamp: Date.now() } });
+        this.log.warn(
+          `prompt ${r.promptId}: node ${r.node || '?'} (${r.classType || '?'}) did not stop within ${this.graceMs} ms; restarting the execution worker (its cached outputs and loaded models are lost)`,
+        );
+        r.forced = fault ? failedResult(r.promptId, fault, r.node, r.classType) : interruptedResult(r.promptId, r.node, r.classType);
+        if (!fault)
+          r.onEvent?.({
+            type: 'execution_interrupted',
+            data: { prompt_id: r.promptId, node_id: r.node, node_type: r.classType, executed: [], timestamp: Date.now() },
+          });
         else r.onEvent?.({ type: 'execution_error', data: r.forced.error! });
         this.restart();
       }, this.graceMs),
@@ -194,7 +227,8 @@ export class WorkerHost implements ExecutionHost {
           const t = m.timeoutMs;
           r.timers.push(
             setTimeout(() => {
-              if (this.running === r && r.node === node) this.stop(new PromptFault(`node ${node} (${m.classType}) did not finish within ${Math.round(t / 1000)} s (timeout)`));
+              if (this.running === r && r.node === node)
+                this.stop(new PromptFault(`node ${node} (${m.classType}) did not finish within ${Math.round(t / 1000)} s (timeout)`));
             }, t + 50),
           );
         }
@@ -225,5 +259,13 @@ export class WorkerHost implements ExecutionHost {
 
 function interruptedResult(promptId: string, nodeId: string, nodeType: string): ExecutionResult {
   const data = { prompt_id: promptId, node_id: nodeId, node_type: nodeType, executed: [], timestamp: Date.now() };
-  return { promptId, status: 'interrupted', outputs: {}, executed: [], cached: [], timingsMs: {}, messages: [['execution_interrupted', data]] };
+  return {
+    promptId,
+    status: 'interrupted',
+    outputs: {},
+    executed: [],
+    cached: [],
+    timingsMs: {},
+    messages: [['execution_interrupted', data]],
+  };
 }

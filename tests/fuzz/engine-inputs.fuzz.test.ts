@@ -47,7 +47,17 @@ const linkOrValue = fc.oneof(
   fc.tuple(fc.constantFrom('1', '2', '3', '4', 'x'), fc.integer({ min: -1, max: 4 })),
   fc.jsonValue({ maxDepth: 3 }),
 );
-const apiNode = fc.record({ class_type: fc.oneof(fc.constantFrom(...names), fc.string()), inputs: fc.dictionary(fc.constantFrom('image', 'images', 'model', 'clip', 'text', 'seed', 'width', 'samples', 'vae', 'x'), linkOrValue, { maxKeys: 5 }) }, { requiredKeys: [] });
+const apiNode = fc.record(
+  {
+    class_type: fc.oneof(fc.constantFrom(...names), fc.string()),
+    inputs: fc.dictionary(
+      fc.constantFrom('image', 'images', 'model', 'clip', 'text', 'seed', 'width', 'samples', 'vae', 'x'),
+      linkOrValue,
+      { maxKeys: 5 },
+    ),
+  },
+  { requiredKeys: [] },
+);
 const apiPrompt = fc.dictionary(fc.constantFrom('1', '2', '3', '4', '5'), fc.oneof(apiNode, fc.jsonValue({ maxDepth: 2 })), { maxKeys: 5 });
 
 describe('fuzz: prompts and workflows', () => {
@@ -64,29 +74,64 @@ describe('fuzz: prompts and workflows', () => {
 
   it('convertWorkflowToPrompt answers or refuses any UI workflow', async () => {
     const info = registry.objectInfo({ paths });
-    const link = fc.tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 6 }), fc.integer({ min: -1, max: 3 }), fc.integer({ min: 0, max: 6 }), fc.integer({ min: -1, max: 3 }), fc.constantFrom('IMAGE', 'LATENT', '*'));
+    const link = fc.tuple(
+      fc.integer({ min: 0, max: 6 }),
+      fc.integer({ min: 0, max: 6 }),
+      fc.integer({ min: -1, max: 3 }),
+      fc.integer({ min: 0, max: 6 }),
+      fc.integer({ min: -1, max: 3 }),
+      fc.constantFrom('IMAGE', 'LATENT', '*'),
+    );
     const node = fc.record(
       {
         id: fc.oneof(fc.integer({ min: 0, max: 6 }), fc.string()),
         type: fc.oneof(fc.constantFrom(...names, 'Reroute', 'PrimitiveNode', 'Note'), fc.string()),
         mode: fc.integer({ min: 0, max: 4 }),
-        inputs: fc.array(fc.record({ name: fc.constantFrom('image', 'images', 'samples', 'x'), type: fc.string(), link: fc.option(fc.integer({ min: 0, max: 6 })) }), { maxLength: 3 }),
-        outputs: fc.array(fc.record({ name: fc.string(), type: fc.string(), links: fc.option(fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 3 })) }), { maxLength: 2 }),
-        widgets_values: fc.oneof(fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 4 }), fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 1 }))),
+        inputs: fc.array(
+          fc.record({
+            name: fc.constantFrom('image', 'images', 'samples', 'x'),
+            type: fc.string(),
+            link: fc.option(fc.integer({ min: 0, max: 6 })),
+          }),
+          { maxLength: 3 },
+        ),
+        outputs: fc.array(
+          fc.record({ name: fc.string(), type: fc.string(), links: fc.option(fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 3 })) }),
+          { maxLength: 2 },
+        ),
+        widgets_values: fc.oneof(
+          fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 4 }),
+          fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 1 })),
+        ),
       },
       { requiredKeys: [] },
     );
-    const workflow = fc.record({ nodes: fc.oneof(fc.array(node, { maxLength: 6 }), fc.jsonValue({ maxDepth: 2 })), links: fc.oneof(fc.array(link, { maxLength: 8 }), fc.jsonValue({ maxDepth: 2 })), version: fc.oneof(fc.constant(0.4), fc.jsonValue({ maxDepth: 1 })) }, { requiredKeys: [] });
-    await fc.assert(fc.asyncProperty(fc.oneof(workflow, fc.jsonValue({ maxDepth: 3 })), (wf) => answers(() => convertWorkflowToPrompt(wf, info))), opts);
+    const workflow = fc.record(
+      {
+        nodes: fc.oneof(fc.array(node, { maxLength: 6 }), fc.jsonValue({ maxDepth: 2 })),
+        links: fc.oneof(fc.array(link, { maxLength: 8 }), fc.jsonValue({ maxDepth: 2 })),
+        version: fc.oneof(fc.constant(0.4), fc.jsonValue({ maxDepth: 1 })),
+      },
+      { requiredKeys: [] },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(workflow, fc.jsonValue({ maxDepth: 3 })), (wf) => answers(() => convertWorkflowToPrompt(wf, info))),
+      opts,
+    );
   });
 });
 
 describe('fuzz: files', () => {
   it('PNG text reading and image decoding answer any mutation of a PNG', async () => {
-    const base = addPngTextChunks(await sharp({ create: { width: 3, height: 2, channels: 4, background: { r: 9, g: 8, b: 7, alpha: 0.5 } } }).png().toBuffer(), [
-      ['prompt', '{"1":{}}'],
-      ['workflow', 'ünïcode ✓'],
-    ]);
+    const base = addPngTextChunks(
+      await sharp({ create: { width: 3, height: 2, channels: 4, background: { r: 9, g: 8, b: 7, alpha: 0.5 } } })
+        .png()
+        .toBuffer(),
+      [
+        ['prompt', '{"1":{}}'],
+        ['workflow', 'ünïcode ✓'],
+      ],
+    );
     const mutation = fc.array(fc.tuple(fc.nat({ max: base.length + 16 }), fc.integer({ min: 0, max: 255 })), { maxLength: 12 });
     await fc.assert(
       fc.asyncProperty(mutation, fc.nat({ max: base.length + 8 }), async (edits, cut) => {
@@ -103,27 +148,48 @@ describe('fuzz: files', () => {
     const file = path.join(dir, 'fuzz.safetensors');
     const dtype = fc.oneof(fc.constantFrom('F32', 'F16', 'BF16', 'F64', 'I64', 'I32', 'U8', 'BOOL'), fc.string({ maxLength: 5 }));
     const dim = fc.oneof(fc.nat({ max: 8 }), fc.integer(), fc.constant(2 ** 53), fc.double());
-    const tensor = fc.record({ dtype, shape: fc.oneof(fc.array(dim, { maxLength: 4 }), fc.jsonValue({ maxDepth: 1 })), data_offsets: fc.oneof(fc.tuple(fc.nat({ max: 64 }), fc.nat({ max: 64 })), fc.array(fc.integer(), { maxLength: 3 }), fc.jsonValue({ maxDepth: 1 })) }, { requiredKeys: [] });
-    const header = fc.oneof(fc.dictionary(fc.oneof(fc.constant('__metadata__'), fc.string({ maxLength: 6 })), fc.oneof(tensor, fc.jsonValue({ maxDepth: 2 })), { maxKeys: 4 }), fc.jsonValue({ maxDepth: 3 }));
-    await fc.assert(
-      fc.asyncProperty(header, fc.nat({ max: 64 }), fc.option(fc.integer({ min: -4, max: 2 ** 40 })), async (h, dataBytes, lengthOverride) => {
-        const json = Buffer.from(JSON.stringify(h) ?? 'null');
-        const len = Buffer.alloc(8);
-        len.writeBigUInt64LE(BigInt(lengthOverride === null || lengthOverride < 0 ? json.length : lengthOverride));
-        fs.writeFileSync(file, Buffer.concat([len, json, Buffer.alloc(dataBytes, 1)]));
-        try {
-          const f = SafetensorsFile.open(file);
-          try {
-            for (const n of f.names()) f.getRaw(n);
-          } catch (e) {
-            expect(e).toBeInstanceOf(Error);
-          } finally {
-            f.close();
-          }
-        } catch (e) {
-          expect(e).toBeInstanceOf(SafetensorsError);
-        }
+    const tensor = fc.record(
+      {
+        dtype,
+        shape: fc.oneof(fc.array(dim, { maxLength: 4 }), fc.jsonValue({ maxDepth: 1 })),
+        data_offsets: fc.oneof(
+          fc.tuple(fc.nat({ max: 64 }), fc.nat({ max: 64 })),
+          fc.array(fc.integer(), { maxLength: 3 }),
+          fc.jsonValue({ maxDepth: 1 }),
+        ),
+      },
+      { requiredKeys: [] },
+    );
+    const header = fc.oneof(
+      fc.dictionary(fc.oneof(fc.constant('__metadata__'), fc.string({ maxLength: 6 })), fc.oneof(tensor, fc.jsonValue({ maxDepth: 2 })), {
+        maxKeys: 4,
       }),
+      fc.jsonValue({ maxDepth: 3 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        header,
+        fc.nat({ max: 64 }),
+        fc.option(fc.integer({ min: -4, max: 2 ** 40 })),
+        async (h, dataBytes, lengthOverride) => {
+          const json = Buffer.from(JSON.stringify(h) ?? 'null');
+          const len = Buffer.alloc(8);
+          len.writeBigUInt64LE(BigInt(lengthOverride === null || lengthOverride < 0 ? json.length : lengthOverride));
+          fs.writeFileSync(file, Buffer.concat([len, json, Buffer.alloc(dataBytes, 1)]));
+          try {
+            const f = SafetensorsFile.open(file);
+            try {
+              for (const n of f.names()) f.getRaw(n);
+            } catch (e) {
+              expect(e).toBeInstanceOf(Error);
+            } finally {
+              f.close();
+            }
+          } catch (e) {
+            expect(e).toBeInstanceOf(SafetensorsError);
+          }
+        },
+      ),
       opts,
     );
   });
@@ -131,7 +197,12 @@ describe('fuzz: files', () => {
   it('the journal: any sequence of records, junk and torn lines replays to a consistent queue', async () => {
     const id = fc.constantFrom('a', 'b', 'c', 'd');
     const item = fc.tuple(fc.integer({ min: -3, max: 3 }), id, fc.constant({}), fc.constant({}), fc.constant([] as string[]));
-    const entry = fc.record({ prompt: item, outputs: fc.constant({}), status: fc.record({ status_str: fc.constantFrom('success', 'error'), completed: fc.boolean(), messages: fc.constant([]) }), meta: fc.constant({}) });
+    const entry = fc.record({
+      prompt: item,
+      outputs: fc.constant({}),
+      status: fc.record({ status_str: fc.constantFrom('success', 'error'), completed: fc.boolean(), messages: fc.constant([]) }),
+      meta: fc.constant({}),
+    });
     const record = fc.oneof(
       fc.record({ op: fc.constant('put'), item }).map((r) => JSON.stringify(r)),
       fc.record({ op: fc.constantFrom('remove', 'start', 'unstart', 'history_delete'), id }).map((r) => JSON.stringify(r)),

@@ -28,7 +28,15 @@ beforeAll(async () => {
   base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-fuzz-srv-'));
   const paths = new FolderPaths({ baseDir: base });
   await writeInputImage(paths.inputDir);
-  s = await startServer({ port: 0, paths, registry, executor: new Executor(registry, { paths }), log: silentLogger, stateDir: path.join(base, 'state'), maxUploadSize: 64 * 1024 });
+  s = await startServer({
+    port: 0,
+    paths,
+    registry,
+    executor: new Executor(registry, { paths }),
+    log: silentLogger,
+    stateDir: path.join(base, 'state'),
+    maxUploadSize: 64 * 1024,
+  });
   port = Number(new URL(s.url).port);
 });
 afterAll(async () => {
@@ -41,13 +49,32 @@ async function alive(): Promise<void> {
 }
 
 const token = fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/);
-const headerValue = fc.oneof(token, fc.string({ maxLength: 40 }), fc.constantFrom('form-data; name="image"; filename="a.png"', 'form-data; name="image"; filename*=UTF-8\'\'%E7%8C%AB.png', 'form-data; name="subfolder"', 'form-data; name="original_ref"', 'form-data; name="type"'));
-const part = fc.record({ disposition: headerValue, type: fc.option(fc.constantFrom('image/png', 'text/plain', '')), body: fc.oneof(fc.uint8Array({ maxLength: 2000 }), fc.string({ maxLength: 200 }).map((x) => new TextEncoder().encode(x))) });
+const headerValue = fc.oneof(
+  token,
+  fc.string({ maxLength: 40 }),
+  fc.constantFrom(
+    'form-data; name="image"; filename="a.png"',
+    'form-data; name="image"; filename*=UTF-8\'\'%E7%8C%AB.png',
+    'form-data; name="subfolder"',
+    'form-data; name="original_ref"',
+    'form-data; name="type"',
+  ),
+);
+const part = fc.record({
+  disposition: headerValue,
+  type: fc.option(fc.constantFrom('image/png', 'text/plain', '')),
+  body: fc.oneof(
+    fc.uint8Array({ maxLength: 2000 }),
+    fc.string({ maxLength: 200 }).map((x) => new TextEncoder().encode(x)),
+  ),
+});
 
 function multipart(boundary: string, parts: { disposition: string; type: string | null; body: Uint8Array }[], closing: boolean): Buffer {
   const chunks: Buffer[] = [];
   for (const p of parts) {
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${p.disposition}\r\n${p.type !== null ? `Content-Type: ${p.type}\r\n` : ''}\r\n`));
+    chunks.push(
+      Buffer.from(`--${boundary}\r\nContent-Disposition: ${p.disposition}\r\n${p.type !== null ? `Content-Type: ${p.type}\r\n` : ''}\r\n`),
+    );
     chunks.push(Buffer.from(p.body));
     chunks.push(Buffer.from('\r\n'));
   }
@@ -58,13 +85,25 @@ function multipart(boundary: string, parts: { disposition: string; type: string 
 describe('fuzz: a running server', () => {
   it('multipart bodies, complete, truncated or with a wrong boundary, never get a 5xx', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('/upload/image', '/upload/mask'), token, fc.array(part, { maxLength: 4 }), fc.boolean(), fc.nat({ max: 3000 }), fc.option(token), async (route, boundary, parts, closing, cut, otherBoundary) => {
-        const body = multipart(boundary, parts, closing);
-        const sent = body.subarray(0, Math.max(0, body.length - cut));
-        const r = await fetch(`${s.url}${route}`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${otherBoundary ?? boundary}` }, body: sent });
-        expect(r.status).toBeLessThan(500);
-        await r.arrayBuffer();
-      }),
+      fc.asyncProperty(
+        fc.constantFrom('/upload/image', '/upload/mask'),
+        token,
+        fc.array(part, { maxLength: 4 }),
+        fc.boolean(),
+        fc.nat({ max: 3000 }),
+        fc.option(token),
+        async (route, boundary, parts, closing, cut, otherBoundary) => {
+          const body = multipart(boundary, parts, closing);
+          const sent = body.subarray(0, Math.max(0, body.length - cut));
+          const r = await fetch(`${s.url}${route}`, {
+            method: 'POST',
+            headers: { 'content-type': `multipart/form-data; boundary=${otherBoundary ?? boundary}` },
+            body: sent,
+          });
+          expect(r.status).toBeLessThan(500);
+          await r.arrayBuffer();
+        },
+      ),
       opts,
     );
     await alive();
@@ -72,18 +111,27 @@ describe('fuzz: a running server', () => {
 
   it('multipart bodies cut off on the socket leave the server answering', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('/upload/image', '/upload/mask'), token, fc.array(part, { minLength: 1, maxLength: 3 }), fc.nat({ max: 2000 }), fc.boolean(), async (route, boundary, parts, cut, chunked) => {
-        const body = multipart(boundary, parts, true);
-        const sock = net.connect(port, '127.0.0.1');
-        sock.on('error', () => {});
-        await new Promise((r) => sock.on('connect', r));
-        const framing = chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${body.length + 10}`;
-        sock.write(`POST ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n${framing}\r\n\r\n`);
-        const payload = body.subarray(0, Math.max(0, body.length - cut));
-        sock.write(chunked ? Buffer.concat([Buffer.from(`${(body.length + 10).toString(16)}\r\n`), payload]) : payload);
-        await new Promise((r) => setTimeout(r, 5));
-        sock.destroy();
-      }),
+      fc.asyncProperty(
+        fc.constantFrom('/upload/image', '/upload/mask'),
+        token,
+        fc.array(part, { minLength: 1, maxLength: 3 }),
+        fc.nat({ max: 2000 }),
+        fc.boolean(),
+        async (route, boundary, parts, cut, chunked) => {
+          const body = multipart(boundary, parts, true);
+          const sock = net.connect(port, '127.0.0.1');
+          sock.on('error', () => {});
+          await new Promise((r) => sock.on('connect', r));
+          const framing = chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${body.length + 10}`;
+          sock.write(
+            `POST ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n${framing}\r\n\r\n`,
+          );
+          const payload = body.subarray(0, Math.max(0, body.length - cut));
+          sock.write(chunked ? Buffer.concat([Buffer.from(`${(body.length + 10).toString(16)}\r\n`), payload]) : payload);
+          await new Promise((r) => setTimeout(r, 5));
+          sock.destroy();
+        },
+      ),
       { ...opts, numRuns: 100 },
     );
     await new Promise((r) => setTimeout(r, 200));
@@ -97,7 +145,27 @@ describe('fuzz: a running server', () => {
     await new Promise((r) => ws.on('open', r));
     const message = fc.oneof(
       fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v) ?? 'null'),
-      fc.record({ type: fc.oneof(fc.constantFrom('feature_flags', 'workflow_list', 'workflow_load', 'workflow_save', 'workflow_rename', 'workflow_delete', 'workflow_x'), fc.string()), id: fc.jsonValue({ maxDepth: 1 }), data: fc.jsonValue({ maxDepth: 3 }) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+      fc
+        .record(
+          {
+            type: fc.oneof(
+              fc.constantFrom(
+                'feature_flags',
+                'workflow_list',
+                'workflow_load',
+                'workflow_save',
+                'workflow_rename',
+                'workflow_delete',
+                'workflow_x',
+              ),
+              fc.string(),
+            ),
+            id: fc.jsonValue({ maxDepth: 1 }),
+            data: fc.jsonValue({ maxDepth: 3 }),
+          },
+          { requiredKeys: [] },
+        )
+        .map((v) => JSON.stringify(v)),
       fc.string({ maxLength: 100 }),
     );
     await fc.assert(
@@ -108,7 +176,8 @@ describe('fuzz: a running server', () => {
     );
     const marker = replies.length;
     ws.send(JSON.stringify({ type: 'workflow_list', id: 'last', data: {} }));
-    for (let i = 0; i < 200 && !replies.slice(marker).some((r) => (r as { data?: { id?: unknown } }).data?.id === 'last'); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 200 && !replies.slice(marker).some((r) => (r as { data?: { id?: unknown } }).data?.id === 'last'); i++)
+      await new Promise((r) => setTimeout(r, 20));
     expect(replies.slice(marker).some((r) => (r as { data?: { id?: unknown } }).data?.id === 'last')).toBe(true);
     ws.close();
     await alive();
@@ -117,7 +186,13 @@ describe('fuzz: a running server', () => {
   it('API prompts and request bodies over HTTP get 200 or 4xx, never 5xx', async () => {
     const names = Object.keys(registry.objectInfo({ paths: new FolderPaths({ baseDir: base }) }));
     const value = fc.oneof(fc.tuple(fc.constantFrom('1', '2', '3'), fc.integer({ min: -1, max: 3 })), fc.jsonValue({ maxDepth: 2 }));
-    const node = fc.record({ class_type: fc.oneof(fc.constantFrom(...names), fc.string()), inputs: fc.dictionary(fc.constantFrom('image', 'images', 'filename_prefix', 'width', 'height', 'x'), value, { maxKeys: 4 }) }, { requiredKeys: [] });
+    const node = fc.record(
+      {
+        class_type: fc.oneof(fc.constantFrom(...names), fc.string()),
+        inputs: fc.dictionary(fc.constantFrom('image', 'images', 'filename_prefix', 'width', 'height', 'x'), value, { maxKeys: 4 }),
+      },
+      { requiredKeys: [] },
+    );
     const body = fc.record(
       {
         prompt: fc.oneof(fc.dictionary(fc.constantFrom('1', '2', '3'), node, { maxKeys: 3 }), fc.jsonValue({ maxDepth: 2 })),
@@ -131,14 +206,29 @@ describe('fuzz: a running server', () => {
       { requiredKeys: [] },
     );
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('/prompt', '/queue', '/history', '/interrupt', '/settings', '/free'), fc.oneof(body.map((b) => JSON.stringify(b)), fc.string({ maxLength: 200 })), async (route, text) => {
-        const r = await fetch(`${s.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
-        expect(r.status).toBeLessThan(500);
-        await r.arrayBuffer();
-      }),
+      fc.asyncProperty(
+        fc.constantFrom('/prompt', '/queue', '/history', '/interrupt', '/settings', '/free'),
+        fc.oneof(
+          body.map((b) => JSON.stringify(b)),
+          fc.string({ maxLength: 200 }),
+        ),
+        async (route, text) => {
+          const r = await fetch(`${s.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+          expect(r.status).toBeLessThan(500);
+          await r.arrayBuffer();
+        },
+      ),
       opts,
     );
-    const get = fc.tuple(fc.constantFrom('/view', '/history', '/userdata', '/view_metadata/checkpoints', '/object_info', '/models'), fc.dictionary(fc.constantFrom('filename', 'type', 'subfolder', 'channel', 'preview', 'dir', 'max_items', 'offset'), fc.string({ maxLength: 30 }), { maxKeys: 4 }), fc.string({ maxLength: 40 }));
+    const get = fc.tuple(
+      fc.constantFrom('/view', '/history', '/userdata', '/view_metadata/checkpoints', '/object_info', '/models'),
+      fc.dictionary(
+        fc.constantFrom('filename', 'type', 'subfolder', 'channel', 'preview', 'dir', 'max_items', 'offset'),
+        fc.string({ maxLength: 30 }),
+        { maxKeys: 4 },
+      ),
+      fc.string({ maxLength: 40 }),
+    );
     await fc.assert(
       fc.asyncProperty(get, async ([route, query, tail]) => {
         const url = `${s.url}${route}${route === '/history' || route === '/object_info' || route === '/models' ? `/${encodeURIComponent(tail)}` : ''}?${new URLSearchParams(query)}`;

@@ -18,16 +18,30 @@ const registry = faultRegistry();
 const logs: string[] = [];
 const log: Logger = { info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m) };
 
-async function start(opts: { graceMs?: number; nodeTimeoutMs?: number; promptTimeoutMs?: number; state?: string } = {}): Promise<{ s: RunningServer; host: WorkerHost }> {
+async function start(
+  opts: { graceMs?: number; nodeTimeoutMs?: number; promptTimeoutMs?: number; state?: string } = {},
+): Promise<{ s: RunningServer; host: WorkerHost }> {
   const paths = new FolderPaths({ baseDir: base });
   const host = new WorkerHost({
-    setup: { module: new URL('./fixtures/fault-nodes.ts', import.meta.url).href, exportName: 'createFaultExecutor', options: { baseDir: base, nodeTimeoutMs: opts.nodeTimeoutMs } },
+    setup: {
+      module: new URL('./fixtures/fault-nodes.ts', import.meta.url).href,
+      exportName: 'createFaultExecutor',
+      options: { baseDir: base, nodeTimeoutMs: opts.nodeTimeoutMs },
+    },
     log,
     graceMs: opts.graceMs ?? 500,
     promptTimeoutMs: opts.promptTimeoutMs,
   });
   await host.start();
-  const s = await startServer({ port: 0, paths, registry, executionHost: host, log, stateDir: path.join(base, opts.state ?? 'state'), shutdownGraceMs: 1000 });
+  const s = await startServer({
+    port: 0,
+    paths,
+    registry,
+    executionHost: host,
+    log,
+    stateDir: path.join(base, opts.state ?? 'state'),
+    shutdownGraceMs: 1000,
+  });
   return { s, host };
 }
 
@@ -45,7 +59,12 @@ describe('execution in a worker', () => {
     try {
       const id = await queuePrompt(s, chain({ '2': { class_type: 'TestSpin', inputs: { image: ['1', 0], ms: 20_000 } } }, '2', 'spin'));
       // Wait until the spin has started (the worker reported the node).
-      for (let i = 0; i < 100 && !(await (await fetch(`${s.url}/queue`)).json() as { queue_running: unknown[] }).queue_running.length; i++) await new Promise((r) => setTimeout(r, 20));
+      for (
+        let i = 0;
+        i < 100 && !((await (await fetch(`${s.url}/queue`)).json()) as { queue_running: unknown[] }).queue_running.length;
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 300));
       // Twenty answers while the 20 s node still runs (on the server thread none would come before it
       // ends); how fast they come is measured in bench/server.ts, not here.
@@ -92,10 +111,15 @@ describe('execution in a worker', () => {
     const { s, host } = await start();
     try {
       for (const kind of ['rejection', 'timer']) {
-        const id = await queuePrompt(s, chain({ '2': { class_type: 'TestStray', inputs: { image: ['1', 0], kind } } }, '2', `stray-${kind}`));
+        const id = await queuePrompt(
+          s,
+          chain({ '2': { class_type: 'TestStray', inputs: { image: ['1', 0], kind } } }, '2', `stray-${kind}`),
+        );
         const h = await waitForHistory(s, id);
         expect(h.status.status_str).toBe('error');
-        expect(errorMessage(h)).toMatch(kind === 'timer' ? /uncaught exception.*timer went off badly/ : /unhandled rejection.*stray rejection/);
+        expect(errorMessage(h)).toMatch(
+          kind === 'timer' ? /uncaught exception.*timer went off badly/ : /unhandled rejection.*stray rejection/,
+        );
       }
       expect((await waitForHistory(s, await queuePrompt(s, invert('after-stray')))).status.status_str).toBe('success');
       expect(host.starts).toBe(1);

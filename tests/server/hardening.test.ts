@@ -23,7 +23,15 @@ const logs: string[] = [];
 const log: Logger = { info: () => {}, warn: (m) => logs.push(m), error: (m) => logs.push(m) };
 
 async function open(opts: Partial<Parameters<typeof startServer>[0]> = {}, state = 'state'): Promise<RunningServer> {
-  return startServer({ port: 0, paths, registry, executor: new Executor(registry, { paths, log }), log, stateDir: path.join(base, state), ...opts });
+  return startServer({
+    port: 0,
+    paths,
+    registry,
+    executor: new Executor(registry, { paths, log }),
+    log,
+    stateDir: path.join(base, state),
+    ...opts,
+  });
 }
 
 async function alive(server = s): Promise<void> {
@@ -57,14 +65,26 @@ afterAll(async () => {
 describe('requests that used to take the server down', () => {
   it('survives multipart uploads cut off inside the file part, on /upload/image and /upload/mask, with and without chunking', async () => {
     const boundary = 'XyZ';
-    const part = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n${'x'.repeat(5000)}`);
+    const part = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n${'x'.repeat(5000)}`,
+    );
     for (const route of ['/upload/image', '/upload/mask']) {
-      await cutOff(`POST ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 100000\r\n\r\n`, part);
-      await cutOff(`POST ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`, Buffer.concat([Buffer.from(`${(part.length + 50000).toString(16)}\r\n`), part]));
+      await cutOff(
+        `POST ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 100000\r\n\r\n`,
+        part,
+      );
+      await cutOff(
+        `POST ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+        Buffer.concat([Buffer.from(`${(part.length + 50000).toString(16)}\r\n`), part]),
+      );
       await alive();
     }
     // A complete body that ends inside the file part (no closing boundary) is answered 400.
-    const r = await fetch(`${s.url}/upload/image`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body: part });
+    const r = await fetch(`${s.url}/upload/image`, {
+      method: 'POST',
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body: part,
+    });
     expect(r.status).toBe(400);
     await alive();
   });
@@ -74,7 +94,17 @@ describe('requests that used to take the server down', () => {
     const replies: { type: string; data: { ok?: boolean } }[] = [];
     ws.on('message', (d, bin) => !bin && replies.push(JSON.parse(String(d))));
     await new Promise((r) => ws.on('open', r));
-    for (const m of ['null', '5', '"x"', '[]', '{"type":null}', '{"type":{"a":1}}', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]', `{"type":"workflow_load","data":${'['.repeat(5000)}${']'.repeat(5000)}}`]) ws.send(m);
+    for (const m of [
+      'null',
+      '5',
+      '"x"',
+      '[]',
+      '{"type":null}',
+      '{"type":{"a":1}}',
+      '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]',
+      `{"type":"workflow_load","data":${'['.repeat(5000)}${']'.repeat(5000)}}`,
+    ])
+      ws.send(m);
     ws.send(JSON.stringify({ type: 'workflow_list', id: 7, data: {} }));
     for (let i = 0; i < 100 && !replies.some((r) => r.type === 'workflow_result'); i++) await new Promise((r) => setTimeout(r, 20));
     expect(replies.find((r) => r.type === 'workflow_result')?.data.ok).toBe(true);
@@ -82,11 +112,14 @@ describe('requests that used to take the server down', () => {
     await alive();
   });
 
-  it("fails a node whose UI output is not JSON with an execution_error naming it, and does not replay it after a restart", async () => {
+  it('fails a node whose UI output is not JSON with an execution_error naming it, and does not replay it after a restart', async () => {
     const own = await open({}, 'state-bigint');
     let id: string;
     try {
-      id = await queuePrompt(own, { '1': { class_type: 'LoadImage', inputs: { image: 'in.png' } }, '2': { class_type: 'TestBigIntUi', inputs: { image: ['1', 0] } } });
+      id = await queuePrompt(own, {
+        '1': { class_type: 'LoadImage', inputs: { image: 'in.png' } },
+        '2': { class_type: 'TestBigIntUi', inputs: { image: ['1', 0] } },
+      });
       const h = await waitForHistory(own, id);
       expect(h.status.status_str).toBe('error');
       expect(errorMessage(h)).toMatch(/node 2 \(TestBigIntUi\) returned a UI output that cannot be sent as JSON/);
@@ -114,7 +147,11 @@ describe('journal and history bounds', () => {
     expect((await postJson(s, '/prompt', { prompt, prompt_id: id })).status).toBe(409);
     let deep: unknown = 1;
     for (let i = 0; i < 4100; i++) deep = { d: deep };
-    const r = await fetch(`${s.url}/prompt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"prompt":${JSON.stringify(prompt)},"extra_data":${JSON.stringify(deep)}}` });
+    const r = await fetch(`${s.url}/prompt`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: `{"prompt":${JSON.stringify(prompt)},"extra_data":${JSON.stringify(deep)}}`,
+    });
     expect(r.status).toBe(400);
     expect((await postJson(s, '/prompt', { prompt, extra_data: { big: 'x'.repeat(17 * 1024 * 1024) } })).status).toBe(400);
     expect((await fetch(`${s.url}/history`)).status).toBe(200);
@@ -159,7 +196,8 @@ describe('headers on served files', () => {
 
 describe('host, origin and token', () => {
   it('refuses Host names the server does not listen as (DNS rebinding), for HTTP and WebSocket', async () => {
-    const get = (host: string, origin?: string) => rawRequest(port, { path: '/system_stats', headers: { host, ...(origin ? { origin } : {}) } });
+    const get = (host: string, origin?: string) =>
+      rawRequest(port, { path: '/system_stats', headers: { host, ...(origin ? { origin } : {}) } });
     expect((await get(`127.0.0.1:${port}`)).status).toBe(200);
     expect((await get(`localhost:${port}`, `http://localhost:${port}`)).status).toBe(200);
     expect((await get(`0.0.0.0:${port}`, 'http://evil.example')).status).toBe(403);
@@ -167,12 +205,24 @@ describe('host, origin and token', () => {
     expect((await get(`evil.example:${port}`, `http://evil.example:${port}`)).status).toBe(403);
     expect((await get(`evil.example:${port}`)).status).toBe(403);
     expect((await get(`127.0.0.1:${port}`, 'http://evil.example')).status).toBe(403);
-    const upgrade = await rawRequest(port, { path: '/ws', headers: { host: `evil.example:${port}`, origin: `http://evil.example:${port}`, upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' } }).catch(() => ({ status: 0 }));
+    const upgrade = await rawRequest(port, {
+      path: '/ws',
+      headers: {
+        host: `evil.example:${port}`,
+        origin: `http://evil.example:${port}`,
+        upgrade: 'websocket',
+        connection: 'Upgrade',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'sec-websocket-version': '13',
+      },
+    }).catch(() => ({ status: 0 }));
     expect(upgrade.status).not.toBe(101);
     const allowed = await open({ allowedHosts: ['evil.example'] }, 'state-hosts');
     try {
       const p = Number(new URL(allowed.url).port);
-      expect((await rawRequest(p, { path: '/system_stats', headers: { host: `evil.example:${p}`, origin: `http://evil.example:${p}` } })).status).toBe(200);
+      expect(
+        (await rawRequest(p, { path: '/system_stats', headers: { host: `evil.example:${p}`, origin: `http://evil.example:${p}` } })).status,
+      ).toBe(200);
     } finally {
       await allowed.close();
     }
@@ -203,7 +253,14 @@ describe('host, origin and token', () => {
     expect(tokenMatches('a', 'a')).toBe(true);
     expect(tokenMatches('a', 'ab')).toBe(false);
     expect(tokenMatches(undefined, 'a')).toBe(false);
-    expect(redactArgv(['serve', '--auth-token', 'x1', '--auth-token=x2', '--port', '1'])).toEqual(['serve', '--auth-token', '***', '--auth-token=***', '--port', '1']);
+    expect(redactArgv(['serve', '--auth-token', 'x1', '--auth-token=x2', '--port', '1'])).toEqual([
+      'serve',
+      '--auth-token',
+      '***',
+      '--auth-token=***',
+      '--port',
+      '1',
+    ]);
   });
 });
 
@@ -226,7 +283,12 @@ describe('minor probes', () => {
     expect((await fetch(`${s.url}/view?filename=${long}.png`)).status).toBe(404);
     const r = await postJson(s, '/prompt', { prompt: chain({ '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } } }, '2') });
     expect(r.status).toBe(200);
-    const bad = await postJson(s, '/prompt', { prompt: { '1': { class_type: 'LoadImage', inputs: { image: '../../../../etc/passwd' } }, '9': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'x' } } } });
+    const bad = await postJson(s, '/prompt', {
+      prompt: {
+        '1': { class_type: 'LoadImage', inputs: { image: '../../../../etc/passwd' } },
+        '9': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'x' } },
+      },
+    });
     expect(bad.status).toBe(400);
     const text = await bad.text();
     expect(text).not.toContain(base);
@@ -243,7 +305,9 @@ describe('minor probes', () => {
   it('extracts the alpha channel in libvips and refuses images over the pixel limit', async () => {
     const a = await fetch(`${s.url}/view?filename=in.png&type=input&channel=a`);
     expect(a.status).toBe(200);
-    const { data, info } = await sharp(Buffer.from(await a.arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(Buffer.from(await a.arrayBuffer()))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     expect(info.channels).toBe(4);
     expect([...data.subarray(0, 4)]).toEqual([0, 0, 0, 128]);
     const small = await open({ maxImagePixels: 3 }, 'state-px');

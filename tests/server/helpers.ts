@@ -36,13 +36,26 @@ export function errorMessage(h: HistoryItem): string {
 }
 
 /** A raw HTTP request, so tests can send any Host header (fetch may not). */
-export function rawRequest(port: number, opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+export function rawRequest(
+  port: number,
+  opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers, setHost: !opts.headers?.host && !opts.headers?.Host }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: opts.method ?? 'GET',
+        path: opts.path,
+        headers: opts.headers,
+        setHost: !opts.headers?.host && !opts.headers?.Host,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
     req.on('error', reject);
     if (opts.body) req.write(opts.body);
     req.end();
@@ -51,11 +64,17 @@ export function rawRequest(port: number, opts: { method?: string; path: string; 
 
 export async function writeInputImage(dir: string, name = 'in.png', size = 2): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
-  await sharp({ create: { width: size, height: size, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0.5 } } }).png().toFile(path.join(dir, name));
+  await sharp({ create: { width: size, height: size, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0.5 } } })
+    .png()
+    .toFile(path.join(dir, name));
 }
 
 /** LoadImage → node(s) → SaveImage. */
-export function chain(middle: Record<string, { class_type: string; inputs: Record<string, unknown> }>, last: string, prefix = 't'): Record<string, unknown> {
+export function chain(
+  middle: Record<string, { class_type: string; inputs: Record<string, unknown> }>,
+  last: string,
+  prefix = 't',
+): Record<string, unknown> {
   return {
     '1': { class_type: 'LoadImage', inputs: { image: 'in.png' } },
     ...middle,

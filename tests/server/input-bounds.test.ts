@@ -32,7 +32,9 @@ function chunk(type: string, data: Buffer): Buffer {
 
 /** A small PNG carrying `n` zTXt chunks that each inflate to `bytes` of text. */
 async function textBomb(n: number, bytes: number): Promise<Buffer> {
-  const png = await sharp({ create: { width: 4, height: 4, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 1 } } }).png().toBuffer();
+  const png = await sharp({ create: { width: 4, height: 4, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 1 } } })
+    .png()
+    .toBuffer();
   const idat = png.indexOf('IDAT') - 4;
   const body = zlib.deflateSync(Buffer.alloc(bytes, 0x20), { level: 9 });
   const chunks = Array.from({ length: n }, (_, i) => chunk('zTXt', Buffer.concat([Buffer.from(`k${i}\0\0`, 'latin1'), body])));
@@ -43,7 +45,12 @@ describe('prompt text', () => {
   const tok = loadClipTokenizer({ bundled: true });
 
   it('refuses a megabyte of CJK or emoji and 10 MB of English at once, without tokenizing them', () => {
-    for (const text of ['漢字かな交じり😀'.repeat(100_000), 'a photo of a cat, '.repeat(600_000), '😀🎉'.repeat(40_000), '日本'.repeat(60_000)]) {
+    for (const text of [
+      '漢字かな交じり😀'.repeat(100_000),
+      'a photo of a cat, '.repeat(600_000),
+      '😀🎉'.repeat(40_000),
+      '日本'.repeat(60_000),
+    ]) {
       const before = process.memoryUsage().rss;
       expect(() => tok.tokenizeWithWeights(text)).toThrow(PromptTooLongError);
       expect(process.memoryUsage().rss - before).toBeLessThan(500 * 1024 * 1024);
@@ -75,10 +82,27 @@ describe('PNG text and image pixels', () => {
     fs.mkdirSync(paths.inputDir, { recursive: true });
     fs.writeFileSync(path.join(paths.inputDir, 'orig.png'), await textBomb(3, 12 * 1024 * 1024));
     const registry = createBuiltinRegistry();
-    const s = await startServer({ port: 0, paths, registry, executor: new Executor(registry, { paths }), log: silentLogger, stateDir: path.join(dir, 'mask', 'state') });
+    const s = await startServer({
+      port: 0,
+      paths,
+      registry,
+      executor: new Executor(registry, { paths }),
+      log: silentLogger,
+      stateDir: path.join(dir, 'mask', 'state'),
+    });
     try {
       const form = new FormData();
-      form.append('image', new Blob([new Uint8Array(await sharp({ create: { width: 4, height: 4, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0.5 } } }).png().toBuffer())]), 'm.png');
+      form.append(
+        'image',
+        new Blob([
+          new Uint8Array(
+            await sharp({ create: { width: 4, height: 4, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0.5 } } })
+              .png()
+              .toBuffer(),
+          ),
+        ]),
+        'm.png',
+      );
       form.append('original_ref', JSON.stringify({ filename: 'orig.png', type: 'input' }));
       const r = await fetch(`${s.url}/upload/mask`, { method: 'POST', body: form });
       expect(r.status).toBe(200);
@@ -92,7 +116,9 @@ describe('PNG text and image pixels', () => {
   it('decodes at most 64 Mpx by default', async () => {
     expect(DEFAULT_MAX_IMAGE_PIXELS).toBe(8192 * 8192);
     // A PNG whose header claims 9000 × 9000 (its pixels are never decoded).
-    const wide = await sharp({ create: { width: 9000, height: 9000, channels: 3, background: 'black' } }).png({ compressionLevel: 9 }).toBuffer();
+    const wide = await sharp({ create: { width: 9000, height: 9000, channels: 3, background: 'black' } })
+      .png({ compressionLevel: 9 })
+      .toBuffer();
     await expect(decodeImageFile(wide, { name: 'wide.png' })).rejects.toThrow(/pixel|exceeds/);
   }, 60_000);
 });

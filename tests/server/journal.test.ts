@@ -11,7 +11,12 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const item = (id: string, n = 0): QueueItem => [n, id, { '1': { class_type: 'X', inputs: {} } }, { client_id: 'c' }, ['1']];
-const entry = (it: QueueItem): HistoryEntry => ({ prompt: it, outputs: {}, status: { status_str: 'success', completed: true, messages: [] }, meta: {} });
+const entry = (it: QueueItem): HistoryEntry => ({
+  prompt: it,
+  outputs: {},
+  status: { status_str: 'success', completed: true, messages: [] },
+  meta: {},
+});
 
 function capture(): { warnings: string[]; log: { info(): void; warn(m: string): void; error(m: string): void } } {
   const warnings: string[] = [];
@@ -32,7 +37,10 @@ describe('the queue journal', () => {
     fs.writeSync(fd, '"},[]]}\n');
     let deep = '1';
     for (let i = 0; i < 5000; i++) deep = `{"d":${deep}}`;
-    fs.writeSync(fd, `{"op":"history","id":"deep","entry":{"prompt":[0,"deep",{},{"x":${deep}},[]],"outputs":{},"status":{"status_str":"success","completed":true,"messages":[]},"meta":{}}}\n`);
+    fs.writeSync(
+      fd,
+      `{"op":"history","id":"deep","entry":{"prompt":[0,"deep",{},{"x":${deep}},[]],"outputs":{},"status":{"status_str":"success","completed":true,"messages":[]},"meta":{}}}\n`,
+    );
     fs.writeSync(fd, '{"op":"put","item":"not an item"}\n');
     fs.writeSync(fd, 'null\n');
     fs.writeSync(fd, JSON.stringify({ op: 'put', item: item('b', 1) }) + '\n');
