@@ -98,7 +98,7 @@ describe('fuzz: a running server', () => {
           const r = await fetch(`${s.url}${route}`, {
             method: 'POST',
             headers: { 'content-type': `multipart/form-data; boundary=${otherBoundary ?? boundary}` },
-            body: sent,
+            body: new Uint8Array(sent),
           });
           expect(r.status).toBeLessThan(500);
           await r.arrayBuffer();
