@@ -23,8 +23,8 @@ describe('model cache location', () => {
   it('does not depend on the base folder: the services of two bases share one cache', () => {
     const a = createEngineServices({ paths: new FolderPaths({ baseDir: join(tmpdir(), 'a') }), device: 'cpu', log: quiet });
     const b = createEngineServices({ paths: new FolderPaths({ baseDir: join(tmpdir(), 'b') }), device: 'cpu', log: quiet });
-    expect(a.models.cache.root).toBe(b.models.cache.root);
-    expect(a.models.cache.root).toBe(resolveCacheDir());
+    expect(a.models?.cache.root).toBe(b.models?.cache.root);
+    expect(a.models?.cache.root).toBe(resolveCacheDir());
   });
 
   it('the test suite never uses the real user cache', () => {
