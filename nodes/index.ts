@@ -15,6 +15,7 @@ import { nodes as vae } from './vae/vae.ts';
 import { nodes as ksampler } from './sampling/ksampler.ts';
 import { nodes as conditioning } from './conditioning/conditioning.ts';
 import { nodes as latentOps } from './latent/latent-ops.ts';
+import { nodes as controlNet } from './controlnet/controlnet.ts';
 
 /** Every built-in node family, with the python_module name ComfyUI shows for its counterparts. */
 export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
@@ -30,6 +31,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', ksampler],
   ['nodes', conditioning],
   ['nodes', latentOps],
+  ['nodes', controlNet],
   ['nodes', loraNodes],
   ['comfy_extras.nodes_model_merging', mergeNodes],
   ['weft', loraTagNodes],

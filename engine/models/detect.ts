@@ -73,9 +73,10 @@ function verifyLayout(ws: WeightSource, layout: Layout, what: string): void {
  * widths from the input blocks, then the transformer depth of every block the plan of that
  * structure names, the cross-attention width, linear or conv projections and the `label_emb` input
  * width. What shapes cannot tell (head count or width) is left at SD1's 8 heads. Per-block depths
- * are listed only where they are not SD1's uniform form.
+ * are listed only where they are not SD1's uniform form. `encoderOnly` reads a ControlNet, which has
+ * the input and middle blocks only (its output width is taken to be its input width).
  */
-export function readUnetConfig(ws: WeightSource, prefix: string = SD1_PREFIX.unet): UNetConfig {
+export function readUnetConfig(ws: WeightSource, prefix: string = SD1_PREFIX.unet, opts: { encoderOnly?: boolean } = {}): UNetConfig {
   const conv0 = shapeOf(ws, `${prefix}input_blocks.0.0.weight`, 'UNet input convolution');
   if (conv0.length !== 4) throw new Error(`not an SD1 UNet: ${prefix}input_blocks.0.0.weight has shape [${conv0.join(', ')}], expected a 4-D convolution`);
   const C = conv0[0];
@@ -103,7 +104,8 @@ export function readUnetConfig(ws: WeightSource, prefix: string = SD1_PREFIX.une
     idx++;
   }
   if (!channelMult.length) throw new Error('not an SD1 checkpoint: no UNet input blocks found');
-  const out = shapeOf(ws, `${prefix}out.2.weight`, 'UNet output convolution');
+  // A ControlNet is the encoder half alone: no output convolution, so its width is the input's.
+  const out = opts.encoderOnly ? [conv0[1]] : shapeOf(ws, `${prefix}out.2.weight`, 'UNet output convolution');
   const base: UNetConfig = {
     inChannels: conv0[1],
     outChannels: out[0],
@@ -127,7 +129,10 @@ export function readUnetConfig(ws: WeightSource, prefix: string = SD1_PREFIX.une
   const inputKeys = probe.input.flatMap((b) => (b.transformer ? [b.transformer.key] : []));
   const input = inputKeys.map(depthAt);
   // ComfyUI lists output depths from level 0 up: output block 0 is the last entry.
-  const output = probe.output.map((b) => depthAt(b.transformer!.key)).reverse();
+  const output = opts.encoderOnly
+    ? // No output blocks to count: each level's output blocks are taken to mirror its input blocks (as in every LDM UNet).
+      probe.output.map((b) => input[b.level * numResBlocks]).reverse()
+    : probe.output.map((b) => depthAt(b.transformer!.key)).reverse();
   const midKey = probe.middle.transformer!.key;
   const middle = ws.has(`${prefix}${midKey}.norm.weight`) ? depthAt(midKey) : -1;
   // Cross-attention width and projection kind from the middle transformer (SD1 always has one), else the first input one.

@@ -23,6 +23,7 @@ export interface ResolvedEntry {
   /** Index into the list of conditionings (0 = positive, 1 = negative). */
   group: number;
   control?: Control;
+  controlApplyToUncond?: boolean;
   /** Named UNet inputs (the family's extra conds, then the entry's own), batch 1 or B, at full latent size. */
   named: Readonly<Record<string, Tensor>>;
 }
@@ -79,6 +80,7 @@ export function resolve(
       stepRange: c.stepRange,
       group,
       control: c.control,
+      controlApplyToUncond: c.controlApplyToUncond,
       named: { ...extraConds?.(c, { batch: B, height: H, width: W }), ...c.modelConds },
     };
   });

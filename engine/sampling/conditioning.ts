@@ -1,5 +1,6 @@
 import type { Tensor } from '../core/tensor.ts';
 import type { ControlResiduals } from '../models/handles.ts';
+import type { ModelSamplingDiscrete } from './model-sampling.ts';
 
 /**
  * One entry of a CONDITIONING list, as ComfyUI's `[cond, {pooled_output, area, strength, mask, ...}]`.
@@ -31,6 +32,11 @@ export interface ConditioningEntry {
   readonly modelConds?: Readonly<Record<string, Tensor>>;
   /** ControlNet/T2I chain attached by ControlNetApply; entries with different controls never share a UNet call. */
   readonly control?: Control;
+  /**
+   * Set by the legacy ControlNetApply (ComfyUI's `control_apply_to_uncond`): when no negative entry
+   * without an area has a control, this positive entry's control is also given to those negative entries.
+   */
+  readonly controlApplyToUncond?: boolean;
 }
 
 /** What a control is asked at one model evaluation (ComfyUI's `get_control(x_noisy, t, cond, batched_number)`). */
@@ -48,6 +54,8 @@ export interface ControlRequest {
   readonly chunks: number;
   /** The part of the latent x covers (the entries' area; the whole latent without one), latent pixels. */
   readonly area: { readonly y: number; readonly x: number; readonly h: number; readonly w: number };
+  /** The run's model sampling (ComfyUI's pre_run gives a control the model: percent_to_sigma, calculate_input). */
+  readonly modelSampling?: ModelSamplingDiscrete;
   readonly signal?: AbortSignal;
 }
 

@@ -1,5 +1,6 @@
 import type { Tensor } from '../core/tensor.ts';
 import type { ControlResiduals } from '../models/handles.ts';
+import type { ResolvedEntry } from './cond-areas.ts';
 import type { Control, ControlRequest } from './conditioning.ts';
 
 /**
@@ -25,4 +26,20 @@ function add(prev: Tensor | undefined, own: Tensor | undefined): Tensor | undefi
   const data = new Float32Array(own.data.length);
   for (let i = 0; i < data.length; i++) data[i] = prev.data[i] + own.data[i];
   return { shape: own.shape, data };
+}
+
+/**
+ * ComfyUI's apply_empty_x_to_equal_area for 'control' (process_conds): the controls of positive
+ * entries without an area that the legacy ControlNetApply marked `control_apply_to_uncond` are given
+ * to the negative entries without an area and without a control (cycling over them, the last one
+ * given wins), unless some negative entry without an area already has a control.
+ */
+export function controlsToUncond(positive: ResolvedEntry[], negative: ResolvedEntry[]): void {
+  const controls = positive.filter((e) => e.controlApplyToUncond && !e.area && e.control).map((e) => e.control!);
+  const free = negative.flatMap((e, i) => (e.area ? [] : [i]));
+  if (free.some((i) => negative[i].control) || !controls.length || !free.length) return;
+  controls.forEach((c, k) => {
+    const i = free[k % free.length];
+    negative[i] = { ...negative[i], control: c };
+  });
 }

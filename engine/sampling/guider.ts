@@ -2,6 +2,7 @@ import type { Tensor } from '../core/tensor.ts';
 import type { ModelHandle } from '../models/handles.ts';
 import { piece, resolve, type Piece } from './cond-areas.ts';
 import { runPieces } from './cond-batch.ts';
+import { controlsToUncond } from './control.ts';
 import type { Conditioning } from './conditioning.ts';
 import { modelCall } from './model-call.ts';
 import { modelSamplingFromConfig, type ModelSamplingDiscrete } from './model-sampling.ts';
@@ -37,6 +38,7 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
   const { model, modelSampling: ms } = opts;
   const pos = resolve(opts.positive, 0, latentShape, ms, model.extraConds);
   const neg = opts.cfg === 1 ? [] : resolve(opts.negative, 1, latentShape, ms, model.extraConds);
+  controlsToUncond(pos, neg);
   const groups = opts.cfg === 1 ? 1 : 2;
   const batching = { apply: modelCall(model, ms), modelSampling: ms, maxBatch: opts.maxBatch ?? 64, signal: opts.signal };
 

@@ -1,0 +1,63 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from '../../core/log.ts';
+import { SafetensorsFile } from '../../formats/safetensors.ts';
+import type { ModelHandle } from '../handles.ts';
+import { FileMemo } from '../runtime/file-memo.ts';
+import type { PartsRuntime } from '../runtime/parts-runtime.ts';
+import { readControlNet, withDifference, type ControlNetFile } from './load.ts';
+import { controlNetModel, type ControlNetModel } from './model.ts';
+
+/**
+ * ControlNet files → CONTROL_NET values over a parts runtime (ComfyUI's `load_controlnet`),
+ * memoised per file identity, and per model for difference ControlNets (DiffControlNetLoader).
+ */
+export class ControlNetLoader {
+  private readonly files = new FileMemo<{ cn: ControlNetFile; hash: string; model: ControlNetModel }>();
+  private readonly diffs = new Map<string, Promise<ControlNetModel>>();
+
+  constructor(
+    private readonly runtime: PartsRuntime,
+    private readonly opts: { cacheDir: string; log?: Logger },
+  ) {}
+
+  private read(file: string): { cn: ControlNetFile; hash: string; model: ControlNetModel } {
+    return this.files.get(file, () => {
+      const cn = readControlNet(file);
+      const hash = SafetensorsFile.open(file).contentHash({ cacheDir: join(this.opts.cacheDir, 'hashes') });
+      return { cn, hash, model: controlNetModel(this.runtime, cn, hash) };
+    });
+  }
+
+  /** ControlNetLoader: a difference ControlNet loaded without a model is used as stored, with ComfyUI's warning. */
+  load(file: string): ControlNetModel {
+    const r = this.read(file);
+    if (r.cn.difference) this.opts.log?.warn(`${file}: a difference ControlNet loaded without a model will very likely not work; load it with DiffControlNetLoader`);
+    return r.model;
+  }
+
+  /** DiffControlNetLoader: a difference ControlNet made absolute against `model`'s (patched) UNet weights; any other ControlNet as ControlNetLoader gives it. */
+  loadDiff(file: string, model: ModelHandle): Promise<ControlNetModel> {
+    const r = this.read(file);
+    if (!r.cn.difference) return Promise.resolve(r.model);
+    const p = model.patching;
+    if (!p) throw new Error(`${file} is a difference ControlNet, which needs the model's own weights, but this model does not expose them (an ONNX export?)`);
+    const key = `${r.hash}|${model.id}`;
+    let hit = this.diffs.get(key);
+    if (!hit) {
+      hit = (async () => {
+        const name = (bare: string): string => p.prefix + bare;
+        const abs = await withDifference(
+          r.cn,
+          async (bare) => (p.weights.has(name(bare)) ? p.read(name(bare)) : undefined),
+          (bare) => (p.weights.has(name(bare)) ? p.weights.shape(name(bare)) : undefined),
+        );
+        const hash = createHash('sha256').update(`${r.hash}\0${model.id}`).digest('hex');
+        return controlNetModel(this.runtime, abs, hash);
+      })();
+      hit.catch(() => this.diffs.delete(key));
+      this.diffs.set(key, hit);
+    }
+    return hit;
+  }
+}

@@ -1,0 +1,103 @@
+import * as ort from 'onnxruntime-node';
+import { InterruptedError } from '../../core/errors.ts';
+import type { Tensor } from '../../core/tensor.ts';
+import type { PartSpec, RunSession } from '../runtime/part.ts';
+import type { PartsRuntime } from '../runtime/parts-runtime.ts';
+import { unetPlan } from '../unet-plan.ts';
+import { buildControlNetGraph, buildHintGraph, CONTROLNET_IO, controlOutputName, HINT_IO } from './graph.ts';
+import type { ControlNetConfig } from './layout.ts';
+import type { ControlNetFile } from './load.ts';
+
+/**
+ * CONTROL_NET socket value: a loaded ControlNet whose two parts (hint encoder, main net) are built,
+ * cached and pooled by the parts runtime like the UNet. It carries no hint or strength: applying it
+ * (ControlNetApply*) makes a `ControlNetControl` with those.
+ */
+export interface ControlNetModel {
+  /** `controlnet:<hash>`: the weights' identity (a difference ControlNet's includes its model's id). */
+  readonly id: string;
+  readonly file: string;
+  readonly config: ControlNetConfig;
+  readonly globalAveragePooling: boolean;
+  /** `input_hint_block(hint)` for a hint [B, hintChannels, 8h, 8w] → [B, modelChannels, h, w]. */
+  encodeHint(hint: Tensor, signal?: AbortSignal): Promise<Tensor>;
+  /** The residuals before strength: one per skip connection, and the middle block's. */
+  run(args: ControlNetRunArgs): Promise<{ input: Tensor[]; middle: Tensor }>;
+  /** Runs of each part so far (the hint encoder runs once per hint and size, not per step). */
+  readonly runs: { hint: number; net: number };
+}
+
+export interface ControlNetRunArgs {
+  /** The UNet's input after calculate_input, [B, C, h, w]. */
+  x: Tensor;
+  timesteps: Float32Array;
+  context: Tensor;
+  /** Encoded hint [1 or B, modelChannels, h, w]. */
+  hintFeatures: Tensor;
+  signal?: AbortSignal;
+}
+
+const toOrt = (t: Tensor): ort.Tensor => new ort.Tensor('float32', t.data, [...t.shape]);
+
+function fromOrt(v: ort.Tensor | undefined, what: string): Tensor {
+  if (!v || !(v.data instanceof Float32Array)) throw new Error(`ControlNet session returned no float32 ${what}`);
+  return { shape: [...v.dims], data: v.data };
+}
+
+/** The two parts of a ControlNet file, named by its content hash. */
+export function controlNetParts(cn: ControlNetFile, hash: string): { hint: PartSpec; net: PartSpec } {
+  const cfg = cn.config;
+  const common = { hash, source: cn.file, prefix: '', weights: cn.weights };
+  return {
+    hint: { ...common, id: 'controlnet_hint', build: (w, o) => buildHintGraph(cfg, w, o) },
+    net: { ...common, id: 'controlnet', build: (w, o) => buildControlNetGraph(cfg, w, o) },
+  };
+}
+
+export function controlNetModel(runtime: PartsRuntime, cn: ControlNetFile, hash: string): ControlNetModel {
+  const parts = controlNetParts(cn, hash);
+  const runHint: RunSession = runtime.runner(parts.hint);
+  const runNet: RunSession = runtime.runner(parts.net);
+  const cfg = cn.config;
+  const skips = unetPlan(cfg.unet).input.length;
+  const runs = { hint: 0, net: 0 };
+  return {
+    id: `controlnet:${hash}`,
+    file: cn.file,
+    config: cfg,
+    globalAveragePooling: cn.globalAveragePooling,
+    runs,
+    async encodeHint(hint, signal) {
+      if (signal?.aborted) throw new InterruptedError();
+      if (hint.shape.length !== 4 || hint.shape[1] !== cfg.hintChannels) {
+        throw new Error(`ControlNet hint must be [B, ${cfg.hintChannels}, H, W], got [${hint.shape.join(', ')}]`);
+      }
+      runs.hint++;
+      return fromOrt((await runHint({ [HINT_IO.hint]: toOrt(hint) }))[HINT_IO.out], 'hint features');
+    },
+    async run({ x, timesteps, context, hintFeatures, signal }) {
+      if (signal?.aborted) throw new InterruptedError();
+      if (x.shape.length !== 4 || x.shape[1] !== cfg.unet.inChannels) throw new Error(`this ControlNet takes a ${cfg.unet.inChannels}-channel latent, got [${x.shape.join(', ')}]`);
+      if (context.shape[2] !== cfg.unet.contextDim) {
+        throw new Error(`this ControlNet was made for a model with ${cfg.unet.contextDim}-wide text conditioning, but the conditioning is ${context.shape[2]} wide: it does not belong to this model's family`);
+      }
+      runs.net++;
+      const out = await runNet({
+        [CONTROLNET_IO.x]: toOrt(x),
+        [CONTROLNET_IO.timesteps]: new ort.Tensor('float32', timesteps, [timesteps.length]),
+        [CONTROLNET_IO.context]: toOrt(context),
+        [CONTROLNET_IO.hintFeatures]: toOrt(hintFeatures),
+      });
+      return {
+        input: Array.from({ length: skips }, (_, i) => fromOrt(out[controlOutputName(i)], controlOutputName(i))),
+        middle: fromOrt(out[CONTROLNET_IO.outMiddle], CONTROLNET_IO.outMiddle),
+      };
+    },
+  };
+}
+
+declare module '../../registry/sockets.ts' {
+  interface SocketValueTypes {
+    CONTROL_NET: ControlNetModel;
+  }
+}
