@@ -150,13 +150,20 @@ async function profile(model: Uint8Array): Promise<void> {
   try {
     for (const size of SIZES) {
       const h = size / 8;
-      const session = await ort.InferenceSession.create(model, { ...opts(), enableProfiling: true, profileFilePrefix: path.join(dir, `vae${size}`) });
+      const session = await ort.InferenceSession.create(model, {
+        ...opts(),
+        enableProfiling: true,
+        profileFilePrefix: path.join(dir, `vae${size}`),
+      });
       const feed = { [VAE_IO.latent]: randomTensor([1, cfg.embedDim, h, h], 3) };
       await session.run(feed); // warm-up: first-run allocations stay out of the profile's second run
       await session.run(feed);
       session.endProfiling();
       await session.release();
-      const file = path.join(dir, (await import('node:fs')).readdirSync(dir).find((f) => f.startsWith(`vae${size}`))!);
+      const file = path.join(
+        dir,
+        (await import('node:fs')).readdirSync(dir).find((f) => f.startsWith(`vae${size}`))!,
+      );
       const events = JSON.parse(readFileSync(file, 'utf8')) as ProfileEvent[];
       const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
       const last = runs[runs.length - 1];
@@ -180,7 +187,9 @@ async function profile(model: Uint8Array): Promise<void> {
       );
       for (const [op, r] of [...byOp].sort((a, b) => b[1].ms - a[1].ms)) {
         const rate = r.flops ? `, ${(r.flops / r.ms / 1e6).toFixed(0)} GFLOP/s` : '';
-        console.log(`  ${op.padEnd(28)} ${r.n.toString().padStart(4)} × ${s(r.ms).padStart(8)}  ${((100 * r.ms) / total).toFixed(1).padStart(5)}%${rate}`);
+        console.log(
+          `  ${op.padEnd(28)} ${r.n.toString().padStart(4)} × ${s(r.ms).padStart(8)}  ${((100 * r.ms) / total).toFixed(1).padStart(5)}%${rate}`,
+        );
       }
     }
   } finally {
@@ -198,13 +207,22 @@ async function timed(session: ort.InferenceSession, feed: Record<string, ort.Ten
   return { wall, cpu: (used.user + used.system) / 1000 };
 }
 
-console.log(`machine: ${os.cpus()[0]?.model} ×${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}; onnxruntime-node ${ort.env.versions.common}`);
-console.log(`date: ${new Date().toISOString()}; intra-op threads: ${THREADS || 'ORT default'}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(
+  `machine: ${os.cpus()[0]?.model} ×${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}; onnxruntime-node ${ort.env.versions.common}`,
+);
+console.log(
+  `date: ${new Date().toISOString()}; intra-op threads: ${THREADS || 'ORT default'}; load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
 
 const t0 = performance.now();
 const decoder = buildVaeDecoderGraph(cfg, randomDecoderWeights(1), { dtype: 'float32', fusedAttention: true });
 const decoderModel = decoder.toBuffer();
-console.log(`decoder graph: ${decoder.nodeCount} nodes, ${(decoder.weightBytes / 2 ** 20).toFixed(0)} MiB, built in ${s(performance.now() - t0)}`);
+console.log(
+  `decoder graph: ${decoder.nodeCount} nodes, ${(decoder.weightBytes / 2 ** 20).toFixed(0)} MiB, built in ${s(performance.now() - t0)}`,
+);
 
 if (flag('--profile')) await profile(decoderModel);
 
@@ -216,7 +234,10 @@ const vaeSession = await ort.InferenceSession.create(decoderModel, opts());
 // The decoder as the checkpoint has it (nearest resize, then the 3×3 conv at the high resolution): the A/B.
 const unfusedSession = flag('--no-ab')
   ? undefined
-  : await ort.InferenceSession.create(buildVaeDecoderGraph(cfg, randomDecoderWeights(1), { dtype: 'float32', fusedAttention: true }, { fuseUpsample: false }).toBuffer(), opts());
+  : await ort.InferenceSession.create(
+      buildVaeDecoderGraph(cfg, randomDecoderWeights(1), { dtype: 'float32', fusedAttention: true }, { fuseUpsample: false }).toBuffer(),
+      opts(),
+    );
 const feeds = SIZES.map((size) => ({ [VAE_IO.latent]: randomTensor([1, cfg.embedDim, size / 8, size / 8], 3) }));
 // Warm-up: first runs allocate the arena and, for the decoder, plan the memory pattern per shape.
 await timed(gemmSession, gemm.feed);
@@ -235,7 +256,12 @@ for (let r = 0; r < REPEATS; r++) {
   // Two GEMM runs per round, the faster kept: a single run can land on a busy moment of the machine.
   const g1 = await timed(gemmSession, gemm.feed);
   const g2 = await timed(gemmSession, gemm.feed);
-  const round = { gemm: g1.wall < g2.wall ? g1 : g2, conv: await timed(convSession, conv.feed), fused: [] as Sample[], unfused: [] as Sample[] };
+  const round = {
+    gemm: g1.wall < g2.wall ? g1 : g2,
+    conv: await timed(convSession, conv.feed),
+    fused: [] as Sample[],
+    unfused: [] as Sample[],
+  };
   for (const f of feeds) {
     // Alternate which decoder goes first, so neither always follows the GEMM.
     if (unfusedSession && r % 2 === 1) round.unfused.push(await timed(unfusedSession, f));
@@ -246,15 +272,23 @@ for (let r = 0; r < REPEATS; r++) {
 }
 
 const rate = (flops: number, ms: number): string => (flops / ms / 1e6).toFixed(0);
-const per = <T,>(f: (r: (typeof rounds)[number]) => T): T[] => rounds.map(f);
+const per = <T>(f: (r: (typeof rounds)[number]) => T): T[] => rounds.map(f);
 const gemmWall = per((r) => r.gemm.wall);
 const gemmCpu = per((r) => r.gemm.cpu);
 console.log(
   `GEMM ${(gemm.flops / 1e9).toFixed(1)} GFLOP: median ${(median(gemmWall) / 1000).toFixed(3)} s = ${rate(gemm.flops, median(gemmWall))} GFLOP/s ` +
-    `(rounds ${range(gemmWall.map((m) => gemm.flops / m / 1e6), (v) => v.toFixed(0))}); per CPU-second ${rate(gemm.flops, median(gemmCpu))} GFLOP/s`,
+    `(rounds ${range(
+      gemmWall.map((m) => gemm.flops / m / 1e6),
+      (v) => v.toFixed(0),
+    )}); per CPU-second ${rate(gemm.flops, median(gemmCpu))} GFLOP/s`,
 );
 const convWall = per((r) => r.conv.wall);
-console.log(`conv 512→512 3×3 @64²: median ${(median(convWall) / 1000).toFixed(3)} s = ${rate(conv.flops, median(convWall))} GFLOP/s (rounds ${range(convWall.map((m) => conv.flops / m / 1e6), (v) => v.toFixed(0))})`);
+console.log(
+  `conv 512→512 3×3 @64²: median ${(median(convWall) / 1000).toFixed(3)} s = ${rate(conv.flops, median(convWall))} GFLOP/s (rounds ${range(
+    convWall.map((m) => conv.flops / m / 1e6),
+    (v) => v.toFixed(0),
+  )})`,
+);
 // The achievable rate of a round: the faster of the GEMM and the conv (ORT's NCHWc conv kernel often
 // beats its MatMul on these shapes, so the GEMM alone would give a floor too low).
 const best = per((r) => Math.max(gemm.flops / r.gemm.wall, conv.flops / r.conv.wall));
@@ -273,16 +307,26 @@ SIZES.forEach((size, i) => {
   // (the CPU-time ratio does not count time other processes held the cores).
   const own = ratios((r) => r.fused[i], flopsFused);
   const ckpt = ratios((r) => r.fused[i], flops);
-  console.log(`decode ${size}²: median ${s(median(wall))} (${range(wall, s)}); ${(flopsFused / 1e9).toFixed(0)} GFLOP run, ${(flops / 1e9).toFixed(0)} GFLOP in the checkpoint's layers`);
-  console.log(`  time/floor, its own FLOPs: at the GEMM rate ${fmt(own.gemm)}; at the best rate ${fmt(own.best)}; CPU time at the best rate ${fmt(own.cpu)}`);
-  console.log(`  time/floor, the checkpoint's FLOPs: at the GEMM rate ${fmt(ckpt.gemm)}; at the best rate ${fmt(ckpt.best)}; CPU time at the best rate ${fmt(ckpt.cpu)}`);
+  console.log(
+    `decode ${size}²: median ${s(median(wall))} (${range(wall, s)}); ${(flopsFused / 1e9).toFixed(0)} GFLOP run, ${(flops / 1e9).toFixed(0)} GFLOP in the checkpoint's layers`,
+  );
+  console.log(
+    `  time/floor, its own FLOPs: at the GEMM rate ${fmt(own.gemm)}; at the best rate ${fmt(own.best)}; CPU time at the best rate ${fmt(own.cpu)}`,
+  );
+  console.log(
+    `  time/floor, the checkpoint's FLOPs: at the GEMM rate ${fmt(ckpt.gemm)}; at the best rate ${fmt(ckpt.best)}; CPU time at the best rate ${fmt(ckpt.cpu)}`,
+  );
   if (unfusedSession) {
     const un = ratios((r) => r.unfused[i], flops);
     const unfused = per((r) => r.unfused[i].wall);
     const ab = per((r) => r.fused[i].wall / r.unfused[i].wall);
     const abCpu = per((r) => r.fused[i].cpu / r.unfused[i].cpu);
-    console.log(`  unfused upsampling (A/B): median ${s(median(unfused))} (${range(unfused, s)}); time/floor at the GEMM rate ${fmt(un.gemm)}, at the best rate ${fmt(un.best)}, CPU ${fmt(un.cpu)}`);
-    console.log(`  fused/unfused per round: wall ${ab.map((v) => v.toFixed(2)).join(' ')} (median ${median(ab).toFixed(2)}), CPU ${abCpu.map((v) => v.toFixed(2)).join(' ')} (median ${median(abCpu).toFixed(2)})`);
+    console.log(
+      `  unfused upsampling (A/B): median ${s(median(unfused))} (${range(unfused, s)}); time/floor at the GEMM rate ${fmt(un.gemm)}, at the best rate ${fmt(un.best)}, CPU ${fmt(un.cpu)}`,
+    );
+    console.log(
+      `  fused/unfused per round: wall ${ab.map((v) => v.toFixed(2)).join(' ')} (median ${median(ab).toFixed(2)}), CPU ${abCpu.map((v) => v.toFixed(2)).join(' ')} (median ${median(abCpu).toFixed(2)})`,
+    );
   }
 });
 await Promise.all([gemmSession.release(), convSession.release(), vaeSession.release(), unfusedSession?.release()]);

@@ -65,7 +65,8 @@ describe('VAE decoder upsampling fused into its conv', () => {
     data[1 * W + 2] = 1;
     const y = await run({ shape: [1, 1, H, W], data }, new Float32Array(9).fill(1), new Float32Array(1));
     const expected = new Float32Array(4 * H * W);
-    for (let r = 1; r <= 4; r++) for (let c = 3; c <= 6; c++) expected[r * 2 * W + c] = (r === 1 || r === 4 ? 1 : 2) * (c === 3 || c === 6 ? 1 : 2);
+    for (let r = 1; r <= 4; r++)
+      for (let c = 3; c <= 6; c++) expected[r * 2 * W + c] = (r === 1 || r === 4 ? 1 : 2) * (c === 3 || c === 6 ? 1 : 2);
     expect([...y.data]).toEqual([...expected]);
   });
 
