@@ -2,10 +2,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Latent, Tensor } from '../../engine/core/tensor.ts';
 import type { ControlResiduals, ExtraConds, ModelCallArgs, ModelHandle, ModelWrapper, UNetRunArgs } from '../../engine/models/handles.ts';
 import type { Conditioning, Control, ControlRequest } from '../../engine/sampling/conditioning.ts';
-import { cfgDenoiser, cfgGuider } from '../../engine/sampling/guider.ts';
+import { cfgDenoiser, cfgGuider, type Guider } from '../../engine/sampling/guider.ts';
 import { ksample } from '../../engine/sampling/ksampler.ts';
 import { ModelSamplingDiscrete } from '../../engine/sampling/model-sampling.ts';
-import { disableNoise, randomNoise } from '../../engine/sampling/noise/index.ts';
+import { disableNoise, randomNoise, type LatentNoise } from '../../engine/sampling/noise/index.ts';
 import { sampleLatent } from '../../engine/sampling/run.ts';
 import { samplerObject } from '../../engine/sampling/samplers/index.ts';
 import { ksamplerSigmas } from '../../engine/sampling/schedulers.ts';
@@ -346,6 +346,10 @@ describe('the pieces composed by hand on the tiny checkpoint', () => {
   let neg: Conditioning;
   const latent = (b = 1): Latent => ({ samples: { shape: [b, 4, 8, 8], data: new Float32Array(b * 256) } });
 
+  /** ComfyUI's SamplerCustomAdvanced: guider, sampler, sigmas and noise composed by hand. */
+  const byHand = (guider: Guider, samplerName: string, sigmas: Float64Array, noise: LatentNoise, lat: Latent): Promise<Latent> =>
+    sampleLatent({ guider, sampler: samplerObject(samplerName), sigmas, noise: noise.generate(lat), latent: lat, seed: noise.seed });
+
   beforeAll(async () => {
     ({ model, pos, neg } = await loadTinyParts());
   }, 60_000);
@@ -365,16 +369,13 @@ describe('the pieces composed by hand on the tiny checkpoint', () => {
         latent: lat,
       });
       const guider = cfgGuider({ model, positive: pos, negative: neg, cfg: 7 });
-      const sigmas = ksamplerSigmas(guider.modelSampling, 'karras', 5, 1, samplerName);
-      const noise = randomNoise(42n);
-      const out = await sampleLatent({
+      const out = await byHand(
         guider,
-        sampler: samplerObject(samplerName),
-        sigmas,
-        noise: noise.generate(lat),
-        latent: lat,
-        seed: noise.seed,
-      });
+        samplerName,
+        ksamplerSigmas(guider.modelSampling, 'karras', 5, 1, samplerName),
+        randomNoise(42n),
+        lat,
+      );
       expect(out.samples.data).toEqual(ref.samples.data);
     });
   }
@@ -401,15 +402,7 @@ describe('the pieces composed by hand on the tiny checkpoint', () => {
       forceFullDenoise: true,
     });
     expect(sigmas).toHaveLength(3);
-    const noise = disableNoise(9n);
-    const out = await sampleLatent({
-      guider,
-      sampler: samplerObject('dpmpp_sde'),
-      sigmas,
-      noise: noise.generate(lat),
-      latent: lat,
-      seed: noise.seed,
-    });
+    const out = await byHand(guider, 'dpmpp_sde', sigmas, disableNoise(9n), lat);
     expect(out.samples.data).toEqual(ref.samples.data);
   });
 
