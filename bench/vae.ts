@@ -15,7 +15,7 @@
  * Run: npx tsx bench/vae.ts [repeats=3] [sizes=256,512] [--profile] [--threads N] [--no-ab]
  *   --profile also prints where the decode's time goes, per op type, from ORT's profiler.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -160,10 +160,7 @@ async function profile(model: Uint8Array): Promise<void> {
       await session.run(feed);
       session.endProfiling();
       await session.release();
-      const file = path.join(
-        dir,
-        (await import('node:fs')).readdirSync(dir).find((f) => f.startsWith(`vae${size}`))!,
-      );
+      const file = path.join(dir, readdirSync(dir).find((f) => f.startsWith(`vae${size}`))!);
       const events = JSON.parse(readFileSync(file, 'utf8')) as ProfileEvent[];
       const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
       const last = runs[runs.length - 1];
