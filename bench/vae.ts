@@ -160,7 +160,10 @@ async function profile(model: Uint8Array): Promise<void> {
       await session.run(feed);
       session.endProfiling();
       await session.release();
-      const file = path.join(dir, readdirSync(dir).find((f) => f.startsWith(`vae${size}`))!);
+      const file = path.join(
+        dir,
+        readdirSync(dir).find((f) => f.startsWith(`vae${size}`))!,
+      );
       const events = JSON.parse(readFileSync(file, 'utf8')) as ProfileEvent[];
       const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
       const last = runs[runs.length - 1];
