@@ -27,6 +27,14 @@ describe('model cache location', () => {
     expect(a.models?.cache.root).toBe(resolveCacheDir());
   });
 
+  it('new builds are stored compact unless WEFT_CACHE_STORAGE (or the option) says float32', () => {
+    const paths = new FolderPaths({ baseDir: join(tmpdir(), 'a') });
+    const compact = createEngineServices({ paths, device: 'cpu', log: quiet }).models?.cache;
+    expect([compact?.storeHalf, compact?.linkSource]).toEqual([true, true]);
+    const wide = createEngineServices({ paths, device: 'cpu', log: quiet, cacheStorage: 'float32' }).models?.cache;
+    expect([wide?.storeHalf, wide?.linkSource]).toEqual([false, false]);
+  });
+
   it('the test suite never uses the real user cache', () => {
     // tests/cache/isolate-cache.ts (vitest setupFiles) points every test file at a temporary folder.
     expect(process.env.WEFT_CACHE_DIR?.startsWith(join(tmpdir(), 'weft-test-cache-'))).toBe(true);
