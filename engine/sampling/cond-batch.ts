@@ -131,7 +131,17 @@ async function runBatch(batch: Piece[], x: Tensor, sigma: number, sums: GroupSum
   if (chain) {
     const timesteps = new Float32Array(rows).fill(o.modelSampling.timestep(sigma));
     const area = { y: batch[0].y, x: batch[0].x, h, w };
-    control = await chainResiduals(chain, { x: input, sigma, timesteps, context, extra, chunks: batch.length, area, modelSampling: o.modelSampling, signal: o.signal });
+    control = await chainResiduals(chain, {
+      x: input,
+      sigma,
+      timesteps,
+      context,
+      extra,
+      chunks: batch.length,
+      area,
+      modelSampling: o.modelSampling,
+      signal: o.signal,
+    });
   }
   const condOrUncond = batch.map((p) => p.entry.group);
   const out = await o.apply({ input, sigma, c: { context, control, extra }, condOrUncond, signal: o.signal });

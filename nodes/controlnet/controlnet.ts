@@ -60,7 +60,14 @@ export const DiffControlNetLoader = defineNode({
   },
 });
 
-function apply(net: ControlNetModel, hint: Tensor, strength: number, startPercent: number, endPercent: number, previous: Control | undefined): ControlNetControl {
+function apply(
+  net: ControlNetModel,
+  hint: Tensor,
+  strength: number,
+  startPercent: number,
+  endPercent: number,
+  previous: Control | undefined,
+): ControlNetControl {
   return new ControlNetControl(net, { hint, strength, startPercent, endPercent }, asLink(previous));
 }
 
@@ -82,9 +89,11 @@ export const ControlNetApply = defineNode({
     if (strength === 0) return [conditioning];
     const hint = hintOf(image);
     // One control per entry, over the whole schedule; it also reaches the negative (control_apply_to_uncond).
-    const out: Conditioning = conditioning.map(
-      (e): ConditioningEntry => ({ ...e, control: asControl(apply(control_net, hint, strength, 0, 1, e.control)), controlApplyToUncond: true }),
-    );
+    const out: Conditioning = conditioning.map((e): ConditioningEntry => ({
+      ...e,
+      control: asControl(apply(control_net, hint, strength, 0, 1, e.control)),
+      controlApplyToUncond: true,
+    }));
     return [out];
   },
 });

@@ -21,7 +21,10 @@ async function check(cfg: ControlNetConfig, ws: WeightSource, B: number, h: numb
   const x: Tensor = { shape: [B, cfg.unet.inChannels, h, w], data: lcg(B * cfg.unet.inChannels * h * w, 11) };
   const t = Float32Array.from({ length: B }, (_, i) => 981 - 400.5 * i);
   const ctx: Tensor = { shape: [B, 7, cfg.unet.contextDim], data: lcg(B * 7 * cfg.unet.contextDim, 12) };
-  const hint: Tensor = { shape: [hintBatch, cfg.hintChannels, h * 8, w * 8], data: lcg(hintBatch * cfg.hintChannels * h * w * 64, 13).map((v) => (v + 1) / 2) };
+  const hint: Tensor = {
+    shape: [hintBatch, cfg.hintChannels, h * 8, w * 8],
+    data: lcg(hintBatch * cfg.hintChannels * h * w * 64, 13).map((v) => (v + 1) / 2),
+  };
 
   const hs = await session(buildHintGraph(cfg, ws, { dtype: 'float32', fusedAttention: false }));
   const feats = (await hs.run({ [HINT_IO.hint]: feed(hint) }))[HINT_IO.out];

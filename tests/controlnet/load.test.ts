@@ -12,7 +12,8 @@ import { UnsupportedModelError } from '../../engine/models/errors.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import { TINY_CN, tempDir } from './helpers.ts';
 
-const same = (a: ArrayLike<number>, b: ArrayLike<number>): boolean => a.length === b.length && Array.prototype.every.call(a, (v: number, i: number) => Object.is(v, b[i]));
+const same = (a: ArrayLike<number>, b: ArrayLike<number>): boolean =>
+  a.length === b.length && Array.prototype.every.call(a, (v: number, i: number) => Object.is(v, b[i]));
 
 describe('ControlNet loading', () => {
   it('reads the single-file layout with and without the control_model. prefix: architecture from shapes, weights under bare names', () => {
@@ -34,7 +35,12 @@ describe('ControlNet loading', () => {
     const w = makeControlNetFile(file, TINY_CN, { seed: 4, dtype: 'F16' });
     const cn = readControlNet(file);
     const k = 'input_blocks.1.0.in_layers.2.weight';
-    expect(same(cn.weights.get(k), w.get(k)!.data.map((v) => f16ToF32(f32ToF16(v))))).toBe(true);
+    expect(
+      same(
+        cn.weights.get(k),
+        w.get(k)!.data.map((v) => f16ToF32(f32ToF16(v))),
+      ),
+    ).toBe(true);
     expect(cn.dtypes.get(k)).toBe('F16');
     makeControlNetFile(join(dir, 'bf.safetensors'), TINY_CN, { seed: 4, dtype: 'BF16' });
     expect(readControlNet(join(dir, 'bf.safetensors')).config).toEqual(TINY_CN);
@@ -60,13 +66,24 @@ describe('ControlNet loading', () => {
     const w = makeControlNetFile(file, TINY_CN, { seed: 6, differenceFrom: model });
     const cn = readControlNet(file);
     expect(cn.difference).toBe(true);
-    const read = async (k: string): Promise<Float32Array | undefined> => (model.has(k) && !k.startsWith('zero_convs') && !k.startsWith('input_hint') && !k.startsWith('middle_block_out') ? model.get(k) : undefined);
-    const shape = (k: string): readonly number[] | undefined => (model.has(k) && !k.startsWith('zero_convs') && !k.startsWith('input_hint') && !k.startsWith('middle_block_out') ? model.shape(k) : undefined);
+    const read = async (k: string): Promise<Float32Array | undefined> =>
+      model.has(k) && !k.startsWith('zero_convs') && !k.startsWith('input_hint') && !k.startsWith('middle_block_out')
+        ? model.get(k)
+        : undefined;
+    const shape = (k: string): readonly number[] | undefined =>
+      model.has(k) && !k.startsWith('zero_convs') && !k.startsWith('input_hint') && !k.startsWith('middle_block_out')
+        ? model.shape(k)
+        : undefined;
     const abs = await withDifference(cn, read, shape);
     expect(abs.difference).toBe(false);
     const k = 'input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight';
     const stored = cn.weights.get(k);
-    expect(same(abs.weights.get(k), stored.map((d, i) => Math.fround(d + model.get(k)[i])))).toBe(true);
+    expect(
+      same(
+        abs.weights.get(k),
+        stored.map((d, i) => Math.fround(d + model.get(k)[i])),
+      ),
+    ).toBe(true);
     // Close to the weights the difference was taken from (float32 rounding apart).
     const orig = w.get(k)!.data;
     expect(Math.max(...abs.weights.get(k).map((v, i) => Math.abs(v - orig[i])))).toBeLessThan(1e-6);
@@ -80,21 +97,36 @@ describe('ControlNet loading', () => {
     const c16 = readControlNet(f16);
     const a16 = await withDifference(c16, read, shape);
     const h = (v: number): number => f16ToF32(f32ToF16(v));
-    expect(same(a16.weights.get(k), c16.weights.get(k).map((d, i) => h(d + h(model.get(k)[i]))))).toBe(true);
+    expect(
+      same(
+        a16.weights.get(k),
+        c16.weights.get(k).map((d, i) => h(d + h(model.get(k)[i]))),
+      ),
+    ).toBe(true);
   });
 
-  it('refuses a difference ControlNet whose shapes are another model\'s', async () => {
+  it("refuses a difference ControlNet whose shapes are another model's", async () => {
     const dir = tempDir();
     const model = new MapWeightSource(randomControlNetWeights(TINY_CN, 1));
     const file = join(dir, 'diff.safetensors');
     makeControlNetFile(file, TINY_CN, { differenceFrom: model });
     const cn = readControlNet(file);
-    await expect(withDifference(cn, async () => new Float32Array(1), () => [1, 2, 3])).rejects.toThrow(/made for another model/);
+    await expect(
+      withDifference(
+        cn,
+        async () => new Float32Array(1),
+        () => [1, 2, 3],
+      ),
+    ).rejects.toThrow(/made for another model/);
   });
 
   it('marks shuffle ControlNets for global average pooling by file name, as ComfyUI does', () => {
     const dir = tempDir();
-    for (const [name, gap] of [['control_v11e_sd15_shuffle', true], ['x_shuffle_fp16', true], ['shuffle_x', false]] as const) {
+    for (const [name, gap] of [
+      ['control_v11e_sd15_shuffle', true],
+      ['x_shuffle_fp16', true],
+      ['shuffle_x', false],
+    ] as const) {
       const file = join(dir, `${name}.safetensors`);
       makeControlNetFile(file, TINY_CN);
       expect(readControlNet(file).globalAveragePooling, name).toBe(gap);
@@ -127,12 +159,17 @@ describe('ControlNet loading', () => {
 
     const write = (name: string, keys: string[]): string => {
       const f = join(dir, name);
-      const w = SafetensorsWriter.create(f, keys.map((k) => ({ name: k, dtype: 'F32' as const, shape: [1] })));
+      const w = SafetensorsWriter.create(
+        f,
+        keys.map((k) => ({ name: k, dtype: 'F32' as const, shape: [1] })),
+      );
       for (const k of keys) w.write(k, new Float32Array(1));
       w.finish();
       return f;
     };
-    expect(() => readControlNet(write('t2i.safetensors', ['conv_in.weight', 'body.0.block1.weight', 'body.0.block2.weight']))).toThrow(/T2I-Adapter.*not supported yet|not supported yet.*T2I-Adapter/);
+    expect(() => readControlNet(write('t2i.safetensors', ['conv_in.weight', 'body.0.block1.weight', 'body.0.block2.weight']))).toThrow(
+      /T2I-Adapter.*not supported yet|not supported yet.*T2I-Adapter/,
+    );
     expect(() => readControlNet(write('light.safetensors', ['body.0.in_conv.weight']))).toThrow(/T2I-Adapter/);
     expect(() => readControlNet(write('lora.safetensors', ['lora_controlnet', 'input_hint_block.0.weight']))).toThrow(/Control-LoRA/);
     expect(() => readControlNet(write('other.safetensors', ['foo.weight']))).toThrow(/not a ControlNet/);
@@ -148,13 +185,16 @@ describe('ControlNet loading', () => {
     const w = randomControlNetWeights(TINY_CN);
     const keys = [...controlNetLayout(TINY_CN)].filter(([k]) => k !== 'zero_convs.5.0.bias');
     const partial = join(dir, 'partial.safetensors');
-    const sw = SafetensorsWriter.create(partial, keys.map(([k, s]) => ({ name: k, dtype: 'F32' as const, shape: s })));
+    const sw = SafetensorsWriter.create(
+      partial,
+      keys.map(([k, s]) => ({ name: k, dtype: 'F32' as const, shape: s })),
+    );
     for (const [k] of keys) sw.write(k, w.get(k)!.data);
     sw.finish();
     expect(() => readControlNet(partial)).toThrow(/missing zero_convs\.5\.0\.bias/);
   });
 
-  it('finds ControlNets through extra_model_paths.yaml: the a111 section\'s controlnet: models/ControlNet', () => {
+  it("finds ControlNets through extra_model_paths.yaml: the a111 section's controlnet: models/ControlNet", () => {
     const dir = tempDir();
     const webui = join(dir, 'webui');
     mkdirSync(join(webui, 'models', 'ControlNet'), { recursive: true });

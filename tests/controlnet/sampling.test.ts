@@ -40,8 +40,18 @@ const ms = new ModelSamplingDiscrete();
 const image: Tensor = { shape: [1, 40, 72, 3], data: lcg(40 * 72 * 3, 5).map((v) => (v + 1) / 2) };
 const noCtx = {} as never;
 
-const applyAdvanced = (positive: Conditioning, negative: Conditioning, strength: number, start = 0, end = 1, cnet = net): [Conditioning, Conditioning] =>
-  ControlNetApplyAdvanced.run({ positive, negative, control_net: cnet, image, strength, start_percent: start, end_percent: end }, noCtx) as [Conditioning, Conditioning];
+const applyAdvanced = (
+  positive: Conditioning,
+  negative: Conditioning,
+  strength: number,
+  start = 0,
+  end = 1,
+  cnet = net,
+): [Conditioning, Conditioning] =>
+  ControlNetApplyAdvanced.run(
+    { positive, negative, control_net: cnet, image, strength, start_percent: start, end_percent: end },
+    noCtx,
+  ) as [Conditioning, Conditioning];
 
 beforeAll(async () => {
   const tiny = await makeTiny(7);
@@ -53,9 +63,23 @@ beforeAll(async () => {
   const file = join(tiny.dir, 'controlnet', 'weft-tiny-controlnet.safetensors');
   makeControlNetFile(file, { unet: tiny.cfg.unet, hintChannels: 3 }, { seed: 8 });
   cn = readControlNet(file);
-  const ctx = { services: { models: manager }, log: quiet, paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }) } as unknown as NodeContext;
+  const ctx = {
+    services: { models: manager },
+    log: quiet,
+    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
+  } as unknown as NodeContext;
   net = (ControlNetLoader.run({ control_net_name: 'weft-tiny-controlnet.safetensors' }, ctx) as [ControlNetModel])[0];
-  base = { model, seed: 42n, steps: 4, cfg: 7, samplerName: 'euler', scheduler: 'normal', positive: pos, negative: neg, latent: { samples: { shape: [1, 4, 8, 8], data: new Float32Array(256) } } };
+  base = {
+    model,
+    seed: 42n,
+    steps: 4,
+    cfg: 7,
+    samplerName: 'euler',
+    scheduler: 'normal',
+    positive: pos,
+    negative: neg,
+    latent: { samples: { shape: [1, 4, 8, 8], data: new Float32Array(256) } },
+  };
   plain = await ksample(base);
 }, 120_000);
 
@@ -74,7 +98,7 @@ function referenceControl(strength: number): Control {
 }
 
 describe('ControlNet in a KSampler run (tiny model)', () => {
-  it('the ControlNet file has the model\'s UNet structure', () => {
+  it("the ControlNet file has the model's UNet structure", () => {
     expect(net.config.unet).toEqual(cn.config.unet);
   });
 
@@ -82,7 +106,11 @@ describe('ControlNet in a KSampler run (tiny model)', () => {
     const [p, n] = applyAdvanced(pos, neg, 0.8);
     const got = await ksample({ ...base, positive: p, negative: n });
     const ref = referenceControl(0.8);
-    const want = await ksample({ ...base, positive: pos.map((e) => ({ ...e, control: ref })), negative: neg.map((e) => ({ ...e, control: ref })) });
+    const want = await ksample({
+      ...base,
+      positive: pos.map((e) => ({ ...e, control: ref })),
+      negative: neg.map((e) => ({ ...e, control: ref })),
+    });
     expect(relErr(got.samples.data, want.samples.data)).toBeLessThan(1e-4);
     expect(relErr(got.samples.data, plain.samples.data)).toBeGreaterThan(1e-3);
   }, 120_000);
@@ -197,11 +225,14 @@ describe('ControlNet in a KSampler run (tiny model)', () => {
 
   it('refuses a hint that is not RGB with a clear message', async () => {
     const grey: Tensor = { shape: [1, 64, 64, 1], data: new Float32Array(4096) };
-    const [p, n] = ControlNetApplyAdvanced.run({ positive: pos, negative: neg, control_net: net, image: grey, strength: 1, start_percent: 0, end_percent: 1 }, noCtx) as [Conditioning, Conditioning];
+    const [p, n] = ControlNetApplyAdvanced.run(
+      { positive: pos, negative: neg, control_net: net, image: grey, strength: 1, start_percent: 0, end_percent: 1 },
+      noCtx,
+    ) as [Conditioning, Conditioning];
     await expect(ksample({ ...base, positive: p, negative: n })).rejects.toThrow(/hint image has 1 channels; this ControlNet takes 3/);
   }, 120_000);
 
-  it('is the sampling layer\'s Control', () => {
+  it("is the sampling layer's Control", () => {
     const [p] = applyAdvanced(pos, neg, 1);
     expect(p[0].control).toBeInstanceOf(ControlNetControl);
   });
