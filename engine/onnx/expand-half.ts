@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
@@ -58,7 +58,9 @@ export function expandHalfWeights(file: string, scratchRoot?: string): Expanded 
     const at = external(t);
     if (at) need += (castOf.has(t.name ?? '') ? 2 * at.length : at.length) + ALIGN;
   }
-  const dir = mkdtempSync(join(scratchRoot ?? scratchFor(need), 'weft-expand-'));
+  const root = scratchRoot ?? scratchFor(need);
+  removeOrphans(root);
+  const dir = mkdtempSync(join(root, `weft-expand-${process.pid}-`));
   const srcDir = dirname(file);
   const fds = new Map<string, number>();
   const out = openSync(join(dir, 'weights.bin'), 'w');
@@ -103,6 +105,30 @@ export function expandHalfWeights(file: string, scratchRoot?: string): Expanded 
     closeSync(fd);
   }
   return { file: expanded, bytes: end, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Scratch folders of processes that died before removing them (in /dev/shm they would hold memory until a reboot). */
+function removeOrphans(root: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^weft-expand-(\d+)-/.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    rmSync(join(root, name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Memory-backed /dev/shm when it has room for the expanded weights (with a margin), else the temp folder. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -77,5 +77,21 @@ describe('GraphBuilder.writeTo storage', () => {
     const other = write(halves.map((v) => -v), { half: true, locate: () => stored });
     expect(readdirSync(other).some((f) => f.startsWith('src-'))).toBe(false);
     expect(statSync(join(other, 'weights.bin')).size).toBe(2 * n);
+  });
+});
+
+describe('expandHalfWeights scratch folders', () => {
+  it('removes the scratch folder of a process that died before removing it, and keeps a live one', () => {
+    const root = mkdtempSync(join(tmpdir(), 'weft-scratch-'));
+    const dead = join(root, 'weft-expand-999999999-abc');
+    const live = join(root, `weft-expand-${process.pid}-def`);
+    for (const d of [dead, live]) mkdirSync(d);
+    const dir = write(new Float32Array([1, 2, 0.5, -4].flatMap((v) => Array(256).fill(v))), { half: true });
+    const e = expandHalfWeights(join(dir, 'model.onnx'), root)!;
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(e.file)).toBe(true);
+    e.dispose();
+    expect(existsSync(e.file)).toBe(false);
   });
 });
