@@ -1,4 +1,5 @@
 import type { ModelSampling } from './model-sampling.ts';
+import { samplerDiscardsPenultimateSigma } from './samplers/index.ts';
 
 /**
  * ComfyUI's sigma schedulers (comfy/samplers.py SCHEDULER_HANDLERS, plus k-diffusion's karras and
@@ -33,11 +34,6 @@ export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 /** KSampler.SCHEDULERS: the scheduler combo of KSampler / KSamplerAdvanced / BasicScheduler. */
 export const KSAMPLER_SCHEDULERS: readonly SchedulerName[] = SCHEDULER_NAMES;
 
-/**
- * Samplers for which KSampler computes one extra step and drops the second-to-last sigma: their
- * last step would otherwise be a second-order step onto a tiny sigma, which they handle badly.
- */
-export const DISCARD_PENULTIMATE_SIGMA_SAMPLERS: ReadonlySet<string> = new Set(['dpm_2', 'dpm_2_ancestral', 'uni_pc', 'uni_pc_bh2']);
 
 export function isSchedulerName(name: string): name is SchedulerName {
   return (SCHEDULER_NAMES as readonly string[]).includes(name);
@@ -250,7 +246,7 @@ export function calculateSigmas(ms: ModelSampling, schedulerName: string, steps:
  */
 export function ksamplerSigmas(ms: ModelSampling, scheduler: string, steps: number, denoise?: number, samplerName?: string): Float64Array {
   const compute = (n: number): Float64Array => {
-    if (samplerName !== undefined && DISCARD_PENULTIMATE_SIGMA_SAMPLERS.has(samplerName)) {
+    if (samplerName !== undefined && samplerDiscardsPenultimateSigma(samplerName)) {
       const s = calculateSigmas(ms, scheduler, n + 1);
       const out = new Float64Array(s.length - 1);
       out.set(s.subarray(0, s.length - 2));

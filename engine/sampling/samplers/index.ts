@@ -35,7 +35,18 @@ export type { Denoise, NoiseSampler, Sampler, SamplerContext, SamplerOptions, St
  */
 export type NoiseKind = 'none' | 'default' | 'brownian';
 
-type Entry = { readonly sample: Sampler; readonly noise: NoiseKind } | { readonly unsupported: string };
+type Entry =
+  | {
+      readonly sample: Sampler;
+      readonly noise: NoiseKind;
+      /**
+       * KSampler computes one extra step and drops the second-to-last σ (ComfyUI's
+       * DISCARD_PENULTIMATE_SIGMA_SAMPLERS): the last step would otherwise be a second-order step
+       * onto a tiny σ, which these samplers handle badly.
+       */
+      readonly discardPenultimateSigma?: true;
+    }
+  | { readonly unsupported: string };
 
 const CFG_PP = { unsupported: 'needs the unconditional prediction (CFG++)' };
 const SA_SOLVER = { unsupported: "needs the model's percent-to-sigma mapping for its stochastic interval" };
@@ -55,8 +66,8 @@ const TABLE = {
   heunpp2: { sample: sampleHeunpp2, noise: 'none' },
   exp_heun_2_x0: { sample: (ctx, x, sigmas) => sampleExpHeun2X0(ctx, x, sigmas), noise: 'none' },
   exp_heun_2_x0_sde: { sample: sampleExpHeun2X0Sde, noise: 'default' },
-  dpm_2: { sample: sampleDpm2, noise: 'none' },
-  dpm_2_ancestral: { sample: sampleDpm2Ancestral, noise: 'default' },
+  dpm_2: { sample: sampleDpm2, noise: 'none', discardPenultimateSigma: true },
+  dpm_2_ancestral: { sample: sampleDpm2Ancestral, noise: 'default', discardPenultimateSigma: true },
   lms: { sample: sampleLms, noise: 'none' },
   dpm_fast: { sample: sampleDpmFast, noise: 'none' },
   dpm_adaptive: { sample: sampleDpmAdaptive, noise: 'none' },
@@ -90,8 +101,8 @@ const TABLE = {
   sa_solver_pece: SA_SOLVER,
   // ComfyUI maps "ddim" to its Euler sampler (samplers.py sampler_object: ksampler("euler", ...)).
   ddim: { sample: sampleEuler, noise: 'none' },
-  uni_pc: { sample: sampleUniPc, noise: 'none' },
-  uni_pc_bh2: { sample: sampleUniPcBh2, noise: 'none' },
+  uni_pc: { sample: sampleUniPc, noise: 'none', discardPenultimateSigma: true },
+  uni_pc_bh2: { sample: sampleUniPcBh2, noise: 'none', discardPenultimateSigma: true },
 } as const satisfies Readonly<Record<string, Entry>>;
 
 type Table = typeof TABLE;
@@ -107,12 +118,17 @@ export const UNSUPPORTED_SAMPLERS: Readonly<Record<string, string>> = Object.fro
   entries.flatMap(([n, e]) => ('unsupported' in e ? [[n, e.unsupported]] : [])),
 );
 
-export function isSamplerName(name: string): name is SamplerName {
-  return Object.prototype.hasOwnProperty.call(TABLE, name) && 'sample' in (TABLE as Readonly<Record<string, Entry>>)[name];
+function lookup(name: string): Entry | undefined {
+  return Object.prototype.hasOwnProperty.call(TABLE, name) ? (TABLE as Readonly<Record<string, Entry>>)[name] : undefined;
 }
 
-function entry(name: string): { readonly sample: Sampler; readonly noise: NoiseKind } {
-  const e: Entry | undefined = Object.prototype.hasOwnProperty.call(TABLE, name) ? (TABLE as Readonly<Record<string, Entry>>)[name] : undefined;
+export function isSamplerName(name: string): name is SamplerName {
+  const e = lookup(name);
+  return !!e && 'sample' in e;
+}
+
+function entry(name: string): Extract<Entry, { readonly sample: Sampler }> {
+  const e = lookup(name);
   if (e && 'sample' in e) return e;
   if (e) throw new Error(`sampler "${name}" is not supported: it ${e.unsupported}. Valid samplers: ${SAMPLER_NAMES.join(', ')}`);
   throw new Error(`unknown sampler "${name}". Valid samplers: ${SAMPLER_NAMES.join(', ')}`);
@@ -125,6 +141,12 @@ export function getSampler(name: string): Sampler {
 /** The noise ComfyUI gives this sampler under its default options. */
 export function samplerNoiseKind(name: string): NoiseKind {
   return entry(name).noise;
+}
+
+/** Whether KSampler's schedule for this sampler drops its penultimate σ (false for names it does not know). */
+export function samplerDiscardsPenultimateSigma(name: string): boolean {
+  const e = lookup(name);
+  return !!e && 'sample' in e && e.discardPenultimateSigma === true;
 }
 
 /** Whether the sampler draws noise with its default options (so ctx.noise must be given). */
