@@ -75,6 +75,11 @@ function verify(ws: WeightSource, cfg: ControlNetConfig, file: string): void {
 export function readControlNet(file: string): ControlNetFile {
   assertNotPickle(file);
   const sf = SafetensorsFile.open(file);
+  return controlNetFromSource(file, sf, (n) => sf.dtype(n));
+}
+
+/** The same over any named tensors (`dtypeOf` gives each one's stored dtype); `file` names it in messages and decides the shuffle rule. */
+export function controlNetFromSource(file: string, sf: WeightSource, dtypeOf: (name: string) => Dtype): ControlNetFile {
   const names = sf.names();
   let kind: ControlNetLayoutKind;
   let weights: WeightSource;
@@ -84,12 +89,12 @@ export function readControlNet(file: string): ControlNetFile {
     kind = 'diffusers';
     const map = diffusersControlNetKeys(names, (n) => sf.shape(n));
     const entries = new Map([...map].map(([d, l]) => [l, { source: d, shape: sf.shape(d) }] as const));
-    for (const [d, l] of map) dtypes.set(l, sf.dtype(d));
+    for (const [d, l] of map) dtypes.set(l, dtypeOf(d));
     weights = new RenamedWeightSource(sf, entries);
   } else if (names.includes(SINGLE_PREFIX + ZERO_CONV0) || names.includes(ZERO_CONV0)) {
     const prefix = names.includes(SINGLE_PREFIX + ZERO_CONV0) ? SINGLE_PREFIX : '';
     kind = prefix ? 'single-file' : 'single-file-bare';
-    for (const n of names) if (n.startsWith(prefix)) dtypes.set(n.slice(prefix.length), sf.dtype(n));
+    for (const n of names) if (n.startsWith(prefix)) dtypes.set(n.slice(prefix.length), dtypeOf(n));
     weights = prefix ? new PrefixedWeightSource(sf, prefix) : sf;
   } else {
     const other = otherKind(names);

@@ -1,6 +1,5 @@
 import type { Tensor } from '../../core/tensor.ts';
 import type { WeightSource } from '../../core/weights.ts';
-import type { ControlResiduals } from '../handles.ts';
 import { HINT_CONVS, MIDDLE_OUT_KEY, zeroConvKey, type ControlNetConfig } from '../controlnet/layout.ts';
 import { add, conv2d, silu } from './layers.ts';
 import { unetEncodeRef } from './unet.ts';
@@ -38,7 +37,7 @@ function repeatRows(t: Tensor, batch: number): Tensor {
  * The ControlNet's residuals before strength: `x` is the UNet input (after calculate_input), `hint`
  * the image at 8× the latent size (batch 1 or x's).
  */
-export function controlNetRef(cfg: ControlNetConfig, ws: WeightSource, x: Tensor, timesteps: Float32Array, context: Tensor, hint: Tensor, y?: Tensor): ControlResiduals & { input: Tensor[]; middle: Tensor } {
+export function controlNetRef(cfg: ControlNetConfig, ws: WeightSource, x: Tensor, timesteps: Float32Array, context: Tensor, hint: Tensor, y?: Tensor): { input: Tensor[]; middle: Tensor } {
   const guided = repeatRows(hintEncodeRef(ws, hint), x.shape[0]);
   const { skips, middle } = unetEncodeRef(cfg.unet, ws, x, timesteps, context, { y, afterInputBlock: (i, h) => (i === 0 ? add(h, guided, 'hint') : h) });
   return { input: skips.map((s, i) => conv(ws, zeroConvKey(i), s)), middle: conv(ws, MIDDLE_OUT_KEY, middle) };
