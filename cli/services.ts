@@ -54,7 +54,7 @@ function buildLog(log: Logger, next?: (p: BuildProgress) => void): (p: BuildProg
   const quarter = new Map<string, number>();
   return (p) => {
     next?.(p);
-    const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`;
+    const gib = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`);
     if (p.phase === 'write' && p.done === 0) {
       quarter.set(p.key, 0);
       log.info(`building ${p.part} (${gib(p.total)} of weights): the first use of this checkpoint; later runs find it in the cache`);
