@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import type { Logger } from '../../engine/core/log.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
@@ -82,6 +83,30 @@ describe('execution in a worker', () => {
       const next = await waitForHistory(s, await queuePrompt(s, invert('after-spin')));
       expect(next.status.status_str).toBe('success');
       expect(host.starts).toBe(2);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('relays events and binary previews from the worker to the WebSocket client', async () => {
+    const { s } = await start();
+    try {
+      const ws = new WebSocket(`${s.url.replace('http', 'ws')}/ws?clientId=viewer`);
+      const types: string[] = [];
+      let previews = 0;
+      ws.on('message', (d, bin) => {
+        if (bin) previews++;
+        else types.push((JSON.parse(String(d)) as { type: string }).type);
+      });
+      await new Promise((r) => ws.on('open', r));
+      const id = await queuePrompt(s, chain({ '2': { class_type: 'TestPreview', inputs: { image: ['1', 0] } } }, '2', 'preview'), {
+        client_id: 'viewer',
+      });
+      expect((await waitForHistory(s, id)).status.status_str).toBe('success');
+      for (let i = 0; i < 100 && !types.includes('execution_success'); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(types).toEqual(expect.arrayContaining(['execution_start', 'executing', 'progress', 'executed', 'execution_success']));
+      expect(previews).toBe(1);
+      ws.close();
     } finally {
       await s.close();
     }
