@@ -23,7 +23,7 @@ Usage:
   weft validate <workflow.json|image.png>        print ComfyUI's node_errors JSON without running
   weft serve [--port 8188] [--listen 127.0.0.1]  start the ComfyUI-compatible server and editor
   weft make-model tiny|sd15 [--out FILE] [--seed N] [--force]  generate a random-weight SD1 checkpoint (tiny: tests/demo, with a
-                                                   demo LoRA, LoHa and embedding; sd15: benchmarks)
+                                                   demo LoRA, LoHa, embedding and ControlNet; sd15: benchmarks)
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
                                                    a random adapter over every attention and conv layer of a checkpoint
 ${CACHE_HELP}
@@ -315,7 +315,11 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     }
     if (kind === 'tiny') {
       await makeTinyCheckpoint(out, { seed });
-      if (!v.out) makeDemoAdapters(out, models, seed);
+      if (!v.out) {
+        makeDemoAdapters(out, models, seed);
+        const { makeDemoControlNet } = await import('../engine/models/controlnet/generate.ts');
+        makeDemoControlNet(out, models, seed);
+      }
     } else await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
     console.log(out);
     return 0;

@@ -5,11 +5,12 @@ import { f16ToF32, f32ToF16 } from '../../engine/core/dtype.ts';
 import { MapWeightSource } from '../../engine/core/weights.ts';
 import { PickleRefusedError } from '../../engine/formats/pickle-guard.ts';
 import { SafetensorsWriter } from '../../engine/formats/safetensors.ts';
-import { makeControlNetFile, randomControlNetWeights } from '../../engine/models/controlnet/generate.ts';
+import { makeControlNetFile, makeDemoControlNet, randomControlNetWeights } from '../../engine/models/controlnet/generate.ts';
 import { controlNetLayout } from '../../engine/models/controlnet/layout.ts';
 import { readControlNet, withDifference } from '../../engine/models/controlnet/load.ts';
 import { UnsupportedModelError } from '../../engine/models/errors.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
+import { makeTiny } from '../models-onnx/tiny.ts';
 import { TINY_CN, tempDir } from './helpers.ts';
 
 const same = (a: ArrayLike<number>, b: ArrayLike<number>): boolean =>
@@ -206,4 +207,16 @@ describe('ControlNet loading', () => {
     expect(paths.listFiles('controlnet')).toContain('control_v11p_sd15_canny.safetensors');
     expect(readControlNet(paths.require('controlnet', 'control_v11p_sd15_canny.safetensors')).config).toEqual(TINY_CN);
   });
+});
+
+describe('the demo ControlNet of `weft make-model tiny`', () => {
+  it("has the tiny checkpoint's UNet structure and non-zero zero convs", async () => {
+    const tiny = await makeTiny(2);
+    const file = makeDemoControlNet(tiny.file, join(tiny.dir, 'models'), 0);
+    expect(file.endsWith(join('controlnet', 'weft-tiny-controlnet.safetensors'))).toBe(true);
+    const cn = readControlNet(file);
+    expect(cn.config).toEqual({ unet: tiny.cfg.unet, hintChannels: 3 });
+    for (let i = 0; i < 12; i++) expect(cn.weights.get(`zero_convs.${i}.0.weight`).some((v) => v !== 0)).toBe(true);
+    expect(cn.weights.get('middle_block_out.0.weight').some((v) => v !== 0)).toBe(true);
+  }, 60_000);
 });

@@ -1,5 +1,8 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { SD1_PREFIX } from '../config.ts';
-import { SafetensorsWriter } from '../../formats/safetensors.ts';
+import { detectCheckpoint } from '../detect.ts';
+import { SafetensorsFile, SafetensorsWriter } from '../../formats/safetensors.ts';
 import type { WeightSource } from '../../core/weights.ts';
 import { Rng } from '../generate/rng.ts';
 import { diffusersUnetModules } from '../lora/keys.ts';
@@ -83,4 +86,17 @@ export function makeControlNetFile(outFile: string, cfg: ControlNetConfig, opts:
     throw e;
   }
   return weights;
+}
+
+/** Where `weft make-model tiny` puts the demo ControlNet, under the models folder. */
+export const DEMO_CONTROLNET = 'controlnet/weft-tiny-controlnet.safetensors';
+
+/** The demo ControlNet for the checkpoint `ckpt` (its UNet's structure, random weights), unless the file exists; returns its path. */
+export function makeDemoControlNet(ckpt: string, modelsDir: string, seed: number): string {
+  const out = path.join(modelsDir, DEMO_CONTROLNET);
+  if (existsSync(out)) return out;
+  mkdirSync(path.dirname(out), { recursive: true });
+  const cfg = detectCheckpoint(SafetensorsFile.open(ckpt));
+  makeControlNetFile(out, { unet: cfg.unet, hintChannels: 3 }, { seed: seed + 4 });
+  return out;
 }
