@@ -28,7 +28,8 @@ interface TokenBudget {
   left: number;
 }
 
-function checkLength(text: string): void {
+/** Bounds a prompt before any parsing, so a huge text costs no more than this check. */
+export function checkPromptLength(text: string): void {
   if (text.length > MAX_PROMPT_CHARS) throw new PromptTooLongError(`${text.length} characters (limit ${MAX_PROMPT_CHARS})`);
 }
 
@@ -252,7 +253,7 @@ export class ClipTokenizer {
    * case it is split at the chunk boundary.
    */
   tokenizeWithWeights(text: string, opts: TokenizeOptions = {}): WeightedToken[][] {
-    checkLength(text);
+    checkPromptLength(text);
     const budget: TokenBudget = { left: MAX_PROMPT_TOKENS };
     const escaped = escapeImportant(text);
     const segments: [string, number][] = opts.disableWeights ? [[escaped, 1]] : tokenWeights(escaped, 1);

@@ -1,6 +1,7 @@
 import type { Conditioning, ConditioningEntry } from '../../engine/sampling/conditioning.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { extractLoraTags, parseA1111Attention, promptSchedule } from '../../engine/text/a1111-prompt.ts';
+import { checkPromptLength } from '../../engine/text/clip-tokenizer.ts';
 
 /**
  * A prompt in AUTOMATIC1111's syntax: `(x)`, `[x]`, `(x:w)`, `BREAK`, embeddings by bare file name,
@@ -24,6 +25,8 @@ export const CLIPTextEncodeA1111 = defineNode({
   },
   outputs: [{ type: 'CONDITIONING', name: 'CONDITIONING' }],
   async run({ text, clip, steps, bare_embedding_names }, ctx) {
+    // The schedule parser would copy a huge text once per step before the tokenizer's bound saw it.
+    checkPromptLength(text);
     const warn = (m: string): void => ctx.log.warn(`text: ${m}`);
     const stripped = extractLoraTags(text, { onWarning: warn }).text;
     const schedule = promptSchedule(stripped, steps);

@@ -12,6 +12,9 @@ import { MAX_PNG_TEXT_TOTAL, readPngTextChunks, readPngTextChunksAsync } from '.
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import { MAX_PROMPT_TOKENS, PromptTooLongError, loadClipTokenizer } from '../../engine/text/clip-tokenizer.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
+import { CLIPTextEncodeA1111 } from '../../nodes/conditioning/clip-text-a1111.ts';
+import type { ClipHandle } from '../../engine/models/handles.ts';
+import type { NodeContext } from '../../engine/registry/context.ts';
 import { startServer } from '../../server/server.ts';
 
 /** Bounds on what a request can make the engine read: prompt text, PNG text, image pixels, links. */
@@ -55,6 +58,13 @@ describe('prompt text', () => {
       expect(() => tok.tokenizeWithWeights(text)).toThrow(PromptTooLongError);
       expect(process.memoryUsage().rss - before).toBeLessThan(500 * 1024 * 1024);
     }
+  });
+
+  it('CLIPTextEncodeA1111 refuses a huge text before parsing its schedule or touching the CLIP', async () => {
+    const untouchable = new Proxy({}, { get: () => { throw new Error('the CLIP was used'); } }) as ClipHandle;
+    const ctx = new Proxy({}, { get: () => { throw new Error('the context was used'); } }) as NodeContext;
+    const text = '[漢字|かな|😀] '.repeat(100_000);
+    await expect(CLIPTextEncodeA1111.run({ text, clip: untouchable, steps: 10_000, bare_embedding_names: true }, ctx)).rejects.toThrow(PromptTooLongError);
   });
 
   it('encodes up to 64 chunks and names the limit beyond', () => {
