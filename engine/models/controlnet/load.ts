@@ -39,13 +39,11 @@ const ZERO_CONV0 = 'zero_convs.0.0.weight';
 /** What a file that is not a ControlNet this loader runs is, when its names tell (checked after the ControlNet layouts). */
 function otherKind(names: readonly string[]): string | undefined {
   const has = (re: RegExp): boolean => names.some((n) => re.test(n));
-  if (names.includes('lora_controlnet')) return 'a Control-LoRA (lora_controlnet)';
-  if (has(/^(adapter\.)?body\.0\.(resnets\.0\.block1|in_conv|block2)\./) || names.includes('conv_in.weight') && has(/^body\.0\.block2\./)) {
-    return 'a T2I-Adapter (full or light layout)';
-  }
+  // ComfyUI's load_t2i_adapter: diffusers (`adapter.body.0.resnets.0.block1`), light (`body.0.in_conv`), full (`body.0.block2`).
+  if (has(/^(adapter\.)?body\.0\.(resnets\.0\.block1|in_conv|block2)\./)) return 'a T2I-Adapter (full or light layout)';
   if (has(/^backbone\.\d+\./)) return 'a Stable Cascade ControlNet';
   if (has(/^controlnet_blocks\.\d+\./) || has(/^controlnet_x_embedder\./) || has(/^controlnet_single_blocks\./)) return 'a ControlNet of a transformer family (SD3, Flux, HunyuanDiT)';
-  if (has(/^(lllite_|lllite\.)/) || has(/^lllite_unet/)) return 'a ControlNet-LLLite';
+  if (has(/^lllite_unet_/)) return 'a ControlNet-LLLite';
   return undefined;
 }
 
