@@ -1,0 +1,15 @@
+import type { ModelHandle, ModelWrapper } from './handles.ts';
+
+/**
+ * `model` with `wrapper` added inside the wrappers it already has. Patching the result (LoraLoader,
+ * merges after a TiledDiffusion-style node) keeps the wrappers, as ComfyUI's ModelPatcher clones
+ * keep theirs: the family's `withPatches` builds a fresh handle that knows nothing of them.
+ */
+export function addModelWrapper(model: ModelHandle, wrapper: ModelWrapper): ModelHandle {
+  return withWrappers(model, [...(model.wrappers ?? []), wrapper]);
+}
+
+function withWrappers(model: ModelHandle, wrappers: readonly ModelWrapper[]): ModelHandle {
+  const p = model.patching;
+  return { ...model, wrappers, patching: p && { ...p, withPatches: (patches) => withWrappers(p.withPatches(patches), wrappers) } };
+}
