@@ -218,7 +218,7 @@ console.log(
 );
 
 const t0 = performance.now();
-const decoder = buildVaeDecoderGraph(cfg, randomDecoderWeights(1), { dtype: 'float32', fusedAttention: true });
+const decoder = buildVaeDecoderGraph(cfg, randomDecoderWeights(1), { dtype: 'float32', fusedAttention: true }, { fuseUpsample: true });
 const decoderModel = decoder.toBuffer();
 console.log(
   `decoder graph: ${decoder.nodeCount} nodes, ${(decoder.weightBytes / 2 ** 20).toFixed(0)} MiB, built in ${s(performance.now() - t0)}`,

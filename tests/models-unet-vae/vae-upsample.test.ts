@@ -2,7 +2,8 @@ import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import { MapWeightSource } from '../../engine/core/weights.ts';
-import { upsampleConv } from '../../engine/models/graphs/vae-graph.ts';
+import { buildVaeDecoderGraph, upsampleConv } from '../../engine/models/graphs/vae-graph.ts';
+import { makeTiny } from '../models-onnx/tiny.ts';
 import { conv2d, resizeNearest } from '../../engine/models/reference/layers.ts';
 import { GraphBuilder } from '../../engine/onnx/graph.ts';
 import { Net, type LayerHook, type NetOptions } from '../../engine/onnx/nn.ts';
@@ -91,5 +92,22 @@ describe('VAE decoder upsampling fused into its conv', () => {
     expect(fused.ops.filter((op) => op !== 'Identity')).toEqual(['Conv', 'Conv', 'Conv', 'Conv', 'Concat', 'DepthToSpace']);
     const ref = conv2d(resizeNearest(x, 6, 6), w, [C, C, 3, 3], b, { pad: 1 });
     for (const y of [hooked, fused]) for (let i = 0; i < ref.data.length; i++) expect(y.data[i]).toBeCloseTo(ref.data[i], 5);
+  });
+});
+
+describe('the decoder checkpoints build by default', () => {
+  it('keeps nearest resize + conv unless fuseUpsample is asked for, so SD1 decodes stay bit-identical', async () => {
+    const tiny = await makeTiny(3);
+    const ops = (fuseUpsample?: boolean) =>
+      onnxProto.onnx.ModelProto.decode(buildVaeDecoderGraph(tiny.cfg.vae, tiny.vae, F32, { fuseUpsample }).toBuffer()).graph!.node!.map(
+        (node) => node.opType ?? '',
+      );
+    const levels = tiny.cfg.vae.chMult.length - 1;
+    const plain = ops();
+    expect(plain.filter((op) => op === 'Resize').length).toBe(levels);
+    expect(plain).not.toContain('DepthToSpace');
+    const fused = ops(true);
+    expect(fused.filter((op) => op === 'DepthToSpace').length).toBe(levels);
+    expect(fused).not.toContain('Resize');
   });
 });
