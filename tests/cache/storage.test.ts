@@ -86,7 +86,7 @@ describe('16-bit and linked weight storage', () => {
       }
       expect(statSync(join(dir, 'weights.bin')).size).toBeLessThanOrEqual(weightBytes);
       // What ORT's saved graph changed (the reordered convs) is kept in 16 bits too, but for tensors the
-      // builder computes from several weights (the VAE decoder's fused upsampling convs), not exact in 16 bits.
+      // builder computes from several weights (such as the VAE decoder's optional fused upsampling convs), not exact in 16 bits.
       for (const p of storedLayout(join(dir, 'optimized.onnx')).values()) {
         if (p === 'inline') continue;
         opt.all += p.half ? 2 * p.length : p.length;
