@@ -16,6 +16,9 @@ import { nodes as ksampler } from './sampling/ksampler.ts';
 import { nodes as conditioning } from './conditioning/conditioning.ts';
 import { nodes as latentOps } from './latent/latent-ops.ts';
 import { nodes as controlNet } from './controlnet/controlnet.ts';
+import { nodes as customSampling } from './sampling/custom-sampling.ts';
+import { nodes as samplerSelect } from './sampling/sampler-select.ts';
+import { alignYourStepsNodes, nodes as sigmaNodes } from './sampling/schedulers.ts';
 
 /** Every built-in node family, with the python_module name ComfyUI shows for its counterparts. */
 export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
@@ -33,6 +36,10 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', latentOps],
   ['nodes', controlNet],
   ['nodes', loraNodes],
+  ['comfy_extras.nodes_custom_sampler', customSampling],
+  ['comfy_extras.nodes_custom_sampler', samplerSelect],
+  ['comfy_extras.nodes_custom_sampler', sigmaNodes],
+  ['comfy_extras.nodes_align_your_steps', alignYourStepsNodes],
   ['comfy_extras.nodes_model_merging', mergeNodes],
   ['weft', loraTagNodes],
   ['weft', clipTextA1111],

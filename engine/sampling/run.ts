@@ -1,4 +1,4 @@
-import type { Latent } from '../core/tensor.ts';
+import type { Latent, Tensor } from '../core/tensor.ts';
 import type { PreviewImage } from '../core/preview.ts';
 import type { ModelHandle } from '../models/handles.ts';
 import type { Guider } from './guider.ts';
@@ -29,6 +29,8 @@ export interface SampleArgs {
   /** Called after every step with a preview every `previewEvery` steps (0 = never). */
   onStep?: (step: number, total: number, preview?: PreviewImage) => void;
   previewEvery?: number;
+  /** Called after every step with its x0 prediction in model space (ComfyUI's `x0_output` callback). */
+  onDenoised?: (denoised: Tensor) => void;
 }
 
 /** The latent must be [B, C, H, W] with the model's channel count. */
@@ -73,6 +75,7 @@ export async function sampleLatent(a: SampleArgs): Promise<Latent> {
             ? latentPreview(info.denoised, model.latentFormat)
             : undefined;
         a.onStep?.(info.i + 1, info.totalSteps, preview);
+        a.onDenoised?.(info.denoised);
       },
     },
     { shape, data: x0 },

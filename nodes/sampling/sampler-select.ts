@@ -1,0 +1,134 @@
+import { defineNode } from '../../engine/registry/types.ts';
+import { SAMPLER_NAMES, samplerObject } from '../../engine/sampling/samplers/index.ts';
+import '../../engine/sampling/socket-types.ts';
+
+/**
+ * ComfyUI's SAMPLER nodes (comfy_extras/nodes_custom_sampler.py): KSamplerSelect and the samplers
+ * with options. noise_device picks ComfyUI's _gpu or CPU variant, which differ only in where the
+ * Brownian tree is built; here both are the same sampler with the same tree.
+ */
+
+const SAMPLER_OUT = [{ type: 'SAMPLER', name: 'SAMPLER' }] as const;
+const CATEGORY = 'sampling/samplers';
+const eta = { type: 'FLOAT', default: 1.0, min: 0.0, max: 100.0, step: 0.01, round: false, advanced: true } as const;
+const sNoise = { type: 'FLOAT', default: 1.0, min: 0.0, max: 100.0, step: 0.01, round: false, advanced: true } as const;
+const noiseDevice = { type: 'COMBO', options: ['gpu', 'cpu'], advanced: true } as const;
+const withDevice = (name: string, device: string): string => (device === 'cpu' ? name : `${name}_gpu`);
+
+export const KSamplerSelect = defineNode({
+  name: 'KSamplerSelect',
+  category: CATEGORY,
+  inputs: { required: { sampler_name: { type: 'COMBO', options: [...SAMPLER_NAMES] } } },
+  outputs: SAMPLER_OUT,
+  run: (i) => [samplerObject(i.sampler_name)],
+});
+
+export const SamplerDPMPP_3M_SDE = defineNode({
+  name: 'SamplerDPMPP_3M_SDE',
+  category: CATEGORY,
+  inputs: { required: { eta, s_noise: sNoise, noise_device: noiseDevice } },
+  outputs: SAMPLER_OUT,
+  run: (i) => [samplerObject(withDevice('dpmpp_3m_sde', i.noise_device), { eta: i.eta, s_noise: i.s_noise })],
+});
+
+export const SamplerDPMPP_2M_SDE = defineNode({
+  name: 'SamplerDPMPP_2M_SDE',
+  category: CATEGORY,
+  inputs: { required: { solver_type: { type: 'COMBO', options: ['midpoint', 'heun'] }, eta, s_noise: sNoise, noise_device: noiseDevice } },
+  outputs: SAMPLER_OUT,
+  // dpmpp_2m_sde with solver_type "heun" is exactly ComfyUI's dpmpp_2m_sde_heun.
+  run: (i) => [
+    samplerObject(withDevice(i.solver_type === 'heun' ? 'dpmpp_2m_sde_heun' : 'dpmpp_2m_sde', i.noise_device), { eta: i.eta, s_noise: i.s_noise }),
+  ],
+});
+
+export const SamplerDPMPP_SDE = defineNode({
+  name: 'SamplerDPMPP_SDE',
+  category: CATEGORY,
+  inputs: {
+    required: {
+      eta,
+      s_noise: sNoise,
+      r: { type: 'FLOAT', default: 0.5, min: 0.0, max: 100.0, step: 0.01, round: false, advanced: true },
+      noise_device: noiseDevice,
+    },
+  },
+  outputs: SAMPLER_OUT,
+  run: (i) => [samplerObject(withDevice('dpmpp_sde', i.noise_device), { eta: i.eta, s_noise: i.s_noise, r: i.r })],
+});
+
+export const SamplerDPMPP_2S_Ancestral = defineNode({
+  name: 'SamplerDPMPP_2S_Ancestral',
+  category: CATEGORY,
+  inputs: {
+    required: {
+      eta: { type: 'FLOAT', default: 1.0, min: 0.0, max: 100.0, step: 0.01, round: false },
+      s_noise: { type: 'FLOAT', default: 1.0, min: 0.0, max: 100.0, step: 0.01, round: false },
+    },
+  },
+  outputs: SAMPLER_OUT,
+  run: (i) => [samplerObject('dpmpp_2s_ancestral', { eta: i.eta, s_noise: i.s_noise })],
+});
+
+export const SamplerEulerAncestral = defineNode({
+  name: 'SamplerEulerAncestral',
+  category: CATEGORY,
+  inputs: { required: { eta, s_noise: sNoise } },
+  outputs: SAMPLER_OUT,
+  run: (i) => [samplerObject('euler_ancestral', { eta: i.eta, s_noise: i.s_noise })],
+});
+
+export const SamplerLMS = defineNode({
+  name: 'SamplerLMS',
+  category: CATEGORY,
+  inputs: { required: { order: { type: 'INT', default: 4, min: 1, max: 100, advanced: true } } },
+  outputs: SAMPLER_OUT,
+  run: (i) => [samplerObject('lms', { order: i.order })],
+});
+
+const adaptive = (d: number) => ({ type: 'FLOAT', default: d, min: 0.0, max: 100.0, step: 0.01, round: false, advanced: true }) as const;
+
+export const SamplerDPMAdaptative = defineNode({
+  name: 'SamplerDPMAdaptative',
+  category: CATEGORY,
+  inputs: {
+    required: {
+      order: { type: 'INT', default: 3, min: 2, max: 3, advanced: true },
+      rtol: adaptive(0.05),
+      atol: adaptive(0.0078),
+      h_init: adaptive(0.05),
+      pcoeff: adaptive(0.0),
+      icoeff: adaptive(1.0),
+      dcoeff: adaptive(0.0),
+      accept_safety: adaptive(0.81),
+      eta: adaptive(0.0),
+      s_noise: adaptive(1.0),
+    },
+  },
+  outputs: SAMPLER_OUT,
+  run: (i) => [
+    samplerObject('dpm_adaptive', {
+      order: i.order,
+      rtol: i.rtol,
+      atol: i.atol,
+      h_init: i.h_init,
+      pcoeff: i.pcoeff,
+      icoeff: i.icoeff,
+      dcoeff: i.dcoeff,
+      accept_safety: i.accept_safety,
+      eta: i.eta,
+      s_noise: i.s_noise,
+    }),
+  ],
+});
+
+export const nodes = [
+  KSamplerSelect,
+  SamplerEulerAncestral,
+  SamplerLMS,
+  SamplerDPMPP_3M_SDE,
+  SamplerDPMPP_2M_SDE,
+  SamplerDPMPP_SDE,
+  SamplerDPMPP_2S_Ancestral,
+  SamplerDPMAdaptative,
+];
