@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StoredTensor, WeightSource } from '../core/weights.ts';
 import { assertNotPickle, looksLikeSafetensors } from './pickle-guard.ts';
 import { readAt } from '../core/safe-path.ts';
+import { fileContentHash } from './content-hash.ts';
 import { f16ToF32, f32BitsToF16, f32ToBf16, f32ToF16, isDtype, ITEMSIZE, LITTLE_ENDIAN, toFloat32, type Dtype } from '../core/dtype.ts';
 
 export { assertNotPickle } from './pickle-guard.ts';
@@ -49,9 +49,6 @@ function jsonErrorOffset(message: string): string {
   const m = /position (\d+)/.exec(message);
   return m ? ` (at byte ${8 + Number(m[1])} of the file)` : '';
 }
-
-/** Content hashes computed in this process, keyed by file identity (device, inode, size, mtime). */
-const hashMemo = new Map<string, string>();
 
 /**
  * A safetensors file opened lazily: the header is read and checked (length bound, JSON, dtypes,
@@ -242,43 +239,7 @@ export class SafetensorsFile implements WeightSource {
   contentHash(opts: { cacheDir?: string } = {}): string {
     if (this.hash) return this.hash;
     if (this.fd === null) throw new SafetensorsError(this.file, 'file is closed');
-    const st = fs.fstatSync(this.fd);
-    const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-    const memo = hashMemo.get(identity);
-    if (memo) return (this.hash = memo);
-    const record = opts.cacheDir ? path.join(opts.cacheDir, `${createHash('sha1').update(path.resolve(this.file)).digest('hex')}.json`) : undefined;
-    if (record) {
-      try {
-        const r = JSON.parse(fs.readFileSync(record, 'utf8')) as { identity?: unknown; sha256?: unknown };
-        if (r.identity === identity && typeof r.sha256 === 'string' && /^[0-9a-f]{64}$/.test(r.sha256)) {
-          hashMemo.set(identity, r.sha256);
-          return (this.hash = r.sha256);
-        }
-      } catch {
-        /* no usable record: hash the file */
-      }
-    }
-    const h = createHash('sha256');
-    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let pos = 0; ; ) {
-      const n = fs.readSync(this.fd, buf, 0, buf.length, pos);
-      if (n <= 0) break;
-      h.update(buf.subarray(0, n));
-      pos += n;
-    }
-    this.hash = h.digest('hex');
-    hashMemo.set(identity, this.hash);
-    if (record) {
-      try {
-        fs.mkdirSync(path.dirname(record), { recursive: true });
-        const tmp = `${record}.${process.pid}.tmp`;
-        fs.writeFileSync(tmp, JSON.stringify({ file: path.resolve(this.file), identity, sha256: this.hash }));
-        fs.renameSync(tmp, record);
-      } catch {
-        /* a read-only cache folder only costs a re-hash next time */
-      }
-    }
-    return this.hash;
+    return (this.hash = fileContentHash(this.fd, this.file, opts));
   }
 }
 
