@@ -61,10 +61,18 @@ describe('prompt text', () => {
   });
 
   it('CLIPTextEncodeA1111 refuses a huge text before parsing its schedule or touching the CLIP', async () => {
-    const untouchable = new Proxy({}, { get: () => { throw new Error('the CLIP was used'); } }) as ClipHandle;
-    const ctx = new Proxy({}, { get: () => { throw new Error('the context was used'); } }) as NodeContext;
+    // Symbols, `then` and `toJSON` stay answerable so a failure here prints instead of recursing.
+    const untouchable = <T extends object>(what: string): T =>
+      new Proxy({} as T, {
+        get: (_t, key) => {
+          if (typeof key === 'symbol' || key === 'then' || key === 'toJSON') return undefined;
+          throw new Error(`the ${what} was used (.${key})`);
+        },
+      });
+    const clip = untouchable<ClipHandle>('CLIP');
+    const ctx = untouchable<NodeContext>('node context');
     const text = '[漢字|かな|😀] '.repeat(100_000);
-    await expect(CLIPTextEncodeA1111.run({ text, clip: untouchable, steps: 10_000, bare_embedding_names: true }, ctx)).rejects.toThrow(PromptTooLongError);
+    await expect(CLIPTextEncodeA1111.run({ text, clip, steps: 10_000, bare_embedding_names: true }, ctx)).rejects.toThrow(PromptTooLongError);
   });
 
   it('encodes up to 64 chunks and names the limit beyond', () => {
