@@ -179,3 +179,41 @@ export function setFirstSigma(sigmas: Float64Array, sigma: number): Float64Array
   out[0] = f32(sigma);
   return out;
 }
+
+export type SigmaSpacing = 'linear' | 'cosine' | 'sine';
+
+/**
+ * ExtendIntermediateSigmas: after every σ_i with end_at ≤ σ_i ≤ start_at (start_at < 0 = no upper
+ * bound), steps − 1 extra σs between σ_i and σ_i+1 at the spacing's fractions of the gap.
+ */
+export function extendIntermediateSigmas(sigmas: Float64Array, steps: number, startAt: number, endAt: number, spacing: SigmaSpacing): Float64Array {
+  const hi = startAt < 0 ? Infinity : f32(startAt);
+  const lo = f32(endAt);
+  const pi = f32(Math.PI);
+  const fractions = Array.from(linspaceF32(0, 1, steps + 1).subarray(1, steps), (x) => {
+    if (spacing === 'linear') return x;
+    const angle = f32(f32(x * pi) / 2);
+    return spacing === 'cosine' ? f32(Math.sin(angle)) : f32(1 - f32(Math.cos(angle)));
+  });
+  const out: number[] = [];
+  for (let i = 0; i < sigmas.length - 1; i++) {
+    const cur = sigmas[i];
+    out.push(cur);
+    if (lo <= cur && cur <= hi) {
+      const gap = f32(sigmas[i + 1] - cur);
+      for (const fr of fractions) out.push(f32(f32(fr * gap) + cur));
+    }
+  }
+  if (sigmas.length) out.push(sigmas[sigmas.length - 1]);
+  return Float64Array.from(out, f32);
+}
+
+/** ManualSigmas: every number in the text (ComfyUI's pattern: digits, dots, digits; no exponents), as float32. */
+export function parseManualSigmas(text: string): Float64Array {
+  const found = text.match(/[-+]?(?:\d*\.*\d+)/g) ?? [];
+  return Float64Array.from(found, (s) => {
+    const v = Number(s);
+    if (Number.isNaN(v)) throw new Error(`could not convert string to float: '${s}'`);
+    return f32(v);
+  });
+}

@@ -3,8 +3,10 @@ import {
   AYS_NOISE_LEVELS,
   alignYourStepsSigmas,
   basicSchedulerSigmas,
+  extendIntermediateSigmas,
   flipSigmas,
   laplaceSigmas,
+  parseManualSigmas,
   polyexponentialSigmas,
   sdTurboSigmas,
   setFirstSigma,
@@ -12,6 +14,7 @@ import {
   splitSigmasDenoise,
   vpSigmas,
   type AysModelType,
+  type SigmaSpacing,
 } from '../../engine/sampling/custom-sigmas.ts';
 import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling.ts';
 import { betaSigmas, exponentialSigmas, karrasSigmas, SCHEDULER_NAMES } from '../../engine/sampling/schedulers.ts';
@@ -176,6 +179,57 @@ export const SetFirstSigma = defineNode({
   run: (i) => [setFirstSigma(i.sigmas, i.sigma)],
 });
 
+export const ExtendIntermediateSigmas = defineNode({
+  name: 'ExtendIntermediateSigmas',
+  category: SIGMAS,
+  searchAliases: ['interpolate sigmas'],
+  inputs: {
+    required: {
+      sigmas: { type: 'SIGMAS' },
+      steps: { type: 'INT', default: 2, min: 1, max: 100 },
+      start_at_sigma: { type: 'FLOAT', default: -1.0, min: -1.0, max: 20000.0, step: 0.01, round: false },
+      end_at_sigma: { type: 'FLOAT', default: 12.0, min: 0.0, max: 20000.0, step: 0.01, round: false },
+      spacing: { type: 'COMBO', options: ['linear', 'cosine', 'sine'] },
+    },
+  },
+  outputs: SIGMAS_OUT,
+  run: (i) => [extendIntermediateSigmas(i.sigmas, i.steps, i.start_at_sigma, i.end_at_sigma, i.spacing as SigmaSpacing)],
+});
+
+export const SamplingPercentToSigma = defineNode({
+  name: 'SamplingPercentToSigma',
+  category: SIGMAS,
+  inputs: {
+    required: {
+      model: { type: 'MODEL' },
+      sampling_percent: { type: 'FLOAT', default: 0.0, min: 0.0, max: 1.0, step: 0.0001 },
+      return_actual_sigma: {
+        type: 'BOOLEAN',
+        default: false,
+        tooltip: 'Return the actual sigma value instead of the value used for interval checks.\nThis only affects results at 0.0 and 1.0.',
+      },
+    },
+  },
+  outputs: [{ type: 'FLOAT', name: 'sigma_value' }],
+  run(i) {
+    const ms = modelSamplingFromConfig(i.model.sampling);
+    const p = i.sampling_percent;
+    if (i.return_actual_sigma && p === 0) return [ms.sigmaMax];
+    if (i.return_actual_sigma && p === 1) return [ms.sigmaMin];
+    return [ms.percentToSigma(p)];
+  },
+});
+
+export const ManualSigmas = defineNode({
+  name: 'ManualSigmas',
+  category: 'experimental/custom_sampling',
+  experimental: true,
+  searchAliases: ['custom noise schedule', 'define sigmas'],
+  inputs: { required: { sigmas: { type: 'STRING', default: '1, 0.5', multiline: false } } },
+  outputs: SIGMAS_OUT,
+  run: (i) => [parseManualSigmas(i.sigmas)],
+});
+
 export const nodes = [
   BasicScheduler,
   KarrasScheduler,
@@ -189,6 +243,9 @@ export const nodes = [
   SplitSigmasDenoise,
   FlipSigmas,
   SetFirstSigma,
+  ExtendIntermediateSigmas,
+  SamplingPercentToSigma,
+  ManualSigmas,
 ];
 
 /** comfy_extras/nodes_align_your_steps.py */

@@ -167,6 +167,37 @@ describe('sigma list nodes', () => {
   });
 });
 
+describe('ExtendIntermediateSigmas, SamplingPercentToSigma, ManualSigmas', () => {
+  it('ExtendIntermediateSigmas inserts steps − 1 σs in each gap whose upper σ lies in [end_at, start_at], at the spacing’s fractions', async () => {
+    const s = Float64Array.from([14, 8, 4, 1, 0]);
+    const ext = async (steps: number, start: number, end: number, spacing: string) =>
+      Array.from(await sigmasOf(sched.ExtendIntermediateSigmas, { sigmas: s, steps, start_at_sigma: start, end_at_sigma: end, spacing }));
+    expect(await ext(2, -1, 12, 'linear')).toEqual([14, 11, 8, 4, 1, 0]);
+    expect(await ext(2, 9, 1, 'linear')).toEqual([14, 8, 6, 4, 2.5, 1, 0.5, 0]);
+    expect(await ext(1, -1, 0, 'linear')).toEqual([14, 8, 4, 1, 0]);
+    const cos = await ext(3, -1, 12, 'cosine');
+    const sine = await ext(3, -1, 12, 'sine');
+    const frac = [1 / 3, 2 / 3];
+    expectClose(cos, [14, ...frac.map((x) => 14 - 6 * Math.sin((x * Math.PI) / 2)), 8, 4, 1, 0], 1e-6);
+    expectClose(sine, [14, ...frac.map((x) => 14 - 6 * (1 - Math.cos((x * Math.PI) / 2))), 8, 4, 1, 0], 1e-6);
+  });
+
+  it("SamplingPercentToSigma: the model's σ at (1 − p)·999, ComfyUI's sentinels at 0 and 1 unless the actual σ is asked for", async () => {
+    const at = async (p: number, actual = false) => (await call<[number]>(sched.SamplingPercentToSigma, { model: tinySd1, sampling_percent: p, return_actual_sigma: actual }))[0];
+    expect(await at(0)).toBe(999999999.9);
+    expect(await at(1)).toBe(0);
+    expect(await at(0, true)).toBe(ms.sigmaMax);
+    expect(await at(1, true)).toBe(ms.sigmaMin);
+    expect(await at(0.5)).toBe(ms.sigma(499.5));
+  });
+
+  it('ManualSigmas: the numbers of the text as float32', async () => {
+    expect(Array.from(await sigmasOf(sched.ManualSigmas, { sigmas: '14.6, 7 ,1.5;0' }))).toEqual([14.6, 7, 1.5, 0].map(Math.fround));
+    expect(Array.from(await sigmasOf(sched.ManualSigmas, { sigmas: '-1 +.5' }))).toEqual([-1, 0.5]);
+    expect(await sigmasOf(sched.ManualSigmas, { sigmas: 'none' })).toHaveLength(0);
+  });
+});
+
 describe('node declarations as ComfyUI', () => {
   const info = createBuiltinRegistry().objectInfo({ paths: new FolderPaths({ baseDir: '/nonexistent-weft' }) });
 
