@@ -17,7 +17,9 @@ export function fileContentHash(fd: number, file: string, opts: { cacheDir?: str
   const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
   const memo = hashMemo.get(identity);
   if (memo) return memo;
-  const record = opts.cacheDir ? path.join(opts.cacheDir, `${createHash('sha1').update(path.resolve(file)).digest('hex')}.json`) : undefined;
+  const record = opts.cacheDir
+    ? path.join(opts.cacheDir, `${createHash('sha1').update(path.resolve(file)).digest('hex')}.json`)
+    : undefined;
   if (record) {
     try {
       const r = JSON.parse(fs.readFileSync(record, 'utf8')) as { identity?: unknown; sha256?: unknown };
@@ -31,7 +33,7 @@ export function fileContentHash(fd: number, file: string, opts: { cacheDir?: str
   }
   const h = createHash('sha256');
   const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-  for (let pos = 0; ; ) {
+  for (let pos = 0; ;) {
     const n = fs.readSync(fd, buf, 0, buf.length, pos);
     if (n <= 0) break;
     h.update(buf.subarray(0, n));

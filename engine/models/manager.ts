@@ -4,8 +4,7 @@ import type { ProviderChoice } from '../onnx/runtime.ts';
 import type { PoolStats, SessionPool } from '../onnx/session-pool.ts';
 import type { FolderPaths } from '../paths/folders.ts';
 import type { WeightSource } from '../core/weights.ts';
-import { assertNotPickle } from '../formats/pickle-guard.ts';
-import { SafetensorsFile } from '../formats/safetensors.ts';
+import { openWeights, type WeightsFile } from '../formats/open-weights.ts';
 import { vaeWeights } from './detect.ts';
 import type { VaeHandle } from './handles.ts';
 import { loadOnnxFolder, type OnnxFolderParts } from './onnx-folder.ts';
@@ -73,15 +72,14 @@ export class ModelManager {
     return this.runtime.provider();
   }
 
-  private hashOf(sf: SafetensorsFile): string {
+  private hashOf(sf: WeightsFile): string {
     return sf.contentHash({ cacheDir: join(this.opts.cacheDir, 'hashes') });
   }
 
   /** A single-file checkpoint of any registered family → MODEL, CLIP, VAE (memoised per file identity). */
   async loadCheckpoint(file: string): Promise<CheckpointParts> {
-    assertNotPickle(file);
     return this.checkpoints.get(file, () => {
-      const sf = SafetensorsFile.open(file);
+      const sf = openWeights(file);
       const detected = this.families.detect(sf);
       return detected.assemble({ file, hash: this.hashOf(sf), source: sf, runtime: this.runtime, paths: this.opts.paths, log: this.opts.log });
     });
@@ -89,9 +87,8 @@ export class ModelManager {
 
   /** A standalone VAE file (LDM or diffusers key names). */
   async loadVae(file: string): Promise<VaeHandle> {
-    assertNotPickle(file);
     return this.vaes.get(file, () => {
-      const sf = SafetensorsFile.open(file);
+      const sf = openWeights(file);
       const { config, weights } = vaeWeights(sf);
       return ldmVaeHandle(this.runtime, { cfg: config, weights, hash: this.hashOf(sf), prefix: LDM_VAE_PREFIX, file });
     });
@@ -111,11 +108,10 @@ export class ModelManager {
    * and checkpoint). Its content hash names the patches, so renaming a file never rebuilds.
    */
   loadAdapter(file: string, checkpoint: WeightSource): { parsed: ParsedAdapter; hash: string } {
-    assertNotPickle(file);
     let memo = this.adapters.get(checkpoint);
     if (!memo) this.adapters.set(checkpoint, (memo = new FileMemo()));
     return memo.get(file, () => {
-      const sf = SafetensorsFile.open(file);
+      const sf = openWeights(file);
       return { hash: this.hashOf(sf), parsed: parseAdapter(file, sf, checkpoint) };
     });
   }

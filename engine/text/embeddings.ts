@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { walk, type FolderPaths } from '../paths/folders.ts';
-import { assertNotPickle, SafetensorsFile } from '../formats/safetensors.ts';
+import { openWeights, type WeightsFile } from '../formats/open-weights.ts';
 import { type Dtype } from '../core/dtype.ts';
 import type { NamedEmbeddingLookup } from './clip-tokenizer.ts';
 
@@ -17,7 +17,7 @@ const FLOAT_DTYPES: ReadonlySet<Dtype> = new Set<Dtype>(['F16', 'BF16', 'F32', '
 const shapeText = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 /** Which tensor of an embedding file holds the vectors, by the layouts the tools write. */
-function chooseTensor(st: SafetensorsFile, expectedWidth: number): string {
+function chooseTensor(st: WeightsFile, expectedWidth: number): string {
   const names = st.names();
   const file = st.file;
   if (names.length === 0) throw new Error(`${file}: the file holds no tensors, so it is not a textual-inversion embedding`);
@@ -52,12 +52,12 @@ function chooseTensor(st: SafetensorsFile, expectedWidth: number): string {
  * embedding stands for. Layouts: `emb_params` [n, w] (kohya), `clip_l`/`clip_g` (SDXL files: the one
  * whose width is `expectedWidth`, so clip_l for SD1), a single `string_to_param.*` (A1111's .pt layout as
  * converted to safetensors), and any single-tensor file (diffusers concepts); a 1-D tensor is one vector
- * and leading dimensions are flattened. Pickles (.pt/.bin, or pickle content) are refused with advice to
- * convert them. Errors name the file, the tensor and the shapes.
+ * and leading dimensions are flattened. Pickles (A1111 .pt, diffusers learned_embeds.bin) are read by the
+ * non-executing torch reader, whose flattened names give the same layouts. Errors name the file, the
+ * tensor and the shapes.
  */
 export function loadEmbeddingFile(file: string, expectedWidth: number): Float32Array[] {
   if (!Number.isSafeInteger(expectedWidth) || expectedWidth <= 0) throw new Error(`expected embedding width must be a positive integer, got ${expectedWidth}`);
-  assertNotPickle(file);
   let size: number;
   try {
     size = fs.statSync(file).size;
@@ -67,7 +67,7 @@ export function loadEmbeddingFile(file: string, expectedWidth: number): Float32A
   if (size > MAX_EMBEDDING_FILE) {
     throw new Error(`${file}: ${size} bytes is far too large for a textual-inversion embedding (limit ${MAX_EMBEDDING_FILE}); is it a LoRA or a checkpoint in the embeddings folder?`);
   }
-  const st = SafetensorsFile.open(file);
+  const st = openWeights(file);
   try {
     const key = chooseTensor(st, expectedWidth);
     const dtype = st.dtype(key);

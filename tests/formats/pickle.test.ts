@@ -7,7 +7,18 @@ import { openWeights } from '../../engine/formats/open-weights.ts';
 import { TorchFile, TorchFileError } from '../../engine/formats/pickle/torch-file.ts';
 import { PyDict } from '../../engine/formats/pickle/values.ts';
 import { loadEmbeddingFile } from '../../engine/text/embeddings.ts';
-import { f32Storage, PFloat, POrdered, PStorage, PTensor, storedZip, torchSaveLegacy, torchSaveZip, type PVal, type StorageClass } from './torch-writer.ts';
+import {
+  f32Storage,
+  PFloat,
+  POrdered,
+  PStorage,
+  PTensor,
+  storedZip,
+  torchSaveLegacy,
+  torchSaveZip,
+  type PVal,
+  type StorageClass,
+} from './torch-writer.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-pickle-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -19,7 +30,18 @@ function save(bytes: Uint8Array, ext = '.ckpt'): string {
 }
 
 function storage(key: string, cls: StorageClass, values: readonly number[]): PStorage {
-  const item = { FloatStorage: 4, HalfStorage: 2, BFloat16Storage: 2, DoubleStorage: 8, LongStorage: 8, IntStorage: 4, ShortStorage: 2, CharStorage: 1, ByteStorage: 1, BoolStorage: 1 }[cls];
+  const item = {
+    FloatStorage: 4,
+    HalfStorage: 2,
+    BFloat16Storage: 2,
+    DoubleStorage: 8,
+    LongStorage: 8,
+    IntStorage: 4,
+    ShortStorage: 2,
+    CharStorage: 1,
+    ByteStorage: 1,
+    BoolStorage: 1,
+  }[cls];
   const b = Buffer.alloc(values.length * item);
   values.forEach((v, i) => {
     if (cls === 'FloatStorage') b.writeFloatLE(v, i * 4);
@@ -100,7 +122,13 @@ describe('torch files, zip and legacy', () => {
     const e = TorchFile.open(save(torchSaveZip(emb), '.pt'));
     expect(e.names()).toEqual(['string_to_param.*']);
     const hyper = new Map<PVal, PVal>([
-      [768, [new POrdered(new Map<PVal, PVal>([['linear.0.weight', new PTensor(s, [3, 2])]])), new POrdered(new Map<PVal, PVal>([['linear.0.bias', new PTensor(s, [3], [1], 3)]]))]],
+      [
+        768,
+        [
+          new POrdered(new Map<PVal, PVal>([['linear.0.weight', new PTensor(s, [3, 2])]])),
+          new POrdered(new Map<PVal, PVal>([['linear.0.bias', new PTensor(s, [3], [1], 3)]])),
+        ],
+      ],
       ['activation_func', 'relu'],
       ['is_layer_norm', false],
     ]);
@@ -112,7 +140,15 @@ describe('torch files, zip and legacy', () => {
 
   it('openWeights picks the reader by content; A1111 .pt embeddings load as vectors', () => {
     const vec = Array.from({ length: 2 * 768 }, (_, i) => (i % 17) / 16);
-    const file = save(torchSaveZip({ string_to_token: { '*': 265 }, string_to_param: { '*': new PTensor(f32Storage('0', vec), [2, 768]) }, name: 'e', step: 10 }), '.pt');
+    const file = save(
+      torchSaveZip({
+        string_to_token: { '*': 265 },
+        string_to_param: { '*': new PTensor(f32Storage('0', vec), [2, 768]) },
+        name: 'e',
+        step: 10,
+      }),
+      '.pt',
+    );
     expect(openWeights(file)).toBeInstanceOf(TorchFile);
     const vs = loadEmbeddingFile(file, 768);
     expect(vs).toHaveLength(2);
@@ -126,7 +162,9 @@ describe('torch files, zip and legacy', () => {
 describe('what the reader refuses', () => {
   const evil = (module: string, name: string, stack = false): Uint8Array => {
     // {'x': module.name('id')} then STOP, as a malicious __reduce__ writes it.
-    const g = stack ? [0x8c, module.length, ...Buffer.from(module), 0x8c, name.length, ...Buffer.from(name), 0x93] : [0x63, ...Buffer.from(`${module}\n${name}\n`)];
+    const g = stack
+      ? [0x8c, module.length, ...Buffer.from(module), 0x8c, name.length, ...Buffer.from(name), 0x93]
+      : [0x63, ...Buffer.from(`${module}\n${name}\n`)];
     return Uint8Array.from([0x80, 0x02, 0x7d, 0x8c, 1, 0x78, ...g, 0x8c, 2, 0x69, 0x64, 0x85, 0x52, 0x73, 0x2e]);
   };
   for (const [module, name] of [
@@ -159,8 +197,14 @@ describe('what the reader refuses', () => {
     const cases: [number[], RegExp][] = [
       [[0x80, 2, 0x63, ...Buffer.from('torch\nFloatStorage\n'), 0x29, 0x52, 0x2e], /torch\.FloatStorage may be named but not called/],
       [[0x80, 2, 0x4b, 1, 0x29, 0x52, 0x2e], /REDUCE on 1, not an allowed global/],
-      [[0x80, 2, 0x63, ...Buffer.from('torch._utils\n_rebuild_tensor_v2\n'), 0x29, 0x81, 0x2e], /NEWOBJ of torch\._utils\._rebuild_tensor_v2 is not allowed/],
-      [[0x80, 2, 0x63, ...Buffer.from('torch._utils\n_rebuild_tensor_v2\n'), 0x4b, 1, 0x85, 0x52, 0x2e], /storage must be a persistent storage/],
+      [
+        [0x80, 2, 0x63, ...Buffer.from('torch._utils\n_rebuild_tensor_v2\n'), 0x29, 0x81, 0x2e],
+        /NEWOBJ of torch\._utils\._rebuild_tensor_v2 is not allowed/,
+      ],
+      [
+        [0x80, 2, 0x63, ...Buffer.from('torch._utils\n_rebuild_tensor_v2\n'), 0x4b, 1, 0x85, 0x52, 0x2e],
+        /storage must be a persistent storage/,
+      ],
       [[0x80, 2, 0x69, ...Buffer.from('os\nsystem\n'), 0x2e], /refused global os\.system/],
       [[0x80, 2, 0x6f, 0x2e], /opcode 0x6f is not read/],
       [[0x80, 2, 0xff, 0x2e], /opcode 0xff is not read/],
@@ -182,7 +226,9 @@ describe('what the reader refuses', () => {
     // A storage claiming more elements than its record holds, and a view past its storage.
     const s = f32Storage('0', [1, 2, 3]);
     const lying = new PStorage('0', 'FloatStorage', s.data, 2 ** 40);
-    expect(() => TorchFile.open(save(torchSaveZip({ w: new PTensor(lying, [2 ** 20, 2 ** 20]) })))).toThrow(/declares 1099511627776 F32 elements but its record holds 12 bytes/);
+    expect(() => TorchFile.open(save(torchSaveZip({ w: new PTensor(lying, [2 ** 20, 2 ** 20]) })))).toThrow(
+      /declares 1099511627776 F32 elements but its record holds 12 bytes/,
+    );
     expect(() => TorchFile.open(save(torchSaveZip({ w: new PTensor(s, [2, 2]) })))).toThrow(/reaches element 3 of a storage of 3/);
     expect(() => TorchFile.open(save(torchSaveLegacy({ w: new PTensor(lying, [1]) })))).toThrow(/runs past the end|holds/);
     expect(() => TorchFile.open(save(torchSaveZip({ w: new PTensor(s, [3], [-1], 2) })))).toThrow(/negative/);
@@ -222,7 +268,9 @@ describe('what the reader refuses', () => {
     doubled.push(0x2e);
     expect(TorchFile.open(save(zipWithPickle(Uint8Array.from(doubled)))).names()).toEqual([]);
     // GET of an unset memo slot; memo slots beyond the bound (LONG_BINPUT of many distinct ids).
-    expect(() => TorchFile.open(save(zipWithPickle(Uint8Array.from([0x80, 2, 0x6a, 9, 9, 9, 9, 0x2e]))))).toThrow(/memo 151587081 is not set/);
+    expect(() => TorchFile.open(save(zipWithPickle(Uint8Array.from([0x80, 2, 0x6a, 9, 9, 9, 9, 0x2e]))))).toThrow(
+      /memo 151587081 is not set/,
+    );
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 });

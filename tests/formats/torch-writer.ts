@@ -20,7 +20,17 @@ export class POrdered {
 export class PRaw {
   constructor(readonly bytes: readonly number[]) {}
 }
-export type StorageClass = 'FloatStorage' | 'HalfStorage' | 'BFloat16Storage' | 'DoubleStorage' | 'LongStorage' | 'IntStorage' | 'ShortStorage' | 'CharStorage' | 'ByteStorage' | 'BoolStorage';
+export type StorageClass =
+  | 'FloatStorage'
+  | 'HalfStorage'
+  | 'BFloat16Storage'
+  | 'DoubleStorage'
+  | 'LongStorage'
+  | 'IntStorage'
+  | 'ShortStorage'
+  | 'CharStorage'
+  | 'ByteStorage'
+  | 'BoolStorage';
 export class PStorage {
   constructor(
     readonly key: string,
@@ -37,7 +47,20 @@ export class PTensor {
     readonly offset = 0,
   ) {}
 }
-export type PVal = null | boolean | number | string | PFloat | PTuple | POrdered | PRaw | PStorage | PTensor | PVal[] | Map<PVal, PVal> | { [k: string]: PVal };
+export type PVal =
+  | null
+  | boolean
+  | number
+  | string
+  | PFloat
+  | PTuple
+  | POrdered
+  | PRaw
+  | PStorage
+  | PTensor
+  | PVal[]
+  | Map<PVal, PVal>
+  | { [k: string]: PVal };
 
 export function contiguous(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
@@ -193,7 +216,10 @@ export function storedZip(entries: readonly [string, Uint8Array][], align = true
 /** torch.save's zip format (torch >= 1.6) of `v`, in folder `folder`. */
 export function torchSaveZip(v: PVal, folder = 'archive'): Uint8Array {
   const { bytes, storages } = Pickler.dump(v);
-  const entries: [string, Uint8Array][] = [[`${folder}/data.pkl`, bytes], [`${folder}/byteorder`, enc.encode('little')]];
+  const entries: [string, Uint8Array][] = [
+    [`${folder}/data.pkl`, bytes],
+    [`${folder}/byteorder`, enc.encode('little')],
+  ];
   for (const s of storages.values()) entries.push([`${folder}/data/${s.key}`, s.data]);
   entries.push([`${folder}/version`, enc.encode('3\n')]);
   return storedZip(entries);

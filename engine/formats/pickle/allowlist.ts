@@ -51,18 +51,23 @@ export function describeValue(v: PyValue): string {
 /** torch._utils._rebuild_tensor(_v2): a strided view checked to lie inside its storage. */
 function rebuildTensor(args: readonly PyValue[]): TensorRef {
   const [storage, offset, size, stride] = args;
-  if (!(storage instanceof StorageRef)) throw new PickleValueError(`a tensor's storage must be a persistent storage, got ${describeValue(storage ?? null)}`);
+  if (!(storage instanceof StorageRef))
+    throw new PickleValueError(`a tensor's storage must be a persistent storage, got ${describeValue(storage ?? null)}`);
   const off = int(offset ?? null, 'storage offset');
   const shape = intTuple(size ?? null, 'tensor size');
   const strides = intTuple(stride ?? null, 'tensor stride');
-  if (shape.length !== strides.length) throw new PickleValueError(`tensor size ${JSON.stringify(shape)} and stride ${JSON.stringify(strides)} differ in rank`);
+  if (shape.length !== strides.length)
+    throw new PickleValueError(`tensor size ${JSON.stringify(shape)} and stride ${JSON.stringify(strides)} differ in rank`);
   if (shape.length > 16) throw new PickleValueError(`a tensor of rank ${shape.length} is beyond any weight`);
-  if (off < 0 || shape.some((d) => d < 0) || strides.some((s) => s < 0)) throw new PickleValueError('negative tensor offset, size or stride');
+  if (off < 0 || shape.some((d) => d < 0) || strides.some((s) => s < 0))
+    throw new PickleValueError('negative tensor offset, size or stride');
   if (!shape.includes(0)) {
     let last = off;
     for (let i = 0; i < shape.length; i++) last += (shape[i] - 1) * strides[i];
     if (last >= storage.numel) {
-      throw new PickleValueError(`tensor view (offset ${off}, size ${JSON.stringify(shape)}, stride ${JSON.stringify(strides)}) reaches element ${last} of a storage of ${storage.numel}`);
+      throw new PickleValueError(
+        `tensor view (offset ${off}, size ${JSON.stringify(shape)}, stride ${JSON.stringify(strides)}) reaches element ${last} of a storage of ${storage.numel}`,
+      );
     }
   }
   return new TensorRef(storage, off, shape, strides);
@@ -106,7 +111,8 @@ function numpyScalar(args: readonly PyValue[]): PyValue {
 function codecsEncode(args: readonly PyValue[]): Uint8Array {
   const [text, encoding] = args;
   if (typeof text !== 'string') throw new PickleValueError('_codecs.encode needs a string');
-  if (encoding !== 'latin1' && encoding !== 'latin-1' && encoding !== 'iso-8859-1') throw new PickleValueError(`_codecs.encode with encoding ${describeValue(encoding ?? null)} is not read`);
+  if (encoding !== 'latin1' && encoding !== 'latin-1' && encoding !== 'iso-8859-1')
+    throw new PickleValueError(`_codecs.encode with encoding ${describeValue(encoding ?? null)} is not read`);
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -167,12 +173,21 @@ const REDUCERS: Readonly<Record<string, Apply>> = {
 };
 
 /** Classes that may be created by NEWOBJ and filled by BUILD, kept as inert records (A1111 lets Lightning's checkpoint callback through). */
-const RECORD_CLASSES = new Set(['pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint', 'torch.nn.modules.container.ParameterDict', 'collections.OrderedDict']);
+const RECORD_CLASSES = new Set([
+  'pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint',
+  'torch.nn.modules.container.ParameterDict',
+  'collections.OrderedDict',
+]);
 
 /** Whether `module.name` may appear in a GLOBAL at all. */
 export function isAllowedGlobal(module: string, name: string): boolean {
   const q = `${module}.${name}`;
-  return Object.hasOwn(REDUCERS, q) || Object.hasOwn(STORAGE_DTYPES, q) || RECORD_CLASSES.has(q) || q === 'pytorch_lightning.callbacks.model_checkpoint';
+  return (
+    Object.hasOwn(REDUCERS, q) ||
+    Object.hasOwn(STORAGE_DTYPES, q) ||
+    RECORD_CLASSES.has(q) ||
+    q === 'pytorch_lightning.callbacks.model_checkpoint'
+  );
 }
 
 /** REDUCE: apply an allowed callable to its argument tuple. */
@@ -186,7 +201,8 @@ export function applyGlobal(fn: PyValue, args: PyValue): PyValue {
 
 /** NEWOBJ: only record classes (and OrderedDict) are created. */
 export function newObject(cls: PyValue, args: PyValue): PyValue {
-  if (!(cls instanceof PyGlobal) || !RECORD_CLASSES.has(cls.qualified)) throw new PickleValueError(`NEWOBJ of ${cls instanceof PyGlobal ? cls.qualified : describeValue(cls)} is not allowed`);
+  if (!(cls instanceof PyGlobal) || !RECORD_CLASSES.has(cls.qualified))
+    throw new PickleValueError(`NEWOBJ of ${cls instanceof PyGlobal ? cls.qualified : describeValue(cls)} is not allowed`);
   if (!(args instanceof PyTuple)) throw new PickleValueError('NEWOBJ arguments must be a tuple');
   if (cls.qualified === 'collections.OrderedDict') return orderedDict(args.items);
   return new PyObject(cls.qualified, args.items);

@@ -47,11 +47,14 @@ interface Located {
 function storageLoader(file: string, storages: Map<string, StorageRef>): PersistentLoad {
   return (pid) => {
     const items = pid instanceof PyTuple ? pid.items : undefined;
-    if (!items || items[0] !== 'storage' || items.length < 5) throw new TorchFileError(file, `persistent id ${describeValue(pid)} is not a storage`);
+    if (!items || items[0] !== 'storage' || items.length < 5)
+      throw new TorchFileError(file, `persistent id ${describeValue(pid)} is not a storage`);
     const [, type, key, location, numel] = items;
-    if (!(type instanceof PyGlobal) || !Object.hasOwn(STORAGE_DTYPES, type.qualified)) throw new TorchFileError(file, `storage type ${describeValue(type ?? null)} is not a torch storage class`);
+    if (!(type instanceof PyGlobal) || !Object.hasOwn(STORAGE_DTYPES, type.qualified))
+      throw new TorchFileError(file, `storage type ${describeValue(type ?? null)} is not a torch storage class`);
     if (typeof key !== 'string' || key.length > 256) throw new TorchFileError(file, 'storage key must be a short string');
-    if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) throw new TorchFileError(file, `storage ${key} has element count ${describeValue(numel ?? null)}`);
+    if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0)
+      throw new TorchFileError(file, `storage ${key} has element count ${describeValue(numel ?? null)}`);
     const dtype = STORAGE_DTYPES[type.qualified];
     const seen = storages.get(key);
     if (seen) {
@@ -66,7 +69,8 @@ function storageLoader(file: string, storages: Map<string, StorageRef>): Persist
 }
 
 function readWhole(fd: number, offset: number, length: number, file: string): Uint8Array {
-  if (length > MAX_PICKLE_BYTES) throw new TorchFileError(file, `the pickle is ${length} bytes, more than the ${MAX_PICKLE_BYTES} a weights file needs`);
+  if (length > MAX_PICKLE_BYTES)
+    throw new TorchFileError(file, `the pickle is ${length} bytes, more than the ${MAX_PICKLE_BYTES} a weights file needs`);
   const b = new Uint8Array(length);
   if (readAt(fd, b, length, offset) !== length) throw new TorchFileError(file, 'truncated');
   return b;
@@ -125,7 +129,8 @@ export class TorchFile implements WeightSource {
       const rec = entries.get(`${folder}data/${s.key}`);
       if (!rec) throw new TorchFileError(file, `storage record ${folder}data/${s.key} is missing`);
       const bytes = s.numel * ITEMSIZE[s.dtype];
-      if (rec.size < bytes) throw new TorchFileError(file, `storage ${s.key} declares ${s.numel} ${s.dtype} elements but its record holds ${rec.size} bytes`);
+      if (rec.size < bytes)
+        throw new TorchFileError(file, `storage ${s.key} declares ${s.numel} ${s.dtype} elements but its record holds ${rec.size} bytes`);
       located.set(s.key, { offset: rec.dataOffset, bytes });
     }
     return { root: value, located };
@@ -138,14 +143,16 @@ export class TorchFile implements WeightSource {
       throw new TorchFileError(file, 'a persistent id in the legacy header');
     };
     const magic = readPickle(prefix, 0, none);
-    if (magic.value !== LEGACY_MAGIC && magic.value !== Number(LEGACY_MAGIC)) throw new TorchFileError(file, 'a pickle stream that is not a PyTorch file (no legacy magic number, not a zip archive)');
+    if (magic.value !== LEGACY_MAGIC && magic.value !== Number(LEGACY_MAGIC))
+      throw new TorchFileError(file, 'a pickle stream that is not a PyTorch file (no legacy magic number, not a zip archive)');
     const proto = readPickle(prefix, magic.end, none);
     if (proto.value !== 1001) throw new TorchFileError(file, `legacy protocol ${describeValue(proto.value)} is not 1001`);
     const sysInfo = readPickle(prefix, proto.end, none);
     const storages = new Map<string, StorageRef>();
     const main = readPickle(prefix, sysInfo.end, storageLoader(file, storages));
     const keys = readPickle(prefix, main.end, none);
-    if (!Array.isArray(keys.value) || keys.value.some((k) => typeof k !== 'string')) throw new TorchFileError(file, 'legacy storage key list is not a list of strings');
+    if (!Array.isArray(keys.value) || keys.value.some((k) => typeof k !== 'string'))
+      throw new TorchFileError(file, 'legacy storage key list is not a list of strings');
     const located = new Map<string, Located>();
     let pos = keys.end;
     const head = Buffer.alloc(8);
@@ -219,7 +226,8 @@ export class TorchFile implements WeightSource {
   viewBytes(t: TensorRef): Uint8Array {
     if (this.fd === null) throw new TorchFileError(this.file, 'file is closed');
     const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count > MAX_TENSOR_ELEMENTS) throw new TorchFileError(this.file, `a tensor of ${count} elements is beyond the ${MAX_TENSOR_ELEMENTS} read at once`);
+    if (count > MAX_TENSOR_ELEMENTS)
+      throw new TorchFileError(this.file, `a tensor of ${count} elements is beyond the ${MAX_TENSOR_ELEMENTS} read at once`);
     const item = ITEMSIZE[t.dtype];
     const out = new Uint8Array(count * item);
     if (count === 0) return out;
@@ -230,11 +238,13 @@ export class TorchFile implements WeightSource {
     const spanBytes = (last - t.offset + 1) * item;
     if ((last + 1) * item > loc.bytes) throw new TorchFileError(this.file, `tensor view reaches past storage ${t.storage.key}`);
     if (isContiguous(t.shape, t.stride)) {
-      if (readAt(this.fd, out, out.length, loc.offset + t.offset * item) !== out.length) throw new TorchFileError(this.file, 'truncated tensor data');
+      if (readAt(this.fd, out, out.length, loc.offset + t.offset * item) !== out.length)
+        throw new TorchFileError(this.file, 'truncated tensor data');
       return out;
     }
     const span = new Uint8Array(spanBytes);
-    if (readAt(this.fd, span, spanBytes, loc.offset + t.offset * item) !== spanBytes) throw new TorchFileError(this.file, 'truncated tensor data');
+    if (readAt(this.fd, span, spanBytes, loc.offset + t.offset * item) !== spanBytes)
+      throw new TorchFileError(this.file, 'truncated tensor data');
     gather(span, out, t.shape, t.stride, item);
     return out;
   }

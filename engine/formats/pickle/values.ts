@@ -6,7 +6,21 @@ import type { Dtype } from '../../core/dtype.ts';
  * torch storages and tensor views that are resolved against the file's records later.
  */
 
-export type PyValue = null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyTuple | PyDict | PySet | StorageRef | TensorRef | PyObject | PyGlobal;
+export type PyValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | PyValue[]
+  | PyTuple
+  | PyDict
+  | PySet
+  | StorageRef
+  | TensorRef
+  | PyObject
+  | PyGlobal;
 
 export class PyTuple {
   constructor(readonly items: readonly PyValue[]) {}

@@ -48,7 +48,12 @@ export type PersistentLoad = (pid: PyValue) => PyValue;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** Read one pickle from `data` starting at `start`; returns its value and the offset after STOP. */
-export function readPickle(data: Uint8Array, start: number, persistentLoad: PersistentLoad, limits: PickleLimits = DEFAULT_LIMITS): { value: PyValue; end: number } {
+export function readPickle(
+  data: Uint8Array,
+  start: number,
+  persistentLoad: PersistentLoad,
+  limits: PickleLimits = DEFAULT_LIMITS,
+): { value: PyValue; end: number } {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const stack: Slot[] = [];
   const marks: number[] = [];
@@ -399,8 +404,7 @@ export function readPickle(data: Uint8Array, start: number, persistentLoad: Pers
       case 0x50: // PERSID (text id): torch never writes it
         fail('text persistent ids (PERSID) are not read');
         break;
-      case 0x70: // PUT (text)
-      {
+      case 0x70: { // PUT (text)
         const s = line();
         if (!/^\d{1,10}$/.test(s)) fail('bad PUT');
         put(Number(s));

@@ -58,7 +58,8 @@ export function readZipDirectory(fd: number, size: number): Map<string, ZipEntry
     cdSize = u64(rec, 40);
     cdOffset = u64(rec, 48);
   }
-  if (count > MAX_ENTRIES || cdSize > MAX_CD || cdOffset + cdSize > size) throw new ZipError(`zip: central directory (${count} entries, ${cdSize} bytes at ${cdOffset}) does not fit the file`);
+  if (count > MAX_ENTRIES || cdSize > MAX_CD || cdOffset + cdSize > size)
+    throw new ZipError(`zip: central directory (${count} entries, ${cdSize} bytes at ${cdOffset}) does not fit the file`);
   const cd = at(fd, cdOffset, cdSize);
   const entries = new Map<string, ZipEntry>();
   let p = 0;
@@ -74,7 +75,7 @@ export function readZipDirectory(fd: number, size: number): Map<string, ZipEntry
     if (p + 46 + nameLen + extraLen + commentLen > cd.length) throw new ZipError(`zip: central directory entry ${i} overruns`);
     const name = cd.toString('utf8', p + 46, p + 46 + nameLen);
     // zip64 extended information: present fields are those whose 32-bit value is saturated, in order.
-    for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen; ) {
+    for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
       const id = cd.readUInt16LE(e);
       const len = cd.readUInt16LE(e + 2);
       if (id === 0x0001) {
@@ -93,7 +94,10 @@ export function readZipDirectory(fd: number, size: number): Map<string, ZipEntry
     }
     p += 46 + nameLen + extraLen + commentLen;
     if (name.endsWith('/')) continue;
-    if (method !== 0) throw new ZipError(`zip: entry ${name} is compressed (method ${method}); torch.save stores entries uncompressed, so this archive was repacked: unzip it and zip it again with -0 (store)`);
+    if (method !== 0)
+      throw new ZipError(
+        `zip: entry ${name} is compressed (method ${method}); torch.save stores entries uncompressed, so this archive was repacked: unzip it and zip it again with -0 (store)`,
+      );
     if (csize !== usize) throw new ZipError(`zip: stored entry ${name} has different sizes`);
     if (local + 30 > size) throw new ZipError(`zip: entry ${name} lies beyond the file`);
     const lh = at(fd, local, 30);
