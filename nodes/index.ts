@@ -18,7 +18,7 @@ import { nodes as latentOps } from './latent/latent-ops.ts';
 import { nodes as controlNet } from './controlnet/controlnet.ts';
 import { nodes as customSampling } from './sampling/custom-sampling.ts';
 import { nodes as samplerSelect } from './sampling/sampler-select.ts';
-import { alignYourStepsNodes, nodes as sigmaNodes } from './sampling/schedulers.ts';
+import { alignYourStepsNodes, gitsNodes, nodes as sigmaNodes } from './sampling/schedulers.ts';
 
 /** Every built-in node family, with the python_module name ComfyUI shows for its counterparts. */
 export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
@@ -40,6 +40,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_custom_sampler', samplerSelect],
   ['comfy_extras.nodes_custom_sampler', sigmaNodes],
   ['comfy_extras.nodes_align_your_steps', alignYourStepsNodes],
+  ['comfy_extras.nodes_gits', gitsNodes],
   ['comfy_extras.nodes_model_merging', mergeNodes],
   ['weft', loraTagNodes],
   ['weft', clipTextA1111],

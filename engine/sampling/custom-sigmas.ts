@@ -1,3 +1,4 @@
+import { GITS_NOISE_LEVELS } from './gits-levels.ts';
 import type { ModelSampling } from './model-sampling.ts';
 import { calculateSigmas, linspaceF32 } from './schedulers.ts';
 
@@ -216,4 +217,23 @@ export function parseManualSigmas(text: string): Float64Array {
     if (Number.isNaN(v)) throw new Error(`could not convert string to float: '${s}'`);
     return f32(v);
   });
+}
+
+/**
+ * GITSScheduler: the table's schedule for the coefficient (a multiple of 0.05 in 0.80 … 1.50) and
+ * steps ≤ 20, else its 20-step schedule log-linearly interpolated; denoise keeps round(steps·denoise)
+ * steps; the last σ becomes 0.
+ */
+export function gitsSigmas(coeff: number, steps: number, denoise: number): Float64Array {
+  let total = steps;
+  if (denoise < 1) {
+    if (denoise <= 0) return new Float64Array(0);
+    total = roundHalfEven(steps * denoise);
+  }
+  const table = GITS_NOISE_LEVELS[Math.round(coeff * 100)];
+  if (!table) throw new Error(`GITSScheduler has no schedule for coeff ${coeff} (0.80 … 1.50 in steps of 0.05)`);
+  const sigmas = steps <= 20 ? [...table[steps - 2]] : loglinearInterp(table[table.length - 1], steps + 1);
+  const tail = sigmas.slice(Math.max(0, sigmas.length - (total + 1)));
+  tail[tail.length - 1] = 0;
+  return Float64Array.from(tail, f32);
 }

@@ -5,6 +5,7 @@ import {
   basicSchedulerSigmas,
   extendIntermediateSigmas,
   flipSigmas,
+  gitsSigmas,
   laplaceSigmas,
   parseManualSigmas,
   polyexponentialSigmas,
@@ -147,6 +148,20 @@ export const AlignYourStepsScheduler = defineNode({
   run: (i) => [alignYourStepsSigmas(i.model_type as AysModelType, i.steps, i.denoise)],
 });
 
+export const GITSScheduler = defineNode({
+  name: 'GITSScheduler',
+  category: SCHEDULERS,
+  inputs: {
+    required: {
+      coeff: { type: 'FLOAT', default: 1.2, min: 0.8, max: 1.5, step: 0.05, advanced: true },
+      steps: { type: 'INT', default: 10, min: 2, max: 1000 },
+      denoise: { type: 'FLOAT', default: 1.0, min: 0.0, max: 1.0, step: 0.01 },
+    },
+  },
+  outputs: SIGMAS_OUT,
+  run: (i) => [gitsSigmas(i.coeff, i.steps, i.denoise)],
+});
+
 export const SplitSigmas = defineNode({
   name: 'SplitSigmas',
   category: SIGMAS,
@@ -250,3 +265,6 @@ export const nodes = [
 
 /** comfy_extras/nodes_align_your_steps.py */
 export const alignYourStepsNodes = [AlignYourStepsScheduler];
+
+/** comfy_extras/nodes_gits.py */
+export const gitsNodes = [GITSScheduler];

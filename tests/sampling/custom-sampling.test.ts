@@ -129,6 +129,28 @@ describe('scheduler nodes against their formulas', () => {
     expect(Array.from(await sigmasOf(sched.AlignYourStepsScheduler, { model_type: 'SD1', steps: 10, denoise: 0.25 }))).toEqual([SD1[8], SD1[9], 0].map(Math.fround));
     expect(await sigmasOf(sched.AlignYourStepsScheduler, { model_type: 'SD1', steps: 10, denoise: 0 })).toHaveLength(0);
   });
+
+  it("GITSScheduler: the table's schedule (values copied from ComfyUI's nodes_gits.py), interpolated past 20 steps, denoise and bad coefficients", async () => {
+    const gits = async (coeff: number, steps: number, denoise = 1) => Array.from(await sigmasOf(sched.GITSScheduler, { coeff, steps, denoise }));
+    const row12x10 = [14.61464119, 5.85520077, 2.84484982, 1.67050016, 1.08895338, 0.74807048, 0.50118381, 0.32104823, 0.19894916, 0.09824532, 0];
+    expect(await gits(1.2, 10)).toEqual(row12x10.map(Math.fround));
+    expect(await gits(0.8, 2)).toEqual([14.61464119, 7.49001646, 0].map(Math.fround));
+    expect(await gits(1.2, 10, 0.5)).toEqual(row12x10.slice(5).map(Math.fround));
+    const last15 = [
+      14.61464119, 2.45070267, 1.41535246, 0.95350921, 0.72133851, 0.57119018, 0.4783645, 0.43325692, 0.38853383, 0.36617002, 0.34370604, 0.32104823, 0.29807833,
+      0.27464288, 0.25053367, 0.22545385, 0.19894916, 0.17026083, 0.13792117, 0.09824532, 0.02916753,
+    ];
+    const n = 30;
+    const want = Array.from({ length: n + 1 }, (_, i) => {
+      const pos = (20 * i) / n;
+      const j = Math.min(Math.floor(pos), 19);
+      const f = pos - j;
+      return Math.exp((1 - f) * Math.log(last15[j]) + f * Math.log(last15[j + 1]));
+    });
+    want[n] = 0;
+    expectClose(await gits(1.5, n), want, 1e-6);
+    await expect(gits(0.83, 10)).rejects.toThrow(/coeff/);
+  });
 });
 
 describe('sigma list nodes', () => {
