@@ -1,5 +1,6 @@
 import { defineNode } from '../../engine/registry/types.ts';
-import { SAMPLER_NAMES, samplerObject } from '../../engine/sampling/samplers/index.ts';
+import { SAMPLER_NAMES, samplerObject, type SamplerObject } from '../../engine/sampling/samplers/index.ts';
+import { erSdeWithScaler, sampleSeeds2Phi2 } from '../../engine/sampling/samplers/misc.ts';
 import '../../engine/sampling/socket-types.ts';
 
 /**
@@ -122,6 +123,55 @@ export const SamplerDPMAdaptative = defineNode({
   ],
 });
 
+export const SamplerER_SDE = defineNode({
+  name: 'SamplerER_SDE',
+  category: CATEGORY,
+  inputs: {
+    required: {
+      solver_type: { type: 'COMBO', options: ['ER-SDE', 'Reverse-time SDE', 'ODE'] },
+      max_stage: { type: 'INT', default: 3, min: 1, max: 3, advanced: true },
+      eta: {
+        ...eta,
+        tooltip: "Stochastic strength of reverse-time SDE.\nWhen eta=0, it reduces to deterministic ODE. This setting doesn't apply to ER-SDE solver type.",
+      },
+      s_noise: sNoise,
+    },
+  },
+  outputs: SAMPLER_OUT,
+  run(i) {
+    let { eta: e, s_noise: noise } = i;
+    if (i.solver_type === 'ODE' || (i.solver_type === 'Reverse-time SDE' && e === 0)) e = noise = 0;
+    const options = { s_noise: noise, max_stage: i.max_stage };
+    if (i.solver_type === 'ER-SDE') return [samplerObject('er_sde', options)];
+    const power = e + 1;
+    const custom: SamplerObject = { name: 'er_sde', sample: erSdeWithScaler((v) => v ** power), noise: 'default', options };
+    return [custom];
+  },
+});
+
+export const SamplerSEEDS2 = defineNode({
+  name: 'SamplerSEEDS2',
+  category: CATEGORY,
+  searchAliases: ['sde', 'exp heun'],
+  description:
+    'This sampler node can represent multiple samplers:\n\nseeds_2\n- default setting\n\nexp_heun_2_x0\n- solver_type=phi_2, r=1.0, eta=0.0\n\nexp_heun_2_x0_sde\n- solver_type=phi_2, r=1.0, eta=1.0, s_noise=1.0',
+  inputs: {
+    required: {
+      solver_type: { type: 'COMBO', options: ['phi_1', 'phi_2'] },
+      eta: { ...eta, tooltip: 'Stochastic strength' },
+      s_noise: { ...sNoise, tooltip: 'SDE noise multiplier' },
+      r: { type: 'FLOAT', default: 0.5, min: 0.01, max: 1.0, step: 0.01, round: false, tooltip: 'Relative step size for the intermediate stage (c2 node)', advanced: true },
+    },
+  },
+  outputs: SAMPLER_OUT,
+  run(i) {
+    const options = { eta: i.eta, s_noise: i.s_noise, r: i.r };
+    if (i.solver_type !== 'phi_2') return [samplerObject('seeds_2', options)];
+    const phi2: SamplerObject = { name: 'seeds_2', sample: sampleSeeds2Phi2, noise: 'default', options };
+    return [phi2];
+  },
+});
+
 export const nodes = [
   KSamplerSelect,
   SamplerEulerAncestral,
@@ -131,4 +181,6 @@ export const nodes = [
   SamplerDPMPP_SDE,
   SamplerDPMPP_2S_Ancestral,
   SamplerDPMAdaptative,
+  SamplerER_SDE,
+  SamplerSEEDS2,
 ];

@@ -348,6 +348,29 @@ describe('the sampling nodes on the tiny checkpoint', () => {
     expect(relErr(ancestral, plain)).toBeGreaterThan(1e-3);
   });
 
+  it('SamplerSEEDS2 and SamplerER_SDE: their defaults are seeds_2 and er_sde; phi_2 with r 1, eta 0 is exp_heun_2_x0; ODE is deterministic', async () => {
+    const run = async (s: SamplerObject, seed = 5) =>
+      (await advanced({ noise: await noise(seed), guider: await cfgGuider(6), sampler: s, sigmas: await sigmas('karras', 4), latent_image: empty() }))[0].samples.data;
+    const node = async (n: { run: (i: never, c: NodeContext) => unknown }, inputs: Record<string, unknown>) => (await call<[SamplerObject]>(n, inputs))[0];
+    expect(await run(await node(select.SamplerSEEDS2, { solver_type: 'phi_1', eta: 1, s_noise: 1, r: 0.5 }))).toEqual(await run(await sampler('seeds_2')));
+    const heun = await run(await sampler('exp_heun_2_x0'));
+    expect(await run(await node(select.SamplerSEEDS2, { solver_type: 'phi_2', eta: 0, s_noise: 0, r: 1 }))).toEqual(heun);
+    expect(relErr(await run(await node(select.SamplerSEEDS2, { solver_type: 'phi_2', eta: 0, s_noise: 0, r: 0.5 })), heun)).toBeGreaterThan(1e-4);
+    expect(await run(await node(select.SamplerER_SDE, { solver_type: 'ER-SDE', max_stage: 3, eta: 1, s_noise: 1 }))).toEqual(await run(await sampler('er_sde')));
+    const ode = await node(select.SamplerER_SDE, { solver_type: 'ODE', max_stage: 3, eta: 1, s_noise: 1 });
+    expect(await run(ode, 5)).not.toEqual(await run(await sampler('er_sde')));
+    // No noise enters an ODE run: the step noise's seed does not matter (the start noise is the same).
+    const odeA = await advanced({ noise: await noise(5), guider: await cfgGuider(6), sampler: ode, sigmas: await sigmas('karras', 4), latent_image: empty() });
+    const start = await noise(5);
+    const otherStepSeed: LatentNoise = { seed: 99n, generate: (l) => start.generate(l) };
+    const odeB = await advanced({ noise: otherStepSeed, guider: await cfgGuider(6), sampler: ode, sigmas: await sigmas('karras', 4), latent_image: empty() });
+    expect(odeA[0].samples.data).toEqual(odeB[0].samples.data);
+    const sdeB = await advanced({ noise: otherStepSeed, guider: await cfgGuider(6), sampler: await sampler('er_sde'), sigmas: await sigmas('karras', 4), latent_image: empty() });
+    expect(relErr(sdeB[0].samples.data, await run(await sampler('er_sde')))).toBeGreaterThan(1e-4);
+    const sde = await node(select.SamplerER_SDE, { solver_type: 'Reverse-time SDE', max_stage: 3, eta: 1, s_noise: 1 });
+    expect(relErr(await run(sde), await run(ode))).toBeGreaterThan(1e-4);
+  });
+
   it('DualCFGGuider: with cond2 = negative it is CFG at cfg_conds (both styles); cfg 1 and 1 is BasicGuider exactly', async () => {
     const run = async (guider: Guider) =>
       (await advanced({ noise: await noise(3), guider, sampler: await sampler('euler'), sigmas: await sigmas('normal', 3), latent_image: empty() }))[0].samples.data;

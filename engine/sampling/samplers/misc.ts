@@ -153,11 +153,19 @@ export async function sampleGradientEstimation(ctx: SamplerContext, x0: Tensor, 
  * ComfyUI sample_er_sde (ER-SDE-Solver-3, Cui et al. 2023) with the default noise scaler
  * λ·(e^{λ^0.3} + 10); here er_λ = σ/α = σ. Stage integrals use the reference's 200-point rule.
  */
-export async function sampleErSde(ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> {
+export const sampleErSde = (ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> =>
+  erSde(ctx, x0, sigmas, opts, (v) => v * (Math.exp(v ** 0.3) + 10));
+
+/** er_sde with another noise scaler (SamplerER_SDE's reverse-time SDE and ODE variants pass λ^(η+1)). */
+export const erSdeWithScaler =
+  (scaler: (lambda: number) => number) =>
+  (ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> =>
+    erSde(ctx, x0, sigmas, opts, scaler);
+
+async function erSde(ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts: SamplerOptions | undefined, scaler: (lambda: number) => number): Promise<Tensor> {
   const run = new Run(ctx, x0, sigmas);
   const sNoise = num(opts, 's_noise', 1);
   const maxStage = num(opts, 'max_stage', 3);
-  const scaler = (v: number): number => v * (Math.exp(v ** 0.3) + 10);
   const points = 200;
   const lam = sigmas;
   let x = startX(x0);
@@ -289,6 +297,10 @@ async function seeds2(
 
 export const sampleSeeds2 = (ctx: SamplerContext, x: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> =>
   seeds2(ctx, x, sigmas, num(opts, 'eta', 1), num(opts, 's_noise', 1), num(opts, 'r', 0.5), 'phi_1');
+
+/** seeds_2 with the phi_2 solver (SamplerSEEDS2's solver_type "phi_2"); eta, s_noise and r as options. */
+export const sampleSeeds2Phi2 = (ctx: SamplerContext, x: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> =>
+  seeds2(ctx, x, sigmas, num(opts, 'eta', 1), num(opts, 's_noise', 1), num(opts, 'r', 0.5), 'phi_2');
 
 /** ComfyUI exp_heun_2_x0: SEEDS-2 with r = 1, φ₂ weights and no noise — deterministic exponential Heun. */
 export const sampleExpHeun2X0 = (ctx: SamplerContext, x: Tensor, sigmas: Float64Array): Promise<Tensor> =>
