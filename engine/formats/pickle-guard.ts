@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /**
- * Pickled PyTorch checkpoints (.ckpt/.pt/.pth/.bin) can run arbitrary code when unpickled, so Weft
- * never loads them: they are recognised by extension and by their first bytes (a torch zip archive
- * or a pickle protocol opcode) and refused with advice to convert them.
+ * Pickled PyTorch checkpoints (.ckpt/.pt/.pth/.bin) can run arbitrary code when unpickled by Python's
+ * rules, so the safetensors reader refuses them: they are recognised by extension and by their first
+ * bytes (a torch zip archive or a pickle protocol opcode). Loaders that accept them go through
+ * `openWeights` (open-weights.ts), which hands them to the non-executing reader in pickle/.
  */
 
 export const PICKLE_EXTENSIONS: readonly string[] = ['.ckpt', '.pt', '.pth', '.bin', '.pkl', '.pt2'];

@@ -2,9 +2,11 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Dtype } from '../../engine/core/dtype.ts';
-import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
+import { SafetensorsFile, writeSafetensors } from '../../engine/formats/safetensors.ts';
+import type { LoraPatch } from '../../engine/models/lora/types.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
 import { SD1_PREFIX } from '../../engine/models/config.ts';
+import { kohyaUnetLdm } from '../lora/make-adapters.ts';
 import { lcg, makeTiny, relErr, type Tiny } from '../models-onnx/tiny.ts';
 import { POrdered, PStorage, PTensor, torchSaveLegacy, torchSaveZip, type PVal, type StorageClass } from './torch-writer.ts';
 
@@ -72,5 +74,35 @@ describe('the tiny SD1 checkpoint as a .ckpt', () => {
     expect(relErr((await v.decode(lat)).data, ia.data)).toBeLessThan(1e-7);
     const ca = await a.clip.encodeText('a cat');
     expect(relErr((await b.clip.encodeText('a cat')).cond.data, ca.cond.data)).toBeLessThan(1e-7);
+  });
+
+  it('a LoRA saved as a .pt parses into the same patches as its safetensors twin', () => {
+    const sf = SafetensorsFile.open(tiny.file);
+    const q = sf.names().find((n) => n.startsWith(SD1_PREFIX.unet) && n.endsWith('attn1.to_q.weight'));
+    if (!q) throw new Error('no to_q in the tiny UNet');
+    const [out, inp] = sf.shape(q);
+    const stem = kohyaUnetLdm(q);
+    const st = join(tiny.dir, 'lora.safetensors');
+    writeSafetensors(st, [
+      { name: `${stem}.lora_down.weight`, dtype: 'F32', shape: [2, inp], data: lcg(2 * inp, 31) },
+      { name: `${stem}.lora_up.weight`, dtype: 'F16', shape: [out, 2], data: lcg(2 * out, 32) },
+      { name: `${stem}.alpha`, dtype: 'F32', shape: [], data: new Float32Array([1.5]) },
+    ]);
+    const pt = join(tiny.dir, 'lora.pt');
+    const lsf = SafetensorsFile.open(st);
+    fs.writeFileSync(pt, torchSaveZip(stateDict(lsf, (n) => n)));
+    lsf.close();
+    const m = new ModelManager({ cacheDir: join(tiny.dir, 'cache-lora'), device: 'cpu', log: quiet });
+    const a = m.loadAdapter(st, sf).parsed;
+    const b = m.loadAdapter(pt, sf).parsed;
+    expect(b.format).toBe(a.format);
+    expect(b.unmatched).toEqual([]);
+    expect(b.patches).toHaveLength(1);
+    const [pa, pb] = [a.patches[0] as LoraPatch, b.patches[0] as LoraPatch];
+    expect([pb.kind, pb.target, pb.alpha]).toEqual(['lora', q, 1.5]);
+    expect([pa.kind, pa.target, pa.alpha]).toEqual(['lora', q, 1.5]);
+    expect(pb.up.read()).toEqual(pa.up.read());
+    expect(pb.down.read()).toEqual(pa.down.read());
+    sf.close();
   });
 });

@@ -9,6 +9,7 @@ import { PyDict } from '../../engine/formats/pickle/values.ts';
 import { loadEmbeddingFile } from '../../engine/text/embeddings.ts';
 import {
   f32Storage,
+  Pickler,
   PFloat,
   POrdered,
   PStorage,
@@ -159,6 +160,34 @@ describe('torch files, zip and legacy', () => {
   });
 });
 
+describe('training metadata A1111 lets through', () => {
+  it('numpy scalars (dtype + latin-1 bytes via _codecs.encode), a Lightning callback record, sets and torch.Size read as inert values', () => {
+    // 1234567 as little-endian int64: bytes 0x87 0xd6 0x12 0..., carried as a latin-1 string as protocol 2 does.
+    const bytes = String.fromCharCode(0x87, 0xd6, 0x12, 0, 0, 0, 0, 0);
+    const p = new Pickler().op(0x80, 2, 0x7d);
+    p.str('step').global('numpy.core.multiarray', 'scalar').op(0x28);
+    p.global('numpy', 'dtype').op(0x28).str('i8').op(0x89, 0x88, 0x74, 0x52);
+    p.op(0x28).int(3).str('<').op(0x4e, 0x4e, 0x4e).int(-1).int(-1).int(0).op(0x74, 0x62);
+    p.global('_codecs', 'encode').op(0x28).str(bytes).str('latin1').op(0x74, 0x52);
+    p.op(0x74, 0x52, 0x73);
+    p.str('callbacks')
+      .global('pytorch_lightning.callbacks.model_checkpoint', 'ModelCheckpoint')
+      .op(0x29, 0x81)
+      .value({ monitor: null, best_model_score: 0 })
+      .op(0x62, 0x73);
+    p.str('size').global('torch', 'Size').op(0x28).int(2).int(3).op(0x74, 0x85, 0x52, 0x73);
+    p.str('tags').global('builtins', 'set').op(0x5d, 0x28).str('a').str('b').op(0x65, 0x85, 0x52, 0x73);
+    p.op(0x2e);
+    const t = TorchFile.open(save(zipWithPickle(Uint8Array.from(p.out))));
+    const root = (t.root as PyDict).map;
+    expect(root.get('step')).toBe(1234567);
+    expect(root.get('callbacks')).toMatchObject({ cls: 'pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint' });
+    expect(root.get('size')).toMatchObject({ items: [2, 3] });
+    expect(root.get('tags')).toMatchObject({ items: ['a', 'b'], frozen: false });
+    expect(t.names()).toEqual([]);
+  });
+});
+
 describe('what the reader refuses', () => {
   const evil = (module: string, name: string, stack = false): Uint8Array => {
     // {'x': module.name('id')} then STOP, as a malicious __reduce__ writes it.
@@ -234,11 +263,12 @@ describe('what the reader refuses', () => {
     expect(() => TorchFile.open(save(torchSaveZip({ w: new PTensor(s, [3], [-1], 2) })))).toThrow(/negative/);
   });
 
-  it('every truncation of a zip and of a legacy file fails with a TorchFileError', () => {
+  it('truncations of a zip and of a legacy file fail with a TorchFileError', () => {
     for (const bytes of [torchSaveZip(sample()), torchSaveLegacy(sample())]) {
       const f = path.join(dir, 'trunc.ckpt');
       let opened = 0;
-      for (let len = 0; len < bytes.length; len++) {
+      // Every cut in the first 512 bytes (headers, the pickle), then every 5th: the file is a few KB.
+      for (let len = 0; len < bytes.length; len += len < 512 ? 1 : 5) {
         fs.writeFileSync(f, bytes.subarray(0, len));
         try {
           TorchFile.open(f).close();
