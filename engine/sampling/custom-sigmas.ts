@@ -1,6 +1,6 @@
 import { GITS_NOISE_LEVELS } from './gits-levels.ts';
 import type { ModelSampling } from './model-sampling.ts';
-import { calculateSigmas, linspaceF32 } from './schedulers.ts';
+import { calculateSigmas, linspaceF32, roundHalfEven } from './schedulers.ts';
 
 /**
  * The schedules and σ-list operations of ComfyUI's custom-sampling nodes (comfy_extras/
@@ -127,24 +127,26 @@ export function loglinearInterp(levels: readonly number[], n: number): number[] 
     .reverse();
 }
 
-/** Python's round(): halves go to the even neighbour. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** AlignYourStepsScheduler: the model type's levels (interpolated unless steps = 10), the last round(steps·denoise)+1, ending in 0. */
-export function alignYourStepsSigmas(modelType: AysModelType, steps: number, denoise: number): Float64Array {
+/**
+ * The table schedulers' denoise (AYS, GITS): the last round(steps·denoise)+1 σs of a float64 schedule
+ * (all of it at denoise 1, none at ≤ 0), the final one set to 0, as float32.
+ */
+function lastStepsToZero(sigmas: () => number[], steps: number, denoise: number): Float64Array {
   let total = steps;
   if (denoise < 1) {
     if (denoise <= 0) return new Float64Array(0);
     total = roundHalfEven(steps * denoise);
   }
-  const levels: number[] = [...AYS_NOISE_LEVELS[modelType]];
-  const sigmas = steps + 1 !== levels.length ? loglinearInterp(levels, steps + 1) : levels;
-  const tail = sigmas.slice(Math.max(0, sigmas.length - (total + 1)));
+  const all = sigmas();
+  const tail = all.slice(Math.max(0, all.length - (total + 1)));
   tail[tail.length - 1] = 0;
   return Float64Array.from(tail, f32);
+}
+
+/** AlignYourStepsScheduler: the model type's levels (interpolated unless steps = 10), the last round(steps·denoise)+1, ending in 0. */
+export function alignYourStepsSigmas(modelType: AysModelType, steps: number, denoise: number): Float64Array {
+  const levels: readonly number[] = AYS_NOISE_LEVELS[modelType];
+  return lastStepsToZero(() => (steps + 1 !== levels.length ? loglinearInterp(levels, steps + 1) : [...levels]), steps, denoise);
 }
 
 /** SplitSigmas: [0, step] and [step, end] (sharing σ_step). */
@@ -225,15 +227,13 @@ export function parseManualSigmas(text: string): Float64Array {
  * steps; the last σ becomes 0.
  */
 export function gitsSigmas(coeff: number, steps: number, denoise: number): Float64Array {
-  let total = steps;
-  if (denoise < 1) {
-    if (denoise <= 0) return new Float64Array(0);
-    total = roundHalfEven(steps * denoise);
-  }
-  const table = GITS_NOISE_LEVELS[Math.round(coeff * 100)];
-  if (!table) throw new Error(`GITSScheduler has no schedule for coeff ${coeff} (0.80 … 1.50 in steps of 0.05)`);
-  const sigmas = steps <= 20 ? [...table[steps - 2]] : loglinearInterp(table[table.length - 1], steps + 1);
-  const tail = sigmas.slice(Math.max(0, sigmas.length - (total + 1)));
-  tail[tail.length - 1] = 0;
-  return Float64Array.from(tail, f32);
+  return lastStepsToZero(
+    () => {
+      const table = GITS_NOISE_LEVELS[Math.round(coeff * 100)];
+      if (!table) throw new Error(`GITSScheduler has no schedule for coeff ${coeff} (0.80 … 1.50 in steps of 0.05)`);
+      return steps <= 20 ? [...table[steps - 2]] : loglinearInterp(table[table.length - 1], steps + 1);
+    },
+    steps,
+    denoise,
+  );
 }

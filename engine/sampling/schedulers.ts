@@ -264,7 +264,7 @@ export function ksamplerSigmas(ms: ModelSampling, scheduler: string, steps: numb
 // ---------------------------------------------------------------------------------------------
 // Beta distribution quantile (scipy.stats.beta.ppf), float64
 
-function roundHalfEven(x: number): number {
+export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   // Math.round takes .5 up; numpy.rint takes it to the even neighbour.
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
