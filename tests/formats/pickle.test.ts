@@ -14,6 +14,7 @@ import {
   POrdered,
   PStorage,
   PTensor,
+  PTuple,
   storedZip,
   torchSaveLegacy,
   torchSaveZip,
@@ -188,6 +189,36 @@ describe('training metadata A1111 lets through', () => {
   });
 });
 
+describe('newer torch spellings and sparse views', () => {
+  it('a Parameter through _rebuild_from_type_v2 reads as its tensor; a view of a few elements of a large storage reads without the span', () => {
+    const p = new Pickler().op(0x80, 2, 0x7d).str('w');
+    p.global('torch._tensor', '_rebuild_from_type_v2').op(0x28);
+    p.global('torch._utils', '_rebuild_tensor_v2').global('torch.nn.parameter', 'Parameter');
+    p.op(0x28, 0x28).str('storage').global('torch', 'FloatStorage').str('0').str('cpu').int(300001).op(0x74, 0x51);
+    p.int(0)
+      .value(new PTuple([3]))
+      .value(new PTuple([150000]))
+      .op(0x88)
+      .global('collections', 'OrderedDict')
+      .op(0x29, 0x52, 0x74);
+    p.op(0x7d, 0x74, 0x52, 0x73, 0x2e);
+    const data = new Float32Array(300001);
+    data[0] = 1;
+    data[150000] = 2;
+    data[300000] = 3;
+    const t = TorchFile.open(
+      save(
+        storedZip([
+          ['archive/data.pkl', Uint8Array.from(p.out)],
+          ['archive/data/0', new Uint8Array(data.buffer)],
+        ]),
+      ),
+    );
+    expect(t.shape('w')).toEqual([3]);
+    expect([...t.get('w')]).toEqual([1, 2, 3]);
+  });
+});
+
 describe('what the reader refuses', () => {
   const evil = (module: string, name: string, stack = false): Uint8Array => {
     // {'x': module.name('id')} then STOP, as a malicious __reduce__ writes it.
@@ -267,8 +298,8 @@ describe('what the reader refuses', () => {
     for (const bytes of [torchSaveZip(sample()), torchSaveLegacy(sample())]) {
       const f = path.join(dir, 'trunc.ckpt');
       let opened = 0;
-      // Every cut in the first 512 bytes (headers, the pickle), then every 5th: the file is a few KB.
-      for (let len = 0; len < bytes.length; len += len < 512 ? 1 : 5) {
+      // Every cut in the first 256 bytes (headers, the pickle start), then every 11th: the file is a few KB.
+      for (let len = 0; len < bytes.length; len += len < 256 ? 1 : 11) {
         fs.writeFileSync(f, bytes.subarray(0, len));
         try {
           TorchFile.open(f).close();

@@ -159,6 +159,18 @@ const REDUCERS: Readonly<Record<string, Apply>> = {
     if (!(args[0] instanceof TensorRef)) throw new PickleValueError('_rebuild_parameter needs a tensor');
     return args[0];
   },
+  // (data, requires_grad, backward_hooks, state): newer torch's Parameter with extra attributes.
+  'torch._utils._rebuild_parameter_with_state': (args) => {
+    if (!(args[0] instanceof TensorRef)) throw new PickleValueError('_rebuild_parameter_with_state needs a tensor');
+    return args[0];
+  },
+  // (func, type, args, state): a tensor subclass; only plain tensors and Parameters, rebuilt by an allowed func.
+  'torch._tensor._rebuild_from_type_v2': (args) => {
+    const [func, type, inner] = args;
+    if (!(type instanceof PyGlobal) || !TENSOR_TYPES.has(type.qualified))
+      throw new PickleValueError(`_rebuild_from_type_v2 of ${type instanceof PyGlobal ? type.qualified : describeValue(type ?? null)}`);
+    return applyGlobal(func ?? null, inner ?? null);
+  },
   'collections.OrderedDict': orderedDict,
   'typing.OrderedDict': orderedDict,
   'torch.Size': (args) => new PyTuple(intTuple(args[0] ?? new PyTuple([]), 'torch.Size')),
@@ -179,6 +191,9 @@ const RECORD_CLASSES = new Set([
   'collections.OrderedDict',
 ]);
 
+/** Tensor classes `_rebuild_from_type_v2` may name (as PyTorch's weights_only unpickler allows). */
+const TENSOR_TYPES = new Set(['torch.nn.parameter.Parameter', 'torch.Tensor']);
+
 /** Whether `module.name` may appear in a GLOBAL at all. */
 export function isAllowedGlobal(module: string, name: string): boolean {
   const q = `${module}.${name}`;
@@ -186,6 +201,7 @@ export function isAllowedGlobal(module: string, name: string): boolean {
     Object.hasOwn(REDUCERS, q) ||
     Object.hasOwn(STORAGE_DTYPES, q) ||
     RECORD_CLASSES.has(q) ||
+    TENSOR_TYPES.has(q) ||
     q === 'pytorch_lightning.callbacks.model_checkpoint'
   );
 }

@@ -20,7 +20,11 @@ import { readZipDirectory, ZipError } from './zip.ts';
 /** The pickle itself is small (names and shapes); 1 GiB is far beyond any real one. */
 export const MAX_PICKLE_BYTES = 1024 * 1024 * 1024;
 /** A single tensor materialised as float32 is bounded (the largest SD weights are ~100 MB). */
-export const MAX_TENSOR_ELEMENTS = 1 << 29;
+export const MAX_TENSOR_ELEMENTS = 1 << 28;
+/** A strided view is gathered from one read of its span unless the span is this much larger than the view. */
+const SPARSE_SPAN_FACTOR = 4;
+/** A sparser view is read element by element, which only makes sense for small ones. */
+const MAX_SPARSE_ELEMENTS = 1 << 16;
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
@@ -222,6 +226,24 @@ export class TorchFile implements WeightSource {
     return { dtype: t.dtype, bytes: this.viewBytes(t) };
   }
 
+  private gatherByReads(base: number, out: Uint8Array, shape: readonly number[], stride: readonly number[], item: number): void {
+    if (this.fd === null) throw new TorchFileError(this.file, 'file is closed');
+    const rank = shape.length;
+    const idx = new Array<number>(rank).fill(0);
+    let src = 0;
+    for (let n = 0; n < out.length / item; n++) {
+      if (readAt(this.fd, out.subarray(n * item, n * item + item), item, base + src * item) !== item)
+        throw new TorchFileError(this.file, 'truncated tensor data');
+      for (let d = rank - 1; d >= 0; d--) {
+        idx[d]++;
+        src += stride[d];
+        if (idx[d] < shape[d]) break;
+        src -= stride[d] * shape[d];
+        idx[d] = 0;
+      }
+    }
+  }
+
   /** Read the view's bytes: one positioned read of the span it covers, then a gather when strided. */
   viewBytes(t: TensorRef): Uint8Array {
     if (this.fd === null) throw new TorchFileError(this.file, 'file is closed');
@@ -240,6 +262,13 @@ export class TorchFile implements WeightSource {
     if (isContiguous(t.shape, t.stride)) {
       if (readAt(this.fd, out, out.length, loc.offset + t.offset * item) !== out.length)
         throw new TorchFileError(this.file, 'truncated tensor data');
+      return out;
+    }
+    if (spanBytes > SPARSE_SPAN_FACTOR * out.length + (1 << 20)) {
+      // A view over a small part of a large storage: never allocate the whole span.
+      if (count > MAX_SPARSE_ELEMENTS)
+        throw new TorchFileError(this.file, `a strided view of ${count} elements spread over ${spanBytes} bytes is not read`);
+      this.gatherByReads(loc.offset + t.offset * item, out, t.shape, t.stride, item);
       return out;
     }
     const span = new Uint8Array(spanBytes);

@@ -404,7 +404,8 @@ export function readPickle(
       case 0x50: // PERSID (text id): torch never writes it
         fail('text persistent ids (PERSID) are not read');
         break;
-      case 0x70: { // PUT (text)
+      case 0x70: {
+        // PUT (text)
         const s = line();
         if (!/^\d{1,10}$/.test(s)) fail('bad PUT');
         put(Number(s));
