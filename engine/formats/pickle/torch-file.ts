@@ -227,21 +227,12 @@ export class TorchFile implements WeightSource {
   }
 
   private gatherByReads(base: number, out: Uint8Array, shape: readonly number[], stride: readonly number[], item: number): void {
-    if (this.fd === null) throw new TorchFileError(this.file, 'file is closed');
-    const rank = shape.length;
-    const idx = new Array<number>(rank).fill(0);
-    let src = 0;
-    for (let n = 0; n < out.length / item; n++) {
-      if (readAt(this.fd, out.subarray(n * item, n * item + item), item, base + src * item) !== item)
+    const fd = this.fd;
+    if (fd === null) throw new TorchFileError(this.file, 'file is closed');
+    forEachStrided(shape, stride, (n, src) => {
+      if (readAt(fd, out.subarray(n * item, n * item + item), item, base + src * item) !== item)
         throw new TorchFileError(this.file, 'truncated tensor data');
-      for (let d = rank - 1; d >= 0; d--) {
-        idx[d]++;
-        src += stride[d];
-        if (idx[d] < shape[d]) break;
-        src -= stride[d] * shape[d];
-        idx[d] = 0;
-      }
-    }
+    });
   }
 
   /** Read the view's bytes: one positioned read of the span it covers, then a gather when strided. */
@@ -288,14 +279,14 @@ function isContiguous(shape: readonly number[], stride: readonly number[]): bool
   return true;
 }
 
-/** Copy a strided view (element strides into `span`) into row-major `out`, `item` bytes per element. */
-function gather(span: Uint8Array, out: Uint8Array, shape: readonly number[], stride: readonly number[], item: number): void {
+/** Calls `fn(n, src)` for each element of a strided view in row-major order: n-th element, storage element `src` (from the view's offset). */
+function forEachStrided(shape: readonly number[], stride: readonly number[], fn: (n: number, src: number) => void): void {
   const rank = shape.length;
   const idx = new Array<number>(rank).fill(0);
-  const count = out.length / item;
+  const count = shape.reduce((a, b) => a * b, 1);
   let src = 0;
   for (let n = 0; n < count; n++) {
-    out.set(span.subarray(src * item, src * item + item), n * item);
+    fn(n, src);
     for (let d = rank - 1; d >= 0; d--) {
       idx[d]++;
       src += stride[d];
@@ -304,4 +295,9 @@ function gather(span: Uint8Array, out: Uint8Array, shape: readonly number[], str
       idx[d] = 0;
     }
   }
+}
+
+/** Copy a strided view (element strides into `span`) into row-major `out`, `item` bytes per element. */
+function gather(span: Uint8Array, out: Uint8Array, shape: readonly number[], stride: readonly number[], item: number): void {
+  forEachStrided(shape, stride, (n, src) => out.set(span.subarray(src * item, src * item + item), n * item));
 }
