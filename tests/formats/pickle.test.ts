@@ -116,6 +116,14 @@ describe('torch files, zip and legacy', () => {
     });
   }
 
+  it('legacy: a pickle longer than the first read is read with a longer prefix', () => {
+    const t = TorchFile.open(save(torchSaveLegacy({ notes: 'x'.repeat(5000), w: new PTensor(f32Storage('0', [7, 8]), [2]) })), {
+      firstRead: 300,
+    });
+    expect([...t.get('w')]).toEqual([7, 8]);
+    expect(((t.root as PyDict).map.get('notes') as string).length).toBe(5000);
+  });
+
   it('any archive folder name; state dicts at top level; embeddings and hypernetworks flatten to dotted names', () => {
     const s = f32Storage('7', [1, 2, 3, 4, 5, 6]);
     const top = TorchFile.open(save(torchSaveZip(new POrdered(new Map<PVal, PVal>([['w', new PTensor(s, [6])]])), 'my_model')));
