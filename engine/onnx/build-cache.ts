@@ -105,10 +105,14 @@ export class BuildCache {
   onProgress?: (p: BuildProgress) => void;
   /** Where the limit's evictions are reported. */
   onEvict?: (e: CacheEntry) => void;
-  /** Store exact-float16 weights in 16 bits (false: float32, as builds before this cache did; for comparisons). */
-  storeHalf = true;
-  /** Point weights equal to the checkpoint's bytes at the checkpoint through a hard link. */
-  linkSource = true;
+  /**
+   * Store exact-float16 weights in 16 bits, expanded to float32 in /dev/shm before each session
+   * (`compact` storage). Off by default: on 2 cores the expansion put ~20 s on every warm UNet load
+   * (docs/benchmarks.md, "Model cache"), against ~1 s for float32 builds.
+   */
+  storeHalf = false;
+  /** Point weights equal to the checkpoint's bytes at the checkpoint through a hard link (with `storeHalf`). */
+  linkSource = false;
   /** Milliseconds since the epoch (tests move it). */
   clock: () => number = Date.now;
 

@@ -27,12 +27,12 @@ describe('model cache location', () => {
     expect(a.models?.cache.root).toBe(resolveCacheDir());
   });
 
-  it('new builds are stored compact unless WEFT_CACHE_STORAGE (or the option) says float32', () => {
+  it('new builds are stored in float32 unless WEFT_CACHE_STORAGE (or the option) says compact', () => {
     const paths = new FolderPaths({ baseDir: join(tmpdir(), 'a') });
-    const compact = createEngineServices({ paths, device: 'cpu', log: quiet }).models?.cache;
-    expect([compact?.storeHalf, compact?.linkSource]).toEqual([true, true]);
-    const wide = createEngineServices({ paths, device: 'cpu', log: quiet, cacheStorage: 'float32' }).models?.cache;
+    const wide = createEngineServices({ paths, device: 'cpu', log: quiet }).models?.cache;
     expect([wide?.storeHalf, wide?.linkSource]).toEqual([false, false]);
+    const compact = createEngineServices({ paths, device: 'cpu', log: quiet, cacheStorage: 'compact' }).models?.cache;
+    expect([compact?.storeHalf, compact?.linkSource]).toEqual([true, true]);
   });
 
   it('the test suite never uses the real user cache', () => {
