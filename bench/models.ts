@@ -19,7 +19,7 @@ import { sessionOptions, chooseProvider } from '../engine/onnx/runtime.ts';
 import { BuildCache } from '../engine/onnx/build-cache.ts';
 import { resolveCacheDir } from '../engine/onnx/cache-dir.ts';
 import { expandHalfWeights } from '../engine/onnx/expand-half.ts';
-import { controlInputName, unetSkipCount } from '../engine/models/graphs/unet-graph.ts';
+import { controlInputName, unetSkipCount } from '../engine/models/families/sd1/graphs/unet-graph.ts';
 
 const file = path.resolve(process.argv[2] ?? 'models/checkpoints/weft-random-sd15.safetensors');
 const REPEATS = Number(process.argv[3] ?? 3);

@@ -22,10 +22,10 @@ import * as ort from 'onnxruntime-node';
 import { MapWeightSource } from '../engine/core/weights.ts';
 import { GraphBuilder } from '../engine/onnx/graph.ts';
 import { sessionOptions } from '../engine/onnx/runtime.ts';
-import { buildVaeDecoderGraph, VAE_IO } from '../engine/models/graphs/vae-graph.ts';
-import { SD15_CONFIG, vaeLayout } from '../engine/models/sd1-layout.ts';
+import { buildVaeDecoderGraph, VAE_IO } from '../engine/models/families/sd1/graphs/vae-graph.ts';
+import { SD15_CONFIG, vaeLayout } from '../engine/models/families/sd1/layout.ts';
 import { Rng } from '../engine/models/generate/rng.ts';
-import type { VaeConfig } from '../engine/models/config.ts';
+import type { VaeConfig } from '../engine/models/families/sd1/config.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string): boolean => args.includes(name);

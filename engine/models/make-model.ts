@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { writeFileAtomic } from '../core/safe-path.ts';
-import type { Sd1Config } from './config.ts';
+import type { Sd1Config } from './families/sd1/config.ts';
 import { Rng } from './generate/rng.ts';
 import { makeTinyTokenizer, mergesText } from './generate/tiny-tokenizer.ts';
 import { SafetensorsWriter, type TensorSpec } from '../formats/safetensors.ts';
 import { ITEMSIZE } from '../core/dtype.ts';
-import { SD15_CONFIG, sd1Buffers, sd1Layout } from './sd1-layout.ts';
+import { SD15_CONFIG, sd1Buffers, sd1Layout } from './families/sd1/layout.ts';
 
 export { makeTinyTokenizer } from './generate/tiny-tokenizer.ts';
 

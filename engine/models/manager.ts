@@ -5,7 +5,7 @@ import type { PoolStats, SessionPool } from '../onnx/session-pool.ts';
 import type { FolderPaths } from '../paths/folders.ts';
 import type { WeightSource } from '../core/weights.ts';
 import { openWeights, type WeightsFile } from '../formats/open-weights.ts';
-import { vaeWeights } from './detect.ts';
+import { vaeWeights } from './families/sd1/detect.ts';
 import type { VaeHandle } from './handles.ts';
 import { loadOnnxFolder, type OnnxFolderParts } from './onnx-folder.ts';
 import { parseAdapter, type ParsedAdapter } from './lora/index.ts';

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { InterruptedError } from '../core/errors.ts';
 import type { ClipTokenizer, EmbeddingLookup, WeightedToken } from '../text/clip-tokenizer.ts';
 import type { ClipEncodeResult, ClipHandle, WeightPatching } from './handles.ts';
-import { CLIP_CONTEXT, CLIP_IO } from './graphs/clip-graph.ts';
+import { CLIP_CONTEXT, CLIP_IO } from './families/sd1/graphs/clip-graph.ts';
 import type { RunSession } from './runtime/part.ts';
 
 export interface OrtClipOptions {

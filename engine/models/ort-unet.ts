@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { InterruptedError } from '../core/errors.ts';
 import type { Tensor } from '../core/tensor.ts';
-import { controlInputName, UNET_IO } from './graphs/unet-graph.ts';
+import { controlInputName, UNET_IO } from './families/sd1/graphs/unet-graph.ts';
 import type { UNetRunArgs, UNetRunner } from './handles.ts';
 import type { RunSession } from './runtime/part.ts';
 

@@ -4,7 +4,7 @@ import type { ImageTensor, Tensor } from '../core/tensor.ts';
 import { describeShape } from '../core/tensor.ts';
 import { threePassTileCount, tiledScaleThreePass } from '../core/regions.ts';
 import { InterruptedError } from '../core/errors.ts';
-import type { VaeConfig } from './config.ts';
+import type { VaeConfig } from './families/sd1/config.ts';
 import type { VaeHandle } from './handles.ts';
 
 /** What the VAE needs of an ONNX Runtime session (an `ort.InferenceSession` fits). */

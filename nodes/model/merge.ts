@@ -4,7 +4,7 @@ import { expandPrefix, nextCounter, saveTarget } from '../../engine/image/output
 import type { WeightPatching } from '../../engine/models/handles.ts';
 import { addPatches, type PatchEntry } from '../../engine/models/patching/patch-set.ts';
 import { SafetensorsWriter, type TensorSpec } from '../../engine/formats/safetensors.ts';
-import { SD1_PREFIX } from '../../engine/models/config.ts';
+import { SD1_PREFIX } from '../../engine/models/families/sd1/config.ts';
 import { InterruptedError } from '../../engine/core/errors.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 

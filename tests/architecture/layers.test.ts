@@ -41,14 +41,14 @@ describe('the checks themselves', () => {
       write('engine/core/a.ts', "import type { B } from './b.ts';\nexport type A = B;\n");
       write('engine/core/b.ts', "import { x } from '../models/m.ts';\nexport type B = { a?: import('./a.ts').A };\nexport const y = x;\n");
       write('engine/models/m.ts', "export const x = 1;\nexport const f = () => import('../../tests/helper.ts');\n");
-      write('engine/models/graphs/g.ts', "import { r } from '../reference/r.ts';\nexport const g = r;\n");
-      write('engine/models/reference/r.ts', 'export const r = 1;\n');
+      write('engine/models/families/f/graphs/g.ts', "import { r } from '../reference/r.ts';\nexport const g = r;\n");
+      write('engine/models/families/f/reference/r.ts', 'export const r = 1;\n');
       write('engine/text/t.ts', "export * from '../paths/p.ts';\n");
       write('engine/paths/p.ts', "import fs from 'node:fs';\nexport const p = fs;\n");
       const edges = readImports(repo, sourceFiles(repo));
       expect(layerViolations(edges, existsIn(repo))).toEqual([
         "engine/core/b.ts:1 imports '../models/m.ts': engine/core (layer 0) must not import engine/models (layer 4)",
-        "engine/models/graphs/g.ts:1 imports '../reference/r.ts': production code must not use the test oracles (engine/models/reference/)",
+        "engine/models/families/f/graphs/g.ts:1 imports '../reference/r.ts': production code must not use the test oracles (engine/models/**/reference/)",
         "engine/models/m.ts:2 imports '../../tests/helper.ts': outside the layered code (tests/helper.ts)",
       ]);
       expect(importCycles(edges)).toEqual([["engine/core/a.ts:1 imports './b.ts'", "engine/core/b.ts:2 imports './a.ts'"]]);

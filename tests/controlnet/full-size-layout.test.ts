@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { controlNetToDiffusers } from '../../engine/models/controlnet/generate.ts';
 import { controlNetLayout, type ControlNetConfig } from '../../engine/models/controlnet/layout.ts';
 import { controlNetFromSource } from '../../engine/models/controlnet/load.ts';
-import { layoutShapes, SD15_CONFIG, type Layout } from '../../engine/models/sd1-layout.ts';
+import { layoutShapes, SD15_CONFIG, type Layout } from '../../engine/models/families/sd1/layout.ts';
 
 /*
  * Detection and key maps on the full SD1.5 ControlNet structure, from shapes alone (no data): the

@@ -5,8 +5,8 @@ import { MapWeightSource, type WeightSource } from '../../engine/core/weights.ts
 import { randomControlNetWeights } from '../../engine/models/controlnet/generate.ts';
 import { buildControlNetGraph, buildHintGraph, CONTROLNET_IO, controlOutputName, HINT_IO } from '../../engine/models/controlnet/graph.ts';
 import type { ControlNetConfig } from '../../engine/models/controlnet/layout.ts';
-import { controlNetRef, hintEncodeRef } from '../../engine/models/reference/controlnet.ts';
-import { unetPlan } from '../../engine/models/unet-plan.ts';
+import { controlNetRef, hintEncodeRef } from '../../engine/models/families/sd1/reference/controlnet.ts';
+import { unetPlan } from '../../engine/models/families/sd1/unet-plan.ts';
 import { lcg, relErr } from '../models-onnx/tiny.ts';
 import { TINY_CN } from './helpers.ts';
 

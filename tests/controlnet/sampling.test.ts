@@ -7,7 +7,7 @@ import { readControlNet, type ControlNetFile } from '../../engine/models/control
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
 import type { ControlResiduals, ModelHandle } from '../../engine/models/handles.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
-import { controlNetRef } from '../../engine/models/reference/controlnet.ts';
+import { controlNetRef } from '../../engine/models/families/sd1/reference/controlnet.ts';
 import { commonUpscale } from '../../engine/image/resize.ts';
 import { nhwcToNchw } from '../../engine/image/layout.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';

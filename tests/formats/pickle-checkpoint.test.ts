@@ -5,7 +5,7 @@ import type { Dtype } from '../../engine/core/dtype.ts';
 import { SafetensorsFile, writeSafetensors } from '../../engine/formats/safetensors.ts';
 import type { LoraPatch } from '../../engine/models/lora/types.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
-import { SD1_PREFIX } from '../../engine/models/config.ts';
+import { SD1_PREFIX } from '../../engine/models/families/sd1/config.ts';
 import { kohyaUnetLdm } from '../lora/make-adapters.ts';
 import { lcg, makeTiny, relErr, type Tiny } from '../models-onnx/tiny.ts';
 import { POrdered, PStorage, PTensor, torchSaveLegacy, torchSaveZip, type PVal, type StorageClass } from './torch-writer.ts';

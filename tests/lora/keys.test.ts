@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { adapterKeyMap } from '../../engine/models/lora/keys.ts';
-import { SD15_CONFIG, sd1Layout } from '../../engine/models/sd1-layout.ts';
+import { SD15_CONFIG, sd1Layout } from '../../engine/models/families/sd1/layout.ts';
 
 // The full SD1.5 layout: names only, no file needed.
 const names = [...sd1Layout(SD15_CONFIG).keys()];

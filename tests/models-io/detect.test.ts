@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Sd1Config } from '../../engine/models/config.ts';
-import { NotACheckpointError, detectCheckpoint, detectVae, identifyFamily, sd1Weights, vaeWeights } from '../../engine/models/detect.ts';
+import type { Sd1Config } from '../../engine/models/families/sd1/config.ts';
+import { NotACheckpointError, detectCheckpoint, detectVae, identifyFamily, sd1Weights, vaeWeights } from '../../engine/models/families/sd1/detect.ts';
 import { detectOnnxFolder } from '../../engine/models/detect-onnx.ts';
 import { UnsupportedModelError } from '../../engine/models/errors.ts';
-import { SD15_CONFIG, clipLayout, layoutShapes, sd1Layout, unetLayout, vaeLayout, type Layout } from '../../engine/models/sd1-layout.ts';
+import { SD15_CONFIG, clipLayout, layoutShapes, sd1Layout, unetLayout, vaeLayout, type Layout } from '../../engine/models/families/sd1/layout.ts';
 import type { WeightSource } from '../../engine/core/weights.ts';
 
 /** Shapes only: detection must never need the data. */

@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectCheckpoint } from '../../engine/models/detect.ts';
+import { detectCheckpoint } from '../../engine/models/families/sd1/detect.ts';
 import { Rng } from '../../engine/models/generate/rng.ts';
 import { makeTinyCheckpoint, makeTinyTokenizer, tinyConfig, tokenizerDirFor } from '../../engine/models/make-model.ts';
 import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
-import { SD15_CONFIG, sd1Buffers, sd1Layout } from '../../engine/models/sd1-layout.ts';
+import { SD15_CONFIG, sd1Buffers, sd1Layout } from '../../engine/models/families/sd1/layout.ts';
 import { ClipTokenizer, bytesToUnicode, loadClipTokenizer } from '../../engine/text/clip-tokenizer.ts';
 
 let dir: string;

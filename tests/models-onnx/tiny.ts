@@ -1,8 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SD1_PREFIX, type Sd1Config } from '../../engine/models/config.ts';
-import { detectCheckpoint, sd1Weights } from '../../engine/models/detect.ts';
+import { SD1_PREFIX, type Sd1Config } from '../../engine/models/families/sd1/config.ts';
+import { detectCheckpoint, sd1Weights } from '../../engine/models/families/sd1/detect.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
 import { PrefixedWeightSource, type WeightSource } from '../../engine/core/weights.ts';

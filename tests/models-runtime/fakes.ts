@@ -2,7 +2,7 @@ import { GraphBuilder } from '../../engine/onnx/graph.ts';
 import type { NetOptions } from '../../engine/onnx/nn.ts';
 import { MapWeightSource, type WeightSource } from '../../engine/core/weights.ts';
 import type { PartSpec } from '../../engine/models/runtime/part.ts';
-import { controlInputName, UNET_IO } from '../../engine/models/graphs/unet-graph.ts';
+import { controlInputName, UNET_IO } from '../../engine/models/families/sd1/graphs/unet-graph.ts';
 
 /** y = 2x + w over [n] vectors: the smallest part with a weight a patch can change. */
 export function twiceXPlusW(ws: WeightSource, o: NetOptions): GraphBuilder {

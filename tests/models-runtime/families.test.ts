@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Sd1Config } from '../../engine/models/config.ts';
+import type { Sd1Config } from '../../engine/models/families/sd1/config.ts';
 import { PrefixedWeightSource } from '../../engine/core/weights.ts';
 import type { Tensor } from '../../engine/core/tensor.ts';
 import { SafetensorsFile, writeSafetensors } from '../../engine/formats/safetensors.ts';

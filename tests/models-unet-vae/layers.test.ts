@@ -9,7 +9,7 @@ import {
   linear,
   resizeNearest,
   timestepEmbedding,
-} from '../../engine/models/reference/layers.ts';
+} from '../../engine/models/families/sd1/reference/layers.ts';
 
 const t = (shape: number[], values: number[]) => ({ shape, data: Float32Array.from(values) });
 

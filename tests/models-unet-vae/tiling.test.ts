@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../../engine/core/tensor.ts';
-import { resizeNearest } from '../../engine/models/reference/layers.ts';
+import { resizeNearest } from '../../engine/models/families/sd1/reference/layers.ts';
 import { threePassTileCount, tiledScale, tiledScaleThreePass, tilePositions } from '../../engine/core/regions.ts';
 
 function random(shape: number[], seed: number): Tensor {

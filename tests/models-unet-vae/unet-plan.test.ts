@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { UNetConfig } from '../../engine/models/config.ts';
-import { detectUnet, readUnetConfig } from '../../engine/models/detect.ts';
+import type { UNetConfig } from '../../engine/models/families/sd1/config.ts';
+import { detectUnet, readUnetConfig } from '../../engine/models/families/sd1/detect.ts';
 import { tinyConfig } from '../../engine/models/make-model.ts';
-import { SD15_CONFIG, layoutShapes, unetLayout, type Layout } from '../../engine/models/sd1-layout.ts';
-import { compactDepths, transformerDepths, unetPlan } from '../../engine/models/unet-plan.ts';
+import { SD15_CONFIG, layoutShapes, unetLayout, type Layout } from '../../engine/models/families/sd1/layout.ts';
+import { compactDepths, transformerDepths, unetPlan } from '../../engine/models/families/sd1/unet-plan.ts';
 
 /** Shapes only: detection must never need the data. */
 const shapes = layoutShapes;

@@ -1,8 +1,8 @@
-import type { UNetConfig } from '../config.ts';
-import { SD1_PREFIX } from '../config.ts';
+import type { UNetConfig } from '../families/sd1/config.ts';
+import { SD1_PREFIX } from '../families/sd1/config.ts';
 import { diffusersUnetModules } from '../lora/keys.ts';
-import { unetLayout } from '../sd1-layout.ts';
-import { compactDepths } from '../unet-plan.ts';
+import { unetLayout } from '../families/sd1/layout.ts';
+import { compactDepths } from '../families/sd1/unet-plan.ts';
 import { MIDDLE_OUT_KEY, zeroConvKey } from './layout.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { SD1_PREFIX } from '../config.ts';
-import { detectCheckpoint } from '../detect.ts';
+import { SD1_PREFIX } from '../families/sd1/config.ts';
+import { detectCheckpoint } from '../families/sd1/detect.ts';
 import { SafetensorsFile, SafetensorsWriter } from '../../formats/safetensors.ts';
 import type { WeightSource } from '../../core/weights.ts';
 import { Rng } from '../generate/rng.ts';

@@ -1,8 +1,8 @@
 import { GraphBuilder } from '../../onnx/graph.ts';
 import { Net, type NetOptions } from '../../onnx/nn.ts';
 import type { WeightSource } from '../../core/weights.ts';
-import { inputAndMiddle, unetEmbedding, UNET_IO } from '../graphs/unet-graph.ts';
-import { unetPlan } from '../unet-plan.ts';
+import { inputAndMiddle, unetEmbedding, UNET_IO } from '../families/sd1/graphs/unet-graph.ts';
+import { unetPlan } from '../families/sd1/unet-plan.ts';
 import { HINT_CONVS, MIDDLE_OUT_KEY, zeroConvKey, type ControlNetConfig } from './layout.ts';
 
 /**

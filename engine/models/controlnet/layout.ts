@@ -1,6 +1,6 @@
-import type { UNetConfig } from '../config.ts';
-import { unetLayout, type Layout } from '../sd1-layout.ts';
-import { unetPlan } from '../unet-plan.ts';
+import type { UNetConfig } from '../families/sd1/config.ts';
+import { unetLayout, type Layout } from '../families/sd1/layout.ts';
+import { unetPlan } from '../families/sd1/unet-plan.ts';
 
 /**
  * A ControlNet as ComfyUI's `cldm.ControlNet` lays it out: the UNet's embedding, input blocks and

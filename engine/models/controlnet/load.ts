@@ -3,9 +3,9 @@ import { f16ToF32, f32ToBf16, f32ToF16, type Dtype } from '../../core/dtype.ts';
 import { PrefixedWeightSource, type WeightSource } from '../../core/weights.ts';
 import { assertNotPickle } from '../../formats/pickle-guard.ts';
 import { SafetensorsFile } from '../../formats/safetensors.ts';
-import { readUnetConfig } from '../detect.ts';
+import { readUnetConfig } from '../families/sd1/detect.ts';
 import { UnsupportedModelError } from '../errors.ts';
-import { RenamedWeightSource } from '../weight-views.ts';
+import { RenamedWeightSource } from '../families/sd1/weight-views.ts';
 import { diffusersControlNetKeys, isDiffusersControlNet } from './diffusers-keys.ts';
 import { controlNetLayout, type ControlNetConfig } from './layout.ts';
 

@@ -3,7 +3,7 @@ import { InterruptedError } from '../../core/errors.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import type { PartSpec, RunSession } from '../runtime/part.ts';
 import type { PartsRuntime } from '../runtime/parts-runtime.ts';
-import { unetPlan } from '../unet-plan.ts';
+import { unetPlan } from '../families/sd1/unet-plan.ts';
 import { buildControlNetGraph, buildHintGraph, CONTROLNET_IO, controlOutputName, HINT_IO } from './graph.ts';
 import type { ControlNetConfig } from './layout.ts';
 import type { ControlNetFile } from './load.ts';

@@ -1,7 +1,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { WeightSource } from '../../core/weights.ts';
-import type { VaeConfig } from '../config.ts';
-import { buildVaeDecoderGraph, buildVaeEncoderGraph } from '../graphs/vae-graph.ts';
+import type { VaeConfig } from './sd1/config.ts';
+import { buildVaeDecoderGraph, buildVaeEncoderGraph } from './sd1/graphs/vae-graph.ts';
 import { OrtVae } from '../ort-vae.ts';
 import type { PartSpec } from '../runtime/part.ts';
 import type { PartsRuntime } from '../runtime/parts-runtime.ts';

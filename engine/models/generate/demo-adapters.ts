@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { SD1_PREFIX } from '../config.ts';
+import { SD1_PREFIX } from '../families/sd1/config.ts';
 import { SafetensorsFile, SafetensorsWriter, type TensorSpec } from '../../formats/safetensors.ts';
 import { type Dtype } from '../../core/dtype.ts';
 import { Rng } from './rng.ts';

@@ -1,6 +1,6 @@
-import type { Sd1Config } from '../../config.ts';
-import { sd1Weights } from '../../detect.ts';
-import { unetSkipCount } from '../../graphs/unet-graph.ts';
+import type { Sd1Config } from './config.ts';
+import { sd1Weights } from './detect.ts';
+import { unetSkipCount } from './graphs/unet-graph.ts';
 import type { ClipHandle, ExtraConds, ModelHandle, WeightPatching } from '../../handles.ts';
 import { OrtClip } from '../../ort-clip.ts';
 import { OrtUnet } from '../../ort-unet.ts';

@@ -1,5 +1,5 @@
-import type { Sd1Config } from '../../config.ts';
-import { detectCheckpoint, sd1Weights } from '../../detect.ts';
+import type { Sd1Config } from './config.ts';
+import { detectCheckpoint, sd1Weights } from './detect.ts';
 import type { ModelFamily } from '../family.ts';
 import { assembleSd1 } from './assemble.ts';
 import { SD1_SAMPLING, sd1LatentFormat } from './latent.ts';

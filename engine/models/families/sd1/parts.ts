@@ -1,7 +1,7 @@
 import { PrefixedWeightSource, type WeightSource } from '../../../core/weights.ts';
-import { SD1_PREFIX, type Sd1Config } from '../../config.ts';
-import { buildClipGraph } from '../../graphs/clip-graph.ts';
-import { buildUnetGraph } from '../../graphs/unet-graph.ts';
+import { SD1_PREFIX, type Sd1Config } from './config.ts';
+import { buildClipGraph } from './graphs/clip-graph.ts';
+import { buildUnetGraph } from './graphs/unet-graph.ts';
 import type { PartSpec } from '../../runtime/part.ts';
 import { ldmVaeParts } from '../ldm-vae.ts';
 import type { PartsContext } from '../family.ts';

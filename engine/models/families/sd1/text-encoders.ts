@@ -1,4 +1,4 @@
-import { SD1_PREFIX } from '../../config.ts';
+import { SD1_PREFIX } from './config.ts';
 import type { TextEncoderSpec } from '../family.ts';
 
 /**

@@ -1,6 +1,6 @@
-import type { Tensor } from '../../core/tensor.ts';
-import type { WeightSource } from '../../core/weights.ts';
-import { HINT_CONVS, MIDDLE_OUT_KEY, zeroConvKey, type ControlNetConfig } from '../controlnet/layout.ts';
+import type { Tensor } from '../../../../core/tensor.ts';
+import type { WeightSource } from '../../../../core/weights.ts';
+import { HINT_CONVS, MIDDLE_OUT_KEY, zeroConvKey, type ControlNetConfig } from '../../../controlnet/layout.ts';
 import { add, conv2d, silu } from './layers.ts';
 import { unetEncodeRef } from './unet.ts';
 

@@ -1,8 +1,8 @@
 import type { ClipTextConfig, Sd1Config, UNetConfig, VaeConfig } from './config.ts';
 import { SD1_PREFIX } from './config.ts';
-import { clipLayout, unetLayout, vaeLayout, type Layout } from './sd1-layout.ts';
-import { PrefixedWeightSource, type WeightSource } from '../core/weights.ts';
-import { UnsupportedModelError } from './errors.ts';
+import { clipLayout, unetLayout, vaeLayout, type Layout } from './layout.ts';
+import { PrefixedWeightSource, type WeightSource } from '../../../core/weights.ts';
+import { UnsupportedModelError } from '../../errors.ts';
 import { compactDepths, unetPlan } from './unet-plan.ts';
 import { diffusersVaeToLdm, isDiffusersVae, sd1Weights } from './weight-views.ts';
 

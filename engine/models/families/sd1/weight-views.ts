@@ -1,5 +1,5 @@
 import { SD1_PREFIX } from './config.ts';
-import type { WeightSource } from '../core/weights.ts';
+import type { WeightSource } from '../../../core/weights.ts';
 
 /**
  * Renaming views over a WeightSource, so that files which store the same SD1 weights under other

@@ -1,10 +1,10 @@
-import type { Tensor } from '../../core/tensor.ts';
-import { describeShape } from '../../core/tensor.ts';
+import type { Tensor } from '../../../../core/tensor.ts';
+import { describeShape } from '../../../../core/tensor.ts';
 import type { UNetConfig } from '../config.ts';
 import { SD1_PREFIX } from '../config.ts';
 import { unetPlan, type ResBlockPlan, type TransformerPlan, type UnetPlan } from '../unet-plan.ts';
-import type { ControlResiduals } from '../handles.ts';
-import type { WeightSource } from '../../core/weights.ts';
+import type { ControlResiduals } from '../../../handles.ts';
+import type { WeightSource } from '../../../../core/weights.ts';
 import {
   add,
   addChannelBias,

@@ -1,7 +1,7 @@
-import type { Tensor } from '../../core/tensor.ts';
+import type { Tensor } from '../../../../core/tensor.ts';
 import { SD1_PREFIX } from '../config.ts';
 import type { VaeConfig } from '../config.ts';
-import type { WeightSource } from '../../core/weights.ts';
+import type { WeightSource } from '../../../../core/weights.ts';
 import { add, attention, conv2d, fromTokens, groupNorm, resizeNearest, silu, toTokens } from './layers.ts';
 
 /**

@@ -1,6 +1,6 @@
-import type { Tensor } from '../../core/tensor.ts';
+import type { Tensor } from '../../../../core/tensor.ts';
 import type { ClipTextConfig } from '../config.ts';
-import type { WeightSource } from '../../core/weights.ts';
+import type { WeightSource } from '../../../../core/weights.ts';
 import { add, attention, erf, layerNorm, linear } from './layers.ts';
 
 /**

@@ -1,7 +1,7 @@
-import { GraphBuilder } from '../../onnx/graph.ts';
-import { Net, type NetOptions } from '../../onnx/nn.ts';
+import { GraphBuilder } from '../../../../onnx/graph.ts';
+import { Net, type NetOptions } from '../../../../onnx/nn.ts';
 import type { ClipTextConfig } from '../config.ts';
-import type { WeightSource } from '../../core/weights.ts';
+import type { WeightSource } from '../../../../core/weights.ts';
 
 /**
  * The CLIP text transformer (SD1's CLIP-L) as an ONNX graph. Input `tokens` int64 [B, 77] (plus

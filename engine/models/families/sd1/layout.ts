@@ -1,6 +1,6 @@
 import type { ClipTextConfig, Sd1Config, UNetConfig, VaeConfig } from './config.ts';
 import { SD1_PREFIX } from './config.ts';
-import type { WeightSource } from '../core/weights.ts';
+import type { WeightSource } from '../../../core/weights.ts';
 import { unetPlan, type ResBlockPlan, type TransformerPlan } from './unet-plan.ts';
 
 /**

@@ -1,7 +1,7 @@
-import { GraphBuilder } from '../../onnx/graph.ts';
-import { Net, type NetOptions } from '../../onnx/nn.ts';
+import { GraphBuilder } from '../../../../onnx/graph.ts';
+import { Net, type NetOptions } from '../../../../onnx/nn.ts';
 import type { VaeConfig } from '../config.ts';
-import type { WeightSource } from '../../core/weights.ts';
+import type { WeightSource } from '../../../../core/weights.ts';
 
 /**
  * The SD VAE (LDM AutoencoderKL) encoder and decoder as ONNX graphs, matching

@@ -1,9 +1,9 @@
-import { GraphBuilder } from '../../onnx/graph.ts';
-import { Net, type NetOptions } from '../../onnx/nn.ts';
+import { GraphBuilder } from '../../../../onnx/graph.ts';
+import { Net, type NetOptions } from '../../../../onnx/nn.ts';
 import type { UNetConfig } from '../config.ts';
 import { timestepFrequencies } from '../timestep.ts';
 import { unetPlan, type InputBlockPlan, type ResBlockPlan, type TransformerPlan, type UnetPlan } from '../unet-plan.ts';
-import type { WeightSource } from '../../core/weights.ts';
+import type { WeightSource } from '../../../../core/weights.ts';
 
 /**
  * The LDM UNet (`openaimodel.UNetModel` as ComfyUI runs it, eps or v alike) as an ONNX graph,

@@ -1,5 +1,5 @@
-import type { Tensor } from '../../core/tensor.ts';
-import { describeShape, numel } from '../../core/tensor.ts';
+import type { Tensor } from '../../../../core/tensor.ts';
+import { describeShape, numel } from '../../../../core/tensor.ts';
 import { timestepFrequencies } from '../timestep.ts';
 
 /**
