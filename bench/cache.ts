@@ -50,7 +50,13 @@ const ms: Record<string, number> = {};
 ms.checkpoint = await time(async () => (parts = await m.loadCheckpoint(file)));
 const p = parts!;
 ms.clip = await time(() => p.clip.encodeText('a photograph of an astronaut riding a horse'));
-ms.unet = await time(() => p.model.unet.run({ x: { shape: [1, 4, 8, 8], data: new Float32Array(256) }, timesteps: new Float32Array([1]), context: { shape: [1, 77, 768], data: new Float32Array(77 * 768) } }));
+ms.unet = await time(() =>
+  p.model.unet.run({
+    x: { shape: [1, 4, 8, 8], data: new Float32Array(256) },
+    timesteps: new Float32Array([1]),
+    context: { shape: [1, 77, 768], data: new Float32Array(77 * 768) },
+  }),
+);
 ms.vae_decoder = await time(() => p.vae.decode({ shape: [1, 4, 8, 8], data: new Float32Array(256) }));
 const total = (performance.now() - t0) / 1000;
 
@@ -69,7 +75,21 @@ for (const d of readdirSync(cacheDir)) {
 }
 for (const l of lines) console.log(`  [log] ${l}`);
 const gb = (b: number): string => (b / 1e9).toFixed(2);
-for (const [part, e] of Object.entries(disk)) console.log(`${part}: ${gb(e.own)} GB own${e.linked ? `, ${gb(e.linked)} GB hard-linked to the checkpoint` : ''}`);
+for (const [part, e] of Object.entries(disk))
+  console.log(`${part}: ${gb(e.own)} GB own${e.linked ? `, ${gb(e.linked)} GB hard-linked to the checkpoint` : ''}`);
 const own = Object.values(disk).reduce((s, e) => s + e.own, 0);
-console.log(`${mode} run: ${total.toFixed(1)} s (checkpoint ${ms.checkpoint.toFixed(1)}, CLIP ${ms.clip.toFixed(1)}, UNet ${ms.unet.toFixed(1)}, VAE decoder ${ms.vae_decoder.toFixed(1)}); cache ${gb(own)} GB for a ${gb(statSync(file).size)} GB checkpoint (${(own / statSync(file).size).toFixed(2)}×)`);
-console.log(JSON.stringify({ tree, mode, total, ms, disk, checkpointBytes: statSync(file).size, machine: `${os.cpus()[0]?.model} ×${os.cpus().length}`, date: new Date().toISOString() }));
+console.log(
+  `${mode} run: ${total.toFixed(1)} s (checkpoint ${ms.checkpoint.toFixed(1)}, CLIP ${ms.clip.toFixed(1)}, UNet ${ms.unet.toFixed(1)}, VAE decoder ${ms.vae_decoder.toFixed(1)}); cache ${gb(own)} GB for a ${gb(statSync(file).size)} GB checkpoint (${(own / statSync(file).size).toFixed(2)}×)`,
+);
+console.log(
+  JSON.stringify({
+    tree,
+    mode,
+    total,
+    ms,
+    disk,
+    checkpointBytes: statSync(file).size,
+    machine: `${os.cpus()[0]?.model} ×${os.cpus().length}`,
+    date: new Date().toISOString(),
+  }),
+);

@@ -16,11 +16,19 @@ import { startServer } from '../server/server.ts';
 
 const N = Number(process.argv[2] ?? 500);
 const ROOT = path.resolve(import.meta.dirname, '..');
-if (!fs.existsSync(path.join(ROOT, 'editor/dist/index.html'))) execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', 'editor'], { cwd: ROOT, stdio: 'ignore' });
+if (!fs.existsSync(path.join(ROOT, 'editor/dist/index.html')))
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', 'editor'], { cwd: ROOT, stdio: 'ignore' });
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-bench-editor-'));
 const env = await createEnvironment({ baseDir: base, log: silentLogger, disableCustomNodes: true });
 const editorDir = process.env.WEFT_EDITOR_DIR ? path.resolve(process.env.WEFT_EDITOR_DIR) : undefined;
-const server = await startServer({ port: 0, paths: env.paths, registry: env.registry, executor: env.executor, log: silentLogger, editorDir });
+const server = await startServer({
+  port: 0,
+  paths: env.paths,
+  registry: env.registry,
+  executor: env.executor,
+  log: silentLogger,
+  editorDir,
+});
 
 // A 25×20 grid of ImageScaleBy → ImageInvert chains: 500 nodes, 480 links.
 const nodes: unknown[] = [];
@@ -47,11 +55,23 @@ for (let i = 0; i < N; i++) {
   });
 }
 const file = path.join(base, `big-${N}.json`);
-fs.writeFileSync(file, JSON.stringify({ last_node_id: N, last_link_id: links.length, nodes, links, groups: [], config: {}, extra: {}, version: 0.4 }));
+fs.writeFileSync(
+  file,
+  JSON.stringify({ last_node_id: N, last_link_id: links.length, nodes, links, groups: [], config: {}, extra: {}, version: 0.4 }),
+);
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
 await page.goto(server.url);
@@ -86,7 +106,9 @@ async function fps(label: string, action: (i: number) => Promise<void>, frames =
   const task = per('TaskDuration');
   const script = per('ScriptDuration');
   const layout = per('LayoutDuration') + per('RecalcStyleDuration');
-  breakdown.push(`  ${label}: main thread ${task.toFixed(1)} ms/frame (script ${script.toFixed(1)}, style+layout ${layout.toFixed(1)}, paint and other ${(task - script - layout).toFixed(1)})`);
+  breakdown.push(
+    `  ${label}: main thread ${task.toFixed(1)} ms/frame (script ${script.toFixed(1)}, style+layout ${layout.toFixed(1)}, paint and other ${(task - script - layout).toFixed(1)})`,
+  );
   return n / secs;
 }
 const breakdown: string[] = [];
@@ -96,7 +118,9 @@ const cx = box.x + box.width / 2;
 /** The first point of empty canvas below the middle: pressing there pans, where pressing on a node would drag it. */
 async function grabPoint(): Promise<number> {
   const y = Number(
-    await page.evaluate(`(() => { for (let y = ${Math.round(box.y + box.height / 2)}; y < ${Math.round(box.y + box.height)}; y++) { if (document.elementFromPoint(${cx}, y)?.classList.contains('react-flow__pane')) return y; } return -1; })()`),
+    await page.evaluate(
+      `(() => { for (let y = ${Math.round(box.y + box.height / 2)}; y < ${Math.round(box.y + box.height)}; y++) { if (document.elementFromPoint(${cx}, y)?.classList.contains('react-flow__pane')) return y; } return -1; })()`,
+    ),
   );
   if (y < 0) throw new Error('no empty canvas to grab for panning');
   return y;
@@ -115,7 +139,9 @@ const zoomFps = await fps('zoom', async (i) => page.mouse.wheel(0, i % 20 < 10 ?
 // Close up, only a few nodes are drawn and panning brings new ones into the DOM: a different cost.
 for (let i = 0; i < 5; i++) await page.mouse.wheel(0, -300);
 await page.evaluate('new Promise((r) => setTimeout(r, 300))');
-const closeZoom = (await page.evaluate(`new DOMMatrix(getComputedStyle(document.querySelector('.react-flow__viewport')).transform).a`)) as number;
+const closeZoom = (await page.evaluate(
+  `new DOMMatrix(getComputedStyle(document.querySelector('.react-flow__viewport')).transform).a`,
+)) as number;
 grabY = await grabPoint();
 x0 = await viewportX();
 await page.mouse.move(cx, grabY);
@@ -126,9 +152,20 @@ if (Math.abs((await viewportX()) - x0) < 1) throw new Error('the close-up pan di
 await browser.close();
 await server.close();
 fs.rmSync(base, { recursive: true, force: true });
-const summary = { nodes: N, links: links.length, open_and_draw_ms: openMs, nodes_in_dom: drawn, pan_fps: +panFps.toFixed(1), zoom_fps: +zoomFps.toFixed(1), close_zoom: +closeZoom.toFixed(2), close_pan_fps: +closePanFps.toFixed(1) };
+const summary = {
+  nodes: N,
+  links: links.length,
+  open_and_draw_ms: openMs,
+  nodes_in_dom: drawn,
+  pan_fps: +panFps.toFixed(1),
+  zoom_fps: +zoomFps.toFixed(1),
+  close_zoom: +closeZoom.toFixed(2),
+  close_pan_fps: +closePanFps.toFixed(1),
+};
 console.log(`editor benchmark: ${N} nodes, ${links.length} links`);
 console.log(`  open + draw ${openMs} ms (target < 2000), ${drawn} nodes in the DOM`);
-console.log(`  pan ${summary.pan_fps} fps, zoom ${summary.zoom_fps} fps (target > 30); pan at zoom ${summary.close_zoom}: ${summary.close_pan_fps} fps`);
+console.log(
+  `  pan ${summary.pan_fps} fps, zoom ${summary.zoom_fps} fps (target > 30); pan at zoom ${summary.close_zoom}: ${summary.close_pan_fps} fps`,
+);
 for (const line of breakdown) console.log(line);
 console.log(JSON.stringify(summary));

@@ -19,7 +19,8 @@ const N = Number(process.argv[2] ?? 1000);
 const REPEATS = Number(process.argv[3] ?? 7);
 const WARMUP = 3;
 if (!Number.isInteger(N) || N < 20 || N > 1_000_000) throw new Error(`nodes must be an integer in 20..1000000, got ${process.argv[2]}`);
-if (!Number.isInteger(REPEATS) || REPEATS < 1 || REPEATS > 1000) throw new Error(`repeats must be an integer in 1..1000, got ${process.argv[3]}`);
+if (!Number.isInteger(REPEATS) || REPEATS < 1 || REPEATS > 1000)
+  throw new Error(`repeats must be an integer in 1..1000, got ${process.argv[3]}`);
 let workNs = 0n;
 
 const registry = new NodeRegistry();
@@ -92,7 +93,8 @@ async function round(r: number): Promise<Row> {
   t = performance.now();
   const first = await ex.execute(v.prompt, { promptId: `a${r}`, outputs: v.outputs });
   const firstMs = performance.now() - t;
-  if (first.status !== 'success' || first.executed.length !== N) throw new Error(`expected ${N} nodes to run, ran ${first.executed.length} (${first.status})`);
+  if (first.status !== 'success' || first.executed.length !== N)
+    throw new Error(`expected ${N} nodes to run, ran ${first.executed.length} (${first.status})`);
   const overheadPerNode = (firstMs - Number(workNs) / 1e6) / N;
   t = performance.now();
   const again = await ex.execute(v.prompt, { promptId: `b${r}`, outputs: v.outputs });

@@ -50,7 +50,9 @@ const tSecond = performance.now();
 await model!.unet.run({ x, timesteps: new Float32Array([500, 500]), context });
 const second = performance.now() - tSecond;
 if (mode === 'then-lora') {
-  console.log(`then-lora${prefetch ? '' : ' (no prefetch)'}: apply, from LoraLoader to a patched step and encode, less the step itself: ${((performance.now() - tApply - 2 * second) / 1000).toFixed(2)} s (encode ${(encode / 1000).toFixed(2)} s, first step ${(first / 1000).toFixed(2)} s, a later step ${(second / 1000).toFixed(2)} s)`);
+  console.log(
+    `then-lora${prefetch ? '' : ' (no prefetch)'}: apply, from LoraLoader to a patched step and encode, less the step itself: ${((performance.now() - tApply - 2 * second) / 1000).toFixed(2)} s (encode ${(encode / 1000).toFixed(2)} s, first step ${(first / 1000).toFixed(2)} s, a later step ${(second / 1000).toFixed(2)} s)`,
+  );
   process.exit(0);
 }
 console.log(

@@ -28,8 +28,13 @@ const dir = path.join(path.dirname(file), '..', 'loras');
 const loraA = path.join(dir, `bench-lora-r${RANK}${tag}-a.safetensors`);
 const loraB = path.join(dir, `bench-lora-r${RANK}${tag}-b.safetensors`);
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-console.log(`machine: ${os.cpus()[0]?.model} ×${os.cpus().length}, ${mib(os.totalmem())}; node ${process.version}; date ${new Date().toISOString()}`);
-for (const [f, seed] of [[loraA, 1], [loraB, 2]] as const) {
+console.log(
+  `machine: ${os.cpus()[0]?.model} ×${os.cpus().length}, ${mib(os.totalmem())}; node ${process.version}; date ${new Date().toISOString()}`,
+);
+for (const [f, seed] of [
+  [loraA, 1],
+  [loraB, 2],
+] as const) {
   if (existsSync(f)) continue;
   const { mkdirSync } = await import('node:fs');
   mkdirSync(dir, { recursive: true });
@@ -38,7 +43,11 @@ for (const [f, seed] of [[loraA, 1], [loraB, 2]] as const) {
   console.log(`made ${path.basename(f)}: ${n} weights in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }
 
-const log = { info: (m: string) => console.log(`  [log] ${m}`), warn: (m: string) => console.log(`  [warn] ${m}`), error: (m: string) => console.log(`  [error] ${m}`) };
+const log = {
+  info: (m: string) => console.log(`  [log] ${m}`),
+  warn: (m: string) => console.log(`  [warn] ${m}`),
+  error: (m: string) => console.log(`  [error] ${m}`),
+};
 const MODE = (process.env.WEFT_LORA_MODE ?? 'branch') as 'branch' | 'merge';
 const m = new ModelManager({ cacheDir: resolveCacheDir(), log, loraMode: MODE });
 console.log(`LoRA mode: ${MODE} (WEFT_LORA_MODE=branch|merge)`);
@@ -94,4 +103,9 @@ const [b1, d1] = applyLora(ctx, loraB, 'lora B', parts.model, parts.clip, 1, 1);
 await measure('swap to LoRA B', b1!, d1!);
 const [a3, c3] = applyLora(ctx, loraA, 'lora A', parts.model, parts.clip, 0.8, 0.8);
 await measure('swap back to LoRA A at 0.8', a3!, c3!);
-console.log(`sessions: ${m.stats().loaded.map((l) => `${l.key.split('-').slice(0, 2).join('-')}${l.key.includes('-p') ? '+patch' : ''} ${mib(l.bytes)}`).join(', ')}`);
+console.log(
+  `sessions: ${m
+    .stats()
+    .loaded.map((l) => `${l.key.split('-').slice(0, 2).join('-')}${l.key.includes('-p') ? '+patch' : ''} ${mib(l.bytes)}`)
+    .join(', ')}`,
+);

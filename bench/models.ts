@@ -33,7 +33,11 @@ if (!existsSync(path.join(tokDir, 'vocab.json'))) {
 }
 // The user's model cache, as the CLI and server use it (--cache-dir / WEFT_CACHE_DIR move it).
 const cacheDir = resolveCacheDir();
-const log = { info: (m: string) => console.log(`  [log] ${m}`), warn: (m: string) => console.log(`  [warn] ${m}`), error: (m: string) => console.log(`  [error] ${m}`) };
+const log = {
+  info: (m: string) => console.log(`  [log] ${m}`),
+  warn: (m: string) => console.log(`  [warn] ${m}`),
+  error: (m: string) => console.log(`  [error] ${m}`),
+};
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const time = async (f: () => Promise<unknown>) => {
@@ -42,7 +46,9 @@ const time = async (f: () => Promise<unknown>) => {
   return performance.now() - t;
 };
 
-console.log(`machine: ${os.cpus()[0]?.model} ×${os.cpus().length}, ${mib(os.totalmem())}; node ${process.version}; onnxruntime-node 1.30.0`);
+console.log(
+  `machine: ${os.cpus()[0]?.model} ×${os.cpus().length}, ${mib(os.totalmem())}; node ${process.version}; onnxruntime-node 1.30.0`,
+);
 console.log(`date: ${new Date().toISOString()}; checkpoint ${file}`);
 
 // Cold: only this checkpoint's builds go (and its hash record stays: hashing is timed by bench/cache.ts).
@@ -53,8 +59,14 @@ if (process.env.BENCH_COLD === '1') new BuildCache(cacheDir).prune({ source: fil
   const parts = await m.loadCheckpoint(file);
   await parts.clip.encodeText('warm');
   await parts.vae.decode({ shape: [1, 4, 8, 8], data: new Float32Array(256) });
-  await parts.model.unet.run({ x: { shape: [1, 4, 8, 8], data: new Float32Array(256) }, timesteps: new Float32Array([1]), context: { shape: [1, 77, 768], data: new Float32Array(77 * 768) } });
-  console.log(`first load (builds: ${m.stats().builds}) incl. hashing, building, session creation and saving optimised graphs: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await parts.model.unet.run({
+    x: { shape: [1, 4, 8, 8], data: new Float32Array(256) },
+    timesteps: new Float32Array([1]),
+    context: { shape: [1, 77, 768], data: new Float32Array(77 * 768) },
+  });
+  console.log(
+    `first load (builds: ${m.stats().builds}) incl. hashing, building, session creation and saving optimised graphs: ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   await m.pool.clear();
 }
 
@@ -64,13 +76,23 @@ const t0 = performance.now();
 const parts = await m.loadCheckpoint(file);
 const tLoad = performance.now() - t0;
 const tClip1 = await time(() => parts.clip.encodeText('a photograph of an astronaut riding a horse'));
-console.log(`warm load: checkpoint ${tLoad.toFixed(0)} ms + CLIP session and first encode ${tClip1.toFixed(0)} ms (builds ${m.stats().builds})`);
+console.log(
+  `warm load: checkpoint ${tLoad.toFixed(0)} ms + CLIP session and first encode ${tClip1.toFixed(0)} ms (builds ${m.stats().builds})`,
+);
 const clipRuns: number[] = [];
 for (let i = 0; i < 5; i++) clipRuns.push(await time(() => parts.clip.encodeText(`a photograph of an astronaut riding a horse ${i}`)));
 console.log(`CLIP encode (1 chunk): median ${median(clipRuns).toFixed(0)} ms`);
-const tUnetLoad = await time(() => parts.model.unet.run({ x: { shape: [1, 4, 8, 8], data: new Float32Array(256) }, timesteps: new Float32Array([1]), context: { shape: [1, 77, 768], data: new Float32Array(77 * 768) } }));
+const tUnetLoad = await time(() =>
+  parts.model.unet.run({
+    x: { shape: [1, 4, 8, 8], data: new Float32Array(256) },
+    timesteps: new Float32Array([1]),
+    context: { shape: [1, 77, 768], data: new Float32Array(77 * 768) },
+  }),
+);
 const tVaeLoad = await time(() => parts.vae.decode({ shape: [1, 4, 8, 8], data: new Float32Array(256) }));
-console.log(`warm load total (checkpoint + CLIP + UNet + VAE sessions, one tiny run each): ${((tLoad + tClip1 + tUnetLoad + tVaeLoad) / 1000).toFixed(2)} s (UNet ${(tUnetLoad / 1000).toFixed(2)} s); RSS ${mib(process.memoryUsage().rss)} (${mib(rss0)} before)`);
+console.log(
+  `warm load total (checkpoint + CLIP + UNet + VAE sessions, one tiny run each): ${((tLoad + tClip1 + tUnetLoad + tVaeLoad) / 1000).toFixed(2)} s (UNet ${(tUnetLoad / 1000).toFixed(2)} s); RSS ${mib(process.memoryUsage().rss)} (${mib(rss0)} before)`,
+);
 
 const choice = await chooseProvider({ device: 'auto' });
 const unetKey = m.stats().loaded.length; // sessions so far
@@ -107,7 +129,9 @@ for (const size of SIZES) {
   await bare.release();
   const w = median(weft);
   const b = median(raw);
-  console.log(`UNet ${size}² batch 2 (one CFG step): first ${(tFirst / 1000).toFixed(2)} s; Weft median ${(w / 1000).toFixed(2)} s, bare ORT ${(b / 1000).toFixed(2)} s, overhead ${(((w - b) / b) * 100).toFixed(1)}%; runs weft [${weft.map((v) => (v / 1000).toFixed(2)).join(', ')}] bare [${raw.map((v) => (v / 1000).toFixed(2)).join(', ')}]`);
+  console.log(
+    `UNet ${size}² batch 2 (one CFG step): first ${(tFirst / 1000).toFixed(2)} s; Weft median ${(w / 1000).toFixed(2)} s, bare ORT ${(b / 1000).toFixed(2)} s, overhead ${(((w - b) / b) * 100).toFixed(1)}%; runs weft [${weft.map((v) => (v / 1000).toFixed(2)).join(', ')}] bare [${raw.map((v) => (v / 1000).toFixed(2)).join(', ')}]`,
+  );
   console.log(`  RSS now ${mib(process.memoryUsage().rss)} (was ${mib(rss0)} before load)`);
 }
 for (const size of SIZES) {
@@ -117,4 +141,9 @@ for (const size of SIZES) {
   const t = await time(() => parts.vae.decode(lat));
   console.log(`VAE decode ${size}²: ${(t / 1000).toFixed(2)} s; RSS ${mib(process.memoryUsage().rss)}`);
 }
-console.log(`sessions: ${m.stats().loaded.map((l) => `${l.key.split('-')[0]} ${mib(l.bytes)}`).join(', ')}`);
+console.log(
+  `sessions: ${m
+    .stats()
+    .loaded.map((l) => `${l.key.split('-')[0]} ${mib(l.bytes)}`)
+    .join(', ')}`,
+);

@@ -56,9 +56,22 @@ async function bench(label: string, file: string, size: number, steps: number, s
     unetMs = 0;
     calls = 0;
     const t = performance.now();
-    await ksample({ model, seed: 1n, steps, cfg: 7, samplerName: s, scheduler: 'karras', positive: pos, negative: neg, latent, onStep: () => {} });
+    await ksample({
+      model,
+      seed: 1n,
+      steps,
+      cfg: 7,
+      samplerName: s,
+      scheduler: 'karras',
+      positive: pos,
+      negative: neg,
+      latent,
+      onStep: () => {},
+    });
     const total = performance.now() - t;
-    console.log(`${s.padEnd(20)} ${(total / 1000).toFixed(2).padStart(7)} ${(unetMs / 1000).toFixed(2).padStart(8)} ${String(calls).padStart(11)} ${(total / 1000 / steps).toFixed(3).padStart(7)} ${(((total - unetMs) / total) * 100).toFixed(1).padStart(11)}%`);
+    console.log(
+      `${s.padEnd(20)} ${(total / 1000).toFixed(2).padStart(7)} ${(unetMs / 1000).toFixed(2).padStart(8)} ${String(calls).padStart(11)} ${(total / 1000 / steps).toFixed(3).padStart(7)} ${(((total - unetMs) / total) * 100).toFixed(1).padStart(11)}%`,
+    );
   }
   await m.pool.clear();
 }
@@ -87,7 +100,21 @@ async function txt2img(file: string, steps: number): Promise<void> {
     '6': { class_type: 'CLIPTextEncode', inputs: { clip: ['4', 1], text: `a photograph of an astronaut riding a horse ${seed}` } },
     '7': { class_type: 'CLIPTextEncode', inputs: { clip: ['4', 1], text: `blurry ${seed}` } },
     '5': { class_type: 'EmptyLatentImage', inputs: { width: 256, height: 256, batch_size: 1 } },
-    '3': { class_type: 'KSampler', inputs: { model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['5', 0], seed, steps, cfg: 7, sampler_name: 'euler', scheduler: 'normal', denoise: 1 } },
+    '3': {
+      class_type: 'KSampler',
+      inputs: {
+        model: ['4', 0],
+        positive: ['6', 0],
+        negative: ['7', 0],
+        latent_image: ['5', 0],
+        seed,
+        steps,
+        cfg: 7,
+        sampler_name: 'euler',
+        scheduler: 'normal',
+        denoise: 1,
+      },
+    },
     '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
     '9': { class_type: 'PreviewImage', inputs: { images: ['8', 0] } },
   });
@@ -103,12 +130,25 @@ async function txt2img(file: string, steps: number): Promise<void> {
   const vae = ort.get('vae_decoder') ?? 0;
   const other = total - clip - unet - vae;
   const pct = (v: number) => ((v / total) * 100).toFixed(2);
-  console.log(`\ntxt2img through the executor, random SD1.5, 256², euler/normal, ${steps} steps, cfg 7: total ${(total / 1000).toFixed(2)} s`);
-  console.log(`  text encode ${(clip / 1000).toFixed(3)} s (${pct(clip)}%), UNet ${(unet / 1000).toFixed(2)} s (${pct(unet)}%, ${(unet / 1000 / steps).toFixed(3)} s/step), VAE decode ${(vae / 1000).toFixed(3)} s (${pct(vae)}%), engine outside ORT ${(other / 1000).toFixed(3)} s (${pct(other)}%)`);
+  console.log(
+    `\ntxt2img through the executor, random SD1.5, 256², euler/normal, ${steps} steps, cfg 7: total ${(total / 1000).toFixed(2)} s`,
+  );
+  console.log(
+    `  text encode ${(clip / 1000).toFixed(3)} s (${pct(clip)}%), UNet ${(unet / 1000).toFixed(2)} s (${pct(unet)}%, ${(unet / 1000 / steps).toFixed(3)} s/step), VAE decode ${(vae / 1000).toFixed(3)} s (${pct(vae)}%), engine outside ORT ${(other / 1000).toFixed(3)} s (${pct(other)}%)`,
+  );
   console.log(`  node timings (ms): ${JSON.stringify(r.timingsMs)}`);
   await m.pool.clear();
 }
 
 if (sd15) await txt2img(sd15, STEPS);
-await bench('tiny demo model', tiny, 256, STEPS, ['euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_sde', 'uni_pc', 'lms']);
+await bench('tiny demo model', tiny, 256, STEPS, [
+  'euler',
+  'euler_ancestral',
+  'heun',
+  'dpmpp_2m',
+  'dpmpp_2m_sde',
+  'dpmpp_sde',
+  'uni_pc',
+  'lms',
+]);
 if (sd15) await bench('random SD1.5', sd15, 256, STEPS, ['euler', 'dpmpp_2m_sde']);

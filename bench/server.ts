@@ -51,14 +51,30 @@ const paths = new FolderPaths({ baseDir: base });
 fs.mkdirSync(paths.inputDir, { recursive: true });
 const px = Buffer.alloc(64 * 64 * 3);
 for (let i = 0; i < px.length; i++) px[i] = (i * 7) % 256;
-await sharp(px, { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(path.join(paths.inputDir, 'b.png'));
+await sharp(px, { raw: { width: 64, height: 64, channels: 3 } })
+  .png()
+  .toFile(path.join(paths.inputDir, 'b.png'));
 const registry = benchRegistry();
 const host =
   HOST === 'worker'
-    ? new WorkerHost({ setup: { module: new URL('./server-nodes.ts', import.meta.url).href, exportName: 'createBenchExecutor', options: { baseDir: base } }, log: silentLogger })
+    ? new WorkerHost({
+        setup: {
+          module: new URL('./server-nodes.ts', import.meta.url).href,
+          exportName: 'createBenchExecutor',
+          options: { baseDir: base },
+        },
+        log: silentLogger,
+      })
     : undefined;
 await host?.start();
-const server: RunningServer = await startServer({ port: 0, paths, registry, ...(host ? { executionHost: host } : { executor: new Executor(registry, { paths }) }), log: silentLogger, stateDir: path.join(base, 'state') });
+const server: RunningServer = await startServer({
+  port: 0,
+  paths,
+  registry,
+  ...(host ? { executionHost: host } : { executor: new Executor(registry, { paths }) }),
+  log: silentLogger,
+  stateDir: path.join(base, 'state'),
+});
 
 if (LATENCY) {
   const prompt = {
@@ -72,7 +88,11 @@ if (LATENCY) {
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += String(d)));
   const exited = new Promise((r) => child.on('exit', r));
-  const queued = fetch(`${server.url}/prompt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt }) });
+  const queued = fetch(`${server.url}/prompt`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt }),
+  });
   const { prompt_id } = (await (await queued).json()) as { prompt_id: string };
   await exited;
   for (;;) {
@@ -84,8 +104,17 @@ if (LATENCY) {
   fs.rmSync(base, { recursive: true, force: true });
   const times = (JSON.parse(out) as number[]).sort((a, b) => a - b);
   const q = (p: number): number => +times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))].toFixed(1);
-  const res = { host: HOST, spin_s: SPIN_S, requests: times.length, p50_ms: q(50), p99_ms: q(99), max_ms: +times[times.length - 1].toFixed(1) };
-  console.log(`/system_stats during a ${SPIN_S} s never-yielding node (${HOST}): ${res.requests} requests, p50 ${res.p50_ms} ms, p99 ${res.p99_ms} ms, max ${res.max_ms} ms`);
+  const res = {
+    host: HOST,
+    spin_s: SPIN_S,
+    requests: times.length,
+    p50_ms: q(50),
+    p99_ms: q(99),
+    max_ms: +times[times.length - 1].toFixed(1),
+  };
+  console.log(
+    `/system_stats during a ${SPIN_S} s never-yielding node (${HOST}): ${res.requests} requests, p50 ${res.p50_ms} ms, p99 ${res.p99_ms} ms, max ${res.max_ms} ms`,
+  );
   console.log(JSON.stringify(res));
   process.exit(0);
 }
@@ -119,7 +148,13 @@ async function round(tag: string): Promise<{ total: number; latencies: number[] 
           '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: `${tag}_c${c}_p${i}` } },
         };
         const sent = performance.now();
-        const r = (await (await fetch(`${server.url}/prompt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, client_id: clientId }) })).json()) as { prompt_id: string };
+        const r = (await (
+          await fetch(`${server.url}/prompt`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ prompt, client_id: clientId }),
+          })
+        ).json()) as { prompt_id: string };
         queuedAt.set(r.prompt_id, sent);
         waits.push(new Promise<void>((res) => finished.set(r.prompt_id, res)));
       }
@@ -159,7 +194,9 @@ const summary = {
   succeeded: ok,
   images_on_disk: files,
 };
-console.log(`server benchmark: ${PROMPTS} prompts from ${CLIENTS} WebSocket clients, executor ${HOST === 'worker' ? 'in a worker thread' : 'on the server thread'}`);
+console.log(
+  `server benchmark: ${PROMPTS} prompts from ${CLIENTS} WebSocket clients, executor ${HOST === 'worker' ? 'in a worker thread' : 'on the server thread'}`,
+);
 console.log(`  throughput ${summary.throughput_per_s}/s, queue-to-done p50 ${summary.p50_ms} ms, p99 ${summary.p99_ms} ms`);
 console.log(`  RSS ${summary.rss_before_mb} → ${summary.rss_after_mb} MiB; ${ok}/${PROMPTS} succeeded, ${files} images written`);
 console.log(JSON.stringify(summary));

@@ -130,10 +130,7 @@ function cacheLimit(flag: string | undefined): number | undefined {
 }
 
 /** The API prompt of a file: an API prompt as is, a UI workflow (or PNG) converted as ComfyUI's frontend does. */
-export function promptFromFile(
-  file: string,
-  objectInfo: ObjectInfo,
-): { prompt: ApiPrompt; workflow?: Record<string, unknown> } {
+export function promptFromFile(file: string, objectInfo: ObjectInfo): { prompt: ApiPrompt; workflow?: Record<string, unknown> } {
   const loaded = loadWorkflowFile(file);
   if (loaded.workflow) {
     const conv = convertWorkflowToPrompt(loaded.workflow, objectInfo);
@@ -258,7 +255,10 @@ async function cmdServe(v: Values): Promise<number> {
     setup: {
       module: new URL('./serve-worker.ts', import.meta.url).href,
       exportName: 'createServeExecutor',
-      options: serveWorkerOptions(envOptions(v, consoleLogger), { customNodeTimeoutMs: num('node-timeout', v['node-timeout'], 600) * 1000, maxImagePixels: maxPixels }),
+      options: serveWorkerOptions(envOptions(v, consoleLogger), {
+        customNodeTimeoutMs: num('node-timeout', v['node-timeout'], 600) * 1000,
+        maxImagePixels: maxPixels,
+      }),
     },
     log: env.log,
     promptTimeoutMs: num('prompt-timeout', v['prompt-timeout'], 0) * 1000 || undefined,
@@ -270,7 +270,10 @@ async function cmdServe(v: Values): Promise<number> {
     registry: env.registry,
     executionHost: host,
     authToken,
-    allowedHosts: (v['allowed-hosts'] ?? []).flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean),
+    allowedHosts: (v['allowed-hosts'] ?? [])
+      .flatMap((h) => h.split(','))
+      .map((h) => h.trim())
+      .filter(Boolean),
     enableCorsHeader: v['enable-cors-header'],
     maxImagePixels: maxPixels,
     maxCrashes: num('max-crashes', v['max-crashes'], 2),
@@ -329,7 +332,14 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     const rank = Number(v.rank ?? 32);
     if (!Number.isSafeInteger(rank) || rank < 1 || rank > 1024) throw new UsageError(`--rank ${v.rank}: expected an integer 1..1024`);
     const { makeAdapter } = await import('../engine/models/generate/demo-adapters.ts');
-    const n = makeAdapter(path.resolve(v.checkpoint), path.resolve(v.out), { kind, rank, seed, scope: 'attention+conv', textEncoder: true, dtype: 'F16' });
+    const n = makeAdapter(path.resolve(v.checkpoint), path.resolve(v.out), {
+      kind,
+      rank,
+      seed,
+      scope: 'attention+conv',
+      textEncoder: true,
+      dtype: 'F16',
+    });
     console.log(`${path.resolve(v.out)} (${n} weights)`);
     return 0;
   }

@@ -57,7 +57,9 @@ export class ProgressBar {
       total += b.total;
     }
     const pct = (d: number, t: number): string => `${Math.floor((100 * d) / Math.max(1, t))}%`;
-    this.draw(`${this.current} · building ${p.part} ${pct(p.done, p.total)} · all builds ${pct(done, total)} of ${(total / 2 ** 30).toFixed(2)} GiB · ${secs}`);
+    this.draw(
+      `${this.current} · building ${p.part} ${pct(p.done, p.total)} · all builds ${pct(done, total)} of ${(total / 2 ** 30).toFixed(2)} GiB · ${secs}`,
+    );
   }
 
   private draw(text: string): void {

@@ -45,7 +45,10 @@ export function createEngineServices(opts: ServicesOptions): EngineServices {
   const storage = opts.cacheStorage ?? process.env.WEFT_CACHE_STORAGE ?? 'float32';
   if (storage !== 'compact' && storage !== 'float32') throw new Error(`WEFT_CACHE_STORAGE=${storage}: expected compact or float32`);
   cache.storeHalf = cache.linkSource = storage === 'compact';
-  cache.onEvict = (e) => opts.log.info(`model cache over its limit: removed ${e.key} (${(e.bytes / 2 ** 30).toFixed(2)} GiB, last used ${new Date(e.lastUsed).toISOString()})`);
+  cache.onEvict = (e) =>
+    opts.log.info(
+      `model cache over its limit: removed ${e.key} (${(e.bytes / 2 ** 30).toFixed(2)} GiB, last used ${new Date(e.lastUsed).toISOString()})`,
+    );
   cache.onProgress = buildLog(opts.log, opts.onBuildProgress);
   return { models };
 }

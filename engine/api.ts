@@ -3,13 +3,7 @@
  * Anything not exported here may change without notice.
  */
 export { defineNode } from './registry/types.ts';
-export type {
-  AnyNodeDefinition,
-  InputSpec,
-  OutputSpec,
-  NodeDefinition,
-  UiOutput,
-} from './registry/types.ts';
+export type { AnyNodeDefinition, InputSpec, OutputSpec, NodeDefinition, UiOutput } from './registry/types.ts';
 export type { NodeContext, ListingContext } from './registry/context.ts';
 export type { PreviewImage } from './core/preview.ts';
 export type { Logger } from './core/log.ts';

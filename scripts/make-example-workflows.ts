@@ -19,7 +19,18 @@ const base = (seed: number, positive: string, extra: Record<string, unknown>) =>
 });
 const ks = (latent: [string, number], seed: number, denoise: number, steps = 20) => ({
   class_type: 'KSampler',
-  inputs: { seed, steps, cfg: 7, sampler_name: 'euler', scheduler: 'normal', denoise, model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: latent },
+  inputs: {
+    seed,
+    steps,
+    cfg: 7,
+    sampler_name: 'euler',
+    scheduler: 'normal',
+    denoise,
+    model: ['4', 0],
+    positive: ['6', 0],
+    negative: ['7', 0],
+    latent_image: latent,
+  },
 });
 const decodeSave = (from: string, prefix: string) => ({
   '8': { class_type: 'VAEDecode', inputs: { samples: [from, 0], vae: ['4', 2] } },
@@ -58,8 +69,14 @@ const examples: Record<string, Record<string, unknown>> = {
     '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'weft-hires-fix', images: ['8', 0] } },
   }),
   'lora-embedding': base(19, 'a watercolour of a lighthouse, embedding:weft-tiny-style', {
-    '10': { class_type: 'LoraLoader', inputs: { model: ['4', 0], clip: ['4', 1], lora_name: 'weft-tiny-lora.safetensors', strength_model: 0.8, strength_clip: 0.6 } },
-    '11': { class_type: 'LoraLoader', inputs: { model: ['10', 0], clip: ['10', 1], lora_name: 'weft-tiny-loha.safetensors', strength_model: 1, strength_clip: 1 } },
+    '10': {
+      class_type: 'LoraLoader',
+      inputs: { model: ['4', 0], clip: ['4', 1], lora_name: 'weft-tiny-lora.safetensors', strength_model: 0.8, strength_clip: 0.6 },
+    },
+    '11': {
+      class_type: 'LoraLoader',
+      inputs: { model: ['10', 0], clip: ['10', 1], lora_name: 'weft-tiny-loha.safetensors', strength_model: 1, strength_clip: 1 },
+    },
     '6': { class_type: 'CLIPTextEncode', inputs: { text: 'a watercolour of a lighthouse, embedding:weft-tiny-style', clip: ['11', 1] } },
     '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry, watermark, text', clip: ['11', 1] } },
     '5': { class_type: 'EmptyLatentImage', inputs: { width: 256, height: 256, batch_size: 1 } },
@@ -79,7 +96,13 @@ for (const [name, p] of Object.entries(examples)) {
 }
 
 // An RGBA copy of the example image with a transparent square: LoadImage turns alpha into the inpaint mask.
-const { data, info: meta } = await sharp('input/example.png').resize(256, 256, { fit: 'cover' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+const { data, info: meta } = await sharp('input/example.png')
+  .resize(256, 256, { fit: 'cover' })
+  .ensureAlpha()
+  .raw()
+  .toBuffer({ resolveWithObject: true });
 for (let y = 80; y < 176; y++) for (let x = 80; x < 176; x++) data[(y * meta.width + x) * 4 + 3] = 0;
-await sharp(data, { raw: { width: meta.width, height: meta.height, channels: 4 } }).png().toFile('input/example-inpaint.png');
+await sharp(data, { raw: { width: meta.width, height: meta.height, channels: 4 } })
+  .png()
+  .toFile('input/example-inpaint.png');
 console.log('input/example-inpaint.png');

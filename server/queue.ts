@@ -111,7 +111,27 @@ export class PersistentQueue {
       this.history.set(id, {
         prompt: item,
         outputs: {},
-        status: { status_str: 'error', completed: false, messages: [['execution_error', { prompt_id: id, node_id: '', node_type: '', exception_message: reason, exception_type: 'ExecutionHostCrash', traceback: [], executed: [], current_inputs: {}, current_outputs: [], timestamp: Date.now() }]] },
+        status: {
+          status_str: 'error',
+          completed: false,
+          messages: [
+            [
+              'execution_error',
+              {
+                prompt_id: id,
+                node_id: '',
+                node_type: '',
+                exception_message: reason,
+                exception_type: 'ExecutionHostCrash',
+                traceback: [],
+                executed: [],
+                current_inputs: {},
+                current_outputs: [],
+                timestamp: Date.now(),
+              },
+            ],
+          ],
+        },
         meta: {},
       });
     }
@@ -269,7 +289,12 @@ function boundEntry(entry: HistoryEntry): HistoryEntry {
   const size = problem ? 0 : JSON.stringify(entry).length;
   if (!problem && size <= MAX_HISTORY_ENTRY) return entry;
   const why = problem ?? `is ${size} bytes of JSON (limit ${MAX_HISTORY_ENTRY})`;
-  const lean: HistoryEntry = { prompt: entry.prompt, outputs: {}, status: { ...entry.status, messages: [['history_truncated', { reason: `history entry ${why}; outputs not kept` }]] }, meta: {} };
+  const lean: HistoryEntry = {
+    prompt: entry.prompt,
+    outputs: {},
+    status: { ...entry.status, messages: [['history_truncated', { reason: `history entry ${why}; outputs not kept` }]] },
+    meta: {},
+  };
   return unserialisable(lean, MAX_JSON_DEPTH) ? { ...lean, prompt: [entry.prompt[0], entry.prompt[1], {}, {}, []] } : lean;
 }
 
@@ -320,7 +345,12 @@ function* journalLines(file: string, maxLine: number): Generator<string | null> 
 
 const id = z.string().min(1).max(256);
 const queueItem = z.tuple([z.number(), id, z.record(z.string(), z.unknown()), z.record(z.string(), z.unknown()), z.array(z.string())]);
-const historyEntry = z.object({ prompt: queueItem, outputs: z.record(z.string(), z.unknown()), status: z.object({ status_str: z.enum(['success', 'error']), completed: z.boolean(), messages: z.array(z.unknown()) }), meta: z.record(z.string(), z.unknown()) });
+const historyEntry = z.object({
+  prompt: queueItem,
+  outputs: z.record(z.string(), z.unknown()),
+  status: z.object({ status_str: z.enum(['success', 'error']), completed: z.boolean(), messages: z.array(z.unknown()) }),
+  meta: z.record(z.string(), z.unknown()),
+});
 const recordSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('put'), item: queueItem }),
   z.object({ op: z.literal('remove'), id }),

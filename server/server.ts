@@ -22,7 +22,17 @@ import { PromptFault } from '../engine/executor/guard.ts';
 import { maxImagePixels } from '../engine/image/io.ts';
 import { PersistentQueue, type HistoryEntry, type QueueItem } from './queue.ts';
 import { errorStatus, redactor } from './redact.ts';
-import { FILE_CSP, allowedHosts, contentDisposition, isActiveType, presentedToken, redactArgv, refuseHostOrigin, tokenCookie, tokenMatches } from './security.ts';
+import {
+  FILE_CSP,
+  allowedHosts,
+  contentDisposition,
+  isActiveType,
+  presentedToken,
+  redactArgv,
+  refuseHostOrigin,
+  tokenCookie,
+  tokenMatches,
+} from './security.ts';
 import { InProcessHost, failedResult, type ExecutionHost } from './execution-host.ts';
 import { installFaultHandlers } from './faults.ts';
 import { uploadRoutes } from './uploads.ts';
@@ -129,7 +139,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     if (opts.authToken) {
       const query = new URL(req.originalUrl, 'http://x').searchParams;
-      if (!tokenMatches(presentedToken(req.headers, query), opts.authToken)) return void res.status(401).json({ error: 'missing or wrong auth token' });
+      if (!tokenMatches(presentedToken(req.headers, query), opts.authToken))
+        return void res.status(401).json({ error: 'missing or wrong auth token' });
       // Opening the editor as /?token=… leaves a cookie, so the editor's own requests carry the token.
       if (query.has('token')) res.setHeader('Set-Cookie', tokenCookie(opts.authToken));
     }
@@ -169,21 +180,45 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   app.post('/prompt', async (req, res) => {
     const body = promptBody.safeParse(req.body ?? {});
     if (!body.success) {
-      return void res.status(400).json({ error: { type: 'invalid_prompt', message: 'Invalid request body', details: zodMessage(body.error), extra_info: {} }, node_errors: {} });
+      return void res.status(400).json({
+        error: { type: 'invalid_prompt', message: 'Invalid request body', details: zodMessage(body.error), extra_info: {} },
+        node_errors: {},
+      });
     }
     const b = body.data;
     if (b.prompt === undefined) {
-      return void res.status(400).json({ error: { type: 'no_prompt', message: 'No prompt provided', details: 'No prompt provided', extra_info: {} }, node_errors: {} });
+      return void res.status(400).json({
+        error: { type: 'no_prompt', message: 'No prompt provided', details: 'No prompt provided', extra_info: {} },
+        node_errors: {},
+      });
     }
     if (b.prompt_id !== undefined && b.prompt_id !== null && !UUID.test(b.prompt_id)) {
-      return void res.status(400).json({ error: { type: 'invalid_prompt_id', message: 'prompt_id must be a lowercase hyphenated UUID', details: b.prompt_id.slice(0, 100), extra_info: {} }, node_errors: {} });
+      return void res.status(400).json({
+        error: {
+          type: 'invalid_prompt_id',
+          message: 'prompt_id must be a lowercase hyphenated UUID',
+          details: b.prompt_id.slice(0, 100),
+          extra_info: {},
+        },
+        node_errors: {},
+      });
     }
     if (b.prompt_id && queue.has(b.prompt_id)) {
-      return void res.status(409).json({ error: { type: 'duplicate_prompt_id', message: 'a prompt with this prompt_id is already queued or in history', details: b.prompt_id, extra_info: {} }, node_errors: {} });
+      return void res.status(409).json({
+        error: {
+          type: 'duplicate_prompt_id',
+          message: 'a prompt with this prompt_id is already queued or in history',
+          details: b.prompt_id,
+          extra_info: {},
+        },
+        node_errors: {},
+      });
     }
     if (b.extra_data && (deeperThan(b.extra_data, MAX_EXTRA_DEPTH) || JSON.stringify(b.extra_data).length > MAX_EXTRA_BYTES)) {
       const details = `extra_data may nest at most ${MAX_EXTRA_DEPTH} levels and hold at most ${MAX_EXTRA_BYTES} bytes of JSON`;
-      return void res.status(400).json({ error: { type: 'invalid_prompt', message: 'extra_data too large', details, extra_info: {} }, node_errors: {} });
+      return void res
+        .status(400)
+        .json({ error: { type: 'invalid_prompt', message: 'extra_data too large', details, extra_info: {} }, node_errors: {} });
     }
     const v = await validatePrompt(b.prompt, registry, { paths }, { partialTargets: b.partial_execution_targets });
     if (!v.ok) return void res.status(400).json(redact.value({ error: v.error, node_errors: v.node_errors }));
@@ -221,7 +256,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const max = req.query.max_items !== undefined ? Number(req.query.max_items) : undefined;
     const offset = Number(req.query.offset ?? 0) || 0;
     let list = entries;
-    if (max !== undefined && Number.isFinite(max)) list = entries.slice(Math.max(0, entries.length - max - offset), entries.length - offset);
+    if (max !== undefined && Number.isFinite(max))
+      list = entries.slice(Math.max(0, entries.length - max - offset), entries.length - offset);
     res.json(Object.fromEntries(list));
   });
   app.get('/history/:id', (req, res) => {
@@ -305,7 +341,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           // The alpha plane under black RGB, all in libvips' threads (a per-pixel JS loop held the event loop).
           const { data, info } = await img.ensureAlpha().extractChannel(3).raw().toBuffer({ resolveWithObject: true });
           const black = sharp({ create: { width: info.width, height: info.height, channels: 3, background: { r: 0, g: 0, b: 0 } } });
-          return void res.type('png').send(await black.joinChannel(data, { raw: { width: info.width, height: info.height, channels: 1 } }).png().toBuffer());
+          return void res.type('png').send(
+            await black
+              .joinChannel(data, { raw: { width: info.width, height: info.height, channels: 1 } })
+              .png()
+              .toBuffer(),
+          );
         }
         const [fmt, q] = (preview ?? '').split(';');
         const quality = Math.min(100, Math.max(1, Number(q) || 90));
@@ -346,15 +387,32 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   app.get('/workflow_templates', (_req, res) => {
     const dir = opts.workflowTemplatesDir;
-    const names = dir && fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : [];
+    const names =
+      dir && fs.existsSync(dir)
+        ? fs
+            .readdirSync(dir)
+            .filter((f) => f.endsWith('.json'))
+            .map((f) => f.slice(0, -5))
+        : [];
     res.json({ weft: names });
   });
 
   const editorDir = opts.editorDir ?? path.resolve(import.meta.dirname, '../editor/dist');
   if (fs.existsSync(path.join(editorDir, 'index.html'))) {
-    app.use(express.static(editorDir, { index: 'index.html', setHeaders: (res, p) => p.endsWith('index.html') && res.setHeader('Cache-Control', 'no-cache') }));
+    app.use(
+      express.static(editorDir, {
+        index: 'index.html',
+        setHeaders: (res, p) => p.endsWith('index.html') && res.setHeader('Cache-Control', 'no-cache'),
+      }),
+    );
   } else {
-    app.get('/', (_req, res) => void res.type('html').send('<!doctype html><title>Weft</title><p>Weft is running. Build the editor with <code>npm run build:editor</code>.</p>'));
+    app.get(
+      '/',
+      (_req, res) =>
+        void res
+          .type('html')
+          .send('<!doctype html><title>Weft</title><p>Weft is running. Build the editor with <code>npm run build:editor</code>.</p>'),
+    );
   }
 
   app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
@@ -363,7 +421,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (err instanceof HttpError) return void res.status(err.status).json({ error: redact.text(err.message) });
     if (err instanceof PathEscapeError) return void res.status(403).json({ error: 'path refused' });
     const e = err as { type?: string; status?: number; message?: string };
-    if (e.type === 'entity.parse.failed') return void res.status(400).json({ error: { type: 'invalid_json', message: 'Request body is not valid JSON', details: '', extra_info: {} }, node_errors: {} });
+    if (e.type === 'entity.parse.failed')
+      return void res
+        .status(400)
+        .json({ error: { type: 'invalid_json', message: 'Request body is not valid JSON', details: '', extra_info: {} }, node_errors: {} });
     if (e.type === 'entity.too.large') return void res.status(413).json({ error: 'request body too large' });
     const known = errorStatus(err);
     if (known) return void res.status(known.status).json({ error: known.message });
@@ -422,7 +483,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     entry = {
       prompt: item,
       outputs: r.outputs,
-      status: { status_str: r.status === 'success' ? 'success' : 'error', completed: r.status === 'success', messages: redact.value(r.messages) },
+      status: {
+        status_str: r.status === 'success' ? 'success' : 'error',
+        completed: r.status === 'success',
+        messages: redact.value(r.messages),
+      },
       meta: Object.fromEntries(Object.keys(r.outputs).map((n) => [n, { node_id: n, display_node: n, parent_node: null, real_node_id: n }])),
     };
     current = null;
@@ -442,10 +507,24 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     broadcastStatus();
     toClient(clientId, { type: 'executing', data: { node: null, prompt_id: id } });
   };
-  const sendPreview = async (c: { ws: WebSocket; previewMetadata: boolean }, preview: Parameters<typeof encodeJpeg>[0], node: string, promptId: string): Promise<void> => {
+  const sendPreview = async (
+    c: { ws: WebSocket; previewMetadata: boolean },
+    preview: Parameters<typeof encodeJpeg>[0],
+    node: string,
+    promptId: string,
+  ): Promise<void> => {
     const jpeg = await encodeJpeg(preview, 95);
     if (c.previewMetadata) {
-      const meta = Buffer.from(JSON.stringify({ node_id: node, prompt_id: promptId, display_node_id: node, parent_node_id: null, real_node_id: node, image_type: 'image/jpeg' }));
+      const meta = Buffer.from(
+        JSON.stringify({
+          node_id: node,
+          prompt_id: promptId,
+          display_node_id: node,
+          parent_node_id: null,
+          real_node_id: node,
+          image_type: 'image/jpeg',
+        }),
+      );
       const head = Buffer.alloc(8);
       head.writeUInt32BE(4, 0);
       head.writeUInt32BE(meta.length, 4);
@@ -503,7 +582,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         if (first && msg.type === 'feature_flags') {
           const flags = featureFlags.safeParse(msg.data ?? {});
           client.previewMetadata = flags.success && flags.data.supports_preview_metadata === true;
-          send(ws, JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true, max_upload_size: opts.maxUploadSize ?? 100 * 1024 * 1024 } }));
+          send(
+            ws,
+            JSON.stringify({
+              type: 'feature_flags',
+              data: { supports_preview_metadata: true, max_upload_size: opts.maxUploadSize ?? 100 * 1024 * 1024 },
+            }),
+          );
         }
         first = false;
         if (msg.type.startsWith('workflow_')) {

@@ -20,7 +20,11 @@ function parseMultipart(req: Request, maxBytes: number): Promise<Parsed> {
     let bb: busboy.Busboy;
     try {
       // defParamCharset: browsers send UTF-8 file names; busboy's default (latin1) garbles them.
-      bb = busboy({ headers: req.headers, defParamCharset: 'utf8', limits: { fileSize: maxBytes, files: 1, fields: 16, fieldSize: 1024 * 1024 } });
+      bb = busboy({
+        headers: req.headers,
+        defParamCharset: 'utf8',
+        limits: { fileSize: maxBytes, files: 1, fields: 16, fieldSize: 1024 * 1024 },
+      });
     } catch {
       return reject(new UploadError(400, 'expected a multipart/form-data body'));
     }
@@ -90,7 +94,8 @@ export function uploadRoutes(app: Express, opts: { paths: FolderPaths; maxUpload
       const type = fields.type ?? 'input';
       if (type !== 'input' && type !== 'temp' && type !== 'output') throw new UploadError(400, `unknown type '${type}'`);
       const base = path.basename(file.name);
-      if (!base || base !== file.name.replace(/^.*[\\/]/, '') || !UPLOAD_EXT.test(base)) throw new UploadError(400, `refused file name '${file.name}'`);
+      if (!base || base !== file.name.replace(/^.*[\\/]/, '') || !UPLOAD_EXT.test(base))
+        throw new UploadError(400, `refused file name '${file.name}'`);
       const dir = safeJoin(opts.paths.typeDir(type), fields.subfolder ?? '');
       fs.mkdirSync(dir, { recursive: true });
       let data: Buffer = file.data;
@@ -104,13 +109,22 @@ export function uploadRoutes(app: Express, opts: { paths: FolderPaths; maxUpload
         if (!ref.filename) throw new UploadError(400, 'original_ref has no filename');
         const refType = ref.type ?? 'output';
         if (refType !== 'input' && refType !== 'temp' && refType !== 'output') throw new UploadError(400, `unknown type '${refType}'`);
-        const origFile = safeJoin(safeJoin(opts.paths.typeDir(refType), ref.subfolder ?? ''), path.basename(ref.filename.replace(/ \[(input|output|temp)\]$/, '')));
+        const origFile = safeJoin(
+          safeJoin(opts.paths.typeDir(refType), ref.subfolder ?? ''),
+          path.basename(ref.filename.replace(/ \[(input|output|temp)\]$/, '')),
+        );
         if (!fs.existsSync(origFile)) throw new UploadError(404, `original image '${ref.filename}' not found`);
         const orig = await sharp(origFile, { limitInputPixels: opts.maxPixels }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
         const { width, height } = orig.info;
-        const maskRgba = await sharp(data, { limitInputPixels: opts.maxPixels }).ensureAlpha().resize(width, height, { fit: 'fill' }).raw().toBuffer();
+        const maskRgba = await sharp(data, { limitInputPixels: opts.maxPixels })
+          .ensureAlpha()
+          .resize(width, height, { fit: 'fill' })
+          .raw()
+          .toBuffer();
         for (let i = 0; i < width * height; i++) orig.data[i * 4 + 3] = maskRgba[i * 4 + 3];
-        let png: Buffer = await sharp(orig.data, { raw: { width, height, channels: 4 } }).png().toBuffer();
+        let png: Buffer = await sharp(orig.data, { raw: { width, height, channels: 4 } })
+          .png()
+          .toBuffer();
         let chunks: Record<string, string> = {};
         try {
           chunks = readPngTextChunks(fs.readFileSync(origFile));

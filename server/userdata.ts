@@ -51,7 +51,8 @@ export function userdataRoutes(app: Express, userDir: string): void {
   app.get('/settings', (_req, res) => void res.json(readSettings()));
   app.get('/settings/:id', (req, res) => void res.json(readSettings()[req.params.id] ?? null));
   app.post('/settings', (req, res) => {
-    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) return void res.status(400).json({ error: 'settings must be a JSON object' });
+    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body))
+      return void res.status(400).json({ error: 'settings must be a JSON object' });
     writeSettings({ ...readSettings(), ...(req.body as Record<string, unknown>) });
     res.sendStatus(200);
   });

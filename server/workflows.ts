@@ -8,11 +8,20 @@ import { safeJoin } from '../engine/core/safe-path.ts';
  * asked, and refusing a save when the file changed since `expectedModified`), rename, delete, in
  * `<userDir>/default/workflows/`. Shipped templates are listed read-only.
  */
-const name = z.string().min(1).max(255).regex(/\.json$/, 'workflow names end in .json');
+const name = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/\.json$/, 'workflow names end in .json');
 const schemas = {
   workflow_list: z.object({}).passthrough(),
   workflow_load: z.object({ name, template: z.boolean().optional() }),
-  workflow_save: z.object({ name, workflow: z.record(z.string(), z.unknown()), overwrite: z.boolean().optional(), expectedModified: z.number().optional() }),
+  workflow_save: z.object({
+    name,
+    workflow: z.record(z.string(), z.unknown()),
+    overwrite: z.boolean().optional(),
+    expectedModified: z.number().optional(),
+  }),
   workflow_rename: z.object({ name, to: name, overwrite: z.boolean().optional() }),
   workflow_delete: z.object({ name }),
 };
@@ -45,7 +54,10 @@ export async function handleWorkflowMessage(
   msg: { type: string; id?: unknown; data?: unknown },
   dirs: WorkflowDirs,
 ): Promise<{ type: 'workflow_result'; data: { id: unknown; ok: boolean; result?: unknown; error?: string } }> {
-  const reply = (ok: boolean, result?: unknown, error?: string) => ({ type: 'workflow_result' as const, data: { id: msg.id ?? null, ok, ...(ok ? { result } : { error }) } });
+  const reply = (ok: boolean, result?: unknown, error?: string) => ({
+    type: 'workflow_result' as const,
+    data: { id: msg.id ?? null, ok, ...(ok ? { result } : { error }) },
+  });
   const schema = schemas[msg.type as keyof typeof schemas];
   if (!schema) return reply(false, undefined, `unknown workflow operation '${msg.type}'`);
   const parsed = schema.safeParse(msg.data ?? {});
@@ -72,7 +84,8 @@ export async function handleWorkflowMessage(
       case 'workflow_save': {
         const file = safeJoin(root, d.name as string);
         if (fs.existsSync(file)) {
-          if (!d.overwrite) return reply(false, undefined, `a workflow named '${String(d.name)}' exists (save with overwrite to replace it)`);
+          if (!d.overwrite)
+            return reply(false, undefined, `a workflow named '${String(d.name)}' exists (save with overwrite to replace it)`);
           const m = fs.statSync(file).mtimeMs;
           if (d.expectedModified !== undefined && Math.abs(m - (d.expectedModified as number)) > 1) {
             return reply(false, undefined, `'${String(d.name)}' changed on disk since it was opened; reload it or save under another name`);

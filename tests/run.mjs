@@ -18,7 +18,8 @@ let skipped = 0;
 try {
   const r = JSON.parse(fs.readFileSync(report, 'utf8'));
   passed = r.numPassedTests ?? 0;
-  failed = (r.numFailedTests ?? 0) + (r.testResults ?? []).filter((f) => f.status === 'failed' && (f.assertionResults ?? []).length === 0).length;
+  failed =
+    (r.numFailedTests ?? 0) + (r.testResults ?? []).filter((f) => f.status === 'failed' && (f.assertionResults ?? []).length === 0).length;
   skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
 } catch (e) {
   console.error(`could not read the vitest report: ${e.message}`);

@@ -75,7 +75,8 @@ const DRAFT_KEY = 'weft.draft';
 const NO_RUNTIME: NodeRuntime = {};
 // Zoomed out, widgets (and further out, titles and sockets) are unreadable; not painting them keeps
 // panning a big graph smooth. A level, not the zoom, so the editor re-renders only when it changes.
-const detailSelector = (s: { transform: [number, number, number] }) => (s.transform[2] < 0.2 ? 'minimal-detail' : s.transform[2] < 0.4 ? 'low-detail' : '');
+const detailSelector = (s: { transform: [number, number, number] }) =>
+  s.transform[2] < 0.2 ? 'minimal-detail' : s.transform[2] < 0.4 ? 'low-detail' : '';
 
 /** The search box offers the frontend-only reroute beside the server's classes. */
 const REROUTE_ENTRY: ObjectInfoEntry = {
@@ -172,51 +173,62 @@ function Editor() {
   }, [doc]);
 
   const refreshHistory = useCallback(() => {
-    api.history(50).then((h) => setHistory(Object.entries(h).reverse()), () => {});
+    api.history(50).then(
+      (h) => setHistory(Object.entries(h).reverse()),
+      () => {},
+    );
   }, []);
 
-  const onServerMessage = useCallback((type: string, data: Record<string, unknown>) => {
-    const node = data.node as string | null | undefined;
-    switch (type) {
-      case 'status':
-        api.queue().then(
-          (q) => setQueue({ running: q.queue_running.map((i) => String(i[1])), pending: q.queue_pending.map((i) => String(i[1])) }),
-          () => {},
-        );
-        refreshHistory();
-        break;
-      case 'execution_start':
-        setRuntime((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { ...v, running: false, progress: undefined, errors: undefined }])));
-        break;
-      case 'executing':
-        setRuntime((r) => {
-          const next: Record<string, NodeRuntime> = {};
-          for (const [k, v] of Object.entries(r)) next[k] = { ...v, running: false, progress: undefined };
-          if (node) next[node] = { ...next[node], running: true };
-          return next;
-        });
-        break;
-      case 'progress':
-        if (node) setRuntime((r) => ({ ...r, [node]: { ...r[node], progress: { value: Number(data.value), max: Number(data.max) } } }));
-        break;
-      case 'executed': {
-        const out = data.output as { images?: ImageRef[] } | null;
-        if (node && out?.images) {
-          const urls = out.images.map((i) => api.viewUrl(i));
-          setRuntime((r) => ({ ...r, [node]: { ...r[node], images: urls, preview: undefined } }));
-          setGallery((g) => [...urls.map((src) => ({ src, promptId: String(data.prompt_id) })), ...g].slice(0, 200));
+  const onServerMessage = useCallback(
+    (type: string, data: Record<string, unknown>) => {
+      const node = data.node as string | null | undefined;
+      switch (type) {
+        case 'status':
+          api.queue().then(
+            (q) => setQueue({ running: q.queue_running.map((i) => String(i[1])), pending: q.queue_pending.map((i) => String(i[1])) }),
+            () => {},
+          );
+          refreshHistory();
+          break;
+        case 'execution_start':
+          setRuntime((r) =>
+            Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { ...v, running: false, progress: undefined, errors: undefined }])),
+          );
+          break;
+        case 'executing':
+          setRuntime((r) => {
+            const next: Record<string, NodeRuntime> = {};
+            for (const [k, v] of Object.entries(r)) next[k] = { ...v, running: false, progress: undefined };
+            if (node) next[node] = { ...next[node], running: true };
+            return next;
+          });
+          break;
+        case 'progress':
+          if (node) setRuntime((r) => ({ ...r, [node]: { ...r[node], progress: { value: Number(data.value), max: Number(data.max) } } }));
+          break;
+        case 'executed': {
+          const out = data.output as { images?: ImageRef[] } | null;
+          if (node && out?.images) {
+            const urls = out.images.map((i) => api.viewUrl(i));
+            setRuntime((r) => ({ ...r, [node]: { ...r[node], images: urls, preview: undefined } }));
+            setGallery((g) => [...urls.map((src) => ({ src, promptId: String(data.prompt_id) })), ...g].slice(0, 200));
+          }
+          break;
         }
-        break;
+        case 'execution_error':
+          notify(`${String(data.node_type)} #${String(data.node_id)}: ${String(data.exception_message)}`);
+          setRuntime((r) => ({
+            ...r,
+            [String(data.node_id)]: { ...r[String(data.node_id)], running: false, errors: [{ message: String(data.exception_message) }] },
+          }));
+          break;
+        case 'execution_interrupted':
+          notify('interrupted');
+          break;
       }
-      case 'execution_error':
-        notify(`${String(data.node_type)} #${String(data.node_id)}: ${String(data.exception_message)}`);
-        setRuntime((r) => ({ ...r, [String(data.node_id)]: { ...r[String(data.node_id)], running: false, errors: [{ message: String(data.exception_message) }] } }));
-        break;
-      case 'execution_interrupted':
-        notify('interrupted');
-        break;
-    }
-  }, [notify, refreshHistory]);
+    },
+    [notify, refreshHistory],
+  );
 
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [selectedGroups, setSelectedGroups] = useState<Set<number>>(new Set());
@@ -275,9 +287,18 @@ function Editor() {
       const m = measured[id];
       const old = prev.get(id);
       if (
-        old?.type === 'weftGroup' && old.position.x === x && old.position.y === y && old.width === width && old.height === height &&
-        old.selected === sel && old.measured === m && old.data.title === g.title && old.data.color === g.color && old.data.onGroup === onGroup
-      ) return keep(old);
+        old?.type === 'weftGroup' &&
+        old.position.x === x &&
+        old.position.y === y &&
+        old.width === width &&
+        old.height === height &&
+        old.selected === sel &&
+        old.measured === m &&
+        old.data.title === g.title &&
+        old.data.color === g.color &&
+        old.data.onGroup === onGroup
+      )
+        return keep(old);
       const node: WeftGroupNode = {
         id,
         type: 'weftGroup',
@@ -302,23 +323,55 @@ function Editor() {
       const old = prev.get(id);
       if (n.type === REROUTE) {
         const type = n.outputs[0]?.type ?? '*';
-        if (old?.type === 'weftReroute' && old.position.x === n.pos[0] && old.position.y === n.pos[1] && old.selected === sel && old.measured === m && old.data.type === type) {
+        if (
+          old?.type === 'weftReroute' &&
+          old.position.x === n.pos[0] &&
+          old.position.y === n.pos[1] &&
+          old.selected === sel &&
+          old.measured === m &&
+          old.data.type === type
+        ) {
           keep(old);
           continue;
         }
-        const node: WeftRerouteNode = { id, type: 'weftReroute', zIndex: 1, position: { x: n.pos[0], y: n.pos[1] }, selected: sel, ...(m ? { measured: m } : {}), data: { id: n.id, type } };
+        const node: WeftRerouteNode = {
+          id,
+          type: 'weftReroute',
+          zIndex: 1,
+          position: { x: n.pos[0], y: n.pos[1] },
+          selected: sel,
+          ...(m ? { measured: m } : {}),
+          data: { id: n.id, type },
+        };
         keep(node);
         continue;
       }
       const ci = n.type === PRIMITIVE ? primitiveEntry(doc, n, info) : info[n.type];
       const rt = runtime[id] ?? NO_RUNTIME;
       const title = n.title ?? nodeTitle(n.type, ci?.display_name, lang);
-      if (old?.type === 'weft' && old.data.node === n && old.data.info === ci && old.data.runtime === rt && old.data.title === title && old.data.onWidget === onWidget && old.selected === sel && old.measured === m) {
+      if (
+        old?.type === 'weft' &&
+        old.data.node === n &&
+        old.data.info === ci &&
+        old.data.runtime === rt &&
+        old.data.title === title &&
+        old.data.onWidget === onWidget &&
+        old.selected === sel &&
+        old.measured === m
+      ) {
         keep(old);
         continue;
       }
       const data: WeftNodeData = { node: n, info: ci, runtime: rt, title, onWidget };
-      const node: WeftFlowNode = { id, type: 'weft', zIndex: 1, position: { x: n.pos[0], y: n.pos[1] }, selected: sel, ...(m ? { measured: m } : {}), data };
+      const node: WeftFlowNode = {
+        id,
+        type: 'weft',
+        zIndex: 1,
+        position: { x: n.pos[0], y: n.pos[1] },
+        selected: sel,
+        ...(m ? { measured: m } : {}),
+        data,
+      };
       keep(node);
     }
     nodeCache.current = next;
@@ -358,7 +411,8 @@ function Editor() {
         const group = c.id.startsWith('g-') ? Number(c.id.slice(2)) : undefined;
         if (c.type === 'dimensions' && c.dimensions) {
           dims.push([c.id, c.dimensions]);
-          if (group !== undefined && c.resizing) Object.assign(resize(group), { w: Math.round(c.dimensions.width), h: Math.round(c.dimensions.height) });
+          if (group !== undefined && c.resizing)
+            Object.assign(resize(group), { w: Math.round(c.dimensions.width), h: Math.round(c.dimensions.height) });
         } else if (c.type === 'position' && c.position) {
           const p: [number, number] = [Math.round(c.position.x), Math.round(c.position.y)];
           // Drags say whether they are dragging; the resizer's position changes do not, and must not carry nodes.
@@ -373,25 +427,35 @@ function Editor() {
       // Moving a group moves the nodes inside it, as in ComfyUI: those inside when the drag began,
       // less any the same drag already moves itself (they are selected too).
       if (groupMoves.size) {
-        setDoc((d) => {
-          const members = (groupDrag.current ??= new Map([...groupMoves.keys()].map((i) => [i, groupMembers(d, i)])));
-          for (const set of members.values()) for (const id of moves.keys()) set.delete(id);
-          return moveGroups(d, groupMoves, members);
-        }, { coalesce: 'move' });
+        setDoc(
+          (d) => {
+            const members = (groupDrag.current ??= new Map([...groupMoves.keys()].map((i) => [i, groupMembers(d, i)])));
+            for (const set of members.values()) for (const id of moves.keys()) set.delete(id);
+            return moveGroups(d, groupMoves, members);
+          },
+          { coalesce: 'move' },
+        );
         if (changes.some((c) => c.type === 'position' && c.dragging === false)) groupDrag.current = null;
       }
       if (groupResizes.size) {
-        setDoc((d) => {
-          let next = d;
-          for (const [i, r] of groupResizes) {
-            const g = next.groups[i];
-            if (g) next = updateGroup(next, i, { bounding: [r.x ?? g.bounding[0], r.y ?? g.bounding[1], r.w ?? g.bounding[2], r.h ?? g.bounding[3]] });
-          }
-          return next;
-        }, { coalesce: 'resize' });
+        setDoc(
+          (d) => {
+            let next = d;
+            for (const [i, r] of groupResizes) {
+              const g = next.groups[i];
+              if (g)
+                next = updateGroup(next, i, {
+                  bounding: [r.x ?? g.bounding[0], r.y ?? g.bounding[1], r.w ?? g.bounding[2], r.h ?? g.bounding[3]],
+                });
+            }
+            return next;
+          },
+          { coalesce: 'resize' },
+        );
       }
       if (dims.length) setMeasured((m) => ({ ...m, ...Object.fromEntries(dims) }));
-      if (moves.size) setDoc((d) => ({ ...d, nodes: d.nodes.map((n) => (moves.has(n.id) ? { ...n, pos: moves.get(n.id)! } : n)) }), { coalesce: 'move' });
+      if (moves.size)
+        setDoc((d) => ({ ...d, nodes: d.nodes.map((n) => (moves.has(n.id) ? { ...n, pos: moves.get(n.id)! } : n)) }), { coalesce: 'move' });
       if (removed.size || removedGroups.size) {
         setDoc((d) => removeGroups(removeNodes(d, removed), removedGroups));
         if (removedGroups.size) setSelectedGroups(new Set());
@@ -424,7 +488,7 @@ function Editor() {
       if (select.length) {
         setSelectedEdges((s) => {
           const next = new Set(s);
-          for (const c of select) (c.selected ? next.add(c.id) : next.delete(c.id));
+          for (const c of select) c.selected ? next.add(c.id) : next.delete(c.id);
           return next;
         });
       }
@@ -432,12 +496,12 @@ function Editor() {
     [setDoc],
   );
 
-
   /** Why a connection between two handles is refused, or undefined when it is allowed. */
   const connectionProblem = useCallback(
     (c: { source: string; sourceHandle?: string | null; target: string; targetHandle?: string | null }): string | undefined => {
       const d = docRef.current;
-      if (!c.sourceHandle?.startsWith('out-') || !(c.targetHandle?.startsWith('in-') || c.targetHandle?.startsWith('w-'))) return t('wrongDirection', lang);
+      if (!c.sourceHandle?.startsWith('out-') || !(c.targetHandle?.startsWith('in-') || c.targetHandle?.startsWith('w-')))
+        return t('wrongDirection', lang);
       const originSlot = Number(c.sourceHandle.slice(4));
       if (c.targetHandle.startsWith('w-')) {
         const name = c.targetHandle.slice(2);
@@ -488,7 +552,10 @@ function Editor() {
     (state: FinalConnectionState): boolean => {
       if (!state.toHandle || !state.fromHandle) return false;
       const [src, tgt] = state.fromHandle.type === 'source' ? [state.fromHandle, state.toHandle] : [state.toHandle, state.fromHandle];
-      notify(connectionProblem({ source: src.nodeId, sourceHandle: src.id, target: tgt.nodeId, targetHandle: tgt.id }) ?? t('wrongDirection', lang));
+      notify(
+        connectionProblem({ source: src.nodeId, sourceHandle: src.id, target: tgt.nodeId, targetHandle: tgt.id }) ??
+          t('wrongDirection', lang),
+      );
       return true;
     },
     [connectionProblem, notify, lang],
@@ -528,8 +595,18 @@ function Editor() {
         setDoc((d) => removeLink(d, held));
         return;
       }
-      const filterType = state.fromHandle.type === 'source' ? (n.type === REROUTE ? rerouteType(docRef.current, n.id) : n.outputs[slot]?.type) : n.inputs[slot]?.type;
-      setSearch({ x: p.clientX, y: p.clientY, filterType: filterType === '*' ? undefined : filterType, from: state.fromHandle.type === 'source' ? { node: from, slot } : undefined });
+      const filterType =
+        state.fromHandle.type === 'source'
+          ? n.type === REROUTE
+            ? rerouteType(docRef.current, n.id)
+            : n.outputs[slot]?.type
+          : n.inputs[slot]?.type;
+      setSearch({
+        x: p.clientX,
+        y: p.clientY,
+        filterType: filterType === '*' ? undefined : filterType,
+        from: state.fromHandle.type === 'source' ? { node: from, slot } : undefined,
+      });
     },
     [explainRefusal, setDoc],
   );
@@ -565,11 +642,23 @@ function Editor() {
       setRuntime((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { ...v, errors: undefined }])));
       setDoc((x) => applyControlAfterGenerate(x, info));
     } catch (e) {
-      const body = (e as { body?: { error?: { message?: string }; node_errors?: Record<string, { errors: { message: string; details: string; extra_info?: { input_name?: string } }[] }> } }).body;
+      const body = (
+        e as {
+          body?: {
+            error?: { message?: string };
+            node_errors?: Record<string, { errors: { message: string; details: string; extra_info?: { input_name?: string } }[] }>;
+          };
+        }
+      ).body;
       if (body?.node_errors) {
         const next: Record<string, NodeRuntime> = {};
         for (const [id, ne] of Object.entries(body.node_errors)) {
-          next[id] = { errors: ne.errors.map((er) => ({ input: er.extra_info?.input_name, message: `${er.message}${er.details ? `: ${er.details}` : ''}` })) };
+          next[id] = {
+            errors: ne.errors.map((er) => ({
+              input: er.extra_info?.input_name,
+              message: `${er.message}${er.details ? `: ${er.details}` : ''}`,
+            })),
+          };
         }
         setRuntime((r) => ({ ...r, ...next }));
       }
@@ -717,27 +806,78 @@ function Editor() {
     >
       <header className="weft-toolbar">
         <strong>Weft</strong>
-        <span className="doc-name" data-testid="doc-name">{name ?? 'untitled'}</span>
-        <button data-testid="btn-new" onClick={() => openDoc(emptyDoc(), null)}>{t('new', lang)}</button>
-        <button data-testid="btn-workflows" onClick={() => { setPanel(panel === 'workflows' ? 'none' : 'workflows'); void refreshWorkflows(); }}>{t('workflows', lang)}</button>
+        <span className="doc-name" data-testid="doc-name">
+          {name ?? 'untitled'}
+        </span>
+        <button data-testid="btn-new" onClick={() => openDoc(emptyDoc(), null)}>
+          {t('new', lang)}
+        </button>
+        <button
+          data-testid="btn-workflows"
+          onClick={() => {
+            setPanel(panel === 'workflows' ? 'none' : 'workflows');
+            void refreshWorkflows();
+          }}
+        >
+          {t('workflows', lang)}
+        </button>
         <label className="file-btn">
           {t('open', lang)}
-          <input data-testid="file-input" type="file" accept=".json,.png,application/json,image/png" onChange={(e) => e.target.files?.[0] && void openFile(e.target.files[0])} />
+          <input
+            data-testid="file-input"
+            type="file"
+            accept=".json,.png,application/json,image/png"
+            onChange={(e) => e.target.files?.[0] && void openFile(e.target.files[0])}
+          />
         </label>
-        <button data-testid="btn-save" onClick={() => void save(false)}>{t('save', lang)}</button>
-        <button data-testid="btn-save-as" onClick={() => void save(true)}>{t('saveAs', lang)}</button>
-        <button data-testid="btn-group" title="Ctrl+G" onClick={createGroup}>{t('group', lang)}</button>
-        <button data-testid="btn-export" onClick={() => download(doc, name ?? 'workflow.json')}>{t('exportJson', lang)}</button>
-        <button data-testid="btn-export-api" onClick={() => download(convertWorkflowToPrompt(applyPrimitives(doc, info), info).prompt, (name ?? 'workflow').replace(/\.json$/, '') + '_api.json')}>{t('exportApi', lang)}</button>
+        <button data-testid="btn-save" onClick={() => void save(false)}>
+          {t('save', lang)}
+        </button>
+        <button data-testid="btn-save-as" onClick={() => void save(true)}>
+          {t('saveAs', lang)}
+        </button>
+        <button data-testid="btn-group" title="Ctrl+G" onClick={createGroup}>
+          {t('group', lang)}
+        </button>
+        <button data-testid="btn-export" onClick={() => download(doc, name ?? 'workflow.json')}>
+          {t('exportJson', lang)}
+        </button>
+        <button
+          data-testid="btn-export-api"
+          onClick={() =>
+            download(
+              convertWorkflowToPrompt(applyPrimitives(doc, info), info).prompt,
+              (name ?? 'workflow').replace(/\.json$/, '') + '_api.json',
+            )
+          }
+        >
+          {t('exportApi', lang)}
+        </button>
         <span className="spacer" />
-        <span className={connected ? 'conn ok' : 'conn'} data-testid="connection">{connected ? t('connected', lang) : t('disconnected', lang)}</span>
-        <button data-testid="btn-queue-panel" onClick={() => { setPanel(panel === 'queue' ? 'none' : 'queue'); refreshHistory(); }}>
+        <span className={connected ? 'conn ok' : 'conn'} data-testid="connection">
+          {connected ? t('connected', lang) : t('disconnected', lang)}
+        </span>
+        <button
+          data-testid="btn-queue-panel"
+          onClick={() => {
+            setPanel(panel === 'queue' ? 'none' : 'queue');
+            refreshHistory();
+          }}
+        >
           {t('queuePanel', lang)} ({queue.running.length + queue.pending.length})
         </button>
-        <button data-testid="btn-gallery" onClick={() => setPanel(panel === 'gallery' ? 'none' : 'gallery')}>{t('gallery', lang)}</button>
-        <button data-testid="btn-interrupt" onClick={() => void api.interrupt()}>{t('interrupt', lang)}</button>
-        <button className="primary" data-testid="btn-queue" onClick={() => void queuePrompt()}>{t('queue', lang)}</button>
-        <button data-testid="btn-help" onClick={() => setPanel(panel === 'help' ? 'none' : 'help')}>?</button>
+        <button data-testid="btn-gallery" onClick={() => setPanel(panel === 'gallery' ? 'none' : 'gallery')}>
+          {t('gallery', lang)}
+        </button>
+        <button data-testid="btn-interrupt" onClick={() => void api.interrupt()}>
+          {t('interrupt', lang)}
+        </button>
+        <button className="primary" data-testid="btn-queue" onClick={() => void queuePrompt()}>
+          {t('queue', lang)}
+        </button>
+        <button data-testid="btn-help" onClick={() => setPanel(panel === 'help' ? 'none' : 'help')}>
+          ?
+        </button>
         <select data-testid="lang" value={lang} onChange={(e) => setLang(e.target.value as Lang)}>
           <option value="en">English</option>
           <option value="zh">简体中文</option>
@@ -759,7 +899,9 @@ function Editor() {
           onEdgesChange={onEdgesChange}
           onConnect={onConnect}
           onConnectEnd={onConnectEnd}
-          onReconnectStart={() => { reconnected.current = false; }}
+          onReconnectStart={() => {
+            reconnected.current = false;
+          }}
           onReconnect={onReconnect}
           onReconnectEnd={onReconnectEnd}
           isValidConnection={(c) => connectionProblem(c) === undefined}
@@ -793,7 +935,9 @@ function Editor() {
               let next = classType === REROUTE ? createReroute(d, at) : createNode(d, classType, info[classType], at);
               if (search.from) {
                 const created = next.nodes[next.nodes.length - 1];
-                const slot = created.inputs.findIndex((i) => !search.filterType || i.type === '*' || typesCompatible(search.filterType, i.type));
+                const slot = created.inputs.findIndex(
+                  (i) => !search.filterType || i.type === '*' || typesCompatible(search.filterType, i.type),
+                );
                 if (slot >= 0) next = connect(next, search.from.node, search.from.slot, created.id, slot).doc;
               }
               return next;
@@ -814,14 +958,30 @@ function Editor() {
                 </button>
                 {!w.template && (
                   <>
-                    <button data-testid={`wf-rename-${w.name}`} onClick={() => {
-                      let to = window.prompt(t('rename', lang), w.name);
-                      if (!to || to === w.name) return;
-                      if (!to.endsWith('.json')) to += '.json';
-                      const target = to;
-                      void workflowFileOp('workflow_rename', { name: w.name, to: target }, () => { if (name === w.name) setName(target); });
-                    }}>{t('rename', lang)}</button>
-                    <button data-testid={`wf-delete-${w.name}`} onClick={() => void workflowFileOp('workflow_delete', { name: w.name }, () => { if (name === w.name) setName(null); })}>{t('delete', lang)}</button>
+                    <button
+                      data-testid={`wf-rename-${w.name}`}
+                      onClick={() => {
+                        let to = window.prompt(t('rename', lang), w.name);
+                        if (!to || to === w.name) return;
+                        if (!to.endsWith('.json')) to += '.json';
+                        const target = to;
+                        void workflowFileOp('workflow_rename', { name: w.name, to: target }, () => {
+                          if (name === w.name) setName(target);
+                        });
+                      }}
+                    >
+                      {t('rename', lang)}
+                    </button>
+                    <button
+                      data-testid={`wf-delete-${w.name}`}
+                      onClick={() =>
+                        void workflowFileOp('workflow_delete', { name: w.name }, () => {
+                          if (name === w.name) setName(null);
+                        })
+                      }
+                    >
+                      {t('delete', lang)}
+                    </button>
                   </>
                 )}
               </li>
@@ -832,11 +992,17 @@ function Editor() {
       {panel === 'queue' && (
         <aside className="panel" data-testid="panel-queue">
           <h3>{t('running', lang)}</h3>
-          <ul>{queue.running.map((id) => <li key={id}>{id}</li>)}</ul>
+          <ul>
+            {queue.running.map((id) => (
+              <li key={id}>{id}</li>
+            ))}
+          </ul>
           <h3>{t('pending', lang)}</h3>
           <ul>
             {queue.pending.map((id) => (
-              <li key={id}>{id} <button onClick={() => void api.deleteFromQueue([id])}>{t('delete', lang)}</button></li>
+              <li key={id}>
+                {id} <button onClick={() => void api.deleteFromQueue([id])}>{t('delete', lang)}</button>
+              </li>
             ))}
           </ul>
           <button onClick={() => void api.clearQueue()}>{t('clear', lang)}</button>
@@ -846,8 +1012,20 @@ function Editor() {
               const wf = h.prompt[3]?.extra_pnginfo?.workflow as WorkflowDoc | undefined;
               return (
                 <li key={id} className={h.status?.status_str === 'error' ? 'history-error' : ''}>
-                  <span className="history-id" title={id}>#{h.prompt[0]} {h.status?.status_str}</span>
-                  {wf && <button data-testid="history-load" onClick={() => { openDoc(wf, null); setPanel('none'); }}>{t('loadWorkflow', lang)}</button>}
+                  <span className="history-id" title={id}>
+                    #{h.prompt[0]} {h.status?.status_str}
+                  </span>
+                  {wf && (
+                    <button
+                      data-testid="history-load"
+                      onClick={() => {
+                        openDoc(wf, null);
+                        setPanel('none');
+                      }}
+                    >
+                      {t('loadWorkflow', lang)}
+                    </button>
+                  )}
                   <button onClick={() => void api.deleteHistory([id]).then(refreshHistory)}>{t('delete', lang)}</button>
                 </li>
               );
@@ -869,10 +1047,26 @@ function Editor() {
           <table>
             <tbody>
               {[
-                ['Ctrl+Enter', t('queue', lang)], ['Ctrl+S', t('save', lang)], ['Ctrl+Z / Ctrl+Y', 'undo / redo'],
-                ['Ctrl+C / Ctrl+V', 'copy / paste'], ['Ctrl+M', 'mute'], ['Ctrl+B', 'bypass'], ['Ctrl+G', t('group', lang)], [t('edgeDblClick', lang), 'reroute'], ['Delete', t('delete', lang)],
-                ['Double-click', t('search', lang)], ['.', 'fit view'], ['Esc', t('close', lang)],
-              ].map(([k, v]) => <tr key={k}><td><kbd>{k}</kbd></td><td>{v}</td></tr>)}
+                ['Ctrl+Enter', t('queue', lang)],
+                ['Ctrl+S', t('save', lang)],
+                ['Ctrl+Z / Ctrl+Y', 'undo / redo'],
+                ['Ctrl+C / Ctrl+V', 'copy / paste'],
+                ['Ctrl+M', 'mute'],
+                ['Ctrl+B', 'bypass'],
+                ['Ctrl+G', t('group', lang)],
+                [t('edgeDblClick', lang), 'reroute'],
+                ['Delete', t('delete', lang)],
+                ['Double-click', t('search', lang)],
+                ['.', 'fit view'],
+                ['Esc', t('close', lang)],
+              ].map(([k, v]) => (
+                <tr key={k}>
+                  <td>
+                    <kbd>{k}</kbd>
+                  </td>
+                  <td>{v}</td>
+                </tr>
+              ))}
             </tbody>
           </table>
         </aside>
@@ -881,24 +1075,45 @@ function Editor() {
         <div className="modal" data-testid="image-viewer" onClick={() => setBigImage(null)}>
           <img src={bigImage.src} alt="" />
           <div className="dialog-row" onClick={(e) => e.stopPropagation()}>
-            <span>{t('madeBy', lang)} {bigImage.promptId}</span>
-            <button data-testid="viewer-show-workflow" onClick={() => {
-              const h = history.find(([id]) => id === bigImage.promptId)?.[1];
-              const wf = h?.prompt[3]?.extra_pnginfo?.workflow;
-              if (wf) setViewWorkflow(JSON.stringify(wf, null, 2));
-              else void fetch(bigImage.src).then((r) => r.blob()).then((b) => readWorkflowFromFile(new File([b], 'image.png'), info)).then((w) => setViewWorkflow(JSON.stringify(w, null, 2)), (e: Error) => notify(e.message));
-            }}>{t('showWorkflow', lang)}</button>
-            <button data-testid="viewer-load-workflow" onClick={async () => {
-              const blob = await (await fetch(bigImage.src)).blob();
-              await openFile(new File([blob], 'image.png', { type: 'image/png' }));
-              setBigImage(null);
-            }}>{t('loadWorkflow', lang)}</button>
+            <span>
+              {t('madeBy', lang)} {bigImage.promptId}
+            </span>
+            <button
+              data-testid="viewer-show-workflow"
+              onClick={() => {
+                const h = history.find(([id]) => id === bigImage.promptId)?.[1];
+                const wf = h?.prompt[3]?.extra_pnginfo?.workflow;
+                if (wf) setViewWorkflow(JSON.stringify(wf, null, 2));
+                else
+                  void fetch(bigImage.src)
+                    .then((r) => r.blob())
+                    .then((b) => readWorkflowFromFile(new File([b], 'image.png'), info))
+                    .then(
+                      (w) => setViewWorkflow(JSON.stringify(w, null, 2)),
+                      (e: Error) => notify(e.message),
+                    );
+              }}
+            >
+              {t('showWorkflow', lang)}
+            </button>
+            <button
+              data-testid="viewer-load-workflow"
+              onClick={async () => {
+                const blob = await (await fetch(bigImage.src)).blob();
+                await openFile(new File([blob], 'image.png', { type: 'image/png' }));
+                setBigImage(null);
+              }}
+            >
+              {t('loadWorkflow', lang)}
+            </button>
           </div>
         </div>
       )}
       {viewWorkflow && (
         <div className="modal" onClick={() => setViewWorkflow(null)}>
-          <pre className="dialog workflow-json" data-testid="workflow-json" onClick={(e) => e.stopPropagation()}>{viewWorkflow}</pre>
+          <pre className="dialog workflow-json" data-testid="workflow-json" onClick={(e) => e.stopPropagation()}>
+            {viewWorkflow}
+          </pre>
         </div>
       )}
       {missing && (
@@ -906,8 +1121,16 @@ function Editor() {
           <div className="dialog">
             <h3>{t('missingTitle', lang)}</h3>
             <p>{t('missingText', lang)}</p>
-            <ul>{missing.map((m) => <li key={m.class_type}><code>{m.class_type}</code> (#{m.node_ids.join(', #')})</li>)}</ul>
-            <button data-testid="missing-close" onClick={() => setMissing(null)}>{t('close', lang)}</button>
+            <ul>
+              {missing.map((m) => (
+                <li key={m.class_type}>
+                  <code>{m.class_type}</code> (#{m.node_ids.join(', #')})
+                </li>
+              ))}
+            </ul>
+            <button data-testid="missing-close" onClick={() => setMissing(null)}>
+              {t('close', lang)}
+            </button>
           </div>
         </div>
       )}
@@ -915,12 +1138,32 @@ function Editor() {
         <div className="modal" data-testid="draft-dialog">
           <div className="dialog">
             <p>{t('restore', lang)}</p>
-            <button data-testid="draft-yes" onClick={() => { openDoc(draftOffer, null); setDraftOffer(null); }}>{t('yes', lang)}</button>
-            <button data-testid="draft-no" onClick={() => { localStorage.removeItem(DRAFT_KEY); setDraftOffer(null); }}>{t('no', lang)}</button>
+            <button
+              data-testid="draft-yes"
+              onClick={() => {
+                openDoc(draftOffer, null);
+                setDraftOffer(null);
+              }}
+            >
+              {t('yes', lang)}
+            </button>
+            <button
+              data-testid="draft-no"
+              onClick={() => {
+                localStorage.removeItem(DRAFT_KEY);
+                setDraftOffer(null);
+              }}
+            >
+              {t('no', lang)}
+            </button>
           </div>
         </div>
       )}
-      {toast && <div className="toast" data-testid="toast">{toast}</div>}
+      {toast && (
+        <div className="toast" data-testid="toast">
+          {toast}
+        </div>
+      )}
     </div>
   );
 }

@@ -38,8 +38,17 @@ function cachedWidgetDefs(info: ObjectInfoEntry): WidgetDef[] {
 }
 
 const TYPE_COLORS: Record<string, string> = {
-  MODEL: '#b39ddb', CLIP: '#ffd54f', VAE: '#ef9a9a', CONDITIONING: '#ffa726', LATENT: '#f48fb1',
-  IMAGE: '#64b5f6', MASK: '#81c784', CONTROL_NET: '#4db6ac', INT: '#9ccc65', FLOAT: '#aed581', STRING: '#90a4ae',
+  MODEL: '#b39ddb',
+  CLIP: '#ffd54f',
+  VAE: '#ef9a9a',
+  CONDITIONING: '#ffa726',
+  LATENT: '#f48fb1',
+  IMAGE: '#64b5f6',
+  MASK: '#81c784',
+  CONTROL_NET: '#4db6ac',
+  INT: '#9ccc65',
+  FLOAT: '#aed581',
+  STRING: '#90a4ae',
 };
 
 export function typeColor(t: string): string {
@@ -47,7 +56,12 @@ export function typeColor(t: string): string {
 }
 
 const CATEGORY_COLORS: Record<string, string> = {
-  loaders: '#3b3054', sampling: '#2f3f57', conditioning: '#4a3b25', latent: '#4a2d3b', image: '#24405a', mask: '#254a2f',
+  loaders: '#3b3054',
+  sampling: '#2f3f57',
+  conditioning: '#4a3b25',
+  latent: '#4a2d3b',
+  image: '#24405a',
+  mask: '#254a2f',
 };
 
 function headerColor(category: string | undefined): string {
@@ -71,8 +85,19 @@ function Combo({ value, choices, onChange }: { value: string; choices: string[];
   const missing = !choices.includes(value);
   if (!open) {
     return (
-      <button type="button" className={missing ? 'combo-value missing' : 'combo-value'} data-testid="combo-value" title={value} onClick={() => { setQ(''); setActive(Math.max(0, choices.indexOf(value))); setOpen(true); }}>
-        {value}{missing ? ' (missing)' : ''}
+      <button
+        type="button"
+        className={missing ? 'combo-value missing' : 'combo-value'}
+        data-testid="combo-value"
+        title={value}
+        onClick={() => {
+          setQ('');
+          setActive(Math.max(0, choices.indexOf(value)));
+          setOpen(true);
+        }}
+      >
+        {value}
+        {missing ? ' (missing)' : ''}
       </button>
     );
   }
@@ -87,7 +112,10 @@ function Combo({ value, choices, onChange }: { value: string; choices: string[];
         data-testid="combo-filter"
         value={q}
         placeholder={value}
-        onChange={(e) => { setQ(e.target.value); setActive(0); }}
+        onChange={(e) => {
+          setQ(e.target.value);
+          setActive(0);
+        }}
         onBlur={() => setOpen(false)}
         onKeyDown={(e) => {
           if (e.key === 'ArrowDown') setActive((a) => Math.min(a + 1, list.length - 1));
@@ -101,7 +129,14 @@ function Combo({ value, choices, onChange }: { value: string; choices: string[];
       <ul>
         {list.slice(0, 300).map((c, i) => (
           // mousedown, not click: the input's blur would close the list before a click lands.
-          <li key={c} className={i === active ? 'active' : c === value ? 'current' : ''} onMouseDown={(e) => { e.preventDefault(); pick(c); }}>
+          <li
+            key={c}
+            className={i === active ? 'active' : c === value ? 'current' : ''}
+            onMouseDown={(e) => {
+              e.preventDefault();
+              pick(c);
+            }}
+          >
             {c}
           </li>
         ))}
@@ -188,7 +223,15 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
   const widgets = info ? cachedWidgetDefs(info) : [];
   const linkedWidgetNames = new Set(node.inputs.filter((i) => i.widget && i.link !== null).map((i) => i.widget!.name));
   const sockets = node.inputs.filter((i) => !i.widget || i.link !== null);
-  const cls = ['weft-node', selected ? 'selected' : '', runtime.running ? 'running' : '', !info ? 'missing' : '', node.mode === 2 ? 'muted' : '', node.mode === 4 ? 'bypassed' : '', runtime.errors?.length ? 'has-error' : '']
+  const cls = [
+    'weft-node',
+    selected ? 'selected' : '',
+    runtime.running ? 'running' : '',
+    !info ? 'missing' : '',
+    node.mode === 2 ? 'muted' : '',
+    node.mode === 4 ? 'bypassed' : '',
+    runtime.errors?.length ? 'has-error' : '',
+  ]
     .filter(Boolean)
     .join(' ');
   return (
@@ -224,7 +267,13 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
         </div>
         {widgets.map((w) =>
           linkedWidgetNames.has(w.name) || (w.kind === 'CONTROL' && linkedWidgetNames.has(widgets[w.index - 1]?.name)) ? null : (
-            <Widget key={w.index} w={w} socket={node.type !== PRIMITIVE} value={node.widgets_values?.[w.index]} onChange={(v) => data.onWidget(node.id, w.index, v)} />
+            <Widget
+              key={w.index}
+              w={w}
+              socket={node.type !== PRIMITIVE}
+              value={node.widgets_values?.[w.index]}
+              onChange={(v) => data.onWidget(node.id, w.index, v)}
+            />
           ),
         )}
         {runtime.errors?.map((e, i) => (
@@ -243,22 +292,42 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
 }
 
 function sameApartFromPosition(a: DocNode, b: DocNode): boolean {
-  return a === b || (a.id === b.id && a.type === b.type && a.inputs === b.inputs && a.outputs === b.outputs && a.widgets_values === b.widgets_values &&
-    a.mode === b.mode && a.size === b.size && a.color === b.color && a.title === b.title);
+  return (
+    a === b ||
+    (a.id === b.id &&
+      a.type === b.type &&
+      a.inputs === b.inputs &&
+      a.outputs === b.outputs &&
+      a.widgets_values === b.widgets_values &&
+      a.mode === b.mode &&
+      a.size === b.size &&
+      a.color === b.color &&
+      a.title === b.title)
+  );
 }
 
 // Dragging replaces a node's document entry on every frame; its body only needs redrawing when something else changed.
 export const NodeView = memo(
   NodeViewImpl,
-  (p, q) => p.selected === q.selected && p.data.info === q.data.info && p.data.runtime === q.data.runtime && p.data.title === q.data.title &&
-    p.data.onWidget === q.data.onWidget && sameApartFromPosition(p.data.node, q.data.node),
+  (p, q) =>
+    p.selected === q.selected &&
+    p.data.info === q.data.info &&
+    p.data.runtime === q.data.runtime &&
+    p.data.title === q.data.title &&
+    p.data.onWidget === q.data.onWidget &&
+    sameApartFromPosition(p.data.node, q.data.node),
 );
 
 /** A reroute point: a small dot coloured by the type flowing through it. */
 function RerouteViewImpl({ data, selected }: NodeProps<WeftRerouteNode>) {
   const color = typeColor(data.type);
   return (
-    <div className={selected ? 'weft-reroute selected' : 'weft-reroute'} data-testid={`node-${data.id}`} data-node-type="Reroute" title={data.type}>
+    <div
+      className={selected ? 'weft-reroute selected' : 'weft-reroute'}
+      data-testid={`node-${data.id}`}
+      data-node-type="Reroute"
+      title={data.type}
+    >
       <Handle type="target" position={Position.Left} id="in-0" style={{ background: color }} />
       <span className="weft-reroute-dot" style={{ background: color }} />
       <Handle type="source" position={Position.Right} id="out-0" style={{ background: color }} />
@@ -279,8 +348,19 @@ function GroupViewImpl({ data, selected }: NodeProps<WeftGroupNode>) {
   return (
     <>
       <NodeResizer isVisible={selected} minWidth={140} minHeight={80} color={color} />
-      <div className="weft-group" data-testid={`group-${data.title}`} style={{ borderColor: color, background: `color-mix(in srgb, ${color} 14%, transparent)` }}>
-        <div className="weft-group-title" style={{ background: `color-mix(in srgb, ${color} 45%, transparent)` }} onDoubleClick={(e) => { e.stopPropagation(); setEditing(true); }}>
+      <div
+        className="weft-group"
+        data-testid={`group-${data.title}`}
+        style={{ borderColor: color, background: `color-mix(in srgb, ${color} 14%, transparent)` }}
+      >
+        <div
+          className="weft-group-title"
+          style={{ background: `color-mix(in srgb, ${color} 45%, transparent)` }}
+          onDoubleClick={(e) => {
+            e.stopPropagation();
+            setEditing(true);
+          }}
+        >
           {editing ? (
             <input
               autoFocus
@@ -299,7 +379,15 @@ function GroupViewImpl({ data, selected }: NodeProps<WeftGroupNode>) {
           {selected && !editing && (
             <span className="weft-group-colors nodrag">
               {GROUP_COLORS.map((c) => (
-                <button key={c} type="button" aria-label={c} data-testid={`group-color-${c}`} className={c === color ? 'current' : ''} style={{ background: c }} onClick={() => data.onGroup(data.index, { color: c })} />
+                <button
+                  key={c}
+                  type="button"
+                  aria-label={c}
+                  data-testid={`group-color-${c}`}
+                  className={c === color ? 'current' : ''}
+                  style={{ background: c }}
+                  onClick={() => data.onGroup(data.index, { color: c })}
+                />
               ))}
             </span>
           )}

@@ -28,7 +28,10 @@ export function SearchBox(props: {
           data-testid="node-search-input"
           placeholder={t('search', props.lang)}
           value={q}
-          onChange={(e) => { setQ(e.target.value); setActive(0); }}
+          onChange={(e) => {
+            setQ(e.target.value);
+            setActive(0);
+          }}
           onKeyDown={(e) => {
             if (e.key === 'ArrowDown') setActive((a) => Math.min(a + 1, results.length - 1));
             else if (e.key === 'ArrowUp') setActive((a) => Math.max(a - 1, 0));
@@ -40,7 +43,12 @@ export function SearchBox(props: {
         {q ? (
           <ul>
             {results.map((name, i) => (
-              <li key={name} className={i === active ? 'active' : ''} data-testid={`search-result-${name}`} onClick={() => props.onPick(name)}>
+              <li
+                key={name}
+                className={i === active ? 'active' : ''}
+                data-testid={`search-result-${name}`}
+                onClick={() => props.onPick(name)}
+              >
                 {props.info[name].display_name} <small>{props.info[name].category}</small>
               </li>
             ))}
@@ -50,9 +58,13 @@ export function SearchBox(props: {
             {categories.map(([cat, names]) => (
               <details key={cat}>
                 <summary>{cat}</summary>
-                {names.filter((n) => rankNodes({ [n]: props.info[n] }, '', props.filterType).length).map((n) => (
-                  <div key={n} className="cat-item" onClick={() => props.onPick(n)}>{props.info[n].display_name}</div>
-                ))}
+                {names
+                  .filter((n) => rankNodes({ [n]: props.info[n] }, '', props.filterType).length)
+                  .map((n) => (
+                    <div key={n} className="cat-item" onClick={() => props.onPick(n)}>
+                      {props.info[n].display_name}
+                    </div>
+                  ))}
               </details>
             ))}
           </div>

@@ -146,11 +146,19 @@ export class ApiClient {
   }
 
   deleteHistory(ids: string[]): Promise<void> {
-    return this.json('/history', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ delete: ids }) });
+    return this.json('/history', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ delete: ids }),
+    });
   }
 
   clearHistory(): Promise<void> {
-    return this.json('/history', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ clear: true }) });
+    return this.json('/history', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ clear: true }),
+    });
   }
 
   viewUrl(img: ImageRef): string {

@@ -60,7 +60,18 @@ export interface WorkflowDoc {
 }
 
 export function emptyDoc(): WorkflowDoc {
-  return { id: crypto.randomUUID(), revision: 0, last_node_id: 0, last_link_id: 0, nodes: [], links: [], groups: [], config: {}, extra: {}, version: 0.4 };
+  return {
+    id: crypto.randomUUID(),
+    revision: 0,
+    last_node_id: 0,
+    last_link_id: 0,
+    nodes: [],
+    links: [],
+    groups: [],
+    config: {},
+    extra: {},
+    version: 0.4,
+  };
 }
 
 function pair(v: unknown, fallback: [number, number]): [number, number] {
@@ -151,7 +162,10 @@ function unlink(doc: WorkflowDoc, linkId: number, o: number, oSlot: number, t: n
     links: doc.links.filter((l) => l[0] !== linkId),
     nodes: doc.nodes.map((n) => {
       if (n.id === o) {
-        return { ...n, outputs: n.outputs.map((out, i) => (i === oSlot ? { ...out, links: (out.links ?? []).filter((x) => x !== linkId) } : out)) };
+        return {
+          ...n,
+          outputs: n.outputs.map((out, i) => (i === oSlot ? { ...out, links: (out.links ?? []).filter((x) => x !== linkId) } : out)),
+        };
       }
       if (n.id === t) return { ...n, inputs: n.inputs.map((inp, i) => (i === tSlot ? { ...inp, link: null } : inp)) };
       return n;
@@ -176,7 +190,13 @@ export function connectError(doc: WorkflowDoc, origin: number, originSlot: numbe
   return undefined;
 }
 
-export function connect(doc: WorkflowDoc, origin: number, originSlot: number, target: number, targetSlot: number): { doc: WorkflowDoc; error?: string } {
+export function connect(
+  doc: WorkflowDoc,
+  origin: number,
+  originSlot: number,
+  target: number,
+  targetSlot: number,
+): { doc: WorkflowDoc; error?: string } {
   const error = connectError(doc, origin, originSlot, target, targetSlot);
   if (error) return { doc, error };
   const o = doc.nodes.find((n) => n.id === origin)!;
@@ -189,7 +209,8 @@ export function connect(doc: WorkflowDoc, origin: number, originSlot: number, ta
     last_link_id: id,
     links: [...d.links, [id, origin, originSlot, target, targetSlot, type]],
     nodes: d.nodes.map((n) => {
-      if (n.id === origin) return { ...n, outputs: n.outputs.map((x, i) => (i === originSlot ? { ...x, links: [...(x.links ?? []), id] } : x)) };
+      if (n.id === origin)
+        return { ...n, outputs: n.outputs.map((x, i) => (i === originSlot ? { ...x, links: [...(x.links ?? []), id] } : x)) };
       if (n.id === target) return { ...n, inputs: n.inputs.map((x, i) => (i === targetSlot ? { ...x, link: id } : x)) };
       return n;
     }),
@@ -221,31 +242,31 @@ export function missingClasses(doc: WorkflowDoc, info: ObjectInfo): { class_type
 /** Applies each seed widget's control_after_generate after a queue, as ComfyUI's frontend does. */
 export function applyControlAfterGenerate(doc: WorkflowDoc, info: ObjectInfo): WorkflowDoc {
   const nodes = doc.nodes.map((n) => {
-      const ci = n.type === PRIMITIVE ? primitiveEntry(doc, n, info) : info[n.type];
-      // Nodes without widgets may carry null widgets_values (ComfyUI writes that for some).
-      if (!ci || !Array.isArray(n.widgets_values)) return n;
-      const defs = widgetDefs(ci);
-      const linked = new Set(n.inputs.filter((i) => i.widget && i.link !== null).map((i) => i.widget!.name));
-      const values = [...n.widgets_values];
-      let changed = false;
-      defs.forEach((w, i) => {
-        // A linked seed takes its value from the link (a primitive node applies its own control).
-        if (w.kind !== 'CONTROL' || linked.has(defs[i - 1]?.name)) return;
-        const target = defs[i - 1];
-        const v = Number(values[i - 1]);
-        const max = typeof target.options.max === 'number' ? target.options.max : Number.MAX_SAFE_INTEGER;
-        const min = typeof target.options.min === 'number' ? target.options.min : 0;
-        const mode = values[i];
-        let next = v;
-        if (mode === 'increment') next = Math.min(max, v + 1);
-        else if (mode === 'decrement') next = Math.max(min, v - 1);
-        else if (mode === 'randomize') next = Math.floor(Math.random() * Math.min(max - min, 2 ** 50)) + min;
-        if (next !== v) {
-          values[i - 1] = next;
-          changed = true;
-        }
-      });
-      return changed ? { ...n, widgets_values: values } : n;
+    const ci = n.type === PRIMITIVE ? primitiveEntry(doc, n, info) : info[n.type];
+    // Nodes without widgets may carry null widgets_values (ComfyUI writes that for some).
+    if (!ci || !Array.isArray(n.widgets_values)) return n;
+    const defs = widgetDefs(ci);
+    const linked = new Set(n.inputs.filter((i) => i.widget && i.link !== null).map((i) => i.widget!.name));
+    const values = [...n.widgets_values];
+    let changed = false;
+    defs.forEach((w, i) => {
+      // A linked seed takes its value from the link (a primitive node applies its own control).
+      if (w.kind !== 'CONTROL' || linked.has(defs[i - 1]?.name)) return;
+      const target = defs[i - 1];
+      const v = Number(values[i - 1]);
+      const max = typeof target.options.max === 'number' ? target.options.max : Number.MAX_SAFE_INTEGER;
+      const min = typeof target.options.min === 'number' ? target.options.min : 0;
+      const mode = values[i];
+      let next = v;
+      if (mode === 'increment') next = Math.min(max, v + 1);
+      else if (mode === 'decrement') next = Math.max(min, v - 1);
+      else if (mode === 'randomize') next = Math.floor(Math.random() * Math.min(max - min, 2 ** 50)) + min;
+      if (next !== v) {
+        values[i - 1] = next;
+        changed = true;
+      }
+    });
+    return changed ? { ...n, widgets_values: values } : n;
   });
   return nodes.some((n, i) => n !== doc.nodes[i]) ? { ...doc, nodes } : doc;
 }
@@ -276,7 +297,11 @@ export function groupMembers(doc: WorkflowDoc, index: number): Set<number> {
  * for a whole drag (so a group dragged over a node does not pick it up); without it, membership
  * is taken from the current bounds.
  */
-export function moveGroups(doc: WorkflowDoc, moves: ReadonlyMap<number, [number, number]>, members?: ReadonlyMap<number, ReadonlySet<number>>): WorkflowDoc {
+export function moveGroups(
+  doc: WorkflowDoc,
+  moves: ReadonlyMap<number, [number, number]>,
+  members?: ReadonlyMap<number, ReadonlySet<number>>,
+): WorkflowDoc {
   let nodes = doc.nodes;
   const groups = doc.groups.map((g, i) => {
     const to = moves.get(i);
@@ -412,7 +437,11 @@ export function insertReroute(doc: WorkflowDoc, linkId: number, pos: [number, nu
 export const PRIMITIVE = 'PrimitiveNode';
 
 /** The widget (class and definition) a primitive node drives: that of its first linked target. */
-export function primitiveTarget(doc: WorkflowDoc, node: DocNode, info: ObjectInfo): { spec: unknown[]; name: string; type: string } | undefined {
+export function primitiveTarget(
+  doc: WorkflowDoc,
+  node: DocNode,
+  info: ObjectInfo,
+): { spec: unknown[]; name: string; type: string } | undefined {
   const links = linkMap(doc);
   for (const l of node.outputs[0]?.links ?? []) {
     const link = links.get(l);

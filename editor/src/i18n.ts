@@ -19,7 +19,10 @@ const STRINGS = {
   help: { en: 'Shortcuts', zh: '快捷键' },
   search: { en: 'Search nodes…', zh: '搜索节点…' },
   missingTitle: { en: 'Missing node types', zh: '缺少的节点类型' },
-  missingText: { en: 'These node classes are not installed; the nodes stay on the canvas, marked red:', zh: '以下节点类型未安装；这些节点保留在画布上并以红色标出：' },
+  missingText: {
+    en: 'These node classes are not installed; the nodes stay on the canvas, marked red:',
+    zh: '以下节点类型未安装；这些节点保留在画布上并以红色标出：',
+  },
   close: { en: 'Close', zh: '关闭' },
   pending: { en: 'Pending', zh: '等待中' },
   running: { en: 'Running', zh: '运行中' },

@@ -24,10 +24,12 @@ export function fuzzyScore(query: string, text: string): number {
 
 function acceptsType(e: ObjectInfoEntry, type: string): boolean {
   const all = { ...(e.input.required ?? {}), ...(e.input.optional ?? {}) };
-  return Object.values(all).some((spec) => {
-    const t = (spec as unknown[])[0];
-    return typeof t === 'string' && typesCompatible(type, t);
-  }) || e.output.some((o) => typesCompatible(o, type));
+  return (
+    Object.values(all).some((spec) => {
+      const t = (spec as unknown[])[0];
+      return typeof t === 'string' && typesCompatible(type, t);
+    }) || e.output.some((o) => typesCompatible(o, type))
+  );
 }
 
 /** Node classes ranked for a query over names, display names and categories, filtered by socket type. */
@@ -35,7 +37,12 @@ export function rankNodes(info: ObjectInfo, query: string, filterType?: string):
   const scored: [string, number][] = [];
   for (const [name, e] of Object.entries(info)) {
     if (filterType && !acceptsType(e, filterType)) continue;
-    const s = Math.max(fuzzyScore(query, e.display_name), fuzzyScore(query, name), fuzzyScore(query, e.category) * 0.5, ...(e.search_aliases ?? []).map((a) => fuzzyScore(query, a) * 0.8));
+    const s = Math.max(
+      fuzzyScore(query, e.display_name),
+      fuzzyScore(query, name),
+      fuzzyScore(query, e.category) * 0.5,
+      ...(e.search_aliases ?? []).map((a) => fuzzyScore(query, a) * 0.8),
+    );
     if (s >= 0) scored.push([name, s]);
   }
   return scored.sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([n]) => n);

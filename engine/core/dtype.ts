@@ -144,18 +144,38 @@ function toFloat32Slow(dtype: Dtype, bytes: Uint8Array, n: number): Float32Array
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < n; i++) {
     switch (dtype) {
-      case 'F32': out[i] = dv.getFloat32(i * 4, true); break;
-      case 'F64': out[i] = dv.getFloat64(i * 8, true); break;
-      case 'F16': out[i] = f16ToF32(dv.getUint16(i * 2, true)); break;
-      case 'BF16': U32_SCRATCH[0] = dv.getUint16(i * 2, true) << 16; out[i] = F32_SCRATCH[0]; break;
-      case 'I64': out[i] = Number(dv.getBigInt64(i * 8, true)); break;
-      case 'I32': out[i] = dv.getInt32(i * 4, true); break;
-      case 'I16': out[i] = dv.getInt16(i * 2, true); break;
-      case 'I8': out[i] = dv.getInt8(i); break;
-      case 'U8': out[i] = dv.getUint8(i); break;
-      case 'BOOL': out[i] = dv.getUint8(i) ? 1 : 0; break;
+      case 'F32':
+        out[i] = dv.getFloat32(i * 4, true);
+        break;
+      case 'F64':
+        out[i] = dv.getFloat64(i * 8, true);
+        break;
+      case 'F16':
+        out[i] = f16ToF32(dv.getUint16(i * 2, true));
+        break;
+      case 'BF16':
+        U32_SCRATCH[0] = dv.getUint16(i * 2, true) << 16;
+        out[i] = F32_SCRATCH[0];
+        break;
+      case 'I64':
+        out[i] = Number(dv.getBigInt64(i * 8, true));
+        break;
+      case 'I32':
+        out[i] = dv.getInt32(i * 4, true);
+        break;
+      case 'I16':
+        out[i] = dv.getInt16(i * 2, true);
+        break;
+      case 'I8':
+        out[i] = dv.getInt8(i);
+        break;
+      case 'U8':
+        out[i] = dv.getUint8(i);
+        break;
+      case 'BOOL':
+        out[i] = dv.getUint8(i) ? 1 : 0;
+        break;
     }
   }
   return out;
 }
-

@@ -66,12 +66,7 @@ export function expectRank(t: Tensor, rank: number, what: string): void {
 }
 
 export function isTensor(v: unknown): v is Tensor {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    (v as Tensor).data instanceof Float32Array &&
-    Array.isArray((v as Tensor).shape)
-  );
+  return typeof v === 'object' && v !== null && (v as Tensor).data instanceof Float32Array && Array.isArray((v as Tensor).shape);
 }
 
 export function isLatent(v: unknown): v is Latent {
@@ -92,9 +87,7 @@ export function concatBatch(parts: readonly Tensor[]): Tensor {
   const rest = parts[0].shape.slice(1);
   for (const p of parts) {
     if (!shapeEquals(p.shape.slice(1), rest)) {
-      throw new Error(
-        `cannot batch tensors of shapes ${describeShape(parts[0].shape)} and ${describeShape(p.shape)}`,
-      );
+      throw new Error(`cannot batch tensors of shapes ${describeShape(parts[0].shape)} and ${describeShape(p.shape)}`);
     }
   }
   const total = parts.reduce((s, p) => s + p.shape[0], 0);

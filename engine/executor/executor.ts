@@ -305,7 +305,12 @@ export class Executor {
       this.checkInterrupted(run);
       let r: unknown;
       try {
-        r = await settleOrAbort(Promise.resolve().then(() => def.run(args, ctx)), run.signal, this.nodeTimeout(def.name, def.module), `node ${id} (${def.name})`);
+        r = await settleOrAbort(
+          Promise.resolve().then(() => def.run(args, ctx)),
+          run.signal,
+          this.nodeTimeout(def.name, def.module),
+          `node ${id} (${def.name})`,
+        );
         collected.add(r);
       } catch (e) {
         throw new NodeFailure(id, def.name, e, lists);
@@ -313,9 +318,18 @@ export class Executor {
     }
     // Whatever goes to history and to clients must be JSON: a node's BigInt or cycle fails here, named.
     const bad = collected.ui === undefined ? undefined : unserialisable(collected.ui, MAX_UI_DEPTH);
-    if (bad) throw new NodeFailure(id, def.name, new Error(`node ${id} (${def.name}) returned a UI output that cannot be sent as JSON: ${bad}`), lists);
+    if (bad)
+      throw new NodeFailure(
+        id,
+        def.name,
+        new Error(`node ${id} (${def.name}) returned a UI output that cannot be sent as JSON: ${bad}`),
+        lists,
+      );
     const nonFinite = nonFiniteLatent(collected.outputs);
-    if (nonFinite) this.log.warn(`node ${id} (${def.name}): ${nonFinite} is a latent with NaN or infinite values (the image will be black; check the model and LoRA strengths)`);
+    if (nonFinite)
+      this.log.warn(
+        `node ${id} (${def.name}): ${nonFinite} is a latent with NaN or infinite values (the image will be black; check the model and LoRA strengths)`,
+      );
     const entry: CacheEntry = { outputs: collected.outputs, ui: collected.ui, bytes: 0 };
     run.timings[id] = (run.timings[id] ?? 0) + (performance.now() - t0);
     run.executed.push(id);
@@ -350,7 +364,9 @@ export class Executor {
     if (hidden) {
       for (const name in hidden) {
         const kind = hidden[name];
-        lists[name] = [kind === 'PROMPT' ? run.prompt : kind === 'EXTRA_PNGINFO' ? run.extraPngInfo : kind === 'UNIQUE_ID' ? p.id : undefined];
+        lists[name] = [
+          kind === 'PROMPT' ? run.prompt : kind === 'EXTRA_PNGINFO' ? run.extraPngInfo : kind === 'UNIQUE_ID' ? p.id : undefined,
+        ];
       }
     }
     return unevaluated;
@@ -365,7 +381,9 @@ export class Executor {
       throw new NodeFailure(
         p.id,
         p.node.class_type,
-        new Error(`input '${name}' links to output ${slot} of node ${src} (${run.prompt[src].class_type}), which has ${n} output${n === 1 ? '' : 's'}`),
+        new Error(
+          `input '${name}' links to output ${slot} of node ${src} (${run.prompt[src].class_type}), which has ${n} output${n === 1 ? '' : 's'}`,
+        ),
       );
     }
     return out;
@@ -376,7 +394,13 @@ export class Executor {
    * `run`, unevaluated inputs given as undefined; without it every linked lazy input is needed (as
    * ComfyUI's V3 default does).
    */
-  private async lazyNeeds(run: Run, p: PlannedNode, lists: InputLists, unevaluated: ReadonlySet<string>, ctx: NodeContext): Promise<string[]> {
+  private async lazyNeeds(
+    run: Run,
+    p: PlannedNode,
+    lists: InputLists,
+    unevaluated: ReadonlySet<string>,
+    ctx: NodeContext,
+  ): Promise<string[]> {
     const def = p.def!;
     if (!def.checkLazyStatus) return [...unevaluated];
     const view: InputLists = { ...lists };
@@ -386,13 +410,23 @@ export class Executor {
       this.checkInterrupted(run);
       let names: unknown;
       try {
-        names = await settleOrAbort(Promise.resolve().then(() => def.checkLazyStatus!(args, ctx)), run.signal, this.nodeTimeout(def.name, def.module), `node ${p.id} (${def.name})`);
+        names = await settleOrAbort(
+          Promise.resolve().then(() => def.checkLazyStatus!(args, ctx)),
+          run.signal,
+          this.nodeTimeout(def.name, def.module),
+          `node ${p.id} (${def.name})`,
+        );
       } catch (e) {
         throw new NodeFailure(p.id, def.name, e, lists);
       }
       if (names === undefined || names === null) continue;
       if (!Array.isArray(names)) {
-        throw new NodeFailure(p.id, def.name, new Error(`checkLazyStatus returned ${typeof names} instead of an array of input names`), lists);
+        throw new NodeFailure(
+          p.id,
+          def.name,
+          new Error(`checkLazyStatus returned ${typeof names} instead of an array of input names`),
+          lists,
+        );
       }
       for (const n of names) if (typeof n === 'string' && unevaluated.has(n)) needed.add(n);
     }
@@ -443,5 +477,8 @@ function traceback(err: Error): string[] {
   const lines = (err.stack ?? '').split('\n');
   // The stack starts with "Name: message", which exception_type/message already carry.
   const start = lines.findIndex((l) => /^\s+at /.test(l));
-  return (start < 0 ? [] : lines.slice(start)).map((l) => l.trim()).filter(Boolean).slice(0, 50);
+  return (start < 0 ? [] : lines.slice(start))
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(0, 50);
 }

@@ -26,7 +26,10 @@ export async function computeFingerprints(plan: GraphPlan, env: ListingContext, 
     for (const [k, v] of Object.entries(p.node.inputs)) if (!isLink(v)) constants[k] = unwrapValue(v);
     // A failing fingerprint off the outputs' paths is expected noise (an unused loader's missing file).
     const warn = (e: unknown): void => {
-      if (plan.reachable.has(id)) log.warn(`node ${id} (${p.node.class_type}): fingerprint failed, so the node will run: ${e instanceof Error ? e.message : String(e)}`);
+      if (plan.reachable.has(id))
+        log.warn(
+          `node ${id} (${p.node.class_type}): fingerprint failed, so the node will run: ${e instanceof Error ? e.message : String(e)}`,
+        );
     };
     const settle = (fp: unknown): void => {
       const nan = typeof fp === 'number' && Number.isNaN(fp);

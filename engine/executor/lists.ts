@@ -57,7 +57,8 @@ export class ResultCollector {
     for (let j = 0; j < nOut; j++) {
       const v: unknown = result[j];
       if (this.def.outputs[j].isList) {
-        if (!Array.isArray(v)) throw new Error(`output ${j} (${this.def.outputs[j].type}) is declared as a list but the node returned ${describe(v)}`);
+        if (!Array.isArray(v))
+          throw new Error(`output ${j} (${this.def.outputs[j].type}) is declared as a list but the node returned ${describe(v)}`);
         for (const item of v) this.outputs[j].push(item);
       } else {
         this.outputs[j].push(v);

@@ -20,8 +20,8 @@ export class PickleRefusedError extends Error {
       renameOnly
         ? `${file}: ${reason}; pickle names are refused so a pickle is never loaded by mistake`
         : `${file}: ${reason}. Pickled PyTorch checkpoints (.ckpt/.pt/.pth/.bin) are never loaded, because unpickling can run arbitrary code; ` +
-        'convert it to .safetensors (e.g. with the safetensors Python package: safetensors.torch.save_file(torch.load(f, weights_only=True), out), ' +
-        'or a "convert to safetensors" tool) and load that',
+            'convert it to .safetensors (e.g. with the safetensors Python package: safetensors.torch.save_file(torch.load(f, weights_only=True), out), ' +
+            'or a "convert to safetensors" tool) and load that',
     );
     this.name = 'PickleRefusedError';
   }
@@ -58,7 +58,14 @@ function readHead(file: string): { head: Buffer; size: number } | undefined {
 /** What the first bytes say: 'zip' (torch's archive format), 'pickle' (a raw pickle stream), or undefined. */
 export function pickleMagic(head: Uint8Array, fileSize: number): 'zip' | 'pickle' | undefined {
   if (looksLikeSafetensors(head, fileSize)) return undefined;
-  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 0x03 || head[2] === 0x05) && (head[3] === 0x04 || head[3] === 0x06)) return 'zip';
+  if (
+    head.length >= 4 &&
+    head[0] === 0x50 &&
+    head[1] === 0x4b &&
+    (head[2] === 0x03 || head[2] === 0x05) &&
+    (head[3] === 0x04 || head[3] === 0x06)
+  )
+    return 'zip';
   if (head.length >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) return 'pickle';
   return undefined;
 }
@@ -78,6 +85,8 @@ export function assertNotPickle(file: string): void {
   }
   if (!probe) return;
   const magic = pickleMagic(probe.head, probe.size);
-  if (magic === 'zip') throw new PickleRefusedError(file, 'the content is a PyTorch zip archive (starts with "PK"), whatever the name says');
-  if (magic === 'pickle') throw new PickleRefusedError(file, `the content is a pickle stream (protocol ${probe.head[1]}), whatever the name says`);
+  if (magic === 'zip')
+    throw new PickleRefusedError(file, 'the content is a PyTorch zip archive (starts with "PK"), whatever the name says');
+  if (magic === 'pickle')
+    throw new PickleRefusedError(file, `the content is a pickle stream (protocol ${probe.head[1]}), whatever the name says`);
 }

@@ -85,10 +85,14 @@ export class SafetensorsFile implements WeightSource {
     for (const [name, raw] of Object.entries(header)) {
       if (name === '__metadata__') continue;
       const where = `tensor '${name}'`;
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError(file, `${where}: header entry is not an object`);
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+        throw new SafetensorsError(file, `${where}: header entry is not an object`);
       const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
       if (!isDtype(e.dtype)) {
-        throw new SafetensorsError(file, `${where}: unsupported dtype ${describe(e.dtype)} (expected one of ${Object.keys(ITEMSIZE).join(', ')})`);
+        throw new SafetensorsError(
+          file,
+          `${where}: unsupported dtype ${describe(e.dtype)} (expected one of ${Object.keys(ITEMSIZE).join(', ')})`,
+        );
       }
       if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
         throw new SafetensorsError(file, `${where}: shape must be a list of non-negative integers, got ${describe(e.shape)}`);
@@ -143,8 +147,13 @@ export class SafetensorsFile implements WeightSource {
       const lenBuf = Buffer.alloc(8);
       fs.readSync(fd, lenBuf, 0, 8, 0);
       const len = lenBuf.readBigUInt64LE(0);
-      if (len > BigInt(MAX_HEADER)) throw new SafetensorsError(file, `header length ${len} (bytes 0..8) exceeds the ${MAX_HEADER}-byte limit: not a safetensors file?`);
-      if (len > BigInt(size - 8)) throw new SafetensorsError(file, `header length ${len} (bytes 0..8) exceeds the file size ${size} minus 8: truncated or not a safetensors file`);
+      if (len > BigInt(MAX_HEADER))
+        throw new SafetensorsError(file, `header length ${len} (bytes 0..8) exceeds the ${MAX_HEADER}-byte limit: not a safetensors file?`);
+      if (len > BigInt(size - 8))
+        throw new SafetensorsError(
+          file,
+          `header length ${len} (bytes 0..8) exceeds the file size ${size} minus 8: truncated or not a safetensors file`,
+        );
       if (len < 2n) throw new SafetensorsError(file, `header length ${len} (bytes 0..8) is too short for a JSON object`);
       const hbuf = Buffer.alloc(Number(len));
       const got = fs.readSync(fd, hbuf, 0, hbuf.length, 8);
@@ -209,7 +218,11 @@ export class SafetensorsFile implements WeightSource {
     if (this.fd === null) throw new SafetensorsError(this.file, 'file is closed');
     const bytes = Buffer.allocUnsafe(t.end - t.begin);
     const done = readAt(this.fd, bytes, bytes.length, t.begin);
-    if (done < bytes.length) throw new SafetensorsError(this.file, `tensor '${name}': short read at byte ${t.begin + done} (${done} of ${bytes.length} bytes; file changed?)`);
+    if (done < bytes.length)
+      throw new SafetensorsError(
+        this.file,
+        `tensor '${name}': short read at byte ${t.begin + done} (${done} of ${bytes.length} bytes; file changed?)`,
+      );
     return { dtype: t.dtype, shape: [...t.shape], bytes };
   }
 
@@ -305,7 +318,12 @@ export function encodeTensor(dtype: Dtype, data: TensorData, name = 'tensor'): U
       for (let i = 0; i < n; i++) dv.setUint16(i * 2, f32ToBf16(num(i)), true);
       break;
     case 'I64':
-      for (let i = 0; i < n; i++) dv.setBigInt64(i * 8, typeof data[i] === 'bigint' ? (data[i] as bigint) : BigInt(int(i, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)), true);
+      for (let i = 0; i < n; i++)
+        dv.setBigInt64(
+          i * 8,
+          typeof data[i] === 'bigint' ? (data[i] as bigint) : BigInt(int(i, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)),
+          true,
+        );
       break;
     case 'I32':
       for (let i = 0; i < n; i++) dv.setInt32(i * 4, int(i, -(2 ** 31), 2 ** 31 - 1), true);
@@ -327,7 +345,10 @@ export function encodeTensor(dtype: Dtype, data: TensorData, name = 'tensor'): U
 }
 
 /** The header bytes for tensors laid out in the given order (padded with spaces to 8 bytes, as the reference writer does). */
-function buildHeader(specs: readonly TensorSpec[], metadata?: Record<string, string>): { header: Buffer; offsets: Map<string, [number, number]> } {
+function buildHeader(
+  specs: readonly TensorSpec[],
+  metadata?: Record<string, string>,
+): { header: Buffer; offsets: Map<string, [number, number]> } {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) {
     for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new Error(`metadata '${k}' must be a string`);
@@ -368,7 +389,10 @@ export class SafetensorsWriter {
     private readonly exclusive: boolean,
   ) {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    this.tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}.tmp`);
+    this.tmp = path.join(
+      path.dirname(path.resolve(file)),
+      `.${path.basename(file)}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}.tmp`,
+    );
     this.fd = fs.openSync(this.tmp, 'wx');
     try {
       const len = Buffer.alloc(8);
@@ -381,7 +405,12 @@ export class SafetensorsWriter {
     }
   }
 
-  static create(file: string, specs: readonly TensorSpec[], metadata?: Record<string, string>, opts: { exclusive?: boolean } = {}): SafetensorsWriter {
+  static create(
+    file: string,
+    specs: readonly TensorSpec[],
+    metadata?: Record<string, string>,
+    opts: { exclusive?: boolean } = {},
+  ): SafetensorsWriter {
     const { header } = buildHeader(specs, metadata);
     return new SafetensorsWriter(file, [...specs], header, opts.exclusive ?? false);
   }
@@ -450,7 +479,7 @@ export class SafetensorsWriter {
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+  for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off, bytes.length - off);
 }
 
 /**

@@ -58,7 +58,9 @@ export function parseApiPrompt(value: unknown): ApiPrompt {
   const r = apiPromptSchema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];
-    const where = issue.path.length ? `node ${String(issue.path[0])}${issue.path.length > 1 ? `, ${issue.path.slice(1).join('.')}` : ''}` : 'prompt';
+    const where = issue.path.length
+      ? `node ${String(issue.path[0])}${issue.path.length > 1 ? `, ${issue.path.slice(1).join('.')}` : ''}`
+      : 'prompt';
     throw new Error(`invalid API prompt at ${where}: ${issue.message}`);
   }
   return r.data as ApiPrompt;

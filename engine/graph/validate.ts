@@ -25,7 +25,8 @@ interface Coerced {
 function coerce(type: string, v: unknown): Coerced {
   switch (type) {
     case 'INT': {
-      if (typeof v === 'number' && Number.isFinite(v)) return { ok: true, value: Number.isSafeInteger(v) || Math.abs(v) > Number.MAX_SAFE_INTEGER ? Math.trunc(v) : Math.trunc(v) };
+      if (typeof v === 'number' && Number.isFinite(v))
+        return { ok: true, value: Number.isSafeInteger(v) || Math.abs(v) > Number.MAX_SAFE_INTEGER ? Math.trunc(v) : Math.trunc(v) };
       if (typeof v === 'bigint') return { ok: true, value: v };
       if (typeof v === 'boolean') return { ok: true, value: v ? 1 : 0 };
       if (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v)) {
@@ -73,7 +74,13 @@ export async function validatePrompt(
   env: ListingContext,
   opts: { partialTargets?: string[] } = {},
 ): Promise<ValidationResult & { prompt: ApiPrompt }> {
-  const empty = (error: ComfyError): ValidationResult & { prompt: ApiPrompt } => ({ ok: false, error, node_errors: {}, outputs: [], prompt: {} });
+  const empty = (error: ComfyError): ValidationResult & { prompt: ApiPrompt } => ({
+    ok: false,
+    error,
+    node_errors: {},
+    outputs: [],
+    prompt: {},
+  });
   if (input === undefined || input === null) return empty(comfyError('no_prompt', 'No prompt provided', 'No prompt provided'));
   if (typeof input !== 'object' || Array.isArray(input)) {
     return empty(comfyError('invalid_prompt', 'Invalid prompt', 'the prompt must be an object of node id → {class_type, inputs}'));
@@ -84,11 +91,17 @@ export async function validatePrompt(
     const node = raw as { class_type?: unknown; inputs?: unknown; _meta?: { title?: string } };
     if (typeof node !== 'object' || node === null || typeof node.class_type !== 'string') {
       return empty(
-        comfyError('missing_node_type', `Node ${id} has no class_type`, `Node ID '#${id}'`, { node_id: id, class_type: null, node_title: null }),
+        comfyError('missing_node_type', `Node ${id} has no class_type`, `Node ID '#${id}'`, {
+          node_id: id,
+          class_type: null,
+          node_title: null,
+        }),
       );
     }
     if (node.inputs !== undefined && (typeof node.inputs !== 'object' || node.inputs === null || Array.isArray(node.inputs))) {
-      return empty(comfyError('invalid_prompt', `Node ${id} has invalid inputs`, `Node ID '#${id}': inputs must be an object`, { node_id: id }));
+      return empty(
+        comfyError('invalid_prompt', `Node ${id} has invalid inputs`, `Node ID '#${id}': inputs must be an object`, { node_id: id }),
+      );
     }
     prompt[id] = { ...(node as object), class_type: node.class_type, inputs: { ...((node.inputs as Record<string, unknown>) ?? {}) } };
     if (!registry.has(node.class_type)) missing.set(node.class_type, [...(missing.get(node.class_type) ?? []), id]);
@@ -97,12 +110,17 @@ export async function validatePrompt(
     const [[firstClass, firstIds]] = missing;
     const list = [...missing].map(([c, ids]) => `${c} (node ${ids.join(', ')})`).join(', ');
     return empty(
-      comfyError('missing_node_type', `Node '${firstClass}' not found. The custom node may not be installed.`, `Missing node types: ${list}`, {
-        node_id: firstIds[0],
-        class_type: firstClass,
-        node_title: prompt[firstIds[0]]._meta?.title ?? firstClass,
-        missing: [...missing].map(([class_type, node_ids]) => ({ class_type, node_ids })),
-      }),
+      comfyError(
+        'missing_node_type',
+        `Node '${firstClass}' not found. The custom node may not be installed.`,
+        `Missing node types: ${list}`,
+        {
+          node_id: firstIds[0],
+          class_type: firstClass,
+          node_title: prompt[firstIds[0]]._meta?.title ?? firstClass,
+          missing: [...missing].map(([class_type, node_ids]) => ({ class_type, node_ids })),
+        },
+      ),
     );
   }
   let outputs = Object.keys(prompt).filter((id) => registry.get(prompt[id].class_type)?.outputNode);
@@ -156,14 +174,27 @@ export async function validatePrompt(
       if (Array.isArray(v)) {
         const [src, slot] = v as unknown[];
         if (v.length !== 2 || (typeof src !== 'string' && typeof src !== 'number') || typeof slot !== 'number' || !Number.isInteger(slot)) {
-          addError(id, comfyError('bad_linked_input', 'Bad linked input, must be a length-2 list of [node_id, slot_index]', name, { input_name: name, input_config: cfg(), received_value: v }));
+          addError(
+            id,
+            comfyError('bad_linked_input', 'Bad linked input, must be a length-2 list of [node_id, slot_index]', name, {
+              input_name: name,
+              input_config: cfg(),
+              received_value: v,
+            }),
+          );
           ok = false;
           continue;
         }
         const srcId = String(src);
         const srcNode = prompt[srcId];
         if (!srcNode) {
-          addError(id, comfyError('linked_node_missing', 'Linked node does not exist', `${name}: node ${srcId} is not in the prompt`, { input_name: name, linked_node: [srcId, slot] }));
+          addError(
+            id,
+            comfyError('linked_node_missing', 'Linked node does not exist', `${name}: node ${srcId} is not in the prompt`, {
+              input_name: name,
+              linked_node: [srcId, slot],
+            }),
+          );
           ok = false;
           continue;
         }
@@ -172,10 +203,15 @@ export async function validatePrompt(
         if (received === undefined) {
           addError(
             id,
-            comfyError('bad_linked_input', 'Linked output slot does not exist', `${name}: node ${srcId} (${srcNode.class_type}) has ${srcDef.outputs.length} outputs, link asks for slot ${slot}`, {
-              input_name: name,
-              linked_node: [srcId, slot],
-            }),
+            comfyError(
+              'bad_linked_input',
+              'Linked output slot does not exist',
+              `${name}: node ${srcId} (${srcNode.class_type}) has ${srcDef.outputs.length} outputs, link asks for slot ${slot}`,
+              {
+                input_name: name,
+                linked_node: [srcId, slot],
+              },
+            ),
           );
           ok = false;
           continue;
@@ -184,12 +220,17 @@ export async function validatePrompt(
         if (!socketTypesMatch(received, spec.type)) {
           addError(
             id,
-            comfyError('return_type_mismatch', 'Return type mismatch between linked nodes', `${name}, received_type(${received}) mismatch input_type(${spec.type})`, {
-              input_name: name,
-              input_config: cfg(),
-              received_type: received,
-              linked_node: [srcId, slot],
-            }),
+            comfyError(
+              'return_type_mismatch',
+              'Return type mismatch between linked nodes',
+              `${name}, received_type(${received}) mismatch input_type(${spec.type})`,
+              {
+                input_name: name,
+                input_config: cfg(),
+                received_type: received,
+                linked_node: [srcId, slot],
+              },
+            ),
           );
           ok = false;
           continue;
@@ -201,11 +242,14 @@ export async function validatePrompt(
       if (spec.type === 'COMBO') {
         const choices = comboChoices(spec, env);
         if (!def.validateInputs && !choices.includes(String(v))) {
-          addError(id, comfyError('value_not_in_list', 'Value not in list', `${name}: '${String(v)}' not in ${formatList(choices)}`, {
-            input_name: name,
-            input_config: choices.length <= 20 ? cfg() : null,
-            received_value: v,
-          }));
+          addError(
+            id,
+            comfyError('value_not_in_list', 'Value not in list', `${name}: '${String(v)}' not in ${formatList(choices)}`, {
+              input_name: name,
+              input_config: choices.length <= 20 ? cfg() : null,
+              received_value: v,
+            }),
+          );
           ok = false;
           continue;
         }
@@ -215,11 +259,14 @@ export async function validatePrompt(
       }
       const c = coerce(spec.type, v);
       if (!c.ok) {
-        addError(id, comfyError('invalid_input_type', `Failed to convert an input value to a ${spec.type} value`, `${name}, ${JSON.stringify(v)}`, {
-          input_name: name,
-          input_config: cfg(),
-          received_value: v,
-        }));
+        addError(
+          id,
+          comfyError('invalid_input_type', `Failed to convert an input value to a ${spec.type} value`, `${name}, ${JSON.stringify(v)}`, {
+            input_name: name,
+            input_config: cfg(),
+            received_value: v,
+          }),
+        );
         ok = false;
         continue;
       }
@@ -228,13 +275,27 @@ export async function validatePrompt(
       if (!def.validateInputs && (spec.type === 'INT' || spec.type === 'FLOAT')) {
         const num = numericValue(v);
         if (s.min !== undefined && num < s.min) {
-          addError(id, comfyError('value_smaller_than_min', `Value ${String(v)} smaller than min of ${s.min}`, `${name}`, { input_name: name, input_config: cfg(), received_value: v }));
+          addError(
+            id,
+            comfyError('value_smaller_than_min', `Value ${String(v)} smaller than min of ${s.min}`, `${name}`, {
+              input_name: name,
+              input_config: cfg(),
+              received_value: v,
+            }),
+          );
           ok = false;
           continue;
         }
         // Seeds up to 2^64−1 compare as doubles: 2^64−1 itself rounds to 2^64, so allow that rounding.
         if (s.max !== undefined && num > s.max && !(s.max >= 2 ** 63 && num <= 2 ** 64)) {
-          addError(id, comfyError('value_bigger_than_max', `Value ${String(v)} bigger than max of ${s.max}`, `${name}`, { input_name: name, input_config: cfg(), received_value: v }));
+          addError(
+            id,
+            comfyError('value_bigger_than_max', `Value ${String(v)} bigger than max of ${s.max}`, `${name}`, {
+              input_name: name,
+              input_config: cfg(),
+              received_value: v,
+            }),
+          );
           ok = false;
           continue;
         }
@@ -247,7 +308,10 @@ export async function validatePrompt(
         const r = await def.validateInputs(constants, linkedTypes, env);
         if (r !== true) {
           const input = Object.keys(constants)[0] ?? '';
-          addError(id, comfyError('custom_validation_failed', 'Custom validation failed for node', `${input} - ${r}`, { input_name: input }));
+          addError(
+            id,
+            comfyError('custom_validation_failed', 'Custom validation failed for node', `${input} - ${r}`, { input_name: input }),
+          );
           ok = false;
         }
       } catch (e) {
@@ -344,7 +408,9 @@ export function formatNodeErrors(r: ValidationResult): string {
   for (const [id, e] of Object.entries(r.node_errors)) {
     for (const err of e.errors) {
       const input = err.extra_info.input_name ? ` input '${String(err.extra_info.input_name)}'` : '';
-      lines.push(`node ${id} (${e.class_type})${input}: ${err.message}${err.details && err.details !== err.extra_info.input_name ? ` (${err.details})` : ''}`);
+      lines.push(
+        `node ${id} (${e.class_type})${input}: ${err.message}${err.details && err.details !== err.extra_info.input_name ? ` (${err.details})` : ''}`,
+      );
     }
   }
   return lines.join('\n');

@@ -22,12 +22,14 @@ export interface WidgetDef {
   extra: boolean;
 }
 
-
 /** Widgets of a class in ComfyUI's order, including the extra values the frontend saves (§3.4). */
 export function widgetDefs(info: ObjectInfoEntry): WidgetDef[] {
   const out: WidgetDef[] = [];
   const all = { ...(info.input.required ?? {}), ...(info.input.optional ?? {}) };
-  const order = [...(info.input_order?.required ?? Object.keys(info.input.required ?? {})), ...(info.input_order?.optional ?? Object.keys(info.input.optional ?? {}))];
+  const order = [
+    ...(info.input_order?.required ?? Object.keys(info.input.required ?? {})),
+    ...(info.input_order?.optional ?? Object.keys(info.input.optional ?? {})),
+  ];
   for (const name of order) {
     const spec = all[name] as unknown[] | undefined;
     if (!spec) continue;
@@ -35,7 +37,7 @@ export function widgetDefs(info: ObjectInfoEntry): WidgetDef[] {
     const options = o ?? {};
     if (options.forceInput) continue;
     if (Array.isArray(t) || t === 'COMBO') {
-      const choices = (Array.isArray(t) ? t : (options.options as unknown[] | undefined) ?? []).map(String);
+      const choices = (Array.isArray(t) ? t : ((options.options as unknown[] | undefined) ?? [])).map(String);
       out.push({ name, kind: 'COMBO', options, choices, index: out.length, extra: false });
       if (options.image_upload) out.push({ name: 'upload', kind: 'UPLOAD', options: {}, index: out.length, extra: true });
       if (options.control_after_generate) {
@@ -52,7 +54,6 @@ export function widgetDefs(info: ObjectInfoEntry): WidgetDef[] {
   }
   return out;
 }
-
 
 /** The value a new widget starts with (the frontend's defaults, including the extras). */
 export function defaultWidgetValue(w: WidgetDef): unknown {
@@ -72,4 +73,3 @@ export function defaultWidgetValue(w: WidgetDef): unknown {
       return '';
   }
 }
-

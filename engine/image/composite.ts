@@ -20,7 +20,8 @@ export interface CompositeOptions {
  * to the destination. Returns a new tensor.
  */
 export function compositeNCHW(destination: Tensor, source: Tensor, x: number, y: number, opts: CompositeOptions = {}): Tensor {
-  if (destination.shape.length !== 4) throw new Error(`composite destination must be [N, C, H, W], got ${describeShape(destination.shape)}`);
+  if (destination.shape.length !== 4)
+    throw new Error(`composite destination must be [N, C, H, W], got ${describeShape(destination.shape)}`);
   if (source.shape.length !== 4) throw new Error(`composite source must be [N, C, H, W], got ${describeShape(source.shape)}`);
   const [b, c, H, W] = destination.shape;
   if (source.shape[1] !== c) {

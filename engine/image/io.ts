@@ -88,7 +88,14 @@ async function decodePage(file: string | Buffer, page: number, is16: boolean, na
  * All pages in one decode (animated GIF/WebP are sequential: decoding page p alone would redo the
  * frames before it). Undefined when libvips cannot stack them (pages of different sizes).
  */
-async function decodeAllPages(file: string | Buffer, pages: number, frameW: number, frameH: number, is16: boolean, limit: number): Promise<Frame[] | undefined> {
+async function decodeAllPages(
+  file: string | Buffer,
+  pages: number,
+  frameW: number,
+  frameH: number,
+  is16: boolean,
+  limit: number,
+): Promise<Frame[] | undefined> {
   try {
     const r = await pipeline(sharp(file, { limitInputPixels: limit, pages: -1 }), is16, false).toBuffer({ resolveWithObject: true });
     if (r.info.width !== frameW || r.info.height !== frameH * pages) return undefined;
@@ -223,7 +230,9 @@ export function imageToPreview(image: Tensor, index = 0): PreviewImage {
 /** JPEG of a preview (what ComfyUI sends in binary preview frames). */
 export async function encodeJpeg(preview: PreviewImage, quality = 95): Promise<Buffer> {
   if (preview.rgb.length !== preview.width * preview.height * 3) {
-    throw new Error(`preview of ${preview.width}×${preview.height} needs ${preview.width * preview.height * 3} RGB bytes, got ${preview.rgb.length}`);
+    throw new Error(
+      `preview of ${preview.width}×${preview.height} needs ${preview.width * preview.height * 3} RGB bytes, got ${preview.rgb.length}`,
+    );
   }
   return sharp(Buffer.from(preview.rgb.buffer, preview.rgb.byteOffset, preview.rgb.byteLength), {
     raw: { width: preview.width, height: preview.height, channels: 3 },

@@ -53,6 +53,6 @@ export function repeatToBatchSize(t: Tensor, batch: number): Tensor {
   if (n === 0) throw new Error(`cannot repeat an empty batch to ${batch} items`);
   const per = t.data.length / n;
   const out = new Float32Array(batch * per);
-  for (let i = 0; i < batch; i++) out.set(t.data.subarray((i % n) * per, (i % n + 1) * per), i * per);
+  for (let i = 0; i < batch; i++) out.set(t.data.subarray((i % n) * per, ((i % n) + 1) * per), i * per);
   return { shape: [batch, ...t.shape.slice(1)], data: out };
 }

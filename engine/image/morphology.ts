@@ -7,7 +7,17 @@ const f32 = Math.fround;
  * Max (or min) over the window [i − r, i + r] ∩ [0, n) of each element of a strided 1-D line, in
  * O(n) whatever r (van Herk / Gil-Werman: block prefix and suffix extremes).
  */
-function windowExtreme(src: Float32Array, start: number, stride: number, n: number, r: number, grow: boolean, out: Float32Array, g: Float32Array, hb: Float32Array): void {
+function windowExtreme(
+  src: Float32Array,
+  start: number,
+  stride: number,
+  n: number,
+  r: number,
+  grow: boolean,
+  out: Float32Array,
+  g: Float32Array,
+  hb: Float32Array,
+): void {
   const id = grow ? -Infinity : Infinity;
   const pick = grow ? Math.max : Math.min;
   const w = 2 * r + 1;

@@ -27,7 +27,10 @@ function crc32(bytes: Uint8Array, start: number, end: number): number {
 }
 
 export class PngFormatError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(`${message} (at byte offset ${offset})`);
     this.name = 'PngFormatError';
   }
@@ -98,14 +101,14 @@ function inflateSync(data: Uint8Array, offset: number, limit: number): Uint8Arra
   // Node's zlib when present (sync); the browser path uses readPngTextChunksAsync.
   const g = globalThis as { process?: { getBuiltinModule?: (m: string) => unknown } };
   const zlib = g.process?.getBuiltinModule?.('node:zlib') as
-    | { inflateSync(b: Uint8Array, o?: { maxOutputLength?: number }): Uint8Array }
-    | undefined;
+    { inflateSync(b: Uint8Array, o?: { maxOutputLength?: number }): Uint8Array } | undefined;
   if (!zlib) throw new PngFormatError('compressed text chunk needs readPngTextChunksAsync in this environment', offset);
   try {
     return zlib.inflateSync(data, { maxOutputLength: Math.max(1, limit) });
   } catch (e) {
     const code = (e as { code?: string }).code;
-    if (code === 'ERR_BUFFER_TOO_LARGE') throw new PngFormatError(`text chunks inflate beyond the limit of ${MAX_PNG_TEXT_TOTAL} bytes in total`, offset);
+    if (code === 'ERR_BUFFER_TOO_LARGE')
+      throw new PngFormatError(`text chunks inflate beyond the limit of ${MAX_PNG_TEXT_TOTAL} bytes in total`, offset);
     throw new PngFormatError(`compressed text chunk does not inflate: ${(e as Error).message}`, offset);
   }
 }
@@ -115,7 +118,12 @@ type Inflater = (data: Uint8Array, offset: number, limit: number) => Uint8Array 
 const TEXT_TYPES = new Set(['tEXt', 'zTXt', 'iTXt', 'comf']);
 
 /** `budget.left`: bytes of text still allowed; each chunk's stored or inflated size is taken from it. */
-function parseText(png: Uint8Array, c: Chunk, inflater: Inflater, budget: { left: number }): [string, string | Promise<string>] | undefined {
+function parseText(
+  png: Uint8Array,
+  c: Chunk,
+  inflater: Inflater,
+  budget: { left: number },
+): [string, string | Promise<string>] | undefined {
   if (!TEXT_TYPES.has(c.type)) return undefined;
   const d = png.subarray(c.dataStart, c.dataEnd);
   const nul = d.indexOf(0);

@@ -156,13 +156,18 @@ function checkTarget(t: Tensor, outH: number, outW: number, method: string): voi
   if (!RESIZE_METHODS.includes(method)) {
     throw new Error(`unknown resize method '${method}' (expected one of ${RESIZE_METHODS.join(', ')})`);
   }
-  for (const [name, v] of [['height', outH], ['width', outW]] as const) {
+  for (const [name, v] of [
+    ['height', outH],
+    ['width', outW],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`cannot resize to ${name} ${v}: sizes must be whole numbers of at least 1`);
   }
   const [n, c, h, w] = t.shape;
   if (h < 1 || w < 1) throw new Error(`cannot resize an empty tensor of shape ${describeShape(t.shape)}`);
   if (n * c * outH * outW > MAX_RESIZE_ELEMENTS) {
-    throw new Error(`resizing ${describeShape(t.shape)} to ${outW}×${outH} needs ${n * c * outH * outW} values, more than the ${MAX_RESIZE_ELEMENTS} allowed`);
+    throw new Error(
+      `resizing ${describeShape(t.shape)} to ${outW}×${outH} needs ${n * c * outH * outW} values, more than the ${MAX_RESIZE_ELEMENTS} allowed`,
+    );
   }
 }
 

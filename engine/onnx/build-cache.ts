@@ -133,7 +133,8 @@ export class BuildCache {
       const g = build();
       const total = g.weightBytes;
       let last = 0;
-      const report = (phase: BuildProgress['phase'], done: number): void => this.onProgress?.({ key, part: origin.part, phase, done, total });
+      const report = (phase: BuildProgress['phase'], done: number): void =>
+        this.onProgress?.({ key, part: origin.part, phase, done, total });
       report('write', 0);
       g.writeTo(dir, {
         half: opts.half ?? this.storeHalf,
@@ -221,7 +222,8 @@ export class BuildCache {
     for (const e of entries) {
       if (e.inUse) continue;
       const old = sel.olderThanMs !== undefined && now - e.lastUsed > sel.olderThanMs;
-      if (sel.all || old || (sel.missingSource && e.sourceExists === false) || (sel.source !== undefined && e.source === sel.source)) doomed.add(e);
+      if (sel.all || old || (sel.missingSource && e.sourceExists === false) || (sel.source !== undefined && e.source === sel.source))
+        doomed.add(e);
     }
     if (sel.maxBytes !== undefined) {
       for (const e of entries) {
@@ -254,7 +256,14 @@ export class BuildCache {
         /* recorded without a size */
       }
     }
-    const rec: EntryRecord = { key, part: origin.part, source: origin.source ?? old?.source, sourceBytes, created: old?.created ?? now, lastUsed: now };
+    const rec: EntryRecord = {
+      key,
+      part: origin.part,
+      source: origin.source ?? old?.source,
+      sourceBytes,
+      created: old?.created ?? now,
+      lastUsed: now,
+    };
     try {
       writeFileAtomic(join(dir, ENTRY_FILE), JSON.stringify(rec));
     } catch {
@@ -267,7 +276,14 @@ function readRecord(dir: string): EntryRecord | undefined {
   try {
     const r = JSON.parse(readFileSync(join(dir, ENTRY_FILE), 'utf8')) as Partial<EntryRecord>;
     if (typeof r.part !== 'string' || typeof r.lastUsed !== 'number') return undefined;
-    return { key: String(r.key), part: r.part, source: typeof r.source === 'string' ? r.source : undefined, sourceBytes: typeof r.sourceBytes === 'number' ? r.sourceBytes : undefined, created: Number(r.created ?? r.lastUsed), lastUsed: r.lastUsed };
+    return {
+      key: String(r.key),
+      part: r.part,
+      source: typeof r.source === 'string' ? r.source : undefined,
+      sourceBytes: typeof r.sourceBytes === 'number' ? r.sourceBytes : undefined,
+      created: Number(r.created ?? r.lastUsed),
+      lastUsed: r.lastUsed,
+    };
   } catch {
     return undefined;
   }

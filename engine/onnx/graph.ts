@@ -124,7 +124,10 @@ export class GraphBuilder {
   /** A tensor whose bytes are `stored` in a file, as they lie there (its dtype and byte order). */
   storedTensor(name: string, type: ElemType, dims: readonly number[], stored: StoredTensor): string {
     const length = dims.reduce((a, b) => a * b, 1) * ELEM_SIZE[type];
-    if (length !== stored.length) throw new Error(`${this.name}: '${name}' [${dims.join(', ')}] of ${type} needs ${length} bytes; ${stored.file} has ${stored.length} at byte ${stored.offset}`);
+    if (length !== stored.length)
+      throw new Error(
+        `${this.name}: '${name}' [${dims.join(', ')}] of ${type} needs ${length} bytes; ${stored.file} has ${stored.length} at byte ${stored.offset}`,
+      );
     this.initializer(name, type, dims, () => readStored(stored));
     this.inits[this.inits.length - 1].stored = stored;
     return name;
@@ -164,7 +167,8 @@ export class GraphBuilder {
     let name = this.constCache.get(key);
     if (!name) {
       name = this.fresh('const_f');
-      const bytes = type === 'float16' ? new Uint8Array(new Uint16Array([f32ToF16(value)]).buffer) : new Uint8Array(new Float32Array([value]).buffer);
+      const bytes =
+        type === 'float16' ? new Uint8Array(new Uint16Array([f32ToF16(value)]).buffer) : new Uint8Array(new Float32Array([value]).buffer);
       this.initializer(name, type, [], () => bytes);
       this.constCache.set(key, name);
     }
@@ -172,7 +176,13 @@ export class GraphBuilder {
   }
 
   /** Adds a node; returns its output names (one unless `outputs` says more). */
-  op(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, outputs: string | number = 1, domain = ''): string[] {
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Record<string, AttrValue> = {},
+    outputs: string | number = 1,
+    domain = '',
+  ): string[] {
     const outs = typeof outputs === 'string' ? [outputs] : Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()));
     if (domain === MS_DOMAIN) this.usesMsDomain = true;
     this.nodes.push({ opType, domain, inputs: [...inputs], outputs: outs, name: this.fresh(`n_${opType}`), attrs });
@@ -197,7 +207,12 @@ export class GraphBuilder {
   private modelObject(tensors: object[], casts: readonly NodeDef[] = []): object {
     const valueInfo = (v: ValueInfo): object => ({
       name: v.name,
-      type: { tensorType: { elemType: ELEM[v.type], shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+      type: {
+        tensorType: {
+          elemType: ELEM[v.type],
+          shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+        },
+      },
     });
     const opset = [{ domain: '', version: 17 }];
     if (this.usesMsDomain) opset.push({ domain: MS_DOMAIN, version: 1 });
@@ -251,7 +266,8 @@ export class GraphBuilder {
         this.inits.forEach((init, i) => {
           const place = places[i];
           let bytes = init.bytes();
-          if (bytes.byteLength !== place.length) throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${place.length}`);
+          if (bytes.byteLength !== place.length)
+            throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${place.length}`);
           done += place.length;
           if (place.offset === undefined) {
             tensors.push(inlineTensor(init, bytes));
@@ -267,7 +283,15 @@ export class GraphBuilder {
             }
           }
           const name = stored === init.type ? init.name : `${init.name}${HALF_SUFFIX}`;
-          if (stored !== init.type) casts.push({ opType: 'Cast', domain: '', inputs: [name], outputs: [init.name], name: `${name}.cast`, attrs: { to: ELEM[init.type] } });
+          if (stored !== init.type)
+            casts.push({
+              opType: 'Cast',
+              domain: '',
+              inputs: [name],
+              outputs: [init.name],
+              name: `${name}.cast`,
+              attrs: { to: ELEM[init.type] },
+            });
           const entry = { ...init, name, type: stored };
           const src = init.source === undefined ? undefined : opts.locate?.(init.source);
           if (src && src.dtype === STORED_DTYPE[stored] && src.length === bytes.byteLength && equalsStored(src, bytes)) {
@@ -333,7 +357,14 @@ export class GraphBuilder {
       if (where === 'inline') return inlineTensor(init, init.bytes());
       if (!where.half) return externalTensor(init, where.location, where.offset, places[i].length);
       const name = `${init.name}${HALF_SUFFIX}`;
-      casts.push({ opType: 'Cast', domain: '', inputs: [name], outputs: [init.name], name: `${name}.cast`, attrs: { to: ELEM[init.type] } });
+      casts.push({
+        opType: 'Cast',
+        domain: '',
+        inputs: [name],
+        outputs: [init.name],
+        name: `${name}.cast`,
+        attrs: { to: ELEM[init.type] },
+      });
       return externalTensor({ ...init, name, type: 'float16' }, where.location, where.offset, places[i].length / 2);
     });
     writeFileAtomic(file, this.encode(tensors, casts));
@@ -390,7 +421,6 @@ export function externalData(location: string, offset: number, length: number): 
   ];
 }
 
-
 function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
@@ -441,7 +471,12 @@ export function storedLayout(file: string): Map<string, StoredPlace | 'inline'> 
       continue;
     }
     const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
-    out.set(name, { location: kv.get('location') ?? '', offset: Number(kv.get('offset') ?? 0), length: Number(kv.get('length') ?? 0), half: half !== undefined });
+    out.set(name, {
+      location: kv.get('location') ?? '',
+      offset: Number(kv.get('offset') ?? 0),
+      length: Number(kv.get('length') ?? 0),
+      half: half !== undefined,
+    });
   }
   return out;
 }

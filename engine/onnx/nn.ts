@@ -84,7 +84,12 @@ export class Net {
   }
 
   /** A checkpoint tensor as an initializer in the graph's precision, optionally reshaped/transformed. */
-  weight(key: string, dims?: readonly number[], transform?: (d: Float32Array, shape: readonly number[]) => Float32Array, name = key): string {
+  weight(
+    key: string,
+    dims?: readonly number[],
+    transform?: (d: Float32Array, shape: readonly number[]) => Float32Array,
+    name = key,
+  ): string {
     if (this.g.hasInitializer(name)) return name;
     const shape = this.shape(key);
     const outDims = dims ?? shape;
@@ -172,7 +177,10 @@ export class Net {
 
   layerNorm(key: string, x: string, eps: number): string {
     const x32 = this.toCompute32(x);
-    const y = this.g.op1('LayerNormalization', [x32, this.weight32(`${key}.weight`), this.weight32(`${key}.bias`)], { axis: -1, epsilon: { float: eps } });
+    const y = this.g.op1('LayerNormalization', [x32, this.weight32(`${key}.weight`), this.weight32(`${key}.bias`)], {
+      axis: -1,
+      epsilon: { float: eps },
+    });
     return this.fromCompute32(y);
   }
 
@@ -186,7 +194,8 @@ export class Net {
       return this.g.op1('MultiHeadAttention', [q, k, v], { num_heads: heads }, MS_DOMAIN);
     }
     const d = width / heads;
-    const split = (t: string): string => this.g.op1('Transpose', [this.g.op1('Reshape', [t, this.g.ints([0, 0, heads, d])])], { perm: [0, 2, 1, 3] });
+    const split = (t: string): string =>
+      this.g.op1('Transpose', [this.g.op1('Reshape', [t, this.g.ints([0, 0, heads, d])])], { perm: [0, 2, 1, 3] });
     const qh = split(q);
     const kT = this.g.op1('Transpose', [this.g.op1('Reshape', [k, this.g.ints([0, 0, heads, d])])], { perm: [0, 2, 3, 1] });
     const vh = split(v);
@@ -214,7 +223,11 @@ export class Net {
     const nc = this.g.op1('Slice', [this.g.op1('Shape', [x]), this.g.ints([0]), this.g.ints([2])]);
     const hw = this.g.op1('Slice', [sizes, this.g.ints([2]), this.g.ints([4])]);
     const target = this.g.op1('Concat', [nc, hw], { axis: 0 });
-    return this.g.op1('Resize', [x, '', '', target], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+    return this.g.op1('Resize', [x, '', '', target], {
+      mode: 'nearest',
+      coordinate_transformation_mode: 'asymmetric',
+      nearest_mode: 'floor',
+    });
   }
 
   /** Nearest 2× upsampling (VAE decoder). */

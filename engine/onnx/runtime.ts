@@ -60,7 +60,12 @@ function epConfig(provider: Provider, deviceId: number): ort.InferenceSession.Ex
   return { name: 'cpu' };
 }
 
-const VULKAN_LOADERS = ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib64/libvulkan.so.1', '/usr/lib/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1'];
+const VULKAN_LOADERS = [
+  '/usr/lib/x86_64-linux-gnu/libvulkan.so.1',
+  '/usr/lib64/libvulkan.so.1',
+  '/usr/lib/libvulkan.so.1',
+  '/usr/lib/aarch64-linux-gnu/libvulkan.so.1',
+];
 
 /** Decides the provider once; `auto` falls through CUDA → WebGPU → CPU with the reasons kept. */
 export async function chooseProvider(opts: RuntimeOptions = {}): Promise<ProviderChoice> {

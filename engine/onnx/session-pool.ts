@@ -43,7 +43,13 @@ export class SessionPool {
    * `family` are variants of the same weights (a UNet with and without LoRAs): loading one first
    * unloads the idle others, so stacking or re-weighting LoRAs never holds two copies of a UNet.
    */
-  async use<T>(key: string, bytes: number, create: () => Promise<ort.InferenceSession>, fn: (s: ort.InferenceSession) => Promise<T>, family?: string): Promise<T> {
+  async use<T>(
+    key: string,
+    bytes: number,
+    create: () => Promise<ort.InferenceSession>,
+    fn: (s: ort.InferenceSession) => Promise<T>,
+    family?: string,
+  ): Promise<T> {
     let e = this.entries.get(key);
     if (!e) {
       e = { key, bytes, users: 0, lastUsed: 0 };
@@ -56,7 +62,8 @@ export class SessionPool {
         if (!e.loading) {
           if (family !== undefined) {
             e.family = family;
-            for (const o of [...this.entries.values()]) if (o !== e && o.family === family && o.session && o.users === 0) await this.unload(o, `for its variant ${key}`);
+            for (const o of [...this.entries.values()])
+              if (o !== e && o.family === family && o.session && o.users === 0) await this.unload(o, `for its variant ${key}`);
           }
           await this.makeRoom(bytes, key);
           const entry = e;
@@ -87,7 +94,9 @@ export class SessionPool {
   private async makeRoom(bytes: number, forKey: string): Promise<void> {
     const used = (): number => [...this.entries.values()].reduce((s, e) => s + (e.session || e.loading ? e.bytes : 0), 0);
     while (used() + bytes > this.budgetBytes) {
-      const idle = [...this.entries.values()].filter((e) => e.session && e.users === 0 && e.key !== forKey).sort((a, b) => a.lastUsed - b.lastUsed);
+      const idle = [...this.entries.values()]
+        .filter((e) => e.session && e.users === 0 && e.key !== forKey)
+        .sort((a, b) => a.lastUsed - b.lastUsed);
       const victim = idle[0];
       if (!victim) break; // Everything loaded is in use: go over budget rather than deadlock.
       await this.unload(victim, `to make room for ${forKey}`);
@@ -110,6 +119,12 @@ export class SessionPool {
 
   stats(): PoolStats {
     const loaded = [...this.entries.values()].filter((e) => e.session).map((e) => ({ key: e.key, bytes: e.bytes }));
-    return { loaded, loads: this.loads, evictions: this.evictions, bytes: loaded.reduce((s, e) => s + e.bytes, 0), lastLoad: this.lastLoad };
+    return {
+      loaded,
+      loads: this.loads,
+      evictions: this.evictions,
+      bytes: loaded.reduce((s, e) => s + e.bytes, 0),
+      lastLoad: this.lastLoad,
+    };
   }
 }

@@ -37,7 +37,16 @@ function readFully(fd: number, buf: Uint8Array, length: number, position: number
   if (done < length) throw new Error(`${file}: short read at byte ${position + done}`);
 }
 
-function sameBytes(fa: number, oa: number, fb: number, ob: number, length: number, a: Uint8Array, b: Uint8Array, names: [string, string]): boolean {
+function sameBytes(
+  fa: number,
+  oa: number,
+  fb: number,
+  ob: number,
+  length: number,
+  a: Uint8Array,
+  b: Uint8Array,
+  names: [string, string],
+): boolean {
   for (let at = 0; at < length; at += CHUNK) {
     const n = Math.min(CHUNK, length - at);
     readFully(fa, a, n, oa + at, names[0]);
@@ -48,7 +57,16 @@ function sameBytes(fa: number, oa: number, fb: number, ob: number, length: numbe
 }
 
 /** Reads float32 bytes in pieces and says whether they are, as float16, the `half` bytes at `hOffset`. */
-function sameAsHalf(fd: number, offset: number, hfd: number, hOffset: number, length: number, a: Uint8Array, b: Uint8Array, names: [string, string]): boolean {
+function sameAsHalf(
+  fd: number,
+  offset: number,
+  hfd: number,
+  hOffset: number,
+  length: number,
+  a: Uint8Array,
+  b: Uint8Array,
+  names: [string, string],
+): boolean {
   for (let at = 0; at < length; at += CHUNK) {
     const n = Math.min(CHUNK, length - at);
     readFully(fd, a, n, offset + at, names[0]);
@@ -95,7 +113,8 @@ export function shareOptimizedWeights(dir: string): number {
   const sources = new Set(inits.flatMap((t) => external(t)?.location ?? []));
   const own = [...sources].filter((s) => !baseFiles.has(s));
   if (own.length === 0 || own.some((s) => s.startsWith(SHARED_PREFIX))) return 0;
-  if ([...own, ...baseFiles].some((s) => s.includes('/') || s.includes('\\'))) throw new Error(`${optimizedFile}: external data outside its folder`);
+  if ([...own, ...baseFiles].some((s) => s.includes('/') || s.includes('\\')))
+    throw new Error(`${optimizedFile}: external data outside its folder`);
 
   const byName = new Map(baseInits.map((t) => [t.name ?? '', t]));
   // The float32 value name → the float16 initializer the build casts it from.
@@ -113,7 +132,14 @@ export function shareOptimizedWeights(dir: string): number {
   const out = openSync(join(dir, sharedName), 'w');
   const casts: onnxProto.onnx.INodeProto[] = [];
   const castTo = (half: string, name: string): void => {
-    casts.push({ name: `${half}.cast`, opType: 'Cast', domain: '', input: [half], output: [name], attribute: [{ name: 'to', type: 2, i: FLOAT }] });
+    casts.push({
+      name: `${half}.cast`,
+      opType: 'Cast',
+      domain: '',
+      input: [half],
+      output: [name],
+      attribute: [{ name: 'to', type: 2, i: FLOAT }],
+    });
   };
   let saved = 0;
   let end = 0;
@@ -149,7 +175,12 @@ export function shareOptimizedWeights(dir: string): number {
       }
       const half = halfOf.get(name);
       const h = half && external(half);
-      if (h && t.dataType === FLOAT && h.length * 2 === at.length && sameAsHalf(fd, at.offset, fds.get(h.location)!, h.offset, at.length, a, b, [at.location, h.location])) {
+      if (
+        h &&
+        t.dataType === FLOAT &&
+        h.length * 2 === at.length &&
+        sameAsHalf(fd, at.offset, fds.get(h.location)!, h.offset, at.length, a, b, [at.location, h.location])
+      ) {
         t.name = half!.name;
         t.dataType = FLOAT16;
         t.externalData = externalData(h.location, h.offset, h.length);

@@ -74,9 +74,7 @@ export class FolderPaths {
     this.outputDir = path.resolve(opts.outputDir ?? path.join(this.baseDir, 'output'));
     this.tempDir = path.resolve(opts.tempDir ?? path.join(this.baseDir, 'temp'));
     this.userDir = path.resolve(opts.userDir ?? path.join(this.baseDir, 'user'));
-    this.customNodesDirs = (opts.customNodesDirs ?? [path.join(this.baseDir, 'custom_nodes')]).map((d) =>
-      path.resolve(d),
-    );
+    this.customNodesDirs = (opts.customNodesDirs ?? [path.join(this.baseDir, 'custom_nodes')]).map((d) => path.resolve(d));
     for (const [name, def] of Object.entries(DEFAULT_FOLDERS)) {
       this.folders.set(name, { paths: def.dirs.map((d) => path.join(this.modelsDir, d)), exts: [...def.exts] });
     }
@@ -139,9 +137,7 @@ export class FolderPaths {
   require(folder: string, name: string): string {
     const p = this.find(folder, name);
     if (!p) {
-      throw new Error(
-        `${folder} file ${JSON.stringify(name)} not found; looked in ${this.entry(folder).paths.join(', ') || '(no paths)'}`,
-      );
+      throw new Error(`${folder} file ${JSON.stringify(name)} not found; looked in ${this.entry(folder).paths.join(', ') || '(no paths)'}`);
     }
     return p;
   }

@@ -31,4 +31,3 @@ export interface NodeContext extends ListingContext {
   readonly services: EngineServices;
   readonly log: Logger;
 }
-

@@ -97,11 +97,7 @@ async function definitionsOf(mod: PackageModule): Promise<{ defs: unknown[]; dis
  * loading, or declares a class name that already exists, is reported with the reason and skipped (a
  * duplicate only skips that node), while everything else loads — as ComfyUI does at start.
  */
-export async function loadCustomNodes(
-  registry: NodeRegistry,
-  dirs: readonly string[],
-  log?: Logger,
-): Promise<CustomPackageReport[]> {
+export async function loadCustomNodes(registry: NodeRegistry, dirs: readonly string[], log?: Logger): Promise<CustomPackageReport[]> {
   const reports: CustomPackageReport[] = [];
   if (dirs.length) ensureApiResolvable();
   for (const dir of dirs) {

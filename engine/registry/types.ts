@@ -155,10 +155,7 @@ export interface NodeDefinition<
    * ComfyUI IS_CHANGED: a value that changes when the node's result would (a file's hash or mtime).
    * Receives the constant (widget) inputs. NaN means "always run".
    */
-  fingerprint?: (
-    inputs: Readonly<Record<string, unknown>>,
-    env: ListingContext,
-  ) => string | number | Promise<string | number>;
+  fingerprint?: (inputs: Readonly<Record<string, unknown>>, env: ListingContext) => string | number | Promise<string | number>;
   /** ComfyUI VALIDATE_INPUTS: `true` or a message. Receives constant inputs and the linked types. */
   validateInputs?: (
     inputs: Readonly<Record<string, unknown>>,

@@ -12,7 +12,13 @@ export interface ConditioningEntry {
   /** [1, dim] pooled CLIP output. */
   readonly pooled?: Tensor;
   /** Area in latent pixels (ComfyUI stores (h, w, y, x) /8); or as fractions of the latent when `percentage`. */
-  readonly area?: { readonly height: number; readonly width: number; readonly y: number; readonly x: number; readonly percentage?: boolean };
+  readonly area?: {
+    readonly height: number;
+    readonly width: number;
+    readonly y: number;
+    readonly x: number;
+    readonly percentage?: boolean;
+  };
   readonly strength?: number;
   readonly mask?: Tensor;
   readonly maskStrength?: number;

@@ -92,8 +92,14 @@ export function sdTurboSigmas(ms: ModelSampling, steps: number, denoise: number)
 
 /** Align Your Steps noise levels (NVIDIA's published 10-step schedules), σmax first. */
 export const AYS_NOISE_LEVELS = {
-  SD1: [14.6146412293, 6.4745760956, 3.8636745985, 2.694615152, 1.8841921177, 1.3943805092, 0.9642583904, 0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582],
-  SDXL: [14.6146412293, 6.3184485287, 3.7681790315, 2.1811480769, 1.3405244945, 0.8620721141, 0.5550693289, 0.3798540708, 0.2332364134, 0.1114188177, 0.0291671582],
+  SD1: [
+    14.6146412293, 6.4745760956, 3.8636745985, 2.694615152, 1.8841921177, 1.3943805092, 0.9642583904, 0.6523686016, 0.3977456272,
+    0.1515232662, 0.0291671582,
+  ],
+  SDXL: [
+    14.6146412293, 6.3184485287, 3.7681790315, 2.1811480769, 1.3405244945, 0.8620721141, 0.5550693289, 0.3798540708, 0.2332364134,
+    0.1114188177, 0.0291671582,
+  ],
   SVD: [700.0, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.002],
 } as const satisfies Record<string, readonly number[]>;
 
@@ -189,7 +195,13 @@ export type SigmaSpacing = 'linear' | 'cosine' | 'sine';
  * ExtendIntermediateSigmas: after every σ_i with end_at ≤ σ_i ≤ start_at (start_at < 0 = no upper
  * bound), steps − 1 extra σs between σ_i and σ_i+1 at the spacing's fractions of the gap.
  */
-export function extendIntermediateSigmas(sigmas: Float64Array, steps: number, startAt: number, endAt: number, spacing: SigmaSpacing): Float64Array {
+export function extendIntermediateSigmas(
+  sigmas: Float64Array,
+  steps: number,
+  startAt: number,
+  endAt: number,
+  spacing: SigmaSpacing,
+): Float64Array {
   const hi = startAt < 0 ? Infinity : f32(startAt);
   const lo = f32(endAt);
   const pi = f32(Math.PI);

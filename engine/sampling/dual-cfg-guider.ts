@@ -56,7 +56,10 @@ export function dualCfgGuider(o: DualCfgGuiderOptions): Guider {
         const n = x.data.length;
         const outs = groups.map(() => new Float32Array(n));
         const counts = groups.map(() => new Float32Array(n).fill(1e-37));
-        const pieces = groups.flat().map((e) => piece(e, x.shape, sigma, run?.sigmas)).filter((p): p is Piece => p !== undefined);
+        const pieces = groups
+          .flat()
+          .map((e) => piece(e, x.shape, sigma, run?.sigmas))
+          .filter((p): p is Piece => p !== undefined);
         await runPieces(pieces, x, sigma, { outs, counts }, batching);
         outs.forEach((v, g) => {
           for (let i = 0; i < n; i++) v[i] /= counts[g][i];

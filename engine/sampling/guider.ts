@@ -95,7 +95,19 @@ export function cfgGuider(o: CfgGuiderOptions): Guider {
     model: o.model,
     modelSampling,
     denoiser: (shape, run) =>
-      cfgDenoiser({ model: o.model, modelSampling, positive: o.positive, negative: o.negative, cfg: o.cfg, maxBatch: o.maxBatch, sigmas: run?.sigmas, signal: run?.signal }, shape),
+      cfgDenoiser(
+        {
+          model: o.model,
+          modelSampling,
+          positive: o.positive,
+          negative: o.negative,
+          cfg: o.cfg,
+          maxBatch: o.maxBatch,
+          sigmas: run?.sigmas,
+          signal: run?.signal,
+        },
+        shape,
+      ),
   };
 }
 

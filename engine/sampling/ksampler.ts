@@ -55,5 +55,15 @@ export async function ksample(a: KSamplerArgs): Promise<Latent> {
   const sigmas = ksamplerStepSigmas(guider.modelSampling, { ...a, denoise: a.denoise ?? 1 });
   if (sigmas.length === 0) return { ...a.latent, samples: a.latent.samples };
   const noise = (a.disableNoise ? disableNoise(a.seed) : randomNoise(a.seed)).generate(a.latent);
-  return sampleLatent({ guider, sampler: samplerObject(a.samplerName), sigmas, noise, latent: a.latent, seed: a.seed, signal: a.signal, onStep: a.onStep, previewEvery: a.previewEvery });
+  return sampleLatent({
+    guider,
+    sampler: samplerObject(a.samplerName),
+    sigmas,
+    noise,
+    latent: a.latent,
+    seed: a.seed,
+    signal: a.signal,
+    onStep: a.onStep,
+    previewEvery: a.previewEvery,
+  });
 }

@@ -34,7 +34,6 @@ export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 /** KSampler.SCHEDULERS: the scheduler combo of KSampler / KSamplerAdvanced / BasicScheduler. */
 export const KSAMPLER_SCHEDULERS: readonly SchedulerName[] = SCHEDULER_NAMES;
 
-
 export function isSchedulerName(name: string): name is SchedulerName {
   return (SCHEDULER_NAMES as readonly string[]).includes(name);
 }
@@ -272,8 +271,8 @@ export function roundHalfEven(x: number): number {
 
 const LANCZOS_G = 7;
 const LANCZOS = [
-  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
-  12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905,
+  -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
 ];
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7; ~1e-15 relative). */

@@ -395,7 +395,7 @@ export function parseA1111Attention(text: string): [string, number][] {
   for (const p of square) multiplyRange(p, SQUARE);
   if (res.length === 0) res.push(['', 1]);
 
-  for (let k = 0; k + 1 < res.length; ) {
+  for (let k = 0; k + 1 < res.length;) {
     if (res[k][1] === res[k + 1][1]) {
       res[k][0] += res[k + 1][0];
       res.splice(k + 1, 1);

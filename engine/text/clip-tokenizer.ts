@@ -164,9 +164,15 @@ export class ClipTokenizer {
     const vocab = readVocab(vocabFile);
     const merges = readMerges(mergesFile);
     merges.forEach(([a, b, line]) => {
-      if (!vocab.has(a + b)) throw new Error(`${mergesFile}:${line}: merge '${a} ${b}' makes '${a + b}', which is not in ${vocabFile} (files from different tokenizers?)`);
+      if (!vocab.has(a + b))
+        throw new Error(
+          `${mergesFile}:${line}: merge '${a} ${b}' makes '${a + b}', which is not in ${vocabFile} (files from different tokenizers?)`,
+        );
     });
-    return new ClipTokenizer(vocab, merges.map(([a, b]) => [a, b] as const));
+    return new ClipTokenizer(
+      vocab,
+      merges.map(([a, b]) => [a, b] as const),
+    );
   }
 
   private bpe(word: string): string[] {
@@ -202,7 +208,8 @@ export class ClipTokenizer {
     if (!ids) {
       const bytes = this.encoder.encode(piece);
       // BPE is quadratic in a word's length: refuse a word that cannot fit before merging it.
-      if (budget && Math.ceil(bytes.length / this.maxSymbolBytes) > budget.left) throw new PromptTooLongError(`a word of ${bytes.length} bytes does not fit`);
+      if (budget && Math.ceil(bytes.length / this.maxSymbolBytes) > budget.left)
+        throw new PromptTooLongError(`a word of ${bytes.length} bytes does not fit`);
       let mapped = '';
       for (const b of bytes) mapped += this.byteMap[b];
       ids = this.bpe(mapped).map((sym) => this.vocab.get(sym) ?? this.eos);
@@ -322,7 +329,8 @@ export class ClipTokenizer {
           return cache.get(name);
         }
       : undefined;
-    const bare = opts.bareEmbeddingNames && opts.embeddings ? this.bareNameIndex(opts.embeddingNames ?? namesOf(opts.embeddings)) : undefined;
+    const bare =
+      opts.bareEmbeddingNames && opts.embeddings ? this.bareNameIndex(opts.embeddingNames ?? namesOf(opts.embeddings)) : undefined;
     let chars = 0;
     for (const [text] of segments) chars += text.length;
     if (chars > MAX_PROMPT_CHARS) throw new PromptTooLongError(`${chars} characters (limit ${MAX_PROMPT_CHARS})`);
@@ -479,7 +487,7 @@ function namesOf(lookup: EmbeddingLookup): readonly string[] {
  */
 function matchBareNames(ids: readonly number[], index: BareNameIndex, lookup: EmbeddingLookup): A1111Item[] {
   const out: A1111Item[] = [];
-  for (let pos = 0; pos < ids.length; ) {
+  for (let pos = 0; pos < ids.length;) {
     let matched = false;
     for (const cand of index.get(ids[pos]) ?? []) {
       if (pos + cand.ids.length > ids.length || !cand.ids.every((id, k) => ids[pos + k] === id)) continue;
@@ -517,7 +525,8 @@ function readVocab(file: string): Map<string, number> {
   const vocab = new Map<string, number>();
   const seen = new Map<number, string>();
   for (const [k, v] of Object.entries(raw)) {
-    if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > 10_000_000) throw new Error(`${file}: id of ${JSON.stringify(k)} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > 10_000_000)
+      throw new Error(`${file}: id of ${JSON.stringify(k)} must be a non-negative integer, got ${JSON.stringify(v)}`);
     const prev = seen.get(v as number);
     if (prev !== undefined) throw new Error(`${file}: id ${v} is given to both ${JSON.stringify(prev)} and ${JSON.stringify(k)}`);
     seen.set(v as number, k);
@@ -534,7 +543,8 @@ function readMerges(file: string): [string, string, number][] {
     if (i === 0 && line.startsWith('#')) return;
     if (!line.trim()) return;
     const parts = line.split(' ');
-    if (parts.length !== 2 || !parts[0] || !parts[1]) throw new Error(`${file}:${i + 1}: expected two symbols separated by one space, got ${JSON.stringify(line.slice(0, 80))}`);
+    if (parts.length !== 2 || !parts[0] || !parts[1])
+      throw new Error(`${file}:${i + 1}: expected two symbols separated by one space, got ${JSON.stringify(line.slice(0, 80))}`);
     merges.push([parts[0], parts[1], i + 1]);
   });
   return merges;
@@ -546,10 +556,12 @@ const loaded = new Map<string, ClipTokenizer>();
 function loadCached(dir: string): ClipTokenizer {
   const v = path.join(dir, 'vocab.json');
   const m = path.join(dir, 'merges.txt');
-  const key = [v, m].map((f) => {
-    const st = fs.statSync(f);
-    return `${path.resolve(f)}:${st.size}:${st.mtimeMs}`;
-  }).join('|');
+  const key = [v, m]
+    .map((f) => {
+      const st = fs.statSync(f);
+      return `${path.resolve(f)}:${st.size}:${st.mtimeMs}`;
+    })
+    .join('|');
   let tok = loaded.get(key);
   if (!tok) {
     tok = ClipTokenizer.fromFiles(v, m);
@@ -602,7 +614,9 @@ export function loadClipTokenizer(opts: ClipTokenizerLookup): ClipTokenizer {
     const hasM = fs.existsSync(path.join(dir, 'merges.txt'));
     if (hasV && hasM) return loadCached(dir);
     if (opts.explicitDir && dir === candidates[0]) {
-      throw new Error(`CLIP tokenizer not found in ${dir}: it needs both vocab.json and merges.txt there (missing: ${[hasV ? '' : 'vocab.json', hasM ? '' : 'merges.txt'].filter(Boolean).join(', ')})`);
+      throw new Error(
+        `CLIP tokenizer not found in ${dir}: it needs both vocab.json and merges.txt there (missing: ${[hasV ? '' : 'vocab.json', hasM ? '' : 'merges.txt'].filter(Boolean).join(', ')})`,
+      );
     }
     if (hasV !== hasM) partial.push(`${dir} has only ${hasV ? 'vocab.json' : 'merges.txt'}`);
   }

@@ -34,13 +34,18 @@ function chooseTensor(st: WeightsFile, expectedWidth: number): string {
   const terms = names.filter((n) => n.startsWith('string_to_param.'));
   if (terms.length === 1) return terms[0];
   if (terms.length > 1) {
-    throw new Error(`${file}: the file has ${terms.length} embedding terms (${terms.join(', ')}); like A1111, only files with one term are loaded`);
+    throw new Error(
+      `${file}: the file has ${terms.length} embedding terms (${terms.join(', ')}); like A1111, only files with one term are loaded`,
+    );
   }
   // Diffusers concepts and other single-tensor files.
   const floats = names.filter((n) => FLOAT_DTYPES.has(st.dtype(n)));
   if (names.length === 1) return names[0];
   if (floats.length === 1) return floats[0];
-  const listed = names.slice(0, 12).map((n) => `'${n}' ${shapeText(st.shape(n))} ${st.dtype(n)}`).join(', ');
+  const listed = names
+    .slice(0, 12)
+    .map((n) => `'${n}' ${shapeText(st.shape(n))} ${st.dtype(n)}`)
+    .join(', ');
   throw new Error(
     `${file}: cannot tell which tensor holds the embedding vectors: expected 'emb_params', 'clip_l'/'clip_g', one 'string_to_param.*', ` +
       `or a single tensor, but it has ${listed}${names.length > 12 ? `, ... (${names.length} tensors)` : ''}`,
@@ -57,7 +62,8 @@ function chooseTensor(st: WeightsFile, expectedWidth: number): string {
  * tensor and the shapes.
  */
 export function loadEmbeddingFile(file: string, expectedWidth: number): Float32Array[] {
-  if (!Number.isSafeInteger(expectedWidth) || expectedWidth <= 0) throw new Error(`expected embedding width must be a positive integer, got ${expectedWidth}`);
+  if (!Number.isSafeInteger(expectedWidth) || expectedWidth <= 0)
+    throw new Error(`expected embedding width must be a positive integer, got ${expectedWidth}`);
   let size: number;
   try {
     size = fs.statSync(file).size;
@@ -65,18 +71,24 @@ export function loadEmbeddingFile(file: string, expectedWidth: number): Float32A
     throw new Error(`${file}: cannot read the embedding: ${(e as Error).message}`);
   }
   if (size > MAX_EMBEDDING_FILE) {
-    throw new Error(`${file}: ${size} bytes is far too large for a textual-inversion embedding (limit ${MAX_EMBEDDING_FILE}); is it a LoRA or a checkpoint in the embeddings folder?`);
+    throw new Error(
+      `${file}: ${size} bytes is far too large for a textual-inversion embedding (limit ${MAX_EMBEDDING_FILE}); is it a LoRA or a checkpoint in the embeddings folder?`,
+    );
   }
   const st = openWeights(file);
   try {
     const key = chooseTensor(st, expectedWidth);
     const dtype = st.dtype(key);
     const shape = st.shape(key);
-    if (!FLOAT_DTYPES.has(dtype)) throw new Error(`${file}: tensor '${key}' is ${dtype}; embedding vectors must be floating point (F16, BF16, F32 or F64)`);
+    if (!FLOAT_DTYPES.has(dtype))
+      throw new Error(`${file}: tensor '${key}' is ${dtype}; embedding vectors must be floating point (F16, BF16, F32 or F64)`);
     if (shape.length === 0) throw new Error(`${file}: tensor '${key}' is a scalar, not embedding vectors`);
     const width = shape[shape.length - 1];
     if (width !== expectedWidth) {
-      const others = ['clip_l', 'clip_g'].filter((k) => k !== key && st.has(k)).map((k) => `, '${k}' ${shapeText(st.shape(k))}`).join('');
+      const others = ['clip_l', 'clip_g']
+        .filter((k) => k !== key && st.has(k))
+        .map((k) => `, '${k}' ${shapeText(st.shape(k))}`)
+        .join('');
       throw new Error(
         `${file}: tensor '${key}' has shape ${shapeText(shape)}${others}, vectors of width ${width}, but this text encoder takes width ${expectedWidth} ` +
           '(an embedding made for another model family? SD1.x uses 768, SD2.x 1024, SDXL 768 + 1280)',
@@ -84,10 +96,14 @@ export function loadEmbeddingFile(file: string, expectedWidth: number): Float32A
     }
     const count = shape.slice(0, -1).reduce((a, b) => a * b, 1);
     if (count === 0) throw new Error(`${file}: tensor '${key}' has shape ${shapeText(shape)}, which holds no vectors`);
-    if (count > MAX_EMBEDDING_VECTORS) throw new Error(`${file}: tensor '${key}' has shape ${shapeText(shape)}: ${count} vectors is more than the ${MAX_EMBEDDING_VECTORS} an embedding may have`);
+    if (count > MAX_EMBEDDING_VECTORS)
+      throw new Error(
+        `${file}: tensor '${key}' has shape ${shapeText(shape)}: ${count} vectors is more than the ${MAX_EMBEDDING_VECTORS} an embedding may have`,
+      );
     const data = st.get(key);
     for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) throw new Error(`${file}: tensor '${key}' holds a non-finite value (${data[i]}) at vector ${Math.floor(i / width)}`);
+      if (!Number.isFinite(data[i]))
+        throw new Error(`${file}: tensor '${key}' holds a non-finite value (${data[i]}) at vector ${Math.floor(i / width)}`);
     }
     return Array.from({ length: count }, (_, i) => data.slice(i * width, (i + 1) * width));
   } finally {
@@ -115,7 +131,8 @@ function listEmbeddingFiles(roots: readonly string[]): EmbeddingFile[] {
   roots.forEach((root, rootIndex) => {
     for (const r of walk(root, MAX_FILES - out.length)) {
       const ext = path.extname(r).toLowerCase();
-      if (EMBEDDING_EXTENSIONS.includes(ext)) out.push({ abs: path.join(root, r), rel: r, stem: r.slice(0, r.length - ext.length), ext, root: rootIndex });
+      if (EMBEDDING_EXTENSIONS.includes(ext))
+        out.push({ abs: path.join(root, r), rel: r, stem: r.slice(0, r.length - ext.length), ext, root: rootIndex });
     }
   });
   return out;

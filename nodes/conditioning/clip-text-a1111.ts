@@ -13,14 +13,25 @@ export const CLIPTextEncodeA1111 = defineNode({
   name: 'CLIPTextEncodeA1111',
   displayName: 'CLIP Text Encode (A1111 syntax)',
   category: 'conditioning',
-  description: "Encodes a prompt written in AUTOMATIC1111's syntax, including prompt editing [from:to:when] and alternation [a|b]. Set steps to the sampler's steps so integer `when` values count the same steps.",
+  description:
+    "Encodes a prompt written in AUTOMATIC1111's syntax, including prompt editing [from:to:when] and alternation [a|b]. Set steps to the sampler's steps so integer `when` values count the same steps.",
   searchAliases: ['a1111', 'automatic1111', 'webui prompt', 'prompt editing', 'BREAK'],
   inputs: {
     required: {
       text: { type: 'STRING', multiline: true, dynamicPrompts: true },
       clip: { type: 'CLIP' },
-      steps: { type: 'INT', default: 20, min: 1, max: 10000, tooltip: 'The sampling steps the schedule counts ([a:b:10] switches after step 10 of these).' },
-      bare_embedding_names: { type: 'BOOLEAN', default: true, tooltip: 'Also use an embedding where its file name appears as a word, as A1111 does.' },
+      steps: {
+        type: 'INT',
+        default: 20,
+        min: 1,
+        max: 10000,
+        tooltip: 'The sampling steps the schedule counts ([a:b:10] switches after step 10 of these).',
+      },
+      bare_embedding_names: {
+        type: 'BOOLEAN',
+        default: true,
+        tooltip: 'Also use an embedding where its file name appears as a word, as A1111 does.',
+      },
     },
   },
   outputs: [{ type: 'CONDITIONING', name: 'CONDITIONING' }],

@@ -5,7 +5,8 @@ export const CLIPTextEncode = defineNode({
   name: 'CLIPTextEncode',
   displayName: 'CLIP Text Encode (Prompt)',
   category: 'conditioning',
-  description: 'Encodes a text prompt using a CLIP model into an embedding that can be used to guide the diffusion model towards generating specific images.',
+  description:
+    'Encodes a text prompt using a CLIP model into an embedding that can be used to guide the diffusion model towards generating specific images.',
   searchAliases: ['prompt', 'text', 'positive prompt', 'negative prompt'],
   inputs: {
     required: {
@@ -13,7 +14,13 @@ export const CLIPTextEncode = defineNode({
       clip: { type: 'CLIP', tooltip: 'The CLIP model used for encoding the text.' },
     },
   },
-  outputs: [{ type: 'CONDITIONING', name: 'CONDITIONING', tooltip: 'A conditioning containing the embedded text used to guide the diffusion model.' }],
+  outputs: [
+    {
+      type: 'CONDITIONING',
+      name: 'CONDITIONING',
+      tooltip: 'A conditioning containing the embedded text used to guide the diffusion model.',
+    },
+  ],
   async run({ text, clip }, ctx) {
     const { cond, pooled } = await clip.encodeText(text, ctx.signal);
     const out: Conditioning = [{ cond, pooled }];

@@ -24,7 +24,8 @@ export const ConditioningConcat = defineNode({
   inputs: { required: { conditioning_to: { type: 'CONDITIONING' }, conditioning_from: { type: 'CONDITIONING' } } },
   outputs: [{ type: 'CONDITIONING', name: 'CONDITIONING' }],
   run({ conditioning_to, conditioning_from }, ctx) {
-    if (conditioning_from.length > 1) ctx.log.warn('ConditioningConcat: conditioning_from has more than one entry; only the first is applied, as in ComfyUI');
+    if (conditioning_from.length > 1)
+      ctx.log.warn('ConditioningConcat: conditioning_from has more than one entry; only the first is applied, as in ComfyUI');
     const from = conditioning_from[0]?.cond;
     if (!from) return [conditioning_to];
     return [
@@ -65,12 +66,15 @@ export const ConditioningAverage = defineNode({
         const ft = from.cond.shape[1];
         // `from` is cut or zero-padded to `to`'s token count, as ComfyUI does.
         const data = new Float32Array(e.cond.data.length);
-        for (let i = 0; i < b; i++) for (let j = 0; j < t; j++) for (let k = 0; k < d; k++) {
-          const fv = j < ft ? from.cond.data[j * d + k] : 0;
-          data[(i * t + j) * d + k] = e.cond.data[(i * t + j) * d + k] * s + fv * (1 - s);
-        }
+        for (let i = 0; i < b; i++)
+          for (let j = 0; j < t; j++)
+            for (let k = 0; k < d; k++) {
+              const fv = j < ft ? from.cond.data[j * d + k] : 0;
+              data[(i * t + j) * d + k] = e.cond.data[(i * t + j) * d + k] * s + fv * (1 - s);
+            }
         let pooled = e.pooled;
-        if (e.pooled && from.pooled) pooled = { shape: e.pooled.shape, data: e.pooled.data.map((v, i) => v * s + from.pooled!.data[i] * (1 - s)) };
+        if (e.pooled && from.pooled)
+          pooled = { shape: e.pooled.shape, data: e.pooled.data.map((v, i) => v * s + from.pooled!.data[i] * (1 - s)) };
         else if (from.pooled) pooled = from.pooled;
         return { ...e, cond: { shape: e.cond.shape, data }, pooled };
       }),

@@ -23,8 +23,18 @@ function alphaFix(destination: ImageTensor, source: ImageTensor): ImageTensor {
 }
 
 /** ImageCompositeMasked: `source` pasted into `destination` at (x, y), through an optional mask. */
-export function compositeImages(destination: ImageTensor, source: ImageTensor, x: number, y: number, resizeSource: boolean, mask?: MaskTensor): ImageTensor {
-  for (const [what, t] of [['destination', destination], ['source', source]] as const) {
+export function compositeImages(
+  destination: ImageTensor,
+  source: ImageTensor,
+  x: number,
+  y: number,
+  resizeSource: boolean,
+  mask?: MaskTensor,
+): ImageTensor {
+  for (const [what, t] of [
+    ['destination', destination],
+    ['source', source],
+  ] as const) {
     if (t.shape.length !== 4) throw new Error(`${what} must be an IMAGE [B, H, W, C], got shape ${describeShape(t.shape)}`);
   }
   const src = alphaFix(destination, source);

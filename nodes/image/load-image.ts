@@ -22,7 +22,11 @@ function imageFingerprint(inputs: Readonly<Record<string, unknown>>, env: Listin
 }
 
 /** ComfyUI's VALIDATE_INPUTS: the (possibly annotated) name must be an existing file. */
-function validateImage(inputs: Readonly<Record<string, unknown>>, _types: Readonly<Record<string, string>>, env: ListingContext): true | string {
+function validateImage(
+  inputs: Readonly<Record<string, unknown>>,
+  _types: Readonly<Record<string, string>>,
+  env: ListingContext,
+): true | string {
   const name = String(inputs.image);
   try {
     return fs.statSync(env.paths.annotatedPath(name)).isFile() ? true : `Invalid image file: ${name}`;

@@ -148,7 +148,15 @@ export const EmptyImage = defineNode({
  * padded side, where it is ((feathering − d) / feathering)² with d the distance to the nearest padded
  * side. ComfyUI only feathers when 2·feathering is smaller than both sides of the image.
  */
-export function outpaintMask(h: number, w: number, left: number, top: number, right: number, bottom: number, feathering: number): Float32Array {
+export function outpaintMask(
+  h: number,
+  w: number,
+  left: number,
+  top: number,
+  right: number,
+  bottom: number,
+  feathering: number,
+): Float32Array {
   const H = h + top + bottom;
   const W = w + left + right;
   const mask = new Float32Array(H * W).fill(1);

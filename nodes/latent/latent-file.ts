@@ -27,7 +27,9 @@ export function latentFiles(env: ListingContext): string[] {
   } catch {
     return [];
   }
-  return names.filter((n) => n.endsWith('.latent') && fs.statSync(path.join(env.paths.inputDir, n), { throwIfNoEntry: false })?.isFile()).sort();
+  return names
+    .filter((n) => n.endsWith('.latent') && fs.statSync(path.join(env.paths.inputDir, n), { throwIfNoEntry: false })?.isFile())
+    .sort();
 }
 
 /** SaveLatent's `__metadata__`: `prompt` (empty when there is none) and one entry per extra_pnginfo key, as Python's json.dumps writes them. */
@@ -51,7 +53,8 @@ export const SaveLatent = defineNode({
   outputNode: true,
   run({ samples, filename_prefix, prompt, extra_pnginfo }, ctx) {
     const t = samples.samples;
-    if (t.data.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`samples: data length ${t.data.length} does not match shape ${describeShape(t.shape)}`);
+    if (t.data.length !== t.shape.reduce((a, b) => a * b, 1))
+      throw new Error(`samples: data length ${t.data.length} does not match shape ${describeShape(t.shape)}`);
     // No image here, so %width% and %height% become 0, as ComfyUI's get_save_image_path defaults them.
     const target = saveTarget(ctx.paths.outputDir, expandPrefix(filename_prefix, 0, 0));
     fs.mkdirSync(target.dir, { recursive: true });
@@ -85,7 +88,7 @@ function sha256File(file: string): string {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(1024 * 1024);
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const n = fs.readSync(fd, buf, 0, buf.length, pos);
       if (n <= 0) break;
       h.update(buf.subarray(0, n));
@@ -101,7 +104,8 @@ function sha256File(file: string): string {
 export function readLatentFile(file: string, label = file): Latent {
   const f = SafetensorsFile.open(file);
   try {
-    if (!f.has('latent_tensor')) throw new Error(`${label}: no 'latent_tensor' in this file (tensors: ${f.names().slice(0, 5).join(', ') || 'none'})`);
+    if (!f.has('latent_tensor'))
+      throw new Error(`${label}: no 'latent_tensor' in this file (tensors: ${f.names().slice(0, 5).join(', ') || 'none'})`);
     const shape = [...f.shape('latent_tensor')];
     if (shape.length !== 4) throw new Error(`${label}: latent_tensor has shape ${describeShape(shape)}, expected [B, C, H, W]`);
     const data = f.get('latent_tensor');

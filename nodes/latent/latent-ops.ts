@@ -1,5 +1,12 @@
 import type { Latent, Tensor } from '../../engine/core/tensor.ts';
-import { commonUpscale, CROP_METHODS, LATENT_UPSCALE_METHODS, resizeNCHW, type CropMethod, type ResizeMethod } from '../../engine/image/resize.ts';
+import {
+  commonUpscale,
+  CROP_METHODS,
+  LATENT_UPSCALE_METHODS,
+  resizeNCHW,
+  type CropMethod,
+  type ResizeMethod,
+} from '../../engine/image/resize.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { MAX_RESOLUTION } from './empty-latent.ts';
 
@@ -56,33 +63,40 @@ export const VAEEncodeForInpaint = defineNode({
     const y0 = Math.floor((H % f) / 2);
     const x0 = Math.floor((W % f) / 2);
     const px = new Float32Array(B * h * w * C);
-    for (let b = 0; b < B; b++) for (let y = 0; y < h; y++) px.set(pixels.data.subarray(((b * H + y + y0) * W + x0) * C, ((b * H + y + y0) * W + x0 + w) * C), (b * h + y) * w * C);
+    for (let b = 0; b < B; b++)
+      for (let y = 0; y < h; y++)
+        px.set(pixels.data.subarray(((b * H + y + y0) * W + x0) * C, ((b * H + y + y0) * W + x0 + w) * C), (b * h + y) * w * C);
     const md = new Float32Array(mb * h * w);
-    for (let b = 0; b < mb; b++) for (let y = 0; y < h; y++) md.set(m.data.subarray((b * H + y + y0) * W + x0, (b * H + y + y0) * W + x0 + w), (b * h + y) * w);
+    for (let b = 0; b < mb; b++)
+      for (let y = 0; y < h; y++) md.set(m.data.subarray((b * H + y + y0) * W + x0, (b * H + y + y0) * W + x0 + w), (b * h + y) * w);
     m = { shape: [mb, 1, h, w], data: md };
     // Masked pixels become mid-grey so the encoder sees no content there.
-    for (let b = 0; b < B; b++) for (let s = 0; s < h * w; s++) {
-      const keep = 1 - Math.round(md[(b % mb) * h * w + s]);
-      for (let c = 0; c < Math.min(3, C); c++) {
-        const i = (b * h * w + s) * C + c;
-        px[i] = (px[i] - 0.5) * keep + 0.5;
+    for (let b = 0; b < B; b++)
+      for (let s = 0; s < h * w; s++) {
+        const keep = 1 - Math.round(md[(b % mb) * h * w + s]);
+        for (let c = 0; c < Math.min(3, C); c++) {
+          const i = (b * h * w + s) * C + c;
+          px[i] = (px[i] - 0.5) * keep + 0.5;
+        }
       }
-    }
     // Grow: a box sum of the rounded mask over grow_mask_by pixels, clamped (torch conv2d, padding ceil((k−1)/2)).
     let grown = md.map((v) => Math.round(v));
     const k = grow_mask_by;
     if (k > 0) {
       const pad = Math.ceil((k - 1) / 2);
       const out = new Float32Array(grown.length);
-      for (let b = 0; b < mb; b++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-        let s = 0;
-        for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) {
-          const yy = y + dy - pad;
-          const xx = x + dx - pad;
-          if (yy >= 0 && yy < h && xx >= 0 && xx < w) s += grown[(b * h + yy) * w + xx];
-        }
-        out[(b * h + y) * w + x] = Math.round(Math.min(1, Math.max(0, s)));
-      }
+      for (let b = 0; b < mb; b++)
+        for (let y = 0; y < h; y++)
+          for (let x = 0; x < w; x++) {
+            let s = 0;
+            for (let dy = 0; dy < k; dy++)
+              for (let dx = 0; dx < k; dx++) {
+                const yy = y + dy - pad;
+                const xx = x + dx - pad;
+                if (yy >= 0 && yy < h && xx >= 0 && xx < w) s += grown[(b * h + yy) * w + xx];
+              }
+            out[(b * h + y) * w + x] = Math.round(Math.min(1, Math.max(0, s)));
+          }
       grown = out;
     }
     const samples = await vae.encode({ shape: [B, h, w, C], data: px }, ctx.signal);
@@ -118,7 +132,16 @@ export const LatentUpscale = defineNode({
       width = Math.max(64, width);
       height = Math.max(64, height);
     }
-    const out: Latent = { ...samples, samples: commonUpscale(samples.samples, Math.floor(width / 8), Math.floor(height / 8), upscale_method as ResizeMethod, crop as CropMethod) };
+    const out: Latent = {
+      ...samples,
+      samples: commonUpscale(
+        samples.samples,
+        Math.floor(width / 8),
+        Math.floor(height / 8),
+        upscale_method as ResizeMethod,
+        crop as CropMethod,
+      ),
+    };
     return [out];
   },
 });
@@ -137,7 +160,16 @@ export const LatentUpscaleBy = defineNode({
   outputs: [{ type: 'LATENT', name: 'LATENT' }],
   run({ samples, upscale_method, scale_by }) {
     const [, , h, w] = samples.samples.shape;
-    const out: Latent = { ...samples, samples: commonUpscale(samples.samples, Math.round(w * scale_by), Math.round(h * scale_by), upscale_method as ResizeMethod, 'disabled') };
+    const out: Latent = {
+      ...samples,
+      samples: commonUpscale(
+        samples.samples,
+        Math.round(w * scale_by),
+        Math.round(h * scale_by),
+        upscale_method as ResizeMethod,
+        'disabled',
+      ),
+    };
     return [out];
   },
 });
@@ -180,12 +212,15 @@ export const LatentComposite = defineNode({
         if (X + w < W && w - 1 - t >= 0) mask[yy * w + w - 1 - t] *= f;
       }
     }
-    for (let b = 0; b < B; b++) for (let c = 0; c < C; c++) for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
-      const m = mask[yy * w + xx];
-      const di = ((b * C + c) * H + Y + yy) * W + X + xx;
-      const si = (((b % FB) * C + c) * FH + yy) * FW + xx;
-      s[di] = from.data[si] * m + s[di] * (1 - m);
-    }
+    for (let b = 0; b < B; b++)
+      for (let c = 0; c < C; c++)
+        for (let yy = 0; yy < h; yy++)
+          for (let xx = 0; xx < w; xx++) {
+            const m = mask[yy * w + xx];
+            const di = ((b * C + c) * H + Y + yy) * W + X + xx;
+            const si = (((b % FB) * C + c) * FH + yy) * FW + xx;
+            s[di] = from.data[si] * m + s[di] * (1 - m);
+          }
     const out: Latent = { ...samples_to, samples: { shape: to.shape, data: s } };
     return [out];
   },
@@ -263,10 +298,20 @@ export const LatentBlend = defineNode({
     if (a.shape.some((d, i) => d !== b.shape[i])) b = commonUpscale(b, a.shape[3], a.shape[2], 'bicubic', 'center');
     const data = new Float32Array(a.data.length);
     const per = a.data.length / a.shape[0];
-    for (let i = 0; i < data.length; i++) data[i] = a.data[i] * blend_factor + b.data[(i % per) + (Math.floor(i / per) % b.shape[0]) * per] * (1 - blend_factor);
+    for (let i = 0; i < data.length; i++)
+      data[i] = a.data[i] * blend_factor + b.data[(i % per) + (Math.floor(i / per) % b.shape[0]) * per] * (1 - blend_factor);
     const out: Latent = { ...samples1, samples: { shape: a.shape, data } };
     return [out];
   },
 });
 
-export const nodes = [SetLatentNoiseMask, VAEEncodeForInpaint, LatentUpscale, LatentUpscaleBy, LatentComposite, LatentFromBatch, RepeatLatentBatch, LatentBlend];
+export const nodes = [
+  SetLatentNoiseMask,
+  VAEEncodeForInpaint,
+  LatentUpscale,
+  LatentUpscaleBy,
+  LatentComposite,
+  LatentFromBatch,
+  RepeatLatentBatch,
+  LatentBlend,
+];

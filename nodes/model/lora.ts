@@ -21,7 +21,12 @@ function entriesFor(a: { parsed: ParsedAdapter; hash: string }, prefix: string, 
   const out = new Map<string, PatchEntry>();
   for (const patch of a.parsed.patches) {
     if (!patch.target.startsWith(prefix)) continue;
-    out.set(patch.target, { sig: `${a.hash.slice(0, 24)}:${patch.stem}:${patch.kind}`, strength, strengthModel: 1, source: { kind: 'adapter', patch } });
+    out.set(patch.target, {
+      sig: `${a.hash.slice(0, 24)}:${patch.stem}:${patch.kind}`,
+      strength,
+      strengthModel: 1,
+      source: { kind: 'adapter', patch },
+    });
   }
   return out;
 }
@@ -41,14 +46,22 @@ export function applyLora(
   const a = modelManager(ctx).loadAdapter(file, owner.weights);
   const { unmatched } = a.parsed;
   if (unmatched.length) {
-    ctx.log.warn(`${label}: ${unmatched.length} key(s) match nothing in this checkpoint and were not applied, e.g. ${unmatched.slice(0, 3).join(', ')}`);
+    ctx.log.warn(
+      `${label}: ${unmatched.length} key(s) match nothing in this checkpoint and were not applied, e.g. ${unmatched.slice(0, 3).join(', ')}`,
+    );
   }
   if (a.parsed.patches.length === 0) ctx.log.warn(`${label}: no weight of this checkpoint is patched by this file`);
   return [model && withAdapter(label, 'MODEL', model, a, strengthModel), clip && withAdapter(label, 'CLIP', clip, a, strengthClip)];
 }
 
 /** `h` with the adapter's patches on its part's weights added at `strength` (itself at strength 0). */
-function withAdapter<H extends { readonly patching?: WeightPatching<H> }>(label: string, what: string, h: H, a: { parsed: ParsedAdapter; hash: string }, strength: number): H {
+function withAdapter<H extends { readonly patching?: WeightPatching<H> }>(
+  label: string,
+  what: string,
+  h: H,
+  a: { parsed: ParsedAdapter; hash: string },
+  strength: number,
+): H {
   if (strength === 0) return h;
   if (!h.patching) throw new Error(`${label}: this ${what} cannot be patched (an exported ONNX graph)`);
   const adds = entriesFor(a, h.patching.prefix, strength);
@@ -59,7 +72,8 @@ export const LoraLoader = defineNode({
   name: 'LoraLoader',
   displayName: 'Load LoRA (Model and CLIP)',
   category: 'loaders',
-  description: 'LoRAs are used to modify diffusion and CLIP models, altering the way in which latents are denoised such as applying styles. Multiple LoRA nodes can be linked together.',
+  description:
+    'LoRAs are used to modify diffusion and CLIP models, altering the way in which latents are denoised such as applying styles. Multiple LoRA nodes can be linked together.',
   searchAliases: ['lora', 'load lora', 'apply lora', 'lycoris', 'locon', 'loha', 'lokr'],
   inputs: {
     required: {
@@ -76,7 +90,15 @@ export const LoraLoader = defineNode({
   ],
   run({ model, clip, lora_name, strength_model, strength_clip }, ctx) {
     if (strength_model === 0 && strength_clip === 0) return [model, clip];
-    const [m, c] = applyLora(ctx, ctx.paths.require('loras', lora_name), `lora_name '${lora_name}'`, model, clip, strength_model, strength_clip);
+    const [m, c] = applyLora(
+      ctx,
+      ctx.paths.require('loras', lora_name),
+      `lora_name '${lora_name}'`,
+      model,
+      clip,
+      strength_model,
+      strength_clip,
+    );
     return [m!, c!];
   },
 });
@@ -105,14 +127,19 @@ function findLora(ctx: NodeContext, name: string): string | undefined {
   const files = ctx.paths.listFiles('loras');
   const want = name.toLowerCase();
   const stem = (f: string): string => path.basename(f, path.extname(f)).toLowerCase();
-  return files.find((f) => f.toLowerCase() === want) ?? files.find((f) => stem(f) === want) ?? files.find((f) => f.slice(0, -path.extname(f).length).toLowerCase() === want);
+  return (
+    files.find((f) => f.toLowerCase() === want) ??
+    files.find((f) => stem(f) === want) ??
+    files.find((f) => f.slice(0, -path.extname(f).length).toLowerCase() === want)
+  );
 }
 
 export const LoraTagLoader = defineNode({
   name: 'LoraTagLoader',
   displayName: 'Load LoRA Tags (A1111)',
   category: 'loaders',
-  description: "Applies every <lora:name:weight> or <lora:name:te_weight:unet_weight> tag in the text (AUTOMATIC1111's syntax) and returns the text without them.",
+  description:
+    "Applies every <lora:name:weight> or <lora:name:te_weight:unet_weight> tag in the text (AUTOMATIC1111's syntax) and returns the text without them.",
   searchAliases: ['lora tag', 'a1111 lora', '<lora:'],
   inputs: {
     required: {

@@ -17,7 +17,13 @@ import { defineNode } from '../../engine/registry/types.ts';
 /** ComfyUI leaves these CLIP buffers out of merges. */
 const MERGE_SKIP = ['.position_ids', '.logit_scale'];
 
-function mergePatches<H>(label: string, a: WeightPatching<H> | undefined, b: WeightPatching<unknown> | undefined, otherId: string, ratio: number): H | undefined {
+function mergePatches<H>(
+  label: string,
+  a: WeightPatching<H> | undefined,
+  b: WeightPatching<unknown> | undefined,
+  otherId: string,
+  ratio: number,
+): H | undefined {
   if (!a || !b) throw new Error(`${label}: both inputs must be checkpoints whose weights Weft builds (not exported ONNX graphs)`);
   if (ratio === 1) return undefined;
   const adds = new Map<string, PatchEntry>();
@@ -27,9 +33,16 @@ function mergePatches<H>(label: string, a: WeightPatching<H> | undefined, b: Wei
     const sa = a.weights.shape(name);
     const sb = b.weights.shape(name);
     if (sa.length !== sb.length || sa.some((d, i) => d !== sb[i])) {
-      throw new Error(`${label}: '${name}' is [${sa.join(', ')}] in the first model and [${sb.join(', ')}] in the second; only models of the same architecture merge`);
+      throw new Error(
+        `${label}: '${name}' is [${sa.join(', ')}] in the first model and [${sb.join(', ')}] in the second; only models of the same architecture merge`,
+      );
     }
-    adds.set(name, { sig: `merge:${otherId}`, strength: 1 - ratio, strengthModel: ratio, source: { kind: 'weight', read: (t) => b.read(t) } });
+    adds.set(name, {
+      sig: `merge:${otherId}`,
+      strength: 1 - ratio,
+      strengthModel: ratio,
+      source: { kind: 'weight', read: (t) => b.read(t) },
+    });
   }
   return a.withPatches(addPatches(a.patches, adds));
 }
@@ -84,17 +97,26 @@ export const CheckpointSave = defineNode({
   async run({ model, clip, vae, filename_prefix, prompt, extra_pnginfo }, ctx) {
     const mp = model.patching;
     const cp = clip.patching;
-    if (!mp || !cp) throw new Error('CheckpointSave: the MODEL and CLIP must come from a checkpoint Weft builds (not an exported ONNX graph)');
+    if (!mp || !cp)
+      throw new Error('CheckpointSave: the MODEL and CLIP must come from a checkpoint Weft builds (not an exported ONNX graph)');
     if (!vae.weights) throw new Error('CheckpointSave: this VAE has no weights Weft can write (an exported ONNX graph)');
     const vw = vae.weights;
     // Every tensor with its LDM name and a reader of its current (patched) value.
     const tensors: { name: string; shape: readonly number[]; read: () => Promise<Float32Array> }[] = [];
-    for (const n of mp.weights.names()) if (n.startsWith(mp.prefix)) tensors.push({ name: n, shape: mp.weights.shape(n), read: () => mp.read(n) });
-    for (const n of cp.weights.names()) if (n.startsWith(cp.prefix)) tensors.push({ name: n, shape: cp.weights.shape(n), read: () => cp.read(n) });
+    for (const n of mp.weights.names())
+      if (n.startsWith(mp.prefix)) tensors.push({ name: n, shape: mp.weights.shape(n), read: () => mp.read(n) });
+    for (const n of cp.weights.names())
+      if (n.startsWith(cp.prefix)) tensors.push({ name: n, shape: cp.weights.shape(n), read: () => cp.read(n) });
     for (const n of vw.names()) tensors.push({ name: SD1_PREFIX.vae + n, shape: vw.shape(n), read: async () => vw.get(n) });
-    const metadata: Record<string, string> = { 'modelspec.architecture': 'stable-diffusion-v1', 'modelspec.sai_model_spec': '1.0.0', 'modelspec.implementation': 'sgm', 'modelspec.title': `${filename_prefix} ${Date.now()}` };
+    const metadata: Record<string, string> = {
+      'modelspec.architecture': 'stable-diffusion-v1',
+      'modelspec.sai_model_spec': '1.0.0',
+      'modelspec.implementation': 'sgm',
+      'modelspec.title': `${filename_prefix} ${Date.now()}`,
+    };
     if (prompt !== undefined) metadata.prompt = JSON.stringify(prompt);
-    if (extra_pnginfo && typeof extra_pnginfo === 'object') for (const [k, v] of Object.entries(extra_pnginfo)) metadata[k] = JSON.stringify(v);
+    if (extra_pnginfo && typeof extra_pnginfo === 'object')
+      for (const [k, v] of Object.entries(extra_pnginfo)) metadata[k] = JSON.stringify(v);
 
     const target = saveTarget(ctx.paths.outputDir, expandPrefix(filename_prefix, 0, 0));
     fs.mkdirSync(target.dir, { recursive: true });

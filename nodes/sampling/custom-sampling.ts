@@ -90,7 +90,14 @@ export const SamplerCustomAdvanced = defineNode({
   },
   outputs: SAMPLE_OUT,
   run: (i, ctx) =>
-    sampleCustom(ctx, { guider: i.guider, noise: i.noise, seed: i.noise.seed, sampler: i.sampler, sigmas: i.sigmas, latent: i.latent_image }),
+    sampleCustom(ctx, {
+      guider: i.guider,
+      noise: i.noise,
+      seed: i.noise.seed,
+      sampler: i.sampler,
+      sigmas: i.sigmas,
+      latent: i.latent_image,
+    }),
 });
 
 const GUIDER_OUT = [{ type: 'GUIDER', name: 'GUIDER' }] as const;
@@ -166,7 +173,9 @@ export const AddNoise = defineNode({
   name: 'AddNoise',
   category: 'experimental/custom_sampling/noise',
   experimental: true,
-  inputs: { required: { model: { type: 'MODEL' }, noise: { type: 'NOISE' }, sigmas: { type: 'SIGMAS' }, latent_image: { type: 'LATENT' } } },
+  inputs: {
+    required: { model: { type: 'MODEL' }, noise: { type: 'NOISE' }, sigmas: { type: 'SIGMAS' }, latent_image: { type: 'LATENT' } },
+  },
   outputs: [{ type: 'LATENT', name: 'LATENT' }],
   run(i) {
     const { sigmas, latent_image: latent } = i;

@@ -22,11 +22,22 @@ export const KSampler = defineNode({
   inputs: {
     required: {
       model: { type: 'MODEL', tooltip: 'The model used for denoising the input latent.' },
-      seed: { type: 'INT', default: 0, min: 0, max: SEED_MAX, controlAfterGenerate: true, tooltip: 'The random seed used for creating the noise.' },
+      seed: {
+        type: 'INT',
+        default: 0,
+        min: 0,
+        max: SEED_MAX,
+        controlAfterGenerate: true,
+        tooltip: 'The random seed used for creating the noise.',
+      },
       steps: { type: 'INT', default: 20, min: 1, max: 10000, tooltip: 'The number of steps used in the denoising process.' },
       cfg: { type: 'FLOAT', default: 8.0, min: 0.0, max: 100.0, step: 0.1, round: 0.01, tooltip: 'The Classifier-Free Guidance scale.' },
       sampler_name: { type: 'COMBO', options: [...SAMPLER_NAMES], tooltip: 'The algorithm used when sampling.' },
-      scheduler: { type: 'COMBO', options: [...SCHEDULER_NAMES], tooltip: 'The scheduler controls how noise is gradually removed to form the image.' },
+      scheduler: {
+        type: 'COMBO',
+        options: [...SCHEDULER_NAMES],
+        tooltip: 'The scheduler controls how noise is gradually removed to form the image.',
+      },
       positive: { type: 'CONDITIONING', tooltip: 'The conditioning describing the attributes you want to include in the image.' },
       negative: { type: 'CONDITIONING', tooltip: 'The conditioning describing the attributes you want to exclude from the image.' },
       latent_image: { type: 'LATENT', tooltip: 'The latent image to denoise.' },

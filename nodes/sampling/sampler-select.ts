@@ -39,7 +39,10 @@ export const SamplerDPMPP_2M_SDE = defineNode({
   outputs: SAMPLER_OUT,
   // dpmpp_2m_sde with solver_type "heun" is exactly ComfyUI's dpmpp_2m_sde_heun.
   run: (i) => [
-    samplerObject(withDevice(i.solver_type === 'heun' ? 'dpmpp_2m_sde_heun' : 'dpmpp_2m_sde', i.noise_device), { eta: i.eta, s_noise: i.s_noise }),
+    samplerObject(withDevice(i.solver_type === 'heun' ? 'dpmpp_2m_sde_heun' : 'dpmpp_2m_sde', i.noise_device), {
+      eta: i.eta,
+      s_noise: i.s_noise,
+    }),
   ],
 });
 
@@ -132,7 +135,8 @@ export const SamplerER_SDE = defineNode({
       max_stage: { type: 'INT', default: 3, min: 1, max: 3, advanced: true },
       eta: {
         ...eta,
-        tooltip: "Stochastic strength of reverse-time SDE.\nWhen eta=0, it reduces to deterministic ODE. This setting doesn't apply to ER-SDE solver type.",
+        tooltip:
+          "Stochastic strength of reverse-time SDE.\nWhen eta=0, it reduces to deterministic ODE. This setting doesn't apply to ER-SDE solver type.",
       },
       s_noise: sNoise,
     },
@@ -160,7 +164,16 @@ export const SamplerSEEDS2 = defineNode({
       solver_type: { type: 'COMBO', options: ['phi_1', 'phi_2'] },
       eta: { ...eta, tooltip: 'Stochastic strength' },
       s_noise: { ...sNoise, tooltip: 'SDE noise multiplier' },
-      r: { type: 'FLOAT', default: 0.5, min: 0.01, max: 1.0, step: 0.01, round: false, tooltip: 'Relative step size for the intermediate stage (c2 node)', advanced: true },
+      r: {
+        type: 'FLOAT',
+        default: 0.5,
+        min: 0.01,
+        max: 1.0,
+        step: 0.01,
+        round: false,
+        tooltip: 'Relative step size for the intermediate stage (c2 node)',
+        advanced: true,
+      },
     },
   },
   outputs: SAMPLER_OUT,

@@ -53,7 +53,14 @@ export const BasicScheduler = defineNode({
 export const KarrasScheduler = defineNode({
   name: 'KarrasScheduler',
   category: SCHEDULERS,
-  inputs: { required: { steps, sigma_max: sigmaMax, sigma_min: sigmaMin, rho: { type: 'FLOAT', default: 7.0, min: 0.0, max: 100.0, step: 0.01, round: false, advanced: true } } },
+  inputs: {
+    required: {
+      steps,
+      sigma_max: sigmaMax,
+      sigma_min: sigmaMin,
+      rho: { type: 'FLOAT', default: 7.0, min: 0.0, max: 100.0, step: 0.01, round: false, advanced: true },
+    },
+  },
   outputs: SIGMAS_OUT,
   run: (i) => [karrasSigmas(i.steps, i.sigma_min, i.sigma_max, i.rho)],
 });
@@ -69,7 +76,14 @@ export const ExponentialScheduler = defineNode({
 export const PolyexponentialScheduler = defineNode({
   name: 'PolyexponentialScheduler',
   category: SCHEDULERS,
-  inputs: { required: { steps, sigma_max: sigmaMax, sigma_min: sigmaMin, rho: { type: 'FLOAT', default: 1.0, min: 0.0, max: 100.0, step: 0.01, round: false, advanced: true } } },
+  inputs: {
+    required: {
+      steps,
+      sigma_max: sigmaMax,
+      sigma_min: sigmaMin,
+      rho: { type: 'FLOAT', default: 1.0, min: 0.0, max: 100.0, step: 0.01, round: false, advanced: true },
+    },
+  },
   outputs: SIGMAS_OUT,
   run: (i) => [polyexponentialSigmas(i.steps, i.sigma_min, i.sigma_max, i.rho)],
 });
@@ -189,7 +203,9 @@ export const FlipSigmas = defineNode({
 export const SetFirstSigma = defineNode({
   name: 'SetFirstSigma',
   category: SIGMAS,
-  inputs: { required: { sigmas: { type: 'SIGMAS' }, sigma: { type: 'FLOAT', default: 136.0, min: 0.0, max: 20000.0, step: 0.001, round: false } } },
+  inputs: {
+    required: { sigmas: { type: 'SIGMAS' }, sigma: { type: 'FLOAT', default: 136.0, min: 0.0, max: 20000.0, step: 0.001, round: false } },
+  },
   outputs: SIGMAS_OUT,
   run: (i) => [setFirstSigma(i.sigmas, i.sigma)],
 });

@@ -8,8 +8,22 @@ import { decodeTiled, encodeTiled } from '../../engine/models/ort-vae.ts';
  */
 
 const TEMPORAL = {
-  temporal_size: { type: 'INT', default: 64, min: 8, max: 4096, step: 4, tooltip: 'Only used for video VAEs: Amount of frames to decode at a time.' },
-  temporal_overlap: { type: 'INT', default: 8, min: 4, max: 4096, step: 4, tooltip: 'Only used for video VAEs: Amount of frames to overlap.' },
+  temporal_size: {
+    type: 'INT',
+    default: 64,
+    min: 8,
+    max: 4096,
+    step: 4,
+    tooltip: 'Only used for video VAEs: Amount of frames to decode at a time.',
+  },
+  temporal_overlap: {
+    type: 'INT',
+    default: 8,
+    min: 4,
+    max: 4096,
+    step: 4,
+    tooltip: 'Only used for video VAEs: Amount of frames to overlap.',
+  },
 } as const;
 
 export const VAEDecode = defineNode({

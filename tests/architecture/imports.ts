@@ -129,8 +129,7 @@ export function layerViolations(edges: readonly ImportEdge[], exists: (file: str
     else if (!ROOTS.includes(e.to.split('/')[0])) out.push(`${where(e)}: outside the layered code (${e.to})`);
     else if (!exists(e.to)) out.push(`${where(e)}: no such file (${e.to})`);
     else if (to === undefined) out.push(`${where(e)}: ${unitOf(e.to)} is in no documented layer`);
-    else if (isOracle(e.to) && !isOracle(e.from))
-      out.push(`${where(e)}: production code must not use the test oracles (${ORACLES})`);
+    else if (isOracle(e.to) && !isOracle(e.from)) out.push(`${where(e)}: production code must not use the test oracles (${ORACLES})`);
     else if (to > from) out.push(`${where(e)}: ${unitOf(e.from)} (layer ${from}) must not import ${unitOf(e.to)} (layer ${to})`);
   }
   return [...new Set(out)];

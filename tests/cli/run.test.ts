@@ -61,7 +61,11 @@ describe('weft run on the shipped model-free workflow', () => {
     expect(again.code).toBe(0);
     const again2 = weft(['run', path.join(ROOT, 'workflows/invert-image.json'), '--json', '--disable-custom-nodes']);
     expect(again2.code).toBe(0);
-    expect(fs.readdirSync(path.join(tmp, 'output')).sort()).toEqual(['again_00001_.png', 'weft-invert_00001_.png', 'weft-invert_00002_.png']);
+    expect(fs.readdirSync(path.join(tmp, 'output')).sort()).toEqual([
+      'again_00001_.png',
+      'weft-invert_00001_.png',
+      'weft-invert_00002_.png',
+    ]);
   });
 
   it('fails a bad workflow with per-node messages and a non-zero exit', () => {
@@ -86,7 +90,9 @@ describe('weft run on the shipped model-free workflow', () => {
   });
 
   it('lists every missing node class with its node ids on convert', () => {
-    const wf = JSON.parse(fs.readFileSync(path.join(ROOT, 'workflows/invert-image.json'), 'utf8')) as { nodes: { id: number; type: string }[] };
+    const wf = JSON.parse(fs.readFileSync(path.join(ROOT, 'workflows/invert-image.json'), 'utf8')) as {
+      nodes: { id: number; type: string }[];
+    };
     wf.nodes[1].type = 'FancyUpscaler';
     wf.nodes[2].type = 'FancyUpscaler';
     const f = path.join(tmp, 'missing.json');

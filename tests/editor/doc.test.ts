@@ -85,12 +85,63 @@ describe('editor document model', () => {
   });
 
   it('lists missing classes with their node ids, ignoring frontend-only nodes', () => {
-    const d = { ...emptyDoc(), nodes: [
-      { id: 1, type: 'Foo', pos: [0, 0], size: [1, 1], flags: {}, order: 0, mode: 0, inputs: [], outputs: [], properties: {}, widgets_values: [] },
-      { id: 2, type: 'Foo', pos: [0, 0], size: [1, 1], flags: {}, order: 0, mode: 0, inputs: [], outputs: [], properties: {}, widgets_values: [] },
-      { id: 3, type: 'Reroute', pos: [0, 0], size: [1, 1], flags: {}, order: 0, mode: 0, inputs: [], outputs: [], properties: {}, widgets_values: [] },
-      { id: 4, type: 'KSampler', pos: [0, 0], size: [1, 1], flags: {}, order: 0, mode: 0, inputs: [], outputs: [], properties: {}, widgets_values: [] },
-    ] } as ReturnType<typeof emptyDoc>;
+    const d = {
+      ...emptyDoc(),
+      nodes: [
+        {
+          id: 1,
+          type: 'Foo',
+          pos: [0, 0],
+          size: [1, 1],
+          flags: {},
+          order: 0,
+          mode: 0,
+          inputs: [],
+          outputs: [],
+          properties: {},
+          widgets_values: [],
+        },
+        {
+          id: 2,
+          type: 'Foo',
+          pos: [0, 0],
+          size: [1, 1],
+          flags: {},
+          order: 0,
+          mode: 0,
+          inputs: [],
+          outputs: [],
+          properties: {},
+          widgets_values: [],
+        },
+        {
+          id: 3,
+          type: 'Reroute',
+          pos: [0, 0],
+          size: [1, 1],
+          flags: {},
+          order: 0,
+          mode: 0,
+          inputs: [],
+          outputs: [],
+          properties: {},
+          widgets_values: [],
+        },
+        {
+          id: 4,
+          type: 'KSampler',
+          pos: [0, 0],
+          size: [1, 1],
+          flags: {},
+          order: 0,
+          mode: 0,
+          inputs: [],
+          outputs: [],
+          properties: {},
+          widgets_values: [],
+        },
+      ],
+    } as ReturnType<typeof emptyDoc>;
     expect(missingClasses(d, info)).toEqual([{ class_type: 'Foo', node_ids: [1, 2] }]);
   });
 
@@ -125,7 +176,10 @@ describe('editor document model', () => {
     d = { ...d, groups: [{ title: 'G', bounding: [0, 0, 100, 100] }] };
     const moved = moveGroups(d, new Map([[0, [50, 20]]]));
     expect(moved.groups[0].bounding).toEqual([50, 20, 100, 100]);
-    expect(moved.nodes.map((n) => n.pos)).toEqual([[60, 30], [500, 500]]);
+    expect(moved.nodes.map((n) => n.pos)).toEqual([
+      [60, 30],
+      [500, 500],
+    ]);
   });
 
   it('type compatibility follows ComfyUI', () => {
@@ -148,7 +202,10 @@ describe('reroutes', () => {
     const r = d.nodes.find((n) => n.type === 'Reroute')!;
     expect(r.inputs).toEqual([{ name: '', type: '*', link: 2 }]);
     expect(r.outputs[0]).toMatchObject({ type: 'LATENT', links: [3] });
-    expect(d.links).toEqual([[2, 1, 0, r.id, 0, 'LATENT'], [3, r.id, 0, 2, 1, 'LATENT']]);
+    expect(d.links).toEqual([
+      [2, 1, 0, r.id, 0, 'LATENT'],
+      [3, r.id, 0, 2, 1, 'LATENT'],
+    ]);
     expect(d.nodes.find((n) => n.id === 2)!.inputs[1].link).toBe(3);
   });
 
@@ -193,15 +250,37 @@ describe('primitive nodes', () => {
       ...d,
       last_node_id: 2,
       last_link_id: 1,
-      nodes: [...d.nodes.map((n) => ({ ...n, inputs: n.inputs.map((x, i) => (i === slot ? { ...x, link: 1 } : x)) })),
-        { id: 2, type: 'PrimitiveNode', pos: [0, 0], size: [200, 80], flags: {}, order: 1, mode: 0, inputs: [], outputs: [{ name: 'connect to widget input', type: 'INT', links: [1], widget: { name: 'seed' } }], properties: {}, widgets_values: [777, 'fixed'] }],
+      nodes: [
+        ...d.nodes.map((n) => ({ ...n, inputs: n.inputs.map((x, i) => (i === slot ? { ...x, link: 1 } : x)) })),
+        {
+          id: 2,
+          type: 'PrimitiveNode',
+          pos: [0, 0],
+          size: [200, 80],
+          flags: {},
+          order: 1,
+          mode: 0,
+          inputs: [],
+          outputs: [{ name: 'connect to widget input', type: 'INT', links: [1], widget: { name: 'seed' } }],
+          properties: {},
+          widgets_values: [777, 'fixed'],
+        },
+      ],
       links: [[1, 2, 0, 1, slot, 'INT']],
     } as ReturnType<typeof emptyDoc>;
     const e = primitiveEntry(d, d.nodes[1], info);
     expect(widgetDefs(e).map((w) => w.name)).toEqual(['seed', 'control_after_generate']);
     expect(primitiveEntry(d, d.nodes[1], info)).toBe(e);
     // After a queue the primitive's own control applies; the linked seed is left to the link.
-    const controlled = applyControlAfterGenerate({ ...d, nodes: d.nodes.map((n) => (n.id === 2 ? { ...n, widgets_values: [777, 'increment'] } : { ...n, widgets_values: [5, 'increment', 20, 'euler'] })) }, info);
+    const controlled = applyControlAfterGenerate(
+      {
+        ...d,
+        nodes: d.nodes.map((n) =>
+          n.id === 2 ? { ...n, widgets_values: [777, 'increment'] } : { ...n, widgets_values: [5, 'increment', 20, 'euler'] },
+        ),
+      },
+      info,
+    );
     expect(controlled.nodes.map((n) => n.widgets_values[0])).toEqual([5, 778]);
     const applied = applyPrimitives(d, info);
     expect(applied.nodes[0].widgets_values[0]).toBe(777);
@@ -224,9 +303,15 @@ describe('groups', () => {
     expect([...members.get(0)!]).toEqual([1]);
     // Dragged down over node 2, the group still carries only node 1.
     const moved = moveGroups(d, new Map([[0, [90, 356]]]), members);
-    expect(moved.nodes.map((n) => n.pos)).toEqual([[100, 400], [100, 400]]);
+    expect(moved.nodes.map((n) => n.pos)).toEqual([
+      [100, 400],
+      [100, 400],
+    ]);
     const again = moveGroups(moved, new Map([[0, [90, 406]]]), members);
-    expect(again.nodes.map((n) => n.pos)).toEqual([[100, 450], [100, 400]]);
+    expect(again.nodes.map((n) => n.pos)).toEqual([
+      [100, 450],
+      [100, 400],
+    ]);
     expect(removeGroups(d, new Set([0])).groups).toEqual([]);
     expect(removeGroups(d, new Set([0])).nodes).toHaveLength(2);
   });

@@ -45,7 +45,8 @@ async function expectDrawn(page: Page, wf: UiWorkflow): Promise<void> {
   for (const n of wf.nodes) await expect(page.getByTestId(`node-${n.id}`).getAttribute('data-node-type')).resolves.toBe(n.type);
   await expect(page.locator('.weft-node').count()).resolves.toBe(wf.nodes.length);
   await expect(page.locator('.react-flow__edge').count()).resolves.toBe(wf.links.length);
-  for (const [id, from, , to] of wf.links) await expect(page.getByTestId(`rf__edge-${id}`).getAttribute('aria-label')).resolves.toBe(`Edge from ${from} to ${to}`);
+  for (const [id, from, , to] of wf.links)
+    await expect(page.getByTestId(`rf__edge-${id}`).getAttribute('aria-label')).resolves.toBe(`Edge from ${from} to ${to}`);
 }
 
 async function center(page: Page, selector: string): Promise<{ x: number; y: number }> {
@@ -71,7 +72,8 @@ async function openPage(expectedErrors: RegExp[] = []): Promise<Page> {
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.join(ROOT, 'editor/dist/index.html'))) execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', 'editor'], { cwd: ROOT, stdio: 'ignore' });
+  if (!fs.existsSync(path.join(ROOT, 'editor/dist/index.html')))
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', 'editor'], { cwd: ROOT, stdio: 'ignore' });
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-e2e-'));
   // The demo model txt2img.json names, as `weft make-model tiny` writes it.
@@ -81,10 +83,27 @@ beforeAll(async () => {
   const env = await createEnvironment({ baseDir: base, log: silentLogger });
   fs.mkdirSync(env.paths.inputDir, { recursive: true });
   fs.copyFileSync(path.join(ROOT, 'input/example.png'), path.join(env.paths.inputDir, 'example.png'));
-  server = await startServer({ port: 0, paths: env.paths, registry: env.registry, executor: env.executor, log: silentLogger, workflowTemplatesDir: path.join(ROOT, 'workflows'), customNodes: env.customNodes });
+  server = await startServer({
+    port: 0,
+    paths: env.paths,
+    registry: env.registry,
+    executor: env.executor,
+    log: silentLogger,
+    workflowTemplatesDir: path.join(ROOT, 'workflows'),
+    customNodes: env.customNodes,
+  });
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }, 120_000);
 
@@ -99,7 +118,10 @@ describe('editor in Chromium', () => {
     const page = await openPage();
     await page.getByTestId('btn-workflows').click();
     await page.getByTestId('wf-template-invert-image.json').click();
-    const wf = JSON.parse(fs.readFileSync(path.join(ROOT, 'workflows/invert-image.json'), 'utf8')) as { nodes: { id: number; type: string }[]; links: unknown[] };
+    const wf = JSON.parse(fs.readFileSync(path.join(ROOT, 'workflows/invert-image.json'), 'utf8')) as {
+      nodes: { id: number; type: string }[];
+      links: unknown[];
+    };
     for (const n of wf.nodes) await expect(page.getByTestId(`node-${n.id}`).getAttribute('data-node-type')).resolves.toBe(n.type);
     await expect(page.locator('.react-flow__edge').count()).resolves.toBe(wf.links.length);
     await expect(page.getByTestId('group-Process').textContent()).resolves.toBe('Process');
@@ -123,7 +145,9 @@ describe('editor in Chromium', () => {
     page.once('dialog', (d) => void d.accept('my-invert.json'));
     await page.getByTestId('btn-save-as').click();
     await page.getByTestId('doc-name').filter({ hasText: 'my-invert.json' }).waitFor();
-    const saved = JSON.parse(fs.readFileSync(path.join(base, 'user/default/workflows/my-invert.json'), 'utf8')) as { nodes: { id: number; widgets_values: unknown[] }[] };
+    const saved = JSON.parse(fs.readFileSync(path.join(base, 'user/default/workflows/my-invert.json'), 'utf8')) as {
+      nodes: { id: number; widgets_values: unknown[] }[];
+    };
     expect(saved.nodes.find((n) => n.id === 2)!.widgets_values).toEqual(['bilinear', 3]);
     await page.reload();
     await page.getByTestId('connection').filter({ hasText: 'connected' }).waitFor();
@@ -269,7 +293,11 @@ describe('editor in Chromium', () => {
   it('refuses a link between incompatible sockets and says why', async () => {
     const page = await openPage();
     await openTemplate(page, 'invert-image.json');
-    await drag(page, await center(page, '[data-testid="node-1"] [data-handleid="out-1"]'), await center(page, '[data-testid="node-3"] [data-handleid="in-0"]'));
+    await drag(
+      page,
+      await center(page, '[data-testid="node-1"] [data-handleid="out-1"]'),
+      await center(page, '[data-testid="node-3"] [data-handleid="in-0"]'),
+    );
     await expect(page.getByTestId('toast').textContent()).resolves.toBe('MASK cannot connect to IMAGE (image)');
     await expect(page.locator('.react-flow__edge').count()).resolves.toBe(3);
     await expect(page.getByTestId('node-search').count()).resolves.toBe(0);
@@ -306,7 +334,10 @@ describe('editor in Chromium', () => {
     const page = await openPage();
     await openTemplate(page, 'txt2img.json');
     await page.getByTestId('node-6').locator('.weft-node-title').click();
-    await page.getByTestId('node-7').locator('.weft-node-title').click({ modifiers: ['Shift'] });
+    await page
+      .getByTestId('node-7')
+      .locator('.weft-node-title')
+      .click({ modifiers: ['Shift'] });
     await page.getByTestId('btn-group').click();
     const group = page.getByTestId('group-Group');
     await group.waitFor();
@@ -328,7 +359,10 @@ describe('editor in Chromium', () => {
     await expect(renamed.getAttribute('style')).resolves.toMatch(/border-color: (rgb\(176, 102, 52\)|#b06634)/);
     const before = (await renamed.boundingBox())!;
     const corner = page.locator('.weft-group-node .react-flow__resize-control.handle.bottom.right');
-    await drag(page, await center(page, '.weft-group-node .react-flow__resize-control.handle.bottom.right'), { x: before.x + before.width + 10, y: before.y + before.height + 30 });
+    await drag(page, await center(page, '.weft-group-node .react-flow__resize-control.handle.bottom.right'), {
+      x: before.x + before.width + 10,
+      y: before.y + before.height + 30,
+    });
     await corner.waitFor();
     const resized = (await renamed.boundingBox())!;
     expect(resized.width).toBeGreaterThan(before.width + 5);
@@ -389,13 +423,29 @@ describe('editor in Chromium', () => {
   it('a primitive node drives the widget it is linked to, and the prompt carries its value', async () => {
     const page = await openPage();
     type EditableNode = { id: number; type: string; inputs?: unknown[]; widgets_values?: unknown[]; [k: string]: unknown };
-    const wf = readWorkflow('txt2img.json') as unknown as { nodes: EditableNode[]; links: UiWorkflow['links']; last_node_id: number; last_link_id: number };
+    const wf = readWorkflow('txt2img.json') as unknown as {
+      nodes: EditableNode[];
+      links: UiWorkflow['links'];
+      last_node_id: number;
+      last_link_id: number;
+    };
     const sampler = wf.nodes.find((n) => n.id === 3)!;
     const slot = sampler.inputs!.length;
     sampler.inputs!.push({ name: 'seed', type: 'INT', widget: { name: 'seed' }, link: 10 });
     sampler.widgets_values![2] = 3;
-    wf.nodes.push({ id: 10, type: 'PrimitiveNode', pos: [870, 450], size: [320, 100], flags: {}, order: 7, mode: 0, inputs: [],
-      outputs: [{ name: 'connect to widget input', type: 'INT', links: [10], slot_index: 0, widget: { name: 'seed' } }], properties: { 'Run widget replace on values': false }, widgets_values: [555, 'fixed'] });
+    wf.nodes.push({
+      id: 10,
+      type: 'PrimitiveNode',
+      pos: [870, 450],
+      size: [320, 100],
+      flags: {},
+      order: 7,
+      mode: 0,
+      inputs: [],
+      outputs: [{ name: 'connect to widget input', type: 'INT', links: [10], slot_index: 0, widget: { name: 'seed' } }],
+      properties: { 'Run widget replace on values': false },
+      widgets_values: [555, 'fixed'],
+    });
     wf.links.push([10, 10, 0, 3, slot, 'INT']);
     wf.last_node_id = 10;
     wf.last_link_id = 10;
@@ -422,7 +472,9 @@ describe('editor in Chromium', () => {
     await openTemplate(page, 'invert-image.json');
     await page.locator('.react-flow__pane').dblclick({ position: { x: 500, y: 560 } });
     await page.getByTestId('node-search-input').fill('invert img');
-    await expect(page.locator('[data-testid^="search-result-"]').first().getAttribute('data-testid')).resolves.toBe('search-result-ImageInvert');
+    await expect(page.locator('[data-testid^="search-result-"]').first().getAttribute('data-testid')).resolves.toBe(
+      'search-result-ImageInvert',
+    );
     await page.getByTestId('node-search-input').press('Enter');
     await page.getByTestId('node-5').waitFor();
     await expect(page.getByTestId('node-5').getAttribute('data-node-type')).resolves.toBe('ImageInvert');
@@ -506,7 +558,10 @@ describe('editor in Chromium', () => {
     const page = await openPage();
     await openTemplate(page, 'invert-image.json');
     await page.getByTestId('node-2').locator('.weft-node-title').click();
-    await page.getByTestId('node-3').locator('.weft-node-title').click({ modifiers: ['Shift'] });
+    await page
+      .getByTestId('node-3')
+      .locator('.weft-node-title')
+      .click({ modifiers: ['Shift'] });
     await page.keyboard.press('Control+c');
     await page.keyboard.press('Control+v');
     await page.getByTestId('node-6').waitFor();

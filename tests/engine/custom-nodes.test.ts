@@ -17,14 +17,18 @@ function write(rel: string, text: string): void {
   fs.writeFileSync(p, text);
 }
 
-const nodeSrc = (name: string) => `{ name: '${name}', inputs: { required: { a: { type: 'INT', default: 1 } } }, outputs: [{ type: 'INT' }], run: (x) => [x.a + 1] }`;
+const nodeSrc = (name: string) =>
+  `{ name: '${name}', inputs: { required: { a: { type: 'INT', default: 1 } } }, outputs: [{ type: 'INT' }], run: (x) => [x.a + 1] }`;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-custom-'));
   write('a_good/index.js', `export const nodes = [${nodeSrc('GoodNode')}];\nexport const WEB_DIRECTORY = './web';`);
   write('b_throws/index.js', `throw new Error('boom at import');`);
   write('c_duplicate/index.js', `export const nodes = [${nodeSrc('GoodNode')}, ${nodeSrc('OtherNode')}];`);
-  write('d_mappings.mjs', `export const NODE_CLASS_MAPPINGS = { MappedNode: ${nodeSrc('ignored')} };\nexport const NODE_DISPLAY_NAME_MAPPINGS = { MappedNode: 'Mapped!' };`);
+  write(
+    'd_mappings.mjs',
+    `export const NODE_CLASS_MAPPINGS = { MappedNode: ${nodeSrc('ignored')} };\nexport const NODE_DISPLAY_NAME_MAPPINGS = { MappedNode: 'Mapped!' };`,
+  );
   write('e_default_fn/index.ts', `export default async () => [${nodeSrc('FromDefault')}];`);
   write('f_nothing/index.js', `export const x = 1;`);
   write('g_builtin_clash/index.js', `export const nodes = [${nodeSrc('BuiltinNode')}];`);

@@ -226,7 +226,10 @@ describe('executor', () => {
     expect(last.type).toBe('execution_interrupted');
     expect(last.data).toMatchObject({ prompt_id: 'slow', node_id: '1', node_type: 'Slow' });
     expect(events.some((e) => e.type === 'progress')).toBe(true);
-    const ok = await ex.execute({ '1': { class_type: 'Slow', inputs: { steps: 2 } }, '2': { class_type: 'Show', inputs: { v: ['1', 0] } } }, { promptId: 'next' });
+    const ok = await ex.execute(
+      { '1': { class_type: 'Slow', inputs: { steps: 2 } }, '2': { class_type: 'Show', inputs: { v: ['1', 0] } } },
+      { promptId: 'next' },
+    );
     expect(ok.status).toBe('success');
   });
 
@@ -250,7 +253,14 @@ describe('executor', () => {
       current_inputs: { v: ['1'] },
     });
     expect(r.error!.traceback.length).toBeGreaterThan(0);
-    expect(events.map((e) => e.type)).toEqual(['execution_start', 'execution_cached', 'executing', 'executing', 'execution_error', 'executing']);
+    expect(events.map((e) => e.type)).toEqual([
+      'execution_start',
+      'execution_cached',
+      'executing',
+      'executing',
+      'execution_error',
+      'executing',
+    ]);
     expect((await ex.execute(chain(1, 1), { promptId: 'after' })).status).toBe('success');
   });
 

@@ -87,7 +87,7 @@ describe('FolderPaths', () => {
     expect(() => p.listFiles('nonsense')).toThrow(/unknown model folder 'nonsense'/);
   });
 
-  it("reads extra_model_paths.yaml with an a1111 section as ComfyUI does", () => {
+  it('reads extra_model_paths.yaml with an a1111 section as ComfyUI does', () => {
     const a1111 = path.join(root, 'webui');
     touch(path.join(a1111, 'models/Stable-diffusion/sd15.safetensors'));
     touch(path.join(a1111, 'models/Lora/l1.safetensors'));

@@ -170,7 +170,10 @@ describe('fingerprints (IS_CHANGED)', () => {
       inputs: { required: { file: { type: 'STRING' } } },
       outputs: [{ type: 'STRING' }],
       // As LoadImage: the content hash, so editing the file re-runs the node.
-      fingerprint: ({ file }, env) => createHash('sha256').update(fs.readFileSync(path.join(env.paths.inputDir, String(file)))).digest('hex'),
+      fingerprint: ({ file }, env) =>
+        createHash('sha256')
+          .update(fs.readFileSync(path.join(env.paths.inputDir, String(file))))
+          .digest('hex'),
       run: ({ file }, ctx) => {
         rec.runs.push(ctx.nodeId);
         return [fs.readFileSync(path.join(ctx.paths.inputDir, file), 'utf8')];

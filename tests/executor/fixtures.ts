@@ -65,7 +65,10 @@ export function setup(extra: (rec: Recorder) => AnyNodeDefinition[] = () => [], 
   const ex = new Executor(registry, { paths, ...opts });
   const events: ExecutionEvent[] = [];
   /** Runs a prompt, returning the result, and the node ids that ran and the events of this prompt only. */
-  const exec = async (prompt: ApiPrompt, o: { promptId?: string; outputs?: string[]; signal?: AbortSignal; extraPngInfo?: Record<string, unknown> } = {}) => {
+  const exec = async (
+    prompt: ApiPrompt,
+    o: { promptId?: string; outputs?: string[]; signal?: AbortSignal; extraPngInfo?: Record<string, unknown> } = {},
+  ) => {
     rec.runs.length = 0;
     events.length = 0;
     const result: ExecutionResult = await ex.execute(prompt, {

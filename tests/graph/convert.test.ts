@@ -63,10 +63,29 @@ describe('UI workflow → API prompt (ComfyUI fixtures in tests/fixtures/workflo
 function wf(nodes: unknown[], links: unknown[]): Record<string, unknown> {
   return { last_node_id: 99, last_link_id: 99, nodes, links, groups: [], config: {}, extra: {}, version: 0.4 };
 }
-const n = (id: number, type: string, extra: Record<string, unknown> = {}) => ({ id, type, pos: [0, 0], size: [1, 1], flags: {}, order: 0, mode: 0, inputs: [], outputs: [], properties: {}, ...extra });
+const n = (id: number, type: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  type,
+  pos: [0, 0],
+  size: [1, 1],
+  flags: {},
+  order: 0,
+  mode: 0,
+  inputs: [],
+  outputs: [],
+  properties: {},
+  ...extra,
+});
 
 describe('conversion rules', () => {
-  const ckpt = n(1, 'CheckpointLoaderSimple', { widgets_values: ['a.safetensors'], outputs: [{ name: 'MODEL', type: 'MODEL', links: [] }, { name: 'CLIP', type: 'CLIP', links: [1] }, { name: 'VAE', type: 'VAE', links: [] }] });
+  const ckpt = n(1, 'CheckpointLoaderSimple', {
+    widgets_values: ['a.safetensors'],
+    outputs: [
+      { name: 'MODEL', type: 'MODEL', links: [] },
+      { name: 'CLIP', type: 'CLIP', links: [1] },
+      { name: 'VAE', type: 'VAE', links: [] },
+    ],
+  });
 
   it('maps widgets in order skipping control_after_generate, and defaults missing trailing values', () => {
     const ks = n(3, 'KSampler', { widgets_values: [7, 'randomize', 30, 6.5, 'euler', 'karras'] });
@@ -77,26 +96,69 @@ describe('conversion rules', () => {
   it('follows legacy Reroute nodes and drops muted sources', () => {
     const reroute = n(2, 'Reroute', { inputs: [{ name: '', type: '*', link: 1 }], outputs: [{ name: '', type: 'CLIP', links: [2] }] });
     const enc = n(3, 'CLIPTextEncode', { inputs: [{ name: 'clip', type: 'CLIP', link: 2 }], widgets_values: ['hi'] });
-    const r = convertWorkflowToPrompt(wf([ckpt, reroute, enc], [[1, 1, 1, 2, 0, 'CLIP'], [2, 2, 0, 3, 0, 'CLIP']]), INFO);
+    const r = convertWorkflowToPrompt(
+      wf(
+        [ckpt, reroute, enc],
+        [
+          [1, 1, 1, 2, 0, 'CLIP'],
+          [2, 2, 0, 3, 0, 'CLIP'],
+        ],
+      ),
+      INFO,
+    );
     expect(r.prompt['3'].inputs).toEqual({ text: 'hi', clip: ['1', 1] });
     expect(r.prompt['2']).toBeUndefined();
-    const muted = convertWorkflowToPrompt(wf([{ ...ckpt, mode: 2 }, reroute, enc], [[1, 1, 1, 2, 0, 'CLIP'], [2, 2, 0, 3, 0, 'CLIP']]), INFO);
+    const muted = convertWorkflowToPrompt(
+      wf(
+        [{ ...ckpt, mode: 2 }, reroute, enc],
+        [
+          [1, 1, 1, 2, 0, 'CLIP'],
+          [2, 2, 0, 3, 0, 'CLIP'],
+        ],
+      ),
+      INFO,
+    );
     expect(muted.prompt['1']).toBeUndefined();
     expect(muted.prompt['3'].inputs).toEqual({ text: 'hi' });
   });
 
   it('passes through bypassed nodes by matching types', () => {
     const empty = n(1, 'EmptyLatentImage', { widgets_values: [64, 64, 1], outputs: [{ name: 'LATENT', type: 'LATENT', links: [1] }] });
-    const up = n(2, 'LatentUpscale', { mode: 4, inputs: [{ name: 'samples', type: 'LATENT', link: 1 }], outputs: [{ name: 'LATENT', type: 'LATENT', links: [2] }], widgets_values: ['nearest-exact', 128, 128, 'disabled'] });
-    const dec = n(3, 'VAEDecode', { inputs: [{ name: 'samples', type: 'LATENT', link: 2 }, { name: 'vae', type: 'VAE', link: null }] });
-    const r = convertWorkflowToPrompt(wf([empty, up, dec], [[1, 1, 0, 2, 0, 'LATENT'], [2, 2, 0, 3, 0, 'LATENT']]), INFO);
+    const up = n(2, 'LatentUpscale', {
+      mode: 4,
+      inputs: [{ name: 'samples', type: 'LATENT', link: 1 }],
+      outputs: [{ name: 'LATENT', type: 'LATENT', links: [2] }],
+      widgets_values: ['nearest-exact', 128, 128, 'disabled'],
+    });
+    const dec = n(3, 'VAEDecode', {
+      inputs: [
+        { name: 'samples', type: 'LATENT', link: 2 },
+        { name: 'vae', type: 'VAE', link: null },
+      ],
+    });
+    const r = convertWorkflowToPrompt(
+      wf(
+        [empty, up, dec],
+        [
+          [1, 1, 0, 2, 0, 'LATENT'],
+          [2, 2, 0, 3, 0, 'LATENT'],
+        ],
+      ),
+      INFO,
+    );
     expect(r.prompt['2']).toBeUndefined();
     expect(r.prompt['3'].inputs.samples).toEqual(['1', 0]);
   });
 
   it('uses the target widget value for PrimitiveNode links and lets a linked converted widget win', () => {
-    const prim = n(5, 'PrimitiveNode', { outputs: [{ name: 'INT', type: 'INT', links: [7], widget: { name: 'steps' } }], widgets_values: [33, 'fixed'] });
-    const ks = n(3, 'KSampler', { inputs: [{ name: 'steps', type: 'INT', link: 7, widget: { name: 'steps' } }], widgets_values: [1, 'fixed', 33, 8, 'euler', 'normal', 1] });
+    const prim = n(5, 'PrimitiveNode', {
+      outputs: [{ name: 'INT', type: 'INT', links: [7], widget: { name: 'steps' } }],
+      widgets_values: [33, 'fixed'],
+    });
+    const ks = n(3, 'KSampler', {
+      inputs: [{ name: 'steps', type: 'INT', link: 7, widget: { name: 'steps' } }],
+      widgets_values: [1, 'fixed', 33, 8, 'euler', 'normal', 1],
+    });
     const r = convertWorkflowToPrompt(wf([prim, ks], [[7, 5, 0, 3, 0, 'INT']]), INFO);
     expect(r.prompt['3'].inputs.steps).toBe(33);
     expect(r.prompt['5']).toBeUndefined();

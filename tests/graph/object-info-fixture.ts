@@ -9,7 +9,10 @@ type Spec = [string, unknown[]][];
 /** An object_info entry from `[input, spec]` pairs (shared by the editor's tests). */
 export function entry(name: string, required: Spec, output: string[], optional: Spec = [], category = 'test'): ObjectInfoEntry {
   return {
-    input: { required: Object.fromEntries(required) as ObjectInfoEntry['input']['required'], optional: Object.fromEntries(optional) as ObjectInfoEntry['input']['required'] },
+    input: {
+      required: Object.fromEntries(required) as ObjectInfoEntry['input']['required'],
+      optional: Object.fromEntries(optional) as ObjectInfoEntry['input']['required'],
+    },
     input_order: { required: required.map(([k]) => k), optional: optional.map(([k]) => k) },
     is_input_list: false,
     output,
@@ -32,9 +35,31 @@ const M = ['nearest-exact', 'bilinear', 'area', 'bicubic', 'bislerp'];
 
 export const FIXTURE_OBJECT_INFO: ObjectInfo = {
   CheckpointLoaderSimple: entry('CheckpointLoaderSimple', [['ckpt_name', [[]]]], ['MODEL', 'CLIP', 'VAE']),
-  CheckpointLoader: entry('CheckpointLoader', [['config_name', [[]]], ['ckpt_name', [[]]]], ['MODEL', 'CLIP', 'VAE']),
-  CLIPTextEncode: entry('CLIPTextEncode', [['text', ['STRING', { multiline: true, dynamicPrompts: true }]], ['clip', ['CLIP']]], ['CONDITIONING']),
-  EmptyLatentImage: entry('EmptyLatentImage', [['width', ['INT', { default: 512 }]], ['height', ['INT', { default: 512 }]], ['batch_size', ['INT', { default: 1 }]]], ['LATENT']),
+  CheckpointLoader: entry(
+    'CheckpointLoader',
+    [
+      ['config_name', [[]]],
+      ['ckpt_name', [[]]],
+    ],
+    ['MODEL', 'CLIP', 'VAE'],
+  ),
+  CLIPTextEncode: entry(
+    'CLIPTextEncode',
+    [
+      ['text', ['STRING', { multiline: true, dynamicPrompts: true }]],
+      ['clip', ['CLIP']],
+    ],
+    ['CONDITIONING'],
+  ),
+  EmptyLatentImage: entry(
+    'EmptyLatentImage',
+    [
+      ['width', ['INT', { default: 512 }]],
+      ['height', ['INT', { default: 512 }]],
+      ['batch_size', ['INT', { default: 1 }]],
+    ],
+    ['LATENT'],
+  ),
   KSampler: entry(
     'KSampler',
     [
@@ -70,20 +95,127 @@ export const FIXTURE_OBJECT_INFO: ObjectInfo = {
     ],
     ['LATENT'],
   ),
-  VAEDecode: entry('VAEDecode', [['samples', ['LATENT']], ['vae', ['VAE']]], ['IMAGE']),
-  VAEEncode: entry('VAEEncode', [['pixels', ['IMAGE']], ['vae', ['VAE']]], ['LATENT']),
-  VAEEncodeForInpaint: entry('VAEEncodeForInpaint', [['pixels', ['IMAGE']], ['vae', ['VAE']], ['mask', ['MASK']], ['grow_mask_by', ['INT', { default: 6 }]]], ['LATENT']),
-  SaveImage: entry('SaveImage', [['images', ['IMAGE']], ['filename_prefix', ['STRING', { default: 'ComfyUI' }]]], []),
+  VAEDecode: entry(
+    'VAEDecode',
+    [
+      ['samples', ['LATENT']],
+      ['vae', ['VAE']],
+    ],
+    ['IMAGE'],
+  ),
+  VAEEncode: entry(
+    'VAEEncode',
+    [
+      ['pixels', ['IMAGE']],
+      ['vae', ['VAE']],
+    ],
+    ['LATENT'],
+  ),
+  VAEEncodeForInpaint: entry(
+    'VAEEncodeForInpaint',
+    [
+      ['pixels', ['IMAGE']],
+      ['vae', ['VAE']],
+      ['mask', ['MASK']],
+      ['grow_mask_by', ['INT', { default: 6 }]],
+    ],
+    ['LATENT'],
+  ),
+  SaveImage: entry(
+    'SaveImage',
+    [
+      ['images', ['IMAGE']],
+      ['filename_prefix', ['STRING', { default: 'ComfyUI' }]],
+    ],
+    [],
+  ),
   LoadImage: entry('LoadImage', [['image', [[], { image_upload: true }]]], ['IMAGE', 'MASK']),
-  LoadImageMask: entry('LoadImageMask', [['image', [[], { image_upload: true }]], ['channel', [['alpha', 'red', 'green', 'blue']]]], ['MASK']),
-  LatentUpscale: entry('LatentUpscale', [['samples', ['LATENT']], ['upscale_method', [M]], ['width', ['INT', { default: 512 }]], ['height', ['INT', { default: 512 }]], ['crop', [['disabled', 'center']]]], ['LATENT']),
-  LoraLoader: entry('LoraLoader', [['model', ['MODEL']], ['clip', ['CLIP']], ['lora_name', [[]]], ['strength_model', ['FLOAT', { default: 1 }]], ['strength_clip', ['FLOAT', { default: 1 }]]], ['MODEL', 'CLIP']),
-  ModelMergeSimple: entry('ModelMergeSimple', [['model1', ['MODEL']], ['model2', ['MODEL']], ['ratio', ['FLOAT', { default: 1 }]]], ['MODEL']),
+  LoadImageMask: entry(
+    'LoadImageMask',
+    [
+      ['image', [[], { image_upload: true }]],
+      ['channel', [['alpha', 'red', 'green', 'blue']]],
+    ],
+    ['MASK'],
+  ),
+  LatentUpscale: entry(
+    'LatentUpscale',
+    [
+      ['samples', ['LATENT']],
+      ['upscale_method', [M]],
+      ['width', ['INT', { default: 512 }]],
+      ['height', ['INT', { default: 512 }]],
+      ['crop', [['disabled', 'center']]],
+    ],
+    ['LATENT'],
+  ),
+  LoraLoader: entry(
+    'LoraLoader',
+    [
+      ['model', ['MODEL']],
+      ['clip', ['CLIP']],
+      ['lora_name', [[]]],
+      ['strength_model', ['FLOAT', { default: 1 }]],
+      ['strength_clip', ['FLOAT', { default: 1 }]],
+    ],
+    ['MODEL', 'CLIP'],
+  ),
+  ModelMergeSimple: entry(
+    'ModelMergeSimple',
+    [
+      ['model1', ['MODEL']],
+      ['model2', ['MODEL']],
+      ['ratio', ['FLOAT', { default: 1 }]],
+    ],
+    ['MODEL'],
+  ),
   VAELoader: entry('VAELoader', [['vae_name', [[]]]], ['VAE']),
-  CheckpointSave: entry('CheckpointSave', [['model', ['MODEL']], ['clip', ['CLIP']], ['vae', ['VAE']], ['filename_prefix', ['STRING', { default: 'checkpoints/ComfyUI' }]]], []),
-  ControlNetApply: entry('ControlNetApply', [['conditioning', ['CONDITIONING']], ['control_net', ['CONTROL_NET']], ['image', ['IMAGE']], ['strength', ['FLOAT', { default: 1 }]]], ['CONDITIONING']),
-  DiffControlNetLoader: entry('DiffControlNetLoader', [['model', ['MODEL']], ['control_net_name', [[]]]], ['CONTROL_NET']),
+  CheckpointSave: entry(
+    'CheckpointSave',
+    [
+      ['model', ['MODEL']],
+      ['clip', ['CLIP']],
+      ['vae', ['VAE']],
+      ['filename_prefix', ['STRING', { default: 'checkpoints/ComfyUI' }]],
+    ],
+    [],
+  ),
+  ControlNetApply: entry(
+    'ControlNetApply',
+    [
+      ['conditioning', ['CONDITIONING']],
+      ['control_net', ['CONTROL_NET']],
+      ['image', ['IMAGE']],
+      ['strength', ['FLOAT', { default: 1 }]],
+    ],
+    ['CONDITIONING'],
+  ),
+  DiffControlNetLoader: entry(
+    'DiffControlNetLoader',
+    [
+      ['model', ['MODEL']],
+      ['control_net_name', [[]]],
+    ],
+    ['CONTROL_NET'],
+  ),
   UpscaleModelLoader: entry('UpscaleModelLoader', [['model_name', ['COMBO', { options: [] }]]], ['UPSCALE_MODEL']),
-  ImageUpscaleWithModel: entry('ImageUpscaleWithModel', [['upscale_model', ['UPSCALE_MODEL']], ['image', ['IMAGE']]], ['IMAGE']),
-  ImageScale: entry('ImageScale', [['image', ['IMAGE']], ['upscale_method', [M]], ['width', ['INT', { default: 512 }]], ['height', ['INT', { default: 512 }]], ['crop', [['disabled', 'center']]]], ['IMAGE']),
+  ImageUpscaleWithModel: entry(
+    'ImageUpscaleWithModel',
+    [
+      ['upscale_model', ['UPSCALE_MODEL']],
+      ['image', ['IMAGE']],
+    ],
+    ['IMAGE'],
+  ),
+  ImageScale: entry(
+    'ImageScale',
+    [
+      ['image', ['IMAGE']],
+      ['upscale_method', [M]],
+      ['width', ['INT', { default: 512 }]],
+      ['height', ['INT', { default: 512 }]],
+      ['crop', [['disabled', 'center']]],
+    ],
+    ['IMAGE'],
+  ),
 };

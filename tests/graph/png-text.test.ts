@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { PngFormatError, addPngTextChunks, readPngTextChunks, readPngTextChunksAsync } from '../../engine/image/png-text.ts';
 
 async function tinyPng(): Promise<Buffer> {
-  return sharp(Buffer.from([255, 0, 0, 0, 255, 0]), { raw: { width: 2, height: 1, channels: 3 } }).png().toBuffer();
+  return sharp(Buffer.from([255, 0, 0, 0, 255, 0]), { raw: { width: 2, height: 1, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** A chunk built independently of the module under test (CRC from zlib). */
@@ -41,7 +43,10 @@ describe('PNG text chunks', () => {
   it('reads zTXt and compressed iTXt written independently, and ComfyUI comf chunks', async () => {
     const png = await tinyPng();
     const z = chunk('zTXt', Buffer.concat([Buffer.from('prompt\0\0', 'latin1'), zlib.deflateSync(Buffer.from('{"a": 1}', 'latin1'))]));
-    const i = chunk('iTXt', Buffer.concat([Buffer.from('workflow\0\x01\0en\0\0', 'latin1'), zlib.deflateSync(Buffer.from('ünïcode ✓', 'utf8'))]));
+    const i = chunk(
+      'iTXt',
+      Buffer.concat([Buffer.from('workflow\0\x01\0en\0\0', 'latin1'), zlib.deflateSync(Buffer.from('ünïcode ✓', 'utf8'))]),
+    );
     const c = chunk('comf', Buffer.from('extra\0{"b":2}', 'utf8'));
     const file = insertBeforeIend(png, Buffer.concat([z, i, c]));
     const expected = { prompt: '{"a": 1}', workflow: 'ünïcode ✓', extra: '{"b":2}' };

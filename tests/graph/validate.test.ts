@@ -8,19 +8,39 @@ import { defineNode } from '../../engine/registry/types.ts';
 const env = { paths: new FolderPaths({ baseDir: os.tmpdir() }) };
 const r = new NodeRegistry();
 r.registerAll([
-  defineNode({ name: 'Num', inputs: { required: { v: { type: 'INT', default: 1, min: 1, max: 10 } } }, outputs: [{ type: 'INT' }], run: ({ v }) => [v] }),
-  defineNode({ name: 'Img', inputs: { required: { mode: { type: 'COMBO', options: ['a', 'b'] } } }, outputs: [{ type: 'IMAGE' }], run: () => [{ shape: [1], data: new Float32Array(1) }] }),
+  defineNode({
+    name: 'Num',
+    inputs: { required: { v: { type: 'INT', default: 1, min: 1, max: 10 } } },
+    outputs: [{ type: 'INT' }],
+    run: ({ v }) => [v],
+  }),
+  defineNode({
+    name: 'Img',
+    inputs: { required: { mode: { type: 'COMBO', options: ['a', 'b'] } } },
+    outputs: [{ type: 'IMAGE' }],
+    run: () => [{ shape: [1], data: new Float32Array(1) }],
+  }),
   defineNode({
     name: 'Use',
     inputs: {
-      required: { image: { type: 'IMAGE' }, f: { type: 'FLOAT', default: 0, min: -1, max: 1 }, s: { type: 'STRING' }, b: { type: 'BOOLEAN' } },
+      required: {
+        image: { type: 'IMAGE' },
+        f: { type: 'FLOAT', default: 0, min: -1, max: 1 },
+        s: { type: 'STRING' },
+        b: { type: 'BOOLEAN' },
+      },
       optional: { n: { type: 'INT' } },
     },
     outputs: [{ type: 'IMAGE' }],
     run: ({ image }) => [image],
   }),
   defineNode({ name: 'Out', inputs: { required: { x: { type: '*' } } }, outputs: [], outputNode: true, run: () => ({ ui: {} }) }),
-  defineNode({ name: 'Seed', inputs: { required: { seed: { type: 'INT', min: 0, max: 2 ** 64 - 1 } } }, outputs: [{ type: 'INT' }], run: ({ seed }) => [seed] }),
+  defineNode({
+    name: 'Seed',
+    inputs: { required: { seed: { type: 'INT', min: 0, max: 2 ** 64 - 1 } } },
+    outputs: [{ type: 'INT' }],
+    run: ({ seed }) => [seed],
+  }),
   defineNode({
     name: 'Even',
     inputs: { required: { v: { type: 'INT' } } },
@@ -89,7 +109,11 @@ describe('validation', () => {
   });
 
   it('lists every missing class, refuses no-output prompts, bad shapes and cycles', async () => {
-    const missing = await v({ '1': { class_type: 'Nope', inputs: {} }, '2': { class_type: 'Gone', inputs: {} }, '3': { class_type: 'Nope', inputs: {} } });
+    const missing = await v({
+      '1': { class_type: 'Nope', inputs: {} },
+      '2': { class_type: 'Gone', inputs: {} },
+      '3': { class_type: 'Nope', inputs: {} },
+    });
     expect(missing.error?.type).toBe('missing_node_type');
     expect(missing.error?.details).toBe('Missing node types: Nope (node 1, 3), Gone (node 2)');
     expect((await v({ '1': { class_type: 'Num', inputs: { v: 1 } } })).error?.type).toBe('prompt_no_outputs');

@@ -65,19 +65,31 @@ function multiPageTiff(pages: { w: number; h: number; rgb: number[] }[]): Buffer
 describe('decodeImageFile', () => {
   it('reads RGB and alpha of an 8-bit RGBA PNG as v / 255', async () => {
     const px = [255, 0, 0, 255, 0, 128, 255, 0, 10, 20, 30, 64];
-    await sharp(Buffer.from(px), { raw: { width: 3, height: 1, channels: 4 } }).png().toFile(file('rgba.png'));
+    await sharp(Buffer.from(px), { raw: { width: 3, height: 1, channels: 4 } })
+      .png()
+      .toFile(file('rgba.png'));
     const d = await decodeImageFile(file('rgba.png'));
     expect(d.frames.shape).toEqual([1, 1, 3, 3]);
-    expectClose(d.frames.data, [255, 0, 0, 0, 128, 255, 10, 20, 30].map((v) => v / 255), 1e-7);
+    expectClose(
+      d.frames.data,
+      [255, 0, 0, 0, 128, 255, 10, 20, 30].map((v) => v / 255),
+      1e-7,
+    );
     expect(d.alpha?.shape).toEqual([1, 1, 3]);
     expectClose(d.alpha!.data, [1, 0, 64 / 255], 1e-7);
   });
 
   it('has no alpha for an RGB file and spreads grey to three channels', async () => {
-    await sharp(Buffer.from([0, 51, 255, 7]), { raw: { width: 2, height: 2, channels: 1 } }).png().toFile(file('grey.png'));
+    await sharp(Buffer.from([0, 51, 255, 7]), { raw: { width: 2, height: 2, channels: 1 } })
+      .png()
+      .toFile(file('grey.png'));
     const d = await decodeImageFile(file('grey.png'));
     expect(d.alpha).toBeUndefined();
-    expectClose(d.frames.data, [0, 0, 0, 51, 51, 51, 255, 255, 255, 7, 7, 7].map((v) => v / 255), 1e-7);
+    expectClose(
+      d.frames.data,
+      [0, 0, 0, 51, 51, 51, 255, 255, 255, 7, 7, 7].map((v) => v / 255),
+      1e-7,
+    );
   });
 
   it('scales 16-bit PNG samples by 1/65535', async () => {
@@ -89,14 +101,21 @@ describe('decodeImageFile', () => {
       .toBuffer();
     expect((await sharp(png).metadata()).depth).toBe('ushort');
     const d = await decodeImageFile(png);
-    expectClose(d.frames.data, v.map((x) => x / 65535), 1e-7);
+    expectClose(
+      d.frames.data,
+      v.map((x) => x / 65535),
+      1e-7,
+    );
   });
 
   it('applies EXIF orientation 6 (rotate 90° clockwise)', async () => {
     // 16×8, left half black, right half white; rotated clockwise the left half ends up on top.
     const raw = Buffer.alloc(16 * 8 * 3);
     for (let y = 0; y < 8; y++) for (let x = 8; x < 16; x++) raw.fill(255, (y * 16 + x) * 3, (y * 16 + x) * 3 + 3);
-    await sharp(raw, { raw: { width: 16, height: 8, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toFile(file('rot.jpg'));
+    await sharp(raw, { raw: { width: 16, height: 8, channels: 3 } })
+      .jpeg({ quality: 100 })
+      .withMetadata({ orientation: 6 })
+      .toFile(file('rot.jpg'));
     expect((await sharp(file('rot.jpg')).metadata()).orientation).toBe(6);
     const d = await decodeImageFile(file('rot.jpg'));
     expect(d.frames.shape).toEqual([1, 16, 8, 3]);
@@ -111,7 +130,11 @@ describe('decodeImageFile', () => {
 
   it('gives every frame of an animated GIF and WebP as a batch', async () => {
     const frames = await Promise.all(
-      [0, 100, 200].map((v) => sharp(Buffer.alloc(4 * 3 * 3, v), { raw: { width: 4, height: 3, channels: 3 } }).png().toBuffer()),
+      [0, 100, 200].map((v) =>
+        sharp(Buffer.alloc(4 * 3 * 3, v), { raw: { width: 4, height: 3, channels: 3 } })
+          .png()
+          .toBuffer(),
+      ),
     );
     for (const fmt of ['gif', 'webp'] as const) {
       const anim = sharp(frames, { join: { animated: true } });
@@ -119,15 +142,21 @@ describe('decodeImageFile', () => {
       const d = await decodeImageFile(buf, { name: `anim.${fmt}` });
       expect(d.frames.shape, fmt).toEqual([3, 3, 4, 3]);
       for (let f = 0; f < 3; f++) expect(d.frames.data[f * 36], fmt).toBeCloseTo([0, 100, 200][f] / 255, 2);
-      await expect(decodeImageFile(buf, { name: `anim.${fmt}`, maxFrames: 2 })).rejects.toThrow(new RegExp(`anim\\.${fmt}: has 3 frames, more than the 2`));
+      await expect(decodeImageFile(buf, { name: `anim.${fmt}`, maxFrames: 2 })).rejects.toThrow(
+        new RegExp(`anim\\.${fmt}: has 3 frames, more than the 2`),
+      );
     }
   });
 
   it('reports alpha of palette images (GIF) only when some pixel is transparent', async () => {
-    const opaque = await sharp(Buffer.alloc(2 * 2 * 3, 90), { raw: { width: 2, height: 2, channels: 3 } }).gif().toBuffer();
+    const opaque = await sharp(Buffer.alloc(2 * 2 * 3, 90), { raw: { width: 2, height: 2, channels: 3 } })
+      .gif()
+      .toBuffer();
     expect((await decodeImageFile(opaque)).alpha).toBeUndefined();
     const px = Buffer.from([200, 0, 0, 255, 200, 0, 0, 0, 0, 200, 0, 255, 0, 200, 0, 255]);
-    const holed = await sharp(px, { raw: { width: 2, height: 2, channels: 4 } }).gif().toBuffer();
+    const holed = await sharp(px, { raw: { width: 2, height: 2, channels: 4 } })
+      .gif()
+      .toBuffer();
     const d = await decodeImageFile(holed);
     expectClose(d.alpha!.data, [1, 0, 1, 1], 1e-7);
   });
@@ -143,7 +172,9 @@ describe('decodeImageFile', () => {
   });
 
   it('refuses oversize and broken files with the file named', async () => {
-    await sharp(Buffer.alloc(30 * 20 * 3), { raw: { width: 30, height: 20, channels: 3 } }).png().toFile(file('big.png'));
+    await sharp(Buffer.alloc(30 * 20 * 3), { raw: { width: 30, height: 20, channels: 3 } })
+      .png()
+      .toFile(file('big.png'));
     await expect(decodeImageFile(file('big.png'), { maxPixels: 500 })).rejects.toThrow(/big\.png.*(pixel|exceeds)/);
     await expect(decodeImageFile(file('big.png'), { maxTotalPixels: 100 })).rejects.toThrow(/big\.png.*600 pixels, more than the 100/);
     fs.writeFileSync(file('broken.png'), Buffer.from('\x89PNG\r\n\x1a\nnot really'));
@@ -176,7 +207,9 @@ describe('8-bit conversion as ComfyUI saves', () => {
     expect(back.info.channels).toBe(3);
     expect([...back.data]).toEqual([0, 127, 255, 51, 102, 153]);
     const rgba = t([1, 1, 1, 4], [1, 0, 0, 0.5]);
-    const b2 = await sharp(await encodePng(rgba, { compressionLevel: 1 })).raw().toBuffer({ resolveWithObject: true });
+    const b2 = await sharp(await encodePng(rgba, { compressionLevel: 1 }))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     expect([...b2.data]).toEqual([255, 0, 0, 127]);
   });
 

@@ -46,7 +46,11 @@ describe('GrowMask', () => {
 
   for (const c of refs.grow_mask) {
     it(`matches scipy.ndimage grey_${c.expand > 0 ? 'dilation' : 'erosion'} ×${Math.abs(c.expand)} (${c.name}, ${c.tapered ? 'cross' : 'square'})`, async () => {
-      const [o] = await run(GrowMask, { mask: { shape: [1, ...c.shape], data: Float32Array.from(c.input) }, expand: c.expand, tapered_corners: c.tapered });
+      const [o] = await run(GrowMask, {
+        mask: { shape: [1, ...c.shape], data: Float32Array.from(c.input) },
+        expand: c.expand,
+        tapered_corners: c.tapered,
+      });
       expectClose(o.data, c.data, 0);
     });
   }
@@ -75,8 +79,13 @@ describe('GrowMask', () => {
       return cur;
     };
     let seed = 7;
-    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-    for (const [h, w] of [[9, 13], [1, 6], [5, 1], [17, 4]]) {
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (const [h, w] of [
+      [9, 13],
+      [1, 6],
+      [5, 1],
+      [17, 4],
+    ]) {
       const data = Float32Array.from({ length: h * w }, () => (rnd() < 0.15 ? rnd() : 0));
       const inv = data.map((v) => 1 - v);
       for (const k of [1, 2, 3, 5, 8, 20]) {
@@ -88,7 +97,15 @@ describe('GrowMask', () => {
 
   it('checks for interruption between passes', () => {
     let passes = 0;
-    growMask(t([1, 8, 8], new Array(64).fill(0).map((_, i) => (i === 0 ? 1 : 0))), 5, true, () => passes++);
+    growMask(
+      t(
+        [1, 8, 8],
+        new Array(64).fill(0).map((_, i) => (i === 0 ? 1 : 0)),
+      ),
+      5,
+      true,
+      () => passes++,
+    );
     expect(passes).toBe(5);
   });
 });
@@ -125,7 +142,9 @@ describe('simple mask nodes', () => {
     expectClose(g.data, [0.2, 0.5]);
     const [a] = await run(ImageToMask, { image: t([1, 1, 1, 4], [0.1, 0.2, 0.3, 0.4]), channel: 'alpha' });
     expectClose(a.data, [0.4]);
-    await expect(run(ImageToMask, { image: t([1, 1, 1, 3], [0, 0, 0]), channel: 'alpha' })).rejects.toThrow(/has 3 channels, so it has no alpha/);
+    await expect(run(ImageToMask, { image: t([1, 1, 1, 3], [0, 0, 0]), channel: 'alpha' })).rejects.toThrow(
+      /has 3 channels, so it has no alpha/,
+    );
   });
 
   it('ImageColorToMask matches the 8-bit colour after round(255·x)', async () => {
@@ -136,7 +155,10 @@ describe('simple mask nodes', () => {
   });
 
   it('CropMask cuts the box, clipped to the mask, and refuses a box outside it', async () => {
-    const m = t([1, 3, 4], Array.from({ length: 12 }, (_, i) => i));
+    const m = t(
+      [1, 3, 4],
+      Array.from({ length: 12 }, (_, i) => i),
+    );
     const [c] = await run(CropMask, { mask: m, x: 1, y: 1, width: 2, height: 5 });
     expect(c.shape).toEqual([1, 2, 2]);
     expect([...c.data]).toEqual([5, 6, 9, 10]);
@@ -147,7 +169,9 @@ describe('simple mask nodes', () => {
 describe('MaskComposite', () => {
   const dest = t([1, 2, 3], [0.6, 0.6, 0.6, 0.4, 0.4, 1.5]);
   const src = t([1, 1, 2], [0.7, 0.2]);
-  const at = async (operation: string): Promise<number[]> => [...(await run(MaskComposite, { destination: dest, source: src, x: 1, y: 1, operation }))[0].data];
+  const at = async (operation: string): Promise<number[]> => [
+    ...(await run(MaskComposite, { destination: dest, source: src, x: 1, y: 1, operation }))[0].data,
+  ];
 
   it('combines in the overlap (source clipped at the right edge) and clamps everything to 0..1', async () => {
     // overlap: row 1, columns 1..2 ← source (0.7, 0.2); 1.5 outside the overlap is clamped too
@@ -164,9 +188,17 @@ describe('MaskComposite', () => {
   });
 
   it('a single source mask applies to every item of the destination batch', async () => {
-    const [o] = await run(MaskComposite, { destination: t([2, 1, 1], [0.5, 0.25]), source: t([1, 1], [0.5]), x: 0, y: 0, operation: 'multiply' });
+    const [o] = await run(MaskComposite, {
+      destination: t([2, 1, 1], [0.5, 0.25]),
+      source: t([1, 1], [0.5]),
+      x: 0,
+      y: 0,
+      operation: 'multiply',
+    });
     expectClose(o.data, [0.25, 0.125]);
-    await expect(run(MaskComposite, { destination: t([2, 1, 1], [0, 0]), source: t([3, 1, 1], [0, 0, 0]), x: 0, y: 0, operation: 'add' })).rejects.toThrow(/batch of 3/);
+    await expect(
+      run(MaskComposite, { destination: t([2, 1, 1], [0, 0]), source: t([3, 1, 1], [0, 0, 0]), x: 0, y: 0, operation: 'add' }),
+    ).rejects.toThrow(/batch of 3/);
   });
 });
 
@@ -176,7 +208,9 @@ describe('MaskPreview and registration', () => {
     const r = (await MaskPreview.run({ mask }, world.ctx())) as { ui: { images: { filename: string; type: string }[] }; result: unknown[] };
     expect(r.result).toEqual([mask]);
     expect(r.ui.images[0].type).toBe('temp');
-    const { data, info } = await sharp(fs.readFileSync(path.join(world.paths.tempDir, r.ui.images[0].filename))).raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(fs.readFileSync(path.join(world.paths.tempDir, r.ui.images[0].filename)))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     expect(info.channels).toBe(3);
     expect([...data]).toEqual([0, 0, 0, 255, 255, 255]);
   });

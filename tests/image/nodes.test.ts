@@ -8,7 +8,15 @@ import { NodeRegistry } from '../../engine/registry/registry.ts';
 import { ImageCompositeMasked } from '../../nodes/image/composite.ts';
 import { LoadImage, LoadImageMask } from '../../nodes/image/load-image.ts';
 import { SaveImage } from '../../nodes/image/save-image.ts';
-import { EmptyImage, ImageBatch, ImageInvert, ImagePadForOutpaint, ImageScale, ImageScaleBy, nodes as transformNodes } from '../../nodes/image/transform.ts';
+import {
+  EmptyImage,
+  ImageBatch,
+  ImageInvert,
+  ImagePadForOutpaint,
+  ImageScale,
+  ImageScaleBy,
+  nodes as transformNodes,
+} from '../../nodes/image/transform.ts';
 import { TestWorld } from './context.ts';
 import { expectClose, t } from './references.ts';
 
@@ -19,7 +27,13 @@ const grey = (shape: number[], v: number): Tensor => ({ shape, data: new Float32
 
 describe('ImageScale / ImageScaleBy', () => {
   it('keeps the aspect ratio when one side is 0, rounding ties to even as Python', async () => {
-    const [a] = await run(ImageScale, { image: grey([1, 2, 4, 3], 0.2), upscale_method: 'bilinear', width: 8, height: 0, crop: 'disabled' });
+    const [a] = await run(ImageScale, {
+      image: grey([1, 2, 4, 3], 0.2),
+      upscale_method: 'bilinear',
+      width: 8,
+      height: 0,
+      crop: 'disabled',
+    });
     expect(a.shape).toEqual([1, 4, 8, 3]);
     // 4 high, 5 wide, height 2 → width round(5·2/4) = round(2.5) = 2
     const [b] = await run(ImageScale, { image: grey([1, 4, 5, 3], 0.2), upscale_method: 'area', width: 0, height: 2, crop: 'disabled' });
@@ -30,7 +44,13 @@ describe('ImageScale / ImageScaleBy', () => {
   });
 
   it('nearest-exact doubles pixels', async () => {
-    const [o] = await run(ImageScale, { image: t([1, 1, 2, 1], [0.1, 0.9]), upscale_method: 'nearest-exact', width: 4, height: 1, crop: 'disabled' });
+    const [o] = await run(ImageScale, {
+      image: t([1, 1, 2, 1], [0.1, 0.9]),
+      upscale_method: 'nearest-exact',
+      width: 4,
+      height: 1,
+      crop: 'disabled',
+    });
     expectClose(o.data, [0.1, 0.1, 0.9, 0.9]);
   });
 
@@ -114,19 +134,39 @@ describe('ImageCompositeMasked', () => {
 
   it('blends mask·source + (1 − mask)·destination, the mask resized bilinearly to the source', async () => {
     const d2 = grey([1, 3, 3, 3], 0.2);
-    const [o] = await run(ImageCompositeMasked, { destination: d2, source: grey([1, 2, 2, 3], 1), x: 0, y: 0, resize_source: false, mask: t([1, 2, 2], [1, 0.5, 0.25, 0]) });
+    const [o] = await run(ImageCompositeMasked, {
+      destination: d2,
+      source: grey([1, 2, 2, 3], 1),
+      x: 0,
+      y: 0,
+      resize_source: false,
+      mask: t([1, 2, 2], [1, 0.5, 0.25, 0]),
+    });
     expectClose(pixel(o, 0, 0), [1, 1, 1]);
     expectClose(pixel(o, 0, 1), [0.6, 0.6, 0.6]);
     expectClose(pixel(o, 1, 0), [0.4, 0.4, 0.4]);
     expectClose(pixel(o, 1, 1), [0.2, 0.2, 0.2]);
     // a 1×1 mask of 0.5 covers the whole 2×2 source
-    const [o2] = await run(ImageCompositeMasked, { destination: d2, source: grey([1, 2, 2, 3], 1), x: 1, y: 1, resize_source: false, mask: t([1, 1, 1], [0.5]) });
+    const [o2] = await run(ImageCompositeMasked, {
+      destination: d2,
+      source: grey([1, 2, 2, 3], 1),
+      x: 1,
+      y: 1,
+      resize_source: false,
+      mask: t([1, 1, 1], [0.5]),
+    });
     expectClose(pixel(o2, 2, 2), [0.6, 0.6, 0.6]);
     expectClose(pixel(o2, 0, 0), [0.2, 0.2, 0.2]);
   });
 
   it('resize_source stretches the source over the destination; batches and alpha are matched', async () => {
-    const [o] = await run(ImageCompositeMasked, { destination: grey([2, 3, 3, 4], 0), source: t([1, 1, 1, 3], [0.3, 0.6, 0.9]), x: 0, y: 0, resize_source: true });
+    const [o] = await run(ImageCompositeMasked, {
+      destination: grey([2, 3, 3, 4], 0),
+      source: t([1, 1, 1, 3], [0.3, 0.6, 0.9]),
+      x: 0,
+      y: 0,
+      resize_source: true,
+    });
     expect(o.shape).toEqual([2, 3, 3, 4]);
     for (let i = 0; i < 18; i++) expectClose(o.data.subarray(i * 4, i * 4 + 4), [0.3, 0.6, 0.9, 1], 1e-6);
   });
@@ -138,9 +178,15 @@ describe('LoadImage / LoadImageMask', () => {
   it('lists the input folder’s own image files, sorted', async () => {
     fs.writeFileSync(input('notes.txt'), 'x');
     fs.mkdirSync(input('sub'), { recursive: true });
-    await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } }).png().toFile(input('sub/inner.png'));
-    await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } }).jpeg().toFile(input('b.JPG'));
-    await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } }).png().toFile(input('a.png'));
+    await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } })
+      .png()
+      .toFile(input('sub/inner.png'));
+    await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } })
+      .jpeg()
+      .toFile(input('b.JPG'));
+    await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } })
+      .png()
+      .toFile(input('a.png'));
     const reg = new NodeRegistry();
     reg.registerAll([LoadImage, ...transformNodes]);
     const info = reg.objectInfo({ paths: world.paths }).LoadImage;
@@ -149,7 +195,9 @@ describe('LoadImage / LoadImageMask', () => {
   });
 
   it('gives IMAGE and MASK = 1 − alpha', async () => {
-    await sharp(Buffer.from([255, 0, 0, 255, 0, 255, 0, 0, 0, 0, 255, 51]), { raw: { width: 3, height: 1, channels: 4 } }).png().toFile(input('rgba.png'));
+    await sharp(Buffer.from([255, 0, 0, 255, 0, 255, 0, 0, 0, 0, 255, 51]), { raw: { width: 3, height: 1, channels: 4 } })
+      .png()
+      .toFile(input('rgba.png'));
     const [img, mask] = await run(LoadImage, { image: 'rgba.png' });
     expect(img.shape).toEqual([1, 1, 3, 3]);
     expectClose(img.data, [1, 0, 0, 0, 1, 0, 0, 0, 1]);
@@ -158,8 +206,16 @@ describe('LoadImage / LoadImageMask', () => {
   });
 
   it('gives a B×64×64 zero mask without alpha, one item per frame', async () => {
-    const frames = await Promise.all([10, 200].map((v) => sharp(Buffer.alloc(2 * 2 * 3, v), { raw: { width: 2, height: 2, channels: 3 } }).png().toBuffer()));
-    await sharp(frames, { join: { animated: true } }).gif().toFile(input('anim.gif'));
+    const frames = await Promise.all(
+      [10, 200].map((v) =>
+        sharp(Buffer.alloc(2 * 2 * 3, v), { raw: { width: 2, height: 2, channels: 3 } })
+          .png()
+          .toBuffer(),
+      ),
+    );
+    await sharp(frames, { join: { animated: true } })
+      .gif()
+      .toFile(input('anim.gif'));
     const [img, mask] = await run(LoadImage, { image: 'anim.gif' });
     expect(img.shape).toEqual([2, 2, 2, 3]);
     expect(mask.shape).toEqual([2, 64, 64]);
@@ -167,7 +223,9 @@ describe('LoadImage / LoadImageMask', () => {
   });
 
   it('loads annotated names from output/ and temp/', async () => {
-    await sharp(Buffer.from([0, 0, 255]), { raw: { width: 1, height: 1, channels: 3 } }).png().toFile(path.join(world.paths.outputDir, 'made.png'));
+    await sharp(Buffer.from([0, 0, 255]), { raw: { width: 1, height: 1, channels: 3 } })
+      .png()
+      .toFile(path.join(world.paths.outputDir, 'made.png'));
     const [img] = await run(LoadImage, { image: 'made.png [output]' });
     expectClose(img.data, [0, 0, 1]);
     expect(LoadImage.validateInputs!({ image: 'made.png [output]' }, {}, { paths: world.paths })).toBe(true);
@@ -177,8 +235,12 @@ describe('LoadImage / LoadImageMask', () => {
 
   it('fingerprints the file by its SHA-256', async () => {
     const bytes = fs.readFileSync(input('rgba.png'));
-    expect(await LoadImage.fingerprint!({ image: 'rgba.png' }, { paths: world.paths })).toBe(createHash('sha256').update(bytes).digest('hex'));
-    expect(await LoadImageMask.fingerprint!({ image: 'rgba.png', channel: 'red' }, { paths: world.paths })).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(await LoadImage.fingerprint!({ image: 'rgba.png' }, { paths: world.paths })).toBe(
+      createHash('sha256').update(bytes).digest('hex'),
+    );
+    expect(await LoadImageMask.fingerprint!({ image: 'rgba.png', channel: 'red' }, { paths: world.paths })).toBe(
+      createHash('sha256').update(bytes).digest('hex'),
+    );
   });
 
   it('LoadImageMask takes a colour channel, or 1 − alpha', async () => {

@@ -17,7 +17,16 @@ export interface References {
   interpolate: { input: TensorJson; cases: { method: string; height: number; width: number; data: number[] }[] };
   center_crop: { input: TensorJson; cases: { width: number; height: number; cropped_shape: number[]; data: number[] }[] };
   bislerp: { input: TensorJson; cases: { height: number; width: number; data: number[] }[] };
-  lanczos: { mode: string; channels: number; input: number[]; in_height: number; in_width: number; width: number; height: number; data: number[] }[];
+  lanczos: {
+    mode: string;
+    channels: number;
+    input: number[];
+    in_height: number;
+    in_width: number;
+    width: number;
+    height: number;
+    data: number[];
+  }[];
   grow_mask: { name: string; shape: number[]; input: number[]; expand: number; tapered: boolean; data: number[] }[];
 }
 

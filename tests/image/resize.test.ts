@@ -8,7 +8,12 @@ describe('resize against formulas', () => {
   it('bilinear 2×2 → 4×4 follows the align_corners=False formula', () => {
     const out = resizeNCHW(t([1, 1, 2, 2], [0, 1, 2, 3]), 4, 4, 'bilinear');
     // source coordinate (d + 0.5)/2 − 0.5 clamped at 0 gives per-axis weights [1,0],[.75,.25],[.25,.75],[0,1]
-    const wts = [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]];
+    const wts = [
+      [1, 0],
+      [0.75, 0.25],
+      [0.25, 0.75],
+      [0, 1],
+    ];
     const expected: number[] = [];
     for (const [y0, y1] of wts) for (const [x0, x1] of wts) expected.push(y0 * (x0 * 0 + x1 * 1) + y1 * (x0 * 2 + x1 * 3));
     expectClose(out.data, expected);
@@ -58,7 +63,11 @@ describe('resize against formulas', () => {
   it('every method keeps a constant image constant (lanczos to its 8-bit level)', () => {
     const c = { shape: [1, 3, 4, 5], data: new Float32Array(60).fill(0.3) };
     for (const m of ['nearest-exact', 'bilinear', 'area', 'bicubic', 'bislerp'] as ResizeMethod[]) {
-      for (const [h, w] of [[7, 9], [2, 3]]) expectClose(resizeNCHW(c, h, w, m).data, new Array(3 * h * w).fill(0.3), 1e-6, m);
+      for (const [h, w] of [
+        [7, 9],
+        [2, 3],
+      ])
+        expectClose(resizeNCHW(c, h, w, m).data, new Array(3 * h * w).fill(0.3), 1e-6, m);
     }
     expectClose(resizeNCHW(c, 7, 9, 'lanczos').data, new Array(3 * 63).fill(76 / 255), 1e-7, 'lanczos');
   });

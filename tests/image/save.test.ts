@@ -33,13 +33,16 @@ describe('output names (get_save_image_path)', () => {
     const dir = path.join(world.paths.outputDir, 'count');
     expect(nextCounter(dir, 'run')).toBe(1);
     fs.mkdirSync(dir);
-    for (const n of ['run_00001_.png', 'run_00002_.png', 'run_00003_.png', 'other_00009_.png', 'run_x.png']) fs.writeFileSync(path.join(dir, n), 'x');
+    for (const n of ['run_00001_.png', 'run_00002_.png', 'run_00003_.png', 'other_00009_.png', 'run_x.png'])
+      fs.writeFileSync(path.join(dir, n), 'x');
     expect(nextCounter(dir, 'run')).toBe(4);
   });
 
   it('expands %width%, %height% and the local date and time', () => {
     const now = new Date(2024, 0, 5, 7, 8, 9);
-    expect(expandPrefix('img_%width%x%height%/%year%-%month%-%day%_%hour%%minute%%second%', 640, 480, now)).toBe('img_640x480/2024-01-05_070809');
+    expect(expandPrefix('img_%width%x%height%/%year%-%month%-%day%_%hour%%minute%%second%', 640, 480, now)).toBe(
+      'img_640x480/2024-01-05_070809',
+    );
     expect(expandPrefix('plain', 1, 1, now)).toBe('plain');
   });
 });
@@ -67,7 +70,10 @@ describe('SaveImage', () => {
     const prompt = { '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'meta', images: ['8', 0] } } };
     const workflow = { nodes: [{ id: 9, type: 'SaveImage' }], version: 0.4 };
     const ctx = world.ctx();
-    const r = (await SaveImage.run({ images: solid(0.25), filename_prefix: 'meta', prompt, extra_pnginfo: { workflow, other: 'é' } }, ctx)) as UiResult;
+    const r = (await SaveImage.run(
+      { images: solid(0.25), filename_prefix: 'meta', prompt, extra_pnginfo: { workflow, other: 'é' } },
+      ctx,
+    )) as UiResult;
     const png = fs.readFileSync(path.join(world.paths.outputDir, r.ui.images[0].filename));
     const types = pngChunkTypes(png);
     expect(types.filter((x) => x === 'tEXt')).toHaveLength(3);
@@ -81,7 +87,10 @@ describe('SaveImage', () => {
   });
 
   it('skips extra_pnginfo keys that cannot be PNG keywords, with a warning', async () => {
-    const r = (await SaveImage.run({ images: solid(0.5), filename_prefix: 'keys', prompt: {}, extra_pnginfo: { ['k'.repeat(80)]: 1, ok: 2 } }, world.ctx())) as UiResult;
+    const r = (await SaveImage.run(
+      { images: solid(0.5), filename_prefix: 'keys', prompt: {}, extra_pnginfo: { ['k'.repeat(80)]: 1, ok: 2 } },
+      world.ctx(),
+    )) as UiResult;
     const chunks = readPngTextChunks(fs.readFileSync(path.join(world.paths.outputDir, r.ui.images[0].filename)));
     expect(chunks).toEqual({ prompt: '{}', ok: '2' });
     expect(world.warnings.some((w) => w.includes('kkkk'))).toBe(true);
@@ -89,10 +98,14 @@ describe('SaveImage', () => {
 
   it('refuses prefixes that leave the output folder', async () => {
     for (const bad of ['../escape', 'a/../../escape', '/abs/x', 'C:/x']) {
-      await expect(SaveImage.run({ images: solid(0), filename_prefix: bad }, world.ctx()) as Promise<unknown>).rejects.toThrow(/refused path/);
+      await expect(SaveImage.run({ images: solid(0), filename_prefix: bad }, world.ctx()) as Promise<unknown>).rejects.toThrow(
+        /refused path/,
+      );
     }
     expect(fs.existsSync(path.join(world.base, 'escape_00001_.png'))).toBe(false);
-    await expect(SaveImage.run({ images: solid(0), filename_prefix: '.' }, world.ctx()) as Promise<unknown>).rejects.toThrow(/no file name part/);
+    await expect(SaveImage.run({ images: solid(0), filename_prefix: '.' }, world.ctx()) as Promise<unknown>).rejects.toThrow(
+      /no file name part/,
+    );
   });
 
   it('puts %batch_num% in each name and never reuses a counter', async () => {
@@ -103,13 +116,18 @@ describe('SaveImage', () => {
   });
 
   it('writes %width%/%height% of the images into the name', async () => {
-    const r = (await SaveImage.run({ images: t([1, 1, 3, 3], new Array(9).fill(0)), filename_prefix: 'size_%width%x%height%' }, world.ctx())) as UiResult;
+    const r = (await SaveImage.run(
+      { images: t([1, 1, 3, 3], new Array(9).fill(0)), filename_prefix: 'size_%width%x%height%' },
+      world.ctx(),
+    )) as UiResult;
     expect(r.ui.images[0].filename).toBe('size_3x1_00001_.png');
   });
 
   it('ten concurrent saves of one prefix give ten files, none overwritten', async () => {
     const shades = Array.from({ length: 10 }, (_, i) => (i * 25) / 255);
-    const results = (await Promise.all(shades.map((v) => SaveImage.run({ images: solid(v), filename_prefix: 'race' }, world.ctx())))) as UiResult[];
+    const results = (await Promise.all(
+      shades.map((v) => SaveImage.run({ images: solid(v), filename_prefix: 'race' }, world.ctx())),
+    )) as UiResult[];
     const names = results.map((r) => r.ui.images[0].filename);
     expect(new Set(names).size).toBe(10);
     // every file holds the shade of the save that reported it

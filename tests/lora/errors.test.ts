@@ -34,14 +34,26 @@ function archError(build: (b: AdapterBuilder) => void, name: string, family: str
 
 describe('adapters for other model families', () => {
   it('an SDXL LoRA with a second text encoder (lora_te2_)', () => {
-    archError((b) => {
-      loraPair(b, kohyaUnet(M.q.diffusers), 32, [4, 32]);
-      loraPair(b, kohyaTe(0, 'self_attn.q_proj', 'lora_te2'), 1280, [4, 1280]);
-    }, 'sdxl-te2.safetensors', 'SDXL');
+    archError(
+      (b) => {
+        loraPair(b, kohyaUnet(M.q.diffusers), 32, [4, 32]);
+        loraPair(b, kohyaTe(0, 'self_attn.q_proj', 'lora_te2'), 1280, [4, 1280]);
+      },
+      'sdxl-te2.safetensors',
+      'SDXL',
+    );
   });
 
   it('diffusers text_encoder_2 keys', () => {
-    archError((b) => loraPair(b, 'text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj', 1280, [4, 1280], { up: '.lora_B.weight', down: '.lora_A.weight' }), 'sdxl-peft.safetensors', 'SDXL');
+    archError(
+      (b) =>
+        loraPair(b, 'text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj', 1280, [4, 1280], {
+          up: '.lora_B.weight',
+          down: '.lora_A.weight',
+        }),
+      'sdxl-peft.safetensors',
+      'SDXL',
+    );
   });
 
   it('an SDXL UNet-only LoRA: 2048-wide cross-attention context', () => {
@@ -49,7 +61,11 @@ describe('adapters for other model families', () => {
   });
 
   it('an SDXL UNet-only LoRA: transformer blocks deeper than SD1 has', () => {
-    archError((b) => loraPair(b, 'lora_unet_down_blocks_1_attentions_0_transformer_blocks_3_attn1_to_q', 640, [4, 640]), 'sdxl-depth.safetensors', 'SDXL');
+    archError(
+      (b) => loraPair(b, 'lora_unet_down_blocks_1_attentions_0_transformer_blocks_3_attn1_to_q', 640, [4, 640]),
+      'sdxl-depth.safetensors',
+      'SDXL',
+    );
   });
 
   it('an SD2 LoRA: 1024-wide context', () => {

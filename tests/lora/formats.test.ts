@@ -28,14 +28,24 @@ function patchFor(parsed: ParsedAdapter, target: string): WeightPatch {
 }
 
 /** The patched weight and the checkpoint's own. */
-async function apply(parsed: ParsedAdapter, target: string, strength = 1): Promise<{ got: Float32Array; base: Float32Array; shape: readonly number[] }> {
+async function apply(
+  parsed: ParsedAdapter,
+  target: string,
+  strength = 1,
+): Promise<{ got: Float32Array; base: Float32Array; shape: readonly number[] }> {
   const base = ckpt.src.get(target);
   const shape = ckpt.src.shape(target);
   const got = await patchedWeight(target, base, shape, [{ patch: patchFor(parsed, target), strength }]);
   return { got, base, shape };
 }
 
-async function expectLora(parsed: ParsedAdapter, b: AdapterBuilder, stem: string, target: string, opts: { up?: string; down?: string; alpha?: number; strength?: number } = {}): Promise<void> {
+async function expectLora(
+  parsed: ParsedAdapter,
+  b: AdapterBuilder,
+  stem: string,
+  target: string,
+  opts: { up?: string; down?: string; alpha?: number; strength?: number } = {},
+): Promise<void> {
   const up = b.get(`${stem}${opts.up ?? '.lora_up.weight'}`);
   const down = b.get(`${stem}${opts.down ?? '.lora_down.weight'}`);
   const r = down.shape[0];
@@ -69,14 +79,20 @@ describe('kohya / sd-scripts LoRA and LoCon', () => {
     loraPair(b, kohyaUnet(M.time.diffusers), 128, [4, 32], undefined, 4);
     loraPair(b, kohyaTe(0, 'self_attn.q_proj'), 64, [4, 64], undefined, 4);
     loraPair(b, kohyaTe(1, 'mlp.fc2'), 64, [4, 256], undefined, 1);
-    const junk = ['lora_unet_down_blocks_9_attentions_0_proj_in.lora_down.weight', 'lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_unknown', 'lora_unet_time_embedding_linear_2.alpha'];
+    const junk = [
+      'lora_unet_down_blocks_9_attentions_0_proj_in.lora_down.weight',
+      'lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_unknown',
+      'lora_unet_time_embedding_linear_2.alpha',
+    ];
     b.t(junk[0], [4, 8]);
     b.t(junk[1], [4]);
     b.scalar(junk[2], 3);
     const { parsed } = parse(b, 'kohya.safetensors');
     expect(parsed.format).toBe('kohya');
     expect(sorted(parsed.unmatched)).toEqual(sorted(junk));
-    expect(targets(parsed)).toEqual(sorted([M.q, M.k2, M.out1, M.projIn, M.conv3, M.up0, M.up1, M.down0, M.skip, M.time, M.teQ, M.teFc2].map((m) => m.ldm)));
+    expect(targets(parsed)).toEqual(
+      sorted([M.q, M.k2, M.out1, M.projIn, M.conv3, M.up0, M.up1, M.down0, M.skip, M.time, M.teQ, M.teFc2].map((m) => m.ldm)),
+    );
     await expectLora(parsed, b, kohyaUnet(M.q.diffusers), M.q.ldm, { alpha: 2 });
     await expectLora(parsed, b, kohyaUnet(M.k2.diffusers), M.k2.ldm);
     await expectLora(parsed, b, kohyaUnet(M.out1.diffusers), M.out1.ldm, { alpha: 8, strength: 0.7 });
@@ -111,7 +127,16 @@ describe('kohya / sd-scripts LoRA and LoCon', () => {
     await expectLora(parsed, b, kohyaUnetLdm(M.q.ldm), M.q.ldm, { alpha: 4 });
     await expectLora(parsed, b, kohyaTe(0, 'self_attn.q_proj', 'lora_te1'), M.teQ.ldm);
     for (const [m, stem, r, alpha] of mids) {
-      const delta = loconTuckerRef(b.get(`${stem}.lora_up.weight`).data, b.get(`${stem}.lora_down.weight`).data, b.get(`${stem}.lora_mid.weight`).data, m.shape[0], m.shape[1], r, 3, 3);
+      const delta = loconTuckerRef(
+        b.get(`${stem}.lora_up.weight`).data,
+        b.get(`${stem}.lora_down.weight`).data,
+        b.get(`${stem}.lora_mid.weight`).data,
+        m.shape[0],
+        m.shape[1],
+        r,
+        3,
+        3,
+      );
       const { got, base } = await apply(parsed, m.ldm, 0.9);
       expect(relErr(got, addScaled(base, delta, 0.9 * (alpha !== undefined ? alpha / r : 1)))).toBeLessThan(TOL);
     }
@@ -123,7 +148,9 @@ describe('kohya / sd-scripts LoRA and LoCon', () => {
     loraPair(b, kohyaUnetLdm(M.q.ldm), 32, [2, 32]);
     const { parsed } = parse(b, 'dup.safetensors');
     expect(parsed.patches).toHaveLength(1);
-    expect(sorted(parsed.shadowed)).toEqual(sorted([`${kohyaUnet(M.q.diffusers)}.lora_down.weight`, `${kohyaUnet(M.q.diffusers)}.lora_up.weight`]));
+    expect(sorted(parsed.shadowed)).toEqual(
+      sorted([`${kohyaUnet(M.q.diffusers)}.lora_down.weight`, `${kohyaUnet(M.q.diffusers)}.lora_up.weight`]),
+    );
   });
 });
 
@@ -137,7 +164,10 @@ describe('diffusers / PEFT LoRA', () => {
     loraPair(b, `unet.${M.ff.diffusers}`, 1024, [8, 128], A, 4);
     loraPair(b, `unet.${M.projIn.diffusers}`, 128, [4, 128], A);
     loraPair(b, `text_encoder.text_model.encoder.layers.1.mlp.fc2`, 64, [4, 256], A, 2);
-    const junk = ['unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_magnitude_vector', 'text_encoder.text_model.final_layer_norm.lora_A.weight'];
+    const junk = [
+      'unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_magnitude_vector',
+      'text_encoder.text_model.final_layer_norm.lora_A.weight',
+    ];
     b.t(junk[0], [32]);
     b.t(junk[1], [4, 64]);
     const { parsed } = parse(b, 'peft.safetensors');
@@ -226,13 +256,15 @@ describe('LyCORIS LoHa', () => {
     expect(targets(parsed)).toEqual(sorted([M.q.ldm, M.conv3.ldm, M.up0.ldm]));
     expect(patchFor(parsed, M.up0.ldm).kind).toBe('loha');
 
-    const hada = (stem: string, w: string, m: number, r: number, n: number): Float64Array => mmRef(b.get(`${stem}.hada_w${w}_a`).data, m, r, b.get(`${stem}.hada_w${w}_b`).data, n);
+    const hada = (stem: string, w: string, m: number, r: number, n: number): Float64Array =>
+      mmRef(b.get(`${stem}.hada_w${w}_a`).data, m, r, b.get(`${stem}.hada_w${w}_b`).data, n);
     const prod = (x: Float64Array, y: Float64Array): Float64Array => x.map((v, i) => v * y[i]);
     let r = await apply(parsed, M.q.ldm, 0.8);
     expect(relErr(r.got, addScaled(r.base, prod(hada(q, '1', 32, 4, 32), hada(q, '2', 32, 4, 32)), 0.8 * (2 / 4)))).toBeLessThan(TOL);
     r = await apply(parsed, M.conv3.ldm);
     expect(relErr(r.got, addScaled(r.base, prod(hada(c, '1', 64, 2, 288), hada(c, '2', 64, 2, 288)), 1))).toBeLessThan(TOL);
-    const tk = (w: string): Float64Array => tuckerRef(b.get(`${t}.hada_t${w}`).data, [4, 4, 3, 3], b.get(`${t}.hada_w${w}_b`).data, 128, b.get(`${t}.hada_w${w}_a`).data, 128);
+    const tk = (w: string): Float64Array =>
+      tuckerRef(b.get(`${t}.hada_t${w}`).data, [4, 4, 3, 3], b.get(`${t}.hada_w${w}_b`).data, 128, b.get(`${t}.hada_w${w}_a`).data, 128);
     r = await apply(parsed, M.up0.ldm, 1.5);
     expect(relErr(r.got, addScaled(r.base, prod(tk('1'), tk('2')), 1.5 * (2 / 4)))).toBeLessThan(TOL);
   });
@@ -284,7 +316,9 @@ describe('LyCORIS LoKr', () => {
     // The rank is w2's when both factors are low-rank (ComfyUI's `dim` is overwritten by w2_b's).
     expect(relErr(r.got, addScaled(r.base, kronRef(bw1, [16, 8], bw2, [64, 16]), 6 / 3))).toBeLessThan(TOL);
     r = await apply(parsed, M.conv3.ldm, -0.7);
-    expect(relErr(r.got, addScaled(r.base, kronRef(g(`${s.conv}.lokr_w1`), [8, 4], g(`${s.conv}.lokr_w2`), [8, 8, 3, 3]), -0.7))).toBeLessThan(TOL);
+    expect(
+      relErr(r.got, addScaled(r.base, kronRef(g(`${s.conv}.lokr_w1`), [8, 4], g(`${s.conv}.lokr_w2`), [8, 8, 3, 3]), -0.7)),
+    ).toBeLessThan(TOL);
     r = await apply(parsed, M.up1.ldm);
     const tw2 = tuckerRef(g(`${s.tucker}.lokr_t2`), [4, 4, 3, 3], g(`${s.tucker}.lokr_w2_b`), 16, g(`${s.tucker}.lokr_w2_a`), 16);
     expect(relErr(r.got, addScaled(r.base, kronRef(g(`${s.tucker}.lokr_w1`), [8, 8], tw2, [16, 16, 3, 3]), 2 / 4))).toBeLessThan(TOL);
@@ -317,10 +351,12 @@ describe('LyCORIS IA3', () => {
       const [out, inCh] = shape;
       const sp = numel(shape) / (out * inCh);
       const want = new Float64Array(base.length);
-      for (let o = 0; o < out; o++) for (let i = 0; i < inCh; i++) for (let k = 0; k < sp; k++) {
-        const f = (o * inCh + i) * sp + k;
-        want[f] = base[f] + 0.6 * base[f] * s[c.onInput ? i : o];
-      }
+      for (let o = 0; o < out; o++)
+        for (let i = 0; i < inCh; i++)
+          for (let k = 0; k < sp; k++) {
+            const f = (o * inCh + i) * sp + k;
+            want[f] = base[f] + 0.6 * base[f] * s[c.onInput ? i : o];
+          }
       expect(relErr(got, want)).toBeLessThan(TOL);
     }
   });
@@ -370,7 +406,10 @@ describe('DoRA (dora_scale, ComfyUI weight_decompose)', () => {
     b.t(`${c}.dora_scale`, [1, 32, 1, 1], 1);
     const { parsed } = parse(b, 'dora.safetensors');
     expect(parsed.unmatched).toEqual([]);
-    for (const [stem, m, alpha] of [[q, M.q, 4], [c, M.conv3, 2]] as const) {
+    for (const [stem, m, alpha] of [
+      [q, M.q, 4],
+      [c, M.conv3, 2],
+    ] as const) {
       const up = b.get(`${stem}.lora_up.weight`);
       const down = b.get(`${stem}.lora_down.weight`);
       const delta = mmRef(up.data, up.shape[0], 4, down.data, numel(down.shape) / 4);
@@ -396,7 +435,16 @@ describe('GLoRA', () => {
     const { got, base } = await apply(parsed, M.k2.ldm, 0.9);
     const wa = mmRef(mmRef(base, 32, 64, b.get(`${s}.a1.weight`).data, 4), 32, 4, b.get(`${s}.a2.weight`).data, 64);
     const bb = mmRef(b.get(`${s}.b1.weight`).data, 32, 4, b.get(`${s}.b2.weight`).data, 64);
-    expect(relErr(got, addScaled(base, wa.map((v, i) => v + bb[i]), 0.9 * (2 / 4)))).toBeLessThan(TOL);
+    expect(
+      relErr(
+        got,
+        addScaled(
+          base,
+          wa.map((v, i) => v + bb[i]),
+          0.9 * (2 / 4),
+        ),
+      ),
+    ).toBeLessThan(TOL);
   });
 });
 
@@ -433,7 +481,13 @@ describe('strengths and stacking', () => {
       { patch: patchFor(p2, M.q.ldm), strength: -0.5 },
     ]);
     expect(base).toEqual(copy);
-    const d1 = mmRef(b1.get(`${kohyaUnet(M.q.diffusers)}.lora_up.weight`).data, 32, 4, b1.get(`${kohyaUnet(M.q.diffusers)}.lora_down.weight`).data, 32);
+    const d1 = mmRef(
+      b1.get(`${kohyaUnet(M.q.diffusers)}.lora_up.weight`).data,
+      32,
+      4,
+      b1.get(`${kohyaUnet(M.q.diffusers)}.lora_down.weight`).data,
+      32,
+    );
     const d2 = mmRef(b2.get(`unet.${M.q.diffusers}.lora_B.weight`).data, 32, 3, b2.get(`unet.${M.q.diffusers}.lora_A.weight`).data, 32);
     const want = Float64Array.from(base, (v, i) => v + 0.8 * (2 / 4) * d1[i] - 0.5 * d2[i]);
     expect(relErr(got, want)).toBeLessThan(TOL);

@@ -19,9 +19,20 @@ function attentionBlocks(): [string, string][] {
 }
 
 describe('adapterKeyMap on an SD1.5 checkpoint', () => {
-  it("maps the 192 UNet and 72 text-encoder modules of a kohya SD1.5 LoRA to distinct checkpoint weights", () => {
+  it('maps the 192 UNet and 72 text-encoder modules of a kohya SD1.5 LoRA to distinct checkpoint weights', () => {
     const seen = new Set<string>();
-    const modules = ['attn1.to_q', 'attn1.to_k', 'attn1.to_v', 'attn1.to_out.0', 'attn2.to_q', 'attn2.to_k', 'attn2.to_v', 'attn2.to_out.0', 'ff.net.0.proj', 'ff.net.2'];
+    const modules = [
+      'attn1.to_q',
+      'attn1.to_k',
+      'attn1.to_v',
+      'attn1.to_out.0',
+      'attn2.to_q',
+      'attn2.to_k',
+      'attn2.to_v',
+      'attn2.to_out.0',
+      'ff.net.0.proj',
+      'ff.net.2',
+    ];
     for (const [d, l] of attentionBlocks()) {
       for (const p of ['proj_in', 'proj_out']) {
         expect(map.get(`lora_unet_${flat(`${d}.${p}`)}`)).toBe(`${U}${l}.${p}.weight`);
@@ -47,7 +58,13 @@ describe('adapterKeyMap on an SD1.5 checkpoint', () => {
 
   it('maps LoCon conv modules: resnets, samplers, conv_in/out, time embedding', () => {
     const res = (d: string, l: string): void => {
-      for (const [dn, ln] of [['conv1', 'in_layers.2'], ['conv2', 'out_layers.3'], ['time_emb_proj', 'emb_layers.1'], ['norm1', 'in_layers.0'], ['norm2', 'out_layers.0']]) {
+      for (const [dn, ln] of [
+        ['conv1', 'in_layers.2'],
+        ['conv2', 'out_layers.3'],
+        ['time_emb_proj', 'emb_layers.1'],
+        ['norm1', 'in_layers.0'],
+        ['norm2', 'out_layers.0'],
+      ]) {
         expect(map.get(`lora_unet_${flat(`${d}.${dn}`)}`)).toBe(`${U}${l}.${ln}.weight`);
       }
     };
@@ -57,7 +74,8 @@ describe('adapterKeyMap on an SD1.5 checkpoint', () => {
     res('mid_block.resnets.1', 'middle_block.2');
     expect(map.get('lora_unet_down_blocks_1_resnets_0_conv_shortcut')).toBe(`${U}input_blocks.4.0.skip_connection.weight`);
     expect(map.get('lora_unet_up_blocks_3_resnets_2_conv_shortcut')).toBe(`${U}output_blocks.11.0.skip_connection.weight`);
-    for (let x = 0; x < 3; x++) expect(map.get(`lora_unet_down_blocks_${x}_downsamplers_0_conv`)).toBe(`${U}input_blocks.${3 + 3 * x}.0.op.weight`);
+    for (let x = 0; x < 3; x++)
+      expect(map.get(`lora_unet_down_blocks_${x}_downsamplers_0_conv`)).toBe(`${U}input_blocks.${3 + 3 * x}.0.op.weight`);
     expect(map.get('lora_unet_up_blocks_0_upsamplers_0_conv')).toBe(`${U}output_blocks.2.1.conv.weight`);
     expect(map.get('lora_unet_up_blocks_1_upsamplers_0_conv')).toBe(`${U}output_blocks.5.2.conv.weight`);
     expect(map.get('lora_unet_up_blocks_2_upsamplers_0_conv')).toBe(`${U}output_blocks.8.2.conv.weight`);

@@ -39,11 +39,31 @@ const TE = 'cond_stage_model.transformer.text_model.';
  * written out by hand from the SD1 block layout rather than derived by the code under test.
  */
 export const M = {
-  q: { ldm: `${U}input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight`, diffusers: 'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q', shape: [32, 32] },
-  k2: { ldm: `${U}input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight`, diffusers: 'down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k', shape: [32, 64] },
-  out1: { ldm: `${U}input_blocks.1.1.transformer_blocks.0.attn1.to_out.0.weight`, diffusers: 'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0', shape: [32, 32] },
-  ff: { ldm: `${U}middle_block.1.transformer_blocks.0.ff.net.0.proj.weight`, diffusers: 'mid_block.attentions.0.transformer_blocks.0.ff.net.0.proj', shape: [1024, 128] },
-  ff2: { ldm: `${U}output_blocks.4.1.transformer_blocks.0.ff.net.2.weight`, diffusers: 'up_blocks.1.attentions.1.transformer_blocks.0.ff.net.2', shape: [128, 512] },
+  q: {
+    ldm: `${U}input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight`,
+    diffusers: 'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q',
+    shape: [32, 32],
+  },
+  k2: {
+    ldm: `${U}input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight`,
+    diffusers: 'down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k',
+    shape: [32, 64],
+  },
+  out1: {
+    ldm: `${U}input_blocks.1.1.transformer_blocks.0.attn1.to_out.0.weight`,
+    diffusers: 'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0',
+    shape: [32, 32],
+  },
+  ff: {
+    ldm: `${U}middle_block.1.transformer_blocks.0.ff.net.0.proj.weight`,
+    diffusers: 'mid_block.attentions.0.transformer_blocks.0.ff.net.0.proj',
+    shape: [1024, 128],
+  },
+  ff2: {
+    ldm: `${U}output_blocks.4.1.transformer_blocks.0.ff.net.2.weight`,
+    diffusers: 'up_blocks.1.attentions.1.transformer_blocks.0.ff.net.2',
+    shape: [128, 512],
+  },
   projIn: { ldm: `${U}output_blocks.4.1.proj_in.weight`, diffusers: 'up_blocks.1.attentions.1.proj_in', shape: [128, 128, 1, 1] },
   conv3: { ldm: `${U}input_blocks.4.0.in_layers.2.weight`, diffusers: 'down_blocks.1.resnets.0.conv1', shape: [64, 32, 3, 3] },
   skip: { ldm: `${U}input_blocks.4.0.skip_connection.weight`, diffusers: 'down_blocks.1.resnets.0.conv_shortcut', shape: [64, 32, 1, 1] },
@@ -100,9 +120,11 @@ export class AdapterBuilder {
     writeSafetensors(
       file,
       [...this.tensors].map(([n, t]) =>
-        t.dtype === 'I64' ? { name: n, dtype: 'I64' as const, shape: t.shape, data: BigInt64Array.from(t.data, (v) => BigInt(v)) } : { name: n, dtype: 'F32' as const, shape: t.shape, data: t.data },
+        t.dtype === 'I64'
+          ? { name: n, dtype: 'I64' as const, shape: t.shape, data: BigInt64Array.from(t.data, (v) => BigInt(v)) }
+          : { name: n, dtype: 'F32' as const, shape: t.shape, data: t.data },
       ),
-      { 'ss_network_module': 'test' },
+      { ss_network_module: 'test' },
     );
     return file;
   }
@@ -111,10 +133,18 @@ export class AdapterBuilder {
 const flat = (s: string): string => s.replace(/\./g, '_');
 export const kohyaUnet = (diffusers: string): string => `lora_unet_${flat(diffusers)}`;
 export const kohyaUnetLdm = (ldm: string): string => `lora_unet_${flat(ldm.slice(U.length, -'.weight'.length))}`;
-export const kohyaTe = (layer: number, module: string, prefix = 'lora_te'): string => `${prefix}_text_model_encoder_layers_${layer}_${flat(module)}`;
+export const kohyaTe = (layer: number, module: string, prefix = 'lora_te'): string =>
+  `${prefix}_text_model_encoder_layers_${layer}_${flat(module)}`;
 
 /** A LoRA pair (down [r, in…], up [out, r, 1…]) under a stem with the given role spellings. */
-export function loraPair(b: AdapterBuilder, stem: string, out: number, downShape: number[], spelling: { up: string; down: string } = { up: '.lora_up.weight', down: '.lora_down.weight' }, alpha?: number): void {
+export function loraPair(
+  b: AdapterBuilder,
+  stem: string,
+  out: number,
+  downShape: number[],
+  spelling: { up: string; down: string } = { up: '.lora_up.weight', down: '.lora_down.weight' },
+  alpha?: number,
+): void {
   const r = downShape[0];
   b.t(`${stem}${spelling.down}`, downShape);
   b.t(`${stem}${spelling.up}`, downShape.length === 4 ? [out, r, 1, 1] : [out, r]);

@@ -7,14 +7,23 @@ import { mmRef, relErr } from './reference.ts';
 
 const rand = (n: number, seed: number): Float32Array => new Rng(seed).normal(new Float32Array(n), 1);
 const tensor = (key: string, shape: number[], seed: number): AdapterTensor => {
-  const data = rand(shape.reduce((a, b) => a * b, 1), seed);
+  const data = rand(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  );
   return { key, shape, read: () => data.slice() };
 };
 
 describe('matrix products', () => {
   it('jsMatMul and ortMatMul agree with a plain triple loop on odd sizes', async () => {
     const ort = ortMatMul();
-    for (const [m, k, n] of [[1, 1, 1], [37, 13, 53], [129, 7, 1], [3, 70, 1100], [65, 65, 65]]) {
+    for (const [m, k, n] of [
+      [1, 1, 1],
+      [37, 13, 53],
+      [129, 7, 1],
+      [3, 70, 1100],
+      [65, 65, 65],
+    ]) {
       const a = rand(m * k, m);
       const b = rand(k * n, n);
       const want = mmRef(a, m, k, b, n);
@@ -34,8 +43,27 @@ describe('matrix products', () => {
     const shape = [16, 8, 3, 3];
     const base = rand(16 * 8 * 9, 9);
     const patches: WeightPatch[] = [
-      { kind: 'lora', target: 'w', stem: 'a', alpha: 3, up: tensor('up', [16, 4, 1, 1], 1), down: tensor('down', [4, 8, 1, 1], 2), mid: tensor('mid', [4, 4, 3, 3], 3) },
-      { kind: 'loha', target: 'w', stem: 'b', alpha: 2, w1a: tensor('w1a', [4, 16], 4), w1b: tensor('w1b', [4, 8], 5), w2a: tensor('w2a', [4, 16], 6), w2b: tensor('w2b', [4, 8], 7), t1: tensor('t1', [4, 4, 3, 3], 8), t2: tensor('t2', [4, 4, 3, 3], 10) },
+      {
+        kind: 'lora',
+        target: 'w',
+        stem: 'a',
+        alpha: 3,
+        up: tensor('up', [16, 4, 1, 1], 1),
+        down: tensor('down', [4, 8, 1, 1], 2),
+        mid: tensor('mid', [4, 4, 3, 3], 3),
+      },
+      {
+        kind: 'loha',
+        target: 'w',
+        stem: 'b',
+        alpha: 2,
+        w1a: tensor('w1a', [4, 16], 4),
+        w1b: tensor('w1b', [4, 8], 5),
+        w2a: tensor('w2a', [4, 16], 6),
+        w2b: tensor('w2b', [4, 8], 7),
+        t1: tensor('t1', [4, 4, 3, 3], 8),
+        t2: tensor('t2', [4, 4, 3, 3], 10),
+      },
     ];
     const list = patches.map((patch) => ({ patch, strength: 0.7 }));
     const viaJs = await patchedWeight('w', base, shape, list, jsMatMul);

@@ -3,10 +3,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Sd1Config } from '../../engine/models/families/sd1/config.ts';
-import { NotACheckpointError, detectCheckpoint, detectVae, identifyFamily, sd1Weights, vaeWeights } from '../../engine/models/families/sd1/detect.ts';
+import {
+  NotACheckpointError,
+  detectCheckpoint,
+  detectVae,
+  identifyFamily,
+  sd1Weights,
+  vaeWeights,
+} from '../../engine/models/families/sd1/detect.ts';
 import { detectOnnxFolder } from '../../engine/models/detect-onnx.ts';
 import { UnsupportedModelError } from '../../engine/models/errors.ts';
-import { SD15_CONFIG, clipLayout, layoutShapes, sd1Layout, unetLayout, vaeLayout, type Layout } from '../../engine/models/families/sd1/layout.ts';
+import {
+  SD15_CONFIG,
+  clipLayout,
+  layoutShapes,
+  sd1Layout,
+  unetLayout,
+  vaeLayout,
+  type Layout,
+} from '../../engine/models/families/sd1/layout.ts';
 import type { WeightSource } from '../../engine/core/weights.ts';
 
 /** Shapes only: detection must never need the data. */
@@ -27,7 +42,8 @@ const TINY: Sd1Config = {
 };
 
 const count = (l: Layout, prefix: string): number => [...l.keys()].filter((k) => k.startsWith(prefix)).length;
-const params = (l: Layout, prefix: string): number => [...l].filter(([k]) => k.startsWith(prefix)).reduce((s, [, sh]) => s + sh.reduce((a, b) => a * b, 1), 0);
+const params = (l: Layout, prefix: string): number =>
+  [...l].filter(([k]) => k.startsWith(prefix)).reduce((s, [, sh]) => s + sh.reduce((a, b) => a * b, 1), 0);
 
 describe('SD1 checkpoint layout', () => {
   it('has the published SD1.5 sizes: UNet 859,520,964 parameters in 686 tensors, VAE 83,653,863 in 248, CLIP-L text 123,060,480 in 196', () => {
@@ -94,7 +110,12 @@ describe('SD1 checkpoint layout', () => {
       [`${c}final_layer_norm.weight`, [768]],
     ];
     for (const [k, s] of want) expect(l.get(k), k).toEqual(s);
-    for (const absent of [`${u}output_blocks.11.2.conv.weight`, `${v}decoder.up.0.upsample.conv.weight`, `${v}encoder.down.3.downsample.conv.weight`, `${u}input_blocks.12.0.op.weight`]) {
+    for (const absent of [
+      `${u}output_blocks.11.2.conv.weight`,
+      `${v}decoder.up.0.upsample.conv.weight`,
+      `${v}encoder.down.3.downsample.conv.weight`,
+      `${u}input_blocks.12.0.op.weight`,
+    ]) {
       expect(l.has(absent), absent).toBe(false);
     }
   });
@@ -105,8 +126,19 @@ describe('architecture detection', () => {
     ['full-size SD1.5', SD15_CONFIG],
     ['the tiny test model', TINY],
     ['an SD1 inpainting model (9 input channels)', { ...SD15_CONFIG, unet: { ...SD15_CONFIG.unet, inChannels: 9 } }],
-    ['a two-level model without attention at level 1, depth 2', { ...TINY, unet: { ...TINY.unet, channelMult: [1, 2], attentionLevels: [0], numResBlocks: 1, transformerDepth: 2 } }],
-    ['a reduced-width model with 3 CLIP layers and a 3-level VAE', { ...TINY, clip: { ...TINY.clip, numLayers: 3, hiddenSize: 128, numHeads: 2 }, unet: { ...TINY.unet, contextDim: 128 }, vae: { ...TINY.vae, chMult: [1, 2, 2], numResBlocks: 2 } }],
+    [
+      'a two-level model without attention at level 1, depth 2',
+      { ...TINY, unet: { ...TINY.unet, channelMult: [1, 2], attentionLevels: [0], numResBlocks: 1, transformerDepth: 2 } },
+    ],
+    [
+      'a reduced-width model with 3 CLIP layers and a 3-level VAE',
+      {
+        ...TINY,
+        clip: { ...TINY.clip, numLayers: 3, hiddenSize: 128, numHeads: 2 },
+        unet: { ...TINY.unet, contextDim: 128 },
+        vae: { ...TINY.vae, chMult: [1, 2, 2], numResBlocks: 2 },
+      },
+    ],
   ])('reads every width and depth of %s from shapes alone', (_name, cfg) => {
     expect(detectCheckpoint(shapes(sd1Layout(cfg as Sd1Config)))).toEqual(cfg);
   });
@@ -122,10 +154,14 @@ describe('architecture detection', () => {
   it('names the missing or mis-shaped tensor of a broken checkpoint', () => {
     const missing = sd1Layout(SD15_CONFIG);
     missing.delete('model.diffusion_model.output_blocks.7.1.transformer_blocks.0.norm2.bias');
-    expect(() => detectCheckpoint(shapes(missing))).toThrow('not a consistent SD1 UNet: missing model.diffusion_model.output_blocks.7.1.transformer_blocks.0.norm2.bias');
+    expect(() => detectCheckpoint(shapes(missing))).toThrow(
+      'not a consistent SD1 UNet: missing model.diffusion_model.output_blocks.7.1.transformer_blocks.0.norm2.bias',
+    );
     const bad = sd1Layout(SD15_CONFIG);
     bad.set('first_stage_model.decoder.mid.block_1.conv1.weight', [512, 512, 1, 1]);
-    expect(() => detectCheckpoint(shapes(bad))).toThrow('not a consistent SD1 VAE: first_stage_model.decoder.mid.block_1.conv1.weight has shape [512, 512, 1, 1], expected [512, 512, 3, 3]');
+    expect(() => detectCheckpoint(shapes(bad))).toThrow(
+      'not a consistent SD1 VAE: first_stage_model.decoder.mid.block_1.conv1.weight has shape [512, 512, 1, 1], expected [512, 512, 3, 3]',
+    );
     const clip = sd1Layout(SD15_CONFIG);
     clip.set('cond_stage_model.transformer.text_model.embeddings.token_embedding.weight', [49408, 1024]);
     expect(() => detectCheckpoint(shapes(clip))).toThrow(/CLIP text encoder|CLIP hidden size 1024/);
@@ -144,7 +180,11 @@ describe('architecture detection', () => {
     sd2.set('cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight', [3072, 1024]);
     expect(() => detectCheckpoint(shapes(sd2))).toThrow('not supported yet: detected SD2.x');
     // SD2-shaped UNet (1024-wide cross-attention, linear projections) even under SD1 CLIP names.
-    const sd2Shapes = sd1Layout({ ...SD15_CONFIG, unet: { ...SD15_CONFIG.unet, contextDim: 1024, useLinearInProj: true }, clip: { ...SD15_CONFIG.clip, hiddenSize: 1024 } });
+    const sd2Shapes = sd1Layout({
+      ...SD15_CONFIG,
+      unet: { ...SD15_CONFIG.unet, contextDim: 1024, useLinearInProj: true },
+      clip: { ...SD15_CONFIG.clip, hiddenSize: 1024 },
+    });
     expect(() => detectCheckpoint(shapes(sd2Shapes))).toThrow('detected SD2.x (cross-attention width 1024)');
     const cases: [string, string][] = [
       ['model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight', 'SD3'],
@@ -161,7 +201,10 @@ describe('architecture detection', () => {
   });
 
   it('tells a LoRA, an embedding, a VAE or a UNet-only file apart from a checkpoint', () => {
-    const lora = new Map([['lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight', [4, 320, 1, 1]], ['lora_unet_down_blocks_0_attentions_0_proj_in.alpha', []]]);
+    const lora = new Map([
+      ['lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight', [4, 320, 1, 1]],
+      ['lora_unet_down_blocks_0_attentions_0_proj_in.alpha', []],
+    ]);
     expect(() => detectCheckpoint(shapes(lora))).toThrow(NotACheckpointError);
     expect(() => detectCheckpoint(shapes(lora))).toThrow('this is a LoRA/LyCORIS file, not a full checkpoint');
     const peft = new Map([['unet.down_blocks.0.attentions.0.proj_in.lora_A.weight', [4, 320]]]);
@@ -173,7 +216,8 @@ describe('architecture detection', () => {
 
   it('accepts CLIP keys saved by old transformers versions (no text_model.) through the sd1Weights view', () => {
     const l = new Map<string, number[]>();
-    for (const [k, s] of sd1Layout(SD15_CONFIG)) l.set(k.replace('cond_stage_model.transformer.text_model.', 'cond_stage_model.transformer.'), s);
+    for (const [k, s] of sd1Layout(SD15_CONFIG))
+      l.set(k.replace('cond_stage_model.transformer.text_model.', 'cond_stage_model.transformer.'), s);
     const src = named(l);
     expect(detectCheckpoint(src)).toEqual(SD15_CONFIG);
     const view = sd1Weights(src);
@@ -187,7 +231,8 @@ describe('architecture detection', () => {
 
   it('reports VAE attention projections stored as linear [C, C] as 1×1 convolutions', () => {
     const l = sd1Layout(SD15_CONFIG);
-    for (const part of ['encoder', 'decoder']) for (const p of ['q', 'k', 'v', 'proj_out']) l.set(`first_stage_model.${part}.mid.attn_1.${p}.weight`, [512, 512]);
+    for (const part of ['encoder', 'decoder'])
+      for (const p of ['q', 'k', 'v', 'proj_out']) l.set(`first_stage_model.${part}.mid.attn_1.${p}.weight`, [512, 512]);
     expect(detectCheckpoint(shapes(l))).toEqual(SD15_CONFIG);
     expect(sd1Weights(shapes(l)).shape('first_stage_model.decoder.mid.attn_1.v.weight')).toEqual([512, 512, 1, 1]);
   });
@@ -300,7 +345,13 @@ describe('ONNX folder detection', () => {
       'model_index.json': JSON.stringify({ _class_name: 'OnnxStableDiffusionPipeline' }),
       'tokenizer/vocab.json': '{}',
       'tokenizer/merges.txt': '',
-      'scheduler/scheduler_config.json': JSON.stringify({ prediction_type: 'epsilon', beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, num_train_timesteps: 1000 }),
+      'scheduler/scheduler_config.json': JSON.stringify({
+        prediction_type: 'epsilon',
+        beta_schedule: 'scaled_linear',
+        beta_start: 0.00085,
+        beta_end: 0.012,
+        num_train_timesteps: 1000,
+      }),
     });
     try {
       expect(detectOnnxFolder(d)).toEqual({
@@ -323,7 +374,9 @@ describe('ONNX folder detection', () => {
     const xl = make(['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder']);
     const sd2 = make(['text_encoder', 'unet', 'vae_decoder'], { 'text_encoder/config.json': JSON.stringify({ hidden_size: 1024 }) });
     try {
-      expect(() => detectOnnxFolder(partial)).toThrow(`${partial}: not a diffusers ONNX folder: missing unet/model.onnx, vae_decoder/model.onnx`);
+      expect(() => detectOnnxFolder(partial)).toThrow(
+        `${partial}: not a diffusers ONNX folder: missing unet/model.onnx, vae_decoder/model.onnx`,
+      );
       expect(() => detectOnnxFolder(xl)).toThrow('not supported yet: detected SDXL (ONNX folder)');
       expect(() => detectOnnxFolder(sd2)).toThrow('not supported yet: detected SD2.x (ONNX folder)');
       expect(() => detectOnnxFolder(path.join(partial, 'nope'))).toThrow(/not a folder/);
@@ -338,6 +391,8 @@ describe('layout helpers', () => {
     const cfg = { ...SD15_CONFIG.clip, hiddenSize: 192, numHeads: 3, numLayers: 4, intermediateSize: 768, vocabSize: 900 };
     const l = clipLayout(cfg);
     expect(l.get('cond_stage_model.transformer.text_model.encoder.layers.3.self_attn.k_proj.weight')).toEqual([192, 192]);
-    expect(detectCheckpoint(shapes(new Map([...sd1Layout({ ...TINY, clip: cfg, unet: { ...TINY.unet, contextDim: 192 } })])))).toMatchObject({ clip: cfg });
+    expect(
+      detectCheckpoint(shapes(new Map([...sd1Layout({ ...TINY, clip: cfg, unet: { ...TINY.unet, contextDim: 192 } })]))),
+    ).toMatchObject({ clip: cfg });
   });
 });

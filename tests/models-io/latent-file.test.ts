@@ -35,13 +35,18 @@ afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
 
 type SaveResult = { result: [Latent]; ui: { latents: { filename: string; subfolder: string; type: string }[] } };
 const save = async (samples: Latent, prefix: string, prompt?: unknown, extra?: unknown) =>
-  (await SaveLatent.run({ samples, filename_prefix: prefix, prompt: prompt as Record<string, unknown>, extra_pnginfo: extra as Record<string, unknown> }, ctx)) as SaveResult;
+  (await SaveLatent.run(
+    { samples, filename_prefix: prefix, prompt: prompt as Record<string, unknown>, extra_pnginfo: extra as Record<string, unknown> },
+    ctx,
+  )) as SaveResult;
 const load = async (name: string) => ((await LoadLatent.run({ latent: name }, ctx)) as [Latent])[0];
 
-const latent = (shape: number[], f: (i: number) => number): Latent => ({ samples: { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)) } });
+const latent = (shape: number[], f: (i: number) => number): Latent => ({
+  samples: { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)) },
+});
 
 describe('SaveLatent / LoadLatent', () => {
-  it('declare ComfyUI\'s classes and inputs', () => {
+  it("declare ComfyUI's classes and inputs", () => {
     expect(nodes.map((n) => n.name)).toEqual(['SaveLatent', 'LoadLatent']);
     expect(Object.keys(SaveLatent.inputs?.required ?? {})).toEqual(['samples', 'filename_prefix']);
     expect((SaveLatent.inputs?.required?.filename_prefix as { default?: unknown } | undefined)?.default).toBe('latents/ComfyUI');
@@ -51,7 +56,12 @@ describe('SaveLatent / LoadLatent', () => {
 
   it("writes ComfyUI's .latent format: latent_tensor, the version marker, prompt and workflow as Python JSON", async () => {
     const samples = latent([1, 4, 2, 3], (i) => i / 10 - 1);
-    const r = await save(samples, 'latents/test', { '3': { class_type: 'KSampler', inputs: { cfg: 8.5, seed: 5 } } }, { workflow: { nodes: [], note: 'é' } });
+    const r = await save(
+      samples,
+      'latents/test',
+      { '3': { class_type: 'KSampler', inputs: { cfg: 8.5, seed: 5 } } },
+      { workflow: { nodes: [], note: 'é' } },
+    );
     expect(r.ui.latents).toEqual([{ filename: 'test_00001_.latent', subfolder: 'latents', type: 'output' }]);
     expect(r.result[0]).toBe(samples);
     const f = SafetensorsFile.open(path.join(paths.outputDir, 'latents', 'test_00001_.latent'));
@@ -92,7 +102,9 @@ describe('SaveLatent / LoadLatent', () => {
     expect([...back.samples.data]).toEqual([...samples.samples.data]);
     // From the output folder through the annotated name.
     expect((await load(`${r.ui.latents[0].filename} [output]`)).samples.data).toEqual(samples.samples.data);
-    writeSafetensors(path.join(paths.inputDir, 'old.latent'), [{ name: 'latent_tensor', dtype: 'F32', shape: [1, 1, 1, 2], data: [0.18215, -0.3643] }]);
+    writeSafetensors(path.join(paths.inputDir, 'old.latent'), [
+      { name: 'latent_tensor', dtype: 'F32', shape: [1, 1, 1, 2], data: [0.18215, -0.3643] },
+    ]);
     const old = await load('old.latent');
     expect(old.samples.data[0]).toBeCloseTo(1, 6);
     expect(old.samples.data[1]).toBeCloseTo(-2, 6);
@@ -106,7 +118,9 @@ describe('SaveLatent / LoadLatent', () => {
   it('refuses files that are not latents with a clear error', async () => {
     writeSafetensors(path.join(paths.inputDir, 'other.latent'), [{ name: 'x', dtype: 'F32', shape: [1], data: [1] }]);
     await expect(load('other.latent')).rejects.toThrow("other.latent: no 'latent_tensor' in this file (tensors: x)");
-    writeSafetensors(path.join(paths.inputDir, 'video.latent'), [{ name: 'latent_tensor', dtype: 'F32', shape: [1, 16, 2, 1, 1], data: new Float32Array(32) }]);
+    writeSafetensors(path.join(paths.inputDir, 'video.latent'), [
+      { name: 'latent_tensor', dtype: 'F32', shape: [1, 16, 2, 1, 1], data: new Float32Array(32) },
+    ]);
     await expect(load('video.latent')).rejects.toThrow('video.latent: latent_tensor has shape [1, 16, 2, 1, 1], expected [B, C, H, W]');
     fs.writeFileSync(path.join(paths.inputDir, 'junk.latent'), 'not a safetensors file at all');
     await expect(load('junk.latent')).rejects.toThrow(/junk\.latent: header length/);
@@ -125,7 +139,9 @@ describe('SaveLatent / LoadLatent', () => {
     expect(listed).not.toContain('UPPER.LATENT');
     expect(listed).not.toContain('dir.latent');
     const file = path.join(paths.inputDir, 'rt.latent');
-    expect(await LoadLatent.fingerprint!({ latent: 'rt.latent' }, ctx)).toBe(createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
+    expect(await LoadLatent.fingerprint!({ latent: 'rt.latent' }, ctx)).toBe(
+      createHash('sha256').update(fs.readFileSync(file)).digest('hex'),
+    );
     expect(await LoadLatent.validateInputs!({ latent: 'rt.latent' }, {}, ctx)).toBe(true);
     expect(await LoadLatent.validateInputs!({ latent: 'gone.latent' }, {}, ctx)).toBe('Invalid latent file: gone.latent');
   });

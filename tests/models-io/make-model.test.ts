@@ -30,17 +30,27 @@ describe('generated tiny SD1 checkpoint', () => {
     await makeTinyCheckpoint(c, { seed: 2 });
     expect(sha(a)).toBe(sha(b));
     expect(sha(a)).not.toBe(sha(c));
-    expect(fs.readFileSync(path.join(tokenizerDirFor(a), 'vocab.json'))).toEqual(fs.readFileSync(path.join(tokenizerDirFor(c), 'vocab.json')));
+    expect(fs.readFileSync(path.join(tokenizerDirFor(a), 'vocab.json'))).toEqual(
+      fs.readFileSync(path.join(tokenizerDirFor(c), 'vocab.json')),
+    );
     expect(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 
-  it('is detected as exactly the tiny SD1 architecture, with every SD1 tensor and the real files\' buffers', () => {
+  it("is detected as exactly the tiny SD1 architecture, with every SD1 tensor and the real files' buffers", () => {
     const f = SafetensorsFile.open(a);
     const tok = loadClipTokenizer({ modelPath: a });
     const cfg = detectCheckpoint(f);
     expect(cfg).toEqual(tinyConfig(tok.vocabSize));
     expect(cfg.clip.vocabSize).toBe(tok.eos + 1);
-    expect(cfg.unet).toMatchObject({ modelChannels: 32, channelMult: [1, 2, 4, 4], numResBlocks: 2, attentionLevels: [0, 1, 2], transformerDepth: 1, contextDim: 64, numHeads: 8 });
+    expect(cfg.unet).toMatchObject({
+      modelChannels: 32,
+      channelMult: [1, 2, 4, 4],
+      numResBlocks: 2,
+      attentionLevels: [0, 1, 2],
+      transformerDepth: 1,
+      contextDim: 64,
+      numHeads: 8,
+    });
     expect(cfg.vae).toMatchObject({ ch: 32, chMult: [1, 2, 4, 4], zChannels: 4, embedDim: 4 });
     const expected = [...sd1Layout(cfg).keys(), ...sd1Buffers(cfg).map((b) => b.name)].sort();
     expect(f.names().sort()).toEqual(expected);
@@ -102,7 +112,9 @@ describe('generated tiny SD1 checkpoint', () => {
 describe("the tiny model's own tokenizer", () => {
   it('is a valid CLIP BPE vocabulary: 512 byte symbols in CLIP order, one symbol per merge, BOS/EOS last', () => {
     const { vocab, merges } = makeTinyTokenizer();
-    const ids = Object.entries(vocab).sort((x, y) => x[1] - y[1]).map(([k]) => k);
+    const ids = Object.entries(vocab)
+      .sort((x, y) => x[1] - y[1])
+      .map(([k]) => k);
     const base = bytesToUnicode().order;
     expect(ids.slice(0, 256)).toEqual(base);
     expect(ids.slice(256, 512)).toEqual(base.map((s) => `${s}</w>`));
@@ -123,10 +135,17 @@ describe("the tiny model's own tokenizer", () => {
     expect(tok.symbol(tok.tokenize('lighthouse')[0])).toBe('lighthouse</w>');
     const ascii = tok.tokenize('a watercolor painting of a lighthouse, 2024!');
     expect(ascii.every((i) => i >= 0 && i < tok.bos)).toBe(true);
-    expect(ascii.map((i) => tok.symbol(i)).join('')).toBe('a</w>watercolor</w>painting</w>of</w>a</w>lighthouse</w>,</w>2</w>0</w>2</w>4</w>!</w>');
+    expect(ascii.map((i) => tok.symbol(i)).join('')).toBe(
+      'a</w>watercolor</w>painting</w>of</w>a</w>lighthouse</w>,</w>2</w>0</w>2</w>4</w>!</w>',
+    );
     // A word outside the list: its UTF-8 bytes as byte symbols (E7 8C AB for 猫).
     const map = bytesToUnicode().map;
-    expect(tok.tokenize('猫').map((i) => tok.symbol(i)).join('')).toBe(`${map[0xe7]}${map[0x8c]}${map[0xab]}</w>`);
+    expect(
+      tok
+        .tokenize('猫')
+        .map((i) => tok.symbol(i))
+        .join(''),
+    ).toBe(`${map[0xe7]}${map[0x8c]}${map[0xab]}</w>`);
     expect(tok.tokenizeWithWeights('a cat')[0]).toHaveLength(77);
   });
 });

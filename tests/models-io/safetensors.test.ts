@@ -44,7 +44,9 @@ describe('safetensors reader', () => {
       expect(f.shape(name), name).toEqual(t.shape);
       const want = t.values.map((v) => (v === 'inf' ? Infinity : v === '-inf' ? -Infinity : Math.fround(v as number)));
       expect([...f.get(name)], name).toEqual(want);
-      expect(f.getRaw(name).bytes.length).toBe(t.values.length * { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 }[t.dtype]);
+      expect(f.getRaw(name).bytes.length).toBe(
+        t.values.length * { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 }[t.dtype],
+      );
     }
     f.close();
   });
@@ -74,24 +76,77 @@ describe('safetensors reader', () => {
   });
 
   it.each([
-    ['too short', () => { const p = path.join(dir, 'short'); fs.writeFileSync(p, Buffer.alloc(5)); return p; }, /only 5 bytes/],
-    ['header longer than the file', () => raw('long', '{}', Buffer.alloc(0), 1000n), /header length 1000 \(bytes 0\.\.8\) exceeds the file size 10/],
+    [
+      'too short',
+      () => {
+        const p = path.join(dir, 'short');
+        fs.writeFileSync(p, Buffer.alloc(5));
+        return p;
+      },
+      /only 5 bytes/,
+    ],
+    [
+      'header longer than the file',
+      () => raw('long', '{}', Buffer.alloc(0), 1000n),
+      /header length 1000 \(bytes 0\.\.8\) exceeds the file size 10/,
+    ],
     ['huge claimed header', () => raw('huge', '{}', Buffer.alloc(0), 1n << 62n), /exceeds the 104857600-byte limit/],
     ['header too short for JSON', () => raw('tiny', '{', Buffer.alloc(0)), /too short for a JSON object/],
     ['not JSON', () => raw('nojson', '{nope', Buffer.alloc(0)), /header \(bytes 8\.\.13\) is not valid JSON \(at byte 9 of the file\)/],
     ['not UTF-8', () => raw('utf8', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), Buffer.alloc(0)), /not valid UTF-8/],
     ['JSON array', () => raw('arr', '[1]', Buffer.alloc(0)), /JSON but not an object/],
     ['entry not an object', () => raw('entry', { x: 5 }, Buffer.alloc(0)), /tensor 'x': header entry is not an object/],
-    ['bad dtype', () => raw('dtype', { x: { dtype: 'F8', shape: [1], data_offsets: [0, 1] } }, Buffer.alloc(1)), /tensor 'x': unsupported dtype "F8"/],
-    ['missing dtype', () => raw('nodtype', { x: { shape: [1], data_offsets: [0, 1] } }, Buffer.alloc(1)), /tensor 'x': unsupported dtype undefined/],
-    ['negative dimension', () => raw('shape', { x: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, Buffer.alloc(4)), /tensor 'x': shape must be a list of non-negative integers, got \[-1\]/],
-    ['fractional dimension', () => raw('shape2', { x: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, Buffer.alloc(4)), /shape must be a list of non-negative integers/],
-    ['offsets of wrong arity', () => raw('arity', { x: { dtype: 'F32', shape: [1], data_offsets: [0] } }, Buffer.alloc(4)), /tensor 'x': data_offsets must be \[begin, end\]/],
-    ['reversed offsets', () => raw('rev', { x: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, Buffer.alloc(8)), /data_offsets must be \[begin, end\] with 0 ≤ begin ≤ end, got \[8,0\]/],
-    ['length mismatch', () => raw('mismatch', { x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)), /tensor 'x': 8 bytes of data \(file bytes 62\.\.70\) for shape \[3\] of F32, which needs 12/],
-    ['offsets outside the data', () => raw('outside', { x: { dtype: 'F32', shape: [4], data_offsets: [100, 116] } }, Buffer.alloc(16)), /tensor 'x': data ends at byte \d+ but the file has only \d+ bytes/],
+    [
+      'bad dtype',
+      () => raw('dtype', { x: { dtype: 'F8', shape: [1], data_offsets: [0, 1] } }, Buffer.alloc(1)),
+      /tensor 'x': unsupported dtype "F8"/,
+    ],
+    [
+      'missing dtype',
+      () => raw('nodtype', { x: { shape: [1], data_offsets: [0, 1] } }, Buffer.alloc(1)),
+      /tensor 'x': unsupported dtype undefined/,
+    ],
+    [
+      'negative dimension',
+      () => raw('shape', { x: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, Buffer.alloc(4)),
+      /tensor 'x': shape must be a list of non-negative integers, got \[-1\]/,
+    ],
+    [
+      'fractional dimension',
+      () => raw('shape2', { x: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, Buffer.alloc(4)),
+      /shape must be a list of non-negative integers/,
+    ],
+    [
+      'offsets of wrong arity',
+      () => raw('arity', { x: { dtype: 'F32', shape: [1], data_offsets: [0] } }, Buffer.alloc(4)),
+      /tensor 'x': data_offsets must be \[begin, end\]/,
+    ],
+    [
+      'reversed offsets',
+      () => raw('rev', { x: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, Buffer.alloc(8)),
+      /data_offsets must be \[begin, end\] with 0 ≤ begin ≤ end, got \[8,0\]/,
+    ],
+    [
+      'length mismatch',
+      () => raw('mismatch', { x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)),
+      /tensor 'x': 8 bytes of data \(file bytes 62\.\.70\) for shape \[3\] of F32, which needs 12/,
+    ],
+    [
+      'offsets outside the data',
+      () => raw('outside', { x: { dtype: 'F32', shape: [4], data_offsets: [100, 116] } }, Buffer.alloc(16)),
+      /tensor 'x': data ends at byte \d+ but the file has only \d+ bytes/,
+    ],
     ['truncated data', () => raw('trunc', { x: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, Buffer.alloc(8)), /truncated file/],
-    ['overlap', () => raw('overlap', { x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, Buffer.alloc(12)), /tensors 'x' and 'y' overlap at file bytes/],
+    [
+      'overlap',
+      () =>
+        raw(
+          'overlap',
+          { x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } },
+          Buffer.alloc(12),
+        ),
+      /tensors 'x' and 'y' overlap at file bytes/,
+    ],
     ['metadata not strings', () => raw('meta', { __metadata__: { a: 1 } }, Buffer.alloc(0)), /__metadata__\.a must be a string, got 1/],
     ['metadata not an object', () => raw('meta2', { __metadata__: 'x' }, Buffer.alloc(0)), /__metadata__ must be an object of strings/],
   ])('refuses a malformed file with a clear error: %s', (_what, make, message) => {
@@ -108,15 +163,21 @@ describe('safetensors reader', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
   });
 
-  it('accepts empty tensors placed at a neighbour\'s offset, and scalars', () => {
+  it("accepts empty tensors placed at a neighbour's offset, and scalars", () => {
     const data = Buffer.alloc(8);
     data.writeFloatLE(2.5, 0);
     data.writeFloatLE(-1, 4);
-    const f = SafetensorsFile.open(raw('empties', {
-      a: { dtype: 'F32', shape: [], data_offsets: [0, 4] },
-      e: { dtype: 'F16', shape: [0, 3], data_offsets: [4, 4] },
-      b: { dtype: 'F32', shape: [1, 1], data_offsets: [4, 8] },
-    }, data));
+    const f = SafetensorsFile.open(
+      raw(
+        'empties',
+        {
+          a: { dtype: 'F32', shape: [], data_offsets: [0, 4] },
+          e: { dtype: 'F16', shape: [0, 3], data_offsets: [4, 4] },
+          b: { dtype: 'F32', shape: [1, 1], data_offsets: [4, 8] },
+        },
+        data,
+      ),
+    );
     expect([...f.get('a')]).toEqual([2.5]);
     expect([...f.get('e')]).toEqual([]);
     expect([...f.get('b')]).toEqual([-1]);
@@ -190,7 +251,10 @@ describe('safetensors writer', () => {
   it('round-trips every dtype, from arrays, functions and a Map, with the header padded to 8 bytes', () => {
     const file = path.join(dir, 'rt.safetensors');
     const x = Float32Array.from([0, 1, -2.5, 65504, 1e-7, 0.1]);
-    const tensors = new Map<string, { dtype: Dtype; shape: number[]; data: Float32Array | BigInt64Array | number[] | (() => Float32Array) }>([
+    const tensors = new Map<
+      string,
+      { dtype: Dtype; shape: number[]; data: Float32Array | BigInt64Array | number[] | (() => Float32Array) }
+    >([
       ['x32', { dtype: 'F32', shape: [2, 3], data: x }],
       ['x16', { dtype: 'F16', shape: [6], data: () => x }],
       ['xb16', { dtype: 'BF16', shape: [6], data: x }],
@@ -239,13 +303,23 @@ describe('safetensors writer', () => {
     expect(fs.existsSync(file)).toBe(false);
     expect(fs.readdirSync(dir).filter((n) => n.includes('stream.safetensors'))).toEqual([]);
 
-    const w2 = SafetensorsWriter.create(file, [{ name: 'a', dtype: 'F32', shape: [2] }, { name: 'b', dtype: 'F32', shape: [1] }]);
+    const w2 = SafetensorsWriter.create(file, [
+      { name: 'a', dtype: 'F32', shape: [2] },
+      { name: 'b', dtype: 'F32', shape: [1] },
+    ]);
     w2.write('a', [1, 2]);
     expect(() => w2.finish()).toThrow("only 1 of 2 tensors written (next was 'b')");
     expect(fs.existsSync(file)).toBe(false);
-    expect(() => writeSafetensors(file, [{ name: 'i', dtype: 'I8', shape: [1], data: [200] }])).toThrow("tensor 'i': value 200 at index 0 does not fit I8");
+    expect(() => writeSafetensors(file, [{ name: 'i', dtype: 'I8', shape: [1], data: [200] }])).toThrow(
+      "tensor 'i': value 200 at index 0 does not fit I8",
+    );
     expect(() => writeSafetensors(file, [{ name: '__metadata__', dtype: 'F32', shape: [0], data: [] }])).toThrow(/reserved/);
-    expect(() => writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [0], data: [] }, { name: 'a', dtype: 'F32', shape: [0], data: [] }])).toThrow(/listed twice/);
+    expect(() =>
+      writeSafetensors(file, [
+        { name: 'a', dtype: 'F32', shape: [0], data: [] },
+        { name: 'a', dtype: 'F32', shape: [0], data: [] },
+      ]),
+    ).toThrow(/listed twice/);
     expect(fs.readdirSync(dir).filter((n) => n.includes('stream.safetensors'))).toEqual([]);
   });
 
@@ -253,7 +327,9 @@ describe('safetensors writer', () => {
     const file = path.join(dir, 'excl.safetensors');
     writeSafetensors(file, [{ name: 'v', dtype: 'F32', shape: [1], data: [1] }]);
     writeSafetensors(file, [{ name: 'v', dtype: 'F32', shape: [1], data: [2] }]);
-    expect(() => writeSafetensors(file, [{ name: 'v', dtype: 'F32', shape: [1], data: [3] }], undefined, { exclusive: true })).toThrow(/EEXIST/);
+    expect(() => writeSafetensors(file, [{ name: 'v', dtype: 'F32', shape: [1], data: [3] }], undefined, { exclusive: true })).toThrow(
+      /EEXIST/,
+    );
     const f = SafetensorsFile.open(file);
     expect([...f.get('v')]).toEqual([2]);
     f.close();

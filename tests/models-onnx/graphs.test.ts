@@ -43,12 +43,20 @@ describe.each([
   it('UNet: batch 2, odd latent size, fractional timestep', async () => {
     const { cfg } = tiny;
     const s = await session(buildUnetGraph(cfg.unet, tiny.unet, opts).toBuffer());
-    const B = 2, H = 9, W = 11, D = cfg.unet.contextDim;
+    const B = 2,
+      H = 9,
+      W = 11,
+      D = cfg.unet.contextDim;
     const x: Tensor = { shape: [B, 4, H, W], data: lcg(B * 4 * H * W, 1) };
     const ctx: Tensor = { shape: [B, 77, D], data: lcg(B * 77 * D, 2) };
     const t = new Float32Array([999, 10.5]);
     const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
-    const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', t, [B]), context: new ort.Tensor('float32', ctx.data, ctx.shape), control_mid: zero };
+    const feeds: Record<string, ort.Tensor> = {
+      x: new ort.Tensor('float32', x.data, x.shape),
+      timesteps: new ort.Tensor('float32', t, [B]),
+      context: new ort.Tensor('float32', ctx.data, ctx.shape),
+      control_mid: zero,
+    };
     for (let i = 0; i < unetSkipCount(cfg.unet); i++) feeds[controlInputName(i)] = zero;
     const out = await s.run(feeds);
     const ref = unetForwardRef(cfg.unet, tiny.unet, x, t, ctx);
@@ -59,7 +67,10 @@ describe.each([
   it('UNet: ControlNet residuals fed to the control inputs match the reference with the same residuals', async () => {
     const { cfg } = tiny;
     const s = await session(buildUnetGraph(cfg.unet, tiny.unet, opts).toBuffer());
-    const B = 1, H = 8, W = 8, D = cfg.unet.contextDim;
+    const B = 1,
+      H = 8,
+      W = 8,
+      D = cfg.unet.contextDim;
     const x: Tensor = { shape: [B, 4, H, W], data: lcg(B * 4 * H * W, 5) };
     const ctx: Tensor = { shape: [B, 77, D], data: lcg(B * 77 * D, 6) };
     const t = new Float32Array([400]);
@@ -70,13 +81,38 @@ describe.each([
       if (l < cfg.unet.channelMult.length - 1) shapes.push([B, cfg.unet.modelChannels * m, H >> (l + 1), W >> (l + 1)]);
     });
     expect(shapes.length).toBe(unetSkipCount(cfg.unet));
-    const input = shapes.map((sh, i) => (i % 3 === 0 ? { shape: sh, data: lcg(sh.reduce((a, b) => a * b, 1), 100 + i, 0.5) } : undefined));
+    const input = shapes.map((sh, i) =>
+      i % 3 === 0
+        ? {
+            shape: sh,
+            data: lcg(
+              sh.reduce((a, b) => a * b, 1),
+              100 + i,
+              0.5,
+            ),
+          }
+        : undefined,
+    );
     const lastMult = cfg.unet.channelMult[cfg.unet.channelMult.length - 1];
     const ms = [B, cfg.unet.modelChannels * lastMult, H >> (cfg.unet.channelMult.length - 1), W >> (cfg.unet.channelMult.length - 1)];
-    const middle = { shape: ms, data: lcg(ms.reduce((a, b) => a * b, 1), 99, 0.5) };
-    const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', t, [B]), context: new ort.Tensor('float32', ctx.data, ctx.shape), control_mid: new ort.Tensor('float32', middle.data, middle.shape) };
+    const middle = {
+      shape: ms,
+      data: lcg(
+        ms.reduce((a, b) => a * b, 1),
+        99,
+        0.5,
+      ),
+    };
+    const feeds: Record<string, ort.Tensor> = {
+      x: new ort.Tensor('float32', x.data, x.shape),
+      timesteps: new ort.Tensor('float32', t, [B]),
+      context: new ort.Tensor('float32', ctx.data, ctx.shape),
+      control_mid: new ort.Tensor('float32', middle.data, middle.shape),
+    };
     input.forEach((c, i) => {
-      feeds[controlInputName(i)] = c ? new ort.Tensor('float32', c.data, c.shape) : new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
+      feeds[controlInputName(i)] = c
+        ? new ort.Tensor('float32', c.data, c.shape)
+        : new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
     });
     const withControl = f32((await s.run(feeds)).out);
     const ref = unetForwardRef(cfg.unet, tiny.unet, x, t, ctx, { input, middle });
@@ -108,9 +144,13 @@ describe.each([
     const V = cfg.clip.vocabSize;
     const a = Array.from({ length: 77 }, (_, i) => (i * 37 + 5) % V);
     const b = Array.from({ length: 77 }, (_, i) => (i * 11 + 3) % V);
-    const none = { embeds: new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]), embeds_mask: new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]) };
+    const none = {
+      embeds: new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]),
+      embeds_mask: new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]),
+    };
     const out = await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a, ...b].map(BigInt)), [2, 77]), ...none });
-    const L = cfg.clip.numLayers, per = 77 * cfg.clip.hiddenSize;
+    const L = cfg.clip.numLayers,
+      per = 77 * cfg.clip.hiddenSize;
     expect(out.hidden.dims).toEqual([L, 2, 77, cfg.clip.hiddenSize]);
     const h = f32(out.hidden);
     [a, b].forEach((toks, bi) => {
@@ -120,7 +160,9 @@ describe.each([
     // Causality: changing a later token leaves earlier positions' outputs unchanged.
     const a2 = [...a];
     a2[50] = (a2[50] + 1) % V;
-    const out2 = f32((await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a2, ...b].map(BigInt)), [2, 77]), ...none })).hidden);
+    const out2 = f32(
+      (await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a2, ...b].map(BigInt)), [2, 77]), ...none })).hidden,
+    );
     const H = cfg.clip.hiddenSize;
     const lastA = (L - 1) * 2 * per;
     expect(relErr(out2.subarray(lastA, lastA + 50 * H), h.subarray(lastA, lastA + 50 * H))).toBe(0);
@@ -134,7 +176,15 @@ describe.each([
       embeds.set(v, (77 + 3 + i) * H);
       mask[77 + 3 + i] = 1;
     });
-    const out3 = f32((await s.run({ tokens: new ort.Tensor('int64', BigInt64Array.from([...a, ...b].map(BigInt)), [2, 77]), embeds: new ort.Tensor('float32', embeds, [2, 77, H]), embeds_mask: new ort.Tensor('float32', mask, [2, 77, 1]) })).hidden);
+    const out3 = f32(
+      (
+        await s.run({
+          tokens: new ort.Tensor('int64', BigInt64Array.from([...a, ...b].map(BigInt)), [2, 77]),
+          embeds: new ort.Tensor('float32', embeds, [2, 77, H]),
+          embeds_mask: new ort.Tensor('float32', mask, [2, 77, 1]),
+        })
+      ).hidden,
+    );
     const overrides: (Float32Array | undefined)[] = [];
     overrides[3] = vecs[0];
     overrides[4] = vecs[1];
@@ -152,12 +202,20 @@ describe('float16 graphs (what CUDA and WebGPU run)', () => {
     for (const fusedAttention of [false, true]) {
       const opts = { dtype: 'float16' as const, fusedAttention };
       const s = await session(buildUnetGraph(cfg.unet, tiny.unet, opts).toBuffer());
-      const B = 1, H = 8, W = 8, D = cfg.unet.contextDim;
+      const B = 1,
+        H = 8,
+        W = 8,
+        D = cfg.unet.contextDim;
       const x: Tensor = { shape: [B, 4, H, W], data: lcg(B * 4 * H * W, 31) };
       const ctx: Tensor = { shape: [B, 77, D], data: lcg(B * 77 * D, 32) };
       const t = new Float32Array([500]);
       const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
-      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', t, [B]), context: new ort.Tensor('float32', ctx.data, ctx.shape), control_mid: zero };
+      const feeds: Record<string, ort.Tensor> = {
+        x: new ort.Tensor('float32', x.data, x.shape),
+        timesteps: new ort.Tensor('float32', t, [B]),
+        context: new ort.Tensor('float32', ctx.data, ctx.shape),
+        control_mid: zero,
+      };
       for (let i = 0; i < unetSkipCount(cfg.unet); i++) feeds[controlInputName(i)] = zero;
       const out = f32((await s.run(feeds)).out);
       const err = relErr(out, unetForwardRef(cfg.unet, tiny.unet, x, t, ctx).data);
@@ -190,7 +248,12 @@ describe('the SD1 UNet graph is the one built before the UNet plan and the layer
 
   /** Nodes and numbered constants one more GroupNorm adds to a graph that already has one. */
   const groupNormCost = (dtype: 'float32' | 'float16'): { nodes: number; numbered: number } => {
-    const ws = new MapWeightSource(new Map([['n.weight', { shape: [32], data: new Float32Array(32) }], ['n.bias', { shape: [32], data: new Float32Array(32) }]]));
+    const ws = new MapWeightSource(
+      new Map([
+        ['n.weight', { shape: [32], data: new Float32Array(32) }],
+        ['n.bias', { shape: [32], data: new Float32Array(32) }],
+      ]),
+    );
     const g = new GraphBuilder('probe');
     const n = new Net(g, ws, { dtype, fusedAttention: false });
     const x = g.input('x', 'float32', [1, 32, 4, 4]);
@@ -207,7 +270,12 @@ describe('the SD1 UNet graph is the one built before the UNet plan and the layer
       const file = join(tiny.dir, `identity-${scope.replace('+', '-')}.safetensors`);
       makeAdapter(tiny.file, file, { kind: 'lora', rank: 4, seed: 7, scope, textEncoder: false });
       const parsed = parseAdapter(file, SafetensorsFile.open(file), ws);
-      const entry = (p: (typeof parsed.patches)[number]): PatchEntry => ({ sig: `demo:${p.stem}`, strength: 0.8, strengthModel: 1, source: { kind: 'adapter', patch: p } });
+      const entry = (p: (typeof parsed.patches)[number]): PatchEntry => ({
+        sig: `demo:${p.stem}`,
+        strength: 0.8,
+        strengthModel: 1,
+        source: { kind: 'adapter', patch: p },
+      });
       const own = new Map(parsed.patches.filter((p) => p.target.startsWith(SD1_PREFIX.unet)).map((p) => [p.target, [entry(p)]]));
       const split = splitPatches(own, SD1_PREFIX.unet, tiny.unet);
       expect(split.merged.size).toBe(0);

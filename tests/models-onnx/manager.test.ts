@@ -48,7 +48,11 @@ describe('ModelManager on the tiny checkpoint', () => {
     const weighted = await clip.encodeText('a photo of a (cat:1.5)');
     const wt = clip.tokenizer.tokenizeWithWeights('a photo of a (cat:1.5)')[0];
     const emptyToks = [clip.tokenizer.bos, ...new Array<number>(76).fill(clip.tokenizer.eos)];
-    const refW = clipForwardRef(tiny.cfg.clip, tiny.clip, wt.map((t) => t.token))[L - 1].data;
+    const refW = clipForwardRef(
+      tiny.cfg.clip,
+      tiny.clip,
+      wt.map((t) => t.token),
+    )[L - 1].data;
     const refE = clipForwardRef(tiny.cfg.clip, tiny.clip, emptyToks)[L - 1].data;
     const expected = new Float32Array(77 * H);
     wt.forEach((t, j) => {
@@ -102,7 +106,11 @@ describe('ModelManager on the tiny checkpoint', () => {
     const copy = join(tiny.dir, 'checkpoints', 'renamed.safetensors');
     copyFileSync(tiny.file, copy);
     mkdirSync(`${copy.replace(/\.safetensors$/, '')}.tokenizer`, { recursive: true });
-    for (const f of ['vocab.json', 'merges.txt']) copyFileSync(join(`${tiny.file.replace(/\.safetensors$/, '')}.tokenizer`, f), join(`${copy.replace(/\.safetensors$/, '')}.tokenizer`, f));
+    for (const f of ['vocab.json', 'merges.txt'])
+      copyFileSync(
+        join(`${tiny.file.replace(/\.safetensors$/, '')}.tokenizer`, f),
+        join(`${copy.replace(/\.safetensors$/, '')}.tokenizer`, f),
+      );
     await (await b.loadCheckpoint(copy)).clip.encodeText('red apple');
     expect(b.stats().builds).toBe(0);
   });
@@ -111,7 +119,11 @@ describe('ModelManager on the tiny checkpoint', () => {
     const m = manager({ memoryBudgetBytes: 36 * 2 ** 20 });
     const { model, vae } = await m.loadCheckpoint(tiny.file);
     const D = tiny.cfg.unet.contextDim;
-    await model.unet.run({ x: { shape: [1, 4, 8, 8], data: lcg(256, 1) }, timesteps: new Float32Array([10]), context: { shape: [1, 77, D], data: lcg(77 * D, 2) } });
+    await model.unet.run({
+      x: { shape: [1, 4, 8, 8], data: lcg(256, 1) },
+      timesteps: new Float32Array([10]),
+      context: { shape: [1, 77, D], data: lcg(77 * D, 2) },
+    });
     await vae.decode({ shape: [1, 4, 4, 4], data: lcg(64, 3) });
     const s = m.stats();
     expect(s.evictions).toBeGreaterThanOrEqual(1);
@@ -130,7 +142,12 @@ describe('ModelManager on the tiny checkpoint', () => {
     await expect(m.loadCheckpoint(pickle)).rejects.toThrow(/safetensors/i);
     const sdxl = join(tiny.dir, 'checkpoints', 'sdxl.safetensors');
     await writeSafetensors(sdxl, [
-      { name: 'conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight', dtype: 'F32', shape: [2, 2], data: new Float32Array(4) },
+      {
+        name: 'conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight',
+        dtype: 'F32',
+        shape: [2, 2],
+        data: new Float32Array(4),
+      },
       { name: 'model.diffusion_model.input_blocks.0.0.weight', dtype: 'F32', shape: [1, 1, 1, 1], data: new Float32Array(1) },
     ]);
     await expect(m.loadCheckpoint(sdxl)).rejects.toThrow(/not supported yet: detected SDXL/);

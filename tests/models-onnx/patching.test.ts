@@ -43,7 +43,12 @@ beforeAll(async () => {
 }, 120_000);
 
 const manager = (): ModelManager =>
-  new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log, paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }) });
+  new ModelManager({
+    cacheDir: join(tiny.dir, 'cache'),
+    device: 'cpu',
+    log,
+    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
+  });
 
 const ctxFor = (m: ModelManager): NodeContext =>
   ({ services: { models: m }, log, paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }) }) as unknown as NodeContext;
@@ -64,7 +69,9 @@ function expectedWeights(base: WeightSource, adapters: { file: string; strength:
       const isTe = stem.startsWith('lora_te_');
       const rest = stem.slice(isTe ? 'lora_te_text_model_'.length : 'lora_unet_'.length);
       const prefix = isTe ? SD1_PREFIX.clip : SD1_PREFIX.unet;
-      const target = base.names().find((n) => n.startsWith(prefix) && n.endsWith('.weight') && n.slice(prefix.length, -7).replaceAll('.', '_') === rest)!;
+      const target = base
+        .names()
+        .find((n) => n.startsWith(prefix) && n.endsWith('.weight') && n.slice(prefix.length, -7).replaceAll('.', '_') === rest)!;
       expect(target, stem).toBeDefined();
       const w = out.get(target) ?? base.get(target).slice();
       const out0 = base.shape(target)[0];
@@ -105,7 +112,12 @@ async function unetFrom(ws: WeightSource): Promise<Float32Array> {
   const unet = new PrefixedWeightSource(ws, SD1_PREFIX.unet);
   const s = await ort.InferenceSession.create(buildUnetGraph(tiny.cfg.unet, unet, { dtype: 'float32', fusedAttention: true }).toBuffer());
   const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
-  const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', timesteps, [1]), context: new ort.Tensor('float32', context.data, context.shape), control_mid: zero };
+  const feeds: Record<string, ort.Tensor> = {
+    x: new ort.Tensor('float32', x.data, x.shape),
+    timesteps: new ort.Tensor('float32', timesteps, [1]),
+    context: new ort.Tensor('float32', context.data, context.shape),
+    control_mid: zero,
+  };
   for (let i = 0; i < 12; i++) feeds[`control_in_${i}`] = zero;
   const r = (await s.run(feeds)).out.data as Float32Array;
   await s.release();
@@ -143,7 +155,11 @@ describe('weight patching through the model manager', () => {
     expect(relErr(patched, oracle)).toBeLessThan(1e-5);
     expect(relErr(patched, plain)).toBeGreaterThan(1e-3);
     // The patched model keeps the unpatched weights.bin and adds tensor files beside it.
-    const dir = join(tiny.dir, 'cache', readdirSync(join(tiny.dir, 'cache')).find((d) => d.startsWith('unet-'))!);
+    const dir = join(
+      tiny.dir,
+      'cache',
+      readdirSync(join(tiny.dir, 'cache')).find((d) => d.startsWith('unet-'))!,
+    );
     expect(readdirSync(dir).filter((f) => f.startsWith('pt-')).length).toBeGreaterThan(0);
     expect(readdirSync(dir).filter((f) => f.startsWith('patched-') && f.endsWith('.onnx'))).toHaveLength(1);
 
@@ -162,7 +178,8 @@ describe('weight patching through the model manager', () => {
     const lora = join(models, DEMO_ADAPTERS.lora);
     const loha = join(models, DEMO_ADAPTERS.loha);
     const ws = sd1Weights(SafetensorsFile.open(tiny.file));
-    const targets = (file: string): string[] => [...expectedWeights(ws, [{ file, strength: 1 }]).keys()].filter((k) => k.startsWith(SD1_PREFIX.unet));
+    const targets = (file: string): string[] =>
+      [...expectedWeights(ws, [{ file, strength: 1 }]).keys()].filter((k) => k.startsWith(SD1_PREFIX.unet));
     const loraT = targets(lora);
     const lohaT = targets(loha);
     const overlap = loraT.filter((t) => lohaT.includes(t)).length;
@@ -172,7 +189,11 @@ describe('weight patching through the model manager', () => {
     // No weight is merged: every LoRA weight gets a branch, and its factors are read where the
     // adapter file holds them, through a link to that file in the build folder: nothing is written.
     expect(m.lastPatch).toMatchObject({ tensorsComputed: 0, branches: loraT.length, written: 0 });
-    const unetDir = join(tiny.dir, 'cache', readdirSync(join(tiny.dir, 'cache')).find((d) => d.startsWith('unet-'))!);
+    const unetDir = join(
+      tiny.dir,
+      'cache',
+      readdirSync(join(tiny.dir, 'cache')).find((d) => d.startsWith('unet-'))!,
+    );
     const links = readdirSync(unetDir).filter((f) => f.startsWith('ad-'));
     expect(links).toHaveLength(1);
     expect(statSync(join(unetDir, links[0])).ino).toBe(statSync(lora).ino);
@@ -203,7 +224,12 @@ describe('weight patching through the model manager', () => {
     const [, c] = applyLora(ctx, lora, 'lora', parts.model, parts.clip, 1, 0);
     expect(c).toBe(parts.clip);
     await parts.clip.encodeText('a cat');
-    expect(m.stats().loaded.filter((l) => l.key.startsWith('clip-')).map((l) => l.key)).toEqual([expect.not.stringContaining('-p')]);
+    expect(
+      m
+        .stats()
+        .loaded.filter((l) => l.key.startsWith('clip-'))
+        .map((l) => l.key),
+    ).toEqual([expect.not.stringContaining('-p')]);
     await m.pool.clear();
   }, 120_000);
 
@@ -211,7 +237,10 @@ describe('weight patching through the model manager', () => {
     const lora = join(models, DEMO_ADAPTERS.lora);
     const src = SafetensorsFile.open(lora);
     const f64 = join(models, 'loras', 'weft-tiny-lora-f64.safetensors');
-    writeSafetensors(f64, src.names().map((name) => ({ name, dtype: 'F64' as const, shape: [...src.shape(name)], data: src.get(name) })));
+    writeSafetensors(
+      f64,
+      src.names().map((name) => ({ name, dtype: 'F64' as const, shape: [...src.shape(name)], data: src.get(name) })),
+    );
     const m = manager();
     const parts = await m.loadCheckpoint(tiny.file);
     const [a] = applyLora(ctxFor(m), lora, 'lora', parts.model, undefined, 0.6, 0);
@@ -220,14 +249,21 @@ describe('weight patching through the model manager', () => {
     const out = await unetOut(b!);
     expect(m.lastPatch!.written).toBeGreaterThan(0);
     expect(m.lastPatch!.branches).toBeGreaterThan(50);
-    const unetDir = join(tiny.dir, 'cache', readdirSync(join(tiny.dir, 'cache')).find((d) => d.startsWith('unet-'))!);
+    const unetDir = join(
+      tiny.dir,
+      'cache',
+      readdirSync(join(tiny.dir, 'cache')).find((d) => d.startsWith('unet-'))!,
+    );
     expect(readdirSync(unetDir).filter((f) => f.startsWith('lr-'))).toHaveLength(1);
     // F64 → F32 rounds each factor to the same float32 the F32 file holds.
     expect(relErr(out, ref)).toBeLessThan(1e-6);
 
     // BF16 factors are pointed at in place like F16 ones, and cast by ORT: the formula on the file's values.
     const bf16 = join(models, 'loras', 'weft-tiny-lora-bf16.safetensors');
-    writeSafetensors(bf16, src.names().map((name) => ({ name, dtype: 'BF16' as const, shape: [...src.shape(name)], data: src.get(name) })));
+    writeSafetensors(
+      bf16,
+      src.names().map((name) => ({ name, dtype: 'BF16' as const, shape: [...src.shape(name)], data: src.get(name) })),
+    );
     const [c] = applyLora(ctxFor(m), bf16, 'lora bf16', parts.model, undefined, 0.6, 0);
     const outBf = await unetOut(c!);
     expect(m.lastPatch).toMatchObject({ written: 0, tensorsComputed: 0 });
@@ -248,7 +284,10 @@ describe('weight patching through the model manager', () => {
     const out = await unetOut(a!);
     expect(m.lastPatch).toMatchObject({ tensorsComputed: 0, written: 0 });
     const cacheDir = join(tiny.dir, 'cache');
-    const unetDir = join(cacheDir, readdirSync(cacheDir).find((d) => d.startsWith('unet-'))!);
+    const unetDir = join(
+      cacheDir,
+      readdirSync(cacheDir).find((d) => d.startsWith('unet-'))!,
+    );
     const { hash } = m.loadAdapter(lora, sd1Weights(SafetensorsFile.open(tiny.file)));
     const inCache = join(unetDir, `ad-${hash.slice(0, 32)}.safetensors`);
     expect(readFileSync(inCache).equals(readFileSync(lora))).toBe(true);
@@ -266,12 +305,20 @@ describe('weight patching through the model manager', () => {
     const lora = join(models, DEMO_ADAPTERS.lora);
     const outs: Float32Array[] = [];
     for (const loraMode of ['branch', 'merge'] as const) {
-      const m = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log, loraMode, paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }) });
+      const m = new ModelManager({
+        cacheDir: join(tiny.dir, 'cache'),
+        device: 'cpu',
+        log,
+        loraMode,
+        paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
+      });
       const parts = await m.loadCheckpoint(tiny.file);
       const [a] = applyLora(ctxFor(m), lora, 'lora', parts.model, undefined, 0.65, 0);
       outs.push(await unetOut(a!));
       const { branches, tensorsComputed } = m.lastPatch!;
-      expect(loraMode === 'merge' ? [branches, tensorsComputed > 50] : [branches > 50, tensorsComputed]).toEqual(loraMode === 'merge' ? [0, true] : [true, 0]);
+      expect(loraMode === 'merge' ? [branches, tensorsComputed > 50] : [branches > 50, tensorsComputed]).toEqual(
+        loraMode === 'merge' ? [0, true] : [true, 0],
+      );
       await m.pool.clear();
     }
     expect(relErr(outs[0], outs[1])).toBeLessThan(1e-5);
@@ -281,14 +328,26 @@ describe('weight patching through the model manager', () => {
     const ws = sd1Weights(SafetensorsFile.open(tiny.file));
     const m = manager();
     const { parsed, hash } = m.loadAdapter(join(models, DEMO_ADAPTERS.lora), ws);
-    const own = new Map(parsed.patches.filter((p) => p.target.startsWith(SD1_PREFIX.unet)).map((p) => [p.target, [{ sig: `${hash}:${p.stem}`, strength: 0.8, strengthModel: 1, source: { kind: 'adapter' as const, patch: p } }]]));
+    const own = new Map(
+      parsed.patches
+        .filter((p) => p.target.startsWith(SD1_PREFIX.unet))
+        .map((p) => [
+          p.target,
+          [{ sig: `${hash}:${p.stem}`, strength: 0.8, strengthModel: 1, source: { kind: 'adapter' as const, patch: p } }],
+        ]),
+    );
     const split = splitPatches(own, SD1_PREFIX.unet, tiny.unet);
     expect(split.merged.size).toBe(0);
     const run = async (dtype: 'float32' | 'float16'): Promise<Float32Array> => {
       const g = buildUnetGraph(tiny.cfg.unet, tiny.unet, { dtype, fusedAttention: true, layerHooks: [lowRankHook(split.branches)] });
       const s = await ort.InferenceSession.create(g.toBuffer());
       const zero = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]);
-      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x.data, x.shape), timesteps: new ort.Tensor('float32', timesteps, [1]), context: new ort.Tensor('float32', context.data, context.shape), control_mid: zero };
+      const feeds: Record<string, ort.Tensor> = {
+        x: new ort.Tensor('float32', x.data, x.shape),
+        timesteps: new ort.Tensor('float32', timesteps, [1]),
+        context: new ort.Tensor('float32', context.data, context.shape),
+        control_mid: zero,
+      };
       for (let i = 0; i < 12; i++) feeds[`control_in_${i}`] = zero;
       for (const [k, v] of split.strengths) feeds[k] = new ort.Tensor('float32', new Float32Array([v]), [1]);
       const out = (await s.run(feeds)).out;
@@ -296,7 +355,9 @@ describe('weight patching through the model manager', () => {
       return out.data instanceof Float32Array ? out.data : Float32Array.from(out.data as Uint16Array, (h) => f16ToF32(h));
     };
     const f32 = await run('float32');
-    expect(relErr(f32, await unetFrom(overlay(ws, expectedWeights(ws, [{ file: join(models, DEMO_ADAPTERS.lora), strength: 0.8 }]))))).toBeLessThan(1e-5);
+    expect(
+      relErr(f32, await unetFrom(overlay(ws, expectedWeights(ws, [{ file: join(models, DEMO_ADAPTERS.lora), strength: 0.8 }])))),
+    ).toBeLessThan(1e-5);
     expect(relErr(await run('float16'), f32)).toBeLessThan(1e-2);
   }, 120_000);
 
@@ -311,8 +372,14 @@ describe('weight patching through the model manager', () => {
       '2': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'other.safetensors' } },
       '3': { class_type: 'ModelMergeSimple', inputs: { model1: ['1', 0], model2: ['2', 0], ratio: 0.3 } },
       '4': { class_type: 'CLIPMergeSimple', inputs: { clip1: ['1', 1], clip2: ['2', 1], ratio: 0.3 } },
-      '5': { class_type: 'LoraLoader', inputs: { model: ['3', 0], clip: ['4', 0], lora_name: 'weft-tiny-lora.safetensors', strength_model: 0.5, strength_clip: 0.5 } },
-      '6': { class_type: 'CheckpointSave', inputs: { model: ['5', 0], clip: ['5', 1], vae: ['1', 2], filename_prefix: 'checkpoints/merged' } },
+      '5': {
+        class_type: 'LoraLoader',
+        inputs: { model: ['3', 0], clip: ['4', 0], lora_name: 'weft-tiny-lora.safetensors', strength_model: 0.5, strength_clip: 0.5 },
+      },
+      '6': {
+        class_type: 'CheckpointSave',
+        inputs: { model: ['5', 0], clip: ['5', 1], vae: ['1', 2], filename_prefix: 'checkpoints/merged' },
+      },
     };
     const r = await ex.execute(prompt, { promptId: 'merge' });
     expect(r.status, JSON.stringify(r.error)).toBe('success');
@@ -326,7 +393,10 @@ describe('weight patching through the model manager', () => {
       if (!n.startsWith(SD1_PREFIX.unet) && !n.startsWith(SD1_PREFIX.clip)) continue;
       if (n.endsWith('.position_ids')) continue;
       const bn = b.get(n);
-      merged.set(n, a.get(n).map((v, i) => 0.3 * v + 0.7 * bn[i]));
+      merged.set(
+        n,
+        a.get(n).map((v, i) => 0.3 * v + 0.7 * bn[i]),
+      );
     }
     const mergedWs = overlay(a, merged);
     const expected = expectedWeights(mergedWs, [{ file: join(models, DEMO_ADAPTERS.lora), strength: 0.5 }]);
@@ -334,7 +404,12 @@ describe('weight patching through the model manager', () => {
     expect(detectCheckpoint(out).unet.modelChannels).toBe(tiny.cfg.unet.modelChannels);
     // Every UNet, CLIP and VAE tensor; the DDPM schedule buffers stay out, as ComfyUI's save leaves them.
     const parts3 = Object.values(SD1_PREFIX);
-    expect(out.names().sort()).toEqual(a.names().filter((n) => parts3.some((p) => n.startsWith(p))).sort());
+    expect(out.names().sort()).toEqual(
+      a
+        .names()
+        .filter((n) => parts3.some((p) => n.startsWith(p)))
+        .sort(),
+    );
     // Saved as float16: compare within half precision.
     for (const n of [...expected.keys()].slice(0, 40)) expect(relErr(out.get(n), expected.get(n)!), n).toBeLessThan(2e-3);
     const plainMerged = [...merged.keys()].find((k) => !expected.has(k) && k.startsWith(SD1_PREFIX.unet))!;
@@ -380,10 +455,16 @@ describe('weight patching through the model manager', () => {
     const parts = await m.loadCheckpoint(tiny.file);
     const ctx = ctxFor(m);
     const H = tiny.cfg.clip.hiddenSize;
-    const run = async (text: string, steps: number) => (await CLIPTextEncodeA1111.run({ text, clip: parts.clip, steps, bare_embedding_names: true }, ctx)) as [Conditioning];
+    const run = async (text: string, steps: number) =>
+      (await CLIPTextEncodeA1111.run({ text, clip: parts.clip, steps, bare_embedding_names: true }, ctx)) as [Conditioning];
     const [edit] = await run('a [cat:dog:0.5] photo', 10);
-    expect(edit.map((e) => e.stepRange)).toEqual([{ start: 0, end: 0.5 }, { start: 0.5, end: 1 }]);
-    const enc = async (t: string) => (await parts.clip.encodeChunks(parts.clip.tokenizer.tokenizeA1111(parseA1111Attention(t)), undefined, { emphasis: 'a1111' })).cond.data;
+    expect(edit.map((e) => e.stepRange)).toEqual([
+      { start: 0, end: 0.5 },
+      { start: 0.5, end: 1 },
+    ]);
+    const enc = async (t: string) =>
+      (await parts.clip.encodeChunks(parts.clip.tokenizer.tokenizeA1111(parseA1111Attention(t)), undefined, { emphasis: 'a1111' })).cond
+        .data;
     expect(relErr(edit[0].cond.data, await enc('a cat photo'))).toBe(0);
     expect(relErr(edit[1].cond.data, await enc('a dog photo'))).toBe(0);
     const [alt] = await run('a [cat|dog] photo', 4);
@@ -394,7 +475,9 @@ describe('weight patching through the model manager', () => {
     expect(plain[0].stepRange).toBeUndefined();
     const [weighted] = await run('a (cat:1.5) photo', 10);
     const mean = (a: Float32Array) => a.reduce((x, y) => x + y, 0) / a.length;
-    expect(Math.abs(mean(weighted[0].cond.data) - mean(plain[0].cond.data))).toBeLessThan(1e-6 * Math.max(1, Math.abs(mean(plain[0].cond.data))) + 1e-7);
+    expect(Math.abs(mean(weighted[0].cond.data) - mean(plain[0].cond.data))).toBeLessThan(
+      1e-6 * Math.max(1, Math.abs(mean(plain[0].cond.data))) + 1e-7,
+    );
     expect(relErr(weighted[0].cond.data, plain[0].cond.data)).toBeGreaterThan(1e-3);
     const [broken] = await run('a cat BREAK a photo', 10);
     expect(broken[0].cond.shape).toEqual([1, 154, H]);
@@ -412,8 +495,18 @@ describe('weight patching through the model manager', () => {
     const { writeSafetensors } = await import('../../engine/formats/safetensors.ts');
     const bad = join(otherDir, 'bad.safetensors');
     writeSafetensors(bad, [
-      { name: 'lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_down.weight', dtype: 'F32', shape: [4, 2048], data: new Float32Array(4 * 2048) },
-      { name: 'lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_up.weight', dtype: 'F32', shape: [32, 4], data: new Float32Array(32 * 4) },
+      {
+        name: 'lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_down.weight',
+        dtype: 'F32',
+        shape: [4, 2048],
+        data: new Float32Array(4 * 2048),
+      },
+      {
+        name: 'lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_up.weight',
+        dtype: 'F32',
+        shape: [32, 4],
+        data: new Float32Array(32 * 4),
+      },
     ]);
     expect(() => applyLora(ctxFor(m), bad, `lora_name 'bad.safetensors'`, parts.model, parts.clip, 1, 1)).toThrow(/bad\.safetensors/);
     void makeAdapter;

@@ -29,7 +29,9 @@ describe('execution provider choice', () => {
   });
 
   it.runIf(!cudaInstalled)('an explicit GPU provider that cannot run is an error naming why', async () => {
-    await expect(chooseProvider({ device: 'cuda' })).rejects.toThrow(/--device cuda was asked for but cannot run: CUDA provider not installed/);
+    await expect(chooseProvider({ device: 'cuda' })).rejects.toThrow(
+      /--device cuda was asked for but cannot run: CUDA provider not installed/,
+    );
     await expect(chooseProvider({ device: 'webgpu' })).rejects.toThrow(/--device webgpu was asked for but cannot run: WebGPU/);
   });
 

@@ -17,7 +17,17 @@ describe('model wrappers survive weight patching', () => {
 
   const run = (m: ModelHandle) => {
     const latent: Latent = { samples: { shape: [1, 4, 8, 8], data: new Float32Array(256) } };
-    return ksample({ model: m, seed: 3n, steps: 3, cfg: 4, samplerName: 'euler', scheduler: 'normal', positive: pos, negative: neg, latent });
+    return ksample({
+      model: m,
+      seed: 3n,
+      steps: 3,
+      cfg: 4,
+      samplerName: 'euler',
+      scheduler: 'normal',
+      positive: pos,
+      negative: neg,
+      latent,
+    });
   };
 
   it('a wrapper added before a LoRA-style withPatches still wraps every model call after it', async () => {

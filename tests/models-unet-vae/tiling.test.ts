@@ -60,11 +60,13 @@ describe('ComfyUI tiled_scale', () => {
       const h = H / 8;
       const w = W / 8;
       const out = new Float32Array(C * h * w);
-      for (let c = 0; c < C; c++) for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) {
-        let s = 0;
-        for (let a = 0; a < 8; a++) for (let b = 0; b < 8; b++) s += t.data[(c * H + i * 8 + a) * W + j * 8 + b];
-        out[(c * h + i) * w + j] = s / 64;
-      }
+      for (let c = 0; c < C; c++)
+        for (let i = 0; i < h; i++)
+          for (let j = 0; j < w; j++) {
+            let s = 0;
+            for (let a = 0; a < 8; a++) for (let b = 0; b < 8; b++) s += t.data[(c * H + i * 8 + a) * W + j * 8 + b];
+            out[(c * h + i) * w + j] = s / 64;
+          }
       return { shape: [1, C, h, w], data: out };
     };
     const x = random([1, 3, 96, 128], 3);

@@ -3,7 +3,13 @@ import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../../engine/core/tensor.ts';
 import { MapWeightSource, type WeightSource } from '../../engine/core/weights.ts';
 import type { UNetConfig } from '../../engine/models/families/sd1/config.ts';
-import { buildUnetGraph, controlInputName, inputAndMiddle, unetEmbedding, UNET_IO } from '../../engine/models/families/sd1/graphs/unet-graph.ts';
+import {
+  buildUnetGraph,
+  controlInputName,
+  inputAndMiddle,
+  unetEmbedding,
+  UNET_IO,
+} from '../../engine/models/families/sd1/graphs/unet-graph.ts';
 import { tinyConfig } from '../../engine/models/make-model.ts';
 import { unetEncodeRef, unetForwardRef, type RefLayerHook } from '../../engine/models/families/sd1/reference/unet.ts';
 import { attention, linear } from '../../engine/models/families/sd1/reference/layers.ts';

@@ -58,7 +58,10 @@ describe('GraphBuilder.writeTo storage', () => {
     expect(Buffer.compare(Buffer.from(await run(e.file, x)), Buffer.from(want))).toBe(0);
     e.dispose();
     // Values a half cannot hold stay in 32 bits.
-    const rough = write(halves.map((v) => v + 1e-4), { half: true });
+    const rough = write(
+      halves.map((v) => v + 1e-4),
+      { half: true },
+    );
     expect(statSync(join(rough, 'weights.bin')).size).toBe(4 * n);
   });
 
@@ -74,7 +77,10 @@ describe('GraphBuilder.writeTo storage', () => {
     expect(statSync(join(dir, 'weights.bin')).size).toBe(0);
     expect(await run(join(dir, 'model.onnx'), x)).toEqual(await run(join(write(halves, {}), 'model.onnx'), x));
     // Bytes that differ from the checkpoint's are stored, not linked.
-    const other = write(halves.map((v) => -v), { half: true, locate: () => stored });
+    const other = write(
+      halves.map((v) => -v),
+      { half: true, locate: () => stored },
+    );
     expect(readdirSync(other).some((f) => f.startsWith('src-'))).toBe(false);
     expect(statSync(join(other, 'weights.bin')).size).toBe(2 * n);
   });

@@ -32,7 +32,17 @@ const run = async (file: string, level: 'disabled' | 'all', save?: string) => {
   const s = await ort.InferenceSession.create(file, {
     graphOptimizationLevel: level,
     logSeverityLevel: 3,
-    ...(save ? { optimizedModelFilePath: save, extra: { session: { optimized_model_external_initializers_file_name: 'optimized-1.bin', optimized_model_external_initializers_min_size_in_bytes: '1024' } } } : {}),
+    ...(save
+      ? {
+          optimizedModelFilePath: save,
+          extra: {
+            session: {
+              optimized_model_external_initializers_file_name: 'optimized-1.bin',
+              optimized_model_external_initializers_min_size_in_bytes: '1024',
+            },
+          },
+        }
+      : {}),
   });
   const x = new Float32Array(16 * 64).map((_, i) => Math.cos(i * 0.3));
   const out = (await s.run({ x: new ort.Tensor('float32', x, [1, 16, 8, 8]) })).y.data as Float32Array;

@@ -29,8 +29,10 @@ import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
 
 const ctx = { progress: () => {}, log: { info: () => {}, warn: () => {}, error: () => {} } } as unknown as NodeContext;
 // The nodes' run functions are called directly here; their results are plain output tuples.
-const call = async <T extends unknown[]>(node: { run: (i: never, c: NodeContext) => unknown }, inputs: Record<string, unknown>): Promise<T> =>
-  (await node.run(inputs as never, ctx)) as T;
+const call = async <T extends unknown[]>(
+  node: { run: (i: never, c: NodeContext) => unknown },
+  inputs: Record<string, unknown>,
+): Promise<T> => (await node.run(inputs as never, ctx)) as T;
 const sigmasOf = async (node: { run: (i: never, c: NodeContext) => unknown }, inputs: Record<string, unknown>): Promise<Float64Array> =>
   (await call<[Float64Array]>(node, inputs))[0];
 
@@ -47,14 +49,19 @@ function expectClose(actual: ArrayLike<number>, expected: readonly number[], rel
   }
 }
 
-const ramp = (n: number, a: number, b: number): number[] => Array.from({ length: n }, (_, i) => (n === 1 ? a : a + ((b - a) * i) / (n - 1)));
+const ramp = (n: number, a: number, b: number): number[] =>
+  Array.from({ length: n }, (_, i) => (n === 1 ? a : a + ((b - a) * i) / (n - 1)));
 
 describe('scheduler nodes against their formulas', () => {
   const MAX = 14.614642;
   const MIN = 0.0291675;
 
   it('KarrasScheduler: (σmax^(1/ρ) + t·(σmin^(1/ρ) − σmax^(1/ρ)))^ρ, then 0', async () => {
-    for (const [n, rho] of [[10, 7], [3, 3.5], [1, 7]] as const) {
+    for (const [n, rho] of [
+      [10, 7],
+      [3, 3.5],
+      [1, 7],
+    ] as const) {
       const want = ramp(n, 0, 1).map((t) => (MAX ** (1 / rho) + t * (MIN ** (1 / rho) - MAX ** (1 / rho))) ** rho);
       expectClose(await sigmasOf(sched.KarrasScheduler, { steps: n, sigma_max: MAX, sigma_min: MIN, rho }), [...want, 0], 5e-6);
     }
@@ -106,13 +113,20 @@ describe('scheduler nodes against their formulas', () => {
     const beta = await sigmasOf(sched.BetaSamplingScheduler, { model: tinySd1, steps: 12, alpha: 0.6, beta: 0.6 });
     expect(Array.from(beta)).toEqual(Array.from(calculateSigmas(ms, 'beta', 12)));
     const full = calculateSigmas(ms, 'karras', 25);
-    expect(Array.from(await sigmasOf(sched.BasicScheduler, { model: tinySd1, scheduler: 'karras', steps: 10, denoise: 0.4 }))).toEqual(Array.from(full.slice(-11)));
+    expect(Array.from(await sigmasOf(sched.BasicScheduler, { model: tinySd1, scheduler: 'karras', steps: 10, denoise: 0.4 }))).toEqual(
+      Array.from(full.slice(-11)),
+    );
     expect(await sigmasOf(sched.BasicScheduler, { model: tinySd1, scheduler: 'normal', steps: 10, denoise: 0 })).toHaveLength(0);
-    expect(Array.from(await sigmasOf(sched.BasicScheduler, { model: tinySd1, scheduler: 'normal', steps: 7, denoise: 1 }))).toEqual(Array.from(calculateSigmas(ms, 'normal', 7)));
+    expect(Array.from(await sigmasOf(sched.BasicScheduler, { model: tinySd1, scheduler: 'normal', steps: 7, denoise: 1 }))).toEqual(
+      Array.from(calculateSigmas(ms, 'normal', 7)),
+    );
   });
 
   it("AlignYourStepsScheduler: NVIDIA's 10-step SD1 levels as published, log-linear interpolation otherwise, denoise keeps round(steps·denoise) steps", async () => {
-    const SD1 = [14.6146412293, 6.4745760956, 3.8636745985, 2.694615152, 1.8841921177, 1.3943805092, 0.9642583904, 0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582];
+    const SD1 = [
+      14.6146412293, 6.4745760956, 3.8636745985, 2.694615152, 1.8841921177, 1.3943805092, 0.9642583904, 0.6523686016, 0.3977456272,
+      0.1515232662, 0.0291671582,
+    ];
     const ten = await sigmasOf(sched.AlignYourStepsScheduler, { model_type: 'SD1', steps: 10, denoise: 1 });
     expect(Array.from(ten)).toEqual([...SD1.slice(0, 10).map(Math.fround), 0]);
     // Interpolated: the i-th of n+1 points sits at 10·i/n along the table, linear in ln σ between entries.
@@ -126,19 +140,24 @@ describe('scheduler nodes against their formulas', () => {
     want[n] = 0;
     expectClose(await sigmasOf(sched.AlignYourStepsScheduler, { model_type: 'SD1', steps: n, denoise: 1 }), want, 1e-6);
     // round(10·0.25) = round(2.5) = 2 in Python: the last 3 levels, the final one replaced by 0.
-    expect(Array.from(await sigmasOf(sched.AlignYourStepsScheduler, { model_type: 'SD1', steps: 10, denoise: 0.25 }))).toEqual([SD1[8], SD1[9], 0].map(Math.fround));
+    expect(Array.from(await sigmasOf(sched.AlignYourStepsScheduler, { model_type: 'SD1', steps: 10, denoise: 0.25 }))).toEqual(
+      [SD1[8], SD1[9], 0].map(Math.fround),
+    );
     expect(await sigmasOf(sched.AlignYourStepsScheduler, { model_type: 'SD1', steps: 10, denoise: 0 })).toHaveLength(0);
   });
 
   it("GITSScheduler: the table's schedule (values copied from ComfyUI's nodes_gits.py), interpolated past 20 steps, denoise and bad coefficients", async () => {
-    const gits = async (coeff: number, steps: number, denoise = 1) => Array.from(await sigmasOf(sched.GITSScheduler, { coeff, steps, denoise }));
-    const row12x10 = [14.61464119, 5.85520077, 2.84484982, 1.67050016, 1.08895338, 0.74807048, 0.50118381, 0.32104823, 0.19894916, 0.09824532, 0];
+    const gits = async (coeff: number, steps: number, denoise = 1) =>
+      Array.from(await sigmasOf(sched.GITSScheduler, { coeff, steps, denoise }));
+    const row12x10 = [
+      14.61464119, 5.85520077, 2.84484982, 1.67050016, 1.08895338, 0.74807048, 0.50118381, 0.32104823, 0.19894916, 0.09824532, 0,
+    ];
     expect(await gits(1.2, 10)).toEqual(row12x10.map(Math.fround));
     expect(await gits(0.8, 2)).toEqual([14.61464119, 7.49001646, 0].map(Math.fround));
     expect(await gits(1.2, 10, 0.5)).toEqual(row12x10.slice(5).map(Math.fround));
     const last15 = [
-      14.61464119, 2.45070267, 1.41535246, 0.95350921, 0.72133851, 0.57119018, 0.4783645, 0.43325692, 0.38853383, 0.36617002, 0.34370604, 0.32104823, 0.29807833,
-      0.27464288, 0.25053367, 0.22545385, 0.19894916, 0.17026083, 0.13792117, 0.09824532, 0.02916753,
+      14.61464119, 2.45070267, 1.41535246, 0.95350921, 0.72133851, 0.57119018, 0.4783645, 0.43325692, 0.38853383, 0.36617002, 0.34370604,
+      0.32104823, 0.29807833, 0.27464288, 0.25053367, 0.22545385, 0.19894916, 0.17026083, 0.13792117, 0.09824532, 0.02916753,
     ];
     const n = 30;
     const want = Array.from({ length: n + 1 }, (_, i) => {
@@ -158,7 +177,10 @@ describe('sigma list nodes', () => {
 
   it('SplitSigmas: [0, step] and [step, end], sharing σ_step', async () => {
     const [hi, lo] = await call<[Float64Array, Float64Array]>(sched.SplitSigmas, { sigmas: s, step: 2 });
-    expect([Array.from(hi), Array.from(lo)]).toEqual([[10, 5, 2], [2, 1, 0]]);
+    expect([Array.from(hi), Array.from(lo)]).toEqual([
+      [10, 5, 2],
+      [2, 1, 0],
+    ]);
     const [hi0, lo0] = await call<[Float64Array, Float64Array]>(sched.SplitSigmas, { sigmas: s, step: 0 });
     expect([Array.from(hi0), Array.from(lo0)]).toEqual([[10], [10, 5, 2, 1, 0]]);
     const [hiBig, loBig] = await call<[Float64Array, Float64Array]>(sched.SplitSigmas, { sigmas: s, step: 99 });
@@ -168,14 +190,26 @@ describe('sigma list nodes', () => {
   it('SplitSigmasDenoise: the last round(steps·denoise) steps are low_sigmas (Python slicing at 0 included)', async () => {
     const split = async (denoise: number) =>
       (await call<[Float64Array, Float64Array]>(sched.SplitSigmasDenoise, { sigmas: s, denoise })).map((a) => Array.from(a));
-    expect(await split(0.5)).toEqual([[10, 5, 2], [2, 1, 0]]);
-    expect(await split(0.75)).toEqual([[10, 5], [5, 2, 1, 0]]);
-    expect(await split(0.25)).toEqual([[10, 5, 2, 1], [1, 0]]);
+    expect(await split(0.5)).toEqual([
+      [10, 5, 2],
+      [2, 1, 0],
+    ]);
+    expect(await split(0.75)).toEqual([
+      [10, 5],
+      [5, 2, 1, 0],
+    ]);
+    expect(await split(0.25)).toEqual([
+      [10, 5, 2, 1],
+      [1, 0],
+    ]);
     // sigmas[:-4] of five keeps the first one.
     expect(await split(1)).toEqual([[10], [10, 5, 2, 1, 0]]);
     expect(await split(0)).toEqual([[], [0]]);
     // round(4·0.625) = round(2.5) = 2, round(4·0.875) = round(3.5) = 4
-    expect(await split(0.625)).toEqual([[10, 5, 2], [2, 1, 0]]);
+    expect(await split(0.625)).toEqual([
+      [10, 5, 2],
+      [2, 1, 0],
+    ]);
     expect(await split(0.875)).toEqual([[10], [10, 5, 2, 1, 0]]);
   });
 
@@ -205,7 +239,8 @@ describe('ExtendIntermediateSigmas, SamplingPercentToSigma, ManualSigmas', () =>
   });
 
   it("SamplingPercentToSigma: the model's σ at (1 − p)·999, ComfyUI's sentinels at 0 and 1 unless the actual σ is asked for", async () => {
-    const at = async (p: number, actual = false) => (await call<[number]>(sched.SamplingPercentToSigma, { model: tinySd1, sampling_percent: p, return_actual_sigma: actual }))[0];
+    const at = async (p: number, actual = false) =>
+      (await call<[number]>(sched.SamplingPercentToSigma, { model: tinySd1, sampling_percent: p, return_actual_sigma: actual }))[0];
     expect(await at(0)).toBe(999999999.9);
     expect(await at(1)).toBe(0);
     expect(await at(0, true)).toBe(ms.sigmaMax);
@@ -224,11 +259,27 @@ describe('node declarations as ComfyUI', () => {
   const info = createBuiltinRegistry().objectInfo({ paths: new FolderPaths({ baseDir: '/nonexistent-weft' }) });
 
   it('SamplerCustom and SamplerCustomAdvanced: inputs, outputs output/denoised_output, category', () => {
-    expect(info.SamplerCustom.input_order.required).toEqual(['model', 'add_noise', 'noise_seed', 'cfg', 'positive', 'negative', 'sampler', 'sigmas', 'latent_image']);
+    expect(info.SamplerCustom.input_order.required).toEqual([
+      'model',
+      'add_noise',
+      'noise_seed',
+      'cfg',
+      'positive',
+      'negative',
+      'sampler',
+      'sigmas',
+      'latent_image',
+    ]);
     expect(info.SamplerCustom.output).toEqual(['LATENT', 'LATENT']);
     expect(info.SamplerCustom.output_name).toEqual(['output', 'denoised_output']);
     expect(info.SamplerCustom.category).toBe('sampling/custom_sampling');
-    expect(info.SamplerCustomAdvanced.input.required).toEqual({ noise: ['NOISE'], guider: ['GUIDER'], sampler: ['SAMPLER'], sigmas: ['SIGMAS'], latent_image: ['LATENT'] });
+    expect(info.SamplerCustomAdvanced.input.required).toEqual({
+      noise: ['NOISE'],
+      guider: ['GUIDER'],
+      sampler: ['SAMPLER'],
+      sigmas: ['SIGMAS'],
+      latent_image: ['LATENT'],
+    });
     expect(info.SamplerCustomAdvanced.python_module).toBe('comfy_extras.nodes_custom_sampler');
   });
 
@@ -241,7 +292,14 @@ describe('node declarations as ComfyUI', () => {
     expect(info.DisableNoise.output).toEqual(['NOISE']);
     expect(info.AddNoise.experimental).toBe(true);
     expect(info.AlignYourStepsScheduler.python_module).toBe('comfy_extras.nodes_align_your_steps');
-    for (const n of ['KarrasScheduler', 'ExponentialScheduler', 'PolyexponentialScheduler', 'LaplaceScheduler', 'VPScheduler', 'BetaSamplingScheduler'])
+    for (const n of [
+      'KarrasScheduler',
+      'ExponentialScheduler',
+      'PolyexponentialScheduler',
+      'LaplaceScheduler',
+      'VPScheduler',
+      'BetaSamplingScheduler',
+    ])
       expect(info[n].output, n).toEqual(['SIGMAS']);
   });
 });
@@ -307,7 +365,12 @@ describe('the sampling nodes on the tiny checkpoint', () => {
       latent_image: lat,
     });
     expect(out.samples.data).toEqual(ref.samples.data);
-    expect([out.noiseMask, out.batchIndex, denoised.noiseMask, denoised.batchIndex]).toEqual([lat.noiseMask, lat.batchIndex, lat.noiseMask, lat.batchIndex]);
+    expect([out.noiseMask, out.batchIndex, denoised.noiseMask, denoised.batchIndex]).toEqual([
+      lat.noiseMask,
+      lat.batchIndex,
+      lat.noiseMask,
+      lat.batchIndex,
+    ]);
   });
 
   it("SplitSigmas + two SamplerCustomAdvanced runs (the second with DisableNoise) give KSamplerAdvanced's two-pass latent exactly", async () => {
@@ -331,14 +394,28 @@ describe('the sampling nodes on the tiny checkpoint', () => {
 
   it('empty sigmas: both outputs are the input latent', async () => {
     const lat: Latent = { samples: { shape: [1, 4, 8, 8], data: lcg(256, 9) } };
-    const [out, denoised] = await advanced({ noise: await noise(1), guider: await cfgGuider(6), sampler: await sampler('euler'), sigmas: new Float64Array(0), latent_image: lat });
+    const [out, denoised] = await advanced({
+      noise: await noise(1),
+      guider: await cfgGuider(6),
+      sampler: await sampler('euler'),
+      sigmas: new Float64Array(0),
+      latent_image: lat,
+    });
     expect(out.samples.data).toEqual(lat.samples.data);
     expect(denoised).toBe(out);
   });
 
   it('SamplerEulerAncestral passes eta and s_noise: eta 1 is KSamplerSelect’s euler_ancestral, eta 0 is (up to rounding) euler', async () => {
     const run = async (s: SamplerObject) =>
-      (await advanced({ noise: await noise(7), guider: await cfgGuider(6), sampler: s, sigmas: await sigmas('karras', 4), latent_image: empty() }))[0].samples.data;
+      (
+        await advanced({
+          noise: await noise(7),
+          guider: await cfgGuider(6),
+          sampler: s,
+          sigmas: await sigmas('karras', 4),
+          latent_image: empty(),
+        })
+      )[0].samples.data;
     const [eta1] = await call<[SamplerObject]>(select.SamplerEulerAncestral, { eta: 1, s_noise: 1 });
     const [eta0] = await call<[SamplerObject]>(select.SamplerEulerAncestral, { eta: 0, s_noise: 1 });
     const ancestral = await run(await sampler('euler_ancestral'));
@@ -350,22 +427,55 @@ describe('the sampling nodes on the tiny checkpoint', () => {
 
   it('SamplerSEEDS2 and SamplerER_SDE: their defaults are seeds_2 and er_sde; phi_2 with r 1, eta 0 is exp_heun_2_x0; ODE is deterministic', async () => {
     const run = async (s: SamplerObject, seed = 5) =>
-      (await advanced({ noise: await noise(seed), guider: await cfgGuider(6), sampler: s, sigmas: await sigmas('karras', 4), latent_image: empty() }))[0].samples.data;
-    const node = async (n: { run: (i: never, c: NodeContext) => unknown }, inputs: Record<string, unknown>) => (await call<[SamplerObject]>(n, inputs))[0];
-    expect(await run(await node(select.SamplerSEEDS2, { solver_type: 'phi_1', eta: 1, s_noise: 1, r: 0.5 }))).toEqual(await run(await sampler('seeds_2')));
+      (
+        await advanced({
+          noise: await noise(seed),
+          guider: await cfgGuider(6),
+          sampler: s,
+          sigmas: await sigmas('karras', 4),
+          latent_image: empty(),
+        })
+      )[0].samples.data;
+    const node = async (n: { run: (i: never, c: NodeContext) => unknown }, inputs: Record<string, unknown>) =>
+      (await call<[SamplerObject]>(n, inputs))[0];
+    expect(await run(await node(select.SamplerSEEDS2, { solver_type: 'phi_1', eta: 1, s_noise: 1, r: 0.5 }))).toEqual(
+      await run(await sampler('seeds_2')),
+    );
     const heun = await run(await sampler('exp_heun_2_x0'));
     expect(await run(await node(select.SamplerSEEDS2, { solver_type: 'phi_2', eta: 0, s_noise: 0, r: 1 }))).toEqual(heun);
-    expect(relErr(await run(await node(select.SamplerSEEDS2, { solver_type: 'phi_2', eta: 0, s_noise: 0, r: 0.5 })), heun)).toBeGreaterThan(1e-4);
-    expect(await run(await node(select.SamplerER_SDE, { solver_type: 'ER-SDE', max_stage: 3, eta: 1, s_noise: 1 }))).toEqual(await run(await sampler('er_sde')));
+    expect(relErr(await run(await node(select.SamplerSEEDS2, { solver_type: 'phi_2', eta: 0, s_noise: 0, r: 0.5 })), heun)).toBeGreaterThan(
+      1e-4,
+    );
+    expect(await run(await node(select.SamplerER_SDE, { solver_type: 'ER-SDE', max_stage: 3, eta: 1, s_noise: 1 }))).toEqual(
+      await run(await sampler('er_sde')),
+    );
     const ode = await node(select.SamplerER_SDE, { solver_type: 'ODE', max_stage: 3, eta: 1, s_noise: 1 });
     expect(await run(ode, 5)).not.toEqual(await run(await sampler('er_sde')));
     // No noise enters an ODE run: the step noise's seed does not matter (the start noise is the same).
-    const odeA = await advanced({ noise: await noise(5), guider: await cfgGuider(6), sampler: ode, sigmas: await sigmas('karras', 4), latent_image: empty() });
+    const odeA = await advanced({
+      noise: await noise(5),
+      guider: await cfgGuider(6),
+      sampler: ode,
+      sigmas: await sigmas('karras', 4),
+      latent_image: empty(),
+    });
     const start = await noise(5);
     const otherStepSeed: LatentNoise = { seed: 99n, generate: (l) => start.generate(l) };
-    const odeB = await advanced({ noise: otherStepSeed, guider: await cfgGuider(6), sampler: ode, sigmas: await sigmas('karras', 4), latent_image: empty() });
+    const odeB = await advanced({
+      noise: otherStepSeed,
+      guider: await cfgGuider(6),
+      sampler: ode,
+      sigmas: await sigmas('karras', 4),
+      latent_image: empty(),
+    });
     expect(odeA[0].samples.data).toEqual(odeB[0].samples.data);
-    const sdeB = await advanced({ noise: otherStepSeed, guider: await cfgGuider(6), sampler: await sampler('er_sde'), sigmas: await sigmas('karras', 4), latent_image: empty() });
+    const sdeB = await advanced({
+      noise: otherStepSeed,
+      guider: await cfgGuider(6),
+      sampler: await sampler('er_sde'),
+      sigmas: await sigmas('karras', 4),
+      latent_image: empty(),
+    });
     expect(relErr(sdeB[0].samples.data, await run(await sampler('er_sde')))).toBeGreaterThan(1e-4);
     const sde = await node(select.SamplerER_SDE, { solver_type: 'Reverse-time SDE', max_stage: 3, eta: 1, s_noise: 1 });
     expect(relErr(await run(sde), await run(ode))).toBeGreaterThan(1e-4);
@@ -373,9 +483,27 @@ describe('the sampling nodes on the tiny checkpoint', () => {
 
   it('DualCFGGuider: with cond2 = negative it is CFG at cfg_conds (both styles); cfg 1 and 1 is BasicGuider exactly', async () => {
     const run = async (guider: Guider) =>
-      (await advanced({ noise: await noise(3), guider, sampler: await sampler('euler'), sigmas: await sigmas('normal', 3), latent_image: empty() }))[0].samples.data;
+      (
+        await advanced({
+          noise: await noise(3),
+          guider,
+          sampler: await sampler('euler'),
+          sigmas: await sigmas('normal', 3),
+          latent_image: empty(),
+        })
+      )[0].samples.data;
     const dual = async (cfg1: number, cfg2: number, style: string) =>
-      (await call<[Guider]>(custom.DualCFGGuider, { model, cond1: pos, cond2: neg, negative: neg, cfg_conds: cfg1, cfg_cond2_negative: cfg2, style }))[0];
+      (
+        await call<[Guider]>(custom.DualCFGGuider, {
+          model,
+          cond1: pos,
+          cond2: neg,
+          negative: neg,
+          cfg_conds: cfg1,
+          cfg_cond2_negative: cfg2,
+          style,
+        })
+      )[0];
     const cfg = await run(await cfgGuider(6));
     expect(relErr(await run(await dual(6, 3, 'regular')), cfg)).toBeLessThan(1e-5);
     expect(relErr(await run(await dual(6, 1, 'nested')), cfg)).toBeLessThan(1e-5);
@@ -384,7 +512,7 @@ describe('the sampling nodes on the tiny checkpoint', () => {
     expect(await run(await dual(1, 1, 'regular'))).toEqual(await run(basic));
   });
 
-  it("AddNoise: (latent·k + noise·|σ_0 − σ_last|)/k, an all-zero latent not scaled in", async () => {
+  it('AddNoise: (latent·k + noise·|σ_0 − σ_last|)/k, an all-zero latent not scaled in', async () => {
     const s = await sigmas('normal', 4);
     const scale = Math.abs(s[0] - s[s.length - 1]);
     const k = model.latentFormat.scaleFactor;
@@ -392,11 +520,21 @@ describe('the sampling nodes on the tiny checkpoint', () => {
     const lat: Latent = { samples: { shape: [1, 4, 8, 8], data: lcg(256, 2) }, batchIndex: [2] };
     const n = nz.generate(lat);
     const [out] = await call<[Latent]>(custom.AddNoise, { model, noise: nz, sigmas: s, latent_image: lat });
-    expect(relErr(out.samples.data, lat.samples.data.map((v, i) => (v * k + n[i] * scale) / k))).toBeLessThan(1e-6);
+    expect(
+      relErr(
+        out.samples.data,
+        lat.samples.data.map((v, i) => (v * k + n[i] * scale) / k),
+      ),
+    ).toBeLessThan(1e-6);
     expect(out.batchIndex).toEqual([2]);
     const [fromEmpty] = await call<[Latent]>(custom.AddNoise, { model, noise: nz, sigmas: s, latent_image: empty() });
     const n0 = nz.generate(empty());
-    expect(relErr(fromEmpty.samples.data, n0.map((v) => (v * scale) / k))).toBeLessThan(1e-6);
+    expect(
+      relErr(
+        fromEmpty.samples.data,
+        n0.map((v) => (v * scale) / k),
+      ),
+    ).toBeLessThan(1e-6);
     const [same] = await call<[Latent]>(custom.AddNoise, { model, noise: nz, sigmas: new Float64Array(0), latent_image: lat });
     expect(same).toBe(lat);
   });
@@ -426,10 +564,24 @@ describe('the sampling nodes on the tiny checkpoint', () => {
       guider: { class_type: 'CFGGuider', inputs: { model: ['ckpt', 0], positive: ['pos', 0], negative: ['neg', 0], cfg: 6 } },
       sampler: { class_type: 'KSamplerSelect', inputs: { sampler_name: 'euler_ancestral' } },
       sigmas: { class_type: 'BasicScheduler', inputs: { model: ['ckpt', 0], scheduler: 'normal', steps: 5, denoise: 1 } },
-      custom: { class_type: 'SamplerCustomAdvanced', inputs: { noise: ['noise', 0], guider: ['guider', 0], sampler: ['sampler', 0], sigmas: ['sigmas', 0], latent_image: ['lat', 0] } },
+      custom: {
+        class_type: 'SamplerCustomAdvanced',
+        inputs: { noise: ['noise', 0], guider: ['guider', 0], sampler: ['sampler', 0], sigmas: ['sigmas', 0], latent_image: ['lat', 0] },
+      },
       ks: {
         class_type: 'KSampler',
-        inputs: { model: ['ckpt', 0], seed: 42, steps: 5, cfg: 6, sampler_name: 'euler_ancestral', scheduler: 'normal', positive: ['pos', 0], negative: ['neg', 0], latent_image: ['lat', 0], denoise: 1 },
+        inputs: {
+          model: ['ckpt', 0],
+          seed: 42,
+          steps: 5,
+          cfg: 6,
+          sampler_name: 'euler_ancestral',
+          scheduler: 'normal',
+          positive: ['pos', 0],
+          negative: ['neg', 0],
+          latent_image: ['lat', 0],
+          denoise: 1,
+        },
       },
       c1: { class_type: 'TestCaptureLatent', inputs: { samples: ['custom', 0], tag: 'custom' } },
       c2: { class_type: 'TestCaptureLatent', inputs: { samples: ['ks', 0], tag: 'ks' } },

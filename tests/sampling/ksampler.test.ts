@@ -24,7 +24,18 @@ beforeAll(async () => {
 }, 60_000);
 
 const run = (o: Partial<Parameters<typeof ksample>[0]> = {}) =>
-  ksample({ model, seed: 42n, steps: 4, cfg: 7, samplerName: 'euler', scheduler: 'normal', positive: pos, negative: neg, latent: empty(), ...o });
+  ksample({
+    model,
+    seed: 42n,
+    steps: 4,
+    cfg: 7,
+    samplerName: 'euler',
+    scheduler: 'normal',
+    positive: pos,
+    negative: neg,
+    latent: empty(),
+    ...o,
+  });
 
 describe('KSampler on the tiny checkpoint', () => {
   it('every sampler × scheduler runs, is deterministic for a seed and differs for another seed', async () => {
@@ -45,8 +56,27 @@ describe('KSampler on the tiny checkpoint', () => {
 
   it('starts from torch noise for the seed: one step of euler at cfg 1 from σ_max is x − σ·ε̂ with x = ε·√(1+σ²)', async () => {
     let seen: Tensor | undefined;
-    const spy: ModelHandle = { ...model, unet: { ...model.unet, run: async (args: UNetRunArgs) => { seen ??= args.x; return model.unet.run(args); } } };
-    await ksample({ model: spy, seed: 123n, steps: 1, cfg: 1, samplerName: 'euler', scheduler: 'normal', positive: pos, negative: neg, latent: empty() });
+    const spy: ModelHandle = {
+      ...model,
+      unet: {
+        ...model.unet,
+        run: async (args: UNetRunArgs) => {
+          seen ??= args.x;
+          return model.unet.run(args);
+        },
+      },
+    };
+    await ksample({
+      model: spy,
+      seed: 123n,
+      steps: 1,
+      cfg: 1,
+      samplerName: 'euler',
+      scheduler: 'normal',
+      positive: pos,
+      negative: neg,
+      latent: empty(),
+    });
     const ms = new ModelSamplingDiscrete();
     const noise = torchRandn(123n, [1, 4, 8, 8]);
     const sigma = ms.sigmaMax;
@@ -70,11 +100,13 @@ describe('KSampler on the tiny checkpoint', () => {
     for (const samplerName of ['euler', 'dpmpp_2m', 'euler_ancestral', 'dpmpp_sde']) {
       const out = await run({ samplerName, latent: { ...input, noiseMask: { shape: [1, 1, 8, 8], data: mask } } });
       let changedMasked = 0;
-      for (let c = 0; c < 4; c++) for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) {
-        const i = (c * 8 + y) * 8 + x;
-        if (x >= 4) expect(Math.abs(out.samples.data[i] - input.samples.data[i])).toBeLessThan(1e-5);
-        else changedMasked = Math.max(changedMasked, Math.abs(out.samples.data[i] - input.samples.data[i]));
-      }
+      for (let c = 0; c < 4; c++)
+        for (let y = 0; y < 8; y++)
+          for (let x = 0; x < 8; x++) {
+            const i = (c * 8 + y) * 8 + x;
+            if (x >= 4) expect(Math.abs(out.samples.data[i] - input.samples.data[i])).toBeLessThan(1e-5);
+            else changedMasked = Math.max(changedMasked, Math.abs(out.samples.data[i] - input.samples.data[i]));
+          }
       expect(changedMasked).toBeGreaterThan(1e-2);
     }
   });
@@ -96,7 +128,13 @@ describe('KSampler on the tiny checkpoint', () => {
   it('reports every step, with latent previews every N steps', async () => {
     const steps: [number, number, boolean][] = [];
     await run({ steps: 5, previewEvery: 2, onStep: (s, t, p) => steps.push([s, t, !!p && p.width === 8 && p.rgb.length === 8 * 8 * 3]) });
-    expect(steps).toEqual([[1, 5, false], [2, 5, true], [3, 5, false], [4, 5, true], [5, 5, true]]);
+    expect(steps).toEqual([
+      [1, 5, false],
+      [2, 5, true],
+      [3, 5, false],
+      [4, 5, true],
+      [5, 5, true],
+    ]);
   });
 
   it('is interrupted by the signal', async () => {
@@ -157,7 +195,10 @@ describe('CFG guider against hand math', () => {
 
   it('areas: an area entry applies inside its box (feathered at inner edges), the full entry elsewhere', async () => {
     const area: Conditioning = [{ cond: cond(5)[0].cond, area: { height: 8, width: 8, y: 0, x: 0 }, strength: 1 }];
-    const d = await cfgDenoiser({ model: fake, modelSampling: ms, positive: [...cond(1), ...area], negative: cond(0), cfg: 1 }, x.shape)(x, sigma);
+    const d = await cfgDenoiser({ model: fake, modelSampling: ms, positive: [...cond(1), ...area], negative: cond(0), cfg: 1 }, x.shape)(
+      x,
+      sigma,
+    );
     const at = (y: number, xx: number) => d.data[y * 16 + xx];
     // Inside the area away from its inner edge: average of the two predictions (1 and 5) with weights 1 and 1.
     expect(at(0, 0)).toBeCloseTo(0.5 - sigma * 3, 4);
@@ -173,7 +214,8 @@ describe('CFG guider against hand math', () => {
       { ...cond(1)[0], stepRange: { start: 0, end: 0.5 } },
       { ...cond(7)[0], stepRange: { start: 0.5, end: 1 } },
     ];
-    const at = async (s: number): Promise<number> => (await cfgDenoiser({ model: fake, modelSampling: ms, positive: edit, negative: cond(0), cfg: 1, sigmas }, x.shape)(x, s)).data[0];
+    const at = async (s: number): Promise<number> =>
+      (await cfgDenoiser({ model: fake, modelSampling: ms, positive: edit, negative: cond(0), cfg: 1, sigmas }, x.shape)(x, s)).data[0];
     expect(await at(10)).toBeCloseTo(0.5 - 10 * 1, 3);
     expect(await at(5)).toBeCloseTo(0.5 - 5 * 1, 3);
     // Between steps 1 and 2 (a second-order sampler's midpoint) still counts as step 1.
@@ -184,21 +226,33 @@ describe('CFG guider against hand math', () => {
 
   it('timestep ranges switch entries on and off by sigma; masks weight per pixel', async () => {
     const late: Conditioning = [{ cond: cond(9)[0].cond, startPercent: 0.5, endPercent: 1 }];
-    const hi = await cfgDenoiser({ model: fake, modelSampling: ms, positive: [...cond(1), ...late], negative: cond(0), cfg: 1 }, x.shape)(x, 14);
+    const hi = await cfgDenoiser({ model: fake, modelSampling: ms, positive: [...cond(1), ...late], negative: cond(0), cfg: 1 }, x.shape)(
+      x,
+      14,
+    );
     expect(hi.data[0]).toBeCloseTo(0.5 - 14 * 1, 3);
-    const lo = await cfgDenoiser({ model: fake, modelSampling: ms, positive: [...cond(1), ...late], negative: cond(0), cfg: 1 }, x.shape)(x, 0.1);
+    const lo = await cfgDenoiser({ model: fake, modelSampling: ms, positive: [...cond(1), ...late], negative: cond(0), cfg: 1 }, x.shape)(
+      x,
+      0.1,
+    );
     expect(lo.data[0]).toBeCloseTo(0.5 - 0.1 * 5, 4);
     const mask = new Float32Array(256);
     mask.fill(1, 0, 128);
     const masked: Conditioning = [{ cond: cond(5)[0].cond, mask: { shape: [1, 16, 16], data: mask }, strength: 1 }];
-    const m = await cfgDenoiser({ model: fake, modelSampling: ms, positive: [...cond(1), ...masked], negative: cond(0), cfg: 1 }, x.shape)(x, sigma);
+    const m = await cfgDenoiser({ model: fake, modelSampling: ms, positive: [...cond(1), ...masked], negative: cond(0), cfg: 1 }, x.shape)(
+      x,
+      sigma,
+    );
     expect(m.data[0]).toBeCloseTo(0.5 - sigma * 3, 4);
     expect(m.data[200]).toBeCloseTo(0.5 - sigma * 1, 4);
   });
 
   it('different token counts batch by repeating to their least common multiple', async () => {
     calls.length = 0;
-    const d = await cfgDenoiser({ model: fake, modelSampling: ms, positive: cond(1, 154), negative: cond(3, 77), cfg: 2 }, x.shape)(x, sigma);
+    const d = await cfgDenoiser({ model: fake, modelSampling: ms, positive: cond(1, 154), negative: cond(3, 77), cfg: 2 }, x.shape)(
+      x,
+      sigma,
+    );
     expect(calls).toEqual([2]);
     expect(d.data[0]).toBeCloseTo(0.5 - sigma * (3 + (1 - 3) * 2), 4);
   });

@@ -255,7 +255,10 @@ describe('brownianNoiseSampler', () => {
     const rev = brownianNoiseSampler(5n, [1, 4, 8, 8], smin, smax);
     const steps = sigmas.slice(0, -1).map((s, i) => [s, sigmas[i + 1]] as const);
     const f = steps.map(([a, b]) => Array.from(fwd(a, b)));
-    const r = [...steps].reverse().map(([a, b]) => Array.from(rev(a, b))).reverse();
+    const r = [...steps]
+      .reverse()
+      .map(([a, b]) => Array.from(rev(a, b)))
+      .reverse();
     expect(r).toEqual(f);
   });
 

@@ -118,10 +118,39 @@ function sineNoise(): NoiseSampler {
 describe('agreement with ComfyUI (torch float32 reference outputs)', () => {
   it('covers every implemented sampler that is not an alias', () => {
     const covered = new Set(Object.keys(GOLDEN).map((k) => k.split('/')[0]));
-    for (const name of ['euler', 'euler_ancestral', 'heun', 'heunpp2', 'exp_heun_2_x0', 'exp_heun_2_x0_sde', 'dpm_2',
-      'dpm_2_ancestral', 'lms', 'dpm_fast', 'dpm_adaptive', 'dpmpp_2s_ancestral', 'dpmpp_sde', 'dpmpp_2m', 'dpmpp_2m_sde',
-      'dpmpp_2m_sde_heun', 'dpmpp_3m_sde', 'ddpm', 'lcm', 'ipndm', 'ipndm_v', 'deis', 'res_multistep',
-      'res_multistep_ancestral', 'gradient_estimation', 'er_sde', 'seeds_2', 'seeds_3', 'uni_pc', 'uni_pc_bh2']) // prettier-ignore
+    for (const name of [
+      'euler',
+      'euler_ancestral',
+      'heun',
+      'heunpp2',
+      'exp_heun_2_x0',
+      'exp_heun_2_x0_sde',
+      'dpm_2',
+      'dpm_2_ancestral',
+      'lms',
+      'dpm_fast',
+      'dpm_adaptive',
+      'dpmpp_2s_ancestral',
+      'dpmpp_sde',
+      'dpmpp_2m',
+      'dpmpp_2m_sde',
+      'dpmpp_2m_sde_heun',
+      'dpmpp_3m_sde',
+      'ddpm',
+      'lcm',
+      'ipndm',
+      'ipndm_v',
+      'deis',
+      'res_multistep',
+      'res_multistep_ancestral',
+      'gradient_estimation',
+      'er_sde',
+      'seeds_2',
+      'seeds_3',
+      'uni_pc',
+      'uni_pc_bh2',
+    ])
+      // prettier-ignore
       expect(covered.has(name), name).toBe(true);
   });
 

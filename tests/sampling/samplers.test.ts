@@ -85,7 +85,10 @@ function brownianNoise(seed: number, n: number, sigmaMin: number, sigmaMax: numb
   };
 }
 
-const constNoise = (n: number, v: number): NoiseSampler => () => new Float32Array(n).fill(v);
+const constNoise =
+  (n: number, v: number): NoiseSampler =>
+  () =>
+    new Float32Array(n).fill(v);
 
 const pointMass =
   (x0: Float32Array): Denoise =>
@@ -259,7 +262,10 @@ describe('Gaussian data: convergence order of the ODE solvers', () => {
   const sigmaEnd = 0.05;
   const exactEnd = Float32Array.from(xT, (v) => mu + ((v - mu) * Math.sqrt(s2 + sigmaEnd ** 2)) / Math.sqrt(s2 + sigmaT ** 2));
   const errorAt = async (name: string, steps: number): Promise<number> =>
-    maxAbsDiff(await run(name, { denoise: gaussian(mu, s2) }, xT, logSchedule(sigmaT, sigmaEnd, steps, false), DETERMINISTIC[name]), exactEnd);
+    maxAbsDiff(
+      await run(name, { denoise: gaussian(mu, s2) }, xT, logSchedule(sigmaT, sigmaEnd, steps, false), DETERMINISTIC[name]),
+      exactEnd,
+    );
 
   // [name, N, lowest and highest accepted err(N)/err(2N)]. Expected ratios: 2 for first order, 4 for
   // second. Multistep methods bootstrap with a first-order step, which caps their global order at 2
@@ -414,7 +420,7 @@ describe('single steps by hand', () => {
     expect(linearMultistepCoeff(1, t, 0, 0)).toBeCloseTo(-2, 12);
     // order 2 at i = 1: basis over (t1, t0) on [t1, t2]
     const l0 = (tau: number): number => (tau - t[0]) / (t[1] - t[0]);
-    const F0 = (tau: number): number => ((tau - t[0]) ** 2 / 2) / (t[1] - t[0]);
+    const F0 = (tau: number): number => (tau - t[0]) ** 2 / 2 / (t[1] - t[0]);
     expect(linearMultistepCoeff(2, t, 1, 0)).toBeCloseTo(F0(t[2]) - F0(t[1]), 12);
     expect(linearMultistepCoeff(2, t, 1, 0) + linearMultistepCoeff(2, t, 1, 1)).toBeCloseTo(t[2] - t[1], 12);
     expect(l0(t[1])).toBe(1);
@@ -573,9 +579,9 @@ describe('contract: callbacks, determinism, interruption, purity', () => {
         calls++;
         return gaussian(0.1, 0.5)(t, s);
       };
-      await expect(run(name, { denoise: count, noise: noiseFor(name, 1), signal: pre.signal }, x, sigmas, optsFor(name))).rejects.toBeInstanceOf(
-        InterruptedError,
-      );
+      await expect(
+        run(name, { denoise: count, noise: noiseFor(name, 1), signal: pre.signal }, x, sigmas, optsFor(name)),
+      ).rejects.toBeInstanceOf(InterruptedError);
       expect(calls).toBe(0);
 
       const mid = new AbortController();

@@ -12,8 +12,20 @@ import {
   logGamma,
 } from '../../engine/sampling/schedulers.ts';
 
-const sd1 = new ModelSamplingDiscrete({ prediction: 'eps', betaSchedule: 'scaled_linear', linearStart: 0.00085, linearEnd: 0.012, timesteps: 1000 });
-const sd1v = new ModelSamplingDiscrete({ prediction: 'v_prediction', betaSchedule: 'scaled_linear', linearStart: 0.00085, linearEnd: 0.012, timesteps: 1000 });
+const sd1 = new ModelSamplingDiscrete({
+  prediction: 'eps',
+  betaSchedule: 'scaled_linear',
+  linearStart: 0.00085,
+  linearEnd: 0.012,
+  timesteps: 1000,
+});
+const sd1v = new ModelSamplingDiscrete({
+  prediction: 'v_prediction',
+  betaSchedule: 'scaled_linear',
+  linearStart: 0.00085,
+  linearEnd: 0.012,
+  timesteps: 1000,
+});
 
 function expectRel(actual: number, expected: number, rel: number): void {
   expect(Math.abs(actual - expected)).toBeLessThanOrEqual(rel * Math.abs(expected));
@@ -84,7 +96,13 @@ describe('ModelSamplingDiscrete (SD1)', () => {
   });
 
   it('builds the plain linear beta schedule differently from scaled_linear', () => {
-    const lin = new ModelSamplingDiscrete({ prediction: 'eps', betaSchedule: 'linear', linearStart: 0.0001, linearEnd: 0.02, timesteps: 1000 });
+    const lin = new ModelSamplingDiscrete({
+      prediction: 'eps',
+      betaSchedule: 'linear',
+      linearStart: 0.0001,
+      linearEnd: 0.02,
+      timesteps: 1000,
+    });
     expectRel(lin.sigmaMax, sigma64(999, 0.0001, 0.02, false), 1e-6);
     expectRel(lin.sigmaMin, Math.sqrt(0.0001 / (1 - 0.0001)), 1e-6);
     const betas = makeBetaSchedule('linear', 5, 0.1, 0.5);
@@ -163,7 +181,17 @@ describe('EPS / V prediction helpers', () => {
 
 describe('scheduler list', () => {
   it('is ComfyUI SCHEDULER_NAMES in order', () => {
-    expect([...SCHEDULER_NAMES]).toEqual(['simple', 'sgm_uniform', 'karras', 'exponential', 'ddim_uniform', 'beta', 'normal', 'linear_quadratic', 'kl_optimal']);
+    expect([...SCHEDULER_NAMES]).toEqual([
+      'simple',
+      'sgm_uniform',
+      'karras',
+      'exponential',
+      'ddim_uniform',
+      'beta',
+      'normal',
+      'linear_quadratic',
+      'kl_optimal',
+    ]);
     expect([...KSAMPLER_SCHEDULERS]).toEqual([...SCHEDULER_NAMES]);
     expect(isSchedulerName('karras')).toBe(true);
     expect(isSchedulerName('turbo')).toBe(false);

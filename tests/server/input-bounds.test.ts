@@ -72,7 +72,9 @@ describe('prompt text', () => {
     const clip = untouchable<ClipHandle>('CLIP');
     const ctx = untouchable<NodeContext>('node context');
     const text = '[漢字|かな|😀] '.repeat(100_000);
-    await expect(CLIPTextEncodeA1111.run({ text, clip, steps: 10_000, bare_embedding_names: true }, ctx)).rejects.toThrow(PromptTooLongError);
+    await expect(CLIPTextEncodeA1111.run({ text, clip, steps: 10_000, bare_embedding_names: true }, ctx)).rejects.toThrow(
+      PromptTooLongError,
+    );
   });
 
   it('encodes up to 64 chunks and names the limit beyond', () => {

@@ -18,10 +18,20 @@ beforeAll(async () => {
   base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-limits-'));
   const paths = new FolderPaths({ baseDir: base });
   fs.mkdirSync(paths.inputDir, { recursive: true });
-  await sharp({ create: { width: 512, height: 512, channels: 3, background: { r: 10, g: 20, b: 30 } } }).png().toFile(path.join(paths.inputDir, 'big.png'));
+  await sharp({ create: { width: 512, height: 512, channels: 3, background: { r: 10, g: 20, b: 30 } } })
+    .png()
+    .toFile(path.join(paths.inputDir, 'big.png'));
   const registry = createBuiltinRegistry();
   const log = { ...silentLogger, warn: (m: string) => warnings.push(m) };
-  server = await startServer({ port: 0, paths, registry, executor: new Executor(registry, { paths }), log, stateDir: path.join(base, 'state'), maxUploadSize: 1024 });
+  server = await startServer({
+    port: 0,
+    paths,
+    registry,
+    executor: new Executor(registry, { paths }),
+    log,
+    stateDir: path.join(base, 'state'),
+    maxUploadSize: 1024,
+  });
 });
 afterAll(async () => {
   await server.close();
@@ -43,7 +53,9 @@ describe('server limits', () => {
     const port = Number(new URL(server.url).port);
     const sock = net.connect(port, '127.0.0.1');
     await new Promise((r) => sock.on('connect', r));
-    sock.write(`GET /ws?clientId=stuck HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    sock.write(
+      `GET /ws?clientId=stuck HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
     await new Promise((r) => setTimeout(r, 200));
     sock.pause();
     const ids: string[] = [];
@@ -54,7 +66,13 @@ describe('server limits', () => {
         '3': { class_type: 'PreviewImage', inputs: { images: ['2', 0] } },
         [`x${i}`]: { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: `stuck${i}` } },
       };
-      const r = (await (await fetch(`${server.url}/prompt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, client_id: 'stuck' }) })).json()) as { prompt_id: string };
+      const r = (await (
+        await fetch(`${server.url}/prompt`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ prompt, client_id: 'stuck' }),
+        })
+      ).json()) as { prompt_id: string };
       ids.push(r.prompt_id);
     }
     const deadline = Date.now() + 60_000;

@@ -40,14 +40,33 @@ const invert = (prefix = 'srv', slowMs?: number) => ({
 
 async function start(): Promise<RunningServer> {
   const executor = new Executor(registry, { paths });
-  return startServer({ port: 0, paths, registry, executor, log: silentLogger, stateDir: path.join(base, 'state'), workflowTemplatesDir: path.resolve(import.meta.dirname, '../../workflows') });
+  return startServer({
+    port: 0,
+    paths,
+    registry,
+    executor,
+    log: silentLogger,
+    stateDir: path.join(base, 'state'),
+    workflowTemplatesDir: path.resolve(import.meta.dirname, '../../workflows'),
+  });
 }
 
 function post(s: RunningServer, route: string, body: unknown): Promise<Response> {
-  return fetch(`${s.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return fetch(`${s.url}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
-function connect(s: RunningServer, clientId: string): Promise<{ ws: WebSocket; messages: { type: string; data: Record<string, unknown> }[]; waitFor: (pred: (m: { type: string; data: Record<string, unknown> }) => boolean, ms?: number) => Promise<void> }> {
+function connect(
+  s: RunningServer,
+  clientId: string,
+): Promise<{
+  ws: WebSocket;
+  messages: { type: string; data: Record<string, unknown> }[];
+  waitFor: (pred: (m: { type: string; data: Record<string, unknown> }) => boolean, ms?: number) => Promise<void>;
+}> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${s.url.replace('http', 'ws')}/ws?clientId=${clientId}`);
     const messages: { type: string; data: Record<string, unknown> }[] = [];
@@ -56,7 +75,11 @@ function connect(s: RunningServer, clientId: string): Promise<{ ws: WebSocket; m
       if (bin) return;
       const m = JSON.parse(String(d)) as { type: string; data: Record<string, unknown> };
       messages.push(m);
-      for (const w of [...waiters]) if (w[0](m)) { waiters.splice(waiters.indexOf(w), 1); w[1](); }
+      for (const w of [...waiters])
+        if (w[0](m)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w[1]();
+        }
     });
     ws.on('open', () =>
       resolve({
@@ -66,7 +89,13 @@ function connect(s: RunningServer, clientId: string): Promise<{ ws: WebSocket; m
           new Promise<void>((res, rej) => {
             if (messages.some(pred)) return res();
             const t = setTimeout(() => rej(new Error(`timed out; got ${messages.map((m) => m.type).join(',')}`)), ms);
-            waiters.push([pred, () => { clearTimeout(t); res(); }]);
+            waiters.push([
+              pred,
+              () => {
+                clearTimeout(t);
+                res();
+              },
+            ]);
           }),
       }),
     );
@@ -78,7 +107,9 @@ beforeAll(async () => {
   base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-srv-'));
   paths = new FolderPaths({ baseDir: base });
   fs.mkdirSync(paths.inputDir, { recursive: true });
-  await sharp(Buffer.from([10, 20, 30, 200, 100, 0]), { raw: { width: 2, height: 1, channels: 3 } }).png().toFile(path.join(paths.inputDir, 'in.png'));
+  await sharp(Buffer.from([10, 20, 30, 200, 100, 0]), { raw: { width: 2, height: 1, channels: 3 } })
+    .png()
+    .toFile(path.join(paths.inputDir, 'in.png'));
 });
 afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
 
@@ -97,8 +128,23 @@ describe('ComfyUI-compatible server', () => {
       expect(node_errors).toEqual({});
       await c.waitFor((m) => m.type === 'executing' && m.data.node === null && m.data.prompt_id === prompt_id);
       const types = c.messages.filter((m) => m.data.prompt_id === prompt_id).map((m) => m.type);
-      expect(types).toEqual(['execution_start', 'execution_cached', 'executing', 'executing', 'executing', 'executed', 'execution_success', 'executing']);
-      const hist = (await (await fetch(`${s.url}/history/${prompt_id}`)).json()) as Record<string, { outputs: Record<string, { images: { filename: string; subfolder: string; type: string }[] }>; status: { status_str: string; completed: boolean } }>;
+      expect(types).toEqual([
+        'execution_start',
+        'execution_cached',
+        'executing',
+        'executing',
+        'executing',
+        'executed',
+        'execution_success',
+        'executing',
+      ]);
+      const hist = (await (await fetch(`${s.url}/history/${prompt_id}`)).json()) as Record<
+        string,
+        {
+          outputs: Record<string, { images: { filename: string; subfolder: string; type: string }[] }>;
+          status: { status_str: string; completed: boolean };
+        }
+      >;
       expect(hist[prompt_id].status).toMatchObject({ status_str: 'success', completed: true });
       const img = hist[prompt_id].outputs['3'].images[0];
       expect(img).toEqual({ filename: 'srv_00001_.png', subfolder: '', type: 'output' });
@@ -109,7 +155,9 @@ describe('ComfyUI-compatible server', () => {
       // ComfyUI's clip(255·x) truncated: 1 − 200/255 in float32 is 54.99999… → 54.
       expect([...data]).toEqual([245, 235, 225, 54, 155, 255]);
       expect(JSON.parse(readPngTextChunks(png).workflow)).toEqual(wf);
-      expect(((await (await fetch(`${s.url}/prompt`)).json()) as { exec_info: { queue_remaining: number } }).exec_info.queue_remaining).toBe(0);
+      expect(
+        ((await (await fetch(`${s.url}/prompt`)).json()) as { exec_info: { queue_remaining: number } }).exec_info.queue_remaining,
+      ).toBe(0);
       c.ws.close();
     } finally {
       await s.close();
@@ -125,7 +173,10 @@ describe('ComfyUI-compatible server', () => {
       expect(missing.status).toBe(400);
       expect(((await missing.json()) as { error: { type: string } }).error.type).toBe('missing_node_type');
       const noInput = await post(s, '/prompt', { prompt: { '3': { class_type: 'SaveImage', inputs: { filename_prefix: 'x' } } } });
-      const body = (await noInput.json()) as { error: { type: string }; node_errors: Record<string, { errors: { type: string }[]; class_type: string }> };
+      const body = (await noInput.json()) as {
+        error: { type: string };
+        node_errors: Record<string, { errors: { type: string }[]; class_type: string }>;
+      };
       expect(noInput.status).toBe(400);
       expect(body.error.type).toBe('prompt_outputs_failed_validation');
       expect(body.node_errors['3']).toMatchObject({ class_type: 'SaveImage', errors: [{ type: 'required_input_missing' }] });
@@ -142,7 +193,11 @@ describe('ComfyUI-compatible server', () => {
     try {
       const c = await connect(s, 'client-b');
       const ids: string[] = [];
-      for (let i = 0; i < 3; i++) ids.push(((await (await post(s, '/prompt', { prompt: invert(`q${i}`, 5000 + i), client_id: 'client-b' })).json()) as { prompt_id: string }).prompt_id);
+      for (let i = 0; i < 3; i++)
+        ids.push(
+          ((await (await post(s, '/prompt', { prompt: invert(`q${i}`, 5000 + i), client_id: 'client-b' })).json()) as { prompt_id: string })
+            .prompt_id,
+        );
       await c.waitFor((m) => m.type === 'progress' && m.data.prompt_id === ids[0]);
       const q = (await (await fetch(`${s.url}/queue`)).json()) as { queue_running: unknown[][]; queue_pending: unknown[][] };
       expect(q.queue_running.map((i) => i[1])).toEqual([ids[0]]);
@@ -165,7 +220,8 @@ describe('ComfyUI-compatible server', () => {
   it('runs prompts left pending by a previous process after a restart, and keeps history', async () => {
     const a = await start();
     const ids: string[] = [];
-    for (let i = 0; i < 3; i++) ids.push(((await (await post(a, '/prompt', { prompt: invert(`restart${i}`, 600 + i) })).json()) as { prompt_id: string }).prompt_id);
+    for (let i = 0; i < 3; i++)
+      ids.push(((await (await post(a, '/prompt', { prompt: invert(`restart${i}`, 600 + i) })).json()) as { prompt_id: string }).prompt_id);
     await a.close();
     const b = await start();
     try {
@@ -178,7 +234,12 @@ describe('ComfyUI-compatible server', () => {
       }
       // The one cut short by the shutdown and the two pending ones all ran, once, after the restart.
       expect(ids.map((id) => h[id]?.status.status_str)).toEqual(['success', 'success', 'success']);
-      expect(fs.readdirSync(paths.outputDir).filter((f) => f.startsWith('restart')).sort()).toEqual(['restart0_00001_.png', 'restart1_00001_.png', 'restart2_00001_.png']);
+      expect(
+        fs
+          .readdirSync(paths.outputDir)
+          .filter((f) => f.startsWith('restart'))
+          .sort(),
+      ).toEqual(['restart0_00001_.png', 'restart1_00001_.png', 'restart2_00001_.png']);
     } finally {
       await b.close();
     }
@@ -187,7 +248,14 @@ describe('ComfyUI-compatible server', () => {
   it('refuses every path escape on /view and /upload', async () => {
     const s = await start();
     try {
-      for (const q of ['filename=../secret', 'filename=%2e%2e/secret', 'filename=/etc/passwd', 'filename=x.png&subfolder=../..', 'filename=x.png&type=bogus', 'filename=a%00b']) {
+      for (const q of [
+        'filename=../secret',
+        'filename=%2e%2e/secret',
+        'filename=/etc/passwd',
+        'filename=x.png&subfolder=../..',
+        'filename=x.png&type=bogus',
+        'filename=a%00b',
+      ]) {
         const r = await fetch(`${s.url}/view?${q}`);
         expect([400, 403, 404]).toContain(r.status);
         expect(r.status).not.toBe(200);
@@ -206,7 +274,9 @@ describe('ComfyUI-compatible server', () => {
   it('uploads images with ComfyUI naming and composites masks into the alpha', async () => {
     const s = await start();
     try {
-      const png = await sharp(Buffer.from([255, 0, 0, 0, 255, 0]), { raw: { width: 2, height: 1, channels: 3 } }).png().toBuffer();
+      const png = await sharp(Buffer.from([255, 0, 0, 0, 255, 0]), { raw: { width: 2, height: 1, channels: 3 } })
+        .png()
+        .toBuffer();
       const up = async (data: Buffer, name: string, extra: Record<string, string> = {}, route = '/upload/image') => {
         const form = new FormData();
         form.append('image', new Blob([new Uint8Array(data)]), name);
@@ -216,9 +286,13 @@ describe('ComfyUI-compatible server', () => {
       };
       expect((await up(png, 'a.png')).body).toEqual({ name: 'a.png', subfolder: '', type: 'input' });
       expect((await up(png, 'a.png')).body.name).toBe('a.png'); // same bytes: reused
-      const other = await sharp(Buffer.from([0, 0, 0, 0, 0, 0]), { raw: { width: 2, height: 1, channels: 3 } }).png().toBuffer();
+      const other = await sharp(Buffer.from([0, 0, 0, 0, 0, 0]), { raw: { width: 2, height: 1, channels: 3 } })
+        .png()
+        .toBuffer();
       expect((await up(other, 'a.png')).body.name).toBe('a (1).png');
-      const mask = await sharp(Buffer.from([0, 0, 0, 0, 0, 0, 0, 255]), { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer();
+      const mask = await sharp(Buffer.from([0, 0, 0, 0, 0, 0, 0, 255]), { raw: { width: 2, height: 1, channels: 4 } })
+        .png()
+        .toBuffer();
       const m = await up(mask, 'a_mask.png', { original_ref: JSON.stringify({ filename: 'a.png', type: 'input' }) }, '/upload/mask');
       expect(m.status).toBe(200);
       const { data } = await sharp(path.join(paths.inputDir, m.body.name)).raw().toBuffer({ resolveWithObject: true });
@@ -237,13 +311,28 @@ describe('ComfyUI-compatible server', () => {
         const id = `r${++n}`;
         c.ws.send(JSON.stringify({ type, id, data }));
         await c.waitFor((m) => m.type === 'workflow_result' && m.data.id === id);
-        return c.messages.find((m) => m.type === 'workflow_result' && m.data.id === id)!.data as { ok: boolean; result?: Record<string, unknown>; error?: string };
+        return c.messages.find((m) => m.type === 'workflow_result' && m.data.id === id)!.data as {
+          ok: boolean;
+          result?: Record<string, unknown>;
+          error?: string;
+        };
       };
       const saved = await op('workflow_save', { name: 'mine.json', workflow: { nodes: [], v: 1 } });
       expect(saved.ok).toBe(true);
       expect((await op('workflow_save', { name: 'mine.json', workflow: { nodes: [] } })).error).toMatch(/exists/);
-      expect((await op('workflow_save', { name: 'mine.json', workflow: { nodes: [], v: 2 }, overwrite: true, expectedModified: 1 })).error).toMatch(/changed on disk/);
-      expect((await op('workflow_save', { name: 'mine.json', workflow: { nodes: [], v: 2 }, overwrite: true, expectedModified: saved.result!.modified })).ok).toBe(true);
+      expect(
+        (await op('workflow_save', { name: 'mine.json', workflow: { nodes: [], v: 2 }, overwrite: true, expectedModified: 1 })).error,
+      ).toMatch(/changed on disk/);
+      expect(
+        (
+          await op('workflow_save', {
+            name: 'mine.json',
+            workflow: { nodes: [], v: 2 },
+            overwrite: true,
+            expectedModified: saved.result!.modified,
+          })
+        ).ok,
+      ).toBe(true);
       const list = (await op('workflow_list', {})).result as unknown as { name: string; template?: boolean }[];
       expect(list.some((w) => w.name === 'mine.json' && !w.template)).toBe(true);
       expect(list.some((w) => w.name === 'txt2img.json' && w.template)).toBe(true);
@@ -264,10 +353,18 @@ describe('server extras', () => {
     try {
       const put = await fetch(`${s.url}/api/userdata/${encodeURIComponent('workflows/a.json')}`, { method: 'POST', body: '{"x":1}' });
       expect(await put.json()).toBe('workflows/a.json');
-      expect((await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/a.json')}?overwrite=false`, { method: 'POST', body: '{}' })).status).toBe(409);
+      expect(
+        (await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/a.json')}?overwrite=false`, { method: 'POST', body: '{}' })).status,
+      ).toBe(409);
       expect(await (await fetch(`${s.url}/userdata?dir=workflows`)).json()).toEqual(['a.json']);
       expect(await (await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/a.json')}`)).text()).toBe('{"x":1}');
-      expect((await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/a.json')}/move/${encodeURIComponent('workflows/b.json')}`, { method: 'POST' })).status).toBe(200);
+      expect(
+        (
+          await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/a.json')}/move/${encodeURIComponent('workflows/b.json')}`, {
+            method: 'POST',
+          })
+        ).status,
+      ).toBe(200);
       expect((await fetch(`${s.url}/userdata/${encodeURIComponent('../../escape.json')}`, { method: 'POST', body: 'x' })).status).toBe(403);
       expect((await fetch(`${s.url}/userdata/${encodeURIComponent('workflows/b.json')}`, { method: 'DELETE' })).status).toBe(204);
       await post(s, '/settings', { 'Comfy.Theme': 'dark' });
@@ -281,14 +378,24 @@ describe('server extras', () => {
       expect(fp.checkpoints[0]).toBe(path.join(base, 'models', 'checkpoints'));
       expect((await (await fetch(`${s.url}/models`)).json()) as string[]).toContain('loras');
       expect((await fetch(`${s.url}/models/nonsense`)).status).toBe(404);
-      expect(((await (await fetch(`${s.url}/system_stats`)).json()) as { system: { ram_total: number } }).system.ram_total).toBeGreaterThan(0);
+      expect(((await (await fetch(`${s.url}/system_stats`)).json()) as { system: { ram_total: number } }).system.ram_total).toBeGreaterThan(
+        0,
+      );
       expect((await fetch(`${s.url}/prompt`, { headers: { 'Sec-Fetch-Site': 'cross-site' } })).status).toBe(403);
       expect((await fetch(`${s.url}/prompt`, { headers: { Origin: 'http://evil.example' } })).status).toBe(403);
     } finally {
       await s.close();
     }
     const executor = new Executor(registry, { paths });
-    const locked = await startServer({ port: 0, paths, registry, executor, log: silentLogger, stateDir: path.join(base, 'state-auth'), authToken: 'sekrit' });
+    const locked = await startServer({
+      port: 0,
+      paths,
+      registry,
+      executor,
+      log: silentLogger,
+      stateDir: path.join(base, 'state-auth'),
+      authToken: 'sekrit',
+    });
     try {
       expect((await fetch(`${locked.url}/prompt`)).status).toBe(401);
       expect((await fetch(`${locked.url}/prompt`, { headers: { Authorization: 'Bearer sekrit' } })).status).toBe(200);
@@ -317,7 +424,14 @@ describe('server extras', () => {
       }),
     );
     const ex2 = new Executor(reg, { paths });
-    const s2 = await startServer({ port: 0, paths, registry: reg, executor: ex2, log: silentLogger, stateDir: path.join(base, 'state-prev') });
+    const s2 = await startServer({
+      port: 0,
+      paths,
+      registry: reg,
+      executor: ex2,
+      log: silentLogger,
+      stateDir: path.join(base, 'state-prev'),
+    });
     try {
       for (const withMeta of [false, true]) {
         ex2.clearCache();
@@ -325,12 +439,21 @@ describe('server extras', () => {
         const ws = new WebSocket(`${s2.url.replace('http', 'ws')}/ws?clientId=prev${withMeta}`);
         await new Promise((r) => ws.on('open', r));
         if (withMeta) ws.send(JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true } }));
-        const done = new Promise<void>((resolve) => ws.on('message', (d, bin) => {
-          if (bin) frames.push(d as Buffer);
-          else if (JSON.parse(String(d)).type === 'executing' && JSON.parse(String(d)).data.node === null) resolve();
-        }));
+        const done = new Promise<void>((resolve) =>
+          ws.on('message', (d, bin) => {
+            if (bin) frames.push(d as Buffer);
+            else if (JSON.parse(String(d)).type === 'executing' && JSON.parse(String(d)).data.node === null) resolve();
+          }),
+        );
         await new Promise((r) => setTimeout(r, 50));
-        await post(s2, '/prompt', { client_id: `prev${withMeta}`, prompt: { '1': { class_type: 'LoadImage', inputs: { image: 'in.png' } }, '2': { class_type: 'TestPreview', inputs: { image: ['1', 0] } }, '3': { class_type: 'PreviewImage', inputs: { images: ['2', 0] } } } });
+        await post(s2, '/prompt', {
+          client_id: `prev${withMeta}`,
+          prompt: {
+            '1': { class_type: 'LoadImage', inputs: { image: 'in.png' } },
+            '2': { class_type: 'TestPreview', inputs: { image: ['1', 0] } },
+            '3': { class_type: 'PreviewImage', inputs: { images: ['2', 0] } },
+          },
+        });
         await done;
         await new Promise((r) => setTimeout(r, 100));
         expect(frames.length).toBe(1);

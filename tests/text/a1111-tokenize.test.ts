@@ -143,7 +143,13 @@ describe('A1111 chunking (tokenizeA1111, real CLIP ViT-L/14 vocabulary)', () => 
       T('dog</w>'),
     ]);
     // The prompt's comma after the name is cut off the name and kept as text (ComfyUI's retry).
-    expect(body(a1111('embedding:three, dog', { embeddings: lookup })[0])).toEqual([E(THREE[0]), E(THREE[1]), E(THREE[2]), T(',</w>'), T('dog</w>')]);
+    expect(body(a1111('embedding:three, dog', { embeddings: lookup })[0])).toEqual([
+      E(THREE[0]),
+      E(THREE[1]),
+      E(THREE[2]),
+      T(',</w>'),
+      T('dog</w>'),
+    ]);
     // Only at the start of a word.
     expect(ids(body(a1111('xembedding:two', { embeddings: lookup })[0]))).toEqual(tok.tokenize('xembedding:two'));
     // Without a lookup it is text.
@@ -162,7 +168,14 @@ describe('A1111 chunking (tokenizeA1111, real CLIP ViT-L/14 vocabulary)', () => 
   it('matches bare embedding names on tokens, longest first, when asked (A1111)', () => {
     const names = ['two', 'three', 'red', 'red cat', 'neg_hands'];
     const opts = { embeddings: lookup, bareEmbeddingNames: true, embeddingNames: names };
-    expect(body(a1111('a two (three:0.5)', opts)[0])).toEqual([T('a</w>'), E(TWO[0]), E(TWO[1]), E(THREE[0], 0.5), E(THREE[1], 0.5), E(THREE[2], 0.5)]);
+    expect(body(a1111('a two (three:0.5)', opts)[0])).toEqual([
+      T('a</w>'),
+      E(TWO[0]),
+      E(TWO[1]),
+      E(THREE[0], 0.5),
+      E(THREE[1], 0.5),
+      E(THREE[2], 0.5),
+    ]);
     expect(body(a1111('a red cat, red dog', opts)[0])).toEqual([T('a</w>'), E(vec(9, 0)), T(',</w>'), E(vec(8, 0)), T('dog</w>')]);
     // A name of several tokens matches only that token sequence; case does not matter (CLIP lower-cases).
     expect(body(a1111('NEG_HANDS', opts)[0])).toEqual([E(vec(7, 0))]);
@@ -170,7 +183,12 @@ describe('A1111 chunking (tokenizeA1111, real CLIP ViT-L/14 vocabulary)', () => 
     // Off by default; the names can also come from the lookup's own names().
     expect(ids(body(a1111('a two', { embeddings: lookup })[0]))).toEqual(tok.tokenize('a two'));
     const named = Object.assign((n: string) => lookup(n), { names: () => ['two'] });
-    expect(body(a1111('a two three', { embeddings: named, bareEmbeddingNames: true })[0])).toEqual([T('a</w>'), E(TWO[0]), E(TWO[1]), T('three</w>')]);
+    expect(body(a1111('a two three', { embeddings: named, bareEmbeddingNames: true })[0])).toEqual([
+      T('a</w>'),
+      E(TWO[0]),
+      E(TWO[1]),
+      T('three</w>'),
+    ]);
   });
 
   it('starts a new chunk for an embedding that does not fit, and keeps vectors with text the backtrack moves', () => {
@@ -206,7 +224,9 @@ describe('A1111 chunking (tokenizeA1111, real CLIP ViT-L/14 vocabulary)', () => 
       fs.mkdirSync(path.join(dir, 'styles'), { recursive: true });
       const flat = (vs: Float32Array[]) => Float32Array.from(vs.flatMap((x) => [...x]));
       writeSafetensors(path.join(dir, 'twovec.safetensors'), [{ name: 'emb_params', dtype: 'F32', shape: [2, W], data: flat(TWO) }]);
-      writeSafetensors(path.join(dir, 'styles/ThreeVec.safetensors'), [{ name: 'string_to_param.*', dtype: 'F32', shape: [3, W], data: flat(THREE) }]);
+      writeSafetensors(path.join(dir, 'styles/ThreeVec.safetensors'), [
+        { name: 'string_to_param.*', dtype: 'F32', shape: [3, W], data: flat(THREE) },
+      ]);
       fs.writeFileSync(path.join(dir, 'old.pt'), Buffer.from([0x80, 0x02, 0x7d, 0x71, 0x00, 0x2e]));
       lib = new EmbeddingLibrary(new FolderPaths({ baseDir: base }), W, (m) => warnings.push(m));
     });

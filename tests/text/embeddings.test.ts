@@ -42,7 +42,12 @@ describe('loadEmbeddingFile', () => {
       3,
       768,
     ],
-    ['a single tensor of another name (diffusers concept)', [{ name: '<cat-toy>', dtype: 'F32', shape: [1, 768], data: values(1, 768, 1) }], 1, 768],
+    [
+      'a single tensor of another name (diffusers concept)',
+      [{ name: '<cat-toy>', dtype: 'F32', shape: [1, 768], data: values(1, 768, 1) }],
+      1,
+      768,
+    ],
     ['a 1-D tensor is one vector', [{ name: 'x', dtype: 'F32', shape: [768], data: values(1, 768, 1) }], 1, 768],
     ['leading dimensions are flattened', [{ name: 'x', dtype: 'F32', shape: [1, 2, 768], data: values(2, 768, 1) }], 2, 768],
     ['F16 values', [{ name: 'emb_params', dtype: 'F16', shape: [2, 768], data: values(2, 768, 1) }], 2, 768],
@@ -58,12 +63,16 @@ describe('loadEmbeddingFile', () => {
     ]);
     expectVectors(loadEmbeddingFile(file, 768), 2, 768, 3);
     expectVectors(loadEmbeddingFile(file, 1280), 2, 1280, 5);
-    expect(() => loadEmbeddingFile(file, 1024)).toThrow(`${file}: tensor 'clip_l' has shape [2, 768], 'clip_g' [2, 1280], vectors of width 768, but this text encoder takes width 1024`);
+    expect(() => loadEmbeddingFile(file, 1024)).toThrow(
+      `${file}: tensor 'clip_l' has shape [2, 768], 'clip_g' [2, 1280], vectors of width 768, but this text encoder takes width 1024`,
+    );
   });
 
   it('names the file, tensor and shapes when the width is wrong', () => {
     const file = write('sd2.safetensors', [{ name: 'emb_params', dtype: 'F32', shape: [4, 1024], data: values(4, 1024, 1) }]);
-    expect(() => loadEmbeddingFile(file, 768)).toThrow(`${file}: tensor 'emb_params' has shape [4, 1024], vectors of width 1024, but this text encoder takes width 768`);
+    expect(() => loadEmbeddingFile(file, 768)).toThrow(
+      `${file}: tensor 'emb_params' has shape [4, 1024], vectors of width 1024, but this text encoder takes width 768`,
+    );
   });
 
   it('refuses pickles, by name or by content, with a hint to convert them', () => {
@@ -88,12 +97,18 @@ describe('loadEmbeddingFile', () => {
       { name: 'a', dtype: 'F32', shape: [1, 8], data: values(1, 8, 1) },
       { name: 'b', dtype: 'F32', shape: [1, 8], data: values(1, 8, 1) },
     ]);
-    expect(() => loadEmbeddingFile(unknown, 8)).toThrow(/cannot tell which tensor holds the embedding vectors.*'a' \[1, 8\] F32, 'b' \[1, 8\] F32/);
-    const ints = write('ints.safetensors', [{ name: 'emb_params', dtype: 'I32', shape: [1, 8], data: Int32Array.of(1, 2, 3, 4, 5, 6, 7, 8) }]);
+    expect(() => loadEmbeddingFile(unknown, 8)).toThrow(
+      /cannot tell which tensor holds the embedding vectors.*'a' \[1, 8\] F32, 'b' \[1, 8\] F32/,
+    );
+    const ints = write('ints.safetensors', [
+      { name: 'emb_params', dtype: 'I32', shape: [1, 8], data: Int32Array.of(1, 2, 3, 4, 5, 6, 7, 8) },
+    ]);
     expect(() => loadEmbeddingFile(ints, 8)).toThrow(/'emb_params' is I32/);
     const empty = write('empty.safetensors', [{ name: 'emb_params', dtype: 'F32', shape: [0, 8], data: new Float32Array(0) }]);
     expect(() => loadEmbeddingFile(empty, 8)).toThrow(/holds no vectors/);
-    const many = write('many.safetensors', [{ name: 'emb_params', dtype: 'F32', shape: [MAX_EMBEDDING_VECTORS + 1, 2], data: values(MAX_EMBEDDING_VECTORS + 1, 2, 1) }]);
+    const many = write('many.safetensors', [
+      { name: 'emb_params', dtype: 'F32', shape: [MAX_EMBEDDING_VECTORS + 1, 2], data: values(MAX_EMBEDDING_VECTORS + 1, 2, 1) },
+    ]);
     expect(() => loadEmbeddingFile(many, 2)).toThrow(/257 vectors is more than the 256/);
     const nan = write('nan.safetensors', [{ name: 'emb_params', dtype: 'F32', shape: [2, 2], data: Float32Array.of(0, 1, Number.NaN, 2) }]);
     expect(() => loadEmbeddingFile(nan, 2)).toThrow(/non-finite value \(NaN\) at vector 1/);
@@ -107,7 +122,8 @@ describe('EmbeddingLibrary', () => {
   const setup = () => {
     const paths = new FolderPaths({ baseDir: dir });
     const root = path.join(dir, 'models/embeddings');
-    const emb = (rel: string, n: number, seed: number, w = 8) => write(path.join('models/embeddings', rel), [{ name: 'emb_params', dtype: 'F32', shape: [n, w], data: values(n, w, seed) }]);
+    const emb = (rel: string, n: number, seed: number, w = 8) =>
+      write(path.join('models/embeddings', rel), [{ name: 'emb_params', dtype: 'F32', shape: [n, w], data: values(n, w, seed) }]);
     return { paths, root, emb };
   };
 

@@ -9,13 +9,27 @@ import { escapeImportant, parsePromptWeights, pythonFloat, tokenWeights, unescap
 describe('prompt weight syntax', () => {
   it.each<[string, [string, number][]]>([
     ['plain text', [['plain text', 1]]],
-    ['a (cat) b', [['a ', 1], ['cat', 1.1], [' b', 1]]],
+    [
+      'a (cat) b',
+      [
+        ['a ', 1],
+        ['cat', 1.1],
+        [' b', 1],
+      ],
+    ],
     ['((cat))', [['cat', 1.1 * 1.1]]],
     ['(((cat)))', [['cat', 1.1 * 1.1 * 1.1]]],
     ['(cat:1.5)', [['cat', 1.5]]],
     ['(cat:0)', [['cat', 0]]],
     ['(cat:-1)', [['cat', -1]]],
-    ['(a (b:2) c:0.5)', [['a ', 0.5], ['b', 2], [' c', 0.5]]],
+    [
+      '(a (b:2) c:0.5)',
+      [
+        ['a ', 0.5],
+        ['b', 2],
+        [' c', 0.5],
+      ],
+    ],
     ['((a):1.3)', [['a', 1.3 * 1.1]]],
     ['(a:b:1.2)', [['a:b', 1.2]]], // rightmost colon
     ['(cat: 1.5 )', [['cat', 1.5]]], // Python's float() trims whitespace
@@ -30,7 +44,13 @@ describe('prompt weight syntax', () => {
     ['()', []],
     ['\\(not a group\\)', [['(not a group)', 1]]],
     ['(a \\(b\\):1.2)', [['a (b)', 1.2]]],
-    ['unclosed (cat', [['unclosed ', 1], ['(cat', 1]]],
+    [
+      'unclosed (cat',
+      [
+        ['unclosed ', 1],
+        ['(cat', 1],
+      ],
+    ],
     ['extra) close', [['extra) close', 1]]],
     ['a) (b', [['a) (b', 1]]], // level goes -1 at ")" so "(" never opens a group
   ])('%s', (text, want) => {

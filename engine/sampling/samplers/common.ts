@@ -79,7 +79,14 @@ function churnGamma(opts: SamplerOptions | undefined, sigma: number, nSigmas: nu
  * ComfyUI draws this from torch's global generator; here it comes from the context's noise sampler,
  * so churn needs one.
  */
-export function churn(run: Run, x: Float32Array, sigmas: Float64Array, i: number, opts: SamplerOptions | undefined, sNoise: number): { x: Float32Array; sigmaHat: number } {
+export function churn(
+  run: Run,
+  x: Float32Array,
+  sigmas: Float64Array,
+  i: number,
+  opts: SamplerOptions | undefined,
+  sNoise: number,
+): { x: Float32Array; sigmaHat: number } {
   const sigma = sigmas[i];
   const gamma = churnGamma(opts, sigma, sigmas.length);
   const sigmaHat = sigma * (gamma + 1);
@@ -91,7 +98,15 @@ export function churn(run: Run, x: Float32Array, sigmas: Float64Array, i: number
  * The DPM-Solver++ SDE noise update of the multistep samplers (2m_sde, 3m_sde):
  * x + noise(σ, σ_next)·σ_next·√(1 − e^{−2hη})·s_noise, skipped when the step is deterministic.
  */
-export function sdeNoise(run: Run, x: Float32Array, sigma: number, sigmaNext: number, h: number, eta: number, sNoise: number): Float32Array {
+export function sdeNoise(
+  run: Run,
+  x: Float32Array,
+  sigma: number,
+  sigmaNext: number,
+  h: number,
+  eta: number,
+  sNoise: number,
+): Float32Array {
   if (!(eta > 0 && sNoise > 0)) return x;
   return run.addNoise(x, sigma, sigmaNext, sigmaNext * Math.sqrt(-Math.expm1(-2 * h * eta)) * sNoise);
 }
@@ -168,4 +183,3 @@ export class Run {
 export function startX(x: Tensor): Float32Array {
   return new Float32Array(x.data);
 }
-

@@ -9,7 +9,12 @@ import type { SamplerContext, SamplerOptions } from './types.ts';
  */
 
 /** k-diffusion sample_dpmpp_2s_ancestral (ε/VE branch): single-step 2nd order to σ_down, plus ancestral noise. */
-export async function sampleDpmpp2sAncestral(ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> {
+export async function sampleDpmpp2sAncestral(
+  ctx: SamplerContext,
+  x0: Tensor,
+  sigmas: Float64Array,
+  opts?: SamplerOptions,
+): Promise<Tensor> {
   const run = new Run(ctx, x0, sigmas);
   const eta = num(opts, 'eta', 1);
   const sNoise = num(opts, 's_noise', 1);

@@ -127,7 +127,12 @@ export const sampleResMultistepAncestral = (ctx: SamplerContext, x: Tensor, sigm
   resMultistep(ctx, x, sigmas, num(opts, 'eta', 1), opts);
 
 /** ComfyUI sample_gradient_estimation (Permenter & Yuan): Euler plus (γ−1)·(d − d_prev)·dt, γ = ge_gamma = 2. */
-export async function sampleGradientEstimation(ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> {
+export async function sampleGradientEstimation(
+  ctx: SamplerContext,
+  x0: Tensor,
+  sigmas: Float64Array,
+  opts?: SamplerOptions,
+): Promise<Tensor> {
   const run = new Run(ctx, x0, sigmas);
   const geGamma = num(opts, 'ge_gamma', 2);
   let x = startX(x0);
@@ -162,7 +167,13 @@ export const erSdeWithScaler =
   (ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> =>
     erSde(ctx, x0, sigmas, opts, scaler);
 
-async function erSde(ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts: SamplerOptions | undefined, scaler: (lambda: number) => number): Promise<Tensor> {
+async function erSde(
+  ctx: SamplerContext,
+  x0: Tensor,
+  sigmas: Float64Array,
+  opts: SamplerOptions | undefined,
+  scaler: (lambda: number) => number,
+): Promise<Tensor> {
   const run = new Run(ctx, x0, sigmas);
   const sNoise = num(opts, 's_noise', 1);
   const maxStage = num(opts, 'max_stage', 3);

@@ -10,12 +10,12 @@ import type { SamplerContext, SamplerOptions } from './types.ts';
 // 8-point Gauss–Legendre on [−1, 1]: exact for the ≤ 3rd-degree Lagrange polynomials lms integrates,
 // where k-diffusion uses scipy's quad (to ~1e-4 relative at worst, exact in practice for polynomials).
 const GL_X = [
-  -0.9602898564975363, -0.7966664774136267, -0.5255324099163290, -0.1834346424956498, 0.1834346424956498, 0.5255324099163290,
+  -0.9602898564975363, -0.7966664774136267, -0.525532409916329, -0.1834346424956498, 0.1834346424956498, 0.525532409916329,
   0.7966664774136267, 0.9602898564975363,
 ];
 const GL_W = [
-  0.1012285362903763, 0.2223810344533745, 0.3137066458778873, 0.3626837833783620, 0.3626837833783620, 0.3137066458778873,
-  0.2223810344533745, 0.1012285362903763,
+  0.1012285362903763, 0.2223810344533745, 0.3137066458778873, 0.362683783378362, 0.362683783378362, 0.3137066458778873, 0.2223810344533745,
+  0.1012285362903763,
 ];
 
 /** k-diffusion linear_multistep_coeff: ∫_{t_i}^{t_{i+1}} of the j-th Lagrange basis over t_i … t_{i−order+1}. */
@@ -145,7 +145,7 @@ export async function sampleIpndmV(ctx: SamplerContext, x0: Tensor, sigmas: Floa
       const c1 = (2 + hn / hn1) / 2 + temp1 + temp2;
       const c2 = -(hn / hn1) / 2 - (1 + hn1 / hn2) * temp1 - (1 + hn1 / hn2 + ratio) * temp2;
       const c3 = (temp1 * hn1) / hn2 + (hn1 / hn2 + ratio * (1 + hn2 / hn3)) * temp2;
-      const c4 = ((-temp2 * ratio) * hn1) / hn2;
+      const c4 = (-temp2 * ratio * hn1) / hn2;
       x = lc([1, hn * c1, hn * c2, hn * c3, hn * c4], [x, d, buf[n - 1], buf[n - 2], buf[n - 3]]);
     }
     pushHistory(buf, d, maxOrder);

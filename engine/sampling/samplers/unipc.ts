@@ -49,12 +49,7 @@ interface History {
   sigmas: number[];
 }
 
-export async function sampleUniPcVariant(
-  variant: 'bh1' | 'bh2',
-  ctx: SamplerContext,
-  x0: Tensor,
-  sigmasIn: Float64Array,
-): Promise<Tensor> {
+export async function sampleUniPcVariant(variant: 'bh1' | 'bh2', ctx: SamplerContext, x0: Tensor, sigmasIn: Float64Array): Promise<Tensor> {
   const run = new Run(ctx, x0, sigmasIn);
   const ts = Float64Array.from(sigmasIn, f32);
   if (ts[ts.length - 1] === 0) ts[ts.length - 1] = f32(0.001);
@@ -120,7 +115,13 @@ export async function sampleUniPcVariant(
     const nD1 = d1sArrs.length;
     let rhosP: number[] = [];
     if (nD1 > 0) {
-      rhosP = ord === 2 ? [0.5] : solve(R.slice(0, -1).map((row) => row.slice(0, -1)), b.slice(0, -1));
+      rhosP =
+        ord === 2
+          ? [0.5]
+          : solve(
+              R.slice(0, -1).map((row) => row.slice(0, -1)),
+              b.slice(0, -1),
+            );
     }
     const rhosC = useCorrector ? (ord === 1 ? [0.5] : solve(R, b)) : [];
 
