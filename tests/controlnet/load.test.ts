@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { f16ToF32, f32ToF16 } from '../../engine/core/dtype.ts';
 import { MapWeightSource } from '../../engine/core/weights.ts';
-import { PickleRefusedError } from '../../engine/formats/pickle-guard.ts';
+import { TorchFileError } from '../../engine/formats/pickle/torch-file.ts';
 import { SafetensorsWriter } from '../../engine/formats/safetensors.ts';
 import { makeControlNetFile, makeDemoControlNet, randomControlNetWeights } from '../../engine/models/controlnet/generate.ts';
 import { controlNetLayout } from '../../engine/models/controlnet/layout.ts';
@@ -151,12 +151,12 @@ describe('ControlNet loading', () => {
     expect(() => readControlNet(lin)).toThrow(/ControlNet for SD2\.x.*linear/);
   });
 
-  it('refuses pickles with how to convert them, T2I-Adapters and Control-LoRAs as not supported yet, truncated and foreign files', () => {
+  it('reads pickles through the safe reader (a broken one fails naming the file), refuses T2I-Adapters and Control-LoRAs as not supported yet, truncated and foreign files', () => {
     const dir = tempDir();
     const pth = join(dir, 'control_sd15_canny.pth');
     writeFileSync(pth, Buffer.from([0x80, 0x02, 0x7d, 0x71, 0x00]));
-    expect(() => readControlNet(pth)).toThrow(PickleRefusedError);
-    expect(() => readControlNet(pth)).toThrow(/convert it to \.safetensors/);
+    expect(() => readControlNet(pth)).toThrow(TorchFileError);
+    expect(() => readControlNet(pth)).toThrow(/control_sd15_canny\.pth/);
 
     const write = (name: string, keys: string[]): string => {
       const f = join(dir, name);

@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { f16ToF32, f32ToBf16, f32ToF16, type Dtype } from '../../core/dtype.ts';
 import { PrefixedWeightSource, type WeightSource } from '../../core/weights.ts';
-import { assertNotPickle } from '../../formats/pickle-guard.ts';
-import { SafetensorsFile } from '../../formats/safetensors.ts';
+import { openWeights } from '../../formats/open-weights.ts';
 import { readUnetConfig } from '../families/sd1/detect.ts';
 import { UnsupportedModelError } from '../errors.ts';
 import { RenamedWeightSource } from '../families/sd1/weight-views.ts';
@@ -71,8 +70,8 @@ function verify(ws: WeightSource, cfg: ControlNetConfig, file: string): void {
 
 /** Reads a ControlNet file's layout, architecture and weights (tensor data is read later, on demand). */
 export function readControlNet(file: string): ControlNetFile {
-  assertNotPickle(file);
-  const sf = SafetensorsFile.open(file);
+  // .pth/.ckpt ControlNets go through the non-executing pickle reader, as every other loader's files do.
+  const sf = openWeights(file);
   return controlNetFromSource(file, sf, (n) => sf.dtype(n));
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '../../core/log.ts';
-import { SafetensorsFile } from '../../formats/safetensors.ts';
+import { openWeights } from '../../formats/open-weights.ts';
 import type { ModelHandle } from '../handles.ts';
 import { FileMemo } from '../runtime/file-memo.ts';
 import type { PartsRuntime } from '../runtime/parts-runtime.ts';
@@ -24,7 +24,9 @@ export class ControlNetLoader {
   private read(file: string): { cn: ControlNetFile; hash: string; model: ControlNetModel } {
     return this.files.get(file, () => {
       const cn = readControlNet(file);
-      const hash = SafetensorsFile.open(file).contentHash({ cacheDir: join(this.opts.cacheDir, 'hashes') });
+      const opened = openWeights(file);
+      const hash = opened.contentHash({ cacheDir: join(this.opts.cacheDir, 'hashes') });
+      opened.close();
       return { cn, hash, model: controlNetModel(this.runtime, cn, hash) };
     });
   }
