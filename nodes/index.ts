@@ -18,6 +18,7 @@ import { nodes as latentOps } from './latent/latent-ops.ts';
 import { nodes as controlNet } from './controlnet/controlnet.ts';
 import { nodes as customSampling } from './sampling/custom-sampling.ts';
 import { nodes as samplerSelect } from './sampling/sampler-select.ts';
+import { nodes as primitives } from './utils/primitives.ts';
 import { alignYourStepsNodes, gitsNodes, nodes as sigmaNodes } from './sampling/schedulers.ts';
 
 /** Every built-in node family, with the python_module name ComfyUI shows for its counterparts. */
@@ -42,6 +43,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_align_your_steps', alignYourStepsNodes],
   ['comfy_extras.nodes_gits', gitsNodes],
   ['comfy_extras.nodes_model_merging', mergeNodes],
+  ['comfy_extras.nodes_primitive', primitives],
   ['weft', loraTagNodes],
   ['weft', clipTextA1111],
 ];
