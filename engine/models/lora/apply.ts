@@ -128,34 +128,40 @@ function swap12(x: Float32Array, d0: number, d1: number, d2: number): Float32Arr
 }
 
 /**
- * ComfyUI's weight_decompose: W' = (W + scale·Δ) · dora_scale / ‖W + scale·Δ‖, the norm taken per
- * input channel (over outputs and kernel positions), blended with W by strength.
+ * ComfyUI's weight_decompose (comfy/weight_adapter/base.py): W' = (W + scale·Δ) · dora_scale / (‖·‖ + ε),
+ * blended with W by strength. Which norm depends on the scale's layout, as ComfyUI decides it:
+ * when dora_scale.shape[0] equals the weight's output count (LyCORIS `wd_on_out`, [out, 1, …]) the
+ * norm is per output row, and ComfyUI takes it of W itself, the weight as the patches before this one
+ * left it, not of W + scale·Δ; otherwise ([1, in, …]) per input channel of W + scale·Δ (over outputs
+ * and kernel positions). ε is float32's machine epsilon, added to the norm. Strength 1 assigns the
+ * decomposed weight; any other adds strength·(W' − W) to W, each step rounded to float32 as torch does.
  */
 function weightDecompose(weight: Float32Array, shape: readonly number[], delta: Delta, doraScale: Float32Array, doraShape: readonly number[], strength: number): Float32Array {
   const out = shape[0];
   const inCh = shape[1];
   const spatial = numel(shape) / (out * inCh);
   const calc = new Float32Array(weight.length);
-  for (let i = 0; i < calc.length; i++) calc[i] = weight[i] + delta.scale * delta.data[i];
-  const sq = new Float64Array(inCh);
-  for (let o = 0; o < out; o++) {
-    for (let c = 0; c < inCh; c++) {
-      const base = (o * inCh + c) * spatial;
-      let s = 0;
-      for (let k = 0; k < spatial; k++) s += calc[base + k] * calc[base + k];
-      sq[c] += s;
-    }
-  }
-  const norm = Float64Array.from(sq, Math.sqrt);
+  const alpha = Math.fround(delta.scale);
+  for (let i = 0; i < calc.length; i++) calc[i] = weight[i] + Math.fround(alpha * delta.data[i]);
+  const onOutput = doraShape[0] === out;
+  // Norm index of flat element f: its output row, or its input channel.
+  const normOf = onOutput ? (f: number): number => Math.floor(f / (inCh * spatial)) : (f: number): number => Math.floor(f / spatial) % inCh;
+  const src = onOutput ? weight : calc;
+  const sq = new Float64Array(onOutput ? out : inCh);
+  for (let f = 0; f < src.length; f++) sq[normOf(f)] += src[f] * src[f];
+  const norm = Float32Array.from(sq, (s) => Math.fround(Math.fround(Math.sqrt(s)) + FLOAT32_EPS));
   const scale = broadcastTo(doraScale, doraShape, shape);
   const result = new Float32Array(weight.length);
+  const s32 = Math.fround(strength);
   for (let f = 0; f < calc.length; f++) {
-    const c = Math.floor(f / spatial) % inCh;
-    const v = Math.fround(calc[f] * Math.fround(scale[f] / norm[c]));
-    result[f] = strength === 1 ? v : weight[f] + strength * (v - weight[f]);
+    const v = Math.fround(calc[f] * Math.fround(scale[f] / norm[normOf(f)]));
+    result[f] = strength === 1 ? v : weight[f] + Math.fround(s32 * Math.fround(v - weight[f]));
   }
   return result;
 }
+
+/** torch.finfo(torch.float32).eps. */
+const FLOAT32_EPS = 2 ** -23;
 
 /** `data` of `from` (right-aligned, unit dims repeating) expanded to `to`. */
 function broadcastTo(data: Float32Array, from: readonly number[], to: readonly number[]): Float32Array {

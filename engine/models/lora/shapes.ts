@@ -68,7 +68,7 @@ export function patchResultShape(p: WeightPatch, expected: readonly number[]): S
   if (dora) {
     const n = expected.length;
     const ok = n >= 2 && dora.shape.length <= n && dora.shape.every((d, i) => d === 1 || d === expected[n - dora.shape.length + i]);
-    if (!ok) return { ok: false, key: dora.key, expected, got: dora.shape, why: 'a DoRA scale must broadcast over the weight (per input channel, [1, in, …])' };
+    if (!ok) return { ok: false, key: dora.key, expected, got: dora.shape, why: 'a DoRA scale must broadcast over the weight (per output row, [out, 1, …], or per input channel, [1, in, …])' };
   }
   switch (p.kind) {
     case 'lora':
