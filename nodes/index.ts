@@ -9,6 +9,9 @@ import { nodes as emptyLatent } from './latent/empty-latent.ts';
 import { nodes as loaders } from './model/loaders.ts';
 import { nodes as loraNodes, weftNodes as loraTagNodes } from './model/lora.ts';
 import { nodes as mergeNodes } from './model/merge.ts';
+import { nodes as mergeOps } from './model/merge-ops.ts';
+import { nodes as mergeSd1 } from './model/merge-sd1.ts';
+import { nodes as mergeSave } from './model/merge-save.ts';
 import { nodes as clipTextA1111 } from './conditioning/clip-text-a1111.ts';
 import { nodes as clipText } from './conditioning/clip-text.ts';
 import { nodes as vae } from './vae/vae.ts';
@@ -43,6 +46,9 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_align_your_steps', alignYourStepsNodes],
   ['comfy_extras.nodes_gits', gitsNodes],
   ['comfy_extras.nodes_model_merging', mergeNodes],
+  ['comfy_extras.nodes_model_merging', mergeOps],
+  ['comfy_extras.nodes_model_merging', mergeSave],
+  ['comfy_extras.nodes_model_merging_model_specific', mergeSd1],
   ['comfy_extras.nodes_primitive', primitives],
   ['weft', loraTagNodes],
   ['weft', clipTextA1111],

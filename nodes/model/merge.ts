@@ -17,19 +17,29 @@ import { defineNode } from '../../engine/registry/types.ts';
 /** ComfyUI leaves these CLIP buffers out of merges. */
 const MERGE_SKIP = ['.position_ids', '.logit_scale'];
 
-function mergePatches<H>(
+/** How one weight of the first model takes the second's: W ← strengthModel·W + strength·W₂, or untouched. */
+export type MergeWeigh = (relName: string) => { strength: number; strengthModel: number } | undefined;
+
+/**
+ * ComfyUI's `add_patches(model2.get_key_patches(), strength, strength_model)` for every weight both
+ * models have under the first one's prefix; `weigh` gets the name without that prefix (the UNet key
+ * ModelMergeBlocks matches, e.g. `input_blocks.1.`) and returns undefined for "leave as is".
+ */
+export function mergeWith<H>(
   label: string,
   a: WeightPatching<H> | undefined,
   b: WeightPatching<unknown> | undefined,
   otherId: string,
-  ratio: number,
-): H | undefined {
+  weigh: MergeWeigh,
+): H {
   if (!a || !b) throw new Error(`${label}: both inputs must be checkpoints whose weights Weft builds (not exported ONNX graphs)`);
-  if (ratio === 1) return undefined;
   const adds = new Map<string, PatchEntry>();
   for (const name of a.weights.names()) {
     if (!name.startsWith(a.prefix) || MERGE_SKIP.some((s) => name.endsWith(s))) continue;
     if (!b.weights.has(name)) continue;
+    const w = weigh(name.slice(a.prefix.length));
+    // strength 0 with strengthModel 1 changes nothing; leaving it out keeps the patch set (and its build) unchanged.
+    if (!w || (w.strength === 0 && w.strengthModel === 1)) continue;
     const sa = a.weights.shape(name);
     const sb = b.weights.shape(name);
     if (sa.length !== sb.length || sa.some((d, i) => d !== sb[i])) {
@@ -39,12 +49,24 @@ function mergePatches<H>(
     }
     adds.set(name, {
       sig: `merge:${otherId}`,
-      strength: 1 - ratio,
-      strengthModel: ratio,
+      strength: w.strength,
+      strengthModel: w.strengthModel,
       source: { kind: 'weight', read: (t) => b.read(t) },
     });
   }
   return a.withPatches(addPatches(a.patches, adds));
+}
+
+function mergePatches<H>(
+  label: string,
+  a: WeightPatching<H> | undefined,
+  b: WeightPatching<unknown> | undefined,
+  otherId: string,
+  ratio: number,
+): H | undefined {
+  if (!a || !b) throw new Error(`${label}: both inputs must be checkpoints whose weights Weft builds (not exported ONNX graphs)`);
+  if (ratio === 1) return undefined;
+  return mergeWith(label, a, b, otherId, () => ({ strength: 1 - ratio, strengthModel: ratio }));
 }
 
 export const ModelMergeSimple = defineNode({
