@@ -41,8 +41,20 @@ export interface ConvGeometry {
  */
 export interface LayerHook {
   layer(net: Net, call: LayerCall): string | undefined;
-  /** Whether `layer` may change the layer under `key`; a hook without it is taken to touch every layer. */
+  /**
+   * May replace the value a layer reads before the layer is emitted (what attention's to_k/to_v see:
+   * hypernetworks); the layer and every hook's `layer` then see the new input.
+   */
+  input?(net: Net, call: LayerInput): string | undefined;
+  /** Whether `layer` or `input` may change the layer under `key`; a hook without it is taken to touch every layer. */
   touches?(key: string): boolean;
+}
+
+/** A linear or conv layer about to be emitted, with the value it would read. */
+export interface LayerInput {
+  readonly key: string;
+  readonly kind: 'linear' | 'conv';
+  readonly input: string;
 }
 
 export class Net {
@@ -61,6 +73,12 @@ export class Net {
   /** Whether a hook may change layer `key`: a builder that would fuse the layer into something else must not then. */
   hooksTouch(key: string): boolean {
     return (this.opts.layerHooks ?? []).some((h) => h.touches?.(key) ?? true);
+  }
+
+  /** The layer's input after every hook with an `input` step has had its say (no hooks: `x` itself). */
+  private hookedInput(key: string, kind: 'linear' | 'conv', x: string): string {
+    for (const h of this.opts.layerHooks ?? []) if (h.input) x = h.input(this, { key, kind, input: x }) ?? x;
+    return x;
   }
 
   /** The layer's output after every hook has had its say. */
@@ -122,6 +140,7 @@ export class Net {
   }
 
   conv(key: string, x: string, opts: { stride?: number; pads?: readonly [number, number, number, number] } = {}): string {
+    x = this.hookedInput(key, 'conv', x);
     const shape = this.shape(`${key}.weight`);
     const k = shape[2];
     const p = Math.floor(k / 2);
@@ -136,6 +155,7 @@ export class Net {
 
   /** torch Linear on the last axis: x·Wᵀ + b, with Wᵀ stored pre-transposed so MatMul needs no Transpose. */
   linear(key: string, x: string): string {
+    x = this.hookedInput(key, 'linear', x);
     const [out, inp] = this.shape(`${key}.weight`);
     const w = this.weight(`${key}.weight`, [inp, out], transpose2d, `${key}.weight.T`);
     const y = this.g.op1('MatMul', [x, w]);
