@@ -16,6 +16,11 @@ export interface ControlResiduals {
   /** One tensor per input-block skip connection, in order (12 for SD1), each shaped like that skip. */
   readonly input: readonly (Tensor | undefined)[];
   readonly middle?: Tensor;
+  /**
+   * ComfyUI's `control['input']` (T2I-Adapters): residual k is added to h right after input block k,
+   * so it reaches skip k and every later block. Indexed by input block.
+   */
+  readonly afterInput?: readonly (Tensor | undefined)[];
 }
 
 export interface UNetRunArgs {

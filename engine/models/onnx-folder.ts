@@ -76,7 +76,7 @@ class FolderUnet implements UNetRunner {
 
   async run(args: UNetRunArgs): Promise<Tensor> {
     if (args.signal?.aborted) throw new InterruptedError();
-    if (args.control && (args.control.middle || args.control.input.some(Boolean))) {
+    if (args.control && (args.control.middle || args.control.input.some(Boolean) || args.control.afterInput?.some(Boolean))) {
       throw new Error(`${this.file}: this ONNX-exported UNet has no ControlNet residual inputs; load the checkpoint as .safetensors to use ControlNet`);
     }
     return this.use(this.key, this.file, async (s) => {

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { InterruptedError } from '../core/errors.ts';
 import type { Tensor } from '../core/tensor.ts';
-import { controlInputName, UNET_IO } from './families/sd1/graphs/unet-graph.ts';
+import { controlAfterInputName, controlInputName, UNET_IO } from './families/sd1/graphs/unet-graph.ts';
 import type { UNetRunArgs, UNetRunner } from './handles.ts';
 import type { RunSession } from './runtime/part.ts';
 
@@ -18,6 +18,8 @@ export class OrtUnet implements UNetRunner {
     readonly contextDim: number,
     readonly skipCount: number,
     private readonly runSession: RunSession,
+    /** How many `control_after_input_<i>` inputs (T2I-Adapter residuals) the graph has: the model's UNet part has one per input block. */
+    readonly adapterBlocks = 0,
   ) {}
 
   async run(args: UNetRunArgs): Promise<Tensor> {
@@ -39,6 +41,18 @@ export class OrtUnet implements UNetRunner {
     for (let i = 0; i < this.skipCount; i++) {
       const t = control?.input[i];
       feeds[controlInputName(i)] = t ? new ort.Tensor('float32', t.data, [...t.shape]) : OrtUnet.ZERO;
+    }
+    const after = control?.afterInput;
+    if (after && after.length > this.adapterBlocks && after.slice(this.adapterBlocks).some(Boolean)) {
+      throw new Error(
+        this.adapterBlocks
+          ? `control has ${after.length} input-block residuals; this UNet has ${this.adapterBlocks} input blocks`
+          : 'this UNet graph has no T2I-Adapter inputs (control_after_input_<i>)',
+      );
+    }
+    for (let i = 0; i < this.adapterBlocks; i++) {
+      const t = control?.afterInput?.[i];
+      feeds[controlAfterInputName(i)] = t ? new ort.Tensor('float32', t.data, [...t.shape]) : OrtUnet.ZERO;
     }
     const mid = control?.middle;
     feeds[UNET_IO.controlMid] = mid ? new ort.Tensor('float32', mid.data, [...mid.shape]) : OrtUnet.ZERO;

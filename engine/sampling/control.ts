@@ -15,7 +15,12 @@ export async function chainResiduals(control: Control, req: ControlRequest): Pro
   if (!prev) return own;
   const n = Math.max(own.input.length, prev.input.length);
   const input = Array.from({ length: n }, (_, i) => add(prev.input[i], own.input[i]));
-  return { input, middle: add(prev.middle, own.middle) };
+  const out: ControlResiduals = { input, middle: add(prev.middle, own.middle) };
+  if (!own.afterInput && !prev.afterInput) return out;
+  // T2I-Adapter residuals (ComfyUI's 'input' key) merge position by position like the others.
+  const a = own.afterInput ?? [];
+  const b = prev.afterInput ?? [];
+  return { ...out, afterInput: Array.from({ length: Math.max(a.length, b.length) }, (_, i) => add(b[i], a[i])) };
 }
 
 function add(prev: Tensor | undefined, own: Tensor | undefined): Tensor | undefined {

@@ -1,6 +1,8 @@
 import type { ImageTensor, Tensor } from '../../engine/core/tensor.ts';
 import { nhwcToNchw } from '../../engine/image/layout.ts';
 import { ControlNetControl, type ControlLink } from '../../engine/models/controlnet/control.ts';
+import { T2IAdapterControl } from '../../engine/models/controlnet/adapter-control.ts';
+import type { T2IAdapterModel } from '../../engine/models/controlnet/adapter.ts';
 import { ControlNetLoader as Loader } from '../../engine/models/controlnet/loader.ts';
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
 import type { ModelManager } from '../../engine/models/manager.ts';
@@ -27,7 +29,7 @@ function controlNets(ctx: NodeContext): Loader {
 const controlnetFiles = (env: ListingContext): string[] => env.paths.listFiles('controlnet');
 
 /** A control of this layer as the sampling layer's Control (the same shape; checked here, where both are visible). */
-const asControl = (c: ControlNetControl): Control => c;
+const asControl = (c: ControlNetControl | T2IAdapterControl): Control => c;
 const asLink = (c: Control | undefined): ControlLink | undefined => c;
 
 /** IMAGE [B, H, W, C] → the hint [B, C, H, W] (ComfyUI's `image.movedim(-1, 1)`). */
@@ -44,7 +46,7 @@ export const ControlNetLoader = defineNode({
   inputs: { required: { control_net_name: { type: 'COMBO', options: controlnetFiles } } },
   outputs: [{ type: 'CONTROL_NET', name: 'CONTROL_NET' }],
   run({ control_net_name }, ctx) {
-    return [controlNets(ctx).load(ctx.paths.require('controlnet', control_net_name))];
+    return [controlNets(ctx).loadModel(ctx.paths.require('controlnet', control_net_name))];
   },
 });
 
@@ -60,15 +62,19 @@ export const DiffControlNetLoader = defineNode({
   },
 });
 
+/** A ControlNet or T2I-Adapter with its hint, strength and range, after `previous` (ComfyUI's set_cond_hint + set_previous_controlnet). */
 function apply(
-  net: ControlNetModel,
+  net: ControlNetModel | T2IAdapterModel,
   hint: Tensor,
   strength: number,
   startPercent: number,
   endPercent: number,
   previous: Control | undefined,
-): ControlNetControl {
-  return new ControlNetControl(net, { hint, strength, startPercent, endPercent }, asLink(previous));
+): ControlNetControl | T2IAdapterControl {
+  const application = { hint, strength, startPercent, endPercent };
+  return net.kind === 't2i-adapter'
+    ? new T2IAdapterControl(net, application, asLink(previous))
+    : new ControlNetControl(net, application, asLink(previous));
 }
 
 export const ControlNetApply = defineNode({

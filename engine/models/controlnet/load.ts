@@ -7,6 +7,8 @@ import { UnsupportedModelError } from '../errors.ts';
 import { RenamedWeightSource } from '../families/sd1/weight-views.ts';
 import { diffusersControlNetKeys, isDiffusersControlNet } from './diffusers-keys.ts';
 import { controlNetLayout, type ControlNetConfig } from './layout.ts';
+import { isT2IAdapter } from './adapter-layout.ts';
+import { t2iAdapterFromSource, type T2IAdapterFile } from './adapter.ts';
 
 /**
  * ControlNet files as ComfyUI's `load_controlnet` reads them: the single-file layout (ControlNet
@@ -38,8 +40,6 @@ const ZERO_CONV0 = 'zero_convs.0.0.weight';
 /** What a file that is not a ControlNet this loader runs is, when its names tell (checked after the ControlNet layouts). */
 function otherKind(names: readonly string[]): string | undefined {
   const has = (re: RegExp): boolean => names.some((n) => re.test(n));
-  // ComfyUI's load_t2i_adapter: diffusers (`adapter.body.0.resnets.0.block1`), light (`body.0.in_conv`), full (`body.0.block2`).
-  if (has(/^(adapter\.)?body\.0\.(resnets\.0\.block1|in_conv|block2)\./)) return 'a T2I-Adapter (full or light layout)';
   if (has(/^backbone\.\d+\./)) return 'a Stable Cascade ControlNet';
   if (has(/^controlnet_blocks\.\d+\./) || has(/^controlnet_x_embedder\./) || has(/^controlnet_single_blocks\./)) return 'a ControlNet of a transformer family (SD3, Flux, HunyuanDiT)';
   if (has(/^lllite_unet_/)) return 'a ControlNet-LLLite';
@@ -75,6 +75,18 @@ export function readControlNet(file: string): ControlNetFile {
   return controlNetFromSource(file, sf, (n) => sf.dtype(n));
 }
 
+/** What ComfyUI's ControlNetLoader accepts: a ControlNet or, when the names say so, a T2I-Adapter. */
+export type ControlFile = { readonly kind: 'controlnet'; readonly cn: ControlNetFile } | { readonly kind: 't2i-adapter'; readonly adapter: T2IAdapterFile };
+
+/** ComfyUI's load_controlnet_state_dict order: the ControlNet layouts first, then load_t2i_adapter's. */
+export function readControlModel(file: string): ControlFile {
+  const sf = openWeights(file);
+  const names = sf.names();
+  const controlNet = isDiffusersControlNet(names) || names.includes(SINGLE_PREFIX + ZERO_CONV0) || names.includes(ZERO_CONV0) || names.includes('lora_controlnet');
+  if (!controlNet && isT2IAdapter(names)) return { kind: 't2i-adapter', adapter: t2iAdapterFromSource(file, sf) };
+  return { kind: 'controlnet', cn: controlNetFromSource(file, sf, (n) => sf.dtype(n)) };
+}
+
 /** The same over any named tensors (`dtypeOf` gives each one's stored dtype); `file` names it in messages and decides the shuffle rule. */
 export function controlNetFromSource(file: string, sf: WeightSource, dtypeOf: (name: string) => Dtype): ControlNetFile {
   const names = sf.names();
@@ -94,6 +106,7 @@ export function controlNetFromSource(file: string, sf: WeightSource, dtypeOf: (n
     for (const n of names) if (n.startsWith(prefix)) dtypes.set(n.slice(prefix.length), dtypeOf(n));
     weights = prefix ? new PrefixedWeightSource(sf, prefix) : sf;
   } else {
+    if (isT2IAdapter(names)) throw new Error(`${file} is a T2I-Adapter, not a ControlNet (readControlModel loads both)`);
     const other = otherKind(names);
     if (other) throw new UnsupportedModelError(other, 'Weft runs SD1 ControlNets in the ControlNet 1.x and diffusers layouts for now');
     throw new Error(`${file}: not a ControlNet: no ${SINGLE_PREFIX}${ZERO_CONV0}, ${ZERO_CONV0} or controlnet_cond_embedding.conv_in.weight`);

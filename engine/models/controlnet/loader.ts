@@ -5,7 +5,8 @@ import { openWeights } from '../../formats/open-weights.ts';
 import type { ModelHandle } from '../handles.ts';
 import { FileMemo } from '../runtime/file-memo.ts';
 import type { PartsRuntime } from '../runtime/parts-runtime.ts';
-import { readControlNet, withDifference, type ControlNetFile } from './load.ts';
+import { t2iAdapterModel, type T2IAdapterModel } from './adapter.ts';
+import { readControlModel, withDifference, type ControlNetFile } from './load.ts';
 import { controlNetModel, type ControlNetModel } from './model.ts';
 
 /**
@@ -13,7 +14,7 @@ import { controlNetModel, type ControlNetModel } from './model.ts';
  * memoised per file identity, and per model for difference ControlNets (DiffControlNetLoader).
  */
 export class ControlNetLoader {
-  private readonly files = new FileMemo<{ cn: ControlNetFile; hash: string; model: ControlNetModel }>();
+  private readonly files = new FileMemo<{ cn?: ControlNetFile; hash: string; model: ControlNetModel | T2IAdapterModel }>();
   private readonly diffs = new Map<string, Promise<ControlNetModel>>();
 
   constructor(
@@ -21,27 +22,36 @@ export class ControlNetLoader {
     private readonly opts: { cacheDir: string; log?: Logger },
   ) {}
 
-  private read(file: string): { cn: ControlNetFile; hash: string; model: ControlNetModel } {
+  private read(file: string): { cn?: ControlNetFile; hash: string; model: ControlNetModel | T2IAdapterModel } {
     return this.files.get(file, () => {
-      const cn = readControlNet(file);
+      const c = readControlModel(file);
       const opened = openWeights(file);
       const hash = opened.contentHash({ cacheDir: join(this.opts.cacheDir, 'hashes') });
       opened.close();
-      return { cn, hash, model: controlNetModel(this.runtime, cn, hash) };
+      if (c.kind === 't2i-adapter') return { hash, model: t2iAdapterModel(this.runtime, c.adapter, hash) };
+      return { cn: c.cn, hash, model: controlNetModel(this.runtime, c.cn, hash) };
     });
   }
 
-  /** ControlNetLoader: a difference ControlNet loaded without a model is used as stored, with ComfyUI's warning. */
-  load(file: string): ControlNetModel {
+  /** ControlNetLoader: a ControlNet or a T2I-Adapter; a difference ControlNet loaded without a model is used as stored, with ComfyUI's warning. */
+  loadModel(file: string): ControlNetModel | T2IAdapterModel {
     const r = this.read(file);
-    if (r.cn.difference) this.opts.log?.warn(`${file}: a difference ControlNet loaded without a model will very likely not work; load it with DiffControlNetLoader`);
+    if (r.cn?.difference) this.opts.log?.warn(`${file}: a difference ControlNet loaded without a model will very likely not work; load it with DiffControlNetLoader`);
     return r.model;
   }
 
+  /** `loadModel` for a file that must be a ControlNet. */
+  load(file: string): ControlNetModel {
+    const m = this.loadModel(file);
+    if (m.kind !== 'controlnet') throw new Error(`${file} is a T2I-Adapter, not a ControlNet`);
+    return m;
+  }
+
   /** DiffControlNetLoader: a difference ControlNet made absolute against `model`'s (patched) UNet weights; any other ControlNet as ControlNetLoader gives it. */
-  loadDiff(file: string, model: ModelHandle): Promise<ControlNetModel> {
+  loadDiff(file: string, model: ModelHandle): Promise<ControlNetModel | T2IAdapterModel> {
     const r = this.read(file);
-    if (!r.cn.difference) return Promise.resolve(r.model);
+    const cn = r.cn;
+    if (!cn?.difference) return Promise.resolve(r.model);
     const p = model.patching;
     if (!p) throw new Error(`${file} is a difference ControlNet, which needs the model's own weights, but this model does not expose them (an ONNX export?)`);
     const key = `${r.hash}|${model.id}`;
@@ -50,7 +60,7 @@ export class ControlNetLoader {
       hit = (async () => {
         const name = (bare: string): string => p.prefix + bare;
         const abs = await withDifference(
-          r.cn,
+          cn,
           async (bare) => (p.weights.has(name(bare)) ? p.read(name(bare)) : undefined),
           (bare) => (p.weights.has(name(bare)) ? p.weights.shape(name(bare)) : undefined),
         );

@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { InterruptedError } from '../../core/errors.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import type { PartSpec, RunSession } from '../runtime/part.ts';
+import type { T2IAdapterModel } from './adapter.ts';
 import type { PartsRuntime } from '../runtime/parts-runtime.ts';
 import { unetPlan } from '../families/sd1/unet-plan.ts';
 import { buildControlNetGraph, buildHintGraph, CONTROLNET_IO, controlOutputName, HINT_IO } from './graph.ts';
@@ -14,6 +15,7 @@ import type { ControlNetFile } from './load.ts';
  * (ControlNetApply*) makes a `ControlNetControl` with those.
  */
 export interface ControlNetModel {
+  readonly kind: 'controlnet';
   /** `controlnet:<hash>`: the weights' identity (a difference ControlNet's includes its model's id). */
   readonly id: string;
   readonly file: string;
@@ -62,6 +64,7 @@ export function controlNetModel(runtime: PartsRuntime, cn: ControlNetFile, hash:
   const skips = unetPlan(cfg.unet).input.length;
   const runs = { hint: 0, net: 0 };
   return {
+    kind: 'controlnet',
     id: `controlnet:${hash}`,
     file: cn.file,
     config: cfg,
@@ -98,6 +101,7 @@ export function controlNetModel(runtime: PartsRuntime, cn: ControlNetFile, hash:
 
 declare module '../../registry/sockets.ts' {
   interface SocketValueTypes {
-    CONTROL_NET: ControlNetModel;
+    /** A ControlNet or a T2I-Adapter, as ComfyUI's CONTROL_NET holds either. */
+    CONTROL_NET: ControlNetModel | T2IAdapterModel;
   }
 }

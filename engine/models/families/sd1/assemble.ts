@@ -40,7 +40,7 @@ export function assembleSd1(family: ModelFamily<Sd1Config>, config: Sd1Config, c
     return {
       id: own.size ? `${family.id}:${hash}+${patchMapHash(own).slice(0, 16)}` : `${family.id}:${hash}`,
       family: family.id,
-      unet: new OrtUnet(config.unet.inChannels, config.unet.contextDim, unetSkipCount(config.unet), runtime.runner(parts.unet, own)),
+      unet: new OrtUnet(config.unet.inChannels, config.unet.contextDim, unetSkipCount(config.unet), runtime.runner(parts.unet, own), unetSkipCount(config.unet)),
       sampling,
       latentFormat,
       extraConds,

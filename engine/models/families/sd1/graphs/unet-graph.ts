@@ -11,8 +11,10 @@ import type { WeightSource } from '../../../../core/weights.ts';
  * `x` [B, C, H, W], `timesteps` [B] (float, fractional allowed), `context` [B, T, contextDim], and
  * `y` [B, admInChannels] for models with a `label_emb` (SDXL); output `out` like x.
  *
- * ControlNet/T2I residuals are graph inputs `control_in_<i>` (one per skip connection) and
- * `control_mid`, added where ComfyUI adds a ControlNet's. They broadcast, so a run without a
+ * ControlNet residuals are graph inputs `control_in_<i>` (one per skip connection) and
+ * `control_mid`, added where ComfyUI adds a ControlNet's; T2I-Adapter residuals are
+ * `control_after_input_<i>`, added to h right after input block i (ComfyUI's `apply_control(h,
+ * control, 'input')`, before h becomes skip i and feeds block i + 1). They all broadcast, so a run without a
  * ControlNet feeds a [1, 1, 1, 1] zero (see `OrtUnet`), and a ControlNet later feeds real residuals
  * into the same session: no second UNet. (ONNX's overridable initializers would make them optional,
  * but onnxruntime-node does not let a run feed them.)
@@ -25,6 +27,17 @@ import type { WeightSource } from '../../../../core/weights.ts';
 
 export const UNET_IO = { x: 'x', timesteps: 'timesteps', context: 'context', y: 'y', out: 'out', controlMid: 'control_mid' } as const;
 export const controlInputName = (i: number): string => `control_in_${i}`;
+/** The T2I-Adapter residual added right after input block i (ComfyUI's `control['input']`). */
+export const controlAfterInputName = (i: number): string => `control_after_input_${i}`;
+
+export interface UnetGraphOptions {
+  /**
+   * Declare `control_after_input_<i>` (the model's UNet part does; default off, so a graph built
+   * without them is the one from before they existed). Fed a [1, 1, 1, 1] zero they leave every value
+   * bit-for-bit as without them (h + 0 = h), which a test checks.
+   */
+  adapterInputs?: boolean;
+}
 
 /** Number of skip connections, i.e. of `control_in_<i>` inputs (12 for SD1). */
 export function unetSkipCount(cfg: UNetConfig): number {
@@ -166,7 +179,7 @@ export function outputBlocks(n: Net, plan: UnetPlan, h: string, skips: readonly 
 }
 
 /** `ws` holds bare UNet keys (`input_blocks.0.0.weight`, ...). */
-export function buildUnetGraph(cfg: UNetConfig, ws: WeightSource, opts: NetOptions): GraphBuilder {
+export function buildUnetGraph(cfg: UNetConfig, ws: WeightSource, opts: NetOptions, graphOpts: UnetGraphOptions = {}): GraphBuilder {
   const plan = unetPlan(cfg);
   const g = new GraphBuilder('weft_sd1_unet');
   const n = new Net(g, ws, opts);
@@ -187,7 +200,8 @@ export function buildUnetGraph(cfg: UNetConfig, ws: WeightSource, opts: NetOptio
     return dt === 'float16' ? n.cast(v, 'float16') : v;
   };
 
-  const { skips, middle } = inputAndMiddle(n, plan, x, emb, context);
+  const afterInput = !graphOpts.adapterInputs ? undefined : (b: InputBlockPlan, h: string): string => g.op1('Add', [h, control(controlAfterInputName(b.index))]);
+  const { skips, middle } = inputAndMiddle(n, plan, x, emb, context, afterInput);
   let h = g.op1('Add', [middle, control(UNET_IO.controlMid)]);
   h = outputBlocks(n, plan, h, skips, emb, context, (i, skip) => g.op1('Add', [skip, control(controlInputName(i))]));
   let out = n.conv('out.2', n.silu(n.groupNorm('out.0', h, cfg.normGroups, 1e-5)));

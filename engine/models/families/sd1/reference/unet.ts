@@ -186,13 +186,15 @@ export function unetEncodeRef(
 /**
  * One UNet evaluation. `x` [B, C, H, W], `timesteps` [B], `context` [B, T, contextDim].
  * Control residuals are added as ComfyUI adds a ControlNet's: `middle` to the middle block's
- * output, `input[i]` to skip connection i when the output blocks take it.
+ * output, `input[i]` to skip connection i when the output blocks take it; a T2I-Adapter's
+ * `afterInput[i]` to h right after input block i.
  */
 export function unetForwardRef(cfg: UNetConfig, ws: WeightSource, x: Tensor, timesteps: Float32Array, context: Tensor, control?: ControlResiduals, extras: UnetRefExtras = {}): Tensor {
   const plan = unetPlan(cfg);
   const w = new RefNet(ws, unetPrefix(ws), cfg, extras.layerHook);
   const emb = embedding(w, cfg, timesteps, extras.y);
-  const { skips, middle } = encode(w, plan, x, emb, context);
+  const after = control?.afterInput;
+  const { skips, middle } = encode(w, plan, x, emb, context, after ? (i, h) => addControl(h, after[i], `control residual after input block ${i}`) : undefined);
   let h = addControl(middle, control?.middle, 'control middle residual');
   plan.output.forEach((b, o) => {
     const skip = addControl(skips[b.skip], control?.input[b.skip], `control input residual ${b.skip}`);

@@ -1,0 +1,81 @@
+import type { Tensor } from '../../core/tensor.ts';
+import { commonUpscale } from '../../image/resize.ts';
+import type { ControlResiduals } from '../handles.ts';
+import { ADAPTER_UNSHUFFLE, adapterImageChannels, adapterTargetBlock } from './adapter-layout.ts';
+import type { T2IAdapterModel } from './adapter.ts';
+import { broadcastRows, type ControlLink, type ControlNetApplication, type ControlNetRequest } from './control.ts';
+import { HINT_DOWNSCALE } from './layout.ts';
+
+/**
+ * A T2I-Adapter applied with a hint, a strength and a range, as ComfyUI's `T2IAdapter` (controlnet.py)
+ * behaves at sampling time: the hint resized to 8× the latent rounded up to the unshuffle amount
+ * ('nearest-exact', centre crop), averaged to one channel for one-channel adapters, the adapter run
+ * once per latent size (its features do not depend on the step), each feature × strength and added
+ * right after UNet input block 3·level + 2, nothing outside [start, end] of the schedule.
+ */
+
+/** Mean over channels, keeping the axis (ComfyUI's `torch.mean(cond_hint, 1, keepdim=True)`). */
+function channelMean(t: Tensor): Tensor {
+  const [b, c, h, w] = t.shape;
+  const hw = h * w;
+  const data = new Float32Array(b * hw);
+  for (let n = 0; n < b; n++)
+    for (let i = 0; i < hw; i++) {
+      let s = 0;
+      for (let k = 0; k < c; k++) s += t.data[(n * c + k) * hw + i];
+      data[n * hw + i] = Math.fround(s / c);
+    }
+  return { shape: [b, 1, h, w], data };
+}
+
+/** ComfyUI's T2IAdapter.scale_image_to: each side rounded up to a multiple of the unshuffle amount. */
+export const adapterHintSize = (n: number): number => Math.ceil(n / ADAPTER_UNSHUFFLE) * ADAPTER_UNSHUFFLE;
+
+export class T2IAdapterControl implements ControlLink {
+  private readonly features = new Map<string, Promise<Tensor[]>>();
+
+  constructor(
+    readonly adapter: T2IAdapterModel,
+    readonly application: ControlNetApplication,
+    readonly previous?: ControlLink,
+  ) {}
+
+  /** The adapter's features for a latent of h × w, computed once per size. */
+  adapterFeatures(h: number, w: number, signal?: AbortSignal): Promise<Tensor[]> {
+    const key = `${h}x${w}`;
+    let hit = this.features.get(key);
+    if (!hit) {
+      const want = adapterImageChannels(this.adapter.config);
+      let hint = commonUpscale(this.application.hint, adapterHintSize(w * HINT_DOWNSCALE), adapterHintSize(h * HINT_DOWNSCALE), 'nearest-exact', 'center');
+      if (want === 1 && hint.shape[1] > 1) hint = channelMean(hint);
+      if (hint.shape[1] !== want) throw new Error(`T2I-Adapter hint image has ${hint.shape[1]} channels; this adapter takes ${want}`);
+      hit = this.adapter.encode(hint, signal);
+      hit.catch(() => this.features.delete(key));
+      this.features.set(key, hit);
+    }
+    return hit;
+  }
+
+  /** The residuals before the range check: feature × strength per target input block. */
+  async residuals(req: ControlNetRequest, scales?: readonly number[]): Promise<ControlResiduals> {
+    const [rows, , h, w] = req.x.shape;
+    const feats = await this.adapterFeatures(h, w, req.signal);
+    const afterInput: (Tensor | undefined)[] = Array.from({ length: adapterTargetBlock(feats.length - 1) + 1 }, () => undefined);
+    feats.forEach((f, level) => {
+      const s = Math.fround(this.application.strength * (scales?.[level] ?? 1));
+      const src = broadcastRows(f, rows, req.chunks);
+      const data = new Float32Array(src.data.length);
+      for (let i = 0; i < data.length; i++) data[i] = Math.fround(src.data[i] * s);
+      afterInput[adapterTargetBlock(level)] = { shape: src.shape, data };
+    });
+    return { input: [], afterInput };
+  }
+
+  async getControl(req: ControlNetRequest): Promise<ControlResiduals | undefined> {
+    const ms = req.modelSampling;
+    if (!ms) throw new Error('a T2I-Adapter needs the model sampling of the run (the guider passes it)');
+    const { startPercent, endPercent } = this.application;
+    if (req.sigma > ms.percentToSigma(startPercent) || req.sigma < ms.percentToSigma(endPercent)) return undefined;
+    return this.residuals(req);
+  }
+}
