@@ -284,7 +284,7 @@ export class PersistentQueue {
 }
 
 /** An entry whose JSON fits MAX_HISTORY_ENTRY and MAX_JSON_DEPTH; otherwise its outputs are dropped with a message. */
-function boundEntry(entry: HistoryEntry): HistoryEntry {
+export function boundEntry(entry: HistoryEntry): HistoryEntry {
   const problem = unserialisable(entry, MAX_JSON_DEPTH);
   const size = problem ? 0 : JSON.stringify(entry).length;
   if (!problem && size <= MAX_HISTORY_ENTRY) return entry;

@@ -9,7 +9,6 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Executor } from '../engine/executor/executor.ts';
 import type { ExecutionEvent } from '../engine/executor/events.ts';
-import { validatePrompt } from '../engine/graph/validate.ts';
 import { encodeJpeg } from '../engine/image/io.ts';
 import type { FolderPaths } from '../engine/paths/folders.ts';
 import { SafetensorsFile } from '../engine/formats/safetensors.ts';
@@ -38,6 +37,8 @@ import { installFaultHandlers } from './faults.ts';
 import { uploadRoutes } from './uploads.ts';
 import { userdataRoutes } from './userdata.ts';
 import { handleWorkflowMessage } from './workflows.ts';
+import { checkPromptRequest } from './prompt-request.ts';
+import type { ScaleOutFront } from './queue-redis/front.ts';
 
 export interface ServerOptions {
   port?: number;
@@ -64,6 +65,8 @@ export interface ServerOptions {
   workflowTemplatesDir?: string;
   customNodes?: CustomPackageReport[];
   editorDir?: string;
+  /** Scale-out mode (`--queue redis://…`): prompts go to Redis and `weft worker`s run them (docs/scale-out.md). */
+  scaleOut?: ScaleOutFront;
 }
 
 export interface RunningServer {
@@ -76,21 +79,7 @@ export interface RunningServer {
 const VERSION = '0.1.0';
 /** A slow client may hold this much unsent data before its messages are dropped. */
 const MAX_CLIENT_BUFFER = 8 * 1024 * 1024;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-const promptBody = z.object({
-  prompt: z.unknown().optional(),
-  client_id: z.string().max(256).optional(),
-  prompt_id: z.string().nullable().optional(),
-  extra_data: z.record(z.string(), z.unknown()).optional(),
-  number: z.number().optional(),
-  front: z.boolean().optional(),
-  partial_execution_targets: z.array(z.string()).optional(),
-});
 const idsBody = z.object({ clear: z.boolean().optional(), delete: z.array(z.string()).optional() });
-/** extra_data is journaled and echoed in history: bounded in nesting and size. */
-const MAX_EXTRA_DEPTH = 32;
-const MAX_EXTRA_BYTES = 16 * 1024 * 1024;
 const wsMessage = z.object({ type: z.string().max(64), data: z.unknown().optional(), id: z.unknown().optional() });
 const featureFlags = z.object({ supports_preview_metadata: z.boolean().optional() }).passthrough();
 
@@ -159,8 +148,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }),
   );
 
+  const remaining = (): number => opts.scaleOut?.remaining ?? queue.remaining;
   const broadcastStatus = (): void => {
-    const msg = JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: queue.remaining } } } });
+    const msg = JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: remaining() } } } });
     for (const c of clients.values()) send(c.ws, msg);
   };
   const send = (ws: WebSocket, data: string | Buffer): void => {
@@ -176,59 +166,31 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (c) send(c.ws, JSON.stringify(msg));
   };
 
+  // Scale-out: the front's routes (queue, history, interrupt, /internal/upload) come first and replace the embedded queue's.
+  opts.scaleOut?.attach(app, {
+    toClient,
+    broadcast: (msg) => clients.forEach((c) => send(c.ws, JSON.stringify(msg))),
+    broadcastStatus,
+    sendPreview: (clientId, jpeg, node, promptId) => {
+      const c = clientId ? clients.get(clientId) : undefined;
+      if (c) sendJpeg(c, jpeg, node, promptId);
+    },
+    checkPrompt: (body, has) => checkPromptRequest(body, { registry, paths, redact, has }),
+    paths,
+    authRequired: !!opts.authToken,
+  });
   app.get('/prompt', (_req, res) => void res.json({ exec_info: { queue_remaining: queue.remaining } }));
   app.post('/prompt', async (req, res) => {
-    const body = promptBody.safeParse(req.body ?? {});
-    if (!body.success) {
-      return void res.status(400).json({
-        error: { type: 'invalid_prompt', message: 'Invalid request body', details: zodMessage(body.error), extra_info: {} },
-        node_errors: {},
-      });
-    }
-    const b = body.data;
-    if (b.prompt === undefined) {
-      return void res.status(400).json({
-        error: { type: 'no_prompt', message: 'No prompt provided', details: 'No prompt provided', extra_info: {} },
-        node_errors: {},
-      });
-    }
-    if (b.prompt_id !== undefined && b.prompt_id !== null && !UUID.test(b.prompt_id)) {
-      return void res.status(400).json({
-        error: {
-          type: 'invalid_prompt_id',
-          message: 'prompt_id must be a lowercase hyphenated UUID',
-          details: b.prompt_id.slice(0, 100),
-          extra_info: {},
-        },
-        node_errors: {},
-      });
-    }
-    if (b.prompt_id && queue.has(b.prompt_id)) {
-      return void res.status(409).json({
-        error: {
-          type: 'duplicate_prompt_id',
-          message: 'a prompt with this prompt_id is already queued or in history',
-          details: b.prompt_id,
-          extra_info: {},
-        },
-        node_errors: {},
-      });
-    }
-    if (b.extra_data && (deeperThan(b.extra_data, MAX_EXTRA_DEPTH) || JSON.stringify(b.extra_data).length > MAX_EXTRA_BYTES)) {
-      const details = `extra_data may nest at most ${MAX_EXTRA_DEPTH} levels and hold at most ${MAX_EXTRA_BYTES} bytes of JSON`;
-      return void res
-        .status(400)
-        .json({ error: { type: 'invalid_prompt', message: 'extra_data too large', details, extra_info: {} }, node_errors: {} });
-    }
-    const v = await validatePrompt(b.prompt, registry, { paths }, { partialTargets: b.partial_execution_targets });
-    if (!v.ok) return void res.status(400).json(redact.value({ error: v.error, node_errors: v.node_errors }));
+    const checked = await checkPromptRequest(req.body, { registry, paths, redact, has: (id) => queue.has(id) });
+    if (!checked.ok) return void res.status(checked.status).json(checked.body);
+    const b = checked.body;
     const id = b.prompt_id ?? randomUUID();
     const number = b.number ?? queue.nextNumber(b.front === true);
     const extra = { ...(b.extra_data ?? {}), ...(b.client_id ? { client_id: b.client_id } : {}), create_time: Date.now() };
-    queue.put([number, id, v.prompt, extra, v.outputs]);
+    queue.put([number, id, checked.prompt, extra, checked.outputs]);
     broadcastStatus();
     wake();
-    res.json({ prompt_id: id, number, node_errors: v.node_errors });
+    res.json({ prompt_id: id, number, node_errors: checked.nodeErrors });
   });
 
   app.get('/queue', (_req, res) => {
@@ -513,7 +475,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     node: string,
     promptId: string,
   ): Promise<void> => {
-    const jpeg = await encodeJpeg(preview, 95);
+    sendJpeg(c, await encodeJpeg(preview, 95), node, promptId);
+  };
+  const sendJpeg = (c: { ws: WebSocket; previewMetadata: boolean }, jpeg: Buffer, node: string, promptId: string): void => {
     if (c.previewMetadata) {
       const meta = Buffer.from(
         JSON.stringify({
@@ -565,7 +529,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       const client = { ws, previewMetadata: false };
       clients.set(sid, client);
       let first = true;
-      ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: queue.remaining } }, sid } }));
+      ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: remaining() } }, sid } }));
       if (current && current.clientId === sid && current.node) ws.send(JSON.stringify({ type: 'executing', data: { node: current.node } }));
       const onMessage = async (text: string): Promise<void> => {
         let raw: unknown;
@@ -635,6 +599,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         log.warn('shutdown: the running prompt did not stop in time and was abandoned');
       }
       uninstallFaults();
+      await opts.scaleOut?.close();
       queue.close();
     },
   };
