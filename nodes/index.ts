@@ -19,6 +19,7 @@ import { nodes as ksampler } from './sampling/ksampler.ts';
 import { nodes as conditioning } from './conditioning/conditioning.ts';
 import { nodes as latentOps } from './latent/latent-ops.ts';
 import { nodes as controlNet } from './controlnet/controlnet.ts';
+import { AUX_MODULE, auxPreprocessorNodes, corePreprocessorNodes } from './controlnet/preprocessors/index.ts';
 import { nodes as customSampling } from './sampling/custom-sampling.ts';
 import { nodes as samplerSelect } from './sampling/sampler-select.ts';
 import { nodes as primitives } from './utils/primitives.ts';
@@ -39,6 +40,8 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', conditioning],
   ['nodes', latentOps],
   ['nodes', controlNet],
+  ['comfy_extras.nodes_canny', corePreprocessorNodes],
+  [AUX_MODULE, auxPreprocessorNodes],
   ['nodes', loraNodes],
   ['comfy_extras.nodes_custom_sampler', customSampling],
   ['comfy_extras.nodes_custom_sampler', samplerSelect],
