@@ -4,7 +4,11 @@
  */
 import type { ObjectInfo, ObjectInfoEntry } from '../registry/registry.ts';
 import type { ApiPrompt } from './prompt.ts';
+import { expandWorkflow, hasNestedGraphs } from './convert-expand.ts';
+import { VIRTUAL, WorkflowFormatError, readLinks, readNodes, type UiInput } from './convert-read.ts';
 import { defaultWidgetValue, isWidgetSpec, widgetDefs } from './widgets.ts';
+
+export { WorkflowFormatError } from './convert-read.ts';
 
 export interface ConvertResult {
   prompt: ApiPrompt;
@@ -24,111 +28,6 @@ export class MissingNodeTypesError extends Error {
   }
 }
 
-interface UiInput {
-  name: string;
-  type: string;
-  link: number | null;
-  widget?: { name: string };
-}
-interface UiOutput {
-  name?: string;
-  type: string;
-  links?: number[] | null;
-}
-interface UiNode {
-  id: string;
-  type: string;
-  mode: number;
-  title?: string;
-  inputs: UiInput[];
-  outputs: UiOutput[];
-  widgets_values?: unknown[] | Record<string, unknown>;
-}
-interface UiLink {
-  id: number;
-  origin_id: string;
-  origin_slot: number;
-  target_id: string;
-  target_slot: number;
-  type: string;
-}
-
-/** Nodes that only exist in the editor. */
-const VIRTUAL = new Set(['Reroute', 'PrimitiveNode', 'Note', 'MarkdownNote']);
-
-export class WorkflowFormatError extends Error {
-  constructor(message: string) {
-    super(`invalid workflow: ${message}`);
-    this.name = 'WorkflowFormatError';
-  }
-}
-
-function num(v: unknown, what: string): number {
-  const n = typeof v === 'string' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n)) throw new WorkflowFormatError(`${what} is not a number (${JSON.stringify(v)})`);
-  return n;
-}
-
-function readLinks(raw: unknown): Map<number, UiLink> {
-  const out = new Map<number, UiLink>();
-  if (raw === undefined || raw === null) return out;
-  if (!Array.isArray(raw)) throw new WorkflowFormatError('links must be a list');
-  raw.forEach((l, i) => {
-    if (l === null) return;
-    let link: UiLink;
-    if (Array.isArray(l)) {
-      link = {
-        id: num(l[0], `links[${i}][0]`),
-        origin_id: String(l[1]),
-        origin_slot: num(l[2], `links[${i}][2]`),
-        target_id: String(l[3]),
-        target_slot: num(l[4], `links[${i}][4]`),
-        type: String(l[5] ?? '*'),
-      };
-    } else if (typeof l === 'object') {
-      const o = l as Record<string, unknown>;
-      link = {
-        id: num(o.id, `links[${i}].id`),
-        origin_id: String(o.origin_id),
-        origin_slot: num(o.origin_slot, `links[${i}].origin_slot`),
-        target_id: String(o.target_id),
-        target_slot: num(o.target_slot, `links[${i}].target_slot`),
-        type: String(o.type ?? '*'),
-      };
-    } else {
-      throw new WorkflowFormatError(`links[${i}] is neither a list nor an object`);
-    }
-    out.set(link.id, link);
-  });
-  return out;
-}
-
-function readNodes(raw: unknown): UiNode[] {
-  if (!Array.isArray(raw)) throw new WorkflowFormatError('nodes must be a list');
-  return raw.map((n, i) => {
-    if (typeof n !== 'object' || n === null) throw new WorkflowFormatError(`nodes[${i}] is not an object`);
-    const o = n as Record<string, unknown>;
-    if (o.id === undefined || o.id === null) throw new WorkflowFormatError(`nodes[${i}] has no id`);
-    if (typeof o.type !== 'string') throw new WorkflowFormatError(`node ${String(o.id)} has no type`);
-    const inputs = Array.isArray(o.inputs) ? (o.inputs as Record<string, unknown>[]) : [];
-    const outputs = Array.isArray(o.outputs) ? (o.outputs as Record<string, unknown>[]) : [];
-    return {
-      id: String(o.id),
-      type: o.type,
-      mode: typeof o.mode === 'number' ? o.mode : 0,
-      title: typeof o.title === 'string' ? o.title : undefined,
-      inputs: inputs.map((x) => ({
-        name: String(x.name),
-        type: String(x.type ?? '*'),
-        link: x.link === null || x.link === undefined ? null : num(x.link, `node ${String(o.id)} input ${String(x.name)} link`),
-        widget: typeof x.widget === 'object' && x.widget !== null ? { name: String((x.widget as { name?: unknown }).name) } : undefined,
-      })),
-      outputs: outputs.map((x) => ({ name: x.name as string | undefined, type: String(x.type ?? '*'), links: x.links as number[] | null })),
-      widgets_values: o.widgets_values as UiNode['widgets_values'],
-    };
-  });
-}
-
 function compatible(a: string, b: string): boolean {
   if (!a || !b || a === '*' || b === '*' || a === b) return true;
   const x = a.split(',');
@@ -138,14 +37,17 @@ function compatible(a: string, b: string): boolean {
 
 export function convertWorkflowToPrompt(workflow: unknown, objectInfo: ObjectInfo): ConvertResult {
   if (typeof workflow !== 'object' || workflow === null) throw new WorkflowFormatError('expected an object');
-  const wf = workflow as Record<string, unknown>;
+  const raw = workflow as Record<string, unknown>;
+  const warnings: string[] = [];
+  let wf = raw;
+  if (hasNestedGraphs(raw)) {
+    const expanded = expandWorkflow(raw, objectInfo);
+    wf = expanded.workflow;
+    warnings.push(...expanded.warnings);
+  }
   const nodes = readNodes(wf.nodes);
   const links = readLinks(wf.links);
   const byId = new Map(nodes.map((n) => [n.id, n]));
-  const warnings: string[] = [];
-  const subgraphIds = new Set(
-    ((wf.definitions as { subgraphs?: { id?: string }[] } | undefined)?.subgraphs ?? []).map((s) => String(s.id)),
-  );
 
   /** Where a link really comes from, through reroutes and bypassed nodes; undefined = omitted. */
   const resolve = (linkId: number, wanted: string, depth = 0): [string, number] | undefined => {
@@ -178,11 +80,6 @@ export function convertWorkflowToPrompt(workflow: unknown, objectInfo: ObjectInf
   const missing = new Map<string, string[]>();
   for (const node of nodes) {
     if (node.mode === 2 || node.mode === 4 || VIRTUAL.has(node.type)) continue;
-    if (subgraphIds.has(node.type)) {
-      warnings.push(`node ${node.id} is a subgraph instance; subgraphs are not expanded yet`);
-      missing.set(node.type, [...(missing.get(node.type) ?? []), node.id]);
-      continue;
-    }
     const info: ObjectInfoEntry | undefined = objectInfo[node.type];
     if (!info) {
       missing.set(node.type, [...(missing.get(node.type) ?? []), node.id]);
