@@ -22,6 +22,7 @@ Usage:
   weft convert <workflow.json|image.png>         print the API prompt a UI workflow converts to
   weft validate <workflow.json|image.png>        print ComfyUI's node_errors JSON without running
   weft serve [--port 8188] [--listen 127.0.0.1]  start the ComfyUI-compatible server and editor
+  weft worker --queue redis://HOST:PORT[/DB]     run prompts from a scale-out queue (docs/scale-out.md)
   weft make-model tiny|sd15 [--out FILE] [--seed N] [--force]  generate a random-weight SD1 checkpoint (tiny: tests/demo, with a
                                                    demo LoRA, LoHa, embedding and ControlNet; sd15: benchmarks)
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
@@ -52,6 +53,16 @@ Server options (weft serve; see docs/server.md):
   --prompt-timeout SECONDS   limit for a whole prompt (default none)
   --max-crashes N            a prompt running at N process deaths is failed, not replayed (default 2)
   --quiet                    no log lines
+
+Scale-out (weft serve --queue / weft worker; see docs/scale-out.md):
+  --queue redis://[user:pass@]HOST:PORT[/DB]   prompts go to BullMQ on Redis (rediss:// for TLS; the password
+                             may come from WEFT_REDIS_PASSWORD instead of the URL)
+  --max-history N            history entries kept in Redis (default 10000)
+  --concurrency N            weft worker: prompts run at once, each with its own models (default 1)
+  --upload-to URL            weft worker: send outputs to this front (/internal/upload, needs its auth token)
+                             instead of writing them to a shared --output folder
+  --stall-timeout SECONDS    weft worker: a dead worker's prompt is retried after 1-2x this (default 30)
+  --max-attempts N           weft worker: a prompt whose worker died N times is failed (default 3)
 `;
 
 const OPTIONS = {
@@ -79,6 +90,12 @@ const OPTIONS = {
   'prompt-timeout': { type: 'string' },
   'max-crashes': { type: 'string' },
   'enable-cors-header': { type: 'string' },
+  queue: { type: 'string' },
+  'max-history': { type: 'string' },
+  concurrency: { type: 'string' },
+  'upload-to': { type: 'string' },
+  'stall-timeout': { type: 'string' },
+  'max-attempts': { type: 'string' },
   out: { type: 'string' },
   seed: { type: 'string' },
   force: { type: 'boolean' },
@@ -251,6 +268,11 @@ async function cmdServe(v: Values): Promise<number> {
   setMaxImagePixels(maxPixels);
   const authToken = readAuthToken(v);
   const env = await createEnvironment(envOptions(v, consoleLogger));
+  const scaleOut = v.queue
+    ? await (
+        await import('../server/queue-redis/front.ts')
+      ).RedisFront.open({ url: v.queue, maxHistory: num('max-history', v['max-history'], 10_000) || 10_000, log: env.log })
+    : undefined;
   const host = new WorkerHost({
     setup: {
       module: new URL('./serve-worker.ts', import.meta.url).href,
@@ -280,9 +302,10 @@ async function cmdServe(v: Values): Promise<number> {
     log: env.log,
     workflowTemplatesDir: path.join(REPO_ROOT, 'workflows'),
     customNodes: env.customNodes,
+    scaleOut,
   });
-  // Start the worker now so the first prompt does not wait for custom nodes to load.
-  host.start().catch((e: Error) => env.log.error(`execution worker: ${e.message}`));
+  // Start the worker now so the first prompt does not wait for custom nodes to load (with --queue, workers run prompts).
+  if (!scaleOut) host.start().catch((e: Error) => env.log.error(`execution worker: ${e.message}`));
   env.log.info(`weft: serving on ${server.url}${authToken ? ' (auth token required; open the editor as /?token=…)' : ''}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
@@ -290,6 +313,53 @@ async function cmdServe(v: Values): Promise<number> {
     process.once('SIGTERM', stop);
   });
   await server.close();
+  return 0;
+}
+
+/** `weft worker --queue URL`: runs prompts from the scale-out queue until SIGINT/SIGTERM (a second one stops at once). */
+async function cmdWorker(v: Values): Promise<number> {
+  if (!v.queue) throw new UsageError('weft worker: --queue redis://HOST:PORT is required');
+  const { startQueueWorker } = await import('../server/queue-redis/worker.ts');
+  const { serveWorkerOptions } = await import('./serve-worker.ts');
+  const count = (name: string, value: string | undefined, fallback: number): number => {
+    const n = value === undefined ? fallback : Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} ${value}: expected a positive number`);
+    return n;
+  };
+  const log = v.quiet ? silentLogger : consoleLogger;
+  const env = await createEnvironment(envOptions(v, log));
+  const uploadTo = v['upload-to'] ? { url: v['upload-to'], token: readAuthToken(v) } : undefined;
+  const worker = await startQueueWorker({
+    url: v.queue,
+    paths: env.paths,
+    setup: {
+      module: new URL('./serve-worker.ts', import.meta.url).href,
+      exportName: 'createServeExecutor',
+      options: serveWorkerOptions(envOptions(v, log), {
+        customNodeTimeoutMs: (v['node-timeout'] === undefined ? 600 : Number(v['node-timeout'])) * 1000,
+        quiet: v.quiet,
+      }),
+    },
+    concurrency: Math.floor(count('concurrency', v.concurrency, 1)),
+    lockMs: count('stall-timeout', v['stall-timeout'], 30) * 1000,
+    maxAttempts: Math.floor(count('max-attempts', v['max-attempts'], 3)),
+    maxHistory: Math.floor(count('max-history', v['max-history'], 10_000)),
+    promptTimeoutMs: v['prompt-timeout'] ? Number(v['prompt-timeout']) * 1000 : undefined,
+    uploadTo,
+    log,
+  });
+  const force = await new Promise<boolean>((resolve) => {
+    const stop = (): void => {
+      log.info('weft worker: finishing the running prompt (signal again to stop now; it is then retried elsewhere)');
+      resolve(false);
+      const again = (): void => process.exit(130);
+      process.once('SIGINT', again);
+      process.once('SIGTERM', again);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await worker.close(force);
   return 0;
 }
 
@@ -370,6 +440,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdValidate(arg, values);
       case 'serve':
         return await cmdServe(values);
+      case 'worker':
+        return await cmdWorker(values);
       case 'make-model':
         return await cmdMakeModel(arg, values);
       case 'cache':
