@@ -53,7 +53,46 @@ export interface ModelSamplingConfig {
   linearStart: number;
   linearEnd: number;
   timesteps: number;
+  /**
+   * A model sampling put on the model by ModelSamplingDiscrete / ModelSamplingContinuousEDM / ...
+   * (ComfyUI's add_object_patch("model_sampling")); absent = the family's own discrete schedule.
+   */
+  override?: ModelSamplingOverride;
 }
+
+/** How a discrete-schedule model's output becomes x0 (ComfyUI's EPS, V_PREDICTION, LCM, X0, IMG_TO_IMG mixins). */
+export type DiscretePrediction = 'eps' | 'v_prediction' | 'lcm' | 'x0' | 'img_to_img';
+/** ComfyUI's mixins for continuous-σ schedules (EDM's σ_data = 0.5 comes with 'edm'). */
+export type ContinuousPrediction = 'eps' | 'v_prediction' | 'edm' | 'cosmos_rflow';
+
+export type ModelSamplingOverride =
+  /** The family's β schedule (LCM: its 50-step distilled subset), optionally rescaled to zero terminal SNR. */
+  | { readonly kind: 'discrete'; readonly prediction: DiscretePrediction; readonly zsnr: boolean }
+  /** σ log-uniform over [sigmaMin, sigmaMax]; timestep 0.25·ln σ (EDM) or 2/π·atan σ (continuous V). */
+  | {
+      readonly kind: 'continuous_edm' | 'continuous_v';
+      readonly prediction: ContinuousPrediction;
+      readonly sigmaMin: number;
+      readonly sigmaMax: number;
+      readonly sigmaData: number;
+    };
+
+/**
+ * What ComfyUI's `sampler_cfg_function` receives (cfg_function's args; all tensors in the sampler's
+ * space, shaped like the latent): `cond`/`uncond` are x − the cond/uncond x0 predictions.
+ */
+export interface SamplerCfgArgs {
+  readonly cond: Tensor;
+  readonly uncond: Tensor;
+  readonly condScale: number;
+  readonly sigma: number;
+  readonly input: Tensor;
+  readonly condDenoised: Tensor;
+  readonly uncondDenoised: Tensor;
+}
+
+/** Replaces the CFG combination (RescaleCFG): returns x − the combined x0 prediction, as ComfyUI's does. */
+export type SamplerCfgFunction = (args: SamplerCfgArgs) => Tensor;
 
 export interface LatentFormat {
   readonly channels: number;
@@ -144,6 +183,8 @@ export interface ModelHandle {
   readonly extraConds?: ExtraConds;
   /** Wrappers around the model call, outermost first. */
   readonly wrappers?: readonly ModelWrapper[];
+  /** ComfyUI's model_options["sampler_cfg_function"] (RescaleCFG); absent = uncond + (cond − uncond)·cfg. */
+  readonly samplerCfgFunction?: SamplerCfgFunction;
   readonly patching?: WeightPatching<ModelHandle>;
 }
 

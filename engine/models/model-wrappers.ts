@@ -13,3 +13,15 @@ function withWrappers(model: ModelHandle, wrappers: readonly ModelWrapper[]): Mo
   const p = model.patching;
   return { ...model, wrappers, patching: p && { ...p, withPatches: (patches) => withWrappers(p.withPatches(patches), wrappers) } };
 }
+
+/** The MODEL fields a node may replace without touching its weights (ComfyUI's object patches and model_options). */
+export type ModelOptionsPatch = Partial<Pick<ModelHandle, 'sampling' | 'samplerCfgFunction'>>;
+
+/**
+ * `model` with its model sampling or CFG function replaced (ModelSamplingDiscrete, RescaleCFG). Like
+ * wrappers, the change survives later LoRAs and merges, whose `withPatches` builds a fresh handle.
+ */
+export function withModelOptions(model: ModelHandle, patch: ModelOptionsPatch): ModelHandle {
+  const p = model.patching;
+  return { ...model, ...patch, patching: p && { ...p, withPatches: (patches) => withModelOptions(p.withPatches(patches), patch) } };
+}

@@ -3,7 +3,7 @@ import type { Tensor } from '../core/tensor.ts';
 import { resizeNCHW } from '../image/resize.ts';
 import type { ExtraConds } from '../models/handles.ts';
 import type { Conditioning, ConditioningEntry, Control } from './conditioning.ts';
-import type { ModelSamplingDiscrete } from './model-sampling.ts';
+import type { ModelSamplingObject } from './model-sampling.ts';
 
 /**
  * Where and how much each conditioning entry counts (ComfyUI's area, mask, strength and timestep
@@ -36,7 +36,7 @@ export function resolve(
   conds: Conditioning,
   group: number,
   shape: readonly number[],
-  ms: ModelSamplingDiscrete,
+  ms: ModelSamplingObject,
   extraConds?: ExtraConds,
 ): ResolvedEntry[] {
   const [B, , H, W] = shape;

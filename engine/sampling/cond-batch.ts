@@ -2,7 +2,7 @@ import type { Tensor } from '../core/tensor.ts';
 import type { ControlResiduals, ModelApply } from '../models/handles.ts';
 import { crop, type Piece } from './cond-areas.ts';
 import { chainResiduals } from './control.ts';
-import type { ModelSamplingDiscrete } from './model-sampling.ts';
+import type { ModelSamplingObject } from './model-sampling.ts';
 
 /**
  * ComfyUI's calc_cond_batch: the pieces of one model evaluation grouped into as few model calls as
@@ -73,7 +73,7 @@ function batchNamed(batch: Piece[], x: Tensor): Record<string, Tensor> | undefin
 
 export interface CondBatchOptions {
   apply: ModelApply;
-  modelSampling: ModelSamplingDiscrete;
+  modelSampling: ModelSamplingObject;
   /** Largest batch (latent items) per model call; more pieces are split across calls. */
   maxBatch: number;
   signal?: AbortSignal;

@@ -1,6 +1,6 @@
 import type { Tensor } from '../core/tensor.ts';
 import type { ControlResiduals } from '../models/handles.ts';
-import type { ModelSamplingDiscrete } from './model-sampling.ts';
+import type { ModelSamplingObject } from './model-sampling.ts';
 
 /**
  * One entry of a CONDITIONING list, as ComfyUI's `[cond, {pooled_output, area, strength, mask, ...}]`.
@@ -61,7 +61,7 @@ export interface ControlRequest {
   /** The part of the latent x covers (the entries' area; the whole latent without one), latent pixels. */
   readonly area: { readonly y: number; readonly x: number; readonly h: number; readonly w: number };
   /** The run's model sampling (ComfyUI's pre_run gives a control the model: percent_to_sigma, calculate_input). */
-  readonly modelSampling?: ModelSamplingDiscrete;
+  readonly modelSampling?: ModelSamplingObject;
   readonly signal?: AbortSignal;
 }
 

@@ -5,8 +5,10 @@ import { runPieces } from './cond-batch.ts';
 import type { Conditioning } from './conditioning.ts';
 import { controlsToUncond } from './control.ts';
 import type { Guider } from './guider.ts';
+import { cfgCombine } from './cfg.ts';
 import { modelCall } from './model-call.ts';
-import { modelSamplingFromConfig } from './model-sampling.ts';
+import type { Denoised, DenoiseRequest } from './samplers/types.ts';
+import { modelSamplingFromConfig } from './model-sampling-advanced.ts';
 
 /**
  * ComfyUI's DualCFGGuider (Guider_DualCFG.predict_noise): three conditionings evaluated together
@@ -45,15 +47,29 @@ export function dualCfgGuider(o: DualCfgGuiderOptions): Guider {
     model: o.model,
     modelSampling: ms,
     denoiser(shape, run) {
-      const groups: ResolvedEntry[][] = [
-        dropNegative ? [] : resolve(o.negative, 0, shape, ms, o.model.extraConds),
-        dropMiddle ? [] : resolve(o.cond2, 1, shape, ms, o.model.extraConds),
-        resolve(o.cond1, 2, shape, ms, o.model.extraConds),
-      ];
-      controlsToUncond(groups[2], groups[0]);
+      const cfgFn = o.model.samplerCfgFunction;
+      const resolved = (group: number, conds: Conditioning): (() => ResolvedEntry[]) => {
+        let r: ResolvedEntry[] | undefined;
+        return () => (r ??= resolve(conds, group, shape, ms, o.model.extraConds));
+      };
+      const positive = resolved(2, o.cond1);
+      positive();
+      const middle = resolved(1, o.cond2);
+      let neg: ResolvedEntry[] | undefined;
+      const negative = (): ResolvedEntry[] => {
+        if (!neg) {
+          neg = resolve(o.negative, 0, shape, ms, o.model.extraConds);
+          controlsToUncond(positive(), neg);
+        }
+        return neg;
+      };
+      if (!dropNegative) negative();
       const batching = { apply: modelCall(o.model, ms), modelSampling: ms, maxBatch: o.maxBatch ?? 64, signal: run?.signal };
-      return async (x: Tensor, sigma: number): Promise<Tensor> => {
+      return async (x: Tensor, sigma: number, request?: DenoiseRequest): Promise<Denoised> => {
         const n = x.data.length;
+        // A CFG++ sampler turns the cfg1 optimization off (disable_cfg1_optimization).
+        const keepAll = request?.uncond === true;
+        const groups = [dropNegative && !keepAll ? [] : negative(), dropMiddle && !keepAll ? [] : middle(), positive()];
         const outs = groups.map(() => new Float32Array(n));
         const counts = groups.map(() => new Float32Array(n).fill(1e-37));
         const pieces = groups
@@ -66,16 +82,22 @@ export function dualCfgGuider(o: DualCfgGuiderOptions): Guider {
         });
         const [neg, mid, pos] = outs;
         const out = new Float32Array(n);
-        for (let i = 0; i < n; i++) {
-          if (nested) {
-            const text = f32(mid[i] + f32(f32(pos[i] - mid[i]) * cfg1));
-            out[i] = neg[i] + f32(cfg2 * f32(text - neg[i]));
-          } else {
-            const cfgResult = f32(neg[i] + f32(f32(mid[i] - neg[i]) * cfg2));
+        if (nested) {
+          const text = cfgFn ? cfgCombine(cfgFn, pos, mid, cfg1, x, sigma) : undefined;
+          for (let i = 0; i < n; i++) {
+            const t = text ? text[i] : f32(mid[i] + f32(f32(pos[i] - mid[i]) * cfg1));
+            out[i] = neg[i] + f32(cfg2 * f32(t - neg[i]));
+          }
+        } else {
+          const combined = cfgFn ? cfgCombine(cfgFn, mid, neg, cfg2, x, sigma) : undefined;
+          for (let i = 0; i < n; i++) {
+            const cfgResult = combined ? combined[i] : f32(neg[i] + f32(f32(mid[i] - neg[i]) * cfg2));
             out[i] = cfgResult + f32(f32(pos[i] - mid[i]) * cfg1);
           }
         }
-        return { shape: x.shape, data: out };
+        // cfg_function's uncond: the negative (regular) or the middle (nested).
+        const uncond = nested ? mid : neg;
+        return request?.uncond ? { shape: x.shape, data: out, uncond: { shape: x.shape, data: uncond } } : { shape: x.shape, data: out };
       };
     },
   };

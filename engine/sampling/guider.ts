@@ -1,12 +1,14 @@
 import type { Tensor } from '../core/tensor.ts';
 import type { ModelHandle } from '../models/handles.ts';
-import { piece, resolve, type Piece } from './cond-areas.ts';
+import { cfgCombine } from './cfg.ts';
+import { piece, resolve, type Piece, type ResolvedEntry } from './cond-areas.ts';
 import { runPieces } from './cond-batch.ts';
 import { controlsToUncond } from './control.ts';
 import type { Conditioning } from './conditioning.ts';
 import { modelCall } from './model-call.ts';
-import { modelSamplingFromConfig, type ModelSamplingDiscrete } from './model-sampling.ts';
-import type { Denoise } from './samplers/types.ts';
+import { modelSamplingFromConfig } from './model-sampling-advanced.ts';
+import type { ModelSamplingObject } from './model-sampling.ts';
+import type { Denoise, Denoised, DenoiseRequest } from './samplers/types.ts';
 
 /**
  * ComfyUI's CFG denoiser (`sampling_function` + `calc_cond_batch`): every conditioning entry is
@@ -19,7 +21,7 @@ import type { Denoise } from './samplers/types.ts';
 
 export interface GuiderOptions {
   model: ModelHandle;
-  modelSampling: ModelSamplingDiscrete;
+  modelSampling: ModelSamplingObject;
   positive: Conditioning;
   negative: Conditioning;
   cfg: number;
@@ -32,21 +34,34 @@ export interface GuiderOptions {
 
 /**
  * The denoiser samplers call: x (scaled latent space) at sigma → CFG-combined x0 prediction.
- * With cfg = 1 the negative is skipped entirely, as ComfyUI does.
+ * With cfg = 1 the negative is skipped entirely, as ComfyUI does, unless the sampler asks for the
+ * unconditional prediction (CFG++), which ComfyUI then computes anyway (disable_cfg1_optimization).
  */
 export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[]): Denoise {
   const { model, modelSampling: ms } = opts;
+  const cfgFn = model.samplerCfgFunction;
+  const cfg1 = opts.cfg === 1;
   const pos = resolve(opts.positive, 0, latentShape, ms, model.extraConds);
-  const neg = opts.cfg === 1 ? [] : resolve(opts.negative, 1, latentShape, ms, model.extraConds);
-  controlsToUncond(pos, neg);
-  const groups = opts.cfg === 1 ? 1 : 2;
+  let negResolved: ResolvedEntry[] | undefined;
+  const negative = (): ResolvedEntry[] => {
+    if (!negResolved) {
+      negResolved = resolve(opts.negative, 1, latentShape, ms, model.extraConds);
+      controlsToUncond(pos, negResolved);
+    }
+    return negResolved;
+  };
+  if (!cfg1) negative();
   const batching = { apply: modelCall(model, ms), modelSampling: ms, maxBatch: opts.maxBatch ?? 64, signal: opts.signal };
 
-  return async (x: Tensor, sigma: number): Promise<Tensor> => {
+  return async (x: Tensor, sigma: number, request?: DenoiseRequest): Promise<Denoised> => {
     const n = x.data.length;
+    const withUncond = !cfg1 || request?.uncond === true;
+    // A skipped negative leaves its prediction at zero, as calc_cond_batch leaves a None cond.
+    const groups = withUncond || cfgFn ? 2 : 1;
     const outs = Array.from({ length: groups }, () => new Float32Array(n));
     const counts = Array.from({ length: groups }, () => new Float32Array(n).fill(1e-37));
-    const pieces = [...pos, ...neg].map((e) => piece(e, x.shape, sigma, opts.sigmas)).filter((p): p is Piece => p !== undefined);
+    const entries = withUncond ? [...pos, ...negative()] : pos;
+    const pieces = entries.map((e) => piece(e, x.shape, sigma, opts.sigmas)).filter((p): p is Piece => p !== undefined);
     await runPieces(pieces, x, sigma, { outs, counts }, batching);
     const result = outs.map((o, g) => {
       const c = counts[g];
@@ -55,9 +70,8 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
     });
     if (groups === 1) return { shape: x.shape, data: result[0] };
     const [cond, uncond] = result;
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = uncond[i] + (cond[i] - uncond[i]) * opts.cfg;
-    return { shape: x.shape, data: out };
+    const data = cfgCombine(cfgFn, cond, uncond, opts.cfg, x, sigma);
+    return request?.uncond ? { shape: x.shape, data, uncond: { shape: x.shape, data: uncond } } : { shape: x.shape, data };
   };
 }
 
@@ -75,7 +89,7 @@ export interface GuiderRun {
  */
 export interface Guider {
   readonly model: ModelHandle;
-  readonly modelSampling: ModelSamplingDiscrete;
+  readonly modelSampling: ModelSamplingObject;
   /** The denoiser for a latent of `shape` (model space) over one run. */
   denoiser(shape: readonly number[], run?: GuiderRun): Denoise;
 }

@@ -1,6 +1,6 @@
 import type { Tensor } from '../core/tensor.ts';
 import { resizeNCHW } from '../image/resize.ts';
-import type { ModelSamplingDiscrete } from './model-sampling.ts';
+import type { ModelSamplingObject } from './model-sampling.ts';
 import type { Denoise } from './samplers/types.ts';
 
 /** ComfyUI's prepare_mask: the noise mask resized (bilinear) to the latent and repeated over channels and batch. */
@@ -17,7 +17,7 @@ export function prepareMask(mask: Tensor, shape: readonly number[]): Float32Arra
 }
 
 export interface InpaintOptions {
-  modelSampling: ModelSamplingDiscrete;
+  modelSampling: ModelSamplingObject;
   /** prepareMask's output: 1 where the latent is resampled. */
   mask: Float32Array;
   /** The run's starting noise and the latent in model space (× scale factor). */

@@ -1,11 +1,11 @@
 import type { ModelApply, ModelCallArgs, ModelHandle, ModelWrapper } from '../models/handles.ts';
-import type { ModelSamplingDiscrete } from './model-sampling.ts';
+import type { ModelSamplingObject } from './model-sampling.ts';
 
 /**
  * ComfyUI's BaseModel.apply_model: x in the sampler's space at σ → calculate_input → UNet →
  * calculate_denoised, with the model's wrappers around it, the first one outermost.
  */
-export function modelCall(model: ModelHandle, ms: ModelSamplingDiscrete): ModelApply {
+export function modelCall(model: ModelHandle, ms: ModelSamplingObject): ModelApply {
   const apply: ModelApply = async ({ input, sigma, c, signal }: ModelCallArgs) => {
     const scaled = ms.calculateInput(sigma, input.data);
     const timesteps = new Float32Array(input.shape[0]).fill(ms.timestep(sigma));

@@ -24,7 +24,117 @@ export interface ModelSampling {
   percentToSigma(percent: number): number;
 }
 
-export type ModelSamplingOptions = Partial<ModelSamplingConfig>;
+/**
+ * The whole model-sampling object the guider, the model call, inpainting and ControlNets use
+ * (ComfyUI's model_sampling: a σ schedule plus a prediction mixin).
+ */
+export interface ModelSamplingObject extends ModelSampling {
+  readonly sigmaData: number;
+  /** ComfyUI's Sampler.max_denoise: the schedule starts at (or above) the model's top sigma. */
+  isMaxDenoise(firstSigma: number): boolean;
+  /** The UNet's input at σ (EPS: x / √(σ² + σ_data²)). */
+  calculateInput(sigma: number, x: Float32Array): Float32Array;
+  /** The UNet's output at σ → the x0 prediction. */
+  calculateDenoised(sigma: number, modelOutput: Float32Array, modelInput: Float32Array): Float32Array;
+  /** The starting latent: noise scaled for σ plus the latent. */
+  noiseScaling(sigma: number, noise: Float32Array, latent: Float32Array, maxDenoise?: boolean): Float32Array;
+  inverseNoiseScaling(sigma: number, latent: Float32Array): Float32Array;
+}
+
+export type ModelSamplingOptions = Partial<ModelSamplingConfig> & {
+  /** Rescale the schedule to zero terminal SNR (ComfyUI's zsnr, in float64 before the float32 buffers). */
+  zsnr?: boolean;
+};
+
+/**
+ * ComfyUI's rescale_zero_terminal_snr_sigmas in float64: √ᾱ shifted so the last step is 0 and
+ * scaled so the first keeps its value; the last ᾱ is then pinned to 4.8973451890853435e-08 so its
+ * σ stays finite (≈ 4518.8).
+ */
+export function rescaleZeroTerminalSnrSigmas(sigmas: Float64Array): Float64Array {
+  const n = sigmas.length;
+  const root = sigmas.map((s) => Math.sqrt(1 / (s * s + 1)));
+  const first = root[0];
+  const last = root[n - 1];
+  const scale = first / (first - last);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = (root[i] - last) * scale;
+    const alphaBar = i === n - 1 ? 4.8973451890853435e-8 : r * r;
+    out[i] = Math.sqrt((1 - alphaBar) / alphaBar);
+  }
+  return out;
+}
+
+/** EPS's calculate_input in float32 ops: x / √(σ² + σ_data²). */
+export function epsInput(sigma: number, sigmaData: number, x: Float32Array): Float32Array {
+  const s = f32(sigma);
+  const denom = f32(Math.sqrt(f32(f32(s * s) + f32(sigmaData * sigmaData))));
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] / denom;
+  return out;
+}
+
+function checkSameLength(modelOutput: Float32Array, modelInput: Float32Array): void {
+  if (modelOutput.length !== modelInput.length) {
+    throw new RangeError(`model output has ${modelOutput.length} values but input has ${modelInput.length}`);
+  }
+}
+
+/** EPS's calculate_denoised: x − σ·ε. */
+export function epsDenoised(sigma: number, modelOutput: Float32Array, modelInput: Float32Array): Float32Array {
+  checkSameLength(modelOutput, modelInput);
+  const s = f32(sigma);
+  const out = new Float32Array(modelInput.length);
+  for (let i = 0; i < out.length; i++) out[i] = modelInput[i] - f32(modelOutput[i] * s);
+  return out;
+}
+
+/**
+ * V_PREDICTION's (sign −1) and EDM's (sign +1) calculate_denoised:
+ * x·σ_d²/(σ² + σ_d²) ± out·σ·σ_d/√(σ² + σ_d²).
+ */
+export function vDenoised(
+  sigma: number,
+  sigmaData: number,
+  modelOutput: Float32Array,
+  modelInput: Float32Array,
+  sign: 1 | -1 = -1,
+): Float32Array {
+  checkSameLength(modelOutput, modelInput);
+  const s = f32(sigma);
+  const out = new Float32Array(modelInput.length);
+  const sd = sigmaData;
+  const sd2 = f32(sd * sd);
+  const denom = f32(f32(s * s) + sd2);
+  const root = f32(Math.sqrt(denom));
+  for (let i = 0; i < out.length; i++) {
+    const skip = f32(f32(modelInput[i] * sd2) / denom);
+    const scaled = f32(f32(f32(modelOutput[i] * s) * sd) / root);
+    out[i] = sign < 0 ? skip - scaled : skip + scaled;
+  }
+  return out;
+}
+
+/**
+ * EPS's noise_scaling. At full denoise ComfyUI scales by √(1 + σ²) rather than σ so an empty
+ * latent's variance matches the model's top timestep (ᾱ-weighted signal plus noise).
+ */
+export function epsNoiseScaling(sigma: number, noise: Float32Array, latent: Float32Array, maxDenoise = false): Float32Array {
+  if (noise.length !== latent.length) {
+    throw new RangeError(`noise has ${noise.length} values but latent has ${latent.length}`);
+  }
+  const s = f32(sigma);
+  const scale = maxDenoise ? f32(Math.sqrt(f32(1 + f32(s * s)))) : s;
+  const out = new Float32Array(noise.length);
+  for (let i = 0; i < out.length; i++) out[i] = f32(noise[i] * scale) + latent[i];
+  return out;
+}
+
+/** Sampler.max_denoise: math.isclose(σ_max, σ_0, rel_tol=1e-5) or σ_0 > σ_max. */
+export function isMaxDenoise(sigmaMax: number, firstSigma: number): boolean {
+  return Math.abs(sigmaMax - firstSigma) <= 1e-5 * Math.max(Math.abs(sigmaMax), Math.abs(firstSigma)) || firstSigma > sigmaMax;
+}
 
 /**
  * Float64 linspace with torch's two-sided formula (the upper half counts back from `end`) so the
@@ -62,7 +172,7 @@ export function makeBetaSchedule(
   throw new Error(`unknown beta schedule '${String(schedule)}'`);
 }
 
-export class ModelSamplingDiscrete implements ModelSampling {
+export class ModelSamplingDiscrete implements ModelSamplingObject {
   readonly prediction: 'eps' | 'v_prediction';
   readonly sigmaData = 1.0;
   readonly numTimesteps: number;
@@ -82,18 +192,18 @@ export class ModelSamplingDiscrete implements ModelSampling {
     this.numTimesteps = timesteps;
 
     const betas = makeBetaSchedule(betaSchedule, timesteps, this.linearStart, this.linearEnd);
-    this.sigmas = new Float32Array(timesteps);
-    this.logSigmas = new Float32Array(timesteps);
     // The cumulative product and sigma stay float64 (torch does them in the betas' dtype); only
     // the stored buffers are float32, and log_sigmas is the log of the float64 sigma, not of the
     // rounded one.
+    let sigma64: Float64Array = new Float64Array(timesteps);
     let alphasCumprod = 1;
     for (let i = 0; i < timesteps; i++) {
       alphasCumprod *= 1 - betas[i];
-      const sigma = Math.sqrt((1 - alphasCumprod) / alphasCumprod);
-      this.sigmas[i] = sigma;
-      this.logSigmas[i] = Math.log(sigma);
+      sigma64[i] = Math.sqrt((1 - alphasCumprod) / alphasCumprod);
     }
+    if (options.zsnr) sigma64 = rescaleZeroTerminalSnrSigmas(sigma64);
+    this.sigmas = Float32Array.from(sigma64);
+    this.logSigmas = Float32Array.from(sigma64, Math.log);
   }
 
   get sigmaMin(): number {
@@ -143,64 +253,28 @@ export class ModelSamplingDiscrete implements ModelSampling {
 
   /** ComfyUI's Sampler.max_denoise: the schedule starts at (or above) the model's top sigma. */
   isMaxDenoise(firstSigma: number): boolean {
-    const max = this.sigmaMax;
-    return Math.abs(max - firstSigma) <= 1e-5 * Math.max(Math.abs(max), Math.abs(firstSigma)) || firstSigma > max;
+    return isMaxDenoise(this.sigmaMax, firstSigma);
   }
 
   /** UNet input scaling c_in = 1 / √(σ² + σ_data²). */
   calculateInput(sigma: number, x: Float32Array): Float32Array {
-    const s = f32(sigma);
-    const denom = f32(Math.sqrt(f32(f32(s * s) + f32(this.sigmaData * this.sigmaData))));
-    const out = new Float32Array(x.length);
-    for (let i = 0; i < x.length; i++) out[i] = x[i] / denom;
-    return out;
+    return epsInput(sigma, this.sigmaData, x);
   }
 
   /** Model output → predicted clean latent (eps: x − σ·ε; v: c_skip·x − c_out·v). */
   calculateDenoised(sigma: number, modelOutput: Float32Array, modelInput: Float32Array): Float32Array {
-    if (modelOutput.length !== modelInput.length) {
-      throw new RangeError(`model output has ${modelOutput.length} values but input has ${modelInput.length}`);
-    }
-    const s = f32(sigma);
-    const out = new Float32Array(modelInput.length);
-    if (this.prediction === 'eps') {
-      for (let i = 0; i < out.length; i++) out[i] = modelInput[i] - f32(modelOutput[i] * s);
-      return out;
-    }
-    const sd = this.sigmaData;
-    const sd2 = f32(sd * sd);
-    const denom = f32(f32(s * s) + sd2);
-    const root = f32(Math.sqrt(denom));
-    for (let i = 0; i < out.length; i++) {
-      const skip = f32(f32(modelInput[i] * sd2) / denom);
-      const scaled = f32(f32(f32(modelOutput[i] * s) * sd) / root);
-      out[i] = skip - scaled;
-    }
-    return out;
+    return this.prediction === 'eps'
+      ? epsDenoised(sigma, modelOutput, modelInput)
+      : vDenoised(sigma, this.sigmaData, modelOutput, modelInput);
   }
 
-  /**
-   * Initial noisy latent. At full denoise ComfyUI scales by √(1 + σ²) rather than σ so an empty
-   * latent's variance matches the model's top timestep (ᾱ-weighted signal plus noise).
-   */
+  /** Initial noisy latent (see epsNoiseScaling). */
   noiseScaling(sigma: number, noise: Float32Array, latent: Float32Array, maxDenoise = false): Float32Array {
-    if (noise.length !== latent.length) {
-      throw new RangeError(`noise has ${noise.length} values but latent has ${latent.length}`);
-    }
-    const s = f32(sigma);
-    const scale = maxDenoise ? f32(Math.sqrt(f32(1 + f32(s * s)))) : s;
-    const out = new Float32Array(noise.length);
-    for (let i = 0; i < out.length; i++) out[i] = f32(noise[i] * scale) + latent[i];
-    return out;
+    return epsNoiseScaling(sigma, noise, latent, maxDenoise);
   }
 
   /** Identity for EPS and V models (only flow models undo a scaling); returns the same array. */
   inverseNoiseScaling(_sigma: number, latent: Float32Array): Float32Array {
     return latent;
   }
-}
-
-/** The sampling object for a MODEL socket's config. */
-export function modelSamplingFromConfig(config: ModelSamplingConfig): ModelSamplingDiscrete {
-  return new ModelSamplingDiscrete(config);
 }

@@ -4,7 +4,7 @@ import { defineNode } from '../../engine/registry/types.ts';
 import { dualCfgGuider } from '../../engine/sampling/dual-cfg-guider.ts';
 import { basicGuider, cfgGuider, type Guider } from '../../engine/sampling/guider.ts';
 import { toSeed } from '../../engine/sampling/ksampler.ts';
-import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling.ts';
+import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling-advanced.ts';
 import { disableNoise, randomNoise, type LatentNoise } from '../../engine/sampling/noise/index.ts';
 import { checkLatent, sampleLatent } from '../../engine/sampling/run.ts';
 import type { SamplerObject } from '../../engine/sampling/samplers/index.ts';

@@ -17,7 +17,7 @@ import {
   type AysModelType,
   type SigmaSpacing,
 } from '../../engine/sampling/custom-sigmas.ts';
-import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling.ts';
+import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling-advanced.ts';
 import { betaSigmas, exponentialSigmas, karrasSigmas, SCHEDULER_NAMES } from '../../engine/sampling/schedulers.ts';
 import '../../engine/sampling/socket-types.ts';
 
