@@ -8,34 +8,13 @@
  */
 import type { ObjectInfo } from '../registry/registry.ts';
 import { groupNodeLayout, groupNodeName, type GroupNodeLayout } from './convert-group-nodes.ts';
-import { WorkflowFormatError, readLinks, type UiLink } from './convert-read.ts';
+import { WorkflowFormatError, readLinks, type RawInput, type RawNode, type UiLink } from './convert-read.ts';
 import { widgetDefs } from './widgets.ts';
 
 /** The frontend's ids of a subgraph's input and output nodes, as links inside a definition name them. */
 export const SUBGRAPH_INPUT_ID = '-10';
 export const SUBGRAPH_OUTPUT_ID = '-20';
 
-export type RawNode = Record<string, unknown> & {
-  id: string | number;
-  type: string;
-  mode?: number;
-  inputs?: RawInput[];
-  outputs?: RawOutput[];
-  widgets_values?: unknown[] | Record<string, unknown>;
-};
-interface RawInput {
-  name: string;
-  type?: string;
-  link: number | null;
-  widget?: { name: string };
-  [k: string]: unknown;
-}
-interface RawOutput {
-  name?: string;
-  type?: string;
-  links?: number[] | null;
-  [k: string]: unknown;
-}
 interface SubgraphSlot {
   name: string;
   type?: string;
@@ -49,6 +28,8 @@ interface SubgraphDef {
   inputs: SubgraphSlot[];
   outputs: SubgraphSlot[];
 }
+
+export type { RawNode } from './convert-read.ts';
 
 /** Where an input's value comes from once instances are expanded: a flat node's output, or a widget value. */
 type Source = { kind: 'link'; node: string | number; slot: number; type: string } | { kind: 'value'; value: unknown };

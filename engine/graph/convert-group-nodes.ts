@@ -6,7 +6,7 @@
  * order. Inner nodes run as `groupId:index`, the index being the node's place in the group's list.
  */
 import type { ObjectInfo, ObjectInfoEntry } from '../registry/registry.ts';
-import type { RawNode } from './convert-expand.ts';
+import type { RawNode } from './convert-read.ts';
 import { isWidgetSpec, widgetDefs } from './widgets.ts';
 
 const PREFIXES = ['workflow>', 'workflow/'];

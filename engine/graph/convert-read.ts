@@ -106,3 +106,26 @@ export function readNodes(raw: unknown): UiNode[] {
     };
   });
 }
+
+/** A node as saved, kept whole so an expanded workflow still opens in the editor. */
+export type RawNode = Record<string, unknown> & {
+  id: string | number;
+  type: string;
+  mode?: number;
+  inputs?: RawInput[];
+  outputs?: RawOutput[];
+  widgets_values?: unknown[] | Record<string, unknown>;
+};
+export interface RawInput {
+  name: string;
+  type?: string;
+  link: number | null;
+  widget?: { name: string };
+  [k: string]: unknown;
+}
+export interface RawOutput {
+  name?: string;
+  type?: string;
+  links?: number[] | null;
+  [k: string]: unknown;
+}
