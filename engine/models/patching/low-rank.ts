@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ElemType } from '../../onnx/graph.ts';
 import type { LayerHook, Net } from '../../onnx/nn.ts';
 import type { StoredTensor, WeightSource } from '../../core/weights.ts';
+import { inputPatchHook, type InputBranch } from './input-patch.ts';
 import { isPlainLora } from './native-lora.ts';
 import { effective, type PatchEntry, type PatchMap } from './patch-set.ts';
 
@@ -17,6 +18,8 @@ export interface SplitPatches {
   merged: PatchMap;
   /** Branches by bare weight key, for lowRankHook. */
   branches: Map<string, LowRankBranch[]>;
+  /** Input patches (hypernetworks) by bare layer key (the weight's key without `.weight`), in order, for inputPatchHook. */
+  inputs: Map<string, InputBranch[]>;
   /** Strength feeds: graph input name → value. */
   strengths: Map<string, number>;
   /** Identity of the branch structure (which adapters on which weights), without strengths. */
@@ -33,13 +36,15 @@ function adapterOf(e: PatchEntry): string {
 }
 
 /** `mode: 'merge'` merges every weight (ComfyUI's way, no branches). */
-export function splitPatches(own: PatchMap, prefix: string, weights: Pick<WeightSource, 'shape'>, mode: 'branch' | 'merge' = 'branch'): SplitPatches {
+export function splitPatches(withInputs: PatchMap, prefix: string, weights: Pick<WeightSource, 'shape'>, mode: 'branch' | 'merge' = 'branch'): SplitPatches {
   const merged = new Map<string, readonly PatchEntry[]>();
   const branches = new Map<string, LowRankBranch[]>();
   const strengths = new Map<string, number>();
   const structure: string[] = [];
   const adapters = new Map<string, string>();
-  if (mode === 'merge') return { merged: own, branches, strengths, structureKey: '', adapters };
+  const { own, inputs } = splitInputs(withInputs, prefix, strengths, structure, adapters);
+  const key = (): string => (structure.length ? createHash('sha256').update(structure.sort().join('\n')).digest('hex') : '');
+  if (mode === 'merge') return { merged: own, branches, inputs, strengths, structureKey: key(), adapters };
   for (const [target, entries] of own) {
     const list = effective(entries);
     const bare = target.slice(prefix.length);
@@ -78,8 +83,45 @@ export function splitPatches(own: PatchMap, prefix: string, weights: Pick<Weight
     }
     branches.set(bare, out);
   }
-  const structureKey = structure.length ? createHash('sha256').update(structure.sort().join('\n')).digest('hex') : '';
-  return { merged, branches, strengths, structureKey, adapters };
+  return { merged, branches, inputs, strengths, structureKey: key(), adapters };
+}
+
+/**
+ * Input patches taken out of the weights' lists (they run in the graph whatever the LoRA mode), each
+ * with a strength input per source and strength, as LoRA branches have; the rest is returned as `own`.
+ */
+function splitInputs(
+  all: PatchMap,
+  prefix: string,
+  strengths: Map<string, number>,
+  structure: string[],
+  adapters: Map<string, string>,
+): { own: Map<string, readonly PatchEntry[]>; inputs: Map<string, InputBranch[]> } {
+  const own = new Map<string, readonly PatchEntry[]>();
+  const inputs = new Map<string, InputBranch[]>();
+  for (const [target, entries] of all) {
+    const rest = entries.filter((e) => e.source.kind !== 'input');
+    if (rest.length) own.set(target, rest);
+    const list: InputBranch[] = [];
+    const layer = target.slice(prefix.length).replace(/\.weight$/, '');
+    for (const e of effective(entries)) {
+      if (e.source.kind !== 'input') continue;
+      const p = e.source.patch;
+      let input = `input_strength_${p.source.slice(0, 16)}`;
+      for (let i = 1; strengths.has(input) && strengths.get(input) !== e.strength; i++) input = `input_strength_${p.source.slice(0, 16)}_${i}`;
+      strengths.set(input, e.strength);
+      adapters.set(p.id, p.source);
+      structure.push(`${layer}|in${list.length}|${p.sig}|${input}`);
+      list.push({ patch: p, strengthInput: input });
+    }
+    if (list.length) inputs.set(layer, list);
+  }
+  return { own, inputs };
+}
+
+/** Every hook a split patch set needs in the graph: LoRA branches, then input patches. */
+export function patchHooks(split: Pick<SplitPatches, 'branches' | 'inputs'>): LayerHook[] {
+  return split.inputs.size ? [lowRankHook(split.branches), inputPatchHook(split.inputs)] : [lowRankHook(split.branches)];
 }
 
 /**

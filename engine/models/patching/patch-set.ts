@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { patchedWeight, type MatMul, type WeightPatch } from '../lora/index.ts';
 import type { LoraPatch } from '../lora/types.ts';
+import type { LayerInputPatch } from './input-patch.ts';
 import { isPlainLora, loraAddNative } from './native-lora.ts';
 
 /**
@@ -13,7 +14,9 @@ export type PatchSource =
   /** An adapter's patch (LoRA, LoHa, LoKr, IA3, diff, ...): W += strength · Δ. */
   | { readonly kind: 'adapter'; readonly patch: WeightPatch }
   /** Another model's weight (ModelMergeSimple): W += strength · W_other, after W *= strengthModel. */
-  | { readonly kind: 'weight'; readonly read: (target: string) => Promise<Float32Array> };
+  | { readonly kind: 'weight'; readonly read: (target: string) => Promise<Float32Array> }
+  /** A change to what the weight's layer reads (a hypernetwork on to_k/to_v); the weight itself stays as it is. */
+  | { readonly kind: 'input'; readonly patch: LayerInputPatch };
 
 export interface PatchEntry {
   /** Identity of what this entry adds (adapter content hash and key, or the other model's id); strengths are separate. */
@@ -77,7 +80,8 @@ export async function applyEntries(
   mm?: MatMul,
   stored?: () => { dtype: 'F32' | 'F16'; bytes: Uint8Array } | undefined,
 ): Promise<Float32Array> {
-  let list = effective(entries);
+  // Input patches act in the graph, not on the weight (see input-patch.ts).
+  let list = effective(entries).filter((e) => e.source.kind !== 'input');
   const head = list[0];
   const raw = head && isNativeEntry(head) ? stored?.() : undefined;
   let w: Float32Array;
@@ -104,7 +108,7 @@ export async function applyEntries(
     if (e.strength === 0) continue;
     if (e.source.kind === 'adapter') {
       w = await patchedWeight(target, w, shape, [{ patch: e.source.patch, strength: e.strength }], mm);
-    } else {
+    } else if (e.source.kind === 'weight') {
       const other = await e.source.read(target);
       if (other.length !== w.length) throw new Error(`${target}: the merged model's weight has ${other.length} values, this one ${w.length}`);
       const out = owned ? w : new Float32Array(w.length);

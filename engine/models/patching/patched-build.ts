@@ -90,8 +90,9 @@ export async function writePatchedModel(opts: {
   const baseLayout = storedLayout(join(dir, 'model.onnx'));
   const overlay = new OverlaySource(opts.weights);
   const g = opts.build(overlay);
+  const placed = new Set(g.layout().map((p) => p.name.slice(0, p.name.indexOf('.'))));
   for (const id of opts.branches?.keys() ?? []) {
-    if (!g.hasInitializer(`${id}.down`)) throw new Error(`a LoRA branch (${id}) has no layer to attach to in this graph`);
+    if (!placed.has(id)) throw new Error(`a ${id.startsWith('lora_') ? 'LoRA branch' : 'graph patch'} (${id}) has no layer to attach to in this graph`);
   }
   const baseId = createHash('sha256').update(readFileSync(join(dir, 'model.onnx'))).digest('hex').slice(0, 16);
   const patchedKey = (bare: string | undefined): string | undefined => {

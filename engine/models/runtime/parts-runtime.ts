@@ -8,7 +8,7 @@ import type { NetOptions } from '../../onnx/nn.ts';
 import { chooseProvider, type DeviceChoice, type ProviderChoice } from '../../onnx/runtime.ts';
 import { SessionPool, type PoolStats } from '../../onnx/session-pool.ts';
 import { ortMatMul, type MatMul } from '../lora/index.ts';
-import { lowRankHook, splitPatches } from '../patching/low-rank.ts';
+import { patchHooks, splitPatches } from '../patching/low-rank.ts';
 import { NO_PATCHES, type PatchMap } from '../patching/patch-set.ts';
 import { patchedModelKey, writePatchedModel } from '../patching/patched-build.ts';
 import { ownPatches, type PartSpec, type RunSession } from './part.ts';
@@ -155,7 +155,7 @@ export class PartsRuntime {
         structureKey: split.structureKey,
         branches: split.adapters,
         baseLayout: () => new Map(spec.build(spec.weights, o).layout().map((p) => [p.name, p])),
-        build: (ws) => spec.build(ws, { ...o, layerHooks: [...(o.layerHooks ?? []), lowRankHook(split.branches)] }),
+        build: (ws) => spec.build(ws, { ...o, layerHooks: [...(o.layerHooks ?? []), ...patchHooks(split)] }),
         mm: this.matmul(),
       });
       this.lastPatch = { part: spec.id, ms: Date.now() - t0, branches: split.branches.size, ...pb };
