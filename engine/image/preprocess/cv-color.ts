@@ -6,7 +6,7 @@ import type { U8Mat } from './mat.ts';
  * V (the channel maximum), and `cv2.threshold` with THRESH_BINARY_INV and Otsu.
  */
 
-/** cvtColor(RGB2GRAY) on uint8: (R·4899 + G·9617 + B·1868 + 2^13) >> 14. */
+/** cvtColor(RGB2GRAY) on uint8 (OpenCV 4): (R·9798 + G·19235 + B·3735 + 2^14) >> 15. */
 export function rgbToGray(m: U8Mat): U8Mat {
   const n = m.h * m.w;
   const out = new Uint8Array(n);
@@ -14,7 +14,7 @@ export function rgbToGray(m: U8Mat): U8Mat {
     const r = m.data[i * m.c];
     const g = m.data[i * m.c + 1];
     const b = m.data[i * m.c + 2];
-    out[i] = (r * 4899 + g * 9617 + b * 1868 + (1 << 13)) >> 14;
+    out[i] = (r * 9798 + g * 19235 + b * 3735 + (1 << 14)) >> 15;
   }
   return { h: m.h, w: m.w, c: 1, data: out };
 }

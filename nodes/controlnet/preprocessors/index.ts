@@ -1,5 +1,6 @@
 import type { AnyNodeDefinition } from '../../../engine/registry/types.ts';
 import { auxNodes as canny, coreNodes as coreCanny } from './canny.ts';
+import { nodes as opencvDetectors } from './opencv-detectors.ts';
 
 /**
  * The ControlNet preprocessors. Those of comfyui_controlnet_aux register under the module name ComfyUI's
@@ -8,5 +9,5 @@ import { auxNodes as canny, coreNodes as coreCanny } from './canny.ts';
  */
 export const AUX_MODULE = 'custom_nodes.comfyui_controlnet_aux';
 
-export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [...canny];
+export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [...canny, ...opencvDetectors];
 export const corePreprocessorNodes: readonly AnyNodeDefinition[] = [...coreCanny];
