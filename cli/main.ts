@@ -24,7 +24,7 @@ Usage:
   weft serve [--port 8188] [--listen 127.0.0.1]  start the ComfyUI-compatible server and editor
   weft worker --queue redis://HOST:PORT[/DB]     run prompts from a scale-out queue (docs/scale-out.md)
   weft make-model tiny|sd15 [--out FILE] [--seed N] [--force]  generate a random-weight SD1 checkpoint (tiny: tests/demo, with a
-                                                   demo LoRA, LoHa, embedding and ControlNet; sd15: benchmarks)
+                                                   demo LoRA, LoHa, embedding, ControlNet and T2I-Adapter; sd15: benchmarks)
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
                                                    a random adapter over every attention and conv layer of a checkpoint
 ${CACHE_HELP}
@@ -392,6 +392,8 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
         makeDemoAdapters(out, models, seed);
         const { makeDemoControlNet } = await import('../engine/models/controlnet/generate.ts');
         makeDemoControlNet(out, models, seed);
+        const { makeDemoAdapter } = await import('../engine/models/controlnet/generate-adapter.ts');
+        makeDemoAdapter(out, models, seed);
       }
     } else await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
     console.log(out);
