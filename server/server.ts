@@ -38,6 +38,7 @@ import { uploadRoutes } from './uploads.ts';
 import { userdataRoutes } from './userdata.ts';
 import { handleWorkflowMessage } from './workflows.ts';
 import { checkPromptRequest } from './prompt-request.ts';
+import { LogBuffer, jobRoutes } from './jobs.ts';
 import type { ScaleOutFront } from './queue-redis/front.ts';
 
 export interface ServerOptions {
@@ -97,7 +98,8 @@ function zodMessage(e: z.ZodError): string {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const log = opts.log ?? silentLogger;
+  const logs = new LogBuffer();
+  const log = logs.capture(opts.log ?? silentLogger);
   const { paths, registry } = opts;
   if (!opts.executionHost && !opts.executor) throw new Error('startServer needs an executor or an execution host');
   const host: ExecutionHost = opts.executionHost ?? new InProcessHost(opts.executor!);
@@ -234,6 +236,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     res.sendStatus(200);
   });
 
+  const stopLogStream = jobRoutes(app, { jobs: queue, logs, toClient });
   app.get('/object_info', (_req, res) => void res.json(registry.objectInfo({ paths })));
   app.get('/object_info/:cls', (req, res) => {
     const info = registry.has(req.params.cls) ? registry.objectInfo({ paths })[req.params.cls] : undefined;
@@ -584,6 +587,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     queue,
     close: async () => {
       shuttingDown = true;
+      stopLogStream();
       for (const c of clients.values()) c.ws.terminate();
       wss.close();
       const closed = new Promise<void>((r) => server.close(() => r()));
