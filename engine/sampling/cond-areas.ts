@@ -101,7 +101,7 @@ export interface Piece {
  * The sampler step a sigma belongs to, as a fraction of all steps: the last schedule entry at or above
  * it (a second-order sampler's midpoint evaluation counts as its step).
  */
-function stepFraction(sigmas: ArrayLike<number>, sigma: number): number {
+export function stepFraction(sigmas: ArrayLike<number>, sigma: number): number {
   const steps = sigmas.length - 1;
   let i = 0;
   while (i + 1 < steps && sigmas[i + 1] >= sigma * (1 - 1e-6)) i++;

@@ -1,6 +1,6 @@
 import type { Tensor } from '../core/tensor.ts';
 import type { ControlResiduals, ModelApply } from '../models/handles.ts';
-import { crop, type Piece } from './cond-areas.ts';
+import { crop, stepFraction, type Piece } from './cond-areas.ts';
 import { chainResiduals } from './control.ts';
 import type { ModelSamplingObject } from './model-sampling.ts';
 
@@ -77,6 +77,8 @@ export interface CondBatchOptions {
   /** Largest batch (latent items) per model call; more pieces are split across calls. */
   maxBatch: number;
   signal?: AbortSignal;
+  /** The run's schedule, so controls learn the step (`ControlRequest.stepFraction`). */
+  sigmas?: ArrayLike<number>;
 }
 
 /** Per conditioning group (0 = positive, 1 = negative): Σ prediction·weight and Σ weight per latent element. */
@@ -127,6 +129,7 @@ async function runBatch(batch: Piece[], x: Tensor, sigma: number, sums: GroupSum
   const context: Tensor = { shape: [rows, T, D], data: ctx };
   const extra = batchNamed(batch, x);
   const { control: chain } = batch[0].entry;
+  const condOrUncond = batch.map((p) => p.entry.group);
   let control: ControlResiduals | undefined;
   if (chain) {
     const timesteps = new Float32Array(rows).fill(o.modelSampling.timestep(sigma));
@@ -140,10 +143,11 @@ async function runBatch(batch: Piece[], x: Tensor, sigma: number, sums: GroupSum
       chunks: batch.length,
       area,
       modelSampling: o.modelSampling,
+      condOrUncond,
+      stepFraction: o.sigmas ? stepFraction(o.sigmas, sigma) : undefined,
       signal: o.signal,
     });
   }
-  const condOrUncond = batch.map((p) => p.entry.group);
   const out = await o.apply({ input, sigma, c: { context, control, extra }, condOrUncond, signal: o.signal });
   if (out.data.length !== xin.length) throw new Error(`model call returned ${out.data.length} elements for an input of ${xin.length}`);
   const denoised = out.data;
