@@ -64,7 +64,13 @@ export function dualCfgGuider(o: DualCfgGuiderOptions): Guider {
         return neg;
       };
       if (!dropNegative) negative();
-      const batching = { apply: modelCall(o.model, ms), modelSampling: ms, maxBatch: o.maxBatch ?? 64, signal: run?.signal, sigmas: run?.sigmas };
+      const batching = {
+        apply: modelCall(o.model, ms),
+        modelSampling: ms,
+        maxBatch: o.maxBatch ?? 64,
+        signal: run?.signal,
+        sigmas: run?.sigmas,
+      };
       return async (x: Tensor, sigma: number, request?: DenoiseRequest): Promise<Denoised> => {
         const n = x.data.length;
         // A CFG++ sampler turns the cfg1 optimization off (disable_cfg1_optimization).

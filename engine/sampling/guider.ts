@@ -51,7 +51,13 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
     return negResolved;
   };
   if (!cfg1) negative();
-  const batching = { apply: modelCall(model, ms), modelSampling: ms, maxBatch: opts.maxBatch ?? 64, signal: opts.signal, sigmas: opts.sigmas };
+  const batching = {
+    apply: modelCall(model, ms),
+    modelSampling: ms,
+    maxBatch: opts.maxBatch ?? 64,
+    signal: opts.signal,
+    sigmas: opts.sigmas,
+  };
 
   return async (x: Tensor, sigma: number, request?: DenoiseRequest): Promise<Denoised> => {
     const n = x.data.length;
