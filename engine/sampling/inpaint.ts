@@ -32,13 +32,14 @@ export interface InpaintOptions {
 export function inpaintDenoiser(inner: Denoise, o: InpaintOptions): Denoise {
   const { mask, noise, latent, modelSampling: ms } = o;
   const n = latent.length;
-  return async (x, sigma) => {
+  return async (x, sigma, request) => {
     const renoised = ms.noiseScaling(sigma, noise, latent, false);
     const xin = new Float32Array(n);
     for (let i = 0; i < n; i++) xin[i] = x.data[i] * mask[i] + renoised[i] * (1 - mask[i]);
-    const out = await inner({ shape: x.shape, data: xin }, sigma);
+    const out = await inner({ shape: x.shape, data: xin }, sigma, request);
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = out.data[i] * mask[i] + latent[i] * (1 - mask[i]);
-    return { shape: x.shape, data };
+    // CFG++'s uncond is taken inside the model call (post_cfg_function), before this blend.
+    return out.uncond ? { shape: x.shape, data, uncond: out.uncond } : { shape: x.shape, data };
   };
 }

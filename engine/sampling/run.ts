@@ -67,6 +67,7 @@ export async function sampleLatent(a: SampleArgs): Promise<Latent> {
   const out = await a.sampler.sample(
     {
       denoise,
+      modelSampling: ms,
       noise: samplerNoise(a.sampler.noise, a.seed, shape, sigmas),
       signal: a.signal,
       callback: (info) => {

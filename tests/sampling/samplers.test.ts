@@ -90,19 +90,25 @@ const constNoise =
   () =>
     new Float32Array(n).fill(v);
 
+/*
+ * The toy denoisers answer a CFG++ sampler's request for the unconditional prediction with the same
+ * prediction (a guider at cfg 1 whose negative equals its positive), so CFG++ reduces to its base.
+ */
 const pointMass =
   (x0: Float32Array): Denoise =>
-  async (x) => {
+  async (x, _sigma, request) => {
     expect(x.data.length).toBe(x0.length);
-    return { shape: x.shape, data: new Float32Array(x0) };
+    const out = { shape: x.shape, data: new Float32Array(x0) };
+    return request?.uncond ? { ...out, uncond: out } : out;
   };
 
 const gaussian =
   (mu: number, s2: number): Denoise =>
-  async (x, sigma) => {
+  async (x, sigma, request) => {
     const o = new Float32Array(x.data.length);
     for (let k = 0; k < o.length; k++) o[k] = (s2 * x.data[k] + sigma * sigma * mu) / (s2 + sigma * sigma);
-    return { shape: x.shape, data: o };
+    const out = { shape: x.shape, data: o };
+    return request?.uncond ? { ...out, uncond: out } : out;
   };
 
 /** N+1 σ's uniform in log σ from σ_max to σ_min, plus a trailing 0 when asked. */
@@ -144,6 +150,9 @@ const DETERMINISTIC: Record<string, SamplerOptions | undefined> = {
   dpmpp_sde_gpu: { eta: 0 }, dpmpp_2m_sde: { eta: 0 }, dpmpp_2m_sde_gpu: { eta: 0 }, dpmpp_2m_sde_heun: { eta: 0 },
   dpmpp_2m_sde_heun_gpu: { eta: 0 }, dpmpp_3m_sde: { eta: 0 }, dpmpp_3m_sde_gpu: { eta: 0 },
   res_multistep_ancestral: { eta: 0 }, seeds_2: { eta: 0 }, seeds_3: { eta: 0 }, exp_heun_2_x0_sde: { eta: 0 },
+  euler_cfg_pp: undefined, dpmpp_2m_cfg_pp: undefined, res_multistep_cfg_pp: undefined, gradient_estimation_cfg_pp: undefined,
+  euler_ancestral_cfg_pp: { eta: 0 }, dpmpp_2s_ancestral_cfg_pp: { eta: 0 }, res_multistep_ancestral_cfg_pp: { eta: 0 },
+  sa_solver: { eta: 0 }, sa_solver_pece: { eta: 0 },
 }; // prettier-ignore
 
 /** Sampler → options with noise at full strength (the defaults, plus churn for the Karras ones). */
@@ -154,15 +163,16 @@ const STOCHASTIC: Record<string, SamplerOptions | undefined> = {
   res_multistep_ancestral: undefined, er_sde: undefined, seeds_2: undefined, seeds_3: undefined, exp_heun_2_x0_sde: undefined,
   euler: { s_churn: 5 }, heun: { s_churn: 5 }, dpm_2: { s_churn: 5 }, heunpp2: { s_churn: 5 },
   dpm_fast: { eta: 1 }, dpm_adaptive: { eta: 1 },
+  euler_ancestral_cfg_pp: undefined, dpmpp_2s_ancestral_cfg_pp: undefined, res_multistep_ancestral_cfg_pp: undefined,
+  sa_solver: { sde_start_sigma: 1e3, sde_end_sigma: 0 }, sa_solver_pece: { sde_start_sigma: 1e3, sde_end_sigma: 0 },
 }; // prettier-ignore
 
 // ---------------------------------------------------------------------------------------------
 
 describe('sampler registry', () => {
-  it('lists ComfyUI samplers in ComfyUI order, leaving out only the CFG++ ones and sa_solver', () => {
-    const skipped = new Set(Object.keys(UNSUPPORTED_SAMPLERS));
-    expect([...SAMPLER_NAMES]).toEqual(COMFY_SAMPLERS.filter((n) => !skipped.has(n)));
-    for (const n of skipped) expect(n.endsWith('_cfg_pp') || n.startsWith('sa_solver')).toBe(true);
+  it('lists every ComfyUI sampler in ComfyUI order', () => {
+    expect(Object.keys(UNSUPPORTED_SAMPLERS)).toEqual([]);
+    expect([...SAMPLER_NAMES]).toEqual(COMFY_SAMPLERS);
     // the brief's core list, as an ordered subsequence
     const core = [
       'euler', 'euler_ancestral', 'heun', 'heunpp2', 'dpm_2', 'dpm_2_ancestral', 'lms', 'dpm_fast', 'dpm_adaptive',
@@ -174,10 +184,8 @@ describe('sampler registry', () => {
     expect(positions).toEqual([...positions].sort((a, b) => a - b));
   });
 
-  it('rejects unknown names with the valid list, and skipped ones with the reason', () => {
-    expect(() => getSampler('nope')).toThrow(/unknown sampler "nope".*euler, euler_ancestral, heun/);
-    expect(() => getSampler('euler_cfg_pp')).toThrow(/not supported.*unconditional/);
-    expect(() => getSampler('sa_solver')).toThrow(/not supported/);
+  it('rejects unknown names with the valid list', () => {
+    expect(() => getSampler('nope')).toThrow(/unknown sampler "nope".*euler, euler_cfg_pp, euler_ancestral, euler_ancestral_cfg_pp, heun/);
     expect(() => samplerNeedsNoise('nope')).toThrow(/unknown sampler/);
   });
 
@@ -194,9 +202,10 @@ describe('sampler registry', () => {
     ]); // prettier-ignore
     const noisy = SAMPLER_NAMES.filter(samplerNeedsNoise);
     expect(noisy).toEqual([
-      'euler_ancestral', 'exp_heun_2_x0_sde', 'dpm_2_ancestral', 'dpmpp_2s_ancestral', 'dpmpp_sde', 'dpmpp_sde_gpu',
-      'dpmpp_2m_sde', 'dpmpp_2m_sde_gpu', 'dpmpp_2m_sde_heun', 'dpmpp_2m_sde_heun_gpu', 'dpmpp_3m_sde', 'dpmpp_3m_sde_gpu',
-      'ddpm', 'lcm', 'res_multistep_ancestral', 'er_sde', 'seeds_2', 'seeds_3',
+      'euler_ancestral', 'euler_ancestral_cfg_pp', 'exp_heun_2_x0_sde', 'dpm_2_ancestral', 'dpmpp_2s_ancestral',
+      'dpmpp_2s_ancestral_cfg_pp', 'dpmpp_sde', 'dpmpp_sde_gpu', 'dpmpp_2m_sde', 'dpmpp_2m_sde_gpu', 'dpmpp_2m_sde_heun',
+      'dpmpp_2m_sde_heun_gpu', 'dpmpp_3m_sde', 'dpmpp_3m_sde_gpu', 'ddpm', 'lcm', 'res_multistep_ancestral',
+      'res_multistep_ancestral_cfg_pp', 'er_sde', 'seeds_2', 'seeds_3', 'sa_solver', 'sa_solver_pece',
     ]); // prettier-ignore
   });
 
@@ -205,7 +214,8 @@ describe('sampler registry', () => {
     const x = Float32Array.from([3, -2, 1, 5]);
     const sigmas = logSchedule(8, 0.2, 4, true);
     for (const name of SAMPLER_NAMES) {
-      const p = run(name, { denoise: gaussian(0, 1) }, x, sigmas);
+      // sa_solver's default stochastic interval comes from the model sampling's percent_to_sigma.
+      const p = run(name, { denoise: gaussian(0, 1), modelSampling: { percentToSigma: (q) => 8 * (1 - q) } }, x, sigmas);
       if (samplerNeedsNoise(name)) await expect(p, name).rejects.toThrow(/noise sampler/);
       else expect((await p).length, name).toBe(n);
     }
@@ -533,10 +543,10 @@ describe('contract: callbacks, determinism, interruption, purity', () => {
       const den = gaussian(0.1, 0.5);
       const out = await getSampler(name)(
         {
-          denoise: async (t, s) => {
+          denoise: async (t, s, r) => {
             calls++;
             expect(t.shape).toEqual([2, 3]);
-            return den(t, s);
+            return den(t, s, r);
           },
           noise: noiseFor(name, 1),
           callback: (s) => infos.push(s),
@@ -575,9 +585,9 @@ describe('contract: callbacks, determinism, interruption, purity', () => {
       const pre = new AbortController();
       pre.abort();
       let calls = 0;
-      const count: Denoise = async (t, s) => {
+      const count: Denoise = async (t, s, r) => {
         calls++;
-        return gaussian(0.1, 0.5)(t, s);
+        return gaussian(0.1, 0.5)(t, s, r);
       };
       await expect(
         run(name, { denoise: count, noise: noiseFor(name, 1), signal: pre.signal }, x, sigmas, optsFor(name)),
@@ -586,10 +596,10 @@ describe('contract: callbacks, determinism, interruption, purity', () => {
 
       const mid = new AbortController();
       calls = 0;
-      const abortAt3: Denoise = async (t, s) => {
+      const abortAt3: Denoise = async (t, s, r) => {
         calls++;
         if (calls === 3) mid.abort();
-        return gaussian(0.1, 0.5)(t, s);
+        return gaussian(0.1, 0.5)(t, s, r);
       };
       await expect(
         run(name, { denoise: abortAt3, noise: noiseFor(name, 1), signal: mid.signal }, x, sigmas, optsFor(name)),

@@ -134,6 +134,21 @@ export class Run {
     return out.data;
   }
 
+  /**
+   * The denoiser at σ with the guider's unconditional prediction (CFG++ samplers; ComfyUI's
+   * post_cfg_function hook). A denoiser that cannot give it (no guider behind it) is an error.
+   */
+  async modelWithUncond(x: Float32Array, sigma: number): Promise<{ denoised: Float32Array; uncond: Float32Array }> {
+    if (this.ctx.signal?.aborted) throw new InterruptedError();
+    const out = await this.ctx.denoise({ shape: this.shape, data: x }, sigma, { uncond: true });
+    if (!out.uncond)
+      throw new Error('this CFG++ sampler needs the unconditional prediction, which its denoiser does not give (use a guider)');
+    if (out.data.length !== x.length || out.uncond.data.length !== x.length) {
+      throw new Error(`denoiser returned ${out.data.length} elements for an input of ${x.length}`);
+    }
+    return { denoised: out.data, uncond: out.uncond.data };
+  }
+
   report(i: number, x: Float32Array, denoised: Float32Array, sigma: number, sigmaHat: number = sigma): void {
     this.ctx.callback?.({
       i,

@@ -7,6 +7,7 @@ import {
   sampleDpmpp3mSde,
   sampleDpmppSde,
 } from './dpmpp.ts';
+import { sampleDpmpp2mCfgPp, sampleDpmpp2sAncestralCfgPp, sampleEulerAncestralCfgPp, sampleEulerCfgPp } from './cfg-pp.ts';
 import { sampleEuler, sampleEulerAncestral, sampleHeun, sampleHeunpp2 } from './euler.ts';
 import {
   sampleDdpm,
@@ -14,13 +15,17 @@ import {
   sampleExpHeun2X0,
   sampleExpHeun2X0Sde,
   sampleGradientEstimation,
+  sampleGradientEstimationCfgPp,
   sampleLcm,
   sampleResMultistep,
   sampleResMultistepAncestral,
+  sampleResMultistepAncestralCfgPp,
+  sampleResMultistepCfgPp,
   sampleSeeds2,
   sampleSeeds3,
 } from './misc.ts';
 import { sampleDeis, sampleIpndm, sampleIpndmV, sampleLms } from './multistep.ts';
+import { sampleSaSolver, sampleSaSolverPece } from './sa-solver.ts';
 import { sampleUniPc, sampleUniPcBh2 } from './unipc.ts';
 import type { Sampler, SamplerOptions } from './types.ts';
 
@@ -48,20 +53,18 @@ type Entry =
     }
   | { readonly unsupported: string };
 
-const CFG_PP = { unsupported: 'needs the unconditional prediction (CFG++)' };
-const SA_SOLVER = { unsupported: "needs the model's percent-to-sigma mapping for its stochastic interval" };
-
 /*
- * ComfyUI's KSampler.SAMPLERS in its order. The *_cfg_pp samplers cannot be expressed as a function
- * of a single denoiser, and sa_solver takes its stochastic interval from the model; they stay listed
- * for clearer errors. The _gpu variants differ from their base only in where ComfyUI builds the
- * Brownian tree (CPU or device); the math is the same, and the tree is the caller's noise sampler.
+ * ComfyUI's KSampler.SAMPLERS in its order. The _gpu variants differ from their base only in where
+ * ComfyUI builds the Brownian tree (CPU or device); the math is the same, and the tree is the
+ * caller's noise sampler. The *_cfg_pp samplers ask the guider for its unconditional prediction
+ * too (DenoiseRequest), so they need a guider behind their denoiser; sa_solver reads its default
+ * stochastic interval from the run's model sampling.
  */
 const TABLE = {
   euler: { sample: sampleEuler, noise: 'none' },
-  euler_cfg_pp: CFG_PP,
+  euler_cfg_pp: { sample: (ctx, x, sigmas) => sampleEulerCfgPp(ctx, x, sigmas), noise: 'none' },
   euler_ancestral: { sample: sampleEulerAncestral, noise: 'default' },
-  euler_ancestral_cfg_pp: CFG_PP,
+  euler_ancestral_cfg_pp: { sample: sampleEulerAncestralCfgPp, noise: 'default' },
   heun: { sample: sampleHeun, noise: 'none' },
   heunpp2: { sample: sampleHeunpp2, noise: 'none' },
   exp_heun_2_x0: { sample: (ctx, x, sigmas) => sampleExpHeun2X0(ctx, x, sigmas), noise: 'none' },
@@ -72,11 +75,11 @@ const TABLE = {
   dpm_fast: { sample: sampleDpmFast, noise: 'none' },
   dpm_adaptive: { sample: sampleDpmAdaptive, noise: 'none' },
   dpmpp_2s_ancestral: { sample: sampleDpmpp2sAncestral, noise: 'default' },
-  dpmpp_2s_ancestral_cfg_pp: CFG_PP,
+  dpmpp_2s_ancestral_cfg_pp: { sample: sampleDpmpp2sAncestralCfgPp, noise: 'default' },
   dpmpp_sde: { sample: sampleDpmppSde, noise: 'brownian' },
   dpmpp_sde_gpu: { sample: sampleDpmppSde, noise: 'brownian' },
   dpmpp_2m: { sample: (ctx, x, sigmas) => sampleDpmpp2m(ctx, x, sigmas), noise: 'none' },
-  dpmpp_2m_cfg_pp: CFG_PP,
+  dpmpp_2m_cfg_pp: { sample: (ctx, x, sigmas) => sampleDpmpp2mCfgPp(ctx, x, sigmas), noise: 'none' },
   dpmpp_2m_sde: { sample: sampleDpmpp2mSde, noise: 'brownian' },
   dpmpp_2m_sde_gpu: { sample: sampleDpmpp2mSde, noise: 'brownian' },
   dpmpp_2m_sde_heun: { sample: sampleDpmpp2mSdeHeun, noise: 'brownian' },
@@ -89,16 +92,16 @@ const TABLE = {
   ipndm_v: { sample: sampleIpndmV, noise: 'none' },
   deis: { sample: sampleDeis, noise: 'none' },
   res_multistep: { sample: sampleResMultistep, noise: 'none' },
-  res_multistep_cfg_pp: CFG_PP,
+  res_multistep_cfg_pp: { sample: sampleResMultistepCfgPp, noise: 'none' },
   res_multistep_ancestral: { sample: sampleResMultistepAncestral, noise: 'default' },
-  res_multistep_ancestral_cfg_pp: CFG_PP,
+  res_multistep_ancestral_cfg_pp: { sample: sampleResMultistepAncestralCfgPp, noise: 'default' },
   gradient_estimation: { sample: sampleGradientEstimation, noise: 'none' },
-  gradient_estimation_cfg_pp: CFG_PP,
+  gradient_estimation_cfg_pp: { sample: sampleGradientEstimationCfgPp, noise: 'none' },
   er_sde: { sample: sampleErSde, noise: 'default' },
   seeds_2: { sample: sampleSeeds2, noise: 'default' },
   seeds_3: { sample: sampleSeeds3, noise: 'default' },
-  sa_solver: SA_SOLVER,
-  sa_solver_pece: SA_SOLVER,
+  sa_solver: { sample: sampleSaSolver, noise: 'default' },
+  sa_solver_pece: { sample: sampleSaSolverPece, noise: 'default' },
   // ComfyUI maps "ddim" to its Euler sampler (samplers.py sampler_object: ksampler("euler", ...)).
   ddim: { sample: sampleEuler, noise: 'none' },
   uni_pc: { sample: sampleUniPc, noise: 'none', discardPenultimateSigma: true },

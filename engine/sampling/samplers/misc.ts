@@ -83,7 +83,14 @@ function clipNoise(noise: Float32Array, k: number): Float32Array {
  * ComfyUI res_multistep (RES second-order multistep, Zhang et al. 2023, arXiv 2308.02157) with
  * optional ancestral noise (eta). Plain res_multistep is eta = 0.
  */
-async function resMultistep(ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, eta: number, opts?: SamplerOptions): Promise<Tensor> {
+async function resMultistep(
+  ctx: SamplerContext,
+  x0: Tensor,
+  sigmas: Float64Array,
+  eta: number,
+  opts: SamplerOptions | undefined,
+  cfgPp = false,
+): Promise<Tensor> {
   const run = new Run(ctx, x0, sigmas);
   const sNoise = num(opts, 's_noise', 1);
   const phi1 = (t: number): number => Math.expm1(t) / t;
@@ -94,12 +101,18 @@ async function resMultistep(ctx: SamplerContext, x0: Tensor, sigmas: Float64Arra
   let oldSigmaDown = NaN;
   for (let i = 0; i < sigmas.length - 1; i++) {
     const s = sigmas[i];
-    const denoised = await run.model(x, s);
+    // CFG++ (ComfyUI's cfg_pp flag): steps re-noise along the uncond prediction, which is also the history.
+    const { denoised, uncond } = cfgPp ? await run.modelWithUncond(x, s) : { denoised: await run.model(x, s), uncond: null };
     const [sigmaDown, sigmaUp] = ancestralStep(s, sigmas[i + 1], eta);
     run.report(i, x, denoised, s);
     if (sigmaDown === 0 || oldDenoised === null) {
-      const r = (sigmaDown - s) / s;
-      x = lc([1 + r, -r], [x, denoised]);
+      if (uncond) {
+        const k = sigmaDown / s;
+        x = lc([1, k, -k], [denoised, x, uncond]);
+      } else {
+        const r = (sigmaDown - s) / s;
+        x = lc([1 + r, -r], [x, denoised]);
+      }
     } else {
       const t = -Math.log(s);
       const tOld = -Math.log(oldSigmaDown);
@@ -111,10 +124,16 @@ async function resMultistep(ctx: SamplerContext, x0: Tensor, sigmas: Float64Arra
       const p2 = phi2(-h);
       const b1 = nanToZero(p1 - p2 / c2);
       const b2 = nanToZero(p2 / c2);
-      x = lc([Math.exp(-h), h * b1, h * b2], [x, denoised, oldDenoised]);
+      if (uncond) {
+        const e = Math.exp(-h);
+        // e^{−h}·(x + D − D_u) + h·(b1·D_u + b2·D_u,old)
+        x = lc([e, e, h * b1 - e, h * b2], [x, denoised, uncond, oldDenoised]);
+      } else {
+        x = lc([Math.exp(-h), h * b1, h * b2], [x, denoised, oldDenoised]);
+      }
     }
     if (sigmas[i + 1] > 0) x = run.addNoise(x, s, sigmas[i + 1], sNoise * sigmaUp);
-    oldDenoised = denoised;
+    oldDenoised = uncond ?? denoised;
     oldSigmaDown = sigmaDown;
   }
   return run.tensor(x);
@@ -126,24 +145,54 @@ export const sampleResMultistep = (ctx: SamplerContext, x: Tensor, sigmas: Float
 export const sampleResMultistepAncestral = (ctx: SamplerContext, x: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> =>
   resMultistep(ctx, x, sigmas, num(opts, 'eta', 1), opts);
 
+export const sampleResMultistepCfgPp = (ctx: SamplerContext, x: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> =>
+  resMultistep(ctx, x, sigmas, 0, opts, true);
+
+export const sampleResMultistepAncestralCfgPp = (
+  ctx: SamplerContext,
+  x: Tensor,
+  sigmas: Float64Array,
+  opts?: SamplerOptions,
+): Promise<Tensor> => resMultistep(ctx, x, sigmas, num(opts, 'eta', 1), opts, true);
+
 /** ComfyUI sample_gradient_estimation (Permenter & Yuan): Euler plus (γ−1)·(d − d_prev)·dt, γ = ge_gamma = 2. */
-export async function sampleGradientEstimation(
+export const sampleGradientEstimation = (ctx: SamplerContext, x: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> =>
+  gradientEstimation(ctx, x, sigmas, opts, false);
+
+/** gradient_estimation_cfg_pp: d from the uncond prediction, the Euler step taken from D to σ_next. */
+export const sampleGradientEstimationCfgPp = (
+  ctx: SamplerContext,
+  x: Tensor,
+  sigmas: Float64Array,
+  opts?: SamplerOptions,
+): Promise<Tensor> => gradientEstimation(ctx, x, sigmas, opts, true);
+
+async function gradientEstimation(
   ctx: SamplerContext,
   x0: Tensor,
   sigmas: Float64Array,
-  opts?: SamplerOptions,
+  opts: SamplerOptions | undefined,
+  cfgPp: boolean,
 ): Promise<Tensor> {
   const run = new Run(ctx, x0, sigmas);
   const geGamma = num(opts, 'ge_gamma', 2);
   let x = startX(x0);
   let oldD: Float32Array | null = null;
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const denoised = await run.model(x, sigmas[i]);
-    const d = toD(x, sigmas[i], denoised);
+    const { denoised, uncond } = cfgPp
+      ? await run.modelWithUncond(x, sigmas[i])
+      : { denoised: await run.model(x, sigmas[i]), uncond: null };
+    const d = toD(x, sigmas[i], uncond ?? denoised);
     run.report(i, x, denoised, sigmas[i]);
     const dt = sigmas[i + 1] - sigmas[i];
     if (sigmas[i + 1] === 0) {
       x = denoised;
+    } else if (uncond) {
+      // D + d·σ_next, then the gradient-estimation term
+      x =
+        i >= 1 && oldD !== null
+          ? lc([1, sigmas[i + 1] + (geGamma - 1) * dt, -(geGamma - 1) * dt], [denoised, d, oldD])
+          : lc([1, sigmas[i + 1]], [denoised, d]);
     } else if (i >= 1 && oldD !== null) {
       x = lc([1, dt + (geGamma - 1) * dt, -(geGamma - 1) * dt], [x, d, oldD]);
     } else {
