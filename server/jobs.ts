@@ -198,6 +198,7 @@ export class LogBuffer {
   constructor(private readonly max = 300) {}
 
   add(message: string): void {
+    if (!message) return;
     const entry = { t: new Date().toISOString(), m: message.endsWith('\n') ? message : `${message}\n` };
     this.entries.push(entry);
     if (this.entries.length > this.max) this.entries.splice(0, this.entries.length - this.max);
@@ -213,14 +214,58 @@ export class LogBuffer {
     return () => this.listeners.delete(l);
   }
 
-  /** A logger that also keeps what it is given here. */
+  /** A logger that also keeps what it is given here (once: its own console output is not kept again). */
   capture(log: Logger): Logger {
-    return {
-      info: (m) => (this.add(m), log.info(m)),
-      warn: (m) => (this.add(m), log.warn(m)),
-      error: (m) => (this.add(m), log.error(m)),
+    const keep =
+      (f: (m: string) => void) =>
+      (m: string): void => {
+        this.add(m);
+        quiet++;
+        try {
+          f(m);
+        } finally {
+          quiet--;
+        }
+      };
+    return { info: keep((m) => log.info(m)), warn: keep((m) => log.warn(m)), error: keep((m) => log.error(m)) };
+  }
+
+  /**
+   * Keep what the process writes to stdout and stderr too (custom nodes print, and the execution
+   * worker's output arrives there), as ComfyUI's LogInterceptor does. Returns the undo.
+   */
+  captureStdio(): () => void {
+    stdioBuffers.add(this);
+    if (!restoreStdio) restoreStdio = interceptStdio();
+    return () => {
+      stdioBuffers.delete(this);
+      if (stdioBuffers.size === 0 && restoreStdio) {
+        restoreStdio();
+        restoreStdio = undefined;
+      }
     };
   }
+}
+
+/** Writes made while a captured logger prints are already kept. */
+let quiet = 0;
+const stdioBuffers = new Set<LogBuffer>();
+let restoreStdio: (() => void) | undefined;
+
+function interceptStdio(): () => void {
+  const streams = [process.stdout, process.stderr];
+  const originals = streams.map((s) => s.write);
+  streams.forEach((s, i) => {
+    const write = originals[i];
+    s.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
+      if (quiet === 0) {
+        const text = typeof chunk === 'string' ? chunk : chunk instanceof Uint8Array ? Buffer.from(chunk).toString('utf8') : '';
+        for (const b of stdioBuffers) b.add(text);
+      }
+      return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as typeof s.write;
+  });
+  return () => streams.forEach((s, i) => (s.write = originals[i]));
 }
 
 /** ComfyUI answers `/internal/logs/raw` with the terminal's size; a server has none, so its default. */
@@ -263,7 +308,8 @@ export function jobRoutes(
     res.sendStatus(200);
   });
   let sending = false;
-  return deps.logs.onEntry((entry) => {
+  const undoStdio = deps.logs.captureStdio();
+  const unsubscribe = deps.logs.onEntry((entry) => {
     // Sending may itself log (a slow client); that line is kept but not sent again.
     if (sending) return;
     sending = true;
@@ -273,4 +319,8 @@ export function jobRoutes(
       sending = false;
     }
   });
+  return () => {
+    undoStdio();
+    unsubscribe();
+  };
 }
