@@ -34,8 +34,8 @@ export function unetPrefix(ws: WeightSource): string {
   return ws.has(`${SD1_PREFIX.unet}time_embed.0.weight`) ? SD1_PREFIX.unet : '';
 }
 
-/** Edits a layer's output in the reference as a `LayerHook` does in the graph (for testing hooks against it). */
-export type RefLayerHook = (key: string, kind: 'linear' | 'conv', output: Tensor) => Tensor | undefined;
+/** Edits a layer's output in the reference as a `LayerHook` does in the graph (for testing hooks against it); `input` is what the layer read. */
+export type RefLayerHook = (key: string, kind: 'linear' | 'conv', output: Tensor, input: Tensor) => Tensor | undefined;
 
 /** Weights under the UNet prefix, and the layers that read them (with the optional layer hook). */
 class RefNet {
@@ -57,11 +57,11 @@ class RefNet {
   conv(key: string, x: Tensor, stride = 1): Tensor {
     const shape = this.shape(`${key}.weight`);
     const y = conv2d(x, this.get(`${key}.weight`), shape, this.has(`${key}.bias`) ? this.get(`${key}.bias`) : undefined, { stride, pad: Math.floor(shape[2] / 2) }, key);
-    return this.hook?.(key, 'conv', y) ?? y;
+    return this.hook?.(key, 'conv', y, x) ?? y;
   }
   lin(key: string, x: Tensor): Tensor {
     const y = linear(x, this.get(`${key}.weight`), this.shape(`${key}.weight`), this.has(`${key}.bias`) ? this.get(`${key}.bias`) : undefined, key);
-    return this.hook?.(key, 'linear', y) ?? y;
+    return this.hook?.(key, 'linear', y, x) ?? y;
   }
   gn(key: string, x: Tensor, eps: number): Tensor {
     return groupNorm(x, this.cfg.normGroups, this.get(`${key}.weight`), this.get(`${key}.bias`), eps, key);
