@@ -9,6 +9,7 @@ import { nodes as emptyLatent } from './latent/empty-latent.ts';
 import { nodes as loaders } from './model/loaders.ts';
 import { nodes as loraNodes, weftNodes as loraTagNodes } from './model/lora.ts';
 import { nodes as mergeNodes } from './model/merge.ts';
+import { nodes as modelSamplingNodes } from './model/model-sampling.ts';
 import { nodes as mergeOps } from './model/merge-ops.ts';
 import { nodes as mergeSd1 } from './model/merge-sd1.ts';
 import { nodes as mergeSave } from './model/merge-save.ts';
@@ -49,6 +50,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_align_your_steps', alignYourStepsNodes],
   ['comfy_extras.nodes_gits', gitsNodes],
   ['comfy_extras.nodes_model_merging', mergeNodes],
+  ['comfy_extras.nodes_model_advanced', modelSamplingNodes],
   ['comfy_extras.nodes_model_merging', mergeOps],
   ['comfy_extras.nodes_model_merging', mergeSave],
   ['comfy_extras.nodes_model_merging_model_specific', mergeSd1],

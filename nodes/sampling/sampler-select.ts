@@ -1,5 +1,6 @@
 import { defineNode } from '../../engine/registry/types.ts';
 import { SAMPLER_NAMES, samplerObject, type SamplerObject } from '../../engine/sampling/samplers/index.ts';
+import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling-advanced.ts';
 import { erSdeWithScaler, sampleSeeds2Phi2 } from '../../engine/sampling/samplers/misc.ts';
 import '../../engine/sampling/socket-types.ts';
 
@@ -185,9 +186,62 @@ export const SamplerSEEDS2 = defineNode({
   },
 });
 
+export const SamplerEulerAncestralCFGPP = defineNode({
+  name: 'SamplerEulerAncestralCFGPP',
+  displayName: 'SamplerEulerAncestralCFG++',
+  category: CATEGORY,
+  inputs: {
+    required: {
+      eta: { type: 'FLOAT', default: 1.0, min: 0.0, max: 1.0, step: 0.01, round: false },
+      s_noise: { type: 'FLOAT', default: 1.0, min: 0.0, max: 10.0, step: 0.01, round: false },
+    },
+  },
+  outputs: SAMPLER_OUT,
+  run: (i) => [samplerObject('euler_ancestral_cfg_pp', { eta: i.eta, s_noise: i.s_noise })],
+});
+
+/**
+ * ComfyUI's SamplerSASolver: the stochastic interval is fixed here from this node's model
+ * (percent_to_sigma of the two percents), as ComfyUI binds its tau_func to it.
+ */
+export const SamplerSASolver = defineNode({
+  name: 'SamplerSASolver',
+  category: CATEGORY,
+  inputs: {
+    required: {
+      model: { type: 'MODEL' },
+      eta: { type: 'FLOAT', default: 1.0, min: 0.0, max: 10.0, step: 0.01, round: false },
+      sde_start_percent: { type: 'FLOAT', default: 0.2, min: 0.0, max: 1.0, step: 0.001 },
+      sde_end_percent: { type: 'FLOAT', default: 0.8, min: 0.0, max: 1.0, step: 0.001 },
+      s_noise: { type: 'FLOAT', default: 1.0, min: 0.0, max: 100.0, step: 0.01, round: false },
+      predictor_order: { type: 'INT', default: 3, min: 1, max: 6 },
+      corrector_order: { type: 'INT', default: 4, min: 0, max: 6 },
+      use_pece: { type: 'BOOLEAN', default: false },
+      simple_order_2: { type: 'BOOLEAN', default: false },
+    },
+  },
+  outputs: SAMPLER_OUT,
+  run(i) {
+    const ms = modelSamplingFromConfig(i.model.sampling);
+    return [
+      samplerObject('sa_solver', {
+        eta: i.eta,
+        sde_start_sigma: ms.percentToSigma(i.sde_start_percent),
+        sde_end_sigma: ms.percentToSigma(i.sde_end_percent),
+        s_noise: i.s_noise,
+        predictor_order: i.predictor_order,
+        corrector_order: i.corrector_order,
+        use_pece: i.use_pece,
+        simple_order_2: i.simple_order_2,
+      }),
+    ];
+  },
+});
+
 export const nodes = [
   KSamplerSelect,
   SamplerEulerAncestral,
+  SamplerEulerAncestralCFGPP,
   SamplerLMS,
   SamplerDPMPP_3M_SDE,
   SamplerDPMPP_2M_SDE,
@@ -196,4 +250,5 @@ export const nodes = [
   SamplerDPMAdaptative,
   SamplerER_SDE,
   SamplerSEEDS2,
+  SamplerSASolver,
 ];
