@@ -20,6 +20,7 @@ import { nodes as ksampler } from './sampling/ksampler.ts';
 import { nodes as conditioning } from './conditioning/conditioning.ts';
 import { nodes as latentOps } from './latent/latent-ops.ts';
 import { nodes as controlNet } from './controlnet/controlnet.ts';
+import { nodes as controlNetA1111 } from './controlnet/a1111.ts';
 import { AUX_MODULE, auxPreprocessorNodes, corePreprocessorNodes } from './controlnet/preprocessors/index.ts';
 import { nodes as customSampling } from './sampling/custom-sampling.ts';
 import { nodes as samplerSelect } from './sampling/sampler-select.ts';
@@ -40,6 +41,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', ksampler],
   ['nodes', conditioning],
   ['nodes', latentOps],
+  ['weft', controlNetA1111],
   ['nodes', controlNet],
   ['comfy_extras.nodes_canny', corePreprocessorNodes],
   [AUX_MODULE, auxPreprocessorNodes],

@@ -1,6 +1,6 @@
 import type { ImageTensor, Tensor } from '../../engine/core/tensor.ts';
 import { nhwcToNchw } from '../../engine/image/layout.ts';
-import { ControlNetControl, type ControlLink } from '../../engine/models/controlnet/control.ts';
+import { ControlNetControl, type ControlLink, type ControlNetApplication } from '../../engine/models/controlnet/control.ts';
 import { T2IAdapterControl } from '../../engine/models/controlnet/adapter-control.ts';
 import type { T2IAdapterModel } from '../../engine/models/controlnet/adapter.ts';
 import { ControlNetLoader as Loader } from '../../engine/models/controlnet/loader.ts';
@@ -33,7 +33,7 @@ const asControl = (c: ControlNetControl | T2IAdapterControl): Control => c;
 const asLink = (c: Control | undefined): ControlLink | undefined => c;
 
 /** IMAGE [B, H, W, C] → the hint [B, C, H, W] (ComfyUI's `image.movedim(-1, 1)`). */
-function hintOf(image: ImageTensor): Tensor {
+export function hintOf(image: ImageTensor): Tensor {
   if (image.shape.length !== 4) throw new Error(`ControlNet image must be an IMAGE [B, H, W, C], got [${image.shape.join(', ')}]`);
   return nhwcToNchw(image);
 }
@@ -63,15 +63,16 @@ export const DiffControlNetLoader = defineNode({
 });
 
 /** A ControlNet or T2I-Adapter with its hint, strength and range, after `previous` (ComfyUI's set_cond_hint + set_previous_controlnet). */
-function apply(
+export function apply(
   net: ControlNetModel | T2IAdapterModel,
   hint: Tensor,
   strength: number,
   startPercent: number,
   endPercent: number,
   previous: Control | undefined,
+  resize?: ControlNetApplication['resize'],
 ): ControlNetControl | T2IAdapterControl {
-  const application = { hint, strength, startPercent, endPercent };
+  const application = { hint, strength, startPercent, endPercent, resize };
   return net.kind === 't2i-adapter'
     ? new T2IAdapterControl(net, application, asLink(previous))
     : new ControlNetControl(net, application, asLink(previous));

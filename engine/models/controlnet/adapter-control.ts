@@ -46,7 +46,8 @@ export class T2IAdapterControl implements ControlLink {
     let hit = this.features.get(key);
     if (!hit) {
       const want = adapterImageChannels(this.adapter.config);
-      let hint = commonUpscale(this.application.hint, adapterHintSize(w * HINT_DOWNSCALE), adapterHintSize(h * HINT_DOWNSCALE), 'nearest-exact', 'center');
+      const resize = this.application.resize ?? ((t: Tensor, width: number, height: number) => commonUpscale(t, width, height, 'nearest-exact', 'center'));
+      let hint = resize(this.application.hint, adapterHintSize(w * HINT_DOWNSCALE), adapterHintSize(h * HINT_DOWNSCALE));
       if (want === 1 && hint.shape[1] > 1) hint = channelMean(hint);
       if (hint.shape[1] !== want) throw new Error(`T2I-Adapter hint image has ${hint.shape[1]} channels; this adapter takes ${want}`);
       hit = this.adapter.encode(hint, signal);

@@ -27,6 +27,10 @@ export interface ControlNetRequest {
   readonly context: Tensor;
   readonly chunks: number;
   readonly modelSampling?: ControlModelSampling;
+  /** Per chunk: 0 = cond, 1 = uncond. */
+  readonly condOrUncond?: readonly number[];
+  /** The sampler step as a fraction of the run's steps. */
+  readonly stepFraction?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -42,6 +46,8 @@ export interface ControlNetApplication {
   readonly strength: number;
   readonly startPercent: number;
   readonly endPercent: number;
+  /** Replaces ComfyUI's resize of the hint to `width` × `height` (nearest-exact, centre crop): the A1111 node's resize modes. */
+  readonly resize?: (hint: Tensor, width: number, height: number) => Tensor;
 }
 
 /**
@@ -94,7 +100,8 @@ export class ControlNetControl implements ControlLink {
       if (hint.shape.length !== 4 || hint.shape[1] !== this.net.config.hintChannels) {
         throw new Error(`ControlNet hint image has ${hint.shape[1]} channels; this ControlNet takes ${this.net.config.hintChannels} (an RGB image)`);
       }
-      const resized = commonUpscale(hint, w * HINT_DOWNSCALE, h * HINT_DOWNSCALE, 'nearest-exact', 'center');
+      const resize = this.application.resize ?? ((t: Tensor, width: number, height: number) => commonUpscale(t, width, height, 'nearest-exact', 'center'));
+      const resized = resize(hint, w * HINT_DOWNSCALE, h * HINT_DOWNSCALE);
       hit = this.net.encodeHint(resized, signal);
       hit.catch(() => this.features.delete(key));
       this.features.set(key, hit);
@@ -105,19 +112,30 @@ export class ControlNetControl implements ControlLink {
   async getControl(req: ControlNetRequest): Promise<ControlResiduals | undefined> {
     const ms = req.modelSampling;
     if (!ms) throw new Error('a ControlNet needs the model sampling of the run (the guider passes it)');
-    const { startPercent, endPercent, strength } = this.application;
+    const { startPercent, endPercent } = this.application;
     if (req.sigma > ms.percentToSigma(startPercent) || req.sigma < ms.percentToSigma(endPercent)) return undefined;
+    return this.residuals(req);
+  }
+
+  /**
+   * The residuals at this evaluation, whatever the range: each × strength (× `scales[i]` when given:
+   * one per skip connection, then the middle block's, as the A1111 extension's control_scales).
+   */
+  async residuals(req: ControlNetRequest, scales?: readonly number[]): Promise<ControlResiduals> {
+    const ms = req.modelSampling;
+    if (!ms) throw new Error('a ControlNet needs the model sampling of the run (the guider passes it)');
+    const { strength } = this.application;
     const [rows, , h, w] = req.x.shape;
     const features = broadcastRows(await this.hintFeatures(h, w, req.signal), rows, req.chunks);
     const x = { shape: req.x.shape, data: ms.calculateInput(req.sigma, req.x.data) };
     const out = await this.net.run({ x, timesteps: req.timesteps, context: req.context, hintFeatures: features, signal: req.signal });
-    const s = Math.fround(strength);
-    const scale = (t: Tensor): Tensor => {
+    const scale = (t: Tensor, k: number): Tensor => {
+      const s = Math.fround(strength * (scales?.[k] ?? 1));
       const src = this.net.globalAveragePooling ? globalAverage(t) : t;
       const data = new Float32Array(src.data.length);
       for (let i = 0; i < data.length; i++) data[i] = Math.fround(src.data[i] * s);
       return { shape: src.shape, data };
     };
-    return { input: out.input.map(scale), middle: scale(out.middle) };
+    return { input: out.input.map((t, i) => scale(t, i)), middle: scale(out.middle, out.input.length) };
   }
 }
