@@ -2,6 +2,8 @@ import type { Tensor } from '../../core/tensor.ts';
 import { ancestralStep, lc, num, Run, sdeNoise, startX } from './common.ts';
 import type { SamplerContext, SamplerOptions } from './types.ts';
 
+const f32 = Math.fround;
+
 /*
  * DPM-Solver++ family (Lu et al. 2022b) in data prediction with λ = −log σ. ComfyUI writes the SDE
  * variants through half-log-SNR so flow models (α = 1 − σ) fit too; for ε/VE models α = 1 and they
@@ -47,6 +49,12 @@ export async function sampleDpmpp2sAncestral(
  * k-diffusion/ComfyUI sample_dpmpp_sde: two stages per step (intermediate at λ_s + r·h), each an
  * ancestral DPM-Solver++ update. Expects a Brownian-tree noise sampler, as the noise is requested for
  * overlapping intervals (σ_i→σ_mid and σ_i→σ_{i+1}).
+ *
+ * The step's scalars are ComfyUI's 0-d float32 tensor arithmetic, op by op (λ = −log σ, h, λ_mid,
+ * σ_mid = e^{−λ_mid}, the ancestral splits). That matters for σ_mid: it is both a model input and a
+ * Brownian-tree query, and the tree quantises query times to 1e-6 (torchsde's tol), so a float64
+ * σ_mid one float32 ulp away can land on the neighbouring grid point and take the tree down
+ * another path (noise ~√1e-6 apart, ~2e-4 relative at the end of an 8-step run).
  */
 export async function sampleDpmppSde(ctx: SamplerContext, x0: Tensor, sigmas: Float64Array, opts?: SamplerOptions): Promise<Tensor> {
   if (sigmas.length <= 1) return { shape: [...x0.shape], data: new Float32Array(x0.data) };
@@ -55,8 +63,10 @@ export async function sampleDpmppSde(ctx: SamplerContext, x0: Tensor, sigmas: Fl
   const sNoise = num(opts, 's_noise', 1);
   const r = num(opts, 'r', 1 / 2);
   const noisy = eta > 0 && sNoise > 0;
+  const fac = 1 / (2 * r);
   let x = startX(x0);
   for (let i = 0; i < sigmas.length - 1; i++) {
+    // ComfyUI's σ's are float32 already; model calls and noise queries take them as given.
     const s = sigmas[i];
     const next = sigmas[i + 1];
     const denoised = await run.model(x, s);
@@ -65,26 +75,39 @@ export async function sampleDpmppSde(ctx: SamplerContext, x0: Tensor, sigmas: Fl
       x = denoised;
       continue;
     }
-    const lambdaS = -Math.log(s);
-    const lambdaT = -Math.log(next);
-    const h = lambdaT - lambdaS;
-    const lambdaS1 = lambdaS + r * h;
-    const fac = 1 / (2 * r);
-    const sigmaS1 = Math.exp(-lambdaS1);
+    const lambdaS = f32(-f32(Math.log(f32(s))));
+    const lambdaT = f32(-f32(Math.log(f32(next))));
+    const h = f32(lambdaT - lambdaS);
+    const lambdaS1 = f32(lambdaS + f32(f32(r) * h));
+    const sigmaS1 = f32(Math.exp(-lambdaS1));
+    const alphaS = f32(f32(s) * f32(Math.exp(lambdaS)));
+    const alphaS1 = f32(sigmaS1 * f32(Math.exp(lambdaS1)));
+    const alphaT = f32(f32(next) * f32(Math.exp(lambdaT)));
+    const sigmaOf = (lambda: number): number => f32(Math.exp(-lambda));
 
-    let [sd, su] = ancestralStep(s, sigmaS1, eta);
-    let h_ = -Math.log(sd) - lambdaS;
-    let x2 = lc([Math.exp(-h_), -Math.expm1(-h_)], [x, denoised]);
-    if (noisy) x2 = run.addNoise(x2, s, sigmaS1, sNoise * su);
+    let [sd, su] = ancestralStepF32(sigmaOf(lambdaS), sigmaOf(lambdaS1), eta);
+    let h_ = f32(f32(-f32(Math.log(sd))) - lambdaS);
+    let x2 = lc([f32(f32(alphaS1 / alphaS) * f32(Math.exp(-h_))), -f32(alphaS1 * f32(Math.expm1(-h_)))], [x, denoised]);
+    if (noisy) x2 = run.addNoise(x2, s, sigmaS1, alphaS1 * sNoise * su);
     const denoised2 = await run.model(x2, sigmaS1);
 
-    [sd, su] = ancestralStep(s, next, eta);
-    h_ = -Math.log(sd) - lambdaS;
-    const e = -Math.expm1(-h_);
-    x = lc([Math.exp(-h_), e * (1 - fac), e * fac], [x, denoised, denoised2]);
-    if (noisy) x = run.addNoise(x, s, next, sNoise * su);
+    [sd, su] = ancestralStepF32(sigmaOf(lambdaS), sigmaOf(lambdaT), eta);
+    h_ = f32(f32(-f32(Math.log(sd))) - lambdaS);
+    const e = -f32(alphaT * f32(Math.expm1(-h_)));
+    x = lc([f32(f32(alphaT / alphaS) * f32(Math.exp(-h_))), e * (1 - fac), e * fac], [x, denoised, denoised2]);
+    if (noisy) x = run.addNoise(x, s, next, alphaT * sNoise * su);
   }
   return run.tensor(x);
+}
+
+/** get_ancestral_step on float32 0-d tensors (each power, product and root rounded). */
+function ancestralStepF32(sigmaFrom: number, sigmaTo: number, eta: number): [sigmaDown: number, sigmaUp: number] {
+  if (!eta) return [sigmaTo, 0];
+  const from2 = f32(sigmaFrom * sigmaFrom);
+  const to2 = f32(sigmaTo * sigmaTo);
+  const up = f32(f32(eta) * f32(Math.sqrt(f32(f32(to2 * f32(from2 - to2)) / from2))));
+  const sigmaUp = Math.min(sigmaTo, up);
+  return [f32(Math.sqrt(f32(to2 - f32(sigmaUp * sigmaUp)))), sigmaUp];
 }
 
 /** k-diffusion sample_dpmpp_2m: multistep 2nd order; first step and the step onto 0 are 1st order. */
