@@ -8,6 +8,12 @@ import { nodes as latentFiles } from './latent/latent-file.ts';
 import { nodes as emptyLatent } from './latent/empty-latent.ts';
 import { nodes as loaders } from './model/loaders.ts';
 import { nodes as loraNodes, weftNodes as loraTagNodes } from './model/lora.ts';
+import { nodes as imageOps } from './image/image-ops.ts';
+import { nodes as postProcessing } from './image/post-processing.ts';
+import { nodes as alphaNodes } from './image/alpha.ts';
+import { nodes as latentMath } from './latent/latent-math.ts';
+import { nodes as latentOperations } from './latent/latent-operations.ts';
+import { nodes as latentTransform, maskNodes as latentMaskNodes } from './latent/latent-transform.ts';
 import { nodes as mergeNodes } from './model/merge.ts';
 import { nodes as modelSamplingNodes } from './model/model-sampling.ts';
 import { nodes as mergeOps } from './model/merge-ops.ts';
@@ -51,6 +57,13 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_custom_sampler', sigmaNodes],
   ['comfy_extras.nodes_align_your_steps', alignYourStepsNodes],
   ['comfy_extras.nodes_gits', gitsNodes],
+  ['nodes', latentTransform],
+  ['comfy_extras.nodes_images', imageOps],
+  ['comfy_extras.nodes_post_processing', postProcessing],
+  ['comfy_extras.nodes_compositing', alphaNodes],
+  ['comfy_extras.nodes_latent', latentMath],
+  ['comfy_extras.nodes_latent', latentOperations],
+  ['comfy_extras.nodes_mask', latentMaskNodes],
   ['comfy_extras.nodes_model_merging', mergeNodes],
   ['comfy_extras.nodes_model_advanced', modelSamplingNodes],
   ['comfy_extras.nodes_model_merging', mergeOps],

@@ -124,6 +124,22 @@ export const ConditioningSetAreaPercentage = defineNode({
   },
 });
 
+/** Only the strength of ConditioningSetArea, for every entry whether it has an area or not (the guider weighs all by it). */
+export const ConditioningSetAreaStrength = defineNode({
+  name: 'ConditioningSetAreaStrength',
+  category: 'conditioning',
+  inputs: {
+    required: {
+      conditioning: { type: 'CONDITIONING' },
+      strength: { type: 'FLOAT', default: 1.0, min: 0.0, max: 10.0, step: 0.01 },
+    },
+  },
+  outputs: [{ type: 'CONDITIONING', name: 'CONDITIONING' }],
+  run({ conditioning, strength }) {
+    return [map(conditioning, (e) => ({ ...e, strength }))];
+  },
+});
+
 export const ConditioningSetMask = defineNode({
   name: 'ConditioningSetMask',
   displayName: 'Conditioning (Set Mask)',
@@ -183,6 +199,7 @@ export const nodes = [
   ConditioningAverage,
   ConditioningSetArea,
   ConditioningSetAreaPercentage,
+  ConditioningSetAreaStrength,
   ConditioningSetMask,
   ConditioningSetTimestepRange,
   ConditioningZeroOut,
