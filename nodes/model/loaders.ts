@@ -2,6 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ListingContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
+import type { ModelHandle } from '../../engine/models/handles.ts';
+import { hypernetworkEntries, loadHypernetwork } from '../../engine/models/hypernetwork/index.ts';
+import { addPatches } from '../../engine/models/patching/patch-set.ts';
+import { readLdmConfig } from './ldm-config.ts';
 import { modelManager } from './services.ts';
 
 /** ComfyUI's model loaders: names, inputs and outputs as there; files come from the model folders. */
@@ -21,6 +25,8 @@ const checkpoints = (env: ListingContext): string[] => {
   return [...env.paths.listFiles('checkpoints'), ...folders.sort()];
 };
 const vaes = (env: ListingContext): string[] => env.paths.listFiles('vae');
+const configs = (env: ListingContext): string[] => env.paths.listFiles('configs');
+const hypernetworks = (env: ListingContext): string[] => env.paths.listFiles('hypernetworks');
 
 export const CheckpointLoaderSimple = defineNode({
   name: 'CheckpointLoaderSimple',
@@ -42,6 +48,48 @@ export const CheckpointLoaderSimple = defineNode({
   },
 });
 
+/** ComfyUI's ModelSamplingDiscrete with V_PREDICTION on the model's own schedule; kept through later patches. */
+function vPrediction(model: ModelHandle): ModelHandle {
+  const p = model.patching;
+  return {
+    ...model,
+    sampling: { ...model.sampling, prediction: 'v_prediction' },
+    patching: p && { ...p, withPatches: (patches) => vPrediction(p.withPatches(patches)) },
+  };
+}
+
+/**
+ * The deprecated loader with an LDM config: the model is guessed from the checkpoint as
+ * CheckpointLoaderSimple does, and the YAML only contributes what ComfyUI's load_checkpoint still
+ * reads from it (v-prediction, the CLIP layer; see ldm-config.ts).
+ */
+export const CheckpointLoader = defineNode({
+  name: 'CheckpointLoader',
+  displayName: 'Load Checkpoint With Config (DEPRECATED)',
+  category: 'advanced/loaders',
+  deprecated: true,
+  inputs: {
+    required: {
+      config_name: { type: 'COMBO', options: configs },
+      ckpt_name: { type: 'COMBO', options: checkpoints },
+    },
+  },
+  outputs: [
+    { type: 'MODEL', name: 'MODEL' },
+    { type: 'CLIP', name: 'CLIP' },
+    { type: 'VAE', name: 'VAE' },
+  ],
+  async run({ config_name, ckpt_name }, ctx) {
+    const config = readLdmConfig(ctx.paths.require('configs', config_name));
+    const file = ctx.paths.require('checkpoints', ckpt_name);
+    const m = modelManager(ctx);
+    const parts = fs.statSync(file).isDirectory() ? m.loadOnnxFolder(file) : await m.loadCheckpoint(file);
+    const model = config.vPrediction ? vPrediction(parts.model) : parts.model;
+    const clip = config.clipLayer !== undefined ? parts.clip.withLayer(config.clipLayer) : parts.clip;
+    return [model, clip, parts.vae];
+  },
+});
+
 export const VAELoader = defineNode({
   name: 'VAELoader',
   displayName: 'Load VAE',
@@ -54,4 +102,42 @@ export const VAELoader = defineNode({
   },
 });
 
-export const nodes = [CheckpointLoaderSimple, VAELoader];
+/**
+ * ComfyUI's HypernetworkLoader (comfy_extras/nodes_hypernetwork.py): an A1111 hypernetwork changes
+ * the k and v inputs of every attention whose width it has a module for, `k + h_k(k)·strength`. In
+ * Weft these are input patches on the to_k/to_v weights' patch lists, so they stack with LoRAs and
+ * merges in order and a new strength is a new graph feed (see engine/models/hypernetwork).
+ */
+export const HypernetworkLoader = defineNode({
+  name: 'HypernetworkLoader',
+  category: 'loaders',
+  inputs: {
+    required: {
+      model: { type: 'MODEL' },
+      hypernetwork_name: { type: 'COMBO', options: hypernetworks },
+      strength: { type: 'FLOAT', default: 1.0, min: -10.0, max: 10.0, step: 0.01 },
+    },
+  },
+  outputs: [{ type: 'MODEL', name: 'MODEL' }],
+  run({ model, hypernetwork_name, strength }, ctx) {
+    const file = ctx.paths.require('hypernetworks', hypernetwork_name);
+    const p = model.patching;
+    if (!p)
+      throw new Error(
+        `HypernetworkLoader: ${hypernetwork_name} needs a model whose graph Weft builds; this model is an exported ONNX graph`,
+      );
+    const { hn, hash } = loadHypernetwork(file, modelManager(ctx).opts.cacheDir);
+    // strength 0 adds h(k)·0 in ComfyUI: the same k.
+    if (strength === 0) return [model];
+    const adds = hypernetworkEntries(hn, hash, p.weights, p.prefix, strength);
+    if (adds.size === 0) {
+      ctx.log.warn(
+        `HypernetworkLoader: ${hypernetwork_name} has modules for widths ${[...hn.modules.keys()].join(', ')}; no attention of this model has those`,
+      );
+      return [model];
+    }
+    return [p.withPatches(addPatches(p.patches, adds))];
+  },
+});
+
+export const nodes = [CheckpointLoaderSimple, CheckpointLoader, VAELoader, HypernetworkLoader];
