@@ -34,9 +34,20 @@ const EXPECT: Record<string, { size: [number, number]; samplers: string[] }> = {
 };
 
 describe('example workflows on the demo model', () => {
-  it('ships exactly the documented examples (plus the model-free one)', () => {
+  it('ships exactly the documented examples (plus the model-free one; the ControlNet ones run in tests/controlnet/workflows.test.ts)', () => {
     const files = fs.readdirSync(path.join(ROOT, 'workflows')).filter((f) => f.endsWith('.json')).sort();
-    expect(files).toEqual(['hires-fix.json', 'img2img.json', 'inpaint.json', 'invert-image.json', 'lora-embedding.json', 'outpaint.json', 'txt2img.json']);
+    expect(files).toEqual([
+      'controlnet-canny.json',
+      'controlnet-multi.json',
+      'controlnet-pose.json',
+      'hires-fix.json',
+      'img2img.json',
+      'inpaint.json',
+      'invert-image.json',
+      'lora-embedding.json',
+      'outpaint.json',
+      'txt2img.json',
+    ]);
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     for (const f of Object.keys(EXPECT)) expect(readme).toContain(`workflows/${f}`);
   });

@@ -1,0 +1,207 @@
+/**
+ * Writes the ControlNet example workflows (workflows/controlnet-*.json, ComfyUI UI format, laid out by
+ * the editor's converter) and their hint inputs: input/example-depth.png (a depth map: near is bright)
+ * and input/example-pose.png (an OpenPose body skeleton in OpenPose's colours), both drawn here,
+ * deterministically. Run: npx tsx scripts/make-controlnet-workflows.ts
+ */
+import { writeFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { promptToWorkflow } from '../engine/graph/convert.ts';
+import { FolderPaths } from '../engine/paths/folders.ts';
+import { createBuiltinRegistry } from '../nodes/index.ts';
+
+const CKPT = 'weft-tiny-sd1.safetensors';
+const CN = 'weft-tiny-controlnet.safetensors';
+
+const common = (positive: string, seed: number) => ({
+  '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: CKPT } },
+  '6': { class_type: 'CLIPTextEncode', inputs: { text: positive, clip: ['4', 1] } },
+  '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry, watermark, text', clip: ['4', 1] } },
+  '5': { class_type: 'EmptyLatentImage', inputs: { width: 256, height: 256, batch_size: 1 } },
+  '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
+  _seed: seed,
+});
+const sampler = (seed: number, positive: [string, number], negative: [string, number]) => ({
+  class_type: 'KSampler',
+  inputs: {
+    seed,
+    steps: 20,
+    cfg: 7,
+    sampler_name: 'euler',
+    scheduler: 'normal',
+    denoise: 1,
+    model: ['4', 0],
+    positive,
+    negative,
+    latent_image: ['5', 0],
+  },
+});
+const save = (prefix: string) => ({ class_type: 'SaveImage', inputs: { filename_prefix: prefix, images: ['8', 0] } });
+const applyAdvanced = (
+  image: [string, number],
+  net: string,
+  strength: number,
+  start: number,
+  end: number,
+  positive: [string, number],
+  negative: [string, number],
+) => ({
+  class_type: 'ControlNetApplyAdvanced',
+  inputs: { positive, negative, control_net: [net, 0], image, strength, start_percent: start, end_percent: end },
+});
+
+const examples: Record<string, Record<string, unknown>> = {
+  'controlnet-canny': {
+    ...common('a watercolour of a lighthouse on a cliff', 31),
+    '10': { class_type: 'LoadImage', inputs: { image: 'example.png' } },
+    '11': { class_type: 'CannyEdgePreprocessor', inputs: { image: ['10', 0], low_threshold: 100, high_threshold: 200, resolution: 256 } },
+    '12': { class_type: 'ControlNetLoader', inputs: { control_net_name: CN } },
+    '13': applyAdvanced(['11', 0], '12', 1, 0, 1, ['6', 0], ['7', 0]),
+    '3': sampler(31, ['13', 0], ['13', 1]),
+    '9': save('weft-controlnet-canny'),
+  },
+  'controlnet-multi': {
+    ...common('a stone bridge over a river, autumn', 32),
+    '10': { class_type: 'LoadImage', inputs: { image: 'example.png' } },
+    '11': { class_type: 'CannyEdgePreprocessor', inputs: { image: ['10', 0], low_threshold: 100, high_threshold: 200, resolution: 256 } },
+    '12': { class_type: 'ControlNetLoader', inputs: { control_net_name: CN } },
+    // Canny for the first 60% of the schedule: the layout; depth from 20% to the end: the volumes.
+    '13': applyAdvanced(['11', 0], '12', 0.8, 0, 0.6, ['6', 0], ['7', 0]),
+    '14': { class_type: 'LoadImage', inputs: { image: 'example-depth.png' } },
+    '15': { class_type: 'ControlNetLoader', inputs: { control_net_name: CN } },
+    '16': applyAdvanced(['14', 0], '15', 0.6, 0.2, 1, ['13', 0], ['13', 1]),
+    '3': sampler(32, ['16', 0], ['16', 1]),
+    '9': save('weft-controlnet-multi'),
+  },
+  'controlnet-pose': {
+    ...common('a dancer on a stage, spotlight', 33),
+    '10': { class_type: 'LoadImage', inputs: { image: 'example-pose.png' } },
+    '12': { class_type: 'ControlNetLoader', inputs: { control_net_name: CN } },
+    '13': {
+      class_type: 'ControlNetApplyA1111',
+      inputs: {
+        positive: ['6', 0],
+        negative: ['7', 0],
+        control_net: ['12', 0],
+        image: ['10', 0],
+        weight: 1,
+        guidance_start: 0,
+        guidance_end: 1,
+        control_mode: 'ControlNet is more important',
+        resize_mode: 'Crop and Resize',
+      },
+    },
+    '3': sampler(33, ['13', 0], ['13', 1]),
+    '9': save('weft-controlnet-pose'),
+  },
+};
+
+const registry = createBuiltinRegistry();
+const info = registry.objectInfo({ paths: new FolderPaths({ baseDir: '.' }) });
+for (const [name, p] of Object.entries(examples)) {
+  const { _seed: _s, ...prompt } = p;
+  void _s;
+  writeFileSync(`workflows/${name}.json`, `${JSON.stringify(promptToWorkflow(prompt, info), null, 1)}\n`);
+  console.log(`workflows/${name}.json`);
+}
+
+const S = 256;
+const png = (data: Uint8Array, file: string): Promise<unknown> =>
+  sharp(Buffer.from(data), { raw: { width: S, height: S, channels: 3 } })
+    .png()
+    .toFile(file);
+
+// Depth: a floor receding to the top (bright = near) with a sphere standing on it.
+const depth = new Uint8Array(S * S * 3);
+for (let y = 0; y < S; y++)
+  for (let x = 0; x < S; x++) {
+    let v = 40 + (170 * y) / (S - 1);
+    const dx = (x - 128) / 60;
+    const dy = (y - 120) / 60;
+    const r2 = dx * dx + dy * dy;
+    if (r2 < 1) v = Math.max(v, 150 + 105 * Math.sqrt(1 - r2));
+    depth.fill(Math.round(v), (y * S + x) * 3, (y * S + x) * 3 + 3);
+  }
+await png(depth, 'input/example-depth.png');
+console.log('input/example-depth.png');
+
+// Pose: OpenPose's 18 body keypoints, limbs at 60% of their colour, joints as dots in full colour.
+const K: [number, number][] = [
+  [128, 52],
+  [128, 84],
+  [100, 86],
+  [88, 122],
+  [82, 156],
+  [156, 86],
+  [170, 120],
+  [182, 150],
+  [112, 150],
+  [108, 196],
+  [104, 238],
+  [144, 150],
+  [150, 196],
+  [156, 238],
+  [122, 46],
+  [134, 46],
+  [114, 50],
+  [142, 50],
+];
+const LIMBS = [
+  [2, 3],
+  [2, 6],
+  [3, 4],
+  [4, 5],
+  [6, 7],
+  [7, 8],
+  [2, 9],
+  [9, 10],
+  [10, 11],
+  [2, 12],
+  [12, 13],
+  [13, 14],
+  [2, 1],
+  [1, 15],
+  [15, 17],
+  [1, 16],
+  [16, 18],
+];
+const COLOURS = [
+  [255, 0, 0],
+  [255, 85, 0],
+  [255, 170, 0],
+  [255, 255, 0],
+  [170, 255, 0],
+  [85, 255, 0],
+  [0, 255, 0],
+  [0, 255, 85],
+  [0, 255, 170],
+  [0, 255, 255],
+  [0, 170, 255],
+  [0, 85, 255],
+  [0, 0, 255],
+  [85, 0, 255],
+  [170, 0, 255],
+  [255, 0, 255],
+  [255, 0, 170],
+  [255, 0, 85],
+];
+const pose = new Uint8Array(S * S * 3);
+const paint = (x: number, y: number, c: readonly number[]): void => {
+  if (x >= 0 && x < S && y >= 0 && y < S) pose.set(c, (y * S + x) * 3);
+};
+LIMBS.forEach(([a, b], i) => {
+  const [x0, y0] = K[a - 1];
+  const [x1, y1] = K[b - 1];
+  const c = COLOURS[i].map((v) => Math.floor(v * 0.6));
+  const len = Math.hypot(x1 - x0, y1 - y0);
+  for (let y = 0; y < S; y++)
+    for (let x = 0; x < S; x++) {
+      const t = Math.max(0, Math.min(1, ((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0)) / (len * len)));
+      if (Math.hypot(x - (x0 + t * (x1 - x0)), y - (y0 + t * (y1 - y0))) <= 3) paint(x, y, c);
+    }
+});
+K.forEach(([kx, ky], i) => {
+  for (let y = -4; y <= 4; y++) for (let x = -4; x <= 4; x++) if (x * x + y * y <= 16) paint(kx + x, ky + y, COLOURS[i]);
+});
+await png(pose, 'input/example-pose.png');
+console.log('input/example-pose.png');
