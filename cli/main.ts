@@ -27,6 +27,8 @@ Usage:
                                                    demo LoRA, LoHa, embedding, ControlNet and T2I-Adapter; sd15: benchmarks)
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
                                                    a random adapter over every attention and conv layer of a checkpoint
+  weft make-model annotators [--out DIR] [--seed N]
+                                                   random-weight DWPose ONNX pair (yolox_l.onnx, dw-ll_ucoco_384.onnx) in models/annotators
 ${CACHE_HELP}
 
 Options:
@@ -415,7 +417,12 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     console.log(`${path.resolve(v.out)} (${n} weights)`);
     return 0;
   }
-  throw new UsageError(`weft make-model: expected 'tiny', 'sd15', 'lora' or 'loha', got ${kind ?? 'nothing'}`);
+  if (kind === 'annotators') {
+    const { makeRandomDwpose } = await import('../engine/models/annotators/generate.ts');
+    for (const f of makeRandomDwpose(path.resolve(v.out ?? path.join(models, 'annotators')), seed)) console.log(f);
+    return 0;
+  }
+  throw new UsageError(`weft make-model: expected 'tiny', 'sd15', 'lora', 'loha' or 'annotators', got ${kind ?? 'nothing'}`);
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,5 +1,6 @@
 import type { AnyNodeDefinition } from '../../../engine/registry/types.ts';
 import { auxNodes as canny, coreNodes as coreCanny } from './canny.ts';
+import { nodes as dwpose } from './dwpose.ts';
 import { nodes as opencvDetectors } from './opencv-detectors.ts';
 
 /**
@@ -9,5 +10,5 @@ import { nodes as opencvDetectors } from './opencv-detectors.ts';
  */
 export const AUX_MODULE = 'custom_nodes.comfyui_controlnet_aux';
 
-export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [...canny, ...opencvDetectors];
+export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [...canny, ...opencvDetectors, ...dwpose];
 export const corePreprocessorNodes: readonly AnyNodeDefinition[] = [...coreCanny];

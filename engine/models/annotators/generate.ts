@@ -1,0 +1,69 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { GraphBuilder } from '../../onnx/graph.ts';
+import { Rng } from '../generate/rng.ts';
+
+/**
+ * Random-weight stand-ins for the community's annotator ONNX files, with their input and output names
+ * and shapes, so the preprocessors run end to end without the real weights (tests, demos):
+ * - `yolox_l.onnx`: `images` [1, 3, 640, 640] → `output` [1, 8400, 85] (YOLOX raw head, strides 8/16/32,
+ *   objectness and classes through a sigmoid as the export has them);
+ * - `dw-ll_ucoco_384.onnx`: `input` [N, 3, 384, 288] → `simcc_x` [N, 133, 576], `simcc_y` [N, 133, 768].
+ * Each is a few strided convolutions and matrix products; the detections they give are meaningless.
+ */
+
+function randn(rng: Rng, n: number, std: number): Float32Array {
+  return rng.normal(new Float32Array(n), std);
+}
+
+export function yoloxGraph(seed: number): GraphBuilder {
+  const g = new GraphBuilder('weft-random-yolox');
+  const rng = new Rng(seed);
+  const x = g.input('images', 'float32', [1, 3, 640, 640]);
+  const heads: string[] = [];
+  for (const s of [8, 16, 32]) {
+    // outputs of spread ~1.5 on 0..255 pixels; objectness far down and class 0 up, so that only a
+    // handful of anchors (3σ and more) become persons
+    const w = g.floats(`head${s}.weight`, [85, 3, s, s], () => randn(rng, 85 * 3 * s * s, 1.5 / (128 * Math.sqrt(3) * s)));
+    const b = g.floats(`head${s}.bias`, [85], () => {
+      const v = randn(rng, 85, 0.3);
+      v[0] = v[1] = 0.5;
+      v[2] = v[3] = 0.5;
+      v[4] = -5.2;
+      v[5] = 2;
+      return v;
+    });
+    const y = g.op1('Conv', [x, w, b], { kernel_shape: [s, s], strides: [s, s] });
+    heads.push(g.op1('Reshape', [y, g.ints([1, 85, -1])]));
+  }
+  const all = g.op1('Transpose', [g.op1('Concat', heads, { axis: 2 })], { perm: [0, 2, 1] });
+  const [box, rest] = g.op('Split', [all, g.ints([4, 81])], { axis: 2 }, 2);
+  g.output(g.op1('Concat', [box, g.op1('Sigmoid', [rest])], { axis: 2 }), 'output', 'float32', [1, 8400, 85]);
+  return g;
+}
+
+export function dwposeGraph(seed: number): GraphBuilder {
+  const g = new GraphBuilder('weft-random-dwpose');
+  const rng = new Rng(seed);
+  const x = g.input('input', 'float32', ['N', 3, 384, 288]);
+  const w = g.floats('stem.weight', [133, 3, 16, 16], () => randn(rng, 133 * 3 * 256, 0.05));
+  const f = g.op1('Conv', [x, w], { kernel_shape: [16, 16], strides: [16, 16] }); // [N, 133, 24, 18]
+  const fx = g.op1('ReduceMean', [f], { axes: [2], keepdims: 0 }); // [N, 133, 18]
+  const fy = g.op1('ReduceMean', [f], { axes: [3], keepdims: 0 }); // [N, 133, 24]
+  const mx = g.floats('simcc_x.weight', [18, 576], () => randn(rng, 18 * 576, 0.5));
+  const my = g.floats('simcc_y.weight', [24, 768], () => randn(rng, 24 * 768, 0.5));
+  g.output(g.op1('MatMul', [fx, mx]), 'simcc_x', 'float32', ['N', 133, 576]);
+  g.output(g.op1('MatMul', [fy, my]), 'simcc_y', 'float32', ['N', 133, 768]);
+  return g;
+}
+
+/** Writes the random DWPose pair into `dir` (e.g. models/annotators); returns the files. */
+export function makeRandomDwpose(dir: string, seed: number): string[] {
+  fs.mkdirSync(dir, { recursive: true });
+  const files = [
+    [path.join(dir, 'yolox_l.onnx'), yoloxGraph(seed)],
+    [path.join(dir, 'dw-ll_ucoco_384.onnx'), dwposeGraph(seed + 1)],
+  ] as const;
+  for (const [file, g] of files) fs.writeFileSync(file, g.toBuffer());
+  return files.map(([f]) => f);
+}
