@@ -19,7 +19,7 @@ import { sessionOptions, chooseProvider } from '../engine/onnx/runtime.ts';
 import { BuildCache } from '../engine/onnx/build-cache.ts';
 import { resolveCacheDir } from '../engine/onnx/cache-dir.ts';
 import { expandHalfWeights } from '../engine/onnx/expand-half.ts';
-import { controlInputName, unetSkipCount } from '../engine/models/families/sd1/graphs/unet-graph.ts';
+import { controlAfterInputName, controlInputName, unetSkipCount } from '../engine/models/families/sd1/graphs/unet-graph.ts';
 
 const file = path.resolve(process.argv[2] ?? 'models/checkpoints/weft-random-sd15.safetensors');
 const REPEATS = Number(process.argv[3] ?? 3);
@@ -118,6 +118,8 @@ for (const size of SIZES) {
     control_mid: zero,
   };
   for (let i = 0; i < 12; i++) feeds[controlInputName(i)] = zero;
+  // The model's UNet part also has the T2I-Adapter inputs (older builds do not).
+  for (let i = 0; i < 12; i++) if (bare.inputNames.includes(controlAfterInputName(i))) feeds[controlAfterInputName(i)] = zero;
   void unetSkipCount;
   await bare.run(feeds);
   const weft: number[] = [];
