@@ -11,6 +11,7 @@ import { nodes as loraNodes, weftNodes as loraTagNodes } from './model/lora.ts';
 import { nodes as imageOps } from './image/image-ops.ts';
 import { nodes as postProcessing } from './image/post-processing.ts';
 import { nodes as alphaNodes } from './image/alpha.ts';
+import { nodes as morphologyNodes } from './image/morphology.ts';
 import { nodes as latentMath } from './latent/latent-math.ts';
 import { nodes as latentOperations } from './latent/latent-operations.ts';
 import { nodes as latentTransform, maskNodes as latentMaskNodes } from './latent/latent-transform.ts';
@@ -61,6 +62,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_images', imageOps],
   ['comfy_extras.nodes_post_processing', postProcessing],
   ['comfy_extras.nodes_compositing', alphaNodes],
+  ['comfy_extras.nodes_morphology', morphologyNodes],
   ['comfy_extras.nodes_latent', latentMath],
   ['comfy_extras.nodes_latent', latentOperations],
   ['comfy_extras.nodes_mask', latentMaskNodes],

@@ -38,6 +38,8 @@ const EXPECTED: Record<string, string> = {
   LatentBatchSeedBehavior: 'comfy_extras.nodes_latent',
   LatentApplyOperation: 'comfy_extras.nodes_latent',
   LatentCompositeMasked: 'comfy_extras.nodes_mask',
+  Morphology: 'comfy_extras.nodes_morphology',
+  ImageRGBToYUV: 'comfy_extras.nodes_morphology',
   LatentCrop: 'nodes',
   LatentRotate: 'nodes',
   LatentFlip: 'nodes',
