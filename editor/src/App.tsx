@@ -16,6 +16,7 @@ import '@xyflow/react/dist/style.css';
 import './styles.css';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { convertWorkflowToPrompt } from '../../engine/graph/convert.ts';
+import { flattenForEditor } from '../../engine/graph/convert-expand.ts';
 import type { ObjectInfo, ObjectInfoEntry } from '../../engine/registry/registry.ts';
 import { ApiClient, type HistoryItem, type ImageRef } from './api.ts';
 import {
@@ -237,7 +238,8 @@ function Editor() {
 
   const openDoc = useCallback(
     (raw: WorkflowDoc, docName: string | null, mod?: number) => {
-      const d = normalizeDoc(raw);
+      // Subgraphs and group nodes open flattened: their inner nodes become nodes of the one graph.
+      const d = normalizeDoc(flattenForEditor(raw, info));
       replaceDoc(d);
       setName(docName);
       setModified(mod);

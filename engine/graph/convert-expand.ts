@@ -363,3 +363,53 @@ class Expander {
     });
   }
 }
+
+/** The editor's id for a node it shows from inside a subgraph or group node (the execution id stays in its properties). */
+export const EXECUTION_ID_PROPERTY = 'Weft execution id';
+
+/**
+ * A workflow with subgraphs or group nodes as one flat graph the editor can show: inner nodes get new
+ * numeric ids after `last_node_id` (their execution id is kept in `properties`) and are placed at
+ * their instance's position. Converting the result gives the same prompt up to those ids.
+ */
+export function flattenForEditor<T extends Record<string, unknown>>(workflow: T, objectInfo: ObjectInfo): T {
+  if (!hasNestedGraphs(workflow)) return workflow;
+  const flat = expandWorkflow(workflow, objectInfo).workflow;
+  const nodes = flat.nodes as RawNode[];
+  const rootPos = new Map<string, [number, number]>();
+  for (const n of asNodes(workflow.nodes, 'workflow')) {
+    const p = n.pos as unknown;
+    if (Array.isArray(p) && typeof p[0] === 'number' && typeof p[1] === 'number') rootPos.set(String(n.id), [p[0], p[1]]);
+  }
+  let next =
+    Math.max(
+      typeof workflow.last_node_id === 'number' ? workflow.last_node_id : 0,
+      ...nodes.map((n) => (typeof n.id === 'number' ? n.id : 0)),
+    ) + 1;
+  const ids = new Map<string, number>();
+  for (const n of nodes) if (typeof n.id !== 'number') ids.set(String(n.id), next++);
+  const idOf = (id: unknown): number | unknown => ids.get(String(id)) ?? id;
+  // Each instance's inner nodes keep their layout, moved to where the instance was.
+  const byTop = new Map<string, RawNode[]>();
+  for (const n of nodes)
+    if (typeof n.id !== 'number') byTop.set(String(n.id).split(':')[0], [...(byTop.get(String(n.id).split(':')[0]) ?? []), n]);
+  const moved = new Map<RawNode, [number, number]>();
+  for (const [top, inner] of byTop) {
+    const at = rootPos.get(top) ?? [0, 0];
+    const ps = inner.map((n) => (Array.isArray(n.pos) ? (n.pos as number[]) : [0, 0]));
+    const minX = Math.min(...ps.map((p) => p[0]));
+    const minY = Math.min(...ps.map((p) => p[1]));
+    inner.forEach((n, i) => moved.set(n, [at[0] + ps[i][0] - minX, at[1] + ps[i][1] - minY]));
+  }
+  const out = nodes.map((n) => {
+    if (typeof n.id === 'number') return n;
+    return {
+      ...n,
+      id: idOf(n.id),
+      pos: moved.get(n) ?? n.pos,
+      properties: { ...((n.properties as Record<string, unknown> | undefined) ?? {}), [EXECUTION_ID_PROPERTY]: String(n.id) },
+    };
+  });
+  const links = (flat.links as unknown[][]).map((l) => [l[0], idOf(l[1]), l[2], idOf(l[3]), l[4], l[5]]);
+  return { ...flat, nodes: out, links, last_node_id: next - 1 } as unknown as T;
+}
