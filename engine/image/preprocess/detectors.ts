@@ -2,7 +2,8 @@ import { removePad, resizeImageWithPad } from './aux-resize.ts';
 import { hsvValue, otsuThreshold, rgbToGray, thresholdBinaryInv } from './cv-color.ts';
 import { gaussianBlurF32 } from './cv-gaussian.ts';
 import { pyrUp } from './cv-pyramid.ts';
-import { cvResize } from './cv-resize.ts';
+import { remapLinear } from './cv-remap.ts';
+import { cvResize, cvResizeCubicF64 } from './cv-resize.ts';
 import { hwc3, toF32, type U8Mat } from './mat.ts';
 
 /**
@@ -179,4 +180,33 @@ export function lineartStandardDetector(img: U8Mat, sigma: number, intensityThre
     out[i] = v >= 255 ? 255 : v > 0 ? Math.trunc(v) : 0;
   }
   return grey3(removePad(p, { h: x.h, w: x.w, c: 1, data: out }));
+}
+
+/**
+ * ContentShuffleDetector: two noise fields (numpy's `uniform` on a coarse grid of cells of 256 pixels,
+ * INTER_CUBIC up, cropped, normalised to 0..1) scaled to the padded size become a remap flow.
+ * `uniform(n)` draws n values from the node's generator (numpy's default_rng(seed)).
+ */
+export function contentShuffleDetector(img: U8Mat, resolution: number, uniform: (n: number) => Float64Array): U8Mat {
+  const p = resizeImageWithPad(img, resolution);
+  const { h: H, w: W } = p.image;
+  const F = 256;
+  const disk = (): Float64Array => {
+    const gh = Math.floor(H / F) + 2;
+    const gw = Math.floor(W / F) + 2;
+    const big = cvResizeCubicF64({ h: gh, w: gw, c: 1, data: uniform(gh * gw) }, W + 2 * F, H + 2 * F);
+    const n = new Float64Array(H * W);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) n[y * W + x] = big.data[(y + F) * (W + 2 * F) + x + F];
+    let lo = Infinity;
+    for (const v of n) lo = Math.min(lo, v);
+    let hi = -Infinity;
+    for (let i = 0; i < n.length; i++) hi = Math.max(hi, (n[i] -= lo));
+    for (let i = 0; i < n.length; i++) n[i] /= hi;
+    return n;
+  };
+  const nx = disk();
+  const ny = disk();
+  const mx = Float32Array.from(nx, (v) => v * (W - 1));
+  const my = Float32Array.from(ny, (v) => v * (H - 1));
+  return removePad(p, remapLinear(p.image, mx, my, H, W));
 }

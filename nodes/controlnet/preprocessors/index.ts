@@ -2,6 +2,7 @@ import type { AnyNodeDefinition } from '../../../engine/registry/types.ts';
 import { auxNodes as canny, coreNodes as coreCanny } from './canny.ts';
 import { nodes as dwpose } from './dwpose.ts';
 import { nodes as opencvDetectors } from './opencv-detectors.ts';
+import { nodes as shuffle } from './shuffle.ts';
 
 /**
  * The ControlNet preprocessors. Those of comfyui_controlnet_aux register under the module name ComfyUI's
@@ -10,5 +11,5 @@ import { nodes as opencvDetectors } from './opencv-detectors.ts';
  */
 export const AUX_MODULE = 'custom_nodes.comfyui_controlnet_aux';
 
-export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [...canny, ...opencvDetectors, ...dwpose];
+export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [...canny, ...opencvDetectors, ...shuffle, ...dwpose];
 export const corePreprocessorNodes: readonly AnyNodeDefinition[] = [...coreCanny];
