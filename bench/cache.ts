@@ -40,16 +40,24 @@ const log = {
   error: (m: string) => lines.push(`error ${m}`),
 };
 const m = new ModelManager({ cacheDir, log, device: 'cpu' });
+/** CPU seconds per phase (the process's user + system time, ORT's threads included): on a loaded machine wall times mostly measure the others. */
+const cpu: Record<string, number> = {};
+let phase = 'checkpoint';
 const time = async (f: () => Promise<unknown>): Promise<number> => {
   const t = performance.now();
+  const c = process.cpuUsage();
   await f();
+  const d = process.cpuUsage(c);
+  cpu[phase] = (d.user + d.system) / 1e6;
   return (performance.now() - t) / 1000;
 };
 let parts: Handles | undefined;
 const ms: Record<string, number> = {};
 ms.checkpoint = await time(async () => (parts = await m.loadCheckpoint(file)));
 const p = parts!;
+phase = 'clip';
 ms.clip = await time(() => p.clip.encodeText('a photograph of an astronaut riding a horse'));
+phase = 'unet';
 ms.unet = await time(() =>
   p.model.unet.run({
     x: { shape: [1, 4, 8, 8], data: new Float32Array(256) },
@@ -57,8 +65,10 @@ ms.unet = await time(() =>
     context: { shape: [1, 77, 768], data: new Float32Array(77 * 768) },
   }),
 );
+phase = 'vae_decoder';
 ms.vae_decoder = await time(() => p.vae.decode({ shape: [1, 4, 8, 8], data: new Float32Array(256) }));
 const total = (performance.now() - t0) / 1000;
+const cpuTotal = (process.cpuUsage().user + process.cpuUsage().system) / 1e6;
 
 /** Bytes per part folder, counting a hard link to the checkpoint apart (it costs no disk while the checkpoint exists). */
 const disk: Record<string, { own: number; linked: number }> = {};
@@ -79,7 +89,11 @@ for (const [part, e] of Object.entries(disk))
   console.log(`${part}: ${gb(e.own)} GB own${e.linked ? `, ${gb(e.linked)} GB hard-linked to the checkpoint` : ''}`);
 const own = Object.values(disk).reduce((s, e) => s + e.own, 0);
 console.log(
-  `${mode} run: ${total.toFixed(1)} s (checkpoint ${ms.checkpoint.toFixed(1)}, CLIP ${ms.clip.toFixed(1)}, UNet ${ms.unet.toFixed(1)}, VAE decoder ${ms.vae_decoder.toFixed(1)}); cache ${gb(own)} GB for a ${gb(statSync(file).size)} GB checkpoint (${(own / statSync(file).size).toFixed(2)}×)`,
+  `${mode} run: ${total.toFixed(1)} s (checkpoint ${ms.checkpoint.toFixed(1)}, CLIP ${ms.clip.toFixed(1)}, UNet ${ms.unet.toFixed(1)}, VAE decoder ${ms.vae_decoder.toFixed(1)}); CPU ${cpuTotal.toFixed(1)} s (${Object.entries(
+    cpu,
+  )
+    .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+    .join(', ')}); cache ${gb(own)} GB for a ${gb(statSync(file).size)} GB checkpoint (${(own / statSync(file).size).toFixed(2)}×)`,
 );
 console.log(
   JSON.stringify({
@@ -87,6 +101,9 @@ console.log(
     mode,
     total,
     ms,
+    cpu,
+    cpuTotal,
+    loadavg: os.loadavg(),
     disk,
     checkpointBytes: statSync(file).size,
     machine: `${os.cpus()[0]?.model} ×${os.cpus().length}`,

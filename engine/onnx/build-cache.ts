@@ -107,12 +107,13 @@ export class BuildCache {
   onEvict?: (e: CacheEntry) => void;
   /**
    * Store exact-float16 weights in 16 bits, expanded to float32 in /dev/shm before each session
-   * (`compact` storage). Off by default: on 2 cores the expansion put ~20 s on every warm UNet load
-   * (docs/benchmarks.md, "Model cache"), against ~1 s for float32 builds.
+   * (`compact` storage, the default: ~1× a float16 checkpoint on disk). The expansion streams through
+   * two reused buffers (expand-half.ts); ORT's saved graph is expanded at every load with float32
+   * storage too, since its reordered convs are kept in 16 bits either way (docs/benchmarks.md, "Model cache").
    */
-  storeHalf = false;
+  storeHalf = true;
   /** Point weights equal to the checkpoint's bytes at the checkpoint through a hard link (with `storeHalf`). */
-  linkSource = false;
+  linkSource = true;
   /** Milliseconds since the epoch (tests move it). */
   clock: () => number = Date.now;
 

@@ -9,10 +9,13 @@ import { f32BitsToF16 } from '../core/dtype.ts';
 /** Name of the float16 initializer that a `Cast` turns into the float32 value `name`. */
 export const HALF_SUFFIX = '#f16';
 
-/** The values as float16 when every one of them is a float16 exactly (NaN payloads included), else undefined. */
-export function exactHalf(values: Float32Array): Uint16Array | undefined {
+/**
+ * The values as float16 when every one of them is a float16 exactly (NaN payloads included), else
+ * undefined. With `into` (at least as long as `values`), written there and a view of it returned.
+ */
+export function exactHalf(values: Float32Array, into?: Uint16Array): Uint16Array | undefined {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  const out = new Uint16Array(values.length);
+  const out = into ? into.subarray(0, values.length) : new Uint16Array(values.length);
   for (let i = 0; i < bits.length; i++) {
     const x = bits[i];
     const exp = (x >>> 23) & 0xff;

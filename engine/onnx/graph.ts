@@ -35,6 +35,11 @@ interface Initializer {
   source?: string;
   /** Bytes that already lie in a file (an adapter's factors): a model can point there instead of copying them. */
   stored?: StoredTensor;
+  /**
+   * The values are the source tensor's, in its element order (a reshape at most), so where the source
+   * lies in a file as float16 or float32 the build can point there without producing the bytes.
+   */
+  direct?: boolean;
 }
 
 /** Where one initializer lives in the external-data file that `writeTo` writes (inline ones are < 1 KiB). */
@@ -113,11 +118,15 @@ export class GraphBuilder {
     return this.initNames.has(name);
   }
 
-  /** A weight or constant tensor; `bytes` runs once, while the model is written. */
-  initializer(name: string, type: ElemType, dims: readonly number[], bytes: () => Uint8Array, source?: string): string {
+  /**
+   * A weight or constant tensor; `bytes` runs once, while the model is written (or never, when
+   * `direct`: its values are exactly the `source` tensor's in stored order, and writeTo finds them in
+   * the checkpoint).
+   */
+  initializer(name: string, type: ElemType, dims: readonly number[], bytes: () => Uint8Array, source?: string, direct = false): string {
     if (this.initNames.has(name)) throw new Error(`${this.name}: initializer '${name}' defined twice`);
     this.initNames.add(name);
-    this.inits.push({ name, type, dims, bytes, source });
+    this.inits.push({ name, type, dims, bytes, source, direct: direct && source !== undefined });
     return name;
   }
 
@@ -133,7 +142,7 @@ export class GraphBuilder {
     return name;
   }
 
-  floats(name: string, dims: readonly number[], data: () => Float32Array, source?: string): string {
+  floats(name: string, dims: readonly number[], data: () => Float32Array, source?: string, direct = false): string {
     return this.initializer(
       name,
       'float32',
@@ -145,6 +154,7 @@ export class GraphBuilder {
         return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
       },
       source,
+      direct,
     );
   }
 
@@ -265,15 +275,44 @@ export class GraphBuilder {
         const places = this.layout();
         this.inits.forEach((init, i) => {
           const place = places[i];
-          let bytes = init.bytes();
-          if (bytes.byteLength !== place.length)
-            throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${place.length}`);
           done += place.length;
           if (place.offset === undefined) {
+            const bytes = init.bytes();
+            if (bytes.byteLength !== place.length)
+              throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${place.length}`);
             tensors.push(inlineTensor(init, bytes));
             opts.onProgress?.(done, total);
             return;
           }
+          const direct = init.direct && init.source !== undefined ? opts.locate?.(init.source) : undefined;
+          if (direct && init.type === 'float32' && (direct.dtype === 'F32' || (opts.half && direct.dtype === 'F16'))) {
+            // The checkpoint's own bytes, never read: a float32 tensor as it is, a float16 one behind a Cast (exact).
+            const half = direct.dtype === 'F16';
+            if (direct.length * (half ? 2 : 1) !== place.length)
+              throw new Error(
+                `${this.name}: '${init.name}' needs ${place.length} bytes as float32; ${direct.file} holds ${direct.length} of ${direct.dtype}`,
+              );
+            if (!links.has(direct.fileKey)) links.set(direct.fileKey, hardLinkInto(tmp, direct));
+            const link = links.get(direct.fileKey);
+            if (link) {
+              const name = half ? `${init.name}${HALF_SUFFIX}` : init.name;
+              if (half)
+                casts.push({
+                  opType: 'Cast',
+                  domain: '',
+                  inputs: [name],
+                  outputs: [init.name],
+                  name: `${name}.cast`,
+                  attrs: { to: ELEM.float32 },
+                });
+              tensors.push(externalTensor({ ...init, name, type: half ? 'float16' : 'float32' }, link, direct.offset, direct.length));
+              opts.onProgress?.(done, total);
+              return;
+            }
+          }
+          let bytes = init.bytes();
+          if (bytes.byteLength !== place.length)
+            throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${place.length}`);
           let stored: ElemType = init.type;
           if (opts.half && init.type === 'float32' && !init.stored) {
             const h = exactHalf(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4));

@@ -113,7 +113,9 @@ export class Net {
     const outDims = dims ?? shape;
     const read = (): Float32Array => (transform ? transform(this.ws.get(key), shape) : this.ws.get(key));
     if (this.dtype === 'float16') return this.g.initializer(name, 'float16', outDims, () => toF16Bytes(read()), key);
-    return this.g.floats(name, outDims, read, key);
+    // Untransformed (a reshape keeps the element order): the cache can point at the checkpoint's bytes.
+    const direct = !transform && outDims.reduce((a, b) => a * b, 1) === shape.reduce((a, b) => a * b, 1);
+    return this.g.floats(name, outDims, read, key, direct);
   }
 
   /** A float constant in float32 whatever the precision (for the float32 islands). */

@@ -23,6 +23,8 @@ const FLOAT = 1;
 const FLOAT16 = 10;
 /** Bytes compared per read; tensors are compared in pieces so none is held whole. */
 const CHUNK = 8 << 20;
+/** Reused for every piece converted to 16 bits (a new buffer per piece would fault fresh pages each time). */
+const HALVES = new Uint16Array(CHUNK / 4);
 
 function external(t: Tensor): { location: string; offset: number; length: number } | undefined {
   if (t.dataLocation !== 1 || !t.externalData) return undefined;
@@ -30,6 +32,12 @@ function external(t: Tensor): { location: string; offset: number; length: number
   const location = kv.get('location');
   if (!location) return undefined;
   return { location, offset: Number(kv.get('offset') ?? 0), length: Number(kv.get('length') ?? 0) };
+}
+
+/** Writes all of `bytes` at `position`; returns the bytes written. */
+function writeAt(fd: number, bytes: Uint8Array, position: number): number {
+  for (let done = 0; done < bytes.byteLength;) done += writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
+  return bytes.byteLength;
 }
 
 function readFully(fd: number, buf: Uint8Array, length: number, position: number, file: string): void {
@@ -70,20 +78,10 @@ function sameAsHalf(
   for (let at = 0; at < length; at += CHUNK) {
     const n = Math.min(CHUNK, length - at);
     readFully(fd, a, n, offset + at, names[0]);
-    const h = exactHalf(new Float32Array(a.buffer, 0, n / 4));
+    const h = exactHalf(new Float32Array(a.buffer, 0, n / 4), HALVES);
     if (!h) return false;
     readFully(hfd, b, n / 2, hOffset + at / 2, names[1]);
-    if (Buffer.compare(new Uint8Array(h.buffer), b.subarray(0, n / 2)) !== 0) return false;
-  }
-  return true;
-}
-
-/** Whether float32 bytes are all exact float16s (read in pieces). */
-function allHalf(fd: number, offset: number, length: number, a: Uint8Array, file: string): boolean {
-  for (let at = 0; at < length; at += CHUNK) {
-    const n = Math.min(CHUNK, length - at);
-    readFully(fd, a, n, offset + at, file);
-    if (!exactHalf(new Float32Array(a.buffer, 0, n / 4))) return false;
+    if (Buffer.compare(new Uint8Array(h.buffer, h.byteOffset, h.byteLength), b.subarray(0, n / 2)) !== 0) return false;
   }
   return true;
 }
@@ -143,17 +141,33 @@ export function shareOptimizedWeights(dir: string): number {
   };
   let saved = 0;
   let end = 0;
-  const append = (fd: number, at: { offset: number; length: number; location: string }, half: boolean): number => {
+  /**
+   * Copies a tensor to the shared file at the next 64-byte boundary, in 16 bits when `tryHalf` and
+   * every value is an exact float16 (found out while copying, in one pass), else as it is.
+   */
+  const append = (
+    fd: number,
+    at: { offset: number; length: number; location: string },
+    tryHalf: boolean,
+  ): { start: number; half: boolean } => {
     const start = end + ((64 - (end % 64)) % 64);
-    if (start > end) writeSync(out, new Uint8Array(start - end));
-    for (let done = 0; done < at.length; done += CHUNK) {
+    let half = tryHalf && at.length % 4 === 0 && at.length > 0;
+    for (let done = 0, pos = start; done < at.length;) {
       const n = Math.min(CHUNK, at.length - done);
       readFully(fd, a, n, at.offset + done, at.location);
-      if (half) writeSync(out, new Uint8Array(exactHalf(new Float32Array(a.buffer, 0, n / 4))!.buffer));
-      else writeSync(out, a, 0, n);
+      const h = half ? exactHalf(new Float32Array(a.buffer, 0, n / 4), HALVES) : undefined;
+      if (half && !h) {
+        // Not all exact: start the tensor again in 32 bits over what was written.
+        half = false;
+        done = 0;
+        pos = start;
+        continue;
+      }
+      pos += writeAt(out, h ? new Uint8Array(h.buffer, 0, n / 2) : a.subarray(0, n), pos);
+      done += n;
     }
     end = start + (half ? at.length / 2 : at.length);
-    return start;
+    return { start, half };
   };
   try {
     for (const t of inits) {
@@ -189,15 +203,15 @@ export function shareOptimizedWeights(dir: string): number {
         continue;
       }
       // A tensor ORT changed: copied to the shared file, 64-byte aligned like the build's, in 16 bits where exact.
-      if (t.dataType === FLOAT && at.length >= 4 && allHalf(fd, at.offset, at.length, a, at.location)) {
-        const start = append(fd, at, true);
+      const copied = append(fd, at, t.dataType === FLOAT);
+      if (copied.half) {
         t.name = `${name}${HALF_SUFFIX}`;
         t.dataType = FLOAT16;
-        t.externalData = externalData(sharedName, start, at.length / 2);
+        t.externalData = externalData(sharedName, copied.start, at.length / 2);
         castTo(t.name, name);
         continue;
       }
-      t.externalData = externalData(sharedName, append(fd, at, false), at.length);
+      t.externalData = externalData(sharedName, copied.start, at.length);
     }
   } catch (e) {
     closeSync(out);

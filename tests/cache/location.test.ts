@@ -27,12 +27,23 @@ describe('model cache location', () => {
     expect(a.models?.cache.root).toBe(resolveCacheDir());
   });
 
-  it('new builds are stored in float32 unless WEFT_CACHE_STORAGE (or the option) says compact', () => {
+  it('new builds are stored compact (16 bits, linked) unless WEFT_CACHE_STORAGE (or the option) says float32', () => {
     const paths = new FolderPaths({ baseDir: join(tmpdir(), 'a') });
-    const wide = createEngineServices({ paths, device: 'cpu', log: quiet }).models?.cache;
-    expect([wide?.storeHalf, wide?.linkSource]).toEqual([false, false]);
-    const compact = createEngineServices({ paths, device: 'cpu', log: quiet, cacheStorage: 'compact' }).models?.cache;
-    expect([compact?.storeHalf, compact?.linkSource]).toEqual([true, true]);
+    const saved = process.env.WEFT_CACHE_STORAGE;
+    delete process.env.WEFT_CACHE_STORAGE;
+    try {
+      const compact = createEngineServices({ paths, device: 'cpu', log: quiet }).models?.cache;
+      expect([compact?.storeHalf, compact?.linkSource]).toEqual([true, true]);
+      const wide = createEngineServices({ paths, device: 'cpu', log: quiet, cacheStorage: 'float32' }).models?.cache;
+      expect([wide?.storeHalf, wide?.linkSource]).toEqual([false, false]);
+      process.env.WEFT_CACHE_STORAGE = 'float32';
+      expect(createEngineServices({ paths, device: 'cpu', log: quiet }).models?.cache.storeHalf).toBe(false);
+      process.env.WEFT_CACHE_STORAGE = 'f16';
+      expect(() => createEngineServices({ paths, device: 'cpu', log: quiet })).toThrow(/WEFT_CACHE_STORAGE=f16: expected compact or float32/);
+    } finally {
+      if (saved === undefined) delete process.env.WEFT_CACHE_STORAGE;
+      else process.env.WEFT_CACHE_STORAGE = saved;
+    }
   });
 
   it('the test suite never uses the real user cache', () => {
