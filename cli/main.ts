@@ -27,6 +27,8 @@ Usage:
                                                    demo LoRA, LoHa, embedding, ControlNet and T2I-Adapter; sd15: benchmarks)
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
                                                    a random adapter over every attention and conv layer of a checkpoint
+  weft make-model controlnet|t2i-adapter --checkpoint FILE --out FILE [--seed N]
+                                                   a random fp16 ControlNet / T2I-Adapter of a checkpoint's UNet structure
   weft make-model annotators [--out DIR] [--seed N]
                                                    random-weight DWPose ONNX pair (yolox_l.onnx, dw-ll_ucoco_384.onnx) in models/annotators
 ${CACHE_HELP}
@@ -422,7 +424,24 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     for (const f of makeRandomDwpose(path.resolve(v.out ?? path.join(models, 'annotators')), seed)) console.log(f);
     return 0;
   }
-  throw new UsageError(`weft make-model: expected 'tiny', 'sd15', 'lora', 'loha' or 'annotators', got ${kind ?? 'nothing'}`);
+  if (kind === 'controlnet' || kind === 't2i-adapter') {
+    if (!v.checkpoint || !v.out) throw new UsageError(`weft make-model ${kind}: --checkpoint and --out are required`);
+    const { SafetensorsFile } = await import('../engine/formats/safetensors.ts');
+    const { detectCheckpoint } = await import('../engine/models/families/sd1/detect.ts');
+    const unet = detectCheckpoint(SafetensorsFile.open(path.resolve(v.checkpoint))).unet;
+    if (kind === 'controlnet') {
+      const { makeControlNetFile } = await import('../engine/models/controlnet/generate.ts');
+      makeControlNetFile(path.resolve(v.out), { unet, hintChannels: 3 }, { seed, dtype: 'F16' });
+    } else {
+      const { adapterConfigFor, makeAdapterFile } = await import('../engine/models/controlnet/generate-adapter.ts');
+      makeAdapterFile(path.resolve(v.out), adapterConfigFor(unet), { seed, dtype: 'F16' });
+    }
+    console.log(path.resolve(v.out));
+    return 0;
+  }
+  throw new UsageError(
+    `weft make-model: expected 'tiny', 'sd15', 'lora', 'loha', 'annotators', 'controlnet' or 't2i-adapter', got ${kind ?? 'nothing'}`,
+  );
 }
 
 export async function main(argv: string[]): Promise<number> {
