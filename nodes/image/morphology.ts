@@ -62,7 +62,8 @@ export const ImageRGBToYUV = defineNode({
       const yuv = rgbToYcbcr(image.data[p * c], image.data[p * c + 1], image.data[p * c + 2]);
       for (let k = 0; k < 3; k++) outs[k].fill(yuv[k], p * 3, p * 3 + 3);
     }
-    return outs.map((data) => ({ shape: [b, h, w, 3], data })) as [ImageTensor, ImageTensor, ImageTensor];
+    const img = (data: Float32Array): ImageTensor => ({ shape: [b, h, w, 3], data });
+    return [img(outs[0]), img(outs[1]), img(outs[2])];
   },
 });
 
