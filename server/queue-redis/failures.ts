@@ -30,7 +30,7 @@ export async function recordFailedJob(history: RedisHistory, job: Job<PromptJob>
   const item = job.data?.item;
   if (!item) return false;
   const reason = /stalled more than/.test(job.failedReason ?? '')
-    ? `the worker running this prompt stopped (killed, crashed or cut off from Redis) ${job.attemptsStarted || job.stalledCounter || '?'} times; it was failed instead of run again`
+    ? `the worker running this prompt stopped (killed, crashed or cut off from Redis) ${job.stalledCounter || job.attemptsStarted || '?'} times; it was failed instead of run again`
     : `the prompt failed in the queue: ${job.failedReason ?? 'unknown reason'}`;
   const stored = await history.store(item[1], failureEntry(item, reason));
   if (stored) log.warn(`prompt ${item[1]}: ${reason}`);

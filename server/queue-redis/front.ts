@@ -229,7 +229,17 @@ export class RedisFront implements ScaleOutFront {
         const models = promptModels(item);
         const prefer = await this.preferredWorker(models);
         // Resolves once Redis has the job (with appendonly + appendfsync always, on disk): only then the 200.
-        await this.queue.add('prompt', { item, models, ...(prefer ? { prefer } : {}) }, { jobId: id, priority: priorityOf(number) });
+        await this.queue.add(
+          'prompt',
+          { item, models, ...(prefer ? { prefer } : {}) },
+          {
+            jobId: id,
+            priority: priorityOf(number),
+            // Only infrastructure errors throw (a prompt's own errors end in its history entry): retry those.
+            attempts: 3,
+            backoff: { type: 'fixed', delay: 1000 },
+          },
+        );
         this.scheduleRefresh();
         res.json({ prompt_id: id, number, node_errors: checked.nodeErrors });
       }),

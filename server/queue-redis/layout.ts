@@ -47,6 +47,8 @@ export interface WorkerBeat {
   pid: number;
   models: string[];
   busy: number;
+  /** Prompt ids running here (operators: which process to look at). */
+  running: string[];
   concurrency: number;
   at: number;
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DelayedError, Queue, Worker, type Job } from 'bullmq';
+import { ConnectionClosedError, DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { ExecutionEvent, ExecutionResult } from '../../engine/executor/events.ts';
 import { encodeJpeg } from '../../engine/image/io.ts';
 import { silentLogger, type Logger } from '../../engine/core/log.ts';
@@ -88,7 +88,16 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<Runnin
     redis.publish(CHANNELS.events, JSON.stringify(m)).catch((e: Error) => log.warn(`event not published: ${e.message}`));
   };
   const beat = async (): Promise<void> => {
-    const b: WorkerBeat = { id, host: os.hostname(), pid: process.pid, models: loaded, busy: running.size, concurrency, at: Date.now() };
+    const b: WorkerBeat = {
+      id,
+      host: os.hostname(),
+      pid: process.pid,
+      models: loaded,
+      busy: running.size,
+      running: [...running.keys()],
+      concurrency,
+      at: Date.now(),
+    };
     await redis.hset(KEYS.workers, { [id]: JSON.stringify(b) });
   };
   const beatSoon = (): void => void beat().catch(() => undefined);
@@ -124,7 +133,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<Runnin
     const item = job.data.item;
     const [, promptId, prompt, extra, outputs] = item;
     // A retried job whose earlier attempt got as far as storing its result: done, exactly once.
-    if (await history.has(promptId)) return;
+    if (await throughOutages(() => history.has(promptId))) return;
     if (await shouldDefer(job)) {
       await job.moveToDelayed(Date.now() + 100, token);
       throw new DelayedError();
@@ -173,7 +182,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<Runnin
           Object.keys(r.outputs).map((n) => [n, { node_id: n, display_node: n, parent_node: null, real_node_id: n }]),
         ),
       };
-      if (!(await history.store(promptId, entry)))
+      if (!(await throughOutages(() => history.store(promptId, entry))))
         log.warn(`prompt ${promptId}: another attempt stored its result first; this one's is dropped`);
       for (const m of job.data.models) {
         const at = loaded.indexOf(m);
@@ -220,6 +229,22 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<Runnin
       await redis.quit();
     },
   };
+}
+
+/**
+ * Retries a Redis call cut off by a lost connection (a Redis restart) for up to a minute: the
+ * prompt has run, and its result must not be lost to a command that was in flight at the wrong time.
+ */
+async function throughOutages<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof ConnectionClosedError) || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 interface SavedFile {
