@@ -45,6 +45,8 @@ interface Scope {
   input?: (slot: number) => Source | undefined;
   /** Subgraph ids being expanded on the way here (recursion guard). */
   defs: string[];
+  /** Widget values an instance's legacy `proxyWidgets` gives its inner nodes: node id → widget → value. */
+  proxied?: Map<string, Map<string, unknown>>;
 }
 
 const asNodes = (v: unknown, where: string): RawNode[] => {
@@ -88,6 +90,27 @@ function readDefinitions(wf: Record<string, unknown>): Map<string, SubgraphDef> 
       inputs: slots(d.inputs, 'inputs'),
       outputs: slots(d.outputs, 'outputs'),
     });
+  });
+  return out;
+}
+
+/** An instance's legacy `properties.proxyWidgets` ([source node id, widget name] per promoted widget), if it has one. */
+function proxyEntries(n: RawNode): [string, string][] | undefined {
+  const raw = (n.properties as { proxyWidgets?: unknown } | undefined)?.proxyWidgets;
+  if (!Array.isArray(raw) || raw.length === 0) return undefined;
+  return raw.map((e) => (Array.isArray(e) ? [String(e[0]), String(e[1])] : ['', '']));
+}
+
+function proxiedValues(n: RawNode): Map<string, Map<string, unknown>> | undefined {
+  const entries = proxyEntries(n);
+  if (!entries) return undefined;
+  const wv = Array.isArray(n.widgets_values) ? n.widgets_values : [];
+  const out = new Map<string, Map<string, unknown>>();
+  entries.forEach(([node, name], i) => {
+    if (node === '-1' || node === '' || wv[i] === undefined || wv[i] === null) return;
+    const m = out.get(node) ?? new Map<string, unknown>();
+    m.set(name, wv[i]);
+    out.set(node, m);
   });
   return out;
 }
@@ -193,6 +216,7 @@ class Expander {
       links: def.links,
       def,
       defs: [...scope.defs, def.id],
+      proxied: proxiedValues(n),
       input: (slot) => {
         if (!memo.has(slot)) {
           memo.set(slot, undefined);
@@ -217,6 +241,13 @@ class Expander {
 
   /** A subgraph input that feeds a widget input inside is shown as a widget on the instance (one value each, in input order). */
   private promotedValue(n: RawNode, def: SubgraphDef, slot: number): Source | undefined {
+    const proxies = proxyEntries(n);
+    if (proxies) {
+      // Saved with legacy proxy widgets: values follow the proxy list, a subgraph input's entry is ["-1", name].
+      const at = proxies.findIndex(([node, name]) => node === '-1' && name === def.inputs[slot]?.name);
+      const value = at < 0 ? this.interiorWidget(def, slot)?.value : (n.widgets_values as unknown[] | undefined)?.[at];
+      return value === undefined ? undefined : { kind: 'value', value };
+    }
     const promoted = def.inputs
       .map((_, i) => this.interiorWidget(def, i))
       .map((w, i) => ({ i, w }))
@@ -299,7 +330,9 @@ class Expander {
         if (this.isActiveGroup(n)) this.emitGroup(n);
         else this.emitNode(scope, n, n.id, (i) => this.linkSource(scope, i));
       } else {
-        this.emitNode(scope, n, this.flatId(scope, n.id), (i) => this.linkSource(scope, i));
+        const copy = this.emitNode(scope, n, this.flatId(scope, n.id), (i) => this.linkSource(scope, i));
+        const proxied = scope.proxied?.get(String(n.id));
+        if (proxied) copy.widgets_values = this.withValues(copy, proxied);
       }
     }
   }

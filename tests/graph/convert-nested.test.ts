@@ -72,6 +72,24 @@ describe('subgraphs (definitions.subgraphs, instance ids parent:child) as the fr
     expect(r.prompt['10:3'].inputs.steps).toEqual(['13', 0]);
   });
 
+  it('legacy proxy widgets (properties.proxyWidgets): values follow the proxy list, for subgraph inputs and inner widgets', () => {
+    const w = clone(wf);
+    const inst = (w.nodes as { id: number; properties: Record<string, unknown>; widgets_values?: unknown[] }[]).find((n) => n.id === 10)!;
+    inst.properties.proxyWidgets = [
+      ['-1', 'text'],
+      ['7', 'text'],
+      ['-1', 'seed'],
+    ];
+    inst.widgets_values = ['a proxy cat', 'proxy negative', 999];
+    const r = convertWorkflowToPrompt(w, INFO);
+    expect(r.prompt['10:6'].inputs.text).toBe('a proxy cat');
+    expect(r.prompt['10:7'].inputs.text).toBe('proxy negative');
+    expect(r.prompt['10:3'].inputs.seed).toBe(999);
+    // The other instance of the same subgraph keeps its own values.
+    expect(r.prompt['14:7'].inputs.text).toBe('blurry, lowres');
+    expect(r.prompt['14:3'].inputs.seed).toBe(777);
+  });
+
   it('refuses a subgraph that contains itself, naming it', () => {
     const w = clone(wf);
     const defs = (w.definitions as { subgraphs: { id: string; nodes: { type: string }[] }[] }).subgraphs;
