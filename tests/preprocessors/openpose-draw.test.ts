@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ellipse2Poly, type Point } from '../../engine/image/preprocess/cv-draw.ts';
-import { drawBodyPose, drawFacePose, type Keypoint } from '../../engine/image/preprocess/openpose-draw.ts';
+import { drawBodyPose, drawFacePose, drawHandPose, type Keypoint } from '../../engine/image/preprocess/openpose-draw.ts';
 import type { U8Mat } from '../../engine/image/preprocess/mat.ts';
 import { decodeU8, mismatches, opencvFixture } from './opencv-fixture.ts';
 
@@ -12,6 +12,8 @@ interface PoseCase {
   normalized: ([number, number] | null)[];
   canvas: Parameters<typeof decodeU8>[0];
   canvas_norm: Parameters<typeof decodeU8>[0];
+  hand: ([number, number] | null)[];
+  canvas_hand: Parameters<typeof decodeU8>[0];
   polys: [[number, number], [number, number], number, [number, number][]][];
 }
 
@@ -34,6 +36,10 @@ describe('OpenPose skeleton drawing, byte for byte against OpenCV', () => {
       const norm = blank(c.h, c.w);
       drawBodyPose(norm, c.normalized.map(kp));
       expect(mismatches(norm, decodeU8(c.canvas_norm))).toEqual({ count: 0, first: undefined });
+      // hands: 2-pixel bones (OpenCV's ThickLine) in the HSV wheel's colours, red joints, points off the canvas included
+      const hand = blank(c.h, c.w);
+      drawHandPose(hand, c.hand.map(kp));
+      expect(mismatches(hand, decodeU8(c.canvas_hand))).toEqual({ count: 0, first: undefined });
     });
   });
 });

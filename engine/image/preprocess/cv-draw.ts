@@ -158,9 +158,72 @@ export function line8(img: U8Mat, a: Point, b: Point, color: Color): void {
   }
 }
 
-/** `cv2.fillConvexPoly(img, pts, color)` with LINE_8 and shift 0. */
-export function fillConvexPoly(img: U8Mat, v: readonly Point[], color: Color): void {
+/** OpenCV's Line2: a line between 16-bit fixed-point points, clipped to the image. */
+function line2(img: U8Mat, a: Point, b: Point, color: Color): void {
+  let [x1, y1] = a;
+  let [x2, y2] = b;
+  const W = img.w * XY_ONE;
+  const H = img.h * XY_ONE;
+  const p1: [number, number] = [x1, y1];
+  const p2: [number, number] = [x2, y2];
+  if (!clipLine(W, H, p1, p2)) return;
+  [x1, y1] = p1;
+  [x2, y2] = p2;
+  let dx = x2 - x1;
+  let dy = y2 - y1;
+  const ax = Math.abs(dx);
+  const ay = Math.abs(dy);
+  let xStep: number;
+  let yStep: number;
+  let ecount: number;
+  if (ax > ay) {
+    if (dx < 0) {
+      dy = -dy;
+      [x1, x2] = [x2, x1];
+      [y1, y2] = [y2, y1];
+    }
+    xStep = XY_ONE;
+    yStep = Math.trunc((dy * XY_ONE) / (ax | 1));
+    ecount = Math.floor((x2 - x1) / XY_ONE);
+  } else {
+    if (dy < 0) {
+      dx = -dx;
+      [x1, x2] = [x2, x1];
+      [y1, y2] = [y2, y1];
+    }
+    xStep = Math.trunc((dx * XY_ONE) / (ay | 1));
+    yStep = XY_ONE;
+    ecount = Math.floor((y2 - y1) / XY_ONE);
+  }
+  x1 += XY_ONE >> 1;
+  y1 += XY_ONE >> 1;
+  const putClipped = (x: number, y: number): void => {
+    if (x >= 0 && x < img.w && y >= 0 && y < img.h) put(img, x, y, color);
+  };
+  putClipped(Math.floor((x2 + (XY_ONE >> 1)) / XY_ONE), Math.floor((y2 + (XY_ONE >> 1)) / XY_ONE));
+  if (ax > ay) {
+    x1 = Math.floor(x1 / XY_ONE);
+    for (; ecount >= 0; ecount--) {
+      putClipped(x1, Math.floor(y1 / XY_ONE));
+      x1++;
+      y1 += yStep;
+    }
+  } else {
+    y1 = Math.floor(y1 / XY_ONE);
+    for (; ecount >= 0; ecount--) {
+      putClipped(Math.floor(x1 / XY_ONE), y1);
+      x1 += xStep;
+      y1++;
+    }
+  }
+}
+
+/** `cv2.fillConvexPoly(img, pts, color, LINE_8, shift)`: points in `shift`-bit fixed point (0 = pixels). */
+export function fillConvexPoly(img: U8Mat, v: readonly Point[], color: Color, shift = 0): void {
   const npts = v.length;
+  const delta = (1 << shift) >> 1;
+  const up = 2 ** (XY_SHIFT - shift);
+  const sh = (n: number): number => Math.floor((n + delta) / 2 ** shift);
   let p0 = v[npts - 1];
   let xmin = v[0][0];
   let xmax = v[0][0];
@@ -176,9 +239,14 @@ export function fillConvexPoly(img: U8Mat, v: readonly Point[], color: Color): v
     ymax = Math.max(ymax, p[1]);
     xmax = Math.max(xmax, p[0]);
     xmin = Math.min(xmin, p[0]);
-    line8(img, p0, p, color);
+    if (shift === 0) line8(img, p0, p, color);
+    else line2(img, [p0[0] * up, p0[1] * up], [p[0] * up, p[1] * up], color);
     p0 = p;
   }
+  xmin = sh(xmin);
+  xmax = sh(xmax);
+  ymin = sh(ymin);
+  ymax = sh(ymax);
   if (npts < 3 || xmax < 0 || ymax < 0 || xmin >= img.w || ymin >= img.h) return;
   ymax = Math.min(ymax, img.h - 1);
   const delta1 = XY_ONE >> 1;
@@ -197,10 +265,10 @@ export function fillConvexPoly(img: U8Mat, v: readonly Point[], color: Color): v
         let idx = idx0 + e.di;
         if (idx >= npts) idx -= npts;
         for (; edges-- > 0;) {
-          const ty = v[idx][1];
+          const ty = sh(v[idx][1]);
           if (ty > y) {
-            const xs = v[idx0][0] * XY_ONE;
-            const xe = v[idx][0] * XY_ONE;
+            const xs = v[idx0][0] * up;
+            const xe = v[idx][0] * up;
             e.ye = ty;
             e.dx = Math.trunc(((xe - xs) * 2 + (ty - y)) / (2 * (ty - y)));
             e.x = xs;
@@ -227,6 +295,40 @@ export function fillConvexPoly(img: U8Mat, v: readonly Point[], color: Color): v
     edge[0].x += edge[0].dx;
     edge[1].x += edge[1].dx;
   } while (++y <= ymax);
+}
+
+/** `cv2.line(img, a, b, color, thickness)` with LINE_8 for thickness > 1: OpenCV's ThickLine (a fixed-point quad and round caps). */
+export function thickLine(img: U8Mat, a: Point, b: Point, color: Color, thickness: number): void {
+  if (thickness <= 1) {
+    line8(img, a, b, color);
+    return;
+  }
+  const p0: Point = [a[0] * XY_ONE, a[1] * XY_ONE];
+  const p1: Point = [b[0] * XY_ONE, b[1] * XY_ONE];
+  const odd = thickness & 1;
+  const t = thickness * (XY_ONE >> 1);
+  const dx = (p0[0] - p1[0]) / XY_ONE;
+  const dy = (p1[1] - p0[1]) / XY_ONE;
+  const r2 = dx * dx + dy * dy;
+  if (Math.abs(r2) > Number.EPSILON) {
+    const r = (t + odd * XY_ONE * 0.5) / Math.sqrt(r2);
+    const dpx = cvRound(dy * r);
+    const dpy = cvRound(dx * r);
+    fillConvexPoly(
+      img,
+      [
+        [p0[0] + dpx, p0[1] + dpy],
+        [p0[0] - dpx, p0[1] - dpy],
+        [p1[0] - dpx, p1[1] - dpy],
+        [p1[0] + dpx, p1[1] + dpy],
+      ],
+      color,
+      XY_SHIFT,
+    );
+  }
+  const radius = (t + (XY_ONE >> 1)) >> XY_SHIFT;
+  for (const p of [p0, p1])
+    fillCircle(img, [Math.floor((p[0] + (XY_ONE >> 1)) / XY_ONE), Math.floor((p[1] + (XY_ONE >> 1)) / XY_ONE)], radius, color);
 }
 
 /** `cv2.circle(img, center, radius, color, thickness=-1)`: OpenCV's filled midpoint circle. */

@@ -1,4 +1,4 @@
-import { ellipse2Poly, fillCircle, fillConvexPoly, line8, type Color } from './cv-draw.ts';
+import { ellipse2Poly, fillCircle, fillConvexPoly, thickLine, type Color } from './cv-draw.ts';
 import type { U8Mat } from './mat.ts';
 
 /**
@@ -152,10 +152,7 @@ export function handEdgeColor(i: number): Color {
   });
 }
 
-/**
- * Hand bones: OpenCV draws them as 2-pixel thick lines (a fixed-point polygon with round caps); this
- * draws the 1-pixel 8-connected core and its neighbours, close to but not byte-exact with OpenCV.
- */
+/** Hand bones as 2-pixel lines in the HSV wheel's colours, joints as red dots. */
 export function drawHandPose(canvas: U8Mat, kps: Keypoints | null): void {
   if (!kps || kps.length === 0) return;
   const [W, H] = scaleOf(canvas, kps);
@@ -168,10 +165,7 @@ export function drawHandPose(canvas: U8Mat, kps: Keypoints | null): void {
     const x2 = int(k2.x * W);
     const y2 = int(k2.y * H);
     if (x1 > EPS && y1 > EPS && x2 > EPS && y2 > EPS) {
-      const c = handEdgeColor(i);
-      line8(canvas, [x1, y1], [x2, y2], c);
-      fillCircle(canvas, [x1, y1], 1, c);
-      fillCircle(canvas, [x2, y2], 1, c);
+      thickLine(canvas, [x1, y1], [x2, y2], handEdgeColor(i), 2);
     }
   });
   for (const k of kps) {
