@@ -40,6 +40,8 @@ const EXPECTED: Record<string, string> = {
   LatentCompositeMasked: 'comfy_extras.nodes_mask',
   Morphology: 'comfy_extras.nodes_morphology',
   ImageRGBToYUV: 'comfy_extras.nodes_morphology',
+  RebatchLatents: 'comfy_extras.nodes_rebatch',
+  RebatchImages: 'comfy_extras.nodes_rebatch',
   LatentCrop: 'nodes',
   LatentRotate: 'nodes',
   LatentFlip: 'nodes',
