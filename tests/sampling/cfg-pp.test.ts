@@ -60,7 +60,7 @@ function ancestral(from: number, to: number, eta: number): [number, number] {
 
 function refEulerAncestralCfgPp(eta: number, sNoise: number): Float64Array {
   const noise = refNoise();
-  let x = X_T.slice();
+  let x: Float64Array = X_T.slice();
   for (let i = 0; i < SIGMAS.length - 1; i++) {
     const [den, u] = guided(x, SIGMAS[i]);
     if (SIGMAS[i + 1] === 0) {
@@ -77,7 +77,7 @@ function refEulerAncestralCfgPp(eta: number, sNoise: number): Float64Array {
 
 function refDpmpp2sAncestralCfgPp(eta: number): Float64Array {
   const noise = refNoise();
-  let x = X_T.slice();
+  let x: Float64Array = X_T.slice();
   for (let i = 0; i < SIGMAS.length - 1; i++) {
     const [den, u] = guided(x, SIGMAS[i]);
     const [down, up] = ancestral(SIGMAS[i], SIGMAS[i + 1], eta);
@@ -101,7 +101,7 @@ function refDpmpp2sAncestralCfgPp(eta: number): Float64Array {
 }
 
 function refDpmpp2mCfgPp(): Float64Array {
-  let x = X_T.slice();
+  let x: Float64Array = X_T.slice();
   let oldU: Float64Array | null = null;
   for (let i = 0; i < SIGMAS.length - 1; i++) {
     const [den, u] = guided(x, SIGMAS[i]);
@@ -121,7 +121,7 @@ function refDpmpp2mCfgPp(): Float64Array {
 
 function refResMultistepCfgPp(eta: number): Float64Array {
   const noise = refNoise();
-  let x = X_T.slice();
+  let x: Float64Array = X_T.slice();
   let old: Float64Array | null = null;
   let oldDown = 0;
   const phi1 = (t: number) => Math.expm1(t) / t;
@@ -149,7 +149,7 @@ function refResMultistepCfgPp(eta: number): Float64Array {
 }
 
 function refGradientEstimationCfgPp(gamma = 2): Float64Array {
-  let x = X_T.slice();
+  let x: Float64Array = X_T.slice();
   let oldD: Float64Array | null = null;
   for (let i = 0; i < SIGMAS.length - 1; i++) {
     const [den, u] = guided(x, SIGMAS[i]);
@@ -230,7 +230,7 @@ function refSaSolver(opts: { pece: boolean; start: number; end: number; eta: num
   const tauOf = (s: number) => (opts.eta > 0 && opts.start >= s && s >= opts.end ? opts.eta : 0);
   const coeffs = (sigmaNext: number, nodes: number[], ls: number, lt: number, tau: number) =>
     nodes.map((_, k) => sigmaNext * Math.exp(lt) * lagrangeIntegral(nodes, k, ls, lt, tau));
-  let xPred = X_T.slice();
+  let xPred: Float64Array = X_T.slice();
   let x = xPred;
   let h = 0;
   let tau = 0;
