@@ -9,6 +9,8 @@ import { ModelManager } from '../../engine/models/manager.ts';
 import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
 import type { WeightSource } from '../../engine/core/weights.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
+import { Executor } from '../../engine/executor/executor.ts';
+import { createBuiltinRegistry } from '../../nodes/index.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import { CLIPMergeAdd, CLIPMergeSubtract, ModelMergeAdd, ModelMergeBlocks, ModelMergeSubtract } from '../../nodes/model/merge-ops.ts';
 import { ModelMergeSD1, SD1_BLOCKS } from '../../nodes/model/merge-sd1.ts';
@@ -232,4 +234,31 @@ describe('save nodes', () => {
     for (let i = 0; i < got.length; i++)
       expect(Math.abs(got[i] - (w1[i] - w2[i]))).toBeLessThan(2e-3 * Math.max(1, Math.abs(w1[i] - w2[i])));
   });
+});
+
+describe('through the executor', () => {
+  it('a prompt with ModelMergeSD1 (input names with dots) and ModelSave validates and runs', async () => {
+    const inputs: Record<string, unknown> = { model1: ['1', 0], model2: ['2', 0] };
+    for (const blk of SD1_BLOCKS) inputs[blk] = blk.startsWith('output_blocks') ? 0.25 : 1;
+    const prompt = {
+      '1': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'weft-tiny-sd1.safetensors' } },
+      '2': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'other.safetensors' } },
+      '3': { class_type: 'ModelMergeSD1', inputs },
+      '4': { class_type: 'ModelSave', inputs: { model: ['3', 0], filename_prefix: 'diffusion_models/sd1merge' } },
+    };
+    const ex = new Executor(createBuiltinRegistry(), { paths: ctx.paths, services: ctx.services, log });
+    const r = await ex.execute(prompt, { promptId: 'sd1merge' });
+    expect(r.status, JSON.stringify(r.error)).toBe('success');
+    const sf = SafetensorsFile.open(join(ctx.paths.outputDir, 'diffusion_models', 'sd1merge_00001_.safetensors'));
+    const outKey = A.names().find((n) => n.startsWith(SD1_PREFIX.unet + 'output_blocks.0.') && n.endsWith('.weight'))!;
+    const inKey = A.names().find((n) => n.startsWith(SD1_PREFIX.unet + 'input_blocks.0.') && n.endsWith('.weight'))!;
+    const got = sf.get(outKey);
+    const w1 = A.get(outKey);
+    const w2 = B.get(outKey);
+    for (let i = 0; i < got.length; i++)
+      expect(Math.abs(got[i] - (0.25 * w1[i] + 0.75 * w2[i]))).toBeLessThan(2e-3 * Math.max(1, Math.abs(w1[i])));
+    const gi = sf.get(inKey);
+    const wi = A.get(inKey);
+    for (let i = 0; i < gi.length; i++) expect(Math.abs(gi[i] - wi[i])).toBeLessThan(2e-3 * Math.max(1, Math.abs(wi[i])));
+  }, 120_000);
 });
