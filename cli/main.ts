@@ -30,7 +30,8 @@ Usage:
   weft make-model controlnet|t2i-adapter --checkpoint FILE --out FILE [--seed N]
                                                    a random fp16 ControlNet / T2I-Adapter of a checkpoint's UNet structure
   weft make-model annotators [--out DIR] [--seed N]
-                                                   random-weight DWPose ONNX pair (yolox_l.onnx, dw-ll_ucoco_384.onnx) in models/annotators
+                                                   random-weight annotator ONNX files of the real signatures in models/annotators
+                                                   (DWPose pair, depth_anything_v2_vits.onnx, dpt_hybrid-midas.onnx)
 ${CACHE_HELP}
 
 Options:
@@ -420,8 +421,9 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     return 0;
   }
   if (kind === 'annotators') {
-    const { makeRandomDwpose } = await import('../engine/models/annotators/generate.ts');
-    for (const f of makeRandomDwpose(path.resolve(v.out ?? path.join(models, 'annotators')), seed)) console.log(f);
+    const { makeRandomDwpose, makeRandomDepth } = await import('../engine/models/annotators/generate.ts');
+    const dir = path.resolve(v.out ?? path.join(models, 'annotators'));
+    for (const f of [...makeRandomDwpose(dir, seed), ...makeRandomDepth(dir, seed + 2)]) console.log(f);
     return 0;
   }
   if (kind === 'controlnet' || kind === 't2i-adapter') {

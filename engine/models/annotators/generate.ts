@@ -67,3 +67,30 @@ export function makeRandomDwpose(dir: string, seed: number): string[] {
   for (const [file, g] of files) fs.writeFileSync(file, g.toBuffer());
   return files.map(([f]) => f);
 }
+
+/**
+ * A random depth network of the exports' signature: NCHW RGB in (any size, multiples of 14 for Depth
+ * Anything) → relative depth [1, h, w] at 1/`patch` of the input, non-negative (a ReLU head).
+ */
+export function depthGraph(seed: number, inputName: string, outputName: string, patch: number): GraphBuilder {
+  const g = new GraphBuilder('weft-random-depth');
+  const rng = new Rng(seed);
+  const x = g.input(inputName, 'float32', [1, 3, 'H', 'W']);
+  const w1 = g.floats('patch.weight', [8, 3, patch, patch], () => randn(rng, 8 * 3 * patch * patch, 1 / patch));
+  const f = g.op1('Relu', [g.op1('Conv', [x, w1], { kernel_shape: [patch, patch], strides: [patch, patch] })]);
+  const w2 = g.floats('head.weight', [1, 8, 3, 3], () => randn(rng, 72, 0.3));
+  const d = g.op1('Relu', [g.op1('Conv', [f, w2], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })]);
+  g.output(g.op1('Squeeze', [d, g.ints([1])]), outputName, 'float32', [1, 'h', 'w']);
+  return g;
+}
+
+/** Random Depth Anything V2 (`depth_anything_v2_vits.onnx`) and MiDaS (`dpt_hybrid-midas.onnx`) stand-ins in `dir`. */
+export function makeRandomDepth(dir: string, seed: number): string[] {
+  fs.mkdirSync(dir, { recursive: true });
+  const files = [
+    [path.join(dir, 'depth_anything_v2_vits.onnx'), depthGraph(seed, 'image', 'depth', 14)],
+    [path.join(dir, 'dpt_hybrid-midas.onnx'), depthGraph(seed + 1, 'pixel_values', 'predicted_depth', 16)],
+  ] as const;
+  for (const [file, g] of files) fs.writeFileSync(file, g.toBuffer());
+  return files.map(([f]) => f);
+}
