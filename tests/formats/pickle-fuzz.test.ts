@@ -3,7 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openWeights, type WeightsFile } from '../../engine/formats/open-weights.ts';
 import { TorchFile, TorchFileError } from '../../engine/formats/pickle/torch-file.ts';
+import { HypernetworkFileError, readHypernetwork } from '../../engine/models/hypernetwork/index.ts';
+import { makeHypernet, writeHypernetPt } from '../hypernetwork/make-hypernet.ts';
 import { f32Storage, PFloat, POrdered, PTensor, storedZip, torchSaveLegacy, torchSaveZip, type PVal } from './torch-writer.ts';
 
 /**
@@ -80,6 +83,88 @@ describe('pickle reader fuzz', () => {
       );
     });
   }
+
+  for (const [format, write] of [
+    ['zip', torchSaveZip],
+    ['legacy', torchSaveLegacy],
+  ] as const) {
+    it(`${format}: a file cut anywhere only ever gives a TorchFileError`, () => {
+      const base = write(sample());
+      fc.assert(
+        fc.property(fc.nat({ max: base.length - 1 }), (cut) => tryOpen(base.subarray(0, cut))),
+        { numRuns: 300, seed: 23 },
+      );
+    });
+  }
+
+  it('length, count and memo arguments up to 2^64 in data.pkl fail against the bytes there, without allocating them', () => {
+    // Opcodes followed by a little-endian size or index: strings, bytes, longs, frames, memo slots.
+    const sized: [number, 1 | 4 | 8][] = [
+      [0x58, 4], // BINUNICODE
+      [0x42, 4], // BINBYTES
+      [0x43, 1], // SHORT_BINBYTES
+      [0x54, 4], // BINSTRING
+      [0x8d, 8], // BINUNICODE8
+      [0x8e, 8], // BINBYTES8
+      [0x96, 8], // BYTEARRAY8
+      [0x8a, 1], // LONG1
+      [0x8b, 4], // LONG4
+      [0x95, 8], // FRAME
+      [0x6a, 4], // LONG_BINGET
+      [0x72, 4], // LONG_BINPUT
+      [0x4a, 4], // BININT
+    ];
+    const arg = fc.oneof(fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff, 2 ** 53, 2 ** 64 - 1), fc.nat());
+    const op = fc.record({
+      at: fc.nat({ max: sized.length - 1 }),
+      v: arg,
+      tail: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 8 }),
+    });
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 12 }), (ops) => {
+        const body: number[] = [];
+        for (const { at, v, tail } of ops) {
+          const [code, width] = sized[at];
+          const le = Buffer.alloc(8);
+          le.writeBigUInt64LE(BigInt(Math.min(v, 2 ** 64 - 1)) & 0xffffffffffffffffn);
+          body.push(code, ...le.subarray(0, width), ...tail);
+        }
+        tryOpen(storedZip([['archive/data.pkl', Uint8Array.from([0x80, 2, ...body, 0x2e])]]));
+      }),
+      { numRuns: 300, seed: 29 },
+    );
+  });
+
+  it('a damaged hypernetwork file only ever gives a TorchFileError or a HypernetworkFileError', () => {
+    const hfile = path.join(dir, 'hn.pt');
+    writeHypernetPt(hfile, makeHypernet({ dims: [8], structure: [1, 2, 1], activation: 'relu', layerNorm: true, seed: 2 }), 'legacy');
+    const base = fs.readFileSync(hfile);
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ at: fc.nat({ max: base.length - 1 }), byte: fc.integer({ min: 0, max: 255 }) }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.option(fc.nat({ max: base.length - 1 })),
+        (edits, cut) => {
+          const b = Buffer.from(base);
+          for (const e of edits) b[e.at] = e.byte;
+          fs.writeFileSync(hfile, cut === null ? b : b.subarray(0, cut));
+          let wf: WeightsFile | undefined;
+          try {
+            wf = openWeights(hfile);
+            const hn = readHypernetwork(hfile, wf);
+            for (const pair of hn.modules.values()) for (const m of pair) for (const l of m) if (l.kind !== 'activation') l.weight.read();
+          } catch (e) {
+            if (!(e instanceof TorchFileError) && !(e instanceof HypernetworkFileError)) throw e;
+          } finally {
+            wf?.close();
+          }
+        },
+      ),
+      { numRuns: 250, seed: 31 },
+    );
+  });
 
   it('opcode soup (with small arguments) in data.pkl only ever gives a TorchFileError', () => {
     const t0 = Date.now();
