@@ -8,7 +8,7 @@
  */
 import type { ObjectInfo } from '../registry/registry.ts';
 import { groupNodeLayout, groupNodeName, type GroupNodeLayout } from './convert-group-nodes.ts';
-import { WorkflowFormatError, readLinks, type RawInput, type RawNode, type UiLink } from './convert-read.ts';
+import { WorkflowFormatError, readLinks, readRawNodes, type RawInput, type RawNode, type UiLink } from './convert-read.ts';
 import { widgetDefs } from './widgets.ts';
 
 /** The frontend's ids of a subgraph's input and output nodes, as links inside a definition name them. */
@@ -49,16 +49,7 @@ interface Scope {
   proxied?: Map<string, Map<string, unknown>>;
 }
 
-const asNodes = (v: unknown, where: string): RawNode[] => {
-  if (!Array.isArray(v)) throw new WorkflowFormatError(`${where}: nodes must be a list`);
-  return v.map((n, i) => {
-    if (typeof n !== 'object' || n === null) throw new WorkflowFormatError(`${where}: nodes[${i}] is not an object`);
-    const o = n as RawNode;
-    if (o.id === undefined || o.id === null) throw new WorkflowFormatError(`${where}: nodes[${i}] has no id`);
-    if (typeof o.type !== 'string') throw new WorkflowFormatError(`${where}: node ${String(o.id)} has no type`);
-    return o;
-  });
-};
+const asNodes = (v: unknown, where: string): RawNode[] => readRawNodes(v, where, true);
 
 function readDefinitions(wf: Record<string, unknown>): Map<string, SubgraphDef> {
   const out = new Map<string, SubgraphDef>();
@@ -78,7 +69,7 @@ function readDefinitions(wf: Record<string, unknown>): Map<string, SubgraphDef> 
         return {
           name: String(o.name ?? ''),
           type: typeof o.type === 'string' ? o.type : undefined,
-          linkIds: o.linkIds as number[] | undefined,
+          linkIds: Array.isArray(o.linkIds) ? o.linkIds.filter((x): x is number => typeof x === 'number') : undefined,
         };
       });
     };
@@ -149,7 +140,8 @@ class Expander {
     private readonly info: ObjectInfo,
   ) {
     this.defs = readDefinitions(wf);
-    this.groups = ((wf.extra as { groupNodes?: Record<string, unknown> } | undefined)?.groupNodes ?? {}) as Record<string, unknown>;
+    const groups = (wf.extra as { groupNodes?: unknown } | undefined)?.groupNodes;
+    this.groups = typeof groups === 'object' && groups !== null && !Array.isArray(groups) ? (groups as Record<string, unknown>) : {};
     const nodes = asNodes(wf.nodes, 'workflow');
     const links = readLinks(wf.links);
     this.root = { path: [], nodes, byId: new Map(nodes.map((n) => [String(n.id), n])), links, defs: [] };

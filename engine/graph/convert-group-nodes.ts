@@ -6,7 +6,7 @@
  * order. Inner nodes run as `groupId:index`, the index being the node's place in the group's list.
  */
 import type { ObjectInfo, ObjectInfoEntry } from '../registry/registry.ts';
-import type { RawNode } from './convert-read.ts';
+import { WorkflowFormatError, readRawNodes, type RawNode } from './convert-read.ts';
 import { isWidgetSpec, widgetDefs } from './widgets.ts';
 
 const PREFIXES = ['workflow>', 'workflow/'];
@@ -49,9 +49,20 @@ export function groupNodeLayout(name: string, raw: unknown, info: ObjectInfo): G
     config?: Record<string, { input?: unknown; output?: unknown }>;
   };
   if (!Array.isArray(data.nodes)) return null;
-  const nodes = data.nodes as RawNode[];
-  const links = (Array.isArray(data.links) ? data.links : []) as GroupLink[];
-  const external = (Array.isArray(data.external) ? data.external : []) as [number, number, string][];
+  const where = `group node ${name}`;
+  const nodes = readRawNodes(data.nodes, where, false);
+  const isIndex = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < nodes.length;
+  const isSlot = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  const links = (Array.isArray(data.links) ? data.links : []).map((l, i) => {
+    if (!Array.isArray(l) || !(l[0] === null || isIndex(l[0])) || !isSlot(l[1]) || !isIndex(l[2]) || !isSlot(l[3]))
+      throw new WorkflowFormatError(`${where}: links[${i}] is not [origin index, slot, target index, slot, …]`);
+    return l as GroupLink;
+  });
+  const external = (Array.isArray(data.external) ? data.external : []).map((e, i) => {
+    if (!Array.isArray(e) || !isIndex(e[0]) || !isSlot(e[1]))
+      throw new WorkflowFormatError(`${where}: external[${i}] is not [index, slot, type]`);
+    return e as [number, number, string];
+  });
   const config = (i: number): InnerConfig => {
     const c = data.config?.[String(i)];
     return { inputs: c?.input as InnerConfig['inputs'], outputs: c?.output as InnerConfig['outputs'] };

@@ -129,3 +129,25 @@ export interface RawOutput {
   links?: number[] | null;
   [k: string]: unknown;
 }
+
+/** Saved nodes, checked enough that expanding them cannot fail on their shape (ids optional inside group nodes). */
+export function readRawNodes(v: unknown, where: string, needId: boolean): RawNode[] {
+  if (!Array.isArray(v)) throw new WorkflowFormatError(`${where}: nodes must be a list`);
+  return v.map((n, i) => {
+    if (typeof n !== 'object' || n === null) throw new WorkflowFormatError(`${where}: nodes[${i}] is not an object`);
+    const o = n as RawNode;
+    if (needId && (o.id === undefined || o.id === null)) throw new WorkflowFormatError(`${where}: nodes[${i}] has no id`);
+    const name = `${where}: node ${String(o.id ?? i)}`;
+    if (typeof o.type !== 'string') throw new WorkflowFormatError(`${name} has no type`);
+    for (const key of ['inputs', 'outputs'] as const) {
+      const slots = o[key] as unknown;
+      if (slots === undefined || slots === null) continue;
+      if (!Array.isArray(slots)) throw new WorkflowFormatError(`${name}: ${key} must be a list`);
+      slots.forEach((x, k) => {
+        if (typeof x !== 'object' || x === null || Array.isArray(x))
+          throw new WorkflowFormatError(`${name}: ${key}[${k}] is not an object`);
+      });
+    }
+    return o;
+  });
+}
