@@ -9,6 +9,7 @@ import { nodes as emptyLatent } from './latent/empty-latent.ts';
 import { nodes as loaders } from './model/loaders.ts';
 import { nodes as loraNodes, weftNodes as loraTagNodes } from './model/lora.ts';
 import { nodes as imageOps } from './image/image-ops.ts';
+import { nodes as imageTiles } from './image/tiles.ts';
 import { nodes as postProcessing } from './image/post-processing.ts';
 import { nodes as alphaNodes } from './image/alpha.ts';
 import { nodes as morphologyNodes } from './image/morphology.ts';
@@ -61,6 +62,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_gits', gitsNodes],
   ['nodes', latentTransform],
   ['comfy_extras.nodes_images', imageOps],
+  ['comfy_extras.nodes_images', imageTiles],
   ['comfy_extras.nodes_post_processing', postProcessing],
   ['comfy_extras.nodes_compositing', alphaNodes],
   ['comfy_extras.nodes_morphology', morphologyNodes],
