@@ -128,6 +128,36 @@ describe('legacy group nodes (extra.groupNodes, workflow>Name and workflow/Name)
     expect(comparable(r.prompt)).toEqual(load('group_node.prompt.json'));
   });
 
+  it('a widget converted to an input inside the group becomes the last group input and the last group widget', () => {
+    const w = clone(wf);
+    const g = (w.extra as { groupNodes: { Sampler: { nodes: { inputs: Record<string, unknown>[] }[] } } }).groupNodes.Sampler;
+    g.nodes[2].inputs.push({ name: 'seed', type: 'INT', link: null, widget: { name: 'seed' } });
+    const nodes = w.nodes as { id: number; inputs?: Record<string, unknown>[]; outputs?: unknown[]; widgets_values?: unknown[] }[];
+    const inst = nodes.find((n) => n.id === 10)!;
+    // The group's widgets: text, "CLIPTextEncode text", steps, cfg, sampler, scheduler, denoise, then the converted seed and its control.
+    inst.widgets_values = ['a castle on a hill', 'ugly, deformed', 25, 6, 'dpmpp_2m', 'karras', 0.9, 31337, 'fixed'];
+    let r = convertWorkflowToPrompt(w, INFO);
+    expect(r.prompt['10:2'].inputs).toMatchObject({
+      seed: 31337,
+      steps: 25,
+      cfg: 6,
+      sampler_name: 'dpmpp_2m',
+      scheduler: 'karras',
+      denoise: 0.9,
+    });
+    // Linked from outside through the group's fifth input.
+    inst.inputs!.push({ name: 'seed', type: 'INT', link: 50, widget: { name: 'seed' } });
+    nodes.push({
+      id: 20,
+      type: 'PrimitiveInt',
+      outputs: [{ name: 'INT', type: 'INT', links: [50] }],
+      widgets_values: [5, 'fixed'],
+    } as (typeof nodes)[number]);
+    (w.links as unknown[]).push([50, 20, 0, 10, 4, 'INT']);
+    r = convertWorkflowToPrompt(w, INFO);
+    expect(r.prompt['10:2'].inputs.seed).toEqual(['20', 0]);
+  });
+
   it('reports inner classes that are not installed', () => {
     const w = clone(wf);
     const g = (w.extra as { groupNodes: { Sampler: { nodes: { type: string }[] } } }).groupNodes.Sampler;
