@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeSafetensors } from '../../formats/safetensors.ts';
 import { GraphBuilder } from '../../onnx/graph.ts';
 import { Rng } from '../generate/rng.ts';
 
@@ -93,4 +94,34 @@ export function makeRandomDepth(dir: string, seed: number): string[] {
   ] as const;
   for (const [file, g] of files) fs.writeFileSync(file, g.toBuffer());
   return files.map(([f]) => f);
+}
+
+/** A random ControlNetHED_Apache2 state dict (the real names and shapes) as safetensors. */
+export function makeRandomHed(file: string, seed: number): void {
+  const rng = new Rng(seed);
+  const tensors: { name: string; shape: number[]; data: Float32Array }[] = [
+    { name: 'norm', shape: [1, 3, 1, 1], data: Float32Array.from([123, 117, 104]) },
+  ];
+  let cin = 3;
+  [
+    [2, 64],
+    [2, 128],
+    [3, 256],
+    [3, 512],
+    [3, 512],
+  ].forEach(([layers, out], i) => {
+    for (let j = 0; j < layers; j++) {
+      const fan = (j === 0 ? cin : out) * 9;
+      tensors.push({ name: `block${i + 1}.convs.${j}.weight`, shape: [out, j === 0 ? cin : out, 3, 3], data: randn(rng, out * fan, Math.sqrt(2 / fan)) });
+      tensors.push({ name: `block${i + 1}.convs.${j}.bias`, shape: [out], data: new Float32Array(out) });
+    }
+    tensors.push({ name: `block${i + 1}.projection.weight`, shape: [1, out, 1, 1], data: randn(rng, out, 1 / Math.sqrt(out)) });
+    tensors.push({ name: `block${i + 1}.projection.bias`, shape: [1], data: new Float32Array(1) });
+    cin = out;
+  });
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeSafetensors(
+    file,
+    tensors.map((t) => ({ ...t, dtype: 'F32' as const })),
+  );
 }

@@ -2,6 +2,7 @@ import type { AnyNodeDefinition } from '../../../engine/registry/types.ts';
 import { auxNodes as canny, coreNodes as coreCanny } from './canny.ts';
 import { nodes as depth } from './depth.ts';
 import { nodes as dwpose } from './dwpose.ts';
+import { nodes as hed } from './hed.ts';
 import { nodes as opencvDetectors } from './opencv-detectors.ts';
 import { nodes as shuffle } from './shuffle.ts';
 
@@ -12,5 +13,5 @@ import { nodes as shuffle } from './shuffle.ts';
  */
 export const AUX_MODULE = 'custom_nodes.comfyui_controlnet_aux';
 
-export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [...canny, ...opencvDetectors, ...shuffle, ...dwpose, ...depth];
+export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [...canny, ...opencvDetectors, ...shuffle, ...dwpose, ...depth, ...hed];
 export const corePreprocessorNodes: readonly AnyNodeDefinition[] = [...coreCanny];
