@@ -49,6 +49,8 @@ export interface WorkerBeat {
   busy: number;
   /** Prompt ids running here (operators: which process to look at). */
   running: string[];
+  /** The last prompts it finished, newest first. */
+  recent: string[];
   concurrency: number;
   at: number;
 }

@@ -94,6 +94,12 @@ export class RedisClient extends EventEmitter {
     try {
       const t = this.target;
       if (t.password) await this.direct(t.username ? ['AUTH', t.username, t.password] : ['AUTH', t.password]);
+      // A Redis that just restarted answers LOADING until it has read its append-only file.
+      for (;;) {
+        const pong = await this.direct(['PING']).catch((e: Error) => e);
+        if (!(pong instanceof RespError && pong.message.startsWith('LOADING'))) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
       if (t.db) await this.direct(['SELECT', t.db]);
       if (t.connectionName) await this.direct(['CLIENT', 'SETNAME', t.connectionName]);
       if (this.channels.size) this.write(['SUBSCRIBE', ...this.channels]);

@@ -83,6 +83,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<Runnin
   const running = new Map<string, WorkerHost>();
   /** Checkpoints of the last prompts that ran here: what this worker advertises as loaded. */
   const loaded: string[] = [];
+  const recent: string[] = [];
 
   const publish = (m: EventMessage): void => {
     redis.publish(CHANNELS.events, JSON.stringify(m)).catch((e: Error) => log.warn(`event not published: ${e.message}`));
@@ -95,10 +96,15 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<Runnin
       models: loaded,
       busy: running.size,
       running: [...running.keys()],
+      recent,
       concurrency,
       at: Date.now(),
     };
     await redis.hset(KEYS.workers, { [id]: JSON.stringify(b) });
+    // Heartbeats of workers gone for a minute are dropped (by whichever worker notices).
+    const all = await redis.hgetall(KEYS.workers);
+    const gone = Object.entries(all).filter(([, v]) => b.at - (JSON.parse(v) as WorkerBeat).at > 60_000);
+    if (gone.length) await redis.hdel(KEYS.workers, ...gone.map(([k]) => k));
   };
   const beatSoon = (): void => void beat().catch(() => undefined);
   const beats = setInterval(beatSoon, 2000);
@@ -192,6 +198,8 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<Runnin
       loaded.splice(LOADED_KEEP);
       publish({ kind: 'event', clientId, promptId, msg: { type: 'executing', data: { node: null, prompt_id: promptId } } });
     } finally {
+      recent.unshift(promptId);
+      recent.splice(16);
       running.delete(promptId);
       idle.push(host);
       beatSoon();

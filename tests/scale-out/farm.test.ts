@@ -7,7 +7,8 @@ import { createEnvironment, type Environment } from '../../cli/environment.ts';
 import { silentLogger } from '../../engine/core/log.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { RedisFront } from '../../server/queue-redis/front.ts';
-import { KEYS, type WorkerBeat } from '../../server/queue-redis/layout.ts';
+import { Queue } from 'bullmq';
+import { KEYS, PREFIX, QUEUE_NAME, type PromptJob, type WorkerBeat } from '../../server/queue-redis/layout.ts';
 import { RedisClient } from '../../server/queue-redis/redis-client.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
 import { errorMessage, queuePrompt, type HistoryItem } from '../server/helpers.ts';
@@ -136,6 +137,30 @@ describe('weft serve --queue with three weft workers', () => {
     expect(longFile).toBe('long_00001_.png');
     expect(farm.exits).toBe(1);
   }, 300_000);
+
+  it('routes a prompt to a worker that has its checkpoint loaded (routing step + delay scheduling)', async () => {
+    await waitFor('3 workers up', 120_000, async () => ((await liveWorkers()).length === 3 ? true : undefined));
+    const jobs = new Queue<PromptJob>(QUEUE_NAME, { connection: probe, prefix: PREFIX });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const holders = (await liveWorkers()).filter((w) => w.models.includes('weft-tiny-sd1.safetensors')).map((w) => w.id);
+        expect(holders.length).toBeGreaterThan(0);
+        const id = await queuePrompt(front, tinyPrompt(`aff${i}`, 100 + i));
+        const prefer = (await jobs.getJob(id))?.data.prefer;
+        expect(holders).toContain(prefer);
+        // Whichever worker's BZPOPMIN gets the job first, the preferred one runs it.
+        await waitForAll([id], 60_000);
+        const ranOn = await waitFor(
+          'the worker that ran it',
+          10_000,
+          async () => (await liveWorkers()).find((w) => w.recent.includes(id))?.id,
+        );
+        expect(ranOn).toBe(prefer);
+      }
+    } finally {
+      await jobs.close();
+    }
+  }, 240_000);
 
   it('an interrupt reaches the worker running the prompt within one step', async () => {
     await waitFor('3 workers up', 120_000, async () => ((await liveWorkers()).length === 3 ? true : undefined));

@@ -118,6 +118,8 @@ export const nodes = [
     description: 'Stands for GPU work: sleeps steps × step_ms, reporting progress and checking for interrupts after each step.',
     inputs: { required: { image: { type: 'IMAGE' }, steps: { type: 'INT', default: 1, min: 1, max: 100000 }, step_ms: { type: 'INT', default: 100, min: 0, max: 600000 } } },
     outputs: [{ type: 'IMAGE' }],
+    // Always runs (ComfyUI's IS_CHANGED = NaN): a cached sleep would not stand for GPU work.
+    fingerprint: () => NaN,
     run: async ({ image, steps, step_ms }, ctx) => {
       for (let i = 1; i <= steps; i++) {
         await sleep(step_ms);
