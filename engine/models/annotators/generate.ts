@@ -125,3 +125,29 @@ export function makeRandomHed(file: string, seed: number): void {
     tensors.map((t) => ({ ...t, dtype: 'F32' as const })),
   );
 }
+
+/** A random LineArt Generator state dict (sk_model.pth's names and shapes) as safetensors. */
+export function makeRandomLineart(file: string, seed: number): void {
+  const rng = new Rng(seed);
+  const tensors: { name: string; shape: number[]; data: Float32Array }[] = [];
+  const conv = (name: string, o: number, i: number, k: number, transposed = false): void => {
+    const fan = i * k * k;
+    tensors.push({ name: `${name}.weight`, shape: transposed ? [i, o, k, k] : [o, i, k, k], data: randn(rng, o * fan, Math.sqrt(2 / fan)) });
+    tensors.push({ name: `${name}.bias`, shape: [o], data: randn(rng, o, 0.1) });
+  };
+  conv('model0.1', 64, 3, 7);
+  conv('model1.0', 128, 64, 3);
+  conv('model1.3', 256, 128, 3);
+  for (let i = 0; i < 3; i++) {
+    conv(`model2.${i}.conv_block.1`, 256, 256, 3);
+    conv(`model2.${i}.conv_block.5`, 256, 256, 3);
+  }
+  conv('model3.0', 128, 256, 3, true);
+  conv('model3.3', 64, 128, 3, true);
+  conv('model4.1', 1, 64, 7);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeSafetensors(
+    file,
+    tensors.map((t) => ({ ...t, dtype: 'F32' as const })),
+  );
+}

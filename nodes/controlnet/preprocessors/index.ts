@@ -3,6 +3,7 @@ import { auxNodes as canny, coreNodes as coreCanny } from './canny.ts';
 import { nodes as depth } from './depth.ts';
 import { nodes as dwpose } from './dwpose.ts';
 import { nodes as hed } from './hed.ts';
+import { nodes as lineart } from './lineart.ts';
 import { nodes as opencvDetectors } from './opencv-detectors.ts';
 import { nodes as shuffle } from './shuffle.ts';
 
@@ -13,5 +14,13 @@ import { nodes as shuffle } from './shuffle.ts';
  */
 export const AUX_MODULE = 'custom_nodes.comfyui_controlnet_aux';
 
-export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [...canny, ...opencvDetectors, ...shuffle, ...dwpose, ...depth, ...hed];
+export const auxPreprocessorNodes: readonly AnyNodeDefinition[] = [
+  ...canny,
+  ...opencvDetectors,
+  ...shuffle,
+  ...dwpose,
+  ...depth,
+  ...hed,
+  ...lineart,
+];
 export const corePreprocessorNodes: readonly AnyNodeDefinition[] = [...coreCanny];
