@@ -217,6 +217,8 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<Runnin
     autorun: false,
   });
   worker.on('error', (e: Error) => log.warn(`worker: ${e.message}`));
+  // Execution threads first (registry, custom nodes): a worker takes no prompt before it can run one.
+  await Promise.all(idle.map((h) => h.start()));
   await worker.waitUntilReady();
   await beat();
   const queue = new Queue<PromptJob>(QUEUE_NAME, { connection: redis, prefix: PREFIX });
