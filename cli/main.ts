@@ -31,7 +31,8 @@ Usage:
                                                    a random fp16 ControlNet / T2I-Adapter of a checkpoint's UNet structure
   weft make-model annotators [--out DIR] [--seed N]
                                                    random-weight annotator ONNX files of the real signatures in models/annotators
-                                                   (DWPose pair, depth_anything_v2_vits.onnx, dpt_hybrid-midas.onnx)
+                                                   (DWPose pair, depth_anything_v2_vits.onnx, dpt_hybrid-midas.onnx, ControlNetHED,
+                                                   sk_model, sk_model2 as safetensors)
 ${CACHE_HELP}
 
 Options:
@@ -421,9 +422,17 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     return 0;
   }
   if (kind === 'annotators') {
-    const { makeRandomDwpose, makeRandomDepth } = await import('../engine/models/annotators/generate.ts');
+    const gen = await import('../engine/models/annotators/generate.ts');
     const dir = path.resolve(v.out ?? path.join(models, 'annotators'));
-    for (const f of [...makeRandomDwpose(dir, seed), ...makeRandomDepth(dir, seed + 2)]) console.log(f);
+    for (const f of [...gen.makeRandomDwpose(dir, seed), ...gen.makeRandomDepth(dir, seed + 2)]) console.log(f);
+    for (const [name, make, s] of [
+      ['ControlNetHED.safetensors', gen.makeRandomHed, seed + 4],
+      ['sk_model.safetensors', gen.makeRandomLineart, seed + 5],
+      ['sk_model2.safetensors', gen.makeRandomLineart, seed + 6],
+    ] as const) {
+      make(path.join(dir, name), s);
+      console.log(path.join(dir, name));
+    }
     return 0;
   }
   if (kind === 'controlnet' || kind === 't2i-adapter') {
