@@ -1,12 +1,8 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import { expandPrefix, nextCounter, saveTarget } from '../../engine/image/output-files.ts';
 import type { WeightPatching } from '../../engine/models/handles.ts';
 import { addPatches, type PatchEntry } from '../../engine/models/patching/patch-set.ts';
-import { SafetensorsWriter, type TensorSpec } from '../../engine/formats/safetensors.ts';
 import { SD1_PREFIX } from '../../engine/models/families/sd1/config.ts';
-import { InterruptedError } from '../../engine/core/errors.ts';
 import { defineNode } from '../../engine/registry/types.ts';
+import { saveTensorFile } from './merge-save.ts';
 
 /**
  * ComfyUI's ModelMergeSimple, CLIPMergeSimple and CheckpointSave over the same patch lists LoRAs
@@ -140,25 +136,14 @@ export const CheckpointSave = defineNode({
     if (extra_pnginfo && typeof extra_pnginfo === 'object')
       for (const [k, v] of Object.entries(extra_pnginfo)) metadata[k] = JSON.stringify(v);
 
-    const target = saveTarget(ctx.paths.outputDir, expandPrefix(filename_prefix, 0, 0));
-    fs.mkdirSync(target.dir, { recursive: true });
-    const specs: TensorSpec[] = tensors.map((t) => ({ name: t.name, dtype: 'F16', shape: t.shape }));
-    const filename = `${target.base}_${String(nextCounter(target.dir, target.base)).padStart(5, '0')}_.safetensors`;
-    // The writer fills a temporary file and links it into place at the end, never replacing a file
-    // another save created meanwhile.
-    const w = SafetensorsWriter.create(path.join(target.dir, filename), specs, metadata, { exclusive: true });
-    try {
-      for (const t of tensors) {
-        if (ctx.signal?.aborted) throw new InterruptedError();
-        w.write(t.name, await t.read());
-      }
-    } catch (e) {
-      w.abort();
-      throw e;
-    }
-    w.finish();
-    ctx.log.info(`saved ${tensors.length} tensors to ${path.posix.join(target.subfolder, filename)}`);
-    return { result: [], ui: { checkpoints: [{ filename, subfolder: target.subfolder, type: 'output' }] } };
+    // Written to a temporary file and linked into place, never replacing a file another save created meanwhile.
+    const { filename, subfolder } = await saveTensorFile(
+      ctx,
+      filename_prefix,
+      tensors.map((t) => ({ ...t, dtype: 'F16' as const })),
+      metadata,
+    );
+    return { result: [], ui: { checkpoints: [{ filename, subfolder, type: 'output' }] } };
   },
 });
 

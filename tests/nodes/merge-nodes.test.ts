@@ -15,6 +15,7 @@ import type { NodeContext } from '../../engine/registry/context.ts';
 import { CLIPMergeAdd, CLIPMergeSubtract, ModelMergeAdd, ModelMergeBlocks, ModelMergeSubtract } from '../../nodes/model/merge-ops.ts';
 import { ModelMergeSD1, SD1_BLOCKS } from '../../nodes/model/merge-sd1.ts';
 import { CLIPSave, ModelSave, VAESave } from '../../nodes/model/merge-save.ts';
+import { CheckpointSave } from '../../nodes/model/merge.ts';
 import { makeTiny, type Tiny } from '../models-onnx/tiny.ts';
 import '../../nodes/model/services.ts';
 
@@ -233,6 +234,25 @@ describe('save nodes', () => {
     const w2 = B.get(n0);
     for (let i = 0; i < got.length; i++)
       expect(Math.abs(got[i] - (w1[i] - w2[i]))).toBeLessThan(2e-3 * Math.max(1, Math.abs(w1[i] - w2[i])));
+  });
+});
+
+describe('CheckpointSave (shares the save path)', () => {
+  it('writes UNet, CLIP and VAE under their LDM names to checkpoints/<prefix>_00001_.safetensors and reports it', async () => {
+    const r = (await CheckpointSave.run(
+      { model: a.model, clip: a.clip, vae: a.vae, filename_prefix: 'checkpoints/cs', prompt: undefined, extra_pnginfo: undefined },
+      ctx,
+    )) as {
+      ui: { checkpoints: { filename: string; subfolder: string }[] };
+    };
+    expect(r.ui.checkpoints).toEqual([{ filename: 'cs_00001_.safetensors', subfolder: 'checkpoints', type: 'output' }]);
+    const sf = SafetensorsFile.open(join(ctx.paths.outputDir, 'checkpoints', 'cs_00001_.safetensors'));
+    const want = A.names().filter((n) => Object.values(SD1_PREFIX).some((p) => n.startsWith(p)));
+    expect(sf.names().sort()).toEqual(want.sort());
+    const k = want.find((n) => n.startsWith(SD1_PREFIX.vae))!;
+    const got = sf.get(k);
+    const w = A.get(k);
+    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - w[i])).toBeLessThan(2e-3 * Math.max(1, Math.abs(w[i])));
   });
 });
 
