@@ -38,6 +38,7 @@ import { uploadRoutes } from './uploads.ts';
 import { userdataRoutes } from './userdata.ts';
 import { handleWorkflowMessage } from './workflows.ts';
 import { checkPromptRequest } from './prompt-request.ts';
+import { historyEntryOf } from './history-entry.ts';
 import { LogBuffer, jobRoutes } from './jobs.ts';
 import type { ScaleOutFront } from './queue-redis/front.ts';
 
@@ -445,16 +446,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       log.error(`prompt ${id} failed outside any node: ${(e as Error).message}`);
       r = failedResult(id, e);
     }
-    entry = {
-      prompt: item,
-      outputs: r.outputs,
-      status: {
-        status_str: r.status === 'success' ? 'success' : 'error',
-        completed: r.status === 'success',
-        messages: redact.value(r.messages),
-      },
-      meta: Object.fromEntries(Object.keys(r.outputs).map((n) => [n, { node_id: n, display_node: n, parent_node: null, real_node_id: n }])),
-    };
+    entry = historyEntryOf(item, r, redact);
     current = null;
     // A prompt cut short by shutdown stays pending in the journal and runs again after a restart,
     // unless it had to be abandoned (it would hang again): then it is recorded as interrupted.

@@ -8,7 +8,7 @@ import { encodeJpeg } from '../../engine/image/io.ts';
 import { silentLogger, type Logger } from '../../engine/core/log.ts';
 import type { FolderPaths } from '../../engine/paths/folders.ts';
 import { failedResult } from '../execution-host.ts';
-import type { HistoryEntry } from '../queue.ts';
+import { historyEntryOf } from '../history-entry.ts';
 import { redactor } from '../redact.ts';
 import { WorkerHost } from '../worker-host.ts';
 import type { WorkerSetup } from '../worker-protocol.ts';
@@ -176,18 +176,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<Runnin
         r = failedResult(promptId, e);
       }
       if (opts.uploadTo && r.status === 'success') r = { ...r, outputs: await uploadOutputs(r.outputs, opts.paths, opts.uploadTo) };
-      const entry: HistoryEntry = {
-        prompt: item,
-        outputs: r.outputs,
-        status: {
-          status_str: r.status === 'success' ? 'success' : 'error',
-          completed: r.status === 'success',
-          messages: redact.value(r.messages),
-        },
-        meta: Object.fromEntries(
-          Object.keys(r.outputs).map((n) => [n, { node_id: n, display_node: n, parent_node: null, real_node_id: n }]),
-        ),
-      };
+      const entry = historyEntryOf(item, r, redact);
       if (!(await throughOutages(() => history.store(promptId, entry))))
         log.warn(`prompt ${promptId}: another attempt stored its result first; this one's is dropped`);
       for (const m of job.data.models) {
