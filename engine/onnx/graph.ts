@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { f32ToF16 } from '../core/dtype.ts';
@@ -356,9 +356,27 @@ export class GraphBuilder {
       const model = this.encode(tensors, casts);
       writeFileAtomic(join(tmp, 'model.onnx'), model, { fsync: true });
       mkdirSync(dirname(dir), { recursive: true });
-      rmSync(dir, { recursive: true, force: true });
-      renameSync(tmp, dir);
-      return { modelFile: join(dir, 'model.onnx'), bytes: end + model.byteLength };
+      const modelFile = join(dir, 'model.onnx');
+      // Another process (a second worker on the same cache) may have finished the same build first and be
+      // running it: its files stay, ours go. Only a folder without a model (a leftover) is replaced.
+      if (!existsSync(modelFile)) {
+        if (existsSync(dir)) {
+          const gone = `${dir}.del-${process.pid}-${Date.now()}`;
+          try {
+            renameSync(dir, gone);
+            rmSync(gone, { recursive: true, force: true });
+          } catch {
+            /* another process moved it first */
+          }
+        }
+        try {
+          renameSync(tmp, dir);
+        } catch (e) {
+          if (!existsSync(modelFile)) throw e;
+        }
+      }
+      rmSync(tmp, { recursive: true, force: true });
+      return { modelFile, bytes: end + model.byteLength };
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
       throw e;
