@@ -191,7 +191,10 @@ export class WorkerFarm {
     private readonly args: string[],
     /** Per worker (by index): e.g. its own model cache folder. */
     private readonly env: (i: number) => NodeJS.ProcessEnv,
-  ) {}
+  ) {
+    // Workers left behind by a test process that ended without afterAll would wait for their Redis forever.
+    process.once('exit', () => this.procs.forEach((p) => p.kill('SIGKILL')));
+  }
 
   start(n: number): void {
     for (let i = 0; i < n; i++) this.spawnAt(i);
