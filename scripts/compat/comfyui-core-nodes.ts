@@ -249,6 +249,9 @@ export const COMFYUI_CORE: CoreModule[] = [
       'ImageRotate',
       'ImageFlip',
       'ImageScaleToMaxDimension',
+      'ImageCropV2',
+      'SplitImageToTileList',
+      'ImageMergeTileList',
     ],
   },
   {
@@ -428,7 +431,7 @@ export const COMFYUI_CORE: CoreModule[] = [
   {
     module: 'comfy_extras.nodes_primitive',
     why: 'sd',
-    classes: ['PrimitiveString', 'PrimitiveStringMultiline', 'PrimitiveInt', 'PrimitiveFloat', 'PrimitiveBoolean'],
+    classes: ['PrimitiveString', 'PrimitiveStringMultiline', 'PrimitiveInt', 'PrimitiveFloat', 'PrimitiveBoolean', 'PrimitiveBoundingBox'],
   },
   { module: 'comfy_extras.nodes_cfg', why: 'sd', classes: ['CFGZeroStar', 'CFGNorm'] },
   { module: 'comfy_extras.nodes_optimalsteps', why: 'family', classes: ['OptimalStepsScheduler'] },
