@@ -11,6 +11,7 @@ import { nodes as loraNodes, weftNodes as loraTagNodes } from './model/lora.ts';
 import { nodes as imageOps } from './image/image-ops.ts';
 import { nodes as imageTiles } from './image/tiles.ts';
 import { nodes as postProcessing } from './image/post-processing.ts';
+import { nodes as imageQuantizeNodes } from './image/quantize.ts';
 import { nodes as alphaNodes } from './image/alpha.ts';
 import { nodes as morphologyNodes } from './image/morphology.ts';
 import { nodes as latentMath } from './latent/latent-math.ts';
@@ -64,6 +65,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_images', imageOps],
   ['comfy_extras.nodes_images', imageTiles],
   ['comfy_extras.nodes_post_processing', postProcessing],
+  ['comfy_extras.nodes_post_processing', imageQuantizeNodes],
   ['comfy_extras.nodes_compositing', alphaNodes],
   ['comfy_extras.nodes_morphology', morphologyNodes],
   ['comfy_extras.nodes_latent', latentMath],
