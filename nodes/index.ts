@@ -17,6 +17,7 @@ import { nodes as morphologyNodes } from './image/morphology.ts';
 import { nodes as latentMath } from './latent/latent-math.ts';
 import { nodes as rebatchNodes } from './latent/rebatch.ts';
 import { nodes as latentOperations } from './latent/latent-operations.ts';
+import { nodes as latentOperationCfg } from './latent/latent-operation-cfg.ts';
 import { nodes as latentTransform, maskNodes as latentMaskNodes } from './latent/latent-transform.ts';
 import { nodes as mergeNodes } from './model/merge.ts';
 import { nodes as modelSamplingNodes } from './model/model-sampling.ts';
@@ -70,6 +71,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_morphology', morphologyNodes],
   ['comfy_extras.nodes_latent', latentMath],
   ['comfy_extras.nodes_latent', latentOperations],
+  ['comfy_extras.nodes_latent', latentOperationCfg],
   ['comfy_extras.nodes_rebatch', rebatchNodes],
   ['comfy_extras.nodes_mask', latentMaskNodes],
   ['comfy_extras.nodes_model_merging', mergeNodes],

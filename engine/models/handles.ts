@@ -94,6 +94,18 @@ export interface SamplerCfgArgs {
 /** Replaces the CFG combination (RescaleCFG): returns x − the combined x0 prediction, as ComfyUI's does. */
 export type SamplerCfgFunction = (args: SamplerCfgArgs) => Tensor;
 
+/** What ComfyUI's `sampler_pre_cfg_function` receives: the x0 predictions before CFG combines them. */
+export interface SamplerPreCfgArgs {
+  /** [cond, uncond]; uncond is zeros where cfg = 1 skipped the negative, as calc_cond_batch leaves it. */
+  readonly condsOut: readonly [Tensor, Tensor];
+  readonly condScale: number;
+  readonly sigma: number;
+  readonly input: Tensor;
+}
+
+/** Rewrites the cond/uncond predictions before CFG (LatentApplyOperationCFG); returns the new pair. */
+export type SamplerPreCfgFunction = (args: SamplerPreCfgArgs) => readonly [Tensor, Tensor];
+
 export interface LatentFormat {
   readonly channels: number;
   readonly scaleFactor: number;
@@ -185,6 +197,8 @@ export interface ModelHandle {
   readonly wrappers?: readonly ModelWrapper[];
   /** ComfyUI's model_options["sampler_cfg_function"] (RescaleCFG); absent = uncond + (cond − uncond)·cfg. */
   readonly samplerCfgFunction?: SamplerCfgFunction;
+  /** ComfyUI's model_options["sampler_pre_cfg_function"], applied in order before the CFG combination. */
+  readonly samplerPreCfgFunctions?: readonly SamplerPreCfgFunction[];
   readonly patching?: WeightPatching<ModelHandle>;
 }
 

@@ -40,6 +40,7 @@ export interface GuiderOptions {
 export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[]): Denoise {
   const { model, modelSampling: ms } = opts;
   const cfgFn = model.samplerCfgFunction;
+  const preCfg = model.samplerPreCfgFunctions ?? [];
   const cfg1 = opts.cfg === 1;
   const pos = resolve(opts.positive, 0, latentShape, ms, model.extraConds);
   let negResolved: ResolvedEntry[] | undefined;
@@ -63,7 +64,7 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
     const n = x.data.length;
     const withUncond = !cfg1 || request?.uncond === true;
     // A skipped negative leaves its prediction at zero, as calc_cond_batch leaves a None cond.
-    const groups = withUncond || cfgFn ? 2 : 1;
+    const groups = withUncond || cfgFn || preCfg.length > 0 ? 2 : 1;
     const outs = Array.from({ length: groups }, () => new Float32Array(n));
     const counts = Array.from({ length: groups }, () => new Float32Array(n).fill(1e-37));
     const entries = withUncond ? [...pos, ...negative()] : pos;
@@ -75,7 +76,21 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
       return o;
     });
     if (groups === 1) return { shape: x.shape, data: result[0] };
-    const [cond, uncond] = result;
+    let [cond, uncond] = result as [Float32Array, Float32Array];
+    for (const fn of preCfg) {
+      const r = fn({
+        condsOut: [
+          { shape: x.shape, data: cond },
+          { shape: x.shape, data: uncond },
+        ],
+        condScale: opts.cfg,
+        sigma,
+        input: x,
+      });
+      [cond, uncond] = [Float32Array.from(r[0].data), Float32Array.from(r[1].data)];
+      if (cond.length !== n || uncond.length !== n)
+        throw new Error(`sampler_pre_cfg_function returned a prediction of the wrong size for a latent of ${n}`);
+    }
     const data = cfgCombine(cfgFn, cond, uncond, opts.cfg, x, sigma);
     return request?.uncond ? { shape: x.shape, data, uncond: { shape: x.shape, data: uncond } } : { shape: x.shape, data };
   };
