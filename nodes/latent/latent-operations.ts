@@ -5,7 +5,7 @@ import { defineNode } from '../../engine/registry/types.ts';
 /**
  * ComfyUI's LATENT_OPERATION nodes (comfy_extras/nodes_latent.py, experimental): an operation is a
  * function of the [B, C, H, W] samples; LatentApplyOperation applies one to a LATENT.
- * (LatentApplyOperationCFG, which runs one inside CFG, needs a pre-CFG hook the guider lacks.)
+ * LatentApplyOperationCFG (latent-operation-cfg.ts) runs one inside CFG, on cond − uncond.
  */
 
 export type LatentOperation = (latent: Tensor) => Tensor;
