@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { promptToWorkflow } from '../engine/graph/convert.ts';
+import { drawPoses } from '../engine/image/preprocess/openpose-draw.ts';
 import { FolderPaths } from '../engine/paths/folders.ts';
 import { createBuiltinRegistry } from '../nodes/index.ts';
 
@@ -125,7 +126,7 @@ for (let y = 0; y < S; y++)
 await png(depth, 'input/example-depth.png');
 console.log('input/example-depth.png');
 
-// Pose: OpenPose's 18 body keypoints, limbs at 60% of their colour, joints as dots in full colour.
+// Pose: OpenPose's 18 body keypoints (pixels on the 256² canvas).
 const K: [number, number][] = [
   [128, 52],
   [128, 84],
@@ -146,62 +147,14 @@ const K: [number, number][] = [
   [114, 50],
   [142, 50],
 ];
-const LIMBS = [
-  [2, 3],
-  [2, 6],
-  [3, 4],
-  [4, 5],
-  [6, 7],
-  [7, 8],
-  [2, 9],
-  [9, 10],
-  [10, 11],
-  [2, 12],
-  [12, 13],
-  [13, 14],
-  [2, 1],
-  [1, 15],
-  [15, 17],
-  [1, 16],
-  [16, 18],
-];
-const COLOURS = [
-  [255, 0, 0],
-  [255, 85, 0],
-  [255, 170, 0],
-  [255, 255, 0],
-  [170, 255, 0],
-  [85, 255, 0],
-  [0, 255, 0],
-  [0, 255, 85],
-  [0, 255, 170],
-  [0, 255, 255],
-  [0, 170, 255],
-  [0, 85, 255],
-  [0, 0, 255],
-  [85, 0, 255],
-  [170, 0, 255],
-  [255, 0, 255],
-  [255, 0, 170],
-  [255, 0, 85],
-];
-const pose = new Uint8Array(S * S * 3);
-const paint = (x: number, y: number, c: readonly number[]): void => {
-  if (x >= 0 && x < S && y >= 0 && y < S) pose.set(c, (y * S + x) * 3);
-};
-LIMBS.forEach(([a, b], i) => {
-  const [x0, y0] = K[a - 1];
-  const [x1, y1] = K[b - 1];
-  const c = COLOURS[i].map((v) => Math.floor(v * 0.6));
-  const len = Math.hypot(x1 - x0, y1 - y0);
-  for (let y = 0; y < S; y++)
-    for (let x = 0; x < S; x++) {
-      const t = Math.max(0, Math.min(1, ((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0)) / (len * len)));
-      if (Math.hypot(x - (x0 + t * (x1 - x0)), y - (y0 + t * (y1 - y0))) <= 3) paint(x, y, c);
-    }
-});
-K.forEach(([kx, ky], i) => {
-  for (let y = -4; y <= 4; y++) for (let x = -4; x <= 4; x++) if (x * x + y * y <= 16) paint(kx + x, ky + y, COLOURS[i]);
-});
+// Drawn by the OpenPose renderer the DWPose preprocessor uses (byte-exact against the aux package's OpenCV drawing).
+const pose = drawPoses(
+  [{ body: K.map(([x, y]) => ({ x, y })), leftHand: null, rightHand: null, face: null }],
+  S,
+  S,
+  true,
+  false,
+  false,
+).data;
 await png(pose, 'input/example-pose.png');
 console.log('input/example-pose.png');
