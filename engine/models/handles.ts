@@ -131,12 +131,28 @@ export interface WeightPatching<H> {
   read(name: string): Promise<Float32Array>;
 }
 
+/**
+ * SDXL's size and aesthetic conditioning (ComfyUI's `width`, `height`, `crop_w`, `crop_h`,
+ * `target_width`, `target_height`, `aesthetic_score` cond keys, set by CLIPTextEncodeSDXL and
+ * CLIPTextEncodeSDXLRefiner), in image pixels. Absent values take the family's defaults.
+ */
+export interface SizeConditioning {
+  readonly width?: number;
+  readonly height?: number;
+  readonly cropW?: number;
+  readonly cropH?: number;
+  readonly targetWidth?: number;
+  readonly targetHeight?: number;
+  readonly aestheticScore?: number;
+}
+
 /** What a family's extra UNet inputs are made from: one conditioning entry (ComfyUI's cond dict). */
 export interface ExtraCondEntry {
   /** [1, tokens, dim] */
   readonly cond: Tensor;
   /** [1, dim] pooled text-encoder output. */
   readonly pooled?: Tensor;
+  readonly size?: SizeConditioning;
 }
 
 /** The run an entry's extra inputs are made for. */
@@ -146,6 +162,8 @@ export interface ExtraCondInfo {
   /** Latent height and width (latent pixels). */
   readonly height: number;
   readonly width: number;
+  /** Which list the entry came from (ComfyUI's `prompt_type`: the refiner's aesthetic score defaults by it); absent = positive. */
+  readonly promptType?: 'positive' | 'negative' | 'middle';
 }
 
 /** Named UNet inputs for one conditioning entry, each with batch size `info.batch` (see UNetRunArgs.extra). */
@@ -171,6 +189,31 @@ export interface ModelCallArgs {
   /** Per chunk: 0 = cond (positive), 1 = uncond (negative). */
   readonly condOrUncond: readonly number[];
   readonly signal?: AbortSignal;
+  /** The sampling run this call is part of, where the guider knows it (SpotDiffusion seeds its shifts from it). */
+  readonly run?: { readonly sigmas: ArrayLike<number>; readonly seed?: bigint };
+  /**
+   * The control chain's residuals for tiles of `input` (tiled diffusion asks per tile batch); absent
+   * when the call has no control. A wrapper with `controlPerTile` gets no `c.control` for the whole input.
+   */
+  readonly controlFor?: (req: ControlTilesRequest) => Promise<ControlResiduals | undefined>;
+}
+
+/** A batch of tiles of a model call's input, for which a control chain gives residuals. */
+export interface ControlTilesRequest {
+  /** [tiles·rows, C, h, w], tile-major: the rows of tile k are k·rows … (k+1)·rows − 1. */
+  readonly input: Tensor;
+  readonly context: Tensor;
+  readonly extra?: Readonly<Record<string, Tensor>>;
+  readonly tiles: ControlTiles;
+}
+
+/** Where tiles lie in the input (latent pixels, after rolling the input by `roll`): hints are cropped to match. */
+export interface ControlTiles {
+  /** The input's size, to which the hint is resized before cropping. */
+  readonly full: { readonly h: number; readonly w: number };
+  readonly boxes: readonly { readonly y: number; readonly x: number; readonly h: number; readonly w: number }[];
+  /** torch.roll shifts of the input (rows, columns) before the boxes were cut. */
+  readonly roll?: { readonly dy: number; readonly dx: number };
 }
 
 /** The model call: input at σ → denoised prediction with input's shape. */
@@ -180,7 +223,11 @@ export type ModelApply = (args: ModelCallArgs) => Promise<Tensor>;
  * Wraps the model call (ComfyUI's `model_function_wrapper`): receives the inner call and its
  * arguments and may call it any number of times (tiled diffusion runs it per tile) or change them.
  */
-export type ModelWrapper = (apply: ModelApply, args: ModelCallArgs) => Promise<Tensor>;
+export interface ModelWrapper {
+  (apply: ModelApply, args: ModelCallArgs): Promise<Tensor>;
+  /** The wrapper asks `controlFor` per tile, so the guider skips the whole input's control residuals. */
+  readonly controlPerTile?: boolean;
+}
 
 /** MODEL socket value. */
 export interface ModelHandle {

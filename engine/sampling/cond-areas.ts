@@ -38,6 +38,7 @@ export function resolve(
   shape: readonly number[],
   ms: ModelSamplingObject,
   extraConds?: ExtraConds,
+  promptType: 'positive' | 'negative' | 'middle' = 'positive',
 ): ResolvedEntry[] {
   const [B, , H, W] = shape;
   return conds.map((c: ConditioningEntry): ResolvedEntry => {
@@ -81,7 +82,7 @@ export function resolve(
       group,
       control: c.control,
       controlApplyToUncond: c.controlApplyToUncond,
-      named: { ...extraConds?.(c, { batch: B, height: H, width: W }), ...c.modelConds },
+      named: { ...extraConds?.(c, { batch: B, height: H, width: W, promptType }), ...c.modelConds },
     };
   });
 }

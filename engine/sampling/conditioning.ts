@@ -1,5 +1,5 @@
 import type { Tensor } from '../core/tensor.ts';
-import type { ControlResiduals } from '../models/handles.ts';
+import type { ControlResiduals, SizeConditioning } from '../models/handles.ts';
 import type { ModelSamplingObject } from './model-sampling.ts';
 
 /**
@@ -11,6 +11,8 @@ export interface ConditioningEntry {
   readonly cond: Tensor;
   /** [1, dim] pooled CLIP output. */
   readonly pooled?: Tensor;
+  /** SDXL's size/crop/aesthetic values (CLIPTextEncodeSDXL, CLIPTextEncodeSDXLRefiner); read by the family's extraConds. */
+  readonly size?: SizeConditioning;
   /** Area in latent pixels (ComfyUI stores (h, w, y, x) /8); or as fractions of the latent when `percentage`. */
   readonly area?: {
     readonly height: number;

@@ -48,17 +48,17 @@ export function dualCfgGuider(o: DualCfgGuiderOptions): Guider {
     modelSampling: ms,
     denoiser(shape, run) {
       const cfgFn = o.model.samplerCfgFunction;
-      const resolved = (group: number, conds: Conditioning): (() => ResolvedEntry[]) => {
+      const resolved = (group: number, conds: Conditioning, promptType: 'positive' | 'middle'): (() => ResolvedEntry[]) => {
         let r: ResolvedEntry[] | undefined;
-        return () => (r ??= resolve(conds, group, shape, ms, o.model.extraConds));
+        return () => (r ??= resolve(conds, group, shape, ms, o.model.extraConds, promptType));
       };
-      const positive = resolved(2, o.cond1);
+      const positive = resolved(2, o.cond1, 'positive');
       positive();
-      const middle = resolved(1, o.cond2);
+      const middle = resolved(1, o.cond2, 'middle');
       let neg: ResolvedEntry[] | undefined;
       const negative = (): ResolvedEntry[] => {
         if (!neg) {
-          neg = resolve(o.negative, 0, shape, ms, o.model.extraConds);
+          neg = resolve(o.negative, 0, shape, ms, o.model.extraConds, 'negative');
           controlsToUncond(positive(), neg);
         }
         return neg;
@@ -70,6 +70,8 @@ export function dualCfgGuider(o: DualCfgGuiderOptions): Guider {
         maxBatch: o.maxBatch ?? 64,
         signal: run?.signal,
         sigmas: run?.sigmas,
+        seed: run?.seed,
+        deferControl: o.model.wrappers?.some((w) => w.controlPerTile) ?? false,
       };
       return async (x: Tensor, sigma: number, request?: DenoiseRequest): Promise<Denoised> => {
         const n = x.data.length;

@@ -30,6 +30,8 @@ export interface GuiderOptions {
   maxBatch?: number;
   /** The sampler's sigma schedule, for entries with a step range (A1111 prompt editing). */
   sigmas?: ArrayLike<number>;
+  /** The run's seed, for the model's wrappers (SpotDiffusion). */
+  seed?: bigint;
 }
 
 /**
@@ -46,7 +48,7 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
   let negResolved: ResolvedEntry[] | undefined;
   const negative = (): ResolvedEntry[] => {
     if (!negResolved) {
-      negResolved = resolve(opts.negative, 1, latentShape, ms, model.extraConds);
+      negResolved = resolve(opts.negative, 1, latentShape, ms, model.extraConds, 'negative');
       controlsToUncond(pos, negResolved);
     }
     return negResolved;
@@ -58,6 +60,8 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
     maxBatch: opts.maxBatch ?? 64,
     signal: opts.signal,
     sigmas: opts.sigmas,
+    seed: opts.seed,
+    deferControl: model.wrappers?.some((w) => w.controlPerTile) ?? false,
   };
 
   return async (x: Tensor, sigma: number, request?: DenoiseRequest): Promise<Denoised> => {
@@ -101,6 +105,8 @@ export interface GuiderRun {
   /** The schedule being sampled (entries with a step range need it). */
   readonly sigmas?: ArrayLike<number>;
   readonly signal?: AbortSignal;
+  /** The run's seed (SpotDiffusion's shifts). */
+  readonly seed?: bigint;
 }
 
 /**
@@ -140,6 +146,7 @@ export function cfgGuider(o: CfgGuiderOptions): Guider {
           maxBatch: o.maxBatch,
           sigmas: run?.sigmas,
           signal: run?.signal,
+          seed: run?.seed,
         },
         shape,
       ),
