@@ -15,7 +15,15 @@ import type { WeightSource } from '../../../../core/weights.ts';
 export const CLIP_IO = { tokens: 'tokens', embeds: 'embeds', embedsMask: 'embeds_mask', hidden: 'hidden' } as const;
 export const CLIP_CONTEXT = 77;
 
-export function buildClipGraph(cfg: ClipTextConfig, ws: WeightSource, opts: NetOptions): GraphBuilder {
+export interface ClipGraphOptions {
+  /**
+   * Whether each layer's output in `hidden` passes through the final layer norm (ComfyUI's
+   * layer_norm_hidden_state). Default true (SD1); SDXL's CLIP-L reads its penultimate layer raw.
+   */
+  layerNormHidden?: boolean;
+}
+
+export function buildClipGraph(cfg: ClipTextConfig, ws: WeightSource, opts: NetOptions, graphOpts: ClipGraphOptions = {}): GraphBuilder {
   const g = new GraphBuilder('weft_clip_text');
   const n = new Net(g, ws, opts);
   const T = CLIP_CONTEXT;
@@ -48,7 +56,7 @@ export function buildClipGraph(cfg: ClipTextConfig, ws: WeightSource, opts: NetO
     x = g.op1('Add', [x, n.linear(`${p}.self_attn.out_proj`, a)]);
     const m = n.linear(`${p}.mlp.fc2`, act(n.linear(`${p}.mlp.fc1`, n.layerNorm(`${p}.layer_norm2`, x, cfg.layerNormEps))));
     x = g.op1('Add', [x, m]);
-    let normed = n.layerNorm('final_layer_norm', x, cfg.layerNormEps);
+    let normed = graphOpts.layerNormHidden === false ? x : n.layerNorm('final_layer_norm', x, cfg.layerNormEps);
     if (opts.dtype === 'float16') normed = n.cast(normed, 'float32');
     layers.push(g.op1('Unsqueeze', [normed, g.ints([0])]));
   }
