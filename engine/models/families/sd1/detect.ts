@@ -55,7 +55,7 @@ function shapeOf(ws: WeightSource, key: string, what: string): readonly number[]
 }
 
 /** Compare every tensor an architecture needs against the file; extra tensors (EMA, buffers) are ignored. */
-function verifyLayout(ws: WeightSource, layout: Layout, what: string): void {
+export function verifyLayout(ws: WeightSource, layout: Layout, what: string): void {
   const problems: string[] = [];
   for (const [name, shape] of layout) {
     if (!ws.has(name)) problems.push(`missing ${name}`);
