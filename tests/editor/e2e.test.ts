@@ -1,116 +1,39 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEnvironment } from '../../cli/environment.ts';
 import { readPngTextChunksAsync } from '../../engine/image/png-text.ts';
-import { makeDemoAdapters } from '../../engine/models/generate/demo-adapters.ts';
-import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
-import { silentLogger } from '../../engine/core/log.ts';
-import { startServer, type RunningServer } from '../../server/server.ts';
+import {
+  center,
+  drag,
+  expectDrawn,
+  openTemplate,
+  readWorkflow,
+  ROOT,
+  shot,
+  startEditorHarness,
+  type ApiBody,
+  type EditorHarness,
+  type UiWorkflow,
+} from './harness.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'editor');
+let h: EditorHarness;
 let base: string;
-let server: RunningServer;
-let browser: Browser;
-const consoleErrors: string[] = [];
+let consoleErrors: string[];
 
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
-}
-
-interface UiWorkflow {
-  nodes: { id: number; type: string; widgets_values?: unknown[] }[];
-  links: [number, number, number, number, number, string][];
-  groups?: { title: string; bounding: number[]; color?: string }[];
-}
-type ApiBody = { prompt: Record<string, { class_type: string; inputs: Record<string, unknown> }> };
-
-function readWorkflow(file: string): UiWorkflow {
-  return JSON.parse(fs.readFileSync(path.join(ROOT, 'workflows', file), 'utf8')) as UiWorkflow;
-}
-
-async function openTemplate(page: Page, file: string): Promise<void> {
-  await page.getByTestId('btn-workflows').click();
-  await page.getByTestId(`wf-template-${file}`).click();
-  await page.getByTestId(`node-${readWorkflow(file).nodes[0].id}`).waitFor();
-}
-
-/** The nodes and links the canvas draws: node types by id, and each edge's endpoints. */
-async function expectDrawn(page: Page, wf: UiWorkflow): Promise<void> {
-  for (const n of wf.nodes) await expect(page.getByTestId(`node-${n.id}`).getAttribute('data-node-type')).resolves.toBe(n.type);
-  await expect(page.locator('.weft-node').count()).resolves.toBe(wf.nodes.length);
-  await expect(page.locator('.react-flow__edge').count()).resolves.toBe(wf.links.length);
-  for (const [id, from, , to] of wf.links)
-    await expect(page.getByTestId(`rf__edge-${id}`).getAttribute('aria-label')).resolves.toBe(`Edge from ${from} to ${to}`);
-}
-
-async function center(page: Page, selector: string): Promise<{ x: number; y: number }> {
-  const b = (await page.locator(selector).boundingBox())!;
-  return { x: b.x + b.width / 2, y: b.y + b.height / 2 };
-}
-
-async function drag(page: Page, from: { x: number; y: number }, to: { x: number; y: number }): Promise<void> {
-  await page.mouse.move(from.x, from.y);
-  await page.mouse.down();
-  await page.mouse.move((from.x + to.x) / 2, (from.y + to.y) / 2, { steps: 5 });
-  await page.mouse.move(to.x, to.y, { steps: 5 });
-  await page.mouse.up();
-}
-
-async function openPage(expectedErrors: RegExp[] = []): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-  page.on('console', (m) => m.type() === 'error' && !expectedErrors.some((r) => r.test(m.text())) && consoleErrors.push(m.text()));
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  await page.goto(server.url);
-  await page.getByTestId('connection').filter({ hasText: 'connected' }).waitFor();
-  return page;
+function openPage(expectedErrors: RegExp[] = []): Promise<Page> {
+  return h.openPage(expectedErrors);
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.join(ROOT, 'editor/dist/index.html')))
-    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', 'editor'], { cwd: ROOT, stdio: 'ignore' });
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-e2e-'));
-  // The demo model txt2img.json names, as `weft make-model tiny` writes it.
-  const ckpt = path.join(base, 'models/checkpoints/weft-tiny-sd1.safetensors');
-  await makeTinyCheckpoint(ckpt, { seed: 0 });
-  makeDemoAdapters(ckpt, path.join(base, 'models'), 0);
-  const env = await createEnvironment({ baseDir: base, log: silentLogger });
-  fs.mkdirSync(env.paths.inputDir, { recursive: true });
-  fs.copyFileSync(path.join(ROOT, 'input/example.png'), path.join(env.paths.inputDir, 'example.png'));
-  server = await startServer({
-    port: 0,
-    paths: env.paths,
-    registry: env.registry,
-    executor: env.executor,
-    log: silentLogger,
-    workflowTemplatesDir: path.join(ROOT, 'workflows'),
-    customNodes: env.customNodes,
-  });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  h = await startEditorHarness({ demoModel: true });
+  base = h.base;
+  consoleErrors = h.consoleErrors;
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  fs.rmSync(base, { recursive: true, force: true });
+  await h?.close();
 });
 
 describe('editor in Chromium', () => {

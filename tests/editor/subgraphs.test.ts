@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { Executor } from '../../engine/executor/executor.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
+import { ensureEditorBuild } from './harness.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const FIXTURES = path.join(ROOT, 'tests/fixtures/subgraphs');
@@ -18,28 +18,12 @@ let base: string;
 let server: RunningServer;
 let browser: Browser;
 
-/** The editor bundle, rebuilt when a source file is newer than it (the tests must see the current editor). */
-function ensureEditorBuild(): void {
-  const index = path.join(ROOT, 'editor/dist/index.html');
-  const newest = (dir: string): number =>
-    Math.max(
-      0,
-      ...fs.readdirSync(dir, { withFileTypes: true }).map((e) => {
-        const p = path.join(dir, e.name);
-        return e.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs;
-      }),
-    );
-  const sources = Math.max(newest(path.join(ROOT, 'editor/src')), newest(path.join(ROOT, 'engine/graph')));
-  if (fs.existsSync(index) && fs.statSync(index).mtimeMs >= sources) return;
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', 'editor'], { cwd: ROOT, stdio: 'ignore' });
-}
-
 beforeAll(async () => {
-  ensureEditorBuild();
+  const editorDir = await ensureEditorBuild();
   base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-subgraph-e2e-'));
   const paths = new FolderPaths({ baseDir: base });
   const registry = createBuiltinRegistry();
-  server = await startServer({ port: 0, paths, registry, executor: new Executor(registry, { paths }), log: silentLogger });
+  server = await startServer({ port: 0, paths, registry, executor: new Executor(registry, { paths }), log: silentLogger, editorDir });
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: [
