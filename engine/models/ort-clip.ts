@@ -3,6 +3,7 @@ import { InterruptedError } from '../core/errors.ts';
 import type { ClipTokenizer, EmbeddingLookup, WeightedToken } from '../text/clip-tokenizer.ts';
 import type { ClipEncodeResult, ClipHandle, WeightPatching } from './handles.ts';
 import { CLIP_CONTEXT, CLIP_IO } from './families/sd1/graphs/clip-graph.ts';
+import { OPENCLIP_IO } from './families/openclip/graph.ts';
 import type { RunSession } from './runtime/part.ts';
 
 export interface OrtClipOptions {
@@ -18,6 +19,13 @@ export interface OrtClipOptions {
   warn?: (message: string) => void;
   /** Set by the model manager for checkpoints it owns (LoRA and merges patch through it). */
   patching?: (clip: OrtClip) => WeightPatching<ClipHandle>;
+  /**
+   * What fills a chunk after its end token, when not the end token itself (SD2's OpenCLIP-H and SDXL's
+   * bigG pad with 0: ComfyUI's pad_with_end=False). The empty prompt is then BOS, EOS, pad….
+   */
+  padToken?: number;
+  /** Pooled output from the graph's `projected` output at the first EOS (open_clip's text_projection), not the last layer. */
+  projectedPooled?: boolean;
 }
 
 /**
@@ -73,10 +81,10 @@ export class OrtClip implements ClipHandle {
     const a1111 = opts.emphasis === 'a1111';
     const hasWeights = chunks.some((c) => c.some((t) => t.weight !== 1));
     // Embedding positions carry token −1; the graph gathers row 0 there and swaps in the vector.
-    const rows = chunks.map((c) => c.map((t) => Math.max(0, t.token)));
+    const rows = chunks.map((c) => this.padded(c.map((t) => Math.max(0, t.token))));
     if ((hasWeights && !a1111) || rows.length === 0) {
       const tok = this.opts.tokenizer;
-      rows.push([tok.bos, ...new Array<number>(T - 1).fill(tok.eos)]);
+      rows.push(this.padded([tok.bos, ...new Array<number>(T - 1).fill(tok.eos)]));
     }
     for (const r of rows) if (r.length !== T) throw new Error(`CLIP chunk has ${r.length} tokens, expected ${T}`);
     if (signal?.aborted) throw new InterruptedError();
@@ -116,9 +124,32 @@ export class OrtClip implements ClipHandle {
     }
     // Pooled: the last layer (final-normed) at the first EOS of the first chunk; SD1 has no text projection.
     const eosAt = Math.max(0, rows[0].indexOf(this.opts.tokenizer.eos));
-    const last = layer(this.opts.numLayers - 1, 0);
-    const pooled = last.slice(eosAt * H, (eosAt + 1) * H);
-    return { cond: { shape: [1, Math.max(1, sections) * T, H], data: cond }, pooled: { shape: [1, H], data: pooled } };
+    let pooled: Float32Array;
+    if (this.opts.projectedPooled) {
+      const projected = out[OPENCLIP_IO.projected];
+      if (!projected || !(projected.data instanceof Float32Array)) throw new Error(`CLIP session has no '${OPENCLIP_IO.projected}' output for the projected pooled output`);
+      const P = projected.dims[projected.dims.length - 1];
+      pooled = projected.data.slice(eosAt * P, (eosAt + 1) * P);
+    } else {
+      const last = layer(this.opts.numLayers - 1, 0);
+      pooled = last.slice(eosAt * H, (eosAt + 1) * H);
+    }
+    return { cond: { shape: [1, Math.max(1, sections) * T, H], data: cond }, pooled: { shape: [1, pooled.length], data: pooled } };
+  }
+
+  /**
+   * A chunk with `padToken` after its end token. The tokenizer pads with EOS, so the pad run is what
+   * follows the EOS after the last other token (a prompt that itself ends in `<|endoftext|>` is read
+   * as ending one token earlier).
+   */
+  private padded(row: number[]): number[] {
+    const pad = this.opts.padToken;
+    const eos = this.opts.tokenizer.eos;
+    if (pad === undefined || pad === eos) return row;
+    let last = row.length - 1;
+    while (last >= 0 && row[last] === eos) last--;
+    for (let i = last + 2; i < row.length; i++) row[i] = pad;
+    return row;
   }
 
   /** `embeds`/`embeds_mask` feeds: broadcast zeros unless some chunk holds textual-inversion vectors. */
