@@ -1,5 +1,5 @@
 import type { Tensor } from '../core/tensor.ts';
-import type { ControlResiduals, ModelApply } from '../models/handles.ts';
+import type { ControlResiduals, ControlTiles, ModelApply, ModelCallArgs } from '../models/handles.ts';
 import { crop, stepFraction, type Piece } from './cond-areas.ts';
 import { chainResiduals } from './control.ts';
 import type { ModelSamplingObject } from './model-sampling.ts';
@@ -79,6 +79,10 @@ export interface CondBatchOptions {
   signal?: AbortSignal;
   /** The run's schedule, so controls learn the step (`ControlRequest.stepFraction`). */
   sigmas?: ArrayLike<number>;
+  /** The run's seed, passed to the model call's wrappers with the schedule. */
+  seed?: bigint;
+  /** The model's wrappers ask for control residuals per tile (`controlFor`): none for the whole input. */
+  deferControl?: boolean;
 }
 
 /** Per conditioning group (0 = positive, 1 = negative): Σ prediction·weight and Σ weight per latent element. */
@@ -131,24 +135,29 @@ async function runBatch(batch: Piece[], x: Tensor, sigma: number, sums: GroupSum
   const { control: chain } = batch[0].entry;
   const condOrUncond = batch.map((p) => p.entry.group);
   let control: ControlResiduals | undefined;
+  let controlFor: ModelCallArgs['controlFor'];
   if (chain) {
-    const timesteps = new Float32Array(rows).fill(o.modelSampling.timestep(sigma));
     const area = { y: batch[0].y, x: batch[0].x, h, w };
-    control = await chainResiduals(chain, {
-      x: input,
-      sigma,
-      timesteps,
-      context,
-      extra,
-      chunks: batch.length,
-      area,
-      modelSampling: o.modelSampling,
-      condOrUncond,
-      stepFraction: o.sigmas ? stepFraction(o.sigmas, sigma) : undefined,
-      signal: o.signal,
-    });
+    const ask = (x: Tensor, ctx: Tensor, named: Record<string, Tensor> | undefined, tiles?: ControlTiles) =>
+      chainResiduals(chain, {
+        x,
+        sigma,
+        timesteps: new Float32Array(x.shape[0]).fill(o.modelSampling.timestep(sigma)),
+        context: ctx,
+        extra: named,
+        chunks: batch.length,
+        area,
+        modelSampling: o.modelSampling,
+        condOrUncond,
+        stepFraction: o.sigmas ? stepFraction(o.sigmas, sigma) : undefined,
+        signal: o.signal,
+        tiles,
+      });
+    controlFor = (t) => ask(t.input, t.context, t.extra && { ...t.extra }, t.tiles);
+    if (!o.deferControl) control = await ask(input, context, extra);
   }
-  const out = await o.apply({ input, sigma, c: { context, control, extra }, condOrUncond, signal: o.signal });
+  const run = o.sigmas ? { sigmas: o.sigmas, seed: o.seed } : undefined;
+  const out = await o.apply({ input, sigma, c: { context, control, extra }, condOrUncond, signal: o.signal, run, controlFor });
   if (out.data.length !== xin.length) throw new Error(`model call returned ${out.data.length} elements for an input of ${xin.length}`);
   const denoised = out.data;
   batch.forEach((p, k) => {

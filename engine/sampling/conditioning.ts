@@ -1,5 +1,5 @@
 import type { Tensor } from '../core/tensor.ts';
-import type { ControlResiduals, SizeConditioning } from '../models/handles.ts';
+import type { ControlResiduals, ControlTiles, SizeConditioning } from '../models/handles.ts';
 import type { ModelSamplingObject } from './model-sampling.ts';
 
 /**
@@ -69,6 +69,8 @@ export interface ControlRequest {
   /** The sampler step of this evaluation as a fraction of the run's steps (A1111's sampling_step / steps), when the guider knows the schedule. */
   readonly stepFraction?: number;
   readonly signal?: AbortSignal;
+  /** x is a batch of tiles of the model input (tiled diffusion): the hint is resized to the input and cropped per tile. */
+  readonly tiles?: ControlTiles;
 }
 
 /** A ControlNet/T2I adapter as the guider sees it (ComfyUI's ControlBase). */

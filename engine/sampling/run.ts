@@ -53,7 +53,7 @@ export async function sampleLatent(a: SampleArgs): Promise<Latent> {
 
   const scale = model.latentFormat.scaleFactor;
   const latentIn = latentImage.data.map((v) => v * scale);
-  let denoise = guider.denoiser(shape, { sigmas, signal: a.signal });
+  let denoise = guider.denoiser(shape, { sigmas, signal: a.signal, seed: a.seed });
   if (a.latent.noiseMask)
     denoise = inpaintDenoiser(denoise, {
       modelSampling: ms,
