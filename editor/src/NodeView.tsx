@@ -1,7 +1,10 @@
 import { Handle, NodeResizer, Position, type NodeProps, type Node } from '@xyflow/react';
-import { memo, useMemo, useState } from 'react';
+import { memo, useContext, useMemo, useState } from 'react';
 import type { ObjectInfoEntry } from '../../engine/registry/registry.ts';
 import { GROUP_COLORS, PRIMITIVE, widgetDefs, type DocGroup, type DocNode, type WidgetDef } from './doc.ts';
+import { LangContext, socketName, type Lang } from './i18n.ts';
+import { imageDropHandlers, ImageUploadWidget } from './ImageUpload.tsx';
+import { NOTE_TYPES, NoteBody } from './NoteNode.tsx';
 
 export interface NodeRuntime {
   running?: boolean;
@@ -145,12 +148,24 @@ function Combo({ value, choices, onChange }: { value: string; choices: string[];
   );
 }
 
-function Widget({ w, value, onChange, socket }: { w: WidgetDef; value: unknown; onChange: (v: unknown) => void; socket: boolean }) {
+function Widget({
+  w,
+  value,
+  onChange,
+  socket,
+  lang,
+}: {
+  w: WidgetDef;
+  value: unknown;
+  onChange: (v: unknown) => void;
+  socket: boolean;
+  lang: Lang;
+}) {
   // Every widget doubles as an input socket: drop a link on it to drive the value from another node.
   const label = (
     <span className="w-label">
       {socket && !w.extra && <Handle type="target" position={Position.Left} id={`w-${w.name}`} className="widget-handle" />}
-      {w.name}
+      {socketName(w.name, lang)}
     </span>
   );
   switch (w.kind) {
@@ -220,14 +235,21 @@ function Widget({ w, value, onChange, socket }: { w: WidgetDef; value: unknown; 
 
 function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
   const { node, info, runtime } = data;
+  const lang = useContext(LangContext);
+  const [editingNote, setEditingNote] = useState(false);
+  const note = NOTE_TYPES.has(node.type);
   const widgets = info ? cachedWidgetDefs(info) : [];
+  // LoadImage-style nodes: the combo before the upload widget names the image.
+  const upload = widgets.find((w) => w.kind === 'UPLOAD');
+  const setImage = upload ? (v: string) => data.onWidget(node.id, upload.index - 1, v) : undefined;
   const linkedWidgetNames = new Set(node.inputs.filter((i) => i.widget && i.link !== null).map((i) => i.widget!.name));
   const sockets = node.inputs.filter((i) => !i.widget || i.link !== null);
   const cls = [
     'weft-node',
     selected ? 'selected' : '',
     runtime.running ? 'running' : '',
-    !info ? 'missing' : '',
+    !info && !note ? 'missing' : '',
+    note ? 'weft-note' : '',
     node.mode === 2 ? 'muted' : '',
     node.mode === 4 ? 'bypassed' : '',
     runtime.errors?.length ? 'has-error' : '',
@@ -235,7 +257,13 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
     .filter(Boolean)
     .join(' ');
   return (
-    <div className={cls} data-testid={`node-${node.id}`} data-node-type={node.type} style={{ width: node.size[0] }}>
+    <div
+      className={cls}
+      data-testid={`node-${node.id}`}
+      data-node-type={node.type}
+      style={{ width: node.size[0] }}
+      {...imageDropHandlers(setImage, (msg) => window.alert(msg))}
+    >
       <div className="weft-node-title" style={{ background: node.color ?? headerColor(info?.category) }}>
         <span>{data.title}</span>
       </div>
@@ -251,7 +279,9 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
               sockets.includes(inp) ? (
                 <div className="socket-row" key={`in-${i}`}>
                   <Handle type="target" position={Position.Left} id={`in-${i}`} style={{ background: typeColor(inp.type) }} />
-                  <span className={runtime.errors?.some((e) => e.input === inp.name) ? 'socket-error' : ''}>{inp.label ?? inp.name}</span>
+                  <span className={runtime.errors?.some((e) => e.input === inp.name) ? 'socket-error' : ''}>
+                    {inp.label ?? socketName(inp.name, lang)}
+                  </span>
                 </div>
               ) : null,
             )}
@@ -259,15 +289,22 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
           <div className="weft-outputs">
             {node.outputs.map((out, i) => (
               <div className="socket-row out" key={`out-${i}`}>
-                <span>{out.name}</span>
+                <span>{socketName(out.name, lang)}</span>
                 <Handle type="source" position={Position.Right} id={`out-${i}`} style={{ background: typeColor(out.type) }} />
               </div>
             ))}
           </div>
         </div>
+        {note && (
+          <NoteBody node={node} editing={editingNote} setEditing={setEditingNote} onText={(text) => data.onWidget(node.id, 0, text)} />
+        )}
         {widgets.map((w) =>
-          linkedWidgetNames.has(w.name) || (w.kind === 'CONTROL' && linkedWidgetNames.has(widgets[w.index - 1]?.name)) ? null : (
+          linkedWidgetNames.has(w.name) || (w.kind === 'CONTROL' && linkedWidgetNames.has(widgets[w.index - 1]?.name)) ? null : w.kind ===
+              'UPLOAD' && setImage ? (
+            <ImageUploadWidget key={w.index} value={String(node.widgets_values?.[w.index - 1] ?? '')} lang={lang} onChange={setImage} />
+          ) : (
             <Widget
+              lang={lang}
               key={w.index}
               w={w}
               socket={node.type !== PRIMITIVE}

@@ -1,5 +1,10 @@
 /** UI strings in English and Simplified Chinese; node and input names come from object_info display names. */
+import { createContext } from 'react';
+
 export type Lang = 'en' | 'zh';
+
+/** The interface language, for components deep in the canvas (node bodies) that App does not hand it to. */
+export const LangContext = createContext<Lang>('en');
 
 const STRINGS = {
   queue: { en: 'Queue', zh: '运行' },
@@ -41,6 +46,28 @@ const STRINGS = {
   madeBy: { en: 'Prompt', zh: '提示' },
   showWorkflow: { en: 'Show workflow', zh: '查看工作流' },
   edgeDblClick: { en: 'Double-click a link', zh: '双击连线' },
+  brush: { en: 'Brush', zh: '画笔' },
+  eraser: { en: 'Eraser', zh: '橡皮擦' },
+  brushSize: { en: 'Size', zh: '大小' },
+  invert: { en: 'Invert', zh: '反转' },
+  cancel: { en: 'Cancel', zh: '取消' },
+  chooseUpload: { en: 'Choose file to upload', zh: '选择文件上传' },
+  maskEditor: { en: 'Open in mask editor', zh: '在遮罩编辑器中打开' },
+  runError: { en: 'Run failed', zh: '运行失败' },
+  download: { en: 'Download', zh: '下载' },
+  previous: { en: 'Previous', zh: '上一个' },
+  next: { en: 'Next', zh: '下一个' },
+  queued: { en: 'queued', zh: '已排队' },
+  done: { en: 'done', zh: '完成' },
+  failed: { en: 'failed', zh: '失败' },
+  undoRedo: { en: 'Undo / redo', zh: '撤销 / 重做' },
+  copyPaste: { en: 'Copy / paste', zh: '复制 / 粘贴' },
+  mute: { en: 'Mute', zh: '忽略' },
+  bypass: { en: 'Bypass', zh: '绕过' },
+  reroute: { en: 'Reroute', zh: '转接点' },
+  fitView: { en: 'Fit view', zh: '适应视图' },
+  dblClick: { en: 'Double-click the canvas', zh: '双击画布' },
+  noteText: { en: 'Note', zh: '注释' },
 } as const;
 
 export type StringKey = keyof typeof STRINGS;
@@ -51,6 +78,10 @@ export function t(key: StringKey, lang: Lang): string {
 
 /** Simplified Chinese names of core node classes (as ComfyUI's zh locale shows them); others keep their display name. */
 const NODE_NAMES_ZH: Record<string, string> = {
+  Note: '注释',
+  MarkdownNote: 'Markdown注释',
+  PrimitiveNode: '元节点',
+  Reroute: '转接点',
   LoadImage: '加载图像',
   LoadImageMask: '加载图像（作为遮罩）',
   SaveImage: '保存图像',
@@ -130,4 +161,150 @@ const NODE_NAMES_ZH: Record<string, string> = {
 
 export function nodeTitle(classType: string, displayName: string | undefined, lang: Lang): string {
   return (lang === 'zh' ? NODE_NAMES_ZH[classType] : undefined) ?? displayName ?? classType;
+}
+
+/**
+ * Simplified Chinese names of inputs, widgets and outputs, by name (the same terms ComfyUI's zh
+ * locale uses for them across node classes); names not listed are shown as they are.
+ */
+const SOCKET_NAMES_ZH: Record<string, string> = {
+  model: '模型',
+  clip: 'CLIP',
+  vae: 'VAE',
+  positive: '正面条件',
+  negative: '负面条件',
+  latent_image: 'Latent图像',
+  seed: '种子',
+  noise_seed: '噪波种子',
+  control_after_generate: '生成后控制',
+  steps: '步数',
+  cfg: 'CFG',
+  sampler_name: '采样器名称',
+  scheduler: '调度器',
+  denoise: '降噪',
+  ckpt_name: 'Checkpoint名称',
+  text: '文本',
+  width: '宽度',
+  height: '高度',
+  batch_size: '批量大小',
+  samples: 'Latent',
+  images: '图像',
+  image: '图像',
+  filename_prefix: '文件名前缀',
+  upload: '上传',
+  channel: '通道',
+  mask: '遮罩',
+  pixels: '像素',
+  upscale_method: '缩放算法',
+  scale_by: '缩放系数',
+  crop: '裁剪',
+  lora_name: 'LoRA名称',
+  strength_model: '模型强度',
+  strength_clip: 'CLIP强度',
+  vae_name: 'VAE名称',
+  stop_at_clip_layer: '停止在CLIP层',
+  conditioning: '条件',
+  conditioning_1: '条件1',
+  conditioning_2: '条件2',
+  conditioning_to: '条件到',
+  conditioning_from: '条件从',
+  strength: '强度',
+  start_percent: '起始百分比',
+  end_percent: '结束百分比',
+  grow_mask_by: '扩展遮罩',
+  add_noise: '添加噪波',
+  start_at_step: '开始步数',
+  end_at_step: '结束步数',
+  return_with_leftover_noise: '返回剩余噪波',
+  sigmas: 'Sigmas',
+  sampler: '采样器',
+  guider: '引导器',
+  noise: '噪波',
+  value: '值',
+  amount: '数量',
+  feathering: '羽化',
+  left: '左',
+  top: '上',
+  right: '右',
+  bottom: '下',
+  expand: '扩展',
+  tapered_corners: '倒角',
+  control_net: 'ControlNet',
+  control_net_name: 'ControlNet名称',
+  ratio: '比例',
+  MODEL: '模型',
+  CLIP: 'CLIP',
+  VAE: 'VAE',
+  LATENT: 'Latent',
+  IMAGE: '图像',
+  MASK: '遮罩',
+  CONDITIONING: '条件',
+  CONTROL_NET: 'ControlNet',
+  SIGMAS: 'Sigmas',
+  SAMPLER: '采样器',
+  NOISE: '噪波',
+  GUIDER: '引导器',
+  INT: '整数',
+  FLOAT: '浮点',
+  STRING: '字符串',
+  output: '输出',
+  denoised_output: '降噪输出',
+  'connect to widget input': '连接到组件输入',
+};
+
+/** An input, widget or output name in the interface language. */
+export function socketName(name: string, lang: Lang): string {
+  return (lang === 'zh' ? SOCKET_NAMES_ZH[name] : undefined) ?? name;
+}
+
+const CATEGORY_NAMES_ZH: Record<string, string> = {
+  loaders: '加载器',
+  sampling: '采样',
+  conditioning: '条件',
+  latent: 'Latent',
+  image: '图像',
+  mask: '遮罩',
+  advanced: '高级',
+  utils: '实用工具',
+  custom_sampling: '自定义采样',
+  schedulers: '调度器',
+  samplers: '采样器',
+  sigmas: 'Sigmas',
+  noise: '噪波',
+  guiders: '引导器',
+  upscaling: '放大',
+  transform: '变换',
+  inpaint: '局部重绘',
+  batch: '批处理',
+  preprocessors: '预处理器',
+  model_merging: '模型融合',
+  model_patches: '模型补丁',
+  postprocessing: '后处理',
+  compositing: '合成',
+  controlnet: 'ControlNet',
+  style_model: '风格模型',
+  area: '区域',
+  style: '风格',
+  primitive: '基础值',
+  deprecated: '已弃用',
+  experimental: '实验性',
+  _for_testing: '测试用',
+  model: '模型',
+  operations: '操作',
+  text: '文本',
+  detection: '检测',
+};
+
+/** A category path (`latent/inpaint`) in the interface language, part by part. */
+export function categoryName(category: string, lang: Lang): string {
+  if (lang !== 'zh') return category;
+  return category
+    .split('/')
+    .map((p) => CATEGORY_NAMES_ZH[p] ?? p)
+    .join('/');
+}
+
+/** The Chinese name of a node class, whatever the interface language (search finds nodes by it). */
+export function chineseNodeName(classType: string): string | undefined {
+  return NODE_NAMES_ZH[classType];
 }
