@@ -24,11 +24,14 @@ Usage:
   weft serve [--port 8188] [--listen 127.0.0.1]  start the ComfyUI-compatible server and editor
   weft worker --queue redis://HOST:PORT[/DB]     run prompts from a scale-out queue (docs/scale-out.md)
   weft make-model tiny|sd15 [--out FILE] [--seed N] [--force]  generate a random-weight SD1 checkpoint (tiny: tests/demo, with a
-                                                   demo LoRA, LoHa, embedding, ControlNet and T2I-Adapter; sd15: benchmarks)
+                                                   demo LoRA, LoHa, embedding, ControlNet, T2I-Adapter and upscalers; sd15: benchmarks)
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
                                                    a random adapter over every attention and conv layer of a checkpoint
   weft make-model controlnet|t2i-adapter --checkpoint FILE --out FILE [--seed N]
                                                    a random fp16 ControlNet / T2I-Adapter of a checkpoint's UNet structure
+  weft make-model esrgan|compact|realesrgan-x4plus [--out FILE] [--seed N] [--force]
+                                                   a random upscaler in models/upscale_models (tiny ESRGAN ×4, tiny
+                                                   SRVGGNetCompact ×4; full-size Real-ESRGAN x4plus for benchmarks)
   weft make-model annotators [--out DIR] [--seed N]
                                                    random-weight annotator ONNX files of the real signatures in models/annotators
                                                    (DWPose pair, depth_anything_v2_vits.onnx, dpt_hybrid-midas.onnx, ControlNetHED,
@@ -400,6 +403,8 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
         makeDemoControlNet(out, models, seed);
         const { makeDemoAdapter } = await import('../engine/models/controlnet/generate-adapter.ts');
         makeDemoAdapter(out, models, seed);
+        const { makeDemoUpscalers } = await import('../engine/models/upscale/generate.ts');
+        makeDemoUpscalers(models, seed);
       }
     } else await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
     console.log(out);
@@ -435,6 +440,20 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     }
     return 0;
   }
+  if (kind === 'esrgan' || kind === 'compact' || kind === 'realesrgan-x4plus') {
+    const up = await import('../engine/models/upscale/generate.ts');
+    const names = { esrgan: 'weft-tiny-esrgan-x4', compact: 'weft-tiny-compact-x4', 'realesrgan-x4plus': 'weft-random-RealESRGAN_x4plus' };
+    const out = path.resolve(v.out ?? path.join(models, 'upscale_models', `${names[kind]}.safetensors`));
+    if (fs.existsSync(out) && !v.force) {
+      console.log(`${out} (exists; --force to regenerate)`);
+      return 0;
+    }
+    const arch =
+      kind === 'compact' ? up.compactArch(up.TINY_COMPACT) : up.esrganArch(kind === 'esrgan' ? up.TINY_ESRGAN : up.REALESRGAN_X4PLUS);
+    up.makeUpscaleFile(out, arch, { seed, dtype: kind === 'realesrgan-x4plus' ? 'F16' : 'F32' });
+    console.log(out);
+    return 0;
+  }
   if (kind === 'controlnet' || kind === 't2i-adapter') {
     if (!v.checkpoint || !v.out) throw new UsageError(`weft make-model ${kind}: --checkpoint and --out are required`);
     const { SafetensorsFile } = await import('../engine/formats/safetensors.ts');
@@ -451,7 +470,7 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     return 0;
   }
   throw new UsageError(
-    `weft make-model: expected 'tiny', 'sd15', 'lora', 'loha', 'annotators', 'controlnet' or 't2i-adapter', got ${kind ?? 'nothing'}`,
+    `weft make-model: expected 'tiny', 'sd15', 'lora', 'loha', 'annotators', 'controlnet', 't2i-adapter', 'esrgan', 'compact' or 'realesrgan-x4plus', got ${kind ?? 'nothing'}`,
   );
 }
 
