@@ -6,6 +6,8 @@ import { makeTinyTokenizer, mergesText } from './generate/tiny-tokenizer.ts';
 import { SafetensorsWriter, type TensorSpec } from '../formats/safetensors.ts';
 import { ITEMSIZE } from '../core/dtype.ts';
 import { SD15_CONFIG, sd1Buffers, sd1Layout } from './families/sd1/layout.ts';
+import { SDXL_BASE_CONFIG, tinySdxlConfig } from './families/sdxl/layout.ts';
+import { writeSdxlCheckpoint, writeTinyTokenizer } from './families/sdxl/make.ts';
 
 export { makeTinyTokenizer } from './generate/tiny-tokenizer.ts';
 
@@ -118,4 +120,18 @@ export async function makeTinyCheckpoint(outFile: string, opts: MakeModelOptions
  */
 export async function makeFullSd15Checkpoint(outFile: string, opts: MakeModelOptions & { dtype?: 'F16' | 'F32' } = {}): Promise<void> {
   await writeModel(outFile, SD15_CONFIG, opts.dtype ?? 'F16', opts, { title: 'Weft random SD1.5 (random weights)' });
+}
+
+/**
+ * The tiny SDXL-architecture checkpoint (base, or the refiner with `kind: 'refiner'`), float32, with its
+ * own small tokenizer as the SD1 tiny model has (see families/sdxl/layout.ts for its shape).
+ */
+export async function makeTinySdxlCheckpoint(outFile: string, opts: MakeModelOptions & { kind?: 'base' | 'refiner'; markers?: readonly string[] } = {}): Promise<void> {
+  const vocab = writeTinyTokenizer(outFile);
+  await writeSdxlCheckpoint(outFile, tinySdxlConfig(vocab, opts.kind ?? 'base'), { seed: opts.seed, dtype: 'F32', markers: opts.markers, onProgress: opts.onProgress });
+}
+
+/** A full-size SDXL 1.0 base-shaped checkpoint with random float16 weights (~6.9 GB), for benchmarks. */
+export async function makeFullSdxlCheckpoint(outFile: string, opts: MakeModelOptions = {}): Promise<void> {
+  await writeSdxlCheckpoint(outFile, SDXL_BASE_CONFIG, { seed: opts.seed, dtype: 'F16', onProgress: opts.onProgress });
 }

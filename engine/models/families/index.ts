@@ -1,12 +1,13 @@
 import { FamilyRegistry } from './registry.ts';
 import { SD1 } from './sd1/index.ts';
+import { SDXL } from './sdxl/index.ts';
 
 /**
  * The model families Weft loads. A new family is a sibling folder of `sd1/` registered here (before
  * the SD1 fallback), with nothing to change in the model manager.
  */
 export function builtinFamilies(): FamilyRegistry {
-  return new FamilyRegistry(SD1);
+  return new FamilyRegistry(SD1).register(SDXL);
 }
 
 export { FamilyRegistry } from './registry.ts';

@@ -1,0 +1,67 @@
+import type { WeightSource } from '../../../core/weights.ts';
+import { UnsupportedModelError } from '../../errors.ts';
+import { detectOpenClip, isOpenClip } from '../openclip/config.ts';
+import { detectClip, detectVae, readUnetConfig, verifyLayout } from '../sd1/detect.ts';
+import { unetLayout, type Layout } from '../sd1/layout.ts';
+import { sd1Weights } from '../sd1/weight-views.ts';
+import { SDXL_PREFIX, SDXL_SIZE_EMBED, type SdxlConfig, type SdxlPrediction } from './config.ts';
+
+/** SDXL's attention heads are 64 wide at every level (ComfyUI's num_head_channels); shapes cannot tell it. */
+const HEAD_WIDTH = 64;
+
+function check(ws: WeightSource, layout: Layout, what: string): void {
+  try {
+    verifyLayout(ws, layout, what);
+  } catch (e) {
+    throw new Error((e as Error).message.replace('consistent SD1 ', 'consistent SDXL '));
+  }
+}
+
+/**
+ * The prediction type as ComfyUI's `SDXL.model_type` reads it from marker keys: `edm_mean` + `edm_std`
+ * (Playground v2.5), `edm_vpred.sigma_max` (CosXL), `v_pred` (with `ztsnr` for zero-terminal-SNR files), else ε.
+ */
+function prediction(ws: WeightSource): { prediction: SdxlPrediction; zsnr: boolean } {
+  if (ws.has('edm_mean') && ws.has('edm_std')) {
+    throw new UnsupportedModelError('SDXL with EDM sampling (Playground v2.5)', 'edm_mean/edm_std keys; its per-channel latent normalisation is not implemented yet');
+  }
+  if (ws.has('edm_vpred.sigma_max')) throw new UnsupportedModelError('SDXL with v-prediction EDM sampling (CosXL)', 'edm_vpred.sigma_max key');
+  if (ws.has('v_pred')) return { prediction: 'v_prediction', zsnr: ws.has('ztsnr') };
+  return { prediction: 'eps', zsnr: false };
+}
+
+/**
+ * An SDXL base or refiner single-file checkpoint's architecture from its names and shapes (ComfyUI's
+ * model_detection + supported_models.SDXL/SDXLRefiner, and the variants that differ only in depths:
+ * SSD-1B, Segmind Vega, KOALA, all read from the file). Base: CLIP-L under
+ * `conditioner.embedders.0.transformer.text_model.` and OpenCLIP bigG under `conditioner.embedders.1.model.`;
+ * refiner: bigG alone under `conditioner.embedders.0.model.`. Undefined when the file has neither layout.
+ */
+export function detectSdxl(source: WeightSource): SdxlConfig | undefined {
+  const base = isOpenClip(source, SDXL_PREFIX.clipG);
+  const refiner = !base && isOpenClip(source, SDXL_PREFIX.clipGRefiner);
+  if (!base && !refiner) return undefined;
+  const ws = sd1Weights(source);
+  const kind = base ? 'base' : 'refiner';
+  const what = base ? 'SDXL checkpoint' : 'SDXL refiner checkpoint';
+  if (!ws.has(`${SDXL_PREFIX.unet}input_blocks.0.0.weight`)) throw new Error(`not a complete ${what}: it has the text encoders but no UNet (${SDXL_PREFIX.unet}*)`);
+  if (!ws.has(`${SDXL_PREFIX.vae}encoder.conv_in.weight`)) throw new Error(`not a complete ${what}: it has no VAE (${SDXL_PREFIX.vae}*)`);
+  const unet = { ...readUnetConfig(ws, SDXL_PREFIX.unet), numHeadChannels: HEAD_WIDTH };
+  if (unet.admInChannels === undefined) throw new Error(`not a consistent ${what}: the UNet has no label_emb (the size and pooled-text input)`);
+  check(ws, unetLayout(unet, SDXL_PREFIX.unet), 'UNet');
+  const clipGPrefix = base ? SDXL_PREFIX.clipG : SDXL_PREFIX.clipGRefiner;
+  const clipG = detectOpenClip(ws, clipGPrefix);
+  if (clipG.projectionDim === undefined) throw new Error(`not a consistent ${what}: ${clipGPrefix}text_projection is missing (the pooled output's projection)`);
+  const clipL = base ? detectClip(ws, SDXL_PREFIX.clipL) : undefined;
+  if (base && !clipL) throw new Error(`not a complete ${what}: no CLIP-L under ${SDXL_PREFIX.clipL}`);
+  const context = (clipL?.hiddenSize ?? 0) + clipG.width;
+  if (unet.contextDim !== context) {
+    throw new Error(`inconsistent ${what}: the text encoders give ${context}-wide context (${clipL ? `CLIP-L ${clipL.hiddenSize} + ` : ''}CLIP-G ${clipG.width}) but the UNet's cross-attention takes ${unet.contextDim}`);
+  }
+  const sizes = base ? 6 : 5;
+  const adm = clipG.projectionDim + sizes * SDXL_SIZE_EMBED;
+  if (unet.admInChannels !== adm) {
+    throw new Error(`inconsistent ${what}: label_emb takes ${unet.admInChannels} values, expected ${adm} (pooled ${clipG.projectionDim} + ${sizes} sizes × ${SDXL_SIZE_EMBED})`);
+  }
+  return { family: 'sdxl', kind, unet, clipL, clipG, pooledDim: clipG.projectionDim, clipGPrefix, vae: detectVae(ws, SDXL_PREFIX.vae), ...prediction(ws) };
+}

@@ -1,0 +1,91 @@
+import path from 'node:path';
+import { ITEMSIZE } from '../../../core/dtype.ts';
+import { writeFileAtomic } from '../../../core/safe-path.ts';
+import { SafetensorsWriter, type TensorSpec } from '../../../formats/safetensors.ts';
+import { Rng } from '../../generate/rng.ts';
+import { makeTinyTokenizer, mergesText } from '../../generate/tiny-tokenizer.ts';
+import type { SdxlConfig } from './config.ts';
+import { sdxlLayout } from './layout.ts';
+
+export interface MakeSdxlOptions {
+  seed?: number;
+  dtype?: 'F32' | 'F16';
+  /** Marker tensors ComfyUI reads the prediction from (`v_pred`, `ztsnr`). */
+  markers?: readonly string[];
+  onProgress?: (written: number, total: number) => void;
+}
+
+/** Spread of a weight's random values: norms 1, biases 0, embeddings 0.02 (CLIP's init), the rest 1/√fan-in. */
+function spread(name: string, shape: readonly number[]): { fill?: number; std?: number } {
+  if (name.endsWith('.bias') || name.endsWith('_bias')) return { fill: 0 };
+  if (shape.length === 1) return { fill: 1 };
+  if (name.endsWith('embedding.weight') || name.endsWith('positional_embedding')) return { std: 0.02 };
+  // open_clip's text_projection is applied as x·P: its fan-in is its first axis.
+  if (name.endsWith('text_projection')) return { std: 1 / Math.sqrt(shape[0]) };
+  let fanIn = 1;
+  for (const d of shape.slice(1)) fanIn *= d;
+  return { std: 1 / Math.sqrt(fanIn) };
+}
+
+/** Values drawn once per spread, which every tensor of that spread copies slices of (random offsets). */
+const POOL = 1 << 20;
+
+/**
+ * A random-weight SDXL checkpoint with the original key names, streamed one tensor at a time. Values
+ * come from one pool of Gaussians per distinct spread, copied in slices at random offsets: a typed-array
+ * copy per slice rather than a Box–Muller pair per value, so a full-size SDXL (3.5 G values) is bound
+ * by the float16 encoding and the disk. The repetition does not matter for random test/benchmark weights.
+ */
+export async function writeSdxlCheckpoint(outFile: string, cfg: SdxlConfig, opts: MakeSdxlOptions = {}): Promise<void> {
+  const seed = opts.seed ?? 0;
+  const dtype = opts.dtype ?? 'F32';
+  const rng = new Rng(seed);
+  const weights = [...sdxlLayout(cfg)];
+  const markers = (opts.markers ?? []).map((name) => ({ name, dtype: 'F32' as const, shape: [] as number[] }));
+  const specs: TensorSpec[] = [...weights.map(([name, shape]) => ({ name, dtype, shape })), ...markers];
+  const total = specs.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * ITEMSIZE[t.dtype], 0);
+  const arch = cfg.kind === 'base' ? 'stable-diffusion-xl-v1-base' : 'stable-diffusion-xl-v1-refiner';
+  const w = SafetensorsWriter.create(outFile, specs, { 'modelspec.architecture': arch, 'modelspec.title': path.basename(outFile), 'weft.generator': 'make-model', 'weft.seed': String(seed) });
+  const pools = new Map<number, Float32Array>();
+  const pool = (std: number): Float32Array => {
+    let p = pools.get(std);
+    if (!p) pools.set(std, (p = rng.normal(new Float32Array(POOL), std)));
+    return p;
+  };
+  let written = 0;
+  try {
+    for (const [name, shape] of weights) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n);
+      const s = spread(name, shape);
+      if (s.fill !== undefined) data.fill(s.fill);
+      else {
+        const p = pool(s.std!);
+        for (let at = 0; at < n; ) {
+          const len = Math.min(n - at, POOL >> 1);
+          const off = rng.nextU32() % (POOL - len + 1);
+          data.set(p.subarray(off, off + len), at);
+          at += len;
+        }
+      }
+      w.write(name, data);
+      written += n * ITEMSIZE[dtype];
+      opts.onProgress?.(written, total);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    for (const m of markers) w.write(m.name, new Float32Array([1]));
+    w.finish();
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+}
+
+/** The tiny model's own BPE vocabulary, `<dir>/<name>.tokenizer/` as the SD1 tiny model has it; returns its size. */
+export function writeTinyTokenizer(outFile: string): number {
+  const tok = makeTinyTokenizer();
+  const dir = `${outFile.replace(/\.[^.\\/]+$/, '')}.tokenizer`;
+  writeFileAtomic(path.join(dir, 'vocab.json'), JSON.stringify(tok.vocab));
+  writeFileAtomic(path.join(dir, 'merges.txt'), mergesText(tok.merges));
+  return Object.keys(tok.vocab).length;
+}
