@@ -1,0 +1,290 @@
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Latent, Tensor } from '../../engine/core/tensor.ts';
+import { nhwcToNchw } from '../../engine/image/layout.ts';
+import { commonUpscale } from '../../engine/image/resize.ts';
+import { ControlNetControl } from '../../engine/models/controlnet/control.ts';
+import { makeControlNetFile } from '../../engine/models/controlnet/generate.ts';
+import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
+import type { ModelApply, ModelHandle } from '../../engine/models/handles.ts';
+import { ModelManager } from '../../engine/models/manager.ts';
+import { FolderPaths } from '../../engine/paths/folders.ts';
+import type { NodeContext } from '../../engine/registry/context.ts';
+import type { Conditioning } from '../../engine/sampling/conditioning.ts';
+import { ksample, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';
+import { modelCall } from '../../engine/sampling/model-call.ts';
+import { ModelSamplingDiscrete } from '../../engine/sampling/model-sampling.ts';
+import { tileGrid, type TileBox, type TiledDiffusionMethod } from '../../engine/sampling/tiled-diffusion/grid.ts';
+import { torchRandint } from '../../engine/sampling/tiled-diffusion/spot-shifts.ts';
+import { tiledDiffusionWrapper } from '../../engine/sampling/tiled-diffusion/wrapper.ts';
+import { ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
+import '../../nodes/model/services.ts';
+import { TiledDiffusion } from '../../nodes/sampling/tiled-diffusion.ts';
+import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
+
+/*
+ * The TiledDiffusion wrapper on the tiny SD1 model: against an independent plain loop (one tile per
+ * model call, float64 blending, the Gaussian written out again, SpotDiffusion's roll by hand), a tile
+ * covering the whole latent against the untiled run through KSampler with several samplers, img2img
+ * and an inpaint mask, ControlNet hints cropped per tile, and the wrapper kept across patching.
+ */
+
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+const noCtx = {} as never;
+const ms = new ModelSamplingDiscrete();
+let model: ModelHandle;
+let pos: Conditioning;
+let neg: Conditioning;
+let net: ControlNetModel;
+let apply: ModelApply;
+const METHODS: TiledDiffusionMethod[] = ['MultiDiffusion', 'Mixture of Diffusers', 'SpotDiffusion'];
+
+const tiled = (method: TiledDiffusionMethod, tile: number, overlap: number, batch = 4, tileH = tile): ModelHandle =>
+  (
+    TiledDiffusion.run({ model, method, tile_width: tile, tile_height: tileH, tile_overlap: overlap, tile_batch_size: batch }, noCtx) as [
+      ModelHandle,
+    ]
+  )[0];
+
+beforeAll(async () => {
+  const tiny = await makeTiny(7);
+  const manager = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet });
+  const parts = await manager.loadCheckpoint(tiny.file);
+  model = parts.model;
+  pos = [await parts.clip.encodeText('a red fox in the snow')];
+  neg = [await parts.clip.encodeText('blurry')];
+  apply = modelCall(model, ms);
+  makeControlNetFile(
+    join(tiny.dir, 'controlnet', 'weft-tiny-controlnet.safetensors'),
+    { unet: tiny.cfg.unet, hintChannels: 3 },
+    { seed: 8 },
+  );
+  const ctx = {
+    services: { models: manager },
+    log: quiet,
+    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
+  } as unknown as NodeContext;
+  net = (ControlNetLoader.run({ control_net_name: 'weft-tiny-controlnet.safetensors' }, ctx) as [ControlNetModel])[0];
+}, 120_000);
+
+/** Rows [n, C, h, w] of the tile at b. */
+function crop(x: Tensor, b: TileBox): Tensor {
+  const [n, c, H, W] = x.shape;
+  const data = new Float32Array(n * c * b.h * b.w);
+  for (let p = 0; p < n * c; p++)
+    for (let y = 0; y < b.h; y++)
+      for (let xx = 0; xx < b.w; xx++) data[(p * b.h + y) * b.w + xx] = x.data[(p * H + b.y + y) * W + b.x + xx];
+  return { shape: [n, c, b.h, b.w], data };
+}
+
+function rollRef(x: Float64Array | Float32Array, shape: readonly number[], dy: number, dx: number): Float64Array {
+  const [n, c, H, W] = shape;
+  const out = new Float64Array(x.length);
+  for (let p = 0; p < n * c; p++)
+    for (let y = 0; y < H; y++)
+      for (let xx = 0; xx < W; xx++) out[(p * H + ((((y + dy) % H) + H) % H)) * W + ((((xx + dx) % W) + W) % W)] = x[(p * H + y) * W + xx];
+  return out;
+}
+
+/** The package's Gaussian, written out again in float64: x centred at (w−1)/2, y at h/2, both over w². */
+const gauss = (x: number, y: number, w: number, h: number): number => {
+  const g = (d: number) => Math.exp(-(d * d) / (w * w) / 0.02) / Math.sqrt(0.02 * Math.PI);
+  return g(x - (w - 1) / 2) * g(y - h / 2);
+};
+
+interface RefArgs {
+  method: TiledDiffusionMethod;
+  x: Tensor;
+  sigma: number;
+  context: Tensor;
+  tile: number;
+  overlap: number;
+  sigmas?: number[];
+  seed?: bigint;
+  /** Residuals per tile, for the ControlNet check. */
+  control?: (tileX: Tensor, b: TileBox, dy: number, dx: number) => Promise<Awaited<ReturnType<ControlNetControl['residuals']>>>;
+}
+
+/** One tile per model call, blended in float64. */
+async function plainLoop(a: RefArgs): Promise<Float64Array> {
+  const [n, c, H, W] = a.x.shape;
+  const boxes = tileGrid({
+    w: W,
+    h: H,
+    tileW: a.tile,
+    tileH: a.tile,
+    overlap: a.overlap,
+    tileBatchSize: 1,
+    method: a.method,
+  }).batches.flat();
+  let dy = 0;
+  let dx = 0;
+  let x: Tensor = a.x;
+  if (a.method === 'SpotDiffusion') {
+    const steps = a.sigmas!.length - 1;
+    const i = a.sigmas!.findIndex((s) => Math.fround(s) === Math.fround(a.sigma));
+    const sh = torchRandint(a.seed!, a.tile, steps)[i];
+    // Square tiles: odd steps roll the rows, even steps the columns.
+    if (i % 2 !== 0) dy = sh;
+    else dx = sh;
+    x = { shape: a.x.shape, data: Float32Array.from(rollRef(a.x.data, a.x.shape, dy, dx)) };
+  }
+  const sum = new Float64Array(a.x.data.length);
+  const weight = new Float64Array(H * W);
+  for (const b of boxes) {
+    const t = crop(x, b);
+    const control = a.control ? await a.control(t, b, dy, dx) : undefined;
+    const out = await apply({ input: t, sigma: a.sigma, c: { context: a.context, control }, condOrUncond: [0] });
+    for (let p = 0; p < n * c; p++)
+      for (let y = 0; y < b.h; y++)
+        for (let xx = 0; xx < b.w; xx++) {
+          const v = out.data[(p * b.h + y) * b.w + xx];
+          const gi = (p * H + b.y + y) * W + b.x + xx;
+          const wt = a.method === 'Mixture of Diffusers' ? gauss(xx, y, b.w, b.h) : 1;
+          if (a.method === 'SpotDiffusion') sum[gi] = v;
+          else sum[gi] += v * wt;
+          if (p === 0) weight[(b.y + y) * W + b.x + xx] += wt;
+        }
+  }
+  if (a.method === 'SpotDiffusion') return rollRef(sum, a.x.shape, -dy, -dx);
+  return sum.map((v, i) => (a.method === 'MultiDiffusion' && weight[i % (H * W)] <= 1 ? v : v / weight[i % (H * W)]));
+}
+
+describe('TiledDiffusion wrapper against a plain loop (tiny SD1)', () => {
+  const x: Tensor = { shape: [1, 4, 16, 24], data: lcg(4 * 16 * 24, 11, 3) };
+  const sigmas = [6.1, 3.3, 1.7, 0.6, 0];
+
+  for (const method of METHODS) {
+    it(`${method}: 8×8 latent tiles, overlap 2, in batches of 3, equal one-tile-per-call blending`, async () => {
+      const context = pos[0].cond;
+      for (const sigma of [3.3, 1.7]) {
+        const wrapper = tiledDiffusionWrapper({ method, tileWidth: 64, tileHeight: 64, tileOverlap: 16, tileBatchSize: 3 });
+        const got = await wrapper(apply, { input: x, sigma, c: { context }, condOrUncond: [0], run: { sigmas, seed: 5n } });
+        const want = await plainLoop({ method, x, sigma, context, tile: 8, overlap: 2, sigmas, seed: 5n });
+        expect(relErr(got.data, want)).toBeLessThan(2e-5);
+        // Tiling changes the prediction: the check is not vacuous.
+        const whole = await apply({ input: x, sigma, c: { context }, condOrUncond: [0] });
+        expect(relErr(got.data, whole.data)).toBeGreaterThan(1e-3);
+      }
+    }, 120_000);
+  }
+
+  it('ControlNet: the hint is resized to the whole latent, cut per tile and encoded per tile', async () => {
+    const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, 5).map((v) => (v + 1) / 2) };
+    const [p] = ControlNetApplyAdvanced.run(
+      { positive: pos, negative: neg, control_net: net, image, strength: 0.9, start_percent: 0, end_percent: 1 },
+      noCtx,
+    ) as [Conditioning, Conditioning];
+    const control = p[0].control!;
+    const context = pos[0].cond;
+    const sigma = 3.3;
+    const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
+    const perTile = async (t: Tensor, b: TileBox) => {
+      const hint = crop(full, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
+      const own = new ControlNetControl(net, { hint, strength: 0.9, startPercent: 0, endPercent: 1 });
+      return own.residuals({ x: t, sigma, timesteps: new Float32Array(1).fill(ms.timestep(sigma)), context, chunks: 1, modelSampling: ms });
+    };
+    const want = await plainLoop({ method: 'MultiDiffusion', x, sigma, context, tile: 8, overlap: 2, control: perTile });
+    const m = tiled('MultiDiffusion', 64, 16, 3);
+    const got = await ksampleOnce(m, [{ ...pos[0], control }], x, sigma);
+    expect(relErr(got, want)).toBeLessThan(2e-5);
+  }, 120_000);
+});
+
+/** One model evaluation through the guider (cfg 1, positive only) at σ: the guider's control seam included. */
+async function ksampleOnce(m: ModelHandle, positive: Conditioning, x: Tensor, sigma: number): Promise<Float32Array> {
+  const { cfgGuider } = await import('../../engine/sampling/guider.ts');
+  const g = cfgGuider({ model: m, positive, negative: [], cfg: 1 });
+  const d = g.denoiser(x.shape, { sigmas: [sigma, 0] });
+  return (await d(x, sigma)).data;
+}
+
+describe('a tile covering the whole latent is the untiled run', () => {
+  const latent: Latent = {
+    samples: { shape: [1, 4, 8, 16], data: lcg(512, 3) },
+    noiseMask: { shape: [1, 1, 8, 16], data: new Float32Array(128).fill(1, 0, 80) },
+  };
+  const base = (m: ModelHandle, samplerName: string): KSamplerArgs => ({
+    model: m,
+    seed: 42n,
+    steps: 3,
+    cfg: 6,
+    samplerName,
+    scheduler: 'normal',
+    positive: pos,
+    negative: neg,
+    latent,
+    denoise: 0.6,
+  });
+
+  for (const samplerName of ['euler', 'heun', 'dpmpp_2m', 'euler_ancestral']) {
+    it(`${samplerName}, img2img at denoise 0.6 with an inpaint mask: all three methods`, async () => {
+      const plain = await ksample(base(model, samplerName));
+      for (const method of METHODS) {
+        const got = await ksample(base(tiled(method, 512, 64), samplerName));
+        // Mixture of Diffusers multiplies by g·(1/g), which float32 leaves within an ulp of 1 per
+        // evaluation; cfg 6 over up to 6 evaluations grows that to a few 1e-6 (5.1e-6 measured).
+        if (method === 'Mixture of Diffusers') expect(relErr(got.samples.data, plain.samples.data), method).toBeLessThan(2e-5);
+        else expect(got.samples.data, method).toEqual(plain.samples.data);
+      }
+    }, 120_000);
+  }
+
+  it('with a ControlNet: the whole-latent tile gives the untiled ControlNet run exactly', async () => {
+    const image: Tensor = { shape: [1, 40, 72, 3], data: lcg(40 * 72 * 3, 5).map((v) => (v + 1) / 2) };
+    const [p, n] = ControlNetApplyAdvanced.run(
+      { positive: pos, negative: neg, control_net: net, image, strength: 0.8, start_percent: 0, end_percent: 1 },
+      noCtx,
+    ) as [Conditioning, Conditioning];
+    const args = { ...base(model, 'euler'), positive: p, negative: n };
+    const plain = await ksample(args);
+    const got = await ksample({ ...args, model: tiled('MultiDiffusion', 512, 64) });
+    expect(got.samples.data).toEqual(plain.samples.data);
+  }, 120_000);
+
+  it('a 1×1 latent runs as one 1×1 tile', async () => {
+    const one: Latent = { samples: { shape: [1, 4, 1, 1], data: lcg(4, 9) } };
+    const plain = await ksample({ ...base(model, 'euler'), latent: one });
+    const got = await ksample({ ...base(tiled('Mixture of Diffusers', 768, 64), 'euler'), latent: one });
+    expect(relErr(got.samples.data, plain.samples.data)).toBeLessThan(2e-6);
+  }, 120_000);
+});
+
+describe('the wrapper survives patching and tiles with any tile count', () => {
+  it('LoRA-style repatching (withPatches) keeps the wrapper; the result is unchanged', async () => {
+    const m = tiled('MultiDiffusion', 64, 16, 2);
+    const again = m.patching!.withPatches(m.patching!.patches);
+    expect(again.wrappers).toEqual(m.wrappers);
+    const lat: Latent = { samples: { shape: [1, 4, 16, 16], data: lcg(1024, 4) } };
+    const args = {
+      seed: 1n,
+      steps: 2,
+      cfg: 5,
+      samplerName: 'euler',
+      scheduler: 'normal',
+      positive: pos,
+      negative: neg,
+      latent: lat,
+      denoise: 0.5,
+    };
+    expect((await ksample({ ...args, model: again })).samples.data).toEqual((await ksample({ ...args, model: m })).samples.data);
+  }, 120_000);
+
+  it('tile_batch_size changes the batching, not the result', async () => {
+    const lat: Latent = { samples: { shape: [1, 4, 16, 16], data: lcg(1024, 4) } };
+    const args = {
+      seed: 1n,
+      steps: 2,
+      cfg: 5,
+      samplerName: 'euler',
+      scheduler: 'normal',
+      positive: pos,
+      negative: neg,
+      latent: lat,
+      denoise: 0.5,
+    };
+    const one = await ksample({ ...args, model: tiled('Mixture of Diffusers', 64, 16, 1) });
+    const four = await ksample({ ...args, model: tiled('Mixture of Diffusers', 64, 16, 4) });
+    expect(relErr(four.samples.data, one.samples.data)).toBeLessThan(1e-5);
+  }, 120_000);
+});
