@@ -8,7 +8,14 @@ import { add, attention, erf, layerNorm, linear } from './layers.ts';
  * oracle for the CLIP graph. Returns every layer's output after the final layer norm, [L][T·H].
  * `ws` holds bare keys.
  */
-export function clipForwardRef(cfg: ClipTextConfig, ws: WeightSource, tokens: readonly number[], embeds?: readonly (Float32Array | undefined)[]): Tensor[] {
+export function clipForwardRef(
+  cfg: ClipTextConfig,
+  ws: WeightSource,
+  tokens: readonly number[],
+  embeds?: readonly (Float32Array | undefined)[],
+  /** false: each layer's raw output (SDXL's CLIP-L), without the final layer norm. */
+  layerNormHidden = true,
+): Tensor[] {
   const T = tokens.length;
   const H = cfg.hiddenSize;
   const tok = ws.get('embeddings.token_embedding.weight');
@@ -30,7 +37,7 @@ export function clipForwardRef(cfg: ClipTextConfig, ws: WeightSource, tokens: re
     const m = lin(`${p}.mlp.fc1`, ln(`${p}.layer_norm2`, x));
     const d = m.data.map((v) => (cfg.activation === 'quick_gelu' ? v / (1 + Math.exp(-1.702 * v)) : 0.5 * v * (1 + erf(v / Math.SQRT2))));
     x = add(x, lin(`${p}.mlp.fc2`, { shape: m.shape, data: d }));
-    out.push(ln('final_layer_norm', x));
+    out.push(layerNormHidden ? ln('final_layer_norm', x) : x);
   }
   return out;
 }
