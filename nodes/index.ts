@@ -36,6 +36,7 @@ import { AUX_MODULE, auxPreprocessorNodes, corePreprocessorNodes } from './contr
 import { nodes as customSampling } from './sampling/custom-sampling.ts';
 import { nodes as samplerSelect } from './sampling/sampler-select.ts';
 import { nodes as primitives } from './utils/primitives.ts';
+import { impactDetailerNodes } from './detailer/index.ts';
 import { nodes as upscaleModelNodes } from './image/upscale-model.ts';
 import { alignYourStepsNodes, gitsNodes, nodes as sigmaNodes } from './sampling/schedulers.ts';
 import { nodes as tiledDiffusionNodes } from './sampling/tiled-diffusion.ts';
@@ -82,6 +83,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_model_merging', mergeSave],
   ['comfy_extras.nodes_model_merging_model_specific', mergeSd1],
   ['comfy_extras.nodes_primitive', primitives],
+  ['custom_nodes.ComfyUI-Impact-Pack', impactDetailerNodes],
   ['comfy_extras.nodes_upscale_model', upscaleModelNodes],
   ['weft', loraTagNodes],
   ['weft', clipTextA1111],
