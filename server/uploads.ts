@@ -107,12 +107,15 @@ export function uploadRoutes(app: Express, opts: { paths: FolderPaths; maxUpload
           throw new UploadError(400, 'original_ref must be JSON {filename, subfolder?, type?}');
         }
         if (!ref.filename) throw new UploadError(400, 'original_ref has no filename');
-        const refType = ref.type ?? 'output';
+        // ComfyUI's annotated_filepath: a `name [input]` suffix names the folder and wins over `type`.
+        const annotated = / \[(input|output|temp)\]$/.exec(ref.filename);
+        const refType = annotated?.[1] ?? ref.type ?? 'output';
         if (refType !== 'input' && refType !== 'temp' && refType !== 'output') throw new UploadError(400, `unknown type '${refType}'`);
-        const origFile = safeJoin(
-          safeJoin(opts.paths.typeDir(refType), ref.subfolder ?? ''),
-          path.basename(ref.filename.replace(/ \[(input|output|temp)\]$/, '')),
-        );
+        const refName = annotated ? ref.filename.slice(0, annotated.index) : ref.filename;
+        // As ComfyUI, a name may reach into a subfolder (`sub/a.png`) but never out of the folder.
+        if (refName.startsWith('/') || refName.split(/[\\/]/).includes('..'))
+          throw new UploadError(400, `refused file name '${ref.filename}'`);
+        const origFile = safeJoin(safeJoin(opts.paths.typeDir(refType), ref.subfolder ?? ''), refName);
         if (!fs.existsSync(origFile)) throw new UploadError(404, `original image '${ref.filename}' not found`);
         const orig = await sharp(origFile, { limitInputPixels: opts.maxPixels }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
         const { width, height } = orig.info;
