@@ -36,6 +36,10 @@ Usage:
                                                    random-weight annotator ONNX files of the real signatures in models/annotators
                                                    (DWPose pair, depth_anything_v2_vits.onnx, dpt_hybrid-midas.onnx, ControlNetHED,
                                                    sk_model, sk_model2 as safetensors)
+  weft make-model detector|segm-detector [--out FILE] [--seed N]
+                                                   a random YOLO-layout ONNX detector / segmenter (ultralytics export layout and
+                                                   metadata) in models/ultralytics/bbox or segm; \`tiny\` also writes the
+                                                   deterministic bbox/weft-tiny-face.onnx and segm/weft-tiny-face-seg.onnx
 ${CACHE_HELP}
 
 Options:
@@ -405,6 +409,8 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
         makeDemoAdapter(out, models, seed);
         const { makeDemoUpscalers } = await import('../engine/models/upscale/generate.ts');
         makeDemoUpscalers(models, seed);
+        const { makeTinyFaceDetectors } = await import('../engine/models/detect/generate.ts');
+        makeTinyFaceDetectors(path.join(models, 'ultralytics'));
       }
     } else await makeFullSd15Checkpoint(out, { seed, dtype: 'F16' });
     console.log(out);
@@ -440,6 +446,13 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     }
     return 0;
   }
+  if (kind === 'detector' || kind === 'segm-detector') {
+    const { makeRandomYolo } = await import('../engine/models/detect/generate.ts');
+    const segment = kind === 'segm-detector';
+    const rel = segment ? path.join('segm', 'weft-random-yolo-seg.onnx') : path.join('bbox', 'weft-random-yolo.onnx');
+    console.log(makeRandomYolo(path.resolve(v.out ?? path.join(models, 'ultralytics', rel)), { seed, segment }));
+    return 0;
+  }
   if (kind === 'esrgan' || kind === 'compact' || kind === 'realesrgan-x4plus') {
     const up = await import('../engine/models/upscale/generate.ts');
     const names = { esrgan: 'weft-tiny-esrgan-x4', compact: 'weft-tiny-compact-x4', 'realesrgan-x4plus': 'weft-random-RealESRGAN_x4plus' };
@@ -470,7 +483,7 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     return 0;
   }
   throw new UsageError(
-    `weft make-model: expected 'tiny', 'sd15', 'lora', 'loha', 'annotators', 'controlnet', 't2i-adapter', 'esrgan', 'compact' or 'realesrgan-x4plus', got ${kind ?? 'nothing'}`,
+    `weft make-model: expected 'tiny', 'sd15', 'lora', 'loha', 'annotators', 'controlnet', 't2i-adapter', 'esrgan', 'compact', 'realesrgan-x4plus', 'detector' or 'segm-detector', got ${kind ?? 'nothing'}`,
   );
 }
 
