@@ -1,0 +1,397 @@
+import type { Connection, Edge, EdgeChange, FinalConnectionState, NodeChange, ReactFlowInstance } from '@xyflow/react';
+import { useCallback, useRef, useState, type MouseEvent as ReactMouseEvent, type RefObject } from 'react';
+import type { ObjectInfo } from '../../engine/registry/registry.ts';
+import {
+  addGroup,
+  applyPrimitives,
+  connect,
+  connectError,
+  copyNodes,
+  createNode,
+  createReroute,
+  ensureWidgetInput,
+  groupBounds,
+  groupMembers,
+  insertReroute,
+  moveGroups,
+  pasteNodes,
+  PRIMITIVE,
+  removeGroups,
+  removeLink,
+  removeNodes,
+  REROUTE,
+  rerouteType,
+  typesCompatible,
+  updateGroup,
+  updateNode,
+  widgetDefs,
+  type Clip,
+  type DocGroup,
+  type WorkflowDoc,
+} from './doc.ts';
+import { t, type Lang } from './i18n.ts';
+import type { CanvasNode } from './NodeView.tsx';
+
+/** Where the node search box is open, and the link it will connect the new node to. */
+export interface SearchRequest {
+  x: number;
+  y: number;
+  filterType?: string;
+  from?: { node: number; slot: number };
+}
+
+type SetDoc = (fn: (d: WorkflowDoc) => WorkflowDoc, opts?: { coalesce?: string }) => void;
+
+export interface GraphEditingDeps {
+  docRef: RefObject<WorkflowDoc>;
+  setDoc: SetDoc;
+  seal: () => void;
+  info: ObjectInfo;
+  lang: Lang;
+  notify: (message: string) => void;
+  flow: ReactFlowInstance<CanvasNode>;
+  canvasRef: RefObject<HTMLDivElement | null>;
+  openSearch: (s: SearchRequest) => void;
+}
+
+/**
+ * Editing the graph on the canvas: selection, moves and resizes, links (connect, reconnect, detach,
+ * refusals explained), widgets, groups, reroutes, copy and paste, mute and bypass.
+ */
+export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow, canvasRef, openSearch }: GraphEditingDeps) {
+  const [selected, setSelected] = useState<Set<number>>(new Set());
+  const [selectedGroups, setSelectedGroups] = useState<Set<number>>(new Set());
+  const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
+  const [selectedEdges, setSelectedEdges] = useState<Set<string>>(new Set());
+
+  const onWidget = useCallback(
+    (nodeId: number, index: number, value: unknown) => {
+      setDoc((d) => {
+        const next = updateNode(d, nodeId, (n) => {
+          const values = [...(n.widgets_values ?? [])];
+          values[index] = value;
+          return { ...n, widgets_values: values };
+        });
+        return next.nodes.some((n) => n.id === nodeId && n.type === PRIMITIVE) ? applyPrimitives(next, info) : next;
+      });
+    },
+    [setDoc, info],
+  );
+
+  const onGroup = useCallback((index: number, patch: Partial<DocGroup>) => setDoc((d) => updateGroup(d, index, patch)), [setDoc]);
+
+  const groupDrag = useRef<Map<number, Set<number>> | null>(null);
+  const onNodesChange = useCallback(
+    (changes: NodeChange<CanvasNode>[]) => {
+      const removed = new Set<number>();
+      const removedGroups = new Set<number>();
+      const moves = new Map<number, [number, number]>();
+      const dims: [string, { width: number; height: number }][] = [];
+      const groupMoves = new Map<number, [number, number]>();
+      const groupResizes = new Map<number, { x?: number; y?: number; w?: number; h?: number }>();
+      const resize = (i: number) => groupResizes.get(i) ?? groupResizes.set(i, {}).get(i)!;
+      for (const c of changes) {
+        if (c.type === 'add' || c.type === 'replace') continue;
+        const group = c.id.startsWith('g-') ? Number(c.id.slice(2)) : undefined;
+        if (c.type === 'dimensions' && c.dimensions) {
+          dims.push([c.id, c.dimensions]);
+          if (group !== undefined && c.resizing)
+            Object.assign(resize(group), { w: Math.round(c.dimensions.width), h: Math.round(c.dimensions.height) });
+        } else if (c.type === 'position' && c.position) {
+          const p: [number, number] = [Math.round(c.position.x), Math.round(c.position.y)];
+          // Drags say whether they are dragging; the resizer's position changes do not, and must not carry nodes.
+          if (group !== undefined && c.dragging === undefined) Object.assign(resize(group), { x: p[0], y: p[1] });
+          else if (group !== undefined) groupMoves.set(group, p);
+          else moves.set(Number(c.id), p);
+        } else if (c.type === 'remove') {
+          if (group !== undefined) removedGroups.add(group);
+          else removed.add(Number(c.id));
+        }
+      }
+      // Moving a group moves the nodes inside it, as in ComfyUI: those inside when the drag began,
+      // less any the same drag already moves itself (they are selected too).
+      if (groupMoves.size) {
+        setDoc(
+          (d) => {
+            const members = (groupDrag.current ??= new Map([...groupMoves.keys()].map((i) => [i, groupMembers(d, i)])));
+            for (const set of members.values()) for (const id of moves.keys()) set.delete(id);
+            return moveGroups(d, groupMoves, members);
+          },
+          { coalesce: 'move' },
+        );
+        if (changes.some((c) => c.type === 'position' && c.dragging === false)) groupDrag.current = null;
+      }
+      if (groupResizes.size) {
+        setDoc(
+          (d) => {
+            let next = d;
+            for (const [i, r] of groupResizes) {
+              const g = next.groups[i];
+              if (g)
+                next = updateGroup(next, i, {
+                  bounding: [r.x ?? g.bounding[0], r.y ?? g.bounding[1], r.w ?? g.bounding[2], r.h ?? g.bounding[3]],
+                });
+            }
+            return next;
+          },
+          { coalesce: 'resize' },
+        );
+      }
+      if (dims.length) setMeasured((m) => ({ ...m, ...Object.fromEntries(dims) }));
+      if (moves.size)
+        setDoc((d) => ({ ...d, nodes: d.nodes.map((n) => (moves.has(n.id) ? { ...n, pos: moves.get(n.id)! } : n)) }), { coalesce: 'move' });
+      if (removed.size || removedGroups.size) {
+        setDoc((d) => removeGroups(removeNodes(d, removed), removedGroups));
+        if (removedGroups.size) setSelectedGroups(new Set());
+      }
+      if (changes.some((c) => (c.type === 'position' && c.dragging === false) || (c.type === 'dimensions' && c.resizing === false))) seal();
+      const selectChanges = changes.filter((c) => c.type === 'select');
+      if (selectChanges.length) {
+        const apply = (s: Set<number>, isGroup: boolean) => {
+          const next = new Set(s);
+          for (const c of selectChanges) {
+            if (c.type !== 'select' || c.id.startsWith('g-') !== isGroup) continue;
+            const id = Number(isGroup ? c.id.slice(2) : c.id);
+            if (c.selected) next.add(id);
+            else next.delete(id);
+          }
+          return next;
+        };
+        setSelected((s) => apply(s, false));
+        setSelectedGroups((s) => apply(s, true));
+      }
+    },
+    [setDoc, seal],
+  );
+
+  const onEdgesChange = useCallback(
+    (changes: EdgeChange[]) => {
+      const removed = changes.flatMap((c) => (c.type === 'remove' ? [Number(c.id)] : []));
+      if (removed.length) setDoc((d) => removed.reduce((x, id) => removeLink(x, id), d));
+      const select = changes.flatMap((c) => (c.type === 'select' ? [c] : []));
+      if (select.length) {
+        setSelectedEdges((s) => {
+          const next = new Set(s);
+          for (const c of select) c.selected ? next.add(c.id) : next.delete(c.id);
+          return next;
+        });
+      }
+    },
+    [setDoc],
+  );
+
+  /** Why a connection between two handles is refused, or undefined when it is allowed. */
+  const connectionProblem = useCallback(
+    (c: { source: string; sourceHandle?: string | null; target: string; targetHandle?: string | null }): string | undefined => {
+      const d = docRef.current;
+      if (!c.sourceHandle?.startsWith('out-') || !(c.targetHandle?.startsWith('in-') || c.targetHandle?.startsWith('w-')))
+        return t('wrongDirection', lang);
+      const originSlot = Number(c.sourceHandle.slice(4));
+      if (c.targetHandle.startsWith('w-')) {
+        const name = c.targetHandle.slice(2);
+        const o = d.nodes.find((n) => n.id === Number(c.source));
+        const tg = d.nodes.find((n) => n.id === Number(c.target));
+        const w = tg && info[tg.type] ? widgetDefs(info[tg.type]).find((x) => x.name === name) : undefined;
+        if (!o || !w) return 'socket not found';
+        const from = o.type === REROUTE ? rerouteType(d, o.id) : (o.outputs[originSlot]?.type ?? '*');
+        const to = w.kind === 'COMBO' ? 'COMBO' : w.kind;
+        return typesCompatible(from, to) ? undefined : `${from} cannot connect to ${to} (${name})`;
+      }
+      return connectError(d, Number(c.source), originSlot, Number(c.target), Number(c.targetHandle.slice(3)));
+    },
+    [docRef, info, lang],
+  );
+
+  /** `d` with the connection made (a link to a widget first turns the widget into an input). */
+  const withConnection = useCallback(
+    (doc0: WorkflowDoc, c: Connection): { doc: WorkflowDoc; error?: string } => {
+      let d = doc0;
+      let slot: number;
+      if (c.targetHandle!.startsWith('w-')) {
+        const name = c.targetHandle!.slice(2);
+        const target = d.nodes.find((n) => n.id === Number(c.target));
+        const w = target && info[target.type] ? widgetDefs(info[target.type]).find((x) => x.name === name) : undefined;
+        const ensured = ensureWidgetInput(d, Number(c.target), name, w?.kind === 'COMBO' ? 'COMBO' : (w?.kind ?? '*'));
+        d = ensured.doc;
+        slot = ensured.slot;
+      } else slot = Number(c.targetHandle!.slice(3));
+      const r = connect(d, Number(c.source), Number(c.sourceHandle!.slice(4)), Number(c.target), slot);
+      if (r.error) return r;
+      return { doc: d.nodes.some((n) => n.id === Number(c.source) && n.type === PRIMITIVE) ? applyPrimitives(r.doc, info) : r.doc };
+    },
+    [info],
+  );
+
+  const onConnect = useCallback(
+    (c: Connection) => {
+      const r = withConnection(docRef.current, c);
+      if (r.error) notify(r.error);
+      else setDoc(() => r.doc);
+    },
+    [docRef, notify, setDoc, withConnection],
+  );
+
+  /** When a link was dropped on a socket that refused it, says why (and returns true). */
+  const explainRefusal = useCallback(
+    (state: FinalConnectionState): boolean => {
+      if (!state.toHandle || !state.fromHandle) return false;
+      const [src, tgt] = state.fromHandle.type === 'source' ? [state.fromHandle, state.toHandle] : [state.toHandle, state.fromHandle];
+      notify(
+        connectionProblem({ source: src.nodeId, sourceHandle: src.id, target: tgt.nodeId, targetHandle: tgt.id }) ??
+          t('wrongDirection', lang),
+      );
+      return true;
+    },
+    [connectionProblem, notify, lang],
+  );
+
+  // Dragging a link's input end to another input moves it; dropping it on empty canvas detaches it, as in ComfyUI.
+  const reconnected = useRef(false);
+  const onReconnectStart = useCallback(() => {
+    reconnected.current = false;
+  }, []);
+  const onReconnect = useCallback(
+    (old: Edge, c: Connection) => {
+      reconnected.current = true;
+      const r = withConnection(removeLink(docRef.current, Number(old.id)), c);
+      if (r.error) notify(r.error);
+      else setDoc(() => r.doc);
+    },
+    [docRef, notify, setDoc, withConnection],
+  );
+  const onReconnectEnd = useCallback(
+    (_e: MouseEvent | TouchEvent, edge: Edge, _type: unknown, state: FinalConnectionState) => {
+      if (reconnected.current || explainRefusal(state)) return;
+      setDoc((d) => removeLink(d, Number(edge.id)));
+    },
+    [explainRefusal, setDoc],
+  );
+
+  const onConnectEnd = useCallback(
+    (event: MouseEvent | TouchEvent, state: FinalConnectionState) => {
+      // Dropped on a socket that refused the link: say why instead of opening the search box.
+      if (state.isValid || !state.fromHandle || !state.fromNode || explainRefusal(state)) return;
+      const p = 'clientX' in event ? event : event.changedTouches[0];
+      const from = Number(state.fromNode.id);
+      const slot = state.fromHandle.id ? Number(state.fromHandle.id.split('-')[1]) : 0;
+      const n = docRef.current.nodes.find((x) => x.id === from);
+      if (!n || state.fromHandle.id?.startsWith('w-')) return;
+      // A link dragged off a connected input and dropped on empty canvas is detached, as in ComfyUI.
+      const held = state.fromHandle.type === 'target' ? n.inputs[slot]?.link : null;
+      if (held !== null && held !== undefined) {
+        setDoc((d) => removeLink(d, held));
+        return;
+      }
+      const filterType =
+        state.fromHandle.type === 'source'
+          ? n.type === REROUTE
+            ? rerouteType(docRef.current, n.id)
+            : n.outputs[slot]?.type
+          : n.inputs[slot]?.type;
+      openSearch({
+        x: p.clientX,
+        y: p.clientY,
+        filterType: filterType === '*' ? undefined : filterType,
+        from: state.fromHandle.type === 'source' ? { node: from, slot } : undefined,
+      });
+    },
+    [docRef, explainRefusal, openSearch, setDoc],
+  );
+
+  /** A group around the selected nodes, or an empty one in the middle of the view. */
+  const createGroup = useCallback(() => {
+    const d = docRef.current;
+    const rects = d.nodes
+      .filter((n) => selected.has(n.id))
+      .map((n) => {
+        const m = measured[String(n.id)];
+        return { x: n.pos[0], y: n.pos[1], w: m?.width ?? n.size[0], h: m?.height ?? n.size[1] };
+      });
+    let bounding: [number, number, number, number];
+    if (rects.length) bounding = groupBounds(rects);
+    else {
+      const box = canvasRef.current?.getBoundingClientRect();
+      const c = flow.screenToFlowPosition({ x: (box?.left ?? 0) + (box?.width ?? 800) / 2, y: (box?.top ?? 0) + (box?.height ?? 600) / 2 });
+      bounding = [Math.round(c.x - 200), Math.round(c.y - 150), 400, 300];
+    }
+    setDoc((x) => addGroup(x, bounding));
+  }, [docRef, canvasRef, selected, measured, flow, setDoc]);
+
+  /** Ids restart with every document: selection and sizes of the last one must not carry over. */
+  const resetSelection = useCallback(() => {
+    setSelected(new Set());
+    setSelectedGroups(new Set());
+    setSelectedEdges(new Set());
+    setMeasured({});
+  }, []);
+
+  const clipboard = useRef<Clip>({ nodes: [], links: [] });
+  const copy = useCallback(() => {
+    clipboard.current = copyNodes(docRef.current, selected);
+  }, [docRef, selected]);
+  const paste = useCallback(() => {
+    const clip = clipboard.current;
+    if (!clip.nodes.length) return;
+    const r = pasteNodes(docRef.current, clip, [40, 40]);
+    setDoc(() => r.doc);
+    // The copies become the selection, so they can be dragged away from the originals at once.
+    setSelected(new Set(r.ids));
+  }, [docRef, setDoc]);
+
+  /** Mode 2 mutes, mode 4 bypasses; a second toggle sets the selected nodes back to always (0). */
+  const toggleMode = useCallback(
+    (mode: 2 | 4) =>
+      setDoc((d) => ({ ...d, nodes: d.nodes.map((n) => (selected.has(n.id) ? { ...n, mode: n.mode === mode ? 0 : mode } : n)) })),
+    [selected, setDoc],
+  );
+
+  const onEdgeDoubleClick = useCallback(
+    (e: ReactMouseEvent, edge: Edge) => {
+      const p = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY });
+      setDoc((d) => insertReroute(d, Number(edge.id), [Math.round(p.x - 12), Math.round(p.y - 8)]));
+    },
+    [flow, setDoc],
+  );
+
+  /** Adds the class picked in the search box where it was opened, linked to the dragged output if any. */
+  const addFromSearch = useCallback(
+    (search: SearchRequest, classType: string) => {
+      const pos = flow.screenToFlowPosition({ x: search.x, y: search.y });
+      setDoc((d) => {
+        const at: [number, number] = [Math.round(pos.x), Math.round(pos.y)];
+        let next = classType === REROUTE ? createReroute(d, at) : createNode(d, classType, info[classType], at);
+        if (search.from) {
+          const created = next.nodes[next.nodes.length - 1];
+          const slot = created.inputs.findIndex((i) => !search.filterType || i.type === '*' || typesCompatible(search.filterType, i.type));
+          if (slot >= 0) next = connect(next, search.from.node, search.from.slot, created.id, slot).doc;
+        }
+        return next;
+      });
+    },
+    [flow, info, setDoc],
+  );
+
+  return {
+    selected,
+    selectedGroups,
+    selectedEdges,
+    measured,
+    resetSelection,
+    onWidget,
+    onGroup,
+    onNodesChange,
+    onEdgesChange,
+    connectionProblem,
+    onConnect,
+    onConnectEnd,
+    onReconnectStart,
+    onReconnect,
+    onReconnectEnd,
+    onEdgeDoubleClick,
+    createGroup,
+    copy,
+    paste,
+    toggleMode,
+    addFromSearch,
+  };
+}

@@ -1,0 +1,52 @@
+import { useCallback, type RefObject } from 'react';
+import { convertWorkflowToPrompt } from '../../engine/graph/convert.ts';
+import type { ObjectInfo } from '../../engine/registry/registry.ts';
+import { api } from './client.ts';
+import { applyControlAfterGenerate, applyPrimitives, type WorkflowDoc } from './doc.ts';
+import type { ExecutionAction, NodeError } from './execution-state.ts';
+import type { MissingClass } from './use-file-ops.ts';
+
+/** ComfyUI's answer to a refused prompt. */
+interface PromptRefusal {
+  error?: { message?: string };
+  node_errors?: Record<string, { errors: { message: string; details: string; extra_info?: { input_name?: string } }[] }>;
+}
+
+export interface QueuePromptDeps {
+  docRef: RefObject<WorkflowDoc>;
+  setDoc: (fn: (d: WorkflowDoc) => WorkflowDoc) => void;
+  info: ObjectInfo;
+  notify: (message: string) => void;
+  dispatch: (action: ExecutionAction) => void;
+  setMissing: (m: MissingClass[] | null) => void;
+}
+
+/** Queues the open document: converted to an API prompt, refusals shown on their nodes and inputs. */
+export function useQueuePrompt({ docRef, setDoc, info, notify, dispatch, setMissing }: QueuePromptDeps) {
+  return useCallback(async () => {
+    const d = applyPrimitives(docRef.current, info);
+    const conv = convertWorkflowToPrompt(d, info);
+    if (conv.missing.length) {
+      setMissing(conv.missing.map((m) => ({ class_type: m.class_type, node_ids: m.node_ids.map(Number) })));
+      return;
+    }
+    try {
+      await api.queuePrompt(conv.prompt, d);
+      dispatch({ type: 'queued' });
+      // Seeds set to increment or randomize change after each queued run, as in ComfyUI.
+      setDoc((x) => applyControlAfterGenerate(x, info));
+    } catch (e) {
+      const body = (e as { body?: PromptRefusal }).body;
+      if (body?.node_errors) {
+        const errors: Record<string, NodeError[]> = {};
+        for (const [id, ne] of Object.entries(body.node_errors))
+          errors[id] = ne.errors.map((er) => ({
+            input: er.extra_info?.input_name,
+            message: `${er.message}${er.details ? `: ${er.details}` : ''}`,
+          }));
+        dispatch({ type: 'node_errors', errors });
+      }
+      notify(body?.error?.message ?? (e as Error).message);
+    }
+  }, [docRef, setDoc, info, notify, dispatch, setMissing]);
+}
