@@ -28,6 +28,13 @@ const DEFAULT_FOLDERS: Record<string, { dirs: string[]; exts: string[] }> = {
   photomaker: { dirs: ['photomaker'], exts: MODEL_EXTENSIONS },
   model_patches: { dirs: ['model_patches'], exts: MODEL_EXTENSIONS },
   detection: { dirs: ['detection'], exts: MODEL_EXTENSIONS },
+  // YOLO detectors: the Impact Subpack's three folders and A1111 ADetailer's models/adetailer (reach
+  // an A1111 install's through extra_model_paths.yaml). Weft runs ultralytics' ONNX exports; the
+  // PyTorch files are listed so that naming one gets the export command, not "not found".
+  ultralytics_bbox: { dirs: ['ultralytics/bbox'], exts: ['.onnx', ...MODEL_EXTENSIONS] },
+  ultralytics_segm: { dirs: ['ultralytics/segm'], exts: ['.onnx', ...MODEL_EXTENSIONS] },
+  ultralytics: { dirs: ['ultralytics'], exts: ['.onnx', ...MODEL_EXTENSIONS] },
+  adetailer: { dirs: ['adetailer'], exts: ['.onnx', ...MODEL_EXTENSIONS] },
   classifiers: { dirs: ['classifiers'], exts: [] },
   // Weft keeps CLIP BPE files (vocab.json + merges.txt) here, one folder per tokenizer.
   tokenizers: { dirs: ['tokenizers'], exts: [] },
