@@ -26,6 +26,7 @@ import { nodes as mergeSd1 } from './model/merge-sd1.ts';
 import { nodes as mergeSave } from './model/merge-save.ts';
 import { nodes as clipTextA1111 } from './conditioning/clip-text-a1111.ts';
 import { nodes as clipText } from './conditioning/clip-text.ts';
+import { nodes as clipTextSdxl } from './conditioning/clip-text-sdxl.ts';
 import { nodes as vae } from './vae/vae.ts';
 import { nodes as ksampler } from './sampling/ksampler.ts';
 import { nodes as conditioning } from './conditioning/conditioning.ts';
@@ -51,6 +52,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', emptyLatent],
   ['nodes', loaders],
   ['nodes', clipText],
+  ['comfy_extras.nodes_clip_sdxl', clipTextSdxl],
   ['nodes', vae],
   ['nodes', ksampler],
   ['nodes', conditioning],
