@@ -1,5 +1,6 @@
 import { FamilyRegistry } from './registry.ts';
 import { SD1 } from './sd1/index.ts';
+import { SD2 } from './sd2/index.ts';
 import { SDXL } from './sdxl/index.ts';
 
 /**
@@ -7,7 +8,7 @@ import { SDXL } from './sdxl/index.ts';
  * the SD1 fallback), with nothing to change in the model manager.
  */
 export function builtinFamilies(): FamilyRegistry {
-  return new FamilyRegistry(SD1).register(SDXL);
+  return new FamilyRegistry(SD1).register(SDXL).register(SD2);
 }
 
 export { FamilyRegistry } from './registry.ts';
