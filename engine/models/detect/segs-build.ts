@@ -7,7 +7,8 @@ import type { Box, Seg, Segs } from '../../image/segs.ts';
  * morphology with the anchor at k/2.
  */
 
-const pyInt = Math.trunc;
+// `|| 0` turns the -0 of a truncated small negative into 0, as Python int() has no negative zero
+const pyInt = (v: number): number => Math.trunc(v) || 0;
 
 /** The Impact Pack's normalize_region: a span of `size` from `start`, shifted to lie inside [0, limit]. */
 function normalizeRegion(limit: number, start: number, size: number): [number, number] {
