@@ -25,6 +25,8 @@ Usage:
   weft worker --queue redis://HOST:PORT[/DB]     run prompts from a scale-out queue (docs/scale-out.md)
   weft make-model tiny|sd15 [--out FILE] [--seed N] [--force]  generate a random-weight SD1 checkpoint (tiny: tests/demo, with a
                                                    demo LoRA, LoHa, embedding, ControlNet, T2I-Adapter and upscalers; sd15: benchmarks)
+  weft make-model sd2-tiny [--v] [--out FILE] [--seed N] [--force]
+                                                   a tiny random SD2 checkpoint (512-base ε; --v: 768-v, v prediction)
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
                                                    a random adapter over every attention and conv layer of a checkpoint
   weft make-model controlnet|t2i-adapter --checkpoint FILE --out FILE [--seed N]
@@ -112,6 +114,7 @@ const OPTIONS = {
   out: { type: 'string' },
   seed: { type: 'string' },
   force: { type: 'boolean' },
+  v: { type: 'boolean' },
   checkpoint: { type: 'string' },
   rank: { type: 'string' },
   'cache-dir': { type: 'string' },
@@ -416,6 +419,17 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     console.log(out);
     return 0;
   }
+  if (kind === 'sd2-tiny') {
+    const out = path.resolve(v.out ?? path.join(models, 'checkpoints', v.v ? 'weft-tiny-sd2-v.safetensors' : 'weft-tiny-sd2.safetensors'));
+    if (fs.existsSync(out) && !v.force) {
+      console.log(`${out} (exists; --force to regenerate)`);
+      return 0;
+    }
+    const { makeTinySd2Checkpoint } = await import('../engine/models/generate/sd2-tiny.ts');
+    makeTinySd2Checkpoint(out, { seed, prediction: v.v ? 'v_prediction' : 'eps' });
+    console.log(out);
+    return 0;
+  }
   if (kind === 'lora' || kind === 'loha') {
     if (!v.checkpoint || !v.out) throw new UsageError(`weft make-model ${kind}: --checkpoint and --out are required`);
     const rank = Number(v.rank ?? 32);
@@ -483,7 +497,7 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     return 0;
   }
   throw new UsageError(
-    `weft make-model: expected 'tiny', 'sd15', 'lora', 'loha', 'annotators', 'controlnet', 't2i-adapter', 'esrgan', 'compact', 'realesrgan-x4plus', 'detector' or 'segm-detector', got ${kind ?? 'nothing'}`,
+    `weft make-model: expected 'tiny', 'sd15', 'sd2-tiny', 'lora', 'loha', 'annotators', 'controlnet', 't2i-adapter', 'esrgan', 'compact', 'realesrgan-x4plus', 'detector' or 'segm-detector', got ${kind ?? 'nothing'}`,
   );
 }
 
