@@ -42,6 +42,7 @@ import { nodes as upscaleModelNodes } from './image/upscale-model.ts';
 import { alignYourStepsNodes, gitsNodes, nodes as sigmaNodes } from './sampling/schedulers.ts';
 import { nodes as tiledDiffusionNodes } from './sampling/tiled-diffusion.ts';
 
+import { nodes as tiledVaeNodes } from './sampling/tiled-diffusion-vae.ts';
 /** Every built-in node family, with the python_module name ComfyUI shows for its counterparts. */
 export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', loadImage],
@@ -93,6 +94,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
 ];
 
 export function createBuiltinRegistry(): NodeRegistry {
+  ['custom_nodes.ComfyUI-TiledDiffusion', tiledVaeNodes],
   const registry = new NodeRegistry();
   for (const [module, defs] of BUILTIN_FAMILIES) registry.registerAll(defs, module);
   return registry;

@@ -1,0 +1,291 @@
+import { InterruptedError } from '../../core/errors.ts';
+import type { Tensor } from '../../core/tensor.ts';
+import type { WeightSource } from '../../core/weights.ts';
+import type { VaeConfig } from '../families/sd1/config.ts';
+import type { PartsRuntime } from '../runtime/parts-runtime.ts';
+import { applyGroupNorm, combineStats, groupStats, siluInPlace, type GroupStats } from './group-norm.ts';
+import { LayerRunner } from './layers.ts';
+import { splitTiles, type Bbox } from './split.ts';
+import { taskQueue, type Task } from './tasks.ts';
+
+/**
+ * The A1111 Tiled VAE (pkuliyi2015's multidiffusion-upscaler, as ComfyUI-TiledDiffusion's
+ * tiled_vae.py runs it). The VAE runs layer by layer over padded tiles; at every GroupNorm each tile
+ * stops, its statistics are taken, and once all tiles are there they are normalised with the
+ * pixel-weighted average of those statistics, so the tiles see (nearly) the statistics of the whole
+ * image. Fast mode takes the GroupNorm statistics instead from one pass over the input shrunk to
+ * one tile (its mean and std restored per channel), so the tiles never wait for each other; the
+ * encoder's colour fix takes only those before the first downsample from it, the rest across tiles.
+ * Only the convs and attention run in ONNX (engine/models/tiled-vae/layers.ts); GroupNorm, SiLU and
+ * the residual adds are done here. Memory: the tiles' activations at one layer plus one residual
+ * each, about two copies of that layer's whole-image activation, never the whole network's.
+ */
+
+export interface TiledVaeSource {
+  readonly cfg: VaeConfig;
+  /** The VAE's weights under bare LDM keys. */
+  readonly weights: WeightSource;
+  /** Content hash of the VAE's file. */
+  readonly hash: string;
+  readonly file?: string;
+}
+
+export interface TiledVaeOptions {
+  /** The node's tile_size: image pixels (the decoder's is divided by 8 into latent pixels). */
+  readonly tileSize: number;
+  readonly fast: boolean;
+  /** Encoder only. */
+  readonly colorFix?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+interface TileState {
+  x: Tensor;
+  res?: Tensor;
+  pos: number;
+}
+
+/** A 1×1 conv in plain loops (quant_conv, post_quant_conv), float64 accumulation. */
+function conv1x1(ws: WeightSource, key: string, x: Tensor): Tensor {
+  const [b, cin, h, w] = x.shape;
+  const wt = ws.get(`${key}.weight`);
+  const bias = ws.has(`${key}.bias`) ? ws.get(`${key}.bias`) : undefined;
+  const cout = ws.shape(`${key}.weight`)[0];
+  const hw = h * w;
+  const out = new Float32Array(b * cout * hw);
+  const acc = new Float64Array(hw);
+  for (let bi = 0; bi < b; bi++)
+    for (let o = 0; o < cout; o++) {
+      acc.fill(bias ? bias[o] : 0);
+      for (let i = 0; i < cin; i++) {
+        const k = wt[o * cin + i];
+        const src = x.data.subarray((bi * cin + i) * hw, (bi * cin + i + 1) * hw);
+        for (let p = 0; p < hw; p++) acc[p] += k * src[p];
+      }
+      out.set(acc, (bi * cout + o) * hw);
+    }
+  return { shape: [b, cout, h, w], data: out };
+}
+
+function cropNchw(x: Tensor, y0: number, y1: number, x0: number, x1: number): Tensor {
+  const [b, c, H, W] = x.shape;
+  const h = y1 - y0;
+  const w = x1 - x0;
+  const out = new Float32Array(b * c * h * w);
+  for (let p = 0; p < b * c; p++) for (let y = 0; y < h; y++) out.set(x.data.subarray((p * H + y0 + y) * W + x0, (p * H + y0 + y) * W + x1), (p * h + y) * w);
+  return { shape: [b, c, h, w], data: out };
+}
+
+/**
+ * F.interpolate(x, scale_factor=s, mode='nearest-exact'): floor(size·s) pixels, source index
+ * floor((i + 0.5)·float32(1/s)) clamped to the input.
+ */
+export function nearestExact(x: Tensor, s: number): Tensor {
+  const [b, c, H, W] = x.shape;
+  const h = Math.floor(H * s);
+  const w = Math.floor(W * s);
+  if (h < 1 || w < 1) throw new Error(`tiled VAE fast mode: ${W}x${H} scaled by ${s} is empty`);
+  const inv = Math.fround(1 / s);
+  const src = (i: number, n: number): number => Math.min(Math.floor(Math.fround((i + 0.5) * inv)), n - 1);
+  const rows = Array.from({ length: h }, (_, i) => src(i, H));
+  const cols = Array.from({ length: w }, (_, i) => src(i, W));
+  const out = new Float32Array(b * c * h * w);
+  for (let p = 0; p < b * c; p++) for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) out[(p * h + y) * w + xx] = x.data[(p * H + rows[y]) * W + cols[xx]];
+  return { shape: [b, c, h, w], data: out };
+}
+
+/** torch.std_mean over batch and space per channel (std with Bessel's correction). */
+function channelStdMean(x: Tensor): { std: Float64Array; mean: Float64Array } {
+  const [b, c, h, w] = x.shape;
+  const hw = h * w;
+  const n = b * hw;
+  const mean = new Float64Array(c);
+  const std = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    let s = 0;
+    for (let bi = 0; bi < b; bi++) for (let p = 0; p < hw; p++) s += x.data[(bi * c + ch) * hw + p];
+    const m = s / n;
+    let v = 0;
+    for (let bi = 0; bi < b; bi++)
+      for (let p = 0; p < hw; p++) {
+        const d = x.data[(bi * c + ch) * hw + p] - m;
+        v += d * d;
+      }
+    mean[ch] = m;
+    std[ch] = Math.sqrt(v / Math.max(1, n - 1));
+  }
+  return { std, mean };
+}
+
+/** Fast mode's input: shrunk to the tile size, each channel's mean and std restored, clamped to the input's range. */
+export function fastModeInput(z: Tensor, tileSize: number): Tensor {
+  const [, c, H, W] = z.shape;
+  const down = nearestExact(z, tileSize / Math.max(H, W));
+  const old = channelStdMean(z);
+  const cur = channelStdMean(down);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of z.data) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const hw = down.shape[2] * down.shape[3];
+  const out = new Float32Array(down.data.length);
+  for (let i = 0; i < out.length; i++) {
+    const ch = Math.floor(i / hw) % c;
+    const v = ((down.data[i] - cur.mean[ch]) / cur.std[ch]) * old.std[ch] + old.mean[ch];
+    out[i] = v < lo ? lo : v > hi ? hi : v;
+  }
+  return { shape: down.shape, data: out };
+}
+
+export class TiledVae {
+  private readonly layers: LayerRunner;
+  private readonly groups: number;
+
+  constructor(
+    runtime: PartsRuntime,
+    private readonly src: TiledVaeSource,
+  ) {
+    this.layers = new LayerRunner(runtime, { hash: src.hash, weights: src.weights, file: src.file });
+    this.groups = src.cfg.normGroups;
+  }
+
+  /** Raw latent [B, 4, h, w] → the decoder's output, NCHW in −1..1 (unclamped). */
+  async decodeRaw(latent: Tensor, o: TiledVaeOptions): Promise<Tensor> {
+    if (latent.shape.length !== 4 || latent.shape[1] !== this.src.cfg.embedDim)
+      throw new Error(`tiled VAE decode: the latent must be [B, ${this.src.cfg.embedDim}, H, W], got [${latent.shape.join(', ')}]`);
+    const z = conv1x1(this.src.weights, 'post_quant_conv', latent);
+    return this.forward('decoder', z, Math.floor(o.tileSize / 8), 11, o.fast, false, o);
+  }
+
+  /** Image NCHW in −1..1 (sides multiples of 8) → the posterior mean. */
+  async encodeRaw(image: Tensor, o: TiledVaeOptions): Promise<Tensor> {
+    const [, c, H, W] = image.shape;
+    if (image.shape.length !== 4 || c !== this.src.cfg.inChannels) throw new Error(`tiled VAE encode: the image must be [B, ${this.src.cfg.inChannels}, H, W], got [${image.shape.join(', ')}]`);
+    if (H % 8 || W % 8) throw new Error(`tiled VAE encode: ${W}x${H} is not a multiple of 8`);
+    const h = await this.forward('encoder', image, o.tileSize, 32, o.fast, o.colorFix === true, o);
+    const moments = conv1x1(this.src.weights, 'quant_conv', h);
+    const [b, , lh, lw] = moments.shape;
+    const e = this.src.cfg.embedDim;
+    return cropChannels(moments, b, e, lh * lw);
+  }
+
+  private norm(key: string, x: Tensor, stats: GroupStats): Tensor {
+    const ws = this.src.weights;
+    const weight = ws.has(`${key}.weight`) ? ws.get(`${key}.weight`) : undefined;
+    const bias = ws.has(`${key}.bias`) ? ws.get(`${key}.bias`) : undefined;
+    return applyGroupNorm(x, this.groups, stats, weight, bias);
+  }
+
+  /** One task on a tile (anything but a synchronising norm). */
+  private async step(t: Task, s: TileState): Promise<void> {
+    if (t.op === 'layer') s.x = await this.layers.run(t.kind, t.key, s.x);
+    else if (t.op === 'silu') siluInPlace(s.x);
+    else if (t.op === 'store') s.res = t.key ? await this.layers.run('conv', t.key, s.x) : s.x;
+    else if (t.op === 'add') {
+      const r = s.res!;
+      const d = new Float32Array(s.x.data.length);
+      for (let i = 0; i < d.length; i++) d[i] = s.x.data[i] + r.data[i];
+      s.x = { shape: s.x.shape, data: d };
+      s.res = undefined;
+    } else throw new Error(`tiled VAE: a norm (${t.key}) reached the step function`);
+  }
+
+  /**
+   * Fast mode's statistics (estimate_group_norm): the queue run on the shrunk input up to its last
+   * norm, or with the colour fix up to the first downsample; each norm's statistics by task index.
+   */
+  private async estimate(z: Tensor, queue: readonly Task[], tileSize: number, colorFix: boolean, signal?: AbortSignal): Promise<Map<number, GroupStats>> {
+    const fixed = new Map<number, GroupStats>();
+    let last = queue.length - 1;
+    while (last >= 0 && queue[last].op !== 'norm') last--;
+    const s: TileState = { x: fastModeInput(z, tileSize), pos: 0 };
+    for (let i = 0; i <= last; i++) {
+      if (signal?.aborted) throw new InterruptedError();
+      const t = queue[i];
+      if (t.op === 'norm') {
+        const stats = groupStats(s.x, this.groups);
+        fixed.set(i, stats);
+        if (i === last) break;
+        s.x = this.norm(t.key, s.x, stats);
+      } else if (colorFix && t.op === 'layer' && t.kind === 'down') break;
+      else await this.step(t, s);
+    }
+    return fixed;
+  }
+
+  private async forward(part: 'encoder' | 'decoder', z: Tensor, tileSize: number, pad: number, fast: boolean, colorFix: boolean, o: TiledVaeOptions): Promise<Tensor> {
+    const ws = this.src.weights;
+    const queue = taskQueue(this.src.cfg, part, (k) => ws.has(k));
+    const decoder = part === 'decoder';
+    const [N, , H, W] = z.shape;
+    if (!(tileSize >= 1)) throw new Error(`tiled VAE: tile size ${tileSize} is below 1`);
+    const split = splitTiles(H, W, tileSize, pad, decoder);
+    const fixed = fast ? await this.estimate(z, queue, tileSize, colorFix, o.signal) : new Map<number, GroupStats>();
+    const tiles: TileState[] = split.input.map(([x1, x2, y1, y2]) => ({ x: cropNchw(z, y1, y2, x1, x2), pos: 0 }));
+    const total = tiles.length * queue.length;
+    let done = 0;
+    for (;;) {
+      const waiting: { stats: GroupStats; pixels: number }[] = [];
+      for (const s of tiles) {
+        while (s.pos < queue.length) {
+          if (o.signal?.aborted) throw new InterruptedError();
+          const t = queue[s.pos];
+          if (t.op === 'norm') {
+            const f = fixed.get(s.pos);
+            if (!f) {
+              waiting.push({ stats: groupStats(s.x, this.groups), pixels: s.x.shape[2] * s.x.shape[3] });
+              break;
+            }
+            s.x = this.norm(t.key, s.x, f);
+          } else await this.step(t, s);
+          s.pos++;
+          o.onProgress?.(++done, total);
+        }
+      }
+      if (waiting.length === 0) break;
+      if (waiting.length !== tiles.length) throw new Error('tiled VAE: tiles reached different norms');
+      const stats = combineStats(waiting);
+      for (const s of tiles) {
+        const t = queue[s.pos] as Extract<Task, { op: 'norm' }>;
+        s.x = this.norm(t.key, s.x, stats);
+        s.pos++;
+        o.onProgress?.(++done, total);
+      }
+    }
+    const c = tiles[0].x.shape[1];
+    const oh = decoder ? H * 8 : Math.floor(H / 8);
+    const ow = decoder ? W * 8 : Math.floor(W / 8);
+    const out = new Float32Array(N * c * oh * ow);
+    tiles.forEach((s, i) => placeTile(out, [N, c, oh, ow], s.x, split.input[i], split.output[i], decoder));
+    return { shape: [N, c, oh, ow], data: out };
+  }
+}
+
+function cropChannels(x: Tensor, b: number, keep: number, hw: number): Tensor {
+  const c = x.shape[1];
+  const out = new Float32Array(b * keep * hw);
+  for (let bi = 0; bi < b; bi++) out.set(x.data.subarray(bi * c * hw, (bi * c + keep) * hw), bi * keep * hw);
+  return { shape: [b, keep, x.shape[2], x.shape[3]], data: out };
+}
+
+/** crop_valid_region, then the result's rectangle: the tile's output less its padding, written where it belongs. */
+function placeTile(out: Float32Array, shape: readonly number[], tile: Tensor, input: Bbox, target: Bbox, decoder: boolean): void {
+  const [N, c, oh, ow] = shape;
+  const padded = input.map((v) => (decoder ? v * 8 : Math.floor(v / 8)));
+  const m = target.map((v, i) => v - padded[i]);
+  const [, , th, tw] = tile.shape;
+  const y0 = m[2];
+  const x0 = m[0];
+  const h = th + m[3] - y0;
+  const w = tw + m[1] - x0;
+  if (h !== target[3] - target[2] || w !== target[1] - target[0])
+    throw new Error(`tiled VAE: a tile's valid region is ${w}x${h} but its place is ${target[1] - target[0]}x${target[3] - target[2]}`);
+  for (let p = 0; p < N * c; p++)
+    for (let y = 0; y < h; y++) {
+      const src = (p * th + y0 + y) * tw + x0;
+      out.set(tile.data.subarray(src, src + w), (p * oh + target[2] + y) * ow + target[0]);
+    }
+}
