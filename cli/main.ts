@@ -27,6 +27,9 @@ Usage:
                                                    demo LoRA, LoHa, embedding, ControlNet, T2I-Adapter and upscalers; sd15: benchmarks)
   weft make-model sd2-tiny [--v] [--out FILE] [--seed N] [--force]
                                                    a tiny random SD2 checkpoint (512-base ε; --v: 768-v, v prediction)
+  weft make-model sdxl-tiny|sdxl-refiner-tiny|sdxl [--out FILE] [--seed N] [--force]
+                                                   random SDXL checkpoints (tiny base with a demo LoRA, tiny refiner: tests/demo;
+                                                   sdxl: full-size SDXL 1.0 base shape in float16, for benchmarks)
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
                                                    a random adapter over every attention and conv layer of a checkpoint
   weft make-model controlnet|t2i-adapter --checkpoint FILE --out FILE [--seed N]
@@ -430,6 +433,25 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     console.log(out);
     return 0;
   }
+  if (kind === 'sdxl-tiny' || kind === 'sdxl-refiner-tiny' || kind === 'sdxl') {
+    const names = { 'sdxl-tiny': 'weft-tiny-sdxl', 'sdxl-refiner-tiny': 'weft-tiny-sdxl-refiner', sdxl: 'weft-random-sdxl' } as const;
+    const out = path.resolve(v.out ?? path.join(models, 'checkpoints', `${names[kind]}.safetensors`));
+    if (fs.existsSync(out) && !v.force) {
+      console.log(`${out} (exists; --force to regenerate)`);
+      return 0;
+    }
+    const mm = await import('../engine/models/make-model.ts');
+    if (kind === 'sdxl') await mm.makeFullSdxlCheckpoint(out, { seed });
+    else await mm.makeTinySdxlCheckpoint(out, { seed, kind: kind === 'sdxl-tiny' ? 'base' : 'refiner' });
+    console.log(out);
+    if (kind === 'sdxl-tiny' && !v.out) {
+      const { makeAdapter } = await import('../engine/models/generate/demo-adapters.ts');
+      const lora = path.join(models, 'loras', 'weft-tiny-sdxl-lora.safetensors');
+      makeAdapter(out, lora, { kind: 'lora', rank: 4, seed: seed + 1, scope: 'attention', textEncoder: false });
+      console.log(lora);
+    }
+    return 0;
+  }
   if (kind === 'lora' || kind === 'loha') {
     if (!v.checkpoint || !v.out) throw new UsageError(`weft make-model ${kind}: --checkpoint and --out are required`);
     const rank = Number(v.rank ?? 32);
@@ -497,7 +519,7 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     return 0;
   }
   throw new UsageError(
-    `weft make-model: expected 'tiny', 'sd15', 'sd2-tiny', 'lora', 'loha', 'annotators', 'controlnet', 't2i-adapter', 'esrgan', 'compact', 'realesrgan-x4plus', 'detector' or 'segm-detector', got ${kind ?? 'nothing'}`,
+    `weft make-model: expected 'tiny', 'sd15', 'sd2-tiny', 'sdxl-tiny', 'sdxl-refiner-tiny', 'sdxl', 'lora', 'loha', 'annotators', 'controlnet', 't2i-adapter', 'esrgan', 'compact', 'realesrgan-x4plus', 'detector' or 'segm-detector', got ${kind ?? 'nothing'}`,
   );
 }
 
