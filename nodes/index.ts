@@ -37,12 +37,13 @@ import { AUX_MODULE, auxPreprocessorNodes, corePreprocessorNodes } from './contr
 import { nodes as customSampling } from './sampling/custom-sampling.ts';
 import { nodes as samplerSelect } from './sampling/sampler-select.ts';
 import { nodes as primitives } from './utils/primitives.ts';
-import { impactDetailerNodes } from './detailer/index.ts';
+import { adetailerNodes, impactDetailerNodes } from './detailer/index.ts';
 import { nodes as upscaleModelNodes } from './image/upscale-model.ts';
+import { nodes as ultimateSdUpscaleNodes } from './upscale/ultimate-sd-upscale.ts';
 import { alignYourStepsNodes, gitsNodes, nodes as sigmaNodes } from './sampling/schedulers.ts';
 import { nodes as tiledDiffusionNodes } from './sampling/tiled-diffusion.ts';
-
 import { nodes as tiledVaeNodes } from './sampling/tiled-diffusion-vae.ts';
+
 /** Every built-in node family, with the python_module name ComfyUI shows for its counterparts. */
 export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', loadImage],
@@ -87,14 +88,16 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_model_merging_model_specific', mergeSd1],
   ['comfy_extras.nodes_primitive', primitives],
   ['custom_nodes.ComfyUI-Impact-Pack', impactDetailerNodes],
+  ['weft', adetailerNodes],
   ['comfy_extras.nodes_upscale_model', upscaleModelNodes],
+  ['custom_nodes.ComfyUI_UltimateSDUpscale', ultimateSdUpscaleNodes],
   ['weft', loraTagNodes],
   ['weft', clipTextA1111],
   ['custom_nodes.ComfyUI-TiledDiffusion', tiledDiffusionNodes],
+  ['custom_nodes.ComfyUI-TiledDiffusion', tiledVaeNodes],
 ];
 
 export function createBuiltinRegistry(): NodeRegistry {
-  ['custom_nodes.ComfyUI-TiledDiffusion', tiledVaeNodes],
   const registry = new NodeRegistry();
   for (const [module, defs] of BUILTIN_FAMILIES) registry.registerAll(defs, module);
   return registry;
