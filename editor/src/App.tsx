@@ -9,12 +9,18 @@ import { api } from './client.ts';
 import { applyPrimitives, emptyDoc, REROUTE, type WorkflowDoc } from './doc.ts';
 import { initialExecutionState, makeExecutionReducer, type GalleryItem, type WireExecutionEvent } from './execution-state.ts';
 import { useHistory } from './history.ts';
-import type { Lang } from './i18n.ts';
+import { nodeTitle, setUiLang, type Lang } from './i18n.ts';
+import { ErrorDialog, runErrorOf, type RunError } from './ErrorDialog.tsx';
+import { FRONTEND_ENTRIES } from './frontend-nodes.ts';
+import { galleryItems, ViewerNav } from './Gallery.tsx';
+import { useImageIntake } from './image-intake.ts';
+import { QueuePanel as RunQueuePanel } from './QueuePanel.tsx';
+import { ProgressBar, runProgress } from './ProgressBar.tsx';
+import { onFilesChanged } from './uploads.ts';
 import { GroupView, NodeView, RerouteView, type CanvasNode } from './NodeView.tsx';
 import { DraftDialog, MissingDialog, Toast, WorkflowJsonDialog } from './panels/Dialogs.tsx';
 import { GalleryPanel, ImageViewer } from './panels/GalleryPanel.tsx';
 import { HelpPanel } from './panels/HelpPanel.tsx';
-import { QueuePanel } from './panels/QueuePanel.tsx';
 import { Toolbar, type PanelName } from './panels/Toolbar.tsx';
 import { WorkflowsPanel } from './panels/WorkflowsPanel.tsx';
 import { SearchBox } from './SearchBox.tsx';
@@ -59,6 +65,7 @@ function Editor() {
   const [panel, setPanel] = useState<PanelName>('none');
   const [viewWorkflow, setViewWorkflow] = useState<string | null>(null);
   const [bigImage, setBigImage] = useState<GalleryItem | null>(null);
+  const [runError, setRunError] = useState<RunError | null>(null);
   const flow = useReactFlow<CanvasNode>();
   const detail = useStore(detailSelector);
   const canvasRef = useRef<HTMLDivElement>(null);
@@ -72,16 +79,30 @@ function Editor() {
 
   useEffect(() => {
     localStorage.setItem('weft.lang', lang);
+    setUiLang(lang);
   }, [lang]);
 
   const onEvent = useCallback(
     (e: WireExecutionEvent) => {
-      if (e.type === 'execution_error') notify(`${e.data.node_type} #${e.data.node_id}: ${e.data.exception_message}`);
+      if (e.type === 'execution_error') setRunError(runErrorOf(e.data as unknown as Record<string, unknown>, nodeNameRef.current));
       else if (e.type === 'execution_interrupted') notify('interrupted');
     },
     [notify],
   );
-  const { connected, info, queue, history, refreshHistory } = useConnection({ dispatch, onEvent, notify });
+  const { connected, info, queue, history, refreshHistory, refreshInfo } = useConnection({ dispatch, onEvent, notify });
+  // An upload adds a file the image combos should list.
+  useEffect(() => onFilesChanged(() => void refreshInfo()), [refreshInfo]);
+  /** A node as the canvas names it (its title, else its class's display name in the interface language). */
+  const nodeName = useCallback(
+    (id: string, type?: string) => {
+      const n = docRef.current.nodes.find((x) => String(x.id) === id);
+      const cls = n?.type ?? type ?? '';
+      return n?.title ?? nodeTitle(cls, info[cls]?.display_name, lang);
+    },
+    [info, lang],
+  );
+  const nodeNameRef = useRef(nodeName);
+  nodeNameRef.current = nodeName;
 
   const editing = useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow, canvasRef, openSearch: setSearch });
   const { resetSelection } = editing;
@@ -104,7 +125,16 @@ function Editor() {
     onWidget: editing.onWidget,
     onGroup: editing.onGroup,
   });
-  const searchInfo = useMemo(() => ({ ...info, [REROUTE]: REROUTE_ENTRY }), [info]);
+  const searchInfo = useMemo(() => ({ ...info, ...FRONTEND_ENTRIES, [REROUTE]: REROUTE_ENTRY }), [info]);
+  const intake = useImageIntake({
+    info,
+    doc: () => docRef.current,
+    selected: () => editing.selected,
+    setDoc,
+    toFlow: (p) => flow.screenToFlowPosition(p),
+    notify,
+  });
+  const gallery = useMemo(() => galleryItems(execution.gallery, history, (img) => api.viewUrl(img)), [execution.gallery, history]);
 
   useShortcuts({
     queue: () => void queuePrompt(),
@@ -138,9 +168,17 @@ function Editor() {
       onDrop={(e) => {
         e.preventDefault();
         const f = e.dataTransfer.files[0];
-        if (f) void files.openFile(f);
+        // An image without a workflow becomes a LoadImage where it was dropped; anything else opens.
+        const at = { x: e.clientX, y: e.clientY };
+        if (f) void intake.dropImage(f, at).then((done) => (done ? undefined : files.openFile(f)));
       }}
     >
+      <ProgressBar
+        runtime={execution.runtime}
+        queued={queue.running.length + queue.pending.length}
+        docName={files.name}
+        nodeName={nodeName}
+      />
       <Toolbar
         lang={lang}
         setLang={setLang}
@@ -201,6 +239,8 @@ function Editor() {
           info={searchInfo}
           lang={lang}
           filterType={search.filterType}
+          side={search.filterType ? (search.from ? 'input' : 'output') : undefined}
+          at={{ x: search.x, y: search.y }}
           onClose={() => setSearch(null)}
           onPick={(classType) => {
             editing.addFromSearch(search, classType);
@@ -218,18 +258,26 @@ function Editor() {
         />
       )}
       {panel === 'queue' && (
-        <QueuePanel
+        <RunQueuePanel
           lang={lang}
-          queue={queue}
+          info={info}
+          running={queue.running}
+          pending={queue.pending}
           history={history}
-          refreshHistory={refreshHistory}
-          onLoadWorkflow={(wf: WorkflowDoc) => {
-            files.openDoc(wf, null);
+          runningNode={runProgress(execution.runtime)?.nodeId ?? null}
+          viewUrl={(img) => api.viewUrl(img)}
+          onOpenImage={(src, promptId) => setBigImage({ src, promptId })}
+          onLoadWorkflow={(wf) => {
+            files.openDoc(wf as WorkflowDoc, null);
             setPanel('none');
           }}
+          onDeletePending={(id) => void api.deleteFromQueue([id])}
+          onClearPending={() => void api.clearQueue()}
+          onDeleteHistory={(id) => void api.deleteHistory([id]).then(refreshHistory)}
+          onClearHistory={() => void api.clearHistory().then(refreshHistory)}
         />
       )}
-      {panel === 'gallery' && <GalleryPanel items={execution.gallery} onOpen={setBigImage} />}
+      {panel === 'gallery' && <GalleryPanel items={gallery} onOpen={setBigImage} />}
       {panel === 'help' && <HelpPanel lang={lang} />}
       {bigImage && (
         <ImageViewer
@@ -241,12 +289,15 @@ function Editor() {
           onClose={() => setBigImage(null)}
           onShowWorkflow={setViewWorkflow}
           onLoadWorkflow={files.openFile}
-        />
+        >
+          <ViewerNav items={gallery} current={bigImage} lang={lang} onGo={setBigImage} />
+        </ImageViewer>
       )}
       {viewWorkflow && <WorkflowJsonDialog json={viewWorkflow} onClose={() => setViewWorkflow(null)} />}
       {missing && <MissingDialog lang={lang} missing={missing} onClose={() => setMissing(null)} />}
       {files.draftOffer && <DraftDialog lang={lang} onAnswer={files.restoreDraft} />}
       {toast && <Toast message={toast} />}
+      {runError && <ErrorDialog error={runError} lang={lang} onClose={() => setRunError(null)} />}
     </div>
   );
 }

@@ -1,8 +1,8 @@
 import { Handle, NodeResizer, Position, type NodeProps, type Node } from '@xyflow/react';
-import { memo, useContext, useMemo, useState } from 'react';
+import { memo, useMemo, useState } from 'react';
 import type { ObjectInfoEntry } from '../../engine/registry/registry.ts';
 import { GROUP_COLORS, PRIMITIVE, widgetDefs, type DocGroup, type DocNode, type WidgetDef } from './doc.ts';
-import { LangContext, socketName, type Lang } from './i18n.ts';
+import { socketName, useUiLang, type Lang } from './i18n.ts';
 import { imageDropHandlers, ImageUploadWidget } from './ImageUpload.tsx';
 import { NOTE_TYPES, NoteBody } from './NoteNode.tsx';
 
@@ -235,7 +235,7 @@ function Widget({
 
 function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
   const { node, info, runtime } = data;
-  const lang = useContext(LangContext);
+  const lang = useUiLang();
   const [editingNote, setEditingNote] = useState(false);
   const note = NOTE_TYPES.has(node.type);
   const widgets = info ? cachedWidgetDefs(info) : [];

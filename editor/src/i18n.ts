@@ -1,10 +1,27 @@
 /** UI strings in English and Simplified Chinese; node and input names come from object_info display names. */
-import { createContext } from 'react';
+import { useSyncExternalStore } from 'react';
 
 export type Lang = 'en' | 'zh';
 
-/** The interface language, for components deep in the canvas (node bodies) that App does not hand it to. */
-export const LangContext = createContext<Lang>('en');
+// The interface language for components deep in the canvas (node bodies), which App does not render itself.
+let uiLang: Lang = 'en';
+const langListeners = new Set<() => void>();
+
+export function setUiLang(lang: Lang): void {
+  if (lang === uiLang) return;
+  uiLang = lang;
+  for (const fn of langListeners) fn();
+}
+
+export function useUiLang(): Lang {
+  return useSyncExternalStore(
+    (fn) => {
+      langListeners.add(fn);
+      return () => langListeners.delete(fn);
+    },
+    () => uiLang,
+  );
+}
 
 const STRINGS = {
   queue: { en: 'Queue', zh: '运行' },

@@ -1,3 +1,4 @@
+import { FRONTEND_ENTRIES, seedPrimitives } from './frontend-nodes.ts';
 import type { Connection, Edge, EdgeChange, FinalConnectionState, NodeChange, ReactFlowInstance } from '@xyflow/react';
 import { useCallback, useRef, useState, type MouseEvent as ReactMouseEvent, type RefObject } from 'react';
 import type { ObjectInfo } from '../../engine/registry/registry.ts';
@@ -40,6 +41,10 @@ export interface SearchRequest {
   from?: { node: number; slot: number };
 }
 
+const DELETE = 'delete';
+// How far each further paste at the same spot moves, as ComfyUI's successive pastes do not stack.
+const PASTE_STEP = 20;
+
 type SetDoc = (fn: (d: WorkflowDoc) => WorkflowDoc, opts?: { coalesce?: string }) => void;
 
 export interface GraphEditingDeps {
@@ -79,6 +84,9 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
   );
 
   const onGroup = useCallback((index: number, patch: Partial<DocGroup>) => setDoc((d) => updateGroup(d, index, patch)), [setDoc]);
+
+  // React Flow reports one deletion as two changes (the links, then the nodes): one undo step takes both.
+  const sealDeleteSoon = useCallback(() => window.setTimeout(seal, 0), [seal]);
 
   const groupDrag = useRef<Map<number, Set<number>> | null>(null);
   const onNodesChange = useCallback(
@@ -141,7 +149,8 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
       if (moves.size)
         setDoc((d) => ({ ...d, nodes: d.nodes.map((n) => (moves.has(n.id) ? { ...n, pos: moves.get(n.id)! } : n)) }), { coalesce: 'move' });
       if (removed.size || removedGroups.size) {
-        setDoc((d) => removeGroups(removeNodes(d, removed), removedGroups));
+        setDoc((d) => removeGroups(removeNodes(d, removed), removedGroups), { coalesce: DELETE });
+        sealDeleteSoon();
         if (removedGroups.size) setSelectedGroups(new Set());
       }
       if (changes.some((c) => (c.type === 'position' && c.dragging === false) || (c.type === 'dimensions' && c.resizing === false))) seal();
@@ -167,7 +176,10 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
   const onEdgesChange = useCallback(
     (changes: EdgeChange[]) => {
       const removed = changes.flatMap((c) => (c.type === 'remove' ? [Number(c.id)] : []));
-      if (removed.length) setDoc((d) => removed.reduce((x, id) => removeLink(x, id), d));
+      if (removed.length) {
+        setDoc((d) => removed.reduce((x, id) => removeLink(x, id), d), { coalesce: DELETE });
+        sealDeleteSoon();
+      }
       const select = changes.flatMap((c) => (c.type === 'select' ? [c] : []));
       if (select.length) {
         setSelectedEdges((s) => {
@@ -217,7 +229,11 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
       } else slot = Number(c.targetHandle!.slice(3));
       const r = connect(d, Number(c.source), Number(c.sourceHandle!.slice(4)), Number(c.target), slot);
       if (r.error) return r;
-      return { doc: d.nodes.some((n) => n.id === Number(c.source) && n.type === PRIMITIVE) ? applyPrimitives(r.doc, info) : r.doc };
+      return {
+        doc: d.nodes.some((n) => n.id === Number(c.source) && n.type === PRIMITIVE)
+          ? applyPrimitives(seedPrimitives(r.doc, info), info)
+          : r.doc,
+      };
     },
     [info],
   );
@@ -325,18 +341,52 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
     setMeasured({});
   }, []);
 
-  const clipboard = useRef<Clip>({ nodes: [], links: [] });
+  const clipboard = useRef<Clip & { incoming: Clip['links'] }>({ nodes: [], links: [], incoming: [] });
+  // Where the cursor is on the canvas (screen coordinates), and how often the clip was pasted there.
+  const cursor = useRef<{ x: number; y: number } | null>(null);
+  const pastes = useRef<{ x: number; y: number; count: number } | null>(null);
+  const trackCursor = useCallback((x: number, y: number) => {
+    cursor.current = { x, y };
+  }, []);
   const copy = useCallback(() => {
-    clipboard.current = copyNodes(docRef.current, selected);
+    const d = docRef.current;
+    // Links from outside into the copied nodes, which Ctrl+Shift+V keeps.
+    const incoming = d.links.filter((l) => selected.has(l[3]) && !selected.has(l[1]));
+    clipboard.current = { ...copyNodes(d, selected), incoming };
+    pastes.current = null;
   }, [docRef, selected]);
-  const paste = useCallback(() => {
-    const clip = clipboard.current;
-    if (!clip.nodes.length) return;
-    const r = pasteNodes(docRef.current, clip, [40, 40]);
-    setDoc(() => r.doc);
-    // The copies become the selection, so they can be dragged away from the originals at once.
-    setSelected(new Set(r.ids));
-  }, [docRef, setDoc]);
+  /** Pastes at the cursor, each further paste at the same spot shifted down and right; `withLinks` keeps the links into the copies. */
+  const paste = useCallback(
+    (withLinks = false) => {
+      const clip = clipboard.current;
+      if (!clip.nodes.length) return;
+      const at = cursor.current;
+      const last = pastes.current;
+      const count = last && at && last.x === at.x && last.y === at.y ? last.count + 1 : last && !at ? last.count + 1 : 0;
+      pastes.current = { x: at?.x ?? 0, y: at?.y ?? 0, count };
+      const step = PASTE_STEP * count;
+      let offset: [number, number];
+      if (at) {
+        const p = flow.screenToFlowPosition(at);
+        const minX = Math.min(...clip.nodes.map((n) => n.pos[0]));
+        const minY = Math.min(...clip.nodes.map((n) => n.pos[1]));
+        offset = [Math.round(p.x - minX) + step, Math.round(p.y - minY) + step];
+      } else offset = [40 + step, 40 + step];
+      const r = pasteNodes(docRef.current, clip, offset);
+      let next = r.doc;
+      if (withLinks) {
+        const idOf = new Map(clip.nodes.map((n, i) => [n.id, r.ids[i]]));
+        for (const [, o, os, tgt, ts] of clip.incoming)
+          if (next.nodes.some((n) => n.id === o)) next = connect(next, o, os, idOf.get(tgt)!, ts).doc;
+      }
+      setDoc(() => next);
+      // The copies become the selection, so they can be dragged away from the originals at once.
+      setSelected(new Set(r.ids));
+    },
+    [docRef, flow, setDoc],
+  );
+
+  const selectAll = useCallback(() => setSelected(new Set(docRef.current.nodes.map((n) => n.id))), [docRef]);
 
   /** Mode 2 mutes, mode 4 bypasses; a second toggle sets the selected nodes back to always (0). */
   const toggleMode = useCallback(
@@ -359,7 +409,8 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
       const pos = flow.screenToFlowPosition({ x: search.x, y: search.y });
       setDoc((d) => {
         const at: [number, number] = [Math.round(pos.x), Math.round(pos.y)];
-        let next = classType === REROUTE ? createReroute(d, at) : createNode(d, classType, info[classType], at);
+        let next =
+          classType === REROUTE ? createReroute(d, at) : createNode(d, classType, info[classType] ?? FRONTEND_ENTRIES[classType], at);
         if (search.from) {
           const created = next.nodes[next.nodes.length - 1];
           const slot = created.inputs.findIndex((i) => !search.filterType || i.type === '*' || typesCompatible(search.filterType, i.type));
@@ -391,6 +442,8 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
     createGroup,
     copy,
     paste,
+    trackCursor,
+    selectAll,
     toggleMode,
     addFromSearch,
   };

@@ -1,3 +1,4 @@
+import type { ReactNode } from 'react';
 import type { HistoryItem } from '../api.ts';
 import type { GalleryItem } from '../execution-state.ts';
 import { readWorkflowFromFile } from '../files.ts';
@@ -24,6 +25,8 @@ export function ImageViewer(props: {
   onClose: () => void;
   onShowWorkflow: (json: string) => void;
   onLoadWorkflow: (file: File) => Promise<void>;
+  /** Navigation shown in the button row (previous / next / download). */
+  children?: ReactNode;
 }) {
   const { lang, image, history, info, notify } = props;
   return (
@@ -61,6 +64,7 @@ export function ImageViewer(props: {
         >
           {t('loadWorkflow', lang)}
         </button>
+        {props.children}
       </div>
     </div>
   );
