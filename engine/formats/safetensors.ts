@@ -440,6 +440,28 @@ export class SafetensorsWriter {
     this.next++;
   }
 
+  /**
+   * Write the next tensor's bytes as they are stored (little-endian, the spec's dtype), for generators
+   * that produce encoded values directly (random float16 weights) and would otherwise pay a conversion per value.
+   */
+  writeRaw(name: string, bytes: Uint8Array): void {
+    if (this.fd === null) throw new Error(`${this.file}: writer is closed`);
+    const spec = this.specs[this.next];
+    if (!spec || spec.name !== name) throw new Error(`${this.file}: expected tensor '${spec?.name ?? '(none)'}' next, got '${name}'`);
+    const n = numelOf(spec.shape, name) * ITEMSIZE[spec.dtype];
+    if (bytes.length !== n) {
+      this.abort();
+      throw new Error(`${this.file}: tensor '${name}' has ${bytes.length} bytes for ${spec.dtype} [${spec.shape.join(', ')}] (needs ${n})`);
+    }
+    try {
+      writeAll(this.fd, bytes);
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+    this.next++;
+  }
+
   /** Flush and move the file into place. */
   finish(): void {
     if (this.fd === null) throw new Error(`${this.file}: writer is closed`);
