@@ -40,6 +40,7 @@ describe('example workflows on the demo model', () => {
       'controlnet-canny.json',
       'controlnet-multi.json',
       'controlnet-pose.json',
+      'hires-fix-esrgan.json',
       'hires-fix.json',
       'img2img.json',
       'inpaint.json',
@@ -47,6 +48,8 @@ describe('example workflows on the demo model', () => {
       'lora-embedding.json',
       'outpaint.json',
       'txt2img.json',
+      'ultimate-sd-upscale.json',
+      'upscale-esrgan.json',
     ]);
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     for (const f of Object.keys(EXPECT)) expect(readme).toContain(`workflows/${f}`);
