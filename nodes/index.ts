@@ -89,6 +89,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_primitive', primitives],
   ['custom_nodes.ComfyUI-Impact-Pack', impactDetailerNodes],
   ['weft', adetailerNodes],
+  ['weft', adetailerNodes],
   ['comfy_extras.nodes_upscale_model', upscaleModelNodes],
   ['custom_nodes.ComfyUI_UltimateSDUpscale', ultimateSdUpscaleNodes],
   ['weft', loraTagNodes],
