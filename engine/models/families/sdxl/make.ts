@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { ITEMSIZE } from '../../../core/dtype.ts';
 import { writeFileAtomic } from '../../../core/safe-path.ts';
-import { SafetensorsWriter, type TensorSpec } from '../../../formats/safetensors.ts';
+import { encodeTensor, SafetensorsWriter, type TensorSpec } from '../../../formats/safetensors.ts';
 import { Rng } from '../../generate/rng.ts';
 import { makeTinyTokenizer, mergesText } from '../../generate/tiny-tokenizer.ts';
 import type { SdxlConfig } from './config.ts';
@@ -32,9 +32,9 @@ const POOL = 1 << 20;
 
 /**
  * A random-weight SDXL checkpoint with the original key names, streamed one tensor at a time. Values
- * come from one pool of Gaussians per distinct spread, copied in slices at random offsets: a typed-array
- * copy per slice rather than a Box–Muller pair per value, so a full-size SDXL (3.5 G values) is bound
- * by the float16 encoding and the disk. The repetition does not matter for random test/benchmark weights.
+ * come from one pool of Gaussians per distinct spread, encoded once in the file's dtype and copied in
+ * slices at random offsets: a byte copy per slice rather than a Box–Muller pair and an encoding per
+ * value, so a full-size SDXL (3.5 G values) is bound by the disk. The repetition does not matter for random test/benchmark weights.
  */
 export async function writeSdxlCheckpoint(outFile: string, cfg: SdxlConfig, opts: MakeSdxlOptions = {}): Promise<void> {
   const seed = opts.seed ?? 0;
@@ -46,30 +46,39 @@ export async function writeSdxlCheckpoint(outFile: string, cfg: SdxlConfig, opts
   const total = specs.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * ITEMSIZE[t.dtype], 0);
   const arch = cfg.kind === 'base' ? 'stable-diffusion-xl-v1-base' : 'stable-diffusion-xl-v1-refiner';
   const w = SafetensorsWriter.create(outFile, specs, { 'modelspec.architecture': arch, 'modelspec.title': path.basename(outFile), 'weft.generator': 'make-model', 'weft.seed': String(seed) });
-  const pools = new Map<number, Float32Array>();
-  const pool = (std: number): Float32Array => {
+  const item = ITEMSIZE[dtype];
+  // Pools hold encoded values, so a tensor is byte copies and the encoding runs once per pool value.
+  const pools = new Map<number, Uint8Array>();
+  const pool = (std: number): Uint8Array => {
     let p = pools.get(std);
-    if (!p) pools.set(std, (p = rng.normal(new Float32Array(POOL), std)));
+    if (!p) pools.set(std, (p = encodeTensor(dtype, rng.normal(new Float32Array(POOL), std))));
     return p;
+  };
+  const constant = (v: number, n: number): Uint8Array => {
+    const one = encodeTensor(dtype, new Float32Array([v]));
+    const out = new Uint8Array(n * item);
+    for (let i = 0; i < item; i++) if (one[i] !== 0) for (let j = i; j < out.length; j += item) out[j] = one[i];
+    return out;
   };
   let written = 0;
   try {
     for (const [name, shape] of weights) {
       const n = shape.reduce((a, b) => a * b, 1);
-      const data = new Float32Array(n);
       const s = spread(name, shape);
-      if (s.fill !== undefined) data.fill(s.fill);
+      let bytes: Uint8Array;
+      if (s.fill !== undefined) bytes = constant(s.fill, n);
       else {
         const p = pool(s.std!);
+        bytes = new Uint8Array(n * item);
         for (let at = 0; at < n; ) {
           const len = Math.min(n - at, POOL >> 1);
           const off = rng.nextU32() % (POOL - len + 1);
-          data.set(p.subarray(off, off + len), at);
+          bytes.set(p.subarray(off * item, (off + len) * item), at * item);
           at += len;
         }
       }
-      w.write(name, data);
-      written += n * ITEMSIZE[dtype];
+      w.writeRaw(name, bytes);
+      written += n * item;
       opts.onProgress?.(written, total);
       await new Promise<void>((r) => setImmediate(r));
     }
