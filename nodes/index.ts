@@ -38,6 +38,7 @@ import { nodes as customSampling } from './sampling/custom-sampling.ts';
 import { nodes as samplerSelect } from './sampling/sampler-select.ts';
 import { nodes as primitives } from './utils/primitives.ts';
 import { adetailerNodes, impactDetailerNodes } from './detailer/index.ts';
+import { impactDetectNodes, impactSubpackNodes } from './detect/index.ts';
 import { nodes as upscaleModelNodes } from './image/upscale-model.ts';
 import { nodes as ultimateSdUpscaleNodes } from './upscale/ultimate-sd-upscale.ts';
 import { alignYourStepsNodes, gitsNodes, nodes as sigmaNodes } from './sampling/schedulers.ts';
@@ -88,7 +89,8 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['comfy_extras.nodes_model_merging_model_specific', mergeSd1],
   ['comfy_extras.nodes_primitive', primitives],
   ['custom_nodes.ComfyUI-Impact-Pack', impactDetailerNodes],
-  ['weft', adetailerNodes],
+  ['custom_nodes.ComfyUI-Impact-Pack', impactDetectNodes],
+  ['custom_nodes.ComfyUI-Impact-Subpack', impactSubpackNodes],
   ['weft', adetailerNodes],
   ['comfy_extras.nodes_upscale_model', upscaleModelNodes],
   ['custom_nodes.ComfyUI_UltimateSDUpscale', ultimateSdUpscaleNodes],

@@ -216,3 +216,33 @@ export function segsToCombinedMask(segs: Segs): MaskTensor {
   for (let i = 0; i < data.length; i++) data[i] = acc[i] / 255;
   return { shape: [1, h, w], data } as MaskTensor;
 }
+
+/**
+ * segs_bitwise_and_mask: each cropped mask as (m · 255) bytes AND the mask's bytes over its crop
+ * region, / 255 (the SEG's ControlNet is dropped, as there).
+ */
+export function segsBitwiseAndMask(segs: Segs, mask: MaskTensor): Segs {
+  const h = mask.shape[mask.shape.length - 2];
+  const w = mask.shape[mask.shape.length - 1];
+  const byte = (v: number): number => {
+    const x = Math.fround(v * 255);
+    return x <= 0 ? 0 : x >= 255 ? 255 : Math.trunc(x);
+  };
+  return {
+    shape: segs.shape,
+    segments: segs.segments.map((s) => {
+      const [x1, y1] = s.cropRegion;
+      const [ch, cw] = s.croppedMask.shape.slice(-2);
+      const out = new Float32Array(ch * cw);
+      for (let y = 0; y < ch; y++) {
+        for (let x = 0; x < cw; x++) {
+          const iy = y + y1;
+          const ix = x + x1;
+          const other = iy < h && ix < w ? byte(mask.data[iy * w + ix]) : 0;
+          out[y * cw + x] = (byte(s.croppedMask.data[y * cw + x]) & other) / 255;
+        }
+      }
+      return { ...s, croppedMask: { shape: [ch, cw], data: out }, controlNet: undefined };
+    }),
+  };
+}
