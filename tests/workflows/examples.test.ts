@@ -47,6 +47,7 @@ describe('example workflows on the demo model', () => {
       'invert-image.json',
       'lora-embedding.json',
       'outpaint.json',
+      'tiled-diffusion-4x.json',
       'txt2img.json',
       'ultimate-sd-upscale.json',
       'upscale-esrgan.json',
