@@ -207,6 +207,15 @@ export async function patchedWeight(
     if (patch.target !== target) throw new Error(`a patch for '${patch.target}' (from '${patch.stem}') was given for '${target}'`);
     if (strength === 0) continue;
     const where = `${target} (from '${patch.stem}')`;
+    if (patch.kind === 'slices') {
+      // Each part is applied to its row block as to a weight of that shape (ComfyUI's separate q/k/v weights).
+      const inner = n / shape[0];
+      for (const part of patch.parts) {
+        const block = w.subarray(part.start * inner, (part.start + part.rows) * inner);
+        w.set(await patchedWeight(target, block, [part.rows, ...shape.slice(1)], [{ patch: part.patch, strength }], mm), part.start * inner);
+      }
+      continue;
+    }
     if (patch.kind === 'set') {
       const v = patch.value.read();
       if (v.length !== n) throw new Error(`${where}: set_weight has ${v.length} values, needs ${n}`);

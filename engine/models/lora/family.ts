@@ -10,10 +10,22 @@ export class AdapterArchitectureError extends Error {
     readonly file: string,
     readonly family: string,
     evidence: string,
+    checkpointFamily: string = 'SD1',
   ) {
-    super(`${file}: this adapter is for ${family} (${evidence}), but the checkpoint is an SD1 model; use a LoRA made for SD1/SD1.5`);
+    super(`${file}: this adapter is for ${family} (${evidence}), but the checkpoint is an ${checkpointFamily} model; use a LoRA made for ${USE_INSTEAD[checkpointFamily] ?? checkpointFamily}`);
     this.name = 'AdapterArchitectureError';
   }
+}
+
+const USE_INSTEAD: Readonly<Record<string, string>> = { SD1: 'SD1/SD1.5', SD2: 'SD2.x', SDXL: 'SDXL' };
+
+/** The family of a checkpoint from its names (the text encoders tell SD1, SD2 and SDXL base/refiner apart). */
+export function checkpointFamilyOf(checkpointHas: (name: string) => boolean): 'SD1' | 'SD2' | 'SDXL' {
+  if (checkpointHas('conditioner.embedders.1.model.token_embedding.weight')) return 'SDXL';
+  const sgmG = checkpointHas('conditioner.embedders.0.model.token_embedding.weight');
+  if (sgmG && checkpointHas('model.diffusion_model.label_emb.0.0.weight')) return 'SDXL';
+  if (sgmG || checkpointHas('cond_stage_model.model.token_embedding.weight')) return 'SD2';
+  return 'SD1';
 }
 
 /** A family that shows in the key names alone, with the key that shows it. */
@@ -26,8 +38,9 @@ export function familyFromKeys(adapterKeys: readonly string[], checkpointHas: (n
     return false;
   };
   const hasLabelEmb = checkpointHas('model.diffusion_model.label_emb.0.0.weight');
+  const sdxl = checkpointFamilyOf(checkpointHas) === 'SDXL';
   for (const key of adapterKeys) {
-    if (/^(lora_te2_|text_encoder_2\.|text_encoders\.clip_g\.|clip_g\.)/.test(key)) return { family: 'SDXL', key };
+    if (!sdxl && /^(lora_te2_|text_encoder_2\.|text_encoders\.clip_g\.|clip_g\.)/.test(key)) return { family: 'SDXL', key };
     if (!hasLabelEmb && /(^|[._])(label_emb|add_embedding)[._]/.test(key)) return { family: 'SDXL', key };
     if (/(^|[._])(double_blocks|single_blocks|single_transformer_blocks)[._]/.test(key)) return { family: 'Flux', key };
     if (/(^|[._])joint_blocks[._]/.test(key)) return { family: 'SD3', key };

@@ -1,5 +1,7 @@
+import { addOpenClipKeys } from './keys-openclip.ts';
+
 /**
- * Adapter key stems → the SD1 checkpoint's original LDM weight names.
+ * Adapter key stems → the checkpoint's original weight names (SD1, SD2, SDXL single-file layouts).
  *
  * ComfyUI builds this map from the loaded model (model_lora_keys_unet + model_lora_keys_clip); its
  * state-dict names are the checkpoint's with `model.` dropped from the UNet (`diffusion_model.…`) and
@@ -8,7 +10,8 @@
  */
 
 const UNET = 'model.diffusion_model.';
-const CLIP = 'cond_stage_model.transformer.';
+/** Where CLIP-L lives under transformers names: SD1's text encoder, SDXL base's first embedder. */
+const CLIP_L_PREFIXES = ['cond_stage_model.transformer.', 'conditioner.embedders.0.transformer.'];
 
 /** ComfyUI's LORA_CLIP_MAP: the CLIP submodules that kohya and diffusers name per layer. */
 const CLIP_LAYER_MODULES: readonly (readonly [string, string])[] = [
@@ -126,25 +129,28 @@ export function adapterKeyMap(checkpointNames: readonly string[]): Map<string, s
     for (const prefix of ['', 'unet.']) map.set(`${prefix}${processor}`, target);
     for (const prefix of ['', 'unet.', 'base_model.model.']) map.set(`${prefix}${diffusers}`, target);
   }
-  // model_lora_keys_clip, for SD1's single CLIP-L.
-  for (const name of checkpointNames) {
-    if (!name.startsWith(CLIP) || !name.endsWith('.weight')) continue;
-    const stem = name.slice(CLIP.length, -'.weight'.length);
-    map.set(`text_encoders.clip_l.transformer.${stem}`, name);
-    map.set(`clip_l.transformer.${stem}`, name);
-  }
-  for (let layer = 0; ; layer++) {
-    let any = false;
-    for (const [module, kohya] of CLIP_LAYER_MODULES) {
-      const target = `${CLIP}text_model.encoder.layers.${layer}.${module}.weight`;
-      if (!names.has(target)) continue;
-      any = true;
-      map.set(`lora_te_text_model_encoder_layers_${layer}_${kohya}`, target);
-      map.set(`lora_te1_text_model_encoder_layers_${layer}_${kohya}`, target);
-      map.set(`text_encoder.text_model.encoder.layers.${layer}.${module}`, target);
-      map.set(`base_model.model.text_model.encoder.layers.${layer}.${module}`, target);
+  // model_lora_keys_clip: CLIP-L (SD1's one encoder, SDXL base's first), then open_clip H/G (SD2, SDXL).
+  for (const CLIP of CLIP_L_PREFIXES) {
+    for (const name of checkpointNames) {
+      if (!name.startsWith(CLIP) || !name.endsWith('.weight')) continue;
+      const stem = name.slice(CLIP.length, -'.weight'.length);
+      map.set(`text_encoders.clip_l.transformer.${stem}`, name);
+      map.set(`clip_l.transformer.${stem}`, name);
     }
-    if (!any) break;
+    for (let layer = 0; ; layer++) {
+      let any = false;
+      for (const [module, kohya] of CLIP_LAYER_MODULES) {
+        const target = `${CLIP}text_model.encoder.layers.${layer}.${module}.weight`;
+        if (!names.has(target)) continue;
+        any = true;
+        map.set(`lora_te_text_model_encoder_layers_${layer}_${kohya}`, target);
+        map.set(`lora_te1_text_model_encoder_layers_${layer}_${kohya}`, target);
+        map.set(`text_encoder.text_model.encoder.layers.${layer}.${module}`, target);
+        map.set(`base_model.model.text_model.encoder.layers.${layer}.${module}`, target);
+      }
+      if (!any) break;
+    }
   }
+  addOpenClipKeys(names, map);
   return map;
 }

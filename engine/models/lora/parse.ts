@@ -1,8 +1,9 @@
 import type { StoredTensor, WeightSource } from '../../core/weights.ts';
-import { AdapterArchitectureError, familyFromKeys, familyFromMismatch } from './family.ts';
+import { AdapterArchitectureError, checkpointFamilyOf, familyFromKeys, familyFromMismatch } from './family.ts';
 import { adapterKeyMap } from './keys.ts';
+import { sliceOf } from './keys-openclip.ts';
 import { patchResultShape } from './shapes.ts';
-import type { AdapterTensor, WeightPatch } from './types.ts';
+import type { AdapterTensor, BlockPatch, SlicesPatch, WeightPatch } from './types.ts';
 
 export { AdapterArchitectureError } from './family.ts';
 
@@ -79,8 +80,9 @@ interface Candidate {
 export function parseAdapter(file: string, adapter: WeightSource, checkpoint: Pick<WeightSource, 'has' | 'shape' | 'names'>): ParsedAdapter {
   const adapterKeys = adapter.names();
   const ckptHas = (n: string): boolean => checkpoint.has(n);
+  const ckptFamily = checkpointFamilyOf(ckptHas);
   const byName = familyFromKeys(adapterKeys, ckptHas);
-  if (byName) throw new AdapterArchitectureError(file, byName.family, `key '${byName.key}'`);
+  if (byName) throw new AdapterArchitectureError(file, byName.family, `key '${byName.key}'`, ckptFamily);
 
   const keyMap = adapterKeyMap(checkpoint.names());
   const groups = new Map<string, Roles>();
@@ -107,7 +109,10 @@ export function parseAdapter(file: string, adapter: WeightSource, checkpoint: Pi
   const shadowed: string[] = [];
   const formats = new Map<string, number>();
   for (const [stem, roles] of groups) {
-    const target = keyMap.get(stem)!;
+    const mapped = keyMap.get(stem)!;
+    // A q/k/v stem of a fused open_clip in_proj: patches its third of the rows (grouped below).
+    const slice = sliceOf(mapped);
+    const target = slice?.target ?? mapped;
     const used = new Set<string>();
     const take = (suffix: string): AdapterTensor | undefined => {
       const key = roles.get(suffix);
@@ -208,20 +213,21 @@ export function parseAdapter(file: string, adapter: WeightSource, checkpoint: Pi
     }
     for (const [suffix, key] of roles) if (!used.has(suffix)) unmatched.push(key);
     for (const c of found) {
-      const prev = byTarget.get(c.patch.target);
+      const at = slice && c.patch.target === target ? mapped : c.patch.target;
+      const prev = byTarget.get(at);
       if (prev) shadowed.push(...prev.keys);
-      byTarget.set(c.patch.target, c);
+      byTarget.set(at, c);
     }
   }
 
-  const patches = [...byTarget.values()].map((c) => c.patch);
+  const patches = slicesJoined(file, byTarget, checkpoint);
   for (const p of patches) {
     if (!checkpoint.has(p.target)) throw new Error(`${file}: '${p.stem}' patches '${p.target}', which the checkpoint does not have`);
     const expected = checkpoint.shape(p.target);
     const check = patchResultShape(p, expected);
     if (check.ok) continue;
     const fam = familyFromMismatch(p.target, expected, check.got);
-    if (fam) throw new AdapterArchitectureError(file, fam.family, `${fam.evidence}: key '${check.key}'`);
+    if (fam && fam.family !== ckptFamily) throw new AdapterArchitectureError(file, fam.family, `${fam.evidence}: key '${check.key}'`, ckptFamily);
     throw new Error(`${file}: adapter key '${check.key}' does not fit '${p.target}': expected [${check.expected.join(', ')}], got [${check.got.join(', ')}]${check.why ? ` (${check.why})` : ''}`);
   }
   const ranked = [...formats].sort((a, b) => b[1] - a[1]);
@@ -229,4 +235,36 @@ export function parseAdapter(file: string, adapter: WeightSource, checkpoint: Pi
   // A few odd entries (a ComfyUI-named extra in a kohya file) do not make a file 'mixed'.
   const format = ranked.length === 0 ? 'unknown' : ranked[0][1] >= 0.9 * stems ? ranked[0][0] : 'mixed';
   return { file, patches, unmatched, shadowed, format };
+}
+
+/**
+ * The file's patches, one per checkpoint tensor: patches of a fused tensor's q/k/v thirds (keys marked
+ * `#q`/`#k`/`#v`) become one `slices` patch of it, in q, k, v order, with row blocks from its shape.
+ */
+function slicesJoined(file: string, byTarget: ReadonlyMap<string, { patch: WeightPatch }>, checkpoint: Pick<WeightSource, 'has' | 'shape'>): WeightPatch[] {
+  const out: WeightPatch[] = [];
+  const fused = new Map<string, { third: number; patch: BlockPatch }[]>();
+  for (const [at, { patch }] of byTarget) {
+    const slice = sliceOf(at);
+    if (!slice) out.push(patch);
+    else if (patch.kind === 'slices') throw new Error(`${file}: '${patch.stem}' nests row-block patches`);
+    else {
+      let parts = fused.get(slice.target);
+      if (!parts) fused.set(slice.target, (parts = []));
+      parts.push({ third: slice.third, patch });
+    }
+  }
+  for (const [target, parts] of fused) {
+    parts.sort((a, b) => a.third - b.third);
+    if (!checkpoint.has(target)) throw new Error(`${file}: '${parts[0].patch.stem}' patches '${target}', which the checkpoint does not have`);
+    const rows = checkpoint.shape(target)[0] / 3;
+    const patch: SlicesPatch = {
+      kind: 'slices',
+      target,
+      stem: parts.map((p) => p.patch.stem).join('+'),
+      parts: parts.map((p) => ({ start: p.third * rows, rows, patch: p.patch })),
+    };
+    out.push(patch);
+  }
+  return out;
 }

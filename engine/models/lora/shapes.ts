@@ -106,6 +106,16 @@ export function patchResultShape(p: WeightPatch, expected: readonly number[]): S
       if ('why' in g) return { ok: false, key: p.a1.key, expected, got: p.a1.shape, why: g.why };
       return { ok: true };
     }
+    case 'slices': {
+      for (const part of p.parts) {
+        if (part.start < 0 || part.start + part.rows > (expected[0] ?? 0)) {
+          return { ok: false, key: part.patch.stem, expected, got: [part.start + part.rows], why: `rows ${part.start}..${part.start + part.rows} lie outside the weight` };
+        }
+        const check = patchResultShape(part.patch, [part.rows, ...expected.slice(1)]);
+        if (!check.ok) return check;
+      }
+      return { ok: true };
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 /** The patches an adapter file is read into, one per patched weight (see parse.ts). */
 import type { StoredTensor } from '../../core/weights.ts';
 
-export type PatchKind = 'lora' | 'loha' | 'lokr' | 'ia3' | 'diff' | 'glora' | 'set';
+export type PatchKind = 'lora' | 'loha' | 'lokr' | 'ia3' | 'diff' | 'glora' | 'set' | 'slices';
 
 /** One tensor of the adapter file, read when the patch is applied (a fresh array per read). */
 export interface AdapterTensor {
@@ -76,4 +76,13 @@ export interface SetPatch extends PatchBase {
   value: AdapterTensor;
 }
 
-export type WeightPatch = LoraPatch | LohaPatch | LokrPatch | Ia3Patch | DiffPatch | GloraPatch | SetPatch;
+/** A patch per row block of a fused tensor: open_clip's in_proj_weight, whose q/k/v thirds adapters patch as separate weights. */
+export interface SlicesPatch extends PatchBase {
+  kind: 'slices';
+  /** Each part patches rows [start, start + rows) as if they were a weight of their own; its `target` is this patch's. */
+  parts: readonly { start: number; rows: number; patch: BlockPatch }[];
+}
+
+/** The patches of one weight or one row block of it. */
+export type BlockPatch = LoraPatch | LohaPatch | LokrPatch | Ia3Patch | DiffPatch | GloraPatch | SetPatch;
+export type WeightPatch = BlockPatch | SlicesPatch;
