@@ -3,7 +3,7 @@ import type { DetectOptions, Segs } from '../../engine/image/segs.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { detailForEach } from '../../engine/sampling/detail/detail-for-each.ts';
-import { segsBitwiseAndMask, segsToCombinedMask } from '../../engine/sampling/detail/segs-masks.ts';
+import { segsBitwiseAndMask, segsToCombinedMask } from '../../engine/models/detect/segs-build.ts';
 import { cycleInput, detailerHead, detailerOptional, detailOptions, wildcardInput } from './detailer-inputs.ts';
 
 /**

@@ -11,6 +11,15 @@ import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling-ad
 import { ksamplerStepSigmas } from '../../engine/sampling/sigmas.ts';
 import { DetailerForEach } from '../../nodes/detailer/detailer-for-each.ts';
 import { FaceDetailer } from '../../nodes/detailer/face-detailer.ts';
+import { segsToCombinedMask } from '../../engine/models/detect/segs-build.ts';
+import type { Segs } from '../../engine/image/segs.ts';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTinyFaceDetectors } from '../../engine/models/detect/generate.ts';
+import { YoloSegsDetector } from '../../engine/models/detect/segs-detector.ts';
+import { openYolo } from '../../engine/models/detect/yolo.ts';
+import { ModelManager } from '../../engine/models/manager.ts';
+import { BboxDetectorSEGS } from '../../nodes/detect/detectors.ts';
 import { boxSeg, fixedDetector, loadTinyDetail, picture, type TinyDetail } from './tiny-detail.ts';
 
 /**
@@ -243,13 +252,19 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
     log: { info: () => {}, warn: () => {}, error: () => {} },
   } as unknown as NodeContext;
 
-  it('FaceDetailer equals the detector’s SEGS + DetailerForEach on the same seed, bit for bit', async () => {
-    const img = picture(H, W);
-    const boxes = [
-      [8, 8, 24, 24],
-      [44, 30, 60, 46],
-    ] as const;
-    const detector = fixedDetector(boxes.map((b) => [...b] as const));
+  it('FaceDetailer equals BboxDetectorSEGS + DetailerForEach on the same seed, bit for bit (weft-tiny-face)', async () => {
+    const dir = join(t.dir, 'models', 'ultralytics');
+    mkdirSync(dir, { recursive: true });
+    const [file] = makeTinyFaceDetectors(dir);
+    const manager = new ModelManager({
+      cacheDir: join(t.dir, 'det-cache'),
+      device: 'cpu',
+      log: { info: () => {}, warn: () => {}, error: () => {} },
+    });
+    const detector = new YoloSegsDetector('bbox', openYolo(file), manager.runtime.fileRunner(file));
+    const FH = 160;
+    const FW = 200;
+    const img = picture(FH, FW);
     const common = {
       image: img,
       model: t.model,
@@ -277,7 +292,7 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
       {
         ...common,
         bbox_threshold: 0.5,
-        bbox_dilation: 0,
+        bbox_dilation: 4,
         bbox_crop_factor: 2,
         sam_detection_hint: 'center-1',
         sam_dilation: 0,
@@ -290,15 +305,67 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
       },
       ctx,
     )) as unknown as [Tensor, Tensor[], Tensor[], Tensor];
-    const segs = await detector.detect(img, { threshold: 0.5, dilation: 0, cropFactor: 2, dropSize: 10 });
+    const [segs] = (await BboxDetectorSEGS.run(
+      { bbox_detector: detector, image: img, threshold: 0.5, dilation: 4, crop_factor: 2, drop_size: 10, labels: 'all' },
+      ctx,
+    )) as unknown as [Segs];
+    expect(segs.segments.length).toBe(3);
     const each = (await DetailerForEach.run({ ...common, segs }, ctx)) as unknown as [Tensor];
     expect(face[0].data).toEqual(each[0].data);
     expect(changed(face[0], img).length).toBeGreaterThan(100);
-    expect(face[1]).toHaveLength(2);
-    // mask output: the two boxes' crop regions' masks combined
-    expect(face[3].shape).toEqual([1, H, W]);
-    expect(face[3].data.reduce((s, v) => s + v, 0)).toBe(2 * 16 * 16);
+    expect(face[1]).toHaveLength(3);
+    expect(face[2][0].shape[3]).toBe(4);
+    expect(face[3].shape).toEqual([1, FH, FW]);
+    expect(face[3].data).toEqual(segsToCombinedMask(segs).data);
   }, 240_000);
+
+  it('FaceDetailer with segm_detector_opt: the bbox segments ANDed with the segm masks', async () => {
+    const img = picture(H, W);
+    const boxes = [[8, 8, 24, 24] as const];
+    const segm = fixedDetector([[12, 12, 40, 40]]);
+    const lines: string[] = [];
+    const logCtx = { ...ctx, log: { info: (l: string) => lines.push(l), warn: () => {}, error: () => {} } } as unknown as NodeContext;
+    const out = (await FaceDetailer.run(
+      {
+        image: img,
+        model: t.model,
+        clip: t.clip,
+        vae: t.vae,
+        guide_size: 64,
+        guide_size_for: true,
+        max_size: 128,
+        seed: 1,
+        steps: 2,
+        cfg: 4,
+        sampler_name: 'euler',
+        scheduler: 'normal',
+        positive: t.pos,
+        negative: t.neg,
+        denoise: 0.5,
+        feather: 0,
+        noise_mask: true,
+        force_inpaint: true,
+        wildcard: '',
+        cycle: 1,
+        bbox_threshold: 0.5,
+        bbox_dilation: 0,
+        bbox_crop_factor: 2,
+        sam_detection_hint: 'center-1',
+        sam_dilation: 0,
+        sam_threshold: 0.93,
+        sam_bbox_expansion: 0,
+        sam_mask_hint_threshold: 0.7,
+        sam_mask_hint_use_negative: 'False',
+        drop_size: 10,
+        bbox_detector: fixedDetector(boxes.map((b) => [...b] as const)),
+        segm_detector_opt: segm,
+      },
+      logCtx,
+    )) as unknown as [Tensor, Tensor[], Tensor[], Tensor];
+    // only the overlap [12, 24) × [12, 24) of the two boxes is left in the mask
+    expect(out[3].data.reduce((a, v) => a + v, 0)).toBe(12 * 12);
+    expect(lines.join('\n')).toMatch(/ANDed/);
+  }, 120_000);
 
   it('refuses sam_model_opt and inpaint_model by name', async () => {
     await expect(
