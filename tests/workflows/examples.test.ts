@@ -37,9 +37,11 @@ describe('example workflows on the demo model', () => {
   it('ships exactly the documented examples (plus the model-free one; the ControlNet ones run in tests/controlnet/workflows.test.ts)', () => {
     const files = fs.readdirSync(path.join(ROOT, 'workflows')).filter((f) => f.endsWith('.json')).sort();
     expect(files).toEqual([
+      'adetailer.json',
       'controlnet-canny.json',
       'controlnet-multi.json',
       'controlnet-pose.json',
+      'face-detailer.json',
       'hires-fix-esrgan.json',
       'hires-fix.json',
       'img2img.json',
