@@ -4,7 +4,7 @@ export class UnsupportedModelError extends Error {
     readonly family: string,
     detail = '',
   ) {
-    super(`not supported yet: detected ${family}${detail ? ` (${detail})` : ''}; Weft runs SD1.x checkpoints for now`);
+    super(`not supported yet: detected ${family}${detail ? ` (${detail})` : ''}; Weft runs SD1.x, SD2.x and SDXL checkpoints for now`);
     this.name = 'UnsupportedModelError';
   }
 }

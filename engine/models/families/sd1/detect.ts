@@ -3,6 +3,7 @@ import { SD1_PREFIX } from './config.ts';
 import { clipLayout, unetLayout, vaeLayout, type Layout } from './layout.ts';
 import { PrefixedWeightSource, type WeightSource } from '../../../core/weights.ts';
 import { UnsupportedModelError } from '../../errors.ts';
+import { refuseUnsupported, UNSUPPORTED_FAMILIES } from '../unsupported.ts';
 import { compactDepths, unetPlan } from './unet-plan.ts';
 import { diffusersVaeToLdm, isDiffusersVae, sd1Weights } from './weight-views.ts';
 
@@ -33,18 +34,9 @@ const NOT_CHECKPOINTS: [string, string, (n: readonly string[]) => boolean][] = [
  * Patterns match with or without the `model.diffusion_model.` prefix.
  */
 const FAMILIES: [string, (n: readonly string[]) => boolean][] = [
+  // Families Weft cannot run, by the keys ComfyUI's model_detection looks for (families/unsupported.ts).
+  ...UNSUPPORTED_FAMILIES.map((f): [string, (n: readonly string[]) => boolean] => [f.family, (n) => f.test((re) => has(n, re))]),
   ['SDXL', (n) => has(n, /^conditioner\.embedders\./)],
-  ['SD3', (n) => has(n, /(^|\.)joint_blocks\.\d+\./)],
-  ['Flux', (n) => has(n, /(^|\.)double_blocks\.\d+\.img_attn\./)],
-  ['AuraFlow', (n) => has(n, /(^|\.)double_layers\.\d+\.attn\.w1q\./)],
-  ['Stable Cascade', (n) => has(n, /(^|\.)clip_txt_mapper\./) || has(n, /(^|\.)down_blocks\.\d+\.\d+\.channelwise\./)],
-  ['HunyuanDiT', (n) => has(n, /(^|\.)mlp_t5\./)],
-  ['PixArt', (n) => has(n, /(^|\.)t_block\.1\.weight$/) && has(n, /(^|\.)y_embedder\./)],
-  ['Hunyuan Video', (n) => has(n, /(^|\.)txt_in\.individual_token_refiner\./)],
-  ['LTX-Video', (n) => has(n, /(^|\.)adaln_single\./) && has(n, /(^|\.)transformer_blocks\.0\.scale_shift_table/)],
-  ['Wan', (n) => has(n, /(^|\.)head\.modulation$/) && has(n, /(^|\.)blocks\.0\.self_attn\./)],
-  ['Lumina 2', (n) => has(n, /(^|\.)cap_embedder\./)],
-  ['Stable Video Diffusion', (n) => has(n, /^model\.diffusion_model\.input_blocks\.\d+\.0\.time_stack\./)],
   ['SD2.x', (n) => has(n, /^cond_stage_model\.model\./)],
   ['a diffusers-format single file', (n) => has(n, /^(unet|text_encoder|vae)\.(conv_in|down_blocks|text_model|encoder)\./)],
 ];
@@ -244,6 +236,7 @@ export function identifyFamily(names: readonly string[]): string | undefined {
 export function detectCheckpoint(source: WeightSource): Sd1Config {
   const names = source.names();
   for (const [kind, advice, test] of NOT_CHECKPOINTS) if (test(names)) throw new NotACheckpointError(kind, advice);
+  refuseUnsupported(names);
   for (const [family, test] of FAMILIES) if (test(names)) throw new UnsupportedModelError(family);
   const ws = sd1Weights(source);
   const hasUnet = ws.has(`${SD1_PREFIX.unet}input_blocks.0.0.weight`);

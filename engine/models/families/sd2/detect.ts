@@ -1,6 +1,7 @@
 import type { WeightSource } from '../../../core/weights.ts';
 import { UnsupportedModelError } from '../../errors.ts';
 import { detectOpenClip, isOpenClip } from '../openclip/config.ts';
+import { refuseUnsupported } from '../unsupported.ts';
 import { detectVae, readUnetConfig, verifyLayout } from '../sd1/detect.ts';
 import { unetLayout } from '../sd1/layout.ts';
 import { sd1Weights } from '../sd1/weight-views.ts';
@@ -45,6 +46,8 @@ export function sd2Prediction(ws: WeightSource, unetPrefix: string, inChannels: 
 export function detectSd2(source: WeightSource): Sd2Config | undefined {
   const clipPrefix = isOpenClip(source, SD2_PREFIX.clip) ? SD2_PREFIX.clip : isOpenClip(source, SD2_PREFIX.clipSgm) ? SD2_PREFIX.clipSgm : undefined;
   if (!clipPrefix) return undefined;
+  // A file with an open_clip tower may still be another family's (Stable Zero123 keeps one for images).
+  refuseUnsupported(source.names());
   const unetPrefix = SD2_PREFIX.unet;
   const label = source.has(`${unetPrefix}label_emb.0.0.weight`);
   // The SDXL refiner stores its bigG where the sgm layout stores SD2's H; its UNet takes the adm vector.
