@@ -49,6 +49,7 @@ describe('example workflows on the demo model', () => {
       'invert-image.json',
       'lora-embedding.json',
       'outpaint.json',
+      'sd2-v.json',
       'tiled-diffusion-4x.json',
       'txt2img.json',
       'ultimate-sd-upscale.json',
