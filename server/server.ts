@@ -205,16 +205,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (b.data.clear) queue.clear();
     if (b.data.delete) queue.delete(b.data.delete);
     broadcastStatus();
-    res.sendStatus(200);
+    // ComfyUI answers these POSTs with an empty body (web.Response()); clients parse a body as JSON.
+    res.status(200).end();
   });
   app.post('/interrupt', (req, res) => {
     const id = (req.body as { prompt_id?: unknown } | undefined)?.prompt_id;
     if (current && (typeof id !== 'string' || id === current.id)) host.interrupt();
-    res.sendStatus(200);
+    res.status(200).end();
   });
   app.post('/free', (_req, res) => {
     host.clearCache();
-    res.sendStatus(200);
+    res.status(200).end();
   });
   app.get('/history', (req, res) => {
     const entries = [...queue.history.entries()];
@@ -234,7 +235,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (!b.success) return void res.status(400).json({ error: zodMessage(b.error) });
     if (b.data.clear) queue.clearHistory();
     if (b.data.delete) queue.deleteHistory(b.data.delete);
-    res.sendStatus(200);
+    res.status(200).end();
   });
 
   const stopLogStream = jobRoutes(app, { jobs: queue, logs, toClient });

@@ -9,7 +9,7 @@ import { api } from './client.ts';
 import { applyPrimitives, emptyDoc, REROUTE, type WorkflowDoc } from './doc.ts';
 import { initialExecutionState, makeExecutionReducer, type GalleryItem, type WireExecutionEvent } from './execution-state.ts';
 import { useHistory } from './history.ts';
-import { nodeTitle, setUiLang, type Lang } from './i18n.ts';
+import { nodeTitle, setUiLang, t, type Lang } from './i18n.ts';
 import { ErrorDialog, runErrorOf, type RunError } from './ErrorDialog.tsx';
 import { FRONTEND_ENTRIES } from './frontend-nodes.ts';
 import { galleryItems, ViewerNav } from './Gallery.tsx';
@@ -65,6 +65,8 @@ function Editor() {
   const [panel, setPanel] = useState<PanelName>('none');
   const [viewWorkflow, setViewWorkflow] = useState<string | null>(null);
   const [bigImage, setBigImage] = useState<GalleryItem | null>(null);
+  const [batchCount, setBatchCount] = useState(1);
+  const fileInput = useRef<HTMLInputElement>(null);
   const [runError, setRunError] = useState<RunError | null>(null);
   const flow = useReactFlow<CanvasNode>();
   const detail = useStore(detailSelector);
@@ -137,12 +139,19 @@ function Editor() {
   const gallery = useMemo(() => galleryItems(execution.gallery, history, (img) => api.viewUrl(img)), [execution.gallery, history]);
 
   useShortcuts({
-    queue: () => void queuePrompt(),
+    queue: () => void queuePrompt({ count: batchCount }),
+    queueFront: () => void queuePrompt({ front: true, count: batchCount }),
+    interrupt: () => void api.interrupt(),
+    open: () => fileInput.current?.click(),
+    selectAll: editing.selectAll,
+    pasteWithLinks: () => editing.paste(true),
+    collapse: editing.toggleCollapsed,
+    refreshModels: () => void refreshInfo().then(() => notify(t('refreshed', lang))),
     undo,
     redo,
     save: () => void files.save(false),
     copy: editing.copy,
-    paste: editing.paste,
+    paste: () => editing.paste(),
     mute: () => editing.toggleMode(2),
     bypass: () => editing.toggleMode(4),
     group: editing.createGroup,
@@ -198,11 +207,15 @@ function Editor() {
           )
         }
         onInterrupt={() => void api.interrupt()}
-        onQueue={() => void queuePrompt()}
+        onQueue={() => void queuePrompt({ count: batchCount })}
+        batchCount={batchCount}
+        setBatchCount={setBatchCount}
+        fileInputRef={fileInput}
       />
       <div
         ref={canvasRef}
         className={detail ? `weft-canvas low-detail ${detail}` : 'weft-canvas'}
+        onMouseMove={(e) => editing.trackCursor(e.clientX, e.clientY)}
         onDoubleClick={(e) => {
           if ((e.target as HTMLElement).closest('.react-flow__node, .react-flow__edge, .react-flow__panel, .react-flow__minimap')) return;
           setSearch({ x: e.clientX, y: e.clientY });
@@ -226,7 +239,6 @@ function Editor() {
           multiSelectionKeyCode={['Shift', 'Control', 'Meta']}
           minZoom={0.05}
           onlyRenderVisibleElements
-          fitView
           colorMode="dark"
         >
           <Background />

@@ -117,11 +117,21 @@ export class ApiClient {
     return this.json<ObjectInfo>('/object_info');
   }
 
-  queuePrompt(prompt: unknown, workflow: unknown): Promise<{ prompt_id: string; number: number; node_errors: Record<string, unknown> }> {
+  /** `front` queues ahead of the pending prompts (ComfyUI's `front`). */
+  queuePrompt(
+    prompt: unknown,
+    workflow: unknown,
+    opts: { front?: boolean } = {},
+  ): Promise<{ prompt_id: string; number: number; node_errors: Record<string, unknown> }> {
     return this.json('/prompt', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt, client_id: this.clientId, extra_data: { extra_pnginfo: { workflow } } }),
+      body: JSON.stringify({
+        prompt,
+        client_id: this.clientId,
+        extra_data: { extra_pnginfo: { workflow } },
+        ...(opts.front ? { front: true } : {}),
+      }),
     });
   }
 

@@ -16,6 +16,12 @@ import {
 // One shared empty runtime, so nodes without runtime state keep equal props between renders.
 const NO_RUNTIME: NodeRuntime = {};
 
+/** ComfyUI's node flags as React Flow props: collapsed nodes show their title only, pinned ones stay put. */
+function flagProps(flags: Record<string, unknown> | undefined): { className?: string; draggable?: boolean } {
+  const cls = [flags?.collapsed ? 'collapsed' : '', flags?.pinned ? 'pinned' : ''].filter(Boolean).join(' ');
+  return { ...(cls ? { className: cls } : {}), ...(flags?.pinned ? { draggable: false } : {}) };
+}
+
 export interface CanvasInputs {
   doc: WorkflowDoc;
   info: ObjectInfo;
@@ -142,6 +148,7 @@ export function useCanvasElements({
         position: { x: n.pos[0], y: n.pos[1] },
         selected: sel,
         ...(m ? { measured: m } : {}),
+        ...flagProps(n.flags),
         data,
       };
       keep(node);

@@ -120,6 +120,12 @@ export function socketInputs(info: ObjectInfoEntry): DocInput[] {
   return out;
 }
 
+/**
+ * Weft's SaveImage and PreviewImage also return their images (for API prompts), but ComfyUI's have
+ * no outputs and its files save them without any: new nodes get none either, so they look and save alike.
+ */
+const OUTPUTLESS_IN_COMFYUI = new Set(['SaveImage', 'PreviewImage']);
+
 export function createNode(doc: WorkflowDoc, classType: string, info: ObjectInfoEntry, pos: [number, number]): WorkflowDoc {
   const id = doc.last_node_id + 1;
   const widgets = widgetDefs(info);
@@ -132,7 +138,9 @@ export function createNode(doc: WorkflowDoc, classType: string, info: ObjectInfo
     order: doc.nodes.length,
     mode: 0,
     inputs: socketInputs(info),
-    outputs: info.output.map((t, i) => ({ name: info.output_name[i] ?? t, type: t, links: [], slot_index: i })),
+    outputs: OUTPUTLESS_IN_COMFYUI.has(classType)
+      ? []
+      : info.output.map((t, i) => ({ name: info.output_name[i] ?? t, type: t, links: [], slot_index: i })),
     properties: { 'Node name for S&R': classType },
     widgets_values: widgets.map(defaultWidgetValue),
   };

@@ -2,6 +2,13 @@ import { useEffect, useRef } from 'react';
 
 export interface ShortcutActions {
   queue: () => void;
+  queueFront: () => void;
+  interrupt: () => void;
+  open: () => void;
+  selectAll: () => void;
+  pasteWithLinks: () => void;
+  collapse: () => void;
+  refreshModels: () => void;
   undo: () => void;
   redo: () => void;
   save: () => void;
@@ -30,7 +37,13 @@ export function useShortcuts(actions: ShortcutActions): void {
         e.preventDefault();
         // A focused node would also take the Enter as "toggle my selection" (Ctrl = multi-select).
         e.stopPropagation();
-        a.queue();
+        if (e.altKey) a.interrupt();
+        else if (e.shiftKey) a.queueFront();
+        else a.queue();
+      } else if (mod && key === 'o') {
+        // Before the field check, as in ComfyUI: the browser's own Ctrl+O (open a page file) never helps here.
+        e.preventDefault();
+        a.open();
       } else if (inField) {
         return;
       } else if (mod && key === 'z' && !e.shiftKey) {
@@ -44,8 +57,20 @@ export function useShortcuts(actions: ShortcutActions): void {
         a.save();
       } else if (mod && key === 'c') {
         a.copy();
+      } else if (mod && key === 'v' && e.shiftKey) {
+        e.preventDefault();
+        a.pasteWithLinks();
       } else if (mod && key === 'v') {
         a.paste();
+      } else if (mod && key === 'a') {
+        // Nodes, not the page's text.
+        e.preventDefault();
+        a.selectAll();
+      } else if (e.altKey && key === 'c') {
+        e.preventDefault();
+        a.collapse();
+      } else if (!mod && !e.altKey && key === 'r') {
+        a.refreshModels();
       } else if (mod && key === 'm') {
         e.preventDefault();
         a.mute();

@@ -1,14 +1,29 @@
 import type { ReactFlowInstance } from '@xyflow/react';
 import { useCallback, useEffect, useState, type RefObject } from 'react';
 import { flattenForEditor } from '../../engine/graph/convert-expand.ts';
+import { alignLegacyWidgetValues } from '../../engine/graph/widgets.ts';
 import type { ObjectInfo } from '../../engine/registry/registry.ts';
 import { api } from './client.ts';
-import { missingClasses, normalizeDoc, type WorkflowDoc } from './doc.ts';
+import { missingClasses, normalizeDoc, widgetDefs, type WorkflowDoc } from './doc.ts';
 import { readWorkflowFromFile } from './files.ts';
 import { t, type Lang } from './i18n.ts';
 import type { CanvasNode } from './NodeView.tsx';
 
 export const DRAFT_KEY = 'weft.draft';
+
+/** The document with old files' widget values in today's order (see alignLegacyWidgetValues). */
+function withCurrentWidgetLayout(d: WorkflowDoc, info: ObjectInfo): WorkflowDoc {
+  let changed = false;
+  const nodes = d.nodes.map((n) => {
+    const entry = info[n.type];
+    if (!entry) return n;
+    const values = alignLegacyWidgetValues(widgetDefs(entry), n.widgets_values);
+    if (values === n.widgets_values) return n;
+    changed = true;
+    return { ...n, widgets_values: values };
+  });
+  return changed ? { ...d, nodes } : d;
+}
 
 export interface MissingClass {
   class_type: string;
@@ -62,7 +77,7 @@ export function useFileOps({ doc, docRef, replaceDoc, info, lang, notify, flow, 
   const openDoc = useCallback(
     (raw: WorkflowDoc, docName: string | null, mod?: number) => {
       // Subgraphs and group nodes open flattened: their inner nodes become nodes of the one graph.
-      const d = normalizeDoc(flattenForEditor(raw, info));
+      const d = withCurrentWidgetLayout(normalizeDoc(flattenForEditor(raw, info)), info);
       replaceDoc(d);
       setName(docName);
       setModified(mod);

@@ -170,7 +170,7 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
         setSelectedGroups((s) => apply(s, true));
       }
     },
-    [setDoc, seal],
+    [setDoc, seal, sealDeleteSoon],
   );
 
   const onEdgesChange = useCallback(
@@ -189,7 +189,7 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
         });
       }
     },
-    [setDoc],
+    [setDoc, sealDeleteSoon],
   );
 
   /** Why a connection between two handles is refused, or undefined when it is allowed. */
@@ -386,6 +386,24 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
     [docRef, flow, setDoc],
   );
 
+  /** Alt+C: collapses the selected nodes to their title bar, or expands them when all were collapsed. */
+  const toggleCollapsed = useCallback(() => {
+    setDoc((d) => {
+      const chosen = d.nodes.filter((n) => selected.has(n.id));
+      if (!chosen.length) return d;
+      const collapse = !chosen.every((n) => n.flags?.collapsed);
+      return {
+        ...d,
+        nodes: d.nodes.map((n) => {
+          if (!selected.has(n.id)) return n;
+          const rest = { ...n.flags };
+          delete rest.collapsed;
+          return { ...n, flags: collapse ? { ...rest, collapsed: true } : rest };
+        }),
+      };
+    });
+  }, [selected, setDoc]);
+
   const selectAll = useCallback(() => setSelected(new Set(docRef.current.nodes.map((n) => n.id))), [docRef]);
 
   /** Mode 2 mutes, mode 4 bypasses; a second toggle sets the selected nodes back to always (0). */
@@ -444,6 +462,7 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
     paste,
     trackCursor,
     selectAll,
+    toggleCollapsed,
     toggleMode,
     addFromSearch,
   };

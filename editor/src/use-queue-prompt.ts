@@ -21,32 +21,43 @@ export interface QueuePromptDeps {
   setMissing: (m: MissingClass[] | null) => void;
 }
 
-/** Queues the open document: converted to an API prompt, refusals shown on their nodes and inputs. */
+/**
+ * Queues the open document `count` times (the batch count; seeds set to increment or randomize change
+ * between runs, as in ComfyUI); `front` puts the runs ahead of the pending ones. Refusals are shown on
+ * their nodes and inputs, and stop the batch.
+ */
 export function useQueuePrompt({ docRef, setDoc, info, notify, dispatch, setMissing }: QueuePromptDeps) {
-  return useCallback(async () => {
-    const d = applyPrimitives(docRef.current, info);
-    const conv = convertWorkflowToPrompt(d, info);
-    if (conv.missing.length) {
-      setMissing(conv.missing.map((m) => ({ class_type: m.class_type, node_ids: m.node_ids.map(Number) })));
-      return;
-    }
-    try {
-      await api.queuePrompt(conv.prompt, d);
-      dispatch({ type: 'queued' });
-      // Seeds set to increment or randomize change after each queued run, as in ComfyUI.
-      setDoc((x) => applyControlAfterGenerate(x, info));
-    } catch (e) {
-      const body = (e as { body?: PromptRefusal }).body;
-      if (body?.node_errors) {
-        const errors: Record<string, NodeError[]> = {};
-        for (const [id, ne] of Object.entries(body.node_errors))
-          errors[id] = ne.errors.map((er) => ({
-            input: er.extra_info?.input_name,
-            message: `${er.message}${er.details ? `: ${er.details}` : ''}`,
-          }));
-        dispatch({ type: 'node_errors', errors });
+  return useCallback(
+    async (opts: { front?: boolean; count?: number } = {}) => {
+      let doc = docRef.current;
+      for (let i = 0; i < Math.max(1, opts.count ?? 1); i++) {
+        const d = applyPrimitives(doc, info);
+        const conv = convertWorkflowToPrompt(d, info);
+        if (conv.missing.length) {
+          setMissing(conv.missing.map((m) => ({ class_type: m.class_type, node_ids: m.node_ids.map(Number) })));
+          return;
+        }
+        try {
+          await api.queuePrompt(conv.prompt, d, { front: opts.front });
+        } catch (e) {
+          const body = (e as { body?: PromptRefusal }).body;
+          if (body?.node_errors) {
+            const errors: Record<string, NodeError[]> = {};
+            for (const [id, ne] of Object.entries(body.node_errors))
+              errors[id] = ne.errors.map((er) => ({
+                input: er.extra_info?.input_name,
+                message: `${er.message}${er.details ? `: ${er.details}` : ''}`,
+              }));
+            dispatch({ type: 'node_errors', errors });
+          }
+          notify(body?.error?.message ?? (e as Error).message);
+          return;
+        }
+        dispatch({ type: 'queued' });
+        doc = applyControlAfterGenerate(doc, info);
+        setDoc((x) => applyControlAfterGenerate(x, info));
       }
-      notify(body?.error?.message ?? (e as Error).message);
-    }
-  }, [docRef, setDoc, info, notify, dispatch, setMissing]);
+    },
+    [docRef, setDoc, info, notify, dispatch, setMissing],
+  );
 }

@@ -6,7 +6,7 @@ import type { ObjectInfo, ObjectInfoEntry } from '../registry/registry.ts';
 import type { ApiPrompt } from './prompt.ts';
 import { expandWorkflow, hasNestedGraphs } from './convert-expand.ts';
 import { VIRTUAL, WorkflowFormatError, readLinks, readNodes, type UiInput } from './convert-read.ts';
-import { defaultWidgetValue, isWidgetSpec, widgetDefs } from './widgets.ts';
+import { alignLegacyWidgetValues, defaultWidgetValue, isWidgetSpec, widgetDefs } from './widgets.ts';
 
 export { WorkflowFormatError } from './convert-read.ts';
 
@@ -87,7 +87,7 @@ export function convertWorkflowToPrompt(workflow: unknown, objectInfo: ObjectInf
     }
     const inputs: Record<string, unknown> = {};
     const widgets = widgetDefs(info);
-    const wv = node.widgets_values;
+    const wv = Array.isArray(node.widgets_values) ? alignLegacyWidgetValues(widgets, node.widgets_values) : node.widgets_values;
     for (const w of widgets) {
       if (w.extra) continue;
       let value: unknown;

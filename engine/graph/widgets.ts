@@ -55,6 +55,18 @@ export function widgetDefs(info: ObjectInfoEntry): WidgetDef[] {
   return out;
 }
 
+/**
+ * Widget values of a file saved before the frontend stored the upload button's value: such files
+ * hold one value fewer (LoadImageMask `["x.png", "red"]` where today's hold `["x.png", "image", "red"]`),
+ * so read in order every widget after the button would take its neighbour's value. The button's value
+ * is put back where it is missing; other lists are returned as they are.
+ */
+export function alignLegacyWidgetValues(defs: readonly WidgetDef[], values: unknown[]): unknown[] {
+  const upload = defs.findIndex((w) => w.kind === 'UPLOAD');
+  if (upload < 0 || values.length !== defs.length - 1 || values[upload] === 'image') return values;
+  return [...values.slice(0, upload), 'image', ...values.slice(upload)];
+}
+
 /** The value a new widget starts with (the frontend's defaults, including the extras). */
 export function defaultWidgetValue(w: WidgetDef): unknown {
   if (w.kind === 'CONTROL') return typeof w.options.control_after_generate === 'string' ? w.options.control_after_generate : 'randomize';

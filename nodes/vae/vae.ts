@@ -29,7 +29,7 @@ const TEMPORAL = {
 export const VAEDecode = defineNode({
   name: 'VAEDecode',
   displayName: 'VAE Decode',
-  category: 'model/latent',
+  category: 'latent',
   description: 'Decodes latent images back into pixel space images.',
   searchAliases: ['decode', 'decode latent', 'latent to image', 'render latent'],
   inputs: {
@@ -47,7 +47,7 @@ export const VAEDecode = defineNode({
 export const VAEEncode = defineNode({
   name: 'VAEEncode',
   displayName: 'VAE Encode',
-  category: 'model/latent',
+  category: 'latent',
   searchAliases: ['encode', 'encode image', 'image to latent'],
   inputs: { required: { pixels: { type: 'IMAGE' }, vae: { type: 'VAE' } } },
   outputs: [{ type: 'LATENT', name: 'LATENT' }],

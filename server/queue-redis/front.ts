@@ -265,7 +265,7 @@ export class RedisFront implements ScaleOutFront {
         }
         await this.refresh();
         hooks.broadcastStatus();
-        res.sendStatus(200);
+        res.status(200).end();
       }),
     );
     app.post(
@@ -273,14 +273,14 @@ export class RedisFront implements ScaleOutFront {
       wrap(async (req, res) => {
         const id = (req.body as { prompt_id?: unknown } | undefined)?.prompt_id;
         await this.control({ kind: 'interrupt', ...(typeof id === 'string' ? { promptId: id } : {}) });
-        res.sendStatus(200);
+        res.status(200).end();
       }),
     );
     app.post(
       '/free',
       wrap(async (_req, res) => {
         await this.control({ kind: 'free' });
-        res.sendStatus(200);
+        res.status(200).end();
       }),
     );
     app.get(
@@ -306,7 +306,7 @@ export class RedisFront implements ScaleOutFront {
         if (!b.success) return void res.status(400).json({ error: b.error.issues.map((i) => i.message).join('; ') });
         if (b.data.clear) await this.history.clear();
         if (b.data.delete) await this.history.delete(b.data.delete);
-        res.sendStatus(200);
+        res.status(200).end();
       }),
     );
     // Workers without a shared output folder send their files here (weft worker --upload-to).

@@ -1,3 +1,4 @@
+import type { RefObject } from 'react';
 import { t, type Lang } from '../i18n.ts';
 
 export type PanelName = 'none' | 'workflows' | 'queue' | 'gallery' | 'help';
@@ -17,6 +18,10 @@ export interface ToolbarProps {
   onExportApi: () => void;
   onInterrupt: () => void;
   onQueue: () => void;
+  /** How many runs one Queue makes (ComfyUI's batch count). */
+  batchCount: number;
+  setBatchCount: (n: number) => void;
+  fileInputRef: RefObject<HTMLInputElement | null>;
 }
 
 export function Toolbar(p: ToolbarProps) {
@@ -36,6 +41,7 @@ export function Toolbar(p: ToolbarProps) {
       <label className="file-btn">
         {t('open', lang)}
         <input
+          ref={p.fileInputRef}
           data-testid="file-input"
           type="file"
           accept=".json,.png,application/json,image/png"
@@ -70,9 +76,19 @@ export function Toolbar(p: ToolbarProps) {
       <button data-testid="btn-interrupt" onClick={p.onInterrupt}>
         {t('interrupt', lang)}
       </button>
-      <button className="primary" data-testid="btn-queue" onClick={p.onQueue}>
+      <button className="primary" data-testid="btn-queue" title="Ctrl+Enter" onClick={p.onQueue}>
         {t('queue', lang)}
       </button>
+      <input
+        className="batch-count"
+        data-testid="batch-count"
+        type="number"
+        min={1}
+        max={100}
+        title={t('batchCount', lang)}
+        value={p.batchCount}
+        onChange={(e) => p.setBatchCount(Math.max(1, Math.min(100, Math.round(Number(e.target.value)) || 1)))}
+      />
       <button data-testid="btn-help" onClick={() => p.onTogglePanel('help')}>
         ?
       </button>
