@@ -109,7 +109,8 @@ describe('sampling schedule and differential diffusion', () => {
     const sigmas = impactRunSigmas(ms, { samplerName: 'euler', scheduler: 'normal', steps: 10, denoise: 0.6 });
     const mask = Float32Array.from({ length: 101 }, (_, i) => i / 100);
     const sigma = sigmas[3];
-    const th = (ms.timestep(sigma) - ms.timestep(ms.sigmaMin)) / (ms.timestep(sigmas[0]) - ms.timestep(ms.sigmaMin));
+    const f = Math.fround;
+    const th = f(f(ms.timestep(sigma) - ms.timestep(ms.sigmaMin)) / f(ms.timestep(sigmas[0]) - ms.timestep(ms.sigmaMin)));
     expect(th).toBeGreaterThan(0.2);
     expect(th).toBeLessThan(0.9);
     const got = differentialMask(mask, sigma, sigmas, ms);

@@ -14,7 +14,9 @@ export function differentialMask(mask: Float32Array, sigma: number, runSigmas: A
   const sigmaTo = last > ms.sigmaMin ? last : ms.sigmaMin;
   const tsFrom = ms.timestep(runSigmas[0]);
   const tsTo = ms.timestep(sigmaTo);
-  const threshold = (ms.timestep(sigma) - tsTo) / (tsFrom - tsTo);
+  // float32 tensor arithmetic, as torch computes it
+  const f = Math.fround;
+  const threshold = f(f(ms.timestep(sigma) - tsTo) / f(tsFrom - tsTo));
   return mask.map((v) => (v >= threshold ? 1 : 0));
 }
 
