@@ -1,5 +1,5 @@
 import { describeShape, type ImageTensor } from '../../engine/core/tensor.ts';
-import type { Segs } from '../../engine/image/segs.ts';
+import type { Segs, SegsDetector } from '../../engine/image/segs.ts';
 import '../../engine/models/detect/socket-types.ts';
 import { applyLabelFilter, dilateSegs, segsBitwiseAndMask, segsToCombinedMask } from '../../engine/models/detect/segs-build.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
@@ -32,6 +32,27 @@ const forEachInputs = {
   labels: { type: 'STRING', default: 'all', multiline: true, placeholder: 'List the types of segments to be allowed, separated by commas' },
 } as const;
 
+interface ForEachArgs {
+  image: ImageTensor;
+  threshold: number;
+  dilation: number;
+  crop_factor: number;
+  drop_size: number;
+  labels: string;
+}
+
+/** BboxDetectorForEach / SegmDetectorForEach.doit: one image, the detector's SEGS, the label filter. */
+async function detectForEach(node: string, detector: SegsDetector, i: ForEachArgs, ctx: NodeContext): Promise<Segs> {
+  single(node, i.image, ctx);
+  const segs = await detector.detect(i.image, {
+    threshold: i.threshold,
+    dilation: i.dilation,
+    cropFactor: i.crop_factor,
+    dropSize: i.drop_size,
+  });
+  return applyLabelFilter(segs, i.labels);
+}
+
 export const BboxDetectorSEGS = defineNode({
   name: 'BboxDetectorSEGS',
   displayName: 'BBOX Detector (SEGS)',
@@ -44,14 +65,7 @@ export const BboxDetectorSEGS = defineNode({
   },
   outputs: [{ type: 'SEGS', name: 'SEGS' }],
   async run(i, ctx) {
-    single('BboxDetectorSEGS', i.image, ctx);
-    const segs = await i.bbox_detector.detect(i.image, {
-      threshold: i.threshold,
-      dilation: i.dilation,
-      cropFactor: i.crop_factor,
-      dropSize: i.drop_size,
-    });
-    return [applyLabelFilter(segs, i.labels)];
+    return [await detectForEach('BboxDetectorSEGS', i.bbox_detector, i, ctx)];
   },
 });
 
@@ -67,14 +81,7 @@ export const SegmDetectorSEGS = defineNode({
   },
   outputs: [{ type: 'SEGS', name: 'SEGS' }],
   async run(i, ctx) {
-    single('SegmDetectorSEGS', i.image, ctx);
-    const segs = await i.segm_detector.detect(i.image, {
-      threshold: i.threshold,
-      dilation: i.dilation,
-      cropFactor: i.crop_factor,
-      dropSize: i.drop_size,
-    });
-    return [applyLabelFilter(segs, i.labels)];
+    return [await detectForEach('SegmDetectorSEGS', i.segm_detector, i, ctx)];
   },
 });
 

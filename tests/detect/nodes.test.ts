@@ -9,7 +9,7 @@ import { ModelManager } from '../../engine/models/manager.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import type { AnyNodeDefinition } from '../../engine/registry/types.ts';
 import { BboxDetectorSEGS, ImpactSimpleDetectorSEGS, SegmDetectorSEGS } from '../../nodes/detect/detectors.ts';
-import { UltralyticsDetectorProvider } from '../../nodes/detect/provider.ts';
+import { detectorNames, UltralyticsDetectorProvider } from '../../nodes/detect/provider.ts';
 import { MaskToSEGS, SEGSPreview, SEGSToImageList, SegsToCombinedMask } from '../../nodes/detect/segs-nodes.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
 import { TestWorld } from '../image/context.ts';
@@ -43,8 +43,7 @@ afterAll(() => world.remove());
 describe('UltralyticsDetectorProvider', () => {
   it('lists the ONNX exports as bbox/… and segm/…', () => {
     fs.writeFileSync(path.join(world.paths.modelsDir, 'ultralytics', 'bbox', 'face_yolov8m.pt'), 'PK');
-    const opts = UltralyticsDetectorProvider.inputs.required.model_name.options as (env: { paths: typeof world.paths }) => string[];
-    expect(opts({ paths: world.paths })).toEqual(['bbox/weft-tiny-face.onnx', 'segm/weft-tiny-face-seg.onnx']);
+    expect(detectorNames(world)).toEqual(['bbox/weft-tiny-face.onnx', 'segm/weft-tiny-face-seg.onnx']);
   });
 
   it('a bbox model gives a BBOX_DETECTOR and a SEGM_DETECTOR that refuses; a segm model gives both', async () => {

@@ -1,5 +1,6 @@
 import { pyRound } from '../../core/py-round.ts';
 import type { ImageTensor } from '../../core/tensor.ts';
+import { cvRound } from '../../image/preprocess/cv-resize.ts';
 
 /**
  * ultralytics' LetterBox as its predictor applies it: resize keeping the aspect (cv2 INTER_LINEAR on
@@ -72,11 +73,6 @@ const COEF_SCALE = 1 << COEF_BITS;
 /** OpenCV's SSE vertical pass handles this many bytes per step; the row's tail takes the scalar path. */
 const VEC = 16;
 
-function cvRoundEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** Source offsets and 11-bit weights of OpenCV's resizeGeneric for INTER_LINEAR (float32 positions). */
 function linearTable(dst: number, src: number): { i0: Int32Array; i1: Int32Array; c0: Int32Array; c1: Int32Array } {
   const scale = 1 / (dst / src);
@@ -99,8 +95,8 @@ function linearTable(dst: number, src: number): { i0: Int32Array; i1: Int32Array
     }
     i0[d] = s;
     i1[d] = Math.min(s + 1, src - 1);
-    c1[d] = cvRoundEven(f(fx * COEF_SCALE));
-    c0[d] = cvRoundEven(f(f(1 - fx) * COEF_SCALE));
+    c1[d] = cvRound(f(fx * COEF_SCALE));
+    c0[d] = cvRound(f(f(1 - fx) * COEF_SCALE));
   }
   return { i0, i1, c0, c1 };
 }
