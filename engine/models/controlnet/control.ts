@@ -25,6 +25,8 @@ export interface ControlNetRequest {
   readonly sigma: number;
   readonly timesteps: Float32Array;
   readonly context: Tensor;
+  /** The batch's named UNet inputs (SDXL's y, which its ControlNets take too). */
+  readonly extra?: Readonly<Record<string, Tensor>>;
   readonly chunks: number;
   readonly modelSampling?: ControlModelSampling;
   /** Per chunk: 0 = cond, 1 = uncond. */
@@ -194,7 +196,7 @@ export class ControlNetControl implements ControlLink {
       ? await this.tileFeatures(req.tiles, rows, req.signal)
       : broadcastRows(await this.hintFeatures(h, w, req.signal), rows, req.chunks);
     const x = { shape: req.x.shape, data: ms.calculateInput(req.sigma, req.x.data) };
-    const out = await this.net.run({ x, timesteps: req.timesteps, context: req.context, hintFeatures: features, signal: req.signal });
+    const out = await this.net.run({ x, timesteps: req.timesteps, context: req.context, hintFeatures: features, y: req.extra?.y, signal: req.signal });
     const scale = (t: Tensor, k: number): Tensor => {
       const s = Math.fround(strength * (scales?.[k] ?? 1));
       const src = this.net.globalAveragePooling ? globalAverage(t) : t;

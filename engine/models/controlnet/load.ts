@@ -112,8 +112,10 @@ export function controlNetFromSource(file: string, sf: WeightSource, dtypeOf: (n
     throw new Error(`${file}: not a ControlNet: no ${SINGLE_PREFIX}${ZERO_CONV0}, ${ZERO_CONV0} or controlnet_cond_embedding.conv_in.weight`);
   }
   if (!weights.has('input_hint_block.0.weight')) throw new Error(`${file}: not a ControlNet 1.x: it has zero convs but no hint encoder (input_hint_block.0.weight)`);
-  const unet = readUnetConfig(weights, '', { encoderOnly: true });
-  const family = otherFamily(unet);
+  let unet = readUnetConfig(weights, '', { encoderOnly: true });
+  // SDXL's ControlNets (label_emb, linear projections, widths in 64-wide heads, not SD2's 1024-wide context) run as its UNet does: 64-wide heads, a y input.
+  if (unet.admInChannels !== undefined && unet.useLinearInProj && unet.contextDim !== 1024 && unet.modelChannels % 64 === 0) unet = { ...unet, numHeadChannels: 64 };
+  const family = unet.numHeadChannels === undefined ? otherFamily(unet) : undefined;
   if (family) throw new UnsupportedModelError(`a ControlNet for ${family[0]}`, `${family[1]}; Weft runs SD1 ControlNets for now`);
   const config: ControlNetConfig = { unet, hintChannels: weights.shape('input_hint_block.0.weight')[1] };
   verify(weights, config, file);

@@ -36,6 +36,8 @@ export interface ControlNetRunArgs {
   context: Tensor;
   /** Encoded hint [1 or B, modelChannels, h, w]. */
   hintFeatures: Tensor;
+  /** The adm vector [B, admInChannels] of a ControlNet with a label embedding (SDXL's), as the UNet gets it. */
+  y?: Tensor;
   signal?: AbortSignal;
 }
 
@@ -78,11 +80,15 @@ export function controlNetModel(runtime: PartsRuntime, cn: ControlNetFile, hash:
       runs.hint++;
       return fromOrt((await runHint({ [HINT_IO.hint]: toOrt(hint) }))[HINT_IO.out], 'hint features');
     },
-    async run({ x, timesteps, context, hintFeatures, signal }) {
+    async run({ x, timesteps, context, hintFeatures, y, signal }) {
       if (signal?.aborted) throw new InterruptedError();
       if (x.shape.length !== 4 || x.shape[1] !== cfg.unet.inChannels) throw new Error(`this ControlNet takes a ${cfg.unet.inChannels}-channel latent, got [${x.shape.join(', ')}]`);
       if (context.shape[2] !== cfg.unet.contextDim) {
         throw new Error(`this ControlNet was made for a model with ${cfg.unet.contextDim}-wide text conditioning, but the conditioning is ${context.shape[2]} wide: it does not belong to this model's family`);
+      }
+      const adm = cfg.unet.admInChannels;
+      if (adm !== undefined && (!y || y.shape[0] !== x.shape[0] || y.shape[1] !== adm)) {
+        throw new Error(`this ControlNet takes the model's ${adm}-wide y (size and pooled-text) input for a batch of ${x.shape[0]}, got ${y ? `[${y.shape.join(', ')}]` : 'none'}`);
       }
       runs.net++;
       const out = await runNet({
@@ -90,6 +96,7 @@ export function controlNetModel(runtime: PartsRuntime, cn: ControlNetFile, hash:
         [CONTROLNET_IO.timesteps]: new ort.Tensor('float32', timesteps, [timesteps.length]),
         [CONTROLNET_IO.context]: toOrt(context),
         [CONTROLNET_IO.hintFeatures]: toOrt(hintFeatures),
+        ...(adm !== undefined && y ? { [CONTROLNET_IO.y]: toOrt(y) } : {}),
       });
       return {
         input: Array.from({ length: skips }, (_, i) => fromOrt(out[controlOutputName(i)], controlOutputName(i))),
