@@ -72,6 +72,13 @@ describe('SDXL ControlNet (single-file layout) on the tiny SDXL', () => {
       useLinearInProj: true,
       contextDim: tiny.cfg.unet.contextDim,
     });
+    // The diffusers layout (add_embedding, transformer_layers_per_block) reads to the same structure and weights.
+    const diffusers = join(tiny.dir, 'controlnet', 'xl-diffusers.safetensors');
+    makeControlNetFile(diffusers, { unet: tiny.cfg.unet, hintChannels: 3 }, { seed: 8, layout: 'diffusers' });
+    const d = readControlNet(diffusers);
+    expect(d.config).toEqual(cn.config);
+    for (const k of ['label_emb.0.0.weight', 'input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight', 'zero_convs.3.0.weight'])
+      expect(d.weights.get(k)).toEqual(cn.weights.get(k));
   });
 
   it('ControlNetApplyAdvanced equals a run fed the reference residuals (cldm with the entry y), and changes the result', async () => {
