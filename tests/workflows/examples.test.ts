@@ -50,6 +50,8 @@ describe('example workflows on the demo model', () => {
       'lora-embedding.json',
       'outpaint.json',
       'sd2-v.json',
+      'sdxl-refiner.json',
+      'sdxl-txt2img.json',
       'tiled-diffusion-4x.json',
       'txt2img.json',
       'ultimate-sd-upscale.json',
