@@ -18,7 +18,7 @@ import { decodeTiled } from '../../engine/models/ort-vae.ts';
 import type { UpscaleModel } from '../../engine/models/upscale/model.ts';
 import { ControlNetControl, type ControlLink } from '../../engine/models/controlnet/control.ts';
 import { T2IAdapterControl } from '../../engine/models/controlnet/adapter-control.ts';
-import type { Conditioning, Control } from '../../engine/sampling/conditioning.ts';
+import type { Conditioning, ConditioningEntry, Control } from '../../engine/sampling/conditioning.ts';
 import { ksample } from '../../engine/sampling/ksampler.ts';
 
 /**
@@ -135,20 +135,47 @@ function cropControl(
     : new T2IAdapterControl(c.adapter, application, previous);
 }
 
-/** crop_cond: text conditioning is kept; ControlNet hints are cropped to the tile; areas and masks are refused (not ported yet). */
-function cropCond(
+/**
+ * crop_area: an area (latent units of the input image) mapped to the canvas, intersected with the
+ * tile's crop region and moved to the crop's origin (in the crop's pixels, not rescaled to the tile,
+ * as the port does); an area outside the region is dropped with its strength.
+ */
+function cropArea(e: ConditioningEntry, region: Box, init: [number, number], canvas: [number, number]): ConditioningEntry {
+  const a = e.area!;
+  const [x1, y1, x2, y2] = resizeRegion([8 * a.x, 8 * a.y, 8 * (a.x + a.width), 8 * (a.y + a.height)], init, canvas);
+  const ix1 = Math.max(x1, region[0]);
+  const iy1 = Math.max(y1, region[1]);
+  const ix2 = Math.min(x2, region[2]);
+  const iy2 = Math.min(y2, region[3]);
+  if (ix1 >= ix2 || iy1 >= iy2) {
+    const { area: _a, strength: _s, ...rest } = e;
+    void _a;
+    void _s;
+    return rest;
+  }
+  const [ox1, oy1, ox2, oy2] = [ix1 - region[0], iy1 - region[1], ix2 - region[0], iy2 - region[1]];
+  return {
+    ...e,
+    area: { height: Math.floor((oy2 - oy1) / 8), width: Math.floor((ox2 - ox1) / 8), y: Math.floor(oy1 / 8), x: Math.floor(ox1 / 8) },
+  };
+}
+
+/** crop_cond: text conditioning is kept; ControlNet hints are cropped to the tile, areas to the first region; masks are refused (not ported yet). */
+export function cropCond(
   cond: Conditioning,
   regions: readonly Box[],
+  init: [number, number],
   canvas: [number, number],
   tile: [number, number],
   which: string,
 ): Conditioning {
-  return cond.map((e, i) => {
-    if (e.area || e.mask)
-      throw new Error(`UltimateSDUpscale: ${which} conditioning entry ${i} has an area or mask, which Weft does not crop to tiles yet`);
-    if (!e.control) return e;
-    const control: Control | undefined = cropControl(e.control as ControlLink, regions, canvas, tile) as Control | undefined;
-    return { ...e, control };
+  return cond.map((entry, i) => {
+    let e = entry;
+    if (e.mask) throw new Error(`UltimateSDUpscale: ${which} conditioning entry ${i} has a mask, which Weft does not crop to tiles yet`);
+    if (e.area?.percentage)
+      throw new Error(`UltimateSDUpscale: ${which} conditioning entry ${i} has a percentage area, which the package cannot crop either`);
+    if (e.control) e = { ...e, control: cropControl(e.control as ControlLink, regions, canvas, tile) as Control | undefined };
+    return e.area ? cropArea(e, regions[0], init, canvas) : e;
   });
 }
 
@@ -182,9 +209,10 @@ async function processGroup(
   jobs: readonly UsduJob[],
   p: UsduParams,
   s: UsduSampling,
-  canvas: [number, number],
+  sizes: { init: [number, number]; canvas: [number, number] },
   opts: UsduRunOptions,
 ): Promise<void> {
+  const { init, canvas } = sizes;
   const { w: W, h: H } = images[0];
   const planned = jobs.map((job) => {
     const mask = job.mask();
@@ -201,8 +229,8 @@ async function processGroup(
   const samples = await s.vae.encode(toImage(tiles), opts.signal);
   // A batched redraw crops hints for every (image, tile) pair; a single pass for its one region (the port's crop_cond calls).
   const regions = planned.length > 1 ? images.flatMap(() => planned.map((q) => q.region)) : [planned[0].region];
-  const positive = cropCond(s.positive, regions, canvas, [tw, th], 'positive');
-  const negative = cropCond(s.negative, regions, canvas, [tw, th], 'negative');
+  const positive = cropCond(s.positive, regions, init, canvas, [tw, th], 'positive');
+  const negative = cropCond(s.negative, regions, init, canvas, [tw, th], 'negative');
   const out = await ksample({
     model: s.model,
     seed: s.seed,
@@ -291,7 +319,7 @@ export async function ultimateSdUpscale(
   opts.onProgress?.(0, total);
   for (const g of groups) {
     if (opts.signal?.aborted) throw new InterruptedError();
-    await processGroup(images, g, p, s, [W, H], opts);
+    await processGroup(images, g, p, s, { init: [w, h], canvas: [W, H] }, opts);
     done += g.length;
     opts.onProgress?.(done, total);
   }

@@ -10,7 +10,8 @@ import {
   type UsduParams,
 } from '../../engine/image/usdu/geometry.ts';
 import { getbbox } from '../../engine/image/usdu/pil-ops.ts';
-import { batchJobs } from '../../nodes/upscale/usdu-process.ts';
+import { batchJobs, cropCond } from '../../nodes/upscale/usdu-process.ts';
+import type { Conditioning } from '../../engine/sampling/conditioning.ts';
 
 /*
  * Ultimate SD Upscale's geometry against the A1111 script's rules worked by hand: canvas rounding,
@@ -144,5 +145,29 @@ describe('Ultimate SD Upscale geometry', () => {
     expect(redraw).toEqual([['00', '20'], ['11', '02'], ['22'], ['10', '01'], ['21', '12']]);
     expect(groups.filter((g) => g[0].stage !== 'redraw').every((g) => g.length === 1)).toBe(true);
     expect(batchJobs(jobs, 1, 'Chess').every((g) => g.length === 1)).toBe(true);
+  });
+
+  it('crop_area: the area mapped from the input image to the canvas, cut to the region, moved to its origin; dropped with its strength outside', () => {
+    const cond: Conditioning = [
+      { cond: { shape: [1, 1, 1], data: new Float32Array(1) }, area: { x: 2, y: 0, width: 4, height: 4 }, strength: 0.7 },
+    ];
+    const crop = (region: readonly [number, number, number, number]): Conditioning =>
+      cropCond(cond, [region], [64, 64], [128, 128], [80, 80], 'positive');
+    // Area pixels (16, 0)–(48, 32) on the 64² input → (32, 0)–(96, 64) on the 128² canvas.
+    expect(crop([0, 0, 80, 80])[0].area).toEqual({ height: 8, width: 6, y: 0, x: 4 });
+    expect(crop([40, 8, 120, 100])[0].area).toEqual({ height: 7, width: 7, y: 0, x: 0 });
+    const outside = crop([96, 96, 128, 128])[0];
+    expect(outside.area).toBeUndefined();
+    expect(outside.strength).toBeUndefined();
+    expect(() =>
+      cropCond(
+        [{ ...cond[0], mask: { shape: [1, 8, 8], data: new Float32Array(64) } }],
+        [[0, 0, 8, 8]],
+        [8, 8],
+        [8, 8],
+        [8, 8],
+        'negative',
+      ),
+    ).toThrow(/negative conditioning entry 0 has a mask/);
   });
 });
