@@ -92,7 +92,7 @@ export function QueuePanel(props: {
       <li key={id} className={`queue-item ${state}`} data-testid={`queue-item-${state}`}>
         <span className="queue-number">#{item?.[0] ?? '…'}</span>
         <span className="queue-names" data-testid="queue-names">
-          {item ? outputNames(item, info, lang) : id.slice(0, 8)}
+          {item ? outputNames(item, info, lang) : '…'}
         </span>
         {state === 'running' && props.runningNode && item && (
           <span className="queue-node" data-testid="queue-running-node">
