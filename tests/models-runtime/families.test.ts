@@ -87,7 +87,7 @@ beforeAll(async () => {
 describe('model families', () => {
   it('a family registered beside SD1 is chosen for its own checkpoints, SD1 still for SD1 ones', async () => {
     const families = builtinFamilies().register(FAKE);
-    expect(families.list().map((f) => f.id)).toEqual(['fake', 'sd1']);
+    expect(families.list().map((f) => f.id)).toEqual(['sdxl', 'sd2', 'fake', 'sd1']);
     const m = new ModelManager({ cacheDir: join(mkdtempSync(join(tmpdir(), 'weft-fam-')), 'cache'), device: 'cpu', log: quiet, families });
 
     const fake = await m.loadCheckpoint(fakeFile);
