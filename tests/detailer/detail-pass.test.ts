@@ -200,6 +200,28 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
     expect(changed(other, refined).length).toBeGreaterThan(0);
   }, 120_000);
 
+  it('batch: two same-size, disjoint crops in one sampling run give the one-by-one result (up to one 8-bit step)', async () => {
+    const img = picture(H, W);
+    const segs = { shape: [H, W] as const, segments: [boxSeg([4, 4, 20, 20], H, W, 2), boxSeg([50, 30, 66, 46], H, W, 2)] };
+    const lines: string[] = [];
+    const one = await detailForEach(img, segs, { ...opts(), cycle: 2 });
+    const both = await detailForEach(img, segs, { ...opts(), cycle: 2, batch: true, log: (l) => lines.push(l) });
+    expect(lines.join('\n')).toMatch(/2 segments of 32x32 sampled as one batch/);
+    let worst = 0;
+    let differ = 0;
+    for (let i = 0; i < img.data.length; i++) {
+      const d = Math.abs(one.image.data[i] - both.image.data[i]);
+      worst = Math.max(worst, d);
+      if (d > 0) differ++;
+    }
+    expect(worst).toBeLessThanOrEqual(1 / 255 + 1e-6);
+    expect(differ).toBeLessThan(img.data.length / 100);
+    // a sampler with step noise is never batched
+    const anc: string[] = [];
+    await detailForEach(img, segs, { ...opts(), samplerName: 'euler_ancestral', batch: true, log: (l) => anc.push(l) });
+    expect(anc.join('\n')).not.toMatch(/one batch/);
+  }, 120_000);
+
   it('no segments: the image passes through unchanged with a log line', async () => {
     const img = picture(H, W);
     const lines: string[] = [];

@@ -4,7 +4,8 @@ import { describeShape, type ImageTensor, type Tensor } from '../../core/tensor.
 import { resizeNCHW } from '../../image/resize.ts';
 import type { Box, Seg, Segs } from '../../image/segs.ts';
 import type { Conditioning } from '../conditioning.ts';
-import { detailUpscalePlan, enhanceDetail, type DetailSampling } from './enhance.ts';
+import { samplerNeedsNoise } from '../samplers/index.ts';
+import { detailUpscalePlan, enhanceDetail, enhanceDetailBatch, type DetailSampling, type UpscalePlan } from './enhance.ts';
 import { impactBlurMask } from './impact-blur.ts';
 
 /**
@@ -23,6 +24,11 @@ export interface DetailOptions extends DetailSampling {
   feather: number;
   noiseMask: boolean;
   forceInpaint: boolean;
+  /**
+   * Sample same-size segments as one batch where that cannot change the result beyond the UNet's
+   * batch arithmetic (see sampleBatched). Off in the nodes: the Impact Pack samples one by one.
+   */
+  batch?: boolean;
 }
 
 export interface DetailResult {
@@ -120,6 +126,79 @@ function byShapeDesc(list: Tensor[]): Tensor[] {
   return [...list].sort(cmp);
 }
 
+interface PreparedSegment {
+  region: Box;
+  rw: number;
+  rh: number;
+  mask2d: Float32Array;
+  plan: UpscalePlan;
+  seed: bigint;
+  bbox: Box;
+}
+
+/** The checks and sizes of one segment, or why it is skipped (an empty reason: skipped silently). */
+function prepareSegment(seg: Seg, i: number, image: Tensor, o: DetailOptions): PreparedSegment | { skip: string } {
+  const [, h, w] = image.shape;
+  const region = clampBox(seg.cropRegion, h, w);
+  const rw = region[2] - region[0];
+  const rh = region[3] - region[1];
+  const [mh, mw] = maskDims(seg.croppedMask);
+  if (rw <= 0 || rh <= 0 || seg.bbox[2] - seg.bbox[0] <= 0 || seg.bbox[3] - seg.bbox[1] <= 0) {
+    return {
+      skip: `Detailer: segment ${i} (${seg.label}) skipped: zero-area box [${seg.bbox.join(', ')}] / crop region [${region.join(', ')}]`,
+    };
+  }
+  if (mh !== seg.cropRegion[3] - seg.cropRegion[1] || mw !== seg.cropRegion[2] - seg.cropRegion[0]) {
+    throw new Error(
+      `segment ${i} (${seg.label}): cropped_mask is ${mw}x${mh} but its crop_region [${seg.cropRegion.join(', ')}] is ` +
+        `${seg.cropRegion[2] - seg.cropRegion[0]}x${seg.cropRegion[3] - seg.cropRegion[1]}`,
+    );
+  }
+  // A region running past the image (a detector that did not clamp) keeps the mask's inside part.
+  const mask2d = cropMaskTo(seg.croppedMask.data, mw, region[0] - seg.cropRegion[0], region[1] - seg.cropRegion[1], rw, rh);
+  if (mask2d.every((v) => v === 0)) return { skip: 'Detailer: segment skip [empty mask]' };
+  const plan = detailUpscalePlan({ width: rw, height: rh }, seg.bbox, o);
+  return { region, rw, rh, mask2d, plan, seed: o.seed + BigInt(i), bbox: seg.bbox };
+}
+
+const disjoint = (a: Box, b: Box): boolean => a[2] <= b[0] || b[2] <= a[0] || a[3] <= b[1] || b[3] <= a[1];
+
+/**
+ * The `batch` option: when the processed segments' crop regions do not overlap (so their order
+ * cannot matter), the sampler draws no step noise and the prompts carry no area masks, segments
+ * with the same crop and upscaled sizes share one sampling run. Returns their refined crops by index.
+ */
+async function sampleBatched(
+  prepared: readonly (PreparedSegment | { skip: string })[],
+  image: Tensor,
+  o: DetailOptions,
+): Promise<Map<number, Tensor>> {
+  const out = new Map<number, Tensor>();
+  const live = prepared.map((p, i) => ({ p, i })).filter((e): e is { p: PreparedSegment; i: number } => !('skip' in e.p) && !e.p.plan.skip);
+  const masked = [...o.positive, ...o.negative].some((e) => e.mask);
+  if (live.length < 2 || masked || samplerNeedsNoise(o.samplerName)) return out;
+  for (let a = 0; a < live.length; a++)
+    for (let b = a + 1; b < live.length; b++) if (!disjoint(live[a].p.region, live[b].p.region)) return out;
+  const groups = new Map<string, { p: PreparedSegment; i: number }[]>();
+  for (const e of live) {
+    const key = `${e.p.rw}x${e.p.rh}>${e.p.plan.width}x${e.p.plan.height}`;
+    groups.set(key, [...(groups.get(key) ?? []), e]);
+  }
+  for (const group of groups.values()) {
+    if (group.length < 2) continue;
+    o.log?.(`Detailer: ${group.length} segments of ${group[0].p.rw}x${group[0].p.rh} sampled as one batch`);
+    const items = group.map(({ p }) => ({
+      image: cropRegion(image, { x: p.region[0], y: p.region[1], width: p.rw, height: p.rh }, 'NHWC'),
+      bbox: p.bbox,
+      noiseMask: o.noiseMask ? { shape: [p.rh, p.rw], data: p.mask2d } : undefined,
+      seed: p.seed,
+    }));
+    const refined = await enhanceDetailBatch(items, group[0].p.plan, o);
+    group.forEach((e, k) => out.set(e.i, refined[k]));
+  }
+  return out;
+}
+
 export async function detailForEach(image: ImageTensor, segsIn: Segs, o: DetailOptions): Promise<DetailResult> {
   if (image.shape.length !== 4 || image.shape[0] !== 1) {
     throw new Error(`DetailerForEach does not allow image batches: image is ${describeShape(image.shape)} (use one image)`);
@@ -132,41 +211,28 @@ export async function detailForEach(image: ImageTensor, segsIn: Segs, o: DetailO
   const enhancedAlpha: Tensor[] = [];
   const newSegments: Seg[] = [];
   if (segs.segments.length === 0) o.log?.('Detailer: no segments; the image passes through unchanged');
-  for (const [i, seg] of segs.segments.entries()) {
-    const region = clampBox(seg.cropRegion, h, w);
-    const rw = region[2] - region[0];
-    const rh = region[3] - region[1];
-    const [mh, mw] = maskDims(seg.croppedMask);
-    if (rw <= 0 || rh <= 0 || seg.bbox[2] - seg.bbox[0] <= 0 || seg.bbox[3] - seg.bbox[1] <= 0) {
-      o.log?.(`Detailer: segment ${i} (${seg.label}) skipped: zero-area box [${seg.bbox.join(', ')}] / crop region [${region.join(', ')}]`);
+  const prepared = segs.segments.map((seg, i) => prepareSegment(seg, i, { shape: [1, h, w, c], data }, o));
+  const batched = o.batch ? await sampleBatched(prepared, { shape: [1, h, w, c], data }, o) : new Map<number, Tensor>();
+  for (const [i, p] of prepared.entries()) {
+    if ('skip' in p) {
+      if (p.skip) o.log?.(p.skip);
       continue;
     }
-    if (mh !== seg.cropRegion[3] - seg.cropRegion[1] || mw !== seg.cropRegion[2] - seg.cropRegion[0]) {
-      throw new Error(
-        `segment ${i} (${seg.label}): cropped_mask is ${mw}x${mh} but its crop_region [${seg.cropRegion.join(', ')}] is ` +
-          `${seg.cropRegion[2] - seg.cropRegion[0]}x${seg.cropRegion[3] - seg.cropRegion[1]}`,
-      );
-    }
-    // A region running past the image (a detector that did not clamp) keeps the mask's inside part.
-    const mask2d = cropMaskTo(seg.croppedMask.data, mw, region[0] - seg.cropRegion[0], region[1] - seg.cropRegion[1], rw, rh);
-    const crop = cropRegion({ shape: [1, h, w, c], data }, { x: region[0], y: region[1], width: rw, height: rh }, 'NHWC');
-    if (mask2d.every((v) => v === 0)) {
-      o.log?.('Detailer: segment skip [empty mask]');
-      continue;
-    }
-    const pasteMask = impactBlurMask({ shape: [1, rh, rw], data: mask2d }, o.feather).data;
-    const seed = o.seed + BigInt(i);
-    const plan = detailUpscalePlan({ width: rw, height: rh }, seg.bbox, o);
+    const seg = segs.segments[i];
+    const { region, mask2d, plan } = p;
+    // Later segments see the earlier ones' results, so the crop is taken again here.
+    const crop = cropRegion({ shape: [1, h, w, c], data }, { x: region[0], y: region[1], width: p.rw, height: p.rh }, 'NHWC');
+    const pasteMask = impactBlurMask({ shape: [1, p.rh, p.rw], data: mask2d }, o.feather).data;
     let refined: Tensor | undefined;
     if (plan.skip) o.log?.(`Detailer: ${plan.skip}`);
     else {
-      const positive = cropConditioning(o.positive, { h, w }, region);
-      const negative = cropConditioning(o.negative, { h, w }, region);
-      refined = await enhanceDetail(crop, seg.bbox, o.noiseMask ? { shape: [rh, rw], data: mask2d } : undefined, seed, plan, {
-        ...o,
-        positive,
-        negative,
-      });
+      refined = batched.get(i);
+      if (!refined) {
+        const positive = cropConditioning(o.positive, { h, w }, region);
+        const negative = cropConditioning(o.negative, { h, w }, region);
+        const noiseMask = o.noiseMask ? { shape: [p.rh, p.rw], data: mask2d } : undefined;
+        refined = await enhanceDetail(crop, seg.bbox, noiseMask, p.seed, plan, { ...o, positive, negative });
+      }
       pasteBlended(data, h, w, refined, pasteMask, region[0], region[1]);
       enhanced.push(refined);
       enhancedAlpha.push(withAlpha(refined, pasteMask));

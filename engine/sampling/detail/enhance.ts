@@ -4,6 +4,7 @@ import type { Conditioning } from '../conditioning.ts';
 import type { PreviewImage } from '../../core/preview.ts';
 import type { Box } from '../../image/segs.ts';
 import { impactBlurMask } from './impact-blur.ts';
+import { randomNoise } from '../noise/index.ts';
 import { impactSample } from './impact-sample.ts';
 import { lanczosImage } from './resize.ts';
 
@@ -117,4 +118,69 @@ export async function enhanceDetail(
   }
   const decoded = await s.vae.decode(refined.samples, s.signal);
   return lanczosImage(decoded, w, h);
+}
+
+/**
+ * Several crops of one upscaled size through one sampling run (a batch of n): each crop's latent,
+ * noise mask and starting noise (from its own seed) are stacked, so with a sampler that draws no
+ * step noise the result is each crop's own run up to the UNet's batch arithmetic. Returns the
+ * refined crops at their crop sizes.
+ */
+export async function enhanceDetailBatch(
+  items: readonly { image: Tensor; bbox: Box; noiseMask: Tensor | undefined; seed: bigint }[],
+  plan: UpscalePlan,
+  s: DetailSampling,
+): Promise<Tensor[]> {
+  const latents: Latent[] = [];
+  for (const it of items) {
+    const samples = await s.vae.encode(lanczosImage(it.image, plan.width, plan.height), s.signal);
+    const m = it.noiseMask?.shape;
+    const noiseMask =
+      it.noiseMask && m
+        ? impactBlurMask({ shape: [1, m[m.length - 2], m[m.length - 1]], data: it.noiseMask.data }, s.noiseMaskFeather)
+        : undefined;
+    latents.push({ samples, noiseMask });
+  }
+  const one = latents[0].samples.shape;
+  const stack = (parts: readonly Float32Array[]): Float32Array => {
+    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  };
+  const masked = latents.every((l) => l.noiseMask);
+  const mshape = latents[0].noiseMask?.shape ?? [];
+  let refined: Latent = {
+    samples: { shape: [items.length, ...one.slice(1)], data: stack(latents.map((l) => l.samples.data)) },
+    noiseMask: masked ? { shape: [items.length, ...mshape.slice(1)], data: stack(latents.map((l) => l.noiseMask!.data)) } : undefined,
+  };
+  for (let c = 0; c < s.cycle; c++) {
+    const noise = stack(items.map((it, i) => randomNoise(it.seed + BigInt(c)).generate(latents[i])));
+    refined = await impactSample({
+      model: s.model,
+      seed: items[0].seed + BigInt(c),
+      noise,
+      steps: s.steps,
+      cfg: s.cfg,
+      samplerName: s.samplerName,
+      scheduler: s.scheduler,
+      positive: s.positive,
+      negative: s.negative,
+      latent: refined,
+      denoise: s.denoise,
+      differential: masked && s.noiseMaskFeather > 0,
+      signal: s.signal,
+      onStep: s.onStep,
+    });
+  }
+  const decoded = await s.vae.decode(refined.samples, s.signal);
+  const [, dh, dw, dc] = decoded.shape;
+  return items.map((it, i) => {
+    const [, h, w] = it.image.shape;
+    const one: Tensor = { shape: [1, dh, dw, dc], data: decoded.data.subarray(i * dh * dw * dc, (i + 1) * dh * dw * dc) };
+    return lanczosImage(one, w, h);
+  });
 }

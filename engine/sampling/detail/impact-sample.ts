@@ -57,6 +57,8 @@ export interface ImpactSampleArgs {
   differential?: boolean;
   /** Multiplies the starting noise (A1111's initial noise multiplier); 1 leaves it bit-identical. */
   noiseMultiplier?: number;
+  /** The starting noise instead of the seed's (a batch of crops, each with its own seed's noise). */
+  noise?: Float32Array;
   signal?: AbortSignal;
   onStep?: (step: number, total: number, preview?: PreviewImage) => void;
 }
@@ -79,7 +81,7 @@ export async function impactSample(a: ImpactSampleArgs): Promise<Latent> {
   let guider = cfgGuider({ model: a.model, positive: a.positive, negative: a.negative, cfg: a.cfg });
   const sigmas = impactRunSigmas(guider.modelSampling, a);
   if (sigmas.length === 0) return a.latent;
-  let noise = randomNoise(a.seed).generate(a.latent);
+  let noise = a.noise ?? randomNoise(a.seed).generate(a.latent);
   const mult = a.noiseMultiplier ?? 1;
   if (mult !== 1) noise = noise.map((v) => v * mult);
   let latent = a.latent;
