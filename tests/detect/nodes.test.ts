@@ -10,7 +10,7 @@ import type { NodeContext } from '../../engine/registry/context.ts';
 import type { AnyNodeDefinition } from '../../engine/registry/types.ts';
 import { BboxDetectorSEGS, ImpactSimpleDetectorSEGS, SegmDetectorSEGS } from '../../nodes/detect/detectors.ts';
 import { detectorNames, UltralyticsDetectorProvider } from '../../nodes/detect/provider.ts';
-import { MaskToSEGS, SEGSPreview, SEGSToImageList, SegsToCombinedMask } from '../../nodes/detect/segs-nodes.ts';
+import { ImpactSEGSLabelFilter, MaskToSEGS, SEGSPreview, SEGSToImageList, SegsToCombinedMask } from '../../nodes/detect/segs-nodes.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
 import { TestWorld } from '../image/context.ts';
 
@@ -148,6 +148,24 @@ describe('SEGS nodes', () => {
     const [back] = (await run(SegsToCombinedMask, { segs })) as [MaskTensor];
     expect(back.shape).toEqual([1, 64, 80]);
     back.data.forEach((v, i) => expect(v).toBe(mask.data[i] === 0.5 ? Math.fround(127 / 255) : mask.data[i]));
+  });
+
+  it("ImpactSEGSLabelFilter splits by label (the preset widget is only the editor's helper)", async () => {
+    const [bbox] = (await run(UltralyticsDetectorProvider, { model_name: 'bbox/weft-tiny-face.onnx' })) as SegsDetector[];
+    const [segs] = (await run(BboxDetectorSEGS, {
+      threshold: 0.5,
+      dilation: 0,
+      crop_factor: 2,
+      drop_size: 10,
+      labels: 'all',
+      bbox_detector: bbox,
+      image: picture(256, 256),
+    })) as [Segs];
+    const [kept, rest] = (await run(ImpactSEGSLabelFilter, { segs, preset: 'face', labels: 'hand' })) as [Segs, Segs];
+    expect(kept.segments.map((s) => s.label)).toEqual(['hand']);
+    expect(rest.segments.map((s) => s.label)).toEqual(['face', 'face']);
+    const [all, none] = (await run(ImpactSEGSLabelFilter, { segs, preset: 'all', labels: 'all' })) as [Segs, Segs];
+    expect([all.segments.length, none.segments.length]).toEqual([3, 0]);
   });
 
   it('SEGSToImageList cuts the fallback image; an empty SEGS gives one 64² black image', async () => {
