@@ -108,6 +108,8 @@ export function rankNodes(info: ObjectInfo, query: string, filterType?: string, 
     const s = Math.max(
       fuzzyScore(q, e.display_name),
       fuzzyScore(q, name),
+      // 'save latent' finds SaveLatent: class names have no spaces.
+      q.includes(' ') ? fuzzyScore(q.replace(/\s+/g, ''), name) : -1,
       zh ? fuzzyScore(q, zh) : -1,
       fuzzyScore(q, e.category) * 0.5,
       fuzzyScore(q, categoryName(e.category, 'zh')) * 0.5,
