@@ -5,6 +5,7 @@ import type { VaeConfig } from '../families/sd1/config.ts';
 import type { PartsRuntime } from '../runtime/parts-runtime.ts';
 import { applyGroupNorm, combineStats, groupStats, siluInPlace, type GroupStats } from './group-norm.ts';
 import { LayerRunner } from './layers.ts';
+import { TileSpill, type Parked } from './spill.ts';
 import { splitTiles, type Bbox } from './split.ts';
 import { taskQueue, type Task } from './tasks.ts';
 
@@ -17,8 +18,9 @@ import { taskQueue, type Task } from './tasks.ts';
  * one tile (its mean and std restored per channel), so the tiles never wait for each other; the
  * encoder's colour fix takes only those before the first downsample from it, the rest across tiles.
  * Only the convs and attention run in ONNX (engine/models/tiled-vae/layers.ts); GroupNorm, SiLU and
- * the residual adds are done here. Memory: the tiles' activations at one layer plus one residual
- * each, about two copies of that layer's whole-image activation, never the whole network's.
+ * the residual adds are done here. Memory: tiles waiting at a GroupNorm (activation and pending
+ * residual) stay in memory up to `memoryBudget` and wait in temporary files beyond it (spill.ts), so
+ * the peak is the budget, one tile's work and the output, whatever the image size.
  */
 
 export interface TiledVaeSource {
@@ -38,6 +40,8 @@ export interface TiledVaeOptions {
   readonly colorFix?: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: (done: number, total: number) => void;
+  /** Bytes of waiting tiles kept in memory; beyond it they wait in temporary files (default 1 GiB). */
+  readonly memoryBudget?: number;
 }
 
 interface TileState {
@@ -224,43 +228,62 @@ export class TiledVae {
     if (!(tileSize >= 1)) throw new Error(`tiled VAE: tile size ${tileSize} is below 1`);
     const split = splitTiles(H, W, tileSize, pad, decoder);
     const fixed = fast ? await this.estimate(z, queue, tileSize, colorFix, o.signal) : new Map<number, GroupStats>();
-    const tiles: TileState[] = split.input.map(([x1, x2, y1, y2]) => ({ x: cropNchw(z, y1, y2, x1, x2), pos: 0 }));
+    const spill = new TileSpill(o.memoryBudget ?? 2 ** 30);
+    const tiles: { parked?: Parked; pos: number; pending?: GroupStats }[] = split.input.map(([x1, x2, y1, y2]) => ({
+      parked: spill.park(cropNchw(z, y1, y2, x1, x2), undefined),
+      pos: 0,
+    }));
     const total = tiles.length * queue.length;
     let done = 0;
-    for (;;) {
-      const waiting: { stats: GroupStats; pixels: number }[] = [];
-      for (const s of tiles) {
-        while (s.pos < queue.length) {
-          if (o.signal?.aborted) throw new InterruptedError();
-          const t = queue[s.pos];
-          if (t.op === 'norm') {
-            const f = fixed.get(s.pos);
-            if (!f) {
-              waiting.push({ stats: groupStats(s.x, this.groups), pixels: s.x.shape[2] * s.x.shape[3] });
-              break;
-            }
-            s.x = this.norm(t.key, s.x, f);
-          } else await this.step(t, s);
-          s.pos++;
-          o.onProgress?.(++done, total);
-        }
-      }
-      if (waiting.length === 0) break;
-      if (waiting.length !== tiles.length) throw new Error('tiled VAE: tiles reached different norms');
-      const stats = combineStats(waiting);
-      for (const s of tiles) {
-        const t = queue[s.pos] as Extract<Task, { op: 'norm' }>;
-        s.x = this.norm(t.key, s.x, stats);
-        s.pos++;
-        o.onProgress?.(++done, total);
-      }
-    }
-    const c = tiles[0].x.shape[1];
     const oh = decoder ? H * 8 : Math.floor(H / 8);
     const ow = decoder ? W * 8 : Math.floor(W / 8);
-    const out = new Float32Array(N * c * oh * ow);
-    tiles.forEach((s, i) => placeTile(out, [N, c, oh, ow], s.x, split.input[i], split.output[i], decoder));
-    return { shape: [N, c, oh, ow], data: out };
+    let out: Float32Array | undefined;
+    let channels = 0;
+    try {
+      for (;;) {
+        const waiting: { stats: GroupStats; pixels: number }[] = [];
+        for (const [i, tile] of tiles.entries()) {
+          if (tile.pos >= queue.length) continue;
+          const s: TileState = { ...spill.take(tile.parked!), pos: tile.pos };
+          tile.parked = undefined;
+          if (tile.pending) {
+            // The GroupNorm every tile stopped at, with the statistics of all of them.
+            s.x = this.norm((queue[s.pos] as Extract<Task, { op: 'norm' }>).key, s.x, tile.pending);
+            tile.pending = undefined;
+            s.pos++;
+            o.onProgress?.(++done, total);
+          }
+          while (s.pos < queue.length) {
+            if (o.signal?.aborted) throw new InterruptedError();
+            const t = queue[s.pos];
+            if (t.op === 'norm') {
+              const f = fixed.get(s.pos);
+              if (!f) {
+                waiting.push({ stats: groupStats(s.x, this.groups), pixels: s.x.shape[2] * s.x.shape[3] });
+                break;
+              }
+              s.x = this.norm(t.key, s.x, f);
+            } else await this.step(t, s);
+            s.pos++;
+            o.onProgress?.(++done, total);
+          }
+          tile.pos = s.pos;
+          if (s.pos < queue.length) tile.parked = spill.park(s.x, s.res);
+          else {
+            channels = s.x.shape[1];
+            out ??= new Float32Array(N * channels * oh * ow);
+            placeTile(out, [N, channels, oh, ow], s.x, split.input[i], split.output[i], decoder);
+          }
+        }
+        if (waiting.length === 0) break;
+        if (waiting.length !== tiles.length) throw new Error('tiled VAE: tiles reached different norms');
+        const stats = combineStats(waiting);
+        for (const tile of tiles) tile.pending = stats;
+      }
+    } finally {
+      spill.close();
+    }
+    return { shape: [N, channels, oh, ow], data: out! };
   }
 }
 
