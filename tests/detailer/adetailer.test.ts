@@ -231,6 +231,15 @@ describe('ADetailer on the tiny SD1 checkpoint and weft-tiny-face', () => {
     expect(out.image.data).toEqual(img.data);
   });
 
+  it('[SKIP] prompts skip their masks (the last part serves the masks beyond the parts)', async () => {
+    const img = picture(IH, IW);
+    const lines: string[] = [];
+    const out = await adetailerPass(img, await options({ positives: [undefined], log: (l) => lines.push(l) }));
+    expect(out.processed).toBe(0);
+    expect(out.image.data).toEqual(img.data);
+    expect(lines.filter((l) => /\[SKIP\]/.test(l))).toHaveLength(3);
+  });
+
   it('pixels outside every blurred mask keep their values bit for bit; inside they change', async () => {
     const img = picture(IH, IW);
     const o = await options();
