@@ -9,15 +9,15 @@ export function HelpPanel({ lang }: { lang: Lang }) {
           {[
             ['Ctrl+Enter', t('queue', lang)],
             ['Ctrl+S', t('save', lang)],
-            ['Ctrl+Z / Ctrl+Y', 'undo / redo'],
-            ['Ctrl+C / Ctrl+V', 'copy / paste'],
-            ['Ctrl+M', 'mute'],
-            ['Ctrl+B', 'bypass'],
+            ['Ctrl+Z / Ctrl+Y', t('undoRedo', lang)],
+            ['Ctrl+C / Ctrl+V', t('copyPaste', lang)],
+            ['Ctrl+M', t('mute', lang)],
+            ['Ctrl+B', t('bypass', lang)],
             ['Ctrl+G', t('group', lang)],
-            [t('edgeDblClick', lang), 'reroute'],
+            [t('edgeDblClick', lang), t('reroute', lang)],
             ['Delete', t('delete', lang)],
-            ['Double-click', t('search', lang)],
-            ['.', 'fit view'],
+            [t('dblClick', lang), t('search', lang)],
+            ['.', t('fitView', lang)],
             ['Esc', t('close', lang)],
           ].map(([k, v]) => (
             <tr key={k}>
