@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { openClipLayout } from '../../engine/models/families/openclip/config.ts';
-import { SD15_CONFIG, unetLayout, vaeLayout } from '../../engine/models/families/sd1/layout.ts';
+import { layoutShapes, SD15_CONFIG, unetLayout, vaeLayout } from '../../engine/models/families/sd1/layout.ts';
 import { SD2_PREFIX } from '../../engine/models/families/sd2/config.ts';
 import { SDXL_BASE_CONFIG, sdxlLayout, tinySdxlConfig } from '../../engine/models/families/sdxl/layout.ts';
+import type { WeightSource } from '../../engine/core/weights.ts';
 import { adapterKeyMap } from '../../engine/models/lora/keys.ts';
+import { AdapterArchitectureError, parseAdapter } from '../../engine/models/lora/index.ts';
 import { checkpointFamilyOf, familyFromKeys } from '../../engine/models/lora/family.ts';
 
 /*
@@ -140,5 +142,33 @@ describe('SDXL refiner (bigG alone at embedder 0)', () => {
     expect(map.get('text_encoders.clip_g.transformer.text_model.encoder.layers.0.self_attn.out_proj')).toBe(`${R}0.attn.out_proj.weight`);
     expect(map.has('lora_te1_text_model_encoder_layers_0_mlp_fc1')).toBe(false);
     expect(checkpointFamilyOf((n) => names.includes(n))).toBe('SDXL');
+  });
+});
+
+describe('adapters of another family on SD2 are refused naming both families', () => {
+  const adapter = (entries: [string, number[]][]): WeightSource => layoutShapes(new Map(entries));
+  const ckpt = layoutShapes(
+    new Map([
+      ...unetLayout(SD2_768.unet, SD2_PREFIX.unet),
+      ...openClipLayout(SD2_768.clip, SD2_PREFIX.clip),
+      ...vaeLayout(SD15_CONFIG.vae, SD2_PREFIX.vae),
+    ]),
+  );
+  it('an SD1 LoRA (768-wide text) on SD2: by its text encoder q/k/v and by its cross-attention', () => {
+    const te = adapter([
+      ['lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight', [768, 4]],
+      ['lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight', [4, 768]],
+    ]);
+    expect(() => parseAdapter('sd1.safetensors', te, ckpt)).toThrow(AdapterArchitectureError);
+    expect(() => parseAdapter('sd1.safetensors', te, ckpt)).toThrow(
+      /this adapter is for SD1 \(its text encoder is 768 wide, the checkpoint's 1024.*but the checkpoint is an SD2 model; use a LoRA made for SD2\.x/,
+    );
+    const unet = adapter([
+      ['lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_up.weight', [320, 4]],
+      ['lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.lora_down.weight', [4, 768]],
+    ]);
+    expect(() => parseAdapter('sd1.safetensors', unet, ckpt)).toThrow(
+      /for SD1 \(its cross-attention takes 768-wide text embeddings, the checkpoint's 1024.*checkpoint is an SD2 model/,
+    );
   });
 });

@@ -63,7 +63,9 @@ export function familyFromMismatch(target: string, expected: readonly number[], 
     const family = CONTEXT_WIDTH[got[1]];
     if (family) return { family, evidence: `its cross-attention takes ${got[1]}-wide text embeddings, the checkpoint's ${expected[1]}` };
   }
-  if (target.startsWith('cond_stage_model.') && /\.self_attn\.[qkv]_proj\.weight$/.test(target) && got.length >= 2 && got[1] !== expected[1]) {
+  // Text encoder attention: CLIP-L's q/k/v, or open_clip's fused in_proj that q/k/v LoRAs patch in thirds.
+  const textAttention = /^(cond_stage_model|conditioner\.embedders\.\d+)\..*\.(self_attn\.[qkv]_proj\.weight|attn\.in_proj_weight)$/;
+  if (textAttention.test(target) && got.length >= 2 && got[1] !== expected[1]) {
     const family = TEXT_WIDTH[got[1]];
     if (family) return { family, evidence: `its text encoder is ${got[1]} wide, the checkpoint's ${expected[1]}` };
   }
