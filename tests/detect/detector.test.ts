@@ -15,6 +15,7 @@ import { readOnnxInfo } from '../../engine/models/detect/onnx-info.ts';
 import { YoloSegsDetector } from '../../engine/models/detect/segs-detector.ts';
 import { openYolo, runYolo } from '../../engine/models/detect/yolo.ts';
 import { PartsRuntime } from '../../engine/models/runtime/parts-runtime.ts';
+import { GraphBuilder } from '../../engine/onnx/graph.ts';
 
 /**
  * The detectors end to end through ONNX Runtime on generated models: the deterministic weft-tiny-face
@@ -184,6 +185,30 @@ describe('random YOLO-layout heads (real decode path)', () => {
   });
 });
 
+describe('end-to-end exports (YOLOv10 / YOLO26: NMS inside the model)', () => {
+  it('output0 [1, N, 6] rows are kept above the threshold in model order, boxes mapped to the image', async () => {
+    const rows = [
+      [100, 120, 300, 360, 0.9, 1],
+      [110, 130, 290, 350, 0.85, 1], // overlapping: an end-to-end head already chose, nothing is suppressed here
+      [400, 400, 500, 480, 0.3, 0],
+      [10, 10, 50, 50, 0.95, 0],
+    ];
+    const g = new GraphBuilder('e2e');
+    const x = g.input('images', 'float32', [1, 3, 640, 640]);
+    const zero = g.op1('Mul', [g.op1('ReduceMean', [x], { axes: [1, 2, 3], keepdims: 0 }), g.scalar(0)]);
+    const head = g.floats('head', [1, rows.length, 6], () => Float32Array.from(rows.flat()));
+    g.output(g.op1('Add', [head, zero]), 'output0', 'float32', [1, rows.length, 6]);
+    const file = path.join(dir, 'e2e.onnx');
+    fs.writeFileSync(file, withMetadata(g.toBuffer(), { ...yoloMetadata(['face', 'hand'], 'detect', 640), end2end: 'True' }));
+    const dets = await runYolo(openYolo(file), rt.fileRunner(file), picture(320, 320), { conf: 0.5 });
+    expect(dets.map((d) => [d.label, ...d.box])).toEqual([
+      ['hand', 50, 60, 150, 180],
+      ['hand', 55, 65, 145, 175],
+      ['face', 5, 5, 25, 25],
+    ]);
+  });
+});
+
 describe('refusals', () => {
   it('a PyTorch detector names the export command', () => {
     const pt = path.join(dir, 'face_yolov8m.pt');
@@ -212,7 +237,7 @@ describe('refusals', () => {
       ),
     );
     await expect(runYolo(openYolo(file), rt.fileRunner(file), picture(64, 64), { conf: 0.5 })).rejects.toThrow(
-      'wrong.onnx: unexpected output shapes output0 [1, 7, 1]; with 2 class names the model should give output0 [1, 6, anchors]',
+      'wrong.onnx: unexpected output shapes output0 [1, 7, 1]; with 2 class names the model should give output0 [1, 6, anchors] (or [1, detections, 6] from an end-to-end export)',
     );
   });
 

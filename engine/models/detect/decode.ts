@@ -66,6 +66,25 @@ export function decodeYolo(out: Float32Array, channels: number, anchors: number,
   return nms(cands, o.iou, o.maxWh ?? 7680).slice(0, o.maxDet ?? 300);
 }
 
+/**
+ * An end-to-end head (YOLOv10, YOLO26, `nms=True` exports): output0 [1, N, 6 + nm] rows of x1, y1, x2,
+ * y2, confidence, class (then mask coefficients), already suppressed. ultralytics keeps the rows whose
+ * confidence exceeds the threshold, in the model's order, at most `maxDet`.
+ */
+export function decodeEnd2End(out: Float32Array, rows: number, channels: number, o: Pick<NmsOptions, 'conf' | 'maxDet'>): RawDetection[] {
+  if (out.length < rows * channels) throw new Error(`output0 holds ${out.length} values, expected ${rows * channels}`);
+  const nm = channels - 6;
+  const kept: RawDetection[] = [];
+  for (let i = 0; i < rows && kept.length < (o.maxDet ?? 300); i++) {
+    const r = out.subarray(i * channels, (i + 1) * channels);
+    if (!(r[4] > o.conf)) continue;
+    const det: RawDetection = { box: [r[0], r[1], r[2], r[3]], conf: r[4], cls: Math.round(r[5]) };
+    if (nm > 0) det.coeffs = Float32Array.from(r.subarray(6));
+    kept.push(det);
+  }
+  return kept;
+}
+
 /** torchvision.ops.nms on boxes offset by class (class-aware); keeps IoU ≤ threshold. */
 export function nms(dets: readonly RawDetection[], iouThreshold: number, maxWh = 7680): RawDetection[] {
   const order = dets.map((_, i) => i).sort((a, b) => dets[b].conf - dets[a].conf || a - b);

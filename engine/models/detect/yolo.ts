@@ -2,7 +2,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ImageTensor } from '../../core/tensor.ts';
 import type { RunSession } from '../runtime/part.ts';
-import { decodeYolo, maskToImage, processMask, scaleBoxes, type RawDetection } from './decode.ts';
+import { decodeEnd2End, decodeYolo, maskToImage, processMask, scaleBoxes, type RawDetection } from './decode.ts';
 import { letterboxImage } from './letterbox.ts';
 import { parseYoloMetadata, type YoloMetadata } from './metadata.ts';
 import { readOnnxInfo, type OnnxValueInfo } from './onnx-info.ts';
@@ -104,13 +104,20 @@ export async function runYolo(model: YoloModel, run: RunSession, image: ImageTen
   const d1 = dimsOf(o1);
   const shapes = `output0 [${d0.join(', ')}]${model.segmentation ? `, output1 [${d1.join(', ')}]` : ''}`;
   const nm = model.segmentation ? (d1[1] ?? 0) : 0;
-  const ok0 = d0.length === 3 && d0[0] === 1 && d0[1] === 4 + nc + nm;
+  // an end-to-end head lays out [1, N, 6 + nm] (boxes already suppressed); a raw one [1, 4 + nc + nm, N]
+  const end2end = d0.length === 3 && d0[0] === 1 && d0[2] === 6 + nm && (model.meta.end2end === true || d0[1] !== 4 + nc + nm);
+  const ok0 = d0.length === 3 && d0[0] === 1 && (end2end || d0[1] === 4 + nc + nm);
   const ok1 = !model.segmentation || (d1.length === 4 && d1[0] === 1 && nm > 0);
   if (!o0 || !ok0 || !ok1) {
-    const want = model.segmentation ? `output0 [1, ${4 + nc} + mask coefficients, anchors] and output1 [1, coefficients, h, w]` : `output0 [1, ${4 + nc}, anchors]`;
+    const want = model.segmentation
+      ? `output0 [1, ${4 + nc} + mask coefficients, anchors] and output1 [1, coefficients, h, w]`
+      : `output0 [1, ${4 + nc}, anchors] (or [1, detections, 6] from an end-to-end export)`;
     throw new Error(`${name}: unexpected output shapes ${shapes}; with ${nc} class names the model should give ${want}`);
   }
-  const dets = decodeYolo(o0.data as Float32Array, d0[1], d0[2], nc, { conf: o.conf, iou: o.iou ?? 0.7, maxDet: o.maxDet });
+  const data = o0.data as Float32Array;
+  const dets = end2end
+    ? decodeEnd2End(data, d0[1], d0[2], { conf: o.conf, maxDet: o.maxDet }).filter((d) => d.cls >= 0 && d.cls < nc)
+    : decodeYolo(data, d0[1], d0[2], nc, { conf: o.conf, iou: o.iou ?? 0.7, maxDet: o.maxDet });
   const inSize: [number, number] = [geo.outH, geo.outW];
   return dets.map((d: RawDetection): YoloDetection => {
     let mask: Float32Array | undefined;
