@@ -17,6 +17,9 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+/** Steps and size cut down so the file stays quick (the workflow itself is 256², 20 steps). */
+const SMALL = ['5.width=128', '5.height=128', '3.steps=2'];
+
 function run(file: string, sets: string[]): { filename: string; subfolder: string }[] {
   const args = [
     path.join(ROOT, 'cli/weft.js'),
@@ -46,17 +49,24 @@ async function pixels(img: { filename: string; subfolder: string }): Promise<{ w
 }
 
 describe('SDXL example workflows on the tiny models', () => {
-  it('sdxl-txt2img.json (CLIPTextEncodeSDXL + KSampler) saves a 256² image that depends on the size conditioning', async () => {
-    const a = await pixels(run('sdxl-txt2img.json', ['3.steps=3'])[0]);
-    expect([a.width, a.height]).toEqual([256, 256]);
+  it('sdxl-txt2img.json (CLIPTextEncodeSDXL + KSampler) saves an image (cut to 128², 2 steps) that depends on the size conditioning', async () => {
+    const a = await pixels(run('sdxl-txt2img.json', SMALL)[0]);
+    expect([a.width, a.height]).toEqual([128, 128]);
     // Another target size changes y, hence the image.
-    const b = await pixels(run('sdxl-txt2img.json', ['3.steps=3', '6.target_width=512'])[0]);
+    const b = await pixels(run('sdxl-txt2img.json', [...SMALL, '6.target_width=512'])[0]);
     expect(a.data.equals(b.data)).toBe(false);
   }, 300_000);
 
   it('sdxl-refiner.json: base KSamplerAdvanced hands its leftover noise to the refiner', async () => {
-    const out = run('sdxl-refiner.json', ['3.steps=4', '13.steps=4', '3.end_at_step=3', '13.start_at_step=3']);
+    const out = run('sdxl-refiner.json', [
+      '5.width=128',
+      '5.height=128',
+      '3.steps=3',
+      '13.steps=3',
+      '3.end_at_step=2',
+      '13.start_at_step=2',
+    ]);
     const img = await pixels(out[0]);
-    expect([img.width, img.height]).toEqual([256, 256]);
+    expect([img.width, img.height]).toEqual([128, 128]);
   }, 300_000);
 });
