@@ -331,6 +331,17 @@ const CATEGORY_NAMES_ZH: Record<string, string> = {
   operations: '操作',
   text: '文本',
   detection: '检测',
+  color: '颜色',
+  upscale: '放大',
+  filters: '滤镜',
+  animation: '动画',
+  video: '视频',
+  audio: '音频',
+  sd: 'SD',
+  unet: 'UNet',
+  hooks: '钩子',
+  math: '数学',
+  logic: '逻辑',
 };
 
 /** A category path (`latent/inpaint`) in the interface language, part by part. */
