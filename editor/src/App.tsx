@@ -27,6 +27,8 @@ import { SearchBox } from './SearchBox.tsx';
 import { useShortcuts } from './shortcuts.ts';
 import { useConnection } from './use-connection.ts';
 import { useFileOps, type MissingClass } from './use-file-ops.ts';
+import { isDirty, useTabs } from './tabs.ts';
+import { TabBar } from './panels/TabBar.tsx';
 import { useGraphEditing, type SearchRequest } from './use-graph-editing.ts';
 import { useQueuePrompt } from './use-queue-prompt.ts';
 
@@ -57,7 +59,8 @@ const REROUTE_ENTRY: ObjectInfoEntry = {
 
 function Editor() {
   const [lang, setLang] = useState<Lang>(() => (localStorage.getItem('weft.lang') as Lang) ?? 'en');
-  const { doc, setDoc, replaceDoc, undo, redo, seal } = useHistory(emptyDoc());
+  const history_ = useHistory(emptyDoc());
+  const { doc, setDoc, undo, redo, seal } = history_;
   const [execution, dispatch] = useReducer(executionReducer, initialExecutionState);
   const [toast, setToast] = useState<string | null>(null);
   const [missing, setMissing] = useState<MissingClass[] | null>(null);
@@ -112,7 +115,8 @@ function Editor() {
     dispatch({ type: 'reset' });
     resetSelection();
   }, [resetSelection]);
-  const files = useFileOps({ doc, docRef, replaceDoc, info, lang, notify, flow, onReplaced, setMissing });
+  const tabs = useTabs(history_, (n) => window.confirm(`${n} ${t('discardChanges', lang)}`));
+  const files = useFileOps({ doc, docRef, tabs, info, lang, notify, flow, onReplaced, setMissing });
   const queuePrompt = useQueuePrompt({ docRef, setDoc, info, notify, dispatch, setMissing });
 
   const canvas = useCanvasElements({
@@ -188,13 +192,32 @@ function Editor() {
         docName={files.name}
         nodeName={nodeName}
       />
+      <TabBar
+        lang={lang}
+        tabs={tabs.tabs}
+        active={tabs.active}
+        dirty={(tab) => isDirty(tab, tabs.docOf(tab))}
+        onSwitch={(key) => tabs.switchTo(key) && onReplaced()}
+        onClose={(key) => {
+          const wasActive = key === tabs.active;
+          if (tabs.close(key, emptyDoc()) && wasActive) onReplaced();
+        }}
+        onNew={() => {
+          tabs.newTab(emptyDoc());
+          onReplaced();
+        }}
+      />
       <Toolbar
         lang={lang}
         setLang={setLang}
         docName={files.name}
         connected={connected}
         queueCount={queue.running.length + queue.pending.length}
-        onNew={() => files.openDoc(emptyDoc(), null)}
+        onNew={() => {
+          tabs.newTab(emptyDoc());
+          onReplaced();
+        }}
+        unsaved={isDirty(tabs.current, doc)}
         onTogglePanel={togglePanel}
         onOpenFile={(f) => void files.openFile(f)}
         onSave={(asNew) => void files.save(asNew)}

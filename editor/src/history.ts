@@ -1,5 +1,11 @@
 import { useCallback, useRef, useState } from 'react';
 
+export interface HistorySnapshot<T> {
+  past: T[];
+  present: T;
+  future: T[];
+}
+
 /**
  * Undo/redo as a stack of document snapshots. Documents are immutable values, so a snapshot costs
  * one reference. Repeated edits of the same kind (dragging a node) coalesce into one step.
@@ -56,5 +62,15 @@ export function useHistory<T>(initial: T) {
     lastKind.current = null;
   }, []);
 
-  return { doc, setDoc, replaceDoc, undo, redo, seal };
+  /** The whole history (for a document tab put aside), and putting one back. */
+  const snapshot = useCallback((): HistorySnapshot<T> => ({ past: past.current, present: current.current, future: future.current }), []);
+  const restore = useCallback((s: HistorySnapshot<T>) => {
+    past.current = s.past;
+    future.current = s.future;
+    lastKind.current = null;
+    current.current = s.present;
+    setState(s.present);
+  }, []);
+
+  return { doc, setDoc, replaceDoc, undo, redo, seal, snapshot, restore };
 }

@@ -1,15 +1,18 @@
 import type { ReactFlowInstance } from '@xyflow/react';
-import { useCallback, useEffect, useState, type RefObject } from 'react';
+import { useCallback, useEffect, useRef, useState, type RefObject } from 'react';
 import { flattenForEditor } from '../../engine/graph/convert-expand.ts';
 import { alignLegacyWidgetValues } from '../../engine/graph/widgets.ts';
 import type { ObjectInfo } from '../../engine/registry/registry.ts';
 import { api } from './client.ts';
+import { defaultGraph } from './default-graph.ts';
 import { missingClasses, normalizeDoc, widgetDefs, type WorkflowDoc } from './doc.ts';
 import { readWorkflowFromFile } from './files.ts';
 import { t, type Lang } from './i18n.ts';
 import type { CanvasNode } from './NodeView.tsx';
 
 export const DRAFT_KEY = 'weft.draft';
+// The draft's file name and modification time, so a restored draft saves over its file again.
+const DRAFT_FILE_KEY = 'weft.draft.file';
 
 /** The document with old files' widget values in today's order (see alignLegacyWidgetValues). */
 function withCurrentWidgetLayout(d: WorkflowDoc, info: ObjectInfo): WorkflowDoc {
@@ -35,10 +38,18 @@ export interface WorkflowListEntry {
   template?: boolean;
 }
 
+/** What file operations need of the document tabs (tabs.ts). */
+export interface FileTabs {
+  current: { name: string | null; modified?: number };
+  open: (doc: WorkflowDoc, name: string | null, modified: number | undefined, saved: WorkflowDoc | null) => void;
+  markSaved: (name: string, modified: number | undefined, saved: WorkflowDoc) => void;
+  renamed: (from: string, to: string | null) => void;
+}
+
 export interface FileOpsDeps {
   doc: WorkflowDoc;
   docRef: RefObject<WorkflowDoc>;
-  replaceDoc: (d: WorkflowDoc) => void;
+  tabs: FileTabs;
   info: ObjectInfo;
   lang: Lang;
   notify: (message: string) => void;
@@ -53,41 +64,51 @@ export interface FileOpsDeps {
  * templates, JSON and PNG files), saving, renaming and deleting saved workflows, downloads, and the
  * draft kept in localStorage across reloads.
  */
-export function useFileOps({ doc, docRef, replaceDoc, info, lang, notify, flow, onReplaced, setMissing }: FileOpsDeps) {
-  const [name, setName] = useState<string | null>(null);
-  const [modified, setModified] = useState<number | undefined>(undefined);
+export function useFileOps({ doc, docRef, tabs, info, lang, notify, flow, onReplaced, setMissing }: FileOpsDeps) {
+  const { name, modified } = tabs.current;
   const [workflowList, setWorkflowList] = useState<WorkflowListEntry[]>([]);
-  const [draftOffer, setDraftOffer] = useState<WorkflowDoc | null>(null);
+  const [draftOffer, setDraftOffer] = useState<{ doc: WorkflowDoc; name: string | null; modified?: number } | null>(null);
 
   useEffect(() => {
     const draft = localStorage.getItem(DRAFT_KEY);
     if (!draft) return;
     try {
       const d = JSON.parse(draft) as WorkflowDoc;
-      if (d.nodes?.length) setDraftOffer(d);
+      const file = JSON.parse(localStorage.getItem(DRAFT_FILE_KEY) ?? '{}') as { name?: string; modified?: number };
+      if (d.nodes?.length) setDraftOffer({ doc: d, name: file.name ?? null, modified: file.modified });
     } catch {
       localStorage.removeItem(DRAFT_KEY);
     }
   }, []);
 
   useEffect(() => {
-    if (doc.nodes.length) localStorage.setItem(DRAFT_KEY, JSON.stringify(doc));
-  }, [doc]);
+    if (!doc.nodes.length) return;
+    localStorage.setItem(DRAFT_KEY, JSON.stringify(doc));
+    localStorage.setItem(DRAFT_FILE_KEY, JSON.stringify({ name, modified }));
+  }, [doc, name, modified]);
 
+  /** Opens a document (in a new tab when the open one has unsaved changes); `unsaved` marks it changed from its file (a draft). */
   const openDoc = useCallback(
-    (raw: WorkflowDoc, docName: string | null, mod?: number) => {
+    (raw: WorkflowDoc, docName: string | null, mod?: number, unsaved = false) => {
       // Subgraphs and group nodes open flattened: their inner nodes become nodes of the one graph.
       const d = withCurrentWidgetLayout(normalizeDoc(flattenForEditor(raw, info)), info);
-      replaceDoc(d);
-      setName(docName);
-      setModified(mod);
+      tabs.open(d, docName, mod, unsaved ? null : d);
       onReplaced();
       const miss = missingClasses(d, info);
       setMissing(miss.length ? miss : null);
       window.setTimeout(() => flow.fitView({ padding: 0.1 }), 50);
     },
-    [info, flow, replaceDoc, onReplaced, setMissing],
+    [info, flow, tabs, onReplaced, setMissing],
   );
+
+  // A first open (no draft to restore, nothing opened yet) shows ComfyUI's default graph, once the classes are known.
+  const defaultShown = useRef(false);
+  useEffect(() => {
+    if (defaultShown.current || !Object.keys(info).length) return;
+    defaultShown.current = true;
+    if (localStorage.getItem(DRAFT_KEY) || docRef.current.nodes.length || tabs.current.name !== null) return;
+    openDoc(defaultGraph(info), null);
+  }, [info, docRef, tabs, openDoc]);
 
   const refreshWorkflows = useCallback(async () => {
     try {
@@ -119,6 +140,10 @@ export function useFileOps({ doc, docRef, replaceDoc, info, lang, notify, flow, 
     [openDoc],
   );
 
+  /**
+   * Saves the document: over its own file (refused when the file changed on the server since), or
+   * under a new name, which asks before replacing another existing file (sent as `overwrite`).
+   */
   const save = useCallback(
     async (asNew: boolean) => {
       let target = name;
@@ -127,21 +152,31 @@ export function useFileOps({ doc, docRef, replaceDoc, info, lang, notify, flow, 
         if (!target) return;
         if (!target.endsWith('.json')) target += '.json';
       }
-      try {
-        const r = await api.workflowOp<{ modified: number }>('workflow_save', {
+      const own = !asNew && target === name;
+      const workflow = docRef.current;
+      const attempt = (overwrite: boolean) =>
+        api.workflowOp<{ modified: number }>('workflow_save', {
           name: target,
-          workflow: docRef.current,
-          overwrite: !asNew && target === name,
-          expectedModified: !asNew && target === name ? modified : undefined,
+          workflow,
+          overwrite,
+          expectedModified: own ? modified : undefined,
         });
-        setName(target);
-        setModified(r.modified);
+      try {
+        let r: { modified: number };
+        try {
+          r = await attempt(own);
+        } catch (e) {
+          // Another file of that name: replace it only when the user says so.
+          if (own || !/exists/.test((e as Error).message) || !window.confirm(`${target} ${t('overwriteConfirm', lang)}`)) throw e;
+          r = await attempt(true);
+        }
+        tabs.markSaved(target, r.modified, workflow);
         notify(`${t('save', lang)}: ${target}`);
       } catch (e) {
         notify((e as Error).message);
       }
     },
-    [docRef, name, modified, lang, notify],
+    [docRef, name, modified, lang, notify, tabs],
   );
 
   const download = useCallback((data: unknown, file: string) => {
@@ -170,24 +205,28 @@ export function useFileOps({ doc, docRef, replaceDoc, info, lang, notify, flow, 
       if (!to.endsWith('.json')) to += '.json';
       const target = to;
       void workflowFileOp('workflow_rename', { name: from, to: target }, () => {
-        if (name === from) setName(target);
+        tabs.renamed(from, target);
       });
     },
-    [lang, name, workflowFileOp],
+    [lang, tabs, workflowFileOp],
   );
 
   const deleteWorkflow = useCallback(
     (file: string) =>
       void workflowFileOp('workflow_delete', { name: file }, () => {
-        if (name === file) setName(null);
+        tabs.renamed(file, null);
       }),
-    [name, workflowFileOp],
+    [tabs, workflowFileOp],
   );
 
   const restoreDraft = useCallback(
     (accept: boolean) => {
-      if (accept && draftOffer) openDoc(draftOffer, null);
-      if (!accept) localStorage.removeItem(DRAFT_KEY);
+      // A restored draft keeps its file name (saving goes over the file) and counts as unsaved.
+      if (accept && draftOffer) openDoc(draftOffer.doc, draftOffer.name, draftOffer.modified, true);
+      if (!accept) {
+        localStorage.removeItem(DRAFT_KEY);
+        localStorage.removeItem(DRAFT_FILE_KEY);
+      }
       setDraftOffer(null);
     },
     [draftOffer, openDoc],

@@ -71,14 +71,18 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
 
   const onWidget = useCallback(
     (nodeId: number, index: number, value: unknown) => {
-      setDoc((d) => {
-        const next = updateNode(d, nodeId, (n) => {
-          const values = [...(n.widgets_values ?? [])];
-          values[index] = value;
-          return { ...n, widgets_values: values };
-        });
-        return next.nodes.some((n) => n.id === nodeId && n.type === PRIMITIVE) ? applyPrimitives(next, info) : next;
-      });
+      setDoc(
+        (d) => {
+          const next = updateNode(d, nodeId, (n) => {
+            const values = [...(n.widgets_values ?? [])];
+            values[index] = value;
+            return { ...n, widgets_values: values };
+          });
+          return next.nodes.some((n) => n.id === nodeId && n.type === PRIMITIVE) ? applyPrimitives(next, info) : next;
+          // Typing into one widget is one undo step, as in ComfyUI.
+        },
+        { coalesce: `widget:${nodeId}:${index}` },
+      );
     },
     [setDoc, info],
   );

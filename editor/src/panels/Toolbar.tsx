@@ -7,6 +7,8 @@ export interface ToolbarProps {
   lang: Lang;
   setLang: (l: Lang) => void;
   docName: string | null;
+  /** The document has changes that were never saved. */
+  unsaved: boolean;
   connected: boolean;
   queueCount: number;
   onNew: () => void;
@@ -32,6 +34,11 @@ export function Toolbar(p: ToolbarProps) {
       <span className="doc-name" data-testid="doc-name">
         {p.docName ?? 'untitled'}
       </span>
+      {p.unsaved && (
+        <span className="unsaved-marker" data-testid="unsaved-marker" title={t('unsaved', lang)}>
+          ●
+        </span>
+      )}
       <button data-testid="btn-new" onClick={p.onNew}>
         {t('new', lang)}
       </button>
