@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Seg, Segs } from '../../engine/image/segs.ts';
-import { letterboxGeometry } from '../../engine/models/detect/letterbox.ts';
+import { imageToU8, letterboxGeometry } from '../../engine/models/detect/letterbox.ts';
 import { maskToSegs } from '../../engine/models/detect/mask-to-segs.ts';
 import { parseNames, parseYoloMetadata } from '../../engine/models/detect/metadata.ts';
 import {
@@ -71,6 +71,15 @@ describe('letterboxGeometry (ultralytics LetterBox)', () => {
       expect(a.outH % 32 === 0 || a.outH === 640).toBe(true);
       expect(a.outW % 32 === 0 || a.outW === 640).toBe(true);
     }
+  });
+});
+
+describe('imageToU8 (tensor2pil, then RGB as ultralytics converts it)', () => {
+  it('truncates 255·v (0.999 → 254), clips, drops alpha, repeats grey', () => {
+    const rgba = { shape: [1, 1, 2, 4], data: Float32Array.from([0.999, 0.5, 1.2, 0.3, -0.1, 1, 0.00392, 0]) };
+    expect(Array.from(imageToU8(rgba).data)).toEqual([254, 127, 255, 0, 255, 0]);
+    expect(Array.from(imageToU8({ shape: [1, 1, 1, 1], data: Float32Array.from([0.5]) }).data)).toEqual([127, 127, 127]);
+    expect(() => imageToU8({ shape: [1, 1, 1, 2], data: new Float32Array(2) })).toThrow(/2 channels/);
   });
 });
 

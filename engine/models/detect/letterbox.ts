@@ -55,15 +55,20 @@ export function letterboxGeometry(h: number, w: number, o: LetterboxOptions): Le
   return { ratio: r, resizedW, resizedH, top, bottom, left, right, outW: resizedW + left + right, outH: resizedH + top + bottom };
 }
 
-/** The Impact Pack hands YOLO a PIL image made by `np.clip(255 * image, 0, 255).astype(uint8)`: truncation, not rounding. */
+/**
+ * The Impact Pack hands YOLO a PIL image made by `np.clip(255 * image, 0, 255).astype(uint8)`:
+ * truncation, not rounding. ultralytics converts other modes to RGB: alpha is dropped, grey repeated.
+ */
 export function imageToU8(image: ImageTensor): { data: Uint8Array; h: number; w: number } {
   const [, h, w, c] = image.shape;
-  if (c !== 3) throw new Error(`the detector needs an RGB image, got ${c} channels`);
+  if (c !== 1 && c !== 3 && c !== 4) throw new Error(`the detector needs an RGB image, got ${c} channels`);
   const src = image.data;
   const data = new Uint8Array(h * w * 3);
-  for (let i = 0; i < data.length; i++) {
-    const v = Math.fround(255 * src[i]);
-    data[i] = v <= 0 || Number.isNaN(v) ? 0 : v >= 255 ? 255 : Math.trunc(v);
+  for (let p = 0; p < h * w; p++) {
+    for (let k = 0; k < 3; k++) {
+      const v = Math.fround(255 * src[p * c + (c === 1 ? 0 : k)]);
+      data[p * 3 + k] = v <= 0 || Number.isNaN(v) ? 0 : v >= 255 ? 255 : Math.trunc(v);
+    }
   }
   return { data, h, w };
 }
