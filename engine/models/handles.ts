@@ -162,12 +162,13 @@ export interface ExtraCondInfo {
   /** Latent height and width (latent pixels). */
   readonly height: number;
   readonly width: number;
-  /** Which list the entry came from (ComfyUI's `prompt_type`: the refiner's aesthetic score defaults by it); absent = positive. */
-  readonly promptType?: 'positive' | 'negative' | 'middle';
 }
 
+/** Which list an entry came from (ComfyUI's `prompt_type`: the SDXL refiner's aesthetic score defaults by it). */
+export type PromptType = 'positive' | 'negative' | 'middle';
+
 /** Named UNet inputs for one conditioning entry, each with batch size `info.batch` (see UNetRunArgs.extra). */
-export type ExtraConds = (entry: ExtraCondEntry, info: ExtraCondInfo) => Readonly<Record<string, Tensor>>;
+export type ExtraConds = (entry: ExtraCondEntry, info: ExtraCondInfo, promptType?: PromptType) => Readonly<Record<string, Tensor>>;
 
 /**
  * One model evaluation as a wrapper sees it (ComfyUI's `apply_model` arguments): the batched input in

@@ -1,7 +1,7 @@
 import { cropRegion, maskBoundingBox } from '../core/regions.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { resizeNCHW } from '../image/resize.ts';
-import type { ExtraConds } from '../models/handles.ts';
+import type { ExtraConds, PromptType } from '../models/handles.ts';
 import type { Conditioning, ConditioningEntry, Control } from './conditioning.ts';
 import type { ModelSamplingObject } from './model-sampling.ts';
 
@@ -38,7 +38,7 @@ export function resolve(
   shape: readonly number[],
   ms: ModelSamplingObject,
   extraConds?: ExtraConds,
-  promptType: 'positive' | 'negative' | 'middle' = 'positive',
+  promptType: PromptType = 'positive',
 ): ResolvedEntry[] {
   const [B, , H, W] = shape;
   return conds.map((c: ConditioningEntry): ResolvedEntry => {
@@ -82,7 +82,7 @@ export function resolve(
       group,
       control: c.control,
       controlApplyToUncond: c.controlApplyToUncond,
-      named: { ...extraConds?.(c, { batch: B, height: H, width: W, promptType }), ...c.modelConds },
+      named: { ...extraConds?.(c, { batch: B, height: H, width: W }, promptType), ...c.modelConds },
     };
   });
 }

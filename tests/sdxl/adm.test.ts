@@ -42,16 +42,12 @@ describe("SDXL's adm vector (ComfyUI's SDXL.encode_adm / SDXLRefiner.encode_adm)
     const p = { shape: [1, 1280], data: pooled };
     const info = { batch: 1, height: 128, width: 128 };
     const pos = sdxlAdm(cfg, { cond, pooled: p }, info).y;
-    const neg = sdxlAdm(cfg, { cond, pooled: p }, { ...info, promptType: 'negative' }).y;
+    const neg = sdxlAdm(cfg, { cond, pooled: p }, info, 'negative').y;
     expect(pos.shape).toEqual([1, 2560]);
     expect(relErr(pos.data, sdxlAdmRef('refiner', pooled, {}, info, 'positive', 1).data)).toBeLessThan(1e-6);
     expect(relErr(neg.data, sdxlAdmRef('refiner', pooled, {}, info, 'negative', 1).data)).toBeLessThan(1e-6);
     expect(Array.from(neg.data.subarray(1280 + 4 * 256, 1280 + 4 * 256 + 1))[0]).toBeCloseTo(Math.cos(2.5), 6);
-    const set = sdxlAdm(
-      cfg,
-      { cond, pooled: p, size: { aestheticScore: 7.5, width: 512, height: 640 } },
-      { ...info, promptType: 'negative' },
-    ).y;
+    const set = sdxlAdm(cfg, { cond, pooled: p, size: { aestheticScore: 7.5, width: 512, height: 640 } }, info, 'negative').y;
     expect(
       relErr(set.data, sdxlAdmRef('refiner', pooled, { aesthetic_score: 7.5, width: 512, height: 640 }, info, 'negative', 1).data),
     ).toBeLessThan(1e-6);

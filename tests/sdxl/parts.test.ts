@@ -157,7 +157,7 @@ describe('SDXL tiny checkpoint through the model manager, held to the reference 
     expect(relErr(out.pooled.data, rows(refG.projected!, cfgG.projectionDim!, eos, eos + 1))).toBeLessThan(TOL);
     const x: Tensor = { shape: [1, 4, 8, 8], data: lcg(256, 21) };
     const t = Float32Array.of(500);
-    const neg = parts.model.extraConds!(out, { batch: 1, height: 8, width: 8, promptType: 'negative' }).y;
+    const neg = parts.model.extraConds!(out, { batch: 1, height: 8, width: 8 }, 'negative').y;
     expect(neg.shape).toEqual([1, 128 + 5 * 256]);
     const yRef = sdxlAdmRef('refiner', out.pooled.data, {}, { width: 8, height: 8 }, 'negative', 1);
     expect(relErr(neg.data, yRef.data)).toBeLessThan(1e-6);

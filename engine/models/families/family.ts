@@ -1,7 +1,7 @@
 import type { Logger } from '../../core/log.ts';
 import type { WeightSource } from '../../core/weights.ts';
 import type { FolderPaths } from '../../paths/folders.ts';
-import type { ClipHandle, ExtraCondEntry, ExtraCondInfo, LatentFormat, ModelHandle, ModelSamplingConfig, VaeHandle } from '../handles.ts';
+import type { ClipHandle, ExtraCondEntry, ExtraCondInfo, LatentFormat, ModelHandle, ModelSamplingConfig, PromptType, VaeHandle } from '../handles.ts';
 import type { PartSpec } from '../runtime/part.ts';
 import type { PartsRuntime } from '../runtime/parts-runtime.ts';
 import type { Tensor } from '../../core/tensor.ts';
@@ -33,7 +33,7 @@ export interface ModelFamily<C = unknown> {
    * Named UNet inputs made from one conditioning entry (ComfyUI's `extra_conds` / `encode_adm`: SDXL's
    * `y` from the pooled output and the sizes); an empty record when the family takes none.
    */
-  extraConds(config: C, entry: ExtraCondEntry, info: ExtraCondInfo): Readonly<Record<string, Tensor>>;
+  extraConds(config: C, entry: ExtraCondEntry, info: ExtraCondInfo, promptType?: PromptType): Readonly<Record<string, Tensor>>;
   /** The text encoders in the order their outputs are joined (SD1: CLIP-L; SDXL: CLIP-L, CLIP-G). */
   textEncoders(config: C): readonly TextEncoderSpec[];
   /** MODEL, CLIP and VAE handles over the parts, running on `ctx.runtime`. */

@@ -1,5 +1,5 @@
 import type { Tensor } from '../../../core/tensor.ts';
-import type { ExtraCondEntry, ExtraCondInfo } from '../../handles.ts';
+import type { ExtraCondEntry, ExtraCondInfo, PromptType } from '../../handles.ts';
 import { timestepFrequencies } from '../sd1/timestep.ts';
 import { SDXL_SIZE_EMBED, type SdxlConfig } from './config.ts';
 
@@ -12,14 +12,14 @@ export const REFINER_AESTHETIC = { positive: 6, negative: 2.5 } as const;
  * `SDXLRefiner.encode_adm`: the aesthetic score instead of the target). Absent width/height are the
  * latent's size ×8, as ComfyUI's `encode_model_conds` fills them in before encode_adm runs.
  */
-export function sdxlSizeValues(kind: SdxlConfig['kind'], entry: ExtraCondEntry, info: ExtraCondInfo): number[] {
+export function sdxlSizeValues(kind: SdxlConfig['kind'], entry: ExtraCondEntry, info: ExtraCondInfo, promptType?: PromptType): number[] {
   const s = entry.size ?? {};
   const width = s.width ?? info.width * 8;
   const height = s.height ?? info.height * 8;
   const cropW = s.cropW ?? 0;
   const cropH = s.cropH ?? 0;
   if (kind === 'refiner') {
-    const ascore = s.aestheticScore ?? (info.promptType === 'negative' ? REFINER_AESTHETIC.negative : REFINER_AESTHETIC.positive);
+    const ascore = s.aestheticScore ?? (promptType === 'negative' ? REFINER_AESTHETIC.negative : REFINER_AESTHETIC.positive);
     return [height, width, cropH, cropW, ascore];
   }
   return [height, width, cropH, cropW, s.targetHeight ?? height, s.targetWidth ?? width];
@@ -48,13 +48,13 @@ export function embedSizes(values: readonly number[]): Float32Array {
  * SDXL's `y` input for one conditioning entry: the pooled CLIP-G output followed by the embedded
  * size values, one row per batch item ([batch, pooledDim + n·256]: 2816 for the base, 2560 for the refiner).
  */
-export function sdxlAdm(cfg: SdxlConfig, entry: ExtraCondEntry, info: ExtraCondInfo): Record<string, Tensor> {
+export function sdxlAdm(cfg: SdxlConfig, entry: ExtraCondEntry, info: ExtraCondInfo, promptType?: PromptType): Record<string, Tensor> {
   const pooled = entry.pooled;
   if (!pooled) throw new Error('SDXL conditioning needs the pooled text output (pooled_output); encode the prompt with the SDXL checkpoint\'s CLIP');
   if (pooled.data.length !== cfg.pooledDim) {
     throw new Error(`SDXL conditioning: the pooled text output has ${pooled.data.length} values, this model takes ${cfg.pooledDim} (was the prompt encoded by another model's CLIP?)`);
   }
-  const sizes = embedSizes(sdxlSizeValues(cfg.kind, entry, info));
+  const sizes = embedSizes(sdxlSizeValues(cfg.kind, entry, info, promptType));
   const width = cfg.pooledDim + sizes.length;
   if (cfg.unet.admInChannels !== undefined && width !== cfg.unet.admInChannels) {
     throw new Error(`SDXL adm vector would be ${width} wide but the UNet's label_emb takes ${cfg.unet.admInChannels}`);

@@ -36,7 +36,7 @@ export function assembleSdxl(family: ModelFamily<SdxlConfig>, config: SdxlConfig
   const read = (patches: PatchMap) => async (name: string): Promise<Float32Array> => {
     return applyEntries(name, () => ws.get(name), ws.shape(name), patches.get(name) ?? [], runtime.matmul(), () => ws.raw?.(name));
   };
-  const extraConds: ExtraConds = (entry, info) => family.extraConds(config, entry, info);
+  const extraConds: ExtraConds = (entry, info, promptType) => family.extraConds(config, entry, info, promptType);
   const latentFormat = family.latentFormat(config);
   const sampling = family.modelSampling(config);
   const skips = unetSkipCount(config.unet);

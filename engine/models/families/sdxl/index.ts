@@ -24,7 +24,7 @@ export const SDXL: ModelFamily<SdxlConfig> = {
   },
   latentFormat: () => SDXL_LATENT_FORMAT,
   modelSampling: (config) => sdxlSampling(config),
-  extraConds: (config, entry, info) => sdxlAdm(config, entry, info),
+  extraConds: (config, entry, info, promptType) => sdxlAdm(config, entry, info, promptType),
   textEncoders: (config) => sdxlTextEncoders(config),
   assemble: (config, ctx) => assembleSdxl(SDXL, config, ctx),
 };
