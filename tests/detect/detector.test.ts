@@ -49,7 +49,7 @@ describe('weft-tiny-face (deterministic)', () => {
   it('the file carries the exporter metadata and the ultralytics IO names', () => {
     const info = readOnnxInfo(bboxFile);
     expect(info.metadata.get('names')).toBe("{0: 'face', 1: 'hand'}");
-    expect(info.inputs).toEqual([{ name: 'images', dims: [1, 3, 640, 640] }]);
+    expect(info.inputs).toEqual([{ name: 'images', elemType: 1, dims: [1, 3, 640, 640] }]);
     expect(info.outputs.map((o) => o.name)).toEqual(['output0']);
     expect(readOnnxInfo(segmFile).outputs.map((o) => o.name)).toEqual(['output0', 'output1']);
   });
@@ -206,6 +206,28 @@ describe('end-to-end exports (YOLOv10 / YOLO26: NMS inside the model)', () => {
       ['hand', 55, 65, 145, 175],
       ['face', 5, 5, 25, 25],
     ]);
+  });
+});
+
+describe('half-precision exports (half=True)', () => {
+  it('float16 input and outputs: the image goes in as float16, the head comes back as float32', async () => {
+    const g = new GraphBuilder('half');
+    const x = g.input('images', 'float16', [1, 3, 640, 640]);
+    const zero = g.op1('Mul', [g.op1('ReduceMean', [g.op1('Cast', [x], { to: 1 })], { axes: [1, 2, 3], keepdims: 0 }), g.scalar(0)]);
+    const rows = [208, 464, 336, 200, 232, 496, 144, 96, 96, 176, 112, 80, 0.92, 0.81, 0.01, 0.01, 0.01, 0.66];
+    const head = g.floats('head', [1, 6, 3], () => Float32Array.from(rows));
+    g.output(g.op1('Cast', [g.op1('Add', [head, zero])], { to: 10 }), 'output0', 'float16', [1, 6, 3]);
+    const file = path.join(dir, 'half.onnx');
+    fs.writeFileSync(file, withMetadata(g.toBuffer(), yoloMetadata(['face', 'hand'], 'detect', 640)));
+    const model = openYolo(file);
+    expect(model.half).toBe(true);
+    const dets = await runYolo(model, rt.fileRunner(file), picture(512, 512), { conf: 0.5 });
+    const want = tinyFaceDetections(512, 512);
+    expect(dets.map((d) => d.label)).toEqual(want.map((w) => w.label));
+    dets.forEach((d, i) => {
+      d.box.forEach((v, k) => expect(v).toBeCloseTo(want[i].box[k], 3));
+      expect(d.confidence).toBeCloseTo(want[i].confidence, 3);
+    });
   });
 });
 

@@ -11,6 +11,8 @@ import { readAt } from '../../core/safe-path.ts';
 
 export interface OnnxValueInfo {
   readonly name: string;
+  /** ONNX TensorProto.DataType (1 float32, 10 float16), when declared. */
+  readonly elemType?: number;
   /** Fixed sizes as numbers, symbolic ones (dynamic axes) as their names, unknown as undefined. */
   readonly dims: readonly (number | string | undefined)[];
 }
@@ -137,12 +139,14 @@ function* memFields(b: Uint8Array): Generator<{ no: number; wire: number; value:
 
 function valueInfo(b: Uint8Array): OnnxValueInfo {
   let name = '';
+  let elemType: number | undefined;
   const dims: (number | string | undefined)[] = [];
   for (const f of memFields(b)) {
     if (f.no === 1 && f.wire === 2) name = utf8.decode(f.data);
     if (f.no !== 2 || f.wire !== 2) continue;
     for (const t of memFields(f.data)) {
       if (t.no !== 1 || t.wire !== 2) continue; // tensor_type
+      for (const e of memFields(t.data)) if (e.no === 1 && e.wire === 0) elemType = e.value;
       for (const s of memFields(t.data)) {
         if (s.no !== 2 || s.wire !== 2) continue; // shape
         for (const d of memFields(s.data)) {
@@ -157,7 +161,7 @@ function valueInfo(b: Uint8Array): OnnxValueInfo {
       }
     }
   }
-  return { name, dims };
+  return elemType === undefined ? { name, dims } : { name, elemType, dims };
 }
 
 /**

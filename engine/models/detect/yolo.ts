@@ -1,5 +1,6 @@
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { f16ToF32, f32ToF16 } from '../../core/dtype.ts';
 import type { ImageTensor } from '../../core/tensor.ts';
 import type { RunSession } from '../runtime/part.ts';
 import { decodeEnd2End, decodeYolo, maskToImage, processMask, scaleBoxes, type RawDetection } from './decode.ts';
@@ -22,6 +23,8 @@ export interface YoloModel {
   readonly dynamic: boolean;
   readonly stride: number;
   readonly segmentation: boolean;
+  /** Exports made with half=True take and give float16. */
+  readonly half: boolean;
 }
 
 export interface YoloDetection {
@@ -73,7 +76,10 @@ export function openYolo(file: string): YoloModel {
   if (inputSize[0] <= 0 || inputSize[1] <= 0 || inputSize[0] > 8192 || inputSize[1] > 8192) {
     throw new Error(`${path.basename(file)}: input size ${inputSize.join('×')} is out of range`);
   }
-  return { file, meta, inputName: input.name, inputSize, dynamic, stride, segmentation };
+  if (input.elemType !== undefined && input.elemType !== 1 && input.elemType !== 10) {
+    throw new Error(`${path.basename(file)}: the image input has ONNX element type ${input.elemType}; expected float32 or float16`);
+  }
+  return { file, meta, inputName: input.name, inputSize, dynamic, stride, segmentation, half: input.elemType === 10 };
 }
 
 export interface YoloRunOptions {
@@ -88,6 +94,13 @@ function dimsOf(t: ort.Tensor | undefined): readonly number[] {
   return t ? t.dims : [];
 }
 
+/** An output as float32 (half exports give float16). */
+function floats(t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array;
+  if (t.type === 'float16') return Float32Array.from(t.data as Uint16Array, f16ToF32);
+  throw new Error(`output of type ${t.type}; expected float32 or float16`);
+}
+
 /** Runs the model on one image ([1, H, W, 3]) and returns its detections in the image's pixels. */
 export async function runYolo(model: YoloModel, run: RunSession, image: ImageTensor, o: YoloRunOptions): Promise<YoloDetection[]> {
   const name = path.basename(model.file);
@@ -95,7 +108,9 @@ export async function runYolo(model: YoloModel, run: RunSession, image: ImageTen
   const [, ih, iw] = image.shape;
   if (ih < 1 || iw < 1) throw new Error(`${name}: the image is empty (${iw}×${ih})`);
   const { input, geo } = letterboxImage(image, { size: model.inputSize, auto: model.dynamic, stride: model.stride });
-  const out = await run({ [model.inputName]: new ort.Tensor('float32', input, [1, 3, geo.outH, geo.outW]) });
+  const dims = [1, 3, geo.outH, geo.outW];
+  const feed = model.half ? new ort.Tensor('float16', Uint16Array.from(input, f32ToF16), dims) : new ort.Tensor('float32', input, dims);
+  const out = await run({ [model.inputName]: feed });
   const names = Object.keys(out);
   const o0 = (out.output0 ?? out[names[0]]) as ort.Tensor | undefined;
   const o1 = model.segmentation ? ((out.output1 ?? out[names[1]]) as ort.Tensor | undefined) : undefined;
@@ -114,14 +129,14 @@ export async function runYolo(model: YoloModel, run: RunSession, image: ImageTen
       : `output0 [1, ${4 + nc}, anchors] (or [1, detections, 6] from an end-to-end export)`;
     throw new Error(`${name}: unexpected output shapes ${shapes}; with ${nc} class names the model should give ${want}`);
   }
-  const data = o0.data as Float32Array;
+  const data = floats(o0);
   const dets = end2end
     ? decodeEnd2End(data, d0[1], d0[2], { conf: o.conf, maxDet: o.maxDet }).filter((d) => d.cls >= 0 && d.cls < nc)
     : decodeYolo(data, d0[1], d0[2], nc, { conf: o.conf, iou: o.iou ?? 0.7, maxDet: o.maxDet });
   const inSize: [number, number] = [geo.outH, geo.outW];
   return dets.map((d: RawDetection): YoloDetection => {
     let mask: Float32Array | undefined;
-    if (o1) mask = maskToImage(processMask(o1.data as Float32Array, nm, d1[2], d1[3], d, inSize), inSize, [ih, iw]);
+    if (o1) mask = maskToImage(processMask(floats(o1), nm, d1[2], d1[3], d, inSize), inSize, [ih, iw]);
     return { box: scaleBoxes(d.box, inSize, [ih, iw]), confidence: d.conf, classIndex: d.cls, label: model.meta.names[d.cls], mask };
   });
 }
