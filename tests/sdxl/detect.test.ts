@@ -52,6 +52,12 @@ describe('SDXL detection from names and shapes', () => {
     expect(transformerDepths(cfg.unet)).toEqual(REFINER.unet.transformerDepths);
   });
 
+  it('a file with an open_clip encoder at the refiner prefix but no label_emb (SD2 in the sgm layout) is left to the other families', () => {
+    const l = sdxlLayout(REFINER);
+    for (const k of [...l.keys()]) if (k.includes('label_emb')) l.delete(k);
+    expect(detectSdxl(layoutShapes(l))).toBeUndefined();
+  });
+
   it('SSD-1B and Segmind Vega (shallower SDXL UNets) read their depths from the file', () => {
     for (const input of [
       [0, 0, 2, 2, 4, 4],

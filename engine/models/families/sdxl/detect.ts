@@ -39,7 +39,8 @@ function prediction(ws: WeightSource): { prediction: SdxlPrediction; zsnr: boole
  */
 export function detectSdxl(source: WeightSource): SdxlConfig | undefined {
   const base = isOpenClip(source, SDXL_PREFIX.clipG);
-  const refiner = !base && isOpenClip(source, SDXL_PREFIX.clipGRefiner);
+  // SD2 in the sgm layout keeps OpenCLIP-H at the refiner's prefix too; only a UNet with label_emb makes it a refiner.
+  const refiner = !base && isOpenClip(source, SDXL_PREFIX.clipGRefiner) && source.has(`${SDXL_PREFIX.unet}label_emb.0.0.weight`);
   if (!base && !refiner) return undefined;
   const ws = sd1Weights(source);
   const kind = base ? 'base' : 'refiner';
