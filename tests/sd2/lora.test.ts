@@ -247,3 +247,35 @@ describe('LoRA on the tiny SD2 checkpoint', () => {
     120_000,
   );
 });
+
+describe('full-difference adapters on the fused in_proj', () => {
+  it('diff and diff_b of a v projection change only the v third of in_proj_weight and in_proj_bias', async () => {
+    const file = join(t.dir, 'loras', 'sd2-diff.safetensors');
+    const key = 'lora_te_text_model_encoder_layers_0_self_attn_v_proj';
+    const diff = lcg(W * W, 41, 0.1);
+    const diffB = lcg(W, 42, 0.1);
+    const w = SafetensorsWriter.create(
+      file,
+      [
+        { name: `${key}.diff`, dtype: 'F32', shape: [W, W] },
+        { name: `${key}.diff_b`, dtype: 'F32', shape: [W] },
+      ],
+      {},
+    );
+    w.write(`${key}.diff`, diff);
+    w.write(`${key}.diff_b`, diffB);
+    w.finish();
+    const parsed = parseAdapter(file, SafetensorsFile.open(file), sd1Weights(t.source));
+    expect(parsed.unmatched).toEqual([]);
+    expect(parsed.patches.map((p) => p.target).sort()).toEqual([`${H}0.attn.in_proj_bias`, `${H}0.attn.in_proj_weight`]);
+    for (const p of parsed.patches) {
+      const base = t.source.get(p.target);
+      const got = await patchedWeight(p.target, base, t.source.shape(p.target), [{ patch: p, strength: 0.5 }]);
+      const inner = p.target.endsWith('_bias') ? 1 : W;
+      const d = inner === 1 ? diffB : diff;
+      const want = base.slice();
+      for (let i = 0; i < W * inner; i++) want[2 * W * inner + i] += 0.5 * d[i];
+      expect(got).toEqual(want);
+    }
+  });
+});

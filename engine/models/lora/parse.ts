@@ -175,6 +175,8 @@ export function parseAdapter(file: string, adapter: WeightSource, checkpoint: Pi
       mark({ ...base(), kind: 'glora', a1: take('.a1.weight')!, a2: need('.a2.weight', '.a1.weight'), b1: need('.b1.weight', '.a1.weight'), b2: need('.b2.weight', '.a1.weight') }, before);
     }
     const biasOf = (suffix: string): string => {
+      // The fused in_proj's bias third (marked like the weight's, joined in slicesJoined).
+      if (slice && target.endsWith('_weight')) return `${target.slice(0, -'_weight'.length)}_bias#${'qkv'[slice.third]}`;
       if (!target.endsWith('.weight')) throw new Error(`${file}: '${roles.get(suffix)}' patches a bias, but '${target}' is not a weight`);
       return `${target.slice(0, -'.weight'.length)}.bias`;
     };
@@ -262,7 +264,7 @@ function slicesJoined(file: string, byTarget: ReadonlyMap<string, { patch: Weigh
       kind: 'slices',
       target,
       stem: parts.map((p) => p.patch.stem).join('+'),
-      parts: parts.map((p) => ({ start: p.third * rows, rows, patch: p.patch })),
+      parts: parts.map((p) => ({ start: p.third * rows, rows, patch: { ...p.patch, target } })),
     };
     out.push(patch);
   }
