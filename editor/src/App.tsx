@@ -6,7 +6,7 @@ import { convertWorkflowToPrompt } from '../../engine/graph/convert.ts';
 import type { ObjectInfoEntry } from '../../engine/registry/registry.ts';
 import { useCanvasElements } from './canvas-elements.ts';
 import { api } from './client.ts';
-import { applyPrimitives, emptyDoc, REROUTE, type WorkflowDoc } from './doc.ts';
+import { applyPrimitives, emptyDoc, removeNodes, REROUTE, updateNode, type WorkflowDoc } from './doc.ts';
 import { initialExecutionState, makeExecutionReducer, type GalleryItem, type WireExecutionEvent } from './execution-state.ts';
 import { useHistory } from './history.ts';
 import { nodeTitle, setUiLang, t, type Lang } from './i18n.ts';
@@ -28,6 +28,7 @@ import { useShortcuts } from './shortcuts.ts';
 import { useConnection } from './use-connection.ts';
 import { useFileOps, type MissingClass } from './use-file-ops.ts';
 import { isDirty, useTabs } from './tabs.ts';
+import { NodeContextMenu, type NodeMenuRequest } from './context-menu.tsx';
 import { TabBar } from './panels/TabBar.tsx';
 import { useGraphEditing, type SearchRequest } from './use-graph-editing.ts';
 import { useQueuePrompt } from './use-queue-prompt.ts';
@@ -69,6 +70,7 @@ function Editor() {
   const [viewWorkflow, setViewWorkflow] = useState<string | null>(null);
   const [bigImage, setBigImage] = useState<GalleryItem | null>(null);
   const [batchCount, setBatchCount] = useState(1);
+  const [nodeMenu, setNodeMenu] = useState<NodeMenuRequest | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const [runError, setRunError] = useState<RunError | null>(null);
   const flow = useReactFlow<CanvasNode>();
@@ -168,6 +170,9 @@ function Editor() {
     },
   });
 
+  const menuNode = nodeMenu ? doc.nodes.find((n) => n.id === nodeMenu.nodeId) : undefined;
+  const closeNodeMenu = useCallback(() => setNodeMenu(null), []);
+
   const togglePanel = (p: Exclude<PanelName, 'none'>) => {
     setPanel(panel === p ? 'none' : p);
     if (p === 'workflows') void files.refreshWorkflows();
@@ -257,6 +262,11 @@ function Editor() {
           onReconnectEnd={editing.onReconnectEnd}
           isValidConnection={(c) => editing.connectionProblem(c) === undefined}
           onEdgeDoubleClick={editing.onEdgeDoubleClick}
+          onNodeContextMenu={(e, n) => {
+            if (n.type !== 'weft') return;
+            e.preventDefault();
+            setNodeMenu({ x: e.clientX, y: e.clientY, nodeId: Number(n.id) });
+          }}
           zoomOnDoubleClick={false}
           deleteKeyCode={['Delete', 'Backspace']}
           multiSelectionKeyCode={['Shift', 'Control', 'Meta']}
@@ -332,6 +342,16 @@ function Editor() {
       {missing && <MissingDialog lang={lang} missing={missing} onClose={() => setMissing(null)} />}
       {files.draftOffer && <DraftDialog lang={lang} onAnswer={files.restoreDraft} />}
       {toast && <Toast message={toast} />}
+      {nodeMenu && menuNode && (
+        <NodeContextMenu
+          lang={lang}
+          at={nodeMenu}
+          node={menuNode}
+          onEdit={(fn) => setDoc((d) => updateNode(d, nodeMenu.nodeId, fn))}
+          onRemove={() => setDoc((d) => removeNodes(d, new Set([nodeMenu.nodeId])))}
+          onClose={closeNodeMenu}
+        />
+      )}
       {runError && <ErrorDialog error={runError} lang={lang} onClose={() => setRunError(null)} />}
     </div>
   );
