@@ -270,6 +270,8 @@ function Editor() {
           zoomOnDoubleClick={false}
           deleteKeyCode={['Delete', 'Backspace']}
           multiSelectionKeyCode={['Shift', 'Control', 'Meta']}
+          // ComfyUI draws a selection box on Ctrl+drag (Shift+drag too, React Flow's default).
+          selectionKeyCode={['Control', 'Meta', 'Shift']}
           minZoom={0.05}
           onlyRenderVisibleElements
           colorMode="dark"

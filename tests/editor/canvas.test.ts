@@ -108,6 +108,26 @@ describe('canvas habits', () => {
     await page.close();
   });
 
+  it('Ctrl+drag draws a selection box', async () => {
+    const page = await h.openPage();
+    await openTemplate(page, 'invert-image.json');
+    const b2 = (await page.getByTestId('node-2').boundingBox())!;
+    const b3 = (await page.getByTestId('node-3').boundingBox())!;
+    const left = Math.min(b2.x, b3.x) - 15;
+    const top = Math.min(b2.y, b3.y) - 15;
+    await page.keyboard.down('Control');
+    await page.mouse.move(left, top);
+    await page.mouse.down();
+    await page.mouse.move(left + 60, top + 40, { steps: 4 });
+    await page.mouse.move(Math.max(b2.x + b2.width, b3.x + b3.width) + 15, Math.max(b2.y + b2.height, b3.y + b3.height) + 15, { steps: 6 });
+    await page.mouse.up();
+    await page.keyboard.up('Control');
+    await expect(
+      page.locator('.weft-node.selected').evaluateAll((els) => els.map((e) => e.getAttribute('data-testid')).sort()),
+    ).resolves.toEqual(['node-2', 'node-3']);
+    await page.close();
+  });
+
   it('Ctrl+O opens the file picker', async () => {
     const page = await h.openPage();
     const chooser = page.waitForEvent('filechooser');
