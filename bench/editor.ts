@@ -16,7 +16,7 @@ import { startServer } from '../server/server.ts';
 
 const N = Number(process.argv[2] ?? 500);
 const ROOT = path.resolve(import.meta.dirname, '..');
-if (!fs.existsSync(path.join(ROOT, 'editor/dist/index.html')))
+if (!process.env.WEFT_EDITOR_DIR && !fs.existsSync(path.join(ROOT, 'editor/dist/index.html')))
   execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', 'editor'], { cwd: ROOT, stdio: 'ignore' });
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-bench-editor-'));
 const env = await createEnvironment({ baseDir: base, log: silentLogger, disableCustomNodes: true });
@@ -163,9 +163,13 @@ const summary = {
   close_pan_fps: +closePanFps.toFixed(1),
 };
 console.log(`editor benchmark: ${N} nodes, ${links.length} links`);
-console.log(`  open + draw ${openMs} ms (target < 2000), ${drawn} nodes in the DOM`);
+// Issue 19's targets: a 500-node workflow opens in under a second, pan and zoom above 50 fps.
+const OPEN_TARGET_MS = 1000;
+const FPS_TARGET = 50;
+const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+console.log(`  open + draw ${openMs} ms (target < ${OPEN_TARGET_MS}: ${verdict(openMs < OPEN_TARGET_MS)}), ${drawn} nodes in the DOM`);
 console.log(
-  `  pan ${summary.pan_fps} fps, zoom ${summary.zoom_fps} fps (target > 30); pan at zoom ${summary.close_zoom}: ${summary.close_pan_fps} fps`,
+  `  pan ${summary.pan_fps} fps, zoom ${summary.zoom_fps} fps (target > ${FPS_TARGET}: ${verdict(panFps > FPS_TARGET && zoomFps > FPS_TARGET)}); pan at zoom ${summary.close_zoom}: ${summary.close_pan_fps} fps`,
 );
 for (const line of breakdown) console.log(line);
 console.log(JSON.stringify(summary));
