@@ -25,16 +25,6 @@ export function galleryItems(live: GalleryItem[], history: [string, HistoryItem]
   return out;
 }
 
-export function GalleryPanel(props: { items: GalleryItem[]; onOpen: (g: GalleryItem) => void }) {
-  return (
-    <aside className="panel gallery" data-testid="panel-gallery">
-      {props.items.map((g) => (
-        <img key={g.src} src={g.src} alt="" data-testid="gallery-image" loading="lazy" onClick={() => props.onOpen(g)} />
-      ))}
-    </aside>
-  );
-}
-
 function fileNameOf(src: string): string {
   return new URL(src, location.href).searchParams.get('filename') ?? 'image.png';
 }
