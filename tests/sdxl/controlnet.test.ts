@@ -4,6 +4,7 @@ import { rmSync } from 'node:fs';
 import type { Tensor } from '../../engine/core/tensor.ts';
 import { nhwcToNchw } from '../../engine/image/layout.ts';
 import { commonUpscale } from '../../engine/image/resize.ts';
+import { writeSafetensors } from '../../engine/formats/safetensors.ts';
 import { makeControlNetFile } from '../../engine/models/controlnet/generate.ts';
 import { readControlNet, type ControlNetFile } from '../../engine/models/controlnet/load.ts';
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
@@ -77,6 +78,18 @@ describe('SDXL ControlNet (single-file layout) on the tiny SDXL', () => {
     makeControlNetFile(diffusers, { unet: tiny.cfg.unet, hintChannels: 3 }, { seed: 8, layout: 'diffusers' });
     const d = readControlNet(diffusers);
     expect(d.config).toEqual(cn.config);
+    // A Union ControlNet (ComfyUI tells it by control_add_embedding) would run without its control-type modules: refused by name.
+    const union = join(tiny.dir, 'controlnet', 'xl-union.safetensors');
+    const weights = makeControlNetFile(
+      join(tiny.dir, 'controlnet', 'xl-bare.safetensors'),
+      { unet: tiny.cfg.unet, hintChannels: 3 },
+      { seed: 8, layout: 'single-file-bare' },
+    );
+    writeSafetensors(union, [
+      ...[...weights].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: t.data })),
+      { name: 'control_add_embedding.linear_1.bias', dtype: 'F32', shape: [4], data: new Float32Array(4) },
+    ]);
+    expect(() => readControlNet(union)).toThrow(/ControlNet Union/);
     for (const k of ['label_emb.0.0.weight', 'input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight', 'zero_convs.3.0.weight'])
       expect(d.weights.get(k)).toEqual(cn.weights.get(k));
   });

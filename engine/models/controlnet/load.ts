@@ -94,6 +94,10 @@ export function controlNetFromSource(file: string, sf: WeightSource, dtypeOf: (n
   let weights: WeightSource;
   const dtypes = new Map<string, Dtype>();
   if (names.includes('lora_controlnet')) throw new UnsupportedModelError('a Control-LoRA (lora_controlnet)', 'Weft loads full ControlNets only for now');
+  // ComfyUI's test for a Union ControlNet (task embedding and control-type transformer): read as a plain one it would run without them.
+  if (names.some((n) => n.endsWith('control_add_embedding.linear_1.bias'))) {
+    throw new UnsupportedModelError('a ControlNet Union (control_add_embedding, task_embedding)', 'SetUnionControlNetType and union ControlNets are not implemented yet');
+  }
   if (isDiffusersControlNet(names)) {
     kind = 'diffusers';
     const map = diffusersControlNetKeys(names, (n) => sf.shape(n));
