@@ -6,7 +6,7 @@
  * pre/post-processing), as a share of the total. Then the batching question: two same-size crops
  * sampled as one batch of 2 against two runs of 1, interleaved, with `steps2` steps each.
  *
- * Run: flock /tmp/weft-heavy.lock timeout 900 npx tsx bench/detailer.ts [checkpoint] [repeats=1] [steps2=4]
+ * Run: flock /tmp/weft-heavy.lock timeout 900 npx tsx bench/detailer.ts [checkpoint] [repeats=1] [steps2=4] [latent side=64] [batch-only]
  * (make the checkpoint with `npm run weft -- make-model sd15 --out <ckpt>`)
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -27,6 +27,9 @@ import { impactSample } from '../engine/sampling/detail/impact-sample.ts';
 const file = path.resolve(process.argv[2] ?? 'models/checkpoints/weft-random-sd15.safetensors');
 const REPEATS = Number(process.argv[3] ?? 1);
 const STEPS2 = Number(process.argv[4] ?? 4);
+/** Latent side of the batching comparison (64 = 512² crops) and whether to skip the single-detection run. */
+const SIDE2 = Number(process.argv[5] ?? 64);
+const BATCH_ONLY = process.argv[6] === 'batch-only';
 if (!existsSync(file)) throw new Error(`${file} not found (see the header of bench/detailer.ts)`);
 const tokDir = `${file.replace(/\.safetensors$/, '')}.tokenizer`;
 if (!existsSync(path.join(tokDir, 'vocab.json'))) {
@@ -82,7 +85,7 @@ const img: ImageTensor = { shape: [1, H, W, 3], data: new Float32Array(H * W * 3
 for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) img.data[i * 3 + c] = 0.5 + 0.4 * Math.sin(i * (0.001 + c * 0.0003));
 
 // warm-up: sessions loaded, first-run allocations done
-await detector.detect(img, { threshold: 0.85, dilation: 10, cropFactor: 3, dropSize: 10 });
+if (!BATCH_ONLY) await detector.detect(img, { threshold: 0.85, dilation: 10, cropFactor: 3, dropSize: 10 });
 await impactSample({
   model,
   seed: 0n,
@@ -95,9 +98,9 @@ await impactSample({
   latent: { samples: { shape: [1, 4, 64, 64], data: new Float32Array(4 * 64 * 64) } },
   denoise: 1,
 });
-await vae.decode({ shape: [1, 4, 64, 64], data: new Float32Array(4 * 64 * 64) });
+if (!BATCH_ONLY) await vae.decode({ shape: [1, 4, 64, 64], data: new Float32Array(4 * 64 * 64) });
 
-for (let r = 0; r < REPEATS; r++) {
+for (let r = 0; r < (BATCH_ONLY ? 0 : REPEATS); r++) {
   for (const k of Object.keys(clock) as (keyof typeof clock)[]) clock[k] = 0;
   const t0 = performance.now();
   const segs = await detector.detect(img, { threshold: 0.85, dilation: 10, cropFactor: 3, dropSize: 10 });
@@ -135,10 +138,10 @@ for (let r = 0; r < REPEATS; r++) {
 
 // Batching: two crops of the same size sampled as a batch of 2, or one after the other.
 const lat = (seed: number, n: number): Latent => {
-  const data = new Float32Array(n * 4 * 64 * 64);
+  const data = new Float32Array(n * 4 * SIDE2 * SIDE2);
   for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37 + seed);
-  const mask = new Float32Array(n * 64 * 64).fill(1);
-  return { samples: { shape: [n, 4, 64, 64], data }, noiseMask: { shape: [n, 64, 64], data: mask } };
+  const mask = new Float32Array(n * SIDE2 * SIDE2).fill(1);
+  return { samples: { shape: [n, 4, SIDE2, SIDE2], data }, noiseMask: { shape: [n, SIDE2, SIDE2], data: mask } };
 };
 const sample = (latent: Latent, seed: bigint) =>
   impactSample({
@@ -166,6 +169,6 @@ for (let r = 0; r < REPEATS; r++) {
 }
 const med = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 console.log(
-  `two 512² crops, ${STEPS2} steps: one after the other ${seq.map(s).join(', ')}; as one batch ${bat.map(s).join(', ')}; batch/sequential ${(med(bat) / med(seq)).toFixed(2)}×`,
+  `two ${SIDE2 * 8}² crops, ${STEPS2} steps: one after the other ${seq.map(s).join(', ')}; as one batch ${bat.map(s).join(', ')}; batch/sequential ${(med(bat) / med(seq)).toFixed(2)}×`,
 );
 rmSync(dir, { recursive: true, force: true });
