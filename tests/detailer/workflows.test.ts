@@ -51,7 +51,15 @@ describe('detailer workflows on the demo models', () => {
   }, 240_000);
 
   it('adetailer.json: a face pass then a hand pass', async () => {
-    const { images } = run('adetailer.json', ['3.steps=3', '12.steps=3', '13.steps=3', '12.inpaint_width=128', '12.inpaint_height=128', '13.inpaint_width=128', '13.inpaint_height=128']);
+    const { images } = run('adetailer.json', [
+      '3.steps=3',
+      '12.steps=3',
+      '13.steps=3',
+      '12.inpaint_width=128',
+      '12.inpaint_height=128',
+      '13.inpaint_width=128',
+      '13.inpaint_height=128',
+    ]);
     const meta = await sharp(images[0]).metadata();
     expect([meta.width, meta.height]).toEqual([256, 256]);
   }, 240_000);
