@@ -26,7 +26,7 @@ export default tseslint.config(
       parser: tseslint.parser,
       parserOptions: {
         // Files outside tsconfig.json's include get a default program (a few: keep the list short).
-        projectService: { allowDefaultProject: ['editor/vite.config.ts', 'scripts/*.ts'] },
+        projectService: { allowDefaultProject: ['editor/vite.config.ts'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
