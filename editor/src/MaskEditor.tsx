@@ -27,6 +27,8 @@ export function MaskEditor(props: { image: string; lang: Lang; onSaved: (value: 
   const [zoom, setZoom] = useState(1);
   const [error, setError] = useState<string | null>(null);
   const [saving, setSaving] = useState(false);
+  // Set once the image and its existing mask are on the canvases (painting before would be overwritten).
+  const [ready, setReady] = useState(false);
   const last = useRef<{ x: number; y: number } | null>(null);
 
   useEffect(() => {
@@ -56,6 +58,7 @@ export function MaskEditor(props: { image: string; lang: Lang; onSaved: (value: 
         }
         b.putImageData(px, 0, 0);
         m.putImageData(mk, 0, 0);
+        setReady(true);
       });
     };
     img.onerror = () => setError(`${props.image}: the image could not be loaded`);
@@ -175,6 +178,7 @@ export function MaskEditor(props: { image: string; lang: Lang; onSaved: (value: 
             <canvas
               ref={mask}
               data-testid="mask-canvas"
+              data-ready={ready}
               className="mask-paint"
               width={size?.[0] ?? 1}
               height={size?.[1] ?? 1}

@@ -174,7 +174,7 @@ describe('images into the editor', () => {
     );
     await page.getByTestId('node-10').getByTestId('open-mask-editor').click();
     const canvas = page.getByTestId('mask-canvas');
-    await page.waitForFunction(() => (document.querySelector('[data-testid="mask-canvas"]') as HTMLCanvasElement | null)?.width === 96);
+    await page.waitForFunction(() => document.querySelector('[data-testid="mask-canvas"]')?.getAttribute('data-ready') === 'true');
     const zoom0 = await page.getByTestId('mask-zoom').textContent();
     await page.getByTestId('mask-zoom-in').click();
     expect(await page.getByTestId('mask-zoom').textContent()).not.toBe(zoom0);
@@ -230,7 +230,7 @@ describe('images into the editor', () => {
     await shot(page, 'images-5-inpaint-ran');
     // Reopening the editor shows the saved mask painted where the alpha is 0.
     await page.getByTestId('node-10').getByTestId('open-mask-editor').click();
-    await page.waitForFunction(() => (document.querySelector('[data-testid="mask-canvas"]') as HTMLCanvasElement | null)?.width === 96);
+    await page.waitForFunction(() => document.querySelector('[data-testid="mask-canvas"]')?.getAttribute('data-ready') === 'true');
     const painted = await canvas.evaluate((c) => {
       const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 96, 64).data;
       return [d[(32 * 96 + 30) * 4 + 3], d[(5 * 96 + 5) * 4 + 3]];
