@@ -61,6 +61,12 @@ describe('issue 19 bugs', () => {
     const page = await h.openPage();
     const wf = readWorkflow('invert-image.json');
     await openTemplate(page, 'invert-image.json');
+    const exportApi = async (): Promise<ApiBody['prompt']> => {
+      const dl = page.waitForEvent('download');
+      await page.getByTestId('btn-export-api').click();
+      return JSON.parse(fs.readFileSync((await (await dl).path())!, 'utf8')) as ApiBody['prompt'];
+    };
+    const before = await exportApi();
     await page.getByTestId('node-3').locator('.weft-node-title').click();
     await page.keyboard.press('Delete');
     await page.getByTestId('node-3').waitFor({ state: 'detached' });
@@ -69,6 +75,8 @@ describe('issue 19 bugs', () => {
     await page.getByTestId('node-3').waitFor();
     await expect(page.locator('.weft-node').count()).resolves.toBe(wf.nodes.length);
     await expect(page.locator('.react-flow__edge').count()).resolves.toBe(wf.links.length);
+    // The document itself (not only the drawing) has every link back: the exported prompt is the one before.
+    expect(await exportApi()).toEqual(before);
     await page.close();
   });
 
