@@ -402,7 +402,9 @@ describe('editor in Chromium', () => {
     await page.getByTestId('node-5').waitFor();
     await expect(page.getByTestId('node-5').getAttribute('data-node-type')).resolves.toBe('ImageInvert');
     const out = await center(page, '[data-testid="node-5"] [data-handleid="out-0"]');
-    await drag(page, out, { x: out.x + 150, y: out.y + 30 });
+    // Drop well inside the canvas: near its edge React Flow auto-pans while the link is dragged, which
+    // can carry the drop point (where the new node goes) out of view.
+    await drag(page, out, { x: out.x + 150, y: Math.min(out.y + 30, 560) });
     await expect(page.getByTestId('node-search').locator('.filter').textContent()).resolves.toBe('IMAGE');
     await page.getByTestId('node-search-input').fill('preview');
     await shot(page, '17-search-from-link');
