@@ -34,6 +34,14 @@ export type CanvasNode = WeftFlowNode | WeftRerouteNode | WeftGroupNode;
 
 // Widget definitions depend only on the class entry, which stays the same object until object_info reloads.
 const widgetCache = new WeakMap<ObjectInfoEntry, WidgetDef[]>();
+/** The description /object_info gives an input, shown on hover as ComfyUI does. */
+function inputTooltip(info: ObjectInfoEntry | undefined, name: string): string | undefined {
+  const spec = info?.input.required[name] ?? info?.input.optional?.[name];
+  const opts: unknown = Array.isArray(spec) ? spec[1] : undefined;
+  if (typeof opts !== 'object' || opts === null || !('tooltip' in opts)) return undefined;
+  return typeof opts.tooltip === 'string' && opts.tooltip ? opts.tooltip : undefined;
+}
+
 function cachedWidgetDefs(info: ObjectInfoEntry): WidgetDef[] {
   let defs = widgetCache.get(info);
   if (!defs) widgetCache.set(info, (defs = widgetDefs(info)));
@@ -154,16 +162,18 @@ function Widget({
   onChange,
   socket,
   lang,
+  tooltip,
 }: {
   w: WidgetDef;
   value: unknown;
   onChange: (v: unknown) => void;
   socket: boolean;
   lang: Lang;
+  tooltip?: string;
 }) {
   // Every widget doubles as an input socket: drop a link on it to drive the value from another node.
   const label = (
-    <span className="w-label">
+    <span className="w-label" title={tooltip}>
       {socket && !w.extra && <Handle type="target" position={Position.Left} id={`w-${w.name}`} className="widget-handle" />}
       {socketName(w.name, lang)}
     </span>
@@ -279,7 +289,10 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
               sockets.includes(inp) ? (
                 <div className="socket-row" key={`in-${i}`}>
                   <Handle type="target" position={Position.Left} id={`in-${i}`} style={{ background: typeColor(inp.type) }} />
-                  <span className={runtime.errors?.some((e) => e.input === inp.name) ? 'socket-error' : ''}>
+                  <span
+                    className={runtime.errors?.some((e) => e.input === inp.name) ? 'socket-error' : ''}
+                    title={inputTooltip(info, inp.name)}
+                  >
                     {inp.label ?? socketName(inp.name, lang)}
                   </span>
                 </div>
@@ -289,7 +302,7 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
           <div className="weft-outputs">
             {node.outputs.map((out, i) => (
               <div className="socket-row out" key={`out-${i}`}>
-                <span>{socketName(out.name, lang)}</span>
+                <span title={info?.output_tooltips?.[i] || undefined}>{socketName(out.name, lang)}</span>
                 <Handle type="source" position={Position.Right} id={`out-${i}`} style={{ background: typeColor(out.type) }} />
               </div>
             ))}
@@ -307,6 +320,7 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
               lang={lang}
               key={w.index}
               w={w}
+              tooltip={inputTooltip(info, w.name)}
               socket={node.type !== PRIMITIVE}
               value={node.widgets_values?.[w.index]}
               onChange={(v) => data.onWidget(node.id, w.index, v)}

@@ -171,6 +171,27 @@ describe('canvas habits', () => {
     await page.close();
   });
 
+  it('inputs, widgets and outputs show their /object_info descriptions on hover', async () => {
+    const page = await h.openPage();
+    await openTemplate(page, 'txt2img.json');
+    const info = (await (await fetch(`${h.server.url}/object_info/KSampler`)).json()) as Record<
+      string,
+      { input: { required: Record<string, [unknown, { tooltip?: string }?]> }; output_tooltips?: string[] }
+    >;
+    const ks = info.KSampler;
+    const node = page.getByTestId('node-3');
+    await expect(node.getByTestId('widget-steps').locator('.w-label').getAttribute('title')).resolves.toBe(
+      ks.input.required.steps[1]?.tooltip,
+    );
+    await expect(node.locator('.weft-inputs .socket-row span').first().getAttribute('title')).resolves.toBe(
+      ks.input.required.model[1]?.tooltip,
+    );
+    expect(ks.input.required.steps[1]?.tooltip).toMatch(/steps/);
+    const outTip = ks.output_tooltips?.[0];
+    await expect(node.locator('.weft-outputs .socket-row span').first().getAttribute('title')).resolves.toBe(outTip || null);
+    await page.close();
+  });
+
   it('produced no console errors', () => {
     expect(h.consoleErrors).toEqual([]);
   });
