@@ -106,6 +106,12 @@ const STRINGS = {
   fitView: { en: 'Fit view', zh: '适应视图' },
   dblClick: { en: 'Double-click the canvas', zh: '双击画布' },
   noteText: { en: 'Note', zh: '注释' },
+  queueFront: { en: 'Queue to front', zh: '排队到最前' },
+  selectAll: { en: 'Select all nodes', zh: '全选节点' },
+  pasteWithLinks: { en: 'Paste with links', zh: '粘贴并保留连线' },
+  boxSelect: { en: 'Box select', zh: '框选' },
+  drag: { en: 'drag', zh: '拖动' },
+  reloadDefs: { en: 'Reload node definitions', zh: '刷新节点定义' },
 } as const;
 
 export type StringKey = keyof typeof STRINGS;

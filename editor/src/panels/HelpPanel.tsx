@@ -8,9 +8,16 @@ export function HelpPanel({ lang }: { lang: Lang }) {
         <tbody>
           {[
             ['Ctrl+Enter', t('queue', lang)],
+            ['Ctrl+Shift+Enter', t('queueFront', lang)],
+            ['Ctrl+Alt+Enter', t('interrupt', lang)],
             ['Ctrl+S', t('save', lang)],
+            ['Ctrl+O', t('open', lang)],
             ['Ctrl+Z / Ctrl+Y', t('undoRedo', lang)],
             ['Ctrl+C / Ctrl+V', t('copyPaste', lang)],
+            ['Ctrl+Shift+V', t('pasteWithLinks', lang)],
+            ['Ctrl+A', t('selectAll', lang)],
+            [`Ctrl+${t('drag', lang)}`, t('boxSelect', lang)],
+            ['Alt+C', t('ctxCollapse', lang)],
             ['Ctrl+M', t('mute', lang)],
             ['Ctrl+B', t('bypass', lang)],
             ['Ctrl+G', t('group', lang)],
@@ -18,6 +25,7 @@ export function HelpPanel({ lang }: { lang: Lang }) {
             ['Delete', t('delete', lang)],
             [t('dblClick', lang), t('search', lang)],
             ['.', t('fitView', lang)],
+            ['R', t('reloadDefs', lang)],
             ['Esc', t('close', lang)],
           ].map(([k, v]) => (
             <tr key={k}>
