@@ -1,4 +1,4 @@
-import { Handle, NodeResizer, Position, type NodeProps, type Node } from '@xyflow/react';
+import { Handle, NodeResizeControl, NodeResizer, Position, type NodeProps, type Node } from '@xyflow/react';
 import { memo, useMemo, useState } from 'react';
 import type { ObjectInfoEntry } from '../../engine/registry/registry.ts';
 import { GROUP_COLORS, PRIMITIVE, widgetDefs, type DocGroup, type DocNode, type WidgetDef } from './doc.ts';
@@ -274,6 +274,7 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
       style={{ width: node.size[0] }}
       {...imageDropHandlers(setImage, (msg) => window.alert(msg))}
     >
+      {selected && <NodeResizeControl position="bottom-right" resizeDirection="horizontal" minWidth={140} className="weft-node-resize" />}
       <div className="weft-node-title" style={{ background: node.color ?? headerColor(info?.category) }}>
         <span>{data.title}</span>
       </div>

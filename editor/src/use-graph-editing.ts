@@ -101,6 +101,7 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
       const dims: [string, { width: number; height: number }][] = [];
       const groupMoves = new Map<number, [number, number]>();
       const groupResizes = new Map<number, { x?: number; y?: number; w?: number; h?: number }>();
+      const nodeWidths = new Map<number, number>();
       const resize = (i: number) => groupResizes.get(i) ?? groupResizes.set(i, {}).get(i)!;
       for (const c of changes) {
         if (c.type === 'add' || c.type === 'replace') continue;
@@ -109,6 +110,8 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
           dims.push([c.id, c.dimensions]);
           if (group !== undefined && c.resizing)
             Object.assign(resize(group), { w: Math.round(c.dimensions.width), h: Math.round(c.dimensions.height) });
+          // A node's corner control resizes its width; its height follows its content.
+          else if (group === undefined && c.resizing) nodeWidths.set(Number(c.id), Math.round(c.dimensions.width));
         } else if (c.type === 'position' && c.position) {
           const p: [number, number] = [Math.round(c.position.x), Math.round(c.position.y)];
           // Drags say whether they are dragging; the resizer's position changes do not, and must not carry nodes.
@@ -149,6 +152,14 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
           { coalesce: 'resize' },
         );
       }
+      if (nodeWidths.size)
+        setDoc(
+          (d) => ({
+            ...d,
+            nodes: d.nodes.map((n) => (nodeWidths.has(n.id) ? { ...n, size: [nodeWidths.get(n.id)!, n.size[1]] as [number, number] } : n)),
+          }),
+          { coalesce: 'resize' },
+        );
       if (dims.length) setMeasured((m) => ({ ...m, ...Object.fromEntries(dims) }));
       if (moves.size)
         setDoc((d) => ({ ...d, nodes: d.nodes.map((n) => (moves.has(n.id) ? { ...n, pos: moves.get(n.id)! } : n)) }), { coalesce: 'move' });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTemplate, shot, startEditorHarness, type ApiBody, type EditorHarness } from './harness.ts';
+import { drag, openTemplate, readWorkflow, shot, startEditorHarness, type ApiBody, type EditorHarness } from './harness.ts';
 
 let h: EditorHarness;
 
@@ -189,6 +189,27 @@ describe('canvas habits', () => {
     expect(ks.input.required.steps[1]?.tooltip).toMatch(/steps/);
     const outTip = ks.output_tooltips?.[0];
     await expect(node.locator('.weft-outputs .socket-row span').first().getAttribute('title')).resolves.toBe(outTip || null);
+    await page.close();
+  });
+
+  it('a selected node resizes by its corner (width), as one undo step', async () => {
+    const page = await h.openPage();
+    await openTemplate(page, 'txt2img.json');
+    const node = page.getByTestId('node-3');
+    await node.locator('.weft-node-title').click();
+    const before = (await node.boundingBox())!;
+    const handle = page.locator('.react-flow__node[data-id="3"] .weft-node-resize');
+    const c = (await handle.boundingBox())!;
+    await drag(page, { x: c.x + c.width / 2, y: c.y + c.height / 2 }, { x: c.x + c.width / 2 + 90, y: c.y + c.height / 2 });
+    const after = (await node.boundingBox())!;
+    expect(after.width - before.width).toBeGreaterThan(60);
+    // The document keeps the new width (canvas units: 90 screen pixels are at least 60 at any zoom ≤ 1.5).
+    const saved = (await exportUi(page)).nodes.find((n) => n.id === 3) as { size?: number[] } | undefined;
+    const original = readWorkflow('txt2img.json').nodes.find((n) => n.id === 3) as { size?: number[] } | undefined;
+    expect(saved!.size![0]).toBeGreaterThan(original!.size![0] + 40);
+    await page.keyboard.press('Control+z');
+    await expect.poll(async () => (await node.boundingBox())!.width).toBeCloseTo(before.width, 0);
+    await shot(page, 'canvas-node-resize');
     await page.close();
   });
 
