@@ -9,9 +9,9 @@ import { describeShape, type Tensor } from '../core/tensor.ts';
  */
 
 const PRECISION_BITS = 32 - 8 - 2;
-const ONE = 1 << PRECISION_BITS;
-const HALF = 1 << (PRECISION_BITS - 1);
-const SUPPORT = 3;
+/** Pillow's fixed-point 1.0 and 0.5 for 8-bit resampling (22 fraction bits). */
+export const PIL_ONE = 1 << PRECISION_BITS;
+export const PIL_HALF = 1 << (PRECISION_BITS - 1);
 
 function sinc(x: number): number {
   if (x === 0) return 1;
@@ -23,7 +23,15 @@ function lanczos(x: number): number {
   return x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0;
 }
 
-interface Coeffs {
+/** A Pillow resampling filter: its kernel and support radius at scale 1. */
+export interface PilFilter {
+  readonly support: number;
+  readonly kernel: (x: number) => number;
+}
+
+const LANCZOS: PilFilter = { support: 3, kernel: lanczos };
+
+export interface PilCoeffs {
   ksize: number;
   /** First source index and number of taps, per output index. */
   bounds: Int32Array;
@@ -32,10 +40,10 @@ interface Coeffs {
 }
 
 /** Pillow's precompute_coeffs + normalize_coeffs_8bpc for a full-image box. */
-function coeffs(inSize: number, outSize: number): Coeffs {
+export function pilCoeffs(inSize: number, outSize: number, filter: PilFilter): PilCoeffs {
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
-  const support = SUPPORT * filterscale;
+  const support = filter.support * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const bounds = new Int32Array(outSize * 2);
   const kk = new Int32Array(outSize * ksize);
@@ -48,12 +56,12 @@ function coeffs(inSize: number, outSize: number): Coeffs {
     const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
     let ww = 0;
     for (let x = 0; x < xmax; x++) {
-      k[x] = lanczos((x + xmin - center + 0.5) * ss);
+      k[x] = filter.kernel((x + xmin - center + 0.5) * ss);
       ww += k[x];
     }
     for (let x = 0; x < ksize; x++) {
       const v = x < xmax ? (ww !== 0 ? k[x] / ww : k[x]) : 0;
-      kk[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
+      kk[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * PIL_ONE) : Math.trunc(0.5 + v * PIL_ONE);
     }
     bounds[xx * 2] = xmin;
     bounds[xx * 2 + 1] = Math.max(xmax, 0);
@@ -63,12 +71,12 @@ function coeffs(inSize: number, outSize: number): Coeffs {
 
 /** Pillow's clip8: the accumulator shifted down (an arithmetic shift, i.e. floor) and clamped. */
 function clip8(ss: number): number {
-  const v = Math.floor(ss / ONE);
+  const v = Math.floor(ss / PIL_ONE);
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
 /** One pass along rows (`horizontal`) or columns of a [planes, h, w] uint8 stack. */
-function pass(src: Uint8Array, planes: number, h: number, w: number, c: Coeffs, horizontal: boolean): Uint8Array {
+function pass(src: Uint8Array, planes: number, h: number, w: number, c: PilCoeffs, horizontal: boolean): Uint8Array {
   const oh = horizontal ? h : c.bounds.length / 2;
   const ow = horizontal ? c.bounds.length / 2 : w;
   const out = new Uint8Array(planes * oh * ow);
@@ -81,7 +89,7 @@ function pass(src: Uint8Array, planes: number, h: number, w: number, c: Coeffs, 
         const min = c.bounds[o * 2];
         const n = c.bounds[o * 2 + 1];
         const kOff = o * c.ksize;
-        let ss = HALF;
+        let ss = PIL_HALF;
         if (horizontal) for (let i = 0; i < n; i++) ss += src[s + y * w + min + i] * c.kk[kOff + i];
         else for (let i = 0; i < n; i++) ss += src[s + (min + i) * w + x] * c.kk[kOff + i];
         out[d + y * ow + x] = clip8(ss);
@@ -97,11 +105,11 @@ export function pilResampleLanczos8(planes: Uint8Array, count: number, h: number
   let ch = h;
   let cw = w;
   if (outW !== w) {
-    cur = pass(cur, count, ch, cw, coeffs(w, outW), true);
+    cur = pass(cur, count, ch, cw, pilCoeffs(w, outW, LANCZOS), true);
     cw = outW;
   }
   if (outH !== h) {
-    cur = pass(cur, count, ch, cw, coeffs(h, outH), false);
+    cur = pass(cur, count, ch, cw, pilCoeffs(h, outH, LANCZOS), false);
     ch = outH;
   }
   return cur === planes ? new Uint8Array(planes) : cur;

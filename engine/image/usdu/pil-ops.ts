@@ -1,3 +1,4 @@
+import { PIL_HALF, PIL_ONE, pilCoeffs, type PilFilter } from '../pil-lanczos.ts';
 /**
  * The few Pillow (9.4) operations Ultimate SD Upscale's masks go through, on 8-bit planes, in
  * Pillow's integer arithmetic: GaussianBlur (three extended box blurs), BICUBIC resampling, the
@@ -107,10 +108,8 @@ export function gaussianBlur(img: Gray8, radius: number): Gray8 {
   return { ...img, data: out };
 }
 
-// Pillow's resample: fixed-point two-pass convolution (22 fraction bits, 8-bit intermediate).
-const PRECISION_BITS = 32 - 8 - 2;
-const ONE = 1 << PRECISION_BITS;
-const HALF = 1 << (PRECISION_BITS - 1);
+// Pillow's resample: fixed-point two-pass convolution (22 fraction bits, 8-bit intermediate), with
+// pil-lanczos.ts's coefficients under the bicubic kernel.
 
 function bicubic(x: number): number {
   const a = -0.5;
@@ -120,36 +119,10 @@ function bicubic(x: number): number {
   return 0;
 }
 
-function coeffs(inSize: number, outSize: number): { ksize: number; bounds: Int32Array; kk: Int32Array } {
-  const scale = inSize / outSize;
-  const filterscale = Math.max(scale, 1);
-  const support = 2 * filterscale;
-  const ksize = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const kk = new Int32Array(outSize * ksize);
-  const k = new Float64Array(ksize);
-  for (let xx = 0; xx < outSize; xx++) {
-    const center = (xx + 0.5) * scale;
-    const ss = 1 / filterscale;
-    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
-    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
-    let ww = 0;
-    for (let x = 0; x < xmax; x++) {
-      k[x] = bicubic((x + xmin - center + 0.5) * ss);
-      ww += k[x];
-    }
-    for (let x = 0; x < ksize; x++) {
-      const v = x < xmax ? (ww !== 0 ? k[x] / ww : k[x]) : 0;
-      kk[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
-    }
-    bounds[xx * 2] = xmin;
-    bounds[xx * 2 + 1] = Math.max(xmax, 0);
-  }
-  return { ksize, bounds, kk };
-}
+const BICUBIC: PilFilter = { support: 2, kernel: bicubic };
 
 function resamplePass(src: Gray8, outLen: number, horizontal: boolean): Gray8 {
-  const c = coeffs(horizontal ? src.w : src.h, outLen);
+  const c = pilCoeffs(horizontal ? src.w : src.h, outLen, BICUBIC);
   const ow = horizontal ? outLen : src.w;
   const oh = horizontal ? src.h : outLen;
   const out = new Uint8Array(ow * oh);
@@ -158,10 +131,10 @@ function resamplePass(src: Gray8, outLen: number, horizontal: boolean): Gray8 {
       const o = horizontal ? x : y;
       const min = c.bounds[o * 2];
       const n = c.bounds[o * 2 + 1];
-      let ss = HALF;
+      let ss = PIL_HALF;
       for (let i = 0; i < n; i++)
         ss += (horizontal ? src.data[y * src.w + min + i] : src.data[(min + i) * src.w + x]) * c.kk[o * c.ksize + i];
-      const v = Math.floor(ss / ONE);
+      const v = Math.floor(ss / PIL_ONE);
       out[y * ow + x] = v < 0 ? 0 : v > 255 ? 255 : v;
     }
   return { w: ow, h: oh, data: out };
