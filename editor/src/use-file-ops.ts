@@ -96,7 +96,11 @@ export function useFileOps({ doc, docRef, tabs, info, lang, notify, flow, onRepl
       onReplaced();
       const miss = missingClasses(d, info);
       setMissing(miss.length ? miss : null);
-      window.setTimeout(() => flow.fitView({ padding: 0.1 }), 50);
+      // The flag tells scripted clients (the browser tests) when the view has stopped moving under the cursor.
+      document.body.dataset.fitting = '1';
+      window.setTimeout(() => {
+        void flow.fitView({ padding: 0.1 }).finally(() => delete document.body.dataset.fitting);
+      }, 50);
     },
     [info, flow, tabs, onReplaced, setMissing],
   );

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTemplate, readWorkflow, shot, startEditorHarness, type ApiBody, type EditorHarness } from './harness.ts';
+import { openTemplate, readWorkflow, shot, startEditorHarness, viewSettled, type ApiBody, type EditorHarness } from './harness.ts';
 
 let h: EditorHarness;
 
@@ -27,6 +27,7 @@ async function viewport(page: Page): Promise<[number, number, number]> {
 }
 
 async function addBySearch(page: Page, at: { x: number; y: number }, query: string, classType: string): Promise<void> {
+  await viewSettled(page);
   await page.locator('.react-flow__pane').dblclick({ position: at });
   await page.getByTestId('node-search-input').fill(query);
   await page.getByTestId(`search-result-${classType}`).click();

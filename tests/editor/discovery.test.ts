@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { center, drag, openTemplate, shot, startEditorHarness, type EditorHarness } from './harness.ts';
+import { center, drag, openTemplate, shot, startEditorHarness, viewSettled, type EditorHarness } from './harness.ts';
 
 let h: EditorHarness;
 
@@ -54,6 +54,7 @@ function notesFile(): string {
 }
 
 async function searchFromCanvas(page: Page, at: { x: number; y: number }, query: string): Promise<void> {
+  await viewSettled(page);
   await page.locator('.react-flow__pane').dblclick({ position: at });
   await page.getByTestId('node-search-input').fill(query);
 }

@@ -198,6 +198,12 @@ export async function openTemplate(page: Page, file: string): Promise<void> {
   await page.getByTestId('btn-workflows').click();
   await page.getByTestId(`wf-template-${file}`).click();
   await page.getByTestId(`node-${readWorkflow(file).nodes[0].id}`).waitFor();
+  await viewSettled(page);
+}
+
+/** Waits for the fit that follows opening a document, so a click lands where the settled view puts it. */
+export async function viewSettled(page: Page): Promise<void> {
+  await page.locator('body:not([data-fitting])').waitFor({ state: 'attached' });
 }
 
 /** The nodes and links the canvas draws: node types by id, and each edge's endpoints. */
