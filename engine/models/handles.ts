@@ -197,7 +197,15 @@ export interface ModelCallArgs {
    * when the call has no control. A wrapper with `controlPerTile` gets no `c.control` for the whole input.
    */
   readonly controlFor?: (req: ControlTilesRequest) => Promise<ControlResiduals | undefined>;
+  /** The model's `wrapperOptions`, whichever node set them. */
+  readonly options?: WrapperOptions;
 }
+
+/**
+ * ComfyUI's model_options entries that wrappers read at call time (SpotDiffusionParams'
+ * `tiled_diffusion_seed`), so the node that sets them may stand before or after the wrapper's node.
+ */
+export type WrapperOptions = Readonly<Record<string, string | number | bigint | boolean>>;
 
 /** A batch of tiles of a model call's input, for which a control chain gives residuals. */
 export interface ControlTilesRequest {
@@ -243,6 +251,8 @@ export interface ModelHandle {
   readonly extraConds?: ExtraConds;
   /** Wrappers around the model call, outermost first. */
   readonly wrappers?: readonly ModelWrapper[];
+  /** Options the wrappers read (see WrapperOptions). */
+  readonly wrapperOptions?: WrapperOptions;
   /** ComfyUI's model_options["sampler_cfg_function"] (RescaleCFG); absent = uncond + (cond − uncond)·cfg. */
   readonly samplerCfgFunction?: SamplerCfgFunction;
   /** ComfyUI's model_options["sampler_pre_cfg_function"], applied in order before the CFG combination. */

@@ -19,7 +19,9 @@ export function modelCall(model: ModelHandle, ms: ModelSamplingObject): ModelApp
     });
     return { shape: input.shape, data: ms.calculateDenoised(sigma, eps.data, input.data) };
   };
-  return wrapModelCall(apply, model.wrappers ?? []);
+  const wrapped = wrapModelCall(apply, model.wrappers ?? []);
+  const options = model.wrapperOptions;
+  return options ? (args) => wrapped({ ...args, options }) : wrapped;
 }
 
 /** `apply` inside `wrappers`, the first one outermost (it is called first and sees the others as its inner call). */

@@ -19,7 +19,7 @@ import { torchRandint } from '../../engine/sampling/tiled-diffusion/spot-shifts.
 import { tiledDiffusionWrapper } from '../../engine/sampling/tiled-diffusion/wrapper.ts';
 import { ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import '../../nodes/model/services.ts';
-import { TiledDiffusion } from '../../nodes/sampling/tiled-diffusion.ts';
+import { SpotDiffusionParams, TiledDiffusion } from '../../nodes/sampling/tiled-diffusion.ts';
 import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
 
 /*
@@ -39,11 +39,12 @@ let net: ControlNetModel;
 let apply: ModelApply;
 const METHODS: TiledDiffusionMethod[] = ['MultiDiffusion', 'Mixture of Diffusers', 'SpotDiffusion'];
 
-const tiled = (method: TiledDiffusionMethod, tile: number, overlap: number, batch = 4, tileH = tile): ModelHandle =>
+const tiled = (method: TiledDiffusionMethod, tile: number, overlap: number, batch = 4, tileH = tile, base = model): ModelHandle =>
   (
-    TiledDiffusion.run({ model, method, tile_width: tile, tile_height: tileH, tile_overlap: overlap, tile_batch_size: batch }, noCtx) as [
-      ModelHandle,
-    ]
+    TiledDiffusion.run(
+      { model: base, method, tile_width: tile, tile_height: tileH, tile_overlap: overlap, tile_batch_size: batch },
+      noCtx,
+    ) as [ModelHandle]
   )[0];
 
 beforeAll(async () => {
@@ -101,6 +102,8 @@ interface RefArgs {
   overlap: number;
   sigmas?: number[];
   seed?: bigint;
+  /** SpotDiffusion's shift order (random by default): 'sorted' sorts the draw ascending. */
+  sorted?: boolean;
   /** Residuals per tile, for the ControlNet check. */
   control?: (tileX: Tensor, b: TileBox, dy: number, dx: number) => Promise<Awaited<ReturnType<ControlNetControl['residuals']>>>;
 }
@@ -123,7 +126,8 @@ async function plainLoop(a: RefArgs): Promise<Float64Array> {
   if (a.method === 'SpotDiffusion') {
     const steps = a.sigmas!.length - 1;
     const i = a.sigmas!.findIndex((s) => Math.fround(s) === Math.fround(a.sigma));
-    const sh = torchRandint(a.seed!, a.tile, steps)[i];
+    const draw = Array.from(torchRandint(a.seed!, a.tile, steps));
+    const sh = (a.sorted ? draw.sort((p, q) => p - q) : draw)[i];
     // Square tiles: odd steps roll the rows, even steps the columns.
     if (i % 2 !== 0) dy = sh;
     else dx = sh;
@@ -192,12 +196,50 @@ describe('TiledDiffusion wrapper against a plain loop (tiny SD1)', () => {
 });
 
 /** One model evaluation through the guider (cfg 1, positive only) at σ: the guider's control seam included. */
-async function ksampleOnce(m: ModelHandle, positive: Conditioning, x: Tensor, sigma: number): Promise<Float32Array> {
+async function ksampleOnce(
+  m: ModelHandle,
+  positive: Conditioning,
+  x: Tensor,
+  sigma: number,
+  sigmas = [sigma, 0],
+  seed?: bigint,
+): Promise<Float32Array> {
   const { cfgGuider } = await import('../../engine/sampling/guider.ts');
   const g = cfgGuider({ model: m, positive, negative: [], cfg: 1 });
-  const d = g.denoiser(x.shape, { sigmas: [sigma, 0] });
+  const d = g.denoiser(x.shape, { sigmas, seed });
   return (await d(x, sigma)).data;
 }
+
+describe('SpotDiffusionParams_TiledDiffusion', () => {
+  it('has the package’s class name, display name, category and inputs', () => {
+    expect(SpotDiffusionParams.name).toBe('SpotDiffusionParams_TiledDiffusion');
+    expect(SpotDiffusionParams.displayName).toBe('SpotDiffusion Parameters');
+    expect(SpotDiffusionParams.category).toBe('_for_testing');
+    const { shift_method, seed } = SpotDiffusionParams.inputs.required;
+    expect(shift_method).toMatchObject({ type: 'COMBO', options: ['random', 'sorted', 'fibonacci'], default: 'random' });
+    expect(seed).toMatchObject({ type: 'INT', default: 0, min: 0, max: 0xffffffffffffffff });
+  });
+
+  it('its seed and sorted order drive the shifts, whether it stands before or after TiledDiffusion', async () => {
+    const x: Tensor = { shape: [1, 4, 16, 24], data: lcg(4 * 16 * 24, 11, 3) };
+    const sigmas = [6.1, 3.3, 1.7, 0.6, 0];
+    const context = pos[0].cond;
+    const params = (m: ModelHandle): ModelHandle =>
+      (SpotDiffusionParams.run({ model: m, shift_method: 'sorted', seed: 123 }, noCtx) as [ModelHandle])[0];
+    const after = params(tiled('SpotDiffusion', 64, 16, 3));
+    const before = tiled('SpotDiffusion', 64, 16, 3, 64, params(model));
+    let moved = 0;
+    for (const sigma of [3.3, 1.7, 0.6]) {
+      const want = await plainLoop({ method: 'SpotDiffusion', x, sigma, context, tile: 8, overlap: 2, sigmas, seed: 123n, sorted: true });
+      // The run's own seed (5) is overridden by the node's.
+      for (const m of [after, before]) expect(relErr(await ksampleOnce(m, pos, x, sigma, sigmas, 5n), want)).toBeLessThan(2e-5);
+      const unsorted = await plainLoop({ method: 'SpotDiffusion', x, sigma, context, tile: 8, overlap: 2, sigmas, seed: 123n });
+      if (relErr(unsorted, want) > 1e-3) moved++;
+    }
+    // The sorted order shifts differently from the random one at some step: the check is not vacuous.
+    expect(moved).toBeGreaterThan(0);
+  }, 120_000);
+});
 
 describe('a tile covering the whole latent is the untiled run', () => {
   const latent: Latent = {

@@ -7,7 +7,8 @@ import { MT19937 } from '../noise/mt19937.ts';
  * Fibonacci order (SpotDiffusionParams' shift_method).
  */
 
-export type SpotShiftMethod = 'random' | 'sorted' | 'fibonacci';
+export const SPOT_SHIFT_METHODS = ['random', 'sorted', 'fibonacci'] as const;
+export type SpotShiftMethod = (typeof SPOT_SHIFT_METHODS)[number];
 
 /**
  * torch.randint(0, high, (n,)) on CPU: each value is one 32-bit mt19937 draw modulo the range

@@ -3,7 +3,7 @@ import { pyRound } from '../../core/py-round.ts';
 import type { Tensor } from '../../core/tensor.ts';
 import type { ControlResiduals, ModelApply, ModelCallArgs, ModelWrapper } from '../../models/handles.ts';
 import { tileGrid, type TileBox, type TileGrid, type TiledDiffusionMethod } from './grid.ts';
-import { roll, spotShifts, stepIndex, type SpotShiftMethod } from './spot-shifts.ts';
+import { roll, SPOT_SHIFT_METHODS, spotShifts, stepIndex, type SpotShiftMethod } from './spot-shifts.ts';
 
 /**
  * ComfyUI-TiledDiffusion's model-function wrapper (MultiDiffusion, MixtureOfDiffusers, SpotDiffusion
@@ -24,8 +24,29 @@ export interface TiledDiffusionOptions {
   readonly tileBatchSize: number;
   /** Image pixels per latent pixel (8; 4 for Stable Cascade in the package). */
   readonly compression?: number;
-  /** SpotDiffusionParams: the shifts' seed (default: the run's seed) and order. */
+  /**
+   * The shifts' seed (default: the run's seed) and order, where no SpotDiffusionParams node set them
+   * in the model's wrapper options (SPOT_SEED, SPOT_SHIFT_METHOD), which take precedence.
+   */
   readonly spot?: { readonly seed?: bigint; readonly shiftMethod?: SpotShiftMethod };
+}
+
+/** The package's model_options keys, which SpotDiffusionParams sets. */
+export const SPOT_SEED = 'tiled_diffusion_seed';
+export const SPOT_SHIFT_METHOD = 'tiled_diffusion_shift_method';
+
+/** SpotDiffusion's seed and shift order for one model call: the model's options, then the wrapper's, then the run's seed. */
+function spotSettings(o: TiledDiffusionOptions, args: ModelCallArgs): { seed: bigint; method: SpotShiftMethod } {
+  const s = args.options?.[SPOT_SEED];
+  const m = args.options?.[SPOT_SHIFT_METHOD];
+  if (s !== undefined && typeof s !== 'bigint' && !(typeof s === 'number' && Number.isInteger(s)))
+    throw new Error(`TiledDiffusion: the model option ${SPOT_SEED} must be an integer, got ${String(s)}`);
+  if (m !== undefined && !SPOT_SHIFT_METHODS.includes(m as SpotShiftMethod))
+    throw new Error(
+      `TiledDiffusion: the model option ${SPOT_SHIFT_METHOD} must be one of ${SPOT_SHIFT_METHODS.join(', ')}, got ${String(m)}`,
+    );
+  const seed = s !== undefined ? BigInt(s) : (o.spot?.seed ?? args.run?.seed ?? 0n);
+  return { seed, method: (m as SpotShiftMethod | undefined) ?? o.spot?.shiftMethod ?? 'random' };
 }
 
 /** Rows of `t` repeated or cut to `rows` (the package's repeat_to_batch_size: row i is row i mod n). */
@@ -69,7 +90,7 @@ export function tiledDiffusionWrapper(o: TiledDiffusionOptions): ModelWrapper {
     }
     return g;
   };
-  let spot: { sigmas: ArrayLike<number>; seed: bigint; h: Int32Array; w: Int32Array } | undefined;
+  let spot: { sigmas: ArrayLike<number>; seed: bigint; method: SpotShiftMethod; h: Int32Array; w: Int32Array } | undefined;
 
   const wrapper = async (apply: ModelApply, args: ModelCallArgs): Promise<Tensor> => {
     const { input, c } = args;
@@ -86,9 +107,9 @@ export function tiledDiffusionWrapper(o: TiledDiffusionOptions): ModelWrapper {
       const sigmas = args.run?.sigmas;
       if (!sigmas || sigmas.length < 2)
         throw new Error('TiledDiffusion (SpotDiffusion) needs the sampler’s sigma schedule; this model call came without one');
-      const seed = o.spot?.seed ?? args.run?.seed ?? 0n;
-      if (!spot || spot.sigmas !== sigmas || spot.seed !== seed) {
-        spot = { sigmas, seed, ...spotShifts(seed, sigmas.length - 1, tileH, tileW, o.spot?.shiftMethod ?? 'random') };
+      const { seed, method } = spotSettings(o, args);
+      if (!spot || spot.sigmas !== sigmas || spot.seed !== seed || spot.method !== method) {
+        spot = { sigmas, seed, method, ...spotShifts(seed, sigmas.length - 1, tileH, tileW, method) };
       }
       const i = stepIndex(sigmas, args.sigma);
       shH = i < spot.h.length ? spot.h[i] : 0;
