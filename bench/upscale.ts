@@ -1,5 +1,5 @@
 /**
- * Real-ESRGAN x4plus (a full-size random one: `weft make-model realesrgan-x4plus`) upscaling one
+ * An upscale model (full-size random ones: `weft make-model realesrgan-x4plus`, `realesr-general-x4v3`) upscaling one
  * image through ImageUpscaleWithModel's path (UpscaleModelLoader, the `upscaler` part built into the
  * cache, padding/clamp, tiled_scale) against bare ORT on the same model.onnx, each in its own child
  * process so peak RSS (VmHWM) is per variant, interleaved weft/bare `repeats` times.
@@ -64,6 +64,7 @@ async function child(kind: string, file: string, size: number, tile: number): Pr
       runMs,
       peakRss: peakRss(),
       chosenTile: chooseUpscaleTile(model.arch, availableForActivations(m.runtime)),
+      arch: `${model.arch.kind} ×${model.arch.scale}`,
     }),
   );
 }
@@ -75,8 +76,11 @@ async function main(): Promise<void> {
   const repeats = Number(process.argv[4] ?? 1);
   const tile = Number(process.argv[5] ?? 512);
   if (!existsSync(file)) throw new Error(`${file} not found: make it with \`npx tsx cli/main.ts make-model realesrgan-x4plus\``);
-  console.log(`Real-ESRGAN x4plus (random) ${size}² → ${size * 4}², tile ${tile}, ${repeats} interleaved repeat(s)`);
-  const rows: Record<string, { loadMs: number; runMs: number; peakRss: number; chosenTile: number }[]> = { weft: [], bare: [] };
+  console.log(`${path.basename(file)} on a ${size}² image, tile ${tile}, ${repeats} interleaved repeat(s)`);
+  const rows: Record<string, { loadMs: number; runMs: number; peakRss: number; chosenTile: number; arch: string }[]> = {
+    weft: [],
+    bare: [],
+  };
   for (let r = 0; r < repeats; r++)
     for (const kind of ['weft', 'bare']) {
       const p = spawnSync(process.execPath, ['--import', 'tsx', import.meta.filename, '--child', kind, file, String(size), String(tile)], {
@@ -86,7 +90,7 @@ async function main(): Promise<void> {
       const res = JSON.parse(p.stdout.trim().split('\n').pop()!) as (typeof rows)['weft'][number];
       rows[kind].push(res);
       console.log(
-        `  ${kind}: load ${(res.loadMs / 1000).toFixed(2)} s, run ${(res.runMs / 1000).toFixed(2)} s, peak RSS ${mib(res.peakRss)} (tile the memory rule picks now: ${res.chosenTile})`,
+        `  ${kind} (${res.arch}): load ${(res.loadMs / 1000).toFixed(2)} s, run ${(res.runMs / 1000).toFixed(2)} s, peak RSS ${mib(res.peakRss)} (tile the memory rule picks now: ${res.chosenTile})`,
       );
     }
   const med = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];

@@ -34,9 +34,10 @@ Usage:
                                                    a random adapter over every attention and conv layer of a checkpoint
   weft make-model controlnet|t2i-adapter --checkpoint FILE --out FILE [--seed N]
                                                    a random fp16 ControlNet / T2I-Adapter of a checkpoint's UNet structure
-  weft make-model esrgan|compact|realesrgan-x4plus [--out FILE] [--seed N] [--force]
-                                                   a random upscaler in models/upscale_models (tiny ESRGAN ×4, tiny
-                                                   SRVGGNetCompact ×4; full-size Real-ESRGAN x4plus for benchmarks)
+  weft make-model esrgan|compact|realesrgan-x4plus|realesr-general-x4v3 [--scale N] [--out FILE] [--seed N] [--force]
+                                                   a random upscaler in models/upscale_models (tiny ESRGAN ×1/2/4/8/16, tiny
+                                                   SRVGGNetCompact ×N, default ×4; full-size Real-ESRGAN x4plus and
+                                                   realesr-general-x4v3 for benchmarks)
   weft make-model annotators [--out DIR] [--seed N]
                                                    random-weight annotator ONNX files of the real signatures in models/annotators
                                                    (DWPose pair, depth_anything_v2_vits.onnx, dpt_hybrid-midas.onnx, ControlNetHED,
@@ -120,6 +121,7 @@ const OPTIONS = {
   v: { type: 'boolean' },
   checkpoint: { type: 'string' },
   rank: { type: 'string' },
+  scale: { type: 'string' },
   'cache-dir': { type: 'string' },
   'cache-limit': { type: 'string' },
   all: { type: 'boolean' },
@@ -489,17 +491,29 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     console.log(makeRandomYolo(path.resolve(v.out ?? path.join(models, 'ultralytics', rel)), { seed, segment }));
     return 0;
   }
-  if (kind === 'esrgan' || kind === 'compact' || kind === 'realesrgan-x4plus') {
+  if (kind === 'esrgan' || kind === 'compact' || kind === 'realesrgan-x4plus' || kind === 'realesr-general-x4v3') {
     const up = await import('../engine/models/upscale/generate.ts');
-    const names = { esrgan: 'weft-tiny-esrgan-x4', compact: 'weft-tiny-compact-x4', 'realesrgan-x4plus': 'weft-random-RealESRGAN_x4plus' };
+    const scale = v.scale === undefined ? 4 : Number(v.scale);
+    const names = {
+      esrgan: `weft-tiny-esrgan-x${scale}`,
+      compact: `weft-tiny-compact-x${scale}`,
+      'realesrgan-x4plus': 'weft-random-RealESRGAN_x4plus',
+      'realesr-general-x4v3': 'weft-random-realesr-general-x4v3',
+    };
     const out = path.resolve(v.out ?? path.join(models, 'upscale_models', `${names[kind]}.safetensors`));
     if (fs.existsSync(out) && !v.force) {
       console.log(`${out} (exists; --force to regenerate)`);
       return 0;
     }
-    const arch =
-      kind === 'compact' ? up.compactArch(up.TINY_COMPACT) : up.esrganArch(kind === 'esrgan' ? up.TINY_ESRGAN : up.REALESRGAN_X4PLUS);
-    up.makeUpscaleFile(out, arch, { seed, dtype: kind === 'realesrgan-x4plus' ? 'F16' : 'F32' });
+    if (!Number.isInteger(scale) || scale < 1)
+      throw new UsageError(`weft make-model ${kind}: --scale must be a positive integer, got ${v.scale}`);
+    const arch = {
+      esrgan: () => up.esrganArch({ ...up.TINY_ESRGAN, upsamples: up.esrganUpsamples(scale) }),
+      compact: () => up.compactArch({ ...up.TINY_COMPACT, scale }),
+      'realesrgan-x4plus': () => up.esrganArch(up.REALESRGAN_X4PLUS),
+      'realesr-general-x4v3': () => up.compactArch(up.REALESR_GENERAL_X4V3),
+    }[kind]();
+    up.makeUpscaleFile(out, arch, { seed, dtype: kind.startsWith('realesr') ? 'F16' : 'F32' });
     console.log(out);
     return 0;
   }
@@ -519,7 +533,7 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
     return 0;
   }
   throw new UsageError(
-    `weft make-model: expected 'tiny', 'sd15', 'sd2-tiny', 'sdxl-tiny', 'sdxl-refiner-tiny', 'sdxl', 'lora', 'loha', 'annotators', 'controlnet', 't2i-adapter', 'esrgan', 'compact', 'realesrgan-x4plus', 'detector' or 'segm-detector', got ${kind ?? 'nothing'}`,
+    `weft make-model: expected 'tiny', 'sd15', 'sd2-tiny', 'sdxl-tiny', 'sdxl-refiner-tiny', 'sdxl', 'lora', 'loha', 'annotators', 'controlnet', 't2i-adapter', 'esrgan', 'compact', 'realesrgan-x4plus', 'realesr-general-x4v3', 'detector' or 'segm-detector', got ${kind ?? 'nothing'}`,
   );
 }
 

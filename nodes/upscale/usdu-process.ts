@@ -12,6 +12,7 @@ import {
   type UsduJob,
   type UsduParams,
 } from '../../engine/image/usdu/geometry.ts';
+import { cropConditioningMask } from '../../engine/image/usdu/mask-crop.ts';
 import { compositeOverOpaque, gaussianBlur, getbbox } from '../../engine/image/usdu/pil-ops.ts';
 import type { ModelHandle, VaeHandle } from '../../engine/models/handles.ts';
 import { decodeTiled } from '../../engine/models/ort-vae.ts';
@@ -160,7 +161,10 @@ function cropArea(e: ConditioningEntry, region: Box, init: [number, number], can
   };
 }
 
-/** crop_cond: text conditioning is kept; ControlNet hints are cropped to the tile, areas to the first region; masks are refused (not ported yet). */
+/**
+ * crop_cond: text conditioning is kept; ControlNet hints are cropped to every region, areas and masks
+ * to the first (the port's crop_area and crop_mask take one region, also for a batch of tiles).
+ */
 export function cropCond(
   cond: Conditioning,
   regions: readonly Box[],
@@ -171,11 +175,11 @@ export function cropCond(
 ): Conditioning {
   return cond.map((entry, i) => {
     let e = entry;
-    if (e.mask) throw new Error(`UltimateSDUpscale: ${which} conditioning entry ${i} has a mask, which Weft does not crop to tiles yet`);
     if (e.area?.percentage)
       throw new Error(`UltimateSDUpscale: ${which} conditioning entry ${i} has a percentage area, which the package cannot crop either`);
     if (e.control) e = { ...e, control: cropControl(e.control as ControlLink, regions, canvas, tile) as Control | undefined };
-    return e.area ? cropArea(e, regions[0], init, canvas) : e;
+    if (e.area) e = cropArea(e, regions[0], init, canvas);
+    return e.mask ? { ...e, mask: cropConditioningMask(e.mask, canvas, regions[0], tile) } : e;
   });
 }
 

@@ -159,15 +159,29 @@ describe('Ultimate SD Upscale geometry', () => {
     const outside = crop([96, 96, 128, 128])[0];
     expect(outside.area).toBeUndefined();
     expect(outside.strength).toBeUndefined();
-    expect(() =>
-      cropCond(
-        [{ ...cond[0], mask: { shape: [1, 8, 8], data: new Float32Array(64) } }],
-        [[0, 0, 8, 8]],
-        [8, 8],
-        [8, 8],
-        [8, 8],
-        'negative',
-      ),
-    ).toThrow(/negative conditioning entry 0 has a mask/);
+  });
+
+  it('crop_mask: a mask entry gets its mask cut to the first region and sized to the tile (areas too); text and strength stay', () => {
+    const mask = { shape: [1, 16, 16], data: Float32Array.from({ length: 256 }, (_, i) => (i % 16 >= 8 ? 1 : 0)) };
+    const cond: Conditioning = [{ cond: { shape: [1, 1, 1], data: new Float32Array(1) }, mask, maskStrength: 0.5, setAreaToBounds: true }];
+    // Two regions (a batch): the port crops masks to the first only.
+    const [e] = cropCond(
+      cond,
+      [
+        [0, 0, 64, 64],
+        [64, 0, 128, 64],
+      ],
+      [64, 64],
+      [128, 128],
+      [64, 64],
+      'negative',
+    );
+    expect(e.mask!.shape).toEqual([1, 64, 64]);
+    expect([e.maskStrength, e.setAreaToBounds, e.cond]).toEqual([0.5, true, cond[0].cond]);
+    // The 16² mask is 1 on its right half: on the 128² canvas from x = 64, so the left 64² region is all 0 but its last column or two (BICUBIC overshoot is clipped).
+    const row = Array.from(e.mask!.data.subarray(0, 64));
+    expect(row.slice(0, 60).every((v) => v === 0)).toBe(true);
+    const [right] = cropCond(cond, [[64, 0, 128, 64]], [64, 64], [128, 128], [64, 64], 'negative');
+    expect(Array.from(right.mask!.data.subarray(64 * 10 + 4, 64 * 10 + 64)).every((v) => v === 1)).toBe(true);
   });
 });

@@ -11,9 +11,10 @@ import { UpscaleModelLoader } from '../../engine/models/upscale/loader.ts';
 import type { UpscaleModel } from '../../engine/models/upscale/model.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import type { Conditioning } from '../../engine/sampling/conditioning.ts';
+import { ksample } from '../../engine/sampling/ksampler.ts';
 import { ultimateSdUpscale, type UsduSampling } from '../../nodes/upscale/usdu-process.ts';
 import { makeTiny, type Tiny } from '../models-onnx/tiny.ts';
-import { quiet, ramp } from './helpers.ts';
+import { maxAbsDiff, quiet, ramp } from './helpers.ts';
 
 /*
  * Ultimate SD Upscale end to end on the tiny SD1 checkpoint and a tiny compact ×2 upscaler: the
@@ -140,6 +141,38 @@ describe('UltimateSDUpscale on the tiny model', () => {
     expect(batched.shape).toEqual([1, 80, 96, 3]);
     const same = await ultimateSdUpscale({ shape: [1, 80, 96, 3], data: ramp(80 * 96 * 3, 5) }, 1, undefined, P, sampling({ denoise: 0 }));
     expect(same.shape).toEqual([1, 80, 96, 3]);
+  }, 180_000);
+
+  it('mask conditioning: one tile over the whole canvas equals the untiled KSampler run with the same mask; the mask matters; split tiles run', async () => {
+    const W = 64;
+    const H = 48;
+    const image: ImageTensor = { shape: [1, H, W, 3], data: ramp(W * H * 3, 77) };
+    // A binary mask at the canvas size survives the 8-bit crop unchanged, so the tile's conditioning is the untiled one.
+    const mask = { shape: [1, H, W], data: Float32Array.from({ length: W * H }, (_, i) => (i % W < 40 && i / W > 10 ? 1 : 0)) };
+    const house = await parts.clip!.encodeText('a blue door');
+    const pos: Conditioning = [...positive, { cond: house.cond, pooled: house.pooled, mask, maskStrength: 1 }];
+    const whole: UsduParams = { ...P, tileWidth: W, tileHeight: H, padding: 0, maskBlur: 0, seamFix: 'None' };
+    const usdu = await ultimateSdUpscale(image, 1, undefined, whole, sampling({ positive: pos }));
+    const img8 = Float32Array.from(image.data, (v) => Math.fround(Math.trunc(Math.fround(255 * v)) / 255));
+    const samples = await parts.vae!.encode({ shape: image.shape, data: img8 });
+    const s = sampling();
+    const out = await ksample({ ...s, positive: pos, latent: { samples } });
+    const decoded = await parts.vae!.decode(out.samples);
+    const expected = Float32Array.from(decoded.data, (v) =>
+      Math.fround(Math.min(255, Math.trunc(Math.fround(255 * Math.max(0, v)))) / 255),
+    );
+    expect(usdu.shape).toEqual([1, H, W, 3]);
+    expect(maxAbsDiff(usdu.data, expected)).toBe(0);
+    const unmasked = await ultimateSdUpscale(
+      image,
+      1,
+      undefined,
+      whole,
+      sampling({ positive: [...positive, { cond: house.cond, pooled: house.pooled }] }),
+    );
+    expect(maxAbsDiff(usdu.data, unmasked.data)).toBeGreaterThan(1 / 255);
+    const split = await ultimateSdUpscale(image, 1, undefined, { ...whole, tileWidth: 32, padding: 8 }, sampling({ positive: pos }));
+    expect(split.shape).toEqual([1, H, W, 3]);
   }, 180_000);
 
   it('refuses batch_size > 1 without uniform tiles, a non-RGB image and a too-small canvas, by name', async () => {

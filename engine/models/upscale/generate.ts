@@ -26,6 +26,8 @@ export function compactArch(s: Pick<CompactArch, 'nf' | 'numConv' | 'scale'>): C
 
 /** The published Real-ESRGAN x4plus shape (64 features, 23 RRDBs). */
 export const REALESRGAN_X4PLUS: EsrganShape = { nf: 64, nb: 23, gc: 32, upsamples: 2 };
+/** The published realesr-general-x4v3 shape (SRVGGNetCompact, 64 features, 32 body convs). */
+export const REALESR_GENERAL_X4V3 = { nf: 64, numConv: 32, scale: 4 } as const;
 /** The demo's tiny ESRGAN ×4 and compact ×4. */
 export const TINY_ESRGAN: EsrganShape = { nf: 8, nb: 1, gc: 4, upsamples: 2 };
 export const TINY_COMPACT = { nf: 8, numConv: 2, scale: 4 } as const;
@@ -41,6 +43,14 @@ export function esrganNewName(a: EsrganArch, k: string): string {
   if (i === 3 * a.upsamples + 4) return `conv_last.${m[2]}`;
   if (i === 3 * a.upsamples + 2) return `conv_hr.${m[2]}`;
   return `conv_up${i / 3}.${m[2]}`;
+}
+
+/** 2× stages for an ESRGAN scale spandrel can detect (a power of two: 1, 2, 4, 8, …). */
+export function esrganUpsamples(scale: number): number {
+  const u = Math.log2(scale);
+  if (!Number.isInteger(u) || u < 0 || u > 4)
+    throw new Error(`ESRGAN scale ${scale}: expected 1, 2, 4, 8 or 16 (spandrel reads the scale as a power of two from the layer count)`);
+  return u;
 }
 
 /** Whether a conv carries the identity path (its output's first channels are its input's first channels). */
