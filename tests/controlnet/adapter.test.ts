@@ -9,7 +9,6 @@ import { ADAPTER_IO, adapterOutputName, buildAdapterGraph } from '../../engine/m
 import { adapterLayout, type T2IAdapterConfig } from '../../engine/models/controlnet/adapter-layout.ts';
 import { adapterConfigFor, makeAdapterFile, randomAdapterWeights } from '../../engine/models/controlnet/generate-adapter.ts';
 import { readControlModel, readControlNet } from '../../engine/models/controlnet/load.ts';
-import { UnsupportedModelError } from '../../engine/models/errors.ts';
 import { buildUnetGraph, controlAfterInputName, controlInputName, UNET_IO } from '../../engine/models/families/sd1/graphs/unet-graph.ts';
 import { pixelUnshuffleRef, t2iAdapterRef } from '../../engine/models/families/sd1/reference/t2i-adapter.ts';
 import { unetForwardRef } from '../../engine/models/families/sd1/reference/unet.ts';
@@ -106,12 +105,16 @@ describe('T2I-Adapter files', () => {
     expect(() => readControlNet(join(dir, 'full.safetensors'))).toThrow(/full\.safetensors is a T2I-Adapter/);
   });
 
-  it('refuses an SDXL adapter by family, and a truncated or inconsistent one naming the tensor', () => {
+  it('reads a conv_in of 768 as an SDXL adapter (tests/sdxl/t2i-adapter.test.ts runs it), and refuses a truncated or inconsistent one naming the tensor', () => {
     const dir = tempDir();
     const xl = { ...adapterConfigFor(TINY_CN.unet, { ksize: 1 }), cin: 768 };
     makeAdapterFile(join(dir, 'xl.safetensors'), xl);
-    expect(() => readControlModel(join(dir, 'xl.safetensors'))).toThrow(UnsupportedModelError);
-    expect(() => readControlModel(join(dir, 'xl.safetensors'))).toThrow(/T2I-Adapter for SDXL/);
+    const r = readControlModel(join(dir, 'xl.safetensors'));
+    expect(r.kind === 't2i-adapter' && r.adapter.config.xl).toBe(true);
+    // ComfyUI's xl adapter has four levels; three with a conv_in of 768 are refused, naming the file.
+    const three = { ...xl, channels: xl.channels.slice(0, 3) };
+    makeAdapterFile(join(dir, 'xl3.safetensors'), three);
+    expect(() => readControlModel(join(dir, 'xl3.safetensors'))).toThrow(/xl3\.safetensors: SDXL T2I-Adapter .* has 3 levels/);
 
     const cfg = adapterConfigFor(TINY_CN.unet, { ksize: 1 });
     const w = randomAdapterWeights(cfg);

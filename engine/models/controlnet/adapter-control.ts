@@ -1,7 +1,7 @@
 import type { Tensor } from '../../core/tensor.ts';
 import { commonUpscale } from '../../image/resize.ts';
 import type { ControlResiduals } from '../handles.ts';
-import { ADAPTER_UNSHUFFLE, adapterImageChannels, adapterTargetBlock } from './adapter-layout.ts';
+import { adapterImageChannels, adapterTargets, adapterUnshuffle, type T2IAdapterConfig } from './adapter-layout.ts';
 import type { T2IAdapterModel } from './adapter.ts';
 import { broadcastRows, type ControlLink, type ControlNetApplication, type ControlNetRequest } from './control.ts';
 import { HINT_DOWNSCALE } from './layout.ts';
@@ -11,7 +11,8 @@ import { HINT_DOWNSCALE } from './layout.ts';
  * behaves at sampling time: the hint resized to 8× the latent rounded up to the unshuffle amount
  * ('nearest-exact', centre crop), averaged to one channel for one-channel adapters, the adapter run
  * once per latent size (its features do not depend on the step), each feature × strength and added
- * right after UNet input block 3·level + 2, nothing outside [start, end] of the schedule.
+ * right after UNet input block 3·level + 2 (SDXL's: blocks 3, 5, 8 and the middle block), nothing
+ * outside [start, end] of the schedule.
  */
 
 /** Mean over channels, keeping the axis (ComfyUI's `torch.mean(cond_hint, 1, keepdim=True)`). */
@@ -28,8 +29,8 @@ function channelMean(t: Tensor): Tensor {
   return { shape: [b, 1, h, w], data };
 }
 
-/** ComfyUI's T2IAdapter.scale_image_to: each side rounded up to a multiple of the unshuffle amount. */
-export const adapterHintSize = (n: number): number => Math.ceil(n / ADAPTER_UNSHUFFLE) * ADAPTER_UNSHUFFLE;
+/** ComfyUI's T2IAdapter.scale_image_to: each side rounded up to a multiple of the unshuffle amount (8, SDXL's 16). */
+export const adapterHintSize = (n: number, cfg: T2IAdapterConfig): number => Math.ceil(n / adapterUnshuffle(cfg)) * adapterUnshuffle(cfg);
 
 export class T2IAdapterControl implements ControlLink {
   private readonly features = new Map<string, Promise<Tensor[]>>();
@@ -47,7 +48,8 @@ export class T2IAdapterControl implements ControlLink {
     if (!hit) {
       const want = adapterImageChannels(this.adapter.config);
       const resize = this.application.resize ?? ((t: Tensor, width: number, height: number) => commonUpscale(t, width, height, 'nearest-exact', 'center'));
-      let hint = resize(this.application.hint, adapterHintSize(w * HINT_DOWNSCALE), adapterHintSize(h * HINT_DOWNSCALE));
+      const cfg = this.adapter.config;
+      let hint = resize(this.application.hint, adapterHintSize(w * HINT_DOWNSCALE, cfg), adapterHintSize(h * HINT_DOWNSCALE, cfg));
       if (want === 1 && hint.shape[1] > 1) hint = channelMean(hint);
       if (hint.shape[1] !== want) throw new Error(`T2I-Adapter hint image has ${hint.shape[1]} channels; this adapter takes ${want}`);
       hit = this.adapter.encode(hint, signal);
@@ -61,15 +63,20 @@ export class T2IAdapterControl implements ControlLink {
   async residuals(req: ControlNetRequest, scales?: readonly number[]): Promise<ControlResiduals> {
     const [rows, , h, w] = req.x.shape;
     const feats = await this.adapterFeatures(h, w, req.signal);
-    const afterInput: (Tensor | undefined)[] = Array.from({ length: adapterTargetBlock(feats.length - 1) + 1 }, () => undefined);
+    const targets = adapterTargets(this.adapter.config);
+    const blocks = targets.filter((t): t is number => t !== 'middle');
+    const afterInput: (Tensor | undefined)[] = Array.from({ length: Math.max(...blocks) + 1 }, () => undefined);
+    let middle: Tensor | undefined;
     feats.forEach((f, level) => {
       const s = Math.fround(this.application.strength * (scales?.[level] ?? 1));
       const src = broadcastRows(f, rows, req.chunks);
       const data = new Float32Array(src.data.length);
       for (let i = 0; i < data.length; i++) data[i] = Math.fround(src.data[i] * s);
-      afterInput[adapterTargetBlock(level)] = { shape: src.shape, data };
+      const target = targets[level];
+      if (target === 'middle') middle = { shape: src.shape, data };
+      else afterInput[target] = { shape: src.shape, data };
     });
-    return { input: [], afterInput };
+    return { input: [], afterInput, ...(middle ? { middle } : {}) };
   }
 
   async getControl(req: ControlNetRequest): Promise<ControlResiduals | undefined> {

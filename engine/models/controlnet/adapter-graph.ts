@@ -1,12 +1,12 @@
 import type { WeightSource } from '../../core/weights.ts';
 import { GraphBuilder } from '../../onnx/graph.ts';
 import { Net, type NetOptions } from '../../onnx/nn.ts';
-import type { T2IAdapterConfig } from './adapter-layout.ts';
+import { adapterLevelDown, type T2IAdapterConfig } from './adapter-layout.ts';
 
 /**
  * A T2I-Adapter (ComfyUI's `Adapter` / `Adapter_light`) as an ONNX graph over ComfyUI-named weights.
- * Its input is the hint after the 8× pixel unshuffle (done by the caller: the adapter runs once per
- * hint, so there is nothing to gain in the graph), [B, cin, H/8, W/8]; its outputs `adapter_<level>`
+ * Its input is the hint after the pixel unshuffle (8×, SDXL's 16×) (done by the caller: the adapter runs once per
+ * hint, so there is nothing to gain in the graph), [B, cin, H/r, W/r]; its outputs `adapter_<level>`
  * are the features before strength, one per level.
  */
 
@@ -54,7 +54,7 @@ export function buildAdapterGraph(cfg: T2IAdapterConfig, ws: WeightSource, opts:
   cfg.channels.forEach((_c, i) => {
     for (let j = 0; j < cfg.numsRb; j++) {
       const key = `body.${i * cfg.numsRb + j}`;
-      if (i > 0 && j === 0) x = cfg.useConv ? n.conv(`${key}.down_opt.op`, x, { stride: 2 }) : avgPoolDown(g, x);
+      if (j === 0 && adapterLevelDown(cfg, i)) x = cfg.useConv ? n.conv(`${key}.down_opt.op`, x, { stride: 2 }) : avgPoolDown(g, x);
       if (n.has(`${key}.in_conv.weight`)) x = n.conv(`${key}.in_conv`, x);
       x = g.op1('Add', [n.conv(`${key}.block2`, relu(n.conv(`${key}.block1`, x))), x]);
     }

@@ -1,6 +1,5 @@
 import type { WeightSource } from '../../core/weights.ts';
 import type { Layout } from '../families/sd1/layout.ts';
-import { UnsupportedModelError } from '../errors.ts';
 
 /**
  * T2I-Adapters as ComfyUI's `load_t2i_adapter` (comfy/controlnet.py) and `comfy/t2i_adapter/adapter.py`
@@ -8,7 +7,8 @@ import { UnsupportedModelError } from '../errors.ts';
  * blocks per level, `sk=True` so no `skep`) and `Adapter_light` (`body.<level>.{in_conv,
  * body.<k>.block1/2, out_conv}`), both after an 8× pixel unshuffle of the hint. diffusers' full
  * layout (`adapter.body.<i>.resnets.<j>.…`) is renamed as ComfyUI renames it. An adapter whose
- * `conv_in` takes 256 or 768 channels is SDXL's (16× unshuffle), refused by name.
+ * `conv_in` takes 256 or 768 channels is SDXL's (ComfyUI's `xl`): a 16× unshuffle, one downsample
+ * (before level 2), and its features go after input blocks 3, 5, 8 and the middle block.
  *
  * Where ComfyUI fixes the widths (`[c, 2c, 4c, 4c]` for full adapters, `[320, 640, 1280, 1280]` for
  * light ones) they are read from the tensor shapes instead: the same for every released SD1 adapter,
@@ -29,16 +29,37 @@ export interface T2IAdapterConfig {
   readonly useConv: boolean;
   /** Light adapters: each extractor's inner width (channels / 4 in ComfyUI). */
   readonly inner?: readonly number[];
+  /** SDXL's full adapter (ComfyUI's `xl`, told by a conv_in of 256 or 768 channels). */
+  readonly xl?: boolean;
 }
 
 /** ComfyUI's `unshuffle_amount` for SD1 adapters. */
 export const ADAPTER_UNSHUFFLE = 8;
+/** ComfyUI's `unshuffle_amount` for SDXL adapters. */
+export const ADAPTER_UNSHUFFLE_XL = 16;
+
+/** The pixel unshuffle an adapter takes its hint through. */
+export const adapterUnshuffle = (cfg: T2IAdapterConfig): number => (cfg.xl ? ADAPTER_UNSHUFFLE_XL : ADAPTER_UNSHUFFLE);
 
 /** Channels of the hint image an adapter takes (ComfyUI's `input_channels`). */
-export const adapterImageChannels = (cfg: T2IAdapterConfig): number => cfg.cin / (ADAPTER_UNSHUFFLE * ADAPTER_UNSHUFFLE);
+export const adapterImageChannels = (cfg: T2IAdapterConfig): number => cfg.cin / adapterUnshuffle(cfg) ** 2;
+
+/** Whether level `i` of a full adapter starts with a downsample (ComfyUI: every level after the first; xl: level 2 only). */
+export const adapterLevelDown = (cfg: T2IAdapterConfig, level: number): boolean => (cfg.xl ? level === 2 : level > 0);
 
 /** The UNet input block a level's feature is added after (ComfyUI's `[None, None, feature]` per level, popped per block). */
 export const adapterTargetBlock = (level: number): number => 3 * level + 2;
+
+/**
+ * Where each level's feature goes: after an input block, or onto the middle block's output. ComfyUI's
+ * xl adapter lists its features as `[None]*3, f0, None, f1, None, None, f2, None, f3` reversed, the
+ * first as 'middle' and the rest popped once per input block: f0, f1, f2 after input blocks 3, 5, 8
+ * (SDXL's widths 320, 640, 1280 at 1/2, 1/2, 1/4 of the latent), f3 onto the middle block.
+ */
+export function adapterTargets(cfg: T2IAdapterConfig): readonly (number | 'middle')[] {
+  if (!cfg.xl) return cfg.channels.map((_c, i) => adapterTargetBlock(i));
+  return [3, 5, 8, 'middle'];
+}
 
 /** Whether a state dict's names are a T2I-Adapter's (any layout ComfyUI's load_t2i_adapter takes). */
 export function isT2IAdapter(names: readonly string[]): boolean {
@@ -87,10 +108,9 @@ export function readAdapterConfig(ws: WeightSource, file: string): T2IAdapterCon
   }
   if (!ws.has('conv_in.weight') || !ws.has('body.0.block2.weight')) throw new Error(`${file}: not a T2I-Adapter: no conv_in.weight with body.0.block2.weight, nor body.0.in_conv.weight`);
   const [channel, cin] = ws.shape('conv_in.weight');
-  if (cin === 256 || cin === 768) {
-    throw new UnsupportedModelError('a T2I-Adapter for SDXL', `its conv_in takes ${cin} channels (a 16× pixel unshuffle, ComfyUI's xl adapter); Weft runs SD1 T2I-Adapters for now`);
-  }
-  if (cin % (ADAPTER_UNSHUFFLE * ADAPTER_UNSHUFFLE) !== 0) throw new Error(`${file}: T2I-Adapter conv_in takes ${cin} channels, not a multiple of 64 (an 8× unshuffled image)`);
+  // ComfyUI's rule, exactly: these two widths are a 16× unshuffled one-channel or RGB hint.
+  const xl = cin === 256 || cin === 768;
+  if (!xl && cin % (ADAPTER_UNSHUFFLE * ADAPTER_UNSHUFFLE) !== 0) throw new Error(`${file}: T2I-Adapter conv_in takes ${cin} channels, not a multiple of 64 (an 8× unshuffled image)`);
   let blocks = 0;
   while (ws.has(`body.${blocks}.block1.weight`)) blocks++;
   const numsRb = 2;
@@ -99,7 +119,8 @@ export function readAdapterConfig(ws: WeightSource, file: string): T2IAdapterCon
   if (channels[0] !== channel) throw new Error(`${file}: T2I-Adapter conv_in gives ${channel} channels but body.0 takes ${channels[0]}`);
   const ksize = ws.shape('body.0.block2.weight')[2];
   const useConv = ws.names().some((n) => n.endsWith('down_opt.op.weight'));
-  return { kind: 'full', cin, channels, numsRb, ksize, useConv };
+  if (xl && channels.length !== 4) throw new Error(`${file}: SDXL T2I-Adapter (conv_in of ${cin} channels) has ${channels.length} levels; ComfyUI's xl adapter has 4`);
+  return { kind: 'full', cin, channels, numsRb, ksize, useConv, ...(xl ? { xl } : {}) };
 }
 
 /** Every tensor an adapter of `cfg` has, with its shape (ComfyUI names). */
@@ -125,8 +146,9 @@ export function adapterLayout(cfg: T2IAdapterConfig): Layout {
   cfg.channels.forEach((out, i) => {
     for (let j = 0; j < cfg.numsRb; j++) {
       const key = `body.${i * cfg.numsRb + j}`;
-      const down = i > 0 && j === 0;
-      const inC = down ? cfg.channels[i - 1] : out;
+      const down = j === 0 && adapterLevelDown(cfg, i);
+      // A level's first block takes the previous level's width (xl's level 3 too: ComfyUI builds it as channels[3] → channels[3], equal to channels[2]).
+      const inC = i > 0 && j === 0 ? cfg.channels[i - 1] : out;
       if (down && cfg.useConv) conv(`${key}.down_opt.op`, inC, inC, 3);
       if (inC !== out) conv(`${key}.in_conv`, out, inC, cfg.ksize);
       conv(`${key}.block1`, out, out, 3);
@@ -147,5 +169,5 @@ export function verifyAdapter(ws: WeightSource, cfg: T2IAdapterConfig, file: str
     }
     if (problems.length >= 5) break;
   }
-  if (problems.length) throw new Error(`${file}: not a consistent SD1 T2I-Adapter (${cfg.kind}): ${problems.join('; ')}`);
+  if (problems.length) throw new Error(`${file}: not a consistent ${cfg.xl ? 'SDXL' : 'SD1'} T2I-Adapter (${cfg.kind}): ${problems.join('; ')}`);
 }

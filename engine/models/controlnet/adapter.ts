@@ -6,7 +6,7 @@ import { RenamedWeightSource } from '../families/sd1/weight-views.ts';
 import type { PartSpec } from '../runtime/part.ts';
 import type { PartsRuntime } from '../runtime/parts-runtime.ts';
 import { ADAPTER_IO, adapterOutputName, buildAdapterGraph } from './adapter-graph.ts';
-import { ADAPTER_UNSHUFFLE, adapterImageChannels, adapterKeyMap, readAdapterConfig, verifyAdapter, type T2IAdapterConfig } from './adapter-layout.ts';
+import { adapterImageChannels, adapterUnshuffle, adapterKeyMap, readAdapterConfig, verifyAdapter, type T2IAdapterConfig } from './adapter-layout.ts';
 
 /**
  * A loaded T2I-Adapter (a CONTROL_NET value, like a ControlNet): one part, `t2i_adapter`, built,
@@ -28,7 +28,7 @@ export interface T2IAdapterModel {
   readonly id: string;
   readonly file: string;
   readonly config: T2IAdapterConfig;
-  /** The features (before strength), one per level, for a hint [B, imageChannels, H, W] (H, W multiples of 8). */
+  /** The features (before strength), one per level, for a hint [B, imageChannels, H, W] (H, W multiples of the unshuffle, 8 or 16). */
   encode(hint: Tensor, signal?: AbortSignal): Promise<Tensor[]>;
   /** Adapter runs so far. */
   readonly runs: { adapter: number };
@@ -84,7 +84,7 @@ export function t2iAdapterModel(runtime: PartsRuntime, a: T2IAdapterFile, hash: 
       if (hint.shape.length !== 4 || hint.shape[1] !== adapterImageChannels(cfg)) {
         throw new Error(`T2I-Adapter hint must be [B, ${adapterImageChannels(cfg)}, H, W], got [${hint.shape.join(', ')}]`);
       }
-      const x = pixelUnshuffle(hint, ADAPTER_UNSHUFFLE);
+      const x = pixelUnshuffle(hint, adapterUnshuffle(cfg));
       runs.adapter++;
       const out = await run({ [ADAPTER_IO.hint]: new ort.Tensor('float32', x.data, [...x.shape]) });
       return cfg.channels.map((_c, i) => {

@@ -17,8 +17,17 @@ export interface MakeAdapterOptions {
   layout?: 'comfy' | 'diffusers';
 }
 
-/** The adapter structure that fits a UNet: one level per UNet level, each as wide as that level's blocks. */
-export function adapterConfigFor(unet: UNetConfig, opts: { kind?: 'full' | 'light'; imageChannels?: number; ksize?: number; useConv?: boolean } = {}): T2IAdapterConfig {
+/**
+ * The adapter structure that fits a UNet: one level per UNet level, each as wide as that level's
+ * blocks. `xl`: SDXL's (16× unshuffle; four levels over the UNet's three, the last two as wide as
+ * its deepest level, as ComfyUI's [c, 2c, 4c, 4c] over SDXL's 320, 640, 1280).
+ */
+export function adapterConfigFor(unet: UNetConfig, opts: { kind?: 'full' | 'light'; imageChannels?: number; ksize?: number; useConv?: boolean; xl?: boolean } = {}): T2IAdapterConfig {
+  if (opts.xl) {
+    if (unet.channelMult.length !== 3) throw new Error(`an SDXL T2I-Adapter fits a UNet of 3 levels (SDXL's), this one has ${unet.channelMult.length}`);
+    const widths = unet.channelMult.map((m) => unet.modelChannels * m);
+    return { kind: 'full', cin: 256 * (opts.imageChannels ?? 3), channels: [...widths, widths[2]], numsRb: 2, ksize: opts.ksize ?? 1, useConv: opts.useConv ?? false, xl: true };
+  }
   const channels = unet.channelMult.map((m) => unet.modelChannels * m);
   const cin = 64 * (opts.imageChannels ?? 3);
   if (opts.kind === 'light') return { kind: 'light', cin, channels, numsRb: 4, ksize: 3, useConv: false, inner: channels.map((c) => Math.floor(c / 4)) };
@@ -68,6 +77,18 @@ export function makeAdapterFile(outFile: string, cfg: T2IAdapterConfig, opts: Ma
     throw e;
   }
   return weights;
+}
+
+/** Where `weft make-model sdxl-tiny` puts the tiny SDXL's T2I-Adapter, under the models folder. */
+export const DEMO_SDXL_ADAPTER = 't2i_adapter/weft-tiny-sdxl-t2i-adapter.safetensors';
+
+/** The T2I-Adapter for a UNet of SDXL's structure `unet` (random weights, diffusers layout as TencentARC's SDXL adapters), unless the file exists. */
+export function makeDemoSdxlAdapter(unet: UNetConfig, modelsDir: string, seed: number): string {
+  const out = path.join(modelsDir, DEMO_SDXL_ADAPTER);
+  if (existsSync(out)) return out;
+  mkdirSync(path.dirname(out), { recursive: true });
+  makeAdapterFile(out, adapterConfigFor(unet, { xl: true }), { seed: seed + 6, layout: 'diffusers' });
+  return out;
 }
 
 /** Where `weft make-model tiny` puts the demo T2I-Adapter, under the models folder. */

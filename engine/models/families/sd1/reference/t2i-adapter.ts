@@ -5,7 +5,9 @@ import { add, conv2d } from './layers.ts';
 
 /**
  * ComfyUI's `comfy/t2i_adapter/adapter.py` (`Adapter` with sk=True, `Adapter_light`) in plain loops:
- * the oracle for the adapter graph. Takes the hint image itself and does PixelUnshuffle(8) here.
+ * the oracle for the adapter graph. Takes the hint image itself and does PixelUnshuffle(8) here
+ * (16 for the xl adapter, whose levels 1 and 2 start with a width change and only level 2 with a
+ * downsample: adapter.py's `resblock_no_downsample = [1]`, `resblock_downsample = [2]`).
  */
 
 /** torch.nn.PixelUnshuffle(r): out[b, c·r² + i·r + j, y, x] = in[b, c, y·r + i, x·r + j]. */
@@ -56,9 +58,10 @@ function conv(ws: WeightSource, key: string, x: Tensor, stride = 1): Tensor {
   return conv2d(x, ws.get(`${key}.weight`), shape, ws.get(`${key}.bias`), { stride, pad: Math.floor(shape[2] / 2) }, key);
 }
 
-/** The adapter's features, one per level, for a hint [B, cin/64, H, W] (H, W multiples of 8). */
+/** The adapter's features, one per level, for a hint [B, cin/r², H, W] (H, W multiples of r: 8, or 16 for xl). */
 export function t2iAdapterRef(cfg: T2IAdapterConfig, ws: WeightSource, hint: Tensor): Tensor[] {
-  let x = pixelUnshuffleRef(hint, 8);
+  let x = pixelUnshuffleRef(hint, cfg.xl ? 16 : 8);
+  const downAt = (i: number): boolean => (cfg.xl ? [2].includes(i) : [3, 2, 1].includes(i));
   const features: Tensor[] = [];
   if (cfg.kind === 'light') {
     cfg.channels.forEach((_c, i) => {
@@ -77,7 +80,7 @@ export function t2iAdapterRef(cfg: T2IAdapterConfig, ws: WeightSource, hint: Ten
   cfg.channels.forEach((_c, i) => {
     for (let j = 0; j < cfg.numsRb; j++) {
       const key = `body.${i * cfg.numsRb + j}`;
-      if (i > 0 && j === 0) x = cfg.useConv ? conv(ws, `${key}.down_opt.op`, x, 2) : avgPoolDownRef(x);
+      if (downAt(i) && j === 0) x = cfg.useConv ? conv(ws, `${key}.down_opt.op`, x, 2) : avgPoolDownRef(x);
       if (ws.has(`${key}.in_conv.weight`)) x = conv(ws, `${key}.in_conv`, x);
       x = add(conv(ws, `${key}.block2`, relu(conv(ws, `${key}.block1`, x))), x);
     }
