@@ -105,13 +105,16 @@ export function tokenizerDirFor(modelFile: string): string {
  * The tiny SD1-architecture checkpoint (~5 MB of float32) plus its own CLIP BPE tokenizer
  * (vocab.json + merges.txt in `<name>.tokenizer/`).
  */
-export async function makeTinyCheckpoint(outFile: string, opts: MakeModelOptions = {}): Promise<void> {
+export async function makeTinyCheckpoint(outFile: string, opts: MakeModelOptions & { inpainting?: boolean } = {}): Promise<void> {
   const tok = makeTinyTokenizer();
   const vocabSize = Object.keys(tok.vocab).length;
   const dir = tokenizerDirFor(outFile);
   writeFileAtomic(path.join(dir, 'vocab.json'), JSON.stringify(tok.vocab));
   writeFileAtomic(path.join(dir, 'merges.txt'), mergesText(tok.merges));
-  await writeModel(outFile, tinyConfig(vocabSize), 'F32', opts, { title: 'Weft tiny SD1 (random weights)' });
+  const cfg = tinyConfig(vocabSize);
+  // An inpainting variant (9 input channels: latent, mask, masked latent) for the inpaint-model paths.
+  if (opts.inpainting) cfg.unet = { ...cfg.unet, inChannels: 9 };
+  await writeModel(outFile, cfg, 'F32', opts, { title: `Weft tiny SD1${opts.inpainting ? ' inpainting' : ''} (random weights)` });
 }
 
 /**
