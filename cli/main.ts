@@ -30,6 +30,9 @@ Usage:
   weft make-model sdxl-tiny|sdxl-refiner-tiny|sdxl [--out FILE] [--seed N] [--force]
                                                    random SDXL checkpoints (tiny base with a demo LoRA, tiny refiner: tests/demo;
                                                    sdxl: full-size SDXL 1.0 base shape in float16, for benchmarks)
+  weft make-model sdxl-tiny --variant playground|cosxl|vpred [--out FILE]
+                                                   the tiny SDXL with a variant's marker keys: Playground v2.5 (EDM),
+                                                   CosXL (v, continuous σ 0.002..120), v-prediction with zero terminal SNR
   weft make-model lora|loha --checkpoint FILE --out FILE [--rank N] [--seed N]
                                                    a random adapter over every attention and conv layer of a checkpoint
   weft make-model controlnet|t2i-adapter --checkpoint FILE --out FILE [--seed N]
@@ -119,6 +122,7 @@ const OPTIONS = {
   seed: { type: 'string' },
   force: { type: 'boolean' },
   v: { type: 'boolean' },
+  variant: { type: 'string' },
   checkpoint: { type: 'string' },
   rank: { type: 'string' },
   scale: { type: 'string' },
@@ -443,8 +447,16 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
       return 0;
     }
     const mm = await import('../engine/models/make-model.ts');
+    const { SDXL_VARIANT_MARKERS } = await import('../engine/models/families/sdxl/make.ts');
+    const variant = v.variant;
+    if (variant !== undefined && (kind !== 'sdxl-tiny' || !Object.hasOwn(SDXL_VARIANT_MARKERS, variant))) {
+      throw new UsageError(`--variant ${variant}: expected playground, cosxl or vpred, with sdxl-tiny and --out`);
+    }
+    if (variant !== undefined && !v.out)
+      throw new UsageError(`--variant ${variant}: give --out (the default name is the plain tiny SDXL's)`);
+    const markers = variant === undefined ? undefined : SDXL_VARIANT_MARKERS[variant as keyof typeof SDXL_VARIANT_MARKERS];
     if (kind === 'sdxl') await mm.makeFullSdxlCheckpoint(out, { seed });
-    else await mm.makeTinySdxlCheckpoint(out, { seed, kind: kind === 'sdxl-tiny' ? 'base' : 'refiner' });
+    else await mm.makeTinySdxlCheckpoint(out, { seed, kind: kind === 'sdxl-tiny' ? 'base' : 'refiner', markers });
     console.log(out);
     if (kind === 'sdxl-tiny' && !v.out) {
       const { makeAdapter } = await import('../engine/models/generate/demo-adapters.ts');

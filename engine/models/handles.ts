@@ -112,6 +112,12 @@ export interface LatentFormat {
   /** Linear latent → RGB factors for cheap previews ([channels][3]) and bias ([3]). */
   readonly rgbFactors: readonly (readonly number[])[];
   readonly rgbBias?: readonly number[];
+  /**
+   * Per-channel normalisation (Playground v2.5's SDXL_Playground_2_5): model space is
+   * (latent − mean)·scaleFactor / std instead of latent·scaleFactor. See latent-format.ts.
+   */
+  readonly latentsMean?: readonly number[];
+  readonly latentsStd?: readonly number[];
 }
 
 /**

@@ -7,7 +7,7 @@ import { SafetensorsWriter, type TensorSpec } from '../formats/safetensors.ts';
 import { ITEMSIZE } from '../core/dtype.ts';
 import { SD15_CONFIG, sd1Buffers, sd1Layout } from './families/sd1/layout.ts';
 import { SDXL_BASE_CONFIG, tinySdxlConfig } from './families/sdxl/layout.ts';
-import { writeSdxlCheckpoint, writeTinyTokenizer } from './families/sdxl/make.ts';
+import { writeSdxlCheckpoint, writeTinyTokenizer, type SdxlMarker } from './families/sdxl/make.ts';
 
 export { makeTinyTokenizer } from './generate/tiny-tokenizer.ts';
 
@@ -129,7 +129,7 @@ export async function makeFullSd15Checkpoint(outFile: string, opts: MakeModelOpt
  * The tiny SDXL-architecture checkpoint (base, or the refiner with `kind: 'refiner'`), float32, with its
  * own small tokenizer as the SD1 tiny model has (see families/sdxl/layout.ts for its shape).
  */
-export async function makeTinySdxlCheckpoint(outFile: string, opts: MakeModelOptions & { kind?: 'base' | 'refiner'; markers?: readonly string[] } = {}): Promise<void> {
+export async function makeTinySdxlCheckpoint(outFile: string, opts: MakeModelOptions & { kind?: 'base' | 'refiner'; markers?: readonly SdxlMarker[] } = {}): Promise<void> {
   const vocab = writeTinyTokenizer(outFile);
   await writeSdxlCheckpoint(outFile, tinySdxlConfig(vocab, opts.kind ?? 'base'), { seed: opts.seed, dtype: 'F32', markers: opts.markers, onProgress: opts.onProgress });
 }

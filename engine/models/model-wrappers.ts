@@ -15,7 +15,7 @@ function withWrappers(model: ModelHandle, wrappers: readonly ModelWrapper[]): Mo
 }
 
 /** The MODEL fields a node may replace without touching its weights (ComfyUI's object patches and model_options). */
-export type ModelOptionsPatch = Partial<Pick<ModelHandle, 'sampling' | 'samplerCfgFunction' | 'samplerPreCfgFunctions' | 'wrapperOptions'>>;
+export type ModelOptionsPatch = Partial<Pick<ModelHandle, 'sampling' | 'latentFormat' | 'samplerCfgFunction' | 'samplerPreCfgFunctions' | 'wrapperOptions'>>;
 
 /**
  * `model` with its model sampling or CFG function replaced (ModelSamplingDiscrete, RescaleCFG). Like

@@ -1,6 +1,7 @@
 import type { Latent, Tensor } from '../core/tensor.ts';
 import type { PreviewImage } from '../core/preview.ts';
 import type { ModelHandle } from '../models/handles.ts';
+import { processLatentInUnlessEmpty, processLatentOut } from '../models/latent-format.ts';
 import type { Guider } from './guider.ts';
 import { inpaintDenoiser, prepareMask } from './inpaint.ts';
 import { samplerNoise } from './noise/latent-noise.ts';
@@ -9,7 +10,7 @@ import type { SamplerObject } from './samplers/index.ts';
 
 /**
  * One sampling run as ComfyUI's `guider.sample(noise, latent, sampler, sigmas, denoise_mask, callback,
- * seed)` does it (CFGGuider.inner_sample + KSAMPLER.sample): the latent into model space, the
+ * seed)` does it (CFGGuider.inner_sample + KSAMPLER.sample): the latent into model space (process_in), the
  * inpaint wrapper where the latent has a noise mask, the start noise scaled for σ_0, the sampler's
  * step noise seeded from `seed`, previews and progress per step, and the result back to VAE space.
  */
@@ -51,8 +52,7 @@ export async function sampleLatent(a: SampleArgs): Promise<Latent> {
   if (a.noise.length !== latentImage.data.length)
     throw new Error(`noise has ${a.noise.length} elements for a latent of ${latentImage.data.length}`);
 
-  const scale = model.latentFormat.scaleFactor;
-  const latentIn = latentImage.data.map((v) => v * scale);
+  const latentIn = processLatentInUnlessEmpty(model.latentFormat, latentImage);
   let denoise = guider.denoiser(shape, { sigmas, signal: a.signal, seed: a.seed });
   if (a.latent.noiseMask)
     denoise = inpaintDenoiser(denoise, {
@@ -83,6 +83,6 @@ export async function sampleLatent(a: SampleArgs): Promise<Latent> {
     sigmas,
     a.sampler.options,
   );
-  const samples = ms.inverseNoiseScaling(sigmas[sigmas.length - 1], out.data).map((v) => v / scale);
+  const samples = processLatentOut(model.latentFormat, { shape, data: ms.inverseNoiseScaling(sigmas[sigmas.length - 1], out.data) });
   return { ...a.latent, samples: { shape, data: samples } };
 }

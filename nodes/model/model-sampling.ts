@@ -1,4 +1,5 @@
 import type { ContinuousPrediction, DiscretePrediction, ModelHandle } from '../../engine/models/handles.ts';
+import { PLAYGROUND_V25_LATENT_FORMAT } from '../../engine/models/families/sdxl/latent.ts';
 import { withModelOptions } from '../../engine/models/model-wrappers.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { rescaleCfg } from '../../engine/sampling/rescale-cfg.ts';
@@ -48,15 +49,20 @@ export const ModelSamplingContinuousEDM = defineNode({
   },
   outputs: MODEL_OUT,
   run(i) {
-    if (i.sampling === 'edm_playground_v2.5') {
-      // ComfyUI also swaps in Playground v2.5's latent format (per-channel mean/std on SDXL latents).
+    const playground = i.sampling === 'edm_playground_v2.5';
+    // ComfyUI also swaps in Playground v2.5's latent format, which normalises SDXL VAE latents; Weft
+    // does so only where the latents are SDXL's.
+    if (playground && i.model.family !== 'sdxl') {
       throw new Error(
         `ModelSamplingContinuousEDM: sampling 'edm_playground_v2.5' needs the Playground v2.5 (SDXL) latent format; model family '${i.model.family}' has no such latent format`,
       );
     }
-    const prediction = i.sampling as ContinuousPrediction;
+    const prediction: ContinuousPrediction = playground ? 'edm' : (i.sampling as ContinuousPrediction);
     const sigmaData = prediction === 'edm' ? 0.5 : 1.0;
-    return [withSampling(i.model, { kind: 'continuous_edm', prediction, sigmaMin: i.sigma_min, sigmaMax: i.sigma_max, sigmaData })];
+    const override = { kind: 'continuous_edm', prediction, sigmaMin: i.sigma_min, sigmaMax: i.sigma_max, sigmaData } as const;
+    if (playground)
+      return [withModelOptions(i.model, { sampling: { ...i.model.sampling, override }, latentFormat: PLAYGROUND_V25_LATENT_FORMAT })];
+    return [withSampling(i.model, override)];
   },
 });
 

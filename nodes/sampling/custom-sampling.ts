@@ -1,4 +1,5 @@
 import type { Latent, Tensor } from '../../engine/core/tensor.ts';
+import { processLatentIn, processLatentOut } from '../../engine/models/latent-format.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { dualCfgGuider } from '../../engine/sampling/dual-cfg-guider.ts';
@@ -45,8 +46,7 @@ async function sampleCustom(
   });
   if (!x0) return [out, out];
   // process_latent_out: model space back to the VAE's (no inverse noise scaling, as ComfyUI).
-  const scale = guider.model.latentFormat.scaleFactor;
-  const denoised: Latent = { ...latent, samples: { shape: x0.shape, data: x0.data.map((v) => v / scale) } };
+  const denoised: Latent = { ...latent, samples: { shape: x0.shape, data: processLatentOut(guider.model.latentFormat, x0) } };
   return [out, denoised];
 }
 
@@ -184,11 +184,13 @@ export const AddNoise = defineNode({
     const noise = i.noise.generate(latent);
     const ms = modelSamplingFromConfig(i.model.sampling);
     const scale = sigmas.length > 1 ? f32(Math.abs(f32(sigmas[0] - sigmas[sigmas.length - 1]))) : sigmas[0];
-    const k = i.model.latentFormat.scaleFactor;
+    const format = i.model.latentFormat;
     const samples = latent.samples.data;
-    // ComfyUI leaves an all-zero (empty) latent unscaled on the way in, but still scales the sum out.
-    const latentIn = samples.some((v) => v !== 0) ? samples.map((v) => v * k) : samples;
-    const noisy = ms.noiseScaling(scale, noise, latentIn).map((v) => (Number.isFinite(v / k) ? v / k : 0));
+    // ComfyUI leaves an all-zero (empty) latent unprocessed on the way in, but still processes the sum out.
+    const latentIn = samples.some((v) => v !== 0) ? processLatentIn(format, latent.samples) : samples;
+    const noisy = processLatentOut(format, { shape: latent.samples.shape, data: ms.noiseScaling(scale, noise, latentIn) }).map((v) =>
+      Number.isFinite(v) ? v : 0,
+    );
     return [{ ...latent, samples: { shape: latent.samples.shape, data: noisy } }];
   },
 });

@@ -17,9 +17,10 @@ export const SDXL_SIZE_EMBED = 256;
 
 /**
  * How the UNet's output is read (ComfyUI's SDXL.model_type): ε, v (NoobAI-style files carry a `v_pred`
- * key, zero-terminal-SNR ones `ztsnr` too), or EDM (Playground v2.5: `edm_mean`/`edm_std`).
+ * key, zero-terminal-SNR ones `ztsnr` too), EDM (Playground v2.5: `edm_mean`/`edm_std`), or v over a
+ * continuous EDM σ range (CosXL: `edm_vpred.sigma_max`, optionally `edm_vpred.sigma_min`).
  */
-export type SdxlPrediction = 'eps' | 'v_prediction' | 'edm';
+export type SdxlPrediction = 'eps' | 'v_prediction' | 'edm' | 'v_prediction_edm';
 
 export interface SdxlConfig {
   family: 'sdxl';
@@ -37,4 +38,6 @@ export interface SdxlConfig {
   prediction: SdxlPrediction;
   /** Rescale the schedule to zero terminal SNR (the `ztsnr` key). */
   zsnr: boolean;
+  /** CosXL's σ range as its `edm_vpred.sigma_max`/`sigma_min` tensors give it (absent ones: 120 and 0.002). */
+  edmSigmas?: { readonly sigmaMin: number; readonly sigmaMax: number };
 }

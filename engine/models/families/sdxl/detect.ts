@@ -1,10 +1,10 @@
 import type { WeightSource } from '../../../core/weights.ts';
-import { UnsupportedModelError } from '../../errors.ts';
 import { detectOpenClip, isOpenClip } from '../openclip/config.ts';
 import { detectClip, detectVae, readUnetConfig, verifyLayout } from '../sd1/detect.ts';
 import { unetLayout, type Layout } from '../sd1/layout.ts';
 import { sd1Weights } from '../sd1/weight-views.ts';
-import { SDXL_PREFIX, SDXL_SIZE_EMBED, type SdxlConfig, type SdxlPrediction } from './config.ts';
+import { SDXL_PREFIX, SDXL_SIZE_EMBED, type SdxlConfig } from './config.ts';
+import { EDM_DEFAULT_SIGMAS } from './latent.ts';
 
 /** SDXL's attention heads are 64 wide at every level (ComfyUI's num_head_channels); shapes cannot tell it. */
 const HEAD_WIDTH = 64;
@@ -17,15 +17,26 @@ function check(ws: WeightSource, layout: Layout, what: string): void {
   }
 }
 
+/** A scalar marker tensor's value (ComfyUI's `float(state_dict[key].item())`). */
+function scalar(ws: WeightSource, key: string): number {
+  const v = ws.get(key);
+  if (v.length !== 1 || !Number.isFinite(v[0])) throw new Error(`SDXL checkpoint: ${key} should hold one finite number, it has ${v.length} values (${Array.from(v.slice(0, 4)).join(', ')})`);
+  return v[0];
+}
+
 /**
  * The prediction type as ComfyUI's `SDXL.model_type` reads it from marker keys: `edm_mean` + `edm_std`
- * (Playground v2.5), `edm_vpred.sigma_max` (CosXL), `v_pred` (with `ztsnr` for zero-terminal-SNR files), else ε.
+ * (Playground v2.5: EDM, its latent format and σ 0.002…80), `edm_vpred.sigma_max` (CosXL: v over a
+ * continuous σ range read from the file), `v_pred` (with `ztsnr` for zero-terminal-SNR files), else ε.
  */
-function prediction(ws: WeightSource): { prediction: SdxlPrediction; zsnr: boolean } {
-  if (ws.has('edm_mean') && ws.has('edm_std')) {
-    throw new UnsupportedModelError('SDXL with EDM sampling (Playground v2.5)', 'edm_mean/edm_std keys; its per-channel latent normalisation is not implemented yet');
+function prediction(ws: WeightSource): Pick<SdxlConfig, 'prediction' | 'zsnr' | 'edmSigmas'> {
+  if (ws.has('edm_mean') && ws.has('edm_std')) return { prediction: 'edm', zsnr: false };
+  if (ws.has('edm_vpred.sigma_max')) {
+    const sigmaMax = scalar(ws, 'edm_vpred.sigma_max');
+    const sigmaMin = ws.has('edm_vpred.sigma_min') ? scalar(ws, 'edm_vpred.sigma_min') : EDM_DEFAULT_SIGMAS.sigmaMin;
+    if (!(sigmaMin > 0 && sigmaMax > sigmaMin)) throw new Error(`SDXL checkpoint: edm_vpred.sigma_min ${sigmaMin} and edm_vpred.sigma_max ${sigmaMax} are not a σ range (need 0 < min < max)`);
+    return { prediction: 'v_prediction_edm', zsnr: false, edmSigmas: { sigmaMin, sigmaMax } };
   }
-  if (ws.has('edm_vpred.sigma_max')) throw new UnsupportedModelError('SDXL with v-prediction EDM sampling (CosXL)', 'edm_vpred.sigma_max key');
   if (ws.has('v_pred')) return { prediction: 'v_prediction', zsnr: ws.has('ztsnr') };
   return { prediction: 'eps', zsnr: false };
 }

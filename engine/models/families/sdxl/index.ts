@@ -4,7 +4,7 @@ import { sdxlAdm } from './adm.ts';
 import { assembleSdxl } from './assemble.ts';
 import type { SdxlConfig } from './config.ts';
 import { detectSdxl } from './detect.ts';
-import { SDXL_LATENT_FORMAT, sdxlSampling } from './latent.ts';
+import { sdxlLatentFormat, sdxlSampling } from './latent.ts';
 import { sdxlParts } from './parts.ts';
 import { sdxlTextEncoders } from './text-encoders.ts';
 
@@ -12,7 +12,8 @@ import { sdxlTextEncoders } from './text-encoders.ts';
  * Stable Diffusion XL, base and refiner (ComfyUI's `SDXL`, `SDXLRefiner` and the smaller SDXL-shaped
  * UNets): the LDM UNet with 64-wide heads, linear transformer projections, per-level depths and a
  * `label_emb` fed the adm vector `y`; CLIP-L + OpenCLIP bigG (G alone on the refiner); the KL VAE with
- * SDXL's latent scale; ε or v prediction.
+ * SDXL's latent scale (Playground v2.5: its per-channel normalisation); ε, v, EDM (Playground v2.5) or
+ * continuous-σ v (CosXL) prediction.
  */
 export const SDXL: ModelFamily<SdxlConfig> = {
   id: 'sdxl',
@@ -22,7 +23,7 @@ export const SDXL: ModelFamily<SdxlConfig> = {
     const { clip_l, ...rest } = sdxlParts(config, sd1Weights(ctx.source), ctx);
     return clip_l ? { ...rest, clip_l } : rest;
   },
-  latentFormat: () => SDXL_LATENT_FORMAT,
+  latentFormat: (config) => sdxlLatentFormat(config),
   modelSampling: (config) => sdxlSampling(config),
   extraConds: (config, entry, info, promptType) => sdxlAdm(config, entry, info, promptType),
   textEncoders: (config) => sdxlTextEncoders(config),

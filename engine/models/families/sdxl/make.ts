@@ -7,11 +7,33 @@ import { makeTinyTokenizer, mergesText } from '../../generate/tiny-tokenizer.ts'
 import type { SdxlConfig } from './config.ts';
 import { sdxlLayout } from './layout.ts';
 
+/** A marker tensor: a bare name is a float32 scalar 1 (its presence is what counts). */
+export type SdxlMarker = string | { readonly name: string; readonly shape: readonly number[]; readonly values: readonly number[] };
+
+/**
+ * The marker keys of the SDXL variants ComfyUI's SDXL.model_type tells apart, as the released files
+ * carry them: Playground v2.5's latent mean and std [1, 4, 1, 1], CosXL's σ range, NoobAI-style v with
+ * zero terminal SNR.
+ */
+export const SDXL_VARIANT_MARKERS = {
+  playground: [
+    { name: 'edm_mean', shape: [1, 4, 1, 1], values: [-1.6574, 1.886, -1.383, 2.5155] },
+    { name: 'edm_std', shape: [1, 4, 1, 1], values: [8.4927, 5.9022, 6.5498, 5.2299] },
+  ],
+  cosxl: [
+    { name: 'edm_vpred.sigma_max', shape: [], values: [120] },
+    { name: 'edm_vpred.sigma_min', shape: [], values: [0.002] },
+  ],
+  vpred: ['v_pred', 'ztsnr'],
+} as const satisfies Record<string, readonly SdxlMarker[]>;
+
+export type SdxlVariant = keyof typeof SDXL_VARIANT_MARKERS;
+
 export interface MakeSdxlOptions {
   seed?: number;
   dtype?: 'F32' | 'F16';
-  /** Marker tensors ComfyUI reads the prediction from (`v_pred`, `ztsnr`). */
-  markers?: readonly string[];
+  /** Marker tensors ComfyUI reads the prediction from (`v_pred`, `ztsnr`, `edm_mean`, `edm_vpred.sigma_max`, ...). */
+  markers?: readonly SdxlMarker[];
   onProgress?: (written: number, total: number) => void;
 }
 
@@ -41,7 +63,9 @@ export async function writeSdxlCheckpoint(outFile: string, cfg: SdxlConfig, opts
   const dtype = opts.dtype ?? 'F32';
   const rng = new Rng(seed);
   const weights = [...sdxlLayout(cfg)];
-  const markers = (opts.markers ?? []).map((name) => ({ name, dtype: 'F32' as const, shape: [] as number[] }));
+  const markers = (opts.markers ?? []).map((m) =>
+    typeof m === 'string' ? { name: m, dtype: 'F32' as const, shape: [] as number[], values: [1] } : { ...m, dtype: 'F32' as const, shape: [...m.shape] },
+  );
   const specs: TensorSpec[] = [...weights.map(([name, shape]) => ({ name, dtype, shape })), ...markers];
   const total = specs.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * ITEMSIZE[t.dtype], 0);
   const arch = cfg.kind === 'base' ? 'stable-diffusion-xl-v1-base' : 'stable-diffusion-xl-v1-refiner';
@@ -82,7 +106,7 @@ export async function writeSdxlCheckpoint(outFile: string, cfg: SdxlConfig, opts
       opts.onProgress?.(written, total);
       await new Promise<void>((r) => setImmediate(r));
     }
-    for (const m of markers) w.write(m.name, new Float32Array([1]));
+    for (const m of markers) w.write(m.name, Float32Array.from(m.values));
     w.finish();
   } catch (e) {
     w.abort();
