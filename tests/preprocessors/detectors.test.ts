@@ -14,19 +14,6 @@ const fx = opencvFixture();
 const img = (n: string): U8Mat => decodeU8(fx.images[n]);
 const exact = { count: 0, first: undefined };
 
-/** Share of bytes that differ, and the largest difference. */
-function diff(a: U8Mat, b: U8Mat): { share: number; worst: number } {
-  expect([a.h, a.w, a.c]).toEqual([b.h, b.w, b.c]);
-  let n = 0;
-  let worst = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    const d = Math.abs(a.data[i] - b.data[i]);
-    if (d) n++;
-    worst = Math.max(worst, d);
-  }
-  return { share: n / a.data.length, worst };
-}
-
 describe('comfyui_controlnet_aux detectors against the same pipelines run with OpenCV ' + fx.opencv, () => {
   for (const n of Object.keys(fx.images)) {
     for (const res of [64, 80]) {
@@ -35,12 +22,17 @@ describe('comfyui_controlnet_aux detectors against the same pipelines run with O
         expect(mismatches(binaryDetector(img(n), 100, res), decodeU8(fx.pipelines[`binary_${n}_${res}`]))).toEqual(exact);
         expect(mismatches(recolorDetector(img(n), 'intensity', 1.3, res), decodeU8(fx.pipelines[`intensity_${n}_${res}`]))).toEqual(exact);
       });
-      it(`scribble XDoG and standard lineart ${n} @${res} (float32 Gaussians: rare threshold flips only)`, () => {
-        const x = diff(scribbleXdogDetector(img(n), 32, res), decodeU8(fx.pipelines[`xdog_${n}_${res}`]));
-        expect(x.share).toBeLessThan(0.002);
-        const l = diff(lineartStandardDetector(img(n), 6, 8, res), decodeU8(fx.pipelines[`lineart_standard_${n}_${res}`]));
-        expect(l.worst).toBeLessThanOrEqual(1);
-        expect(l.share).toBeLessThan(0.002);
+      it(`scribble XDoG and standard lineart (exact) ${n} @${res}`, () => {
+        for (const [thr, key] of [
+          [32, 'xdog'],
+          [8, 'xdog8'],
+        ] as const)
+          expect(mismatches(scribbleXdogDetector(img(n), thr, res), decodeU8(fx.pipelines[`${key}_${n}_${res}`]))).toEqual(exact);
+        for (const [sigma, thr, key] of [
+          [6, 8, 'lineart_standard'],
+          [2, 4, 'lineart_standard_2_4'],
+        ] as const)
+          expect(mismatches(lineartStandardDetector(img(n), sigma, thr, res), decodeU8(fx.pipelines[`${key}_${n}_${res}`]))).toEqual(exact);
       });
     }
     it(`color and tile ${n} (exact)`, () => {
