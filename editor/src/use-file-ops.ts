@@ -1,10 +1,11 @@
-import type { ReactFlowInstance } from '@xyflow/react';
+import { getViewportForBounds, useStoreApi, type ReactFlowInstance } from '@xyflow/react';
 import { useCallback, useEffect, useRef, useState, type RefObject } from 'react';
 import { flattenForEditor } from '../../engine/graph/convert-expand.ts';
 import { alignLegacyWidgetValues } from '../../engine/graph/widgets.ts';
 import type { ObjectInfo } from '../../engine/registry/registry.ts';
 import { api } from './client.ts';
 import { defaultGraph } from './default-graph.ts';
+import { docBounds } from './doc-viewport.ts';
 import { missingClasses, normalizeDoc, widgetDefs, type WorkflowDoc } from './doc.ts';
 import { readWorkflowFromFile } from './files.ts';
 import { t, type Lang } from './i18n.ts';
@@ -68,6 +69,7 @@ export function useFileOps({ doc, docRef, tabs, info, lang, notify, flow, onRepl
   const { name, modified } = tabs.current;
   const [workflowList, setWorkflowList] = useState<WorkflowListEntry[]>([]);
   const [draftOffer, setDraftOffer] = useState<{ doc: WorkflowDoc; name: string | null; modified?: number } | null>(null);
+  const flowStore = useStoreApi<CanvasNode>();
 
   useEffect(() => {
     const draft = localStorage.getItem(DRAFT_KEY);
@@ -96,13 +98,19 @@ export function useFileOps({ doc, docRef, tabs, info, lang, notify, flow, onRepl
       onReplaced();
       const miss = missingClasses(d, info);
       setMissing(miss.length ? miss : null);
+      // Fit to the saved positions now, before the nodes are drawn: React Flow draws only the nodes in
+      // view once they are measured, so fitting only afterwards would remove most of a big graph and
+      // draw it again (a 500-node file opened 1.4x slower so). The fit below corrects for drawn sizes.
+      const bounds = docBounds(d);
+      const { width, height, minZoom, maxZoom } = flowStore.getState();
+      if (bounds && width > 0 && height > 0) void flow.setViewport(getViewportForBounds(bounds, width, height, minZoom, maxZoom, 0.1));
       // The flag tells scripted clients (the browser tests) when the view has stopped moving under the cursor.
       document.body.dataset.fitting = '1';
       window.setTimeout(() => {
         void flow.fitView({ padding: 0.1 }).finally(() => delete document.body.dataset.fitting);
       }, 50);
     },
-    [info, flow, tabs, onReplaced, setMissing],
+    [info, flow, flowStore, tabs, onReplaced, setMissing],
   );
 
   // A first open (no draft to restore, nothing opened yet) shows ComfyUI's default graph, once the classes are known.
