@@ -145,10 +145,11 @@ async function runBatch(batch: Piece[], x: Tensor, sigma: number, sums: GroupSum
         timesteps: new Float32Array(x.shape[0]).fill(o.modelSampling.timestep(sigma)),
         context: ctx,
         extra: named,
-        chunks: batch.length,
+        // A tile batch repeats every chunk once per tile, tile-major (as the wrapper's own model call does).
+        chunks: batch.length * (tiles?.boxes.length ?? 1),
         area,
         modelSampling: o.modelSampling,
-        condOrUncond,
+        condOrUncond: tiles ? tiles.boxes.flatMap(() => condOrUncond) : condOrUncond,
         stepFraction: o.sigmas ? stepFraction(o.sigmas, sigma) : undefined,
         signal: o.signal,
         tiles,

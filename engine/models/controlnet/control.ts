@@ -3,6 +3,7 @@ import { commonUpscale } from '../../image/resize.ts';
 import type { ControlResiduals, ControlTiles } from '../handles.ts';
 import { HINT_DOWNSCALE } from './layout.ts';
 import type { ControlNetModel } from './model.ts';
+import { TileHints } from './tile-hints.ts';
 
 /**
  * A ControlNet applied with a hint, a strength and a range, as ComfyUI's `ControlNet` (controlnet.py)
@@ -88,8 +89,17 @@ function globalAverage(t: Tensor): Tensor {
 export class ControlNetControl implements ControlLink {
   /** Encoded hints per latent size: the hint encoder runs once per size, not once per step. */
   private readonly features = new Map<string, Promise<Tensor>>();
-  /** The hint resized to a whole input, for cutting tiles from (one size at a time). */
-  private resizedForTiles?: { key: string; hint: Tensor };
+  /** The hint cut per tile for tiled diffusion: resized to the whole input as below, cropped, encoded per tile. */
+  private readonly tileHints = new TileHints(
+    {
+      resized: (w, h) => {
+        const resize = this.application.resize ?? ((t: Tensor, width: number, height: number) => commonUpscale(t, width, height, 'nearest-exact', 'center'));
+        return resize(this.application.hint, w * HINT_DOWNSCALE, h * HINT_DOWNSCALE);
+      },
+      encode: async (hint, signal) => [await this.net.encodeHint(hint, signal)],
+    },
+    HINT_DOWNSCALE,
+  );
 
   constructor(
     readonly net: ControlNetModel,
@@ -115,66 +125,6 @@ export class ControlNetControl implements ControlLink {
     return hit;
   }
 
-  /**
-   * The encoded hint of each tile, as ComfyUI-TiledDiffusion cuts a ControlNet's hint: resized to the
-   * whole input, rolled as the input was, cropped to the tile, then encoded (so the hint encoder sees
-   * the tile's own borders); each tile's rows repeated to its share of the batch (repeat_to_batch_size).
-   */
-  private async tileFeatures(tiles: ControlTiles, rows: number, signal?: AbortSignal): Promise<Tensor> {
-    const per = rows / tiles.boxes.length;
-    const parts: Tensor[] = [];
-    for (const box of tiles.boxes) {
-      const rolled = tiles.roll !== undefined && (tiles.roll.dy !== 0 || tiles.roll.dx !== 0);
-      const key = `tile:${tiles.full.h}x${tiles.full.w}:${box.y},${box.x},${box.h},${box.w}`;
-      let hit = rolled ? undefined : this.features.get(key);
-      if (!hit) {
-        hit = this.net.encodeHint(this.tileHint(tiles, box), signal);
-        // Rolled tiles change every step (SpotDiffusion), so they are not kept.
-        if (!rolled) {
-          hit.catch(() => this.features.delete(key));
-          this.features.set(key, hit);
-        }
-      }
-      const f = await hit;
-      const n = f.shape[0];
-      const size = f.data.length / n;
-      const data = new Float32Array(per * size);
-      for (let i = 0; i < per; i++) data.set(f.data.subarray((i % n) * size, ((i % n) + 1) * size), i * size);
-      parts.push({ shape: [per, ...f.shape.slice(1)], data });
-    }
-    const out = new Float32Array(parts.reduce((s, p) => s + p.data.length, 0));
-    let off = 0;
-    for (const p of parts) {
-      out.set(p.data, off);
-      off += p.data.length;
-    }
-    return { shape: [rows, ...parts[0].shape.slice(1)], data: out };
-  }
-
-  /** The hint pixels of one tile: the hint resized to the whole input, rolled by the input's roll, cropped. */
-  private tileHint(tiles: ControlTiles, box: ControlTiles['boxes'][number]): Tensor {
-    const s = HINT_DOWNSCALE;
-    const key = `${tiles.full.h}x${tiles.full.w}`;
-    if (this.resizedForTiles?.key !== key) {
-      const resize = this.application.resize ?? ((t: Tensor, width: number, height: number) => commonUpscale(t, width, height, 'nearest-exact', 'center'));
-      this.resizedForTiles = { key, hint: resize(this.application.hint, tiles.full.w * s, tiles.full.h * s) };
-    }
-    const src = this.resizedForTiles.hint;
-    const [b, c, H, W] = src.shape;
-    const dy = (tiles.roll?.dy ?? 0) * s;
-    const dx = (tiles.roll?.dx ?? 0) * s;
-    const h = box.h * s;
-    const w = box.w * s;
-    const data = new Float32Array(b * c * h * w);
-    const mod = (v: number, n: number): number => ((v % n) + n) % n;
-    for (let p = 0; p < b * c; p++)
-      for (let yy = 0; yy < h; yy++) {
-        const sy = mod(box.y * s + yy - dy, H);
-        for (let xx = 0; xx < w; xx++) data[(p * h + yy) * w + xx] = src.data[(p * H + sy) * W + mod(box.x * s + xx - dx, W)];
-      }
-    return { shape: [b, c, h, w], data };
-  }
-
   async getControl(req: ControlNetRequest): Promise<ControlResiduals | undefined> {
     const ms = req.modelSampling;
     if (!ms) throw new Error('a ControlNet needs the model sampling of the run (the guider passes it)');
@@ -193,7 +143,7 @@ export class ControlNetControl implements ControlLink {
     const { strength } = this.application;
     const [rows, , h, w] = req.x.shape;
     const features = req.tiles
-      ? await this.tileFeatures(req.tiles, rows, req.signal)
+      ? (await this.tileHints.outputs(req.tiles, rows, req.signal))[0]
       : broadcastRows(await this.hintFeatures(h, w, req.signal), rows, req.chunks);
     const x = { shape: req.x.shape, data: ms.calculateInput(req.sigma, req.x.data) };
     const out = await this.net.run({ x, timesteps: req.timesteps, context: req.context, hintFeatures: features, y: req.extra?.y, signal: req.signal });
