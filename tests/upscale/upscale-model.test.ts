@@ -51,10 +51,31 @@ describe('upscale model detection', () => {
     expect(detect(keySet(esrganArch({ nf: 64, nb: 6, gc: 32, upsamples: 2 }), 'new'))).toMatchObject({ nb: 6, scale: 4 });
     expect(detect(keySet(esrganArch({ nf: 32, nb: 2, gc: 16, upsamples: 3 }), 'old'))).toMatchObject({ nf: 32, nb: 2, gc: 16, scale: 8 });
     expect(detect(keySet(esrganArch({ nf: 16, nb: 1, gc: 8, upsamples: 0 }), 'old'))).toMatchObject({ scale: 1 });
+    for (const upsamples of [0, 1, 3, 4])
+      for (const layout of ['new', 'bsrgan'] as const)
+        expect(detect(keySet(esrganArch({ nf: 8, nb: 2, gc: 4, upsamples }), layout)), `${layout} ×${2 ** upsamples}`).toMatchObject({
+          layout,
+          upsamples,
+          scale: 2 ** upsamples,
+        });
     // realesr-general-x4v3 (64 features, 32 convs) and realesr-animevideov3 (16 convs).
     expect(detect(keySet(compactArch({ nf: 64, numConv: 32, scale: 4 })))).toEqual(compactArch({ nf: 64, numConv: 32, scale: 4 }));
     expect(detect(keySet(compactArch({ nf: 64, numConv: 16, scale: 4 })))).toMatchObject({ numConv: 16, scale: 4, outNc: 3 });
     expect(detect(keySet(compactArch({ nf: 48, numConv: 4, scale: 2 })))).toMatchObject({ nf: 48, scale: 2 });
+  });
+
+  it('ESRGAN ×3: an upconv ×3 file has the ×2 layout, so it is read as ×2 as spandrel reads it; the pixel-shuffle layout is refused by name', () => {
+    // spandrel's RRDBNet(scale=3) has one nearest-×3 upconv: the same keys and shapes as ×2, and _get_scale gives 2**((8 − 5) // 3) = 2.
+    const x3 = keySet(esrganArch({ nf: 8, nb: 1, gc: 4, upsamples: 1 }), 'old');
+    expect(detect(x3)).toMatchObject({ scale: 2, upsamples: 1 });
+    // BasicSR's pixelshuffle_block ×3: conv (nf·9 outputs) at model.2, PixelShuffle at model.3, act, then the HR convs at model.5 and model.7.
+    const ps = new Map([...x3].filter(([k]) => !/^model\.[357]\./.test(k)));
+    ps.set('model.2.weight', [72, 8, 3, 3]).set('model.2.bias', [72]);
+    ps.set('model.5.weight', [8, 8, 3, 3]).set('model.5.bias', [8]);
+    ps.set('model.7.weight', [3, 8, 3, 3]).set('model.7.bias', [3]);
+    expect(() => detect(ps)).toThrow(/test\.pth: ESRGAN with a pixel-shuffle upsampler \(a conv at model\.2, ×3 per stage\).*spandrel/);
+    const odd = new Map([...x3].filter(([k]) => !k.startsWith('model.7.')));
+    expect(() => detect(odd)).toThrow(/ESRGAN with 6 top-level layers is not a layout spandrel reads/);
   });
 
   it('refuses other architectures by name, SD checkpoints and unknown files with what they are', () => {
@@ -120,33 +141,38 @@ describe('upscale graphs against the plain-loop references', () => {
     ['ESRGAN x4 (new layout)', esrganArch(TINY_ESRGAN), 9, 7],
     ['ESRGAN x2 with pixel-unshuffle input (x2plus shape)', esrganArch({ nf: 8, nb: 1, gc: 4, upsamples: 2, inNc: 12 }), 8, 12],
     ['ESRGAN x1 (no upsampling)', esrganArch({ nf: 6, nb: 2, gc: 4, upsamples: 0 }), 6, 5],
+    ['ESRGAN x2 (one upconv)', esrganArch({ nf: 6, nb: 1, gc: 4, upsamples: 1 }), 7, 6],
+    ['ESRGAN x8 (three upconvs)', esrganArch({ nf: 4, nb: 1, gc: 4, upsamples: 3 }), 4, 5],
     ['SRVGGNetCompact x4', compactArch({ nf: 8, numConv: 2, scale: 4 }), 9, 7],
     ['SRVGGNetCompact x2', compactArch({ nf: 6, numConv: 3, scale: 2 }), 5, 6],
   ];
-  for (const [what, arch, h, w] of cases) {
-    it(`${what}: the ONNX part equals the float64 reference after spandrel's clamp (max abs error < 1e-5)`, async () => {
-      const file = join(dir, `${what.replace(/\W+/g, '-')}.safetensors`);
-      makeUpscaleFile(file, arch, { seed: h * 31 + w });
-      const m = loader.load(file);
-      expect(m.arch).toEqual(arch);
-      const { weights } = readUpscaleWeights(SafetensorsFile.open(file), file);
-      const W = (k: string): Float32Array => weights.get(k);
-      const x = image(h, w, 7);
-      let ref: Tensor;
-      if (arch.kind === 'esrgan' && arch.shuffle > 1) {
-        const { pixelUnshuffle } = await import('../../engine/models/controlnet/adapter.ts');
-        ref = referenceRrdbNet(arch, W, pixelUnshuffle(x, arch.shuffle));
-      } else ref = arch.kind === 'esrgan' ? referenceRrdbNet(arch, W, x) : referenceCompact(arch, W, x);
-      const clamped = ref.data.map((v) => Math.min(1, Math.max(0, v)));
-      const got = await m.forward(x);
-      expect(got.shape).toEqual([1, 3, h * arch.scale, w * arch.scale]);
-      expect(maxAbsDiff(got.data, clamped)).toBeLessThan(1e-5);
-      // The comparison is not vacuous: the output varies and only a few values were clipped.
-      const mean = clamped.reduce((s, v) => s + v, 0) / clamped.length;
-      expect(clamped.reduce((s, v) => s + (v - mean) ** 2, 0) / clamped.length).toBeGreaterThan(1e-3);
-      expect(clamped.filter((v, i) => v !== ref.data[i]).length).toBeLessThan(clamped.length / 4);
-    });
-  }
+  const layouts = (a: UpscaleArch): ('old' | 'new')[] =>
+    a.kind === 'esrgan' && a.shuffle === 1 && a.upsamples !== 2 ? ['new', 'old'] : ['new'];
+  for (const [what, arch, h, w] of cases)
+    for (const layout of layouts(arch)) {
+      it(`${what}${layout === 'old' ? ', old model.N layout' : ''}: the ONNX part equals the float64 reference after spandrel's clamp (max abs error < 1e-5)`, async () => {
+        const file = join(dir, `${what.replace(/\W+/g, '-')}-${layout}.safetensors`);
+        makeUpscaleFile(file, arch, { seed: h * 31 + w, esrganLayout: layout });
+        const m = loader.load(file);
+        expect(m.arch).toEqual(arch.kind === 'esrgan' ? { ...arch, layout } : arch);
+        const { weights } = readUpscaleWeights(SafetensorsFile.open(file), file);
+        const W = (k: string): Float32Array => weights.get(k);
+        const x = image(h, w, 7);
+        let ref: Tensor;
+        if (arch.kind === 'esrgan' && arch.shuffle > 1) {
+          const { pixelUnshuffle } = await import('../../engine/models/controlnet/adapter.ts');
+          ref = referenceRrdbNet(arch, W, pixelUnshuffle(x, arch.shuffle));
+        } else ref = arch.kind === 'esrgan' ? referenceRrdbNet(arch, W, x) : referenceCompact(arch, W, x);
+        const clamped = ref.data.map((v) => Math.min(1, Math.max(0, v)));
+        const got = await m.forward(x);
+        expect(got.shape).toEqual([1, 3, h * arch.scale, w * arch.scale]);
+        expect(maxAbsDiff(got.data, clamped)).toBeLessThan(1e-5);
+        // The comparison is not vacuous: the output varies and only a few values were clipped.
+        const mean = clamped.reduce((s, v) => s + v, 0) / clamped.length;
+        expect(clamped.reduce((s, v) => s + (v - mean) ** 2, 0) / clamped.length).toBeGreaterThan(1e-3);
+        expect(clamped.filter((v, i) => v !== ref.data[i]).length).toBeLessThan(clamped.length / 4);
+      });
+    }
 
   it('a .pth with a params_ema sub-dict (BasicSR) loads through the pickle reader to the same weights', async () => {
     const arch = esrganArch(TINY_ESRGAN);

@@ -138,8 +138,15 @@ function esrgan(layout: EsrganArch['layout'], names: readonly string[], shape: (
   let outNc: number;
   if (layout === 'old') {
     const len = seqLen(names, 'model');
-    if ((len - 5) % 3 !== 0) throw new UpscaleModelError(`${file}: ESRGAN with ${len} top-level layers has no power-of-two scale (scale 3 models are not supported)`);
+    if (len < 5 || (len - 5) % 3 !== 0) throw new UpscaleModelError(`${file}: ESRGAN with ${len} top-level layers is not a layout spandrel reads (5 + 3 per 2× upsampling)`);
     upsamples = (len - 5) / 3;
+    // In the upconv layout model.2 is the first nn.Upsample (no weights); a conv there is BasicSR's pixel-shuffle upsampler.
+    if (upsamples > 0 && names.includes('model.2.weight')) {
+      const r = Math.sqrt(shape('model.2.weight')[0] / shape('model.0.weight')[0]);
+      throw new UpscaleModelError(
+        `${file}: ESRGAN with a pixel-shuffle upsampler (a conv at model.2${Number.isInteger(r) ? `, ×${r} per stage` : ''}), a layout spandrel (ComfyUI) does not load either; only the upconv (nearest + conv) layout runs`,
+      );
+    }
     nb = seqLen(names, 'model.1.sub') - 1;
     gc = shape('model.1.sub.0.RDB1.conv1.0.weight')[0];
     outNc = shape(`model.${len - 1}.weight`)[0];

@@ -80,10 +80,14 @@ export function randomUpscaleWeights(a: UpscaleArch, seed: number): Map<string, 
   return out;
 }
 
-/** Writes a random upscaler (ESRGAN in the new Real-ESRGAN layout, compact as published) to `file`. */
-export function makeUpscaleFile(file: string, a: UpscaleArch, opts: { seed?: number; dtype?: 'F32' | 'F16' } = {}): void {
+/** Writes a random upscaler (ESRGAN in the new Real-ESRGAN layout unless `esrganLayout: 'old'`, compact as published) to `file`. */
+export function makeUpscaleFile(
+  file: string,
+  a: UpscaleArch,
+  opts: { seed?: number; dtype?: 'F32' | 'F16'; esrganLayout?: 'old' | 'new' } = {},
+): void {
   const weights = randomUpscaleWeights(a, opts.seed ?? 0);
-  const name = (k: string): string => (a.kind === 'esrgan' ? esrganNewName(a, k) : k);
+  const name = (k: string): string => (a.kind === 'esrgan' && opts.esrganLayout !== 'old' ? esrganNewName(a, k) : k);
   const tensors = [...weights].map(([k, t]) => ({ name: name(k), shape: t.shape, data: t.data }));
   mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const w = SafetensorsWriter.create(file, tensors.map((t) => ({ name: t.name, dtype: opts.dtype ?? 'F32', shape: t.shape })), {
