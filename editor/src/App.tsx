@@ -32,6 +32,9 @@ import { NodeContextMenu, type NodeMenuRequest } from './context-menu.tsx';
 import { TabBar } from './panels/TabBar.tsx';
 import { useGraphEditing, type SearchRequest } from './use-graph-editing.ts';
 import { useQueuePrompt } from './use-queue-prompt.ts';
+import { useLinkShiftMove } from './use-link-shift-move.ts';
+import { useSpacePan } from './use-space-pan.ts';
+import { convertInputToWidget, convertWidgetToInput } from './widget-inputs.ts';
 
 const nodeTypes = { weft: NodeView, weftGroup: GroupView, weftReroute: RerouteView };
 const executionReducer = makeExecutionReducer((img) => api.viewUrl(img));
@@ -113,6 +116,8 @@ function Editor() {
 
   const editing = useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow, canvasRef, openSearch: setSearch });
   const { resetSelection } = editing;
+  const linkMove = useLinkShiftMove({ canvasRef, docRef, setDoc, notify, withConnection: editing.withConnection });
+  useSpacePan(flow);
   const onReplaced = useCallback(() => {
     dispatch({ type: 'reset' });
     resetSelection();
@@ -281,6 +286,11 @@ function Editor() {
           <MiniMap pannable zoomable nodeColor="#5a5a5a" maskColor="#0009" />
         </ReactFlow>
       </div>
+      {linkMove && (
+        <svg className="link-move-line" data-testid="link-move-line">
+          <line x1={linkMove.x1} y1={linkMove.y1} x2={linkMove.x2} y2={linkMove.y2} />
+        </svg>
+      )}
       {search && (
         <SearchBox
           info={searchInfo}
@@ -349,7 +359,15 @@ function Editor() {
           lang={lang}
           at={nodeMenu}
           node={menuNode}
+          info={info[menuNode.type]}
           onEdit={(fn) => setDoc((d) => updateNode(d, nodeMenu.nodeId, fn))}
+          onConvert={(name, toInput) =>
+            setDoc((d) => {
+              const ci = info[menuNode.type];
+              if (!toInput) return convertInputToWidget(d, nodeMenu.nodeId, name);
+              return ci ? convertWidgetToInput(d, nodeMenu.nodeId, name, ci) : d;
+            })
+          }
           onRemove={() => setDoc((d) => removeNodes(d, new Set([nodeMenu.nodeId])))}
           onClose={closeNodeMenu}
         />

@@ -1,10 +1,11 @@
 import { Handle, NodeResizeControl, NodeResizer, Position, type NodeProps, type Node } from '@xyflow/react';
 import { memo, useMemo, useState } from 'react';
 import type { ObjectInfoEntry } from '../../engine/registry/registry.ts';
-import { GROUP_COLORS, PRIMITIVE, widgetDefs, type DocGroup, type DocNode, type WidgetDef } from './doc.ts';
+import { GROUP_COLORS, PRIMITIVE, widgetDefs, type DocGroup, type DocInput, type DocNode, type WidgetDef } from './doc.ts';
 import { socketName, useUiLang, type Lang } from './i18n.ts';
 import { imageDropHandlers, ImageUploadWidget } from './ImageUpload.tsx';
 import { NOTE_TYPES, NoteBody } from './NoteNode.tsx';
+import { convertedWidgets } from './widget-inputs.ts';
 
 export interface NodeRuntime {
   running?: boolean;
@@ -252,8 +253,11 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
   // LoadImage-style nodes: the combo before the upload widget names the image.
   const upload = widgets.find((w) => w.kind === 'UPLOAD');
   const setImage = upload ? (v: string) => data.onWidget(node.id, upload.index - 1, v) : undefined;
-  const linkedWidgetNames = new Set(node.inputs.filter((i) => i.widget && i.link !== null).map((i) => i.widget!.name));
-  const sockets = node.inputs.filter((i) => !i.widget || i.link !== null);
+  // Linked widgets and widgets converted to inputs show as sockets instead.
+  const converted = convertedWidgets(node, widgets);
+  const asSocket = (i: DocInput) => !i.widget || i.link !== null || converted.has(i.widget.name);
+  const linkedWidgetNames = new Set(node.inputs.filter((i) => i.widget && asSocket(i)).map((i) => i.widget!.name));
+  const sockets = node.inputs.filter(asSocket);
   const cls = [
     'weft-node',
     selected ? 'selected' : '',

@@ -1,6 +1,8 @@
 import { useEffect, useState } from 'react';
-import type { DocNode } from './doc.ts';
-import { t, type Lang } from './i18n.ts';
+import type { ObjectInfoEntry } from '../../engine/registry/registry.ts';
+import { widgetDefs, type DocNode } from './doc.ts';
+import { socketName, t, type Lang } from './i18n.ts';
+import { convertedWidgets, linkableWidgets } from './widget-inputs.ts';
 
 /** LiteGraph's node colours, as ComfyUI offers them: title colour and body colour. */
 export const NODE_COLORS: Record<string, { color: string; bgcolor: string }> = {
@@ -40,17 +42,27 @@ export const nodeEdits = {
   srName: (n: DocNode, name: string): DocNode => ({ ...n, properties: { ...n.properties, [SR_NAME]: name } }),
 };
 
-/** The node context menu (right click): title, colour, collapse, pin, bypass, mute, properties, remove. */
+/**
+ * The node context menu (right click): title, colour, collapse, pin, bypass, mute, widget ↔ input
+ * conversion (as ComfyUI's frontend before 1.16 offered it), properties, remove.
+ */
 export function NodeContextMenu(props: {
   lang: Lang;
   at: { x: number; y: number };
   node: DocNode;
+  info: ObjectInfoEntry | undefined;
   onEdit: (fn: (n: DocNode) => DocNode) => void;
+  onConvert: (widget: string, toInput: boolean) => void;
   onRemove: () => void;
   onClose: () => void;
 }) {
   const { lang, node, onEdit, onClose } = props;
   const [colors, setColors] = useState(false);
+  const [sub, setSub] = useState<'toInput' | 'toWidget' | null>(null);
+  const defs = props.info ? widgetDefs(props.info) : [];
+  const converted = convertedWidgets(node, defs);
+  const linked = new Set(node.inputs.flatMap((i) => (i.widget && i.link !== null ? [i.widget.name] : [])));
+  const toInput = linkableWidgets(defs).filter((w) => !converted.has(w.name) && !linked.has(w.name));
   useEffect(() => {
     const close = (e: MouseEvent) => !(e.target as HTMLElement).closest('.node-menu') && onClose();
     window.addEventListener('mousedown', close, true);
@@ -64,6 +76,18 @@ export function NodeContextMenu(props: {
     <button key={id} data-testid={`menu-${id}`} onClick={act(fn)}>
       {label}
     </button>
+  );
+  const convertList = (kind: 'toInput' | 'toWidget', names: string[]) => (
+    <>
+      <button data-testid={`menu-${kind}`} onClick={() => setSub(sub === kind ? null : kind)}>
+        {t(kind === 'toInput' ? 'ctxToInput' : 'ctxToWidget', lang)} ▸
+      </button>
+      {sub === kind && (
+        <div className="node-menu-sub">
+          {names.map((name) => item(`${kind}-${name}`, socketName(name, lang), () => props.onConvert(name, kind === 'toInput')))}
+        </div>
+      )}
+    </>
   );
   return (
     <div
@@ -98,6 +122,12 @@ export function NodeContextMenu(props: {
       {item('pin', t(node.flags?.pinned ? 'ctxUnpin' : 'ctxPin', lang), () => onEdit((n) => nodeEdits.flag(n, 'pinned')))}
       {item('bypass', t('ctxBypass', lang), () => onEdit((n) => nodeEdits.mode(n, 4)))}
       {item('mute', t('ctxMute', lang), () => onEdit((n) => nodeEdits.mode(n, 2)))}
+      {toInput.length > 0 &&
+        convertList(
+          'toInput',
+          toInput.map((w) => w.name),
+        )}
+      {converted.size > 0 && convertList('toWidget', [...converted])}
       {item('properties', `${t('ctxProperties', lang)}: ${SR_NAME}`, () => {
         const name = window.prompt(SR_NAME, String(node.properties?.[SR_NAME] ?? node.type));
         if (name !== null) onEdit((n) => nodeEdits.srName(n, name));

@@ -32,6 +32,7 @@ import {
 } from './doc.ts';
 import { t, type Lang } from './i18n.ts';
 import type { CanvasNode } from './NodeView.tsx';
+import { listWidgetsBeforeLink } from './widget-inputs.ts';
 
 /** Where the node search box is open, and the link it will connect the new node to. */
 export interface SearchRequest {
@@ -238,6 +239,7 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
         const name = c.targetHandle!.slice(2);
         const target = d.nodes.find((n) => n.id === Number(c.target));
         const w = target && info[target.type] ? widgetDefs(info[target.type]).find((x) => x.name === name) : undefined;
+        if (target && info[target.type]) d = listWidgetsBeforeLink(d, target.id, info[target.type]);
         const ensured = ensureWidgetInput(d, Number(c.target), name, w?.kind === 'COMBO' ? 'COMBO' : (w?.kind ?? '*'));
         d = ensured.doc;
         slot = ensured.slot;
@@ -466,6 +468,7 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
     onNodesChange,
     onEdgesChange,
     connectionProblem,
+    withConnection,
     onConnect,
     onConnectEnd,
     onReconnectStart,

@@ -206,11 +206,29 @@ export async function viewSettled(page: Page): Promise<void> {
   await page.locator('body:not([data-fitting])').waitFor({ state: 'attached' });
 }
 
+/**
+ * Polls a reading until the matcher holds (30 s at most). State that follows an action (a React render,
+ * React Flow measuring nodes before it draws their edges, a dialog's answer) may land after the call
+ * that caused it returned, later still on a loaded machine: read it this way, not once.
+ */
+export function eventually<T>(read: () => Promise<T> | T) {
+  return expect.poll(read, { timeout: 30_000, interval: 50 });
+}
+
+/** The canvas transform: [x, y, zoom]. */
+export async function viewportOf(page: Page): Promise<[number, number, number]> {
+  const style = (await page.locator('.react-flow__viewport').getAttribute('style')) ?? '';
+  const m = /translate\(([-\d.]+)px, ([-\d.]+)px\) scale\(([-\d.]+)\)/.exec(style);
+  if (!m) throw new Error(`no transform in viewport style '${style}'`);
+  return [Number(m[1]), Number(m[2]), Number(m[3])];
+}
+
 /** The nodes and links the canvas draws: node types by id, and each edge's endpoints. */
 export async function expectDrawn(page: Page, wf: UiWorkflow): Promise<void> {
   for (const n of wf.nodes) await expect(page.getByTestId(`node-${n.id}`).getAttribute('data-node-type')).resolves.toBe(n.type);
-  await expect(page.locator('.weft-node').count()).resolves.toBe(wf.nodes.length);
-  await expect(page.locator('.react-flow__edge').count()).resolves.toBe(wf.links.length);
+  await eventually(() => page.locator('.weft-node').count()).toBe(wf.nodes.length);
+  // Edges are drawn once both ends are measured, a step after the nodes appear.
+  await eventually(() => page.locator('.react-flow__edge').count()).toBe(wf.links.length);
   for (const [id, from, , to] of wf.links)
     await expect(page.getByTestId(`rf__edge-${id}`).getAttribute('aria-label')).resolves.toBe(`Edge from ${from} to ${to}`);
 }
