@@ -33,6 +33,7 @@ import { nodes as conditioning } from './conditioning/conditioning.ts';
 import { nodes as latentOps } from './latent/latent-ops.ts';
 import { nodes as controlNet } from './controlnet/controlnet.ts';
 import { nodes as controlNetA1111 } from './controlnet/a1111.ts';
+import { nodes as controlNetUnion } from './controlnet/union.ts';
 import { AUX_MODULE, auxPreprocessorNodes, corePreprocessorNodes } from './controlnet/preprocessors/index.ts';
 import { nodes as customSampling } from './sampling/custom-sampling.ts';
 import { nodes as samplerSelect } from './sampling/sampler-select.ts';
@@ -62,6 +63,7 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
   ['nodes', latentOps],
   ['weft', controlNetA1111],
   ['nodes', controlNet],
+  ['comfy_extras.nodes_controlnet', controlNetUnion],
   ['comfy_extras.nodes_canny', corePreprocessorNodes],
   [AUX_MODULE, auxPreprocessorNodes],
   ['nodes', loraNodes],

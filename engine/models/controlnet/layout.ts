@@ -1,6 +1,7 @@
 import type { UNetConfig } from '../families/sd1/config.ts';
 import { unetLayout, type Layout } from '../families/sd1/layout.ts';
 import { unetPlan } from '../families/sd1/unet-plan.ts';
+import { unionLayout, type UnionConfig } from './union.ts';
 
 /**
  * A ControlNet as ComfyUI's `cldm.ControlNet` lays it out: the UNet's embedding, input blocks and
@@ -13,6 +14,8 @@ export interface ControlNetConfig {
   readonly unet: UNetConfig;
   /** Channels of the hint image (3 for every ControlNet 1.x). */
   readonly hintChannels: number;
+  /** A ControlNet Union's task embedding and control-type modules (see union.ts). */
+  readonly union?: UnionConfig;
 }
 
 /** The hint encoder's convs: `input_hint_block.<index>`, output channels (0 = the model width) and stride; SiLU between them. */
@@ -54,5 +57,6 @@ export function controlNetLayout(cfg: ControlNetConfig, prefix = ''): Layout {
   plan.skipChannels.forEach((c, i) => conv(zeroConvKey(i), c, c, 1));
   const mid = plan.skipChannels[plan.skipChannels.length - 1];
   conv(MIDDLE_OUT_KEY, mid, mid, 1);
+  if (cfg.union) for (const [k, shape] of unionLayout(cfg.union, cfg.unet.modelChannels)) l.set(prefix + k, shape);
   return l;
 }

@@ -9,6 +9,7 @@ import { diffusersControlNetKeys, isDiffusersControlNet } from './diffusers-keys
 import { controlNetLayout, type ControlNetConfig } from './layout.ts';
 import { isT2IAdapter } from './adapter-layout.ts';
 import { t2iAdapterFromSource, type T2IAdapterFile } from './adapter.ts';
+import { isUnionControlNet, isUnionKey, readUnionConfig, unionKeyName } from './union.ts';
 
 /**
  * ControlNet files as ComfyUI's `load_controlnet` reads them: the single-file layout (ControlNet
@@ -65,7 +66,7 @@ function verify(ws: WeightSource, cfg: ControlNetConfig, file: string): void {
     }
     if (problems.length >= 5) break;
   }
-  if (problems.length) throw new Error(`${file}: not a consistent SD1 ControlNet: ${problems.join('; ')}`);
+  if (problems.length) throw new Error(`${file}: not a consistent ${cfg.union ? 'Union ' : ''}ControlNet: ${problems.join('; ')}`);
 }
 
 /** Reads a ControlNet file's layout, architecture and weights (tensor data is read later, on demand). */
@@ -94,13 +95,19 @@ export function controlNetFromSource(file: string, sf: WeightSource, dtypeOf: (n
   let weights: WeightSource;
   const dtypes = new Map<string, Dtype>();
   if (names.includes('lora_controlnet')) throw new UnsupportedModelError('a Control-LoRA (lora_controlnet)', 'Weft loads full ControlNets only for now');
-  // ComfyUI's test for a Union ControlNet (task embedding and control-type transformer): read as a plain one it would run without them.
-  if (names.some((n) => n.endsWith('control_add_embedding.linear_1.bias'))) {
-    throw new UnsupportedModelError('a ControlNet Union (control_add_embedding, task_embedding)', 'SetUnionControlNetType and union ControlNets are not implemented yet');
+  const union = isUnionControlNet(names);
+  // ComfyUI reads the union modules in the diffusers layout only (xinsir's files); in another layout it would run without them.
+  if (union && !isDiffusersControlNet(names)) {
+    throw new UnsupportedModelError(
+      'a ControlNet Union outside the diffusers layout (control_add_embedding without controlnet_cond_embedding.conv_in.weight)',
+      'ComfyUI reads union ControlNets in the diffusers layout only (xinsir controlnet-union-sdxl-1.0)',
+    );
   }
   if (isDiffusersControlNet(names)) {
     kind = 'diffusers';
     const map = diffusersControlNetKeys(names, (n) => sf.shape(n));
+    // The task embedding and control-type modules keep their names, but for nn.MultiheadAttention's fused in_proj (ComfyUI's rename).
+    if (union) for (const n of names) if (isUnionKey(unionKeyName(n))) map.set(n, unionKeyName(n));
     const entries = new Map([...map].map(([d, l]) => [l, { source: d, shape: sf.shape(d) }] as const));
     for (const [d, l] of map) dtypes.set(l, dtypeOf(d));
     weights = new RenamedWeightSource(sf, entries);
@@ -121,7 +128,11 @@ export function controlNetFromSource(file: string, sf: WeightSource, dtypeOf: (n
   if (unet.admInChannels !== undefined && unet.useLinearInProj && unet.contextDim !== 1024 && unet.modelChannels % 64 === 0) unet = { ...unet, numHeadChannels: 64 };
   const family = unet.numHeadChannels === undefined ? otherFamily(unet) : undefined;
   if (family) throw new UnsupportedModelError(`a ControlNet for ${family[0]}`, `${family[1]}; Weft runs SD1 ControlNets for now`);
-  const config: ControlNetConfig = { unet, hintChannels: weights.shape('input_hint_block.0.weight')[1] };
+  const unionCfg = union ? readUnionConfig(weights, file) : undefined;
+  if (unionCfg && unionCfg.width !== unet.modelChannels) {
+    throw new Error(`${file}: ControlNet Union task_embedding is ${unionCfg.width} wide but the encoded hint is ${unet.modelChannels} (the model width); they are added together`);
+  }
+  const config: ControlNetConfig = { unet, hintChannels: weights.shape('input_hint_block.0.weight')[1], ...(unionCfg ? { union: unionCfg } : {}) };
   verify(weights, config, file);
   const base = path.basename(file).replace(/\.[^.]*$/, '');
   return {

@@ -8,6 +8,7 @@ import { unetPlan } from '../families/sd1/unet-plan.ts';
 import { buildControlNetGraph, buildHintGraph, CONTROLNET_IO, controlOutputName, HINT_IO } from './graph.ts';
 import type { ControlNetConfig } from './layout.ts';
 import type { ControlNetFile } from './load.ts';
+import { controlTypeOneHot } from './union.ts';
 
 /**
  * CONTROL_NET socket value: a loaded ControlNet whose two parts (hint encoder, main net) are built,
@@ -21,7 +22,11 @@ export interface ControlNetModel {
   readonly file: string;
   readonly config: ControlNetConfig;
   readonly globalAveragePooling: boolean;
-  /** `input_hint_block(hint)` for a hint [B, hintChannels, 8h, 8w] → [B, modelChannels, h, w]. */
+  /** A Union ControlNet's control type (SetUnionControlNetType; ComfyUI's `control_type` extra arg): empty for "auto". */
+  readonly controlType: readonly number[];
+  /** The same ControlNet (sharing its sessions) with another control type; a ControlNet that is not a Union ignores it, as ComfyUI's does. */
+  withControlType(types: readonly number[]): ControlNetModel;
+  /** `input_hint_block(hint)` for a hint [B, hintChannels, 8h, 8w] → [B, modelChannels, h, w] (a Union's fused with its control type when one is set). */
   encodeHint(hint: Tensor, signal?: AbortSignal): Promise<Tensor>;
   /** The residuals before strength: one per skip connection, and the middle block's. */
   run(args: ControlNetRunArgs): Promise<{ input: Tensor[]; middle: Tensor }>;
@@ -48,13 +53,14 @@ function fromOrt(v: ort.Tensor | undefined, what: string): Tensor {
   return { shape: [...v.dims], data: v.data };
 }
 
-/** The two parts of a ControlNet file, named by its content hash. */
-export function controlNetParts(cn: ControlNetFile, hash: string): { hint: PartSpec; net: PartSpec } {
+/** The parts of a ControlNet file, named by its content hash (a Union's has a third: the hint encoder with the type fusion). */
+export function controlNetParts(cn: ControlNetFile, hash: string): { hint: PartSpec; net: PartSpec; hintUnion?: PartSpec } {
   const cfg = cn.config;
   const common = { hash, source: cn.file, prefix: '', weights: cn.weights };
   return {
     hint: { ...common, id: 'controlnet_hint', build: (w, o) => buildHintGraph(cfg, w, o) },
     net: { ...common, id: 'controlnet', build: (w, o) => buildControlNetGraph(cfg, w, o) },
+    ...(cfg.union ? { hintUnion: { ...common, id: 'controlnet_hint_union', build: (w, o) => buildHintGraph(cfg, w, o, true) } } : {}),
   };
 }
 
@@ -62,15 +68,18 @@ export function controlNetModel(runtime: PartsRuntime, cn: ControlNetFile, hash:
   const parts = controlNetParts(cn, hash);
   const runHint: RunSession = runtime.runner(parts.hint);
   const runNet: RunSession = runtime.runner(parts.net);
+  const runHintUnion: RunSession | undefined = parts.hintUnion && runtime.runner(parts.hintUnion);
   const cfg = cn.config;
   const skips = unetPlan(cfg.unet).input.length;
   const runs = { hint: 0, net: 0 };
-  return {
+  const make = (controlType: readonly number[]): ControlNetModel => ({
     kind: 'controlnet',
-    id: `controlnet:${hash}`,
+    id: controlType.length && cfg.union ? `controlnet:${hash}:type${controlType.join(',')}` : `controlnet:${hash}`,
     file: cn.file,
     config: cfg,
     globalAveragePooling: cn.globalAveragePooling,
+    controlType,
+    withControlType: (types) => make([...types]),
     runs,
     async encodeHint(hint, signal) {
       if (signal?.aborted) throw new InterruptedError();
@@ -78,6 +87,11 @@ export function controlNetModel(runtime: PartsRuntime, cn: ControlNetFile, hash:
         throw new Error(`ControlNet hint must be [B, ${cfg.hintChannels}, H, W], got [${hint.shape.join(', ')}]`);
       }
       runs.hint++;
+      if (cfg.union && runHintUnion && controlType.length) {
+        const oneHot = controlTypeOneHot(cfg.union, controlType);
+        const out = await runHintUnion({ [HINT_IO.hint]: toOrt(hint), [HINT_IO.controlType]: new ort.Tensor('float32', oneHot, [oneHot.length]) });
+        return fromOrt(out[HINT_IO.out], 'hint features');
+      }
       return fromOrt((await runHint({ [HINT_IO.hint]: toOrt(hint) }))[HINT_IO.out], 'hint features');
     },
     async run({ x, timesteps, context, hintFeatures, y, signal }) {
@@ -91,19 +105,22 @@ export function controlNetModel(runtime: PartsRuntime, cn: ControlNetFile, hash:
         throw new Error(`this ControlNet takes the model's ${adm}-wide y (size and pooled-text) input for a batch of ${x.shape[0]}, got ${y ? `[${y.shape.join(', ')}]` : 'none'}`);
       }
       runs.net++;
+      const oneHot = cfg.union && controlTypeOneHot(cfg.union, controlType);
       const out = await runNet({
         [CONTROLNET_IO.x]: toOrt(x),
         [CONTROLNET_IO.timesteps]: new ort.Tensor('float32', timesteps, [timesteps.length]),
         [CONTROLNET_IO.context]: toOrt(context),
         [CONTROLNET_IO.hintFeatures]: toOrt(hintFeatures),
         ...(adm !== undefined && y ? { [CONTROLNET_IO.y]: toOrt(y) } : {}),
+        ...(oneHot ? { [CONTROLNET_IO.controlType]: new ort.Tensor('float32', oneHot, [oneHot.length]) } : {}),
       });
       return {
         input: Array.from({ length: skips }, (_, i) => fromOrt(out[controlOutputName(i)], controlOutputName(i))),
         middle: fromOrt(out[CONTROLNET_IO.outMiddle], CONTROLNET_IO.outMiddle),
       };
     },
-  };
+  });
+  return make([]);
 }
 
 declare module '../../registry/sockets.ts' {

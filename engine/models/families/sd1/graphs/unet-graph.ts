@@ -64,8 +64,10 @@ export function labelEmbedding(n: Net, y: string): string {
 }
 
 /** The activated embedding every ResBlock reads: SiLU(time_embed(t) [+ label_emb(y)]). */
-export function unetEmbedding(n: Net, plan: UnetPlan, t: string, y?: string): string {
+export function unetEmbedding(n: Net, plan: UnetPlan, t: string, y?: string, timeAdd?: string): string {
   let emb = timestepEmbedding(n, plan.config.modelChannels, t);
+  // A Union ControlNet's control_add_embedding, added before label_emb as cldm.py adds it.
+  if (timeAdd) emb = n.g.op1('Add', [emb, timeAdd]);
   if (plan.admInChannels !== undefined) {
     if (!y) throw new Error(`this UNet takes a ${plan.admInChannels}-wide y vector (label_emb)`);
     emb = n.g.op1('Add', [emb, labelEmbedding(n, y)]);

@@ -135,12 +135,18 @@ export interface UnetRefExtras {
   /** [B, admInChannels], for a model with `label_emb`. */
   y?: Tensor;
   layerHook?: RefLayerHook;
+  /** [1, time embedding width] added to every row of time_embed(t) before label_emb (a Union ControlNet's control_add_embedding). */
+  timeEmbAdd?: Tensor;
 }
 
 /** time_embed(t) [+ label_emb(y)], before the SiLU each ResBlock's emb_layers applies. */
-function embedding(w: RefNet, cfg: UNetConfig, timesteps: Float32Array, y?: Tensor): Tensor {
+function embedding(w: RefNet, cfg: UNetConfig, timesteps: Float32Array, y?: Tensor, timeEmbAdd?: Tensor): Tensor {
   let emb = timestepEmbedding(timesteps, cfg.modelChannels);
   emb = w.lin('time_embed.2', silu(w.lin('time_embed.0', emb)));
+  if (timeEmbAdd) {
+    const d = timeEmbAdd.data;
+    emb = { shape: emb.shape, data: emb.data.map((v, i) => v + d[i % d.length]) };
+  }
   if (cfg.admInChannels !== undefined) {
     if (!y) throw new Error(`this UNet takes a ${cfg.admInChannels}-wide y vector (label_emb)`);
     emb = add(emb, w.lin('label_emb.0.2', silu(w.lin('label_emb.0.0', y))), 'label_emb');
@@ -180,7 +186,7 @@ export function unetEncodeRef(
   extras: UnetRefExtras & { afterInputBlock?: (index: number, h: Tensor) => Tensor } = {},
 ): { skips: Tensor[]; middle: Tensor } {
   const w = new RefNet(ws, unetPrefix(ws), cfg, extras.layerHook);
-  return encode(w, unetPlan(cfg), x, embedding(w, cfg, timesteps, extras.y), context, extras.afterInputBlock);
+  return encode(w, unetPlan(cfg), x, embedding(w, cfg, timesteps, extras.y, extras.timeEmbAdd), context, extras.afterInputBlock);
 }
 
 /**
