@@ -175,6 +175,33 @@ describe('UltimateSDUpscale on the tiny model', () => {
     expect(split.shape).toEqual([1, H, W, 3]);
   }, 180_000);
 
+  it('out-of-proportion inputs run to the canvas size: a tile larger than the canvas, padding and seam-fix width larger than the tile, a 2×2 image', async () => {
+    const big: UsduParams = { ...P, tileWidth: 256, tileHeight: 128, padding: 16, mode: 'Chess', seamFix: 'Band Pass', seamFixWidth: 200 };
+    const a = await ultimateSdUpscale(input, 2, upscaler, big, sampling({ steps: 1 }));
+    expect(a.shape).toEqual([1, 80, 96, 3]);
+    expect(a.data.every((v) => v >= 0 && v <= 1)).toBe(true);
+    const half: UsduParams = {
+      ...P,
+      tileWidth: 64,
+      tileHeight: 64,
+      padding: 80,
+      seamFix: 'Half Tile + Intersections',
+      seamFixPadding: 100,
+      seamFixMaskBlur: 64,
+    };
+    const b = await ultimateSdUpscale(input, 2, upscaler, half, sampling({ steps: 1 }));
+    expect(b.shape).toEqual([1, 80, 96, 3]);
+    // A 2×2 image ×4 with the ×2 model: an 8×8 canvas, one tile (a 1×1 one rounds to a 0×0 canvas, refused below).
+    const one = await ultimateSdUpscale(
+      { shape: [1, 2, 2, 3], data: ramp(12, 4) },
+      4,
+      upscaler,
+      { ...P, tileWidth: 64, tileHeight: 64 },
+      sampling({ steps: 1 }),
+    );
+    expect(one.shape).toEqual([1, 8, 8, 3]);
+  }, 180_000);
+
   it('refuses batch_size > 1 without uniform tiles, a non-RGB image and a too-small canvas, by name', async () => {
     await expect(ultimateSdUpscale(input, 2, upscaler, { ...P, uniform: false }, sampling({ batchSize: 2 }))).rejects.toThrow(
       /batch_size greater than 1 requires force_uniform_tiles/,
