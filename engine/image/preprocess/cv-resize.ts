@@ -2,14 +2,16 @@ import type { F64Mat, U8Mat } from './mat.ts';
 
 /**
  * `cv2.resize` as OpenCV 4.x computes it on the CPU for the cases comfyui_controlnet_aux uses:
+ * INTER_LINEAR on uint8 (11-bit fixed-point coefficients; the horizontal pass moves taps outside the
+ * image onto its edge, the vertical one reads the edge row at the computed weights; the vertical pass
+ * drops 4 bits as OpenCV's does; an exact halving goes to INTER_AREA's fast path, as in OpenCV),
  * INTER_AREA (integer-factor fast path, fractional decimation tables, and the bilinear variant when
- * enlarging, whose vertical pass drops 4 bits as OpenCV's does), INTER_CUBIC on uint8 (fixed point, 11-bit
+ * enlarging), INTER_CUBIC on uint8 (fixed point, 11-bit
  * coefficients, with the SIMD vertical pass's float32 arithmetic on the vector-wide part of each row), INTER_NEAREST, and INTER_CUBIC on
  * float64 (the shuffle's noise). Checked byte for byte against OpenCV in tests/preprocessors/.
  */
 
-/** INTER_LINEAR itself is left out: OpenCV sends uint8 through a bit-exact path not transcribed here. */
-export type CvInterpolation = 'nearest' | 'cubic' | 'area';
+export type CvInterpolation = 'nearest' | 'linear' | 'cubic' | 'area';
 
 const COEF_BITS = 11;
 const COEF_SCALE = 1 << COEF_BITS;
@@ -54,7 +56,8 @@ interface Axis {
   max: number;
 }
 
-function axisTable(ssize: number, dsize: number, scale: number, invScale: number, ksize: 2 | 4, area: boolean): Axis {
+/** `clamp`: the horizontal table moves taps outside the source onto its edge at full weight; the vertical one keeps them (rows are clamped when read). */
+function axisTable(ssize: number, dsize: number, scale: number, invScale: number, ksize: 2 | 4, area: boolean, clamp = true): Axis {
   const ofs = new Int32Array(dsize);
   const coef = new Float32Array(dsize * ksize);
   const half = ksize / 2;
@@ -74,14 +77,14 @@ function axisTable(ssize: number, dsize: number, scale: number, invScale: number
     }
     if (s < half - 1) {
       min = d + 1;
-      if (s < 0 && ksize === 2) {
+      if (s < 0 && ksize === 2 && clamp) {
         fx = 0;
         s = 0;
       }
     }
     if (s + half >= ssize) {
       max = Math.min(max, d);
-      if (s >= ssize - 1 && ksize === 2) {
+      if (s >= ssize - 1 && ksize === 2 && clamp) {
         fx = 0;
         s = ssize - 1;
       }
@@ -134,12 +137,12 @@ function hresizeU8(S: Uint8Array, rowOff: number, sw: number, cn: number, ax: Ax
   }
 }
 
-function resizeGenericU8(src: U8Mat, dw: number, dh: number, method: 'cubic' | 'area'): U8Mat {
+function resizeGenericU8(src: U8Mat, dw: number, dh: number, method: 'cubic' | 'area' | 'linear'): U8Mat {
   const { sx, sy, ix, iy } = scales(src, dw, dh);
   const ksize = method === 'cubic' ? 4 : 2;
   const area = method === 'area';
   const ax = axisTable(src.w, dw, sx, ix, ksize, area);
-  const ay = axisTable(src.h, dh, sy, iy, ksize, area);
+  const ay = axisTable(src.h, dh, sy, iy, ksize, area, false);
   const ia = fixed(ax.coef);
   const ib = fixed(ay.coef);
   const cn = src.c;
@@ -187,8 +190,8 @@ function resizeGenericU8(src: U8Mat, dw: number, dh: number, method: 'cubic' | '
         out[o + x] = satU8(Math.floor((v + (1 << 21)) / (1 << 22)));
       }
     } else {
-      const S0 = row(y0);
-      const S1 = row(Math.min(y0 + 1, src.h - 1));
+      const S0 = row(clampY(y0));
+      const S1 = row(clampY(y0 + 1));
       const b0 = ib[y * 2];
       const b1 = ib[y * 2 + 1];
       // OpenCV's VResizeLinear for uint8 (vector and scalar alike): drop 4 bits, keep the high half, round by 2 bits
@@ -330,6 +333,7 @@ export function cvResize(src: U8Mat, dw: number, dh: number, method: CvInterpola
   if (method === 'area' && sx >= 1 && sy >= 1) {
     return fast ? resizeAreaFast(src, dw, dh, kx, ky) : resizeAreaDecimate(src, dw, dh, sx, sy);
   }
+  if (method === 'linear' && fast && kx === 2 && ky === 2) return resizeAreaFast(src, dw, dh, 2, 2);
   return resizeGenericU8(src, dw, dh, method);
 }
 

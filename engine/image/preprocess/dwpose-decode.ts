@@ -1,4 +1,5 @@
 import type { Keypoint, Keypoints, Pose } from './openpose-draw.ts';
+import { getAffineTransform, warpAffineLinear, type Affine } from './cv-warp.ts';
 import type { U8Mat } from './mat.ts';
 
 /**
@@ -105,51 +106,48 @@ export interface Crop {
   scale: [number, number];
 }
 
-/** The inverse of the crop's affine map: output pixel → source pixel. */
-function cropTransform(
-  center: [number, number],
-  scale: [number, number],
-  w: number,
-  h: number,
-): (x: number, y: number) => [number, number] {
-  // rot = 0: the crop is an axis-aligned scaling of the box (width scale[0] → w) around its centre
-  const k = scale[0] / w;
-  return (x, y) => [center[0] + (x - w / 2) * k, center[1] + (y - h / 2) * k];
+/**
+ * bbox_xyxy2cs (padding 1.25) and _fix_aspect_ratio to w/h, in the box's float32 as numpy computes
+ * them (the detector's boxes are float32 arrays).
+ */
+export function poseBox(box: Box, w: number, h: number): { center: [number, number]; scale: [number, number] } {
+  const f = Math.fround;
+  const [x1, y1, x2, y2] = box.map(f);
+  const center: [number, number] = [f(f(x1 + x2) * 0.5), f(f(y1 + y2) * 0.5)];
+  const sw = f(f(x2 - x1) * 1.25);
+  const sh = f(f(y2 - y1) * 1.25);
+  const aspect = w / h;
+  const scale: [number, number] = sw > f(sh * aspect) ? [sw, f(sw / aspect)] : [f(sh * aspect), sh];
+  return { center, scale };
+}
+
+/** get_warp_matrix(center, scale, rot=0, (w, h)): three float32 points each side, then getAffineTransform. */
+export function poseWarpMatrix(center: readonly [number, number], scale: readonly [number, number], w: number, h: number): Affine {
+  const f = Math.fround;
+  // _get_3rd_point: b + (−(a − b)[1], (a − b)[0]) in float32
+  const third = (a: [number, number], b: [number, number]): [number, number] => {
+    const d = [f(a[0] - b[0]), f(a[1] - b[1])];
+    return [f(b[0] - d[1]), f(b[1] + d[0])];
+  };
+  const s0: [number, number] = [center[0], center[1]];
+  const s1: [number, number] = [f(center[0] + 0), f(center[1] + scale[0] * -0.5)];
+  const d0: [number, number] = [f(w * 0.5), f(h * 0.5)];
+  const d1: [number, number] = [f(w * 0.5), f(h * 0.5 - w * 0.5)];
+  return getAffineTransform([s0, s1, third(s0, s1)], [d0, d1, third(d0, d1)]);
 }
 
 /**
- * The pose net's input for one box: padding 1.25, aspect fixed to w/h, bilinear crop (zero outside),
- * (x − mean) / std per channel.
+ * The pose net's input for one box (cv_ox_pose.py's preprocess): the box's centre and scale, the
+ * crop by cv2.warpAffine (bilinear, zero outside), then (x − mean) / std per channel.
  */
 export function poseCrop(img: U8Mat, box: Box, w: number, h: number): Crop {
-  const center: [number, number] = [(box[0] + box[2]) * 0.5, (box[1] + box[3]) * 0.5];
-  let sw = (box[2] - box[0]) * 1.25;
-  let sh = (box[3] - box[1]) * 1.25;
-  const aspect = w / h;
-  if (sw > sh * aspect) sh = sw / aspect;
-  else sw = sh * aspect;
-  const scale: [number, number] = [sw, sh];
-  const map = cropTransform(center, scale, w, h);
+  const { center, scale } = poseBox(box, w, h);
+  const crop = warpAffineLinear(img, poseWarpMatrix(center, scale, w, h), w, h);
   const mean = [123.675, 116.28, 103.53];
   const std = [58.395, 57.12, 57.375];
   const S = w * h;
   const data = new Float32Array(3 * S);
-  const px = (x: number, y: number, c: number): number =>
-    x < 0 || y < 0 || x >= img.w || y >= img.h ? 0 : img.data[(y * img.w + x) * 3 + c];
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const [sx, sy] = map(x, y);
-      const x0 = Math.floor(sx);
-      const y0 = Math.floor(sy);
-      const fx = sx - x0;
-      const fy = sy - y0;
-      for (let c = 0; c < 3; c++) {
-        const v =
-          (1 - fy) * ((1 - fx) * px(x0, y0, c) + fx * px(x0 + 1, y0, c)) + fy * ((1 - fx) * px(x0, y0 + 1, c) + fx * px(x0 + 1, y0 + 1, c));
-        data[c * S + y * w + x] = (Math.round(v) - mean[c]) / std[c];
-      }
-    }
-  }
+  for (let i = 0; i < S; i++) for (let c = 0; c < 3; c++) data[c * S + i] = (crop.data[i * 3 + c] - mean[c]) / std[c];
   return { data, center, scale };
 }
 

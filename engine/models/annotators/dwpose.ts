@@ -36,8 +36,7 @@ export class DwposeDetector {
 
   async boxes(img: U8Mat): Promise<Box[] | undefined> {
     if (!this.det) return undefined;
-    // OpenCV's INTER_LINEAR for the letterbox is approximated by the area-mode bilinear path
-    const { data, ratio } = yoloxInput(img, (m, w, h) => cvResize(m, w, h, w < m.w ? 'area' : 'cubic'));
+    const { data, ratio } = yoloxInput(img, (m, w, h) => cvResize(m, w, h, 'linear'));
     const out = await this.det.run({ images: new ort.Tensor('float32', data, [1, 3, 640, 640]) });
     const t = output(out, 'output', this.det.file);
     if (t.dims.length !== 3 || t.dims[0] !== 1) throw new Error(`${this.det.file}: output has shape [${t.dims.join(', ')}], expected [1, 8400, 85]`);
