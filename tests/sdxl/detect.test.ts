@@ -81,6 +81,29 @@ describe('SDXL detection from names and shapes', () => {
     expect(detectSdxl(shapes(SDXL_BASE_CONFIG, ['edm_mean']))).toMatchObject({ prediction: 'eps' });
   });
 
+  it('CosXL: edm_vpred.sigma_max (and sigma_min, else 0.002) read from the tensors as ComfyUI reads them; a broken range is refused by key', () => {
+    const withValues = (values: Record<string, number>) => {
+      const src = shapes(SDXL_BASE_CONFIG, Object.keys(values));
+      return { ...src, get: (n: string) => Float32Array.of(values[n]) };
+    };
+    expect(detectSdxl(withValues({ 'edm_vpred.sigma_max': 120, 'edm_vpred.sigma_min': 0.002 }))).toMatchObject({
+      prediction: 'v_prediction_edm',
+      edmSigmas: { sigmaMin: Math.fround(0.002), sigmaMax: 120 },
+    });
+    const only = detectSdxl(withValues({ 'edm_vpred.sigma_max': 80 }))!;
+    expect(only.edmSigmas).toEqual({ sigmaMin: 0.002, sigmaMax: 80 });
+    expect(builtinFamilies().get('sdxl')!.modelSampling(only).override).toEqual({
+      kind: 'continuous_edm',
+      prediction: 'v_prediction',
+      sigmaMin: 0.002,
+      sigmaMax: 80,
+      sigmaData: 1,
+    });
+    expect(() => detectSdxl(withValues({ 'edm_vpred.sigma_max': 0.001 }))).toThrow(
+      /edm_vpred\.sigma_min 0\.002 and edm_vpred\.sigma_max 0\.001/,
+    );
+  });
+
   it('the family: the registry picks SDXL before the SD1 fallback; SD1 files are not claimed; sampling and latent format', () => {
     const families = builtinFamilies();
     const hit = families.detect(shapes(tinySdxlConfig(1000)));

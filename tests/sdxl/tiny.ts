@@ -5,6 +5,7 @@ import { PrefixedWeightSource, type WeightSource } from '../../engine/core/weigh
 import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
 import { SDXL_PREFIX, type SdxlConfig } from '../../engine/models/families/sdxl/config.ts';
 import { detectSdxl } from '../../engine/models/families/sdxl/detect.ts';
+import type { SdxlMarker } from '../../engine/models/families/sdxl/make.ts';
 import { makeTinySdxlCheckpoint } from '../../engine/models/make-model.ts';
 
 /** A tiny SDXL (base or refiner) checkpoint in a fresh temp folder, with the bare-key views the references read. */
@@ -18,7 +19,7 @@ export interface TinySdxl {
   clipG: WeightSource;
 }
 
-export async function makeTinySdxl(seed = 1, kind: 'base' | 'refiner' = 'base', markers?: readonly string[]): Promise<TinySdxl> {
+export async function makeTinySdxl(seed = 1, kind: 'base' | 'refiner' = 'base', markers?: readonly SdxlMarker[]): Promise<TinySdxl> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-tiny-sdxl-'));
   const file = join(dir, 'checkpoints', `weft-tiny-sdxl-${kind}.safetensors`);
   await makeTinySdxlCheckpoint(file, { seed, kind, markers });
