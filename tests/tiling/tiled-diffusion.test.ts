@@ -3,7 +3,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Latent, Tensor } from '../../engine/core/tensor.ts';
 import { nhwcToNchw } from '../../engine/image/layout.ts';
 import { commonUpscale } from '../../engine/image/resize.ts';
+import { softInjectionScales } from '../../engine/models/controlnet/a1111-control.ts';
+import { a1111ResizeHint } from '../../engine/models/controlnet/a1111-resize.ts';
+import { T2IAdapterControl } from '../../engine/models/controlnet/adapter-control.ts';
+import type { T2IAdapterModel } from '../../engine/models/controlnet/adapter.ts';
 import { ControlNetControl } from '../../engine/models/controlnet/control.ts';
+import { adapterConfigFor, makeAdapterFile } from '../../engine/models/controlnet/generate-adapter.ts';
 import { makeControlNetFile } from '../../engine/models/controlnet/generate.ts';
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
 import type { ModelApply, ModelHandle } from '../../engine/models/handles.ts';
@@ -17,6 +22,7 @@ import { ModelSamplingDiscrete } from '../../engine/sampling/model-sampling.ts';
 import { tileGrid, type TileBox, type TiledDiffusionMethod } from '../../engine/sampling/tiled-diffusion/grid.ts';
 import { torchRandint } from '../../engine/sampling/tiled-diffusion/spot-shifts.ts';
 import { tiledDiffusionWrapper } from '../../engine/sampling/tiled-diffusion/wrapper.ts';
+import { ControlNetApplyA1111 } from '../../nodes/controlnet/a1111.ts';
 import { ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import '../../nodes/model/services.ts';
 import { SpotDiffusionParams, TiledDiffusion } from '../../nodes/sampling/tiled-diffusion.ts';
@@ -36,6 +42,7 @@ let model: ModelHandle;
 let pos: Conditioning;
 let neg: Conditioning;
 let net: ControlNetModel;
+let adapter: T2IAdapterModel;
 let apply: ModelApply;
 const METHODS: TiledDiffusionMethod[] = ['MultiDiffusion', 'Mixture of Diffusers', 'SpotDiffusion'];
 
@@ -60,12 +67,14 @@ beforeAll(async () => {
     { unet: tiny.cfg.unet, hintChannels: 3 },
     { seed: 8 },
   );
+  makeAdapterFile(join(tiny.dir, 'controlnet', 'weft-tiny-adapter.safetensors'), adapterConfigFor(tiny.cfg.unet), { seed: 9 });
   const ctx = {
     services: { models: manager },
     log: quiet,
     paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
   } as unknown as NodeContext;
   net = (ControlNetLoader.run({ control_net_name: 'weft-tiny-controlnet.safetensors' }, ctx) as [ControlNetModel])[0];
+  adapter = (ControlNetLoader.run({ control_net_name: 'weft-tiny-adapter.safetensors' }, ctx) as [T2IAdapterModel])[0];
 }, 120_000);
 
 /** Rows [n, C, h, w] of the tile at b. */
@@ -193,6 +202,78 @@ describe('TiledDiffusion wrapper against a plain loop (tiny SD1)', () => {
     const got = await ksampleOnce(m, [{ ...pos[0], control }], x, sigma);
     expect(relErr(got, want)).toBeLessThan(2e-5);
   }, 120_000);
+
+  it('T2I-Adapter: the hint is resized to the whole latent, cut per tile and run through the adapter per tile', async () => {
+    const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, 6).map((v) => (v + 1) / 2) };
+    const [p] = ControlNetApplyAdvanced.run(
+      { positive: pos, negative: neg, control_net: adapter, image, strength: 0.9, start_percent: 0, end_percent: 1 },
+      noCtx,
+    ) as [Conditioning, Conditioning];
+    const context = pos[0].cond;
+    const sigma = 3.3;
+    const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
+    const perTile = async (t: Tensor, b: TileBox) => {
+      const hint = crop(full, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
+      const own = new T2IAdapterControl(adapter, { hint, strength: 0.9, startPercent: 0, endPercent: 1 });
+      return own.residuals({ x: t, sigma, timesteps: new Float32Array(1).fill(ms.timestep(sigma)), context, chunks: 1, modelSampling: ms });
+    };
+    const want = await plainLoop({ method: 'Mixture of Diffusers', x, sigma, context, tile: 8, overlap: 2, control: perTile });
+    const got = await ksampleOnce(tiled('Mixture of Diffusers', 64, 16, 3), p, x, sigma);
+    expect(relErr(got, want)).toBeLessThan(2e-5);
+    // The adapter changes the prediction: the check is not vacuous.
+    const without = await plainLoop({ method: 'Mixture of Diffusers', x, sigma, context, tile: 8, overlap: 2 });
+    expect(relErr(without, want)).toBeGreaterThan(1e-3);
+  }, 120_000);
+
+  for (const kind of ['ControlNet', 'T2I-Adapter'] as const) {
+    it(`A1111 unit (${kind}, "ControlNet is more important"): cut per tile, soft weights, control on each tile's cond rows only`, async () => {
+      const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, 7).map((v) => Math.round(((v + 1) / 2) * 255) / 255) };
+      const control = kind === 'ControlNet' ? net : adapter;
+      const mode = 'ControlNet is more important';
+      const [p, n] = ControlNetApplyA1111.run(
+        {
+          positive: pos,
+          negative: neg,
+          control_net: control,
+          image,
+          weight: 0.8,
+          guidance_start: 0,
+          guidance_end: 1,
+          control_mode: mode,
+          resize_mode: 'Crop and Resize',
+        },
+        noCtx,
+      ) as [Conditioning, Conditioning];
+      const sigma = 3.3;
+      const cfg = 5;
+      const full = a1111ResizeHint(nhwcToNchw(image), 'Crop and Resize', 24 * 8, 16 * 8);
+      // The cond rows get the unit's soft-weighted residuals of the tile's own hint; the uncond rows none.
+      const perTile = async (t: Tensor, b: TileBox) => {
+        const hint = crop(full, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
+        const app = { hint, strength: 0.8, startPercent: 0, endPercent: 1 };
+        const scales = softInjectionScales(kind === 'ControlNet' ? 'controlnet' : 't2i-adapter', kind === 'ControlNet' ? 13 : 4);
+        const inner = kind === 'ControlNet' ? new ControlNetControl(net, app) : new T2IAdapterControl(adapter, app);
+        const req = {
+          x: t,
+          sigma,
+          timesteps: new Float32Array(1).fill(ms.timestep(sigma)),
+          context: pos[0].cond,
+          chunks: 1,
+          modelSampling: ms,
+        };
+        return inner.residuals(req, scales);
+      };
+      const condP = await plainLoop({ method: 'MultiDiffusion', x, sigma, context: pos[0].cond, tile: 8, overlap: 2, control: perTile });
+      const uncondP = await plainLoop({ method: 'MultiDiffusion', x, sigma, context: neg[0].cond, tile: 8, overlap: 2 });
+      const want = condP.map((c, i) => uncondP[i] + (c - uncondP[i]) * cfg);
+      const { cfgGuider } = await import('../../engine/sampling/guider.ts');
+      const d = cfgGuider({ model: tiled('MultiDiffusion', 64, 16, 3), positive: p, negative: n, cfg }).denoiser(x.shape, {
+        sigmas: [sigma, 0],
+      });
+      const got = (await d(x, sigma)).data;
+      expect(relErr(got, want)).toBeLessThan(2e-5);
+    }, 120_000);
+  }
 });
 
 /** One model evaluation through the guider (cfg 1, positive only) at σ: the guider's control seam included. */
@@ -215,7 +296,9 @@ describe('SpotDiffusionParams_TiledDiffusion', () => {
     expect(SpotDiffusionParams.name).toBe('SpotDiffusionParams_TiledDiffusion');
     expect(SpotDiffusionParams.displayName).toBe('SpotDiffusion Parameters');
     expect(SpotDiffusionParams.category).toBe('_for_testing');
-    const { shift_method, seed } = SpotDiffusionParams.inputs.required;
+    const required = SpotDiffusionParams.inputs?.required ?? {};
+    expect(Object.keys(required)).toEqual(['model', 'shift_method', 'seed']);
+    const { shift_method, seed } = required;
     expect(shift_method).toMatchObject({ type: 'COMBO', options: ['random', 'sorted', 'fibonacci'], default: 'random' });
     expect(seed).toMatchObject({ type: 'INT', default: 0, min: 0, max: 0xffffffffffffffff });
   });
@@ -283,6 +366,46 @@ describe('a tile covering the whole latent is the untiled run', () => {
     const got = await ksample({ ...args, model: tiled('MultiDiffusion', 512, 64) });
     expect(got.samples.data).toEqual(plain.samples.data);
   }, 120_000);
+
+  it('with a T2I-Adapter: the whole-latent tile gives the untiled adapter run exactly', async () => {
+    const image: Tensor = { shape: [1, 40, 72, 3], data: lcg(40 * 72 * 3, 6).map((v) => (v + 1) / 2) };
+    const [p, n] = ControlNetApplyAdvanced.run(
+      { positive: pos, negative: neg, control_net: adapter, image, strength: 0.8, start_percent: 0, end_percent: 1 },
+      noCtx,
+    ) as [Conditioning, Conditioning];
+    const args = { ...base(model, 'euler'), positive: p, negative: n };
+    const plain = await ksample(args);
+    for (const method of ['MultiDiffusion', 'SpotDiffusion'] as const) {
+      const got = await ksample({ ...args, model: tiled(method, 512, 64) });
+      expect(got.samples.data, method).toEqual(plain.samples.data);
+    }
+    expect(relErr(plain.samples.data, (await ksample(base(model, 'euler'))).samples.data)).toBeGreaterThan(1e-3);
+  }, 120_000);
+
+  for (const mode of ['Balanced', 'ControlNet is more important'] as const)
+    it(`with the A1111 unit (${mode}, ControlNet and T2I-Adapter): the whole-latent tile gives the untiled run exactly`, async () => {
+      const image: Tensor = { shape: [1, 40, 72, 3], data: lcg(40 * 72 * 3, 8).map((v) => Math.round(((v + 1) / 2) * 255) / 255) };
+      for (const control of [net, adapter]) {
+        const [p, n] = ControlNetApplyA1111.run(
+          {
+            positive: pos,
+            negative: neg,
+            control_net: control,
+            image,
+            weight: 0.9,
+            guidance_start: 0,
+            guidance_end: 0.7,
+            control_mode: mode,
+            resize_mode: 'Crop and Resize',
+          },
+          noCtx,
+        ) as [Conditioning, Conditioning];
+        const args = { ...base(model, 'euler'), positive: p, negative: n };
+        const plain = await ksample(args);
+        const got = await ksample({ ...args, model: tiled('MultiDiffusion', 512, 64) });
+        expect(got.samples.data).toEqual(plain.samples.data);
+      }
+    }, 120_000);
 
   it('a 1×1 latent runs as one 1×1 tile', async () => {
     const one: Latent = { samples: { shape: [1, 4, 1, 1], data: lcg(4, 9) } };

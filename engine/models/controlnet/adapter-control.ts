@@ -5,6 +5,7 @@ import { adapterImageChannels, adapterTargets, adapterUnshuffle, type T2IAdapter
 import type { T2IAdapterModel } from './adapter.ts';
 import { broadcastRows, type ControlLink, type ControlNetApplication, type ControlNetRequest } from './control.ts';
 import { HINT_DOWNSCALE } from './layout.ts';
+import { TileHints } from './tile-hints.ts';
 
 /**
  * A T2I-Adapter applied with a hint, a strength and a range, as ComfyUI's `T2IAdapter` (controlnet.py)
@@ -34,6 +35,11 @@ export const adapterHintSize = (n: number, cfg: T2IAdapterConfig): number => Mat
 
 export class T2IAdapterControl implements ControlLink {
   private readonly features = new Map<string, Promise<Tensor[]>>();
+  /** Tiled diffusion: the hint prepared for the whole input as below, cut and encoded per tile. */
+  private readonly tileHints = new TileHints(
+    { resized: (w, h) => this.hintFor(w * HINT_DOWNSCALE, h * HINT_DOWNSCALE), encode: (hint, signal) => this.adapter.encode(hint, signal) },
+    HINT_DOWNSCALE,
+  );
 
   constructor(
     readonly adapter: T2IAdapterModel,
@@ -46,30 +52,36 @@ export class T2IAdapterControl implements ControlLink {
     const key = `${h}x${w}`;
     let hit = this.features.get(key);
     if (!hit) {
-      const want = adapterImageChannels(this.adapter.config);
-      const resize = this.application.resize ?? ((t: Tensor, width: number, height: number) => commonUpscale(t, width, height, 'nearest-exact', 'center'));
-      const cfg = this.adapter.config;
-      let hint = resize(this.application.hint, adapterHintSize(w * HINT_DOWNSCALE, cfg), adapterHintSize(h * HINT_DOWNSCALE, cfg));
-      if (want === 1 && hint.shape[1] > 1) hint = channelMean(hint);
-      if (hint.shape[1] !== want) throw new Error(`T2I-Adapter hint image has ${hint.shape[1]} channels; this adapter takes ${want}`);
-      hit = this.adapter.encode(hint, signal);
+      hit = this.adapter.encode(this.hintFor(w * HINT_DOWNSCALE, h * HINT_DOWNSCALE), signal);
       hit.catch(() => this.features.delete(key));
       this.features.set(key, hit);
     }
     return hit;
   }
 
+  /** The hint for an input of `width` × `height` pixels: resized to them rounded up to the unshuffle amount, one channel where the adapter takes one. */
+  private hintFor(width: number, height: number): Tensor {
+    const want = adapterImageChannels(this.adapter.config);
+    const resize = this.application.resize ?? ((t: Tensor, w: number, h: number) => commonUpscale(t, w, h, 'nearest-exact', 'center'));
+    const cfg = this.adapter.config;
+    let hint = resize(this.application.hint, adapterHintSize(width, cfg), adapterHintSize(height, cfg));
+    if (want === 1 && hint.shape[1] > 1) hint = channelMean(hint);
+    if (hint.shape[1] !== want) throw new Error(`T2I-Adapter hint image has ${hint.shape[1]} channels; this adapter takes ${want}`);
+    return hint;
+  }
+
   /** The residuals before the range check: feature × strength per target input block. */
   async residuals(req: ControlNetRequest, scales?: readonly number[]): Promise<ControlResiduals> {
     const [rows, , h, w] = req.x.shape;
-    const feats = await this.adapterFeatures(h, w, req.signal);
+    // Tiles of a tiled-diffusion batch get their own crop of the hint, already rows × tile-major.
+    const feats = req.tiles ? await this.tileHints.outputs(req.tiles, rows, req.signal) : await this.adapterFeatures(h, w, req.signal);
     const targets = adapterTargets(this.adapter.config);
     const blocks = targets.filter((t): t is number => t !== 'middle');
     const afterInput: (Tensor | undefined)[] = Array.from({ length: Math.max(...blocks) + 1 }, () => undefined);
     let middle: Tensor | undefined;
     feats.forEach((f, level) => {
       const s = Math.fround(this.application.strength * (scales?.[level] ?? 1));
-      const src = broadcastRows(f, rows, req.chunks);
+      const src = req.tiles ? f : broadcastRows(f, rows, req.chunks);
       const data = new Float32Array(src.data.length);
       for (let i = 0; i < data.length; i++) data[i] = Math.fround(src.data[i] * s);
       const target = targets[level];
