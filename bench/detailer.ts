@@ -51,6 +51,7 @@ console.log(`date: ${new Date().toISOString()}; checkpoint ${file}; repeats ${RE
 const quiet = { info: () => {}, warn: (m: string) => console.log(`  [warn] ${m}`), error: (m: string) => console.log(`  [error] ${m}`) };
 const manager = new ModelManager({ cacheDir: resolveCacheDir(), device: 'cpu', log: quiet });
 const parts = await manager.loadCheckpoint(file);
+console.log(`checkpoint loaded (${new Date().toISOString()})`);
 const pos = [await parts.clip.encodeText('a portrait photo, detailed face')];
 const neg = [await parts.clip.encodeText('blurry')];
 
@@ -99,6 +100,7 @@ await impactSample({
   denoise: 1,
 });
 if (!BATCH_ONLY) await vae.decode({ shape: [1, 4, 64, 64], data: new Float32Array(4 * 64 * 64) });
+console.log(`warmed up (${new Date().toISOString()})`);
 
 for (let r = 0; r < (BATCH_ONLY ? 0 : REPEATS); r++) {
   for (const k of Object.keys(clock) as (keyof typeof clock)[]) clock[k] = 0;
@@ -158,14 +160,17 @@ const sample = (latent: Latent, seed: bigint) =>
   });
 const seq: number[] = [];
 const bat: number[] = [];
+// Each figure is printed as it is measured, so a run cut short by the heavy-job limit keeps what it had.
 for (let r = 0; r < REPEATS; r++) {
   let t = performance.now();
   await sample(lat(1, 1), 1n);
   await sample(lat(2, 1), 2n);
   seq.push(performance.now() - t);
+  console.log(`  repeat ${r + 1}: two crops one after the other ${s(seq[r])} (load ${os.loadavg()[0].toFixed(1)})`);
   t = performance.now();
   await sample(lat(1, 2), 1n);
   bat.push(performance.now() - t);
+  console.log(`  repeat ${r + 1}: the two as one batch ${s(bat[r])} (load ${os.loadavg()[0].toFixed(1)})`);
 }
 const med = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 console.log(

@@ -24,8 +24,16 @@ export class OrtUnet implements UNetRunner {
 
   async run(args: UNetRunArgs): Promise<Tensor> {
     if (args.signal?.aborted) throw new InterruptedError();
-    const { x, timesteps, context } = args;
-    if (x.shape.length !== 4 || x.shape[1] !== this.inChannels) throw new Error(`UNet input must be [B, ${this.inChannels}, H, W], got [${x.shape.join(', ')}]`);
+    const { timesteps, context } = args;
+    const { c_concat: concat, ...extra } = args.extra ?? {};
+    const x = concat ? concatChannels(args.x, concat) : args.x;
+    if (x.shape.length !== 4 || x.shape[1] !== this.inChannels) {
+      const hint =
+        x.shape[1] < this.inChannels && !concat
+          ? ` (an inpainting UNet: its other ${this.inChannels - x.shape[1]} channels come from InpaintModelConditioning's c_concat)`
+          : '';
+      throw new Error(`UNet input must be [B, ${this.inChannels}, H, W], got [${x.shape.join(', ')}]${hint}`);
+    }
     const B = x.shape[0];
     if (timesteps.length !== B) throw new Error(`UNet got ${timesteps.length} timesteps for a batch of ${B}`);
     if (context.shape.length !== 3 || context.shape[0] !== B || context.shape[2] !== this.contextDim) {
@@ -56,7 +64,7 @@ export class OrtUnet implements UNetRunner {
     }
     const mid = control?.middle;
     feeds[UNET_IO.controlMid] = mid ? new ort.Tensor('float32', mid.data, [...mid.shape]) : OrtUnet.ZERO;
-    for (const [name, t] of Object.entries(args.extra ?? {})) {
+    for (const [name, t] of Object.entries(extra)) {
       // The session refuses names its graph lacks; names it has but this class feeds itself are refused here.
       if (name in feeds) throw new Error(`UNet extra input '${name}' would replace one the UNet handle feeds itself`);
       if (t.shape[0] !== B) throw new Error(`UNet extra input '${name}' has batch ${t.shape[0]}, expected ${B}`);
@@ -66,4 +74,20 @@ export class OrtUnet implements UNetRunner {
     if (!out || !(out.data instanceof Float32Array)) throw new Error('UNet session returned no float32 output');
     return { shape: [...out.dims], data: out.data };
   }
+}
+
+/** ComfyUI's apply_model: torch.cat([x, c_concat], dim=1), the model input followed by the concat channels (unscaled). */
+function concatChannels(x: Tensor, c: Tensor): Tensor {
+  const [B, C, H, W] = x.shape;
+  if (x.shape.length !== 4 || c.shape.length !== 4 || c.shape[0] !== B || c.shape[2] !== H || c.shape[3] !== W) {
+    throw new Error(`UNet c_concat must be [${B}, C, ${H}, ${W}] to follow an input of [${x.shape.join(', ')}], got [${c.shape.join(', ')}]`);
+  }
+  const K = c.shape[1];
+  const S = H * W;
+  const out = new Float32Array(B * (C + K) * S);
+  for (let b = 0; b < B; b++) {
+    out.set(x.data.subarray(b * C * S, (b + 1) * C * S), b * (C + K) * S);
+    out.set(c.data.subarray(b * K * S, (b + 1) * K * S), (b * (C + K) + C) * S);
+  }
+  return { shape: [B, C + K, H, W], data: out };
 }

@@ -67,17 +67,13 @@ export interface DetailerArgs {
 }
 
 /**
- * The options of one detail pass. Inputs Weft has no counterpart for are refused (inpaint_model,
- * which needs InpaintModelConditioning and a 9-channel UNet) or, where the Impact Pack's result
- * without them is well defined, ignored with a warning (wildcard text, detailer hooks, scheduler
+ * The options of one detail pass. Inputs Weft has no counterpart for are ignored with a warning where
+ * the Impact Pack's result without them is well defined (wildcard text, detailer hooks, scheduler
  * functions).
  */
 export function detailOptions(i: DetailerArgs, ctx: NodeContext): DetailOptions {
-  if (i.inpaint_model) {
-    throw new Error(
-      `${ctx.classType} (node ${ctx.nodeId}): inpaint_model is not supported: Weft has no InpaintModelConditioning / inpainting UNet yet; set it to disabled`,
-    );
-  }
+  if (i.inpaint_model && !i.noise_mask)
+    ctx.log.warn(`${ctx.classType} (node ${ctx.nodeId}): inpaint_model has no effect with noise_mask disabled (as in the Impact Pack)`);
   if (i.wildcard.trim() !== '')
     ctx.log.warn(`${ctx.classType} (node ${ctx.nodeId}): wildcard text is ignored (Weft has no wildcard processor)`);
   if (i.detailer_hook !== undefined)
@@ -104,7 +100,11 @@ export function detailOptions(i: DetailerArgs, ctx: NodeContext): DetailOptions 
     noiseMask: i.noise_mask,
     forceInpaint: i.force_inpaint,
     cycle: i.cycle,
+    // Same-size, disjoint segments share a sampling run where that is exact up to the UNet's batch
+    // arithmetic (the engine checks and logs when it is not); the Impact Pack samples one by one.
+    batch: true,
     noiseMaskFeather: i.noise_mask_feather ?? 0,
+    inpaintModel: i.inpaint_model ?? false,
     signal: ctx.signal,
     log: (line) => ctx.log.info(line),
     onStep: (s, t, preview) => {

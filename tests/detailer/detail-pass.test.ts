@@ -390,12 +390,9 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
     expect(lines.join('\n')).toMatch(/ANDed/);
   }, 120_000);
 
-  it('refuses sam_model_opt and inpaint_model by name', async () => {
+  it('refuses sam_model_opt by name (inpaint_model is supported: tests/detailer/inpaint-model.test.ts)', async () => {
     await expect(
       FaceDetailer.run({ image: picture(H, W), sam_model_opt: {}, bbox_detector: fixedDetector([]) } as never, ctx),
     ).rejects.toThrow(/sam_model_opt is not supported/);
-    await expect(
-      DetailerForEach.run({ image: picture(H, W), segs: { shape: [H, W], segments: [] }, wildcard: '', inpaint_model: true } as never, ctx),
-    ).rejects.toThrow(/inpaint_model is not supported/);
   });
 });

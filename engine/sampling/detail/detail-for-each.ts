@@ -26,7 +26,7 @@ export interface DetailOptions extends DetailSampling {
   forceInpaint: boolean;
   /**
    * Sample same-size segments as one batch where that cannot change the result beyond the UNet's
-   * batch arithmetic (see sampleBatched). Off in the nodes: the Impact Pack samples one by one.
+   * batch arithmetic (see batchRefusal). The nodes turn it on; the Impact Pack samples one by one.
    */
   batch?: boolean;
 }
@@ -163,10 +163,31 @@ function prepareSegment(seg: Seg, i: number, image: Tensor, o: DetailOptions): P
 
 const disjoint = (a: Box, b: Box): boolean => a[2] <= b[0] || b[2] <= a[0] || a[3] <= b[1] || b[3] <= a[1];
 
+/** Samplers whose arithmetic couples the items of a batch (dpm_adaptive's error norm spans the whole tensor). */
+const BATCH_COUPLED_SAMPLERS: ReadonlySet<string> = new Set(['dpm_adaptive']);
+
 /**
- * The `batch` option: when the processed segments' crop regions do not overlap (so their order
- * cannot matter), the sampler draws no step noise and the prompts carry no area masks, segments
- * with the same crop and upscaled sizes share one sampling run. Returns their refined crops by index.
+ * Why same-size segments may not share a sampling run, or undefined when they may. A batch gives each
+ * crop its own run up to the UNet's batch arithmetic only when nothing mixes the items: step noise
+ * would be one stream for the batch, an area mask is cut per crop, a wrapper or CFG hook on the model
+ * may treat the batch as a whole, and overlapping crops must see each other's results in order.
+ */
+function batchRefusal(live: readonly { p: PreparedSegment }[], o: DetailOptions): string | undefined {
+  if ([...o.positive, ...o.negative].some((e) => e.mask)) return 'the prompts carry masks, which are cut per crop';
+  if (o.inpaintModel && o.noiseMask) return 'inpaint_model gives each crop its own inpaint conditioning';
+  if (samplerNeedsNoise(o.samplerName)) return `${o.samplerName} draws step noise, one stream per run`;
+  if (BATCH_COUPLED_SAMPLERS.has(o.samplerName)) return `${o.samplerName} couples the items of a batch`;
+  const m = o.model;
+  if (m.wrappers?.length || m.samplerCfgFunction || m.samplerPreCfgFunctions?.length)
+    return 'the model has wrappers or CFG functions that may treat the batch as a whole';
+  for (let a = 0; a < live.length; a++)
+    for (let b = a + 1; b < live.length; b++) if (!disjoint(live[a].p.region, live[b].p.region)) return 'crop regions overlap';
+  return undefined;
+}
+
+/**
+ * The `batch` option: segments with the same crop and upscaled sizes share one sampling run when
+ * batchRefusal finds nothing against it (it is logged when it does). Returns their refined crops by index.
  */
 async function sampleBatched(
   prepared: readonly (PreparedSegment | { skip: string })[],
@@ -175,14 +196,16 @@ async function sampleBatched(
 ): Promise<Map<number, Tensor>> {
   const out = new Map<number, Tensor>();
   const live = prepared.map((p, i) => ({ p, i })).filter((e): e is { p: PreparedSegment; i: number } => !('skip' in e.p) && !e.p.plan.skip);
-  const masked = [...o.positive, ...o.negative].some((e) => e.mask);
-  if (live.length < 2 || masked || samplerNeedsNoise(o.samplerName)) return out;
-  for (let a = 0; a < live.length; a++)
-    for (let b = a + 1; b < live.length; b++) if (!disjoint(live[a].p.region, live[b].p.region)) return out;
   const groups = new Map<string, { p: PreparedSegment; i: number }[]>();
   for (const e of live) {
     const key = `${e.p.rw}x${e.p.rh}>${e.p.plan.width}x${e.p.plan.height}`;
     groups.set(key, [...(groups.get(key) ?? []), e]);
+  }
+  if (![...groups.values()].some((g) => g.length > 1)) return out;
+  const refusal = batchRefusal(live, o);
+  if (refusal) {
+    o.log?.(`Detailer: same-size segments sampled one by one (${refusal})`);
+    return out;
   }
   for (const group of groups.values()) {
     if (group.length < 2) continue;

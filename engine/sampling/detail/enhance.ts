@@ -6,6 +6,7 @@ import type { Box } from '../../image/segs.ts';
 import { impactBlurMask } from './impact-blur.ts';
 import { randomNoise } from '../noise/index.ts';
 import { impactSample } from './impact-sample.ts';
+import { inpaintModelConditioning } from './inpaint-model.ts';
 import { lanczosImage } from './resize.ts';
 
 /**
@@ -27,6 +28,8 @@ export interface DetailSampling {
   cycle: number;
   /** noise_mask_feather: blur of the noise mask; > 0 also turns differential diffusion on. */
   noiseMaskFeather: number;
+  /** inpaint_model: with a noise mask, encode through InpaintModelConditioning (c_concat for inpainting UNets). */
+  inpaintModel?: boolean;
   signal?: AbortSignal;
   onStep?: (step: number, total: number, preview?: PreviewImage) => void;
   log?: (line: string) => void;
@@ -88,13 +91,24 @@ export async function enhanceDetail(
 ): Promise<Tensor> {
   const [, h, w] = image.shape;
   const upscaled = lanczosImage(image, plan.width, plan.height);
-  const samples = await s.vae.encode(upscaled, s.signal);
-  let latent: Latent = { samples };
+  let latent: Latent;
+  let { positive, negative } = s;
   if (noiseMask) {
     const m = noiseMask.shape;
     const blurred = impactBlurMask({ shape: [1, m[m.length - 2], m[m.length - 1]], data: noiseMask.data }, s.noiseMaskFeather);
-    latent = { samples, noiseMask: blurred };
-  }
+    if (s.inpaintModel)
+      ({ positive, negative, latent } = await inpaintModelConditioning(
+        positive,
+        negative,
+        upscaled,
+        s.vae,
+        blurred,
+        s.model,
+        true,
+        s.signal,
+      ));
+    else latent = { samples: await s.vae.encode(upscaled, s.signal), noiseMask: blurred };
+  } else latent = { samples: await s.vae.encode(upscaled, s.signal) };
   s.log?.(
     `Detailer: segment upscale for (${bbox[2] - bbox[0]}, ${bbox[3] - bbox[1]}) | crop region (${w}, ${h}) x ${plan.upscale} -> (${plan.width}, ${plan.height})`,
   );
@@ -107,8 +121,8 @@ export async function enhanceDetail(
       cfg: s.cfg,
       samplerName: s.samplerName,
       scheduler: s.scheduler,
-      positive: s.positive,
-      negative: s.negative,
+      positive,
+      negative,
       latent: refined,
       denoise: s.denoise,
       differential: noiseMask !== undefined && s.noiseMaskFeather > 0,
