@@ -1,12 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
-import { DEMO_COMPACT, DEMO_ESRGAN, makeDemoUpscalers } from '../../engine/models/upscale/generate.ts';
+import { DEMO_COMPACT, DEMO_ESRGAN } from '../../engine/models/upscale/generate.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
+import { makeDemoBase, ROOT, runWorkflowCli } from '../workflows/run-cli.ts';
 
 /**
  * The upscale example workflows run through the real CLI on the demo model and demo upscalers (as
@@ -14,42 +11,14 @@ import { FolderPaths } from '../../engine/paths/folders.ts';
  * upscale implies; and A1111's ESRGAN/RealESRGAN folders reach `upscale_models` through the shipped
  * extra_model_paths.yaml's a1111 section.
  */
-const ROOT = path.resolve(import.meta.dirname, '../..');
 let tmp: string;
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-upscale-examples-'));
-  fs.mkdirSync(path.join(tmp, 'input'));
-  fs.copyFileSync(path.join(ROOT, 'input', 'example.png'), path.join(tmp, 'input', 'example.png'));
-  await makeTinyCheckpoint(path.join(tmp, 'models/checkpoints/weft-tiny-sd1.safetensors'), { seed: 0 });
-  makeDemoUpscalers(path.join(tmp, 'models'), 0);
+  tmp = await makeDemoBase('weft-upscale-examples-');
 }, 120_000);
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-async function run(file: string, sets: string[]): Promise<[number, number]> {
-  const args = [
-    'run',
-    path.join(ROOT, 'workflows', file),
-    '--json',
-    '--disable-custom-nodes',
-    '--device',
-    'cpu',
-    '--cache-dir',
-    path.join(tmp, 'cache'),
-  ];
-  for (const s of sets) args.push('--set', s);
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'cli/weft.js'), ...args], { cwd: tmp, encoding: 'utf8', timeout: 300_000 });
-  expect(r.stderr.split('\n').filter((l) => /error/i.test(l))).toEqual([]);
-  expect(r.status).toBe(0);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
-    status: string;
-    outputs: Record<string, { images: { filename: string; subfolder: string }[] }>;
-  };
-  expect(out.status).toBe('success');
-  const img = out.outputs['9'].images[0];
-  const meta = await sharp(path.join(tmp, 'output', img.subfolder, img.filename)).metadata();
-  return [meta.width!, meta.height!];
-}
+const run = (file: string, sets: string[]): Promise<[number, number]> => runWorkflowCli(tmp, file, sets);
 
 describe('upscale example workflows on the demo models', () => {
   it('make-model tiny names: the demo ESRGAN ×4 and compact ×4 exist where the workflows look', () => {
