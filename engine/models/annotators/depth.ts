@@ -77,8 +77,8 @@ function bilinearAligned(src: Float32Array, sh: number, sw: number, h: number, w
   return out;
 }
 
-export async function depthAnythingV2(session: FileSession, file: string, input: U8Mat, resolution: number): Promise<U8Mat> {
-  const img = hwc3(input);
+/** Depth Anything V2's network input for an RGB image: [3, h, w] float32 with h, w the lower bound of 518 in multiples of 14. */
+export function depthAnythingInput(img: U8Mat): { data: Float32Array; h: number; w: number } {
   const { h, w } = img;
   const scale = Math.max(518 / h, 518 / w);
   const nh = multipleOf(scale * h, 14, 518);
@@ -89,9 +89,19 @@ export async function depthAnythingV2(session: FileSession, file: string, input:
   const S = nh * nw;
   const x = new Float32Array(3 * S);
   for (let i = 0; i < S; i++) for (let c = 0; c < 3; c++) x[c * S + i] = (f.data[i * 3 + c] - mean[c]) / std[c];
-  const d = await runDepth(session, x, nh, nw, file);
-  const depth = normalizeU8(bilinearAligned(d.data, d.h, d.w, h, w), h, w);
-  const p = resizeImageWithPad(depth, resolution);
+  return { data: x, h: nh, w: nw };
+}
+
+/** A relative depth plane back at the image size (bilinear, corners aligned), min–max to 0..255 truncated, grey RGB. */
+export function depthToImage(d: Float32Array, dh: number, dw: number, h: number, w: number): U8Mat {
+  return normalizeU8(bilinearAligned(d, dh, dw, h, w), h, w);
+}
+
+export async function depthAnythingV2(session: FileSession, file: string, input: U8Mat, resolution: number): Promise<U8Mat> {
+  const img = hwc3(input);
+  const x = depthAnythingInput(img);
+  const d = await runDepth(session, x.data, x.h, x.w, file);
+  const p = resizeImageWithPad(depthToImage(d.data, d.h, d.w, img.h, img.w), resolution);
   return removePad(p, p.image);
 }
 
