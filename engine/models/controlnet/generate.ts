@@ -7,6 +7,7 @@ import type { WeightSource } from '../../core/weights.ts';
 import { Rng } from '../generate/rng.ts';
 import { diffusersUnetModules } from '../lora/keys.ts';
 import { controlNetLayout, HINT_CONVS, MIDDLE_OUT_KEY, zeroConvKey, type ControlNetConfig } from './layout.ts';
+import { isUnionKey } from './union.ts';
 
 /**
  * Random-weight ControlNet files made by Weft (tests, the demo, benchmarks): every layout the loader
@@ -48,6 +49,8 @@ export function controlNetToDiffusers(cfg: ControlNetConfig): Map<string, string
   const prefixed = new Set([...layout.keys()].map((k) => SD1_PREFIX.unet + k));
   const map = new Map<string, string>();
   for (const [d, l] of diffusersUnetModules((n) => prefixed.has(n))) for (const s of ['.weight', '.bias']) if (layout.has(l + s)) map.set(l + s, d + s);
+  // A Union's modules keep their names in xinsir's files, but for nn.MultiheadAttention's fused in_proj_weight / in_proj_bias.
+  for (const k of layout.keys()) if (isUnionKey(k)) map.set(k, k.replace('.attn.in_proj.', '.attn.in_proj_'));
   for (const s of ['.weight', '.bias']) {
     map.set(MIDDLE_OUT_KEY + s, `controlnet_mid_block${s}`);
     for (let i = 0; layout.has(zeroConvKey(i) + s); i++) map.set(zeroConvKey(i) + s, `controlnet_down_blocks.${i}${s}`);
