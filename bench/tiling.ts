@@ -1,11 +1,15 @@
 /**
  * TiledDiffusion on a full-size random SD1.5: one CFG model evaluation (cond + uncond) of a large
- * latent through the TiledDiffusion wrapper (Mixture of Diffusers), with tile_batch_size 4 and 1
- * interleaved: its wall time against the sum of the UNet calls it made (the wrapper's own cost is
- * the difference: cutting tiles, blending, the guider), the time per tile of either batch size, and
- * the peak RSS above the loaded model.
+ * latent through the TiledDiffusion wrapper (Mixture of Diffusers), with each tile_batch_size given
+ * interleaved (ABBA order over the repeats): its wall time against the sum of the UNet calls it made
+ * (the wrapper's own cost is the difference: cutting tiles, blending, the guider), the time per tile
+ * and per UNet row of each batch size, and the peak RSS above the loaded model.
  *
- * Run: npx tsx bench/tiling.ts [checkpoint] [latent side=128] [tile px=512] [overlap px=64] [repeats=1]
+ * Every UNet input shape the timed runs use is run once first ("first call" below): ORT's first run
+ * of a new shape plans its memory and grows its arena (fresh pages), which an unprimed batch size
+ * would pay inside its timed evaluation while the other reused the warm-up's shape.
+ *
+ * Run: npx tsx bench/tiling.ts [checkpoint] [latent side=128] [tile px=512] [overlap px=64] [repeats=1] [batch sizes=4,1]
  * (make the checkpoint with `npm run weft -- make-model sd15 --out <ckpt>`; heavy: run it under
  * `flock /tmp/weft-heavy.lock timeout 900 …` on a shared machine)
  */
@@ -28,6 +32,7 @@ const SIDE = Number(process.argv[3] ?? 128);
 const TILE = Number(process.argv[4] ?? 512);
 const OVERLAP = Number(process.argv[5] ?? 64);
 const REPEATS = Number(process.argv[6] ?? 1);
+const SIZES = (process.argv[7] ?? '4,1').split(',').map(Number);
 if (!existsSync(file)) throw new Error(`${file} not found (see the header of bench/tiling.ts)`);
 const tokDir = `${file.replace(/\.safetensors$/, '')}.tokenizer`;
 if (!existsSync(path.join(tokDir, 'vocab.json'))) {
@@ -46,7 +51,7 @@ console.log(
     .join(' ')}; node ${process.version}`,
 );
 console.log(
-  `date: ${new Date().toISOString()}; checkpoint ${file}; latent ${SIDE}² (${SIDE * 8}² px); tiles ${TILE} px, overlap ${OVERLAP} px; repeats ${REPEATS}`,
+  `date: ${new Date().toISOString()}; checkpoint ${file}; latent ${SIDE}² (${SIDE * 8}² px); tiles ${TILE} px, overlap ${OVERLAP} px; repeats ${REPEATS}; tile_batch_size ${SIZES.join(', ')}`,
 );
 
 const quiet = { info: () => {}, warn: (m: string) => console.log(`  [warn] ${m}`), error: (m: string) => console.log(`  [error] ${m}`) };
@@ -80,24 +85,40 @@ const grid = (bs: number) =>
   tileGrid({ w: SIDE, h: SIDE, tileW: TILE / 8, tileH: TILE / 8, overlap: OVERLAP / 8, tileBatchSize: bs, method: 'Mixture of Diffusers' });
 const tiles = grid(1).batches.length;
 
-// Warm-up: the UNet session loaded (and built if not cached) by one plain call at the tile size.
+// Warm-up: the UNet session loaded (and built if not cached) by one plain CFG evaluation of a small latent.
 {
   const t = performance.now();
   const g = cfgGuider({ model: parts.model, positive, negative, cfg: 7 });
-  const small = [1, 4, TILE / 8, TILE / 8];
-  await g.denoiser(small, { sigmas: [sigma, 0] })({ shape: small, data: x.data.subarray(0, 4 * (TILE / 8) ** 2) }, sigma);
-  console.log(`warm-up (UNet session load, one plain CFG evaluation at ${TILE}²): ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const small = [1, 4, 8, 8];
+  await g.denoiser(small, { sigmas: [sigma, 0] })({ shape: small, data: x.data.subarray(0, 4 * 64) }, sigma);
+  console.log(`warm-up (UNet session load, one plain CFG evaluation at 64²): ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }
 const rssLoaded = process.memoryUsage().rss;
-const hwmLoaded = peakRss();
-console.log(`RSS with the model loaded and warm: ${mib(rssLoaded)} (peak so far ${mib(hwmLoaded)}); ${tiles} tiles per evaluation`);
+console.log(`RSS with the model loaded and warm: ${mib(rssLoaded)} (peak so far ${mib(peakRss())}); ${tiles} tiles per evaluation`);
 
-const results: Record<number, { wall: number[]; unet: number[]; calls: number[] }> = {
-  4: { wall: [], unet: [], calls: [] },
-  1: { wall: [], unet: [], calls: [] },
-};
+// Each tile-batch shape once (cond + uncond rows per tile), timed as "first call".
+{
+  const [cond, uncond] = [positive[0].cond, negative[0].cond];
+  const T = cond.shape[1];
+  const D = cond.shape[2];
+  const th = Math.min(TILE / 8, SIDE);
+  for (const rows of new Set(SIZES.flatMap((bs) => grid(bs).batches.map((b) => 2 * b.length)))) {
+    const context = new Float32Array(rows * T * D);
+    for (let r = 0; r < rows; r++) context.set((r % 2 ? uncond : cond).data.subarray(0, T * D), r * T * D);
+    const t = performance.now();
+    await parts.model.unet.run({
+      x: { shape: [rows, 4, th, th], data: Float32Array.from({ length: rows * 4 * th * th }, (_, i) => x.data[i % x.data.length]) },
+      timesteps: new Float32Array(rows).fill(500),
+      context: { shape: [rows, T, D], data: context },
+    });
+    console.log(`first call at [${rows}, 4, ${th}, ${th}]: ${((performance.now() - t) / 1000).toFixed(1)} s; peak RSS ${mib(peakRss())}`);
+  }
+}
+
+const results: Record<number, { wall: number[]; unet: number[]; calls: number[]; rows: number[] }> = {};
+for (const bs of SIZES) results[bs] = { wall: [], unet: [], calls: [], rows: [] };
 for (let r = 0; r < REPEATS; r++) {
-  for (const bs of [4, 1]) {
+  for (const bs of r % 2 === 0 ? SIZES : [...SIZES].reverse()) {
     const calls: { ms: number; rows: number }[] = [];
     const model = addModelWrapper(
       timed(parts.model, calls),
@@ -111,6 +132,7 @@ for (let r = 0; r < REPEATS; r++) {
     results[bs].wall.push(wall);
     results[bs].unet.push(unet);
     results[bs].calls.push(calls.length);
+    results[bs].rows.push(calls.reduce((s, c) => s + c.rows, 0));
     console.log(
       `tile_batch_size ${bs}: ${(wall / 1000).toFixed(1)} s for ${tiles} tiles (${(wall / tiles / 1000).toFixed(2)} s/tile); ${calls.length} UNet calls of ${calls.map((c) => c.rows).join('/')} rows, ${(unet / 1000).toFixed(1)} s; wrapper + guider overhead ${(((wall - unet) / unet) * 100).toFixed(1)}%`,
     );
@@ -118,7 +140,11 @@ for (let r = 0; r < REPEATS; r++) {
 }
 const sum = (a: number[]): number => a.reduce((s, v) => s + v, 0);
 const perTile = (bs: number): number => sum(results[bs].wall) / results[bs].wall.length / tiles;
-console.log(
-  `per tile: tile_batch_size 4 ${(perTile(4) / 1000).toFixed(2)} s, 1 ${(perTile(1) / 1000).toFixed(2)} s; ratio 1/4 = ${(perTile(1) / perTile(4)).toFixed(2)}×`,
-);
+const perRow = (bs: number): number => sum(results[bs].unet) / sum(results[bs].rows);
+for (const bs of SIZES)
+  console.log(`tile_batch_size ${bs}: ${(perTile(bs) / 1000).toFixed(2)} s per tile, UNet ${(perRow(bs) / 1000).toFixed(2)} s per row`);
+if (SIZES.length === 2) {
+  const [a, b] = SIZES;
+  console.log(`per tile, ratio ${b}/${a} = ${(perTile(b) / perTile(a)).toFixed(2)}× (above 1: tile_batch_size ${a} faster)`);
+}
 console.log(`peak RSS ${mib(peakRss())}: +${mib(peakRss() - rssLoaded)} above the loaded, warm model`);
