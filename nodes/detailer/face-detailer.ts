@@ -10,9 +10,10 @@ import { cycleInput, detailerHead, detailerOptional, detailOptions, wildcardInpu
  * The Impact Pack's FaceDetailer: bbox detection (optionally ANDed with a segm detector's combined
  * mask), then DetailerForEach with the same seed, so it gives BboxDetectorSEGS + DetailerForEach's
  * image. Weft has no SAM: a sam_model_opt input is refused by name. Outputs as the Impact Pack's:
- * cropped_refined / cropped_enhanced_alpha are lists (a 64×64 black image when empty), mask the
- * segments' combined mask, detailer_pipe the inputs as a tuple, cnet_images one empty image
- * (Weft's SEGS carry no ControlNet previews yet).
+ * cropped_refined / cropped_enhanced_alpha are lists (per image, a 64×64 black image where it has
+ * none), mask the segments' combined mask, detailer_pipe the Impact Pack's 14-tuple (model, clip, vae,
+ * positive, negative, wildcard, bbox_detector, segm_detector_opt, sam_model_opt, detailer_hook, and
+ * four empty refiner slots), cnet_images the placeholder per image (no Weft SEGS carry a ControlNet).
  */
 
 const MAX_RESOLUTION = 16384;
@@ -83,18 +84,25 @@ export const FaceDetailer = defineNode({
     const masks: MaskTensor[] = [];
     const refined: ImageTensor[] = [];
     const alpha: ImageTensor[] = [];
+    // No Weft node attaches a ControlNet to SEGS (the Impact Pack's ImpactControlNetApplySEGS), so no
+    // segment has hint images and each image gives the Impact Pack's placeholder.
+    const cnet: ImageTensor[] = [];
     for (let n = 0; n < b; n++) {
       const one: ImageTensor = { shape: [1, h, w, c], data: i.image.data.subarray(n * h * w * c, (n + 1) * h * w * c) };
       const segs = await faceSegs(one, i.bbox_detector, i.segm_detector_opt, detect, ctx);
+      let out: { enhanced: ImageTensor[]; enhancedAlpha: ImageTensor[] } = { enhanced: [], enhancedAlpha: [] };
       if (segs.segments.length > 0) {
-        const out = await detailForEach(one, segs, { ...opts, seed: opts.seed + BigInt(n) });
-        images.push(out.image);
-        refined.push(...out.enhanced);
-        alpha.push(...out.enhancedAlpha);
+        const detailed = await detailForEach(one, segs, { ...opts, seed: opts.seed + BigInt(n) });
+        images.push(detailed.image);
+        out = detailed;
       } else {
         ctx.log.info(`FaceDetailer (node ${ctx.nodeId}): nothing detected in image ${n}; it passes through unchanged`);
         images.push({ shape: one.shape, data: Float32Array.from(one.data) });
       }
+      // As enhance_face: each image adds its lists, or one 64×64 black placeholder where a list is empty.
+      refined.push(...(out.enhanced.length ? out.enhanced : [emptyImage()]));
+      alpha.push(...(out.enhancedAlpha.length ? out.enhancedAlpha : [emptyImage()]));
+      cnet.push(emptyImage());
       masks.push(segsToCombinedMask(segs));
     }
     const image: ImageTensor = { shape: [b, h, w, c], data: concat(images) };
@@ -110,8 +118,13 @@ export const FaceDetailer = defineNode({
       i.segm_detector_opt,
       i.sam_model_opt,
       i.detailer_hook,
+      // refiner_model, refiner_clip, refiner_positive, refiner_negative: FaceDetailer has none
+      undefined,
+      undefined,
+      undefined,
+      undefined,
     ];
-    return [image, refined.length ? refined : [emptyImage()], alpha.length ? alpha : [emptyImage()], mask, pipe, [emptyImage()]];
+    return [image, refined, alpha, mask, pipe, cnet];
   },
 });
 

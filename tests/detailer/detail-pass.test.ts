@@ -390,6 +390,60 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
     expect(lines.join('\n')).toMatch(/ANDed/);
   }, 120_000);
 
+  it('FaceDetailer outputs as enhance_face: per image a placeholder for each empty list (cnet_images too); the 14-slot detailer_pipe', async () => {
+    const detector = fixedDetector([]);
+    const two = picture(H, W);
+    const batch = { shape: [2, H, W, 3], data: new Float32Array([...two.data, ...two.data]) };
+    const out = (await FaceDetailer.run(
+      {
+        image: batch,
+        model: t.model,
+        clip: t.clip,
+        vae: t.vae,
+        guide_size: 64,
+        guide_size_for: true,
+        max_size: 128,
+        seed: 1,
+        steps: 2,
+        cfg: 4,
+        sampler_name: 'euler',
+        scheduler: 'normal',
+        positive: t.pos,
+        negative: t.neg,
+        denoise: 0.5,
+        feather: 0,
+        noise_mask: true,
+        force_inpaint: true,
+        wildcard: 'w',
+        cycle: 1,
+        bbox_threshold: 0.5,
+        bbox_dilation: 0,
+        bbox_crop_factor: 2,
+        sam_detection_hint: 'center-1',
+        sam_dilation: 0,
+        sam_threshold: 0.93,
+        sam_bbox_expansion: 0,
+        sam_mask_hint_threshold: 0.7,
+        sam_mask_hint_use_negative: 'False',
+        drop_size: 10,
+        bbox_detector: detector,
+      },
+      ctx,
+    )) as unknown as [Tensor, Tensor[], Tensor[], Tensor, unknown[], Tensor[]];
+    expect(out[0].data).toEqual(batch.data);
+    for (const list of [out[1], out[2], out[5]]) {
+      expect(list).toHaveLength(2);
+      for (const e of list) {
+        expect(e.shape).toEqual([1, 64, 64, 3]);
+        expect(e.data.every((v) => v === 0)).toBe(true);
+      }
+    }
+    const pipe = out[4];
+    expect(pipe).toHaveLength(14);
+    expect(pipe.slice(0, 7)).toEqual([t.model, t.clip, t.vae, t.pos, t.neg, 'w', detector]);
+    expect(pipe.slice(7).every((v) => v === undefined)).toBe(true);
+  });
+
   it('refuses sam_model_opt by name (inpaint_model is supported: tests/detailer/inpaint-model.test.ts)', async () => {
     await expect(
       FaceDetailer.run({ image: picture(H, W), sam_model_opt: {}, bbox_detector: fixedDetector([]) } as never, ctx),
