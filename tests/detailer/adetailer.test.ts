@@ -28,7 +28,7 @@ import {
 } from '../../engine/sampling/detail/adetailer-masks.ts';
 import { ADetailer, adetailerPrompts } from '../../nodes/detailer/adetailer.ts';
 import { CLIPTextEncodeA1111 } from '../../nodes/conditioning/clip-text-a1111.ts';
-import { loadTinyDetail, picture, type TinyDetail } from './tiny-detail.ts';
+import { fixedDetector, loadTinyDetail, picture, type TinyDetail } from './tiny-detail.ts';
 
 /**
  * A1111 ADetailer's options, each against reference math written here from adetailer/mask.py and the
@@ -239,6 +239,29 @@ describe('ADetailer on the tiny SD1 checkpoint and weft-tiny-face', () => {
     expect(out.image.data).toEqual(img.data);
     expect(lines.filter((l) => /\[SKIP\]/.test(l))).toHaveLength(3);
   });
+
+  it('a mask of all ones (a box over the whole picture): the whole picture is inpainted, whole or only masked; inverted, it is blank and skipped', async () => {
+    const img = picture(IH, IW);
+    const whole = fixedDetector([[0, 0, IW, IH]]);
+    for (const onlyMasked of [true, false]) {
+      const out = await adetailerPass(img, await options({ detector: whole, onlyMasked }));
+      expect(out.processed).toBe(1);
+      expect(out.mask.data.every((v) => v === 1)).toBe(true);
+      expect(out.image.shape).toEqual(img.shape);
+      expect(out.image.data.every((v) => v >= 0 && v <= 1)).toBe(true);
+      let changed = 0;
+      for (let i = 0; i < img.data.length; i++) if (out.image.data[i] !== img.data[i]) changed++;
+      expect(changed).toBeGreaterThan(img.data.length / 2);
+    }
+    const lines: string[] = [];
+    const inverted = await adetailerPass(
+      img,
+      await options({ detector: whole, mergeInvert: 'Merge and Invert', log: (l) => lines.push(l) }),
+    );
+    expect(inverted.processed).toBe(0);
+    expect(inverted.image.data).toEqual(img.data);
+    expect(lines.join('\n')).toMatch(/blank|nothing detected/);
+  }, 120_000);
 
   it('pixels outside every blurred mask keep their values bit for bit; inside they change', async () => {
     const img = picture(IH, IW);
