@@ -1,4 +1,4 @@
-import { Background, Controls, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow, useStore } from '@xyflow/react';
+import { Background, Controls, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import './styles.css';
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
@@ -32,16 +32,13 @@ import { NodeContextMenu, type NodeMenuRequest } from './context-menu.tsx';
 import { TabBar } from './panels/TabBar.tsx';
 import { useGraphEditing, type SearchRequest } from './use-graph-editing.ts';
 import { useQueuePrompt } from './use-queue-prompt.ts';
+import { useDetailLevel } from './detail-level.ts';
 import { useLinkShiftMove } from './use-link-shift-move.ts';
 import { useSpacePan } from './use-space-pan.ts';
 import { convertInputToWidget, convertWidgetToInput } from './widget-inputs.ts';
 
 const nodeTypes = { weft: NodeView, weftGroup: GroupView, weftReroute: RerouteView };
 const executionReducer = makeExecutionReducer((img) => api.viewUrl(img));
-// Zoomed out, widgets (and further out, titles and sockets) are unreadable; not painting them keeps
-// panning a big graph smooth. A level, not the zoom, so the editor re-renders only when it changes.
-const detailSelector = (s: { transform: [number, number, number] }) =>
-  s.transform[2] < 0.2 ? 'minimal-detail' : s.transform[2] < 0.4 ? 'low-detail' : '';
 
 /** The search box offers the frontend-only reroute beside the server's classes. */
 const REROUTE_ENTRY: ObjectInfoEntry = {
@@ -77,8 +74,8 @@ function Editor() {
   const fileInput = useRef<HTMLInputElement>(null);
   const [runError, setRunError] = useState<RunError | null>(null);
   const flow = useReactFlow<CanvasNode>();
-  const detail = useStore(detailSelector);
   const canvasRef = useRef<HTMLDivElement>(null);
+  useDetailLevel(canvasRef);
   const docRef = useRef(doc);
   docRef.current = doc;
 
@@ -247,7 +244,7 @@ function Editor() {
       />
       <div
         ref={canvasRef}
-        className={detail ? `weft-canvas low-detail ${detail}` : 'weft-canvas'}
+        className="weft-canvas"
         onMouseMove={(e) => editing.trackCursor(e.clientX, e.clientY)}
         onDoubleClick={(e) => {
           if ((e.target as HTMLElement).closest('.react-flow__node, .react-flow__edge, .react-flow__panel, .react-flow__minimap')) return;
@@ -278,7 +275,8 @@ function Editor() {
           // ComfyUI draws a selection box on Ctrl+drag (Shift+drag too, React Flow's default).
           selectionKeyCode={['Control', 'Meta', 'Shift']}
           minZoom={0.05}
-          onlyRenderVisibleElements
+          // Every node stays drawn (no onlyRenderVisibleElements): drawing only those in view mounts and
+          // unmounts nodes on every pan and zoom step of a big graph, React work a moving view need not do.
           colorMode="dark"
         >
           <Background />
