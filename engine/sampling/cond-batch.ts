@@ -1,5 +1,5 @@
 import type { Tensor } from '../core/tensor.ts';
-import type { ControlResiduals, ControlTiles, ModelApply, ModelCallArgs } from '../models/handles.ts';
+import type { ControlResiduals, ControlTiles, ModelApply, ModelCallArgs, ModelHandle } from '../models/handles.ts';
 import { crop, stepFraction, type Piece } from './cond-areas.ts';
 import { chainResiduals } from './control.ts';
 import type { ModelSamplingObject } from './model-sampling.ts';
@@ -74,6 +74,8 @@ function batchNamed(batch: Piece[], x: Tensor): Record<string, Tensor> | undefin
 export interface CondBatchOptions {
   apply: ModelApply;
   modelSampling: ModelSamplingObject;
+  /** The model sampled, for controls that build themselves from it (Control-LoRAs). */
+  model?: ModelHandle;
   /** Largest batch (latent items) per model call; more pieces are split across calls. */
   maxBatch: number;
   signal?: AbortSignal;
@@ -149,6 +151,7 @@ async function runBatch(batch: Piece[], x: Tensor, sigma: number, sums: GroupSum
         chunks: batch.length * (tiles?.boxes.length ?? 1),
         area,
         modelSampling: o.modelSampling,
+        model: o.model,
         condOrUncond: tiles ? tiles.boxes.flatMap(() => condOrUncond) : condOrUncond,
         stepFraction: o.sigmas ? stepFraction(o.sigmas, sigma) : undefined,
         signal: o.signal,

@@ -1,5 +1,5 @@
 import type { Tensor } from '../core/tensor.ts';
-import type { ControlResiduals, ControlTiles, SizeConditioning } from '../models/handles.ts';
+import type { ControlResiduals, ControlTiles, ModelHandle, SizeConditioning } from '../models/handles.ts';
 import type { ModelSamplingObject } from './model-sampling.ts';
 
 /**
@@ -64,6 +64,8 @@ export interface ControlRequest {
   readonly area: { readonly y: number; readonly x: number; readonly h: number; readonly w: number };
   /** The run's model sampling (ComfyUI's pre_run gives a control the model: percent_to_sigma, calculate_input). */
   readonly modelSampling?: ModelSamplingObject;
+  /** The model being sampled (ComfyUI's pre_run): a Control-LoRA builds its ControlNet from its UNet weights. */
+  readonly model?: ModelHandle;
   /** Per chunk: 0 = cond (positive), 1 = uncond (negative), as the model call gets it (A1111's cond_mark). */
   readonly condOrUncond?: readonly number[];
   /** The sampler step of this evaluation as a fraction of the run's steps (A1111's sampling_step / steps), when the guider knows the schedule. */

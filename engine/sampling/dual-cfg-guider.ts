@@ -67,6 +67,7 @@ export function dualCfgGuider(o: DualCfgGuiderOptions): Guider {
       const batching = {
         apply: modelCall(o.model, ms),
         modelSampling: ms,
+        model: o.model,
         maxBatch: o.maxBatch ?? 64,
         signal: run?.signal,
         sigmas: run?.sigmas,

@@ -57,6 +57,7 @@ export function cfgDenoiser(opts: GuiderOptions, latentShape: readonly number[])
   const batching = {
     apply: modelCall(model, ms),
     modelSampling: ms,
+    model,
     maxBatch: opts.maxBatch ?? 64,
     signal: opts.signal,
     sigmas: opts.sigmas,
