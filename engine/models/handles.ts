@@ -287,6 +287,16 @@ export interface ClipHandle {
   readonly embeddings?: EmbeddingLookup;
   /** Already tokenized 77-token chunks (A1111 syntax goes this way), with ComfyUI's or A1111's emphasis. */
   encodeChunks(chunks: readonly (readonly WeightedToken[])[], signal?: AbortSignal, opts?: { emphasis?: 'comfy' | 'a1111' }): Promise<ClipEncodeResult>;
+  /**
+   * For a CLIP whose text encoders each need their own embedding vectors (SDXL: a file's clip_l and
+   * clip_g): prompts tokenized outside the handle (A1111 syntax) are tokenized once per encoder by
+   * `tokenize` with the embeddings that encoder uses. Absent: tokenize with `embeddings` and encodeChunks.
+   */
+  encodePerEncoder?(
+    tokenize: (embeddings: EmbeddingLookup | undefined) => WeightedToken[][],
+    signal?: AbortSignal,
+    opts?: { emphasis?: 'comfy' | 'a1111' },
+  ): Promise<ClipEncodeResult>;
   readonly patching?: WeightPatching<ClipHandle>;
 }
 

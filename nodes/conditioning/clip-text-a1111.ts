@@ -1,7 +1,7 @@
 import type { Conditioning, ConditioningEntry } from '../../engine/sampling/conditioning.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { extractLoraTags, parseA1111Attention, promptSchedule } from '../../engine/text/a1111-prompt.ts';
-import { checkPromptLength } from '../../engine/text/clip-tokenizer.ts';
+import { checkPromptLength, type EmbeddingLookup, type WeightedToken } from '../../engine/text/clip-tokenizer.ts';
 
 /**
  * A prompt in AUTOMATIC1111's syntax: `(x)`, `[x]`, `(x:w)`, `BREAK`, embeddings by bare file name,
@@ -38,7 +38,12 @@ export const CLIPTextEncodeA1111 = defineNode({
   async run({ text, clip, steps, bare_embedding_names }, ctx) {
     // The schedule parser would copy a huge text once per step before the tokenizer's bound saw it.
     checkPromptLength(text);
-    const warn = (m: string): void => ctx.log.warn(`text: ${m}`);
+    // An SDXL CLIP tokenizes once per text encoder: say each problem once.
+    const warned = new Set<string>();
+    const warn = (m: string): void => {
+      if (!warned.has(m)) ctx.log.warn(`text: ${m}`);
+      warned.add(m);
+    };
     const stripped = extractLoraTags(text, { onWarning: warn }).text;
     const schedule = promptSchedule(stripped, steps);
     const out: ConditioningEntry[] = [];
@@ -47,12 +52,12 @@ export const CLIPTextEncodeA1111 = defineNode({
     for (const s of schedule) {
       let e = encoded.get(s.text);
       if (!e) {
-        const chunks = clip.tokenizer.tokenizeA1111(parseA1111Attention(s.text), {
-          embeddings: clip.embeddings,
-          bareEmbeddingNames: bare_embedding_names,
-          onWarning: warn,
-        });
-        const { cond, pooled } = await clip.encodeChunks(chunks, ctx.signal, { emphasis: 'a1111' });
+        const segments = parseA1111Attention(s.text);
+        const tokenize = (embeddings: EmbeddingLookup | undefined): WeightedToken[][] =>
+          clip.tokenizer.tokenizeA1111(segments, { embeddings, bareEmbeddingNames: bare_embedding_names, onWarning: warn });
+        const { cond, pooled } = clip.encodePerEncoder
+          ? await clip.encodePerEncoder(tokenize, ctx.signal, { emphasis: 'a1111' })
+          : await clip.encodeChunks(tokenize(clip.embeddings), ctx.signal, { emphasis: 'a1111' });
         e = { cond, pooled };
         encoded.set(s.text, e);
       }

@@ -1,5 +1,5 @@
 import type { Tensor } from '../../../core/tensor.ts';
-import type { ClipTokenizer, EmbeddingLookup, WeightedToken } from '../../../text/clip-tokenizer.ts';
+import type { ClipTokenizer, EmbeddingLookup, NamedEmbeddingLookup, WeightedToken } from '../../../text/clip-tokenizer.ts';
 import type { ClipEncodeResult, ClipHandle, WeightPatching } from '../../handles.ts';
 import { OrtClip } from '../../ort-clip.ts';
 
@@ -86,12 +86,52 @@ export class SdxlClip implements ClipHandle {
     return join(l, g);
   }
 
+  /**
+   * A1111's SDXL prompts: each encoder tokenizes the prompt itself with its own vectors of an embedding
+   * (A1111's textual_inversion_key), and, as A1111 skips embeddings whose width is not both encoders',
+   * only embeddings that both encoders have are used (an SD1 file is text to both).
+   */
+  async encodePerEncoder(
+    tokenize: (embeddings: EmbeddingLookup | undefined) => WeightedToken[][],
+    signal?: AbortSignal,
+    opts: { emphasis?: 'comfy' | 'a1111' } = {},
+  ): Promise<ClipEncodeResult> {
+    const { l, g } = this.opts;
+    if (!l) return g.encodeChunks(tokenize(g.embeddings), signal, opts);
+    const shared = sharedEmbeddings(l.embeddings, g.embeddings);
+    const chunksG = tokenize(shared?.g);
+    const chunksL = tokenize(shared?.l);
+    return join(await l.encodeChunks(chunksL, signal, opts), await g.encodeChunks(chunksG, signal, opts));
+  }
+
   async encodeTokens(tokens: SdxlTokens, signal?: AbortSignal): Promise<ClipEncodeResult> {
     const g = await this.opts.g.encodeChunks(tokens.g, signal);
     if (!this.opts.l) return g;
     if (!tokens.l) throw new Error('SDXL CLIP: no tokens for CLIP-L');
     return join(await this.opts.l.encodeChunks(tokens.l, signal), g);
   }
+}
+
+/**
+ * CLIP-L's and CLIP-G's lookups limited to the embeddings both resolve, with the names for bare-name
+ * matching. Both place one vector per token in the same chunks, so their vector counts must agree.
+ */
+function sharedEmbeddings(l: EmbeddingLookup | undefined, g: EmbeddingLookup | undefined): { l: EmbeddingLookup; g: EmbeddingLookup } | undefined {
+  if (!l || !g) return undefined;
+  const both = (name: string): readonly [readonly Float32Array[], readonly Float32Array[]] | undefined => {
+    const a = l(name);
+    const b = g(name);
+    if (!a || !b) return undefined;
+    if (a.length !== b.length) {
+      throw new Error(`embedding ${name}: its clip_l has ${a.length} vectors but its clip_g ${b.length}; an SDXL prompt puts one vector per token in both encoders`);
+    }
+    return [a, b];
+  };
+  const names = (): readonly string[] => ('names' in l && typeof l.names === 'function' ? (l as NamedEmbeddingLookup).names() : []);
+  return {
+    l: Object.assign((name: string) => both(name)?.[0], { names }),
+    g: Object.assign((name: string) => both(name)?.[1], { names }),
+  };
 }
 
 /** [L | G] per token over the shorter of the two (ComfyUI's cut_to), pooled from G. */
