@@ -182,48 +182,49 @@ describe('TiledDiffusion wrapper against a plain loop (tiny SD1)', () => {
     }, 120_000);
   }
 
-  it('ControlNet: the hint is resized to the whole latent, cut per tile and encoded per tile', async () => {
-    const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, 5).map((v) => (v + 1) / 2) };
-    const [p] = ControlNetApplyAdvanced.run(
-      { positive: pos, negative: neg, control_net: net, image, strength: 0.9, start_percent: 0, end_percent: 1 },
-      noCtx,
-    ) as [Conditioning, Conditioning];
-    const control = p[0].control!;
-    const context = pos[0].cond;
-    const sigma = 3.3;
-    const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
-    const perTile = async (t: Tensor, b: TileBox) => {
-      const hint = crop(full, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
-      const own = new ControlNetControl(net, { hint, strength: 0.9, startPercent: 0, endPercent: 1 });
-      return own.residuals({ x: t, sigma, timesteps: new Float32Array(1).fill(ms.timestep(sigma)), context, chunks: 1, modelSampling: ms });
-    };
-    const want = await plainLoop({ method: 'MultiDiffusion', x, sigma, context, tile: 8, overlap: 2, control: perTile });
-    const m = tiled('MultiDiffusion', 64, 16, 3);
-    const got = await ksampleOnce(m, [{ ...pos[0], control }], x, sigma);
-    expect(relErr(got, want)).toBeLessThan(2e-5);
-  }, 120_000);
-
-  it('T2I-Adapter: the hint is resized to the whole latent, cut per tile and run through the adapter per tile', async () => {
-    const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, 6).map((v) => (v + 1) / 2) };
-    const [p] = ControlNetApplyAdvanced.run(
-      { positive: pos, negative: neg, control_net: adapter, image, strength: 0.9, start_percent: 0, end_percent: 1 },
-      noCtx,
-    ) as [Conditioning, Conditioning];
-    const context = pos[0].cond;
-    const sigma = 3.3;
-    const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
-    const perTile = async (t: Tensor, b: TileBox) => {
-      const hint = crop(full, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
-      const own = new T2IAdapterControl(adapter, { hint, strength: 0.9, startPercent: 0, endPercent: 1 });
-      return own.residuals({ x: t, sigma, timesteps: new Float32Array(1).fill(ms.timestep(sigma)), context, chunks: 1, modelSampling: ms });
-    };
-    const want = await plainLoop({ method: 'Mixture of Diffusers', x, sigma, context, tile: 8, overlap: 2, control: perTile });
-    const got = await ksampleOnce(tiled('Mixture of Diffusers', 64, 16, 3), p, x, sigma);
-    expect(relErr(got, want)).toBeLessThan(2e-5);
-    // The adapter changes the prediction: the check is not vacuous.
-    const without = await plainLoop({ method: 'Mixture of Diffusers', x, sigma, context, tile: 8, overlap: 2 });
-    expect(relErr(without, want)).toBeGreaterThan(1e-3);
-  }, 120_000);
+  const perTileCases = [
+    { kind: 'ControlNet', what: 'encoded per tile', method: 'MultiDiffusion', seed: 5 },
+    { kind: 'T2I-Adapter', what: 'run through the adapter per tile', method: 'Mixture of Diffusers', seed: 6 },
+  ] as const;
+  for (const { kind, what, method, seed } of perTileCases) {
+    it(`${kind}: the hint is resized to the whole latent, cut per tile and ${what}`, async () => {
+      const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, seed).map((v) => (v + 1) / 2) };
+      const [p] = ControlNetApplyAdvanced.run(
+        {
+          positive: pos,
+          negative: neg,
+          control_net: kind === 'ControlNet' ? net : adapter,
+          image,
+          strength: 0.9,
+          start_percent: 0,
+          end_percent: 1,
+        },
+        noCtx,
+      ) as [Conditioning, Conditioning];
+      const context = pos[0].cond;
+      const sigma = 3.3;
+      const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
+      const perTile = async (t: Tensor, b: TileBox) => {
+        const hint = crop(full, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
+        const app = { hint, strength: 0.9, startPercent: 0, endPercent: 1 };
+        const own = kind === 'ControlNet' ? new ControlNetControl(net, app) : new T2IAdapterControl(adapter, app);
+        return own.residuals({
+          x: t,
+          sigma,
+          timesteps: new Float32Array(1).fill(ms.timestep(sigma)),
+          context,
+          chunks: 1,
+          modelSampling: ms,
+        });
+      };
+      const want = await plainLoop({ method, x, sigma, context, tile: 8, overlap: 2, control: perTile });
+      const got = await ksampleOnce(tiled(method, 64, 16, 3), p, x, sigma);
+      expect(relErr(got, want)).toBeLessThan(2e-5);
+      // The control changes the prediction: the check is not vacuous.
+      const without = await plainLoop({ method, x, sigma, context, tile: 8, overlap: 2 });
+      expect(relErr(without, want)).toBeGreaterThan(1e-3);
+    }, 120_000);
+  }
 
   for (const kind of ['ControlNet', 'T2I-Adapter'] as const) {
     it(`A1111 unit (${kind}, "ControlNet is more important"): cut per tile, soft weights, control on each tile's cond rows only`, async () => {
