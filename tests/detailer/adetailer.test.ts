@@ -240,6 +240,49 @@ describe('ADetailer on the tiny SD1 checkpoint and weft-tiny-face', () => {
     expect(lines.filter((l) => /\[SKIP\]/.test(l))).toHaveLength(3);
   });
 
+  it('batch: two masks whose crops lie apart share a run, within 2/255 of one by one; overlapping crops or step noise go one by one, bit for bit', async () => {
+    const BW = 160;
+    const img = picture(IH, BW);
+    const apart = fixedDetector([
+      [8, 20, 24, 36],
+      [130, 20, 146, 36],
+    ]);
+    const lines: string[] = [];
+    const one = await adetailerPass(img, await options({ detector: apart }));
+    const both = await adetailerPass(img, await options({ detector: apart, batch: true, log: (l) => lines.push(l) }));
+    expect(lines.join('\n')).toMatch(/masks 0, 1 sampled as one batch/);
+    expect(both.processed).toBe(2);
+    let worst = 0;
+    let differ = 0;
+    let changed = 0;
+    for (let i = 0; i < img.data.length; i++) {
+      const d = Math.abs(one.image.data[i] - both.image.data[i]);
+      worst = Math.max(worst, d);
+      if (d > 0) differ++;
+      if (both.image.data[i] !== img.data[i]) changed++;
+    }
+    expect(worst).toBeLessThanOrEqual(2 / 255 + 1e-6);
+    expect(differ).toBeLessThan(img.data.length / 50);
+    expect(changed).toBeGreaterThan(200);
+    for (const [detector, over, reason] of [
+      [
+        fixedDetector([
+          [8, 20, 24, 36],
+          [20, 24, 36, 40],
+        ]),
+        {},
+        /one by one \(crop regions overlap\)/,
+      ],
+      [apart, { samplerName: 'euler_ancestral' }, /one by one \(euler_ancestral draws step noise/],
+    ] as const) {
+      const log: string[] = [];
+      const a = await adetailerPass(img, await options({ detector, ...over }));
+      const b = await adetailerPass(img, await options({ detector, ...over, batch: true, log: (l) => log.push(l) }));
+      expect(log.join('\n')).toMatch(reason);
+      expect(b.image.data).toEqual(a.image.data);
+    }
+  }, 180_000);
+
   it('a mask of all ones (a box over the whole picture): the whole picture is inpainted, whole or only masked; inverted, it is blank and skipped', async () => {
     const img = picture(IH, IW);
     const whole = fixedDetector([[0, 0, IW, IH]]);

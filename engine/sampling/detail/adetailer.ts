@@ -6,7 +6,7 @@ import type { Conditioning } from '../conditioning.ts';
 import { cfgGuider } from '../guider.ts';
 import { randomNoise } from '../noise/index.ts';
 import { sampleLatent } from '../run.ts';
-import { samplerObject } from '../samplers/index.ts';
+import { samplerNeedsNoise, samplerObject } from '../samplers/index.ts';
 import { calculateSigmas } from '../schedulers.ts';
 import type { PreviewImage } from '../../core/preview.ts';
 import {
@@ -73,6 +73,11 @@ export interface AdetailerOptions {
   /** One conditioning per `[SEP]` part; undefined where the part is `[SKIP]`. */
   positives: readonly (Conditioning | undefined)[];
   negatives: readonly Conditioning[];
+  /**
+   * Inpaint masks with the same prompts as one batch where that cannot change the result beyond the
+   * UNet's batch arithmetic (see batchRefusal); A1111 inpaints them one after the other.
+   */
+  batch?: boolean;
   signal?: AbortSignal;
   log?: (line: string) => void;
   onStep?: (step: number, total: number, preview?: PreviewImage) => void;
@@ -169,18 +174,46 @@ export function a1111InpaintPlan(
   return { overlayMask: overlay.data, image: resizeImage(0, img, w, h), mask: pm };
 }
 
-async function inpaintOnce(cur: PlanarU8, plan: InpaintPlan, j: number, o: AdetailerOptions, positive: Conditioning): Promise<PlanarU8> {
-  const negative = o.negatives[Math.min(j, o.negatives.length - 1)];
+/** The crop at the processing size encoded, with the processing-size mask resized to the latent and rounded as noise mask. */
+async function encodeFor(plan: InpaintPlan, o: AdetailerOptions): Promise<Latent> {
   const samples = await o.vae.encode(planarToImage(plan.image), o.signal);
   const [, , lh, lw] = samples.shape;
   // The latent mask: the processing-size mask resized to the latent and rounded (A1111 uses PIL's
   // bicubic here, Weft its lanczos; both then round to 0/1).
   const lm = lanczosPlanar(plan.mask, lw, lh).data;
-  const latent: Latent = { samples, noiseMask: { shape: [1, 1, lh, lw], data: Float32Array.from(lm, (v) => (v >= 128 ? 1 : 0)) } };
+  return { samples, noiseMask: { shape: [1, 1, lh, lw], data: Float32Array.from(lm, (v) => (v >= 128 ? 1 : 0)) } };
+}
+
+const stack = (parts: readonly Float32Array[]): Float32Array => {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+/** One img2img run over the latents (a batch when several), each with its own seed's starting noise; the decoded pictures. */
+async function sampleItems(
+  latents: readonly Latent[],
+  seeds: readonly bigint[],
+  positive: Conditioning,
+  negative: Conditioning,
+  o: AdetailerOptions,
+): Promise<PlanarU8[]> {
+  const one = latents[0].samples.shape;
+  const mshape = latents[0].noiseMask!.shape;
+  const latent: Latent =
+    latents.length === 1
+      ? latents[0]
+      : {
+          samples: { shape: [latents.length, ...one.slice(1)], data: stack(latents.map((l) => l.samples.data)) },
+          noiseMask: { shape: [latents.length, ...mshape.slice(1)], data: stack(latents.map((l) => l.noiseMask!.data)) },
+        };
   const guider = cfgGuider({ model: o.model, positive, negative, cfg: o.cfg });
   const sigmas = a1111Img2ImgSigmas(calculateSigmas(guider.modelSampling, o.scheduler, o.steps), o.steps, o.denoise);
-  const seed = o.seed + BigInt(j);
-  let noise = randomNoise(seed).generate(latent);
+  let noise = stack(latents.map((l, i) => randomNoise(seeds[i]).generate(l)));
   if (o.noiseMultiplier !== 1) noise = noise.map((v) => v * o.noiseMultiplier);
   const out = await sampleLatent({
     guider,
@@ -188,16 +221,97 @@ async function inpaintOnce(cur: PlanarU8, plan: InpaintPlan, j: number, o: Adeta
     sigmas,
     noise,
     latent,
-    seed,
+    seed: seeds[0],
     signal: o.signal,
     onStep: o.onStep,
     previewEvery: 0,
   });
-  const decoded = toPlanar(await o.vae.decode(out.samples, o.signal));
+  const decoded = await o.vae.decode(out.samples, o.signal);
+  const [B, h, w, c] = decoded.shape;
+  return Array.from({ length: B }, (_, i) =>
+    toPlanar({ shape: [1, h, w, c], data: decoded.data.subarray(i * h * w * c, (i + 1) * h * w * c) }),
+  );
+}
+
+/** The decoded picture resized to the processing size and pasted back through the overlay mask (apply_overlay). */
+function pasteResult(cur: PlanarU8, plan: InpaintPlan, decoded: PlanarU8): PlanarU8 {
   const processed = decoded.w === plan.image.w && decoded.h === plan.image.h ? decoded : lanczosPlanar(decoded, plan.image.w, plan.image.h);
   if (plan.pasteTo) return applyOverlay(cur, plan.overlayMask, processed, plan.pasteTo);
   const whole = processed.w === cur.w && processed.h === cur.h ? processed : lanczosPlanar(processed, cur.w, cur.h);
   return applyOverlay(cur, plan.overlayMask, whole);
+}
+
+/** Samplers whose arithmetic couples the items of a batch (dpm_adaptive's error norm spans the whole tensor). */
+const BATCH_COUPLED_SAMPLERS: ReadonlySet<string> = new Set(['dpm_adaptive']);
+
+const overlaps = (a: CropBox, b: CropBox): boolean => a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
+
+/**
+ * Why the masks must be inpainted one after the other, or undefined when those with the same prompts
+ * may share a run: each mask's crop must lie apart from every other (a later crop sees the earlier
+ * pastes otherwise; the whole-picture mode always overlaps), and nothing may mix the batch (step noise,
+ * dpm_adaptive's norm, MODEL wrappers or CFG functions).
+ */
+function batchRefusal(plans: readonly InpaintPlan[], o: AdetailerOptions): string | undefined {
+  if (plans.some((p) => !p.pasteTo)) return 'whole-picture inpaints overlap';
+  if (samplerNeedsNoise(o.samplerName)) return `${o.samplerName} draws step noise, one stream per run`;
+  if (BATCH_COUPLED_SAMPLERS.has(o.samplerName)) return `${o.samplerName} couples the items of a batch`;
+  const m = o.model;
+  if (m.wrappers?.length || m.samplerCfgFunction || m.samplerPreCfgFunctions?.length)
+    return 'the model has wrappers or CFG functions that may treat the batch as a whole';
+  for (let a = 0; a < plans.length; a++)
+    for (let b = a + 1; b < plans.length; b++) if (overlaps(plans[a].pasteTo!, plans[b].pasteTo!)) return 'crop regions overlap';
+  return undefined;
+}
+
+async function inpaintOnce(cur: PlanarU8, plan: InpaintPlan, j: number, o: AdetailerOptions, positive: Conditioning): Promise<PlanarU8> {
+  const negative = o.negatives[Math.min(j, o.negatives.length - 1)];
+  const [decoded] = await sampleItems([await encodeFor(plan, o)], [o.seed + BigInt(j)], positive, negative, o);
+  return pasteResult(cur, plan, decoded);
+}
+
+/**
+ * The batch option: every mask's plan made on the input (its crop cannot see another's paste, since
+ * batchRefusal found them apart), masks grouped by their prompt parts, each group one run, then all
+ * pasted in mask order. Undefined when the masks must go one by one.
+ */
+async function inpaintBatched(
+  image: PlanarU8,
+  jobs: readonly { j: number; plan: InpaintPlan; positive: Conditioning }[],
+  o: AdetailerOptions,
+): Promise<PlanarU8 | undefined> {
+  if (jobs.length < 2) return undefined;
+  const refusal = batchRefusal(
+    jobs.map((x) => x.plan),
+    o,
+  );
+  if (refusal) {
+    o.log?.(`masks inpainted one by one (${refusal})`);
+    return undefined;
+  }
+  const groups = new Map<string, (typeof jobs)[number][]>();
+  for (const x of jobs) {
+    const key = `${o.positives.indexOf(x.positive)}/${Math.min(x.j, o.negatives.length - 1)}`;
+    groups.set(key, [...(groups.get(key) ?? []), x]);
+  }
+  const decoded = new Map<number, PlanarU8>();
+  for (const group of groups.values()) {
+    if (group.length > 1) o.log?.(`masks ${group.map((x) => x.j).join(', ')} sampled as one batch`);
+    const latents: Latent[] = [];
+    for (const x of group) latents.push(await encodeFor(x.plan, o));
+    const negative = o.negatives[Math.min(group[0].j, o.negatives.length - 1)];
+    const out = await sampleItems(
+      latents,
+      group.map((x) => o.seed + BigInt(x.j)),
+      group[0].positive,
+      negative,
+      o,
+    );
+    group.forEach((x, i) => decoded.set(x.j, out[i]));
+  }
+  let cur = image;
+  for (const x of jobs) cur = pasteResult(cur, x.plan, decoded.get(x.j)!);
+  return cur;
 }
 
 export async function adetailerPass(image: ImageTensor, o: AdetailerOptions): Promise<AdetailerResult> {
@@ -214,21 +328,28 @@ export async function adetailerPass(image: ImageTensor, o: AdetailerOptions): Pr
   // Where every overlay mask is 0 the result is the input's own value, not its 8-bit rounding.
   const touched = new Uint8Array(H * W);
   let processed = 0;
+  const jobs: { j: number; plan: InpaintPlan; positive: Conditioning }[] = [];
   for (const [j, mask] of masks.entries()) {
     const positive = o.positives[Math.min(j, o.positives.length - 1)];
     if (!positive) {
       o.log?.(`ADetailer: mask ${j} skipped ([SKIP] prompt)`);
       continue;
     }
+    // The plan's geometry depends on the mask only; its pixels are taken again below when masks go one by one.
     const plan = a1111InpaintPlan(cur, mask, o);
     if (!plan) {
       o.log?.(`ADetailer: mask ${j} is blank after preprocessing; skipped`);
       continue;
     }
-    cur = await inpaintOnce(cur, plan, j, o, positive);
+    jobs.push({ j, plan, positive });
+  }
+  const batched = o.batch ? await inpaintBatched(cur, jobs, { ...o, log: o.log && ((l) => o.log?.(`ADetailer: ${l}`)) }) : undefined;
+  for (const { j, plan, positive } of jobs) {
+    if (!batched) cur = await inpaintOnce(cur, a1111InpaintPlan(cur, masks[j], o)!, j, o, positive);
     for (let i = 0; i < H * W; i++) if (plan.overlayMask[i] !== 0) touched[i] = 1;
     processed++;
   }
+  if (batched) cur = batched;
   if (processed === 0) return unchanged;
   const out = planarToImage(cur);
   for (let p = 0; p < H * W; p++) if (!touched[p]) for (let k = 0; k < 3; k++) out.data[p * 3 + k] = image.data[p * image.shape[3] + k];
