@@ -6,7 +6,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTemplate, readWorkflow, shot, startEditorHarness, viewSettled, type ApiBody, type EditorHarness } from './harness.ts';
+import {
+  openTemplate,
+  readWorkflow,
+  shot,
+  startEditorHarness,
+  viewSettled,
+  type ApiBody,
+  type EditorHarness,
+  eventually,
+  frames,
+} from './harness.ts';
 
 let h: EditorHarness;
 
@@ -46,12 +56,12 @@ describe('issue 19 bugs', () => {
   it('the first node added to an empty canvas leaves the zoom at 1 (no pending fitView)', async () => {
     const page = await h.openPage();
     await page.getByTestId('btn-new').click();
-    await expect(page.locator('.weft-node').count()).resolves.toBe(0);
+    await eventually(() => page.locator('.weft-node').count()).toBe(0);
     const before = await viewport(page);
     await addBySearch(page, { x: 400, y: 300 }, 'invert', 'ImageInvert');
-    await page.locator('.weft-node').first().waitFor();
-    // A pending fitView runs once the new node is measured: give it the frames it would take.
-    await page.waitForTimeout(400);
+    // A pending fitView runs when the new node is measured (React Flow shows it then), within the frames that follow.
+    await page.locator('.weft-node').first().waitFor({ state: 'visible' });
+    await frames(page);
     expect(await viewport(page)).toEqual(before);
     expect(before[2]).toBeLessThanOrEqual(1);
     await shot(page, 'bugs-1-first-node-no-zoom');
@@ -71,11 +81,11 @@ describe('issue 19 bugs', () => {
     await page.getByTestId('node-3').locator('.weft-node-title').click();
     await page.keyboard.press('Delete');
     await page.getByTestId('node-3').waitFor({ state: 'detached' });
-    await expect(page.locator('.react-flow__edge').count()).resolves.toBe(wf.links.length - 2);
+    await eventually(() => page.locator('.react-flow__edge').count()).toBe(wf.links.length - 2);
     await page.keyboard.press('Control+z');
     await page.getByTestId('node-3').waitFor();
-    await expect(page.locator('.weft-node').count()).resolves.toBe(wf.nodes.length);
-    await expect(page.locator('.react-flow__edge').count()).resolves.toBe(wf.links.length);
+    await eventually(() => page.locator('.weft-node').count()).toBe(wf.nodes.length);
+    await eventually(() => page.locator('.react-flow__edge').count()).toBe(wf.links.length);
     // The document itself (not only the drawing) has every link back: the exported prompt is the one before.
     expect(await exportApi()).toEqual(before);
     await page.close();
@@ -99,11 +109,11 @@ describe('issue 19 bugs', () => {
     expect(Math.abs(b.x - a.x - 20 * zoom)).toBeLessThan(2);
     expect(Math.abs(b.y - a.y - 20 * zoom)).toBeLessThan(2);
     // Plain pastes have no links from outside; with Shift the copy keeps the link from node 2.
-    await expect(page.locator('[aria-label="Edge from 2 to 5"]').count()).resolves.toBe(0);
+    await eventually(() => page.locator('[aria-label="Edge from 2 to 5"]').count()).toBe(0);
     await page.mouse.move(300, 600);
     await page.keyboard.press('Control+Shift+v');
     await page.getByTestId('node-7').waitFor();
-    await expect(page.locator('[aria-label="Edge from 2 to 7"]').count()).resolves.toBe(1);
+    await eventually(() => page.locator('[aria-label="Edge from 2 to 7"]').count()).toBe(1);
     await shot(page, 'bugs-3-pastes');
     await page.close();
   });
@@ -139,8 +149,8 @@ describe('issue 19 bugs', () => {
     await openTemplate(page, 'invert-image.json');
     await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('Control+a');
-    await expect(page.locator('.weft-node.selected').count()).resolves.toBe(wf.nodes.length);
-    await expect(page.evaluate('String(window.getSelection())')).resolves.toBe('');
+    await eventually(() => page.locator('.weft-node.selected').count()).toBe(wf.nodes.length);
+    await eventually(() => page.evaluate('String(window.getSelection())')).toBe('');
     await shot(page, 'bugs-5-select-all');
     await page.close();
   });
@@ -164,7 +174,7 @@ describe('issue 19 bugs', () => {
     await page.getByTestId('file-input').setInputFiles(file);
     const channel = page.getByTestId('node-1').getByTestId('widget-channel');
     await channel.waitFor();
-    await expect(channel.getByTestId('combo-value').textContent()).resolves.toBe('red');
+    await eventually(() => channel.getByTestId('combo-value').textContent()).toBe('red');
     const dl = page.waitForEvent('download');
     await page.getByTestId('btn-export-api').click();
     const api = JSON.parse(fs.readFileSync((await (await dl).path())!, 'utf8')) as ApiBody['prompt'];
@@ -197,6 +207,8 @@ describe('issue 19 bugs', () => {
     await page.getByTestId('file-input').setInputFiles(file);
     const node = page.getByTestId('node-1');
     await node.getByTestId('widget-grow_mask_by').waitFor();
+    // The node's box and its widgets' edges are read at one zoom, after the fit.
+    await viewSettled(page);
     const box = (await node.boundingBox())!;
     const rights = await node.evaluate((el) =>
       [...el.querySelectorAll('.widget, .widget *')].map((c) => (c as HTMLElement).getBoundingClientRect().right),
@@ -214,8 +226,8 @@ describe('issue 19 bugs', () => {
     await addBySearch(page, { x: 700, y: 300 }, 'preview image', 'PreviewImage');
     await page.getByTestId('node-2').waitFor();
     for (const id of [1, 2]) {
-      await expect(page.getByTestId(`node-${id}`).locator('[data-handleid^="out-"]').count()).resolves.toBe(0);
-      await expect(page.getByTestId(`node-${id}`).locator('[data-handleid="in-0"]').count()).resolves.toBe(1);
+      await eventually(() => page.getByTestId(`node-${id}`).locator('[data-handleid^="out-"]').count()).toBe(0);
+      await eventually(() => page.getByTestId(`node-${id}`).locator('[data-handleid="in-0"]').count()).toBe(1);
     }
     const dl = page.waitForEvent('download');
     await page.getByTestId('btn-export').click();

@@ -57,10 +57,10 @@ async function openFile(page: Page, name: string, wf: Record<string, unknown>): 
   await viewSettled(page);
 }
 
-async function exportUi(page: Page): Promise<UiWorkflow & { nodes: FileNode[] }> {
+async function exportUi(page: Page): Promise<Omit<UiWorkflow, 'nodes'> & { nodes: FileNode[] }> {
   const dl = page.waitForEvent('download');
   await page.getByTestId('btn-export').click();
-  return JSON.parse(fs.readFileSync((await (await dl).path())!, 'utf8')) as UiWorkflow & { nodes: FileNode[] };
+  return JSON.parse(fs.readFileSync((await (await dl).path())!, 'utf8')) as Omit<UiWorkflow, 'nodes'> & { nodes: FileNode[] };
 }
 
 /** Each edge as "from>to", sorted. */

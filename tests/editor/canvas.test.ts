@@ -6,7 +6,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drag, openTemplate, readWorkflow, shot, startEditorHarness, type ApiBody, type EditorHarness } from './harness.ts';
+import {
+  drag,
+  openTemplate,
+  readWorkflow,
+  shot,
+  startEditorHarness,
+  type ApiBody,
+  type EditorHarness,
+  eventually,
+  settledBox,
+} from './harness.ts';
 
 let h: EditorHarness;
 
@@ -46,26 +56,26 @@ describe('canvas habits', () => {
     await shot(page, 'canvas-1-context-menu');
     page.once('dialog', (d) => void d.accept('Flip colours'));
     await page.getByTestId('menu-title').click();
-    await expect(page.getByTestId('node-3').locator('.weft-node-title').textContent()).resolves.toBe('Flip colours');
+    await eventually(() => page.getByTestId('node-3').locator('.weft-node-title').textContent()).toBe('Flip colours');
     await menu(page, 3);
     await page.getByTestId('menu-color').click();
     await page.getByTestId('menu-color-green').click();
-    await expect(page.getByTestId('node-3').locator('.weft-node-title').getAttribute('style')).resolves.toMatch(
+    await eventually(() => page.getByTestId('node-3').locator('.weft-node-title').getAttribute('style')).toMatch(
       /background: rgb\(34, 51, 34\)/,
     );
     await menu(page, 3);
     await page.getByTestId('menu-collapse').click();
-    await expect(page.locator('.react-flow__node.collapsed').count()).resolves.toBe(1);
+    await eventually(() => page.locator('.react-flow__node.collapsed').count()).toBe(1);
     // Links still meet the collapsed node.
-    await expect(page.locator('[aria-label="Edge from 2 to 3"]').count()).resolves.toBe(1);
+    await eventually(() => page.locator('[aria-label="Edge from 2 to 3"]').count()).toBe(1);
     await menu(page, 3);
     await page.getByTestId('menu-pin').click();
     await menu(page, 3);
     await page.getByTestId('menu-bypass').click();
-    await expect(page.getByTestId('node-3').getAttribute('class')).resolves.toContain('bypassed');
+    await eventually(() => page.getByTestId('node-3').getAttribute('class')).toContain('bypassed');
     await menu(page, 2);
     await page.getByTestId('menu-mute').click();
-    await expect(page.getByTestId('node-2').getAttribute('class')).resolves.toContain('muted');
+    await eventually(() => page.getByTestId('node-2').getAttribute('class')).toContain('muted');
     await menu(page, 1);
     page.once('dialog', (d) => void d.accept('Source image'));
     await page.getByTestId('menu-properties').click();
@@ -82,8 +92,8 @@ describe('canvas habits', () => {
     await page.mouse.down();
     await page.mouse.move(before.x + 120, before.y + 80, { steps: 6 });
     await page.mouse.up();
-    const after = (await page.getByTestId('node-3').boundingBox())!;
-    const other2 = (await page.getByTestId('node-2').boundingBox())!;
+    const after = await settledBox(page.getByTestId('node-3'));
+    const other2 = await settledBox(page.getByTestId('node-2'));
     expect(Math.abs(after.x - other2.x - (before.x - other.x))).toBeLessThan(1);
     expect(Math.abs(after.y - other2.y - (before.y - other.y))).toBeLessThan(1);
     await menu(page, 4);
@@ -100,11 +110,11 @@ describe('canvas habits', () => {
     await page.getByTestId('node-2').locator('.weft-node-title').click();
     const open = (await page.getByTestId('node-2').boundingBox())!;
     await page.keyboard.press('Alt+c');
-    await expect(page.locator('.react-flow__node.collapsed').count()).resolves.toBe(1);
+    await eventually(() => page.locator('.react-flow__node.collapsed').count()).toBe(1);
     const folded = (await page.getByTestId('node-2').boundingBox())!;
     expect(folded.height).toBeLessThan(open.height / 2);
     await page.keyboard.press('Alt+c');
-    await expect(page.locator('.react-flow__node.collapsed').count()).resolves.toBe(0);
+    await eventually(() => page.locator('.react-flow__node.collapsed').count()).toBe(0);
     await page.close();
   });
 
@@ -122,9 +132,9 @@ describe('canvas habits', () => {
     await page.mouse.move(Math.max(b2.x + b2.width, b3.x + b3.width) + 15, Math.max(b2.y + b2.height, b3.y + b3.height) + 15, { steps: 6 });
     await page.mouse.up();
     await page.keyboard.up('Control');
-    await expect(
+    await eventually(() =>
       page.locator('.weft-node.selected').evaluateAll((els) => els.map((e) => e.getAttribute('data-testid')).sort()),
-    ).resolves.toEqual(['node-2', 'node-3']);
+    ).toEqual(['node-2', 'node-3']);
     await page.close();
   });
 
@@ -167,7 +177,7 @@ describe('canvas habits', () => {
     await reloaded;
     const widget = page.getByTestId('node-1').getByTestId('widget-image');
     await widget.getByTestId('combo-value').click();
-    await expect(widget.locator('li').allTextContents()).resolves.toContain('added-later.png');
+    await eventually(() => widget.locator('li').allTextContents()).toContain('added-later.png');
     await page.close();
   });
 
@@ -180,15 +190,15 @@ describe('canvas habits', () => {
     >;
     const ks = info.KSampler;
     const node = page.getByTestId('node-3');
-    await expect(node.getByTestId('widget-steps').locator('.w-label').getAttribute('title')).resolves.toBe(
+    await eventually(() => node.getByTestId('widget-steps').locator('.w-label').getAttribute('title')).toBe(
       ks.input.required.steps[1]?.tooltip,
     );
-    await expect(node.locator('.weft-inputs .socket-row span').first().getAttribute('title')).resolves.toBe(
+    await eventually(() => node.locator('.weft-inputs .socket-row span').first().getAttribute('title')).toBe(
       ks.input.required.model[1]?.tooltip,
     );
     expect(ks.input.required.steps[1]?.tooltip).toMatch(/steps/);
     const outTip = ks.output_tooltips?.[0];
-    await expect(node.locator('.weft-outputs .socket-row span').first().getAttribute('title')).resolves.toBe(outTip || null);
+    await eventually(() => node.locator('.weft-outputs .socket-row span').first().getAttribute('title')).toBe(outTip || null);
     await page.close();
   });
 
@@ -201,7 +211,7 @@ describe('canvas habits', () => {
     const handle = page.locator('.react-flow__node[data-id="3"] .weft-node-resize');
     const c = (await handle.boundingBox())!;
     await drag(page, { x: c.x + c.width / 2, y: c.y + c.height / 2 }, { x: c.x + c.width / 2 + 90, y: c.y + c.height / 2 });
-    const after = (await node.boundingBox())!;
+    const after = await settledBox(node);
     expect(after.width - before.width).toBeGreaterThan(60);
     // The document keeps the new width (canvas units: 90 screen pixels are at least 60 at any zoom ≤ 1.5).
     const saved = (await exportUi(page)).nodes.find((n) => n.id === 3) as { size?: number[] } | undefined;

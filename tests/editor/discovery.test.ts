@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { center, drag, openTemplate, shot, startEditorHarness, viewSettled, type EditorHarness } from './harness.ts';
+import { center, drag, openTemplate, shot, startEditorHarness, viewSettled, type EditorHarness, eventually } from './harness.ts';
 
 let h: EditorHarness;
 
@@ -64,18 +64,20 @@ describe('discovery', () => {
     const page = await h.openPage();
     await page.getByTestId('file-input').setInputFiles(notesFile());
     await page.getByTestId('node-2').waitFor();
-    await expect(page.getByTestId('missing-dialog').count()).resolves.toBe(0);
-    await expect(page.getByTestId('note-text-1').inputValue()).resolves.toBe(NOTE);
+    // The double-click below lands where the settled view puts the note.
+    await viewSettled(page);
+    await eventually(() => page.getByTestId('missing-dialog').count()).toBe(0);
+    await eventually(() => page.getByTestId('note-text-1').inputValue()).toBe(NOTE);
     const md = page.getByTestId('note-text-2');
-    await expect(md.locator('h3').textContent()).resolves.toBe('Read me');
-    await expect(md.locator('strong').textContent()).resolves.toBe('euler');
-    await expect(md.locator('li').allTextContents()).resolves.toEqual(['one', 'two']);
+    await eventually(() => md.locator('h3').textContent()).toBe('Read me');
+    await eventually(() => md.locator('strong').textContent()).toBe('euler');
+    await eventually(() => md.locator('li').allTextContents()).toEqual(['one', 'two']);
     await shot(page, 'discovery-1-notes');
     // Double-click edits the Markdown source; the text is the node's widget value (what is saved).
     await md.dblclick();
     await page.getByTestId('note-text-2').fill('## Changed');
     await page.getByTestId('note-text-1').click();
-    await expect(page.getByTestId('note-text-2').locator('h4').textContent()).resolves.toBe('Changed');
+    await eventually(() => page.getByTestId('note-text-2').locator('h4').textContent()).toBe('Changed');
     const exported = page.waitForEvent('download');
     await page.getByTestId('btn-export').click();
     const saved = JSON.parse(fs.readFileSync((await (await exported).path())!, 'utf8')) as {
@@ -108,8 +110,8 @@ describe('discovery', () => {
     await page.getByTestId('search-result-PrimitiveNode').click();
     const prim = page.locator('.weft-node[data-node-type="PrimitiveNode"]');
     await prim.waitFor();
-    await expect(prim.locator('.socket-row.out').textContent()).resolves.toBe('connect to widget input');
-    await expect(prim.evaluate((el) => el.classList.contains('missing'))).resolves.toBe(false);
+    await eventually(() => prim.locator('.socket-row.out').textContent()).toBe('connect to widget input');
+    await eventually(() => prim.evaluate((el) => el.classList.contains('missing'))).toBe(false);
     await shot(page, 'discovery-2-added');
     await page.close();
   });
@@ -120,7 +122,7 @@ describe('discovery', () => {
     // LoadImage's IMAGE output: ImageInvert takes an IMAGE; LoadImage itself only gives one.
     const out = await center(page, '[data-testid="node-1"] [data-handleid="out-0"]');
     await drag(page, out, { x: out.x + 120, y: out.y + 160 });
-    await expect(page.getByTestId('node-search').locator('.filter').textContent()).resolves.toBe('IMAGE');
+    await eventually(() => page.getByTestId('node-search').locator('.filter').textContent()).toBe('IMAGE');
     await page.getByTestId('node-search-input').fill('image');
     const offered = await page
       .locator('[data-testid^="search-result-"]')
@@ -138,17 +140,17 @@ describe('discovery', () => {
     await openTemplate(page, 'invert-image.json');
     await searchFromCanvas(page, { x: 600, y: 450 }, '反转图像');
     const first = page.locator('[data-testid^="search-result-"]').first();
-    await expect(first.getAttribute('data-testid')).resolves.toBe('search-result-ImageInvert');
-    await expect(first.textContent()).resolves.toBe('反转图像 图像/颜色');
+    await eventually(() => first.getAttribute('data-testid')).toBe('search-result-ImageInvert');
+    await eventually(() => first.textContent()).toBe('反转图像 图像/颜色');
     await page.getByTestId('node-search-input').fill('缩放');
-    await expect(page.locator('[data-testid^="search-result-"]').first().getAttribute('data-testid')).resolves.toMatch(/ImageScale/);
+    await eventually(() => page.locator('[data-testid^="search-result-"]').first().getAttribute('data-testid')).toMatch(/ImageScale/);
     await page.getByTestId('node-search-input').press('Escape');
     // The template's LoadImage node: title, output and widget names in Chinese.
     const load = page.getByTestId('node-1');
-    await expect(load.locator('.weft-node-title').textContent()).resolves.toBe('加载图像');
-    await expect(load.locator('.socket-row.out span').allTextContents()).resolves.toEqual(['图像', '遮罩']);
-    await expect(load.getByTestId('widget-image').locator('.w-label').textContent()).resolves.toBe('图像');
-    await expect(load.getByTestId('upload-button').textContent()).resolves.toBe('选择文件上传');
+    await eventually(() => load.locator('.weft-node-title').textContent()).toBe('加载图像');
+    await eventually(() => load.locator('.socket-row.out span').allTextContents()).toEqual(['图像', '遮罩']);
+    await eventually(() => load.getByTestId('widget-image').locator('.w-label').textContent()).toBe('图像');
+    await eventually(() => load.getByTestId('upload-button').textContent()).toBe('选择文件上传');
     await page.getByTestId('btn-help').click();
     const help = await page.getByTestId('panel-help').textContent();
     expect(help).toContain('快捷键');

@@ -16,6 +16,8 @@ import {
   type ApiBody,
   type EditorHarness,
   type UiWorkflow,
+  eventually,
+  settledBox,
 } from './harness.ts';
 
 let h: EditorHarness;
@@ -45,14 +47,14 @@ describe('editor in Chromium', () => {
       nodes: { id: number; type: string }[];
       links: unknown[];
     };
-    for (const n of wf.nodes) await expect(page.getByTestId(`node-${n.id}`).getAttribute('data-node-type')).resolves.toBe(n.type);
-    await expect(page.locator('.react-flow__edge').count()).resolves.toBe(wf.links.length);
-    await expect(page.getByTestId('group-Process').textContent()).resolves.toBe('Process');
-    await expect(page.getByTestId('group-Process').isVisible()).resolves.toBe(true);
+    for (const n of wf.nodes) await eventually(() => page.getByTestId(`node-${n.id}`).getAttribute('data-node-type')).toBe(n.type);
+    await eventually(() => page.locator('.react-flow__edge').count()).toBe(wf.links.length);
+    await eventually(() => page.getByTestId('group-Process').textContent()).toBe('Process');
+    await eventually(() => page.getByTestId('group-Process').isVisible()).toBe(true);
     await shot(page, '1-template-loaded');
     await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('Control+Enter');
-    await page.getByTestId('output-image-4').waitFor({ timeout: 30_000 });
+    await page.getByTestId('output-image-4').waitFor({ timeout: 90_000 });
     const src = await page.getByTestId('output-image-4').getAttribute('src');
     expect(src).toContain('weft-invert_00001_.png');
     expect(fs.existsSync(path.join(base, 'output', 'weft-invert_00001_.png'))).toBe(true);
@@ -78,7 +80,7 @@ describe('editor in Chromium', () => {
     if (await draft.isVisible().catch(() => false)) await draft.click();
     await page.getByTestId('btn-workflows').click();
     await page.getByTestId('wf-user-my-invert.json').click();
-    await expect(page.getByTestId('node-2').getByTestId('widget-scale_by').locator('input[type=number]').inputValue()).resolves.toBe('3');
+    await eventually(() => page.getByTestId('node-2').getByTestId('widget-scale_by').locator('input[type=number]').inputValue()).toBe('3');
     await shot(page, '3-reopened');
     await page.close();
   });
@@ -89,7 +91,7 @@ describe('editor in Chromium', () => {
     expect(fs.existsSync(png)).toBe(true);
     await page.getByTestId('file-input').setInputFiles(png);
     await page.getByTestId('node-4').waitFor();
-    await expect(page.getByTestId('node-4').getAttribute('data-node-type')).resolves.toBe('SaveImage');
+    await eventually(() => page.getByTestId('node-4').getAttribute('data-node-type')).toBe('SaveImage');
     await shot(page, '4-png-opened');
     await page.close();
   });
@@ -102,8 +104,8 @@ describe('editor in Chromium', () => {
     fs.writeFileSync(file, JSON.stringify(wf));
     await page.getByTestId('file-input').setInputFiles(file);
     await page.getByTestId('missing-dialog').waitFor();
-    await expect(page.getByTestId('missing-dialog').textContent()).resolves.toContain('SomeCustomPackNode');
-    await expect(page.locator('.weft-node.missing').count()).resolves.toBe(1);
+    await eventually(() => page.getByTestId('missing-dialog').textContent()).toContain('SomeCustomPackNode');
+    await eventually(() => page.locator('.weft-node.missing').count()).toBe(1);
     await shot(page, '5-missing-dialog');
     await page.getByTestId('missing-close').click();
     await page.close();
@@ -114,11 +116,11 @@ describe('editor in Chromium', () => {
     await page.getByTestId('btn-workflows').click();
     await page.getByTestId('wf-template-invert-image.json').click();
     await page.getByTestId('lang').selectOption('zh');
-    await expect(page.getByTestId('btn-queue').textContent()).resolves.toBe('运行');
-    await expect(page.getByTestId('node-1').locator('.weft-node-title').textContent()).resolves.toBe('加载图像');
+    await eventually(() => page.getByTestId('btn-queue').textContent()).toBe('运行');
+    await eventually(() => page.getByTestId('node-1').locator('.weft-node-title').textContent()).toBe('加载图像');
     await shot(page, '6-chinese');
     await page.getByTestId('lang').selectOption('en');
-    await expect(page.getByTestId('btn-queue').textContent()).resolves.toBe('Queue');
+    await eventually(() => page.getByTestId('btn-queue').textContent()).toBe('Queue');
     await page.close();
   });
 
@@ -136,7 +138,7 @@ describe('editor in Chromium', () => {
     expect(body.prompt['11'].inputs.lora_name).toBe('weft-tiny-loha.safetensors');
     expect(String(body.prompt['6'].inputs.text)).toContain('embedding:weft-tiny-style');
     await page.getByTestId('output-image-9').waitFor({ timeout: 150_000 });
-    await expect(page.getByTestId('output-image-9').getAttribute('src')).resolves.toContain('weft-lora-embedding_00001_.png');
+    await eventually(() => page.getByTestId('output-image-9').getAttribute('src')).toContain('weft-lora-embedding_00001_.png');
     await page.waitForFunction(`document.querySelector('[data-testid="output-image-9"]')?.naturalWidth > 0`);
     await shot(page, 'lora-embedding-output');
     await page.close();
@@ -160,7 +162,7 @@ describe('editor in Chromium', () => {
     expect(body.prompt['3'].inputs.steps).toBe(3);
     expect(Object.keys(body.prompt).sort()).toEqual(wf.nodes.map((n) => String(n.id)).sort());
     await page.getByTestId('output-image-9').waitFor({ timeout: 150_000 });
-    await expect(page.getByTestId('output-image-9').getAttribute('src')).resolves.toContain('weft-txt2img_00001_.png');
+    await eventually(() => page.getByTestId('output-image-9').getAttribute('src')).toContain('weft-txt2img_00001_.png');
     const png = path.join(base, 'output', 'weft-txt2img_00001_.png');
     const meta = await sharp(png).metadata();
     expect([meta.width, meta.height]).toEqual([256, 256]);
@@ -183,8 +185,8 @@ describe('editor in Chromium', () => {
     await page.getByTestId('wf-user-my-txt2img.json').click();
     await page.getByTestId('doc-name').filter({ hasText: 'my-txt2img.json' }).waitFor();
     await expectDrawn(page, saved);
-    await expect(page.getByTestId('node-3').getByTestId('widget-seed').locator('input[type=number]').inputValue()).resolves.toBe('1234');
-    await expect(page.getByTestId('node-3').getByTestId('widget-steps').locator('input[type=number]').inputValue()).resolves.toBe('3');
+    await eventually(() => page.getByTestId('node-3').getByTestId('widget-seed').locator('input[type=number]').inputValue()).toBe('1234');
+    await eventually(() => page.getByTestId('node-3').getByTestId('widget-steps').locator('input[type=number]').inputValue()).toBe('3');
     await shot(page, 'txt2img-3-reopened');
     await page.close();
   }, 240_000);
@@ -208,7 +210,7 @@ describe('editor in Chromium', () => {
     await pane.dispatchEvent('drop', { dataTransfer: dt });
     await page.getByTestId('node-9').waitFor();
     await expectDrawn(page, readWorkflow('txt2img.json'));
-    await expect(page.getByTestId('node-3').getByTestId('widget-seed').locator('input[type=number]').inputValue()).resolves.toBe('1234');
+    await eventually(() => page.getByTestId('node-3').getByTestId('widget-seed').locator('input[type=number]').inputValue()).toBe('1234');
     await shot(page, '7-png-dropped');
     await page.close();
   });
@@ -221,9 +223,9 @@ describe('editor in Chromium', () => {
       await center(page, '[data-testid="node-1"] [data-handleid="out-1"]'),
       await center(page, '[data-testid="node-3"] [data-handleid="in-0"]'),
     );
-    await expect(page.getByTestId('toast').textContent()).resolves.toBe('MASK cannot connect to IMAGE (image)');
-    await expect(page.locator('.react-flow__edge').count()).resolves.toBe(3);
-    await expect(page.getByTestId('node-search').count()).resolves.toBe(0);
+    await eventually(() => page.getByTestId('toast').textContent()).toBe('MASK cannot connect to IMAGE (image)');
+    await eventually(() => page.locator('.react-flow__edge').count()).toBe(3);
+    await eventually(() => page.getByTestId('node-search').count()).toBe(0);
     await shot(page, '8-refused-link');
     await page.close();
   });
@@ -235,10 +237,10 @@ describe('editor in Chromium', () => {
     const reroute = page.locator('[data-node-type="Reroute"]');
     await reroute.waitFor();
     const rid = (await reroute.getAttribute('data-testid'))!.slice('node-'.length);
-    await expect(page.locator('.react-flow__edge').count()).resolves.toBe(4);
-    await expect(page.locator(`[aria-label="Edge from 3 to ${rid}"]`).count()).resolves.toBe(1);
-    await expect(page.locator(`[aria-label="Edge from ${rid} to 4"]`).count()).resolves.toBe(1);
-    await expect(reroute.getAttribute('title')).resolves.toBe('IMAGE');
+    await eventually(() => page.locator('.react-flow__edge').count()).toBe(4);
+    await eventually(() => page.locator(`[aria-label="Edge from 3 to ${rid}"]`).count()).toBe(1);
+    await eventually(() => page.locator(`[aria-label="Edge from ${rid} to 4"]`).count()).toBe(1);
+    await eventually(() => reroute.getAttribute('title')).toBe('IMAGE');
     // Move the reroute off the straight line, as one would to tidy links.
     const c = await center(page, `[data-testid="node-${rid}"]`);
     await drag(page, c, { x: c.x, y: c.y + 120 });
@@ -248,7 +250,7 @@ describe('editor in Chromium', () => {
     const body = (await posted).postDataJSON() as ApiBody;
     expect(Object.values(body.prompt).map((n) => n.class_type)).not.toContain('Reroute');
     expect(body.prompt['4'].inputs.images).toEqual(['3', 0]);
-    await page.getByTestId('output-image-4').waitFor({ timeout: 30_000 });
+    await page.getByTestId('output-image-4').waitFor({ timeout: 90_000 });
     await shot(page, '10-reroute-queued');
     await page.close();
   });
@@ -279,7 +281,7 @@ describe('editor in Chromium', () => {
     const renamed = page.getByTestId('group-Prompts');
     await renamed.waitFor();
     await page.getByTestId('group-color-#b06634').click();
-    await expect(renamed.getAttribute('style')).resolves.toMatch(/border-color: (rgb\(176, 102, 52\)|#b06634)/);
+    await eventually(() => renamed.getAttribute('style')).toMatch(/border-color: (rgb\(176, 102, 52\)|#b06634)/);
     const before = (await renamed.boundingBox())!;
     const corner = page.locator('.weft-group-node .react-flow__resize-control.handle.bottom.right');
     await drag(page, await center(page, '.weft-group-node .react-flow__resize-control.handle.bottom.right'), {
@@ -287,7 +289,7 @@ describe('editor in Chromium', () => {
       y: before.y + before.height + 30,
     });
     await corner.waitFor();
-    const resized = (await renamed.boundingBox())!;
+    const resized = await settledBox(renamed);
     expect(resized.width).toBeGreaterThan(before.width + 5);
     expect(resized.height).toBeGreaterThan(before.height + 20);
     expect(Math.abs(resized.x - before.x)).toBeLessThan(2);
@@ -298,15 +300,15 @@ describe('editor in Chromium', () => {
     const g0 = (await renamed.boundingBox())!;
     const title = await center(page, '[data-testid="group-Prompts"] .weft-group-title');
     await drag(page, { x: title.x - 60, y: title.y }, { x: title.x - 60, y: title.y + 90 });
-    const g1 = (await renamed.boundingBox())!;
-    const m6 = (await page.getByTestId('node-6').boundingBox())!;
+    const g1 = await settledBox(renamed);
+    const m6 = await settledBox(page.getByTestId('node-6'));
     // The drag threshold eats the first few pixels; what matters is that the nodes follow the group exactly.
     expect(g1.y - g0.y).toBeGreaterThan(60);
     expect(Math.abs(m6.y - n6.y - (g1.y - g0.y))).toBeLessThan(2);
     expect(Math.abs(m6.x - n6.x - (g1.x - g0.x))).toBeLessThan(2);
     // Nodes outside the group stay, even the one the group passes over.
-    await expect(page.getByTestId('node-3').boundingBox()).resolves.toEqual(n3);
-    await expect(page.getByTestId('node-5').boundingBox()).resolves.toEqual(n5);
+    await eventually(() => page.getByTestId('node-3').boundingBox()).toEqual(n3);
+    await eventually(() => page.getByTestId('node-5').boundingBox()).toEqual(n5);
     const draft = JSON.parse((await page.evaluate('localStorage.getItem("weft.draft")')) as string) as UiWorkflow;
     expect(draft.groups).toHaveLength(1);
     expect(draft.groups![0]).toMatchObject({ title: 'Prompts', color: '#b06634' });
@@ -320,10 +322,10 @@ describe('editor in Chromium', () => {
     const widget = page.getByTestId('node-3').getByTestId('widget-sampler_name');
     await widget.getByTestId('combo-value').click();
     await widget.getByTestId('combo-filter').fill('ancestral');
-    await expect(widget.locator('li').first().textContent()).resolves.toBe('euler_ancestral');
+    await eventually(() => widget.locator('li').first().textContent()).toBe('euler_ancestral');
     await shot(page, '14-combo-search');
     await widget.getByTestId('combo-filter').press('Enter');
-    await expect(widget.getByTestId('combo-value').textContent()).resolves.toBe('euler_ancestral');
+    await eventually(() => widget.getByTestId('combo-value').textContent()).toBe('euler_ancestral');
     await page.close();
   });
 
@@ -332,14 +334,14 @@ describe('editor in Chromium', () => {
     await openTemplate(page, 'invert-image.json');
     const input = await center(page, '[data-testid="node-4"] [data-handleid="in-0"]');
     await drag(page, input, { x: input.x + 40, y: input.y + 200 });
-    await expect(page.locator('.react-flow__edge').count()).resolves.toBe(2);
+    await eventually(() => page.locator('.react-flow__edge').count()).toBe(2);
     await page.getByTestId('rf__edge-1').click();
     await page.keyboard.press('Delete');
-    await expect(page.locator('.react-flow__edge').count()).resolves.toBe(1);
+    await eventually(() => page.locator('.react-flow__edge').count()).toBe(1);
     await shot(page, '15-links-removed');
     await page.keyboard.press('Control+z');
     await page.keyboard.press('Control+z');
-    await expect(page.locator('.react-flow__edge').count()).resolves.toBe(3);
+    await eventually(() => page.locator('.react-flow__edge').count()).toBe(3);
     await page.close();
   });
 
@@ -377,8 +379,8 @@ describe('editor in Chromium', () => {
     await page.getByTestId('file-input').setInputFiles(file);
     const prim = page.getByTestId('node-10');
     await prim.waitFor();
-    await expect(page.getByTestId('missing-dialog').count()).resolves.toBe(0);
-    await expect(page.getByTestId('node-3').getByTestId('widget-seed').count()).resolves.toBe(0);
+    await eventually(() => page.getByTestId('missing-dialog').count()).toBe(0);
+    await eventually(() => page.getByTestId('node-3').getByTestId('widget-seed').count()).toBe(0);
     await prim.getByTestId('widget-seed').locator('input[type=number]').fill('4321');
     await shot(page, '16-primitive');
     const posted = page.waitForRequest((r) => r.url().endsWith('/api/prompt') && r.method() === 'POST');
@@ -395,23 +397,23 @@ describe('editor in Chromium', () => {
     await openTemplate(page, 'invert-image.json');
     await page.locator('.react-flow__pane').dblclick({ position: { x: 500, y: 560 } });
     await page.getByTestId('node-search-input').fill('invert img');
-    await expect(page.locator('[data-testid^="search-result-"]').first().getAttribute('data-testid')).resolves.toBe(
+    await eventually(() => page.locator('[data-testid^="search-result-"]').first().getAttribute('data-testid')).toBe(
       'search-result-ImageInvert',
     );
     await page.getByTestId('node-search-input').press('Enter');
     await page.getByTestId('node-5').waitFor();
-    await expect(page.getByTestId('node-5').getAttribute('data-node-type')).resolves.toBe('ImageInvert');
+    await eventually(() => page.getByTestId('node-5').getAttribute('data-node-type')).toBe('ImageInvert');
     const out = await center(page, '[data-testid="node-5"] [data-handleid="out-0"]');
     // Drop well inside the canvas: near its edge React Flow auto-pans while the link is dragged, which
     // can carry the drop point (where the new node goes) out of view.
     await drag(page, out, { x: out.x + 150, y: Math.min(out.y + 30, 560) });
-    await expect(page.getByTestId('node-search').locator('.filter').textContent()).resolves.toBe('IMAGE');
+    await eventually(() => page.getByTestId('node-search').locator('.filter').textContent()).toBe('IMAGE');
     await page.getByTestId('node-search-input').fill('preview');
     await shot(page, '17-search-from-link');
     await page.getByTestId('search-result-PreviewImage').click();
     await page.getByTestId('node-6').waitFor();
-    await expect(page.getByTestId('node-6').getAttribute('data-node-type')).resolves.toBe('PreviewImage');
-    await expect(page.locator('[aria-label="Edge from 5 to 6"]').count()).resolves.toBe(1);
+    await eventually(() => page.getByTestId('node-6').getAttribute('data-node-type')).toBe('PreviewImage');
+    await eventually(() => page.locator('[aria-label="Edge from 5 to 6"]').count()).toBe(1);
     await page.close();
   });
 
@@ -421,17 +423,17 @@ describe('editor in Chromium', () => {
     await openTemplate(page, 'invert-image.json');
     await page.getByTestId('node-3').locator('.weft-node-title').click();
     await page.keyboard.press('Control+b');
-    await expect(page.getByTestId('node-3').getAttribute('class')).resolves.toContain('bypassed');
+    await eventually(() => page.getByTestId('node-3').getAttribute('class')).toContain('bypassed');
     let posted = page.waitForRequest((r) => r.url().endsWith('/api/prompt') && r.method() === 'POST');
     await page.keyboard.press('Control+Enter');
     let body = (await posted).postDataJSON() as ApiBody;
     expect(Object.keys(body.prompt).sort()).toEqual(['1', '2', '4']);
     expect(body.prompt['4'].inputs.images).toEqual(['2', 0]);
-    await page.getByTestId('output-image-4').waitFor({ timeout: 30_000 });
+    await page.getByTestId('output-image-4').waitFor({ timeout: 90_000 });
     await page.keyboard.press('Control+b');
     await page.getByTestId('node-4').locator('.weft-node-title').click();
     await page.keyboard.press('Control+m');
-    await expect(page.getByTestId('node-4').getAttribute('class')).resolves.toContain('muted');
+    await eventually(() => page.getByTestId('node-4').getAttribute('class')).toContain('muted');
     await shot(page, '18-muted');
     posted = page.waitForRequest((r) => r.url().endsWith('/api/prompt') && r.method() === 'POST');
     await page.keyboard.press('Control+Enter');
@@ -449,9 +451,9 @@ describe('editor in Chromium', () => {
     await page.keyboard.press('Delete');
     await page.keyboard.press('Control+Enter');
     await page.getByTestId('node-error-2').waitFor();
-    await expect(page.getByTestId('node-error-2').textContent()).resolves.toContain('image: Required input is missing');
-    await expect(page.getByTestId('node-2').locator('.socket-error').textContent()).resolves.toBe('image');
-    await expect(page.getByTestId('node-2').getAttribute('class')).resolves.toContain('has-error');
+    await eventually(() => page.getByTestId('node-error-2').textContent()).toContain('image: Required input is missing');
+    await eventually(() => page.getByTestId('node-2').locator('.socket-error').textContent()).toBe('image');
+    await eventually(() => page.getByTestId('node-2').getAttribute('class')).toContain('has-error');
     await shot(page, '19-validation-error');
     await page.close();
   });
@@ -460,19 +462,19 @@ describe('editor in Chromium', () => {
     const page = await openPage();
     await openTemplate(page, 'invert-image.json');
     await page.getByTestId('btn-queue').click();
-    await page.getByTestId('output-image-4').waitFor({ timeout: 30_000 });
+    await page.getByTestId('output-image-4').waitFor({ timeout: 90_000 });
     await page.getByTestId('btn-gallery').click();
     await page.getByTestId('gallery-image').first().click();
     await page.getByTestId('image-viewer').waitFor();
     await page.getByTestId('viewer-show-workflow').click();
-    await expect(page.getByTestId('workflow-json').textContent()).resolves.toContain('"ImageInvert"');
+    await eventually(() => page.getByTestId('workflow-json').textContent()).toContain('"ImageInvert"');
     await shot(page, '20-gallery-workflow');
     await page.keyboard.press('Escape');
-    await expect(page.getByTestId('image-viewer').count()).resolves.toBe(0);
+    await eventually(() => page.getByTestId('image-viewer').count()).toBe(0);
     await page.getByTestId('btn-new').click();
-    await expect(page.locator('.weft-node').count()).resolves.toBe(0);
+    await eventually(() => page.locator('.weft-node').count()).toBe(0);
     await page.getByTestId('btn-queue-panel').click();
-    await expect(page.getByTestId('queue-history').locator('li').count()).resolves.toBeGreaterThan(0);
+    await eventually(() => page.getByTestId('queue-history').locator('li').count()).toBeGreaterThan(0);
     await shot(page, '21-queue-history');
     await page.getByTestId('history-load').first().click();
     await page.getByTestId('node-4').waitFor();
@@ -490,9 +492,9 @@ describe('editor in Chromium', () => {
     await page.keyboard.press('Control+c');
     await page.keyboard.press('Control+v');
     await page.getByTestId('node-6').waitFor();
-    await expect(page.getByTestId('node-5').getAttribute('data-node-type')).resolves.toBe('ImageScaleBy');
-    await expect(page.locator('[aria-label="Edge from 5 to 6"]').count()).resolves.toBe(1);
-    await expect(page.getByTestId('node-6').getAttribute('class')).resolves.toContain('selected');
+    await eventually(() => page.getByTestId('node-5').getAttribute('data-node-type')).toBe('ImageScaleBy');
+    await eventually(() => page.locator('[aria-label="Edge from 5 to 6"]').count()).toBe(1);
+    await eventually(() => page.getByTestId('node-6').getAttribute('class')).toContain('selected');
     await shot(page, '22-pasted');
     const read = async (button: string) => {
       const dl = page.waitForEvent('download');
@@ -511,7 +513,7 @@ describe('editor in Chromium', () => {
     page.once('dialog', (d) => void d.accept('wf-b.json'));
     await page.getByTestId('wf-rename-wf-a.json').click();
     await page.getByTestId('wf-user-wf-b.json').waitFor();
-    await expect(page.getByTestId('doc-name').textContent()).resolves.toBe('wf-b.json');
+    await eventually(() => page.getByTestId('doc-name').textContent()).toBe('wf-b.json');
     expect(fs.existsSync(path.join(base, 'user/default/workflows/wf-b.json'))).toBe(true);
     await page.getByTestId('wf-delete-wf-b.json').click();
     await expect(page.getByTestId('wf-user-wf-b.json').waitFor({ state: 'detached' })).resolves.toBeUndefined();

@@ -14,7 +14,7 @@ import { silentLogger } from '../../engine/core/log.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
-import { ARTIFACTS, ensureEditorBuild, readWorkflow, ROOT, shot } from './harness.ts';
+import { ARTIFACTS, ensureEditorBuild, readWorkflow, ROOT, shot, eventually, viewSettled } from './harness.ts';
 
 /** A path outside every folder the server knows, so only the editor can keep it off the screen. */
 const FOREIGN = '/srv/private-cache/weights/secret-7f3a.bin';
@@ -83,6 +83,7 @@ async function openTemplate(page: Page, file: string): Promise<void> {
   await page.getByTestId('btn-workflows').click();
   await page.getByTestId(`wf-template-${file}`).click();
   await page.getByTestId(`node-${readWorkflow(file).nodes[0].id}`).waitFor();
+  await viewSettled(page);
 }
 
 async function setWidget(page: Page, node: number, widget: string, value: string): Promise<void> {
@@ -97,7 +98,7 @@ describe('run feedback', () => {
   it('shows progress in the tab title and a top bar, the preview scaled to the node, and names in the queue panel', async () => {
     const page = await openPage();
     await openTemplate(page, 'txt2img.json');
-    await expect(page.title()).resolves.toBe('untitled - Weft');
+    await eventually(() => page.title()).toBe('untitled - Weft');
     await setWidget(page, 3, 'steps', '20');
     await page.getByTestId('btn-queue-panel').click();
     // The tiny model runs in a second or two: what the page shows meanwhile is recorded as it changes.
@@ -136,7 +137,7 @@ describe('run feedback', () => {
     await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('Control+Enter');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="history-item"]').length === 2, undefined, {
-      timeout: 90_000,
+      timeout: 240_000,
     });
     await page.waitForFunction(() => document.title === 'untitled - Weft');
     const seen = await page.evaluate(
@@ -170,7 +171,7 @@ describe('run feedback', () => {
       expect(shown).toBe(body - 16);
     }
     // Both done: the title is plain again; the history lists each with a thumbnail, a time and the output's name.
-    await expect(page.getByTestId('top-progress').count()).resolves.toBe(0);
+    await eventually(() => page.getByTestId('top-progress').count()).toBe(0);
     for (const item of await page.getByTestId('history-item').all()) {
       expect(await item.getByTestId('history-time').textContent()).toMatch(/^done · \d+\.\d s · /);
       expect(await item.locator('.history-id').textContent()).toMatch(/^#\d+ Save Image$/);
@@ -179,7 +180,7 @@ describe('run feedback', () => {
     }
     await shot(page, 'feedback-1-queue-panel');
     await page.close();
-  });
+  }, 300_000);
 
   it('the gallery survives a reload (from /history), steps with previous/next and downloads the image shown', async () => {
     const page = await openPage();
@@ -188,16 +189,16 @@ describe('run feedback', () => {
     expect(files.length).toBe(2);
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="gallery-image"]').length === n, files.length);
     await page.getByTestId('gallery-image').first().click();
-    await expect(page.getByTestId('viewer-position').textContent()).resolves.toBe(`1 / ${files.length}`);
-    await expect(page.getByTestId('viewer-prev').isDisabled()).resolves.toBe(true);
+    await eventually(() => page.getByTestId('viewer-position').textContent()).toBe(`1 / ${files.length}`);
+    await eventually(() => page.getByTestId('viewer-prev').isDisabled()).toBe(true);
     const first = await page.getByTestId('image-viewer').locator('img').getAttribute('src');
     await page.getByTestId('viewer-next').click();
-    await expect(page.getByTestId('viewer-position').textContent()).resolves.toBe(`2 / ${files.length}`);
+    await eventually(() => page.getByTestId('viewer-position').textContent()).toBe(`2 / ${files.length}`);
     const second = await page.getByTestId('image-viewer').locator('img').getAttribute('src');
     expect(second).not.toBe(first);
     expect(await page.getByTestId('viewer-next').isDisabled()).toBe(true);
     await page.keyboard.press('ArrowLeft');
-    await expect(page.getByTestId('viewer-position').textContent()).resolves.toBe(`1 / ${files.length}`);
+    await eventually(() => page.getByTestId('viewer-position').textContent()).toBe(`1 / ${files.length}`);
     const download = page.waitForEvent('download');
     await page.getByTestId('viewer-download').click();
     const d = await download;
@@ -206,7 +207,7 @@ describe('run feedback', () => {
     expect(fs.readFileSync((await d.path())!).equals(fs.readFileSync(path.join(base, 'output', name)))).toBe(true);
     await shot(page, 'feedback-2-gallery-viewer');
     await page.close();
-  });
+  }, 300_000);
 
   it('a run-time failure opens a dialog that stays until closed, names the node and shows no server paths', async () => {
     const page = await openPage();

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 import { createEnvironment } from '../../cli/environment.ts';
 import { silentLogger } from '../../engine/core/log.ts';
@@ -213,6 +213,25 @@ export async function viewSettled(page: Page): Promise<void> {
  */
 export function eventually<T>(read: () => Promise<T> | T) {
   return expect.poll(read, { timeout: 30_000, interval: 50 });
+}
+
+/** Waits for two animation frames: whatever the page had pending (a render, a measure) has run. */
+export async function frames(page: Page): Promise<void> {
+  await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');
+}
+
+/**
+ * A box once it has stopped moving (two readings two frames apart agree): after a drag React may still
+ * be drawing its last moves when the mouse-up returns.
+ */
+export async function settledBox(locator: Locator): Promise<{ x: number; y: number; width: number; height: number }> {
+  let prev = await locator.boundingBox();
+  for (;;) {
+    await frames(locator.page());
+    const next = await locator.boundingBox();
+    if (prev && next && prev.x === next.x && prev.y === next.y && prev.width === next.width && prev.height === next.height) return next;
+    prev = next;
+  }
 }
 
 /** The canvas transform: [x, y, zoom]. */

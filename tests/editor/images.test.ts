@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTemplate, ROOT, shot, startEditorHarness, type ApiBody, type EditorHarness } from './harness.ts';
+import { openTemplate, ROOT, shot, startEditorHarness, type ApiBody, type EditorHarness, eventually } from './harness.ts';
 
 let h: EditorHarness;
 let photo: Buffer;
@@ -83,11 +83,11 @@ describe('images into the editor', () => {
     );
     // Stored byte for byte in the input folder, under the picked name.
     expect(fs.readFileSync(path.join(h.base, 'input', 'my-photo.png')).equals(photo)).toBe(true);
-    await expect(previewSize(page, 10)).resolves.toEqual([W, H]);
+    await eventually(() => previewSize(page, 10)).toEqual([W, H]);
     // The combo lists the new file (object_info reloaded): not shown as missing, and offered in the list.
     await page.getByTestId('node-10').getByTestId('combo-value').filter({ hasNotText: '(missing)' }).waitFor();
     await page.getByTestId('node-10').getByTestId('combo-value').click();
-    await expect(page.getByTestId('combo-popup').locator('li', { hasText: 'my-photo.png' }).count()).resolves.toBe(1);
+    await eventually(() => page.getByTestId('combo-popup').locator('li', { hasText: 'my-photo.png' }).count()).toBe(1);
     await page.keyboard.press('Escape');
     await shot(page, 'images-1-uploaded');
 
@@ -96,13 +96,13 @@ describe('images into the editor', () => {
     await page.keyboard.press('Control+Enter');
     const body = (await sent).postDataJSON() as ApiBody;
     expect(body.prompt['10'].inputs.image).toBe('my-photo.png');
-    await page.getByTestId('output-image-9').waitFor({ timeout: 60_000 });
+    await page.getByTestId('output-image-9').waitFor({ timeout: 240_000 });
     const out = fs.readdirSync(path.join(h.base, 'output')).filter((f) => f.startsWith('weft-img2img'));
     expect(out.length).toBe(1);
     expect((await sharp(path.join(h.base, 'output', out[0])).metadata()).width).toBe(256);
     await shot(page, 'images-2-img2img-ran');
     await page.close();
-  });
+  }, 300_000);
 
   it('a PNG without a workflow dropped on the canvas becomes a LoadImage node; dropped on a LoadImage it replaces its image', async () => {
     const page = await h.openPage();
@@ -118,11 +118,11 @@ describe('images into the editor', () => {
     const added = page.locator('.weft-node[data-node-type="LoadImage"]').last();
     const id = Number((await added.getAttribute('data-testid'))!.slice(5));
     expect(id).toBeGreaterThan(12);
-    await expect(imageValue(page, id)).resolves.toBe('dropped.png');
-    await expect(previewSize(page, id)).resolves.toEqual([W, H]);
+    await eventually(() => imageValue(page, id)).toBe('dropped.png');
+    await eventually(() => previewSize(page, id)).toEqual([W, H]);
     // No workflow was opened and no error shown: the template's nodes are all still there.
-    await expect(page.getByTestId('node-3').count()).resolves.toBe(1);
-    await expect(page.getByTestId('toast').count()).resolves.toBe(0);
+    await eventually(() => page.getByTestId('node-3').count()).toBe(1);
+    await eventually(() => page.getByTestId('toast').count()).toBe(0);
 
     const other = await sharp(photo).negate({ alpha: false }).png().toBuffer();
     const dt2 = await transfer(page, other, 'dropped-on-node.png');
@@ -133,7 +133,7 @@ describe('images into the editor', () => {
       () => document.querySelector('[data-testid="node-10"] [data-testid="combo-value"]')?.getAttribute('title') === 'dropped-on-node.png',
     );
     expect(fs.readFileSync(path.join(h.base, 'input', 'dropped-on-node.png')).equals(other)).toBe(true);
-    await expect(page.locator('.weft-node').count()).resolves.toBe(before + 1);
+    await eventually(() => page.locator('.weft-node').count()).toBe(before + 1);
     await shot(page, 'images-3-dropped');
     await page.close();
   });
@@ -159,7 +159,7 @@ describe('images into the editor', () => {
     await page.mouse.move(300, 500);
     await paste(photo);
     await page.waitForFunction((n) => document.querySelectorAll('.weft-node').length === n + 1, before);
-    await expect(page.locator('.weft-node[data-node-type="LoadImage"]').count()).resolves.toBe(2);
+    await eventually(() => page.locator('.weft-node[data-node-type="LoadImage"]').count()).toBe(2);
     await page.close();
   });
 
@@ -220,13 +220,13 @@ describe('images into the editor', () => {
       [45, 50],
     ])
       expect(alpha(x, y)).toBe(255);
-    await expect(previewSize(page, 10)).resolves.toEqual([W, H]);
+    await eventually(() => previewSize(page, 10)).toEqual([W, H]);
 
     const sent = page.waitForRequest((r) => r.url().endsWith('/api/prompt') && r.method() === 'POST');
     await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('Control+Enter');
     expect(((await sent).postDataJSON() as ApiBody).prompt['10'].inputs.image).toBe(value);
-    await page.getByTestId('output-image-9').waitFor({ timeout: 60_000 });
+    await page.getByTestId('output-image-9').waitFor({ timeout: 240_000 });
     await shot(page, 'images-5-inpaint-ran');
     // Reopening the editor shows the saved mask painted where the alpha is 0.
     await page.getByTestId('node-10').getByTestId('open-mask-editor').click();
@@ -238,7 +238,7 @@ describe('images into the editor', () => {
     expect(painted).toEqual([255, 0]);
     await page.getByTestId('mask-cancel').click();
     await page.close();
-  });
+  }, 300_000);
 
   it('produced no console errors', () => {
     expect(h.consoleErrors).toEqual([]);

@@ -10,7 +10,7 @@ import { Executor } from '../../engine/executor/executor.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import { createBuiltinRegistry } from '../../nodes/index.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
-import { ensureEditorBuild } from './harness.ts';
+import { ensureEditorBuild, eventually } from './harness.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const FIXTURES = path.join(ROOT, 'tests/fixtures/subgraphs');
@@ -63,12 +63,12 @@ describe('the editor opens subgraph and group-node workflows flattened', () => {
         links: unknown[][];
       };
       const { page, errors } = await open(file);
-      for (const n of flat.nodes) await expect(page.getByTestId(`node-${n.id}`).getAttribute('data-node-type')).resolves.toBe(n.type);
-      await expect(page.locator('.weft-node').count()).resolves.toBe(flat.nodes.length);
-      await expect(page.locator('.react-flow__edge').count()).resolves.toBe(flat.links.length);
+      for (const n of flat.nodes) await eventually(() => page.getByTestId(`node-${n.id}`).getAttribute('data-node-type')).toBe(n.type);
+      await eventually(() => page.locator('.weft-node').count()).toBe(flat.nodes.length);
+      await eventually(() => page.locator('.react-flow__edge').count()).toBe(flat.links.length);
 
       // A muted or bypassed instance stays a node of its subgraph's type, which the editor lists as missing.
-      await page.getByTestId('missing-dialog').waitFor({ timeout: 5000 });
+      await page.getByTestId('missing-dialog').waitFor({ timeout: 30_000 });
       await page.getByTestId('missing-close').click();
       const posted = page.waitForRequest((r) => r.url().endsWith('/api/prompt') && r.method() === 'POST');
       await page.getByTestId('btn-queue').click();

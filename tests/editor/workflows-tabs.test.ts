@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTemplate, readWorkflow, shot, startEditorHarness, type EditorHarness, type UiWorkflow } from './harness.ts';
+import { openTemplate, readWorkflow, shot, startEditorHarness, type EditorHarness, type UiWorkflow, eventually } from './harness.ts';
 
 let h: EditorHarness;
 const WORKFLOWS = () => path.join(h.base, 'user/default/workflows');
@@ -42,7 +42,7 @@ describe('workflows: default graph, tabs, unsaved changes', () => {
       'SaveImage',
       'VAEDecode',
     ]);
-    await expect(page.locator('.react-flow__edge').count()).resolves.toBe(9);
+    await eventually(() => page.locator('.react-flow__edge').count()).toBe(9);
     for (const [from, to] of [
       [4, 3],
       [5, 3],
@@ -54,9 +54,9 @@ describe('workflows: default graph, tabs, unsaved changes', () => {
       [4, 8],
       [8, 9],
     ])
-      await expect(page.locator(`[aria-label="Edge from ${from} to ${to}"]`).count()).resolves.toBe(1);
-    await expect(page.getByTestId('node-6').locator('textarea').inputValue()).resolves.toContain('purple galaxy bottle');
-    await expect(page.getByTestId('unsaved-marker').count()).resolves.toBe(0);
+      await eventually(() => page.locator(`[aria-label="Edge from ${from} to ${to}"]`).count()).toBe(1);
+    await eventually(() => page.getByTestId('node-6').locator('textarea').inputValue()).toContain('purple galaxy bottle');
+    await eventually(() => page.getByTestId('unsaved-marker').count()).toBe(0);
     await shot(page, 'tabs-1-default-graph');
     await page.close();
   });
@@ -65,18 +65,18 @@ describe('workflows: default graph, tabs, unsaved changes', () => {
     const page = await h.openPage();
     await openTemplate(page, 'invert-image.json');
     // Unchanged, the template is replaced by the next one: still one tab.
-    await expect(tabNames(page)).resolves.toEqual(['untitled']);
+    await eventually(() => tabNames(page)).toEqual(['untitled']);
     await scaleInput(page).fill('3');
     await page.getByTestId('unsaved-marker').waitFor();
     await page.getByTestId('tab-dirty-0').waitFor();
     await openTemplate(page, 'txt2img.json');
-    await expect(page.locator('[data-testid^="tab-close-"]').count()).resolves.toBe(2);
-    await expect(page.getByTestId('tab-1').getAttribute('data-active')).resolves.toBe('true');
-    await expect(page.locator('.weft-node').count()).resolves.toBe(readWorkflow('txt2img.json').nodes.length);
+    await eventually(() => page.locator('[data-testid^="tab-close-"]').count()).toBe(2);
+    await eventually(() => page.getByTestId('tab-1').getAttribute('data-active')).toBe('true');
+    await eventually(() => page.locator('.weft-node').count()).toBe(readWorkflow('txt2img.json').nodes.length);
     await shot(page, 'tabs-2-two-tabs');
     // The edit is still there in the first tab.
     await page.getByTestId('tab-0').click();
-    await expect(scaleInput(page).inputValue()).resolves.toBe('3');
+    await eventually(() => scaleInput(page).inputValue()).toBe('3');
     // Closing it asks; dismissed, nothing closes.
     page.once('dialog', (d) => {
       expect(d.type()).toBe('confirm');
@@ -84,18 +84,18 @@ describe('workflows: default graph, tabs, unsaved changes', () => {
       void d.dismiss();
     });
     await page.getByTestId('tab-close-0').click();
-    await expect(page.locator('[data-testid^="tab-close-"]').count()).resolves.toBe(2);
-    await expect(scaleInput(page).inputValue()).resolves.toBe('3');
+    await eventually(() => page.locator('[data-testid^="tab-close-"]').count()).toBe(2);
+    await eventually(() => scaleInput(page).inputValue()).toBe('3');
     // Accepted, the tab closes and the other one shows.
     page.once('dialog', (d) => void d.accept());
     await page.getByTestId('tab-close-0').click();
-    await expect(page.locator('[data-testid^="tab-close-"]').count()).resolves.toBe(1);
+    await eventually(() => page.locator('[data-testid^="tab-close-"]').count()).toBe(1);
     await page.getByTestId('node-9').waitFor();
     // A clean tab closes without asking (an unexpected dialog would be dismissed and keep it).
     await page.getByTestId('tab-new').click();
-    await expect(page.locator('[data-testid^="tab-close-"]').count()).resolves.toBe(2);
+    await eventually(() => page.locator('[data-testid^="tab-close-"]').count()).toBe(2);
     await page.getByTestId('tab-close-1').click();
-    await expect(page.locator('[data-testid^="tab-close-"]').count()).resolves.toBe(1);
+    await eventually(() => page.locator('[data-testid^="tab-close-"]').count()).toBe(1);
     await page.close();
   });
 
@@ -117,7 +117,7 @@ describe('workflows: default graph, tabs, unsaved changes', () => {
     await page.getByTestId('toast').filter({ hasText: 'exists' }).waitFor();
     expect(dialogs).toEqual(['prompt', 'confirm']);
     expect(JSON.parse(fs.readFileSync(path.join(WORKFLOWS(), 'taken.json'), 'utf8'))).toMatchObject({ marker: 'old' });
-    await expect(page.getByTestId('unsaved-marker').count()).resolves.toBe(1);
+    await eventually(() => page.getByTestId('unsaved-marker').count()).toBe(1);
     page.off('dialog', handler);
     // Confirmed: saved over, named, clean.
     handler = answer(true);
@@ -127,8 +127,8 @@ describe('workflows: default graph, tabs, unsaved changes', () => {
     page.off('dialog', handler);
     const saved = JSON.parse(fs.readFileSync(path.join(WORKFLOWS(), 'taken.json'), 'utf8')) as UiWorkflow;
     expect(saved.nodes.find((n) => n.id === 2)!.widgets_values).toEqual(['bilinear', 4]);
-    await expect(page.getByTestId('unsaved-marker').count()).resolves.toBe(0);
-    await expect(page.getByTestId('tab-dirty-0').count()).resolves.toBe(0);
+    await eventually(() => page.getByTestId('unsaved-marker').count()).toBe(0);
+    await eventually(() => page.getByTestId('tab-dirty-0').count()).toBe(0);
     // Undo to before the save makes it unsaved again; redo back to the saved document is clean.
     await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('Control+z');
@@ -149,7 +149,7 @@ describe('workflows: default graph, tabs, unsaved changes', () => {
     await page.reload();
     await page.getByTestId('draft-yes').click();
     await page.getByTestId('doc-name').filter({ hasText: 'drafted.json' }).waitFor();
-    await expect(scaleInput(page).inputValue()).resolves.toBe('5');
+    await eventually(() => scaleInput(page).inputValue()).toBe('5');
     await page.getByTestId('unsaved-marker').waitFor();
     await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('Control+s');
@@ -167,10 +167,10 @@ describe('workflows: default graph, tabs, unsaved changes', () => {
     await text.click();
     await text.press('End');
     await text.pressSequentially(' more words', { delay: 5 });
-    await expect(text.inputValue()).resolves.toBe(`${before} more words`);
+    await eventually(() => text.inputValue()).toBe(`${before} more words`);
     await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
     await page.keyboard.press('Control+z');
-    await expect(text.inputValue()).resolves.toBe(before);
+    await eventually(() => text.inputValue()).toBe(before);
     await page.close();
   });
 
