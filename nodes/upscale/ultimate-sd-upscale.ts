@@ -8,11 +8,12 @@ import type { ModelHandle, VaeHandle } from '../../engine/models/handles.ts';
 import type { Conditioning } from '../../engine/sampling/conditioning.ts';
 import type { ImageTensor } from '../../engine/core/tensor.ts';
 import type { UpscaleModel } from '../../engine/models/upscale/model.ts';
-import { ultimateSdUpscale } from './usdu-process.ts';
+import '../../engine/sampling/socket-types.ts';
+import { ultimateSdUpscale, type UsduSampling } from './usdu-process.ts';
 
 /**
- * ComfyUI_UltimateSDUpscale's nodes (usdu_nodes.py): UltimateSDUpscale and
- * UltimateSDUpscaleNoUpscale, with its input names, order, defaults and limits.
+ * ComfyUI_UltimateSDUpscale's nodes (usdu_nodes.py): UltimateSDUpscale, UltimateSDUpscaleNoUpscale
+ * and UltimateSDUpscaleCustomSample, with its input names, order, defaults and limits.
  */
 
 const MAX_RESOLUTION = 8192;
@@ -115,6 +116,7 @@ async function run(
   upscaleBy: number,
   upscaleModel: UpscaleModel | undefined,
   ctx: NodeContext,
+  custom?: UsduSampling['custom'],
 ): Promise<ImageTensor> {
   const params: UsduParams = {
     tileWidth: i.tile_width,
@@ -146,6 +148,7 @@ async function run(
       denoise: i.denoise,
       tiledDecode: i.tiled_decode,
       batchSize: i.batch_size,
+      custom,
     },
     { signal: ctx.signal, onProgress: (done, total) => ctx.progress(done, total) },
   );
@@ -193,4 +196,42 @@ export const UltimateSDUpscaleNoUpscale = defineNode({
   },
 });
 
-export const nodes = [UltimateSDUpscale, UltimateSDUpscaleNoUpscale];
+export const UltimateSDUpscaleCustomSample = defineNode({
+  name: 'UltimateSDUpscaleCustomSample',
+  displayName: 'Ultimate SD Upscale (Custom Sample)',
+  category: 'image/upscaling',
+  description: 'Runs image-to-image on tiles from the input image.',
+  searchAliases: ['usdu', 'ultimate upscale', 'custom sampler'],
+  inputs: {
+    required: {
+      image: { type: 'IMAGE', tooltip: 'The image to upscale.' },
+      ...sampling,
+      upscale_by: { type: 'FLOAT', default: 2, min: 0.05, max: 4, step: 0.05, tooltip: 'The factor to upscale the image by.' },
+      ...samplerParams,
+      ...tileParams,
+    },
+    optional: {
+      upscale_model: {
+        type: 'UPSCALE_MODEL',
+        tooltip: 'The model to use for upscaling the image. If not provided, a simple Lanczos scaling will be used instead.',
+      },
+      custom_sampler: {
+        type: 'SAMPLER',
+        tooltip:
+          'A custom sampler to use instead of the built-in ComfyUI sampler specified by sampler_name. Only used if both custom_sampler and custom_sigmas are provided.',
+      },
+      custom_sigmas: {
+        type: 'SIGMAS',
+        tooltip: 'A custom noise schedule to use during sampling. Only used if both custom_sampler and custom_sigmas are provided.',
+      },
+    },
+  },
+  outputs: [{ type: 'IMAGE', name: 'IMAGE', tooltip: 'The final upscaled image.' }],
+  async run(i, ctx) {
+    // As the port: with only one of the two, it samples as UltimateSDUpscale (and logs a warning there).
+    const custom = i.custom_sampler && i.custom_sigmas ? { sampler: i.custom_sampler, sigmas: i.custom_sigmas } : undefined;
+    return [await run(i, i.image, i.upscale_by, i.upscale_model, ctx, custom)];
+  },
+});
+
+export const nodes = [UltimateSDUpscale, UltimateSDUpscaleNoUpscale, UltimateSDUpscaleCustomSample];

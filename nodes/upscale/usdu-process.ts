@@ -1,5 +1,5 @@
 import { InterruptedError } from '../../engine/core/errors.ts';
-import { describeShape, type ImageTensor, type Tensor } from '../../engine/core/tensor.ts';
+import { describeShape, type ImageTensor, type Latent, type Tensor } from '../../engine/core/tensor.ts';
 import { pilResampleLanczos8 } from '../../engine/image/pil-lanczos.ts';
 import { quantize8 } from '../../engine/image/quantize.ts';
 import { resizeNCHW } from '../../engine/image/resize.ts';
@@ -20,7 +20,11 @@ import type { UpscaleModel } from '../../engine/models/upscale/model.ts';
 import { ControlNetControl, type ControlLink } from '../../engine/models/controlnet/control.ts';
 import { T2IAdapterControl } from '../../engine/models/controlnet/adapter-control.ts';
 import type { Conditioning, ConditioningEntry, Control } from '../../engine/sampling/conditioning.ts';
+import { cfgGuider } from '../../engine/sampling/guider.ts';
 import { ksample } from '../../engine/sampling/ksampler.ts';
+import { randomNoise } from '../../engine/sampling/noise/index.ts';
+import { checkLatent, sampleLatent } from '../../engine/sampling/run.ts';
+import type { SamplerObject } from '../../engine/sampling/samplers/index.ts';
 
 /**
  * Ultimate SD Upscale's run (ComfyUI_UltimateSDUpscale's `upscale` → the A1111 script's
@@ -51,6 +55,30 @@ export interface UsduSampling {
   tiledDecode: boolean;
   /** Tiles sampled together in the redraw (the seam fix always goes one at a time). */
   batchSize: number;
+  /**
+   * UltimateSDUpscaleCustomSample with both custom inputs: each tile is sampled as SamplerCustom does
+   * (noise added from `seed`, this sampler on exactly these sigmas; steps, sampler name, scheduler
+   * and denoise are then unused, as in the port).
+   */
+  custom?: { sampler: SamplerObject; sigmas: Float64Array };
+}
+
+/** The port's `sample`: SamplerCustom when a custom sampler and sigmas are given, else KSampler (common_ksampler) at denoise. */
+async function sampleTile(
+  s: UsduSampling,
+  positive: Conditioning,
+  negative: Conditioning,
+  latent: Latent,
+  signal?: AbortSignal,
+): Promise<Latent> {
+  if (!s.custom) {
+    const { model, seed, steps, cfg, samplerName, scheduler, denoise } = s;
+    return ksample({ model, seed, steps, cfg, samplerName, scheduler, positive, negative, latent, denoise, signal });
+  }
+  checkLatent(latent, s.model);
+  const guider = cfgGuider({ model: s.model, positive, negative, cfg: s.cfg });
+  const noise = randomNoise(s.seed).generate(latent);
+  return sampleLatent({ guider, sampler: s.custom.sampler, sigmas: s.custom.sigmas, noise, latent, seed: s.seed, signal });
 }
 
 export interface UsduRunOptions {
@@ -235,19 +263,7 @@ async function processGroup(
   const regions = planned.length > 1 ? images.flatMap(() => planned.map((q) => q.region)) : [planned[0].region];
   const positive = cropCond(s.positive, regions, init, canvas, [tw, th], 'positive');
   const negative = cropCond(s.negative, regions, init, canvas, [tw, th], 'negative');
-  const out = await ksample({
-    model: s.model,
-    seed: s.seed,
-    steps: s.steps,
-    cfg: s.cfg,
-    samplerName: s.samplerName,
-    scheduler: s.scheduler,
-    positive,
-    negative,
-    latent: { samples },
-    denoise: s.denoise,
-    signal: opts.signal,
-  });
+  const out = await sampleTile(s, positive, negative, { samples }, opts.signal);
   const decoded = s.tiledDecode
     ? await decodeTiled(s.vae, out.samples, { tileSize: 512, overlap: 64, signal: opts.signal })
     : await s.vae.decode(out.samples, opts.signal);

@@ -10,6 +10,7 @@ import {
   type UsduParams,
 } from '../../engine/image/usdu/geometry.ts';
 import { getbbox } from '../../engine/image/usdu/pil-ops.ts';
+import { UltimateSDUpscale, UltimateSDUpscaleCustomSample, UltimateSDUpscaleNoUpscale } from '../../nodes/upscale/ultimate-sd-upscale.ts';
 import { batchJobs, cropCond } from '../../nodes/upscale/usdu-process.ts';
 import type { Conditioning } from '../../engine/sampling/conditioning.ts';
 
@@ -183,5 +184,33 @@ describe('Ultimate SD Upscale geometry', () => {
     expect(row.slice(0, 60).every((v) => v === 0)).toBe(true);
     const [right] = cropCond(cond, [[64, 0, 128, 64]], [64, 64], [128, 128], [64, 64], 'negative');
     expect(Array.from(right.mask!.data.subarray(64 * 10 + 4, 64 * 10 + 64)).every((v) => v === 1)).toBe(true);
+  });
+
+  it("the three nodes' inputs in the port's order (USDU_base_inputs, NoUpscale's removals and rename, CustomSample's optionals)", () => {
+    const base = [
+      'image',
+      'model',
+      'positive',
+      'negative',
+      'vae',
+      'upscale_by',
+      'seed',
+      'steps',
+      'cfg',
+      'sampler_name',
+      'scheduler',
+      'denoise',
+    ];
+    const tiles = ['mode_type', 'tile_width', 'tile_height', 'mask_blur', 'tile_padding', 'seam_fix_mode', 'seam_fix_denoise'];
+    const rest = ['seam_fix_width', 'seam_fix_mask_blur', 'seam_fix_padding', 'force_uniform_tiles', 'tiled_decode', 'batch_size'];
+    expect(Object.keys(UltimateSDUpscale.inputs?.required ?? {})).toEqual([...base, 'upscale_model', ...tiles, ...rest]);
+    expect(Object.keys(UltimateSDUpscaleNoUpscale.inputs?.required ?? {})).toEqual([
+      'upscaled_image',
+      ...base.slice(1).filter((n) => n !== 'upscale_by'),
+      ...tiles,
+      ...rest,
+    ]);
+    expect(Object.keys(UltimateSDUpscaleCustomSample.inputs?.required ?? {})).toEqual([...base, ...tiles, ...rest]);
+    expect(Object.keys(UltimateSDUpscaleCustomSample.inputs?.optional ?? {})).toEqual(['upscale_model', 'custom_sampler', 'custom_sigmas']);
   });
 });

@@ -11,7 +11,10 @@ import { UpscaleModelLoader } from '../../engine/models/upscale/loader.ts';
 import type { UpscaleModel } from '../../engine/models/upscale/model.ts';
 import { FolderPaths } from '../../engine/paths/folders.ts';
 import type { Conditioning } from '../../engine/sampling/conditioning.ts';
+import { cfgGuider } from '../../engine/sampling/guider.ts';
 import { ksample } from '../../engine/sampling/ksampler.ts';
+import { samplerObject } from '../../engine/sampling/samplers/index.ts';
+import { ksamplerStepSigmas } from '../../engine/sampling/sigmas.ts';
 import { ultimateSdUpscale, type UsduSampling } from '../../nodes/upscale/usdu-process.ts';
 import { makeTiny, type Tiny } from '../models-onnx/tiny.ts';
 import { maxAbsDiff, quiet, ramp } from './helpers.ts';
@@ -200,6 +203,27 @@ describe('UltimateSDUpscale on the tiny model', () => {
       sampling({ steps: 1 }),
     );
     expect(one.shape).toEqual([1, 8, 8, 3]);
+  }, 180_000);
+
+  it("UltimateSDUpscaleCustomSample: euler on KSampler's own sigmas for (steps, scheduler, denoise) gives UltimateSDUpscale's image exactly; other sigmas differ", async () => {
+    const p: UsduParams = { ...P, mode: 'Chess', seamFix: 'Half Tile' };
+    const plain = await ultimateSdUpscale(input, 2, upscaler, p, sampling());
+    const s = sampling();
+    const sigmas = ksamplerStepSigmas(cfgGuider({ model: s.model, positive, negative, cfg: s.cfg }).modelSampling, {
+      steps: s.steps,
+      scheduler: s.scheduler,
+      denoise: s.denoise,
+    });
+    const custom = await ultimateSdUpscale(input, 2, upscaler, p, sampling({ custom: { sampler: samplerObject('euler'), sigmas } }));
+    expect(maxAbsDiff(custom.data, plain.data)).toBe(0);
+    const other = await ultimateSdUpscale(
+      input,
+      2,
+      upscaler,
+      p,
+      sampling({ custom: { sampler: samplerObject('euler'), sigmas: sigmas.slice(1) } }),
+    );
+    expect(maxAbsDiff(other.data, plain.data)).toBeGreaterThan(1 / 255);
   }, 180_000);
 
   it('refuses batch_size > 1 without uniform tiles, a non-RGB image and a too-small canvas, by name', async () => {
