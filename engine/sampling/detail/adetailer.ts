@@ -6,7 +6,7 @@ import type { Conditioning } from '../conditioning.ts';
 import { cfgGuider } from '../guider.ts';
 import { randomNoise } from '../noise/index.ts';
 import { sampleLatent } from '../run.ts';
-import { samplerNeedsNoise, samplerObject } from '../samplers/index.ts';
+import { samplerObject } from '../samplers/index.ts';
 import { calculateSigmas } from '../schedulers.ts';
 import type { PreviewImage } from '../../core/preview.ts';
 import {
@@ -32,6 +32,7 @@ import {
   type AdMergeInvert,
   type AdSortBy,
 } from './adetailer-masks.ts';
+import { batchMixing, stackItems } from './batch-rules.ts';
 
 /**
  * One A1111 ADetailer pass (scripts/!adetailer.py `_postprocess_image_inner`) on one image: detect,
@@ -184,16 +185,6 @@ async function encodeFor(plan: InpaintPlan, o: AdetailerOptions): Promise<Latent
   return { samples, noiseMask: { shape: [1, 1, lh, lw], data: Float32Array.from(lm, (v) => (v >= 128 ? 1 : 0)) } };
 }
 
-const stack = (parts: readonly Float32Array[]): Float32Array => {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-
 /** One img2img run over the latents (a batch when several), each with its own seed's starting noise; the decoded pictures. */
 async function sampleItems(
   latents: readonly Latent[],
@@ -208,12 +199,12 @@ async function sampleItems(
     latents.length === 1
       ? latents[0]
       : {
-          samples: { shape: [latents.length, ...one.slice(1)], data: stack(latents.map((l) => l.samples.data)) },
-          noiseMask: { shape: [latents.length, ...mshape.slice(1)], data: stack(latents.map((l) => l.noiseMask!.data)) },
+          samples: { shape: [latents.length, ...one.slice(1)], data: stackItems(latents.map((l) => l.samples.data)) },
+          noiseMask: { shape: [latents.length, ...mshape.slice(1)], data: stackItems(latents.map((l) => l.noiseMask!.data)) },
         };
   const guider = cfgGuider({ model: o.model, positive, negative, cfg: o.cfg });
   const sigmas = a1111Img2ImgSigmas(calculateSigmas(guider.modelSampling, o.scheduler, o.steps), o.steps, o.denoise);
-  let noise = stack(latents.map((l, i) => randomNoise(seeds[i]).generate(l)));
+  let noise = stackItems(latents.map((l, i) => randomNoise(seeds[i]).generate(l)));
   if (o.noiseMultiplier !== 1) noise = noise.map((v) => v * o.noiseMultiplier);
   const out = await sampleLatent({
     guider,
@@ -241,9 +232,6 @@ function pasteResult(cur: PlanarU8, plan: InpaintPlan, decoded: PlanarU8): Plana
   return applyOverlay(cur, plan.overlayMask, whole);
 }
 
-/** Samplers whose arithmetic couples the items of a batch (dpm_adaptive's error norm spans the whole tensor). */
-const BATCH_COUPLED_SAMPLERS: ReadonlySet<string> = new Set(['dpm_adaptive']);
-
 const overlaps = (a: CropBox, b: CropBox): boolean => a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
 
 /**
@@ -254,11 +242,8 @@ const overlaps = (a: CropBox, b: CropBox): boolean => a[0] < b[0] + b[2] && b[0]
  */
 function batchRefusal(plans: readonly InpaintPlan[], o: AdetailerOptions): string | undefined {
   if (plans.some((p) => !p.pasteTo)) return 'whole-picture inpaints overlap';
-  if (samplerNeedsNoise(o.samplerName)) return `${o.samplerName} draws step noise, one stream per run`;
-  if (BATCH_COUPLED_SAMPLERS.has(o.samplerName)) return `${o.samplerName} couples the items of a batch`;
-  const m = o.model;
-  if (m.wrappers?.length || m.samplerCfgFunction || m.samplerPreCfgFunctions?.length)
-    return 'the model has wrappers or CFG functions that may treat the batch as a whole';
+  const mixing = batchMixing(o.samplerName, o.model);
+  if (mixing) return mixing;
   for (let a = 0; a < plans.length; a++)
     for (let b = a + 1; b < plans.length; b++) if (overlaps(plans[a].pasteTo!, plans[b].pasteTo!)) return 'crop regions overlap';
   return undefined;

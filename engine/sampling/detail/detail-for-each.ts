@@ -4,7 +4,7 @@ import { describeShape, type ImageTensor, type Tensor } from '../../core/tensor.
 import { resizeNCHW } from '../../image/resize.ts';
 import type { Box, Seg, Segs } from '../../image/segs.ts';
 import type { Conditioning } from '../conditioning.ts';
-import { samplerNeedsNoise } from '../samplers/index.ts';
+import { batchMixing } from './batch-rules.ts';
 import { detailUpscalePlan, enhanceDetail, enhanceDetailBatch, type DetailSampling, type UpscalePlan } from './enhance.ts';
 import { impactBlurMask } from './impact-blur.ts';
 
@@ -163,9 +163,6 @@ function prepareSegment(seg: Seg, i: number, image: Tensor, o: DetailOptions): P
 
 const disjoint = (a: Box, b: Box): boolean => a[2] <= b[0] || b[2] <= a[0] || a[3] <= b[1] || b[3] <= a[1];
 
-/** Samplers whose arithmetic couples the items of a batch (dpm_adaptive's error norm spans the whole tensor). */
-const BATCH_COUPLED_SAMPLERS: ReadonlySet<string> = new Set(['dpm_adaptive']);
-
 /**
  * Why same-size segments may not share a sampling run, or undefined when they may. A batch gives each
  * crop its own run up to the UNet's batch arithmetic only when nothing mixes the items: step noise
@@ -175,11 +172,8 @@ const BATCH_COUPLED_SAMPLERS: ReadonlySet<string> = new Set(['dpm_adaptive']);
 function batchRefusal(live: readonly { p: PreparedSegment }[], o: DetailOptions): string | undefined {
   if ([...o.positive, ...o.negative].some((e) => e.mask)) return 'the prompts carry masks, which are cut per crop';
   if (o.inpaintModel && o.noiseMask) return 'inpaint_model gives each crop its own inpaint conditioning';
-  if (samplerNeedsNoise(o.samplerName)) return `${o.samplerName} draws step noise, one stream per run`;
-  if (BATCH_COUPLED_SAMPLERS.has(o.samplerName)) return `${o.samplerName} couples the items of a batch`;
-  const m = o.model;
-  if (m.wrappers?.length || m.samplerCfgFunction || m.samplerPreCfgFunctions?.length)
-    return 'the model has wrappers or CFG functions that may treat the batch as a whole';
+  const mixing = batchMixing(o.samplerName, o.model);
+  if (mixing) return mixing;
   for (let a = 0; a < live.length; a++)
     for (let b = a + 1; b < live.length; b++) if (!disjoint(live[a].p.region, live[b].p.region)) return 'crop regions overlap';
   return undefined;

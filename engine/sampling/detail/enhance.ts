@@ -5,6 +5,7 @@ import type { PreviewImage } from '../../core/preview.ts';
 import type { Box } from '../../image/segs.ts';
 import { impactBlurMask } from './impact-blur.ts';
 import { randomNoise } from '../noise/index.ts';
+import { stackItems } from './batch-rules.ts';
 import { impactSample } from './impact-sample.ts';
 import { inpaintModelConditioning } from './inpaint-model.ts';
 import { lanczosImage } from './resize.ts';
@@ -156,23 +157,14 @@ export async function enhanceDetailBatch(
     latents.push({ samples, noiseMask });
   }
   const one = latents[0].samples.shape;
-  const stack = (parts: readonly Float32Array[]): Float32Array => {
-    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
-  };
   const masked = latents.every((l) => l.noiseMask);
   const mshape = latents[0].noiseMask?.shape ?? [];
   let refined: Latent = {
-    samples: { shape: [items.length, ...one.slice(1)], data: stack(latents.map((l) => l.samples.data)) },
-    noiseMask: masked ? { shape: [items.length, ...mshape.slice(1)], data: stack(latents.map((l) => l.noiseMask!.data)) } : undefined,
+    samples: { shape: [items.length, ...one.slice(1)], data: stackItems(latents.map((l) => l.samples.data)) },
+    noiseMask: masked ? { shape: [items.length, ...mshape.slice(1)], data: stackItems(latents.map((l) => l.noiseMask!.data)) } : undefined,
   };
   for (let c = 0; c < s.cycle; c++) {
-    const noise = stack(items.map((it, i) => randomNoise(it.seed + BigInt(c)).generate(latents[i])));
+    const noise = stackItems(items.map((it, i) => randomNoise(it.seed + BigInt(c)).generate(latents[i])));
     refined = await impactSample({
       model: s.model,
       seed: items[0].seed + BigInt(c),
