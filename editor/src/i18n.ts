@@ -110,6 +110,10 @@ const STRINGS = {
   selectAll: { en: 'Select all nodes', zh: '全选节点' },
   pasteWithLinks: { en: 'Paste with links', zh: '粘贴并保留连线' },
   boxSelect: { en: 'Box select', zh: '框选' },
+  dragSocket: { en: 'drag a socket', zh: '拖动插槽' },
+  moveLinks: { en: 'Move its links to another socket', zh: '将其连线移到另一个插槽' },
+  mouseMove: { en: 'move the mouse', zh: '移动鼠标' },
+  panCanvas: { en: 'Pan the canvas', zh: '平移画布' },
   drag: { en: 'drag', zh: '拖动' },
   reloadDefs: { en: 'Reload node definitions', zh: '刷新节点定义' },
 } as const;

@@ -156,7 +156,8 @@ describe('discovery', () => {
     expect(help).toContain('快捷键');
     expect(help).toContain('撤销 / 重做');
     expect(help).toContain('适应视图');
-    for (const zh of ['排队到最前', '全选节点', '粘贴并保留连线', '框选', '折叠', '刷新节点定义']) expect(help).toContain(zh);
+    for (const zh of ['排队到最前', '全选节点', '粘贴并保留连线', '框选', '折叠', '刷新节点定义', '将其连线移到另一个插槽', '平移画布'])
+      expect(help).toContain(zh);
     expect(help).not.toMatch(/undo|fit view|mute|bypass/);
     await shot(page, 'discovery-3-zh');
     await page.close();

@@ -17,6 +17,8 @@ export function HelpPanel({ lang }: { lang: Lang }) {
             ['Ctrl+Shift+V', t('pasteWithLinks', lang)],
             ['Ctrl+A', t('selectAll', lang)],
             [`Ctrl+${t('drag', lang)}`, t('boxSelect', lang)],
+            [`Shift+${t('dragSocket', lang)}`, t('moveLinks', lang)],
+            [`Space+${t('mouseMove', lang)}`, t('panCanvas', lang)],
             ['Alt+C', t('ctxCollapse', lang)],
             ['Ctrl+M', t('mute', lang)],
             ['Ctrl+B', t('bypass', lang)],
