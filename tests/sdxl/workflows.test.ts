@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SDXL_VARIANT_MARKERS } from '../../engine/models/families/sdxl/make.ts';
 import { makeTinySdxlCheckpoint } from '../../engine/models/make-model.ts';
 
 /** The SDXL example workflows run through the real CLI on the tiny SDXL base and refiner, steps cut down. */
@@ -67,6 +68,13 @@ describe('SDXL example workflows on the tiny models', () => {
       '13.start_at_step=2',
     ]);
     const img = await pixels(out[0]);
+    expect([img.width, img.height]).toEqual([128, 128]);
+  }, 300_000);
+
+  it('sdxl-txt2img.json on a Playground v2.5-style file (EDM, per-channel latents) loads, encodes, samples and decodes through the normal nodes', async () => {
+    const name = 'weft-tiny-sdxl-playground.safetensors';
+    await makeTinySdxlCheckpoint(path.join(tmp, 'models/checkpoints', name), { seed: 0, markers: SDXL_VARIANT_MARKERS.playground });
+    const img = await pixels(run('sdxl-txt2img.json', [...SMALL, `4.ckpt_name=${name}`])[0]);
     expect([img.width, img.height]).toEqual([128, 128]);
   }, 300_000);
 });
