@@ -1,6 +1,6 @@
 import type { Tensor } from '../../core/tensor.ts';
 import { commonUpscale } from '../../image/resize.ts';
-import type { ControlResiduals, ControlTiles } from '../handles.ts';
+import type { ControlResiduals, ControlTiles, ModelHandle } from '../handles.ts';
 import { HINT_DOWNSCALE } from './layout.ts';
 import type { ControlNetModel } from './model.ts';
 import { TileHints } from './tile-hints.ts';
@@ -30,6 +30,8 @@ export interface ControlNetRequest {
   readonly extra?: Readonly<Record<string, Tensor>>;
   readonly chunks: number;
   readonly modelSampling?: ControlModelSampling;
+  /** The model sampled (ComfyUI's pre_run), for a Control-LoRA. */
+  readonly model?: ModelHandle;
   /** Per chunk: 0 = cond, 1 = uncond. */
   readonly condOrUncond?: readonly number[];
   /** The sampler step as a fraction of the run's steps. */
@@ -146,7 +148,7 @@ export class ControlNetControl implements ControlLink {
       ? (await this.tileHints.outputs(req.tiles, rows, req.signal))[0]
       : broadcastRows(await this.hintFeatures(h, w, req.signal), rows, req.chunks);
     const x = { shape: req.x.shape, data: ms.calculateInput(req.sigma, req.x.data) };
-    const out = await this.net.run({ x, timesteps: req.timesteps, context: req.context, hintFeatures: features, y: req.extra?.y, signal: req.signal });
+    const out = await this.net.run({ x, timesteps: req.timesteps, context: req.context, hintFeatures: features, y: req.extra?.y, model: req.model, signal: req.signal });
     const scale = (t: Tensor, k: number): Tensor => {
       const s = Math.fround(strength * (scales?.[k] ?? 1));
       const src = this.net.globalAveragePooling ? globalAverage(t) : t;

@@ -2,7 +2,6 @@ import path from 'node:path';
 import { f16ToF32, f32ToBf16, f32ToF16, type Dtype } from '../../core/dtype.ts';
 import { PrefixedWeightSource, type WeightSource } from '../../core/weights.ts';
 import { openWeights } from '../../formats/open-weights.ts';
-import { readUnetConfig } from '../families/sd1/detect.ts';
 import { UnsupportedModelError } from '../errors.ts';
 import { RenamedWeightSource } from '../families/sd1/weight-views.ts';
 import { diffusersControlNetKeys, isDiffusersControlNet } from './diffusers-keys.ts';
@@ -10,12 +9,14 @@ import { controlNetLayout, type ControlNetConfig } from './layout.ts';
 import { isT2IAdapter } from './adapter-layout.ts';
 import { t2iAdapterFromSource, type T2IAdapterFile } from './adapter.ts';
 import { isUnionControlNet, isUnionKey, readUnionConfig, unionKeyName } from './union.ts';
+import { readControlLora, type ControlLoraFile } from './control-lora-file.ts';
+import { controlNetUnet } from './unet-config.ts';
 
 /**
  * ControlNet files as ComfyUI's `load_controlnet` reads them: the single-file layout (ControlNet
  * 1.0/1.1, keys under `control_model.` or bare), diffusers' ControlNetModel (renamed by key map),
  * and difference ControlNets (weights stored relative to a model; see `withDifference`). The
- * architecture is read from shapes by the UNet detection (`readUnetConfig`, encoder half only);
+ * architecture is read from shapes by the UNet detection (`controlNetUnet`: readUnetConfig, encoder half only);
  * ControlNets of other families and the kinds Weft does not run yet are refused by name.
  */
 
@@ -47,15 +48,6 @@ function otherKind(names: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** The family a ControlNet's UNet copy belongs to, when it is not SD1 (ComfyUI's model detection, told by shapes). */
-function otherFamily(cfg: ControlNetConfig['unet']): [string, string] | undefined {
-  if (cfg.admInChannels !== undefined) return ['SDXL', `label_emb input of ${cfg.admInChannels}`];
-  if (cfg.contextDim === 2048) return ['SDXL', 'cross-attention width 2048'];
-  if (cfg.contextDim === 1024) return ['SD2.x', 'cross-attention width 1024'];
-  if (cfg.useLinearInProj) return ['SD2.x', 'linear transformer projections'];
-  return undefined;
-}
-
 function verify(ws: WeightSource, cfg: ControlNetConfig, file: string): void {
   const problems: string[] = [];
   for (const [name, shape] of controlNetLayout(cfg)) {
@@ -76,13 +68,17 @@ export function readControlNet(file: string): ControlNetFile {
   return controlNetFromSource(file, sf, (n) => sf.dtype(n));
 }
 
-/** What ComfyUI's ControlNetLoader accepts: a ControlNet or, when the names say so, a T2I-Adapter. */
-export type ControlFile = { readonly kind: 'controlnet'; readonly cn: ControlNetFile } | { readonly kind: 't2i-adapter'; readonly adapter: T2IAdapterFile };
+/** What ComfyUI's ControlNetLoader accepts: a ControlNet, a Control-LoRA or, when the names say so, a T2I-Adapter. */
+export type ControlFile =
+  | { readonly kind: 'controlnet'; readonly cn: ControlNetFile }
+  | { readonly kind: 't2i-adapter'; readonly adapter: T2IAdapterFile }
+  | { readonly kind: 'control-lora'; readonly lora: ControlLoraFile };
 
-/** ComfyUI's load_controlnet_state_dict order: the ControlNet layouts first, then load_t2i_adapter's. */
+/** ComfyUI's load_controlnet_state_dict order: Control-LoRAs, the ControlNet layouts, then load_t2i_adapter's. */
 export function readControlModel(file: string): ControlFile {
   const sf = openWeights(file);
   const names = sf.names();
+  if (names.includes('lora_controlnet')) return { kind: 'control-lora', lora: readControlLora(file, sf) };
   const controlNet = isDiffusersControlNet(names) || names.includes(SINGLE_PREFIX + ZERO_CONV0) || names.includes(ZERO_CONV0) || names.includes('lora_controlnet');
   if (!controlNet && isT2IAdapter(names)) return { kind: 't2i-adapter', adapter: t2iAdapterFromSource(file, sf) };
   return { kind: 'controlnet', cn: controlNetFromSource(file, sf, (n) => sf.dtype(n)) };
@@ -94,7 +90,7 @@ export function controlNetFromSource(file: string, sf: WeightSource, dtypeOf: (n
   let kind: ControlNetLayoutKind;
   let weights: WeightSource;
   const dtypes = new Map<string, Dtype>();
-  if (names.includes('lora_controlnet')) throw new UnsupportedModelError('a Control-LoRA (lora_controlnet)', 'Weft loads full ControlNets only for now');
+  if (names.includes('lora_controlnet')) throw new Error(`${file} is a Control-LoRA (lora_controlnet), not a full ControlNet (readControlModel loads both)`);
   const union = isUnionControlNet(names);
   // ComfyUI reads the union modules in the diffusers layout only (xinsir's files); in another layout it would run without them.
   if (union && !isDiffusersControlNet(names)) {
@@ -123,11 +119,7 @@ export function controlNetFromSource(file: string, sf: WeightSource, dtypeOf: (n
     throw new Error(`${file}: not a ControlNet: no ${SINGLE_PREFIX}${ZERO_CONV0}, ${ZERO_CONV0} or controlnet_cond_embedding.conv_in.weight`);
   }
   if (!weights.has('input_hint_block.0.weight')) throw new Error(`${file}: not a ControlNet 1.x: it has zero convs but no hint encoder (input_hint_block.0.weight)`);
-  let unet = readUnetConfig(weights, '', { encoderOnly: true });
-  // SDXL's ControlNets (label_emb, linear projections, widths in 64-wide heads, not SD2's 1024-wide context) run as its UNet does: 64-wide heads, a y input.
-  if (unet.admInChannels !== undefined && unet.useLinearInProj && unet.contextDim !== 1024 && unet.modelChannels % 64 === 0) unet = { ...unet, numHeadChannels: 64 };
-  const family = unet.numHeadChannels === undefined ? otherFamily(unet) : undefined;
-  if (family) throw new UnsupportedModelError(`a ControlNet for ${family[0]}`, `${family[1]}; Weft runs SD1 ControlNets for now`);
+  const unet = controlNetUnet(weights);
   const unionCfg = union ? readUnionConfig(weights, file) : undefined;
   if (unionCfg && unionCfg.width !== unet.modelChannels) {
     throw new Error(`${file}: ControlNet Union task_embedding is ${unionCfg.width} wide but the encoded hint is ${unet.modelChannels} (the model width); they are added together`);

@@ -8,9 +8,10 @@ import type { PartsRuntime } from '../runtime/parts-runtime.ts';
 import { t2iAdapterModel, type T2IAdapterModel } from './adapter.ts';
 import { readControlModel, withDifference, type ControlNetFile } from './load.ts';
 import { controlNetModel, type ControlNetModel } from './model.ts';
+import { controlLoraModel } from './control-lora.ts';
 
 /**
- * ControlNet files → CONTROL_NET values over a parts runtime (ComfyUI's `load_controlnet`),
+ * ControlNet files (ControlNets, Control-LoRAs, T2I-Adapters) → CONTROL_NET values over a parts runtime (ComfyUI's `load_controlnet`),
  * memoised per file identity, and per model for difference ControlNets (DiffControlNetLoader).
  */
 export class ControlNetLoader {
@@ -29,6 +30,7 @@ export class ControlNetLoader {
       const hash = opened.contentHash({ cacheDir: join(this.opts.cacheDir, 'hashes') });
       opened.close();
       if (c.kind === 't2i-adapter') return { hash, model: t2iAdapterModel(this.runtime, c.adapter, hash) };
+      if (c.kind === 'control-lora') return { hash, model: controlLoraModel(this.runtime, c.lora, hash) };
       return { cn: c.cn, hash, model: controlNetModel(this.runtime, c.cn, hash) };
     });
   }

@@ -8,6 +8,7 @@ import { unetPlan } from '../families/sd1/unet-plan.ts';
 import { buildControlNetGraph, buildHintGraph, CONTROLNET_IO, controlOutputName, HINT_IO } from './graph.ts';
 import type { ControlNetConfig } from './layout.ts';
 import type { ControlNetFile } from './load.ts';
+import type { ModelHandle } from '../handles.ts';
 import { controlTypeOneHot } from './union.ts';
 
 /**
@@ -43,6 +44,8 @@ export interface ControlNetRunArgs {
   hintFeatures: Tensor;
   /** The adm vector [B, admInChannels] of a ControlNet with a label embedding (SDXL's), as the UNet gets it. */
   y?: Tensor;
+  /** The model sampled (a Control-LoRA's ControlNet is made of its UNet weights). */
+  model?: ModelHandle;
   signal?: AbortSignal;
 }
 
