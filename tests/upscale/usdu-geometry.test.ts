@@ -179,7 +179,8 @@ describe('Ultimate SD Upscale geometry', () => {
     );
     expect(e.mask!.shape).toEqual([1, 64, 64]);
     expect([e.maskStrength, e.setAreaToBounds, e.cond]).toEqual([0.5, true, cond[0].cond]);
-    // The 16² mask is 1 on its right half: on the 128² canvas from x = 64, so the left 64² region is all 0 but its last column or two (BICUBIC overshoot is clipped).
+    // The 16² mask is 1 on its right half, from x = 64 on the 128² canvas: the left 64² region is 0 up to its last four columns,
+    // where BICUBIC blends across the edge (its negative lobe further left clips to 0).
     const row = Array.from(e.mask!.data.subarray(0, 64));
     expect(row.slice(0, 60).every((v) => v === 0)).toBe(true);
     const [right] = cropCond(cond, [[64, 0, 128, 64]], [64, 64], [128, 128], [64, 64], 'negative');

@@ -206,7 +206,7 @@ describe('UltimateSDUpscale on the tiny model', () => {
   }, 180_000);
 
   it("UltimateSDUpscaleCustomSample: euler on KSampler's own sigmas for (steps, scheduler, denoise) gives UltimateSDUpscale's image exactly; other sigmas differ", async () => {
-    const p: UsduParams = { ...P, mode: 'Chess', seamFix: 'Half Tile' };
+    const p: UsduParams = { ...P, mode: 'Chess' };
     const plain = await ultimateSdUpscale(input, 2, upscaler, p, sampling());
     const s = sampling();
     const sigmas = ksamplerStepSigmas(cfgGuider({ model: s.model, positive, negative, cfg: s.cfg }).modelSampling, {
