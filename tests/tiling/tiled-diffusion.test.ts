@@ -226,6 +226,56 @@ describe('TiledDiffusion wrapper against a plain loop (tiny SD1)', () => {
     }, 120_000);
   }
 
+  it('SpotDiffusion: ControlNet and T2I-Adapter hints are rolled with the latent before they are cut', async () => {
+    const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, 4).map((v) => (v + 1) / 2) };
+    const context = pos[0].cond;
+    const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
+    for (const kind of ['ControlNet', 'T2I-Adapter'] as const) {
+      const [p] = ControlNetApplyAdvanced.run(
+        {
+          positive: pos,
+          negative: neg,
+          control_net: kind === 'ControlNet' ? net : adapter,
+          image,
+          strength: 0.9,
+          start_percent: 0,
+          end_percent: 1,
+        },
+        noCtx,
+      ) as [Conditioning, Conditioning];
+      // σ 3.3 is step 1 (rows roll), 1.7 step 2 (columns roll).
+      for (const sigma of [3.3, 1.7]) {
+        const perTile = async (t: Tensor, b: TileBox, dy: number, dx: number) => {
+          const rolled: Tensor = { shape: full.shape, data: Float32Array.from(rollRef(full.data, full.shape, dy * 8, dx * 8)) };
+          const hint = crop(rolled, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
+          const app = { hint, strength: 0.9, startPercent: 0, endPercent: 1 };
+          const own = kind === 'ControlNet' ? new ControlNetControl(net, app) : new T2IAdapterControl(adapter, app);
+          return own.residuals({
+            x: t,
+            sigma,
+            timesteps: new Float32Array(1).fill(ms.timestep(sigma)),
+            context,
+            chunks: 1,
+            modelSampling: ms,
+          });
+        };
+        const want = await plainLoop({
+          method: 'SpotDiffusion',
+          x,
+          sigma,
+          context,
+          tile: 8,
+          overlap: 2,
+          sigmas,
+          seed: 5n,
+          control: perTile,
+        });
+        const got = await ksampleOnce(tiled('SpotDiffusion', 64, 16, 3), p, x, sigma, sigmas, 5n);
+        expect(relErr(got, want), `${kind} at σ ${sigma}`).toBeLessThan(2e-5);
+      }
+    }
+  }, 120_000);
+
   for (const kind of ['ControlNet', 'T2I-Adapter'] as const) {
     it(`A1111 unit (${kind}, "ControlNet is more important"): cut per tile, soft weights, control on each tile's cond rows only`, async () => {
       const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, 7).map((v) => Math.round(((v + 1) / 2) * 255) / 255) };
