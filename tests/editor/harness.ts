@@ -14,9 +14,11 @@ import path from 'node:path';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 import { createEnvironment } from '../../cli/environment.ts';
+import { convertOrThrow } from '../../engine/graph/convert.ts';
 import { silentLogger } from '../../engine/core/log.ts';
 import { makeDemoAdapters } from '../../engine/models/generate/demo-adapters.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
+import type { ObjectInfo } from '../../engine/registry/registry.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -199,6 +201,28 @@ export async function openTemplate(page: Page, file: string): Promise<void> {
   await page.getByTestId(`wf-template-${file}`).click();
   await page.getByTestId(`node-${readWorkflow(file).nodes[0].id}`).waitFor();
   await viewSettled(page);
+}
+
+/** A widget edit, `node.widget = value`: typed into the canvas, and applied alike to the expected prompt. */
+export type WidgetEdit = [node: number, widget: string, value: number];
+
+/**
+ * Types the edits into the open template's number widgets, queues it with the Queue button, and checks
+ * that the posted prompt is what convert.ts makes of the template with the same edits.
+ */
+export async function queueTemplateWithEdits(page: Page, server: RunningServer, file: string, edits: readonly WidgetEdit[]): Promise<void> {
+  for (const [node, widget, value] of edits) {
+    const field = page.getByTestId(`node-${node}`).getByTestId(`widget-${widget}`).locator('input[type=number]');
+    await field.fill(String(value));
+    await eventually(() => field.inputValue()).toBe(String(value));
+  }
+  const posted = page.waitForRequest((r) => r.url().endsWith('/api/prompt') && r.method() === 'POST');
+  await page.getByTestId('btn-queue').click();
+  const body = (await posted).postDataJSON() as ApiBody;
+  const info = (await (await fetch(`${server.url}/object_info`)).json()) as ObjectInfo;
+  const expected = JSON.parse(JSON.stringify(convertOrThrow(readWorkflow(file), info))) as ApiBody['prompt'];
+  for (const [node, widget, value] of edits) expected[String(node)].inputs[widget] = value;
+  expect(body.prompt).toEqual(expected);
 }
 
 /** Waits for the fit that follows opening a document, so a click lands where the settled view puts it. */

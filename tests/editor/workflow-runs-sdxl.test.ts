@@ -8,11 +8,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { convertOrThrow } from '../../engine/graph/convert.ts';
 import { makeTinySd2Checkpoint } from '../../engine/models/generate/sd2-tiny.ts';
 import { makeTinySdxlCheckpoint } from '../../engine/models/make-model.ts';
-import type { ObjectInfo } from '../../engine/registry/registry.ts';
-import { openTemplate, readWorkflow, shot, startEditorHarness, type ApiBody, type EditorHarness } from './harness.ts';
+import {
+  openTemplate,
+  queueTemplateWithEdits,
+  readWorkflow,
+  shot,
+  startEditorHarness,
+  type EditorHarness,
+  type WidgetEdit,
+} from './harness.ts';
 
 let h: EditorHarness;
 
@@ -28,10 +34,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-/** Widget edits as `node.widget = value`, typed into the canvas and applied to the expected prompt alike. */
-type Edit = [node: number, widget: string, value: number];
-
-const CASES: { file: string; edits: Edit[]; size: [number, number] }[] = [
+const CASES: { file: string; edits: WidgetEdit[]; size: [number, number] }[] = [
   {
     file: 'sdxl-txt2img.json',
     edits: [
@@ -69,18 +72,7 @@ describe('SDXL and SD2 example workflows queued from the editor', () => {
     it(`${c.file}: opens, queues with smaller size and fewer steps, and shows the saved image`, async () => {
       const page = await h.openPage();
       await openTemplate(page, c.file);
-      for (const [node, widget, value] of c.edits) {
-        const field = page.getByTestId(`node-${node}`).getByTestId(`widget-${widget}`).locator('input[type=number]');
-        await field.fill(String(value));
-        await expect.poll(() => field.inputValue(), { timeout: 30_000 }).toBe(String(value));
-      }
-      const posted = page.waitForRequest((r) => r.url().endsWith('/api/prompt') && r.method() === 'POST');
-      await page.getByTestId('btn-queue').click();
-      const body = (await posted).postDataJSON() as ApiBody;
-      const info = (await (await fetch(`${h.server.url}/object_info`)).json()) as ObjectInfo;
-      const expected = JSON.parse(JSON.stringify(convertOrThrow(readWorkflow(c.file), info))) as ApiBody['prompt'];
-      for (const [node, widget, value] of c.edits) expected[String(node)].inputs[widget] = value;
-      expect(body.prompt).toEqual(expected);
+      await queueTemplateWithEdits(page, h.server, c.file, c.edits);
       await page.getByTestId('output-image-9').waitFor({ timeout: 270_000 });
       const prefix = String(readWorkflow(c.file).nodes.find((n) => n.id === 9)!.widgets_values![0]);
       const out = fs.readdirSync(path.join(h.base, 'output')).filter((f) => f.startsWith(`${prefix}_`));

@@ -8,11 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { convertOrThrow } from '../../engine/graph/convert.ts';
-import type { ObjectInfo } from '../../engine/registry/registry.ts';
 import { makeTinyFaceDetectors } from '../../engine/models/detect/generate.ts';
 import { makeDemoUpscalers } from '../../engine/models/upscale/generate.ts';
-import { eventually, openTemplate, readWorkflow, shot, startEditorHarness, type ApiBody, type EditorHarness } from './harness.ts';
+import { openTemplate, queueTemplateWithEdits, shot, startEditorHarness, type EditorHarness, type WidgetEdit } from './harness.ts';
 
 let h: EditorHarness;
 
@@ -26,12 +24,9 @@ afterAll(async () => {
   await h?.close();
 });
 
-/** Widget edits as `node.widget = value`, typed into the canvas and applied to the expected prompt alike. */
-type Edit = [node: number, widget: string, value: number];
-
 // Two sampling steps instead of twelve: a detailer at the workflow's steps took over three minutes on the
 // loaded 2-core box, and what is under test is the editor's part (the prompt it posts, the image it shows).
-const CASES: { file: string; save: number; size: [number, number]; edits: Edit[] }[] = [
+const CASES: { file: string; save: number; size: [number, number]; edits: WidgetEdit[] }[] = [
   { file: 'upscale-esrgan.json', save: 9, size: [0, 0], edits: [] },
   {
     file: 'face-detailer.json',
@@ -60,18 +55,7 @@ describe('example workflows queued from the editor', () => {
     it(`${c.file}: opens, queues, and shows the saved image`, async () => {
       const page = await h.openPage();
       await openTemplate(page, c.file);
-      for (const [node, widget, value] of c.edits) {
-        const field = page.getByTestId(`node-${node}`).getByTestId(`widget-${widget}`).locator('input[type=number]');
-        await field.fill(String(value));
-        await eventually(() => field.inputValue()).toBe(String(value));
-      }
-      const posted = page.waitForRequest((r) => r.url().endsWith('/api/prompt') && r.method() === 'POST');
-      await page.getByTestId('btn-queue').click();
-      const body = (await posted).postDataJSON() as ApiBody;
-      const info = (await (await fetch(`${h.server.url}/object_info`)).json()) as ObjectInfo;
-      const expected = JSON.parse(JSON.stringify(convertOrThrow(readWorkflow(c.file), info))) as ApiBody['prompt'];
-      for (const [node, widget, value] of c.edits) expected[String(node)].inputs[widget] = value;
-      expect(body.prompt).toEqual(expected);
+      await queueTemplateWithEdits(page, h.server, c.file, c.edits);
       await page.getByTestId(`output-image-${c.save}`).waitFor({ timeout: 270_000 });
       const out = fs.readdirSync(path.join(h.base, 'output')).filter((f) => f.startsWith(`weft-${c.file.replace('.json', '')}`));
       expect(out.length).toBe(1);
