@@ -1,6 +1,7 @@
 import { InterruptedError } from '../../core/errors.ts';
 import { pyRound } from '../../core/py-round.ts';
 import type { Tensor } from '../../core/tensor.ts';
+import { repeatToBatchSize } from '../../image/layout.ts';
 import type { ControlResiduals, ModelApply, ModelCallArgs, ModelWrapper } from '../../models/handles.ts';
 import { tileGrid, type TileBox, type TileGrid, type TiledDiffusionMethod } from './grid.ts';
 import { roll, SPOT_SHIFT_METHODS, spotShifts, stepIndex, type SpotShiftMethod } from './spot-shifts.ts';
@@ -47,16 +48,6 @@ function spotSettings(o: TiledDiffusionOptions, args: ModelCallArgs): { seed: bi
     );
   const seed = s !== undefined ? BigInt(s) : (o.spot?.seed ?? args.run?.seed ?? 0n);
   return { seed, method: (m as SpotShiftMethod | undefined) ?? o.spot?.shiftMethod ?? 'random' };
-}
-
-/** Rows of `t` repeated or cut to `rows` (the package's repeat_to_batch_size: row i is row i mod n). */
-function toRows(t: Tensor, rows: number): Tensor {
-  const n = t.shape[0];
-  if (n === rows) return t;
-  const per = t.data.length / n;
-  const data = new Float32Array(rows * per);
-  for (let i = 0; i < rows; i++) data.set(t.data.subarray((i % n) * per, ((i % n) + 1) * per), i * per);
-  return { shape: [rows, ...t.shape.slice(1)], data };
 }
 
 /** The tiles of an NCHW tensor, concatenated tile-major (torch.cat([x[bbox.slicer] for bbox in bboxes])). */
@@ -131,7 +122,7 @@ export function tiledDiffusionWrapper(o: TiledDiffusionOptions): ModelWrapper {
       const boxes = batches[batchId];
       const xTile = cutTiles(x, input.shape, boxes);
       const rows = xTile.shape[0];
-      const context = toRows(c.context, rows);
+      const context = repeatToBatchSize(c.context, rows);
       let extra: Record<string, Tensor> | undefined;
       if (c.extra) {
         extra = {};
@@ -159,7 +150,7 @@ export function tiledDiffusionWrapper(o: TiledDiffusionOptions): ModelWrapper {
             const data = o.method === 'SpotDiffusion' ? roll(v.data, v.shape, vy, vx) : v.data;
             t = cutTiles(data, v.shape, vBoxes);
           }
-          extra[name] = toRows(t, rows);
+          extra[name] = repeatToBatchSize(t, rows);
         }
       }
       let control: ControlResiduals | undefined;
