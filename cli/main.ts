@@ -463,6 +463,8 @@ async function cmdMakeModel(kind: string | undefined, v: Values): Promise<number
       const lora = path.join(models, 'loras', 'weft-tiny-sdxl-lora.safetensors');
       makeAdapter(out, lora, { kind: 'lora', rank: 4, seed: seed + 1, scope: 'attention', textEncoder: false });
       console.log(lora);
+      const { makeDemoSdxlAdapter } = await import('../engine/models/controlnet/generate-adapter.ts');
+      console.log(makeDemoSdxlAdapter(out, models, seed));
     }
     return 0;
   }

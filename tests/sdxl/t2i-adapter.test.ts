@@ -67,7 +67,7 @@ beforeAll(async () => {
   const clip = parts.clip as SdxlClip;
   pos = [await clip.encodeSdxl('a red fox', 'a fox')];
   neg = [await clip.encodeText('blurry')];
-  const file = makeDemoSdxlAdapter(tiny.cfg.unet, tiny.dir, 3);
+  const file = makeDemoSdxlAdapter(tiny.file, tiny.dir, 3);
   adapter = readWs(file);
   ctx = {
     services: { models: manager },

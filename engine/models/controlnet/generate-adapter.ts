@@ -3,6 +3,7 @@ import path from 'node:path';
 import { SafetensorsFile, SafetensorsWriter } from '../../formats/safetensors.ts';
 import type { UNetConfig } from '../families/sd1/config.ts';
 import { detectCheckpoint } from '../families/sd1/detect.ts';
+import { detectSdxl } from '../families/sdxl/detect.ts';
 import { Rng } from '../generate/rng.ts';
 import { adapterLayout, type T2IAdapterConfig } from './adapter-layout.ts';
 
@@ -82,12 +83,14 @@ export function makeAdapterFile(outFile: string, cfg: T2IAdapterConfig, opts: Ma
 /** Where `weft make-model sdxl-tiny` puts the tiny SDXL's T2I-Adapter, under the models folder. */
 export const DEMO_SDXL_ADAPTER = 't2i_adapter/weft-tiny-sdxl-t2i-adapter.safetensors';
 
-/** The T2I-Adapter for a UNet of SDXL's structure `unet` (random weights, diffusers layout as TencentARC's SDXL adapters), unless the file exists. */
-export function makeDemoSdxlAdapter(unet: UNetConfig, modelsDir: string, seed: number): string {
+/** The T2I-Adapter for the SDXL checkpoint `ckpt` (random weights, diffusers layout as TencentARC's SDXL adapters), unless the file exists; returns its path. */
+export function makeDemoSdxlAdapter(ckpt: string, modelsDir: string, seed: number): string {
   const out = path.join(modelsDir, DEMO_SDXL_ADAPTER);
   if (existsSync(out)) return out;
+  const cfg = detectSdxl(SafetensorsFile.open(ckpt));
+  if (!cfg) throw new Error(`${ckpt} is not an SDXL checkpoint: no SDXL T2I-Adapter made for it`);
   mkdirSync(path.dirname(out), { recursive: true });
-  makeAdapterFile(out, adapterConfigFor(unet, { xl: true }), { seed: seed + 6, layout: 'diffusers' });
+  makeAdapterFile(out, adapterConfigFor(cfg.unet, { xl: true }), { seed: seed + 6, layout: 'diffusers' });
   return out;
 }
 
