@@ -1,4 +1,6 @@
 import type { Tensor } from '../../core/tensor.ts';
+import type { LatentFormat } from '../../models/handles.ts';
+import { processLatentInUnlessEmpty } from '../../models/latent-format.ts';
 import type { Guider } from '../guider.ts';
 import { inpaintDenoiser, prepareMask } from '../inpaint.ts';
 import type { ModelSampling } from '../model-sampling.ts';
@@ -23,11 +25,11 @@ export function differentialMask(mask: Float32Array, sigma: number, runSigmas: A
 /**
  * A guider whose denoiser is ComfyUI's KSamplerX0Inpaint with the differential-diffusion mask
  * function, for a latent sampled without its own noise mask (the blend happens here instead of in
- * sampleLatent). `latent` is in VAE space; `noise` is the run's starting noise.
+ * sampleLatent). `latent` is in VAE space (taken into model space as the sampler does); `noise` is the run's starting noise.
  */
-export function differentialInpaintGuider(g: Guider, noiseMask: Tensor, latent: Tensor, noise: Float32Array, scale: number): Guider {
+export function differentialInpaintGuider(g: Guider, noiseMask: Tensor, latent: Tensor, noise: Float32Array, format: LatentFormat): Guider {
   const ms = g.modelSampling;
-  const scaled = latent.data.map((v) => v * scale);
+  const scaled = processLatentInUnlessEmpty(format, latent);
   const prepared = prepareMask(noiseMask, latent.shape);
   return {
     model: g.model,

@@ -1,5 +1,6 @@
 import type { Latent, Tensor } from '../../core/tensor.ts';
 import type { ModelHandle } from '../../models/handles.ts';
+import { processLatentOut } from '../../models/latent-format.ts';
 import type { Conditioning } from '../conditioning.ts';
 import { alignYourStepsSigmas, gitsSigmas, type AysModelType } from '../custom-sigmas.ts';
 import { cfgGuider } from '../guider.ts';
@@ -86,7 +87,7 @@ export async function impactSample(a: ImpactSampleArgs): Promise<Latent> {
   if (mult !== 1) noise = noise.map((v) => v * mult);
   let latent = a.latent;
   if (a.differential && a.latent.noiseMask) {
-    guider = differentialInpaintGuider(guider, a.latent.noiseMask, a.latent.samples, noise, a.model.latentFormat.scaleFactor);
+    guider = differentialInpaintGuider(guider, a.latent.noiseMask, a.latent.samples, noise, a.model.latentFormat);
     latent = a.latent.batchIndex ? { samples: a.latent.samples, batchIndex: a.latent.batchIndex } : { samples: a.latent.samples };
   }
   let x0: Tensor | undefined;
@@ -103,6 +104,5 @@ export async function impactSample(a: ImpactSampleArgs): Promise<Latent> {
     onDenoised: (d) => (x0 = d),
   });
   if (!x0) return { ...out, noiseMask: a.latent.noiseMask };
-  const scale = a.model.latentFormat.scaleFactor;
-  return { ...a.latent, samples: { shape: x0.shape, data: x0.data.map((v) => v / scale) } };
+  return { ...a.latent, samples: { shape: x0.shape, data: processLatentOut(a.model.latentFormat, x0) } };
 }
