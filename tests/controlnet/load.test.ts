@@ -151,7 +151,7 @@ describe('ControlNet loading', () => {
     expect(() => readControlNet(lin)).toThrow(/ControlNet for SD2\.x.*linear/);
   });
 
-  it('reads pickles through the safe reader (a broken one fails naming the file), names T2I-Adapters, refuses Control-LoRAs as not supported yet, truncated and foreign files', () => {
+  it('reads pickles through the safe reader (a broken one fails naming the file), names T2I-Adapters, sends Control-LoRAs to their own reader (the full-ControlNet reader refuses them by name), truncated and foreign files', () => {
     const dir = tempDir();
     const pth = join(dir, 'control_sd15_canny.pth');
     writeFileSync(pth, Buffer.from([0x80, 0x02, 0x7d, 0x71, 0x00]));
