@@ -1,5 +1,5 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { freemem, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { readAt } from '../core/safe-path.ts';
@@ -160,17 +160,28 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Memory-backed /dev/shm when it has room for the expanded weights (with a margin), else the temp folder. */
+/**
+ * Memory-backed /dev/shm when it has room for the expanded weights and the machine's available memory
+ * holds them twice over (the copy in /dev/shm is memory too, and ORT then reads the same bytes into its
+ * own buffers), else the temp folder on disk. A full-size SDXL UNet (9.8 GB expanded) fit /dev/shm on a
+ * 24 GB machine and the session creation that followed was killed for memory.
+ */
+export function chooseScratch(bytes: number, room: { shmFree: number | undefined; memAvailable: number }): 'shm' | 'tmp' {
+  if (room.shmFree === undefined) return 'tmp';
+  return room.shmFree > bytes * 1.25 && room.memAvailable > bytes * 2.5 ? 'shm' : 'tmp';
+}
+
 function scratchFor(bytes: number): string {
+  let shmFree: number | undefined;
   try {
     if (existsSync('/dev/shm')) {
       const s = statfsSync('/dev/shm');
-      if (s.bavail * s.bsize > bytes * 1.25) return '/dev/shm';
+      shmFree = s.bavail * s.bsize;
     }
   } catch {
-    /* fall through */
+    /* no /dev/shm: the temp folder */
   }
-  return tmpdir();
+  return chooseScratch(bytes, { shmFree, memAvailable: freemem() }) === 'shm' ? '/dev/shm' : tmpdir();
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

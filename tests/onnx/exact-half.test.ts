@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { f16ToF32 } from '../../engine/core/dtype.ts';
 import { exactHalf } from '../../engine/onnx/exact-half.ts';
-import { expandHalfWeights } from '../../engine/onnx/expand-half.ts';
+import { chooseScratch, expandHalfWeights } from '../../engine/onnx/expand-half.ts';
 import { GraphBuilder, storedLayout } from '../../engine/onnx/graph.ts';
 
 describe('exactHalf', () => {
@@ -99,5 +99,15 @@ describe('expandHalfWeights scratch folders', () => {
     expect(existsSync(e.file)).toBe(true);
     e.dispose();
     expect(existsSync(e.file)).toBe(false);
+  });
+
+  it('expands in /dev/shm only where it has room and the memory holds the weights twice (the copy and ORT’s), else on disk', () => {
+    const GB = 2 ** 30;
+    // A full-size SD1.5 UNet (3.4 GB) on the 24 GB machine: in memory.
+    expect(chooseScratch(3.4 * GB, { shmFree: 11.7 * GB, memAvailable: 22 * GB })).toBe('shm');
+    // A full-size SDXL UNet (9.8 GB): /dev/shm has room, but ORT's copy beside it would not fit.
+    expect(chooseScratch(9.8 * GB, { shmFree: 11.7 * GB, memAvailable: 22 * GB })).toBe('tmp');
+    expect(chooseScratch(3.4 * GB, { shmFree: 3.5 * GB, memAvailable: 22 * GB })).toBe('tmp');
+    expect(chooseScratch(1 * GB, { shmFree: undefined, memAvailable: 22 * GB })).toBe('tmp');
   });
 });
