@@ -197,8 +197,14 @@ export function readWorkflow(file: string): UiWorkflow {
 }
 
 export async function openTemplate(page: Page, file: string): Promise<void> {
-  await page.getByTestId('btn-workflows').click();
-  await page.getByTestId(`wf-template-${file}`).click();
+  // The menu can close again under the click when the first document (the default graph) opens just
+  // then (CI once waited 30 s for a template that was never shown): open it until the entry shows.
+  const entry = page.getByTestId(`wf-template-${file}`);
+  for (let attempt = 0; attempt < 6 && !(await entry.isVisible()); attempt++) {
+    await page.getByTestId('btn-workflows').click();
+    await entry.waitFor({ timeout: 5_000 }).catch(() => undefined);
+  }
+  await entry.click();
   await page.getByTestId(`node-${readWorkflow(file).nodes[0].id}`).waitFor();
   await viewSettled(page);
 }

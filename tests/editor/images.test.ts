@@ -231,11 +231,13 @@ describe('images into the editor', () => {
     // Reopening the editor shows the saved mask painted where the alpha is 0.
     await page.getByTestId('node-10').getByTestId('open-mask-editor').click();
     await page.waitForFunction(() => document.querySelector('[data-testid="mask-canvas"]')?.getAttribute('data-ready') === 'true');
-    const painted = await canvas.evaluate((c) => {
-      const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 96, 64).data;
-      return [d[(32 * 96 + 30) * 4 + 3], d[(5 * 96 + 5) * 4 + 3]];
-    });
-    expect(painted).toEqual([255, 0]);
+    // The saved mask is drawn after the image has loaded: poll until it is there (CI once read the canvas in between).
+    await eventually(() =>
+      canvas.evaluate((c) => {
+        const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 96, 64).data;
+        return [d[(32 * 96 + 30) * 4 + 3], d[(5 * 96 + 5) * 4 + 3]];
+      }),
+    ).toEqual([255, 0]);
     await page.getByTestId('mask-cancel').click();
     await page.close();
   }, 300_000);
