@@ -8,6 +8,7 @@ import {
   center,
   drag,
   expectDrawn,
+  clickWorkflowEntry,
   openTemplate,
   readWorkflow,
   ROOT,
@@ -41,8 +42,7 @@ afterAll(async () => {
 describe('editor in Chromium', () => {
   it('loads a template, draws its nodes and links, queues it and shows the output image', async () => {
     const page = await openPage();
-    await page.getByTestId('btn-workflows').click();
-    await page.getByTestId('wf-template-invert-image.json').click();
+    await clickWorkflowEntry(page, 'wf-template-invert-image.json');
     const wf = JSON.parse(fs.readFileSync(path.join(ROOT, 'workflows/invert-image.json'), 'utf8')) as {
       nodes: { id: number; type: string }[];
       links: unknown[];
@@ -64,8 +64,7 @@ describe('editor in Chromium', () => {
 
   it('saves under a new name, and the saved workflow reopens after a reload', async () => {
     const page = await openPage();
-    await page.getByTestId('btn-workflows').click();
-    await page.getByTestId('wf-template-invert-image.json').click();
+    await clickWorkflowEntry(page, 'wf-template-invert-image.json');
     await page.getByTestId('node-2').getByTestId('widget-scale_by').locator('input[type=number]').fill('3');
     page.once('dialog', (d) => void d.accept('my-invert.json'));
     await page.getByTestId('btn-save-as').click();
@@ -78,8 +77,7 @@ describe('editor in Chromium', () => {
     await page.getByTestId('connection').filter({ hasText: 'connected' }).waitFor();
     const draft = page.getByTestId('draft-no');
     if (await draft.isVisible().catch(() => false)) await draft.click();
-    await page.getByTestId('btn-workflows').click();
-    await page.getByTestId('wf-user-my-invert.json').click();
+    await clickWorkflowEntry(page, 'wf-user-my-invert.json');
     await eventually(() => page.getByTestId('node-2').getByTestId('widget-scale_by').locator('input[type=number]').inputValue()).toBe('3');
     await shot(page, '3-reopened');
     await page.close();
@@ -113,8 +111,7 @@ describe('editor in Chromium', () => {
 
   it('switches the interface and node names to Simplified Chinese', async () => {
     const page = await openPage();
-    await page.getByTestId('btn-workflows').click();
-    await page.getByTestId('wf-template-invert-image.json').click();
+    await clickWorkflowEntry(page, 'wf-template-invert-image.json');
     await page.getByTestId('lang').selectOption('zh');
     await eventually(() => page.getByTestId('btn-queue').textContent()).toBe('运行');
     await eventually(() => page.getByTestId('node-1').locator('.weft-node-title').textContent()).toBe('加载图像');
@@ -181,8 +178,7 @@ describe('editor in Chromium', () => {
     await page.getByTestId('connection').filter({ hasText: 'connected' }).waitFor();
     const draft = page.getByTestId('draft-no');
     if (await draft.isVisible().catch(() => false)) await draft.click();
-    await page.getByTestId('btn-workflows').click();
-    await page.getByTestId('wf-user-my-txt2img.json').click();
+    await clickWorkflowEntry(page, 'wf-user-my-txt2img.json');
     await page.getByTestId('doc-name').filter({ hasText: 'my-txt2img.json' }).waitFor();
     await expectDrawn(page, saved);
     await eventually(() => page.getByTestId('node-3').getByTestId('widget-seed').locator('input[type=number]').inputValue()).toBe('1234');

@@ -14,7 +14,7 @@ import { silentLogger } from '../../engine/core/log.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
-import { ARTIFACTS, ensureEditorBuild, readWorkflow, ROOT, shot, eventually, viewSettled } from './harness.ts';
+import { ARTIFACTS, clickWorkflowEntry, ensureEditorBuild, readWorkflow, ROOT, shot, eventually, viewSettled } from './harness.ts';
 
 /** A path outside every folder the server knows, so only the editor can keep it off the screen. */
 const FOREIGN = '/srv/private-cache/weights/secret-7f3a.bin';
@@ -80,8 +80,7 @@ async function openPage(): Promise<Page> {
 }
 
 async function openTemplate(page: Page, file: string): Promise<void> {
-  await page.getByTestId('btn-workflows').click();
-  await page.getByTestId(`wf-template-${file}`).click();
+  await clickWorkflowEntry(page, `wf-template-${file}`);
   await page.getByTestId(`node-${readWorkflow(file).nodes[0].id}`).waitFor();
   await viewSettled(page);
 }

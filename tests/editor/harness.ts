@@ -197,14 +197,7 @@ export function readWorkflow(file: string): UiWorkflow {
 }
 
 export async function openTemplate(page: Page, file: string): Promise<void> {
-  // The menu can close again under the click when the first document (the default graph) opens just
-  // then (CI once waited 30 s for a template that was never shown): open it until the entry shows.
-  const entry = page.getByTestId(`wf-template-${file}`);
-  for (let attempt = 0; attempt < 6 && !(await entry.isVisible()); attempt++) {
-    await page.getByTestId('btn-workflows').click();
-    await entry.waitFor({ timeout: 5_000 }).catch(() => undefined);
-  }
-  await entry.click();
+  await clickWorkflowEntry(page, `wf-template-${file}`);
   await page.getByTestId(`node-${readWorkflow(file).nodes[0].id}`).waitFor();
   await viewSettled(page);
 }
@@ -229,6 +222,20 @@ export async function queueTemplateWithEdits(page: Page, server: RunningServer, 
   const expected = JSON.parse(JSON.stringify(convertOrThrow(readWorkflow(file), info))) as ApiBody['prompt'];
   for (const [node, widget, value] of edits) expected[String(node)].inputs[widget] = value;
   expect(body.prompt).toEqual(expected);
+}
+
+/**
+ * Opens the workflows menu and clicks one of its entries. The menu can close again under the click when
+ * the first document (the default graph) opens just then (CI once waited 30 s for a template that was
+ * never shown): open it until the entry shows.
+ */
+export async function clickWorkflowEntry(page: Page, testId: string): Promise<void> {
+  const entry = page.getByTestId(testId);
+  for (let attempt = 0; attempt < 6 && !(await entry.isVisible()); attempt++) {
+    await page.getByTestId('btn-workflows').click();
+    await entry.waitFor({ timeout: 5_000 }).catch(() => undefined);
+  }
+  await entry.click();
 }
 
 /** Waits for the fit that follows opening a document, so a click lands where the settled view puts it. */
