@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,13 +5,13 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDemoControlNet } from '../../engine/models/controlnet/generate.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
+import { ROOT, runCli } from '../workflows/run-cli.ts';
 
 /**
  * The ControlNet example workflows run through the real CLI on the demo model and demo ControlNet (as
  * `weft make-model tiny` writes them), steps cut to 3; each ControlNet visibly changes the image
  * (the same workflow with strength / weight 0 gives another one).
  */
-const ROOT = path.resolve(import.meta.dirname, '../..');
 let tmp: string;
 
 beforeAll(async () => {
@@ -27,31 +26,8 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 async function run(file: string, sets: string[]): Promise<{ pixels: Buffer; size: [number, number] }> {
-  const args = [
-    'run',
-    path.join(ROOT, 'workflows', file),
-    '--json',
-    '--disable-custom-nodes',
-    '--device',
-    'cpu',
-    '--cache-dir',
-    path.join(tmp, 'cache'),
-    '--set',
-    '3.steps=3',
-  ];
-  for (const s of sets) args.push('--set', s);
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'cli/weft.js'), ...args], { cwd: tmp, encoding: 'utf8', timeout: 180_000 });
-  expect(r.stderr.split('\n').filter((l) => /error/i.test(l))).toEqual([]);
-  expect(r.status).toBe(0);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
-    status: string;
-    outputs: Record<string, { images: { filename: string; subfolder: string }[] }>;
-  };
-  expect(out.status).toBe('success');
-  const img = out.outputs['9'].images[0];
-  const { data, info } = await sharp(path.join(tmp, 'output', img.subfolder, img.filename))
-    .raw()
-    .toBuffer({ resolveWithObject: true });
+  const { files } = runCli(tmp, file, ['3.steps=3', ...sets], { timeoutMs: 180_000 });
+  const { data, info } = await sharp(files[0]).raw().toBuffer({ resolveWithObject: true });
   return { pixels: data, size: [info.width, info.height] };
 }
 

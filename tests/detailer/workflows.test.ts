@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,13 +5,13 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTinyFaceDetectors } from '../../engine/models/detect/generate.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
+import { runCli } from '../workflows/run-cli.ts';
 
 /**
  * workflows/face-detailer.json and workflows/adetailer.json run through the real CLI on the demo
  * models (the tiny checkpoint and weft-tiny-face, as `weft make-model tiny` writes them), steps cut to
  * 3. The detail passes must change the txt2img picture only near the detections.
  */
-const ROOT = path.resolve(import.meta.dirname, '../..');
 let tmp: string;
 
 beforeAll(async () => {
@@ -23,24 +22,8 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function run(file: string, sets: string[]): { images: string[]; stderr: string } {
-  const args = [
-    path.join(ROOT, 'cli/weft.js'),
-    'run',
-    path.join(ROOT, 'workflows', file),
-    '--json',
-    '--disable-custom-nodes',
-    '--device',
-    'cpu',
-  ];
-  const r = spawnSync(process.execPath, [...args, ...sets.flatMap((s) => ['--set', s])], { cwd: tmp, encoding: 'utf8', timeout: 240_000 });
-  expect(r.stderr.split('\n').filter((l) => /error/i.test(l))).toEqual([]);
-  expect(r.status).toBe(0);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
-    status: string;
-    outputs: Record<string, { images: { filename: string; subfolder: string }[] }>;
-  };
-  expect(out.status).toBe('success');
-  return { images: out.outputs['9'].images.map((i) => path.join(tmp, 'output', i.subfolder, i.filename)), stderr: r.stderr };
+  const { files, stderr } = runCli(tmp, file, sets, { ownCache: false, timeoutMs: 240_000 });
+  return { images: files, stderr };
 }
 
 describe('detailer workflows on the demo models', () => {

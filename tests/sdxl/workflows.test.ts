@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,9 +5,9 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SDXL_VARIANT_MARKERS } from '../../engine/models/families/sdxl/make.ts';
 import { makeTinySdxlCheckpoint } from '../../engine/models/make-model.ts';
+import { runCli } from '../workflows/run-cli.ts';
 
 /** The SDXL example workflows run through the real CLI on the tiny SDXL base and refiner, steps cut down. */
-const ROOT = path.resolve(import.meta.dirname, '../..');
 let tmp: string;
 
 beforeAll(async () => {
@@ -21,27 +20,8 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 /** Steps and size cut down so the file stays quick (the workflow itself is 256², 20 steps). */
 const SMALL = ['5.width=128', '5.height=128', '3.steps=2'];
 
-function run(file: string, sets: string[]): { filename: string; subfolder: string }[] {
-  const args = [
-    path.join(ROOT, 'cli/weft.js'),
-    'run',
-    path.join(ROOT, 'workflows', file),
-    '--json',
-    '--disable-custom-nodes',
-    '--device',
-    'cpu',
-    ...sets.flatMap((s) => ['--set', s]),
-  ];
-  const r = spawnSync(process.execPath, args, { cwd: tmp, encoding: 'utf8', timeout: 240_000 });
-  expect(r.stderr.split('\n').filter((l) => /error/i.test(l))).toEqual([]);
-  expect(r.status).toBe(0);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
-    status: string;
-    outputs: Record<string, { images: { filename: string; subfolder: string }[] }>;
-  };
-  expect(out.status).toBe('success');
-  return out.outputs['9'].images;
-}
+const run = (file: string, sets: string[]): { filename: string; subfolder: string }[] =>
+  runCli(tmp, file, sets, { ownCache: false, timeoutMs: 240_000 }).images;
 
 async function pixels(img: { filename: string; subfolder: string }): Promise<{ width?: number; height?: number; data: Buffer }> {
   const file = path.join(tmp, 'output', img.subfolder, img.filename);

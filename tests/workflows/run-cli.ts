@@ -25,14 +25,34 @@ export async function makeDemoBase(prefix: string): Promise<string> {
   return base;
 }
 
+/** What a CLI run saved: the output node's image records and their paths under `base/output`. */
+export interface CliRun {
+  images: { filename: string; subfolder: string }[];
+  files: string[];
+  stderr: string;
+}
+
+export interface CliRunOptions {
+  /** The node whose saved images are returned (default '9'). */
+  outputNode?: string;
+  /** Give the run its own model cache under `base/cache` (default) rather than the user's cache. */
+  ownCache?: boolean;
+  timeoutMs?: number;
+}
+
 /**
- * `weft run workflows/<file> --set …` in `base` on the CPU with its own cache: expects no error line,
- * exit 0 and status success, and returns the size of the first image the output node saved.
+ * `weft run workflows/<file> --set …` in `base` on the CPU: expects no error line, exit 0 and status
+ * success, and returns what the output node saved.
  */
-export async function runWorkflowCli(base: string, file: string, sets: readonly string[], outputNode = '9'): Promise<[number, number]> {
-  const args = ['run', path.join(ROOT, 'workflows', file), '--json', '--disable-custom-nodes', '--device', 'cpu', '--cache-dir', path.join(base, 'cache')];
+export function runCli(base: string, file: string, sets: readonly string[], opts: CliRunOptions = {}): CliRun {
+  const args = ['run', path.join(ROOT, 'workflows', file), '--json', '--disable-custom-nodes', '--device', 'cpu'];
+  if (opts.ownCache ?? true) args.push('--cache-dir', path.join(base, 'cache'));
   for (const s of sets) args.push('--set', s);
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'cli/weft.js'), ...args], { cwd: base, encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'cli/weft.js'), ...args], {
+    cwd: base,
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 300_000,
+  });
   expect(r.stderr.split('\n').filter((l) => /error/i.test(l))).toEqual([]);
   expect(r.status).toBe(0);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
@@ -40,7 +60,12 @@ export async function runWorkflowCli(base: string, file: string, sets: readonly 
     outputs: Record<string, { images: { filename: string; subfolder: string }[] }>;
   };
   expect(out.status).toBe('success');
-  const img = out.outputs[outputNode].images[0];
-  const meta = await sharp(path.join(base, 'output', img.subfolder, img.filename)).metadata();
+  const images = out.outputs[opts.outputNode ?? '9'].images;
+  return { images, files: images.map((i) => path.join(base, 'output', i.subfolder, i.filename)), stderr: r.stderr };
+}
+
+/** `runCli` with its own cache, returning the size of the first image the output node saved. */
+export async function runWorkflowCli(base: string, file: string, sets: readonly string[], outputNode = '9'): Promise<[number, number]> {
+  const meta = await sharp(runCli(base, file, sets, { outputNode }).files[0]).metadata();
   return [meta.width!, meta.height!];
 }
