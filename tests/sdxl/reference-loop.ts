@@ -1,7 +1,9 @@
 import type { Tensor } from '../../engine/core/tensor.ts';
 import type { CheckpointParts } from '../../engine/models/families/family.ts';
+import type { SdxlClip } from '../../engine/models/families/sdxl/clip.ts';
 import { unetForwardRef } from '../../engine/models/families/sd1/reference/unet.ts';
 import { sdxlAdmRef } from '../../engine/models/families/sdxl/reference/adm.ts';
+import { ksample } from '../../engine/sampling/ksampler.ts';
 import { randomNoise } from '../../engine/sampling/noise/index.ts';
 import type { TinySdxl } from './tiny.ts';
 
@@ -66,4 +68,30 @@ export async function referenceLoop(
     });
   }
   return x.map((v, k) => a.processOut(v, channel(k)));
+}
+
+/**
+ * KSampler euler/karras on the loaded tiny SDXL beside `referenceLoop` on the same prompts, latent and
+ * seed, over as many steps as `a.sigmas` has intervals.
+ */
+export async function ksampleBesideReference(
+  a: LoopArgs,
+  prompts: { positive: string; negative: string },
+  seed: bigint,
+): Promise<{ samples: Tensor; expected: Float64Array }> {
+  const clip = a.parts.clip as SdxlClip;
+  const pos = await clip.encodeText(prompts.positive);
+  const neg = await clip.encodeText(prompts.negative);
+  const out = await ksample({
+    model: a.parts.model,
+    seed,
+    steps: a.sigmas.length - 1,
+    cfg: a.cfg,
+    samplerName: 'euler',
+    scheduler: 'karras',
+    positive: [pos],
+    negative: [neg],
+    latent: { samples: a.latent },
+  });
+  return { samples: out.samples, expected: await referenceLoop(a, pos, neg, seed) };
 }

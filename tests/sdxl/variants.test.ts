@@ -15,7 +15,7 @@ import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling-ad
 import { ksamplerStepSigmas } from '../../engine/sampling/sigmas.ts';
 import * as msNodes from '../../nodes/model/model-sampling.ts';
 import { lcg, relErr } from '../models-onnx/tiny.ts';
-import { karras, referenceLoop } from './reference-loop.ts';
+import { karras, ksampleBesideReference } from './reference-loop.ts';
 import { makeTinySdxl, type TinySdxl } from './tiny.ts';
 
 /**
@@ -64,30 +64,14 @@ describe('Playground v2.5 (edm_mean + edm_std): EDM with its per-channel latent 
 
   it('KSampler euler/karras, 2 steps, cfg 4, from a non-empty latent: within 1e-4 of the float64 loop (process_in/out per channel)', async () => {
     const parts = await load(playground);
-    const clip = parts.clip as SdxlClip;
-    const pos = await clip.encodeText('a lighthouse at dusk');
-    const neg = await clip.encodeText('blurry');
     const latent: Tensor = { shape: [1, 4, 4, 4], data: lcg(64, 5, 6) };
-    const seed = 3n;
-    const out = await ksample({
-      model: parts.model,
-      seed,
-      steps: 2,
-      cfg: 4,
-      samplerName: 'euler',
-      scheduler: 'karras',
-      positive: [pos],
-      negative: [neg],
-      latent: { samples: latent },
-    });
-
     const sigmas = karras(2, 0.002, 80);
     const mean = [-1.6574, 1.886, -1.383, 2.5155];
     const std = [8.4927, 5.9022, 6.5498, 5.2299];
     const ms = modelSamplingFromConfig(parts.model.sampling);
     const got = ksamplerStepSigmas(ms, { steps: 2, scheduler: 'karras', samplerName: 'euler', denoise: 1 });
     expect(relErr(got, sigmas)).toBeLessThan(1e-6);
-    const expected = await referenceLoop(
+    const { samples, expected } = await ksampleBesideReference(
       {
         tiny: playground,
         parts,
@@ -99,12 +83,11 @@ describe('Playground v2.5 (edm_mean + edm_std): EDM with its per-channel latent 
         processIn: (v, c) => ((v - mean[c]) * 0.5) / std[c],
         processOut: (v, c) => (v * std[c]) / 0.5 + mean[c],
       },
-      pos,
-      neg,
-      seed,
+      { positive: 'a lighthouse at dusk', negative: 'blurry' },
+      3n,
     );
-    expect(out.samples.shape).toEqual([1, 4, 4, 4]);
-    expect(relErr(out.samples.data, expected)).toBeLessThan(1e-4);
+    expect(samples.shape).toEqual([1, 4, 4, 4]);
+    expect(relErr(samples.data, expected)).toBeLessThan(1e-4);
   }, 180_000);
 
   it('ModelSamplingContinuousEDM edm_playground_v2.5 (σ 80 / 0.002) on the same weights without markers gives the detected file’s latent bit for bit', async () => {
@@ -151,24 +134,9 @@ describe('CosXL (edm_vpred.sigma_max / sigma_min): v prediction over a continuou
       sigmaMax: 120,
       sigmaData: 1,
     });
-    const clip = parts.clip as SdxlClip;
-    const pos = await clip.encodeText('a red chair');
-    const neg = await clip.encodeText('');
     const latent: Tensor = { shape: [1, 4, 4, 4], data: new Float32Array(64) };
-    const seed = 21n;
-    const out = await ksample({
-      model: parts.model,
-      seed,
-      steps: 2,
-      cfg: 5,
-      samplerName: 'euler',
-      scheduler: 'karras',
-      positive: [pos],
-      negative: [neg],
-      latent: { samples: latent },
-    });
     const k = 0.13025;
-    const expected = await referenceLoop(
+    const { samples, expected } = await ksampleBesideReference(
       {
         tiny: cosxl,
         parts,
@@ -180,10 +148,9 @@ describe('CosXL (edm_vpred.sigma_max / sigma_min): v prediction over a continuou
         processIn: (v) => v * k,
         processOut: (v) => v / k,
       },
-      pos,
-      neg,
-      seed,
+      { positive: 'a red chair', negative: '' },
+      21n,
     );
-    expect(relErr(out.samples.data, expected)).toBeLessThan(1e-4);
+    expect(relErr(samples.data, expected)).toBeLessThan(1e-4);
   }, 180_000);
 });

@@ -2,12 +2,10 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../engine/core/tensor.ts';
-import type { SdxlClip } from '../../engine/models/families/sdxl/clip.ts';
 import { SDXL_VARIANT_MARKERS } from '../../engine/models/families/sdxl/make.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
-import { ksample } from '../../engine/sampling/ksampler.ts';
 import { relErr } from '../models-onnx/tiny.ts';
-import { karras, referenceLoop } from './reference-loop.ts';
+import { karras, ksampleBesideReference } from './reference-loop.ts';
 import { makeTinySdxl, type TinySdxl } from './tiny.ts';
 
 /**
@@ -47,22 +45,7 @@ describe('v prediction with zero terminal SNR (v_pred + ztsnr, NoobAI-style)', (
   it('KSampler euler/karras, 2 steps, cfg 4, over the rescaled discrete schedule: within 1e-4 of the float64 loop', async () => {
     expect(vpred.cfg).toMatchObject({ prediction: 'v_prediction', zsnr: true });
     const parts = await new ModelManager({ cacheDir: join(vpred.dir, 'cache'), device: 'cpu', log: quiet }).loadCheckpoint(vpred.file);
-    const clip = parts.clip as SdxlClip;
-    const pos = await clip.encodeText('a white cat');
-    const neg = await clip.encodeText('');
     const latent: Tensor = { shape: [1, 4, 4, 4], data: new Float32Array(64) };
-    const seed = 5n;
-    const out = await ksample({
-      model: parts.model,
-      seed,
-      steps: 2,
-      cfg: 4,
-      samplerName: 'euler',
-      scheduler: 'karras',
-      positive: [pos],
-      negative: [neg],
-      latent: { samples: latent },
-    });
     const table = zsnrSigmas();
     expect(table[999]).toBeCloseTo(4518.8, 0);
     const logs = table.map(Math.log);
@@ -73,7 +56,7 @@ describe('v prediction with zero terminal SNR (v_pred + ztsnr, NoobAI-style)', (
       return best;
     };
     const k = 0.13025;
-    const expected = await referenceLoop(
+    const { samples, expected } = await ksampleBesideReference(
       {
         tiny: vpred,
         parts,
@@ -86,10 +69,9 @@ describe('v prediction with zero terminal SNR (v_pred + ztsnr, NoobAI-style)', (
         processOut: (v) => v / k,
         timestep,
       },
-      pos,
-      neg,
-      seed,
+      { positive: 'a white cat', negative: '' },
+      5n,
     );
-    expect(relErr(out.samples.data, expected)).toBeLessThan(1e-4);
+    expect(relErr(samples.data, expected)).toBeLessThan(1e-4);
   }, 180_000);
 });
