@@ -87,6 +87,40 @@ function crop(x: Tensor, b: TileBox): Tensor {
   return { shape: [n, c, b.h, b.w], data };
 }
 
+type HintKind = 'ControlNet' | 'T2I-Adapter';
+
+/** ControlNetApplyAdvanced's positive conditioning with the tiny ControlNet or adapter at strength 0.9. */
+function applyHint(kind: HintKind, image: Tensor): Conditioning {
+  const [p] = ControlNetApplyAdvanced.run(
+    {
+      positive: pos,
+      negative: neg,
+      control_net: kind === 'ControlNet' ? net : adapter,
+      image,
+      strength: 0.9,
+      start_percent: 0,
+      end_percent: 1,
+    },
+    noCtx,
+  ) as [Conditioning, Conditioning];
+  return p;
+}
+
+/** The reference's own control for one tile: the whole-latent hint `full` cut to the tile at b (in latent cells), encoded alone. */
+function tileResiduals(kind: HintKind, full: Tensor, t: Tensor, b: TileBox, sigma: number, context: Tensor) {
+  const hint = crop(full, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
+  const app = { hint, strength: 0.9, startPercent: 0, endPercent: 1 };
+  const own = kind === 'ControlNet' ? new ControlNetControl(net, app) : new T2IAdapterControl(adapter, app);
+  return own.residuals({
+    x: t,
+    sigma,
+    timesteps: new Float32Array(1).fill(ms.timestep(sigma)),
+    context,
+    chunks: 1,
+    modelSampling: ms,
+  });
+}
+
 function rollRef(x: Float64Array | Float32Array, shape: readonly number[], dy: number, dx: number): Float64Array {
   const [n, c, H, W] = shape;
   const out = new Float64Array(x.length);
@@ -189,33 +223,12 @@ describe('TiledDiffusion wrapper against a plain loop (tiny SD1)', () => {
   for (const { kind, what, method, seed } of perTileCases) {
     it(`${kind}: the hint is resized to the whole latent, cut per tile and ${what}`, async () => {
       const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, seed).map((v) => (v + 1) / 2) };
-      const [p] = ControlNetApplyAdvanced.run(
-        {
-          positive: pos,
-          negative: neg,
-          control_net: kind === 'ControlNet' ? net : adapter,
-          image,
-          strength: 0.9,
-          start_percent: 0,
-          end_percent: 1,
-        },
-        noCtx,
-      ) as [Conditioning, Conditioning];
+      const p = applyHint(kind, image);
       const context = pos[0].cond;
       const sigma = 3.3;
       const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
       const perTile = async (t: Tensor, b: TileBox) => {
-        const hint = crop(full, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
-        const app = { hint, strength: 0.9, startPercent: 0, endPercent: 1 };
-        const own = kind === 'ControlNet' ? new ControlNetControl(net, app) : new T2IAdapterControl(adapter, app);
-        return own.residuals({
-          x: t,
-          sigma,
-          timesteps: new Float32Array(1).fill(ms.timestep(sigma)),
-          context,
-          chunks: 1,
-          modelSampling: ms,
-        });
+        return tileResiduals(kind, full, t, b, sigma, context);
       };
       const want = await plainLoop({ method, x, sigma, context, tile: 8, overlap: 2, control: perTile });
       const got = await ksampleOnce(tiled(method, 64, 16, 3), p, x, sigma);
@@ -231,33 +244,12 @@ describe('TiledDiffusion wrapper against a plain loop (tiny SD1)', () => {
     const context = pos[0].cond;
     const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
     for (const kind of ['ControlNet', 'T2I-Adapter'] as const) {
-      const [p] = ControlNetApplyAdvanced.run(
-        {
-          positive: pos,
-          negative: neg,
-          control_net: kind === 'ControlNet' ? net : adapter,
-          image,
-          strength: 0.9,
-          start_percent: 0,
-          end_percent: 1,
-        },
-        noCtx,
-      ) as [Conditioning, Conditioning];
+      const p = applyHint(kind, image);
       // σ 3.3 is step 1 (rows roll), 1.7 step 2 (columns roll).
       for (const sigma of [3.3, 1.7]) {
         const perTile = async (t: Tensor, b: TileBox, dy: number, dx: number) => {
           const rolled: Tensor = { shape: full.shape, data: Float32Array.from(rollRef(full.data, full.shape, dy * 8, dx * 8)) };
-          const hint = crop(rolled, { x: b.x * 8, y: b.y * 8, w: b.w * 8, h: b.h * 8 });
-          const app = { hint, strength: 0.9, startPercent: 0, endPercent: 1 };
-          const own = kind === 'ControlNet' ? new ControlNetControl(net, app) : new T2IAdapterControl(adapter, app);
-          return own.residuals({
-            x: t,
-            sigma,
-            timesteps: new Float32Array(1).fill(ms.timestep(sigma)),
-            context,
-            chunks: 1,
-            modelSampling: ms,
-          });
+          return tileResiduals(kind, rolled, t, b, sigma, context);
         };
         const want = await plainLoop({
           method: 'SpotDiffusion',
