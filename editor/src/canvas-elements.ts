@@ -1,5 +1,5 @@
 import type { Edge } from '@xyflow/react';
-import { useMemo, useRef } from 'react';
+import { useMemo, useRef, type RefObject } from 'react';
 import type { ObjectInfo } from '../../engine/registry/registry.ts';
 import { PRIMITIVE, primitiveEntry, REROUTE, type DocGroup, type WorkflowDoc } from './doc.ts';
 import { nodeTitle, type Lang } from './i18n.ts';
@@ -30,7 +30,8 @@ export interface CanvasInputs {
   selected: Set<number>;
   selectedGroups: Set<number>;
   selectedEdges: Set<string>;
-  measured: Record<string, { width: number; height: number }>;
+  /** Drawn sizes by node id: a node object made anew carries its size, so React Flow need not measure it again. */
+  measured: RefObject<Record<string, { width: number; height: number }>>;
   onWidget: (nodeId: number, index: number, value: unknown) => void;
   onGroup: (index: number, patch: Partial<DocGroup>) => void;
 }
@@ -48,7 +49,8 @@ export function useCanvasElements({
   onWidget,
   onGroup,
 }: CanvasInputs): { nodes: CanvasNode[]; edges: Edge[] } {
-  // React Flow skips nodes whose objects are unchanged, so unchanged nodes keep last render's objects.
+  // React Flow skips nodes whose objects are unchanged, so unchanged nodes keep last render's objects
+  // (and React Flow its measurement of them: a new measurement alone makes no new object).
   const nodeCache = useRef(new Map<string, CanvasNode>());
   const nodes = useMemo(() => {
     const prev = nodeCache.current;
@@ -62,7 +64,7 @@ export function useCanvasElements({
       const id = `g-${index}`;
       const [x, y, width, height] = g.bounding;
       const sel = selectedGroups.has(index);
-      const m = measured[id];
+      const m = measured.current[id];
       const old = prev.get(id);
       if (
         old?.type === 'weftGroup' &&
@@ -71,7 +73,6 @@ export function useCanvasElements({
         old.width === width &&
         old.height === height &&
         old.selected === sel &&
-        old.measured === m &&
         old.data.title === g.title &&
         old.data.color === g.color &&
         old.data.onGroup === onGroup
@@ -97,7 +98,7 @@ export function useCanvasElements({
     for (const n of doc.nodes) {
       const id = String(n.id);
       const sel = selected.has(n.id);
-      const m = measured[id];
+      const m = measured.current[id];
       const old = prev.get(id);
       if (n.type === REROUTE) {
         const type = n.outputs[0]?.type ?? '*';
@@ -106,7 +107,6 @@ export function useCanvasElements({
           old.position.x === n.pos[0] &&
           old.position.y === n.pos[1] &&
           old.selected === sel &&
-          old.measured === m &&
           old.data.type === type
         ) {
           keep(old);
@@ -134,8 +134,7 @@ export function useCanvasElements({
         old.data.runtime === rt &&
         old.data.title === title &&
         old.data.onWidget === onWidget &&
-        old.selected === sel &&
-        old.measured === m
+        old.selected === sel
       ) {
         keep(old);
         continue;

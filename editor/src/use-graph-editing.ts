@@ -67,7 +67,10 @@ export interface GraphEditingDeps {
 export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow, canvasRef, openSearch }: GraphEditingDeps) {
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [selectedGroups, setSelectedGroups] = useState<Set<number>>(new Set());
-  const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
+  // Drawn sizes, as React Flow measured them. A ref, not state: React Flow keeps a node's measurement while
+  // its node object stays the same, so a measurement needs no render; the canvas reads it when it makes a
+  // node object anew. (As state, the measurements of a 500-node open re-rendered every node once more.)
+  const measured = useRef<Record<string, { width: number; height: number }>>({});
   const [selectedEdges, setSelectedEdges] = useState<Set<string>>(new Set());
 
   const onWidget = useCallback(
@@ -161,7 +164,7 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
           }),
           { coalesce: 'resize' },
         );
-      if (dims.length) setMeasured((m) => ({ ...m, ...Object.fromEntries(dims) }));
+      for (const [id, d] of dims) measured.current[id] = d;
       if (moves.size)
         setDoc((d) => ({ ...d, nodes: d.nodes.map((n) => (moves.has(n.id) ? { ...n, pos: moves.get(n.id)! } : n)) }), { coalesce: 'move' });
       if (removed.size || removedGroups.size) {
@@ -337,7 +340,7 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
     const rects = d.nodes
       .filter((n) => selected.has(n.id))
       .map((n) => {
-        const m = measured[String(n.id)];
+        const m = measured.current[String(n.id)];
         return { x: n.pos[0], y: n.pos[1], w: m?.width ?? n.size[0], h: m?.height ?? n.size[1] };
       });
     let bounding: [number, number, number, number];
@@ -348,14 +351,14 @@ export function useGraphEditing({ docRef, setDoc, seal, info, lang, notify, flow
       bounding = [Math.round(c.x - 200), Math.round(c.y - 150), 400, 300];
     }
     setDoc((x) => addGroup(x, bounding));
-  }, [docRef, canvasRef, selected, measured, flow, setDoc]);
+  }, [docRef, canvasRef, selected, flow, setDoc]);
 
   /** Ids restart with every document: selection and sizes of the last one must not carry over. */
   const resetSelection = useCallback(() => {
     setSelected(new Set());
     setSelectedGroups(new Set());
     setSelectedEdges(new Set());
-    setMeasured({});
+    measured.current = {};
   }, []);
 
   const clipboard = useRef<Clip & { incoming: Clip['links'] }>({ nodes: [], links: [], incoming: [] });
