@@ -7,6 +7,7 @@ import { BuildCache, type BuiltPart } from '../../onnx/build-cache.ts';
 import type { NetOptions } from '../../onnx/nn.ts';
 import { chooseProvider, type DeviceChoice, type ProviderChoice } from '../../onnx/runtime.ts';
 import { SessionPool, type PoolStats } from '../../onnx/session-pool.ts';
+import type { WeightsMode } from '../../onnx/resident-half.ts';
 import { ortMatMul, type MatMul } from '../lora/index.ts';
 import { patchHooks, splitPatches } from '../patching/low-rank.ts';
 import { NO_PATCHES, type PatchMap } from '../patching/patch-set.ts';
@@ -41,6 +42,8 @@ export interface PartsRuntimeOptions {
   loraMode?: 'branch' | 'merge';
   /** Read a patched model's files ahead of ORT when its session is created (default true; see prefetch.ts). */
   prefetch?: boolean;
+  /** `half`: hold built parts' 16-bit cached weights in 16 bits on the CPU provider (see onnx/resident-half.ts; default `$WEFT_WEIGHTS`). */
+  weights?: WeightsMode;
   log?: Logger;
 }
 

@@ -6,6 +6,8 @@ import { sessionOptions, type ProviderChoice } from '../../onnx/runtime.ts';
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
 import { expandHalfWeights } from '../../onnx/expand-half.ts';
+import { saveFolder } from '../../onnx/save-folder.ts';
+import { markResidentHalf, weightsModeFromEnv, type WeightsMode } from '../../onnx/resident-half.ts';
 import { patchedModelFiles } from '../patching/patched-build.ts';
 
 /** How the runtime opens sessions over the files it built (or was given). */
@@ -13,6 +15,8 @@ export interface SessionSettings {
   threads?: number;
   /** Read a patched model's files ahead of ORT (see prefetch.ts). */
   prefetch?: boolean;
+  /** `half`: built parts keep their 16-bit cached weights resident, cast by ORT per call (resident-half.ts; default `$WEFT_WEIGHTS`, else float32). */
+  weights?: WeightsMode;
   log?: Logger;
 }
 
@@ -25,10 +29,20 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
   const base = sessionOptions(p, { threads: s.threads });
   const dir = dirname(file);
   const optimized = join(dir, 'optimized.onnx');
+  // GPU providers run the float16 build as it is; the float32 builds of the CPU provider are the ones that would hold 32 bits.
+  const half = p.provider === 'cpu' && (s.weights ?? weightsModeFromEnv()) === 'half';
+  const fromSaved = async (): Promise<ort.InferenceSession> => {
+    const resident = half ? markResidentHalf(optimized) : undefined;
+    try {
+      return await withExpanded(resident?.file ?? optimized, (f) => ort.InferenceSession.create(f, { ...base, graphOptimizationLevel: 'disabled' }), s.log);
+    } finally {
+      resident?.dispose();
+    }
+  };
   if (existsSync(optimized)) {
     shareWeights(dir, s.log);
     try {
-      return await withExpanded(optimized, (f) => ort.InferenceSession.create(f, { ...base, graphOptimizationLevel: 'disabled' }), s.log);
+      return await fromSaved();
     } catch (e) {
       s.log?.warn(`ignoring the saved optimised graph ${optimized}: ${(e as Error).message.split('\n')[0]}`);
     }
@@ -37,12 +51,19 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
   const tmp = join(dir, `optimized-${tag}.onnx`);
   const session = await withExpanded(
     file,
-    (f) =>
-      ort.InferenceSession.create(f, {
+    async (f) => {
+      // Saved beside the expanded weights (memory) when there is room, shared from there into the cache (save-folder.ts).
+      const into = saveFolder(f, dir);
+      const t0 = Date.now();
+      const created = await ort.InferenceSession.create(f, {
         ...base,
-        optimizedModelFilePath: tmp,
+        optimizedModelFilePath: join(into, `optimized-${tag}.onnx`),
         extra: { session: { optimized_model_external_initializers_file_name: `optimized-${tag}.bin`, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
-      }),
+      });
+      s.log?.info(`ORT optimised and saved ${file}${into === dir ? '' : ` (in ${into})`} in ${Date.now() - t0} ms`);
+      if (into !== dir) shareWeights(dir, s.log, join(into, `optimized-${tag}.onnx`));
+      return created;
+    },
     s.log,
   );
   try {
@@ -51,7 +72,10 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
     /* another process saved it first */
   }
   shareWeights(dir, s.log);
-  return session;
+  if (!half || !existsSync(optimized)) return session;
+  // The optimising session holds every weight in float32: the saved graph, now shared, is what keeps them in 16 bits.
+  await session.release();
+  return fromSaved();
 }
 
 /**
@@ -87,10 +111,10 @@ export async function createFileSession(file: string, p: ProviderChoice, s: Sess
 }
 
 /** See share-weights.ts: a saving of disk and page cache, so a failure only warns. */
-function shareWeights(dir: string, log?: Logger): void {
+function shareWeights(dir: string, log?: Logger, savedModel?: string): void {
   try {
     const t0 = Date.now();
-    const saved = shareOptimizedWeights(dir);
+    const saved = shareOptimizedWeights(dir, savedModel);
     if (saved) log?.info(`the saved optimised graph in ${dir} now reads ${(saved / 2 ** 20).toFixed(0)} MiB of unchanged weights from weights.bin (${Date.now() - t0} ms)`);
   } catch (e) {
     log?.warn(`could not share the optimised graph's weights in ${dir}: ${(e as Error).message.split('\n')[0]}`);
