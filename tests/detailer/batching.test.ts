@@ -2,10 +2,9 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageTensor, Tensor } from '../../engine/core/tensor.ts';
 import type { Seg, Segs } from '../../engine/image/segs.ts';
-import type { NodeContext } from '../../engine/registry/context.ts';
 import { detailForEach, type DetailOptions } from '../../engine/sampling/detail/detail-for-each.ts';
 import { DetailerForEach } from '../../nodes/detailer/detailer-for-each.ts';
-import { boxSeg, loadTinyDetail, picture, type TinyDetail } from './tiny-detail.ts';
+import { boxSeg, detailerInputs, detailOptions, loadTinyDetail, loggingContext, picture, type TinyDetail } from './tiny-detail.ts';
 
 /**
  * The detailer nodes sample same-size, disjoint segments as one batch. Batched and one-by-one agree up
@@ -25,64 +24,11 @@ describe('DetailerForEach batches same-size segments', () => {
   }, 120_000);
   afterAll(() => rmSync(t.dir, { recursive: true, force: true }));
 
-  const nodeInputs = (segs: Segs, over: Record<string, unknown> = {}) => ({
-    image: picture(H, W),
-    segs,
-    model: t.model,
-    clip: t.clip,
-    vae: t.vae,
-    guide_size: 64,
-    guide_size_for: true,
-    max_size: 128,
-    seed: 42,
-    steps: 3,
-    cfg: 4,
-    sampler_name: 'euler',
-    scheduler: 'normal',
-    positive: t.pos,
-    negative: t.neg,
-    denoise: 0.6,
-    feather: 3,
-    noise_mask: true,
-    force_inpaint: false,
-    wildcard: '',
-    cycle: 1,
-    noise_mask_feather: 4,
-    ...over,
-  });
   /** The same pass through the engine, one segment after the other (the Impact Pack's order). */
-  const oneByOne = (segs: Segs, over: Partial<DetailOptions> = {}) =>
-    detailForEach(picture(H, W), segs, {
-      model: t.model,
-      vae: t.vae,
-      positive: t.pos,
-      negative: t.neg,
-      guideSize: 64,
-      guideForBbox: true,
-      maxSize: 128,
-      seed: 42n,
-      steps: 3,
-      cfg: 4,
-      samplerName: 'euler',
-      scheduler: 'normal',
-      denoise: 0.6,
-      feather: 3,
-      noiseMask: true,
-      forceInpaint: false,
-      cycle: 1,
-      noiseMaskFeather: 4,
-      ...over,
-    });
+  const oneByOne = (segs: Segs, over: Partial<DetailOptions> = {}) => detailForEach(picture(H, W), segs, { ...detailOptions(t), ...over });
   const runNode = async (segs: Segs, over: Record<string, unknown> = {}): Promise<{ image: ImageTensor; log: string }> => {
-    const lines: string[] = [];
-    const ctx = {
-      nodeId: '3',
-      classType: 'DetailerForEach',
-      signal: new AbortController().signal,
-      progress: () => {},
-      log: { info: (l: string) => lines.push(l), warn: (l: string) => lines.push(l), error: () => {} },
-    } as unknown as NodeContext;
-    const [image] = (await DetailerForEach.run(nodeInputs(segs, over) as never, ctx)) as unknown as [ImageTensor];
+    const { ctx, lines } = loggingContext('3', 'DetailerForEach');
+    const [image] = (await DetailerForEach.run(detailerInputs(t, picture(H, W), segs, over) as never, ctx)) as unknown as [ImageTensor];
     return { image, log: lines.join('\n') };
   };
   const segsOf = (...segments: Seg[]): Segs => ({ shape: [H, W], segments });

@@ -20,7 +20,16 @@ import { YoloSegsDetector } from '../../engine/models/detect/segs-detector.ts';
 import { openYolo } from '../../engine/models/detect/yolo.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
 import { BboxDetectorSEGS } from '../../nodes/detect/detectors.ts';
-import { boxSeg, fixedDetector, loadTinyDetail, picture, type TinyDetail } from './tiny-detail.ts';
+import {
+  boxSeg,
+  detailerInputs,
+  detailOptions,
+  faceDetailerInputs,
+  fixedDetector,
+  loadTinyDetail,
+  picture,
+  type TinyDetail,
+} from './tiny-detail.ts';
 
 /**
  * The Impact Pack's detail pass (DetailerForEach / FaceDetailer) on the tiny SD1 checkpoint: the
@@ -128,26 +137,7 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
 
   const H = 64;
   const W = 80;
-  const opts = (): DetailOptions => ({
-    model: t.model,
-    vae: t.vae,
-    positive: t.pos,
-    negative: t.neg,
-    guideSize: 64,
-    guideForBbox: true,
-    maxSize: 128,
-    seed: 42n,
-    steps: 3,
-    cfg: 4,
-    samplerName: 'euler',
-    scheduler: 'normal',
-    denoise: 0.6,
-    feather: 3,
-    noiseMask: true,
-    forceInpaint: false,
-    cycle: 1,
-    noiseMaskFeather: 4,
-  });
+  const opts = (): DetailOptions => detailOptions(t);
 
   const changed = (a: Tensor, b: Tensor): number[] => {
     const out: number[] = [];
@@ -288,44 +278,9 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
     const FH = 160;
     const FW = 200;
     const img = picture(FH, FW);
-    const common = {
-      image: img,
-      model: t.model,
-      clip: t.clip,
-      vae: t.vae,
-      guide_size: 64,
-      guide_size_for: true,
-      max_size: 128,
-      seed: 5,
-      steps: 3,
-      cfg: 4,
-      sampler_name: 'euler',
-      scheduler: 'normal',
-      positive: t.pos,
-      negative: t.neg,
-      denoise: 0.5,
-      feather: 5,
-      noise_mask: true,
-      force_inpaint: true,
-      wildcard: '',
-      cycle: 2,
-      noise_mask_feather: 20,
-    };
+    const common = { seed: 5, steps: 3, denoise: 0.5, feather: 5, force_inpaint: true, cycle: 2, noise_mask_feather: 20 };
     const face = (await FaceDetailer.run(
-      {
-        ...common,
-        bbox_threshold: 0.5,
-        bbox_dilation: 4,
-        bbox_crop_factor: 2,
-        sam_detection_hint: 'center-1',
-        sam_dilation: 0,
-        sam_threshold: 0.93,
-        sam_bbox_expansion: 0,
-        sam_mask_hint_threshold: 0.7,
-        sam_mask_hint_use_negative: 'False',
-        drop_size: 10,
-        bbox_detector: detector,
-      },
+      faceDetailerInputs(t, img, { ...common, bbox_dilation: 4, bbox_detector: detector }) as never,
       ctx,
     )) as unknown as [Tensor, Tensor[], Tensor[], Tensor];
     const [segs] = (await BboxDetectorSEGS.run(
@@ -333,7 +288,7 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
       ctx,
     )) as unknown as [Segs];
     expect(segs.segments.length).toBe(3);
-    const each = (await DetailerForEach.run({ ...common, segs }, ctx)) as unknown as [Tensor];
+    const each = (await DetailerForEach.run(detailerInputs(t, img, segs, common) as never, ctx)) as unknown as [Tensor];
     expect(face[0].data).toEqual(each[0].data);
     expect(changed(face[0], img).length).toBeGreaterThan(100);
     expect(face[1]).toHaveLength(3);
@@ -349,40 +304,7 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
     const lines: string[] = [];
     const logCtx = { ...ctx, log: { info: (l: string) => lines.push(l), warn: () => {}, error: () => {} } } as unknown as NodeContext;
     const out = (await FaceDetailer.run(
-      {
-        image: img,
-        model: t.model,
-        clip: t.clip,
-        vae: t.vae,
-        guide_size: 64,
-        guide_size_for: true,
-        max_size: 128,
-        seed: 1,
-        steps: 2,
-        cfg: 4,
-        sampler_name: 'euler',
-        scheduler: 'normal',
-        positive: t.pos,
-        negative: t.neg,
-        denoise: 0.5,
-        feather: 0,
-        noise_mask: true,
-        force_inpaint: true,
-        wildcard: '',
-        cycle: 1,
-        bbox_threshold: 0.5,
-        bbox_dilation: 0,
-        bbox_crop_factor: 2,
-        sam_detection_hint: 'center-1',
-        sam_dilation: 0,
-        sam_threshold: 0.93,
-        sam_bbox_expansion: 0,
-        sam_mask_hint_threshold: 0.7,
-        sam_mask_hint_use_negative: 'False',
-        drop_size: 10,
-        bbox_detector: fixedDetector(boxes.map((b) => [...b] as const)),
-        segm_detector_opt: segm,
-      },
+      faceDetailerInputs(t, img, { bbox_detector: fixedDetector(boxes.map((b) => [...b] as const)), segm_detector_opt: segm }) as never,
       logCtx,
     )) as unknown as [Tensor, Tensor[], Tensor[], Tensor];
     // only the overlap [12, 24) × [12, 24) of the two boxes is left in the mask
@@ -395,39 +317,7 @@ describe('detail pass on the tiny SD1 checkpoint', () => {
     const two = picture(H, W);
     const batch = { shape: [2, H, W, 3], data: new Float32Array([...two.data, ...two.data]) };
     const out = (await FaceDetailer.run(
-      {
-        image: batch,
-        model: t.model,
-        clip: t.clip,
-        vae: t.vae,
-        guide_size: 64,
-        guide_size_for: true,
-        max_size: 128,
-        seed: 1,
-        steps: 2,
-        cfg: 4,
-        sampler_name: 'euler',
-        scheduler: 'normal',
-        positive: t.pos,
-        negative: t.neg,
-        denoise: 0.5,
-        feather: 0,
-        noise_mask: true,
-        force_inpaint: true,
-        wildcard: 'w',
-        cycle: 1,
-        bbox_threshold: 0.5,
-        bbox_dilation: 0,
-        bbox_crop_factor: 2,
-        sam_detection_hint: 'center-1',
-        sam_dilation: 0,
-        sam_threshold: 0.93,
-        sam_bbox_expansion: 0,
-        sam_mask_hint_threshold: 0.7,
-        sam_mask_hint_use_negative: 'False',
-        drop_size: 10,
-        bbox_detector: detector,
-      },
+      faceDetailerInputs(t, batch, { wildcard: 'w', bbox_detector: detector }) as never,
       ctx,
     )) as unknown as [Tensor, Tensor[], Tensor[], Tensor, unknown[], Tensor[]];
     expect(out[0].data).toEqual(batch.data);

@@ -6,12 +6,11 @@ import type { Segs } from '../../engine/image/segs.ts';
 import type { ModelHandle, UNetRunArgs, VaeHandle } from '../../engine/models/handles.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { ModelManager } from '../../engine/models/manager.ts';
-import type { NodeContext } from '../../engine/registry/context.ts';
 import { impactBlurMask } from '../../engine/sampling/detail/impact-blur.ts';
 import { inpaintModelConditioning } from '../../engine/sampling/detail/inpaint-model.ts';
 import { DetailerForEach } from '../../nodes/detailer/detailer-for-each.ts';
 import { lcg } from '../models-onnx/tiny.ts';
-import { boxSeg, loadTinyDetail, picture, type TinyDetail } from './tiny-detail.ts';
+import { boxSeg, detailerInputs, loadTinyDetail, loggingContext, picture, type TinyDetail } from './tiny-detail.ts';
 
 /**
  * `inpaint_model` on the detailers: ComfyUI's InpaintModelConditioning (pixels and mask cut to the
@@ -127,41 +126,9 @@ describe('InpaintModelConditioning (inpaint_model)', () => {
     const IH = 64;
     const IW = 80;
     const run = async (model: ModelHandle, vae: VaeHandle, over: Record<string, unknown>) => {
-      const lines: string[] = [];
-      const ctx = {
-        nodeId: '9',
-        classType: 'DetailerForEach',
-        signal: new AbortController().signal,
-        progress: () => {},
-        log: { info: (l: string) => lines.push(l), warn: (l: string) => lines.push(l), error: () => {} },
-      } as unknown as NodeContext;
+      const { ctx, lines } = loggingContext('9', 'DetailerForEach');
       const segs: Segs = { shape: [IH, IW], segments: [boxSeg([4, 4, 20, 20], IH, IW, 2), boxSeg([50, 30, 66, 46], IH, IW, 2)] };
-      const inputs = {
-        image: picture(IH, IW),
-        segs,
-        model,
-        clip: t.clip,
-        vae,
-        guide_size: 64,
-        guide_size_for: true,
-        max_size: 128,
-        seed: 3,
-        steps: 2,
-        cfg: 4,
-        sampler_name: 'euler',
-        scheduler: 'normal',
-        positive: t.pos,
-        negative: t.neg,
-        denoise: 0.6,
-        feather: 3,
-        noise_mask: true,
-        force_inpaint: false,
-        wildcard: '',
-        cycle: 1,
-        noise_mask_feather: 4,
-        inpaint_model: true,
-        ...over,
-      };
+      const inputs = detailerInputs(t, picture(IH, IW), segs, { model, vae, seed: 3, steps: 2, inpaint_model: true, ...over });
       const [image] = (await DetailerForEach.run(inputs as never, ctx)) as unknown as [ImageTensor];
       return { image, log: lines.join('\n'), segs };
     };

@@ -4,6 +4,8 @@ import type { ClipHandle, ModelHandle, VaeHandle } from '../../engine/models/han
 import { ModelManager } from '../../engine/models/manager.ts';
 import type { Conditioning } from '../../engine/sampling/conditioning.ts';
 import type { ImageTensor, MaskTensor } from '../../engine/core/tensor.ts';
+import type { NodeContext } from '../../engine/registry/context.ts';
+import type { DetailOptions } from '../../engine/sampling/detail/detail-for-each.ts';
 import { makeTiny } from '../models-onnx/tiny.ts';
 
 /** The tiny SD1 checkpoint's parts and two prompts, for the detail-pass tests. */
@@ -28,6 +30,109 @@ export async function loadTinyDetail(): Promise<TinyDetail> {
     pos: [await parts.clip.encodeText('a detailed face')],
     neg: [await parts.clip.encodeText('blurry')],
   };
+}
+
+/** The detail pass the tests share, as the engine takes it: guide 64, max 128, seed 42, 3 euler steps at cfg 4, denoise 0.6. */
+export function detailOptions(t: TinyDetail): DetailOptions {
+  return {
+    model: t.model,
+    vae: t.vae,
+    positive: t.pos,
+    negative: t.neg,
+    guideSize: 64,
+    guideForBbox: true,
+    maxSize: 128,
+    seed: 42n,
+    steps: 3,
+    cfg: 4,
+    samplerName: 'euler',
+    scheduler: 'normal',
+    denoise: 0.6,
+    feather: 3,
+    noiseMask: true,
+    forceInpaint: false,
+    cycle: 1,
+    noiseMaskFeather: 4,
+  };
+}
+
+/** The same pass as DetailerForEach's node inputs, with `over` on top. */
+export function detailerInputs(t: TinyDetail, image: ImageTensor, segs: Segs | undefined, over: Record<string, unknown> = {}) {
+  return {
+    image,
+    segs,
+    model: t.model,
+    clip: t.clip,
+    vae: t.vae,
+    guide_size: 64,
+    guide_size_for: true,
+    max_size: 128,
+    seed: 42,
+    steps: 3,
+    cfg: 4,
+    sampler_name: 'euler',
+    scheduler: 'normal',
+    positive: t.pos,
+    negative: t.neg,
+    denoise: 0.6,
+    feather: 3,
+    noise_mask: true,
+    force_inpaint: false,
+    wildcard: '',
+    cycle: 1,
+    noise_mask_feather: 4,
+    ...over,
+  };
+}
+
+/** FaceDetailer's node inputs of the FaceDetailer tests (2 steps, denoise 0.5, forced inpaint, no SAM), with `over` on top. */
+export function faceDetailerInputs(t: TinyDetail, image: ImageTensor, over: Record<string, unknown> = {}) {
+  return {
+    image,
+    model: t.model,
+    clip: t.clip,
+    vae: t.vae,
+    guide_size: 64,
+    guide_size_for: true,
+    max_size: 128,
+    seed: 1,
+    steps: 2,
+    cfg: 4,
+    sampler_name: 'euler',
+    scheduler: 'normal',
+    positive: t.pos,
+    negative: t.neg,
+    denoise: 0.5,
+    feather: 0,
+    noise_mask: true,
+    force_inpaint: true,
+    wildcard: '',
+    cycle: 1,
+    bbox_threshold: 0.5,
+    bbox_dilation: 0,
+    bbox_crop_factor: 2,
+    sam_detection_hint: 'center-1',
+    sam_dilation: 0,
+    sam_threshold: 0.93,
+    sam_bbox_expansion: 0,
+    sam_mask_hint_threshold: 0.7,
+    sam_mask_hint_use_negative: 'False',
+    drop_size: 10,
+    ...over,
+  };
+}
+
+/** A node context that keeps the info and warning lines the node logs, to assert on. */
+export function loggingContext(nodeId: string, classType: string): { ctx: NodeContext; lines: string[] } {
+  const lines: string[] = [];
+  const ctx = {
+    nodeId,
+    classType,
+    signal: new AbortController().signal,
+    progress: () => {},
+    log: { info: (l: string) => lines.push(l), warn: (l: string) => lines.push(l), error: () => {} },
+  } as unknown as NodeContext;
+  return { ctx, lines };
 }
 
 /** A smooth test picture [1, h, w, 3] (gradients, no dependence on the code under test). */
