@@ -36,6 +36,7 @@ import { useDetailLevel } from './detail-level.ts';
 import { useLinkShiftMove } from './use-link-shift-move.ts';
 import { useSpacePan } from './use-space-pan.ts';
 import { convertInputToWidget, convertWidgetToInput } from './widget-inputs.ts';
+import { WidgetRowsProvider } from './widget-rows.tsx';
 
 const nodeTypes = { weft: NodeView, weftGroup: GroupView, weftReroute: RerouteView };
 const executionReducer = makeExecutionReducer((img) => api.viewUrl(img));
@@ -251,38 +252,40 @@ function Editor() {
           setSearch({ x: e.clientX, y: e.clientY });
         }}
       >
-        <ReactFlow
-          nodes={canvas.nodes}
-          edges={canvas.edges}
-          nodeTypes={nodeTypes}
-          onNodesChange={editing.onNodesChange}
-          onEdgesChange={editing.onEdgesChange}
-          onConnect={editing.onConnect}
-          onConnectEnd={editing.onConnectEnd}
-          onReconnectStart={editing.onReconnectStart}
-          onReconnect={editing.onReconnect}
-          onReconnectEnd={editing.onReconnectEnd}
-          isValidConnection={(c) => editing.connectionProblem(c) === undefined}
-          onEdgeDoubleClick={editing.onEdgeDoubleClick}
-          onNodeContextMenu={(e, n) => {
-            if (n.type !== 'weft') return;
-            e.preventDefault();
-            setNodeMenu({ x: e.clientX, y: e.clientY, nodeId: Number(n.id) });
-          }}
-          zoomOnDoubleClick={false}
-          deleteKeyCode={['Delete', 'Backspace']}
-          multiSelectionKeyCode={['Shift', 'Control', 'Meta']}
-          // ComfyUI draws a selection box on Ctrl+drag (Shift+drag too, React Flow's default).
-          selectionKeyCode={['Control', 'Meta', 'Shift']}
-          minZoom={0.05}
-          // Every node stays drawn (no onlyRenderVisibleElements): drawing only those in view mounts and
-          // unmounts nodes on every pan and zoom step of a big graph, React work a moving view need not do.
-          colorMode="dark"
-        >
-          <Background />
-          <Controls />
-          <MiniMap pannable zoomable nodeColor="#5a5a5a" maskColor="#0009" />
-        </ReactFlow>
+        <WidgetRowsProvider>
+          <ReactFlow
+            nodes={canvas.nodes}
+            edges={canvas.edges}
+            nodeTypes={nodeTypes}
+            onNodesChange={editing.onNodesChange}
+            onEdgesChange={editing.onEdgesChange}
+            onConnect={editing.onConnect}
+            onConnectEnd={editing.onConnectEnd}
+            onReconnectStart={editing.onReconnectStart}
+            onReconnect={editing.onReconnect}
+            onReconnectEnd={editing.onReconnectEnd}
+            isValidConnection={(c) => editing.connectionProblem(c) === undefined}
+            onEdgeDoubleClick={editing.onEdgeDoubleClick}
+            onNodeContextMenu={(e, n) => {
+              if (n.type !== 'weft') return;
+              e.preventDefault();
+              setNodeMenu({ x: e.clientX, y: e.clientY, nodeId: Number(n.id) });
+            }}
+            zoomOnDoubleClick={false}
+            deleteKeyCode={['Delete', 'Backspace']}
+            multiSelectionKeyCode={['Shift', 'Control', 'Meta']}
+            // ComfyUI draws a selection box on Ctrl+drag (Shift+drag too, React Flow's default).
+            selectionKeyCode={['Control', 'Meta', 'Shift']}
+            minZoom={0.05}
+            // Every node stays drawn (no onlyRenderVisibleElements): drawing only those in view mounts and
+            // unmounts nodes on every pan and zoom step of a big graph, React work a moving view need not do.
+            colorMode="dark"
+          >
+            <Background />
+            <Controls />
+            <MiniMap pannable zoomable nodeColor="#5a5a5a" maskColor="#0009" />
+          </ReactFlow>
+        </WidgetRowsProvider>
       </div>
       {linkMove && (
         <svg className="link-move-line" data-testid="link-move-line">

@@ -6,6 +6,7 @@ import { socketName, useUiLang, type Lang } from './i18n.ts';
 import { imageDropHandlers, ImageUploadWidget } from './ImageUpload.tsx';
 import { NOTE_TYPES, NoteBody } from './NoteNode.tsx';
 import { convertedWidgets } from './widget-inputs.ts';
+import { blankRowsHeight, hasSlider, useWidgetsDrawn } from './widget-rows.tsx';
 
 export interface NodeRuntime {
   running?: boolean;
@@ -185,9 +186,9 @@ function Widget({
       const min = typeof w.options.min === 'number' ? w.options.min : undefined;
       const max = typeof w.options.max === 'number' ? w.options.max : undefined;
       const step = typeof w.options.step === 'number' ? w.options.step : w.kind === 'INT' ? 1 : 0.01;
-      const slider = min !== undefined && max !== undefined && max - min <= 100 && w.options.display !== 'number';
+      const slider = hasSlider(w);
       return (
-        <label className="widget nodrag" data-testid={`widget-${w.name}`}>
+        <label className={slider ? 'widget slider nodrag' : 'widget nodrag'} data-testid={`widget-${w.name}`}>
           {label}
           {slider && (
             <input type="range" min={min} max={max} step={step} value={Number(value)} onChange={(e) => onChange(Number(e.target.value))} />
@@ -205,7 +206,7 @@ function Widget({
     }
     case 'STRING':
       return (
-        <label className="widget nodrag" data-testid={`widget-${w.name}`}>
+        <label className={w.options.multiline ? 'widget tall nodrag' : 'widget nodrag'} data-testid={`widget-${w.name}`}>
           {label}
           {w.options.multiline ? (
             <textarea rows={3} value={String(value ?? '')} onChange={(e) => onChange(e.target.value)} />
@@ -258,6 +259,10 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
   const asSocket = (i: DocInput) => !i.widget || i.link !== null || converted.has(i.widget.name);
   const linkedWidgetNames = new Set(node.inputs.filter((i) => i.widget && asSocket(i)).map((i) => i.widget!.name));
   const sockets = node.inputs.filter(asSocket);
+  const shown = widgets.filter(
+    (w) => !linkedWidgetNames.has(w.name) && !(w.kind === 'CONTROL' && linkedWidgetNames.has(widgets[w.index - 1]?.name)),
+  );
+  const blankHeight = useWidgetsDrawn() || note ? undefined : blankRowsHeight(shown);
   const cls = [
     'weft-node',
     selected ? 'selected' : '',
@@ -280,7 +285,7 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
     >
       {selected && <NodeResizeControl position="bottom-right" resizeDirection="horizontal" minWidth={140} className="weft-node-resize" />}
       <div className="weft-node-title" style={{ background: node.color ?? headerColor(info?.category) }}>
-        <span>{data.title}</span>
+        {data.title}
       </div>
       {runtime.progress && (
         <div className="weft-progress" data-testid={`progress-${node.id}`}>
@@ -316,9 +321,9 @@ function NodeViewImpl({ data, selected }: NodeProps<WeftFlowNode>) {
         {note && (
           <NoteBody node={node} editing={editingNote} setEditing={setEditingNote} onText={(text) => data.onWidget(node.id, 0, text)} />
         )}
-        {widgets.map((w) =>
-          linkedWidgetNames.has(w.name) || (w.kind === 'CONTROL' && linkedWidgetNames.has(widgets[w.index - 1]?.name)) ? null : w.kind ===
-              'UPLOAD' && setImage ? (
+        {blankHeight !== undefined && shown.length > 0 && <div className="widget-rows-blank" style={{ height: blankHeight }} />}
+        {(blankHeight === undefined ? shown : []).map((w) =>
+          w.kind === 'UPLOAD' && setImage ? (
             <ImageUploadWidget key={w.index} value={String(node.widgets_values?.[w.index - 1] ?? '')} lang={lang} onChange={setImage} />
           ) : (
             <Widget

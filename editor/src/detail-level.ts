@@ -2,7 +2,7 @@ import { useStoreApi } from '@xyflow/react';
 import { useEffect, type RefObject } from 'react';
 
 // Zoomed out, widgets (and further out, titles and sockets) are unreadable; not painting them keeps a big graph light.
-const LOW_DETAIL_BELOW = 0.4;
+export const LOW_DETAIL_BELOW = 0.4;
 const MINIMAL_DETAIL_BELOW = 0.2;
 
 /**

@@ -6,6 +6,7 @@ import type { ObjectInfo } from '../../engine/registry/registry.ts';
 import { api } from './client.ts';
 import { defaultGraph } from './default-graph.ts';
 import { docBounds } from './doc-viewport.ts';
+import { openingGraph } from './widget-rows.tsx';
 import { missingClasses, normalizeDoc, widgetDefs, type WorkflowDoc } from './doc.ts';
 import { readWorkflowFromFile } from './files.ts';
 import { t, type Lang } from './i18n.ts';
@@ -103,7 +104,9 @@ export function useFileOps({ doc, docRef, tabs, info, lang, notify, flow, onRepl
       // draw it again (a 500-node file opened 1.4x slower so). The fit below corrects for drawn sizes.
       const bounds = docBounds(d);
       const { width, height, minZoom, maxZoom } = flowStore.getState();
-      if (bounds && width > 0 && height > 0) void flow.setViewport(getViewportForBounds(bounds, width, height, minZoom, maxZoom, 0.1));
+      const view = bounds && width > 0 && height > 0 ? getViewportForBounds(bounds, width, height, minZoom, maxZoom, 0.1) : undefined;
+      openingGraph(d.nodes.length, view?.zoom ?? flowStore.getState().transform[2]);
+      if (view) void flow.setViewport(view);
       // The flag tells scripted clients (the browser tests) when the view has stopped moving under the cursor.
       document.body.dataset.fitting = '1';
       window.setTimeout(() => {
