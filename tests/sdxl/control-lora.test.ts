@@ -3,25 +3,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../engine/core/tensor.ts';
 import { MapWeightSource, type WeightSource } from '../../engine/core/weights.ts';
-import { nhwcToNchw } from '../../engine/image/layout.ts';
-import { commonUpscale } from '../../engine/image/resize.ts';
 import { makeControlLoraFile } from '../../engine/models/controlnet/generate-control-lora.ts';
 import { controlNetLayout, type ControlNetConfig } from '../../engine/models/controlnet/layout.ts';
 import { readControlModel } from '../../engine/models/controlnet/load.ts';
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
-import { controlNetRef } from '../../engine/models/families/sd1/reference/controlnet.ts';
-import type { SdxlClip } from '../../engine/models/families/sdxl/clip.ts';
-import type { ControlResiduals, ModelHandle } from '../../engine/models/handles.ts';
-import { ModelManager } from '../../engine/models/manager.ts';
-import { FolderPaths } from '../../engine/paths/folders.ts';
+import type { ModelHandle } from '../../engine/models/handles.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
-import type { Conditioning, Control, ControlRequest } from '../../engine/sampling/conditioning.ts';
+import type { Conditioning, Control } from '../../engine/sampling/conditioning.ts';
 import { ksample, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';
-import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling-advanced.ts';
 import { ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import '../../nodes/model/services.ts';
 import { lcg, relErr } from '../models-onnx/tiny.ts';
-import { makeTinySdxl, type TinySdxl } from './tiny.ts';
+import { ksampleWithReferenceControl, loadSdxlControlRig } from './control-rig.ts';
+import type { TinySdxl } from './tiny.ts';
 
 /*
  * Stability's Control-LoRAs as ComfyUI's ControlLora builds them: a ControlNet of the model's UNet
@@ -31,7 +25,6 @@ import { makeTinySdxl, type TinySdxl } from './tiny.ts';
  * in float64, and the refusals.
  */
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 const TOL = 1e-4;
 let tiny: TinySdxl;
 let model: ModelHandle;
@@ -72,13 +65,7 @@ function assemble(
 }
 
 beforeAll(async () => {
-  tiny = await makeTinySdxl(41);
-  const manager = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet });
-  const parts = await manager.loadCheckpoint(tiny.file);
-  model = parts.model;
-  const clip = parts.clip as SdxlClip;
-  pos = [await clip.encodeSdxl('a red fox', 'a fox')];
-  neg = [await clip.encodeText('blurry')];
+  ({ tiny, model, pos, neg, ctx, base } = await loadSdxlControlRig(41, { seed: 11n, steps: 2, latent: [1, 4, 8, 8] }));
   cfg = { unet: { ...tiny.cfg.unet }, hintChannels: 3 };
   // time_embed.0 is left to the model, as a Control-LoRA may leave layers it did not train.
   const file = makeControlLoraFile(join(tiny.dir, 'controlnet', 'control-lora-tiny-rank4.safetensors'), cfg, {
@@ -87,22 +74,6 @@ beforeAll(async () => {
     fromModel: ['time_embed.0.'],
   });
   expected = assemble(cfg, file, tiny.unet);
-  ctx = {
-    services: { models: manager },
-    log: quiet,
-    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
-  } as unknown as NodeContext;
-  base = {
-    model,
-    seed: 11n,
-    steps: 2,
-    cfg: 5,
-    samplerName: 'euler',
-    scheduler: 'normal',
-    positive: pos,
-    negative: neg,
-    latent: { samples: { shape: [1, 4, 8, 8], data: new Float32Array(256) } },
-  };
 }, 120_000);
 afterAll(() => tiny && rmSync(tiny.dir, { recursive: true, force: true }));
 
@@ -127,22 +98,7 @@ describe('Control-LoRA', () => {
       {} as never,
     ) as [Conditioning, Conditioning];
     const got = await ksample({ ...base, positive: p, negative: n });
-    const ms = modelSamplingFromConfig(model.sampling);
-    const ref: Control = {
-      async getControl(req: ControlRequest): Promise<ControlResiduals> {
-        const [, , h, w] = req.x.shape;
-        const hint = commonUpscale(nhwcToNchw(image), w * 8, h * 8, 'nearest-exact', 'center');
-        const x = { shape: req.x.shape, data: ms.calculateInput(req.sigma, req.x.data) };
-        const r = controlNetRef(cfg, expected, x, req.timesteps, req.context, hint, req.extra?.y);
-        const scale = (t: Tensor): Tensor => ({ shape: t.shape, data: t.data.map((v) => Math.fround(v * 0.8)) });
-        return { input: r.input.map(scale), middle: scale(r.middle) };
-      },
-    };
-    const want = await ksample({
-      ...base,
-      positive: pos.map((e) => ({ ...e, control: ref })),
-      negative: neg.map((e) => ({ ...e, control: ref })),
-    });
+    const want = await ksampleWithReferenceControl(base, { config: cfg, weights: expected, image, strength: 0.8 });
     expect(relErr(got.samples.data, want.samples.data)).toBeLessThan(TOL);
     const plain = await ksample(base);
     expect(relErr(got.samples.data, plain.samples.data)).toBeGreaterThan(1e-3);

@@ -2,29 +2,22 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import type { Tensor } from '../../engine/core/tensor.ts';
-import { nhwcToNchw } from '../../engine/image/layout.ts';
-import { commonUpscale } from '../../engine/image/resize.ts';
 import { writeSafetensors } from '../../engine/formats/safetensors.ts';
 import { makeControlNetFile } from '../../engine/models/controlnet/generate.ts';
 import { readControlNet, type ControlNetFile } from '../../engine/models/controlnet/load.ts';
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
-import { controlNetRef } from '../../engine/models/families/sd1/reference/controlnet.ts';
-import type { SdxlClip } from '../../engine/models/families/sdxl/clip.ts';
-import type { ControlResiduals, ModelHandle } from '../../engine/models/handles.ts';
-import { ModelManager } from '../../engine/models/manager.ts';
-import { FolderPaths } from '../../engine/paths/folders.ts';
+import type { ModelHandle } from '../../engine/models/handles.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
-import type { Conditioning, Control, ControlRequest } from '../../engine/sampling/conditioning.ts';
+import type { Conditioning } from '../../engine/sampling/conditioning.ts';
 import { ksample, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';
-import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling-advanced.ts';
 import { ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import '../../nodes/model/services.ts';
 import { lcg, relErr } from '../models-onnx/tiny.ts';
-import { makeTinySdxl, type TinySdxl } from './tiny.ts';
+import { ksampleWithReferenceControl, loadSdxlControlRig } from './control-rig.ts';
+import type { TinySdxl } from './tiny.ts';
 
 /* An SDXL ControlNet (the UNet's encoder half with label_emb, so it takes y) in a KSampler run on the tiny SDXL. */
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 let tiny: TinySdxl;
 let model: ModelHandle;
 let pos: Conditioning;
@@ -35,33 +28,17 @@ let base: KSamplerArgs;
 const image: Tensor = { shape: [1, 64, 64, 3], data: lcg(64 * 64 * 3, 5).map((v) => (v + 1) / 2) };
 
 beforeAll(async () => {
-  tiny = await makeTinySdxl(12);
-  const manager = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet });
-  const parts = await manager.loadCheckpoint(tiny.file);
-  model = parts.model;
-  const clip = parts.clip as SdxlClip;
-  pos = [{ ...(await clip.encodeSdxl('a red fox', 'a fox')), size: { width: 1024, height: 1024 } }];
-  neg = [await clip.encodeText('blurry')];
+  let ctx: NodeContext;
+  ({ tiny, model, pos, neg, ctx, base } = await loadSdxlControlRig(12, {
+    seed: 42n,
+    steps: 2,
+    latent: [1, 4, 8, 8],
+    posSize: { width: 1024, height: 1024 },
+  }));
   const file = join(tiny.dir, 'controlnet', 'weft-tiny-sdxl-controlnet.safetensors');
   makeControlNetFile(file, { unet: tiny.cfg.unet, hintChannels: 3 }, { seed: 8 });
   cn = readControlNet(file);
-  const ctx = {
-    services: { models: manager },
-    log: quiet,
-    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
-  } as unknown as NodeContext;
   net = (ControlNetLoader.run({ control_net_name: 'weft-tiny-sdxl-controlnet.safetensors' }, ctx) as [ControlNetModel])[0];
-  base = {
-    model,
-    seed: 42n,
-    steps: 2,
-    cfg: 5,
-    samplerName: 'euler',
-    scheduler: 'normal',
-    positive: pos,
-    negative: neg,
-    latent: { samples: { shape: [1, 4, 8, 8], data: new Float32Array(256) } },
-  };
 }, 120_000);
 afterAll(() => tiny && rmSync(tiny.dir, { recursive: true, force: true }));
 
@@ -100,22 +77,7 @@ describe('SDXL ControlNet (single-file layout) on the tiny SDXL', () => {
       {} as never,
     ) as [Conditioning, Conditioning];
     const got = await ksample({ ...base, positive: p, negative: n });
-    const ms = modelSamplingFromConfig(model.sampling);
-    const ref: Control = {
-      async getControl(req: ControlRequest): Promise<ControlResiduals> {
-        const [, , h, w] = req.x.shape;
-        const hint = commonUpscale(nhwcToNchw(image), w * 8, h * 8, 'nearest-exact', 'center');
-        const x = { shape: req.x.shape, data: ms.calculateInput(req.sigma, req.x.data) };
-        const r = controlNetRef(cn.config, cn.weights, x, req.timesteps, req.context, hint, req.extra?.y);
-        const scale = (t: Tensor): Tensor => ({ shape: t.shape, data: t.data.map((v) => Math.fround(v * 0.9)) });
-        return { input: r.input.map(scale), middle: scale(r.middle) };
-      },
-    };
-    const want = await ksample({
-      ...base,
-      positive: pos.map((e) => ({ ...e, control: ref })),
-      negative: neg.map((e) => ({ ...e, control: ref })),
-    });
+    const want = await ksampleWithReferenceControl(base, { config: cn.config, weights: cn.weights, image, strength: 0.9 });
     expect(relErr(got.samples.data, want.samples.data)).toBeLessThan(1e-4);
     const plain = await ksample(base);
     expect(relErr(got.samples.data, plain.samples.data)).toBeGreaterThan(1e-3);

@@ -1,6 +1,5 @@
 import * as ort from 'onnxruntime-node';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../engine/core/tensor.ts';
 import { MapWeightSource, type WeightSource } from '../../engine/core/weights.ts';
@@ -17,17 +16,15 @@ import {
 } from '../../engine/models/controlnet/generate-adapter.ts';
 import { readControlModel } from '../../engine/models/controlnet/load.ts';
 import { t2iAdapterRef } from '../../engine/models/families/sd1/reference/t2i-adapter.ts';
-import type { SdxlClip } from '../../engine/models/families/sdxl/clip.ts';
 import type { ControlResiduals, ModelHandle } from '../../engine/models/handles.ts';
-import { ModelManager } from '../../engine/models/manager.ts';
-import { FolderPaths } from '../../engine/paths/folders.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import type { Conditioning, Control, ControlRequest } from '../../engine/sampling/conditioning.ts';
 import { ksample, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';
 import { ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import '../../nodes/model/services.ts';
 import { lcg, relErr } from '../models-onnx/tiny.ts';
-import { makeTinySdxl, type TinySdxl } from './tiny.ts';
+import { loadSdxlControlRig } from './control-rig.ts';
+import type { TinySdxl } from './tiny.ts';
 
 /*
  * SDXL T2I-Adapters (ComfyUI's `Adapter(xl=True)`: a 16× pixel unshuffle, one downsample before level
@@ -36,7 +33,6 @@ import { makeTinySdxl, type TinySdxl } from './tiny.ts';
  * fed the reference adapter's residuals where ComfyUI's popping of control['input'] puts them.
  */
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 const TOL = 1e-4;
 let tiny: TinySdxl;
 let model: ModelHandle;
@@ -60,32 +56,10 @@ const hintOf = (c: number, h: number, w: number, seed: number): Tensor => ({
 });
 
 beforeAll(async () => {
-  tiny = await makeTinySdxl(21);
-  const manager = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet });
-  const parts = await manager.loadCheckpoint(tiny.file);
-  model = parts.model;
-  const clip = parts.clip as SdxlClip;
-  pos = [await clip.encodeSdxl('a red fox', 'a fox')];
-  neg = [await clip.encodeText('blurry')];
+  // 9×10: odd sizes, so the hint is rounded up to 16 (80×80) and the adapter's features meet the UNet's rounded-up sizes.
+  ({ tiny, model, pos, neg, ctx, base } = await loadSdxlControlRig(21, { seed: 7n, steps: 3, latent: [1, 4, 9, 10] }));
   const file = makeDemoSdxlAdapter(tiny.file, tiny.dir, 3);
   adapter = readWs(file);
-  ctx = {
-    services: { models: manager },
-    log: quiet,
-    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
-  } as unknown as NodeContext;
-  base = {
-    model,
-    seed: 7n,
-    steps: 3,
-    cfg: 5,
-    samplerName: 'euler',
-    scheduler: 'normal',
-    positive: pos,
-    negative: neg,
-    // 9×10: odd sizes, so the hint is rounded up to 16 (80×80) and the adapter's features meet the UNet's rounded-up sizes.
-    latent: { samples: { shape: [1, 4, 9, 10], data: new Float32Array(360) } },
-  };
 }, 120_000);
 afterAll(() => tiny && rmSync(tiny.dir, { recursive: true, force: true }));
 

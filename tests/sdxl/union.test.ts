@@ -10,19 +10,16 @@ import type { ControlNetConfig } from '../../engine/models/controlnet/layout.ts'
 import { readControlNet, type ControlNetFile } from '../../engine/models/controlnet/load.ts';
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
 import { controlNetRef } from '../../engine/models/families/sd1/reference/controlnet.ts';
-import type { SdxlClip } from '../../engine/models/families/sdxl/clip.ts';
-import type { ControlResiduals, ModelHandle } from '../../engine/models/handles.ts';
-import { ModelManager } from '../../engine/models/manager.ts';
-import { FolderPaths } from '../../engine/paths/folders.ts';
+import type { ModelHandle } from '../../engine/models/handles.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
-import type { Conditioning, Control, ControlRequest } from '../../engine/sampling/conditioning.ts';
+import type { Conditioning } from '../../engine/sampling/conditioning.ts';
 import { ksample, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';
-import { modelSamplingFromConfig } from '../../engine/sampling/model-sampling-advanced.ts';
 import { ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import { SetUnionControlNetType } from '../../nodes/controlnet/union.ts';
 import '../../nodes/model/services.ts';
 import { lcg, relErr } from '../models-onnx/tiny.ts';
-import { makeTinySdxl, type TinySdxl } from './tiny.ts';
+import { ksampleWithReferenceControl, loadSdxlControlRig } from './control-rig.ts';
+import type { TinySdxl } from './tiny.ts';
 
 /*
  * ControlNet Union (xinsir's controlnet-union-sdxl-1.0 as comfy/cldm/cldm.py runs it) on a tiny random
@@ -32,7 +29,6 @@ import { makeTinySdxl, type TinySdxl } from './tiny.ts';
  * refusal of a type the model does not have.
  */
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 const TOL = 1e-4;
 /** ComfyUI's UNION_CONTROLNET_TYPES keys in order, as its node lists them after "auto" (written out here, not imported). */
 const COMFY_TYPES = [
@@ -63,33 +59,11 @@ const unionCfg = (t: TinySdxl, types: number): ControlNetConfig => ({
 });
 
 beforeAll(async () => {
-  tiny = await makeTinySdxl(31);
-  const manager = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet });
-  const parts = await manager.loadCheckpoint(tiny.file);
-  model = parts.model;
-  const clip = parts.clip as SdxlClip;
-  pos = [await clip.encodeSdxl('a red fox', 'a fox')];
-  neg = [await clip.encodeText('blurry')];
+  ({ tiny, model, pos, neg, ctx, base } = await loadSdxlControlRig(31, { seed: 3n, steps: 2, latent: [1, 4, 8, 6] }));
   makeControlNetFile(join(tiny.dir, 'controlnet', 'union.safetensors'), unionCfg(tiny, 8), { seed: 4, layout: 'diffusers' });
   makeControlNetFile(join(tiny.dir, 'controlnet', 'union6.safetensors'), unionCfg(tiny, 6), { seed: 5, layout: 'diffusers' });
   file = readControlNet(join(tiny.dir, 'controlnet', 'union.safetensors'));
-  ctx = {
-    services: { models: manager },
-    log: quiet,
-    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
-  } as unknown as NodeContext;
   net = (ControlNetLoader.run({ control_net_name: 'union.safetensors' }, ctx) as [ControlNetModel])[0];
-  base = {
-    model,
-    seed: 3n,
-    steps: 2,
-    cfg: 5,
-    samplerName: 'euler',
-    scheduler: 'normal',
-    positive: pos,
-    negative: neg,
-    latent: { samples: { shape: [1, 4, 8, 6], data: new Float32Array(192) } },
-  };
 }, 120_000);
 afterAll(() => tiny && rmSync(tiny.dir, { recursive: true, force: true }));
 
@@ -162,21 +136,12 @@ describe('SetUnionControlNetType', () => {
       {} as never,
     ) as [Conditioning, Conditioning];
     const got = await ksample({ ...base, positive: p, negative: n });
-    const ms = modelSamplingFromConfig(model.sampling);
-    const ref: Control = {
-      async getControl(req: ControlRequest): Promise<ControlResiduals> {
-        const [, , h, w] = req.x.shape;
-        const hint = commonUpscale(nhwcToNchw(image), w * 8, h * 8, 'nearest-exact', 'center');
-        const x = { shape: req.x.shape, data: ms.calculateInput(req.sigma, req.x.data) };
-        const r = controlNetRef(file.config, file.weights, x, req.timesteps, req.context, hint, req.extra?.y, [6]);
-        const scale = (t: Tensor): Tensor => ({ shape: t.shape, data: t.data.map((v) => Math.fround(v * 0.7)) });
-        return { input: r.input.map(scale), middle: scale(r.middle) };
-      },
-    };
-    const want = await ksample({
-      ...base,
-      positive: pos.map((e) => ({ ...e, control: ref })),
-      negative: neg.map((e) => ({ ...e, control: ref })),
+    const want = await ksampleWithReferenceControl(base, {
+      config: file.config,
+      weights: file.weights,
+      image,
+      strength: 0.7,
+      controlType: [6],
     });
     expect(relErr(got.samples.data, want.samples.data)).toBeLessThan(TOL);
   }, 180_000);

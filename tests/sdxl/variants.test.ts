@@ -2,7 +2,6 @@ import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../engine/core/tensor.ts';
-import type { SdxlClip } from '../../engine/models/families/sdxl/clip.ts';
 import { PLAYGROUND_V25_LATENT_FORMAT, SDXL_LATENT_FORMAT } from '../../engine/models/families/sdxl/latent.ts';
 import { SDXL_VARIANT_MARKERS } from '../../engine/models/families/sdxl/make.ts';
 import type { CheckpointParts } from '../../engine/models/families/family.ts';
