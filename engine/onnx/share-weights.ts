@@ -1,5 +1,5 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { readAt, writeFileAtomic } from '../core/safe-path.ts';
 import { externalData } from './graph.ts';
@@ -100,10 +100,20 @@ export function hasHalfWeights(optimized: onnxProto.onnx.IModelProto): boolean {
  * its values are exact float16s, else in float32. The graph is then loaded with basic optimisation,
  * which folds those Casts again (the same bits). Returns the bytes no longer duplicated; 0 when the
  * model was already shared.
+ *
+ * `saved` is where ORT saved its graph when that is not `<dir>/optimized.onnx`: a build's first
+ * session saves it in the scratch folder its float32 weights were expanded into (memory, see
+ * sessions.ts), so the 3.4 GB of an SD1.5 UNet are never written to the cache's disk; only the
+ * shared form is, and `<dir>/optimized.onnx` appears once complete (written last, atomically). The
+ * scratch folder's files are left to its owner.
  */
-export function shareOptimizedWeights(dir: string): number {
+export function shareOptimizedWeights(dir: string, savedModel = join(dir, 'optimized.onnx')): number {
   const optimizedFile = join(dir, 'optimized.onnx');
-  const optimized = onnx.ModelProto.decode(readFileSync(optimizedFile));
+  const savedDir = dirname(savedModel);
+  const inPlace = savedDir === dir;
+  // Another process saved this build's graph first: its files are the ones in use.
+  if (!inPlace && existsSync(optimizedFile)) return 0;
+  const optimized = onnx.ModelProto.decode(readFileSync(savedModel));
   const inits = optimized.graph?.initializer ?? [];
   const base = onnx.ModelProto.decode(readFileSync(join(dir, 'model.onnx')));
   const baseInits = base.graph?.initializer ?? [];
@@ -112,7 +122,9 @@ export function shareOptimizedWeights(dir: string): number {
   const own = [...sources].filter((s) => !baseFiles.has(s));
   if (own.length === 0 || own.some((s) => s.startsWith(SHARED_PREFIX))) return 0;
   if ([...own, ...baseFiles].some((s) => s.includes('/') || s.includes('\\')))
-    throw new Error(`${optimizedFile}: external data outside its folder`);
+    throw new Error(`${savedModel}: external data outside its folder`);
+  if (!inPlace && own.some((s) => baseFiles.has(s) || existsSync(join(dir, s))))
+    throw new Error(`${savedModel}: its external data would shadow a file of the build in ${dir}`);
 
   const byName = new Map(baseInits.map((t) => [t.name ?? '', t]));
   // The float32 value name → the float16 initializer the build casts it from.
@@ -122,7 +134,10 @@ export function shareOptimizedWeights(dir: string): number {
     const t = input?.endsWith(HALF_SUFFIX) && n.opType === 'Cast' ? byName.get(input) : undefined;
     if (t && n.output?.[0]) halfOf.set(n.output[0], t);
   }
-  const fds = new Map([...own, ...baseFiles].map((s) => [s, openSync(join(dir, s), 'r')]));
+  const fds = new Map([
+    ...own.map((s) => [s, openSync(join(savedDir, s), 'r')] as const),
+    ...[...baseFiles].map((s) => [s, openSync(join(dir, s), 'r')] as const),
+  ]);
   const a = new Uint8Array(CHUNK);
   const b = new Uint8Array(CHUNK);
   const tag = `${process.pid}-${Date.now()}`;
@@ -226,6 +241,6 @@ export function shareOptimizedWeights(dir: string): number {
   if (casts.length && optimized.graph) optimized.graph.node = [...casts, ...(optimized.graph.node ?? [])];
   writeFileAtomic(optimizedFile, onnx.ModelProto.encode(optimized).finish(), { fsync: true });
   // Files the rewritten model no longer names; a process that opened the old model may still be reading them.
-  for (const s of own) if (existsSync(join(dir, s)) && statSync(join(dir, s)).isFile()) rmSync(join(dir, s), { force: true });
+  if (inPlace) for (const s of own) if (existsSync(join(dir, s)) && statSync(join(dir, s)).isFile()) rmSync(join(dir, s), { force: true });
   return saved;
 }
