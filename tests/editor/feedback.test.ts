@@ -14,7 +14,7 @@ import { silentLogger } from '../../engine/core/log.ts';
 import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { defineNode } from '../../engine/registry/types.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
-import { ARTIFACTS, clickWorkflowEntry, ensureEditorBuild, readWorkflow, ROOT, shot, eventually, viewSettled } from './harness.ts';
+import { ARTIFACTS, ensureEditorBuild, ROOT, shot, eventually, openTemplate } from './harness.ts';
 
 /** A path outside every folder the server knows, so only the editor can keep it off the screen. */
 const FOREIGN = '/srv/private-cache/weights/secret-7f3a.bin';
@@ -77,12 +77,6 @@ async function openPage(): Promise<Page> {
   await page.goto(server.url);
   await page.getByTestId('connection').filter({ hasText: 'connected' }).waitFor();
   return page;
-}
-
-async function openTemplate(page: Page, file: string): Promise<void> {
-  await clickWorkflowEntry(page, `wf-template-${file}`);
-  await page.getByTestId(`node-${readWorkflow(file).nodes[0].id}`).waitFor();
-  await viewSettled(page);
 }
 
 async function setWidget(page: Page, node: number, widget: string, value: string): Promise<void> {
