@@ -2,9 +2,9 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../engine/core/tensor.ts';
-import { MapWeightSource, type WeightSource } from '../../engine/core/weights.ts';
+import type { WeightSource } from '../../engine/core/weights.ts';
 import { makeControlLoraFile } from '../../engine/models/controlnet/generate-control-lora.ts';
-import { controlNetLayout, type ControlNetConfig } from '../../engine/models/controlnet/layout.ts';
+import type { ControlNetConfig } from '../../engine/models/controlnet/layout.ts';
 import { readControlModel } from '../../engine/models/controlnet/load.ts';
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
 import type { ModelHandle } from '../../engine/models/handles.ts';
@@ -14,6 +14,7 @@ import { ksample, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';
 import { ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import '../../nodes/model/services.ts';
 import { lcg, relErr } from '../models-onnx/tiny.ts';
+import { assembleControlLora } from './control-lora-weights.ts';
 import { ksampleWithReferenceControl, loadSdxlControlRig } from './control-rig.ts';
 import type { TinySdxl } from './tiny.ts';
 
@@ -36,34 +37,6 @@ let cfg: ControlNetConfig;
 let expected: WeightSource;
 const image: Tensor = { shape: [1, 40, 48, 3], data: lcg(40 * 48 * 3, 6).map((v) => (v + 1) / 2) };
 
-/** ControlLora.pre_run's weights, assembled independently: file tensor, else the UNet's; plus up @ down (float64) for LoRA'd layers. */
-function assemble(
-  c: ControlNetConfig,
-  file: Map<string, { shape: readonly number[]; data: Float32Array }>,
-  unet: WeightSource,
-): WeightSource {
-  const out = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-  for (const [name, shape] of controlNetLayout(c)) {
-    const base = file.get(name)?.data ?? unet.get(name);
-    const mod = name.replace(/\.weight$/, '');
-    const up = file.get(`${mod}.up`);
-    const down = file.get(`${mod}.down`);
-    const data = new Float32Array(base.length);
-    if (name.endsWith('.weight') && up && down) {
-      const [o, r] = up.shape;
-      const rest = base.length / o;
-      for (let i = 0; i < o; i++)
-        for (let j = 0; j < rest; j++) {
-          let s = 0;
-          for (let k = 0; k < r; k++) s += up.data[i * r + k] * down.data[k * rest + j];
-          data[i * rest + j] = base[i * rest + j] + s;
-        }
-    } else data.set(base);
-    out.set(name, { shape, data });
-  }
-  return new MapWeightSource(out);
-}
-
 beforeAll(async () => {
   ({ tiny, model, pos, neg, ctx, base } = await loadSdxlControlRig(41, { seed: 11n, steps: 2, latent: [1, 4, 8, 8] }));
   cfg = { unet: { ...tiny.cfg.unet }, hintChannels: 3 };
@@ -73,7 +46,7 @@ beforeAll(async () => {
     rank: 4,
     fromModel: ['time_embed.0.'],
   });
-  expected = assemble(cfg, file, tiny.unet);
+  expected = assembleControlLora(cfg, file, tiny.unet);
 }, 120_000);
 afterAll(() => tiny && rmSync(tiny.dir, { recursive: true, force: true }));
 
