@@ -29,17 +29,27 @@ interface Handles {
 }
 interface Manager {
   loadCheckpoint(f: string): Promise<Handles>;
+  runtime?: { cache: { onProgress?: (p: { part: string; phase: string; done: number; total: number }) => void } };
 }
 const { ModelManager } = (await import(path.join(tree, 'engine/models/manager.ts'))) as { ModelManager: new (o: object) => Manager };
 
 const t0 = performance.now();
 const lines: string[] = [];
+/** Wall and CPU seconds since the start, so the phases between two log lines can be told apart in both. */
+const stamp = (): string => {
+  const c = process.cpuUsage();
+  return `${((performance.now() - t0) / 1000).toFixed(1)} s (CPU ${((c.user + c.system) / 1e6).toFixed(1)} s)`;
+};
 const log = {
-  info: (m: string) => lines.push(`${((performance.now() - t0) / 1000).toFixed(1)} s ${m}`),
+  info: (m: string) => lines.push(`${stamp()} ${m}`),
   warn: (m: string) => lines.push(`warn ${m}`),
   error: (m: string) => lines.push(`error ${m}`),
 };
 const m = new ModelManager({ cacheDir, log, device: 'cpu' });
+if (m.runtime)
+  m.runtime.cache.onProgress = (p) => {
+    if (p.phase !== 'write' || p.done === 0) log.info(`${p.part}: ${p.phase === 'write' ? 'writing' : p.phase}`);
+  };
 /** CPU seconds per phase (the process's user + system time, ORT's threads included): on a loaded machine wall times mostly measure the others. */
 const cpu: Record<string, number> = {};
 let phase = 'checkpoint';

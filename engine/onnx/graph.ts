@@ -40,6 +40,12 @@ interface Initializer {
    * lies in a file as float16 or float32 the build can point there without producing the bytes.
    */
   direct?: boolean;
+  /**
+   * The values are the source tensor's, read as [rows, cols] and transposed: where the source lies in
+   * a file as float16, writeTo transposes its 16-bit values itself (the bits `bytes()` then a 16-bit
+   * store give) instead of widening, transposing and narrowing them in fresh float32 arrays.
+   */
+  transposed?: readonly [number, number];
 }
 
 /** Where one initializer lives in the external-data file that `writeTo` writes (inline ones are < 1 KiB). */
@@ -142,8 +148,15 @@ export class GraphBuilder {
     return name;
   }
 
-  floats(name: string, dims: readonly number[], data: () => Float32Array, source?: string, direct = false): string {
-    return this.initializer(
+  floats(
+    name: string,
+    dims: readonly number[],
+    data: () => Float32Array,
+    source?: string,
+    direct = false,
+    transposed?: readonly [number, number],
+  ): string {
+    const n = this.initializer(
       name,
       'float32',
       dims,
@@ -156,6 +169,8 @@ export class GraphBuilder {
       source,
       direct,
     );
+    if (transposed && source !== undefined) this.inits[this.inits.length - 1].transposed = transposed;
+    return n;
   }
 
   /** A small int64 constant (shapes, axes), deduplicated. */
@@ -310,11 +325,15 @@ export class GraphBuilder {
               return;
             }
           }
-          let bytes = init.bytes();
-          if (bytes.byteLength !== place.length)
+          const swapped =
+            opts.half && init.type === 'float32' && init.transposed && init.source !== undefined
+              ? transposedHalf(init.transposed, opts.locate?.(init.source), place.length)
+              : undefined;
+          let bytes = swapped ?? init.bytes();
+          if (bytes.byteLength !== place.length && !swapped)
             throw new Error(`${this.name}: initializer '${init.name}' has ${bytes.byteLength} bytes, expected ${place.length}`);
-          let stored: ElemType = init.type;
-          if (opts.half && init.type === 'float32' && !init.stored) {
+          let stored: ElemType = swapped ? 'float16' : init.type;
+          if (opts.half && init.type === 'float32' && !init.stored && !swapped) {
             const h = exactHalf(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), halfScratch(bytes.byteLength / 4));
             if (h) {
               bytes = new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
@@ -501,6 +520,42 @@ export function externalData(location: string, offset: number, length: number): 
 }
 
 let halfBuf = new Uint16Array(0);
+let sourceBuf = new Uint16Array(0);
+/** Square tiles of the 16-bit transpose: a row of reads and a column of writes each stay in cache. */
+const TILE = 64;
+
+/**
+ * A float16 source tensor of [rows, cols] transposed in 16 bits (into the reused half buffer), or
+ * undefined where that would not give the float32 path's bits: the source is not float16 in a file,
+ * or holds a NaN (widened and narrowed through JS numbers its payload may not survive).
+ */
+function transposedHalf(
+  [rows, cols]: readonly [number, number],
+  src: StoredTensor | undefined,
+  floatBytes: number,
+): Uint8Array | undefined {
+  const n = rows * cols;
+  if (!src || src.dtype !== 'F16' || src.length !== 2 * n || floatBytes !== 4 * n) return undefined;
+  if (sourceBuf.length < n) sourceBuf = new Uint16Array(n);
+  const raw = new Uint8Array(sourceBuf.buffer, 0, 2 * n);
+  const fd = openSync(src.file, 'r');
+  try {
+    if (readAt(fd, raw, 2 * n, src.offset) < 2 * n) throw new Error(`${src.file}: short read at byte ${src.offset} (file changed?)`);
+  } finally {
+    closeSync(fd);
+  }
+  const a = sourceBuf;
+  for (let i = 0; i < n; i++) if ((a[i] & 0x7c00) === 0x7c00 && (a[i] & 0x3ff) !== 0) return undefined;
+  const out = halfScratch(n);
+  for (let i0 = 0; i0 < rows; i0 += TILE) {
+    const i1 = Math.min(rows, i0 + TILE);
+    for (let j0 = 0; j0 < cols; j0 += TILE) {
+      const j1 = Math.min(cols, j0 + TILE);
+      for (let i = i0; i < i1; i++) for (let j = j0, at = i * cols + j0; j < j1; j++, at++) out[j * rows + i] = a[at];
+    }
+  }
+  return new Uint8Array(out.buffer, 0, 2 * n);
+}
 
 /** One growing buffer for the 16-bit form of each weight (written out before the next is made). */
 function halfScratch(n: number): Uint16Array {

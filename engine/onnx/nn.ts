@@ -115,7 +115,10 @@ export class Net {
     if (this.dtype === 'float16') return this.g.initializer(name, 'float16', outDims, () => toF16Bytes(read()), key);
     // Untransformed (a reshape keeps the element order): the cache can point at the checkpoint's bytes.
     const direct = !transform && outDims.reduce((a, b) => a * b, 1) === shape.reduce((a, b) => a * b, 1);
-    return this.g.floats(name, outDims, read, key, direct);
+    // A plain transpose the cache can do on the checkpoint's 16-bit values (graph.ts, `transposed`).
+    const swap =
+      transform === transpose2d && shape[0] * shape[1] === shape.reduce((a, b) => a * b, 1) ? ([shape[0], shape[1]] as const) : undefined;
+    return this.g.floats(name, outDims, read, key, direct, swap);
   }
 
   /** A float constant in float32 whatever the precision (for the float32 islands). */
