@@ -53,6 +53,24 @@ async function emptyCanvasPoint(page: Page, forWheel = false): Promise<{ x: numb
   throw new Error('no empty canvas in the middle column');
 }
 
+/** Zooms by wheel steps, each applied before the next, until `past` holds for the zoom (20 steps at most); the zoom reached. */
+async function wheelZoomUntil(page: Page, past: (z: number) => boolean, deltaY: number): Promise<number> {
+  for (let step = 0; step < 20 && !past((await viewportOf(page))[2]); step++) {
+    const before = (await viewportOf(page))[2];
+    const at = await emptyCanvasPoint(page, true);
+    await page.mouse.move(at.x, at.y);
+    await page.mouse.wheel(0, deltaY);
+    await eventually(async () => (await viewportOf(page))[2]).not.toBe(before);
+  }
+  return (await viewportOf(page))[2];
+}
+
+/** Elements a node puts in the page (its React Flow wrapper included), and its drawn size. */
+const nodeBox = (page: Page, id: number) =>
+  page.evaluate(
+    `(() => { const e = document.querySelector('.react-flow__node[data-id="${id}"]'); return { elements: e.querySelectorAll('*').length + 1, width: e.offsetWidth, height: e.offsetHeight }; })()`,
+  ) as Promise<{ elements: number; width: number; height: number }>;
+
 const detailClasses = (page: Page) =>
   page
     .locator('.weft-canvas')
@@ -99,16 +117,7 @@ describe('a big graph on the canvas', () => {
     expect((await viewportOf(page))[1]).toBeCloseTo(y0 - 20, 0);
 
     // Zoom in step by step (each wheel step applied before the next) past both levels, then out again.
-    const zoomTo = async (past: (z: number) => boolean, deltaY: number) => {
-      for (let step = 0; step < 20 && !past((await viewportOf(page))[2]); step++) {
-        const before = (await viewportOf(page))[2];
-        const at = await emptyCanvasPoint(page, true);
-        await page.mouse.move(at.x, at.y);
-        await page.mouse.wheel(0, deltaY);
-        await eventually(async () => (await viewportOf(page))[2]).not.toBe(before);
-      }
-      return (await viewportOf(page))[2];
-    };
+    const zoomTo = (past: (z: number) => boolean, deltaY: number) => wheelZoomUntil(page, past, deltaY);
     const low = await zoomTo((z) => z >= 0.2, -150);
     if (low < 0.4) await eventually(() => detailClasses(page)).toEqual(['low-detail']);
     expect(await zoomTo((z) => z >= 0.4, -150)).toBeGreaterThanOrEqual(0.4);
@@ -119,6 +128,37 @@ describe('a big graph on the canvas', () => {
 
     expect(await page.evaluate('window.__nodeElements.created.size')).toBe(0);
     expect(await page.locator('.weft-node').count()).toBe(COUNT);
+    expect(h.consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('opened zoomed out, draws blank rows for the widgets, then the widgets once zoomed in, at the same node sizes', async () => {
+    const page = await h.openPage();
+    await openGrid(page);
+    await page.evaluate('window.__nodeElements.restart()');
+    expect((await viewportOf(page))[2]).toBeLessThan(0.4);
+    // Node 1 is an ImageScaleBy (a combo and a number with a slider), node 2 an ImageInvert (no widgets).
+    const scale = page.getByTestId('node-1');
+    expect(await scale.locator('.widget').count()).toBe(0);
+    expect(await scale.locator('.widget-rows-blank').count()).toBe(1);
+    const blank = [await nodeBox(page, 1), await nodeBox(page, 2)];
+    // The element budget of a zoomed-out node: wrapper, frame, title, body, socket rows with their handles and
+    // labels, one blank for all widgets (drawn, the ImageScaleBy has 8 more elements).
+    expect(blank[0].elements).toBeLessThanOrEqual(15);
+    expect(blank[1].elements).toBeLessThanOrEqual(14);
+
+    expect(await wheelZoomUntil(page, (z) => z >= 0.4, -150)).toBeGreaterThanOrEqual(0.4);
+    await eventually(() => scale.getByTestId('widget-scale_by').locator('input[type="number"]').inputValue()).toBe('1.5');
+    expect(await scale.getByTestId('widget-upscale_method').getByTestId('combo-value').textContent()).toBe('bilinear');
+    expect(await scale.locator('.widget-rows-blank').count()).toBe(0);
+    // Drawn widgets take exactly the blank rows' place: nothing moves, React Flow measures no new size.
+    const drawn = [await nodeBox(page, 1), await nodeBox(page, 2)];
+    expect(drawn.map((b) => [b.width, b.height])).toEqual(blank.map((b) => [b.width, b.height]));
+    expect(drawn[0].elements).toBeGreaterThan(blank[0].elements);
+    // Zooming out again keeps them drawn (no React work on zoom), and no node element was made anew.
+    expect(await wheelZoomUntil(page, (z) => z < 0.2, 150)).toBeLessThan(0.2);
+    expect(await scale.locator('.widget').count()).toBe(2);
+    expect(await page.evaluate('window.__nodeElements.created.size')).toBe(0);
     expect(h.consoleErrors).toEqual([]);
     await page.close();
   });
