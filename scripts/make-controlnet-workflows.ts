@@ -4,40 +4,32 @@
  * and input/example-pose.png (an OpenPose body skeleton in OpenPose's colours), both drawn here,
  * deterministically. Run: npx tsx scripts/make-controlnet-workflows.ts
  */
-import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
-import { promptToWorkflow } from '../engine/graph/convert.ts';
 import { drawPoses } from '../engine/image/preprocess/openpose-draw.ts';
-import { FolderPaths } from '../engine/paths/folders.ts';
-import { createBuiltinRegistry } from '../nodes/index.ts';
+import {
+  checkpointLoader,
+  clipText,
+  emptyLatent,
+  ksampler,
+  NEGATIVE,
+  saveImage,
+  vaeDecode,
+  writeWorkflows,
+  type Link,
+} from './workflow-builders.ts';
 
 const CKPT = 'weft-tiny-sd1.safetensors';
 const CN = 'weft-tiny-controlnet.safetensors';
 
 const common = (positive: string, seed: number) => ({
-  '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: CKPT } },
-  '6': { class_type: 'CLIPTextEncode', inputs: { text: positive, clip: ['4', 1] } },
-  '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry, watermark, text', clip: ['4', 1] } },
-  '5': { class_type: 'EmptyLatentImage', inputs: { width: 256, height: 256, batch_size: 1 } },
-  '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
+  '4': checkpointLoader(CKPT),
+  '6': clipText(positive),
+  '7': clipText(NEGATIVE),
+  '5': emptyLatent(256, 256),
+  '8': vaeDecode(['3', 0]),
   _seed: seed,
 });
-const sampler = (seed: number, positive: [string, number], negative: [string, number]) => ({
-  class_type: 'KSampler',
-  inputs: {
-    seed,
-    steps: 20,
-    cfg: 7,
-    sampler_name: 'euler',
-    scheduler: 'normal',
-    denoise: 1,
-    model: ['4', 0],
-    positive,
-    negative,
-    latent_image: ['5', 0],
-  },
-});
-const save = (prefix: string) => ({ class_type: 'SaveImage', inputs: { filename_prefix: prefix, images: ['8', 0] } });
+const sampler = (seed: number, positive: Link, negative: Link) => ksampler({ seed, steps: 20, positive, negative });
 const applyAdvanced = (
   image: [string, number],
   net: string,
@@ -59,7 +51,7 @@ const examples: Record<string, Record<string, unknown>> = {
     '12': { class_type: 'ControlNetLoader', inputs: { control_net_name: CN } },
     '13': applyAdvanced(['11', 0], '12', 1, 0, 1, ['6', 0], ['7', 0]),
     '3': sampler(31, ['13', 0], ['13', 1]),
-    '9': save('weft-controlnet-canny'),
+    '9': saveImage('weft-controlnet-canny'),
   },
   'controlnet-multi': {
     ...common('a stone bridge over a river, autumn', 32),
@@ -72,7 +64,7 @@ const examples: Record<string, Record<string, unknown>> = {
     '15': { class_type: 'ControlNetLoader', inputs: { control_net_name: CN } },
     '16': applyAdvanced(['14', 0], '15', 0.6, 0.2, 1, ['13', 0], ['13', 1]),
     '3': sampler(32, ['16', 0], ['16', 1]),
-    '9': save('weft-controlnet-multi'),
+    '9': saveImage('weft-controlnet-multi'),
   },
   'controlnet-pose': {
     ...common('a dancer on a stage, spotlight', 33),
@@ -93,18 +85,11 @@ const examples: Record<string, Record<string, unknown>> = {
       },
     },
     '3': sampler(33, ['13', 0], ['13', 1]),
-    '9': save('weft-controlnet-pose'),
+    '9': saveImage('weft-controlnet-pose'),
   },
 };
 
-const registry = createBuiltinRegistry();
-const info = registry.objectInfo({ paths: new FolderPaths({ baseDir: '.' }) });
-for (const [name, p] of Object.entries(examples)) {
-  const { _seed: _s, ...prompt } = p;
-  void _s;
-  writeFileSync(`workflows/${name}.json`, `${JSON.stringify(promptToWorkflow(prompt, info), null, 1)}\n`);
-  console.log(`workflows/${name}.json`);
-}
+writeWorkflows(examples);
 
 const S = 256;
 const png = (data: Uint8Array, file: string): Promise<unknown> =>

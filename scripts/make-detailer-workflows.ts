@@ -5,38 +5,19 @@
  * UltralyticsDetectorProvider → FaceDetailer) and workflows/adetailer.json (A1111 style: txt2img, then
  * an ADetailer face pass and a hand pass chained). Run: npx tsx scripts/make-detailer-workflows.ts
  */
-import { writeFileSync } from 'node:fs';
-import { promptToWorkflow } from '../engine/graph/convert.ts';
-import { FolderPaths } from '../engine/paths/folders.ts';
-import { createBuiltinRegistry } from '../nodes/index.ts';
+import { checkpointLoader, clipText, emptyLatent, ksampler, NEGATIVE, saveImage, vaeDecode, writeWorkflows } from './workflow-builders.ts';
 
 const CKPT = 'weft-tiny-sd1.safetensors';
 const DETECTOR = 'bbox/weft-tiny-face.onnx';
 const PROMPT = 'a portrait of two friends waving, detailed';
-const NEGATIVE = 'blurry, watermark, text';
 
-const text = (t: string) => ({ class_type: 'CLIPTextEncode', inputs: { text: t, clip: ['4', 1] } });
 const txt2img = {
-  '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: CKPT } },
-  '5': { class_type: 'EmptyLatentImage', inputs: { width: 256, height: 256, batch_size: 1 } },
-  '6': text(PROMPT),
-  '7': text(NEGATIVE),
-  '3': {
-    class_type: 'KSampler',
-    inputs: {
-      seed: 31,
-      steps: 12,
-      cfg: 7,
-      sampler_name: 'euler',
-      scheduler: 'normal',
-      denoise: 1,
-      model: ['4', 0],
-      positive: ['6', 0],
-      negative: ['7', 0],
-      latent_image: ['5', 0],
-    },
-  },
-  '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
+  '4': checkpointLoader(CKPT),
+  '5': emptyLatent(256, 256),
+  '6': clipText(PROMPT),
+  '7': clipText(NEGATIVE),
+  '3': ksampler({ seed: 31, steps: 12 }),
+  '8': vaeDecode(['3', 0]),
 };
 
 const adetailer = (image: [string, number], over: Record<string, unknown>) => ({
@@ -128,7 +109,7 @@ const examples: Record<string, Record<string, unknown>> = {
         noise_mask_feather: 20,
       },
     },
-    '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'weft-face-detailer', images: ['11', 0] } },
+    '9': saveImage('weft-face-detailer', ['11', 0]),
   },
   adetailer: {
     ...txt2img,
@@ -136,13 +117,8 @@ const examples: Record<string, Record<string, unknown>> = {
     '12': adetailer(['8', 0], { prompt: 'a smiling face, detailed eyes [SEP] a calm face, detailed eyes', mask_min_ratio: 0.02 }),
     // Hand pass on the face pass's result: only the hand is under 2% of the picture.
     '13': adetailer(['12', 0], { prompt: 'a detailed hand, five fingers', mask_max_ratio: 0.02, seed: 34 }),
-    '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'weft-adetailer', images: ['13', 0] } },
+    '9': saveImage('weft-adetailer', ['13', 0]),
   },
 };
 
-const registry = createBuiltinRegistry();
-const info = registry.objectInfo({ paths: new FolderPaths({ baseDir: '.' }) });
-for (const [name, prompt] of Object.entries(examples)) {
-  writeFileSync(`workflows/${name}.json`, `${JSON.stringify(promptToWorkflow(prompt, info), null, 1)}\n`);
-  console.log(`workflows/${name}.json`);
-}
+writeWorkflows(examples);

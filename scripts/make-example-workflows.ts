@@ -3,38 +3,21 @@
  * is laid out by the same converter the editor uses, and the example inputs in input/.
  * Run: npx tsx scripts/make-example-workflows.ts
  */
-import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
-import { promptToWorkflow } from '../engine/graph/convert.ts';
-import { FolderPaths } from '../engine/paths/folders.ts';
-import { createBuiltinRegistry } from '../nodes/index.ts';
+import { checkpointLoader, clipText, ksampler, NEGATIVE, saveImage, vaeDecode, writeWorkflows, type Link } from './workflow-builders.ts';
 
 const CKPT = 'weft-tiny-sd1.safetensors';
 const base = (seed: number, positive: string, extra: Record<string, unknown>) => ({
-  '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: CKPT } },
-  '6': { class_type: 'CLIPTextEncode', inputs: { text: positive, clip: ['4', 1] } },
-  '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry, watermark, text', clip: ['4', 1] } },
+  '4': checkpointLoader(CKPT),
+  '6': clipText(positive),
+  '7': clipText(NEGATIVE),
   ...extra,
   _seed: seed,
 });
-const ks = (latent: [string, number], seed: number, denoise: number, steps = 20) => ({
-  class_type: 'KSampler',
-  inputs: {
-    seed,
-    steps,
-    cfg: 7,
-    sampler_name: 'euler',
-    scheduler: 'normal',
-    denoise,
-    model: ['4', 0],
-    positive: ['6', 0],
-    negative: ['7', 0],
-    latent_image: latent,
-  },
-});
+const ks = (latent: Link, seed: number, denoise: number, steps = 20) => ksampler({ seed, steps, denoise, latent });
 const decodeSave = (from: string, prefix: string) => ({
-  '8': { class_type: 'VAEDecode', inputs: { samples: [from, 0], vae: ['4', 2] } },
-  '9': { class_type: 'SaveImage', inputs: { filename_prefix: prefix, images: ['8', 0] } },
+  '8': vaeDecode([from, 0]),
+  '9': saveImage(prefix),
 });
 
 const examples: Record<string, Record<string, unknown>> = {
@@ -85,15 +68,7 @@ const examples: Record<string, Record<string, unknown>> = {
   }),
 };
 
-const registry = createBuiltinRegistry();
-const info = registry.objectInfo({ paths: new FolderPaths({ baseDir: '.' }) });
-for (const [name, p] of Object.entries(examples)) {
-  const { _seed: _s, ...prompt } = p;
-  void _s;
-  const wf = promptToWorkflow(prompt, info);
-  writeFileSync(`workflows/${name}.json`, `${JSON.stringify(wf, null, 1)}\n`);
-  console.log(`workflows/${name}.json`);
-}
+writeWorkflows(examples);
 
 // An RGBA copy of the example image with a transparent square: LoadImage turns alpha into the inpaint mask.
 const { data, info: meta } = await sharp('input/example.png')

@@ -3,26 +3,32 @@
  * converter) for the tiny SDXL models `weft make-model sdxl-tiny` writes. On a real SDXL base and
  * refiner, set the checkpoints and a 1024² latent. Run: npx tsx scripts/make-sdxl-workflows.ts
  */
-import { writeFileSync } from 'node:fs';
-import { promptToWorkflow } from '../engine/graph/convert.ts';
-import { FolderPaths } from '../engine/paths/folders.ts';
-import { createBuiltinRegistry } from '../nodes/index.ts';
+import {
+  checkpointLoader,
+  clipText,
+  emptyLatent,
+  ksampler,
+  NEGATIVE,
+  saveImage,
+  vaeDecode,
+  writeWorkflows,
+  type Link,
+} from './workflow-builders.ts';
 
 const BASE = 'weft-tiny-sdxl.safetensors';
 const REFINER = 'weft-tiny-sdxl-refiner.safetensors';
 const POSITIVE = 'a lighthouse on a cliff at dawn, oil painting, warm light';
-const NEGATIVE = 'blurry, watermark, text';
 
-const sdxlText = (clip: [string, number], text: string) => ({
+const sdxlText = (clip: Link, text: string) => ({
   class_type: 'CLIPTextEncodeSDXL',
   inputs: { clip, width: 1024, height: 1024, crop_w: 0, crop_h: 0, target_width: 1024, target_height: 1024, text_g: text, text_l: text },
 });
 
 const advanced = (
-  model: [string, number],
-  positive: [string, number],
-  negative: [string, number],
-  latent: [string, number],
+  model: Link,
+  positive: Link,
+  negative: Link,
+  latent: Link,
   o: { noise: boolean; start: number; end: number; leftover: boolean },
 ) => ({
   class_type: 'KSamplerAdvanced',
@@ -45,46 +51,28 @@ const advanced = (
 
 const examples: Record<string, Record<string, unknown>> = {
   'sdxl-txt2img': {
-    '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: BASE } },
+    '4': checkpointLoader(BASE),
     '6': sdxlText(['4', 1], POSITIVE),
-    '7': { class_type: 'CLIPTextEncode', inputs: { text: NEGATIVE, clip: ['4', 1] } },
-    '5': { class_type: 'EmptyLatentImage', inputs: { width: 256, height: 256, batch_size: 1 } },
-    '3': {
-      class_type: 'KSampler',
-      inputs: {
-        seed: 42,
-        steps: 20,
-        cfg: 7,
-        sampler_name: 'euler',
-        scheduler: 'normal',
-        denoise: 1,
-        model: ['4', 0],
-        positive: ['6', 0],
-        negative: ['7', 0],
-        latent_image: ['5', 0],
-      },
-    },
-    '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
-    '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'weft-sdxl', images: ['8', 0] } },
+    '7': clipText(NEGATIVE),
+    '5': emptyLatent(256, 256),
+    '3': ksampler({ seed: 42, steps: 20 }),
+    '8': vaeDecode(['3', 0]),
+    '9': saveImage('weft-sdxl'),
   },
   // The base denoises steps 0–20 of 25 and hands its still-noisy latent to the refiner for the rest.
   'sdxl-refiner': {
-    '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: BASE } },
-    '10': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: REFINER } },
+    '4': checkpointLoader(BASE),
+    '10': checkpointLoader(REFINER),
     '6': sdxlText(['4', 1], POSITIVE),
-    '7': { class_type: 'CLIPTextEncode', inputs: { text: NEGATIVE, clip: ['4', 1] } },
+    '7': clipText(NEGATIVE),
     '11': { class_type: 'CLIPTextEncodeSDXLRefiner', inputs: { ascore: 6, width: 1024, height: 1024, text: POSITIVE, clip: ['10', 1] } },
     '12': { class_type: 'CLIPTextEncodeSDXLRefiner', inputs: { ascore: 2.5, width: 1024, height: 1024, text: NEGATIVE, clip: ['10', 1] } },
-    '5': { class_type: 'EmptyLatentImage', inputs: { width: 256, height: 256, batch_size: 1 } },
+    '5': emptyLatent(256, 256),
     '3': advanced(['4', 0], ['6', 0], ['7', 0], ['5', 0], { noise: true, start: 0, end: 20, leftover: true }),
     '13': advanced(['10', 0], ['11', 0], ['12', 0], ['3', 0], { noise: false, start: 20, end: 10000, leftover: false }),
-    '8': { class_type: 'VAEDecode', inputs: { samples: ['13', 0], vae: ['10', 2] } },
-    '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'weft-sdxl-refiner', images: ['8', 0] } },
+    '8': vaeDecode(['13', 0], ['10', 2]),
+    '9': saveImage('weft-sdxl-refiner'),
   },
 };
 
-const info = createBuiltinRegistry().objectInfo({ paths: new FolderPaths({ baseDir: '.' }) });
-for (const [name, prompt] of Object.entries(examples)) {
-  writeFileSync(`workflows/${name}.json`, `${JSON.stringify(promptToWorkflow(prompt, info), null, 1)}\n`);
-  console.log(`workflows/${name}.json`);
-}
+writeWorkflows(examples);
