@@ -1,14 +1,13 @@
-import type { ClipHandle, ExtraConds, ModelHandle, WeightPatching } from '../../handles.ts';
+import type { ClipHandle, WeightPatching } from '../../handles.ts';
 import { OrtClip } from '../../ort-clip.ts';
-import { OrtUnet } from '../../ort-unet.ts';
-import { applyEntries, NO_PATCHES, patchMapHash, type PatchMap } from '../../patching/patch-set.ts';
+import { NO_PATCHES, type PatchMap } from '../../patching/patch-set.ts';
 import { ownPatches } from '../../runtime/part.ts';
 import type { PartSpec } from '../../runtime/part.ts';
 import { loadClipTokenizer } from '../../../text/clip-tokenizer.ts';
 import { EmbeddingLibrary } from '../../../text/embeddings.ts';
+import { assertTokenizerFits, unetAssembly } from '../assemble-shared.ts';
 import type { AssembleContext, CheckpointParts, ModelFamily } from '../family.ts';
 import { ldmVaeHandle } from '../ldm-vae.ts';
-import { unetSkipCount } from '../sd1/graphs/unet-graph.ts';
 import { sd1Weights } from '../sd1/weight-views.ts';
 import { SdxlClip } from './clip.ts';
 import { SDXL_PREFIX, type SdxlConfig } from './config.ts';
@@ -29,29 +28,11 @@ export function assembleSdxl(family: ModelFamily<SdxlConfig>, config: SdxlConfig
   const specs = family.textEncoders(config);
   const tokenizer = loadClipTokenizer({ modelPath: file, paths: ctx.paths, vocabulary: specs[0].tokenizer.vocabulary, bundled: true });
   const vocab = Math.min(config.clipG.vocabSize, config.clipL?.vocabSize ?? Infinity);
-  if (tokenizer.vocabSize > vocab) throw new Error(`${file}: the CLIP tokenizer found has ${tokenizer.vocabSize} tokens but the text encoders only ${vocab}`);
+  assertTokenizerFits(file, tokenizer, vocab, 'encoders');
   const library = (width: number): EmbeddingLibrary | undefined => (ctx.paths ? new EmbeddingLibrary(ctx.paths, width, (m) => ctx.log?.warn(m)) : undefined);
   const embeddingsL = config.clipL && library(config.clipL.hiddenSize);
   const embeddingsG = library(config.clipG.width);
-  const read = (patches: PatchMap) => async (name: string): Promise<Float32Array> => {
-    return applyEntries(name, () => ws.get(name), ws.shape(name), patches.get(name) ?? [], runtime.matmul(), () => ws.raw?.(name));
-  };
-  const extraConds: ExtraConds = (entry, info, promptType) => family.extraConds(config, entry, info, promptType);
-  const latentFormat = family.latentFormat(config);
-  const sampling = family.modelSampling(config);
-  const skips = unetSkipCount(config.unet);
-  const makeModel = (patches: PatchMap): ModelHandle => {
-    const own = ownPatches(patches, parts.unet.prefix);
-    return {
-      id: own.size ? `${family.id}:${hash}+${patchMapHash(own).slice(0, 16)}` : `${family.id}:${hash}`,
-      family: family.id,
-      unet: new OrtUnet(config.unet.inChannels, config.unet.contextDim, skips, runtime.runner(parts.unet, own), skips),
-      sampling,
-      latentFormat,
-      extraConds,
-      patching: { prefix: parts.unet.prefix, weights: ws, patches: own, withPatches: (p) => makeModel(p), read: read(own) },
-    };
-  };
+  const asm = unetAssembly(family, config, ctx, ws, parts.unet);
   const encoder = (part: PartSpec, patches: PatchMap, o: { numLayers: number; hiddenSize: number; layer: number; pad?: number; projected: boolean }, embeddings?: EmbeddingLibrary): OrtClip =>
     new OrtClip({
       id: part.id,
@@ -74,16 +55,16 @@ export function assembleSdxl(family: ModelFamily<SdxlConfig>, config: SdxlConfig
     const pad = specG!.tokenizer.padToken;
     const g = encoder(parts.clip_g, own, { numLayers: config.clipG.layers, hiddenSize: config.clipG.width, layer: lay, pad: pad === 'eos' ? undefined : pad, projected: true }, embeddingsG);
     return new SdxlClip({
-      id: own.size ? `clip:${hash}+${patchMapHash(own).slice(0, 16)}` : `clip:${hash}`,
+      id: asm.patchedId('clip', own),
       l,
       g,
-      patching: (c): WeightPatching<ClipHandle> => ({ prefix: CLIP_PATCH_PREFIX, weights: ws, patches: own, withPatches: (p) => makeClip(p, c.layer), read: read(own) }),
+      patching: (c): WeightPatching<ClipHandle> => ({ prefix: CLIP_PATCH_PREFIX, weights: ws, patches: own, withPatches: (p) => makeClip(p, c.layer), read: asm.read(own) }),
     });
   };
   return {
     family: family.id,
     config,
-    model: makeModel(NO_PATCHES),
+    model: asm.makeModel(NO_PATCHES),
     clip: makeClip(NO_PATCHES),
     vae: ldmVaeHandle(runtime, { cfg: config.vae, weights: parts.vae_decoder.weights, hash, prefix: SDXL_PREFIX.vae, file }),
   };
