@@ -10,6 +10,7 @@
  * WEFT_TREE (default: this checkout) is the tree whose ModelManager runs, so an older commit is
  * measured with the same script. Prints one JSON line last.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,10 +23,13 @@ const tree = path.resolve(process.env.WEFT_TREE ?? path.join(import.meta.dirname
 const cacheDir = path.resolve(cacheArg ?? path.join(os.tmpdir(), 'weft-bench-cache'));
 if (mode === 'cold') rmSync(cacheDir, { recursive: true, force: true });
 
+interface Out {
+  data: Float32Array;
+}
 interface Handles {
-  clip: { encodeText(t: string): Promise<unknown> };
-  vae: { decode(l: { shape: number[]; data: Float32Array }): Promise<unknown> };
-  model: { unet: { run(a: object): Promise<unknown> } };
+  clip: { encodeText(t: string): Promise<{ cond: Out }> };
+  vae: { decode(l: { shape: number[]; data: Float32Array }): Promise<Out> };
+  model: { unet: { readonly contextDim?: number; run(a: object): Promise<Out> } };
 }
 interface Manager {
   loadCheckpoint(f: string): Promise<Handles>;
@@ -53,30 +57,40 @@ if (m.runtime)
 /** CPU seconds per phase (the process's user + system time, ORT's threads included): on a loaded machine wall times mostly measure the others. */
 const cpu: Record<string, number> = {};
 let phase = 'checkpoint';
-const time = async (f: () => Promise<unknown>): Promise<number> => {
+/** SHA-256 of each part's output (first 16 hex digits): first and warm runs, and two trees, must give the same bits. */
+const outputs: Record<string, string> = {};
+const time = async (f: () => Promise<Out>): Promise<number> => {
   const t = performance.now();
   const c = process.cpuUsage();
-  await f();
+  const out = await f();
+  outputs[phase] = createHash('sha256')
+    .update(new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength))
+    .digest('hex')
+    .slice(0, 16);
   const d = process.cpuUsage(c);
   cpu[phase] = (d.user + d.system) / 1e6;
   return (performance.now() - t) / 1000;
 };
 let parts: Handles | undefined;
 const ms: Record<string, number> = {};
-ms.checkpoint = await time(async () => (parts = await m.loadCheckpoint(file)));
+ms.checkpoint = await time(async () => {
+  parts = await m.loadCheckpoint(file);
+  return { data: new Float32Array(0) };
+});
 const p = parts!;
 phase = 'clip';
-ms.clip = await time(() => p.clip.encodeText('a photograph of an astronaut riding a horse'));
+ms.clip = await time(async () => (await p.clip.encodeText('a photograph of an astronaut riding a horse')).cond);
 phase = 'unet';
+const dim = p.model.unet.contextDim ?? 768;
 ms.unet = await time(() =>
   p.model.unet.run({
-    x: { shape: [1, 4, 8, 8], data: new Float32Array(256) },
+    x: { shape: [1, 4, 8, 8], data: new Float32Array(256).map((_, i) => Math.sin(i * 0.7)) },
     timesteps: new Float32Array([1]),
-    context: { shape: [1, 77, 768], data: new Float32Array(77 * 768) },
+    context: { shape: [1, 77, dim], data: new Float32Array(77 * dim).map((_, i) => Math.cos(i * 0.3)) },
   }),
 );
 phase = 'vae_decoder';
-ms.vae_decoder = await time(() => p.vae.decode({ shape: [1, 4, 8, 8], data: new Float32Array(256) }));
+ms.vae_decoder = await time(() => p.vae.decode({ shape: [1, 4, 8, 8], data: new Float32Array(256).map((_, i) => Math.sin(i * 0.3)) }));
 const total = (performance.now() - t0) / 1000;
 const cpuTotal = (process.cpuUsage().user + process.cpuUsage().system) / 1e6;
 
@@ -107,6 +121,7 @@ console.log(
 );
 console.log(
   JSON.stringify({
+    outputs,
     tree,
     mode,
     total,
