@@ -1,7 +1,7 @@
 import type { WeightSource } from '../../../core/weights.ts';
 import { GraphBuilder } from '../../../onnx/graph.ts';
 import { Net, transpose2d, type NetOptions } from '../../../onnx/nn.ts';
-import { CLIP_CONTEXT, CLIP_IO } from '../sd1/graphs/clip-graph.ts';
+import { CLIP_CONTEXT, CLIP_IO, textTransformerEntry } from '../sd1/graphs/clip-graph.ts';
 import type { OpenClipConfig } from './config.ts';
 
 /** The graph's inputs and outputs: CLIP-L's (so `OrtClip` drives both) plus the projected last layer. */
@@ -31,22 +31,9 @@ export function buildOpenClipGraph(cfg: OpenClipConfig, ws: WeightSource, opts: 
   const T = CLIP_CONTEXT;
   const W = cfg.width;
   if (cfg.contextLength < T) throw new Error(`open_clip text encoder has ${cfg.contextLength} positions, fewer than the ${T} tokens of a chunk`);
-  const tokens = g.input(OPENCLIP_IO.tokens, 'int64', ['batch', T]);
-  const tokEmb = n.weight('token_embedding.weight');
-  const posEmb = n.weight('positional_embedding', [T, W], (d) => d.slice(0, T * W), 'positional_embedding.77');
-  const embeds = g.input(OPENCLIP_IO.embeds, 'float32', ['eb', 'et', 'eh']);
-  const embedsMask = g.input(OPENCLIP_IO.embedsMask, 'float32', ['mb', 'mt', 1]);
-  const gathered = g.op1('Gather', [tokEmb, tokens], { axis: 0 });
-  const cast = (v: string): string => (opts.dtype === 'float16' ? n.cast(v, 'float16') : v);
-  const replaced = g.op1('Add', [gathered, g.op1('Mul', [g.op1('Sub', [cast(embeds), gathered]), cast(embedsMask)])]);
-  let x = g.op1('Add', [replaced, posEmb]);
-
-  // open_clip's attn_mask: token i attends to tokens ≤ i; padding is not masked (ComfyUI passes no attention mask).
-  const mask = g.floats('causal_mask', [1, 1, T, T], () => {
-    const m = new Float32Array(T * T);
-    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -Infinity;
-    return m;
-  });
+  const entry = textTransformerEntry(g, n, opts, W, { tokenEmbedding: 'token_embedding.weight', positionEmbedding: 'positional_embedding' });
+  let x = entry.x;
+  const mask = entry.mask;
   // Rows s·W … (s+1)·W of the fused [3W, W] weight, transposed for MatMul; bias rows likewise.
   const inProj = (p: string, h: string, s: number): string => {
     const rows = (d: Float32Array): Float32Array => d.subarray(s * W * W, (s + 1) * W * W);

@@ -29,24 +29,12 @@ export function buildClipGraph(cfg: ClipTextConfig, ws: WeightSource, opts: NetO
   const T = CLIP_CONTEXT;
   const H = cfg.hiddenSize;
   if (cfg.maxPositions < T) throw new Error(`CLIP has ${cfg.maxPositions} positions, fewer than the ${T} tokens of a chunk`);
-  const tokens = g.input(CLIP_IO.tokens, 'int64', ['batch', T]);
-  const tokEmb = n.weight('embeddings.token_embedding.weight');
-  const posEmb = n.weight('embeddings.position_embedding.weight', [T, H], (d) => d.slice(0, T * H), 'embeddings.position_embedding.weight.77');
-  // Textual-inversion vectors replace token embeddings where embeds_mask is 1; both inputs broadcast,
-  // so a prompt without embeddings feeds one [1,1,1] zero for each.
-  const embeds = g.input(CLIP_IO.embeds, 'float32', ['eb', 'et', 'eh']);
-  const embedsMask = g.input(CLIP_IO.embedsMask, 'float32', ['mb', 'mt', 1]);
-  const gathered = g.op1('Gather', [tokEmb, tokens], { axis: 0 });
-  const cast = (v: string): string => (opts.dtype === 'float16' ? n.cast(v, 'float16') : v);
-  const replaced = g.op1('Add', [gathered, g.op1('Mul', [g.op1('Sub', [cast(embeds), gathered]), cast(embedsMask)])]);
-  let x = g.op1('Add', [replaced, posEmb]);
-
-  // Causal mask: token i attends to tokens ≤ i (SD1's CLIP has no padding mask).
-  const mask = g.floats('causal_mask', [1, 1, T, T], () => {
-    const m = new Float32Array(T * T);
-    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -Infinity;
-    return m;
+  const entry = textTransformerEntry(g, n, opts, H, {
+    tokenEmbedding: 'embeddings.token_embedding.weight',
+    positionEmbedding: 'embeddings.position_embedding.weight',
   });
+  let x = entry.x;
+  const mask = entry.mask;
   const act = (v: string): string => (cfg.activation === 'quick_gelu' ? n.quickGelu(v) : n.gelu(v));
   const layers: string[] = [];
   for (let i = 0; i < cfg.numLayers; i++) {
@@ -62,4 +50,42 @@ export function buildClipGraph(cfg: ClipTextConfig, ws: WeightSource, opts: NetO
   }
   g.output(g.op1('Concat', layers, { axis: 0 }), CLIP_IO.hidden, 'float32', [cfg.numLayers, 'batch', T, H]);
   return g;
+}
+
+/** Checkpoint names of the weights the entry reads. */
+export interface TextEntryNames {
+  tokenEmbedding: string;
+  positionEmbedding: string;
+}
+
+/**
+ * The entry every CLIP text transformer here shares (SD1's CLIP-L, open_clip's ViT-H and bigG), built
+ * node for node alike so the graphs stay byte-identical: token embeddings, with textual-inversion
+ * vectors in place where `embeds_mask` is 1 (both inputs broadcast, so a prompt without embeddings
+ * feeds one [1,1,1] zero for each), plus the first 77 positions; and the causal mask (token i attends
+ * to tokens ≤ i; padding is not masked, as ComfyUI runs both).
+ */
+export function textTransformerEntry(
+  g: GraphBuilder,
+  n: Net,
+  opts: NetOptions,
+  width: number,
+  names: TextEntryNames,
+): { x: string; mask: string } {
+  const T = CLIP_CONTEXT;
+  const tokens = g.input(CLIP_IO.tokens, 'int64', ['batch', T]);
+  const tokEmb = n.weight(names.tokenEmbedding);
+  const posEmb = n.weight(names.positionEmbedding, [T, width], (d) => d.slice(0, T * width), `${names.positionEmbedding}.${T}`);
+  const embeds = g.input(CLIP_IO.embeds, 'float32', ['eb', 'et', 'eh']);
+  const embedsMask = g.input(CLIP_IO.embedsMask, 'float32', ['mb', 'mt', 1]);
+  const gathered = g.op1('Gather', [tokEmb, tokens], { axis: 0 });
+  const cast = (v: string): string => (opts.dtype === 'float16' ? n.cast(v, 'float16') : v);
+  const replaced = g.op1('Add', [gathered, g.op1('Mul', [g.op1('Sub', [cast(embeds), gathered]), cast(embedsMask)])]);
+  const x = g.op1('Add', [replaced, posEmb]);
+  const mask = g.floats('causal_mask', [1, 1, T, T], () => {
+    const m = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -Infinity;
+    return m;
+  });
+  return { x, mask };
 }
