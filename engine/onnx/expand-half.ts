@@ -1,10 +1,23 @@
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
-import { freemem, tmpdir } from 'node:os';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  writeSync,
+} from 'node:fs';
+import * as fs from 'node:fs';
+import { availableParallelism, freemem, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import onnxProto from 'onnx-proto';
-import { readAt } from '../core/safe-path.ts';
 import { HALF_SUFFIX, halfBits } from './exact-half.ts';
 import { externalData } from './graph.ts';
+import type { PackedRecord } from './prepacked.ts';
 
 const { onnx } = onnxProto;
 
@@ -15,27 +28,41 @@ const { onnx } = onnxProto;
  * model is expanded once into a scratch folder in memory (`/dev/shm` where there is room): every
  * external tensor copied into one file, the float16 ones converted to float32 (exact) under the names
  * the Casts produced, the Casts dropped. ORT then loads plain float32 initializers, the same bits as
- * a float32 build, and the scratch folder is removed as soon as the session exists.
+ * a float32 build, and the scratch folder is removed as soon as the session exists (ORT maps the
+ * tensors it keeps, so their pages live on until the session ends).
  */
 
 const FLOAT = 1;
-const ALIGN = 64;
-/** Bytes read per step (a multiple of 4, so a float16 piece is whole values). */
-const CHUNK = 8 << 20;
+/** Each tensor starts on its own page: ORT maps page-aligned external data instead of reading it into buffers of its own. */
+const ALIGN = 4096;
+/**
+ * Source bytes per step. Small on purpose: on the 2-core VM each first-touched page of a new buffer
+ * costs ~12 µs (a page fault in a paravirtualised guest), so 8 MiB steps spent ~70 ms per load on
+ * their own buffers; 1 MiB steps cost 768 faults and ~2,800 syscalls per GB, both negligible.
+ */
+const CHUNK = 1 << 20;
+/** Expanded size from which worker threads share the work. */
+const PARALLEL_FROM = 64 << 20;
 
-let bitsTable: Uint32Array | undefined;
-
-/** Each float16's float32 bit pattern (as ORT's Cast gives it, NaN payloads kept). */
-function halfToFloatBits(): Uint32Array {
-  if (!bitsTable) {
-    bitsTable = new Uint32Array(65536);
-    for (let h = 0; h < 65536; h++) bitsTable[h] = halfBits(h);
-  }
-  return bitsTable;
+/** One external tensor: where its bytes are and where they go in the expanded file. */
+export interface Piece {
+  readonly source: string;
+  readonly offset: number;
+  /** Bytes in the source (half the output for a float16 tensor). */
+  readonly length: number;
+  readonly half: boolean;
+  readonly at: number;
+  /** Also written in MLAS's packed layout (prepacked.ts) at `pack.at`: a [rows, cols] float tensor. */
+  readonly pack?: { readonly at: number; readonly rows: number; readonly cols: number; readonly strideK: number };
 }
 
-function widen(src: Uint16Array, dst: Uint32Array, table: Uint32Array): void {
-  for (let i = 0; i < src.length; i++) dst[i] = table[src[i]];
+interface Plan {
+  model: onnxProto.onnx.ModelProto;
+  pieces: Piece[];
+  /** Size of the expanded weights file. */
+  bytes: number;
+  /** Float16 tensors among the pieces. */
+  halves: number;
 }
 
 export interface Expanded {
@@ -44,6 +71,15 @@ export interface Expanded {
   /** Float32 bytes written. */
   readonly bytes: number;
   dispose(): void;
+}
+
+export interface ExpandOptions {
+  /** Scratch folder (default: /dev/shm where there is room, else the temp folder; see chooseScratch). */
+  scratchRoot?: string;
+  /** Threads converting at once, this one included (default: one below PARALLEL_FROM bytes, else the machine's cores, at most 4). */
+  threads?: number;
+  /** Tensors whose packed form goes beside them (prepacked.ts). */
+  packed?: PackedRecord;
 }
 
 type Tensor = onnxProto.onnx.ITensorProto;
@@ -55,8 +91,11 @@ function external(t: Tensor): { location: string; offset: number; length: number
   return location ? { location, offset: Number(kv.get('offset') ?? 0), length: Number(kv.get('length') ?? 0) } : undefined;
 }
 
-/** The model with its 16-bit weights expanded (see above), or undefined when it has none (load it as it is). */
-export function expandHalfWeights(file: string, scratchRoot?: string): Expanded | undefined {
+/**
+ * Decodes `file` and lays out its expanded weights file, with the packed form of `record`'s tensors
+ * (prepacked.ts) after each; rewrites the model to point there. Undefined when there is nothing to expand.
+ */
+function plan(file: string, record?: PackedRecord): Plan | undefined {
   const model = onnx.ModelProto.decode(readFileSync(file));
   const graph = model.graph;
   if (!graph) return undefined;
@@ -67,73 +106,279 @@ export function expandHalfWeights(file: string, scratchRoot?: string): Expanded 
     const input = n.input?.[0];
     if (n.opType === 'Cast' && input?.endsWith(HALF_SUFFIX) && initNames.has(input) && n.output?.[0]) castOf.set(input, n.output[0]);
   }
+  const packs = record?.tensors ?? {};
+  // A model with nothing in 16 bits loads as it is (float32 storage): copying it all to write the packed form would cost about what it saves.
   if (castOf.size === 0) return undefined;
-
-  let need = 0;
+  const srcDir = dirname(file);
+  const pieces: Piece[] = [];
+  let end = 0;
   for (const t of inits) {
     const at = external(t);
-    if (at) need += (castOf.has(t.name ?? '') ? 2 * at.length : at.length) + ALIGN;
+    if (!at) continue;
+    if (at.location.includes('/') || at.location.includes('\\')) throw new Error(`${file}: external data outside its folder`);
+    const castTo = castOf.get(t.name ?? '');
+    if (castTo !== undefined && at.length % 2 !== 0)
+      throw new Error(`${join(srcDir, at.location)}: float16 tensor '${t.name}' has an odd byte length`);
+    const start = end + ((ALIGN - (end % ALIGN)) % ALIGN);
+    const length = castTo === undefined ? at.length : 2 * at.length;
+    pieces.push({ source: join(srcDir, at.location), offset: at.offset, length: at.length, half: castTo !== undefined, at: start });
+    if (castTo !== undefined) {
+      t.name = castTo;
+      t.dataType = FLOAT;
+    }
+    t.externalData = externalData('weights.bin', start, length);
+    end = start + length;
+    const packed = packs[t.name ?? ''];
+    if (!packed || t.dataType !== packed.dataType || (t.dims ?? []).map(Number).join(',') !== packed.dims.join(',')) continue;
+    const packAt = end + ((ALIGN - (end % ALIGN)) % ALIGN);
+    const [rows, cols] = packed.dims;
+    pieces[pieces.length - 1] = { ...pieces[pieces.length - 1], pack: { at: packAt, rows, cols, strideK: record?.strideK ?? 0 } };
+    t.externalData.push({ key: packed.entry, value: `${packed.key}|${packAt};${packed.length};0` });
+    end = packAt + packed.length;
   }
-  const root = scratchRoot ?? scratchFor(need);
-  removeOrphans(root);
-  const dir = mkdtempSync(join(root, `weft-expand-${process.pid}-`));
-  const srcDir = dirname(file);
+  graph.node = (graph.node ?? []).filter((n) => !(n.opType === 'Cast' && castOf.has(n.input?.[0] ?? '')));
+  return { model, pieces, bytes: end, halves: castOf.size };
+}
+
+/** Buffers for a packed tensor's blocks of rows, kept by their owner between calls (fresh pages cost, see CHUNK). */
+interface BlockBuffers {
+  raw: Uint8Array;
+  wide: Uint32Array;
+  packed: Uint32Array;
+}
+
+/**
+ * Copies `pieces` into the open file `out`, widening float16 ones through `table` (each half's
+ * float32 bits), in `raw.length`-byte steps; a piece with `pack` goes by blocks of rows and is also
+ * written reordered as prepacked.ts describes. Self-contained on purpose (no imports, no nested
+ * functions): a worker thread runs this very function from its source text.
+ */
+function copyPieces(
+  io: typeof fs,
+  pieces: readonly Piece[],
+  out: number,
+  table: Uint32Array,
+  raw: Uint8Array,
+  wide: Uint32Array,
+  blocks: { buffers?: BlockBuffers },
+): void {
   const fds = new Map<string, number>();
-  const out = openSync(join(dir, 'weights.bin'), 'w');
-  // Two buffers reused for every tensor: fresh memory is what costs here (each first-touched page of a
-  // new buffer faulted at ~1-35 µs on the 2-core VM, ~5x the conversion), while writes into the page
-  // cache or tmpfs are cheap, and ORT maps the file it loads rather than copying it.
-  const raw = new Uint8Array(CHUNK);
-  const wide = new Uint32Array(CHUNK / 2);
-  const wideBytes = new Uint8Array(wide.buffer);
-  const table = halfToFloatBits();
-  let end = 0;
   try {
-    for (const t of inits) {
-      const at = external(t);
-      if (!at) continue;
-      if (at.location.includes('/') || at.location.includes('\\')) throw new Error(`${file}: external data outside its folder`);
-      let fd = fds.get(at.location);
-      if (fd === undefined) fds.set(at.location, (fd = openSync(join(srcDir, at.location), 'r')));
-      const castTo = castOf.get(t.name ?? '');
-      if (castTo !== undefined && at.length % 2 !== 0) throw new Error(`${at.location}: float16 tensor '${t.name}' has an odd byte length`);
-      const length = castTo === undefined ? at.length : 2 * at.length;
-      const start = end + ((ALIGN - (end % ALIGN)) % ALIGN);
-      if (start > end) writeAll(out, new Uint8Array(start - end));
-      for (let done = 0; done < at.length;) {
-        const n = Math.min(castTo === undefined ? CHUNK : CHUNK / 2, at.length - done);
-        if (readAt(fd, raw, n, at.offset + done) < n) throw new Error(`${at.location}: short read at byte ${at.offset + done}`);
-        if (castTo === undefined) writeAll(out, raw.subarray(0, n));
-        else {
-          widen(new Uint16Array(raw.buffer, 0, n / 2), wide, table);
-          writeAll(out, wideBytes.subarray(0, 2 * n));
+    for (const p of pieces) {
+      let fd = fds.get(p.source);
+      if (fd === undefined) {
+        fd = io.openSync(p.source, 'r');
+        fds.set(p.source, fd);
+      }
+      const size = p.half ? 2 : 4;
+      const cols = p.pack ? p.pack.cols : 0;
+      const padded = (cols + 15) & ~15;
+      // A packed tensor goes a block of rows at a time (each block's panels need all its rows).
+      const step = p.pack ? p.pack.strideK * cols * size : raw.byteLength;
+      if (p.pack && (!blocks.buffers || blocks.buffers.raw.byteLength < step)) {
+        // Sized for either storage: up to step / 2 values, plus each panel row's padding.
+        blocks.buffers = {
+          raw: new Uint8Array(step),
+          wide: new Uint32Array(step >> 1),
+          packed: new Uint32Array((step >> 1) + 16 * p.pack.strideK),
+        };
+      }
+      const src = p.pack && blocks.buffers ? blocks.buffers.raw : raw;
+      const dst = p.pack && blocks.buffers ? blocks.buffers.wide : wide;
+      const halves = new Uint32Array(src.buffer, src.byteOffset, src.byteLength >> 2);
+      for (let done = 0; done < p.length;) {
+        const n = Math.min(step, p.length - done);
+        for (let got = 0; got < n;) {
+          const r = io.readSync(fd, src, got, n - got, p.offset + done + got);
+          if (r <= 0)
+            throw new Error(
+              `${p.source}: short read at byte ${p.offset + done + got} (the file ends before the tensor does: a damaged cache?)`,
+            );
+          got += r;
+        }
+        let values = n >> 2;
+        if (p.half) {
+          // Two halves per 32-bit read: ~1.6x the speed of one 16-bit read per value.
+          const pairs = n >> 2;
+          for (let i = 0, j = 0; i < pairs; i++, j += 2) {
+            const two = halves[i];
+            dst[j] = table[two & 0xffff];
+            dst[j + 1] = table[two >>> 16];
+          }
+          if (n & 2) dst[2 * pairs] = table[src[n - 2] | (src[n - 1] << 8)];
+          values = n >> 1;
+        } else if (p.pack) dst.set(halves.subarray(0, values));
+        const bytes = p.half || p.pack ? new Uint8Array(dst.buffer, dst.byteOffset, 4 * values) : src.subarray(0, n);
+        for (let w = 0, pos = p.at + (p.half ? 2 * done : done); w < bytes.byteLength;)
+          w += io.writeSync(out, bytes, w, bytes.byteLength - w, pos + w);
+        if (p.pack && blocks.buffers) {
+          const rows = values / cols;
+          const packed = blocks.buffers.packed;
+          const full = cols & ~15;
+          let d = 0;
+          for (let x = 0; x < full; x += 16)
+            for (let y = 0, at = x; y < rows; y++, at += cols, d += 16) for (let c = 0; c < 16; c++) packed[d + c] = dst[at + c];
+          // The last panel of a width that is not a multiple of 16, zero-padded.
+          for (let y = 0; full < cols && y < rows; y++) for (let c = full; c < padded; c++) packed[d++] = c < cols ? dst[y * cols + c] : 0;
+          const first = (p.half ? done / 2 : done / 4) / cols;
+          const at = p.pack.at + first * padded * 4;
+          const pb = new Uint8Array(packed.buffer, packed.byteOffset, 4 * d);
+          for (let w = 0; w < pb.byteLength;) w += io.writeSync(out, pb, w, pb.byteLength - w, at + w);
         }
         done += n;
       }
-      if (castTo !== undefined) {
-        t.name = castTo;
-        t.dataType = FLOAT;
-      }
-      end = start + length;
-      t.externalData = externalData('weights.bin', start, length);
     }
-  } catch (e) {
-    closeSync(out);
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
   } finally {
-    for (const fd of fds.values()) closeSync(fd);
+    for (const fd of fds.values()) io.closeSync(fd);
   }
-  closeSync(out);
-  graph.node = (graph.node ?? []).filter((n) => !(n.opType === 'Cast' && castOf.has(n.input?.[0] ?? '')));
-  const expanded = join(dir, 'model.onnx');
-  const fd = openSync(expanded, 'w');
+}
+
+let bitsTable: Uint32Array | undefined;
+let buffers: { raw: Uint8Array; wide: Uint32Array; buffers?: BlockBuffers } | undefined;
+
+/** Each float16's float32 bit pattern (as ORT's Cast gives it, NaN payloads kept). */
+function halfToFloatBits(): Uint32Array {
+  if (!bitsTable) {
+    bitsTable = new Uint32Array(65536);
+    for (let h = 0; h < 65536; h++) bitsTable[h] = halfBits(h);
+  }
+  return bitsTable;
+}
+
+/** This thread's step buffers, kept for the next load (fresh pages are what costs, see CHUNK). */
+function stepBuffers(): { raw: Uint8Array; wide: Uint32Array; buffers?: BlockBuffers } {
+  return (buffers ??= { raw: new Uint8Array(CHUNK), wide: new Uint32Array(CHUNK / 2) });
+}
+
+const WORKER_SOURCE = (copy: string): string => `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+${copy}
+try {
+  const { pieces, out, table, chunk } = workerData;
+  copyPieces(fs, pieces, out, new Uint32Array(table), new Uint8Array(chunk), new Uint32Array(chunk / 2), {});
+  parentPort.postMessage({ ok: true });
+} catch (e) {
+  parentPort.postMessage({ ok: false, message: e instanceof Error ? e.message : String(e) });
+}
+`;
+
+/** Splits `pieces` into `n` runs of about equal output bytes, in file order (each thread writes one stretch). */
+export function splitPieces(pieces: readonly Piece[], n: number): Piece[][] {
+  const cost = (p: Piece): number => (p.half ? 2 * p.length : p.length);
+  const total = pieces.reduce((s, p) => s + cost(p), 0);
+  const runs: Piece[][] = [[]];
+  let sum = 0;
+  for (const p of pieces) {
+    if (runs.length < n && sum >= (total * runs.length) / n && runs[runs.length - 1].length > 0) runs.push([]);
+    runs[runs.length - 1].push(p);
+    sum += cost(p);
+  }
+  return runs;
+}
+
+function runInWorker(pieces: readonly Piece[], out: number, table: Uint32Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const shared = new SharedArrayBuffer(table.byteLength);
+    new Uint32Array(shared).set(table);
+    const w = new Worker(WORKER_SOURCE(copyPieces.toString()), { eval: true, workerData: { pieces, out, table: shared, chunk: CHUNK } });
+    let settled = false;
+    w.once('message', (m: { ok: boolean; message?: string }) => {
+      settled = true;
+      if (m.ok) resolve();
+      else reject(new Error(m.message));
+    });
+    w.once('error', (e) => {
+      settled = true;
+      reject(e);
+    });
+    w.once('exit', (code) => {
+      if (!settled) reject(new Error(`the expansion worker exited (code ${code}) before it finished`));
+    });
+  });
+}
+
+/** The model with its 16-bit weights expanded (see above), or undefined when it has none (load it as it is). */
+export function expandHalfWeights(file: string, scratchRoot?: string): Expanded | undefined {
+  const p = plan(file);
+  if (!p) return undefined;
+  const { dir, out } = openScratch(p, scratchRoot);
   try {
-    writeAll(fd, onnx.ModelProto.encode(model).finish());
+    const b = stepBuffers();
+    copyPieces(fs, p.pieces, out, halfToFloatBits(), b.raw, b.wide, b);
+    return finish(p, dir, out);
+  } catch (e) {
+    abandon(dir, out);
+    throw e;
+  }
+}
+
+/**
+ * The same file as expandHalfWeights (plus `opts.packed`'s buffers), the conversion spread over
+ * worker threads besides this one, each writing its own stretch: the cores are otherwise idle while a
+ * model loads (ORT's session creation starts once the file is whole). Small models stay on this
+ * thread: a worker takes ~50-100 ms to start.
+ */
+export async function expandHalfWeightsParallel(file: string, opts: ExpandOptions = {}): Promise<Expanded | undefined> {
+  const p = plan(file, opts.packed);
+  if (!p) return undefined;
+  const wanted = opts.threads ?? (p.bytes < PARALLEL_FROM ? 1 : Math.min(4, availableParallelism()));
+  const runs = splitPieces(p.pieces, Math.max(1, Math.min(wanted, p.pieces.length)));
+  const table = halfToFloatBits();
+  const { dir, out } = openScratch(p, opts.scratchRoot);
+  try {
+    const others = runs.slice(1).map((r) => runInWorker(r, out, table));
+    const b = stepBuffers();
+    // Every worker is waited for, also when this thread's share fails, before the folder goes.
+    const results = await Promise.allSettled([
+      Promise.resolve().then(() => copyPieces(fs, runs[0], out, table, b.raw, b.wide, b)),
+      ...others,
+    ]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return finish(p, dir, out);
+  } catch (e) {
+    abandon(dir, out);
+    throw e;
+  }
+}
+
+/** A scratch folder with `weights.bin` sized for `p` (the alignment gaps stay holes, which take no memory) and open. */
+function openScratch(p: Plan, scratchRoot: string | undefined): { dir: string; out: number } {
+  const root = scratchRoot ?? scratchFor(p.bytes);
+  removeOrphans(root);
+  const dir = mkdtempSync(join(root, `weft-expand-${process.pid}-`));
+  let out: number | undefined;
+  try {
+    out = openSync(join(dir, 'weights.bin'), 'w');
+    ftruncateSync(out, p.bytes);
+    return { dir, out };
+  } catch (e) {
+    abandon(dir, out);
+    throw e;
+  }
+}
+
+/** Closes the weights and writes the rewritten model beside them. */
+function finish(p: Plan, dir: string, out: number): Expanded {
+  closeSync(out);
+  const file = join(dir, 'model.onnx');
+  const fd = openSync(file, 'w');
+  try {
+    writeAll(fd, onnx.ModelProto.encode(p.model).finish());
   } finally {
     closeSync(fd);
   }
-  return { file: expanded, bytes: end, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  return { file, bytes: p.bytes, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function abandon(dir: string, out: number | undefined): void {
+  try {
+    if (out !== undefined) closeSync(out);
+  } catch {
+    /* closed already */
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 /** Scratch folders of processes that died before removing them (in /dev/shm they would hold memory until a reboot). */

@@ -1,14 +1,16 @@
 import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
 import { sessionOptions, type ProviderChoice } from '../../onnx/runtime.ts';
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
-import { expandHalfWeights } from '../../onnx/expand-half.ts';
+import { expandHalfWeightsParallel } from '../../onnx/expand-half.ts';
+import { readPrepacked } from '../../onnx/prepacked.ts';
 import { saveFolder } from '../../onnx/save-folder.ts';
 import { markResidentHalf, weightsModeFromEnv, type WeightsMode } from '../../onnx/resident-half.ts';
 import { patchedModelFiles } from '../patching/patched-build.ts';
+import { savePrepacks } from './saved-prepacks.ts';
 
 /** How the runtime opens sessions over the files it built (or was given). */
 export interface SessionSettings {
@@ -41,6 +43,7 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
   };
   if (existsSync(optimized)) {
     shareWeights(dir, s.log);
+    await savePrepacks(dir, p, s);
     try {
       return await fromSaved();
     } catch (e) {
@@ -92,12 +95,17 @@ export async function createPatchedSession(file: string, p: ProviderChoice, s: S
   return withExpanded(file, (f) => ort.InferenceSession.create(f, p.provider === 'cpu' ? { ...base, graphOptimizationLevel: 'basic' } : base), s.log);
 }
 
-/** Creates a session over `file` with its 16-bit cached weights expanded to float32 first (see expand-half.ts). */
+/**
+ * Creates a session over `file` with its 16-bit cached weights expanded to float32 first (see
+ * expand-half.ts), and a saved graph's packed MatMul/Gemm weights put beside their tensors (prepacked.ts).
+ */
 async function withExpanded(file: string, create: (f: string) => Promise<ort.InferenceSession>, log?: Logger): Promise<ort.InferenceSession> {
   const t0 = Date.now();
-  const x = expandHalfWeights(file);
+  const packed = basename(file) === 'optimized.onnx' ? readPrepacked(dirname(file)) : undefined;
+  const x = await expandHalfWeightsParallel(file, { packed });
   if (!x) return create(file);
-  log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file} in ${Date.now() - t0} ms`);
+  const note = packed && Object.keys(packed.tensors).length ? ", with ORT's packed MatMul/Gemm weights" : '';
+  log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
   try {
     return await create(x.file);
   } finally {

@@ -1,0 +1,186 @@
+import {
+  existsSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import onnxProto from 'onnx-proto';
+import { describe, expect, it } from 'vitest';
+import { f16ToF32 } from '../../engine/core/dtype.ts';
+import { createBuiltSession } from '../../engine/models/runtime/sessions.ts';
+import { expandHalfWeights, expandHalfWeightsParallel, type Expanded } from '../../engine/onnx/expand-half.ts';
+import { GraphBuilder } from '../../engine/onnx/graph.ts';
+import { packedLength, packPanels, PREPACKED_JSON, readPrepacked } from '../../engine/onnx/prepacked.ts';
+
+const { onnx } = onnxProto;
+const cpu = { provider: 'cpu' as const, dtype: 'float32' as const, reason: 'test' };
+const lines: string[] = [];
+const log = {
+  info: (m: string) => lines.push(m),
+  warn: (m: string) => lines.push(`WARN ${m}`),
+  error: (m: string) => lines.push(`ERROR ${m}`),
+};
+
+/** Exact float16 values (so the compact storage keeps them in 16 bits), varied enough that any reordering shows. */
+const halves = (n: number, seed: number): Float32Array =>
+  new Float32Array(n).map((_, i) => f16ToF32((i * 7919 + seed * 104729) % 0x3bff) * (i % 3 === 0 ? -1 : 1));
+
+/**
+ * A conv (reordered by ORT's layout pass), a MatMul whose B has 300 rows (two of MLAS's 256-row
+ * blocks) and 40 columns (a zero-padded last panel), and a Gemm: written with `half` storage or not.
+ */
+function build(dir: string, half: boolean): string {
+  const g = new GraphBuilder('packed');
+  const x = g.input('x', 'float32', [1, 16, 4, 4]);
+  const c = g.op1(
+    'Conv',
+    [x, g.floats('conv.weight', [32, 16, 3, 3], () => halves(32 * 16 * 9, 1)), g.floats('conv.bias', [32], () => halves(32, 2))],
+    {
+      kernel_shape: [3, 3],
+      pads: [1, 1, 1, 1],
+    },
+  );
+  const flat = g.op1('Reshape', [c, g.ints([1, 512])]);
+  const m = g.op1('MatMul', [
+    g.op1('Slice', [flat, g.ints([0]), g.ints([300]), g.ints([1])]),
+    g.floats('proj.weight.T', [300, 40], () => halves(300 * 40, 3)),
+  ]);
+  const y = g.op1('Gemm', [
+    m,
+    g.floats('out.weight.T', [40, 24], () => halves(40 * 24, 4)),
+    g.floats('out.bias', [24], () => halves(24, 5)),
+  ]);
+  g.output(y, 'y', 'float32', [1, 24]);
+  g.writeTo(dir, half ? { half: true } : {});
+  return join(dir, 'model.onnx');
+}
+
+const input = new ort.Tensor(
+  'float32',
+  new Float32Array(256).map((_, i) => Math.cos(i * 0.31)),
+  [1, 16, 4, 4],
+);
+
+async function outputOf(s: ort.InferenceSession): Promise<Buffer> {
+  const r = await s.run({ x: input });
+  await s.release();
+  const y = r.y.data as Float32Array;
+  return Buffer.from(y.buffer, y.byteOffset, y.byteLength);
+}
+
+async function outputOfFile(file: string): Promise<Buffer> {
+  return outputOf(await ort.InferenceSession.create(file, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 }));
+}
+
+const weightsOf = (x: Expanded): string => join(x.file, '..', 'weights.bin');
+
+function prepackedEntry(x: Expanded, name: string): { offset: number; length: number } | undefined {
+  const t = onnx.ModelProto.decode(readFileSync(x.file)).graph!.initializer!.find((i) => i.name === name);
+  const e = t?.externalData?.find((d) => d.key?.startsWith('prepacked'));
+  if (!e?.value) return undefined;
+  const [offset, length] = e.value.split('|')[1].split(';').map(Number);
+  return { offset, length };
+}
+
+describe('ORT’s packed MatMul/Gemm weights written at load (prepacked.ts)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'weft-prepacked-'));
+  const reference = (async () => {
+    // The float32 build as ORT packs it itself at load: what every other path must give, bit for bit.
+    const file = build(join(root, 'float32'), false);
+    return outputOf(await createBuiltSession(file, cpu, { log }));
+  })();
+
+  it('records ORT’s packing once, then writes the packed form beside each tensor: the float32 build’s outputs, bit for bit', async () => {
+    const file = build(join(root, 'half'), true);
+    const dir = join(root, 'half');
+    const want = await reference;
+    // First load: builds and saves the optimised graph. Second: records the packing. Third: uses it.
+    for (let i = 0; i < 3; i++) expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log })), want)).toBe(0);
+    const record = readPrepacked(dir)!;
+    expect(record).toBeDefined();
+    expect(Object.keys(record.tensors).sort()).toEqual(['out.weight.T', 'proj.weight.T']);
+    expect(record.tensors['proj.weight.T'].length).toBeGreaterThanOrEqual(packedLength(300, 40) * 4);
+    // Nothing of the packed bytes is kept in the cache: only the record.
+    expect(readdirSync(dir).filter((f) => f.startsWith('prepack'))).toEqual([PREPACKED_JSON]);
+    expect(statSync(join(dir, PREPACKED_JSON)).size).toBeLessThan(2048);
+
+    // The expanded file holds packPanels of the tensor where ORT's entry says, and ORT reads it from
+    // there: a packed value changed in the file changes the output.
+    const x = (await expandHalfWeightsParallel(join(dir, 'optimized.onnx'), { packed: record }))!;
+    const at = prepackedEntry(x, 'proj.weight.T')!;
+    const plainAt = Number(
+      onnx.ModelProto.decode(readFileSync(x.file))
+        .graph!.initializer!.find((i) => i.name === 'proj.weight.T')!
+        .externalData!.find((e) => e.key === 'offset')!.value,
+    );
+    const bytes = readFileSync(weightsOf(x));
+    const b = new Float32Array(bytes.buffer.slice(bytes.byteOffset + plainAt, bytes.byteOffset + plainAt + 300 * 40 * 4));
+    const packed = new Float32Array(at.length / 4);
+    packPanels(b, 300, 40, 256, packed);
+    expect(Buffer.compare(Buffer.from(packed.buffer), bytes.subarray(at.offset, at.offset + at.length))).toBe(0);
+    expect(Buffer.compare(await outputOfFile(x.file), want)).toBe(0);
+    const poke = (offset: number): void => {
+      const fd = openSync(weightsOf(x), 'r+');
+      writeSync(fd, new Uint8Array(new Float32Array([1000]).buffer), 0, 4, offset);
+      closeSync(fd);
+    };
+    poke(at.offset);
+    expect(Buffer.compare(await outputOfFile(x.file), want)).not.toBe(0);
+    x.dispose();
+  });
+
+  it('ignores a record written for another saved graph (the graph loads as before, ORT packing)', async () => {
+    const dir = join(root, 'half');
+    expect(readPrepacked(dir)).toBeDefined();
+    const opt = join(dir, 'optimized.onnx');
+    const st = statSync(opt);
+    utimesSync(opt, st.atime, new Date(st.mtimeMs + 5000));
+    expect(readPrepacked(dir)).toBeUndefined();
+    const x = (await expandHalfWeightsParallel(opt, { packed: readPrepacked(dir) }))!;
+    expect(prepackedEntry(x, 'proj.weight.T')).toBeUndefined();
+    x.dispose();
+    // The next load records it again for the graph as it is now, with the same outputs.
+    expect(Buffer.compare(await outputOf(await createBuiltSession(join(dir, 'model.onnx'), cpu, { log })), await reference)).toBe(0);
+    expect(readPrepacked(dir)).toBeDefined();
+  });
+});
+
+describe('expandHalfWeightsParallel', () => {
+  const root = mkdtempSync(join(tmpdir(), 'weft-expand-par-'));
+
+  it('writes the same files with worker threads as on this thread alone', async () => {
+    const file = build(join(root, 'm'), true);
+    const one = expandHalfWeights(file)!;
+    for (const threads of [2, 3]) {
+      const many = (await expandHalfWeightsParallel(file, { threads }))!;
+      expect(many.bytes).toBe(one.bytes);
+      expect(Buffer.compare(readFileSync(many.file), readFileSync(one.file))).toBe(0);
+      expect(Buffer.compare(readFileSync(weightsOf(many)), readFileSync(weightsOf(one)))).toBe(0);
+      many.dispose();
+    }
+    // The unoptimised graph with its weights widened gives the float32 build's bits.
+    expect(Buffer.compare(await outputOfFile(one.file), await outputOfFile(build(join(root, 'f'), false)))).toBe(0);
+    one.dispose();
+  });
+
+  it('fails clearly on a damaged cache file, in a worker too, and leaves no scratch folder behind', async () => {
+    const file = build(join(root, 'cut'), true);
+    truncateSync(join(root, 'cut', 'weights.bin'), 1000);
+    const scratch = mkdtempSync(join(tmpdir(), 'weft-scratch-'));
+    for (const threads of [1, 2])
+      await expect(expandHalfWeightsParallel(file, { threads, scratchRoot: scratch })).rejects.toThrow(
+        /weights\.bin: short read at byte \d+ .*damaged cache/,
+      );
+    expect(readdirSync(scratch)).toEqual([]);
+    expect(existsSync(file)).toBe(true);
+  });
+});
