@@ -1,13 +1,14 @@
 import type { WeightSource } from '../../core/weights.ts';
-import type { ClipTokenizer } from '../../text/clip-tokenizer.ts';
-import type { EmbeddingLibrary } from '../../text/embeddings.ts';
+import { loadClipTokenizer, type ClipTokenizer } from '../../text/clip-tokenizer.ts';
+import { EmbeddingLibrary } from '../../text/embeddings.ts';
 import type { ClipHandle, ExtraConds, ModelHandle, WeightPatching } from '../handles.ts';
 import { OrtClip } from '../ort-clip.ts';
 import { OrtUnet } from '../ort-unet.ts';
-import { applyEntries, patchMapHash, type PatchMap } from '../patching/patch-set.ts';
+import { applyEntries, NO_PATCHES, patchMapHash, type PatchMap } from '../patching/patch-set.ts';
 import { ownPatches, type PartSpec } from '../runtime/part.ts';
-import type { AssembleContext, ModelFamily } from './family.ts';
-import type { UNetConfig } from './sd1/config.ts';
+import type { AssembleContext, CheckpointParts, ModelFamily, TextEncoderSpec } from './family.ts';
+import { ldmVaeHandle } from './ldm-vae.ts';
+import type { UNetConfig, VaeConfig } from './sd1/config.ts';
 import { unetSkipCount } from './sd1/graphs/unet-graph.ts';
 
 /**
@@ -61,23 +62,52 @@ export function assertTokenizerFits(file: string, tokenizer: ClipTokenizer, voca
   }
 }
 
-export interface SingleClipOptions {
-  tokenizer: ClipTokenizer;
+/** A one-encoder family's text encoder (SD1's CLIP-L, SD2's OpenCLIP-H) as the CLIP handle drives it. */
+export interface OneEncoder {
+  spec: TextEncoderSpec;
   numLayers: number;
   hiddenSize: number;
-  defaultLayer: number;
+  /** Rows of its token embedding: the tokenizer found must not have more. */
+  vocabSize: number;
   padToken?: number;
   projectedPooled?: boolean;
-  embeddings?: EmbeddingLibrary;
 }
 
-/** The CLIP handle of a one-encoder family (SD1's CLIP-L, SD2's OpenCLIP-H) over its `clip` part, by patches and layer. */
-export function singleClip(
+/**
+ * MODEL, CLIP and VAE handles of a checkpoint with one text encoder over its `unet`, `clip` and
+ * `vae_decoder` parts: the tokenizer beside the file (or the bundled one), embeddings from the
+ * embeddings folder, and the LDM VAE.
+ */
+export function assembleOneEncoder<C extends { unet: UNetConfig; vae: VaeConfig }>(
+  family: ModelFamily<C>,
+  config: C,
+  ctx: AssembleContext,
+  ws: WeightSource,
+  parts: { unet: PartSpec; clip: PartSpec; vae_decoder: PartSpec },
+  encoder: OneEncoder,
+): CheckpointParts<C> {
+  const { file, hash, runtime } = ctx;
+  const tokenizer = loadClipTokenizer({ modelPath: file, paths: ctx.paths, vocabulary: encoder.spec.tokenizer.vocabulary, bundled: true });
+  assertTokenizerFits(file, tokenizer, encoder.vocabSize, 'encoder');
+  const embeddings = ctx.paths ? new EmbeddingLibrary(ctx.paths, encoder.hiddenSize, (m) => ctx.log?.warn(m)) : undefined;
+  const asm = unetAssembly(family, config, ctx, ws, parts.unet);
+  const makeClip = singleClip(ctx, ws, asm, parts.clip, { ...encoder, tokenizer, embeddings });
+  return {
+    family: family.id,
+    config,
+    model: asm.makeModel(NO_PATCHES),
+    clip: makeClip(NO_PATCHES),
+    vae: ldmVaeHandle(runtime, { cfg: config.vae, weights: parts.vae_decoder.weights, hash, prefix: parts.vae_decoder.prefix, file }),
+  };
+}
+
+/** The CLIP handle of a one-encoder family over its `clip` part, by patches and layer. */
+function singleClip(
   ctx: AssembleContext,
   ws: WeightSource,
   asm: UnetAssembly,
   clip: PartSpec,
-  o: SingleClipOptions,
+  o: OneEncoder & { tokenizer: ClipTokenizer; embeddings?: EmbeddingLibrary },
 ): (patches: PatchMap, layer?: number) => OrtClip {
   const makeClip = (patches: PatchMap, layer?: number): OrtClip => {
     const own = ownPatches(patches, clip.prefix);
@@ -87,7 +117,7 @@ export function singleClip(
       numLayers: o.numLayers,
       hiddenSize: o.hiddenSize,
       run: ctx.runtime.runner(clip, own),
-      layer: layer ?? o.defaultLayer,
+      layer: layer ?? o.spec.defaultLayer,
       padToken: o.padToken,
       projectedPooled: o.projectedPooled,
       embeddings: o.embeddings?.lookup,
