@@ -5,6 +5,8 @@
  * loaded. Each repeat uses a fresh PartsRuntime over the same on-disk cache, as a new process would;
  * the first repeat also warms the page cache, so it is reported but not in the median.
  *
+ * CPU time (all threads) is reported beside the wall time: on a loaded machine it is the steadier figure.
+ *
  * Run: npx tsx bench/controlnet-load.ts [controlnet] [repeats=3]
  * (the ControlNet's builds must already be in the cache: run it once, or bench/controlnet.ts, first)
  */
@@ -33,6 +35,8 @@ const zeros = (shape: number[]): Tensor => ({ shape, data: new Float32Array(shap
 const hint = zeros([1, 3, 64, 64]);
 
 interface Phases {
+  /** CPU time of the whole process (all threads: ORT's, the expansion workers'), ms. */
+  cpu: number;
   read: number;
   hint: number;
   net: number;
@@ -43,6 +47,7 @@ interface Phases {
 
 async function once(): Promise<Phases> {
   const logs: string[] = [];
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const stamp = (m: string): void => {
     logs.push(`+${((performance.now() - t0) / 1000).toFixed(2)} s ${m}`);
@@ -62,11 +67,12 @@ async function once(): Promise<Phases> {
   };
   await cn.run(args);
   const t3 = performance.now();
+  const used = process.cpuUsage(c0);
   await cn.encodeHint(hint);
   await cn.run(args);
   const t4 = performance.now();
   await runtime.pool.clear();
-  return { read: t1 - t0, hint: t2 - t1, net: t3 - t2, total: t3 - t0, run: t4 - t3, logs };
+  return { cpu: (used.user + used.system) / 1000, read: t1 - t0, hint: t2 - t1, net: t3 - t2, total: t3 - t0, run: t4 - t3, logs };
 }
 
 const all: Phases[] = [];
@@ -75,7 +81,7 @@ for (let r = 0; r < REPEATS; r++) {
   all.push(p);
   const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
   console.log(
-    `repeat ${r}${r === 0 ? ' (warms the page cache)' : ''}: total ${s(p.total)} = read ${s(p.read)} + hint part ${s(p.hint)} + net part ${s(p.net)}; the same calls loaded ${s(p.run)}; load average ${load()}`,
+    `repeat ${r}${r === 0 ? ' (warms the page cache)' : ''}: total ${s(p.total)} = read ${s(p.read)} + hint part ${s(p.hint)} + net part ${s(p.net)}; the same calls loaded ${s(p.run)}; CPU time of the load and first calls ${s(p.cpu)}; load average ${load()}`,
   );
   for (const l of p.logs) console.log(`    ${l}`);
 }
