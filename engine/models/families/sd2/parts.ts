@@ -3,7 +3,7 @@ import type { PartSpec } from '../../runtime/part.ts';
 import type { PartsContext } from '../family.ts';
 import { ldmVaeParts } from '../ldm-vae.ts';
 import { openClipPart } from '../openclip/part.ts';
-import { buildUnetGraph } from '../sd1/graphs/unet-graph.ts';
+import { ldmUnetPart } from '../sd1/parts.ts';
 import { SD2_PREFIX, type Sd2Config } from './config.ts';
 
 /**
@@ -14,15 +14,7 @@ import { SD2_PREFIX, type Sd2Config } from './config.ts';
 export function sd2Parts(config: Sd2Config, weights: WeightSource, ctx: Pick<PartsContext, 'file' | 'hash'>): { unet: PartSpec; clip: PartSpec; vae_decoder: PartSpec; vae_encoder: PartSpec } {
   const { hash, file } = ctx;
   return {
-    unet: {
-      id: 'unet',
-      hash,
-      source: file,
-      prefix: SD2_PREFIX.unet,
-      weights: new PrefixedWeightSource(weights, SD2_PREFIX.unet),
-      build: (w, o) => buildUnetGraph(config.unet, w, o, { adapterInputs: true }),
-      version: 1,
-    },
+    unet: ldmUnetPart(config.unet, weights, ctx),
     clip: openClipPart({ id: 'clip', cfg: config.clip, checkpoint: weights, prefix: config.clipPrefix, hash, file, layerNormHidden: true }),
     ...ldmVaeParts({ cfg: config.vae, weights: new PrefixedWeightSource(weights, SD2_PREFIX.vae), hash, prefix: SD2_PREFIX.vae, file }),
   };
