@@ -89,21 +89,20 @@ function crop(x: Tensor, b: TileBox): Tensor {
 
 type HintKind = 'ControlNet' | 'T2I-Adapter';
 
-/** ControlNetApplyAdvanced's positive conditioning with the tiny ControlNet or adapter at strength 0.9. */
-function applyHint(kind: HintKind, image: Tensor): Conditioning {
-  const [p] = ControlNetApplyAdvanced.run(
+/** ControlNetApplyAdvanced on the two prompts with the tiny ControlNet or adapter over the whole schedule. */
+function applyHint(kind: HintKind, image: Tensor, strength = 0.9): [Conditioning, Conditioning] {
+  return ControlNetApplyAdvanced.run(
     {
       positive: pos,
       negative: neg,
       control_net: kind === 'ControlNet' ? net : adapter,
       image,
-      strength: 0.9,
+      strength,
       start_percent: 0,
       end_percent: 1,
     },
     noCtx,
   ) as [Conditioning, Conditioning];
-  return p;
 }
 
 /** The reference's own control for one tile: the whole-latent hint `full` cut to the tile at b (in latent cells), encoded alone. */
@@ -223,7 +222,7 @@ describe('TiledDiffusion wrapper against a plain loop (tiny SD1)', () => {
   for (const { kind, what, method, seed } of perTileCases) {
     it(`${kind}: the hint is resized to the whole latent, cut per tile and ${what}`, async () => {
       const image: Tensor = { shape: [1, 40, 56, 3], data: lcg(40 * 56 * 3, seed).map((v) => (v + 1) / 2) };
-      const p = applyHint(kind, image);
+      const [p] = applyHint(kind, image);
       const context = pos[0].cond;
       const sigma = 3.3;
       const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
@@ -244,7 +243,7 @@ describe('TiledDiffusion wrapper against a plain loop (tiny SD1)', () => {
     const context = pos[0].cond;
     const full = commonUpscale(nhwcToNchw(image), 24 * 8, 16 * 8, 'nearest-exact', 'center');
     for (const kind of ['ControlNet', 'T2I-Adapter'] as const) {
-      const p = applyHint(kind, image);
+      const [p] = applyHint(kind, image);
       // σ 3.3 is step 1 (rows roll), 1.7 step 2 (columns roll).
       for (const sigma of [3.3, 1.7]) {
         const perTile = async (t: Tensor, b: TileBox, dy: number, dx: number) => {
@@ -400,10 +399,7 @@ describe('a tile covering the whole latent is the untiled run', () => {
 
   it('with a ControlNet: the whole-latent tile gives the untiled ControlNet run exactly', async () => {
     const image: Tensor = { shape: [1, 40, 72, 3], data: lcg(40 * 72 * 3, 5).map((v) => (v + 1) / 2) };
-    const [p, n] = ControlNetApplyAdvanced.run(
-      { positive: pos, negative: neg, control_net: net, image, strength: 0.8, start_percent: 0, end_percent: 1 },
-      noCtx,
-    ) as [Conditioning, Conditioning];
+    const [p, n] = applyHint('ControlNet', image, 0.8);
     const args = { ...base(model, 'euler'), positive: p, negative: n };
     const plain = await ksample(args);
     const got = await ksample({ ...args, model: tiled('MultiDiffusion', 512, 64) });
@@ -412,10 +408,7 @@ describe('a tile covering the whole latent is the untiled run', () => {
 
   it('with a T2I-Adapter: the whole-latent tile gives the untiled adapter run exactly', async () => {
     const image: Tensor = { shape: [1, 40, 72, 3], data: lcg(40 * 72 * 3, 6).map((v) => (v + 1) / 2) };
-    const [p, n] = ControlNetApplyAdvanced.run(
-      { positive: pos, negative: neg, control_net: adapter, image, strength: 0.8, start_percent: 0, end_percent: 1 },
-      noCtx,
-    ) as [Conditioning, Conditioning];
+    const [p, n] = applyHint('T2I-Adapter', image, 0.8);
     const args = { ...base(model, 'euler'), positive: p, negative: n };
     const plain = await ksample(args);
     for (const method of ['MultiDiffusion', 'SpotDiffusion'] as const) {
