@@ -79,6 +79,12 @@ async function benchOnce(editorDir: string | undefined, breakdown: string[]): Pr
   await page.evaluate(NODE_ELEMENTS_WATCH);
   const discardedNodes = () => page.evaluate('[...window.__nodeElements.created].filter((e) => !e.isConnected).length') as Promise<number>;
   const createdNodes = () => page.evaluate('window.__nodeElements.created.size') as Promise<number>;
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  async function metrics(): Promise<Record<string, number>> {
+    const { metrics: m } = await cdp.send('Performance.getMetrics');
+    return Object.fromEntries(m.map((x) => [x.name, x.value]));
+  }
   const threadBefore = (await metrics()).ThreadTime ?? 0;
   const t0 = Date.now();
   await page.getByTestId('file-input').setInputFiles(file);
@@ -92,13 +98,6 @@ async function benchOnce(editorDir: string | undefined, breakdown: string[]): Pr
   const openDiscarded = await discardedNodes();
   await page.evaluate('window.__nodeElements.restart()');
   if (process.env.WEFT_BENCH_SCREENSHOT) await page.screenshot({ path: process.env.WEFT_BENCH_SCREENSHOT });
-
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Performance.enable');
-  async function metrics(): Promise<Record<string, number>> {
-    const { metrics: m } = await cdp.send('Performance.getMetrics');
-    return Object.fromEntries(m.map((x) => [x.name, x.value]));
-  }
 
   /** Frames per second during the action, and where the main thread spent its time (ms per frame). */
   async function fps(label: string, action: (i: number) => Promise<void>, frames = 60): Promise<number> {
