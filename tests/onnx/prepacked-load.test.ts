@@ -93,16 +93,15 @@ function prepackedEntry(x: Expanded, name: string): { offset: number; length: nu
 
 describe('ORT’s packed MatMul/Gemm weights written at load (prepacked.ts)', () => {
   const root = mkdtempSync(join(tmpdir(), 'weft-prepacked-'));
-  const reference = (async () => {
-    // The float32 build as ORT packs it itself at load: what every other path must give, bit for bit.
-    const file = build(join(root, 'float32'), false);
-    return outputOf(await createBuiltSession(file, cpu, { log }));
-  })();
+  let referenceRun: Promise<Buffer> | undefined;
+  // The float32 build as ORT packs it itself at load: what every other path must give, bit for bit (built on first use).
+  const reference = (): Promise<Buffer> =>
+    (referenceRun ??= createBuiltSession(build(join(root, 'float32'), false), cpu, { log }).then(outputOf));
 
   it('records ORT’s packing once, then writes the packed form beside each tensor: the float32 build’s outputs, bit for bit', async () => {
     const file = build(join(root, 'half'), true);
     const dir = join(root, 'half');
-    const want = await reference;
+    const want = await reference();
     // First load: builds and saves the optimised graph. Second: records the packing. Third: uses it.
     for (let i = 0; i < 3; i++) expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log })), want)).toBe(0);
     const record = readPrepacked(dir)!;
@@ -115,7 +114,8 @@ describe('ORT’s packed MatMul/Gemm weights written at load (prepacked.ts)', ()
 
     // The expanded file holds packPanels of the tensor where ORT's entry says, and ORT reads it from
     // there: a packed value changed in the file changes the output.
-    const x = (await expandHalfWeightsParallel(join(dir, 'optimized.onnx'), { packed: record }))!;
+    // An explicit scratch folder: the packed copies are written wherever it is (the automatic choice writes them only in /dev/shm).
+    const x = (await expandHalfWeightsParallel(join(dir, 'optimized.onnx'), { packed: record, scratchRoot: tmpdir() }))!;
     const at = prepackedEntry(x, 'proj.weight.T')!;
     const plainAt = Number(
       onnx.ModelProto.decode(readFileSync(x.file))
@@ -139,17 +139,19 @@ describe('ORT’s packed MatMul/Gemm weights written at load (prepacked.ts)', ()
   });
 
   it('ignores a record written for another saved graph (the graph loads as before, ORT packing)', async () => {
-    const dir = join(root, 'half');
+    const dir = join(root, 'stale');
+    const file = build(dir, true);
+    for (let i = 0; i < 2; i++) await (await createBuiltSession(file, cpu, { log })).release();
     expect(readPrepacked(dir)).toBeDefined();
     const opt = join(dir, 'optimized.onnx');
     const st = statSync(opt);
     utimesSync(opt, st.atime, new Date(st.mtimeMs + 5000));
     expect(readPrepacked(dir)).toBeUndefined();
-    const x = (await expandHalfWeightsParallel(opt, { packed: readPrepacked(dir) }))!;
+    const x = (await expandHalfWeightsParallel(opt, { packed: readPrepacked(dir), scratchRoot: tmpdir() }))!;
     expect(prepackedEntry(x, 'proj.weight.T')).toBeUndefined();
     x.dispose();
     // The next load records it again for the graph as it is now, with the same outputs.
-    expect(Buffer.compare(await outputOf(await createBuiltSession(join(dir, 'model.onnx'), cpu, { log })), await reference)).toBe(0);
+    expect(Buffer.compare(await outputOf(await createBuiltSession(join(dir, 'model.onnx'), cpu, { log })), await reference())).toBe(0);
     expect(readPrepacked(dir)).toBeDefined();
   });
 });
