@@ -10,16 +10,14 @@ import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
 import type { T2IAdapterModel } from '../../engine/models/controlnet/adapter.ts';
 import type { ModelHandle } from '../../engine/models/handles.ts';
 import type { U8Mat } from '../../engine/image/preprocess/mat.ts';
-import { ModelManager } from '../../engine/models/manager.ts';
-import { FolderPaths } from '../../engine/paths/folders.ts';
-import type { NodeContext } from '../../engine/registry/context.ts';
 import type { Conditioning, ControlRequest } from '../../engine/sampling/conditioning.ts';
 import { ksample, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';
 import { ModelSamplingDiscrete } from '../../engine/sampling/model-sampling.ts';
 import { ControlNetApplyA1111, pixelPerfectResolution, PixelPerfectResolution } from '../../nodes/controlnet/a1111.ts';
 import { ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import '../../nodes/model/services.ts';
-import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
+import { lcg, relErr } from '../models-onnx/tiny.ts';
+import { loadSd1ControlRig } from './helpers.ts';
 
 /*
  * The A1111 extension's unit (ControlNetApplyA1111): guidance start/end over sampler steps, the
@@ -27,7 +25,6 @@ import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
  * handling, and pixel perfect, each against the extension's formulas written out here.
  */
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 const noCtx = {} as never;
 const ms = new ModelSamplingDiscrete();
 let model: ModelHandle;
@@ -77,32 +74,13 @@ const request = (stepFraction: number, condOrUncond = [0, 1]): ControlRequest =>
 });
 
 beforeAll(async () => {
-  const tiny = await makeTiny(9);
-  const manager = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet });
-  const parts = await manager.loadCheckpoint(tiny.file);
-  model = parts.model;
-  pos = [await parts.clip.encodeText('a house by a lake')];
-  neg = [await parts.clip.encodeText('blurry')];
+  const rig = await loadSd1ControlRig(9, 'a house by a lake', { seed: 7n, steps: 10, cfg: 6 });
+  const { tiny, ctx } = rig;
+  ({ model, pos, neg, base } = rig);
   makeControlNetFile(join(tiny.dir, 'controlnet', 'cn.safetensors'), { unet: tiny.cfg.unet, hintChannels: 3 }, { seed: 12 });
   makeAdapterFile(join(tiny.dir, 'controlnet', 'ad.safetensors'), adapterConfigFor(tiny.cfg.unet), { seed: 13 });
-  const ctx = {
-    services: { models: manager },
-    log: quiet,
-    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
-  } as unknown as NodeContext;
   cn = (ControlNetLoader.run({ control_net_name: 'cn.safetensors' }, ctx) as [ControlNetModel])[0];
   adapter = (ControlNetLoader.run({ control_net_name: 'ad.safetensors' }, ctx) as [T2IAdapterModel])[0];
-  base = {
-    model,
-    seed: 7n,
-    steps: 10,
-    cfg: 6,
-    samplerName: 'euler',
-    scheduler: 'normal',
-    positive: pos,
-    negative: neg,
-    latent: { samples: { shape: [1, 4, 8, 8], data: new Float32Array(256) } },
-  };
   plain = await ksample(base);
 }, 120_000);
 

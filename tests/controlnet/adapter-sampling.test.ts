@@ -9,11 +9,9 @@ import { readControlModel } from '../../engine/models/controlnet/load.ts';
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
 import { t2iAdapterRef } from '../../engine/models/families/sd1/reference/t2i-adapter.ts';
 import type { ControlResiduals, ModelHandle } from '../../engine/models/handles.ts';
-import { ModelManager } from '../../engine/models/manager.ts';
 import { commonUpscale } from '../../engine/image/resize.ts';
 import { nhwcToNchw } from '../../engine/image/layout.ts';
 import type { WeightSource } from '../../engine/core/weights.ts';
-import { FolderPaths } from '../../engine/paths/folders.ts';
 import type { NodeContext } from '../../engine/registry/context.ts';
 import type { Conditioning, Control, ControlRequest } from '../../engine/sampling/conditioning.ts';
 import { chainResiduals } from '../../engine/sampling/control.ts';
@@ -21,7 +19,8 @@ import { ksample, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';
 import { ModelSamplingDiscrete } from '../../engine/sampling/model-sampling.ts';
 import { ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import '../../nodes/model/services.ts';
-import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
+import { lcg, relErr } from '../models-onnx/tiny.ts';
+import { loadSd1ControlRig } from './helpers.ts';
 import type { T2IAdapterConfig } from '../../engine/models/controlnet/adapter-layout.ts';
 
 /*
@@ -30,7 +29,6 @@ import type { T2IAdapterConfig } from '../../engine/models/controlnet/adapter-la
  * strength, range, the one-channel average, and a chain with a ControlNet.
  */
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 let model: ModelHandle;
 let pos: Conditioning;
 let neg: Conditioning;
@@ -60,12 +58,9 @@ const apply = (
   ];
 
 beforeAll(async () => {
-  const tiny = await makeTiny(7);
-  const manager = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet });
-  const parts = await manager.loadCheckpoint(tiny.file);
-  model = parts.model;
-  pos = [await parts.clip.encodeText('a red fox in the snow')];
-  neg = [await parts.clip.encodeText('blurry')];
+  const rig = await loadSd1ControlRig(7, 'a red fox in the snow', { seed: 42n, steps: 4, cfg: 7 });
+  const { tiny } = rig;
+  ({ model, pos, neg, ctx, base } = rig);
   const write = (name: string, cfg: T2IAdapterConfig, seed: number): void => {
     const file = join(tiny.dir, 'controlnet', name);
     makeAdapterFile(file, cfg, { seed });
@@ -77,22 +72,6 @@ beforeAll(async () => {
   write('light.safetensors', adapterConfigFor(tiny.cfg.unet, { kind: 'light' }), 9);
   write('sketch.safetensors', adapterConfigFor(tiny.cfg.unet, { ksize: 3, useConv: true, imageChannels: 1 }), 10);
   makeControlNetFile(join(tiny.dir, 'controlnet', 'cn.safetensors'), { unet: tiny.cfg.unet, hintChannels: 3 }, { seed: 11 });
-  ctx = {
-    services: { models: manager },
-    log: quiet,
-    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
-  } as unknown as NodeContext;
-  base = {
-    model,
-    seed: 42n,
-    steps: 4,
-    cfg: 7,
-    samplerName: 'euler',
-    scheduler: 'normal',
-    positive: pos,
-    negative: neg,
-    latent: { samples: { shape: [1, 4, 8, 8], data: new Float32Array(256) } },
-  };
   plain = await ksample(base);
 }, 120_000);
 

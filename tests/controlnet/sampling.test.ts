@@ -6,12 +6,9 @@ import { makeControlNetFile } from '../../engine/models/controlnet/generate.ts';
 import { readControlNet, type ControlNetFile } from '../../engine/models/controlnet/load.ts';
 import type { ControlNetModel } from '../../engine/models/controlnet/model.ts';
 import type { ControlResiduals, ModelHandle } from '../../engine/models/handles.ts';
-import { ModelManager } from '../../engine/models/manager.ts';
 import { controlNetRef } from '../../engine/models/families/sd1/reference/controlnet.ts';
 import { commonUpscale } from '../../engine/image/resize.ts';
 import { nhwcToNchw } from '../../engine/image/layout.ts';
-import { FolderPaths } from '../../engine/paths/folders.ts';
-import type { NodeContext } from '../../engine/registry/context.ts';
 import type { Conditioning, Control, ControlRequest } from '../../engine/sampling/conditioning.ts';
 import { chainResiduals } from '../../engine/sampling/control.ts';
 import { ksample, type KSamplerArgs } from '../../engine/sampling/ksampler.ts';
@@ -19,7 +16,8 @@ import { ModelSamplingDiscrete } from '../../engine/sampling/model-sampling.ts';
 import { ksamplerSigmas } from '../../engine/sampling/schedulers.ts';
 import { ControlNetApply, ControlNetApplyAdvanced, ControlNetLoader } from '../../nodes/controlnet/controlnet.ts';
 import '../../nodes/model/services.ts';
-import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
+import { lcg, relErr } from '../models-onnx/tiny.ts';
+import { loadSd1ControlRig } from './helpers.ts';
 
 /*
  * ControlNet in a whole KSampler run on the tiny model with a random tiny ControlNet, through
@@ -27,7 +25,6 @@ import { lcg, makeTiny, relErr } from '../models-onnx/tiny.ts';
  * chains, the hint encoder's single run and cond/uncond sharing.
  */
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 let model: ModelHandle;
 let pos: Conditioning;
 let neg: Conditioning;
@@ -54,32 +51,13 @@ const applyAdvanced = (
   ) as [Conditioning, Conditioning];
 
 beforeAll(async () => {
-  const tiny = await makeTiny(7);
-  const manager = new ModelManager({ cacheDir: join(tiny.dir, 'cache'), device: 'cpu', log: quiet });
-  const parts = await manager.loadCheckpoint(tiny.file);
-  model = parts.model;
-  pos = [await parts.clip.encodeText('a red fox in the snow')];
-  neg = [await parts.clip.encodeText('blurry')];
+  const rig = await loadSd1ControlRig(7, 'a red fox in the snow', { seed: 42n, steps: 4, cfg: 7 });
+  const { tiny, ctx } = rig;
+  ({ model, pos, neg, base } = rig);
   const file = join(tiny.dir, 'controlnet', 'weft-tiny-controlnet.safetensors');
   makeControlNetFile(file, { unet: tiny.cfg.unet, hintChannels: 3 }, { seed: 8 });
   cn = readControlNet(file);
-  const ctx = {
-    services: { models: manager },
-    log: quiet,
-    paths: new FolderPaths({ baseDir: tiny.dir, modelsDir: tiny.dir }),
-  } as unknown as NodeContext;
   net = (ControlNetLoader.run({ control_net_name: 'weft-tiny-controlnet.safetensors' }, ctx) as [ControlNetModel])[0];
-  base = {
-    model,
-    seed: 42n,
-    steps: 4,
-    cfg: 7,
-    samplerName: 'euler',
-    scheduler: 'normal',
-    positive: pos,
-    negative: neg,
-    latent: { samples: { shape: [1, 4, 8, 8], data: new Float32Array(256) } },
-  };
   plain = await ksample(base);
 }, 120_000);
 
