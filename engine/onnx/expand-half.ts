@@ -322,12 +322,13 @@ export function expandHalfWeights(file: string, scratchRoot?: string): Expanded 
 export async function expandHalfWeightsParallel(file: string, opts: ExpandOptions = {}): Promise<Expanded | undefined> {
   let p = plan(file, opts.packed);
   if (!p) return undefined;
-  let scratchRoot = opts.scratchRoot ?? scratchFor(p.bytes);
-  // The packed copies only pay where the file is memory: on disk (a full-size SDXL UNet on a 24 GB
-  // machine) writing and reading back ~40% more costs more than ORT's packing.
-  if (opts.packed && !opts.scratchRoot && scratchRoot !== '/dev/shm') {
-    p = plan(file) ?? p;
-    scratchRoot = scratchFor(p.bytes);
+  let scratchRoot = opts.scratchRoot;
+  if (scratchRoot === undefined) {
+    const room = scratchRoom();
+    const plain = opts.packed ? plan(file) : undefined;
+    const choice = choosePacking(p.bytes, plain?.bytes ?? p.bytes, room);
+    if (!choice.packs && plain) p = plain;
+    scratchRoot = choice.scratch === 'shm' ? '/dev/shm' : tmpdir();
   }
   const wanted = opts.threads ?? (p.bytes < PARALLEL_FROM ? 1 : Math.min(4, availableParallelism()));
   const runs = splitPieces(p.pieces, Math.max(1, Math.min(wanted, p.pieces.length)));
@@ -423,7 +424,21 @@ export function chooseScratch(bytes: number, room: { shmFree: number | undefined
   return room.shmFree > bytes * 1.25 && room.memAvailable > bytes * 2.5 ? 'shm' : 'tmp';
 }
 
-function scratchFor(bytes: number): string {
+/**
+ * Whether the expansion writes the packed MatMul/Gemm copies (`withPacks` bytes in all, else
+ * `without`), and where: only where that file is memory. On disk (a full-size SDXL UNet on a 24 GB
+ * machine) writing and reading back ~40% more costs more than ORT's own packing.
+ */
+export function choosePacking(
+  withPacks: number,
+  without: number,
+  room: { shmFree: number | undefined; memAvailable: number },
+): { packs: boolean; scratch: 'shm' | 'tmp' } {
+  if (chooseScratch(withPacks, room) === 'shm') return { packs: withPacks > without, scratch: 'shm' };
+  return { packs: false, scratch: chooseScratch(without, room) };
+}
+
+function scratchRoom(): { shmFree: number | undefined; memAvailable: number } {
   let shmFree: number | undefined;
   try {
     if (existsSync('/dev/shm')) {
@@ -433,7 +448,11 @@ function scratchFor(bytes: number): string {
   } catch {
     /* no /dev/shm: the temp folder */
   }
-  return chooseScratch(bytes, { shmFree, memAvailable: freemem() }) === 'shm' ? '/dev/shm' : tmpdir();
+  return { shmFree, memAvailable: freemem() };
+}
+
+function scratchFor(bytes: number): string {
+  return chooseScratch(bytes, scratchRoom()) === 'shm' ? '/dev/shm' : tmpdir();
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

@@ -17,7 +17,7 @@ import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import { f16ToF32 } from '../../engine/core/dtype.ts';
 import { createBuiltSession } from '../../engine/models/runtime/sessions.ts';
-import { expandHalfWeights, expandHalfWeightsParallel, type Expanded } from '../../engine/onnx/expand-half.ts';
+import { choosePacking, expandHalfWeights, expandHalfWeightsParallel, type Expanded } from '../../engine/onnx/expand-half.ts';
 import { GraphBuilder } from '../../engine/onnx/graph.ts';
 import { packedLength, packPanels, PREPACKED_JSON, readPrepacked } from '../../engine/onnx/prepacked.ts';
 
@@ -184,5 +184,22 @@ describe('expandHalfWeightsParallel', () => {
       );
     expect(readdirSync(scratch)).toEqual([]);
     expect(existsSync(file)).toBe(true);
+  });
+});
+
+describe('choosePacking', () => {
+  it('writes the packed copies only where the expanded file is memory, and falls back to the plain file where only that fits', () => {
+    const GB = 2 ** 30;
+    const box = { shmFree: 11.7 * GB, memAvailable: 22 * GB };
+    // The SD1.5 ControlNet on the 24 GB machine: 1.83 GB with the packed copies, in /dev/shm.
+    expect(choosePacking(1.83 * GB, 1.34 * GB, box)).toEqual({ packs: true, scratch: 'shm' });
+    // With the copies it would not fit in memory twice over, without it does: the plain file, in /dev/shm.
+    expect(choosePacking(9.5 * GB, 8 * GB, box)).toEqual({ packs: false, scratch: 'shm' });
+    // A full-size SDXL UNet (9.8 GB expanded): on disk, without the copies.
+    expect(choosePacking(15 * GB, 9.8 * GB, box)).toEqual({ packs: false, scratch: 'tmp' });
+    // No /dev/shm at all.
+    expect(choosePacking(1.83 * GB, 1.34 * GB, { shmFree: undefined, memAvailable: 22 * GB })).toEqual({ packs: false, scratch: 'tmp' });
+    // Nothing to pack.
+    expect(choosePacking(GB, GB, box)).toEqual({ packs: false, scratch: 'shm' });
   });
 });
