@@ -452,38 +452,22 @@ describe('a tile covering the whole latent is the untiled run', () => {
 });
 
 describe('the wrapper survives patching and tiles with any tile count', () => {
+  /** KSampler euler, 2 steps at cfg 5 and denoise 0.5 from a 16×16 latent; the model is each test's. */
+  const halfDenoise = () => {
+    const latent: Latent = { samples: { shape: [1, 4, 16, 16], data: lcg(1024, 4) } };
+    return { seed: 1n, steps: 2, cfg: 5, samplerName: 'euler', scheduler: 'normal', positive: pos, negative: neg, latent, denoise: 0.5 };
+  };
+
   it('LoRA-style repatching (withPatches) keeps the wrapper; the result is unchanged', async () => {
     const m = tiled('MultiDiffusion', 64, 16, 2);
     const again = m.patching!.withPatches(m.patching!.patches);
     expect(again.wrappers).toEqual(m.wrappers);
-    const lat: Latent = { samples: { shape: [1, 4, 16, 16], data: lcg(1024, 4) } };
-    const args = {
-      seed: 1n,
-      steps: 2,
-      cfg: 5,
-      samplerName: 'euler',
-      scheduler: 'normal',
-      positive: pos,
-      negative: neg,
-      latent: lat,
-      denoise: 0.5,
-    };
+    const args = halfDenoise();
     expect((await ksample({ ...args, model: again })).samples.data).toEqual((await ksample({ ...args, model: m })).samples.data);
   }, 120_000);
 
   it('tile_batch_size changes the batching, not the result', async () => {
-    const lat: Latent = { samples: { shape: [1, 4, 16, 16], data: lcg(1024, 4) } };
-    const args = {
-      seed: 1n,
-      steps: 2,
-      cfg: 5,
-      samplerName: 'euler',
-      scheduler: 'normal',
-      positive: pos,
-      negative: neg,
-      latent: lat,
-      denoise: 0.5,
-    };
+    const args = halfDenoise();
     const one = await ksample({ ...args, model: tiled('Mixture of Diffusers', 64, 16, 1) });
     const four = await ksample({ ...args, model: tiled('Mixture of Diffusers', 64, 16, 4) });
     expect(relErr(four.samples.data, one.samples.data)).toBeLessThan(1e-5);
