@@ -10,7 +10,7 @@ import { readPrepacked } from '../../onnx/prepacked.ts';
 import { saveFolder } from '../../onnx/save-folder.ts';
 import { markResidentHalf, weightsModeFromEnv, type WeightsMode } from '../../onnx/resident-half.ts';
 import { patchedModelFiles } from '../patching/patched-build.ts';
-import { savePrepacks } from './saved-prepacks.ts';
+import { createRecordingPrepacks } from './saved-prepacks.ts';
 
 /** How the runtime opens sessions over the files it built (or was given). */
 export interface SessionSettings {
@@ -36,14 +36,14 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
   const fromSaved = async (): Promise<ort.InferenceSession> => {
     const resident = half ? markResidentHalf(optimized) : undefined;
     try {
-      return await withExpanded(resident?.file ?? optimized, (f) => ort.InferenceSession.create(f, { ...base, graphOptimizationLevel: 'disabled' }), s.log);
+      const options = { ...base, graphOptimizationLevel: 'disabled' as const };
+      return await withExpanded(resident?.file ?? optimized, (f) => createRecordingPrepacks(f, dir, options, p.provider === 'cpu' && !half, s.log), s.log);
     } finally {
       resident?.dispose();
     }
   };
   if (existsSync(optimized)) {
     shareWeights(dir, s.log);
-    await savePrepacks(dir, p, s);
     try {
       return await fromSaved();
     } catch (e) {
