@@ -35,7 +35,7 @@ function checkpoint(w: Uint16Array): SafetensorsFile {
 /** y = x·Wᵀ through Net.linear, written with `opts`; returns the model file. */
 function write(ws: WeightSource, opts: WriteOptions): string {
   const g = new GraphBuilder('t');
-  const net = new Net(g, ws, { dtype: 'float32' });
+  const net = new Net(g, ws, { dtype: 'float32', fusedAttention: false });
   g.output(net.linear('l', g.input('x', 'float32', [1, COLS])), 'y', 'float32', [1, ROWS]);
   const dir = join(mkdtempSync(join(tmpdir(), 'weft-transposed-')), 'm');
   g.writeTo(dir, opts);
