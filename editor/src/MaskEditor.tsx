@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { createPortal } from 'react-dom';
 import { t, type Lang } from './i18n.ts';
 import { filesChanged, imageRefOf, uploadMask, viewUrlOf, widgetValueOf } from './uploads.ts';
@@ -31,6 +31,7 @@ export function MaskEditor(props: { image: string; lang: Lang; onSaved: (value: 
   const [ready, setReady] = useState(false);
   const last = useRef<{ x: number; y: number } | null>(null);
 
+  const [loaded, setLoaded] = useState<HTMLImageElement | null>(null);
   useEffect(() => {
     const img = new Image();
     img.onload = () => {
@@ -39,31 +40,38 @@ export function MaskEditor(props: { image: string; lang: Lang; onSaved: (value: 
       setSize([w, h]);
       // Fit the view to about 70% of the window, never enlarging past 1:1 at first.
       setZoom(Math.min(1, (window.innerWidth * 0.7) / w, (window.innerHeight * 0.65) / h));
-      requestAnimationFrame(() => {
-        const b = base.current!.getContext('2d')!;
-        const m = mask.current!.getContext('2d')!;
-        b.drawImage(img, 0, 0);
-        const px = b.getImageData(0, 0, w, h);
-        const mk = m.createImageData(w, h);
-        // An existing alpha is the existing mask: it opens painted, as ComfyUI's editor does.
-        for (let i = 0; i < w * h; i++) {
-          const a = px.data[i * 4 + 3];
-          px.data[i * 4 + 3] = 255;
-          if (a < 255) {
-            mk.data[i * 4] = PAINT[0];
-            mk.data[i * 4 + 1] = PAINT[1];
-            mk.data[i * 4 + 2] = PAINT[2];
-            mk.data[i * 4 + 3] = 255 - a;
-          }
-        }
-        b.putImageData(px, 0, 0);
-        m.putImageData(mk, 0, 0);
-        setReady(true);
-      });
+      setLoaded(img);
     };
     img.onerror = () => setError(`${props.image}: the image could not be loaded`);
     img.src = viewUrlOf(props.image);
   }, [props.image]);
+
+  // Drawn in the commit that gives the canvases the image's size: setting a canvas's size clears it, so a
+  // drawing made before that commit (a frame callback could run first on a loaded machine) was lost.
+  useLayoutEffect(() => {
+    if (!loaded) return;
+    const w = loaded.naturalWidth;
+    const h = loaded.naturalHeight;
+    const b = base.current!.getContext('2d')!;
+    const m = mask.current!.getContext('2d')!;
+    b.drawImage(loaded, 0, 0);
+    const px = b.getImageData(0, 0, w, h);
+    const mk = m.createImageData(w, h);
+    // An existing alpha is the existing mask: it opens painted, as ComfyUI's editor does.
+    for (let i = 0; i < w * h; i++) {
+      const a = px.data[i * 4 + 3];
+      px.data[i * 4 + 3] = 255;
+      if (a < 255) {
+        mk.data[i * 4] = PAINT[0];
+        mk.data[i * 4 + 1] = PAINT[1];
+        mk.data[i * 4 + 2] = PAINT[2];
+        mk.data[i * 4 + 3] = 255 - a;
+      }
+    }
+    b.putImageData(px, 0, 0);
+    m.putImageData(mk, 0, 0);
+    setReady(true);
+  }, [loaded]);
 
   const at = (e: React.PointerEvent<HTMLCanvasElement>) => {
     const r = e.currentTarget.getBoundingClientRect();
