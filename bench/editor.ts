@@ -200,6 +200,10 @@ function report(summary: Summary, breakdown: string[]): void {
 
 const pair = process.env.WEFT_EDITOR_DIRS?.split(',').map((d) => path.resolve(d));
 if (pair && pair.length !== 2) throw new Error(`WEFT_EDITOR_DIRS names ${pair.length} builds; give two, old and new, separated by a comma`);
+// A missing build would otherwise leave the page waiting for an editor that never loads.
+for (const d of [...(pair ?? []), ...(process.env.WEFT_EDITOR_DIR ? [path.resolve(process.env.WEFT_EDITOR_DIR)] : [])])
+  if (!fs.existsSync(path.join(d, 'index.html')))
+    throw new Error(`${d} holds no editor build (no index.html): build it with npx vite build editor --outDir ${d}`);
 if (!pair) {
   const breakdown: string[] = [];
   report(await benchOnce(process.env.WEFT_EDITOR_DIR ? path.resolve(process.env.WEFT_EDITOR_DIR) : undefined, breakdown), breakdown);
