@@ -64,11 +64,11 @@ Options:
   --lora-mode branch|merge   plain LoRAs as graph branches (fast to apply and re-weight; default) or
                              merged into the weights as ComfyUI does (no per-step cost)
   --set NODE_ID.INPUT=VALUE  override an input before running (repeatable)
+  --json                     print one final JSON line {prompt_id, status, outputs, executed, cached, timings_ms}
   (environment) WEFT_CACHE_STORAGE=compact|float32: 16-bit cache widened at load (default, ~1x the
                              checkpoint on disk) or float32 (~2.4x, less widening); WEFT_WEIGHTS=half: CPU only,
                              convolution weights stay 16-bit in memory (same bits, ~8% per 512² step);
                              GLIBC_TUNABLES=glibc.malloc.hugetlb=1: huge pages, a faster first build, more RSS
-  --json                     print one final JSON line {prompt_id, status, outputs, executed, cached, timings_ms}
 
 Server options (weft serve; see docs/server.md):
   --allowed-hosts H,H        host names clients may use besides the listen address ('*' = any)
