@@ -1,9 +1,9 @@
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { freemem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
 import { readPrepacked, recordPrepacked } from '../../onnx/prepacked.ts';
+import { saveFolder } from '../../onnx/save-folder.ts';
 
 /**
  * Creates the session over a build's saved optimised graph (`file`, as expanded), and the first time
@@ -22,10 +22,8 @@ export async function createRecordingPrepacks(
   if (!cpu || readPrepacked(dir) || !existsSync(join(dir, 'optimized.onnx'))) return ort.InferenceSession.create(file, options);
   const t0 = Date.now();
   const tag = `prepack-save-${process.pid}-${Date.now()}`;
-  // ORT writes the whole graph again in float32 with the packed buffers: beside the expansion (memory) where the machine has room for it.
-  const from = dirname(file);
-  const weights = join(from, 'weights.bin');
-  const into = from !== dir && existsSync(weights) && freemem() > 2 * statSync(weights).size ? from : dir;
+  // ORT writes the whole graph again in float32 with the packed buffers: where the first save goes (save-folder.ts).
+  const into = saveFolder(file, dir);
   const saved = join(into, `${tag}.onnx`);
   try {
     let session: ort.InferenceSession;

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
 import { sessionOptions, type ProviderChoice } from '../../onnx/runtime.ts';
@@ -37,7 +37,13 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
     const resident = half ? markResidentHalf(optimized) : undefined;
     try {
       const options = { ...base, graphOptimizationLevel: 'disabled' as const };
-      return await withExpanded(resident?.file ?? optimized, (f) => createRecordingPrepacks(f, dir, options, p.provider === 'cpu' && !half, s.log), s.log);
+      return await withExpanded(
+        resident?.file ?? optimized,
+        (f) => createRecordingPrepacks(f, dir, options, p.provider === 'cpu' && !half, s.log),
+        s.log,
+        // The resident copy is expanded without ORT's packed copies (its record is for the saved graph as it is).
+        half ? undefined : dir,
+      );
     } finally {
       resident?.dispose();
     }
@@ -97,11 +103,17 @@ export async function createPatchedSession(file: string, p: ProviderChoice, s: S
 
 /**
  * Creates a session over `file` with its 16-bit cached weights expanded to float32 first (see
- * expand-half.ts), and a saved graph's packed MatMul/Gemm weights put beside their tensors (prepacked.ts).
+ * expand-half.ts), and, for a build's saved graph (`packedFor`, the build folder), the packed
+ * MatMul/Gemm weights its record names put beside their tensors (prepacked.ts).
  */
-async function withExpanded(file: string, create: (f: string) => Promise<ort.InferenceSession>, log?: Logger): Promise<ort.InferenceSession> {
+async function withExpanded(
+  file: string,
+  create: (f: string) => Promise<ort.InferenceSession>,
+  log?: Logger,
+  packedFor?: string,
+): Promise<ort.InferenceSession> {
   const t0 = Date.now();
-  const packed = basename(file) === 'optimized.onnx' ? readPrepacked(dirname(file)) : undefined;
+  const packed = packedFor === undefined ? undefined : readPrepacked(packedFor);
   const x = await expandHalfWeightsParallel(file, { packed });
   if (!x) return create(file);
   const note = packed && Object.keys(packed.tensors).length ? ", with ORT's packed MatMul/Gemm weights" : '';
