@@ -82,6 +82,13 @@ function parseEntry(value: string): { key: string; offset: number; length: numbe
  * packPanels of it (checked byte for byte). Returns the tensors recorded.
  */
 export function recordPrepacked(savedModel: string, dir: string): number {
+  const tensors = packedTensorsOf(savedModel);
+  writePrepackedRecord(dir, tensors);
+  return Object.keys(tensors).length;
+}
+
+/** The tensors of a graph ORT saved with its packed buffers whose one buffer is packPanels of them (checked byte for byte). */
+export function packedTensorsOf(savedModel: string): Record<string, PackedTensor> {
   const saved = onnx.ModelProto.decode(readFileSync(savedModel));
   const from = dirname(savedModel);
   const tensors: Record<string, PackedTensor> = {};
@@ -115,10 +122,14 @@ export function recordPrepacked(savedModel: string, dir: string): number {
   } finally {
     for (const fd of fds.values()) closeSync(fd);
   }
+  return tensors;
+}
+
+/** Writes the record of `tensors` for `<dir>/optimized.onnx` as it is now (its size and modification time). */
+export function writePrepackedRecord(dir: string, tensors: Readonly<Record<string, PackedTensor>>): void {
   const st = statSync(join(dir, 'optimized.onnx'));
   const record: PackedRecord = { model: { size: st.size, mtimeMs: st.mtimeMs }, strideK: PACK_STRIDE_K, tensors };
   writeFileAtomic(join(dir, PREPACKED_JSON), JSON.stringify(record), { fsync: true });
-  return Object.keys(tensors).length;
 }
 
 /** The record for `<dir>/optimized.onnx` when there is one written for that very file, else undefined (ORT then packs at load). */

@@ -5,6 +5,7 @@ import {
   closeSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   truncateSync,
   utimesSync,
@@ -102,8 +103,10 @@ describe('ORT’s packed MatMul/Gemm weights written at load (prepacked.ts)', ()
     const file = build(join(root, 'half'), true);
     const dir = join(root, 'half');
     const want = await reference();
-    // First load: builds and saves the optimised graph. Second: records the packing. Third: uses it.
-    for (let i = 0; i < 3; i++) expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log })), want)).toBe(0);
+    // First load: builds, saves the optimised graph and records ORT's packing from the same save. Later loads use it.
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, optimizeInChild: false })), want)).toBe(0);
+    expect(readPrepacked(dir)).toBeDefined();
+    for (let i = 0; i < 2; i++) expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log })), want)).toBe(0);
     const record = readPrepacked(dir)!;
     expect(record).toBeDefined();
     expect(Object.keys(record.tensors).sort()).toEqual(['out.weight.T', 'proj.weight.T']);
@@ -136,6 +139,32 @@ describe('ORT’s packed MatMul/Gemm weights written at load (prepacked.ts)', ()
     poke(at.offset);
     expect(Buffer.compare(await outputOfFile(x.file), want)).not.toBe(0);
     x.dispose();
+  });
+
+  it('records on the first build what a later load of the saved graph records (ORT’s keys and lengths)', async () => {
+    const dir = join(root, 'again');
+    const file = build(dir, true);
+    await (await createBuiltSession(file, cpu, { log, optimizeInChild: false })).release();
+    const first = readPrepacked(dir)!.tensors;
+    expect(Object.keys(first).sort()).toEqual(['out.weight.T', 'proj.weight.T']);
+    rmSync(join(dir, PREPACKED_JSON));
+    // No record: this load saves ORT's packing of the saved graph and records it (saved-prepacks.ts), as caches built before did.
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log })), await reference())).toBe(0);
+    expect(readPrepacked(dir)!.tensors).toEqual(first);
+  });
+
+  it('optimises a large first build in a child process: the same record and outputs, bit for bit', async () => {
+    const dir = join(root, 'child');
+    const file = build(dir, true);
+    lines.length = 0;
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, optimizeInChild: true })), await reference())).toBe(0);
+    expect(lines.some((l) => /ORT optimised and saved .* in a child process/.test(l))).toBe(true);
+    expect(lines.filter((l) => l.startsWith('WARN'))).toEqual([]);
+    const record = readPrepacked(dir)!;
+    expect(Object.keys(record.tensors).sort()).toEqual(['out.weight.T', 'proj.weight.T']);
+    // The child's scratch files are gone; the cache holds the shared graph and the record only.
+    expect(readdirSync(dir).filter((f) => f.startsWith('optimized') && !f.startsWith('optimized-shared-'))).toEqual(['optimized.onnx']);
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log })), await reference())).toBe(0);
   });
 
   it('ignores a record written for another saved graph (the graph loads as before, ORT packing)', async () => {

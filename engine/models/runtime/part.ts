@@ -27,6 +27,12 @@ export interface PartSpec {
   readonly source?: string;
   /** Bumped when this part's builder changes what it emits (added to the cache key when set). */
   readonly version?: number;
+  /**
+   * `freed`: the part's sessions give their activation memory back after each run (no CPU arena, no
+   * memory patterns). For parts that are many sessions each run on large inputs once in a while (the
+   * tiled VAE's layers): with the arena, every one of them would keep its largest run's buffers.
+   */
+  readonly activations?: 'kept' | 'freed';
 }
 
 /** One run of a part's session: feeds by input name → outputs by name (sessions come from the pool). */

@@ -174,10 +174,11 @@ export class PartsRuntime {
       });
       const b = await built;
       const p = await this.provider();
+      const settings = spec.activations === 'freed' ? { ...this.opts, freeActivations: true } : this.opts;
       const create = (): Promise<ort.InferenceSession> => {
-        if (b.patched) return createPatchedSession(b.file, p, this.opts);
+        if (b.patched) return createPatchedSession(b.file, p, settings);
         if (!existsSync(join(dirname(b.file), 'optimized.onnx'))) this.cache.optimising(b.key, spec.id);
-        return createBuiltSession(b.file, p, this.opts);
+        return createBuiltSession(b.file, p, settings);
       };
       return this.pool.use(b.key, b.bytes, create, (s) => this.run(s, spec.id, { ...feeds, ...strengthFeeds }), b.family);
     };

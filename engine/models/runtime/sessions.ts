@@ -6,7 +6,8 @@ import { sessionOptions, type ProviderChoice } from '../../onnx/runtime.ts';
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
 import { expandHalfWeightsParallel } from '../../onnx/expand-half.ts';
-import { readPrepacked } from '../../onnx/prepacked.ts';
+import { packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
+import { optimizeInChild, saveOptimizedInChild } from '../../onnx/optimize-child.ts';
 import { saveFolder } from '../../onnx/save-folder.ts';
 import { markResidentHalf, weightsModeFromEnv, type WeightsMode } from '../../onnx/resident-half.ts';
 import { patchedModelFiles } from '../patching/patched-build.ts';
@@ -20,6 +21,16 @@ export interface SessionSettings {
   /** `half`: built parts keep their 16-bit cached weights resident, cast by ORT per call (resident-half.ts; default `$WEFT_WEIGHTS`, else float32). */
   weights?: WeightsMode;
   log?: Logger;
+  /** Whether a first build's optimising session runs in a child process (optimize-child.ts; default: by size). */
+  optimizeInChild?: boolean;
+  /** Activation memory given back after each run (PartSpec.activations `freed`). */
+  freeActivations?: boolean;
+}
+
+/** The session options of a part: the provider's, with the CPU arena and memory patterns off where activations are freed. */
+function partOptions(p: ProviderChoice, s: SessionSettings): ort.InferenceSession.SessionOptions {
+  const o = sessionOptions(p, { threads: s.threads });
+  return s.freeActivations ? { ...o, enableCpuMemArena: false, enableMemPattern: false } : o;
 }
 
 /**
@@ -28,7 +39,7 @@ export interface SessionSettings {
  * graph is specific to this provider and machine, which the cache key and folder already are.
  */
 export async function createBuiltSession(file: string, p: ProviderChoice, s: SessionSettings): Promise<ort.InferenceSession> {
-  const base = sessionOptions(p, { threads: s.threads });
+  const base = partOptions(p, s);
   const dir = dirname(file);
   const optimized = join(dir, 'optimized.onnx');
   // GPU providers run the float16 build as it is; the float32 builds of the CPU provider are the ones that would hold 32 bits.
@@ -58,19 +69,42 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
   }
   const tag = `${process.pid}-${Date.now()}`;
   const tmp = join(dir, `optimized-${tag}.onnx`);
+  const cpu = p.provider === 'cpu';
+  let packs: Record<string, PackedTensor> | undefined;
+  let inChild = false;
   const session = await withExpanded(
     file,
-    async (f) => {
+    async (f, bytes) => {
       // Saved beside the expanded weights (memory) when there is room, shared from there into the cache (save-folder.ts).
       const into = saveFolder(f, dir);
-      const t0 = Date.now();
-      const created = await ort.InferenceSession.create(f, {
+      const saved = join(into, `optimized-${tag}.onnx`);
+      const options: ort.InferenceSession.SessionOptions = {
         ...base,
-        optimizedModelFilePath: join(into, `optimized-${tag}.onnx`),
-        extra: { session: { optimized_model_external_initializers_file_name: `optimized-${tag}.bin`, optimized_model_external_initializers_min_size_in_bytes: '1024' } },
-      });
-      s.log?.info(`ORT optimised and saved ${file}${into === dir ? '' : ` (in ${into})`} in ${Date.now() - t0} ms`);
-      if (into !== dir) shareWeights(dir, s.log, join(into, `optimized-${tag}.onnx`));
+        optimizedModelFilePath: saved,
+        extra: {
+          session: {
+            optimized_model_external_initializers_file_name: `optimized-${tag}.bin`,
+            optimized_model_external_initializers_min_size_in_bytes: '1024',
+            // ORT's packed MatMul/Gemm buffers saved too, so the packing is recorded now rather than on the second load (prepacked.ts).
+            ...(cpu ? { save_external_prepacked_constant_initializers: '1' } : {}),
+          },
+        },
+      };
+      const t0 = Date.now();
+      let created: ort.InferenceSession | undefined;
+      if (cpu && (s.optimizeInChild ?? optimizeInChild(bytes))) {
+        try {
+          await saveOptimizedInChild(f, options);
+          inChild = true;
+        } catch (e) {
+          s.log?.warn(`${(e as Error).message.split('\n')[0]}; optimising in this process instead`);
+        }
+      }
+      created = inChild ? undefined : await ort.InferenceSession.create(f, options);
+      const where = `${into === dir ? '' : ` (in ${into})`}${inChild ? ' in a child process' : ''}`;
+      s.log?.info(`ORT optimised and saved ${file}${where} in ${Date.now() - t0} ms`);
+      if (cpu) packs = packedTensors(saved, s.log);
+      if (into !== dir) shareWeights(dir, s.log, saved);
       return created;
     },
     s.log,
@@ -81,10 +115,31 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
     /* another process saved it first */
   }
   shareWeights(dir, s.log);
-  if (!half || !existsSync(optimized)) return session;
-  // The optimising session holds every weight in float32: the saved graph, now shared, is what keeps them in 16 bits.
-  await session.release();
+  if (packs && existsSync(optimized) && !readPrepacked(dir)) {
+    try {
+      writePrepackedRecord(dir, packs);
+    } catch (e) {
+      s.log?.warn(`could not record ORT's packed weights for ${optimized}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  if (session && !half) return session;
+  if (!existsSync(optimized)) {
+    if (session) return session;
+    throw new Error(`${file}: the optimising process saved no graph in ${dir}`);
+  }
+  // The optimising session holds every weight in float32, or ran in the child: the saved, shared graph is what is opened.
+  await session?.release();
   return fromSaved();
+}
+
+/** The packed tensors of ORT's saved graph (prepacked.ts), or undefined (with a warning) where they cannot be read: later loads then record them. */
+function packedTensors(saved: string, log?: Logger): Record<string, PackedTensor> | undefined {
+  try {
+    return packedTensorsOf(saved);
+  } catch (e) {
+    log?.warn(`could not read ORT's packed weights in ${saved}: ${(e as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
 }
 
 /**
@@ -95,7 +150,7 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
  * full optimisation, where fusions matter more.
  */
 export async function createPatchedSession(file: string, p: ProviderChoice, s: SessionSettings): Promise<ort.InferenceSession> {
-  const base = sessionOptions(p, { threads: s.threads });
+  const base = partOptions(p, s);
   // The unpatched session read the saved optimised graph's reordered convs, not these files.
   if (s.prefetch ?? true) void prefetchFiles(patchedModelFiles(file));
   return withExpanded(file, (f) => ort.InferenceSession.create(f, p.provider === 'cpu' ? { ...base, graphOptimizationLevel: 'basic' } : base), s.log);
@@ -106,23 +161,29 @@ export async function createPatchedSession(file: string, p: ProviderChoice, s: S
  * expand-half.ts), and, for a build's saved graph (`packedFor`, the build folder), the packed
  * MatMul/Gemm weights its record names put beside their tensors (prepacked.ts).
  */
-async function withExpanded(
+async function withExpanded<T>(
   file: string,
-  create: (f: string) => Promise<ort.InferenceSession>,
+  create: (f: string, bytes: number) => Promise<T>,
   log?: Logger,
   packedFor?: string,
-): Promise<ort.InferenceSession> {
+): Promise<T> {
   const t0 = Date.now();
   const packed = packedFor === undefined ? undefined : readPrepacked(packedFor);
   const x = await expandHalfWeightsParallel(file, { packed });
-  if (!x) return create(file);
+  if (!x) return create(file, weightBytes(file));
   const note = packed && Object.keys(packed.tensors).length ? ", with ORT's packed MatMul/Gemm weights" : '';
   log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
   try {
-    return await create(x.file);
+    return await create(x.file, x.bytes);
   } finally {
     x.dispose();
   }
+}
+
+/** The bytes of a model's graph and the files beside it (its external weights). */
+function weightBytes(file: string): number {
+  const dir = dirname(file);
+  return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
 }
 
 /** A model file Weft did not build (an export's folder, a user's detector): opened as it is, nothing written beside it. */

@@ -49,11 +49,19 @@ export function combineStats(tiles: readonly { stats: GroupStats; pixels: number
 }
 
 /** (x − mean)/√(var + ε)·weight + bias per group and channel. */
-export function applyGroupNorm(x: Tensor, groups: number, stats: GroupStats, weight?: Float32Array, bias?: Float32Array, eps = 1e-6): Tensor {
+export function applyGroupNorm(
+  x: Tensor,
+  groups: number,
+  stats: GroupStats,
+  weight?: Float32Array,
+  bias?: Float32Array,
+  eps = 1e-6,
+  inPlace = false,
+): Tensor {
   const [b, c, h, w] = x.shape;
   const hw = h * w;
   const cpg = c / groups;
-  const out = new Float32Array(x.data.length);
+  const out = inPlace ? x.data : new Float32Array(x.data.length);
   for (let bi = 0; bi < b; bi++)
     for (let ch = 0; ch < c; ch++) {
       const gi = bi * groups + Math.floor(ch / cpg);

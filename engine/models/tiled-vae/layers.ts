@@ -56,6 +56,8 @@ export function layerPart(src: LayerSource, kind: LayerKind, key: string): PartS
     weights: src.weights,
     prefix: 'first_stage_model.',
     source: src.file,
+    // Dozens of layer sessions, each run on whole tiles: with ORT's arena each would keep its largest run's buffers.
+    activations: 'freed',
     build: (ws, o) => buildLayer(kind, key, ws, o),
   };
 }

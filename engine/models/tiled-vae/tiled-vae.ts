@@ -176,11 +176,14 @@ export class TiledVae {
     return cropChannels(moments, b, e, lh * lw);
   }
 
-  private norm(key: string, x: Tensor, stats: GroupStats): Tensor {
+  /** The norm over `s.x`, in place unless `s.x` is also the residual a later add needs (a tile of a whole image is ~600 MB). */
+  private norm(key: string, s: TileState, stats: GroupStats): Tensor {
+    const x = s.x;
+    const inPlace = s.res?.data !== x.data;
     const ws = this.src.weights;
     const weight = ws.has(`${key}.weight`) ? ws.get(`${key}.weight`) : undefined;
     const bias = ws.has(`${key}.bias`) ? ws.get(`${key}.bias`) : undefined;
-    return applyGroupNorm(x, this.groups, stats, weight, bias);
+    return applyGroupNorm(x, this.groups, stats, weight, bias, 1e-6, inPlace);
   }
 
   /** One task on a tile (anything but a synchronising norm). */
@@ -189,10 +192,10 @@ export class TiledVae {
     else if (t.op === 'silu') siluInPlace(s.x);
     else if (t.op === 'store') s.res = t.key ? await this.layers.run('conv', t.key, s.x) : s.x;
     else if (t.op === 'add') {
-      const r = s.res!;
-      const d = new Float32Array(s.x.data.length);
-      for (let i = 0; i < d.length; i++) d[i] = s.x.data[i] + r.data[i];
-      s.x = { shape: s.x.shape, data: d };
+      // In place: x is the last layer's own output here, and a fresh whole-tile array per add was garbage V8 freed late.
+      const r = s.res!.data;
+      const d = s.x.data;
+      for (let i = 0; i < d.length; i++) d[i] += r[i];
       s.res = undefined;
     } else throw new Error(`tiled VAE: a norm (${t.key}) reached the step function`);
   }
@@ -213,7 +216,7 @@ export class TiledVae {
         const stats = groupStats(s.x, this.groups);
         fixed.set(i, stats);
         if (i === last) break;
-        s.x = this.norm(t.key, s.x, stats);
+        s.x = this.norm(t.key, s, stats);
       } else if (colorFix && t.op === 'layer' && t.kind === 'down') break;
       else await this.step(t, s);
     }
@@ -248,7 +251,7 @@ export class TiledVae {
           tile.parked = undefined;
           if (tile.pending) {
             // The GroupNorm every tile stopped at, with the statistics of all of them.
-            s.x = this.norm((queue[s.pos] as Extract<Task, { op: 'norm' }>).key, s.x, tile.pending);
+            s.x = this.norm((queue[s.pos] as Extract<Task, { op: 'norm' }>).key, s, tile.pending);
             tile.pending = undefined;
             s.pos++;
             o.onProgress?.(++done, total);
@@ -262,7 +265,7 @@ export class TiledVae {
                 waiting.push({ stats: groupStats(s.x, this.groups), pixels: s.x.shape[2] * s.x.shape[3] });
                 break;
               }
-              s.x = this.norm(t.key, s.x, f);
+              s.x = this.norm(t.key, s, f);
             } else await this.step(t, s);
             s.pos++;
             o.onProgress?.(++done, total);
