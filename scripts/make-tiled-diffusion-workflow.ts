@@ -17,7 +17,7 @@ const prompt: Record<string, unknown> = {
   '13': { class_type: 'ImageUpscaleWithModel', inputs: { upscale_model: ['12', 0], image: ['11', 0] } },
   '14': {
     class_type: 'VAEEncodeTiled_TiledDiffusion',
-    inputs: { pixels: ['13', 0], vae: ['4', 2], tile_size: 1024, fast: true, color_fix: true },
+    inputs: { pixels: ['13', 0], vae: ['4', 2], tile_size: 512, fast: true, color_fix: true },
   },
   '15': {
     class_type: 'TiledDiffusion',

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
@@ -67,69 +67,91 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
       s.log?.warn(`ignoring the saved optimised graph ${optimized}: ${(e as Error).message.split('\n')[0]}`);
     }
   }
-  const tag = `${process.pid}-${Date.now()}`;
-  const tmp = join(dir, `optimized-${tag}.onnx`);
   const cpu = p.provider === 'cpu';
-  let packs: Record<string, PackedTensor> | undefined;
-  let inChild = false;
-  const session = await withExpanded(
-    file,
-    async (f, bytes) => {
-      // Saved beside the expanded weights (memory) when there is room, shared from there into the cache (save-folder.ts).
-      const into = saveFolder(f, dir);
-      const saved = join(into, `optimized-${tag}.onnx`);
-      const options: ort.InferenceSession.SessionOptions = {
-        ...base,
-        optimizedModelFilePath: saved,
-        extra: {
-          session: {
-            optimized_model_external_initializers_file_name: `optimized-${tag}.bin`,
-            optimized_model_external_initializers_min_size_in_bytes: '1024',
-            // ORT's packed MatMul/Gemm buffers saved too, so the packing is recorded now rather than on the second load (prepacked.ts).
-            ...(cpu ? { save_external_prepacked_constant_initializers: '1' } : {}),
-          },
-        },
-      };
-      const t0 = Date.now();
-      let created: ort.InferenceSession | undefined;
-      if (cpu && (s.optimizeInChild ?? optimizeInChild(bytes))) {
-        try {
-          await saveOptimizedInChild(f, options);
-          inChild = true;
-        } catch (e) {
-          s.log?.warn(`${(e as Error).message.split('\n')[0]}; optimising in this process instead`);
-        }
-      }
-      created = inChild ? undefined : await ort.InferenceSession.create(f, options);
-      const where = `${into === dir ? '' : ` (in ${into})`}${inChild ? ' in a child process' : ''}`;
-      s.log?.info(`ORT optimised and saved ${file}${where} in ${Date.now() - t0} ms`);
-      if (cpu) packs = packedTensors(saved, s.log);
-      if (into !== dir) shareWeights(dir, s.log, saved);
-      return created;
-    },
-    s.log,
-  );
+  const x = await expandHalfWeightsParallel(file);
+  const f = x?.file ?? file;
+  const bytes = x?.bytes ?? weightBytes(file);
+  if (x) s.log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}`);
   try {
-    if (existsSync(tmp)) renameSync(tmp, optimized);
-  } catch {
-    /* another process saved it first */
+    const child = cpu && (s.optimizeInChild ?? optimizeInChild(bytes));
+    const session = await saveOptimised(f, dir, base, child, s);
+    if (session && !half) return session;
+    if (!existsSync(optimized)) {
+      if (session) return session;
+      throw new Error(`${file}: the optimising process saved no graph in ${dir}`);
+    }
+    // The optimising session holds every weight in float32, or ran in the child: the saved, shared graph is what is opened.
+    await session?.release();
+  } finally {
+    x?.dispose();
   }
-  shareWeights(dir, s.log);
-  if (packs && existsSync(optimized) && !readPrepacked(dir)) {
+  return fromSaved();
+}
+
+/**
+ * ORT's full optimisation of the build in `dir` (over `f`, its model with the weights expanded), saved
+ * as the build's `optimized.onnx` (shared with the build's weights, share-weights.ts) with the record of
+ * ORT's packing (prepacked.ts). In a child process when `child` (optimize-child.ts; in this process if
+ * that fails), returning no session; else the optimising session itself.
+ */
+async function saveOptimised(
+  f: string,
+  dir: string,
+  base: ort.InferenceSession.SessionOptions,
+  child: boolean,
+  s: SessionSettings,
+): Promise<ort.InferenceSession | undefined> {
+  const optimized = join(dir, 'optimized.onnx');
+  const cpu = !base.executionProviders?.some((e) => (typeof e === 'string' ? e : e.name) !== 'cpu');
+  const tag = `${process.pid}-${Date.now()}`;
+  // Saved beside the expanded weights (memory) when there is room, shared from there into the cache (save-folder.ts).
+  const into = saveFolder(f, dir);
+  const saved = join(into, `optimized-${tag}.onnx`);
+  const options: ort.InferenceSession.SessionOptions = {
+    ...base,
+    optimizedModelFilePath: saved,
+    extra: {
+      session: {
+        optimized_model_external_initializers_file_name: `optimized-${tag}.bin`,
+        optimized_model_external_initializers_min_size_in_bytes: '1024',
+        // ORT's packed MatMul/Gemm buffers saved too, so the packing is recorded now rather than on the second load (prepacked.ts).
+        ...(cpu ? { save_external_prepacked_constant_initializers: '1' } : {}),
+      },
+    },
+  };
+  const t0 = Date.now();
+  let inChild = false;
+  if (child) {
     try {
-      writePrepackedRecord(dir, packs);
+      await saveOptimizedInChild(f, options);
+      inChild = true;
     } catch (e) {
-      s.log?.warn(`could not record ORT's packed weights for ${optimized}: ${(e as Error).message.split('\n')[0]}`);
+      s.log?.warn(`${(e as Error).message.split('\n')[0]}; optimising in this process instead`);
     }
   }
-  if (session && !half) return session;
-  if (!existsSync(optimized)) {
-    if (session) return session;
-    throw new Error(`${file}: the optimising process saved no graph in ${dir}`);
+  const created = inChild ? undefined : await ort.InferenceSession.create(f, options);
+  try {
+    s.log?.info(`ORT optimised and saved ${f}${into === dir ? '' : ` (in ${into})`}${inChild ? ' in a child process' : ''} in ${Date.now() - t0} ms`);
+    const packs = cpu ? packedTensors(saved, s.log) : undefined;
+    if (into !== dir) shareWeights(dir, s.log, saved);
+    try {
+      if (existsSync(join(dir, `optimized-${tag}.onnx`))) renameSync(join(dir, `optimized-${tag}.onnx`), optimized);
+    } catch {
+      /* another process saved it first */
+    }
+    shareWeights(dir, s.log);
+    if (packs && existsSync(optimized) && !readPrepacked(dir)) {
+      try {
+        writePrepackedRecord(dir, packs);
+      } catch (e) {
+        s.log?.warn(`could not record ORT's packed weights for ${optimized}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+  } finally {
+    // The saved copy in the scratch folder has been shared into the cache (or could not be): it is not needed.
+    if (into !== dir) for (const n of [`optimized-${tag}.onnx`, `optimized-${tag}.bin`]) rmSync(join(into, n), { force: true });
   }
-  // The optimising session holds every weight in float32, or ran in the child: the saved, shared graph is what is opened.
-  await session?.release();
-  return fromSaved();
+  return created;
 }
 
 /** The packed tensors of ORT's saved graph (prepacked.ts), or undefined (with a warning) where they cannot be read: later loads then record them. */

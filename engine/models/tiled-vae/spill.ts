@@ -1,6 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DroppedMemory } from '../../core/dropped-memory.ts';
+import { readAt } from '../../core/safe-path.ts';
 import type { Tensor } from '../../core/tensor.ts';
 
 /**
@@ -24,7 +26,11 @@ export class TileSpill {
   /** Bytes written to files so far. */
   written = 0;
 
-  constructor(private readonly budget: number) {}
+  /** `dropped` counts the tiles written out (their arrays are garbage once the caller lets go). */
+  constructor(
+    private readonly budget: number,
+    private readonly dropped?: DroppedMemory,
+  ) {}
 
   /** Keeps the tile in memory while the budget allows, else writes it out. */
   park(x: Tensor, res: Tensor | undefined): Parked {
@@ -40,7 +46,9 @@ export class TileSpill {
       this.written += t.data.byteLength;
       return { shape: t.shape, file };
     };
-    return { x: out(x), res: res && out(res) };
+    const parked = { x: out(x), res: res && out(res) };
+    this.dropped?.drop(size);
+    return parked;
   }
 
   /** The tile back in memory (its files removed). */
@@ -50,10 +58,16 @@ export class TileSpill {
         this.held -= t.data.byteLength;
         return t;
       }
-      const buf = readFileSync(t.file);
+      // Read straight into the tile's array: a Buffer read and then copied doubled the memory, half of it garbage.
+      const data = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
+      const bytes = new Uint8Array(data.buffer);
+      const fd = openSync(t.file, 'r');
+      try {
+        if (readAt(fd, bytes, bytes.byteLength, 0) !== bytes.byteLength) throw new Error(`tiled VAE: ${t.file} is shorter than its tile`);
+      } finally {
+        closeSync(fd);
+      }
       rmSync(t.file);
-      const data = new Float32Array(buf.byteLength / 4);
-      new Uint8Array(data.buffer).set(buf);
       return { shape: t.shape, data };
     };
     return { x: back(p.x), res: p.res && back(p.res) };

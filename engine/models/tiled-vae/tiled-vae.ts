@@ -8,6 +8,7 @@ import { LayerRunner } from './layers.ts';
 import { TileSpill, type Parked } from './spill.ts';
 import { splitTiles, type Bbox } from './split.ts';
 import { taskQueue, type Task } from './tasks.ts';
+import { DroppedMemory } from '../../core/dropped-memory.ts';
 
 /**
  * The A1111 Tiled VAE (pkuliyi2015's multidiffusion-upscaler, as ComfyUI-TiledDiffusion's
@@ -40,7 +41,7 @@ export interface TiledVaeOptions {
   readonly colorFix?: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: (done: number, total: number) => void;
-  /** Bytes of waiting tiles kept in memory; beyond it they wait in temporary files (default 1 GiB). */
+  /** Bytes of waiting tiles kept in memory; beyond it they wait in temporary files (default 512 MiB). */
   readonly memoryBudget?: number;
 }
 
@@ -144,8 +145,16 @@ export function fastModeInput(z: Tensor, tileSize: number): Tensor {
   return { shape: down.shape, data: out };
 }
 
+/**
+ * Waiting tiles kept in memory by default. Issue 15 bounds a 2048² run at 1.5 GB above the loaded
+ * weights, and one decoder tile's own work (input, residual, output at 128 channels) is ~0.75 GB.
+ */
+export const DEFAULT_TILE_MEMORY = 512 * 2 ** 20;
+
 export class TiledVae {
   private readonly layers: LayerRunner;
+  /** Whole-tile arrays dropped at each layer (see dropped-memory.ts). */
+  private readonly dropped = new DroppedMemory();
   private readonly groups: number;
 
   constructor(
@@ -188,7 +197,11 @@ export class TiledVae {
 
   /** One task on a tile (anything but a synchronising norm). */
   private async step(t: Task, s: TileState): Promise<void> {
-    if (t.op === 'layer') s.x = await this.layers.run(t.kind, t.key, s.x);
+    if (t.op === 'layer') {
+      const input = s.x;
+      s.x = await this.layers.run(t.kind, t.key, input);
+      if (input.data !== s.res?.data) this.dropped.drop(input.data.byteLength);
+    }
     else if (t.op === 'silu') siluInPlace(s.x);
     else if (t.op === 'store') s.res = t.key ? await this.layers.run('conv', t.key, s.x) : s.x;
     else if (t.op === 'add') {
@@ -231,7 +244,7 @@ export class TiledVae {
     if (!(tileSize >= 1)) throw new Error(`tiled VAE: tile size ${tileSize} is below 1`);
     const split = splitTiles(H, W, tileSize, pad, decoder);
     const fixed = fast ? await this.estimate(z, queue, tileSize, colorFix, o.signal) : new Map<number, GroupStats>();
-    const spill = new TileSpill(o.memoryBudget ?? 2 ** 30);
+    const spill = new TileSpill(o.memoryBudget ?? DEFAULT_TILE_MEMORY, this.dropped);
     const tiles: { parked?: Parked; pos: number; pending?: GroupStats }[] = split.input.map(([x1, x2, y1, y2]) => ({
       parked: spill.park(cropNchw(z, y1, y2, x1, x2), undefined),
       pos: 0,
