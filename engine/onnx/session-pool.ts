@@ -112,6 +112,12 @@ export class SessionPool {
     await s?.release();
   }
 
+  /** Releases `key`'s session if it is loaded and idle (`why` for the log). */
+  async release(key: string, why: string): Promise<void> {
+    const e = this.entries.get(key);
+    if (e?.session && e.users === 0) await this.unload(e, why);
+  }
+
   /** Releases every idle session (e.g. on `/free`). */
   async clear(): Promise<void> {
     for (const e of [...this.entries.values()]) if (e.session && e.users === 0) await this.unload(e, 'on request');

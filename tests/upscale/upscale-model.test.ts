@@ -239,6 +239,9 @@ describe("ImageUpscaleWithModel's tiling", () => {
     const got = await m.upscale(nhwc, { tile: 128, onProgress: (d, t) => progress.push(d / t) });
     expect(got.shape).toEqual([1, 2 * H, 2 * W, 3]);
     expect(progress.at(-1)).toBe(1);
+    // The session (and ORT's arena with a tile's activations) is released once the image is done; it loads again when used.
+    expect(rt.pool.stats().loaded.filter((l) => l.key.startsWith('upscaler'))).toEqual([]);
+    const loads = rt.pool.stats().loads;
     // ComfyUI's tiled_scale_multidim, written out: positions range(0, size − overlap, tile − overlap) plus a
     // last tile flush with the end, clamped; mask (t + 1)/feather at both ends of each axis; out / out_div.
     const pos = (size: number): number[] => {
@@ -279,6 +282,7 @@ describe("ImageUpscaleWithModel's tiling", () => {
       }
     expect(tiles).toBe(pos(H).length * pos(W).length);
     expect(tiles).toBe(6);
+    expect(rt.pool.stats().loads).toBe(loads + 1);
     let err = 0;
     for (let y = 0; y < 2 * H; y++)
       for (let x = 0; x < 2 * W; x++)

@@ -36,7 +36,14 @@ export interface PartSpec {
 }
 
 /** One run of a part's session: feeds by input name → outputs by name (sessions come from the pool). */
-export type RunSession = (feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>;
+export type RunSession = ((feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>) & {
+  /**
+   * Releases the part's session now if no run is using it, with ORT's activation arena (which the
+   * binding cannot shrink): for a part whose last run of a node was large and whose next use may be
+   * far off (an upscaler's arena after its tiles holds ~2 GB). Its next run loads it again.
+   */
+  release?: () => Promise<void>;
+};
 
 /** The patches on one part's weights that change anything. */
 export function ownPatches(patches: PatchMap, prefix: string): PatchMap {

@@ -167,7 +167,7 @@ export class PartsRuntime {
       }
       return { file: pb.file, bytes: base.bytes, key: `${base.key}-p${patchedModelKey(split.merged, split.structureKey).slice(0, 16)}`, patched: true, family: base.key };
     };
-    return async (feeds) => {
+    const run: RunSession = async (feeds) => {
       built ??= ensure().catch((e: unknown) => {
         built = undefined;
         throw e;
@@ -182,6 +182,11 @@ export class PartsRuntime {
       };
       return this.pool.use(b.key, b.bytes, create, (s) => this.run(s, spec.id, { ...feeds, ...strengthFeeds }), b.family);
     };
+    run.release = async () => {
+      const b = await built?.catch(() => undefined);
+      if (b) await this.pool.release(b.key, 'with its activation memory, its node done');
+    };
+    return run;
   }
 
   /** Runs `fn` with a pooled session over an ONNX file Weft did not build (loaded as it is, budgeted by its size). */

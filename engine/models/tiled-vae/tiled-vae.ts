@@ -210,6 +210,7 @@ export class TiledVae {
       const d = s.x.data;
       for (let i = 0; i < d.length; i++) d[i] += r[i];
       s.res = undefined;
+      this.dropped.drop(r.byteLength);
     } else throw new Error(`tiled VAE: a norm (${t.key}) reached the step function`);
   }
 

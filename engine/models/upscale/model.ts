@@ -147,6 +147,8 @@ export function upscaleModel(runtime: PartsRuntime, arch: UpscaleArch, weights: 
         signal: opts.signal,
         onTile: () => opts.onProgress?.(++done, total),
       });
+      // ORT's arena now holds a tile's activations (~2 GB for Real-ESRGAN x4plus at 512) that the next nodes need more.
+      await run.release?.();
       clamp01(s.data);
       return nchwToNhwc(s);
     },
