@@ -68,10 +68,11 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
     }
   }
   const cpu = p.provider === 'cpu';
+  const t0 = Date.now();
   const x = await expandHalfWeightsParallel(file);
   const f = x?.file ?? file;
   const bytes = x?.bytes ?? weightBytes(file);
-  if (x) s.log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}`);
+  if (x) s.log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file} in ${Date.now() - t0} ms`);
   try {
     const child = cpu && (s.optimizeInChild ?? optimizeInChild(bytes));
     const session = await saveOptimised(f, dir, base, child, s);
