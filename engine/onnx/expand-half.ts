@@ -80,8 +80,6 @@ export interface ExpandOptions {
   threads?: number;
   /** Tensors whose packed form goes beside them (prepacked.ts). */
   packed?: PackedRecord;
-  /** ORT maps the expanded file as it is (a saved graph opened without optimisation): memory must hold it once, not twice (chooseScratch). */
-  mapped?: boolean;
 }
 
 type Tensor = onnxProto.onnx.ITensorProto;
@@ -328,7 +326,7 @@ export async function expandHalfWeightsParallel(file: string, opts: ExpandOption
   if (scratchRoot === undefined) {
     const room = scratchRoom();
     const plain = opts.packed ? plan(file) : undefined;
-    const choice = choosePacking(p.bytes, plain?.bytes ?? p.bytes, room, opts.mapped);
+    const choice = choosePacking(p.bytes, plain?.bytes ?? p.bytes, room);
     if (!choice.packs && plain) p = plain;
     scratchRoot = choice.scratch === 'shm' ? '/dev/shm' : tmpdir();
   }
@@ -421,10 +419,9 @@ function alive(pid: number): boolean {
  * own buffers), else the temp folder on disk. A full-size SDXL UNet (9.8 GB expanded) fit /dev/shm on a
  * 24 GB machine and the session creation that followed was killed for memory.
  */
-export function chooseScratch(bytes: number, room: { shmFree: number | undefined; memAvailable: number }, mapped = false): 'shm' | 'tmp' {
+export function chooseScratch(bytes: number, room: { shmFree: number | undefined; memAvailable: number }): 'shm' | 'tmp' {
   if (room.shmFree === undefined) return 'tmp';
-  // A saved graph opened without optimisation is mapped by ORT (its tensors are page-aligned): the copy in /dev/shm is the session's memory, plus room to run.
-  return room.shmFree > bytes * 1.25 && room.memAvailable > bytes * (mapped ? 1.5 : 2.5) ? 'shm' : 'tmp';
+  return room.shmFree > bytes * 1.25 && room.memAvailable > bytes * 2.5 ? 'shm' : 'tmp';
 }
 
 /**
@@ -436,10 +433,9 @@ export function choosePacking(
   withPacks: number,
   without: number,
   room: { shmFree: number | undefined; memAvailable: number },
-  mapped = false,
 ): { packs: boolean; scratch: 'shm' | 'tmp' } {
-  if (chooseScratch(withPacks, room, mapped) === 'shm') return { packs: withPacks > without, scratch: 'shm' };
-  return { packs: false, scratch: chooseScratch(without, room, mapped) };
+  if (chooseScratch(withPacks, room) === 'shm') return { packs: withPacks > without, scratch: 'shm' };
+  return { packs: false, scratch: chooseScratch(without, room) };
 }
 
 function scratchRoom(): { shmFree: number | undefined; memAvailable: number } {

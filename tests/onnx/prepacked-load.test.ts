@@ -226,11 +226,6 @@ describe('choosePacking', () => {
     expect(choosePacking(9.5 * GB, 8 * GB, box)).toEqual({ packs: false, scratch: 'shm' });
     // A full-size SDXL UNet (9.8 GB expanded): on disk, without the copies.
     expect(choosePacking(15 * GB, 9.8 * GB, box)).toEqual({ packs: false, scratch: 'tmp' });
-    // Its saved graph, which ORT maps as it is (opened without optimisation): memory holds it once, so /dev/shm (the copies still not).
-    const roomy = { shmFree: 21 * GB, memAvailable: 22 * GB };
-    expect(choosePacking(15 * GB, 9.8 * GB, roomy, true)).toEqual({ packs: false, scratch: 'shm' });
-    expect(choosePacking(15 * GB, 9.8 * GB, roomy)).toEqual({ packs: false, scratch: 'tmp' });
-    expect(choosePacking(15 * GB, 9.8 * GB, { shmFree: 21 * GB, memAvailable: 14 * GB }, true)).toEqual({ packs: false, scratch: 'tmp' });
     // No /dev/shm at all.
     expect(choosePacking(1.83 * GB, 1.34 * GB, { shmFree: undefined, memAvailable: 22 * GB })).toEqual({ packs: false, scratch: 'tmp' });
     // Nothing to pack.

@@ -54,7 +54,6 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
         s.log,
         // The resident copy is expanded without ORT's packed copies (its record is for the saved graph as it is).
         half ? undefined : dir,
-        true,
       );
     } finally {
       resident?.dispose();
@@ -190,11 +189,10 @@ async function withExpanded<T>(
   create: (f: string, bytes: number) => Promise<T>,
   log?: Logger,
   packedFor?: string,
-  mapped = false,
 ): Promise<T> {
   const t0 = Date.now();
   const packed = packedFor === undefined ? undefined : readPrepacked(packedFor);
-  const x = await expandHalfWeightsParallel(file, { packed, mapped });
+  const x = await expandHalfWeightsParallel(file, { packed });
   if (!x) return create(file, weightBytes(file));
   const note = packed && Object.keys(packed.tensors).length ? ", with ORT's packed MatMul/Gemm weights" : '';
   log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
