@@ -104,6 +104,6 @@ export const BUILTIN_FAMILIES: [string, readonly AnyNodeDefinition[]][] = [
 
 export function createBuiltinRegistry(): NodeRegistry {
   const registry = new NodeRegistry();
-  for (const [module, defs] of BUILTIN_FAMILIES) registry.registerAll(defs, module);
+  for (const [module, defs] of BUILTIN_FAMILIES) registry.registerAll(defs, module, true);
   return registry;
 }

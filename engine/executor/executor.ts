@@ -442,7 +442,14 @@ export class Executor {
     return this.nodeTimeout(classType, this.registry.get(classType)?.module);
   }
 
+  /**
+   * The limit for a call of `classType`. Built-in nodes get none, also those that show a ComfyUI
+   * package's `custom_nodes.*` module for compatibility (TiledDiffusion's VAE, UltimateSDUpscale, the
+   * detailers): the limit guards against a user's package hanging, and those run for as long as their
+   * images take (a 2048² tiled VAE encode took over 600 s on 2 cores).
+   */
   private nodeTimeout(classType: string, module: string | undefined): number | undefined {
+    if (this.registry.isBuiltin(classType)) return undefined;
     return (this.opts.nodeTimeoutMs ?? defaultNodeTimeout)(classType, module);
   }
 

@@ -43,8 +43,10 @@ export class DuplicateNodeError extends Error {
 
 export class NodeRegistry {
   private readonly nodes = new Map<string, AnyNodeDefinition>();
+  /** Nodes that ship with Weft, whatever `python_module` they show (a port of a ComfyUI package shows the package's). */
+  private readonly builtin = new Set<string>();
 
-  register(def: AnyNodeDefinition, module = def.module ?? 'nodes'): void {
+  register(def: AnyNodeDefinition, module = def.module ?? 'nodes', builtin = false): void {
     if (!def || typeof def.name !== 'string' || def.name === '') {
       throw new Error(`a node definition from ${module} has no class name`);
     }
@@ -53,10 +55,16 @@ export class NodeRegistry {
     const existing = this.nodes.get(def.name);
     if (existing) throw new DuplicateNodeError(def.name, existing.module ?? 'nodes');
     this.nodes.set(def.name, { ...def, module });
+    if (builtin) this.builtin.add(def.name);
   }
 
-  registerAll(defs: Iterable<AnyNodeDefinition>, module?: string): void {
-    for (const d of defs) this.register(d, module);
+  registerAll(defs: Iterable<AnyNodeDefinition>, module?: string, builtin = false): void {
+    for (const d of defs) this.register(d, module, builtin);
+  }
+
+  /** Whether `name` ships with Weft (registered as built-in), as opposed to a user's custom node package. */
+  isBuiltin(name: string): boolean {
+    return this.builtin.has(name);
   }
 
   get(name: string): AnyNodeDefinition | undefined {
