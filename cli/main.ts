@@ -68,6 +68,7 @@ Options:
   (environment) WEFT_CACHE_STORAGE=compact|float32: 16-bit cache widened at load (default, ~1x the
                              checkpoint on disk) or float32 (~2.4x, less widening); WEFT_WEIGHTS=half: CPU only,
                              convolution weights stay 16-bit in memory (same bits, ~8% per 512² step);
+                             WEFT_THREADS=N: ONNX Runtime's threads per session (default: every CPU this process may use);
                              GLIBC_TUNABLES=glibc.malloc.hugetlb=1: huge pages everywhere, more RSS (a first build's
                              optimisation uses them already, in a child process; WEFT_OPTIMIZE_IN_CHILD=0: in-process)
 

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from './graph.ts';
@@ -120,7 +121,16 @@ export function sessionOptions(choice: ProviderChoice, opts: RuntimeOptions = {}
     // The UNet's overridable control inputs make ORT warn on every load; errors still show.
     logSeverityLevel: 3,
   };
-  // The binding rejects an explicit undefined, so the key is only present when set.
-  if (opts.threads && opts.threads > 0) o.intraOpNumThreads = opts.threads;
+  o.intraOpNumThreads = opts.threads && opts.threads > 0 ? opts.threads : defaultThreads();
   return o;
+}
+
+/**
+ * Intra-op threads when none are asked for: `WEFT_THREADS`, else every CPU this process may use.
+ * ORT's own default ("physical cores") gave one thread on the 2-core AMD VM: its SD1.5 512² CFG step
+ * took 9.68 s there against 6.05 s with two threads, with the same output bits.
+ */
+export function defaultThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.WEFT_THREADS);
+  return Number.isInteger(n) && n > 0 ? n : availableParallelism();
 }

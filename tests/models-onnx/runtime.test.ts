@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chooseProvider, sessionOptions } from '../../engine/onnx/runtime.ts';
+import { chooseProvider, defaultThreads, sessionOptions } from '../../engine/onnx/runtime.ts';
 
 /**
  * Provider choice on a machine without a GPU (this one and CI): `auto` falls back to the CPU and says
@@ -35,12 +36,16 @@ describe('execution provider choice', () => {
     await expect(chooseProvider({ device: 'webgpu' })).rejects.toThrow(/--device webgpu was asked for but cannot run: WebGPU/);
   });
 
-  it('session options keep the arena and memory patterns, and set threads only when given', () => {
+  it('session options keep the arena and memory patterns, and use every CPU unless threads are given', () => {
     const cpu = { provider: 'cpu' as const, dtype: 'float32' as const, reason: '' };
     const o = sessionOptions(cpu);
     expect(o.enableCpuMemArena).toBe(true);
     expect(o.enableMemPattern).toBe(true);
-    expect('intraOpNumThreads' in o).toBe(false);
+    // ORT's own default gave one thread on a 2-core VM: the count is always set.
+    expect(o.intraOpNumThreads).toBe(defaultThreads());
+    expect(defaultThreads({})).toBe(availableParallelism());
+    expect(defaultThreads({ WEFT_THREADS: '3' })).toBe(3);
+    expect(defaultThreads({ WEFT_THREADS: 'x' })).toBe(availableParallelism());
     expect(sessionOptions(cpu, { threads: 2 }).intraOpNumThreads).toBe(2);
     expect(JSON.stringify(o.executionProviders)).toContain('cpu');
   });
