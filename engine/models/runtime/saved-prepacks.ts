@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
 import { readPrepacked, recordPrepacked } from '../../onnx/prepacked.ts';
 import { saveFolder } from '../../onnx/save-folder.ts';
+import { withSessionConfig } from '../../onnx/runtime.ts';
 
 /**
  * Creates the session over a build's saved optimised graph (`file`, as expanded), and the first time
@@ -28,18 +29,17 @@ export async function createRecordingPrepacks(
   try {
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(file, {
-      ...options,
-      optimizedModelFilePath: saved,
-      extra: {
-        ...options.extra,
-        session: {
-          save_external_prepacked_constant_initializers: '1',
-          optimized_model_external_initializers_file_name: `${tag}.bin`,
-          optimized_model_external_initializers_min_size_in_bytes: '1024',
-        },
-      },
-      });
+      session = await ort.InferenceSession.create(
+        file,
+        withSessionConfig(
+          { ...options, optimizedModelFilePath: saved },
+          {
+            save_external_prepacked_constant_initializers: '1',
+            optimized_model_external_initializers_file_name: `${tag}.bin`,
+            optimized_model_external_initializers_min_size_in_bytes: '1024',
+          },
+        ),
+      );
     } catch (e) {
       // Saving the copy is what failed (no room, say): the session as it would be without it.
       log?.warn(`could not save ORT's packed weights for ${join(dir, 'optimized.onnx')}: ${(e as Error).message.split('\n')[0]}`);

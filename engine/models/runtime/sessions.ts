@@ -2,7 +2,7 @@ import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
-import { sessionOptions, type ProviderChoice } from '../../onnx/runtime.ts';
+import { sessionOptions, withSessionConfig, type ProviderChoice } from '../../onnx/runtime.ts';
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
 import { expandHalfWeightsParallel } from '../../onnx/expand-half.ts';
@@ -108,18 +108,15 @@ async function saveOptimised(
   // Saved beside the expanded weights (memory) when there is room, shared from there into the cache (save-folder.ts).
   const into = saveFolder(f, dir);
   const saved = join(into, `optimized-${tag}.onnx`);
-  const options: ort.InferenceSession.SessionOptions = {
-    ...base,
-    optimizedModelFilePath: saved,
-    extra: {
-      session: {
-        optimized_model_external_initializers_file_name: `optimized-${tag}.bin`,
-        optimized_model_external_initializers_min_size_in_bytes: '1024',
-        // ORT's packed MatMul/Gemm buffers saved too, so the packing is recorded now rather than on the second load (prepacked.ts).
-        ...(cpu ? { save_external_prepacked_constant_initializers: '1' } : {}),
-      },
+  const options = withSessionConfig(
+    { ...base, optimizedModelFilePath: saved },
+    {
+      optimized_model_external_initializers_file_name: `optimized-${tag}.bin`,
+      optimized_model_external_initializers_min_size_in_bytes: '1024',
+      // ORT's packed MatMul/Gemm buffers saved too, so the packing is recorded now rather than on the second load (prepacked.ts).
+      ...(cpu ? { save_external_prepacked_constant_initializers: '1' } : {}),
     },
-  };
+  );
   const t0 = Date.now();
   let inChild = false;
   if (child) {
