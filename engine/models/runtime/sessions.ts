@@ -68,24 +68,14 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
     }
   }
   const cpu = p.provider === 'cpu';
-  const t0 = Date.now();
-  const x = await expandHalfWeightsParallel(file);
-  const f = x?.file ?? file;
-  const bytes = x?.bytes ?? weightBytes(file);
-  if (x) s.log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file} in ${Date.now() - t0} ms`);
-  try {
-    const child = cpu && (s.optimizeInChild ?? optimizeInChild(bytes));
-    const session = await saveOptimised(f, dir, base, child, s);
-    if (session && !half) return session;
-    if (!existsSync(optimized)) {
-      if (session) return session;
-      throw new Error(`${file}: the optimising process saved no graph in ${dir}`);
-    }
-    // The optimising session holds every weight in float32, or ran in the child: the saved, shared graph is what is opened.
-    await session?.release();
-  } finally {
-    x?.dispose();
+  const session = await withExpanded(file, (f, bytes) => saveOptimised(f, dir, base, cpu, cpu && (s.optimizeInChild ?? optimizeInChild(bytes)), s), s.log);
+  if (session && !half) return session;
+  if (!existsSync(optimized)) {
+    if (session) return session;
+    throw new Error(`${file}: the optimising process saved no graph in ${dir}`);
   }
+  // The optimising session holds every weight in float32, or ran in the child: the saved, shared graph is what is opened.
+  await session?.release();
   return fromSaved();
 }
 
@@ -99,11 +89,11 @@ async function saveOptimised(
   f: string,
   dir: string,
   base: ort.InferenceSession.SessionOptions,
+  cpu: boolean,
   child: boolean,
   s: SessionSettings,
 ): Promise<ort.InferenceSession | undefined> {
   const optimized = join(dir, 'optimized.onnx');
-  const cpu = !base.executionProviders?.some((e) => (typeof e === 'string' ? e : e.name) !== 'cpu');
   const tag = `${process.pid}-${Date.now()}`;
   // Saved beside the expanded weights (memory) when there is room, shared from there into the cache (save-folder.ts).
   const into = saveFolder(f, dir);
@@ -190,7 +180,7 @@ async function withExpanded<T>(
   const t0 = Date.now();
   const packed = packedFor === undefined ? undefined : readPrepacked(packedFor);
   const x = await expandHalfWeightsParallel(file, { packed });
-  if (!x) return create(file, weightBytes(file));
+  if (!x) return create(file, onnxBytes(file));
   const note = packed && Object.keys(packed.tensors).length ? ", with ORT's packed MatMul/Gemm weights" : '';
   log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
   try {
@@ -198,12 +188,6 @@ async function withExpanded<T>(
   } finally {
     x.dispose();
   }
-}
-
-/** The bytes of a model's graph and the files beside it (its external weights). */
-function weightBytes(file: string): number {
-  const dir = dirname(file);
-  return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
 }
 
 /** A model file Weft did not build (an export's folder, a user's detector): opened as it is, nothing written beside it. */
