@@ -43,7 +43,7 @@ export interface ExecutionState {
 export type ExecutionAction =
   | WireExecutionEvent
   | { type: 'preview'; node: string | null; url: string }
-  /** A prompt was accepted: errors of the last one no longer hold. */
+  /** A prompt is being queued: errors of the last one no longer hold. */
   | { type: 'queued' }
   /** The server refused a prompt: its validation errors by node id. */
   | { type: 'node_errors'; errors: Record<string, NodeError[]> }

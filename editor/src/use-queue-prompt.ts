@@ -30,6 +30,10 @@ export function useQueuePrompt({ docRef, setDoc, info, notify, dispatch, setMiss
   return useCallback(
     async (opts: { front?: boolean; count?: number } = {}) => {
       let doc = docRef.current;
+      // Cleared before the request, not after its answer: a run that fails at once sends its
+      // execution_error over the socket before the answer to the POST arrives, and clearing then
+      // would wipe the error it just put on its node.
+      dispatch({ type: 'queued' });
       for (let i = 0; i < Math.max(1, opts.count ?? 1); i++) {
         const d = applyPrimitives(doc, info);
         const conv = convertWorkflowToPrompt(d, info);
@@ -53,7 +57,6 @@ export function useQueuePrompt({ docRef, setDoc, info, notify, dispatch, setMiss
           notify(body?.error?.message ?? (e as Error).message);
           return;
         }
-        dispatch({ type: 'queued' });
         doc = applyControlAfterGenerate(doc, info);
         setDoc((x) => applyControlAfterGenerate(x, info));
       }
