@@ -29,6 +29,8 @@ export interface EnvironmentOptions {
   modelCacheDir?: string;
   /** Bytes the model cache may hold (default: `$WEFT_CACHE_LIMIT`, else no limit). */
   modelCacheLimitBytes?: number;
+  /** Bytes of loaded models and tiled work (default: `$WEFT_MEMORY_BUDGET`, else 60% of RAM). */
+  memoryBudgetBytes?: number;
   /** Progress of first model builds (the CLI's progress line). */
   onBuildProgress?: (p: BuildProgress) => void;
   log?: Logger;
@@ -68,6 +70,7 @@ export async function createEnvironment(opts: EnvironmentOptions = {}): Promise<
     log,
     modelCacheDir: opts.modelCacheDir,
     cacheLimitBytes: opts.modelCacheLimitBytes,
+    memoryBudgetBytes: opts.memoryBudgetBytes,
     onBuildProgress: opts.onBuildProgress,
   });
   const executor = new Executor(registry, { paths, services, log, cacheBudgetBytes: opts.cacheBudgetBytes });

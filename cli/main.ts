@@ -14,6 +14,7 @@ import { createEnvironment, REPO_ROOT, type EnvironmentOptions } from './environ
 import { ProgressBar } from './progress.ts';
 import { CACHE_HELP, cmdCache } from './cache.ts';
 import { resolveCacheDir, resolveCacheLimit } from '../engine/onnx/cache-dir.ts';
+import { resolveMemoryBudget } from '../engine/models/runtime/memory-budget.ts';
 
 const HELP = `weft — a node-graph workflow engine for Stable Diffusion (ComfyUI-compatible)
 
@@ -61,6 +62,8 @@ Options:
   --cache-dir DIR            built-model cache (default: $WEFT_CACHE_DIR, else $XDG_CACHE_HOME/weft or ~/.cache/weft)
   --cache-limit SIZE         keep the cache under SIZE (e.g. 20G; default: $WEFT_CACHE_LIMIT, else no limit),
                              removing the least recently used builds after each new build
+  --memory-budget SIZE       models kept loaded plus tiled work (e.g. 6G; default: $WEFT_MEMORY_BUDGET, else 60% of
+                             RAM): a tiled VAE pass reserves its tiles' memory from it, releasing idle models first
   --lora-mode branch|merge   plain LoRAs as graph branches (fast to apply and re-weight; default) or
                              merged into the weights as ComfyUI does (no per-step cost)
   --set NODE_ID.INPUT=VALUE  override an input before running (repeatable)
@@ -134,6 +137,7 @@ const OPTIONS = {
   scale: { type: 'string' },
   'cache-dir': { type: 'string' },
   'cache-limit': { type: 'string' },
+  'memory-budget': { type: 'string' },
   all: { type: 'boolean' },
   'older-than': { type: 'string' },
   'max-size': { type: 'string' },
@@ -166,7 +170,16 @@ function envOptions(v: Values, log: Logger): EnvironmentOptions {
     log,
     modelCacheDir: resolveCacheDir(v['cache-dir']),
     modelCacheLimitBytes: cacheLimit(v['cache-limit']),
+    memoryBudgetBytes: memoryBudget(v['memory-budget']),
   };
+}
+
+function memoryBudget(flag: string | undefined): number {
+  try {
+    return resolveMemoryBudget(flag);
+  } catch (e) {
+    throw new UsageError(`${flag === undefined ? 'WEFT_MEMORY_BUDGET' : '--memory-budget'}: ${(e as Error).message}`);
+  }
 }
 
 function cacheLimit(flag: string | undefined): number | undefined {

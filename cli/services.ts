@@ -1,6 +1,7 @@
 import { ModelManager } from '../engine/models/manager.ts';
 import type { BuildProgress } from '../engine/onnx/build-cache.ts';
 import { resolveCacheDir, resolveCacheLimit } from '../engine/onnx/cache-dir.ts';
+import { resolveMemoryBudget } from '../engine/models/runtime/memory-budget.ts';
 import type { DeviceChoice } from '../engine/onnx/runtime.ts';
 import type { FolderPaths } from '../engine/paths/folders.ts';
 import type { EngineServices } from '../engine/registry/context.ts';
@@ -27,6 +28,8 @@ export interface ServicesOptions {
   /** Progress of first builds (the CLI's progress line); log lines are written either way. */
   onBuildProgress?: (p: BuildProgress) => void;
   threads?: number;
+  /** Bytes of loaded sessions and tiled work (default: `$WEFT_MEMORY_BUDGET`, else 60% of RAM; see SessionPool.reserve). */
+  memoryBudgetBytes?: number;
   loraMode?: 'branch' | 'merge';
 }
 
@@ -37,6 +40,7 @@ export function createEngineServices(opts: ServicesOptions): EngineServices {
     cacheDir: opts.modelCacheDir ?? resolveCacheDir(),
     device: opts.device,
     threads: opts.threads,
+    memoryBudgetBytes: opts.memoryBudgetBytes ?? resolveMemoryBudget(),
     loraMode: opts.loraMode,
     log: opts.log,
   });

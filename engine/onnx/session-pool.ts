@@ -18,6 +18,9 @@ interface Entry {
 }
 
 export interface PoolStats {
+  budget: number;
+  /** Bytes held by `reserve` now. */
+  reserved: number;
   loaded: { key: string; bytes: number }[];
   loads: number;
   evictions: number;
@@ -32,6 +35,9 @@ export class SessionPool {
   private loads = 0;
   private lastLoad?: { key: string; ms: number };
   private evictions = 0;
+  /** Working memory held by `reserve` callers, counted against the budget like a loaded session. */
+  private readonly reserved = new Map<number, number>();
+  private nextReservation = 0;
 
   constructor(
     private readonly budgetBytes: number,
@@ -92,7 +98,8 @@ export class SessionPool {
   }
 
   private async makeRoom(bytes: number, forKey: string): Promise<void> {
-    const used = (): number => [...this.entries.values()].reduce((s, e) => s + (e.session || e.loading ? e.bytes : 0), 0);
+    const held = [...this.reserved.values()].reduce((a, b) => a + b, 0);
+    const used = (): number => held + [...this.entries.values()].reduce((s, e) => s + (e.session || e.loading ? e.bytes : 0), 0);
     while (used() + bytes > this.budgetBytes) {
       const idle = [...this.entries.values()]
         .filter((e) => e.session && e.users === 0 && e.key !== forKey)
@@ -112,6 +119,20 @@ export class SessionPool {
     await s?.release();
   }
 
+  /**
+   * Holds `bytes` of the budget for work outside the sessions (a tiled VAE's tiles) until the returned
+   * function is called, first releasing idle sessions, least recently used first, until loaded
+   * sessions and holds fit the budget with it: on a machine given a small budget, the UNet sampling
+   * left idle goes before a large decode instead of the decode's memory landing on top of it (what
+   * ComfyUI's free_memory does for a VAE on a GPU). Within the budget it releases nothing.
+   */
+  async reserve(bytes: number, why: string): Promise<() => void> {
+    await this.makeRoom(bytes, why);
+    const id = this.nextReservation++;
+    this.reserved.set(id, bytes);
+    return () => void this.reserved.delete(id);
+  }
+
   /** Releases `key`'s session if it is loaded and idle (`why` for the log). */
   async release(key: string, why: string): Promise<void> {
     const e = this.entries.get(key);
@@ -126,6 +147,8 @@ export class SessionPool {
   stats(): PoolStats {
     const loaded = [...this.entries.values()].filter((e) => e.session).map((e) => ({ key: e.key, bytes: e.bytes }));
     return {
+      budget: this.budgetBytes,
+      reserved: [...this.reserved.values()].reduce((a, b) => a + b, 0),
       loaded,
       loads: this.loads,
       evictions: this.evictions,

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
@@ -13,6 +12,7 @@ import { patchHooks, splitPatches } from '../patching/low-rank.ts';
 import { NO_PATCHES, type PatchMap } from '../patching/patch-set.ts';
 import { patchedModelKey, writePatchedModel } from '../patching/patched-build.ts';
 import { ownPatches, type PartSpec, type RunSession } from './part.ts';
+import { defaultMemoryBudget } from './memory-budget.ts';
 import { createBuiltSession, createFileSession, createPatchedSession, onnxBytes } from './sessions.ts';
 
 /**
@@ -80,7 +80,7 @@ export class PartsRuntime {
   private readonly inputs = new WeakMap<ort.InferenceSession, ReadonlySet<string>>();
 
   constructor(readonly opts: PartsRuntimeOptions) {
-    const budget = opts.memoryBudgetBytes ?? Math.floor(totalmem() * 0.6);
+    const budget = opts.memoryBudgetBytes ?? defaultMemoryBudget();
     this.pool = new SessionPool(budget, (m) => opts.log?.info(m));
     this.cache = new BuildCache(opts.cacheDir);
   }
@@ -202,6 +202,16 @@ export class PartsRuntime {
   matmul(): MatMul {
     this.mm ??= ortMatMul();
     return this.mm;
+  }
+
+  /** Holds `bytes` of the session budget for work outside the sessions while it runs (see SessionPool.reserve). */
+  async withReserved<T>(bytes: number, why: string, fn: () => Promise<T>): Promise<T> {
+    const release = await this.pool.reserve(bytes, why);
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
   }
 
   stats(): PoolStats & { builds: number } {

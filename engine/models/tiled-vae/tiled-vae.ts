@@ -151,8 +151,19 @@ export function fastModeInput(z: Tensor, tileSize: number): Tensor {
  */
 export const DEFAULT_TILE_MEMORY = 512 * 2 ** 20;
 
+/**
+ * Working memory of one tiled pass, for the session budget: the waiting tiles' budget, the output,
+ * and one tile's work at full resolution, where its activations are largest (first channel width
+ * at the tile's pixel size): the input, the pending residual, the output and a conv's scratch.
+ */
+export function tiledPassBytes(cfg: VaeConfig, batch: number, tilePixels: number, outputValues: number, spillBytes: number): number {
+  const widest = batch * cfg.ch * cfg.chMult[0] * tilePixels * 4;
+  return spillBytes + outputValues * 4 + 4 * widest;
+}
+
 export class TiledVae {
   private readonly layers: LayerRunner;
+  private readonly runtime: PartsRuntime;
   /** Whole-tile arrays dropped at each layer (see dropped-memory.ts). */
   private readonly dropped = new DroppedMemory();
   private readonly groups: number;
@@ -163,6 +174,7 @@ export class TiledVae {
   ) {
     this.layers = new LayerRunner(runtime, { hash: src.hash, weights: src.weights, file: src.file });
     this.groups = src.cfg.normGroups;
+    this.runtime = runtime;
   }
 
   /** Raw latent [B, 4, h, w] → the decoder's output, NCHW in −1..1 (unclamped). */
@@ -244,8 +256,29 @@ export class TiledVae {
     const [N, , H, W] = z.shape;
     if (!(tileSize >= 1)) throw new Error(`tiled VAE: tile size ${tileSize} is below 1`);
     const split = splitTiles(H, W, tileSize, pad, decoder);
+    const spillBytes = o.memoryBudget ?? DEFAULT_TILE_MEMORY;
+    const tilePixels = Math.max(...split.input.map(([x1, x2, y1, y2]) => (x2 - x1) * (y2 - y1))) * (decoder ? 64 : 1);
+    const outValues = N * (decoder ? this.src.cfg.outChannels * H * W * 64 : 2 * this.src.cfg.zChannels * Math.floor(H / 8) * Math.floor(W / 8));
+    const bytes = tiledPassBytes(this.src.cfg, N, tilePixels, outValues, spillBytes);
+    const why = `the tiled VAE ${part === 'decoder' ? 'decode' : 'encode'} of ${decoder ? W * 8 : W}x${decoder ? H * 8 : H} (${(bytes / 2 ** 30).toFixed(2)} GiB of tiles)`;
+    return this.runtime.withReserved(bytes, why, () => this.pass(part, z, queue, split, tileSize, fast, colorFix, spillBytes, o));
+  }
+
+  private async pass(
+    part: 'encoder' | 'decoder',
+    z: Tensor,
+    queue: Task[],
+    split: ReturnType<typeof splitTiles>,
+    tileSize: number,
+    fast: boolean,
+    colorFix: boolean,
+    spillBytes: number,
+    o: TiledVaeOptions,
+  ): Promise<Tensor> {
+    const decoder = part === 'decoder';
+    const [N, , H, W] = z.shape;
     const fixed = fast ? await this.estimate(z, queue, tileSize, colorFix, o.signal) : new Map<number, GroupStats>();
-    const spill = new TileSpill(o.memoryBudget ?? DEFAULT_TILE_MEMORY, this.dropped);
+    const spill = new TileSpill(spillBytes, this.dropped);
     const tiles: { parked?: Parked; pos: number; pending?: GroupStats }[] = split.input.map(([x1, x2, y1, y2]) => ({
       parked: spill.park(cropNchw(z, y1, y2, x1, x2), undefined),
       pos: 0,

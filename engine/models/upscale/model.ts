@@ -1,4 +1,4 @@
-import { freemem, totalmem } from 'node:os';
+import { freemem } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { InterruptedError } from '../../core/errors.ts';
 import { tileCount, tiledScale } from '../../core/regions.ts';
@@ -105,8 +105,8 @@ export function upscalerPart(arch: UpscaleArch, weights: WeightSource, hash: str
 
 /** Bytes the runtime may still give to one tile's activations: the smaller of free RAM and what the session budget leaves. */
 export function availableForActivations(runtime: PartsRuntime): number {
-  const budget = runtime.opts.memoryBudgetBytes ?? Math.floor(totalmem() * 0.6);
-  return Math.max(0, Math.min(freemem(), budget - runtime.pool.stats().bytes));
+  const { budget, bytes, reserved } = runtime.pool.stats();
+  return Math.max(0, Math.min(freemem(), budget - bytes - reserved));
 }
 
 export function upscaleModel(runtime: PartsRuntime, arch: UpscaleArch, weights: WeightSource, hash: string, file: string): UpscaleModel {
