@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../tests/editor/chromium.ts';
 import { createEnvironment } from '../cli/environment.ts';
 import { silentLogger } from '../engine/core/log.ts';
 import { startServer } from '../server/server.ts';
@@ -58,19 +58,7 @@ async function benchOnce(editorDir: string | undefined, breakdown: string[]): Pr
     editorDir,
   });
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   await page.goto(server.url);
   await page.getByTestId('connection').filter({ hasText: 'connected' }).waitFor();

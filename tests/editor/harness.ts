@@ -11,7 +11,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
+import { launchChromium } from './chromium.ts';
 import { expect } from 'vitest';
 import { createEnvironment } from '../../cli/environment.ts';
 import { convertOrThrow } from '../../engine/graph/convert.ts';
@@ -146,19 +147,7 @@ export async function startEditorHarness(opts: HarnessOptions = {}): Promise<Edi
     customNodes: env.customNodes,
     editorDir,
   });
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   const consoleErrors: string[] = [];
   return {
     base,

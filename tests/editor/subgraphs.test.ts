@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './chromium.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../engine/core/log.ts';
 import { EXECUTION_ID_PROPERTY, flattenForEditor } from '../../engine/graph/convert-expand.ts';
@@ -24,17 +25,7 @@ beforeAll(async () => {
   const paths = new FolderPaths({ baseDir: base });
   const registry = createBuiltinRegistry();
   server = await startServer({ port: 0, paths, registry, executor: new Executor(registry, { paths }), log: silentLogger, editorDir });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {

@@ -101,7 +101,9 @@ describe('a tiled VAE pass on a small budget', () => {
     expect(tight.runtime.stats().loaded.some((l) => l.key.startsWith('clip-'))).toBe(true);
     const got = await tiled(tight).decodeRaw(lat, { tileSize: 512, fast: false, memoryBudget: spill });
     expect(tight.runtime.stats().loaded.some((l) => l.key.startsWith('clip-'))).toBe(false);
-    expect(log.lines).toContainEqual(expect.stringMatching(/^unloaded clip-.* to make room for the tiled VAE decode of 128x128 \(0\.\d\d GiB of tiles\)$/));
+    expect(log.lines).toContainEqual(
+      expect.stringMatching(/^unloaded clip-.* to make room for the tiled VAE decode of 128x128 \(0\.\d\d GiB of tiles\)$/),
+    );
     expect(got.data).toEqual(wanted.data);
   }, 120_000);
 });
