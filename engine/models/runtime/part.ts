@@ -35,8 +35,11 @@ export interface PartSpec {
   readonly activations?: 'kept' | 'freed';
 }
 
-/** One run of a part's session: feeds by input name → outputs by name (sessions come from the pool). */
-export type RunSession = ((feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>) & {
+/**
+ * One run of a part's session: feeds by input name → outputs by name (sessions come from the pool).
+ * `outputs` are tensors ORT writes into instead of allocating them (same names and shapes).
+ */
+export type RunSession = ((feeds: Record<string, ort.Tensor>, outputs?: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>) & {
   /**
    * Releases the part's session now if no run is using it, with ORT's activation arena (which the
    * binding cannot shrink): for a part whose last run of a node was large and whose next use may be

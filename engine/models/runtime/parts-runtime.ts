@@ -167,7 +167,7 @@ export class PartsRuntime {
       }
       return { file: pb.file, bytes: base.bytes, key: `${base.key}-p${patchedModelKey(split.merged, split.structureKey).slice(0, 16)}`, patched: true, family: base.key };
     };
-    const run: RunSession = async (feeds) => {
+    const run: RunSession = async (feeds, outputs) => {
       built ??= ensure().catch((e: unknown) => {
         built = undefined;
         throw e;
@@ -180,7 +180,7 @@ export class PartsRuntime {
         if (!existsSync(join(dirname(b.file), 'optimized.onnx'))) this.cache.optimising(b.key, spec.id);
         return createBuiltSession(b.file, p, settings);
       };
-      return this.pool.use(b.key, b.bytes, create, (s) => this.run(s, spec.id, { ...feeds, ...strengthFeeds }), b.family);
+      return this.pool.use(b.key, b.bytes, create, (s) => this.run(s, spec.id, { ...feeds, ...strengthFeeds }, outputs), b.family);
     };
     run.release = async () => {
       const b = await built?.catch(() => undefined);
@@ -218,12 +218,17 @@ export class PartsRuntime {
     return { ...this.pool.stats(), builds: this.builds };
   }
 
-  private run(s: ort.InferenceSession, what: string, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
+  private run(
+    s: ort.InferenceSession,
+    what: string,
+    feeds: Record<string, ort.Tensor>,
+    outputs?: Record<string, ort.Tensor>,
+  ): Promise<ort.InferenceSession.OnnxValueMapType> {
     let names = this.inputs.get(s);
     if (!names) this.inputs.set(s, (names = new Set(s.inputNames)));
     for (const name of Object.keys(feeds)) {
       if (!names.has(name)) throw new Error(`the ${what} graph has no input '${name}' (its inputs: ${s.inputNames.join(', ')})`);
     }
-    return s.run(feeds);
+    return outputs ? s.run(feeds, outputs) : s.run(feeds);
   }
 }

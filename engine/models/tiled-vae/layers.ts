@@ -58,6 +58,8 @@ export function layerPart(src: LayerSource, kind: LayerKind, key: string): PartS
     source: src.file,
     // Dozens of layer sessions, each run on whole tiles: with ORT's arena each would keep its largest run's buffers.
     activations: 'freed',
+    // 1: optimised without ORT's NCHWc layout (see partOptions in sessions.ts); the builds saved before were.
+    version: 1,
     build: (ws, o) => buildLayer(kind, key, ws, o),
   };
 }
@@ -71,15 +73,32 @@ export class LayerRunner {
     private readonly src: LayerSource,
   ) {}
 
-  async run(kind: LayerKind, key: string, x: Tensor): Promise<Tensor> {
+  /** The layer over `x`, written into an array from `alloc` (a recycled one: see tile-arrays.ts) when given. */
+  async run(kind: LayerKind, key: string, x: Tensor, alloc?: (length: number) => Float32Array): Promise<Tensor> {
     let r = this.runners.get(key);
     if (!r) {
       r = this.runtime.runner(layerPart(this.src, kind, key));
       this.runners.set(key, r);
     }
-    const out = await r({ x: new ort.Tensor('float32', x.data, [...x.shape]) });
-    const y = out.y;
+    const feeds = { x: new ort.Tensor('float32', x.data, [...x.shape]) };
+    if (alloc) {
+      const shape = this.outputShape(kind, key, x.shape);
+      const data = alloc(shape.reduce((a, b) => a * b, 1));
+      await r(feeds, { y: new ort.Tensor('float32', data, shape) });
+      return { shape, data };
+    }
+    const y = (await r(feeds)).y;
     if (!(y instanceof ort.Tensor) || !(y.data instanceof Float32Array)) throw new Error(`tiled VAE layer ${key}: the session returned no float32 tensor`);
     return { shape: [...y.dims], data: y.data };
+  }
+
+  /** What `buildLayer` gives for an input of `shape`: 3×3 convs padded by one (or 1×1), the LDM downsample's right/bottom pad. */
+  private outputShape(kind: LayerKind, key: string, shape: readonly number[]): number[] {
+    const [n, c, h, w] = shape;
+    if (kind === 'attn') return [n, c, h, w];
+    const cout = this.src.weights.shape(`${key}.weight`)[0];
+    if (kind === 'up') return [n, cout, 2 * h, 2 * w];
+    if (kind === 'down') return [n, cout, Math.floor((h - 2) / 2) + 1, Math.floor((w - 2) / 2) + 1];
+    return [n, cout, h, w];
   }
 }

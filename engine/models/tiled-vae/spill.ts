@@ -1,9 +1,9 @@
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DroppedMemory } from '../../core/dropped-memory.ts';
 import { readAt } from '../../core/safe-path.ts';
 import type { Tensor } from '../../core/tensor.ts';
+import type { TileArrays } from './tile-arrays.ts';
 
 /**
  * Where the Tiled VAE keeps tiles waiting at a GroupNorm: in memory up to a budget, beyond it in
@@ -26,10 +26,10 @@ export class TileSpill {
   /** Bytes written to files so far. */
   written = 0;
 
-  /** `dropped` counts the tiles written out (their arrays are garbage once the caller lets go). */
+  /** `arrays` takes back the arrays of tiles written out (the caller lets go of them) and gives arrays to read tiles into. */
   constructor(
     private readonly budget: number,
-    private readonly dropped?: DroppedMemory,
+    private readonly arrays?: TileArrays,
   ) {}
 
   /** Keeps the tile in memory while the budget allows, else writes it out. */
@@ -47,7 +47,8 @@ export class TileSpill {
       return { shape: t.shape, file };
     };
     const parked = { x: out(x), res: res && out(res) };
-    this.dropped?.drop(size);
+    this.arrays?.give(x.data);
+    if (res) this.arrays?.give(res.data);
     return parked;
   }
 
@@ -59,7 +60,8 @@ export class TileSpill {
         return t;
       }
       // Read straight into the tile's array: a Buffer read and then copied doubled the memory, half of it garbage.
-      const data = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      const data = this.arrays ? this.arrays.take(n) : new Float32Array(n);
       const bytes = new Uint8Array(data.buffer);
       const fd = openSync(t.file, 'r');
       try {

@@ -9,6 +9,7 @@ import { TileSpill, type Parked } from './spill.ts';
 import { splitTiles, type Bbox } from './split.ts';
 import { taskQueue, type Task } from './tasks.ts';
 import { DroppedMemory } from '../../core/dropped-memory.ts';
+import { TileArrays } from './tile-arrays.ts';
 
 /**
  * The A1111 Tiled VAE (pkuliyi2015's multidiffusion-upscaler, as ComfyUI-TiledDiffusion's
@@ -166,6 +167,8 @@ export class TiledVae {
   private readonly runtime: PartsRuntime;
   /** Whole-tile arrays dropped at each layer (see dropped-memory.ts). */
   private readonly dropped = new DroppedMemory();
+  /** Arrays of finished layers, reused for the next (see tile-arrays.ts). */
+  private readonly arrays = new TileArrays(this.dropped);
   private readonly groups: number;
 
   constructor(
@@ -209,20 +212,21 @@ export class TiledVae {
 
   /** One task on a tile (anything but a synchronising norm). */
   private async step(t: Task, s: TileState): Promise<void> {
+    const alloc = (n: number): Float32Array => this.arrays.take(n);
     if (t.op === 'layer') {
       const input = s.x;
-      s.x = await this.layers.run(t.kind, t.key, input);
-      if (input.data !== s.res?.data) this.dropped.drop(input.data.byteLength);
+      s.x = await this.layers.run(t.kind, t.key, input, alloc);
+      if (input.data !== s.res?.data) this.arrays.give(input.data);
     }
     else if (t.op === 'silu') siluInPlace(s.x);
-    else if (t.op === 'store') s.res = t.key ? await this.layers.run('conv', t.key, s.x) : s.x;
+    else if (t.op === 'store') s.res = t.key ? await this.layers.run('conv', t.key, s.x, alloc) : s.x;
     else if (t.op === 'add') {
       // In place: x is the last layer's own output here, and a fresh whole-tile array per add was garbage V8 freed late.
       const r = s.res!.data;
       const d = s.x.data;
       for (let i = 0; i < d.length; i++) d[i] += r[i];
       s.res = undefined;
-      this.dropped.drop(r.byteLength);
+      if (r !== d) this.arrays.give(r);
     } else throw new Error(`tiled VAE: a norm (${t.key}) reached the step function`);
   }
 
@@ -278,7 +282,7 @@ export class TiledVae {
     const decoder = part === 'decoder';
     const [N, , H, W] = z.shape;
     const fixed = fast ? await this.estimate(z, queue, tileSize, colorFix, o.signal) : new Map<number, GroupStats>();
-    const spill = new TileSpill(spillBytes, this.dropped);
+    const spill = new TileSpill(spillBytes, this.arrays);
     const tiles: { parked?: Parked; pos: number; pending?: GroupStats }[] = split.input.map(([x1, x2, y1, y2]) => ({
       parked: spill.park(cropNchw(z, y1, y2, x1, x2), undefined),
       pos: 0,
@@ -323,6 +327,7 @@ export class TiledVae {
             channels = s.x.shape[1];
             out ??= new Float32Array(N * channels * oh * ow);
             placeTile(out, [N, channels, oh, ow], s.x, split.input[i], split.output[i], decoder);
+            this.arrays.give(s.x.data);
           }
         }
         if (waiting.length === 0) break;
@@ -332,6 +337,7 @@ export class TiledVae {
       }
     } finally {
       spill.close();
+      this.arrays.clear();
     }
     return { shape: [N, channels, oh, ow], data: out! };
   }
