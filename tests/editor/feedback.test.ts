@@ -5,77 +5,49 @@
  * that stays on screen in a dialog showing no server file-system paths.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './chromium.ts';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEnvironment } from '../../cli/environment.ts';
-import { silentLogger } from '../../engine/core/log.ts';
-import { makeTinyCheckpoint } from '../../engine/models/make-model.ts';
 import { defineNode } from '../../engine/registry/types.ts';
-import { startServer, type RunningServer } from '../../server/server.ts';
-import { ARTIFACTS, ensureEditorBuild, ROOT, shot, eventually, openTemplate } from './harness.ts';
+import { shot, eventually, openTemplate, startEditorHarness, type EditorHarness } from './harness.ts';
 
 /** A path outside every folder the server knows, so only the editor can keep it off the screen. */
 const FOREIGN = '/srv/private-cache/weights/secret-7f3a.bin';
 
+let h: EditorHarness;
 let base: string;
-let server: RunningServer;
-let browser: Browser;
-const consoleErrors: string[] = [];
 
 beforeAll(async () => {
-  const editorDir = await ensureEditorBuild();
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  base = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-feedback-'));
-  await makeTinyCheckpoint(path.join(base, 'models/checkpoints/weft-tiny-sd1.safetensors'), { seed: 0 });
-  const env = await createEnvironment({ baseDir: base, log: silentLogger });
-  fs.mkdirSync(env.paths.inputDir, { recursive: true });
-  fs.copyFileSync(path.join(ROOT, 'input/example.png'), path.join(env.paths.inputDir, 'example.png'));
-  // A node failing as a library would: its message names files by absolute path, one the server
-  // knows (the input folder, which it redacts itself) and one it does not.
-  const inputDir = env.paths.inputDir;
-  env.registry.register(
-    defineNode({
-      name: 'WeftTestFailWithPath',
-      displayName: 'Fail With Path',
-      category: 'testing',
-      inputs: { required: { image: { type: 'IMAGE' } } },
-      outputs: [],
-      outputNode: true,
-      run() {
-        throw new Error(`cannot map ${FOREIGN} (while reading ${path.join(inputDir, 'example.png')}): permission denied`);
-      },
-    }),
-    'tests',
-  );
-  server = await startServer({
-    port: 0,
-    paths: env.paths,
-    registry: env.registry,
-    executor: env.executor,
-    log: silentLogger,
-    workflowTemplatesDir: path.join(ROOT, 'workflows'),
-    editorDir,
+  h = await startEditorHarness({
+    demoModel: true,
+    // A node failing as a library would: its message names files by absolute path, one the server
+    // knows (the input folder, which it redacts itself) and one it does not.
+    prepare: (env) => {
+      const inputDir = env.paths.inputDir;
+      env.registry.register(
+        defineNode({
+          name: 'WeftTestFailWithPath',
+          displayName: 'Fail With Path',
+          category: 'testing',
+          inputs: { required: { image: { type: 'IMAGE' } } },
+          outputs: [],
+          outputNode: true,
+          run() {
+            throw new Error(`cannot map ${FOREIGN} (while reading ${path.join(inputDir, 'example.png')}): permission denied`);
+          },
+        }),
+        'tests',
+      );
+    },
   });
-  browser = await launchChromium();
+  base = h.base;
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  fs.rmSync(base, { recursive: true, force: true });
+  await h?.close();
 });
 
-async function openPage(): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 720 }, acceptDownloads: true });
-  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  await page.goto(server.url);
-  await page.getByTestId('connection').filter({ hasText: 'connected' }).waitFor();
-  return page;
-}
+const openPage = (): Promise<Page> => h.openPage([], undefined, { acceptDownloads: true });
 
 async function setWidget(page: Page, node: number, widget: string, value: string): Promise<void> {
   await page.getByTestId(`node-${node}`).getByTestId(`widget-${widget}`).locator('input[type=number]').fill(value);
@@ -193,7 +165,7 @@ describe('run feedback', () => {
     const download = page.waitForEvent('download');
     await page.getByTestId('viewer-download').click();
     const d = await download;
-    const name = new URL(first!, server.url).searchParams.get('filename')!;
+    const name = new URL(first!, h.server.url).searchParams.get('filename')!;
     expect(d.suggestedFilename()).toBe(name);
     expect(fs.readFileSync((await d.path())!).equals(fs.readFileSync(path.join(base, 'output', name)))).toBe(true);
     await shot(page, 'feedback-2-gallery-viewer');
@@ -270,6 +242,6 @@ describe('run feedback', () => {
   });
 
   it('produced no console errors', () => {
-    expect(consoleErrors).toEqual([]);
+    expect(h.consoleErrors).toEqual([]);
   });
 });

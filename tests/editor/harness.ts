@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { launchChromium } from './chromium.ts';
 import { expect } from 'vitest';
-import { createEnvironment } from '../../cli/environment.ts';
+import { createEnvironment, type Environment } from '../../cli/environment.ts';
 import { convertOrThrow } from '../../engine/graph/convert.ts';
 import { silentLogger } from '../../engine/core/log.ts';
 import { makeDemoAdapters } from '../../engine/models/generate/demo-adapters.ts';
@@ -111,6 +111,8 @@ export async function ensureEditorBuild(): Promise<string> {
 export interface HarnessOptions {
   /** Write the tiny demo checkpoint and adapters into the base folder (what the templates name). */
   demoModel?: boolean;
+  /** Called with the environment before the server starts (to register a test's own nodes). */
+  prepare?: (env: Environment) => void;
 }
 
 export interface EditorHarness {
@@ -120,7 +122,7 @@ export interface EditorHarness {
   /** Console errors and page errors of every page opened, less the expected ones. */
   consoleErrors: string[];
   /** A page on the editor, connected to the server; console errors matching `expectedErrors` are not collected. */
-  openPage(expectedErrors?: RegExp[], viewport?: { width: number; height: number }): Promise<Page>;
+  openPage(expectedErrors?: RegExp[], viewport?: { width: number; height: number }, opts?: { acceptDownloads?: boolean }): Promise<Page>;
   close(): Promise<void>;
 }
 
@@ -137,6 +139,7 @@ export async function startEditorHarness(opts: HarnessOptions = {}): Promise<Edi
   const env = await createEnvironment({ baseDir: base, log: silentLogger });
   fs.mkdirSync(env.paths.inputDir, { recursive: true });
   fs.copyFileSync(path.join(ROOT, 'input/example.png'), path.join(env.paths.inputDir, 'example.png'));
+  opts.prepare?.(env);
   const server = await startServer({
     port: 0,
     paths: env.paths,
@@ -154,8 +157,8 @@ export async function startEditorHarness(opts: HarnessOptions = {}): Promise<Edi
     server,
     browser,
     consoleErrors,
-    async openPage(expectedErrors = [], viewport = { width: 1280, height: 720 }) {
-      const page = await browser.newPage({ viewport });
+    async openPage(expectedErrors = [], viewport = { width: 1280, height: 720 }, opts = {}) {
+      const page = await browser.newPage({ viewport, ...opts });
       page.on('console', (m) => m.type() === 'error' && !expectedErrors.some((r) => r.test(m.text())) && consoleErrors.push(m.text()));
       page.on('pageerror', (e) => consoleErrors.push(String(e)));
       await page.goto(server.url);
