@@ -90,9 +90,18 @@ export function useFileOps({ doc, docRef, tabs, info, lang, notify, flow, onRepl
     localStorage.setItem(DRAFT_FILE_KEY, JSON.stringify({ name, modified }));
   }, [doc, name, modified]);
 
+  // A file opened before /object_info has answered waits for it: opened without the classes, every
+  // node would be reported missing (and its widgets laid out without their inputs).
+  const classesKnown = Object.keys(info).length > 0;
+  const waitingOpen = useRef<[WorkflowDoc, string | null, number | undefined, boolean] | null>(null);
+
   /** Opens a document (in a new tab when the open one has unsaved changes); `unsaved` marks it changed from its file (a draft). */
   const openDoc = useCallback(
     (raw: WorkflowDoc, docName: string | null, mod?: number, unsaved = false) => {
+      if (!classesKnown) {
+        waitingOpen.current = [raw, docName, mod, unsaved];
+        return;
+      }
       // Subgraphs and group nodes open flattened: their inner nodes become nodes of the one graph.
       const d = withCurrentWidgetLayout(normalizeDoc(flattenForEditor(raw, info)), info);
       tabs.open(d, docName, mod, unsaved ? null : d);
@@ -113,11 +122,19 @@ export function useFileOps({ doc, docRef, tabs, info, lang, notify, flow, onRepl
         void flow.fitView({ padding: 0.1 }).finally(() => delete document.body.dataset.fitting);
       }, 50);
     },
-    [info, flow, flowStore, tabs, onReplaced, setMissing],
+    [info, classesKnown, flow, flowStore, tabs, onReplaced, setMissing],
   );
 
   // A first open (no draft to restore, nothing opened yet) shows ComfyUI's default graph, once the classes are known.
   const defaultShown = useRef(false);
+  useEffect(() => {
+    const w = waitingOpen.current;
+    if (!classesKnown || !w) return;
+    waitingOpen.current = null;
+    // The file the user opened takes the default graph's place (the effect below runs after this one, before the open shows in the refs it reads).
+    defaultShown.current = true;
+    openDoc(...w);
+  }, [classesKnown, openDoc]);
   useEffect(() => {
     if (defaultShown.current || !Object.keys(info).length) return;
     defaultShown.current = true;

@@ -258,6 +258,38 @@ describe('canvas habits: links, pan, widget inputs', () => {
     await page.close();
   });
 
+  it('a file opened before the node classes have arrived waits for them instead of calling every node missing', async () => {
+    let answered = false;
+    const page = await h.openPage([], undefined, {
+      beforeLoad: async (p) => {
+        await p.route('**/object_info', async (route) => {
+          await new Promise((r) => setTimeout(r, 1500));
+          answered = true;
+          await route.continue();
+        });
+      },
+    });
+    const wf = {
+      last_node_id: 1,
+      last_link_id: 0,
+      nodes: [node(1, 'EmptyLatentImage', [0, 0], [], [{ name: 'LATENT', type: 'LATENT', links: [] }], [320, 192, 1])],
+      links: [],
+      groups: [],
+      config: {},
+      extra: {},
+      version: 0.4,
+    };
+    const file = path.join(h.base, 'early.json');
+    fs.writeFileSync(file, JSON.stringify(wf));
+    await page.getByTestId('file-input').setInputFiles(file);
+    expect(answered).toBe(false);
+    await page.getByTestId('node-1').getByTestId('widget-width').waitFor();
+    expect(answered).toBe(true);
+    expect(await page.getByTestId('missing-dialog').count()).toBe(0);
+    await eventually(() => page.getByTestId('node-1').getByTestId('widget-width').locator('input[type=number]').inputValue()).toBe('320');
+    await page.close();
+  });
+
   it('produced no console errors', () => {
     expect(h.consoleErrors).toEqual([]);
   });

@@ -122,7 +122,12 @@ export interface EditorHarness {
   /** Console errors and page errors of every page opened, less the expected ones. */
   consoleErrors: string[];
   /** A page on the editor, connected to the server; console errors matching `expectedErrors` are not collected. */
-  openPage(expectedErrors?: RegExp[], viewport?: { width: number; height: number }, opts?: { acceptDownloads?: boolean }): Promise<Page>;
+  /** `beforeLoad` runs on the new page before it loads the editor (to route its requests). */
+  openPage(
+    expectedErrors?: RegExp[],
+    viewport?: { width: number; height: number },
+    opts?: { acceptDownloads?: boolean; beforeLoad?: (page: Page) => Promise<void> },
+  ): Promise<Page>;
   close(): Promise<void>;
 }
 
@@ -158,7 +163,8 @@ export async function startEditorHarness(opts: HarnessOptions = {}): Promise<Edi
     browser,
     consoleErrors,
     async openPage(expectedErrors = [], viewport = { width: 1280, height: 720 }, opts = {}) {
-      const page = await browser.newPage({ viewport, ...opts });
+      const page = await browser.newPage({ viewport, acceptDownloads: opts.acceptDownloads });
+      await opts.beforeLoad?.(page);
       page.on('console', (m) => m.type() === 'error' && !expectedErrors.some((r) => r.test(m.text())) && consoleErrors.push(m.text()));
       page.on('pageerror', (e) => consoleErrors.push(String(e)));
       await page.goto(server.url);
