@@ -6,6 +6,9 @@ import type { DroppedMemory } from '../../core/dropped-memory.ts';
  * 4 KiB page: a 576² tile of 128 channels is 170 MB, 41k faults, ~0.4 s, at every layer of every tile.
  * At most `limit` bytes wait here; beyond that the oldest go to `dropped` (garbage V8 is asked to collect).
  */
+/** Bytes of finished tiles' arrays kept for reuse (see TileArrays). */
+export const TILE_ARRAYS_LIMIT = 768 * 2 ** 20;
+
 export class TileArrays {
   private readonly free: Float32Array[] = [];
   private held = 0;
@@ -14,7 +17,7 @@ export class TileArrays {
 
   constructor(
     private readonly dropped: DroppedMemory,
-    private readonly limit = 768 * 2 ** 20,
+    private readonly limit = TILE_ARRAYS_LIMIT,
   ) {}
 
   /** An array of `length` values, recycled when one is free (its old values are still in it). */

@@ -9,7 +9,7 @@ import { TileSpill, type Parked } from './spill.ts';
 import { splitTiles, type Bbox } from './split.ts';
 import { taskQueue, type Task } from './tasks.ts';
 import { DroppedMemory } from '../../core/dropped-memory.ts';
-import { TileArrays } from './tile-arrays.ts';
+import { TILE_ARRAYS_LIMIT, TileArrays } from './tile-arrays.ts';
 
 /**
  * The A1111 Tiled VAE (pkuliyi2015's multidiffusion-upscaler, as ComfyUI-TiledDiffusion's
@@ -154,12 +154,13 @@ export const DEFAULT_TILE_MEMORY = 512 * 2 ** 20;
 
 /**
  * Working memory of one tiled pass, for the session budget: the waiting tiles' budget, the output,
- * and one tile's work at full resolution, where its activations are largest (first channel width
- * at the tile's pixel size): the input, the pending residual, the output and a conv's scratch.
+ * the arrays kept for reuse (tile-arrays.ts), and one tile's work at full resolution, where its
+ * activations are largest (first channel width at the tile's pixel size): the input, the pending
+ * residual, the output and a conv's scratch.
  */
 export function tiledPassBytes(cfg: VaeConfig, batch: number, tilePixels: number, outputValues: number, spillBytes: number): number {
   const widest = batch * cfg.ch * cfg.chMult[0] * tilePixels * 4;
-  return spillBytes + outputValues * 4 + 4 * widest;
+  return spillBytes + outputValues * 4 + 4 * widest + TILE_ARRAYS_LIMIT;
 }
 
 export class TiledVae {
