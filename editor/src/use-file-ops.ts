@@ -136,11 +136,11 @@ export function useFileOps({ doc, docRef, tabs, info, lang, notify, flow, onRepl
     openDoc(...w);
   }, [classesKnown, openDoc]);
   useEffect(() => {
-    if (defaultShown.current || !Object.keys(info).length) return;
+    if (defaultShown.current || !classesKnown) return;
     defaultShown.current = true;
     if (localStorage.getItem(DRAFT_KEY) || docRef.current.nodes.length || tabs.current.name !== null) return;
     openDoc(defaultGraph(info), null);
-  }, [info, docRef, tabs, openDoc]);
+  }, [info, classesKnown, docRef, tabs, openDoc]);
 
   const refreshWorkflows = useCallback(async () => {
     try {

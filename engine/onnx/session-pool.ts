@@ -98,7 +98,7 @@ export class SessionPool {
   }
 
   private async makeRoom(bytes: number, forKey: string): Promise<void> {
-    const held = [...this.reserved.values()].reduce((a, b) => a + b, 0);
+    const held = this.reservedBytes();
     const used = (): number => held + [...this.entries.values()].reduce((s, e) => s + (e.session || e.loading ? e.bytes : 0), 0);
     while (used() + bytes > this.budgetBytes) {
       const idle = [...this.entries.values()]
@@ -133,6 +133,10 @@ export class SessionPool {
     return () => void this.reserved.delete(id);
   }
 
+  private reservedBytes(): number {
+    return [...this.reserved.values()].reduce((a, b) => a + b, 0);
+  }
+
   /** Releases `key`'s session if it is loaded and idle (`why` for the log). */
   async release(key: string, why: string): Promise<void> {
     const e = this.entries.get(key);
@@ -148,7 +152,7 @@ export class SessionPool {
     const loaded = [...this.entries.values()].filter((e) => e.session).map((e) => ({ key: e.key, bytes: e.bytes }));
     return {
       budget: this.budgetBytes,
-      reserved: [...this.reserved.values()].reduce((a, b) => a + b, 0),
+      reserved: this.reservedBytes(),
       loaded,
       loads: this.loads,
       evictions: this.evictions,

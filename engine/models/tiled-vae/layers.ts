@@ -73,23 +73,17 @@ export class LayerRunner {
     private readonly src: LayerSource,
   ) {}
 
-  /** The layer over `x`, written into an array from `alloc` (a recycled one: see tile-arrays.ts) when given. */
-  async run(kind: LayerKind, key: string, x: Tensor, alloc?: (length: number) => Float32Array): Promise<Tensor> {
+  /** The layer over `x`, written into an array from `alloc` (a recycled one: see tile-arrays.ts) by ORT. */
+  async run(kind: LayerKind, key: string, x: Tensor, alloc: (length: number) => Float32Array): Promise<Tensor> {
     let r = this.runners.get(key);
     if (!r) {
       r = this.runtime.runner(layerPart(this.src, kind, key));
       this.runners.set(key, r);
     }
-    const feeds = { x: new ort.Tensor('float32', x.data, [...x.shape]) };
-    if (alloc) {
-      const shape = this.outputShape(kind, key, x.shape);
-      const data = alloc(shape.reduce((a, b) => a * b, 1));
-      await r(feeds, { y: new ort.Tensor('float32', data, shape) });
-      return { shape, data };
-    }
-    const y = (await r(feeds)).y;
-    if (!(y instanceof ort.Tensor) || !(y.data instanceof Float32Array)) throw new Error(`tiled VAE layer ${key}: the session returned no float32 tensor`);
-    return { shape: [...y.dims], data: y.data };
+    const shape = this.outputShape(kind, key, x.shape);
+    const data = alloc(shape.reduce((a, b) => a * b, 1));
+    await r({ x: new ort.Tensor('float32', x.data, [...x.shape]) }, { y: new ort.Tensor('float32', data, shape) });
+    return { shape, data };
   }
 
   /** What `buildLayer` gives for an input of `shape`: 3×3 convs padded by one (or 1×1), the LDM downsample's right/bottom pad. */

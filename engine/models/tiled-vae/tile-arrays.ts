@@ -1,14 +1,14 @@
 import type { DroppedMemory } from '../../core/dropped-memory.ts';
 
+/** Bytes of finished tiles' arrays kept for reuse (see TileArrays). */
+export const TILE_ARRAYS_LIMIT = 768 * 2 ** 20;
+
 /**
  * Whole-tile arrays handed back for the next layer of the same size instead of left to V8. Each new
  * array is fresh memory the kernel must fault in and zero, which on the 2-core dev VM costs ~10 µs per
  * 4 KiB page: a 576² tile of 128 channels is 170 MB, 41k faults, ~0.4 s, at every layer of every tile.
  * At most `limit` bytes wait here; beyond that the oldest go to `dropped` (garbage V8 is asked to collect).
  */
-/** Bytes of finished tiles' arrays kept for reuse (see TileArrays). */
-export const TILE_ARRAYS_LIMIT = 768 * 2 ** 20;
-
 export class TileArrays {
   private readonly free: Float32Array[] = [];
   private held = 0;

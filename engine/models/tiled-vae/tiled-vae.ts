@@ -165,20 +165,19 @@ export function tiledPassBytes(cfg: VaeConfig, batch: number, tilePixels: number
 
 export class TiledVae {
   private readonly layers: LayerRunner;
-  private readonly runtime: PartsRuntime;
   /** Whole-tile arrays dropped at each layer (see dropped-memory.ts). */
   private readonly dropped = new DroppedMemory();
   /** Arrays of finished layers, reused for the next (see tile-arrays.ts). */
   private readonly arrays = new TileArrays(this.dropped);
+  private readonly take = (n: number): Float32Array => this.arrays.take(n);
   private readonly groups: number;
 
   constructor(
-    runtime: PartsRuntime,
+    private readonly runtime: PartsRuntime,
     private readonly src: TiledVaeSource,
   ) {
     this.layers = new LayerRunner(runtime, { hash: src.hash, weights: src.weights, file: src.file });
     this.groups = src.cfg.normGroups;
-    this.runtime = runtime;
   }
 
   /** Raw latent [B, 4, h, w] → the decoder's output, NCHW in −1..1 (unclamped). */
@@ -213,14 +212,13 @@ export class TiledVae {
 
   /** One task on a tile (anything but a synchronising norm). */
   private async step(t: Task, s: TileState): Promise<void> {
-    const alloc = (n: number): Float32Array => this.arrays.take(n);
     if (t.op === 'layer') {
       const input = s.x;
-      s.x = await this.layers.run(t.kind, t.key, input, alloc);
+      s.x = await this.layers.run(t.kind, t.key, input, this.take);
       if (input.data !== s.res?.data) this.arrays.give(input.data);
     }
     else if (t.op === 'silu') siluInPlace(s.x);
-    else if (t.op === 'store') s.res = t.key ? await this.layers.run('conv', t.key, s.x, alloc) : s.x;
+    else if (t.op === 'store') s.res = t.key ? await this.layers.run('conv', t.key, s.x, this.take) : s.x;
     else if (t.op === 'add') {
       // In place: x is the last layer's own output here, and a fresh whole-tile array per add was garbage V8 freed late.
       const r = s.res!.data;
