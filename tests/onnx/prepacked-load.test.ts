@@ -154,14 +154,21 @@ describe('ORT’s packed MatMul/Gemm weights written at load (prepacked.ts)', ()
   });
 
   it('optimises a large first build in a child process: the same record and outputs, bit for bit', async () => {
+    // ORT's own keys: the record of an in-process first build, read from the packed buffers ORT saved.
+    const ortDir = join(root, 'ort-keys');
+    await (await createBuiltSession(build(ortDir, true), cpu, { log, optimizeInChild: false })).release();
+    const ortKeys = readPrepacked(ortDir)!.tensors;
     const dir = join(root, 'child');
     const file = build(dir, true);
     lines.length = 0;
     expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, optimizeInChild: true })), await reference())).toBe(0);
     expect(lines.some((l) => /ORT optimised and saved .* in a child process/.test(l))).toBe(true);
+    // The child packed nothing; the keys were computed from its saved graph, and they are ORT's.
+    expect(lines.some((l) => /computed ORT's keys for 2 packed MatMul\/Gemm weights/.test(l))).toBe(true);
     expect(lines.filter((l) => l.startsWith('WARN'))).toEqual([]);
     const record = readPrepacked(dir)!;
     expect(Object.keys(record.tensors).sort()).toEqual(['out.weight.T', 'proj.weight.T']);
+    expect(record.tensors).toEqual(ortKeys);
     // The child's scratch files are gone; the cache holds the shared graph and the record only.
     expect(readdirSync(dir).filter((f) => f.startsWith('optimized') && !f.startsWith('optimized-shared-'))).toEqual(['optimized.onnx']);
     expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log })), await reference())).toBe(0);

@@ -6,7 +6,7 @@ import { sessionOptions, withSessionConfig, type ProviderChoice } from '../../on
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
 import { expandHalfWeightsParallel } from '../../onnx/expand-half.ts';
-import { packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
+import { computedPackedTensors, packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
 import { optimizeInChild, saveOptimizedInChild } from '../../onnx/optimize-child.ts';
 import { saveFolder } from '../../onnx/save-folder.ts';
 import { markResidentHalf, weightsModeFromEnv, type WeightsMode } from '../../onnx/resident-half.ts';
@@ -105,29 +105,32 @@ async function saveOptimised(
   // Saved beside the expanded weights (memory) when there is room, shared from there into the cache (save-folder.ts).
   const into = saveFolder(f, dir);
   const saved = join(into, `optimized-${tag}.onnx`);
-  const options = withSessionConfig(
-    { ...base, optimizedModelFilePath: saved },
-    {
-      optimized_model_external_initializers_file_name: `optimized-${tag}.bin`,
-      optimized_model_external_initializers_min_size_in_bytes: '1024',
-      // ORT's packed MatMul/Gemm buffers saved too, so the packing is recorded now rather than on the second load (prepacked.ts).
-      ...(cpu ? { save_external_prepacked_constant_initializers: '1' } : {}),
-    },
-  );
+  const saveOptions = (packing: 'save' | 'none' | undefined): ort.InferenceSession.SessionOptions =>
+    withSessionConfig(
+      { ...base, optimizedModelFilePath: saved },
+      {
+        optimized_model_external_initializers_file_name: `optimized-${tag}.bin`,
+        optimized_model_external_initializers_min_size_in_bytes: '1024',
+        // The session kept here runs, so it packs, and saves the packed buffers for the record (prepacked.ts).
+        ...(packing === 'save' ? { save_external_prepacked_constant_initializers: '1' } : {}),
+        // The child's session never runs: it skips packing, and the record's keys are computed from the saved graph.
+        ...(packing === 'none' ? { disable_prepacking: '1' } : {}),
+      },
+    );
   const t0 = Date.now();
   let inChild = false;
   if (child) {
     try {
-      await saveOptimizedInChild(f, options);
+      await saveOptimizedInChild(f, saveOptions(cpu ? 'none' : undefined));
       inChild = true;
     } catch (e) {
       s.log?.warn(`${(e as Error).message.split('\n')[0]}; optimising in this process instead`);
     }
   }
-  const created = inChild ? undefined : await ort.InferenceSession.create(f, options);
+  const created = inChild ? undefined : await ort.InferenceSession.create(f, saveOptions(cpu ? 'save' : undefined));
   try {
     s.log?.info(`ORT optimised and saved ${f}${into === dir ? '' : ` (in ${into})`}${inChild ? ' in a child process' : ''} in ${Date.now() - t0} ms`);
-    const packs = cpu ? packedTensors(saved, s.log) : undefined;
+    const packs = cpu ? packedTensors(saved, inChild, s.log) : undefined;
     if (into !== dir) shareWeights(dir, s.log, saved);
     try {
       if (existsSync(join(dir, `optimized-${tag}.onnx`))) renameSync(join(dir, `optimized-${tag}.onnx`), optimized);
@@ -149,10 +152,17 @@ async function saveOptimised(
   return created;
 }
 
-/** The packed tensors of ORT's saved graph (prepacked.ts), or undefined (with a warning) where they cannot be read: later loads then record them. */
-function packedTensors(saved: string, log?: Logger): Record<string, PackedTensor> | undefined {
+/**
+ * The packed tensors of ORT's saved graph (prepacked.ts): read from the buffers ORT saved with it, or
+ * computed where it saved none (`computed`); undefined (with a warning) where that fails: later loads then record them.
+ */
+function packedTensors(saved: string, computed: boolean, log?: Logger): Record<string, PackedTensor> | undefined {
   try {
-    return packedTensorsOf(saved);
+    if (!computed) return packedTensorsOf(saved);
+    const t0 = Date.now();
+    const tensors = computedPackedTensors(saved);
+    log?.info(`computed ORT's keys for ${Object.keys(tensors).length} packed MatMul/Gemm weights of ${saved} in ${Date.now() - t0} ms`);
+    return tensors;
   } catch (e) {
     log?.warn(`could not read ORT's packed weights in ${saved}: ${(e as Error).message.split('\n')[0]}`);
     return undefined;
