@@ -1,7 +1,8 @@
 /**
  * MurmurHash3, x86 128-bit variant (Austin Appleby's public-domain reference), as ORT hashes a
  * kernel's pre-packed buffers to key them (prepack-keys.ts). Returns the four 32-bit words h1..h4.
- * Little-endian reads, as on every platform ORT's CPU packing runs here.
+ * Little-endian reads, as on every platform ORT's CPU packing runs here. Self-contained on purpose
+ * (no imports, no nested functions): prepack-keys.ts runs this very function in a worker from its source text.
  */
 export function murmur3x86_128(data: Uint8Array, seed: number): [number, number, number, number] {
   const len = data.byteLength;
@@ -46,28 +47,35 @@ export function murmur3x86_128(data: Uint8Array, seed: number): [number, number,
   }
   const tail = blocks * 16;
   const rest = len & 15;
-  const lane = (from: number, to: number): number => {
-    let k = 0;
-    for (let i = Math.min(rest, to) - 1; i >= from; i--) k = (k << 8) | data[tail + i];
-    return k;
-  };
+  // The last 1-15 bytes, in four little-endian lanes.
+  let k1 = 0;
+  let k2 = 0;
+  let k3 = 0;
+  let k4 = 0;
+  for (let i = rest - 1; i >= 0; i--) {
+    const b = data[tail + i];
+    if (i >= 12) k4 = (k4 << 8) | b;
+    else if (i >= 8) k3 = (k3 << 8) | b;
+    else if (i >= 4) k2 = (k2 << 8) | b;
+    else k1 = (k1 << 8) | b;
+  }
   if (rest > 12) {
-    let k4 = Math.imul(lane(12, 16), C4);
+    k4 = Math.imul(k4, C4);
     k4 = (k4 << 18) | (k4 >>> 14);
     h4 ^= Math.imul(k4, C1);
   }
   if (rest > 8) {
-    let k3 = Math.imul(lane(8, 12), C3);
+    k3 = Math.imul(k3, C3);
     k3 = (k3 << 17) | (k3 >>> 15);
     h3 ^= Math.imul(k3, C4);
   }
   if (rest > 4) {
-    let k2 = Math.imul(lane(4, 8), C2);
+    k2 = Math.imul(k2, C2);
     k2 = (k2 << 16) | (k2 >>> 16);
     h2 ^= Math.imul(k2, C3);
   }
   if (rest > 0) {
-    let k1 = Math.imul(lane(0, 4), C1);
+    k1 = Math.imul(k1, C1);
     k1 = (k1 << 15) | (k1 >>> 17);
     h1 ^= Math.imul(k1, C2);
   }
@@ -80,21 +88,16 @@ export function murmur3x86_128(data: Uint8Array, seed: number): [number, number,
   h2 = (h2 + h1) | 0;
   h3 = (h3 + h1) | 0;
   h4 = (h4 + h1) | 0;
-  h1 = fmix32(h1);
-  h2 = fmix32(h2);
-  h3 = fmix32(h3);
-  h4 = fmix32(h4);
-  h1 = (h1 + h2 + h3 + h4) | 0;
-  h2 = (h2 + h1) | 0;
-  h3 = (h3 + h1) | 0;
-  h4 = (h4 + h1) | 0;
-  return [h1 >>> 0, h2 >>> 0, h3 >>> 0, h4 >>> 0];
-}
-
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  // fmix32 of each word, written out (no nested functions, see above).
+  const out = [h1, h2, h3, h4];
+  for (let i = 0; i < 4; i++) {
+    let h = out[i];
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    out[i] = h ^ (h >>> 16);
+  }
+  h1 = (out[0] + out[1] + out[2] + out[3]) | 0;
+  return [h1 >>> 0, (out[1] + h1) >>> 0, (out[2] + h1) >>> 0, (out[3] + h1) >>> 0];
 }

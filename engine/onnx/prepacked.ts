@@ -2,7 +2,6 @@ import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { readAt, writeFileAtomic } from '../core/safe-path.ts';
-import { murmur3x86_128 } from './murmur3.ts';
 
 const { onnx } = onnxProto;
 
@@ -88,43 +87,26 @@ export function recordPrepacked(savedModel: string, dir: string): number {
   return Object.keys(tensors).length;
 }
 
-/** Reads a saved graph's external tensors, growing three scratch buffers to the largest and reusing them. */
-interface ExternalReader {
-  read(location: string, offset: number, length: number, into: 0 | 1 | 2): Uint8Array;
-  scratch(into: 0 | 1 | 2, length: number): Uint8Array;
-  close(): void;
-}
-
-function externalReader(savedModel: string): ExternalReader {
+/** The tensors of a graph ORT saved with its packed buffers whose one buffer is packPanels of them (checked byte for byte). */
+export function packedTensorsOf(savedModel: string): Record<string, PackedTensor> {
+  const saved = onnx.ModelProto.decode(readFileSync(savedModel));
   const from = dirname(savedModel);
+  const tensors: Record<string, PackedTensor> = {};
   const fds = new Map<string, number>();
-  // Reused, not one per tensor: a fresh buffer per tensor faulted ~1.5 GB of new pages per SD1.5 UNet (~7 s on the VM).
+  // Three buffers grown to the largest tensor and reused: a fresh buffer per tensor faulted ~1.5 GB of new pages per SD1.5 UNet (~7 s on the VM).
   const bufs = [new Uint8Array(0), new Uint8Array(0), new Uint8Array(0)];
   const scratch = (i: number, length: number): Uint8Array => {
     if (bufs[i].byteLength < length) bufs[i] = new Uint8Array(Math.max(length, bufs[i].byteLength * 2));
     return bufs[i].subarray(0, length);
   };
-  return {
-    scratch,
-    read(location, offset, length, into) {
-      if (location.includes('/') || location.includes('\\')) throw new Error(`${savedModel}: external data outside its folder`);
-      let fd = fds.get(location);
-      if (fd === undefined) fds.set(location, (fd = openSync(join(from, location), 'r')));
-      const buf = scratch(into, length);
-      if (readAt(fd, buf, length, offset) < length) throw new Error(`${join(from, location)}: short read at byte ${offset}`);
-      return buf;
-    },
-    close() {
-      for (const fd of fds.values()) closeSync(fd);
-    },
+  const read = (location: string, offset: number, length: number, into: number): Uint8Array => {
+    if (location.includes('/') || location.includes('\\')) throw new Error(`${savedModel}: external data outside its folder`);
+    let fd = fds.get(location);
+    if (fd === undefined) fds.set(location, (fd = openSync(join(from, location), 'r')));
+    const buf = scratch(into, length);
+    if (readAt(fd, buf, length, offset) < length) throw new Error(`${join(from, location)}: short read at byte ${offset}`);
+    return buf;
   };
-}
-
-/** The tensors of a graph ORT saved with its packed buffers whose one buffer is packPanels of them (checked byte for byte). */
-export function packedTensorsOf(savedModel: string): Record<string, PackedTensor> {
-  const saved = onnx.ModelProto.decode(readFileSync(savedModel));
-  const tensors: Record<string, PackedTensor> = {};
-  const io = externalReader(savedModel);
   try {
     for (const t of saved.graph?.initializer ?? []) {
       const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
@@ -136,10 +118,10 @@ export function packedTensorsOf(savedModel: string): Record<string, PackedTensor
       const [rows, cols] = dims;
       if (!blob || blob.length < packedLength(rows, cols) * 4) continue;
       if (blob.length % 4 !== 0) continue;
-      const bBytes = io.read(location, Number(kv.get('offset') ?? 0), rows * cols * 4, 0);
+      const bBytes = read(location, Number(kv.get('offset') ?? 0), rows * cols * 4, 0);
       const b = new Float32Array(bBytes.buffer, 0, rows * cols);
-      const ort = io.read(location, blob.offset, blob.length, 1);
-      const mine = new Float32Array(io.scratch(2, blob.length).buffer, 0, blob.length >> 2);
+      const ort = read(location, blob.offset, blob.length, 1);
+      const mine = new Float32Array(scratch(2, blob.length).buffer, 0, blob.length >> 2);
       // The tail past the packed values (alignment) is zeros in ORT's buffer and in the file ORT maps.
       mine.fill(0, packedLength(rows, cols));
       packPanels(b, rows, cols, PACK_STRIDE_K, mine);
@@ -147,64 +129,7 @@ export function packedTensorsOf(savedModel: string): Record<string, PackedTensor
       tensors[t.name ?? ''] = { dims: [rows, cols], dataType: 1, entry: packs[0][0], key: blob.key, length: blob.length };
     }
   } finally {
-    io.close();
-  }
-  return tensors;
-}
-
-/** ORT's kernels that pack a constant float B [K, N] as packPanels does, with the attributes under which they do. */
-const PACKING_OPS: Readonly<Record<string, (attrs: ReadonlyMap<string, number>) => boolean>> = {
-  MatMul: () => true,
-  Gemm: (a) => (a.get('transB') ?? 0) === 0,
-  'com.microsoft.FusedMatMul': (a) => (a.get('transB') ?? 0) === 0 && (a.get('transBatchB') ?? 0) === 0,
-};
-
-/**
- * The record of a graph saved without ORT's packed buffers (`disable_prepacking`), ORT's keys
- * computed instead of read: ORT keys a packed buffer by its kernel's op type and the MurmurHash3
- * of the buffer's bytes (`PrePackedWeights::GetHash`: words h1 and h2 of x86_128 with seed 0,
- * h1's low three bits cleared), and the buffer is packPanels of B, zero-padded to 16 columns. Having
- * ORT pack and save every buffer instead took the SD1.5 UNet's optimising process 12.8 s against
- * 5.4 s, and wrote 1 GB more. A key that came out wrong would only make ORT pack that tensor at load
- * (see the note at the top). Each tensor is read once however many nodes use it; a tensor that two
- * kinds of kernel pack is left out (the record holds one key per tensor).
- */
-export function computedPackedTensors(savedModel: string): Record<string, PackedTensor> {
-  const saved = onnx.ModelProto.decode(readFileSync(savedModel));
-  const graph = saved.graph;
-  const inits = new Map((graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
-  const opOf = new Map<string, string | null>();
-  for (const n of graph?.node ?? []) {
-    const b = n.input?.[1];
-    if (!b || !inits.has(b)) continue;
-    const qualified = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : (n.opType ?? '');
-    const accepts = PACKING_OPS[qualified];
-    const attrs = new Map((n.attribute ?? []).map((a) => [a.name ?? '', Number(a.i ?? 0)]));
-    const op = accepts?.(attrs) ? (n.opType ?? '') : null;
-    // A B also used where ORT would not pack it this way (or by another kernel kind) gets no record.
-    opOf.set(b, opOf.has(b) && opOf.get(b) !== op ? null : op);
-  }
-  const tensors: Record<string, PackedTensor> = {};
-  const io = externalReader(savedModel);
-  try {
-    for (const [name, op] of opOf) {
-      const t = inits.get(name);
-      const dims = (t?.dims ?? []).map(Number);
-      const kv = new Map((t?.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
-      const location = kv.get('location');
-      if (!op || !t || t.dataType !== 1 || dims.length !== 2 || !location || t.dataLocation !== 1) continue;
-      if ([...kv.keys()].some((k) => k.startsWith('prepacked'))) continue;
-      const [rows, cols] = dims;
-      const length = packedLength(rows, cols) * 4;
-      const bBytes = io.read(location, Number(kv.get('offset') ?? 0), rows * cols * 4, 0);
-      const packed = new Float32Array(io.scratch(1, length).buffer, 0, length >> 2);
-      packPanels(new Float32Array(bBytes.buffer, 0, rows * cols), rows, cols, PACK_STRIDE_K, packed);
-      const [h1, h2] = murmur3x86_128(new Uint8Array(packed.buffer, 0, length), 0);
-      const hash = (BigInt((h1 & 0xfffffff8) >>> 0) | (BigInt(h2) << 32n)).toString();
-      tensors[name] = { dims: [rows, cols], dataType: 1, entry: 'prepacked_0', key: `${op}+${hash}`, length };
-    }
-  } finally {
-    io.close();
+    for (const fd of fds.values()) closeSync(fd);
   }
   return tensors;
 }

@@ -164,7 +164,7 @@ describe('ORT’s packed MatMul/Gemm weights written at load (prepacked.ts)', ()
     expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, optimizeInChild: true })), await reference())).toBe(0);
     expect(lines.some((l) => /ORT optimised and saved .* in a child process/.test(l))).toBe(true);
     // The child packed nothing; the keys were computed from its saved graph, and they are ORT's.
-    expect(lines.some((l) => /computed ORT's keys for 2 packed MatMul\/Gemm weights/.test(l))).toBe(true);
+    expect(lines.some((l) => /hashed 2 MatMul\/Gemm weights for ORT's keys/.test(l))).toBe(true);
     expect(lines.filter((l) => l.startsWith('WARN'))).toEqual([]);
     const record = readPrepacked(dir)!;
     expect(Object.keys(record.tensors).sort()).toEqual(['out.weight.T', 'proj.weight.T']);

@@ -6,7 +6,8 @@ import { sessionOptions, withSessionConfig, type ProviderChoice } from '../../on
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
 import { expandHalfWeightsParallel } from '../../onnx/expand-half.ts';
-import { computedPackedTensors, packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
+import { packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
+import { hashPackedInWorker, packCandidates, recordOf, type PackHash } from '../../onnx/prepack-keys.ts';
 import { optimizeInChild, saveOptimizedInChild } from '../../onnx/optimize-child.ts';
 import { saveFolder } from '../../onnx/save-folder.ts';
 import { markResidentHalf, weightsModeFromEnv, type WeightsMode } from '../../onnx/resident-half.ts';
@@ -119,7 +120,10 @@ async function saveOptimised(
     );
   const t0 = Date.now();
   let inChild = false;
+  let hashing: Promise<Map<string, PackHash> | undefined> | undefined;
   if (child) {
+    // ORT's keys for the record are hashed from the weights the child reads, meanwhile (prepack-keys.ts).
+    if (cpu) hashing = hashInWorker(f, s.log);
     try {
       await saveOptimizedInChild(f, saveOptions(cpu ? 'none' : undefined));
       inChild = true;
@@ -130,7 +134,8 @@ async function saveOptimised(
   const created = inChild ? undefined : await ort.InferenceSession.create(f, saveOptions(cpu ? 'save' : undefined));
   try {
     s.log?.info(`ORT optimised and saved ${f}${into === dir ? '' : ` (in ${into})`}${inChild ? ' in a child process' : ''} in ${Date.now() - t0} ms`);
-    const packs = cpu ? packedTensors(saved, inChild, s.log) : undefined;
+    const hashes = inChild ? await hashing : undefined;
+    const packs = !cpu || (inChild && !hashes) ? undefined : packedTensors(saved, hashes, s.log);
     if (into !== dir) shareWeights(dir, s.log, saved);
     try {
       if (existsSync(join(dir, `optimized-${tag}.onnx`))) renameSync(join(dir, `optimized-${tag}.onnx`), optimized);
@@ -154,17 +159,26 @@ async function saveOptimised(
 
 /**
  * The packed tensors of ORT's saved graph (prepacked.ts): read from the buffers ORT saved with it, or
- * computed where it saved none (`computed`); undefined (with a warning) where that fails: later loads then record them.
+ * keyed from `hashes` where it saved none; undefined (with a warning) where that fails: later loads then record them.
  */
-function packedTensors(saved: string, computed: boolean, log?: Logger): Record<string, PackedTensor> | undefined {
+function packedTensors(saved: string, hashes: ReadonlyMap<string, PackHash> | undefined, log?: Logger): Record<string, PackedTensor> | undefined {
   try {
-    if (!computed) return packedTensorsOf(saved);
-    const t0 = Date.now();
-    const tensors = computedPackedTensors(saved);
-    log?.info(`computed ORT's keys for ${Object.keys(tensors).length} packed MatMul/Gemm weights of ${saved} in ${Date.now() - t0} ms`);
-    return tensors;
+    return hashes ? recordOf(saved, hashes) : packedTensorsOf(saved);
   } catch (e) {
     log?.warn(`could not read ORT's packed weights in ${saved}: ${(e as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+}
+
+/** ORT's hashes of the packed weights of `model`, in a worker; undefined (with a warning) where that fails: a later load then records them. */
+async function hashInWorker(model: string, log?: Logger): Promise<Map<string, PackHash> | undefined> {
+  const t0 = Date.now();
+  try {
+    const hashes = await hashPackedInWorker(packCandidates(model));
+    log?.info(`hashed ${hashes.size} MatMul/Gemm weights for ORT's keys of their packed form in ${Date.now() - t0} ms (beside the optimising process)`);
+    return hashes;
+  } catch (e) {
+    log?.warn(`could not compute ORT's keys for the packed weights of ${model}: ${(e as Error).message.split('\n')[0]}`);
     return undefined;
   }
 }
