@@ -70,6 +70,8 @@ export interface Expanded {
   readonly file: string;
   /** Float32 bytes written. */
   readonly bytes: number;
+  /** Tensors written with their packed form beside them (prepacked.ts). */
+  readonly packed: number;
   dispose(): void;
 }
 
@@ -377,7 +379,8 @@ function finish(p: Plan, dir: string, out: number): Expanded {
   } finally {
     closeSync(fd);
   }
-  return { file, bytes: p.bytes, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  const packed = p.pieces.filter((piece) => piece.pack).length;
+  return { file, bytes: p.bytes, packed, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 function abandon(dir: string, out: number | undefined): void {

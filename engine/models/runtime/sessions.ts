@@ -212,7 +212,7 @@ async function withExpanded<T>(
   const packed = packedFor === undefined ? undefined : readPrepacked(packedFor);
   const x = await expandHalfWeightsParallel(file, { packed });
   if (!x) return create(file, onnxBytes(file));
-  const note = packed && Object.keys(packed.tensors).length ? ", with ORT's packed MatMul/Gemm weights" : '';
+  const note = x.packed ? `, with ORT's packed form of ${x.packed} MatMul/Gemm weights` : '';
   log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
   try {
     return await create(x.file, x.bytes);
