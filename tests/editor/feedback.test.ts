@@ -53,6 +53,48 @@ async function setWidget(page: Page, node: number, widget: string, value: string
   await page.getByTestId(`node-${node}`).getByTestId(`widget-${widget}`).locator('input[type=number]').fill(value);
 }
 
+/** LoadImage into the failing node. */
+const failingWorkflow = {
+  last_node_id: 2,
+  last_link_id: 1,
+  nodes: [
+    {
+      id: 1,
+      type: 'LoadImage',
+      pos: [0, 0],
+      size: [300, 300],
+      flags: {},
+      order: 0,
+      mode: 0,
+      inputs: [],
+      outputs: [
+        { name: 'IMAGE', type: 'IMAGE', links: [1] },
+        { name: 'MASK', type: 'MASK', links: [] },
+      ],
+      properties: {},
+      widgets_values: ['example.png', 'image'],
+    },
+    {
+      id: 2,
+      type: 'WeftTestFailWithPath',
+      pos: [400, 0],
+      size: [300, 80],
+      flags: {},
+      order: 1,
+      mode: 0,
+      inputs: [{ name: 'image', type: 'IMAGE', link: 1 }],
+      outputs: [],
+      properties: {},
+      widgets_values: [],
+    },
+  ],
+  links: [[1, 1, 0, 2, 0, 'IMAGE']],
+  groups: [],
+  config: {},
+  extra: {},
+  version: 0.4,
+};
+
 function outputsOnDisk(): string[] {
   return fs.existsSync(path.join(base, 'output')) ? fs.readdirSync(path.join(base, 'output')).filter((f) => f.endsWith('.png')) : [];
 }
@@ -174,48 +216,8 @@ describe('run feedback', () => {
 
   it('a run-time failure opens a dialog that stays until closed, names the node and shows no server paths', async () => {
     const page = await openPage();
-    const wf = {
-      last_node_id: 2,
-      last_link_id: 1,
-      nodes: [
-        {
-          id: 1,
-          type: 'LoadImage',
-          pos: [0, 0],
-          size: [300, 300],
-          flags: {},
-          order: 0,
-          mode: 0,
-          inputs: [],
-          outputs: [
-            { name: 'IMAGE', type: 'IMAGE', links: [1] },
-            { name: 'MASK', type: 'MASK', links: [] },
-          ],
-          properties: {},
-          widgets_values: ['example.png', 'image'],
-        },
-        {
-          id: 2,
-          type: 'WeftTestFailWithPath',
-          pos: [400, 0],
-          size: [300, 80],
-          flags: {},
-          order: 1,
-          mode: 0,
-          inputs: [{ name: 'image', type: 'IMAGE', link: 1 }],
-          outputs: [],
-          properties: {},
-          widgets_values: [],
-        },
-      ],
-      links: [[1, 1, 0, 2, 0, 'IMAGE']],
-      groups: [],
-      config: {},
-      extra: {},
-      version: 0.4,
-    };
     const file = path.join(base, 'fails.json');
-    fs.writeFileSync(file, JSON.stringify(wf));
+    fs.writeFileSync(file, JSON.stringify(failingWorkflow));
     await page.getByTestId('file-input').setInputFiles(file);
     await page.getByTestId('node-2').waitFor();
     await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
@@ -238,6 +240,31 @@ describe('run feedback', () => {
     expect(await dialog.count()).toBe(1);
     await page.getByTestId('error-close').click();
     expect(await dialog.count()).toBe(0);
+    await page.close();
+  });
+
+  it('keeps the error on its node when the answer to the prompt arrives after the failure', async () => {
+    // The race of a run that fails at once, made certain: the answer to POST /prompt is held back
+    // until the execution_error has come over the socket and opened the dialog.
+    const page = await openPage();
+    await page.route('**/prompt', async (route) => {
+      if (route.request().method() !== 'POST') return route.fallback();
+      const answer = await route.fetch();
+      await page.getByTestId('error-dialog').waitFor({ timeout: 30_000 });
+      await route.fulfill({ response: answer });
+    });
+    const file = path.join(base, 'fails-late-answer.json');
+    fs.writeFileSync(file, JSON.stringify(failingWorkflow));
+    await page.getByTestId('file-input').setInputFiles(file);
+    await page.getByTestId('node-2').waitFor();
+    const answered = page.waitForResponse((r) => r.url().endsWith('/prompt') && r.request().method() === 'POST');
+    await page.locator('.react-flow__pane').click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press('Control+Enter');
+    await answered;
+    // The editor has had the answer; its handling must not have wiped the node's error.
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
+    expect(await page.getByTestId('node-2').locator('.node-error').count()).toBe(1);
+    await page.getByTestId('error-close').click();
     await page.close();
   });
 
