@@ -13,8 +13,8 @@ import {
 import * as fs from 'node:fs';
 import { availableParallelism, freemem, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import onnxProto from 'onnx-proto';
+import { runEvalWorker } from './eval-worker.ts';
 import { HALF_SUFFIX, halfBits } from './exact-half.ts';
 import { externalData } from './graph.ts';
 import type { PackedRecord } from './prepacked.ts';
@@ -280,24 +280,9 @@ export function splitPieces(pieces: readonly Piece[], n: number): Piece[][] {
 }
 
 function runInWorker(pieces: readonly Piece[], out: number, table: Uint32Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const shared = new SharedArrayBuffer(table.byteLength);
-    new Uint32Array(shared).set(table);
-    const w = new Worker(WORKER_SOURCE(copyPieces.toString()), { eval: true, workerData: { pieces, out, table: shared, chunk: CHUNK } });
-    let settled = false;
-    w.once('message', (m: { ok: boolean; message?: string }) => {
-      settled = true;
-      if (m.ok) resolve();
-      else reject(new Error(m.message));
-    });
-    w.once('error', (e) => {
-      settled = true;
-      reject(e);
-    });
-    w.once('exit', (code) => {
-      if (!settled) reject(new Error(`the expansion worker exited (code ${code}) before it finished`));
-    });
-  });
+  const shared = new SharedArrayBuffer(table.byteLength);
+  new Uint32Array(shared).set(table);
+  return runEvalWorker(WORKER_SOURCE(copyPieces.toString()), { pieces, out, table: shared, chunk: CHUNK }, 'the expansion worker');
 }
 
 /** The model with its 16-bit weights expanded (see above), or undefined when it has none (load it as it is). */

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import onnxProto from 'onnx-proto';
+import { runEvalWorker } from './eval-worker.ts';
 import { murmur3x86_128 } from './murmur3.ts';
 import { PACK_STRIDE_K, packedLength, packPanels, type PackedTensor } from './prepacked.ts';
 
@@ -119,32 +119,17 @@ const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 ${fns.join('\n')}
 try {
-  parentPort.postMessage({ ok: true, hashes: hashCandidates(fs, workerData.candidates, packPanels, murmur3x86_128, workerData.strideK) });
+  parentPort.postMessage({ ok: true, value: hashCandidates(fs, workerData.candidates, packPanels, murmur3x86_128, workerData.strideK) });
 } catch (e) {
   parentPort.postMessage({ ok: false, message: e instanceof Error ? e.message : String(e) });
 }
 `;
 
 /** ORT's hashes of `candidates`, in a worker thread (the optimising child runs meanwhile on the other core). */
-export function hashPackedInWorker(candidates: readonly PackCandidate[]): Promise<Map<string, PackHash>> {
-  return new Promise((resolve, reject) => {
-    const source = WORKER_SOURCE([hashCandidates.toString(), packPanels.toString(), murmur3x86_128.toString()]);
-    const w = new Worker(source, { eval: true, workerData: { candidates, strideK: PACK_STRIDE_K } });
-    let settled = false;
-    w.once('message', (m: { ok: boolean; hashes?: string[]; message?: string }) => {
-      settled = true;
-      if (!m.ok || !m.hashes) return reject(new Error(m.message ?? 'the hashing worker sent no hashes'));
-      const hashes = m.hashes;
-      resolve(new Map(candidates.map((c, i) => [c.name, { hash: hashes[i], rows: c.rows, cols: c.cols }])));
-    });
-    w.once('error', (e) => {
-      settled = true;
-      reject(e);
-    });
-    w.once('exit', (code) => {
-      if (!settled) reject(new Error(`the hashing worker exited (code ${code}) before it finished`));
-    });
-  });
+export async function hashPackedInWorker(candidates: readonly PackCandidate[]): Promise<Map<string, PackHash>> {
+  const source = WORKER_SOURCE([hashCandidates.toString(), packPanels.toString(), murmur3x86_128.toString()]);
+  const hashes = await runEvalWorker<string[]>(source, { candidates, strideK: PACK_STRIDE_K }, 'the hashing worker');
+  return new Map(candidates.map((c, i) => [c.name, { hash: hashes[i], rows: c.rows, cols: c.cols }]));
 }
 
 /**

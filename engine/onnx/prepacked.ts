@@ -10,13 +10,16 @@ const { onnx } = onnxProto;
  * is created (pre-packing): for the SD1.5 ControlNet ~500 MB packed into fresh heap pages at every
  * load, and on the 2-core VM a fresh page costs ~12 µs to fault, so about a second of the load. ORT
  * can save those packed buffers beside a model (`save_external_prepacked_constant_initializers`) and
- * then maps them instead of packing, but storing them would add the MatMul weights to the cache a
- * second time. The packed buffer is only a reordering of B: K in blocks of 256 rows, each block as
- * 16-column panels, row after row, zero-padded to a multiple of 16 columns. So the cache keeps only
- * `prepacked.json`, ORT's key for each packed tensor (read once from a graph ORT saved with its
- * buffers, and kept only where that reordering of the tensor gives ORT's buffer byte for byte), and
- * expand-half.ts writes each buffer beside its tensor while it expands the tensor, with ORT's
- * `prepacked_N` entry. The bytes are ORT's own, so every output is the same bits.
+ * then keeps the mapped ones instead of its own. It still packs each weight at creation (it keys a
+ * saved buffer by the hash of the one it packs), but into buffers it frees and reuses, so far fewer
+ * fresh pages (docs/benchmarks.md, eighth session). Storing the buffers would add the MatMul weights
+ * to the cache a second time. The packed buffer is only a reordering of B: K in blocks of 256 rows,
+ * each block as 16-column panels, row after row, zero-padded to a multiple of 16 columns. So the cache
+ * keeps only `prepacked.json`, ORT's key for each packed tensor (computed on a first build,
+ * prepack-keys.ts; or read from a graph ORT saved with its buffers, kept only where that reordering of
+ * the tensor gives ORT's buffer byte for byte), and expand-half.ts writes each buffer beside its tensor
+ * while it expands the tensor, with ORT's `prepacked_N` entry. The bytes are ORT's own, so every
+ * output is the same bits.
  *
  * ORT ignores an entry it does not recognise and packs from the tensor itself, which stays in the
  * file: a stale record costs speed, never correctness.

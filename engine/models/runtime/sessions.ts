@@ -114,7 +114,7 @@ async function saveOptimised(
         optimized_model_external_initializers_min_size_in_bytes: '1024',
         // The session kept here runs, so it packs, and saves the packed buffers for the record (prepacked.ts).
         ...(packing === 'save' ? { save_external_prepacked_constant_initializers: '1' } : {}),
-        // The child's session never runs: it skips packing, and the record's keys are computed from the saved graph.
+        // The child's session never runs: it skips packing, and the record's keys are hashed beside it (prepack-keys.ts).
         ...(packing === 'none' ? { disable_prepacking: '1' } : {}),
       },
     );
