@@ -79,17 +79,6 @@ function parseEntry(value: string): { key: string; offset: number; length: numbe
   return checksum !== undefined && Number.isSafeInteger(o) && Number.isSafeInteger(l) && l > 0 ? { key, offset: o, length: l } : undefined;
 }
 
-/**
- * Reads a graph ORT saved with its packed buffers (`savedModel`, its external files beside it) and
- * records, for `<dir>/optimized.onnx`, each float32 2-D tensor whose one packed buffer is
- * packPanels of it (checked byte for byte). Returns the tensors recorded.
- */
-export function recordPrepacked(savedModel: string, dir: string): number {
-  const tensors = packedTensorsOf(savedModel);
-  writePrepackedRecord(dir, tensors);
-  return Object.keys(tensors).length;
-}
-
 /** The tensors of a graph ORT saved with its packed buffers whose one buffer is packPanels of them (checked byte for byte). */
 export function packedTensorsOf(savedModel: string): Record<string, PackedTensor> {
   const saved = onnx.ModelProto.decode(readFileSync(savedModel));

@@ -148,7 +148,7 @@ describe('ORT’s packed MatMul/Gemm weights written at load (prepacked.ts)', ()
     const first = readPrepacked(dir)!.tensors;
     expect(Object.keys(first).sort()).toEqual(['out.weight.T', 'proj.weight.T']);
     rmSync(join(dir, PREPACKED_JSON));
-    // No record: this load saves ORT's packing of the saved graph and records it (saved-prepacks.ts), as caches built before did.
+    // No record (a cache built before records were): this load hashes ORT's keys beside its session creation (saved-prepacks.ts).
     expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log })), await reference())).toBe(0);
     expect(readPrepacked(dir)!.tensors).toEqual(first);
   });
