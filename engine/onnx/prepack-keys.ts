@@ -69,13 +69,14 @@ export function packCandidates(model: string): PackCandidate[] {
 
 /**
  * ORT's hash of each candidate's packed form, in order (decimal strings). Self-contained on purpose
- * (no imports, no nested functions; packing and hashing come as parameters): a worker thread runs
+ * (no imports, no nested functions; packing, its length and hashing come as parameters): a worker thread runs
  * this very function from its source text.
  */
 function hashCandidates(
   io: typeof fs,
   candidates: readonly PackCandidate[],
   pack: typeof packPanels,
+  length: typeof packedLength,
   hash: typeof murmur3x86_128,
   strideK: number,
 ): string[] {
@@ -95,7 +96,7 @@ function hashCandidates(
         if (r <= 0) throw new Error(`${c.file}: short read at byte ${c.offset + got} (weight ${c.name})`);
         got += r;
       }
-      const values = c.rows * ((c.cols + 15) & ~15);
+      const values = length(c.rows, c.cols);
       if (packed.length < values) packed = new Float32Array(Math.max(values, packed.length * 2));
       pack(new Float32Array(raw.buffer, 0, c.rows * c.cols), c.rows, c.cols, strideK, packed);
       const [h1, h2] = hash(new Uint8Array(packed.buffer, 0, values * 4), 0);
@@ -119,7 +120,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 ${fns.join('\n')}
 try {
-  parentPort.postMessage({ ok: true, value: hashCandidates(fs, workerData.candidates, packPanels, murmur3x86_128, workerData.strideK) });
+  parentPort.postMessage({ ok: true, value: hashCandidates(fs, workerData.candidates, packPanels, packedLength, murmur3x86_128, workerData.strideK) });
 } catch (e) {
   parentPort.postMessage({ ok: false, message: e instanceof Error ? e.message : String(e) });
 }
@@ -127,7 +128,7 @@ try {
 
 /** ORT's hashes of `candidates`, in a worker thread (the optimising child runs meanwhile on the other core). */
 export async function hashPackedInWorker(candidates: readonly PackCandidate[]): Promise<Map<string, PackHash>> {
-  const source = WORKER_SOURCE([hashCandidates.toString(), packPanels.toString(), murmur3x86_128.toString()]);
+  const source = WORKER_SOURCE([hashCandidates.toString(), packPanels.toString(), packedLength.toString(), murmur3x86_128.toString()]);
   const hashes = await runEvalWorker<string[]>(source, { candidates, strideK: PACK_STRIDE_K }, 'the hashing worker');
   return new Map(candidates.map((c, i) => [c.name, { hash: hashes[i], rows: c.rows, cols: c.cols }]));
 }

@@ -121,8 +121,10 @@ export interface EditorHarness {
   browser: Browser;
   /** Console errors and page errors of every page opened, less the expected ones. */
   consoleErrors: string[];
-  /** A page on the editor, connected to the server; console errors matching `expectedErrors` are not collected. */
-  /** `beforeLoad` runs on the new page before it loads the editor (to route its requests). */
+  /**
+   * A page on the editor, connected to the server; console errors matching `expectedErrors` are not
+   * collected. `beforeLoad` runs on the new page before it loads the editor (to route its requests).
+   */
   openPage(
     expectedErrors?: RegExp[],
     viewport?: { width: number; height: number },

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
-import { hashPackedInWorker, packCandidates, recordOf } from '../../onnx/prepack-keys.ts';
+import { hashPackedInWorker, packCandidates, recordOf, type PackHash } from '../../onnx/prepack-keys.ts';
 import { readPrepacked, writePrepackedRecord } from '../../onnx/prepacked.ts';
 
 /**
@@ -23,10 +23,7 @@ export async function createRecordingPrepacks(
 ): Promise<ort.InferenceSession> {
   if (!cpu || readPrepacked(dir) || !existsSync(join(dir, 'optimized.onnx'))) return ort.InferenceSession.create(file, options);
   const t0 = Date.now();
-  const hashing = (async () => hashPackedInWorker(packCandidates(file)))().catch((e: unknown) => {
-    log?.warn(`could not compute ORT's keys for the packed weights of ${join(dir, 'optimized.onnx')}: ${(e as Error).message.split('\n')[0]}`);
-    return undefined;
-  });
+  const hashing = hashKeysMeanwhile(file, log);
   const session = await ort.InferenceSession.create(file, options).catch(async (e: unknown) => {
     await hashing;
     throw e;
@@ -41,4 +38,20 @@ export async function createRecordingPrepacks(
     log?.warn(`could not record ORT's packed weights for ${join(dir, 'optimized.onnx')}: ${(e as Error).message.split('\n')[0]}`);
   }
   return session;
+}
+
+/**
+ * ORT's hashes of the packed weights of `model`, in a worker while the caller creates a session or
+ * optimises (prepack-keys.ts); undefined (with a warning) where that fails: a later load then records them.
+ */
+export async function hashKeysMeanwhile(model: string, log?: Logger): Promise<Map<string, PackHash> | undefined> {
+  const t0 = Date.now();
+  try {
+    const hashes = await hashPackedInWorker(packCandidates(model));
+    log?.info(`hashed ${hashes.size} MatMul/Gemm weights for ORT's keys of their packed form in ${Date.now() - t0} ms (beside the session work)`);
+    return hashes;
+  } catch (e) {
+    log?.warn(`could not compute ORT's keys for the packed weights of ${model}: ${(e as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
 }

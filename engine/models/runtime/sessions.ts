@@ -7,12 +7,12 @@ import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
 import { expandHalfWeightsParallel } from '../../onnx/expand-half.ts';
 import { packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
-import { hashPackedInWorker, packCandidates, recordOf, type PackHash } from '../../onnx/prepack-keys.ts';
+import { recordOf, type PackHash } from '../../onnx/prepack-keys.ts';
 import { optimizeInChild, saveOptimizedInChild } from '../../onnx/optimize-child.ts';
 import { saveFolder } from '../../onnx/save-folder.ts';
 import { markResidentHalf, weightsModeFromEnv, type WeightsMode } from '../../onnx/resident-half.ts';
 import { patchedModelFiles } from '../patching/patched-build.ts';
-import { createRecordingPrepacks } from './saved-prepacks.ts';
+import { createRecordingPrepacks, hashKeysMeanwhile } from './saved-prepacks.ts';
 
 /** How the runtime opens sessions over the files it built (or was given). */
 export interface SessionSettings {
@@ -123,7 +123,7 @@ async function saveOptimised(
   let hashing: Promise<Map<string, PackHash> | undefined> | undefined;
   if (child) {
     // ORT's keys for the record are hashed from the weights the child reads, meanwhile (prepack-keys.ts).
-    if (cpu) hashing = hashInWorker(f, s.log);
+    if (cpu) hashing = hashKeysMeanwhile(f, s.log);
     try {
       await saveOptimizedInChild(f, saveOptions(cpu ? 'none' : undefined));
       inChild = true;
@@ -166,19 +166,6 @@ function packedTensors(saved: string, hashes: ReadonlyMap<string, PackHash> | un
     return hashes ? recordOf(saved, hashes) : packedTensorsOf(saved);
   } catch (e) {
     log?.warn(`could not read ORT's packed weights in ${saved}: ${(e as Error).message.split('\n')[0]}`);
-    return undefined;
-  }
-}
-
-/** ORT's hashes of the packed weights of `model`, in a worker; undefined (with a warning) where that fails: a later load then records them. */
-async function hashInWorker(model: string, log?: Logger): Promise<Map<string, PackHash> | undefined> {
-  const t0 = Date.now();
-  try {
-    const hashes = await hashPackedInWorker(packCandidates(model));
-    log?.info(`hashed ${hashes.size} MatMul/Gemm weights for ORT's keys of their packed form in ${Date.now() - t0} ms (beside the optimising process)`);
-    return hashes;
-  } catch (e) {
-    log?.warn(`could not compute ORT's keys for the packed weights of ${model}: ${(e as Error).message.split('\n')[0]}`);
     return undefined;
   }
 }
