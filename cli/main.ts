@@ -94,6 +94,8 @@ Scale-out (weft serve --queue / weft worker; see docs/scale-out.md):
                              instead of writing them to a shared --output folder
   --stall-timeout SECONDS    weft worker: a dead worker's prompt is retried after 1-2x this (default 30)
   --max-attempts N           weft worker: a prompt whose worker died N times is failed (default 3)
+  --affinity-wait SECONDS    weft worker: a prompt routed to another live worker that has its checkpoint loaded
+                             is left to it for this long after it was queued (default 2; 0 turns it off)
 `;
 
 const OPTIONS = {
@@ -127,6 +129,7 @@ const OPTIONS = {
   'upload-to': { type: 'string' },
   'stall-timeout': { type: 'string' },
   'max-attempts': { type: 'string' },
+  'affinity-wait': { type: 'string' },
   out: { type: 'string' },
   seed: { type: 'string' },
   force: { type: 'boolean' },
@@ -370,6 +373,11 @@ async function cmdWorker(v: Values): Promise<number> {
     if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} ${value}: expected a positive number`);
     return n;
   };
+  const affinityWait = (value: string | undefined): number => {
+    const n = value === undefined ? 2 : Number(value);
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`--affinity-wait ${value}: expected a number of seconds, 0 or more`);
+    return n;
+  };
   const log = v.quiet ? silentLogger : consoleLogger;
   const env = await createEnvironment(envOptions(v, log));
   const uploadTo = v['upload-to'] ? { url: v['upload-to'], token: readAuthToken(v) } : undefined;
@@ -387,6 +395,7 @@ async function cmdWorker(v: Values): Promise<number> {
     concurrency: Math.floor(count('concurrency', v.concurrency, 1)),
     lockMs: count('stall-timeout', v['stall-timeout'], 30) * 1000,
     maxAttempts: Math.floor(count('max-attempts', v['max-attempts'], 3)),
+    affinityWaitMs: affinityWait(v['affinity-wait']) * 1000,
     maxHistory: Math.floor(count('max-history', v['max-history'], 10_000)),
     promptTimeoutMs: v['prompt-timeout'] ? Number(v['prompt-timeout']) * 1000 : undefined,
     uploadTo,

@@ -94,6 +94,10 @@ beforeAll(async () => {
       '3',
       '--max-attempts',
       '2',
+      // Long enough that the preferred worker always gets its prompt on a loaded CI machine (with the
+      // default 2 s, three starved workers passing the job around could run out the wait: CI stop 26).
+      '--affinity-wait',
+      '30',
       '--quiet',
     ],
     // A model cache each: three processes building the same part into one cache folder at once race
