@@ -13,6 +13,7 @@ import { applySetOptions, UsageError } from './args.ts';
 import { createEnvironment, REPO_ROOT, type EnvironmentOptions } from './environment.ts';
 import { ProgressBar } from './progress.ts';
 import { CACHE_HELP, cmdCache } from './cache.ts';
+import { keptCopiesWritten } from '../engine/onnx/kept-expansions.ts';
 import { resolveCacheDir, resolveCacheLimit } from '../engine/onnx/cache-dir.ts';
 import { resolveMemoryBudget } from '../engine/models/runtime/memory-budget.ts';
 
@@ -630,8 +631,16 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('cli/main.ts')) {
+  mainThenExit();
+}
+
+/** main, then exit with its code once the float32 copies its loads started are written (kept-expansions.ts). */
+export function mainThenExit(): void {
   main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    async (code) => {
+      await keptCopiesWritten();
+      process.exit(code);
+    },
     (e: unknown) => {
       console.error(e);
       process.exit(1);

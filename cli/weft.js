@@ -3,5 +3,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('./main.ts');
-process.exit(await main(process.argv.slice(2)));
+const { mainThenExit } = await import('./main.ts');
+mainThenExit();

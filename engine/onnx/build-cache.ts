@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../core/safe-path.ts';
 import type { StoredTensor } from '../core/weights.ts';
 import { storedLayout, type GraphBuilder } from './graph.ts';
+import { KEPT_FOLDER } from './kept-expansions.ts';
 
 /**
  * The on-disk cache of built ONNX parts: one folder per build key (`model.onnx` + `weights.bin`,
@@ -84,7 +85,7 @@ export interface PruneSelection {
 
 const ENTRY_FILE = 'entry.json';
 /** Folders in the cache root that are not builds. */
-const NOT_ENTRIES = new Set(['hashes']);
+const NOT_ENTRIES = new Set(['hashes', KEPT_FOLDER]);
 
 interface EntryRecord {
   key: string;
@@ -233,7 +234,7 @@ export class BuildCache {
       }
     }
     for (const e of doomed) removeDir(e.dir);
-    if (sel.all) rmSync(join(this.root, 'hashes'), { recursive: true, force: true });
+    if (sel.all) for (const f of ['hashes', KEPT_FOLDER]) rmSync(join(this.root, f), { recursive: true, force: true });
     return entries.filter((e) => doomed.has(e));
   }
 

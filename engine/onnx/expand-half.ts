@@ -285,6 +285,11 @@ function runInWorker(pieces: readonly Piece[], out: number, table: Uint32Array):
   return runEvalWorker(WORKER_SOURCE(copyPieces.toString()), { pieces, out, table: shared, chunk: CHUNK }, 'the expansion worker');
 }
 
+/** Bytes of the file expandHalfWeightsParallel writes for `file` with `packed`'s copies in an explicit scratch folder; undefined: nothing to expand. */
+export function expandedBytes(file: string, packed?: PackedRecord): number | undefined {
+  return plan(file, packed)?.bytes;
+}
+
 /** The model with its 16-bit weights expanded (see above), or undefined when it has none (load it as it is). */
 export function expandHalfWeights(file: string, scratchRoot?: string): Expanded | undefined {
   const p = plan(file);
@@ -338,11 +343,19 @@ export async function expandHalfWeightsParallel(file: string, opts: ExpandOption
   }
 }
 
+/**
+ * A new scratch folder for `bytes` of expanded weights, in `scratchRoot` or where chooseScratch says;
+ * named so that a later call removes it if this process dies first.
+ */
+export function newScratchFolder(bytes: number, scratchRoot?: string): string {
+  const root = scratchRoot ?? scratchFor(bytes);
+  removeOrphans(root);
+  return mkdtempSync(join(root, `weft-expand-${process.pid}-`));
+}
+
 /** A scratch folder with `weights.bin` sized for `p` (the alignment gaps stay holes, which take no memory) and open. */
 function openScratch(p: Plan, scratchRoot: string | undefined): { dir: string; out: number } {
-  const root = scratchRoot ?? scratchFor(p.bytes);
-  removeOrphans(root);
-  const dir = mkdtempSync(join(root, `weft-expand-${process.pid}-`));
+  const dir = newScratchFolder(p.bytes, scratchRoot);
   let out: number | undefined;
   try {
     out = openSync(join(dir, 'weights.bin'), 'w');
@@ -426,7 +439,7 @@ export function choosePacking(
   return { packs: false, scratch: chooseScratch(without, room) };
 }
 
-function scratchRoom(): { shmFree: number | undefined; memAvailable: number } {
+export function scratchRoom(): { shmFree: number | undefined; memAvailable: number } {
   let shmFree: number | undefined;
   try {
     if (existsSync('/dev/shm')) {

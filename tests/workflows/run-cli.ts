@@ -38,6 +38,8 @@ export interface CliRunOptions {
   /** Give the run its own model cache under `base/cache` (default) rather than the user's cache. */
   ownCache?: boolean;
   timeoutMs?: number;
+  /** Environment entries over the test process's own. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -52,6 +54,7 @@ export function runCli(base: string, file: string, sets: readonly string[], opts
     cwd: base,
     encoding: 'utf8',
     timeout: opts.timeoutMs ?? 300_000,
+    env: { ...process.env, ...opts.env },
   });
   expect(r.stderr.split('\n').filter((l) => /error/i.test(l))).toEqual([]);
   expect(r.status).toBe(0);

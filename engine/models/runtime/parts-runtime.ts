@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
 import { BuildCache, type BuiltPart } from '../../onnx/build-cache.ts';
+import { KeptExpansions } from '../../onnx/kept-expansions.ts';
 import type { NetOptions } from '../../onnx/nn.ts';
 import { chooseProvider, type DeviceChoice, type ProviderChoice } from '../../onnx/runtime.ts';
 import { SessionPool, type PoolStats } from '../../onnx/session-pool.ts';
@@ -13,7 +14,7 @@ import { NO_PATCHES, type PatchMap } from '../patching/patch-set.ts';
 import { patchedModelKey, writePatchedModel } from '../patching/patched-build.ts';
 import { ownPatches, type PartSpec, type RunSession } from './part.ts';
 import { defaultMemoryBudget } from './memory-budget.ts';
-import { createBuiltSession, createFileSession, createPatchedSession, onnxBytes } from './sessions.ts';
+import { createBuiltSession, createFileSession, createPatchedSession, onnxBytes, type SessionSettings } from './sessions.ts';
 
 /**
  * ONNX parts as the model layer runs them: a part declared by a `PartSpec` is built once into the
@@ -44,6 +45,8 @@ export interface PartsRuntimeOptions {
   prefetch?: boolean;
   /** `half`: hold built parts' 16-bit cached weights in 16 bits on the CPU provider (see onnx/resident-half.ts; default `$WEFT_WEIGHTS`). */
   weights?: WeightsMode;
+  /** Bytes of float32 copies of saved graphs kept in the cache for fast loads (onnx/kept-expansions.ts; default `$WEFT_KEEP_EXPANDED`, else 8 GiB; 0: none). */
+  keepExpandedBytes?: number;
   log?: Logger;
 }
 
@@ -71,6 +74,8 @@ interface Runnable {
 export class PartsRuntime {
   readonly pool: SessionPool;
   readonly cache: BuildCache;
+  /** Float32 copies of saved graphs opened instead of expanding the cache's 16-bit weights (undefined: switched off). */
+  readonly kept?: KeptExpansions;
   /** Graphs built by this runtime (not found in the cache). */
   builds = 0;
   lastPatch?: PatchReport;
@@ -83,6 +88,7 @@ export class PartsRuntime {
     const budget = opts.memoryBudgetBytes ?? defaultMemoryBudget();
     this.pool = new SessionPool(budget, (m) => opts.log?.info(m));
     this.cache = new BuildCache(opts.cacheDir);
+    this.kept = KeptExpansions.inCache(opts.cacheDir, opts.keepExpandedBytes);
   }
 
   provider(): Promise<ProviderChoice> {
@@ -174,7 +180,7 @@ export class PartsRuntime {
       });
       const b = await built;
       const p = await this.provider();
-      const settings = spec.activations === 'freed' ? { ...this.opts, freeActivations: true } : this.opts;
+      const settings: SessionSettings = { ...this.opts, kept: this.kept, ...(spec.activations === 'freed' ? { freeActivations: true } : {}) };
       const create = (): Promise<ort.InferenceSession> => {
         if (b.patched) return createPatchedSession(b.file, p, settings);
         if (!existsSync(join(dirname(b.file), 'optimized.onnx'))) this.cache.optimising(b.key, spec.id);

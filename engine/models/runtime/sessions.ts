@@ -5,7 +5,8 @@ import type { Logger } from '../../core/log.ts';
 import { sessionOptions, withSessionConfig, type ProviderChoice } from '../../onnx/runtime.ts';
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
-import { expandHalfWeightsParallel } from '../../onnx/expand-half.ts';
+import { expandedBytes, expandHalfWeightsParallel } from '../../onnx/expand-half.ts';
+import { buildStamp, type KeptExpansions } from '../../onnx/kept-expansions.ts';
 import { packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
 import { recordOf, type PackHash } from '../../onnx/prepack-keys.ts';
 import { optimizeInChild, saveOptimizedInChild } from '../../onnx/optimize-child.ts';
@@ -26,6 +27,8 @@ export interface SessionSettings {
   optimizeInChild?: boolean;
   /** Activation memory given back after each run (PartSpec.activations `freed`). */
   freeActivations?: boolean;
+  /** Float32 copies of saved graphs kept on disk, opened instead of expanding at every load (kept-expansions.ts; none: expand each time). */
+  kept?: KeptExpansions;
 }
 
 /**
@@ -56,9 +59,11 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
     const resident = half ? markResidentHalf(optimized) : undefined;
     try {
       const options = { ...base, graphOptimizationLevel: 'disabled' as const };
+      const create = (f: string): Promise<ort.InferenceSession> => createRecordingPrepacks(f, dir, options, p.provider === 'cpu' && !half, s.log);
+      if (!half && s.kept) return await withKeptExpansion(optimized, dir, s.kept, create, s.log);
       return await withExpanded(
         resident?.file ?? optimized,
-        (f) => createRecordingPrepacks(f, dir, options, p.provider === 'cpu' && !half, s.log),
+        create,
         s.log,
         // The resident copy is expanded without ORT's packed copies (its record is for the saved graph as it is).
         half ? undefined : dir,
@@ -206,6 +211,60 @@ async function withExpanded<T>(
   } finally {
     x.dispose();
   }
+}
+
+/**
+ * Creates a session over the build `dir`'s saved graph `file` from its kept float32 copy
+ * (kept-expansions.ts), or expands it into a new copy that is kept once the session exists; where no
+ * copy fits the budget or the disk, expands it for this load only (withExpanded).
+ */
+async function withKeptExpansion<T>(
+  file: string,
+  dir: string,
+  kept: KeptExpansions,
+  create: (f: string) => Promise<T>,
+  log?: Logger,
+): Promise<T> {
+  const t0 = Date.now();
+  const found = kept.open(dir);
+  if (found) {
+    try {
+      const session = await create(found.file);
+      log?.info(`opened ${file} from its kept float32 copy (${(found.bytes / 2 ** 20).toFixed(0)} MiB, ${found.file}) in ${Date.now() - t0} ms`);
+      return session;
+    } finally {
+      found.dispose();
+    }
+  }
+  const packed = readPrepacked(dir);
+  const bytes = expandedBytes(file, packed);
+  if (bytes === undefined || !kept.fits(bytes)) return withExpanded(file, create, log, dir);
+  const stamp = buildStamp(dir);
+  const x = await expandHalfWeightsParallel(file, { packed });
+  if (!x) return create(file);
+  const note = x.packed ? `, with ORT's packed form of ${x.packed} MatMul/Gemm weights` : '';
+  log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
+  let session: T;
+  try {
+    session = await create(x.file);
+  } catch (e) {
+    x.dispose();
+    throw e;
+  }
+  // Written while the caller goes on; the expansion's folder is removed once the copy has read it.
+  const t1 = Date.now();
+  void kept
+    .keep(dir, dirname(x.file), stamp)
+    .then(
+      (removed) => {
+        log?.info(`kept a float32 copy of ${file} for later loads in ${kept.root} (${Date.now() - t1} ms, once, beside the work)`);
+        for (const c of removed)
+          log?.info(`removed the kept float32 copy ${c.dir} (${(c.bytes / 2 ** 20).toFixed(0)} MiB): over the copies' budget of ${(kept.budget / 2 ** 30).toFixed(1)} GiB`);
+      },
+      (e: unknown) => log?.warn(`could not keep a float32 copy of ${file}: ${(e as Error).message.split('\n')[0]}`),
+    )
+    .finally(() => x.dispose());
+  return session;
 }
 
 /** A model file Weft did not build (an export's folder, a user's detector): opened as it is, nothing written beside it. */

@@ -1,0 +1,353 @@
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import type * as fs from 'node:fs';
+import { basename, join } from 'node:path';
+import { parseByteSize } from './cache-dir.ts';
+import { chooseScratch, newScratchFolder, scratchRoom, type Expanded } from './expand-half.ts';
+import { prefetchFiles } from './prefetch.ts';
+import { runEvalWorker } from './eval-worker.ts';
+
+/**
+ * Float32 copies of saved graphs, kept on disk beside the cache and mapped by ORT as they are.
+ *
+ * The compact cache keeps weights in 16 bits, and every load expands them (expand-half.ts): on the
+ * dev VM about 1.1–1.4 s for the SD1.5 ControlNet's 1.9 GB, most of its 2.6–3.1 s warm load. A kept
+ * copy is written once, after the first load's session exists, in 8 MiB writes at 8 MiB offsets: the
+ * kernel (ext4 on Linux 6.18 here) then caches it in 2 MiB folios, which ORT's mapping gets as huge
+ * pages. Its session creation and first run then fault a few thousand times instead of ~70,000
+ * (warm load 0.86 s), and its calls run as fast as over the expansion in /dev/shm. Mapped in 4 KiB
+ * pages (the same file written in unaligned 1 MiB steps) the ControlNet ran 1.15–1.25× slower per
+ * call on the same VM, so a copy the kernel did not cache in huge folios (`huge` false in its stamp)
+ * is copied into /dev/shm at each load instead (~0.2 s per GB, against ~0.6–0.7 s for the expansion).
+ *
+ * The copies would break the compact cache's size rule (a copy is ~2.6× its 16-bit build), so they
+ * have a budget of their own (`$WEFT_KEEP_EXPANDED`, default 8 GiB, `0`: none), least recently used
+ * first out, and a copy is made only where it fits in it and leaves the disk 2 GiB free. A copy is
+ * valid while every file of its build is as it was when it was expanded (size and modification
+ * time: a graph saved again or a packing record written later makes a new copy).
+ */
+
+/** The folder in the cache root that holds the copies (not a build: BuildCache.list skips it). */
+export const KEPT_FOLDER = 'expanded';
+/** Default budget of the copies. */
+export const KEPT_DEFAULT_BYTES = 8 * 2 ** 30;
+const STAMP = 'stamp.json';
+/** Write size and alignment of a copy: a multiple of the 2 MiB folio. */
+const COPY_STEP = 8 << 20;
+/** Free disk a copy must leave behind it. */
+const DISK_RESERVE = 2 * 2 ** 30;
+/** Scratch folders of expansions under way (expand-half.ts names them so and removes those of dead processes). */
+const SCRATCH_PREFIX = 'weft-expand-';
+
+/** One kept copy, as `weft cache list` shows it. */
+export interface KeptCopy {
+  /** The build's key (its folder's name in the cache). */
+  readonly key: string;
+  readonly dir: string;
+  readonly bytes: number;
+  /** Milliseconds since the epoch. */
+  readonly lastUsed: number;
+  /** The build folder it was expanded from. */
+  readonly build?: string;
+  /** Its build is gone from the cache: nothing can open it any more. */
+  readonly orphan: boolean;
+}
+
+interface StampRecord {
+  build: string;
+  files: Record<string, [number, number]>;
+  bytes: number;
+  /** The kernel cached the copy in 2 MiB folios as it was written (see above). */
+  huge: boolean;
+}
+
+/** The budget: `$WEFT_KEEP_EXPANDED` (a size such as 8G; 0 keeps none), else KEPT_DEFAULT_BYTES. */
+export function resolveKeptBudget(env: NodeJS.ProcessEnv = process.env): number {
+  const s = env.WEFT_KEEP_EXPANDED;
+  if (s === undefined || s.trim() === '') return KEPT_DEFAULT_BYTES;
+  try {
+    return parseByteSize(s);
+  } catch (e) {
+    throw new Error(`WEFT_KEEP_EXPANDED: ${(e as Error).message}`);
+  }
+}
+
+/** Size and modification time of each file of a build folder (entry.json aside: every use rewrites it). */
+export function buildStamp(buildDir: string): Record<string, [number, number]> {
+  const files: Record<string, [number, number]> = {};
+  for (const name of readdirSync(buildDir).sort()) {
+    if (name === 'entry.json') continue;
+    const st = statSync(join(buildDir, name));
+    if (st.isFile()) files[name] = [st.size, Math.round(st.mtimeMs)];
+  }
+  return files;
+}
+
+const sameStamp = (a: Record<string, [number, number]>, b: Record<string, [number, number]>): boolean =>
+  JSON.stringify(a) === JSON.stringify(b);
+
+export class KeptExpansions {
+  /** Milliseconds since the epoch (tests move it). */
+  clock: () => number = Date.now;
+
+  constructor(
+    /** The folder of the copies (`<cache>/expanded`). */
+    readonly root: string,
+    /** Bytes the copies may hold together. */
+    readonly budget: number,
+  ) {}
+
+  /** The copies of builds in `cacheRoot` under the budget `$WEFT_KEEP_EXPANDED` sets; undefined where it is 0. */
+  static inCache(cacheRoot: string, budget: number = resolveKeptBudget()): KeptExpansions | undefined {
+    return budget > 0 ? new KeptExpansions(join(cacheRoot, KEPT_FOLDER), budget) : undefined;
+  }
+
+  /** The model file of the copy of `buildDir`, when there is one and its build is unchanged; marks it used. */
+  find(buildDir: string): string | undefined {
+    const dir = join(this.root, basename(buildDir));
+    const rec = readStamp(dir);
+    if (!rec) return undefined;
+    try {
+      if (!sameStamp(rec.files, buildStamp(buildDir)) || statSync(join(dir, 'weights.bin')).size !== rec.bytes) return undefined;
+      const now = new Date(this.clock());
+      utimesSync(join(dir, STAMP), now, now);
+    } catch {
+      return undefined;
+    }
+    return join(dir, 'model.onnx');
+  }
+
+  /**
+   * The copy of `buildDir` ready for a session (see find): the kept file itself where the kernel
+   * caches it in huge folios, its pages read ahead in a worker meanwhile (after an eviction, ORT's
+   * faults alone would read it back in small folios); else a copy into /dev/shm where there is room.
+   */
+  open(buildDir: string): Expanded | undefined {
+    const model = this.find(buildDir);
+    if (!model) return undefined;
+    const from = join(model, '..');
+    const rec = readStamp(from);
+    const bytes = statSync(join(from, 'weights.bin')).size;
+    if (rec?.huge || chooseScratch(bytes, scratchRoom()) !== 'shm') {
+      void prefetchFiles([join(from, 'weights.bin')]);
+      return { file: model, bytes, packed: 0, dispose: () => undefined };
+    }
+    const dir = newScratchFolder(bytes, '/dev/shm');
+    const gone = (): void => rmSync(dir, { recursive: true, force: true });
+    try {
+      for (const f of ['model.onnx', 'weights.bin']) copyFileSync(join(from, f), join(dir, f));
+    } catch (e) {
+      gone();
+      throw e;
+    }
+    return { file: join(dir, 'model.onnx'), bytes, packed: 0, dispose: gone };
+  }
+
+  /** Whether a copy of `bytes` would be kept: within the budget, and leaving the disk its reserve. */
+  fits(bytes: number): boolean {
+    if (bytes > this.budget) return false;
+    try {
+      mkdirSync(this.root, { recursive: true });
+      const s = statfsSync(this.root);
+      return s.bavail * s.bsize > bytes + DISK_RESERVE;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Copies the expansion in `from` (a folder holding `model.onnx` and `weights.bin`; a session may
+   * have them mapped) as the copy of `buildDir`, as of `stamp` (the build's files when the expansion
+   * read them), in a worker thread, then keeps the copies within the budget; resolves with the
+   * copies that budget removed. The caller's load does not wait: the kernel's compaction for the huge
+   * folios cost 0.6–4.5 s of system time per 1.9 GB here, once per copy (see idle()).
+   */
+  keep(buildDir: string, from: string, stamp: Record<string, [number, number]>): Promise<KeptCopy[]> {
+    const done = this.copyIn(buildDir, from, stamp).then(() => this.prune({ maxBytes: this.budget, spare: basename(buildDir) }));
+    const tracked = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pending.add(tracked);
+    WRITING.add(tracked);
+    void tracked.then(() => {
+      this.pending.delete(tracked);
+      WRITING.delete(tracked);
+    });
+    return done;
+  }
+
+  /** Settles when every copy this store has started is written (or failed): benchmarks and tests wait here. */
+  async idle(): Promise<void> {
+    while (this.pending.size) await Promise.all([...this.pending]);
+  }
+
+  private readonly pending = new Set<Promise<void>>();
+
+  private async copyIn(buildDir: string, from: string, stamp: Record<string, [number, number]>): Promise<void> {
+    mkdirSync(this.root, { recursive: true });
+    const tmp = newScratchFolder(0, this.root);
+    try {
+      copyFileSync(join(from, 'model.onnx'), join(tmp, 'model.onnx'));
+      const before = fileHugePages();
+      const bytes = await runEvalWorker<number>(
+        COPY_WORKER(copyAligned.toString()),
+        { src: join(from, 'weights.bin'), dst: join(tmp, 'weights.bin'), step: COPY_STEP },
+        'the copy of the expanded weights',
+      );
+      const grown = fileHugePages() - before;
+      const rec: StampRecord = { build: buildDir, files: stamp, bytes, huge: grown * HUGE_PAGE >= bytes / 2 };
+      writeFileSync(join(tmp, STAMP), JSON.stringify(rec));
+      const now = new Date(this.clock());
+      utimesSync(join(tmp, STAMP), now, now);
+      const to = join(this.root, basename(buildDir));
+      removeFolder(to);
+      try {
+        renameSync(tmp, to);
+      } catch (e) {
+        // Another process kept its copy of the same build first: that one serves.
+        if (!existsSync(join(to, STAMP))) throw e;
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Every copy, least recently used first. */
+  list(): KeptCopy[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.root);
+    } catch {
+      return [];
+    }
+    const out: KeptCopy[] = [];
+    for (const name of names) {
+      if (name.startsWith(SCRATCH_PREFIX) || name.includes('.del-')) continue;
+      const dir = join(this.root, name);
+      const rec = readStamp(dir);
+      let bytes = 0;
+      let lastUsed = 0;
+      try {
+        for (const f of readdirSync(dir)) bytes += statSync(join(dir, f)).size;
+        lastUsed = statSync(rec ? join(dir, STAMP) : dir).mtimeMs;
+      } catch {
+        continue;
+      }
+      out.push({ key: name, dir, bytes, lastUsed, build: rec?.build, orphan: !rec || !existsSync(join(rec.build, 'model.onnx')) });
+    }
+    return out.sort((a, b) => a.lastUsed - b.lastUsed);
+  }
+
+  /**
+   * Removes orphans (their build is gone, or the copy is incomplete), and with `all` every copy, or
+   * with `maxBytes` the least recently used until the rest fit (never `spare`). Returns what went.
+   */
+  prune(sel: { all?: boolean; maxBytes?: number; spare?: string } = {}): KeptCopy[] {
+    const copies = this.list();
+    const doomed = new Set(copies.filter((c) => sel.all || c.orphan));
+    if (sel.maxBytes !== undefined) {
+      let held = copies.filter((c) => !doomed.has(c)).reduce((s, c) => s + c.bytes, 0);
+      for (const c of copies) {
+        if (held <= sel.maxBytes) break;
+        if (doomed.has(c) || c.key === sel.spare) continue;
+        doomed.add(c);
+        held -= c.bytes;
+      }
+    }
+    for (const c of doomed) removeFolder(c.dir);
+    return copies.filter((c) => doomed.has(c));
+  }
+}
+
+const HUGE_PAGE = 2 << 20;
+
+/** The kernel's count of 2 MiB page-cache folios of files (0 where it has no such count). */
+function fileHugePages(): number {
+  try {
+    const m = /^nr_file_hugepages (\d+)$/m.exec(readFileSync('/proc/vmstat', 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Copies `src` to a new file `dst` in `step`-byte writes at multiples of `step` (see above); returns
+ * its size. Self-contained: the copy worker runs it from its source text.
+ */
+function copyAligned(io: typeof fs, src: string, dst: string, step: number): number {
+  const input = io.openSync(src, 'r');
+  let output: number | undefined;
+  try {
+    output = io.openSync(dst, 'wx');
+    const size = io.fstatSync(input).size;
+    const buf = new Uint8Array(Math.min(step, Math.max(1, size)));
+    for (let at = 0; at < size;) {
+      const want = Math.min(buf.length, size - at);
+      let got = 0;
+      while (got < want) {
+        const n = io.readSync(input, buf, got, want - got, at + got);
+        if (n <= 0) throw new Error(`${src}: short read at byte ${at + got}`);
+        got += n;
+      }
+      for (let w = 0; w < want;) w += io.writeSync(output, buf, w, want - w, at + w);
+      at += want;
+    }
+    return size;
+  } finally {
+    io.closeSync(input);
+    if (output !== undefined) io.closeSync(output);
+  }
+}
+
+const COPY_WORKER = (copy: string): string => `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+${copy}
+try {
+  parentPort.postMessage({ ok: true, value: copyAligned(fs, workerData.src, workerData.dst, workerData.step) });
+} catch (e) {
+  parentPort.postMessage({ ok: false, message: e instanceof Error ? e.message : String(e) });
+}
+`;
+
+/** Copies being written by any store of this process. */
+const WRITING = new Set<Promise<void>>();
+
+/** Settles when every copy any store of this process has started is written: a command that exits waits here first. */
+export async function keptCopiesWritten(): Promise<void> {
+  while (WRITING.size) await Promise.all([...WRITING]);
+}
+
+function readStamp(dir: string): StampRecord | undefined {
+  try {
+    const r = JSON.parse(readFileSync(join(dir, STAMP), 'utf8')) as Partial<StampRecord>;
+    if (typeof r.build !== 'string' || typeof r.bytes !== 'number' || typeof r.files !== 'object' || r.files === null) return undefined;
+    return { build: r.build, files: r.files, bytes: r.bytes, huge: r.huge === true };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Renamed first, so no process finds half a copy under its key (a process that has it mapped keeps reading it). */
+function removeFolder(dir: string): void {
+  const gone = `${dir}.del-${process.pid}-${Date.now()}`;
+  try {
+    renameSync(dir, gone);
+  } catch {
+    return;
+  }
+  rmSync(gone, { recursive: true, force: true });
+}

@@ -1,0 +1,187 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { cmdCache } from '../../cli/cache.ts';
+import { createBuiltSession } from '../../engine/models/runtime/sessions.ts';
+import { expandHalfWeightsParallel } from '../../engine/onnx/expand-half.ts';
+import { KeptExpansions, KEPT_FOLDER, resolveKeptBudget } from '../../engine/onnx/kept-expansions.ts';
+import { readPrepacked } from '../../engine/onnx/prepacked.ts';
+import { makeDemoBase, runCli } from '../workflows/run-cli.ts';
+import { build, outputOf } from './packed-graph.ts';
+
+const cpu = { provider: 'cpu' as const, dtype: 'float32' as const, reason: 'test' };
+const lines: string[] = [];
+const log = {
+  info: (m: string) => lines.push(m),
+  warn: (m: string) => lines.push(`WARN ${m}`),
+  error: (m: string) => lines.push(`ERROR ${m}`),
+};
+
+describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'weft-kept-'));
+  const kept = new KeptExpansions(join(root, KEPT_FOLDER), 1 << 30);
+
+  it('keeps the first load’s expansion, byte for byte, and opens it at the next load: the same outputs, bit for bit', async () => {
+    const dir = join(root, 'a');
+    const file = build(dir, true);
+    // First build and load (no saved graph yet: nothing to keep), then the first load from the saved graph keeps its copy.
+    const want = await outputOf(await createBuiltSession(file, cpu, { log, optimizeInChild: false, kept }));
+    expect(existsSync(kept.root) ? readdirSync(kept.root) : []).toEqual([]);
+    lines.length = 0;
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept })), want)).toBe(0);
+    await kept.idle();
+    expect(lines.filter((l) => l.startsWith('WARN'))).toEqual([]);
+    expect(lines.some((l) => /kept a float32 copy of .*optimized\.onnx/.test(l))).toBe(true);
+    const copy = join(kept.root, 'a');
+    expect(readdirSync(copy).sort()).toEqual(['model.onnx', 'stamp.json', 'weights.bin']);
+    // The same bytes as an expansion of the saved graph with ORT's packed copies.
+    const x = (await expandHalfWeightsParallel(join(dir, 'optimized.onnx'), { packed: readPrepacked(dir), scratchRoot: tmpdir() }))!;
+    expect(x.packed).toBe(2);
+    expect(Buffer.compare(readFileSync(join(copy, 'weights.bin')), readFileSync(join(x.file, '..', 'weights.bin')))).toBe(0);
+    x.dispose();
+    // No expansion folder is left behind, in the store or in /dev/shm.
+    expect(readdirSync(kept.root).filter((n) => n.startsWith('weft-expand-'))).toEqual([]);
+
+    lines.length = 0;
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept })), want)).toBe(0);
+    expect(lines.some((l) => /opened .*optimized\.onnx from its kept float32 copy/.test(l))).toBe(true);
+    expect(lines.some((l) => /expanded .* MiB of 16-bit cached weights/.test(l))).toBe(false);
+
+    // A build file changed (a graph saved again): the copy no longer serves; the next load makes a new one.
+    // Here that load also records ORT's keys again (the record names the graph's size and time), so the copy
+    // it keeps lacks the packed form and is stale at once; the load after it keeps one with them.
+    const opt = join(dir, 'optimized.onnx');
+    const st = statSync(opt);
+    utimesSync(opt, st.atime, new Date(st.mtimeMs + 5000));
+    expect(kept.find(dir)).toBeUndefined();
+    for (let i = 0; i < 2; i++) {
+      lines.length = 0;
+      expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept })), want)).toBe(0);
+      await kept.idle();
+      expect(lines.some((l) => /expanded .* MiB of 16-bit cached weights/.test(l))).toBe(true);
+    }
+    expect(lines.some((l) => /with ORT's packed form of 2 MatMul\/Gemm weights/.test(l))).toBe(true);
+    expect(kept.find(dir)).toBe(join(copy, 'model.onnx'));
+    lines.length = 0;
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept })), want)).toBe(0);
+    expect(lines.some((l) => /from its kept float32 copy/.test(l))).toBe(true);
+  });
+
+  it('opens a copy the kernel did not cache in huge folios from a copy in /dev/shm, and the rest in place', async () => {
+    const dir = join(root, 'a');
+    const stampFile = join(kept.root, 'a', 'stamp.json');
+    const stamp = JSON.parse(readFileSync(stampFile, 'utf8')) as { huge: boolean };
+    for (const huge of [false, true]) {
+      writeFileSync(stampFile, JSON.stringify({ ...stamp, huge }));
+      const x = kept.open(dir)!;
+      const inShm = existsSync('/dev/shm') && !huge;
+      expect(x.file.startsWith('/dev/shm/'), `huge ${huge}`).toBe(inShm);
+      expect(x.file === join(kept.root, 'a', 'model.onnx')).toBe(!inShm);
+      expect(Buffer.compare(readFileSync(join(x.file, '..', 'weights.bin')), readFileSync(join(kept.root, 'a', 'weights.bin')))).toBe(0);
+      x.dispose();
+      expect(existsSync(x.file)).toBe(!inShm);
+    }
+    // A damaged copy (its weights cut short) is not opened.
+    writeFileSync(join(kept.root, 'a', 'weights.bin'), Buffer.alloc(16));
+    expect(kept.open(dir)).toBeUndefined();
+  });
+
+  it('holds the copies within their budget, least recently used first, and drops those whose build is gone', async () => {
+    const small = new KeptExpansions(join(root, 'small-store'), 0);
+    const dirs = ['b', 'c', 'd'].map((n) => join(root, n));
+    for (const d of dirs) {
+      const file = build(d, true);
+      await (await createBuiltSession(file, cpu, { log, optimizeInChild: false })).release();
+    }
+    // Measure one copy, then give the store room for two.
+    const one = new KeptExpansions(join(root, 'measure'), 1 << 30);
+    await (await createBuiltSession(join(dirs[0], 'model.onnx'), cpu, { log, kept: one })).release();
+    await one.idle();
+    const size = one.list()[0].bytes;
+    expect(size).toBeGreaterThan(0);
+    // A copy over the budget is never made: the load expands for itself.
+    expect(small.fits(1)).toBe(false);
+    const store = new KeptExpansions(join(root, 'store'), 2 * size + 100);
+    let now = Date.UTC(2026, 11, 7);
+    store.clock = () => now;
+    for (const d of dirs.slice(0, 2)) {
+      await (await createBuiltSession(join(d, 'model.onnx'), cpu, { log, kept: store })).release();
+      await store.idle();
+      now += 60_000;
+    }
+    // b used again, so c is the least recently used when d's copy needs the room.
+    expect(store.find(dirs[0])).toBeDefined();
+    now += 60_000;
+    await (await createBuiltSession(join(dirs[2], 'model.onnx'), cpu, { log, kept: store })).release();
+    await store.idle();
+    expect(
+      store
+        .list()
+        .map((c) => c.key)
+        .sort(),
+    ).toEqual(['b', 'd']);
+    // d's build removed: its copy is an orphan, and pruning removes it.
+    rmSync(dirs[2], { recursive: true });
+    expect(store.list().find((c) => c.key === 'd')?.orphan).toBe(true);
+    expect(store.prune().map((c) => c.key)).toEqual(['d']);
+    expect(store.list().map((c) => c.key)).toEqual(['b']);
+  });
+
+  it('takes its budget from WEFT_KEEP_EXPANDED (0 switches the copies off) and names the variable in an error', () => {
+    expect(resolveKeptBudget({})).toBe(8 * 2 ** 30);
+    expect(resolveKeptBudget({ WEFT_KEEP_EXPANDED: '512M' })).toBe(512 * 2 ** 20);
+    expect(KeptExpansions.inCache(root, resolveKeptBudget({ WEFT_KEEP_EXPANDED: '0' }))).toBeUndefined();
+    expect(() => resolveKeptBudget({ WEFT_KEEP_EXPANDED: 'lots' })).toThrow(/WEFT_KEEP_EXPANDED: 'lots' is not a size/);
+  });
+
+  it('weft cache list shows the copies; weft cache prune --all removes them with the builds', () => {
+    const cacheRoot = root;
+    // The cache root here is `root`: builds a–c sit in it, the copies in root/expanded.
+    const out: string[] = [];
+    expect(cmdCache('list', { cacheDir: cacheRoot, print: (l) => out.push(l) })).toBe(0);
+    const listed = out.join('\n').split('\n');
+    expect(listed.some((l) => /^float32 copies kept for fast loads: 1, /.test(l))).toBe(true);
+    expect(listed.some((l) => l.startsWith('float32 copy') && l.endsWith(`${join(root, 'a')}  a`))).toBe(true);
+    out.length = 0;
+    cmdCache('prune', { cacheDir: cacheRoot, all: true, print: (l) => out.push(l) });
+    expect(out.filter((l) => /^removed the float32 copy a \(2 KiB\)$/.test(l))).toHaveLength(1);
+    expect(existsSync(join(cacheRoot, KEPT_FOLDER))).toBe(false);
+  });
+});
+
+describe('weft run with kept copies', () => {
+  it('runs the demo workflow three times: the second keeps copies of the saved graphs, the third opens them; the same pixels', async () => {
+    const base = await makeDemoBase('weft-kept-cli-');
+    try {
+      const env = { WEFT_KEEP_EXPANDED: '2G' };
+      const store = join(base, 'cache', KEPT_FOLDER);
+      // The first run builds and optimises each part; its sessions are the optimising ones (no saved graph loaded yet).
+      const first = runCli(base, 'txt2img.json', [], { env });
+      const second = runCli(base, 'txt2img.json', [], { env });
+      // The command waited for its copies before exiting: they are there for the next process.
+      const copies = readdirSync(store).filter((n) => !n.startsWith('weft-expand-'));
+      expect(copies.filter((n) => /^(unet|clip)-/.test(n)).length).toBe(2);
+      const unet = join(
+        store,
+        copies.find((n) => n.startsWith('unet-'))!,
+      );
+      const used = statSync(join(unet, 'stamp.json')).mtimeMs;
+      const third = runCli(base, 'txt2img.json', [], { env });
+      // Opened: its last use moved on, and the copy is the one the second run wrote (not written again).
+      expect(statSync(join(unet, 'stamp.json')).mtimeMs).toBeGreaterThan(used);
+      expect(
+        readdirSync(store)
+          .filter((n) => !n.startsWith('weft-expand-'))
+          .sort(),
+      ).toEqual(copies.sort());
+      const pixels = await Promise.all([first, second, third].map((r) => sharp(r.files[0]).raw().toBuffer()));
+      expect(new Set([first, second, third].map((r) => r.files[0])).size).toBe(3);
+      expect(Buffer.compare(pixels[0], pixels[1])).toBe(0);
+      expect(Buffer.compare(pixels[0], pixels[2])).toBe(0);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
