@@ -70,7 +70,9 @@ Options:
   --set NODE_ID.INPUT=VALUE  override an input before running (repeatable)
   --json                     print one final JSON line {prompt_id, status, outputs, executed, cached, timings_ms}
   (environment) WEFT_CACHE_STORAGE=compact|float32: 16-bit cache widened at load (default, ~1x the
-                             checkpoint on disk) or float32 (~2.4x, less widening); WEFT_WEIGHTS=half: CPU only,
+                             checkpoint on disk) or float32 (~2.4x, less widening); WEFT_KEEP_EXPANDED=SIZE: float32
+                             copies of recently loaded parts kept in the cache for fast loads (default 8G, 0: none);
+                             WEFT_WEIGHTS=half: CPU only,
                              convolution weights stay 16-bit in memory (same bits, ~8% per 512² step);
                              WEFT_THREADS=N: ONNX Runtime's threads per session (default: every CPU this process may use);
                              GLIBC_TUNABLES=glibc.malloc.hugetlb=1: huge pages everywhere, more RSS (a first build's
