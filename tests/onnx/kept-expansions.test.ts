@@ -23,15 +23,20 @@ describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts
   const root = mkdtempSync(join(tmpdir(), 'weft-kept-'));
   const kept = new KeptExpansions(join(root, KEPT_FOLDER), 1 << 30);
 
-  it('keeps the first load’s expansion, byte for byte, and opens it at the next load: the same outputs, bit for bit', async () => {
+  it('keeps the second load’s expansion, byte for byte, and opens it at the next load: the same outputs, bit for bit', async () => {
     const dir = join(root, 'a');
     const file = build(dir, true);
     // First build and load (no saved graph yet: nothing to keep), then the first load from the saved graph keeps its copy.
     const want = await outputOf(await createBuiltSession(file, cpu, { log, optimizeInChild: false, kept }));
     expect(existsSync(kept.root) ? readdirSync(kept.root) : []).toEqual([]);
+    // The first load of the saved graph only notes it (admission on second use); the second keeps its copy.
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept })), want)).toBe(0);
+    await kept.idle();
+    expect(readdirSync(kept.root)).toEqual(['a.seen']);
     lines.length = 0;
     expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept })), want)).toBe(0);
     await kept.idle();
+    expect(readdirSync(kept.root)).toEqual(['a']);
     expect(lines.filter((l) => l.startsWith('WARN'))).toEqual([]);
     expect(lines.some((l) => /kept a float32 copy of .*optimized\.onnx/.test(l))).toBe(true);
     const copy = join(kept.root, 'a');
@@ -50,8 +55,8 @@ describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts
     expect(lines.some((l) => /expanded .* MiB of 16-bit cached weights/.test(l))).toBe(false);
 
     // A build file changed (a graph saved again): the copy no longer serves; the next load makes a new one.
-    // Here that load also records ORT's keys again (the record names the graph's size and time), so the copy
-    // it keeps lacks the packed form and is stale at once; the load after it keeps one with them.
+    // That load also records ORT's keys again (the record names the graph's size and time) and notes the build;
+    // the load after it keeps a copy with the packed form.
     const opt = join(dir, 'optimized.onnx');
     const st = statSync(opt);
     utimesSync(opt, st.atime, new Date(st.mtimeMs + 5000));
@@ -97,7 +102,7 @@ describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts
     }
     // Measure one copy, then give the store room for two.
     const one = new KeptExpansions(join(root, 'measure'), 1 << 30);
-    await (await createBuiltSession(join(dirs[0], 'model.onnx'), cpu, { log, kept: one })).release();
+    for (let i = 0; i < 2; i++) await (await createBuiltSession(join(dirs[0], 'model.onnx'), cpu, { log, kept: one })).release();
     await one.idle();
     const size = one.list()[0].bytes;
     expect(size).toBeGreaterThan(0);
@@ -106,16 +111,19 @@ describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts
     const store = new KeptExpansions(join(root, 'store'), 2 * size + 100);
     let now = Date.UTC(2026, 11, 7);
     store.clock = () => now;
+    /** Two loads: the second keeps the copy (admission on second use). */
+    const loadTwice = async (d: string, into: KeptExpansions): Promise<void> => {
+      for (let i = 0; i < 2; i++) await (await createBuiltSession(join(d, 'model.onnx'), cpu, { log, kept: into })).release();
+      await into.idle();
+    };
     for (const d of dirs.slice(0, 2)) {
-      await (await createBuiltSession(join(d, 'model.onnx'), cpu, { log, kept: store })).release();
-      await store.idle();
+      await loadTwice(d, store);
       now += 60_000;
     }
     // b used again, so c is the least recently used when d's copy needs the room.
     expect(store.find(dirs[0])).toBeDefined();
     now += 60_000;
-    await (await createBuiltSession(join(dirs[2], 'model.onnx'), cpu, { log, kept: store })).release();
-    await store.idle();
+    await loadTwice(dirs[2], store);
     expect(
       store
         .list()
@@ -152,16 +160,19 @@ describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts
 });
 
 describe('weft run with kept copies', () => {
-  it('runs the demo workflow three times: the second keeps copies of the saved graphs, the third opens them; the same pixels', async () => {
+  it('runs the demo workflow four times: the third keeps copies of the saved graphs, the fourth opens them; the same pixels', async () => {
     const base = await makeDemoBase('weft-kept-cli-');
     try {
       const env = { WEFT_KEEP_EXPANDED: '2G' };
       const store = join(base, 'cache', KEPT_FOLDER);
-      // The first run builds and optimises each part; its sessions are the optimising ones (no saved graph loaded yet).
+      // The first run builds and optimises each part; its sessions are the optimising ones (no saved graph loaded
+      // yet). The second loads the saved graphs and notes them; the third keeps copies (admission on second use).
       const first = runCli(base, 'txt2img.json', [], { env });
+      runCli(base, 'txt2img.json', [], { env });
+      expect(readdirSync(store).filter((n) => !n.endsWith('.seen'))).toEqual([]);
       const second = runCli(base, 'txt2img.json', [], { env });
       // The command waited for its copies before exiting: they are there for the next process.
-      const copies = readdirSync(store).filter((n) => !n.startsWith('weft-expand-'));
+      const copies = readdirSync(store).filter((n) => !n.startsWith('weft-expand-') && !n.endsWith('.seen'));
       expect(copies.filter((n) => /^(unet|clip)-/.test(n)).length).toBe(2);
       const unet = join(
         store,
@@ -173,7 +184,7 @@ describe('weft run with kept copies', () => {
       expect(statSync(join(unet, 'stamp.json')).mtimeMs).toBeGreaterThan(used);
       expect(
         readdirSync(store)
-          .filter((n) => !n.startsWith('weft-expand-'))
+          .filter((n) => !n.startsWith('weft-expand-') && !n.endsWith('.seen'))
           .sort(),
       ).toEqual(copies.sort());
       const pixels = await Promise.all([first, second, third].map((r) => sharp(r.files[0]).raw().toBuffer()));

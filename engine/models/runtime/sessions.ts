@@ -1,11 +1,12 @@
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
 import { sessionOptions, withSessionConfig, type ProviderChoice } from '../../onnx/runtime.ts';
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
-import { expandedBytes, expandHalfWeightsParallel } from '../../onnx/expand-half.ts';
+import { chooseScratch, expandedBytes, expandHalfWeightsParallel, scratchRoom } from '../../onnx/expand-half.ts';
 import { buildStamp, type KeptExpansions } from '../../onnx/kept-expansions.ts';
 import { packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
 import { recordOf, type PackHash } from '../../onnx/prepack-keys.ts';
@@ -215,8 +216,9 @@ async function withExpanded<T>(
 
 /**
  * Creates a session over the build `dir`'s saved graph `file` from its kept float32 copy
- * (kept-expansions.ts), or expands it into a new copy that is kept once the session exists; where no
- * copy fits the budget or the disk, expands it for this load only (withExpanded).
+ * (kept-expansions.ts), or, at the second load that finds none, expands it and keeps a copy of the
+ * expansion once the session exists; otherwise (first such load, no room in the budget or on the
+ * disk) expands it for this load only (withExpanded).
  */
 async function withKeptExpansion<T>(
   file: string,
@@ -238,9 +240,11 @@ async function withKeptExpansion<T>(
   }
   const packed = readPrepacked(dir);
   const bytes = expandedBytes(file, packed);
-  if (bytes === undefined || !kept.fits(bytes)) return withExpanded(file, create, log, dir);
+  if (bytes === undefined || !kept.fits(bytes) || !kept.admit(dir)) return withExpanded(file, create, log, dir);
   const stamp = buildStamp(dir);
-  const x = await expandHalfWeightsParallel(file, { packed });
+  // With ORT's packed copies wherever the expansion goes (the automatic choice writes them only in
+  // /dev/shm): the copy is written once and mapped by every later load.
+  const x = await expandHalfWeightsParallel(file, { packed, scratchRoot: chooseScratch(bytes, scratchRoom()) === 'shm' ? '/dev/shm' : tmpdir() });
   if (!x) return create(file);
   const note = x.packed ? `, with ORT's packed form of ${x.packed} MatMul/Gemm weights` : '';
   log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
