@@ -96,3 +96,17 @@ export function writeFileAtomic(file: string, data: Uint8Array | string, opts: {
     throw e;
   }
 }
+
+/**
+ * Removes a folder, renamed first (to `<dir>.del-<pid>-<time>`), so no other process finds half of it
+ * under its name; a process that has its files open or mapped keeps reading them. Nothing when it is gone.
+ */
+export function removeDirRenamedFirst(dir: string): void {
+  const gone = `${dir}.del-${process.pid}-${Date.now()}`;
+  try {
+    fs.renameSync(dir, gone);
+  } catch {
+    return;
+  }
+  fs.rmSync(gone, { recursive: true, force: true });
+}

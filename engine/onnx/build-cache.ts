@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../core/safe-path.ts';
+import { removeDirRenamedFirst, writeFileAtomic } from '../core/safe-path.ts';
 import type { StoredTensor } from '../core/weights.ts';
 import { storedLayout, type GraphBuilder } from './graph.ts';
 import { KEPT_FOLDER } from './kept-expansions.ts';
@@ -233,7 +233,7 @@ export class BuildCache {
         if (!e.inUse) doomed.add(e);
       }
     }
-    for (const e of doomed) removeDir(e.dir);
+    for (const e of doomed) removeDirRenamedFirst(e.dir);
     if (sel.all) for (const f of ['hashes', KEPT_FOLDER]) rmSync(join(this.root, f), { recursive: true, force: true });
     return entries.filter((e) => doomed.has(e));
   }
@@ -312,15 +312,4 @@ function floatBytes(dir: string): number {
   let n = 0;
   for (const p of storedLayout(join(dir, 'model.onnx')).values()) if (p !== 'inline') n += p.half ? 2 * p.length : p.length;
   return n;
-}
-
-/** Renamed first, so no process finds a half-deleted build under its key. */
-function removeDir(dir: string): void {
-  const gone = `${dir}.del-${process.pid}-${Date.now()}`;
-  try {
-    renameSync(dir, gone);
-  } catch {
-    return;
-  }
-  rmSync(gone, { recursive: true, force: true });
 }

@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import type * as fs from 'node:fs';
 import { basename, join } from 'node:path';
+import { removeDirRenamedFirst } from '../core/safe-path.ts';
 import { parseByteSize } from './cache-dir.ts';
 import { chooseScratch, newScratchFolder, scratchRoom, type Expanded } from './expand-half.ts';
 import { prefetchFiles } from './prefetch.ts';
@@ -238,7 +239,7 @@ export class KeptExpansions {
       const now = new Date(this.clock());
       utimesSync(join(tmp, STAMP), now, now);
       const to = join(this.root, basename(buildDir));
-      removeFolder(to);
+      removeDirRenamedFirst(to);
       try {
         renameSync(tmp, to);
       } catch (e) {
@@ -292,7 +293,7 @@ export class KeptExpansions {
         held -= c.bytes;
       }
     }
-    for (const c of doomed) removeFolder(c.dir);
+    for (const c of doomed) removeDirRenamedFirst(c.dir);
     return copies.filter((c) => doomed.has(c));
   }
 }
@@ -370,15 +371,4 @@ function readStamp(dir: string): StampRecord | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Renamed first, so no process finds half a copy under its key (a process that has it mapped keeps reading it). */
-function removeFolder(dir: string): void {
-  const gone = `${dir}.del-${process.pid}-${Date.now()}`;
-  try {
-    renameSync(dir, gone);
-  } catch {
-    return;
-  }
-  rmSync(gone, { recursive: true, force: true });
 }

@@ -9,15 +9,9 @@ import { expandHalfWeightsParallel } from '../../engine/onnx/expand-half.ts';
 import { KeptExpansions, KEPT_FOLDER, resolveKeptBudget } from '../../engine/onnx/kept-expansions.ts';
 import { readPrepacked } from '../../engine/onnx/prepacked.ts';
 import { makeDemoBase, runCli } from '../workflows/run-cli.ts';
-import { build, outputOf } from './packed-graph.ts';
+import { build, collectingLog, cpu, outputOf } from './packed-graph.ts';
 
-const cpu = { provider: 'cpu' as const, dtype: 'float32' as const, reason: 'test' };
-const lines: string[] = [];
-const log = {
-  info: (m: string) => lines.push(m),
-  warn: (m: string) => lines.push(`WARN ${m}`),
-  error: (m: string) => lines.push(`ERROR ${m}`),
-};
+const { lines, log } = collectingLog();
 
 describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts)', () => {
   const root = mkdtempSync(join(tmpdir(), 'weft-kept-'));

@@ -49,3 +49,21 @@ export async function outputOf(s: ort.InferenceSession): Promise<Buffer> {
   const y = r.y.data as Float32Array;
   return Buffer.from(y.buffer, y.byteOffset, y.byteLength);
 }
+
+export const cpu = { provider: 'cpu' as const, dtype: 'float32' as const, reason: 'test' };
+
+/** A logger that collects its lines (warnings and errors marked), for tests that check what a load logged. */
+export function collectingLog(): {
+  lines: string[];
+  log: { info: (m: string) => void; warn: (m: string) => void; error: (m: string) => void };
+} {
+  const lines: string[] = [];
+  return {
+    lines,
+    log: {
+      info: (m) => lines.push(m),
+      warn: (m) => lines.push(`WARN ${m}`),
+      error: (m) => lines.push(`ERROR ${m}`),
+    },
+  };
+}

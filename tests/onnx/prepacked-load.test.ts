@@ -19,16 +19,10 @@ import { describe, expect, it } from 'vitest';
 import { createBuiltSession } from '../../engine/models/runtime/sessions.ts';
 import { choosePacking, expandHalfWeights, expandHalfWeightsParallel, type Expanded } from '../../engine/onnx/expand-half.ts';
 import { packedLength, packPanels, PREPACKED_JSON, readPrepacked } from '../../engine/onnx/prepacked.ts';
-import { build, outputOf } from './packed-graph.ts';
+import { build, collectingLog, cpu, outputOf } from './packed-graph.ts';
 
 const { onnx } = onnxProto;
-const cpu = { provider: 'cpu' as const, dtype: 'float32' as const, reason: 'test' };
-const lines: string[] = [];
-const log = {
-  info: (m: string) => lines.push(m),
-  warn: (m: string) => lines.push(`WARN ${m}`),
-  error: (m: string) => lines.push(`ERROR ${m}`),
-};
+const { lines, log } = collectingLog();
 
 async function outputOfFile(file: string): Promise<Buffer> {
   return outputOf(await ort.InferenceSession.create(file, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 }));
