@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import type * as fs from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { removeDirRenamedFirst } from '../core/safe-path.ts';
 import { parseByteSize } from './cache-dir.ts';
 import { chooseScratch, newScratchFolder, scratchRoom, type Expanded } from './expand-half.ts';
@@ -185,8 +185,8 @@ export class KeptExpansions {
   fits(bytes: number): boolean {
     if (bytes > this.budget) return false;
     try {
-      mkdirSync(this.root, { recursive: true });
-      const s = statfsSync(this.root);
+      // The store's file system: its folder, or before the first copy the cache folder it goes in.
+      const s = statfsSync(existsSync(this.root) ? this.root : dirname(this.root));
       return s.bavail * s.bsize > bytes + DISK_RESERVE;
     } catch {
       return false;
