@@ -294,7 +294,23 @@ export class KeptExpansions {
       }
     }
     for (const c of doomed) removeDirRenamedFirst(c.dir);
+    this.pruneMarks(sel.all === true);
     return copies.filter((c) => doomed.has(c));
+  }
+
+  /** Notes of admit() for builds no longer in the cache folder beside the store (all of them with `all`). */
+  private pruneMarks(all: boolean): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.root);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (!name.endsWith(SEEN_SUFFIX)) continue;
+      const build = join(dirname(this.root), name.slice(0, -SEEN_SUFFIX.length));
+      if (all || !existsSync(join(build, 'model.onnx'))) rmSync(join(this.root, name), { force: true });
+    }
   }
 }
 

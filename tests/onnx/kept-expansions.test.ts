@@ -127,7 +127,12 @@ describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts
     // d's build removed: its copy is an orphan, and pruning removes it.
     rmSync(dirs[2], { recursive: true });
     expect(store.list().find((c) => c.key === 'd')?.orphan).toBe(true);
+    // A note of a first load (admission on second use) goes with its build too.
+    writeFileSync(join(store.root, 'gone.seen'), '');
+    writeFileSync(join(store.root, 'b.seen'), '');
     expect(store.prune().map((c) => c.key)).toEqual(['d']);
+    expect(readdirSync(store.root).filter((n) => n.endsWith('.seen'))).toEqual(['b.seen']);
+    rmSync(join(store.root, 'b.seen'));
     expect(store.list().map((c) => c.key)).toEqual(['b']);
   });
 
