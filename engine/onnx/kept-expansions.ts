@@ -181,6 +181,11 @@ export class KeptExpansions {
     return false;
   }
 
+  /** Removes the copy of `buildDir` (one that could not be loaded). */
+  discard(buildDir: string): void {
+    removeDirRenamedFirst(join(this.root, basename(buildDir)));
+  }
+
   /** Whether a copy of `bytes` would be kept: within the budget, and leaving the disk its reserve. */
   fits(bytes: number): boolean {
     if (bytes > this.budget) return false;

@@ -66,6 +66,18 @@ describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts
     lines.length = 0;
     expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept })), want)).toBe(0);
     expect(lines.some((l) => /from its kept float32 copy/.test(l))).toBe(true);
+
+    // A copy ORT cannot load (its graph damaged on disk) is removed, and the load expands the saved graph instead.
+    writeFileSync(join(copy, 'model.onnx'), 'not a model');
+    lines.length = 0;
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept })), want)).toBe(0);
+    expect(lines.some((l) => /^WARN removed the kept float32 copy of .*optimized\.onnx, which ORT could not load/.test(l))).toBe(true);
+    expect(lines.some((l) => /expanded .* MiB of 16-bit cached weights/.test(l))).toBe(true);
+    expect(existsSync(copy)).toBe(false);
+    // The next two loads keep it again (admission on second use).
+    for (let i = 0; i < 2; i++) await (await createBuiltSession(file, cpu, { log, kept })).release();
+    await kept.idle();
+    expect(kept.find(dir)).toBe(join(copy, 'model.onnx'));
   });
 
   it('opens a copy the kernel did not cache in huge folios from a copy in /dev/shm, and the rest in place', async () => {

@@ -234,6 +234,10 @@ async function withKeptExpansion<T>(
       const session = await create(found.file);
       log?.info(`opened ${file} from its kept float32 copy (${(found.bytes / 2 ** 20).toFixed(0)} MiB, ${found.file}) in ${Date.now() - t0} ms`);
       return session;
+    } catch (e) {
+      // A copy ORT refuses (damaged on disk) goes; the saved graph is expanded as if there were none.
+      log?.warn(`removed the kept float32 copy of ${file}, which ORT could not load: ${(e as Error).message.split('\n')[0]}`);
+      kept.discard(dir);
     } finally {
       found.dispose();
     }
