@@ -56,7 +56,8 @@ export interface Piece {
   readonly pack?: { readonly at: number; readonly rows: number; readonly cols: number; readonly strideK: number };
 }
 
-interface Plan {
+/** A model's expanded layout (plan); used by one expansion only: planning rewrites its decoded model. */
+export interface Plan {
   model: onnxProto.onnx.ModelProto;
   pieces: Piece[];
   /** Size of the expanded weights file. */
@@ -82,6 +83,8 @@ export interface ExpandOptions {
   threads?: number;
   /** Tensors whose packed form goes beside them (prepacked.ts). */
   packed?: PackedRecord;
+  /** The layout planExpansion made for this file and `packed`, so it is not decoded again. */
+  plan?: Plan;
 }
 
 type Tensor = onnxProto.onnx.ITensorProto;
@@ -285,9 +288,12 @@ function runInWorker(pieces: readonly Piece[], out: number, table: Uint32Array):
   return runEvalWorker(WORKER_SOURCE(copyPieces.toString()), { pieces, out, table: shared, chunk: CHUNK }, 'the expansion worker');
 }
 
-/** Bytes of the file expandHalfWeightsParallel writes for `file` with `packed`'s copies in an explicit scratch folder; undefined: nothing to expand. */
-export function expandedBytes(file: string, packed?: PackedRecord): number | undefined {
-  return plan(file, packed)?.bytes;
+/**
+ * The layout expandHalfWeightsParallel writes for `file` with `packed`'s copies (its `bytes` is the
+ * file's size in an explicit scratch folder), to hand it back as `opts.plan`; undefined: nothing to expand.
+ */
+export function planExpansion(file: string, packed?: PackedRecord): Plan | undefined {
+  return plan(file, packed);
 }
 
 /** The model with its 16-bit weights expanded (see above), or undefined when it has none (load it as it is). */
@@ -312,7 +318,7 @@ export function expandHalfWeights(file: string, scratchRoot?: string): Expanded 
  * thread: a worker takes ~50-100 ms to start.
  */
 export async function expandHalfWeightsParallel(file: string, opts: ExpandOptions = {}): Promise<Expanded | undefined> {
-  let p = plan(file, opts.packed);
+  let p = opts.plan ?? plan(file, opts.packed);
   if (!p) return undefined;
   let scratchRoot = opts.scratchRoot;
   if (scratchRoot === undefined) {
@@ -439,7 +445,7 @@ export function choosePacking(
   return { packs: false, scratch: chooseScratch(without, room) };
 }
 
-export function scratchRoom(): { shmFree: number | undefined; memAvailable: number } {
+function scratchRoom(): { shmFree: number | undefined; memAvailable: number } {
   let shmFree: number | undefined;
   try {
     if (existsSync('/dev/shm')) {
@@ -452,7 +458,8 @@ export function scratchRoom(): { shmFree: number | undefined; memAvailable: numb
   return { shmFree, memAvailable: freemem() };
 }
 
-function scratchFor(bytes: number): string {
+/** Where chooseScratch puts `bytes` of expanded weights now: `/dev/shm` or the temp folder. */
+export function scratchFor(bytes: number): string {
   return chooseScratch(bytes, scratchRoom()) === 'shm' ? '/dev/shm' : tmpdir();
 }
 

@@ -15,7 +15,7 @@ import type * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { removeDirRenamedFirst } from '../core/safe-path.ts';
 import { parseByteSize } from './cache-dir.ts';
-import { chooseScratch, newScratchFolder, scratchRoom, type Expanded } from './expand-half.ts';
+import { newScratchFolder, scratchFor, type Expanded } from './expand-half.ts';
 import { prefetchFiles } from './prefetch.ts';
 import { runEvalWorker } from './eval-worker.ts';
 
@@ -24,7 +24,7 @@ import { runEvalWorker } from './eval-worker.ts';
  *
  * The compact cache keeps weights in 16 bits, and every load expands them (expand-half.ts): on the
  * dev VM about 1.1–1.4 s for the SD1.5 ControlNet's 1.9 GB, most of its 2.6–3.1 s warm load. A kept
- * copy is written once, after the first load's session exists, in 8 MiB writes at 8 MiB offsets: the
+ * copy is written once, after a load's session exists, in 8 MiB writes at 8 MiB offsets: the
  * kernel (ext4 on Linux 6.18 here) then caches it in 2 MiB folios, which ORT's mapping gets as huge
  * pages. Its session creation and first run then fault a few thousand times instead of ~70,000
  * (warm load 0.86 s), and its calls run as fast as over the expansion in /dev/shm. Mapped in 4 KiB
@@ -121,6 +121,12 @@ export class KeptExpansions {
 
   /** The model file of the copy of `buildDir`, when there is one and its build is unchanged; marks it used. */
   find(buildDir: string): string | undefined {
+    const found = this.current(buildDir);
+    return found && join(found.dir, 'model.onnx');
+  }
+
+  /** The folder and stamp of the copy of `buildDir`, when its build is unchanged and its weights whole; marks it used. */
+  private current(buildDir: string): { dir: string; rec: StampRecord } | undefined {
     const dir = join(this.root, basename(buildDir));
     const rec = readStamp(dir);
     if (!rec) return undefined;
@@ -131,7 +137,7 @@ export class KeptExpansions {
     } catch {
       return undefined;
     }
-    return join(dir, 'model.onnx');
+    return { dir, rec };
   }
 
   /**
@@ -140,14 +146,13 @@ export class KeptExpansions {
    * faults alone would read it back in small folios); else a copy into /dev/shm where there is room.
    */
   open(buildDir: string): Expanded | undefined {
-    const model = this.find(buildDir);
-    if (!model) return undefined;
-    const from = join(model, '..');
-    const rec = readStamp(from);
-    const bytes = statSync(join(from, 'weights.bin')).size;
-    if (rec?.huge || chooseScratch(bytes, scratchRoom()) !== 'shm') {
+    const found = this.current(buildDir);
+    if (!found) return undefined;
+    const { dir: from, rec } = found;
+    const bytes = rec.bytes;
+    if (rec.huge || scratchFor(bytes) !== '/dev/shm') {
       void prefetchFiles([join(from, 'weights.bin')]);
-      return { file: model, bytes, packed: 0, dispose: () => undefined };
+      return { file: join(from, 'model.onnx'), bytes, packed: 0, dispose: () => undefined };
     }
     const dir = newScratchFolder(bytes, '/dev/shm');
     const gone = (): void => rmSync(dir, { recursive: true, force: true });
@@ -211,21 +216,15 @@ export class KeptExpansions {
       () => undefined,
       () => undefined,
     );
-    this.pending.add(tracked);
     WRITING.add(tracked);
-    void tracked.then(() => {
-      this.pending.delete(tracked);
-      WRITING.delete(tracked);
-    });
+    void tracked.then(() => WRITING.delete(tracked));
     return done;
   }
 
-  /** Settles when every copy this store has started is written (or failed): benchmarks and tests wait here. */
-  async idle(): Promise<void> {
-    while (this.pending.size) await Promise.all([...this.pending]);
+  /** Settles when every copy started in this process is written (or failed): benchmarks and tests wait here. */
+  idle(): Promise<void> {
+    return keptCopiesWritten();
   }
-
-  private readonly pending = new Set<Promise<void>>();
 
   private async copyIn(buildDir: string, from: string, stamp: Record<string, [number, number]>): Promise<void> {
     mkdirSync(this.root, { recursive: true });

@@ -1,14 +1,13 @@
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
 import { sessionOptions, withSessionConfig, type ProviderChoice } from '../../onnx/runtime.ts';
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
-import { chooseScratch, expandedBytes, expandHalfWeightsParallel, scratchRoom } from '../../onnx/expand-half.ts';
+import { expandHalfWeightsParallel, planExpansion, scratchFor, type Expanded, type Plan } from '../../onnx/expand-half.ts';
 import { buildStamp, type KeptExpansions } from '../../onnx/kept-expansions.ts';
-import { packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
+import { packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedRecord, type PackedTensor } from '../../onnx/prepacked.ts';
 import { recordOf, type PackHash } from '../../onnx/prepack-keys.ts';
 import { optimizeInChild, saveOptimizedInChild } from '../../onnx/optimize-child.ts';
 import { saveFolder } from '../../onnx/save-folder.ts';
@@ -200,13 +199,13 @@ async function withExpanded<T>(
   create: (f: string, bytes: number) => Promise<T>,
   log?: Logger,
   packedFor?: string,
+  planned?: { packed?: PackedRecord; plan?: Plan },
 ): Promise<T> {
   const t0 = Date.now();
-  const packed = packedFor === undefined ? undefined : readPrepacked(packedFor);
-  const x = await expandHalfWeightsParallel(file, { packed });
+  const packed = planned ? planned.packed : packedFor === undefined ? undefined : readPrepacked(packedFor);
+  const x = await expandHalfWeightsParallel(file, { packed, plan: planned?.plan });
   if (!x) return create(file, onnxBytes(file));
-  const note = x.packed ? `, with ORT's packed form of ${x.packed} MatMul/Gemm weights` : '';
-  log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
+  logExpanded(x, file, t0, log);
   try {
     return await create(x.file, x.bytes);
   } finally {
@@ -243,15 +242,14 @@ async function withKeptExpansion<T>(
     }
   }
   const packed = readPrepacked(dir);
-  const bytes = expandedBytes(file, packed);
-  if (bytes === undefined || !kept.fits(bytes) || !kept.admit(dir)) return withExpanded(file, create, log, dir);
+  const plan = planExpansion(file, packed);
+  if (!plan || !kept.fits(plan.bytes) || !kept.admit(dir)) return withExpanded(file, create, log, dir, { packed, plan });
   const stamp = buildStamp(dir);
   // With ORT's packed copies wherever the expansion goes (the automatic choice writes them only in
   // /dev/shm): the copy is written once and mapped by every later load.
-  const x = await expandHalfWeightsParallel(file, { packed, scratchRoot: chooseScratch(bytes, scratchRoom()) === 'shm' ? '/dev/shm' : tmpdir() });
+  const x = await expandHalfWeightsParallel(file, { packed, plan, scratchRoot: scratchFor(plan.bytes) });
   if (!x) return create(file);
-  const note = x.packed ? `, with ORT's packed form of ${x.packed} MatMul/Gemm weights` : '';
-  log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
+  logExpanded(x, file, t0, log);
   let session: T;
   try {
     session = await create(x.file);
@@ -273,6 +271,11 @@ async function withKeptExpansion<T>(
     )
     .finally(() => x.dispose());
   return session;
+}
+
+function logExpanded(x: Expanded, file: string, t0: number, log?: Logger): void {
+  const note = x.packed ? `, with ORT's packed form of ${x.packed} MatMul/Gemm weights` : '';
+  log?.info(`expanded ${(x.bytes / 2 ** 20).toFixed(0)} MiB of 16-bit cached weights for ${file}${note} in ${Date.now() - t0} ms`);
 }
 
 /** A model file Weft did not build (an export's folder, a user's detector): opened as it is, nothing written beside it. */
