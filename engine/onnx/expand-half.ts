@@ -18,6 +18,7 @@ import { runEvalWorker } from './eval-worker.ts';
 import { HALF_SUFFIX, halfBits } from './exact-half.ts';
 import { externalData } from './graph.ts';
 import type { PackedRecord } from './prepacked.ts';
+import { NCHWC_DOMAIN, reorderFilter, rewriteNchwc, type NchwcFilter, type NchwcRewrite } from './nchwc.ts';
 
 const { onnx } = onnxProto;
 
@@ -54,6 +55,8 @@ export interface Piece {
   readonly at: number;
   /** Also written in MLAS's packed layout (prepacked.ts) at `pack.at`: a [rows, cols] float tensor. */
   readonly pack?: { readonly at: number; readonly rows: number; readonly cols: number; readonly strideK: number };
+  /** Written as MLAS's blocked conv filter instead (nchwc.ts): read whole, permuted, O padded up to the block. */
+  readonly reorder?: { readonly dims: NchwcFilter['dims']; readonly layout: NchwcFilter['layout']; readonly block: number };
 }
 
 /** A model's expanded layout (plan); used by one expansion only: planning rewrites its decoded model. */
@@ -64,6 +67,8 @@ export interface Plan {
   bytes: number;
   /** Float16 tensors among the pieces. */
   halves: number;
+  /** ORT's NCHWc layout done here (nchwc.ts), or why not; absent where it was not asked for. */
+  nchwc?: NchwcRewrite | { declined: string };
 }
 
 export interface Expanded {
@@ -85,6 +90,8 @@ export interface ExpandOptions {
   packed?: PackedRecord;
   /** The layout planExpansion made for this file and `packed`, so it is not decoded again. */
   plan?: Plan;
+  /** Also do ORT's NCHWc layout for this channel block (nchwc.ts; 0 or absent: leave it to ORT). */
+  nchwcBlock?: number;
 }
 
 type Tensor = onnxProto.onnx.ITensorProto;
@@ -100,7 +107,7 @@ function external(t: Tensor): { location: string; offset: number; length: number
  * Decodes `file` and lays out its expanded weights file, with the packed form of `record`'s tensors
  * (prepacked.ts) after each; rewrites the model to point there. Undefined when there is nothing to expand.
  */
-function plan(file: string, record?: PackedRecord): Plan | undefined {
+function plan(file: string, record?: PackedRecord, nchwcBlock = 0): Plan | undefined {
   const model = onnx.ModelProto.decode(readFileSync(file));
   const graph = model.graph;
   if (!graph) return undefined;
@@ -112,8 +119,9 @@ function plan(file: string, record?: PackedRecord): Plan | undefined {
     if (n.opType === 'Cast' && input?.endsWith(HALF_SUFFIX) && initNames.has(input) && n.output?.[0]) castOf.set(input, n.output[0]);
   }
   const packs = record?.tensors ?? {};
-  // A model with nothing in 16 bits loads as it is (float32 storage): copying it all to write the packed form would cost about what it saves.
-  if (castOf.size === 0) return undefined;
+  // A model with nothing in 16 bits loads as it is (float32 storage): copying it all to write the packed form would cost about what it saves;
+  // the NCHWc layout (nchwc.ts) is worth a copy where it has convs to block.
+  if (castOf.size === 0 && nchwcBlock === 0) return undefined;
   const srcDir = dirname(file);
   const pieces: Piece[] = [];
   let end = 0;
@@ -142,7 +150,63 @@ function plan(file: string, record?: PackedRecord): Plan | undefined {
     end = packAt + packed.length;
   }
   graph.node = (graph.node ?? []).filter((n) => !(n.opType === 'Cast' && castOf.has(n.input?.[0] ?? '')));
-  return { model, pieces, bytes: end, halves: castOf.size };
+  const p: Plan = { model, pieces, bytes: end, halves: castOf.size };
+  if (nchwcBlock > 0) p.nchwc = blockFilters(p, nchwcBlock);
+  if (castOf.size === 0 && (!p.nchwc || 'declined' in p.nchwc || p.nchwc.convs === 0)) return undefined;
+  return p;
+}
+
+/**
+ * Rewrites the planned model for ORT's NCHWc layout (nchwc.ts): each blocked filter becomes a piece
+ * written permuted, the filters no other node reads are dropped, and the file is laid out again.
+ */
+function blockFilters(p: Plan, block: number): NchwcRewrite | { declined: string } {
+  const graph = p.model.graph;
+  if (!graph) return { declined: 'no graph' };
+  if (p.pieces.some((q) => q.pack)) return { declined: "the expansion writes ORT's packed copies (a saved graph's)" };
+  const pieceAt = new Map(p.pieces.map((q) => [q.at, q]));
+  const pieceOf = new Map<string, Piece>();
+  for (const t of graph.initializer ?? []) {
+    const at = external(t);
+    const piece = at && pieceAt.get(at.offset);
+    if (piece) pieceOf.set(t.name ?? '', piece);
+  }
+  const r = rewriteNchwc(graph, block, {
+    isExternal: (t) => pieceOf.has(t.name ?? ''),
+    floats: (t) => {
+      if (t.dataType !== FLOAT || t.dataLocation === 1) return undefined;
+      if (t.floatData && t.floatData.length > 0) return Float32Array.from(t.floatData);
+      const raw = t.rawData;
+      return raw && raw.byteLength % 4 === 0 ? new Float32Array(new Uint8Array(raw).buffer) : undefined;
+    },
+  });
+  if ('declined' in r) return r;
+  const filters = new Map(r.filters.map((f) => [f.name, f]));
+  const pieces: Piece[] = [];
+  let end = 0;
+  for (const t of graph.initializer ?? []) {
+    const f = filters.get(t.name ?? '');
+    const source = pieceOf.get(f ? f.from : (t.name ?? ''));
+    if (!source) continue;
+    const at = end + ((ALIGN - (end % ALIGN)) % ALIGN);
+    const length = f ? 4 * (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1) : source.half ? 2 * source.length : source.length;
+    pieces.push({ ...source, at, ...(f ? { reorder: { dims: f.dims, layout: f.layout, block } } : {}) });
+    t.dataLocation = 1;
+    t.externalData = externalData('weights.bin', at, length);
+    end = at + length;
+  }
+  p.pieces = pieces;
+  p.bytes = end;
+  if (r.convs > 0 && !p.model.opsetImport?.some((o) => o.domain === NCHWC_DOMAIN))
+    p.model.opsetImport = [...(p.model.opsetImport ?? []), { domain: NCHWC_DOMAIN, version: 1 }];
+  return r;
+}
+
+/** Buffers for a conv filter written in NCHWc blocks: its stored bytes, its float32 bits, the blocked copy. */
+interface FilterBuffers {
+  whole: Uint8Array;
+  values: Uint32Array;
+  blocked: Uint32Array;
 }
 
 /** Buffers for a packed tensor's blocks of rows, kept by their owner between calls (fresh pages cost, see CHUNK). */
@@ -165,7 +229,8 @@ function copyPieces(
   table: Uint32Array,
   raw: Uint8Array,
   wide: Uint32Array,
-  blocks: { buffers?: BlockBuffers },
+  blocks: { buffers?: BlockBuffers; filter?: FilterBuffers },
+  reorder: typeof reorderFilter,
 ): void {
   const fds = new Map<string, number>();
   try {
@@ -174,6 +239,37 @@ function copyPieces(
       if (fd === undefined) {
         fd = io.openSync(p.source, 'r');
         fds.set(p.source, fd);
+      }
+      if (p.reorder) {
+        // A conv filter (at most ~120 MB as float32) is read whole: the blocked layout interleaves all
+        // of it. Its buffers are kept for the next filter (fresh pages are what costs, see CHUNK).
+        const [o, i, kh, kw] = p.reorder.dims;
+        const n = o * i * kh * kw;
+        const b = p.reorder.block;
+        const padded = Math.ceil(o / b) * b * i * kh * kw;
+        if (!blocks.filter || blocks.filter.values.length < padded)
+          blocks.filter = { whole: new Uint8Array(4 * padded), values: new Uint32Array(padded), blocked: new Uint32Array(padded) };
+        const { whole } = blocks.filter;
+        for (let got = 0; got < p.length;) {
+          const r = io.readSync(fd, whole, got, p.length - got, p.offset + got);
+          if (r <= 0)
+            throw new Error(`${p.source}: short read at byte ${p.offset + got} (the file ends before the tensor does: a damaged cache?)`);
+          got += r;
+        }
+        const values = blocks.filter.values.subarray(0, n);
+        if (p.half) {
+          const pairs = new Uint32Array(whole.buffer, 0, n >> 1);
+          for (let v = 0; v < pairs.length; v++) {
+            const two = pairs[v];
+            values[2 * v] = table[two & 0xffff];
+            values[2 * v + 1] = table[two >>> 16];
+          }
+          if (n & 1) values[n - 1] = table[whole[2 * n - 2] | (whole[2 * n - 1] << 8)];
+        } else values.set(new Uint32Array(whole.buffer, 0, n));
+        const blocked = reorder(values, p.reorder.dims, p.reorder.layout, b, blocks.filter.blocked.subarray(0, padded));
+        const bytes = new Uint8Array(blocked.buffer, blocked.byteOffset, 4 * padded);
+        for (let w = 0; w < bytes.byteLength;) w += io.writeSync(out, bytes, w, bytes.byteLength - w, p.at + w);
+        continue;
       }
       const size = p.half ? 2 : 4;
       const cols = p.pack ? p.pack.cols : 0;
@@ -239,7 +335,7 @@ function copyPieces(
 }
 
 let bitsTable: Uint32Array | undefined;
-let buffers: { raw: Uint8Array; wide: Uint32Array; buffers?: BlockBuffers } | undefined;
+let buffers: { raw: Uint8Array; wide: Uint32Array; buffers?: BlockBuffers; filter?: FilterBuffers } | undefined;
 
 /** Each float16's float32 bit pattern (as ORT's Cast gives it, NaN payloads kept). */
 function halfToFloatBits(): Uint32Array {
@@ -251,17 +347,18 @@ function halfToFloatBits(): Uint32Array {
 }
 
 /** This thread's step buffers, kept for the next load (fresh pages are what costs, see CHUNK). */
-function stepBuffers(): { raw: Uint8Array; wide: Uint32Array; buffers?: BlockBuffers } {
+function stepBuffers(): { raw: Uint8Array; wide: Uint32Array; buffers?: BlockBuffers; filter?: FilterBuffers } {
   return (buffers ??= { raw: new Uint8Array(CHUNK), wide: new Uint32Array(CHUNK / 2) });
 }
 
-const WORKER_SOURCE = (copy: string): string => `
+const WORKER_SOURCE = (copy: string, reorder: string): string => `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 ${copy}
+${reorder}
 try {
   const { pieces, out, table, chunk } = workerData;
-  copyPieces(fs, pieces, out, new Uint32Array(table), new Uint8Array(chunk), new Uint32Array(chunk / 2), {});
+  copyPieces(fs, pieces, out, new Uint32Array(table), new Uint8Array(chunk), new Uint32Array(chunk / 2), {}, reorderFilter);
   parentPort.postMessage({ ok: true });
 } catch (e) {
   parentPort.postMessage({ ok: false, message: e instanceof Error ? e.message : String(e) });
@@ -285,15 +382,19 @@ export function splitPieces(pieces: readonly Piece[], n: number): Piece[][] {
 function runInWorker(pieces: readonly Piece[], out: number, table: Uint32Array): Promise<void> {
   const shared = new SharedArrayBuffer(table.byteLength);
   new Uint32Array(shared).set(table);
-  return runEvalWorker(WORKER_SOURCE(copyPieces.toString()), { pieces, out, table: shared, chunk: CHUNK }, 'the expansion worker');
+  return runEvalWorker(
+    WORKER_SOURCE(copyPieces.toString(), reorderFilter.toString()),
+    { pieces, out, table: shared, chunk: CHUNK },
+    'the expansion worker',
+  );
 }
 
 /**
  * The layout expandHalfWeightsParallel writes for `file` with `packed`'s copies (its `bytes` is the
  * file's size in an explicit scratch folder), to hand it back as `opts.plan`; undefined: nothing to expand.
  */
-export function planExpansion(file: string, packed?: PackedRecord): Plan | undefined {
-  return plan(file, packed);
+export function planExpansion(file: string, packed?: PackedRecord, nchwcBlock?: number): Plan | undefined {
+  return plan(file, packed, nchwcBlock);
 }
 
 /** The model with its 16-bit weights expanded (see above), or undefined when it has none (load it as it is). */
@@ -303,7 +404,7 @@ export function expandHalfWeights(file: string, scratchRoot?: string): Expanded 
   const { dir, out } = openScratch(p, scratchRoot);
   try {
     const b = stepBuffers();
-    copyPieces(fs, p.pieces, out, halfToFloatBits(), b.raw, b.wide, b);
+    copyPieces(fs, p.pieces, out, halfToFloatBits(), b.raw, b.wide, b, reorderFilter);
     return finish(p, dir, out);
   } catch (e) {
     abandon(dir, out);
@@ -318,12 +419,12 @@ export function expandHalfWeights(file: string, scratchRoot?: string): Expanded 
  * thread: a worker takes ~50-100 ms to start.
  */
 export async function expandHalfWeightsParallel(file: string, opts: ExpandOptions = {}): Promise<Expanded | undefined> {
-  let p = opts.plan ?? plan(file, opts.packed);
+  let p = opts.plan ?? plan(file, opts.packed, opts.nchwcBlock);
   if (!p) return undefined;
   let scratchRoot = opts.scratchRoot;
   if (scratchRoot === undefined) {
     const room = scratchRoom();
-    const plain = opts.packed ? plan(file) : undefined;
+    const plain = opts.packed ? plan(file, undefined, opts.nchwcBlock) : undefined;
     const choice = choosePacking(p.bytes, plain?.bytes ?? p.bytes, room);
     if (!choice.packs && plain) p = plain;
     scratchRoot = choice.scratch === 'shm' ? '/dev/shm' : tmpdir();
@@ -337,7 +438,7 @@ export async function expandHalfWeightsParallel(file: string, opts: ExpandOption
     const b = stepBuffers();
     // Every worker is waited for, also when this thread's share fails, before the folder goes.
     const results = await Promise.allSettled([
-      Promise.resolve().then(() => copyPieces(fs, runs[0], out, table, b.raw, b.wide, b)),
+      Promise.resolve().then(() => copyPieces(fs, runs[0], out, table, b.raw, b.wide, b, reorderFilter)),
       ...others,
     ]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -1,6 +1,6 @@
 import { cpSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ModelManager } from '../../engine/models/manager.ts';
 import { SafetensorsFile, writeSafetensors } from '../../engine/formats/safetensors.ts';
 import { storedLayout } from '../../engine/onnx/graph.ts';
@@ -54,8 +54,36 @@ describe('16-bit and linked weight storage', () => {
     f16 = halfCopy(tiny);
   });
 
+  it('opens each part with the NCHWc layout done by its expansion: no saved graph, the same bits as ORT’s own layout, cold and warm', async () => {
+    const dim = tiny.cfg.unet.contextDim;
+    const blocked = join(tiny.dir, 'cache-nchwc');
+    const saved = join(tiny.dir, 'cache-saved');
+    process.env.WEFT_NCHWC = '0';
+    let want: Float32Array[];
+    try {
+      want = await outputs(f16, saved, true, dim);
+    } finally {
+      delete process.env.WEFT_NCHWC;
+    }
+    for (const run of [await outputs(f16, blocked, true, dim), await outputs(f16, blocked, true, dim)])
+      run.forEach((a, i) => expect(Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(want[i].buffer, want[i].byteOffset, want[i].byteLength))).toBe(0));
+    const files = (cache: string, part: string): string[] => readdirSync(join(cache, readdirSync(cache).find((d) => d.startsWith(`${part}-`))!));
+    // ORT's layout pass saved an optimised graph for every part; the expansion's layout leaves none to save.
+    for (const part of ['clip', 'unet', 'vae_decoder', 'vae_encoder']) {
+      expect(files(saved, part)).toContain('optimized.onnx');
+      expect(files(blocked, part)).not.toContain('optimized.onnx');
+    }
+    // Nothing reordered is stored: the cache holds what the build wrote.
+    expect(ownBytes(blocked)).toBeLessThan(ownBytes(saved));
+  });
+
   it('gives bit-identical outputs to float32 storage, built and found in the cache, and takes the bytes it claims', async () => {
     const dim = tiny.cfg.unet.contextDim;
+    // The saved optimised graphs' storage is what this checks (ORT's own NCHWc layout, saved at the first load).
+    process.env.WEFT_NCHWC = '0';
+    onTestFinished(() => {
+      delete process.env.WEFT_NCHWC;
+    });
     const wide = join(tiny.dir, 'cache-float32');
     const compact = join(tiny.dir, 'cache-compact');
     const reference = await outputs(f16, wide, false, dim);

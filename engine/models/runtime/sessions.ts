@@ -11,6 +11,7 @@ import { packedTensorsOf, readPrepacked, writePrepackedRecord, type PackedRecord
 import { recordOf, type PackHash } from '../../onnx/prepack-keys.ts';
 import { optimizeInChild, saveOptimizedInChild } from '../../onnx/optimize-child.ts';
 import { saveFolder } from '../../onnx/save-folder.ts';
+import { nchwcBlockSize, nchwcFromEnv } from '../../onnx/nchwc-block.ts';
 import { markResidentHalf, weightsModeFromEnv, type WeightsMode } from '../../onnx/resident-half.ts';
 import { patchedModelFiles } from '../patching/patched-build.ts';
 import { createRecordingPrepacks, hashKeysMeanwhile } from './saved-prepacks.ts';
@@ -29,6 +30,8 @@ export interface SessionSettings {
   freeActivations?: boolean;
   /** Float32 copies of saved graphs kept on disk, opened instead of expanding at every load (kept-expansions.ts; none: expand each time). */
   kept?: KeptExpansions;
+  /** Whether the expansion does ORT's NCHWc layout, so no optimised graph is saved (nchwc.ts; default `$WEFT_NCHWC`, else on). */
+  nchwc?: boolean;
 }
 
 /**
@@ -81,6 +84,10 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
     }
   }
   const cpu = p.provider === 'cpu';
+  if (cpu && !half && (s.nchwc ?? nchwcFromEnv())) {
+    const blocked = await createBlocked(file, dir, base, s);
+    if (blocked) return blocked;
+  }
   const session = await withExpanded(file, (f, bytes) => saveOptimised(f, dir, base, cpu, cpu && (s.optimizeInChild ?? optimizeInChild(bytes)), s), s.log);
   if (session && !half) return session;
   if (!existsSync(optimized)) {
@@ -90,6 +97,29 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
   // The optimising session holds every weight in float32, or ran in the child: the saved, shared graph is what is opened.
   await session?.release();
   return fromSaved();
+}
+
+/**
+ * A CPU build opened with ORT's NCHWc layout done by its expansion (nchwc.ts): ORT's remaining
+ * optimisation then costs ~0.5 s for the SD1.5 UNet instead of ~13 s, so no optimised graph is saved
+ * and every load (the first one too) opens the build the same way, with the same bits as ORT's own
+ * layout. Undefined where the rewrite declines the graph (ORT's optimisation is saved as before).
+ */
+async function createBlocked(file: string, dir: string, base: ort.InferenceSession.SessionOptions, s: SessionSettings): Promise<ort.InferenceSession | undefined> {
+  const block = await nchwcBlockSize();
+  if (block === 0) return undefined;
+  const create = (f: string): Promise<ort.InferenceSession> => ort.InferenceSession.create(f, base);
+  if (s.kept?.find(dir)) return withKeptExpansion(file, dir, s.kept, create, s.log);
+  const plan = planExpansion(file, undefined, block);
+  if (!plan?.nchwc) return undefined;
+  if ('declined' in plan.nchwc) {
+    s.log?.info(`ORT does the NCHWc layout of ${file} itself: ${plan.nchwc.declined}`);
+    return undefined;
+  }
+  const r = plan.nchwc;
+  if (r.convs > 0) s.log?.info(`the expansion of ${file} lays out ${r.convs} convs in NCHWc blocks of ${r.block} (${r.fusedAdds + r.blockedAdds} adds in blocks), as ORT would`);
+  if (s.kept) return withKeptExpansion(file, dir, s.kept, create, s.log, plan);
+  return withExpanded(file, create, s.log, undefined, { plan });
 }
 
 /**
@@ -225,6 +255,7 @@ async function withKeptExpansion<T>(
   kept: KeptExpansions,
   create: (f: string) => Promise<T>,
   log?: Logger,
+  planned?: Plan,
 ): Promise<T> {
   const t0 = Date.now();
   const found = kept.open(dir);
@@ -241,8 +272,8 @@ async function withKeptExpansion<T>(
       found.dispose();
     }
   }
-  const packed = readPrepacked(dir);
-  const plan = planExpansion(file, packed);
+  const packed = planned ? undefined : readPrepacked(dir);
+  const plan = planned ?? planExpansion(file, packed);
   if (!plan || !kept.fits(plan.bytes) || !kept.admit(dir)) return withExpanded(file, create, log, dir, { packed, plan });
   const stamp = buildStamp(dir);
   // With ORT's packed copies wherever the expansion goes (the automatic choice writes them only in
