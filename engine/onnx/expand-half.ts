@@ -241,34 +241,40 @@ function copyPieces(
         fds.set(p.source, fd);
       }
       if (p.reorder) {
-        // A conv filter (at most ~120 MB as float32) is read whole: the blocked layout interleaves all
-        // of it. Its buffers are kept for the next filter (fresh pages are what costs, see CHUNK).
+        // One block of output channels at a time: its rows are consecutive in the filter and its blocked
+        // form is consecutive in the output, so ~1.5 MB buffers (kept for the next filter: fresh pages are
+        // what costs, see CHUNK) serve filters of up to 120 MB.
         const [o, i, kh, kw] = p.reorder.dims;
-        const n = o * i * kh * kw;
         const b = p.reorder.block;
-        const padded = Math.ceil(o / b) * b * i * kh * kw;
-        if (!blocks.filter || blocks.filter.values.length < padded)
-          blocks.filter = { whole: new Uint8Array(4 * padded), values: new Uint32Array(padded), blocked: new Uint32Array(padded) };
+        const row = i * kh * kw;
+        const size = p.half ? 2 : 4;
+        if (!blocks.filter || blocks.filter.values.length < b * row)
+          blocks.filter = { whole: new Uint8Array(4 * b * row), values: new Uint32Array(b * row), blocked: new Uint32Array(b * row) };
         const { whole } = blocks.filter;
-        for (let got = 0; got < p.length;) {
-          const r = io.readSync(fd, whole, got, p.length - got, p.offset + got);
-          if (r <= 0)
-            throw new Error(`${p.source}: short read at byte ${p.offset + got} (the file ends before the tensor does: a damaged cache?)`);
-          got += r;
-        }
-        const values = blocks.filter.values.subarray(0, n);
-        if (p.half) {
-          const pairs = new Uint32Array(whole.buffer, 0, n >> 1);
-          for (let v = 0; v < pairs.length; v++) {
-            const two = pairs[v];
-            values[2 * v] = table[two & 0xffff];
-            values[2 * v + 1] = table[two >>> 16];
+        for (let first = 0; first < o; first += b) {
+          const rows = Math.min(b, o - first);
+          const n = rows * row;
+          const start = p.offset + first * row * size;
+          for (let got = 0; got < n * size;) {
+            const r = io.readSync(fd, whole, got, n * size - got, start + got);
+            if (r <= 0)
+              throw new Error(`${p.source}: short read at byte ${start + got} (the file ends before the tensor does: a damaged cache?)`);
+            got += r;
           }
-          if (n & 1) values[n - 1] = table[whole[2 * n - 2] | (whole[2 * n - 1] << 8)];
-        } else values.set(new Uint32Array(whole.buffer, 0, n));
-        const blocked = reorder(values, p.reorder.dims, p.reorder.layout, b, blocks.filter.blocked.subarray(0, padded));
-        const bytes = new Uint8Array(blocked.buffer, blocked.byteOffset, 4 * padded);
-        for (let w = 0; w < bytes.byteLength;) w += io.writeSync(out, bytes, w, bytes.byteLength - w, p.at + w);
+          const values = blocks.filter.values.subarray(0, n);
+          if (p.half) {
+            const pairs = new Uint32Array(whole.buffer, 0, n >> 1);
+            for (let v = 0; v < pairs.length; v++) {
+              const two = pairs[v];
+              values[2 * v] = table[two & 0xffff];
+              values[2 * v + 1] = table[two >>> 16];
+            }
+            if (n & 1) values[n - 1] = table[whole[2 * n - 2] | (whole[2 * n - 1] << 8)];
+          } else values.set(new Uint32Array(whole.buffer, 0, n));
+          const blocked = reorder(values, [rows, i, kh, kw], p.reorder.layout, b, blocks.filter.blocked.subarray(0, b * row));
+          const bytes = new Uint8Array(blocked.buffer, blocked.byteOffset, 4 * b * row);
+          for (let w = 0; w < bytes.byteLength;) w += io.writeSync(out, bytes, w, bytes.byteLength - w, p.at + first * row * 4 + w);
+        }
         continue;
       }
       const size = p.half ? 2 : 4;

@@ -84,7 +84,8 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
     }
   }
   const cpu = p.provider === 'cpu';
-  if (cpu && !half && (s.nchwc ?? nchwcFromEnv())) {
+  // Parts whose activations are freed run without ORT's NCHWc layout (partOptions), so without this one too.
+  if (cpu && !half && !s.freeActivations && (s.nchwc ?? nchwcFromEnv())) {
     const blocked = await createBlocked(file, dir, base, s);
     if (blocked) return blocked;
   }
@@ -109,7 +110,8 @@ async function createBlocked(file: string, dir: string, base: ort.InferenceSessi
   const block = await nchwcBlockSize();
   if (block === 0) return undefined;
   const create = (f: string): Promise<ort.InferenceSession> => ort.InferenceSession.create(f, base);
-  if (s.kept?.find(dir)) return withKeptExpansion(file, dir, s.kept, create, s.log);
+  // A kept copy holds the blocked expansion (a copy ORT refuses is expanded and blocked again).
+  if (s.kept?.find(dir)) return withKeptExpansion(file, dir, s.kept, create, s.log, { nchwcBlock: block });
   const plan = planExpansion(file, undefined, block);
   if (!plan?.nchwc) return undefined;
   if ('declined' in plan.nchwc) {
@@ -118,7 +120,7 @@ async function createBlocked(file: string, dir: string, base: ort.InferenceSessi
   }
   const r = plan.nchwc;
   if (r.convs > 0) s.log?.info(`the expansion of ${file} lays out ${r.convs} convs in NCHWc blocks of ${r.block} (${r.fusedAdds + r.blockedAdds} adds in blocks), as ORT would`);
-  if (s.kept) return withKeptExpansion(file, dir, s.kept, create, s.log, plan);
+  if (s.kept) return withKeptExpansion(file, dir, s.kept, create, s.log, { plan });
   return withExpanded(file, create, s.log, undefined, { plan });
 }
 
@@ -244,10 +246,10 @@ async function withExpanded<T>(
 }
 
 /**
- * Creates a session over the build `dir`'s saved graph `file` from its kept float32 copy
- * (kept-expansions.ts), or, at the second load that finds none, expands it and keeps a copy of the
- * expansion once the session exists; otherwise (first such load, no room in the budget or on the
- * disk) expands it for this load only (withExpanded).
+ * Creates a session over the build `dir`'s saved graph `file` (or, with `planned`, its model laid out
+ * in NCHWc blocks: createBlocked) from its kept float32 copy (kept-expansions.ts), or, at the second
+ * load that finds none, expands it and keeps a copy of the expansion once the session exists;
+ * otherwise (first such load, no room in the budget or on the disk) expands it for this load only (withExpanded).
  */
 async function withKeptExpansion<T>(
   file: string,
@@ -255,7 +257,7 @@ async function withKeptExpansion<T>(
   kept: KeptExpansions,
   create: (f: string) => Promise<T>,
   log?: Logger,
-  planned?: Plan,
+  planned: { plan?: Plan; nchwcBlock?: number } = {},
 ): Promise<T> {
   const t0 = Date.now();
   const found = kept.open(dir);
@@ -272,8 +274,9 @@ async function withKeptExpansion<T>(
       found.dispose();
     }
   }
-  const packed = planned ? undefined : readPrepacked(dir);
-  const plan = planned ?? planExpansion(file, packed);
+  const blocked = planned.plan !== undefined || planned.nchwcBlock !== undefined;
+  const packed = blocked ? undefined : readPrepacked(dir);
+  const plan = planned.plan ?? planExpansion(file, packed, planned.nchwcBlock);
   if (!plan || !kept.fits(plan.bytes) || !kept.admit(dir)) return withExpanded(file, create, log, dir, { packed, plan });
   const stamp = buildStamp(dir);
   // With ORT's packed copies wherever the expansion goes (the automatic choice writes them only in
