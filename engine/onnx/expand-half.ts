@@ -202,10 +202,9 @@ function blockFilters(p: Plan, block: number): NchwcRewrite | { declined: string
   return r;
 }
 
-/** Buffers for a conv filter written in NCHWc blocks: its stored bytes, its float32 bits, the blocked copy. */
+/** Buffers for a block of a conv filter written in NCHWc blocks: its stored bytes and its blocked float32 bits. */
 interface FilterBuffers {
   whole: Uint8Array;
-  values: Uint32Array;
   blocked: Uint32Array;
 }
 
@@ -248,8 +247,8 @@ function copyPieces(
         const b = p.reorder.block;
         const row = i * kh * kw;
         const size = p.half ? 2 : 4;
-        if (!blocks.filter || blocks.filter.values.length < b * row)
-          blocks.filter = { whole: new Uint8Array(4 * b * row), values: new Uint32Array(b * row), blocked: new Uint32Array(b * row) };
+        if (!blocks.filter || blocks.filter.blocked.length < b * row)
+          blocks.filter = { whole: new Uint8Array(4 * b * row), blocked: new Uint32Array(b * row) };
         const { whole } = blocks.filter;
         for (let first = 0; first < o; first += b) {
           const rows = Math.min(b, o - first);
@@ -261,17 +260,10 @@ function copyPieces(
               throw new Error(`${p.source}: short read at byte ${start + got} (the file ends before the tensor does: a damaged cache?)`);
             got += r;
           }
-          const values = blocks.filter.values.subarray(0, n);
-          if (p.half) {
-            const pairs = new Uint32Array(whole.buffer, 0, n >> 1);
-            for (let v = 0; v < pairs.length; v++) {
-              const two = pairs[v];
-              values[2 * v] = table[two & 0xffff];
-              values[2 * v + 1] = table[two >>> 16];
-            }
-            if (n & 1) values[n - 1] = table[whole[2 * n - 2] | (whole[2 * n - 1] << 8)];
-          } else values.set(new Uint32Array(whole.buffer, 0, n));
-          const blocked = reorder(values, [rows, i, kh, kw], p.reorder.layout, b, blocks.filter.blocked.subarray(0, b * row));
+          const into = blocks.filter.blocked.subarray(0, b * row);
+          const blocked = p.half
+            ? reorder(new Uint16Array(whole.buffer, 0, n), [rows, i, kh, kw], p.reorder.layout, b, into, table)
+            : reorder(new Uint32Array(whole.buffer, 0, n), [rows, i, kh, kw], p.reorder.layout, b, into);
           const bytes = new Uint8Array(blocked.buffer, blocked.byteOffset, 4 * b * row);
           for (let w = 0; w < bytes.byteLength;) w += io.writeSync(out, bytes, w, bytes.byteLength - w, p.at + first * row * 4 + w);
         }
