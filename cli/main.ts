@@ -76,7 +76,9 @@ Options:
                              convolution weights stay 16-bit in memory (same bits, ~8% per 512² step);
                              WEFT_THREADS=N: ONNX Runtime's threads per session (default: every CPU this process may use);
                              GLIBC_TUNABLES=glibc.malloc.hugetlb=1: huge pages everywhere, more RSS (a first build's
-                             optimisation uses them already, in a child process; WEFT_OPTIMIZE_IN_CHILD=0: in-process)
+                             optimisation uses them already, in a child process; WEFT_OPTIMIZE_IN_CHILD=0: in-process);
+                             WEFT_NCHWC=0: ORT lays out convolutions itself and its optimised graphs are saved (default:
+                             Weft does ORT's NCHWc layout at each load, the same bits, nothing saved)
 
 Server options (weft serve; see docs/server.md):
   --allowed-hosts H,H        host names clients may use besides the listen address ('*' = any)
