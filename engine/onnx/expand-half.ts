@@ -239,41 +239,17 @@ function copyPieces(
         fd = io.openSync(p.source, 'r');
         fds.set(p.source, fd);
       }
-      if (p.reorder) {
-        // One block of output channels at a time: its rows are consecutive in the filter and its blocked
-        // form is consecutive in the output, so ~1.5 MB buffers (kept for the next filter: fresh pages are
-        // what costs, see CHUNK) serve filters of up to 120 MB.
-        const [o, i, kh, kw] = p.reorder.dims;
-        const b = p.reorder.block;
-        const row = i * kh * kw;
-        const size = p.half ? 2 : 4;
-        if (!blocks.filter || blocks.filter.blocked.length < b * row)
-          blocks.filter = { whole: new Uint8Array(4 * b * row), blocked: new Uint32Array(b * row) };
-        const { whole } = blocks.filter;
-        for (let first = 0; first < o; first += b) {
-          const rows = Math.min(b, o - first);
-          const n = rows * row;
-          const start = p.offset + first * row * size;
-          for (let got = 0; got < n * size;) {
-            const r = io.readSync(fd, whole, got, n * size - got, start + got);
-            if (r <= 0)
-              throw new Error(`${p.source}: short read at byte ${start + got} (the file ends before the tensor does: a damaged cache?)`);
-            got += r;
-          }
-          const into = blocks.filter.blocked.subarray(0, b * row);
-          const blocked = p.half
-            ? reorder(new Uint16Array(whole.buffer, 0, n), [rows, i, kh, kw], p.reorder.layout, b, into, table)
-            : reorder(new Uint32Array(whole.buffer, 0, n), [rows, i, kh, kw], p.reorder.layout, b, into);
-          const bytes = new Uint8Array(blocked.buffer, blocked.byteOffset, 4 * b * row);
-          for (let w = 0; w < bytes.byteLength;) w += io.writeSync(out, bytes, w, bytes.byteLength - w, p.at + first * row * 4 + w);
-        }
-        continue;
-      }
       const size = p.half ? 2 : 4;
       const cols = p.pack ? p.pack.cols : 0;
       const padded = (cols + 15) & ~15;
+      // A blocked conv filter goes one block of output channels at a time: their rows are consecutive in
+      // the filter and their blocked form is consecutive in the output, so ~1.5 MB buffers (kept for the
+      // next filter: fresh pages are what costs, see CHUNK) serve filters of up to 120 MB.
+      const row = p.reorder ? p.reorder.dims[1] * p.reorder.dims[2] * p.reorder.dims[3] : 0;
       // A packed tensor goes a block of rows at a time (each block's panels need all its rows).
-      const step = p.pack ? p.pack.strideK * cols * size : raw.byteLength;
+      const step = p.reorder ? p.reorder.block * row * size : p.pack ? p.pack.strideK * cols * size : raw.byteLength;
+      if (p.reorder && (!blocks.filter || blocks.filter.blocked.length < p.reorder.block * row))
+        blocks.filter = { whole: new Uint8Array(4 * p.reorder.block * row), blocked: new Uint32Array(p.reorder.block * row) };
       if (p.pack && (!blocks.buffers || blocks.buffers.raw.byteLength < step)) {
         // Sized for either storage: up to step / 2 values, plus each panel row's padding.
         blocks.buffers = {
@@ -282,7 +258,7 @@ function copyPieces(
           packed: new Uint32Array((step >> 1) + 16 * p.pack.strideK),
         };
       }
-      const src = p.pack && blocks.buffers ? blocks.buffers.raw : raw;
+      const src = p.reorder && blocks.filter ? blocks.filter.whole : p.pack && blocks.buffers ? blocks.buffers.raw : raw;
       const dst = p.pack && blocks.buffers ? blocks.buffers.wide : wide;
       const halves = new Uint32Array(src.buffer, src.byteOffset, src.byteLength >> 2);
       for (let done = 0; done < p.length;) {
@@ -296,7 +272,16 @@ function copyPieces(
           got += r;
         }
         let values = n >> 2;
-        if (p.half) {
+        let blocked: Uint32Array | undefined;
+        if (p.reorder && blocks.filter) {
+          // Widened and blocked in one pass; the last block's missing channels are zeros.
+          const { block, layout } = p.reorder;
+          const dims = [n / size / row, p.reorder.dims[1], p.reorder.dims[2], p.reorder.dims[3]] as const;
+          const into = blocks.filter.blocked.subarray(0, block * row);
+          blocked = p.half
+            ? reorder(new Uint16Array(src.buffer, src.byteOffset, n >> 1), dims, layout, block, into, table)
+            : reorder(new Uint32Array(src.buffer, src.byteOffset, n >> 2), dims, layout, block, into);
+        } else if (p.half) {
           // Two halves per 32-bit read: ~1.6x the speed of one 16-bit read per value.
           const pairs = n >> 2;
           for (let i = 0, j = 0; i < pairs; i++, j += 2) {
@@ -307,7 +292,11 @@ function copyPieces(
           if (n & 2) dst[2 * pairs] = table[src[n - 2] | (src[n - 1] << 8)];
           values = n >> 1;
         } else if (p.pack) dst.set(halves.subarray(0, values));
-        const bytes = p.half || p.pack ? new Uint8Array(dst.buffer, dst.byteOffset, 4 * values) : src.subarray(0, n);
+        const bytes = blocked
+          ? new Uint8Array(blocked.buffer, blocked.byteOffset, blocked.byteLength)
+          : p.half || p.pack
+            ? new Uint8Array(dst.buffer, dst.byteOffset, 4 * values)
+            : src.subarray(0, n);
         for (let w = 0, pos = p.at + (p.half ? 2 * done : done); w < bytes.byteLength;)
           w += io.writeSync(out, bytes, w, bytes.byteLength - w, pos + w);
         if (p.pack && blocks.buffers) {
