@@ -110,3 +110,12 @@ export function removeDirRenamedFirst(dir: string): void {
   }
   fs.rmSync(gone, { recursive: true, force: true });
 }
+
+/** The names in a folder, none where it cannot be read (not there yet, or removed meanwhile). */
+export function namesIn(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

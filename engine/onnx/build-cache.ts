@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeDirRenamedFirst, writeFileAtomic } from '../core/safe-path.ts';
+import { namesIn, removeDirRenamedFirst, writeFileAtomic } from '../core/safe-path.ts';
 import type { StoredTensor } from '../core/weights.ts';
 import { storedLayout, type GraphBuilder } from './graph.ts';
 import { KEPT_FOLDER } from './kept-expansions.ts';
@@ -171,14 +171,8 @@ export class BuildCache {
 
   /** Every build in the cache, least recently used first. */
   list(): CacheEntry[] {
-    let names: string[];
-    try {
-      names = readdirSync(this.root);
-    } catch {
-      return [];
-    }
     const out: CacheEntry[] = [];
-    for (const name of names) {
+    for (const name of namesIn(this.root)) {
       const dir = join(this.root, name);
       if (NOT_ENTRIES.has(name) || name.includes('.tmp-') || name.includes('.del-') || !existsSync(join(dir, 'model.onnx'))) continue;
       const rec = readRecord(dir);

@@ -1,19 +1,9 @@
-import {
-  closeSync,
-  existsSync,
-  ftruncateSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statfsSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import * as fs from 'node:fs';
 import { availableParallelism, freemem, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
+import { namesIn } from '../core/safe-path.ts';
 import { runEvalWorker } from './eval-worker.ts';
 import { HALF_SUFFIX, halfBits } from './exact-half.ts';
 import { externalData } from './graph.ts';
@@ -486,13 +476,7 @@ function abandon(dir: string, out: number | undefined): void {
 
 /** Scratch folders of processes that died before removing them (in /dev/shm they would hold memory until a reboot). */
 function removeOrphans(root: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return;
-  }
-  for (const name of names) {
+  for (const name of namesIn(root)) {
     const m = /^weft-expand-(\d+)-/.exec(name);
     if (!m || alive(Number(m[1]))) continue;
     rmSync(join(root, name), { recursive: true, force: true });

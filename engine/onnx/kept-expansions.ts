@@ -13,7 +13,7 @@ import {
 } from 'node:fs';
 import type * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { removeDirRenamedFirst } from '../core/safe-path.ts';
+import { namesIn, removeDirRenamedFirst } from '../core/safe-path.ts';
 import { parseByteSize } from './cache-dir.ts';
 import { newScratchFolder, scratchFor, type Expanded } from './expand-half.ts';
 import { prefetchFiles } from './prefetch.ts';
@@ -257,14 +257,8 @@ export class KeptExpansions {
 
   /** Every copy, least recently used first. */
   list(): KeptCopy[] {
-    let names: string[];
-    try {
-      names = readdirSync(this.root);
-    } catch {
-      return [];
-    }
     const out: KeptCopy[] = [];
-    for (const name of names) {
+    for (const name of namesIn(this.root)) {
       if (name.startsWith(SCRATCH_PREFIX) || name.includes('.del-') || name.endsWith(SEEN_SUFFIX)) continue;
       const dir = join(this.root, name);
       const rec = readStamp(dir);
@@ -304,13 +298,7 @@ export class KeptExpansions {
 
   /** Notes of admit() for builds no longer in the cache folder beside the store (all of them with `all`). */
   private pruneMarks(all: boolean): void {
-    let names: string[];
-    try {
-      names = readdirSync(this.root);
-    } catch {
-      return;
-    }
-    for (const name of names) {
+    for (const name of namesIn(this.root)) {
       if (!name.endsWith(SEEN_SUFFIX)) continue;
       const build = join(dirname(this.root), name.slice(0, -SEEN_SUFFIX.length));
       if (all || !existsSync(join(build, 'model.onnx'))) rmSync(join(this.root, name), { force: true });
