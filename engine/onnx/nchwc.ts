@@ -129,8 +129,14 @@ export function rewriteNchwc(graph: Graph, block: number, access: InitializerAcc
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
   const graphOutputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
   const consumers = new Map<string, Node[]>();
-  for (const n of nodes) for (const i of n.input ?? []) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
-  const knownOrNot = knownDims(graph);
+  for (const n of nodes)
+    for (const i of n.input ?? []) {
+      if (!i) continue;
+      const list = consumers.get(i);
+      if (list) list.push(n);
+      else consumers.set(i, [n]);
+    }
+  const knownOrNot = knownDims(graph, inits);
   if (!knownOrNot) return { declined: 'an input has a fixed height or width (ORT would know shapes this rewrite does not track)' };
 
   const known = knownOrNot;
@@ -476,7 +482,7 @@ function convShape(node: Node, input: Shape, own: Shape, kernel: readonly [numbe
  * channels, and its height and width are unknown (computed from unknowns); elementwise ops keep equal
  * dims. Undefined when an input fixes its height or width (ORT would then know spatial dims).
  */
-function knownDims(graph: Graph): Map<string, KnownDim[]> | undefined {
+function knownDims(graph: Graph, inits: ReadonlyMap<string, Tensor>): Map<string, KnownDim[]> | undefined {
   const known = new Map<string, KnownDim[]>();
   for (const v of graph.input ?? []) {
     const dims = (v.type?.tensorType?.shape?.dim ?? []).map((d): KnownDim => {
@@ -487,7 +493,6 @@ function knownDims(graph: Graph): Map<string, KnownDim[]> | undefined {
     if (dims.length === 4 && ((dims[2] && 'value' in dims[2]) || (dims[3] && 'value' in dims[3]))) return undefined;
     known.set(v.name ?? '', dims);
   }
-  const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
   for (const n of graph.node ?? []) {
     const first = known.get(n.input?.[0] ?? '');
     const outName = n.output?.[0] ?? '';
