@@ -78,7 +78,10 @@ Options:
                              GLIBC_TUNABLES=glibc.malloc.hugetlb=1: huge pages everywhere, more RSS (a first build's
                              optimisation uses them already, in a child process; WEFT_OPTIMIZE_IN_CHILD=0: in-process);
                              WEFT_NCHWC=0: ORT lays out convolutions itself and its optimised graphs are saved (default:
-                             Weft does ORT's NCHWc layout at each load, the same bits, nothing saved)
+                             Weft does ORT's NCHWc layout at each load, the same bits, nothing saved);
+                             WEFT_PREPACK=0: CPU only, MatMul weights are not repacked at load (SDXL loads in seconds,
+                             each step a few % slower, outputs differ by float32 rounding; with WEFT_WEIGHTS=half
+                             every weight stays 16-bit in memory)
 
 Server options (weft serve; see docs/server.md):
   --allowed-hosts H,H        host names clients may use besides the listen address ('*' = any)

@@ -66,14 +66,15 @@ const RESIDENT_SUFFIX = ':resident';
 /**
  * A copy of the graph `file` (written beside it, graph only: the weights stay where they are) in which
  * each 16-bit weight no pre-packing kernel reads is renamed out of expand-half's reach, so expanding
- * the copy widens only the pre-packed ones and keeps the rest 16-bit behind their Casts. Undefined
- * when there is none to keep (expand `file` itself).
+ * the copy widens only the pre-packed ones and keeps the rest 16-bit behind their Casts. With `packing`
+ * false (a session with ORT's pre-packing off, `WEFT_PREPACK=0`) no kernel packs, and every 16-bit
+ * weight stays. Undefined when there is none to keep (expand `file` itself).
  */
-export function markResidentHalf(file: string): ResidentModel | undefined {
+export function markResidentHalf(file: string, opts: { packing?: boolean } = {}): ResidentModel | undefined {
   const model = onnx.ModelProto.decode(readFileSync(file));
   const graph = model.graph;
   if (!graph) return undefined;
-  const packed = prepackedValues(model);
+  const packed = opts.packing === false ? new Set<string>() : prepackedValues(model);
   const rename = new Map<string, string>();
   for (const n of graph.node ?? []) {
     const input = n.input?.[0];

@@ -31,6 +31,8 @@ export interface RuntimeOptions {
   threads?: number;
   /** GPU index for CUDA/WebGPU. */
   deviceId?: number;
+  /** Whether the CPU provider pre-packs MatMul/Gemm weights at load (default `$WEFT_PREPACK`, else on; see prepackFromEnv). */
+  prepack?: boolean;
 }
 
 function bindingDir(): string {
@@ -124,7 +126,24 @@ export function sessionOptions(choice: ProviderChoice, opts: RuntimeOptions = {}
   o.intraOpNumThreads = opts.threads && opts.threads > 0 ? opts.threads : defaultThreads();
   // Idle pool threads sleep instead of spinning: the same SD1.5 step time (6.35/5.89 s against 6.31/6.10 s
   // spinning, same bits), and a browser, a server or other test workers on the same cores keep their CPU.
-  return withSessionConfig(o, { 'intra_op.allow_spinning': '0' });
+  const config: Record<string, string> = { 'intra_op.allow_spinning': '0' };
+  if (choice.provider === 'cpu' && !(opts.prepack ?? prepackFromEnv())) config.disable_prepacking = '1';
+  return withSessionConfig(o, config);
+}
+
+/**
+ * `WEFT_PREPACK=0`: ORT's CPU provider leaves MatMul/Gemm weights as they are at load instead of
+ * copying each into MLAS's panel layout in fresh memory (~20 s for SDXL's UNet on the 2-core dev VM,
+ * against ~1.7 s without), and packs panels inside each call instead (a few % per step, more for small
+ * latents), with sums blocked differently: the outputs differ in the last bits (~1e-6 relative) from
+ * the default's. Untouched weights can then also stay 16-bit (resident-half.ts). Anything but 0/1 is
+ * refused by name.
+ */
+export function prepackFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.WEFT_PREPACK;
+  if (v === undefined || v === '' || v === '1') return true;
+  if (v === '0') return false;
+  throw new Error(`WEFT_PREPACK=${v}: expected 0 or 1`);
 }
 
 /** `o` with ORT session config entries added to those it has (`extra.session`), so none set before is lost. */

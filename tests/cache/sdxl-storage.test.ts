@@ -4,12 +4,12 @@ import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../../engine/formats/safetensors.ts';
 import { SDXL_PREFIX } from '../../engine/models/families/sdxl/config.ts';
-import { ModelManager } from '../../engine/models/manager.ts';
 import { BuildCache } from '../../engine/onnx/build-cache.ts';
 import { HALF_SUFFIX } from '../../engine/onnx/exact-half.ts';
 import { markResidentHalf, weightsModeFromEnv, type WeightsMode } from '../../engine/onnx/resident-half.ts';
 import { makeTinySdxl, type TinySdxl } from '../sdxl/tiny.ts';
 import { halfCopy, sameBits } from './half-checkpoint.ts';
+import { sdxlPartOutputs, type PartOutputs } from './sdxl-outputs.ts';
 
 /*
  * The compact cache of an SDXL checkpoint (issue 12: at most 1.5× the checkpoint), part by part, and
@@ -18,7 +18,6 @@ import { halfCopy, sameBits } from './half-checkpoint.ts';
  */
 
 const { onnx } = onnxProto;
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 let tiny: TinySdxl;
 let f16: string;
 beforeAll(async () => {
@@ -29,28 +28,8 @@ afterAll(() => {
   if (tiny) rmSync(tiny.dir, { recursive: true, force: true });
 });
 
-interface Run {
-  outputs: Float32Array[];
-  builds: number;
-}
-
-/** Every part's output for fixed inputs from a fresh manager over `cacheDir`. */
-async function outputs(cacheDir: string, compact: boolean, weights: WeightsMode): Promise<Run> {
-  const m = new ModelManager({ cacheDir, device: 'cpu', log: quiet, weights });
-  if (!compact) m.cache.storeHalf = m.cache.linkSource = false;
-  const p = await m.loadCheckpoint(f16);
-  const clip = await p.clip.encodeText('a photograph of an astronaut');
-  const D = clip.cond.shape[2];
-  const x = { shape: [2, 4, 8, 8], data: new Float32Array(512).map((_, i) => Math.sin(i * 0.7)) };
-  const context = { shape: [2, 77, D], data: new Float32Array(2 * 77 * D).map((_, i) => Math.cos(i * 0.3)) };
-  const y = p.model.extraConds!({ cond: clip.cond, pooled: clip.pooled }, { batch: 2, height: 64, width: 64 }).y;
-  const unet = await p.model.unet.run({ x, timesteps: new Float32Array([500, 20]), context, extra: { y } });
-  const image = await p.vae.decode({ shape: [1, 4, 8, 8], data: x.data.slice(0, 256) });
-  const latent = await p.vae.encode(image);
-  const builds = m.stats().builds;
-  await m.pool.clear();
-  return { outputs: [clip.cond.data, clip.pooled!.data, unet.data, image.data, latent.data], builds };
-}
+type Run = PartOutputs;
+const outputs = (cacheDir: string, compact: boolean, weights: WeightsMode): Promise<Run> => sdxlPartOutputs(f16, cacheDir, { compact, weights });
 
 /** Float16 bytes of the checkpoint's tensors under `prefix`. */
 function halfBytes(prefix: string): number {

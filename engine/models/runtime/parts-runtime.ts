@@ -45,6 +45,8 @@ export interface PartsRuntimeOptions {
   prefetch?: boolean;
   /** `half`: hold built parts' 16-bit cached weights in 16 bits on the CPU provider (see onnx/resident-half.ts; default `$WEFT_WEIGHTS`). */
   weights?: WeightsMode;
+  /** Whether ORT's CPU provider pre-packs MatMul/Gemm weights at load (default `$WEFT_PREPACK`, else on; see onnx/runtime.ts prepackFromEnv). */
+  prepack?: boolean;
   /** Bytes of float32 copies of saved graphs kept in the cache for fast loads (onnx/kept-expansions.ts; default `$WEFT_KEEP_EXPANDED`, else 8 GiB; 0: none). */
   keepExpandedBytes?: number;
   log?: Logger;

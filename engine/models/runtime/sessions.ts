@@ -2,7 +2,7 @@ import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
-import { sessionOptions, withSessionConfig, type ProviderChoice } from '../../onnx/runtime.ts';
+import { prepackFromEnv, sessionOptions, withSessionConfig, type ProviderChoice } from '../../onnx/runtime.ts';
 import { prefetchFiles } from '../../onnx/prefetch.ts';
 import { shareOptimizedWeights } from '../../onnx/share-weights.ts';
 import { expandHalfWeightsParallel, planExpansion, scratchFor, type Expanded, type Plan } from '../../onnx/expand-half.ts';
@@ -32,6 +32,8 @@ export interface SessionSettings {
   kept?: KeptExpansions;
   /** Whether the expansion does ORT's NCHWc layout, so no optimised graph is saved (nchwc.ts; default `$WEFT_NCHWC`, else on). */
   nchwc?: boolean;
+  /** Whether the CPU provider pre-packs MatMul/Gemm weights at load (runtime.ts prepackFromEnv; default `$WEFT_PREPACK`, else on). */
+  prepack?: boolean;
 }
 
 /**
@@ -41,7 +43,7 @@ export interface SessionSettings {
  * the tiled VAE faulted 648 MB per run instead of 324 MB, and took 1.5× as long on the dev VM).
  */
 function partOptions(p: ProviderChoice, s: SessionSettings): ort.InferenceSession.SessionOptions {
-  const o = sessionOptions(p, { threads: s.threads });
+  const o = sessionOptions(p, { threads: s.threads, prepack: s.prepack });
   if (!s.freeActivations) return o;
   const freed = { ...o, enableCpuMemArena: false, enableMemPattern: false };
   return p.provider === 'cpu' ? { ...freed, graphOptimizationLevel: 'extended' } : freed;
@@ -58,18 +60,21 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
   const optimized = join(dir, 'optimized.onnx');
   // GPU providers run the float16 build as it is; the float32 builds of the CPU provider are the ones that would hold 32 bits.
   const half = p.provider === 'cpu' && (s.weights ?? weightsModeFromEnv()) === 'half';
+  // Whether ORT packs MatMul/Gemm weights at load: the packing record and the packed copies serve only then.
+  const packing = p.provider === 'cpu' && (s.prepack ?? prepackFromEnv());
   const fromSaved = async (): Promise<ort.InferenceSession> => {
-    const resident = half ? markResidentHalf(optimized) : undefined;
+    // Without packing, every kernel reads its weight as given, so every 16-bit weight can stay 16-bit.
+    const resident = half ? markResidentHalf(optimized, { packing }) : undefined;
     try {
       const options = { ...base, graphOptimizationLevel: 'disabled' as const };
-      const create = (f: string): Promise<ort.InferenceSession> => createRecordingPrepacks(f, dir, options, p.provider === 'cpu' && !half, s.log);
-      if (!half && s.kept) return await withKeptExpansion(optimized, dir, s.kept, create, s.log);
+      const create = (f: string): Promise<ort.InferenceSession> => createRecordingPrepacks(f, dir, options, packing && !half, s.log);
+      if (!half && s.kept) return await withKeptExpansion(optimized, dir, s.kept, create, s.log, { unpacked: !packing });
       return await withExpanded(
         resident?.file ?? optimized,
         create,
         s.log,
         // The resident copy is expanded without ORT's packed copies (its record is for the saved graph as it is).
-        half ? undefined : dir,
+        half || !packing ? undefined : dir,
       );
     } finally {
       resident?.dispose();
@@ -89,7 +94,7 @@ export async function createBuiltSession(file: string, p: ProviderChoice, s: Ses
     const blocked = await createBlocked(file, dir, base, s);
     if (blocked) return blocked;
   }
-  const session = await withExpanded(file, (f, bytes) => saveOptimised(f, dir, base, cpu, cpu && (s.optimizeInChild ?? optimizeInChild(bytes)), s), s.log);
+  const session = await withExpanded(file, (f, bytes) => saveOptimised(f, dir, base, packing, cpu && (s.optimizeInChild ?? optimizeInChild(bytes)), s), s.log);
   if (session && !half) return session;
   if (!existsSync(optimized)) {
     if (session) return session;
@@ -126,15 +131,16 @@ async function createBlocked(file: string, dir: string, base: ort.InferenceSessi
 
 /**
  * ORT's full optimisation of the build in `dir` (over `f`, its model with the weights expanded), saved
- * as the build's `optimized.onnx` (shared with the build's weights, share-weights.ts) with the record of
- * ORT's packing (prepacked.ts). In a child process when `child` (optimize-child.ts; in this process if
- * that fails), returning no session; else the optimising session itself.
+ * as the build's `optimized.onnx` (shared with the build's weights, share-weights.ts) with, where ORT
+ * packs (`packing`: the CPU provider, pre-packing on), the record of ORT's packing (prepacked.ts). In a
+ * child process when `child` (optimize-child.ts; in this process if that fails), returning no session;
+ * else the optimising session itself.
  */
 async function saveOptimised(
   f: string,
   dir: string,
   base: ort.InferenceSession.SessionOptions,
-  cpu: boolean,
+  packing: boolean,
   child: boolean,
   s: SessionSettings,
 ): Promise<ort.InferenceSession | undefined> {
@@ -143,16 +149,16 @@ async function saveOptimised(
   // Saved beside the expanded weights (memory) when there is room, shared from there into the cache (save-folder.ts).
   const into = saveFolder(f, dir);
   const saved = join(into, `optimized-${tag}.onnx`);
-  const saveOptions = (packing: 'save' | 'none' | undefined): ort.InferenceSession.SessionOptions =>
+  const saveOptions = (prepacked: 'save' | 'none' | undefined): ort.InferenceSession.SessionOptions =>
     withSessionConfig(
       { ...base, optimizedModelFilePath: saved },
       {
         optimized_model_external_initializers_file_name: `optimized-${tag}.bin`,
         optimized_model_external_initializers_min_size_in_bytes: '1024',
         // The session kept here runs, so it packs, and saves the packed buffers for the record (prepacked.ts).
-        ...(packing === 'save' ? { save_external_prepacked_constant_initializers: '1' } : {}),
+        ...(prepacked === 'save' ? { save_external_prepacked_constant_initializers: '1' } : {}),
         // The child's session never runs: it skips packing, and the record's keys are hashed beside it (prepack-keys.ts).
-        ...(packing === 'none' ? { disable_prepacking: '1' } : {}),
+        ...(prepacked === 'none' ? { disable_prepacking: '1' } : {}),
       },
     );
   const t0 = Date.now();
@@ -160,19 +166,19 @@ async function saveOptimised(
   let hashing: Promise<Map<string, PackHash> | undefined> | undefined;
   if (child) {
     // ORT's keys for the record are hashed from the weights the child reads, meanwhile (prepack-keys.ts).
-    if (cpu) hashing = hashKeysMeanwhile(f, s.log);
+    if (packing) hashing = hashKeysMeanwhile(f, s.log);
     try {
-      await saveOptimizedInChild(f, saveOptions(cpu ? 'none' : undefined));
+      await saveOptimizedInChild(f, saveOptions(packing ? 'none' : undefined));
       inChild = true;
     } catch (e) {
       s.log?.warn(`${(e as Error).message.split('\n')[0]}; optimising in this process instead`);
     }
   }
-  const created = inChild ? undefined : await ort.InferenceSession.create(f, saveOptions(cpu ? 'save' : undefined));
+  const created = inChild ? undefined : await ort.InferenceSession.create(f, saveOptions(packing ? 'save' : undefined));
   try {
     s.log?.info(`ORT optimised and saved ${f}${into === dir ? '' : ` (in ${into})`}${inChild ? ' in a child process' : ''} in ${Date.now() - t0} ms`);
     const hashes = inChild ? await hashing : undefined;
-    const packs = !cpu || (inChild && !hashes) ? undefined : packedTensors(saved, hashes, s.log);
+    const packs = !packing || (inChild && !hashes) ? undefined : packedTensors(saved, hashes, s.log);
     if (into !== dir) shareWeights(dir, s.log, saved);
     try {
       if (existsSync(join(dir, `optimized-${tag}.onnx`))) renameSync(join(dir, `optimized-${tag}.onnx`), optimized);
@@ -257,7 +263,7 @@ async function withKeptExpansion<T>(
   kept: KeptExpansions,
   create: (f: string) => Promise<T>,
   log?: Logger,
-  planned: { plan?: Plan; nchwcBlock?: number } = {},
+  planned: { plan?: Plan; nchwcBlock?: number; unpacked?: boolean } = {},
 ): Promise<T> {
   const t0 = Date.now();
   const found = kept.open(dir);
@@ -275,7 +281,8 @@ async function withKeptExpansion<T>(
     }
   }
   const blocked = planned.plan !== undefined || planned.nchwcBlock !== undefined;
-  const packed = blocked ? undefined : readPrepacked(dir);
+  // A copy made with the packed copies serves a session that does not pack (ORT leaves them unread), and the reverse.
+  const packed = blocked || planned.unpacked ? undefined : readPrepacked(dir);
   const plan = planned.plan ?? planExpansion(file, packed, planned.nchwcBlock);
   if (!plan || !kept.fits(plan.bytes) || !kept.admit(dir)) return withExpanded(file, create, log, dir, { packed, plan });
   const stamp = buildStamp(dir);
@@ -314,7 +321,7 @@ function logExpanded(x: Expanded, file: string, t0: number, log?: Logger): void 
 
 /** A model file Weft did not build (an export's folder, a user's detector): opened as it is, nothing written beside it. */
 export async function createFileSession(file: string, p: ProviderChoice, s: SessionSettings): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(file, sessionOptions(p, { threads: s.threads }));
+  return ort.InferenceSession.create(file, sessionOptions(p, { threads: s.threads, prepack: s.prepack }));
 }
 
 /** See share-weights.ts: a saving of disk and page cache, so a failure only warns. */
