@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { cmdCache } from '../../cli/cache.ts';
 import { createBuiltSession } from '../../engine/models/runtime/sessions.ts';
 import { expandHalfWeightsParallel } from '../../engine/onnx/expand-half.ts';
-import { KeptExpansions, KEPT_FOLDER, resolveKeptBudget } from '../../engine/onnx/kept-expansions.ts';
+import { buildStamp, KeptExpansions, KEPT_FOLDER, resolveKeptBudget } from '../../engine/onnx/kept-expansions.ts';
 import { readPrepacked } from '../../engine/onnx/prepacked.ts';
 import { makeDemoBase, runCli } from '../workflows/run-cli.ts';
 import { build, collectingLog, cpu, outputOf } from './packed-graph.ts';
@@ -97,6 +97,41 @@ describe('float32 copies of saved graphs kept for fast loads (kept-expansions.ts
     // A damaged copy (its weights cut short) is not opened.
     writeFileSync(join(kept.root, 'a', 'weights.bin'), Buffer.alloc(16));
     expect(kept.open(dir)).toBeUndefined();
+  });
+
+  it('with pre-packing off (WEFT_PREPACK=0) keeps the expansion without ORT`s packed copies, and either kind of copy serves either kind of load', async () => {
+    const dir = join(root, 'b');
+    const file = build(dir, true);
+    // A packing load saves the graph and records ORT's packing; the unpacked loads then make the copy.
+    const packedBits = await outputOf(await createBuiltSession(file, cpu, { log, optimizeInChild: false, kept }));
+    expect(readPrepacked(dir)).toBeDefined();
+    const unpackedBits = await outputOf(await createBuiltSession(file, cpu, { log, kept, prepack: false }));
+    lines.length = 0;
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept, prepack: false })), unpackedBits)).toBe(0);
+    await kept.idle();
+    expect(lines.some((l) => /packed form of/.test(l))).toBe(false);
+    const plain = (await expandHalfWeightsParallel(join(dir, 'optimized.onnx'), { scratchRoot: tmpdir() }))!;
+    expect(plain.packed).toBe(0);
+    expect(Buffer.compare(readFileSync(join(kept.root, 'b', 'weights.bin')), readFileSync(join(plain.file, '..', 'weights.bin')))).toBe(0);
+    plain.dispose();
+    // A packing load opens the copy without packed forms (ORT packs at creation either way), with the packed bits.
+    lines.length = 0;
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept })), packedBits)).toBe(0);
+    expect(lines.some((l) => /from its kept float32 copy/.test(l))).toBe(true);
+    // And an unpacked load opens a copy with them (ORT leaves them unread), with the unpacked bits.
+    const withPacks = (await expandHalfWeightsParallel(join(dir, 'optimized.onnx'), {
+      packed: readPrepacked(dir),
+      scratchRoot: tmpdir(),
+    }))!;
+    expect(withPacks.packed).toBe(2);
+    kept.discard(dir);
+    await kept.keep(dir, join(withPacks.file, '..'), buildStamp(dir));
+    withPacks.dispose();
+    lines.length = 0;
+    expect(Buffer.compare(await outputOf(await createBuiltSession(file, cpu, { log, kept, prepack: false })), unpackedBits)).toBe(0);
+    expect(lines.some((l) => /from its kept float32 copy/.test(l))).toBe(true);
+    expect(lines.filter((l) => l.startsWith('WARN'))).toEqual([]);
+    kept.discard(dir);
   });
 
   it('holds the copies within their budget, least recently used first, and drops those whose build is gone', async () => {
