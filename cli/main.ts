@@ -80,8 +80,8 @@ Options:
                              WEFT_NCHWC=0: ORT lays out convolutions itself and its optimised graphs are saved (default:
                              Weft does ORT's NCHWc layout at each load, the same bits, nothing saved);
                              WEFT_PREPACK=0: CPU only, MatMul weights are not repacked at load (SDXL loads in seconds,
-                             each step a few % slower, outputs differ by float32 rounding; with WEFT_WEIGHTS=half
-                             every weight stays 16-bit in memory)
+                             but each step is 1.1-1.3x as long and outputs differ by float32 rounding; with
+                             WEFT_WEIGHTS=half every weight stays 16-bit in memory)
 
 Server options (weft serve; see docs/server.md):
   --allowed-hosts H,H        host names clients may use besides the listen address ('*' = any)
