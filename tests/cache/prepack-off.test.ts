@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HALF_SUFFIX } from '../../engine/onnx/exact-half.ts';
 import { markResidentHalf } from '../../engine/onnx/resident-half.ts';
 import { prepackFromEnv, sessionOptions } from '../../engine/onnx/runtime.ts';
+import { relErr } from '../models-onnx/tiny.ts';
 import { makeTinySdxl, type TinySdxl } from '../sdxl/tiny.ts';
 import { halfCopy, sameBits } from './half-checkpoint.ts';
 import { sdxlPartOutputs, type PartOutputs } from './sdxl-outputs.ts';
@@ -28,17 +29,6 @@ afterAll(() => {
   if (tiny) rmSync(tiny.dir, { recursive: true, force: true });
 });
 
-/** Largest |a − b| over the largest |b|. */
-function relativeGap(a: Float32Array, b: Float32Array): number {
-  let gap = 0;
-  let top = 0;
-  for (let i = 0; i < b.length; i++) {
-    gap = Math.max(gap, Math.abs(a[i] - b[i]));
-    top = Math.max(top, Math.abs(b[i]));
-  }
-  return gap / top;
-}
-
 const NAMES = ['clip hidden', 'clip pooled', 'unet', 'vae decode', 'vae encode'];
 
 describe('WEFT_PREPACK=0', () => {
@@ -56,7 +46,7 @@ describe('WEFT_PREPACK=0', () => {
     const half = await sdxlPartOutputs(f16, cache, { compact: true, weights: 'half', prepack: false });
     const again = await sdxlPartOutputs(f16, cache, { compact: true, weights: 'float32', prepack: false });
     unpacked.outputs.forEach((a, i) => {
-      expect({ part: NAMES[i], gap: relativeGap(a, packed.outputs[i]) < 1e-5 }).toEqual({ part: NAMES[i], gap: true });
+      expect({ part: NAMES[i], gap: relErr(a, packed.outputs[i]) < 1e-5 }).toEqual({ part: NAMES[i], gap: true });
       expect({ part: NAMES[i], same: sameBits(half.outputs[i], a) }).toEqual({ part: NAMES[i], same: true });
       expect({ part: NAMES[i], same: sameBits(again.outputs[i], a) }).toEqual({ part: NAMES[i], same: true });
     });
