@@ -92,7 +92,7 @@ function keptTable(copies: readonly KeptCopy[], now: number): string {
     'float32 copy',
     size(c.bytes),
     ago(now - c.lastUsed),
-    c.orphan ? '(its build is gone)' : (c.build ?? '?'),
+    c.orphan ? '(its build is gone or changed)' : (c.build ?? '?'),
     c.key,
   ]);
   const head = ['KIND', 'SIZE', 'LAST USED', 'BUILD', 'KEY'];

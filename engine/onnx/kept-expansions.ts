@@ -66,7 +66,7 @@ export interface KeptCopy {
   readonly lastUsed: number;
   /** The build folder it was expanded from. */
   readonly build?: string;
-  /** Its build is gone from the cache: nothing can open it any more. */
+  /** Its build is gone from the cache, or changed since the copy was made: nothing can open it any more. */
   readonly orphan: boolean;
 }
 
@@ -125,13 +125,22 @@ export class KeptExpansions {
     return found && join(found.dir, 'model.onnx');
   }
 
-  /** The folder and stamp of the copy of `buildDir`, when its build is unchanged and its weights whole; marks it used. */
+  /**
+   * The folder and stamp of the copy of `buildDir`, when its build is unchanged and its weights whole;
+   * marks it used. A copy of an earlier state of the build goes: build files only change forward (a
+   * graph saved, a packing record written), so it could never serve again, and it would hold its
+   * gigabytes until the budget pushed it out.
+   */
   private current(buildDir: string): { dir: string; rec: StampRecord } | undefined {
     const dir = join(this.root, basename(buildDir));
     const rec = readStamp(dir);
     if (!rec) return undefined;
     try {
-      if (!sameStamp(rec.files, buildStamp(buildDir)) || statSync(join(dir, 'weights.bin')).size !== rec.bytes) return undefined;
+      if (!sameStamp(rec.files, buildStamp(buildDir))) {
+        this.discard(buildDir);
+        return undefined;
+      }
+      if (statSync(join(dir, 'weights.bin')).size !== rec.bytes) return undefined;
       const now = new Date(this.clock());
       utimesSync(join(dir, STAMP), now, now);
     } catch {
@@ -270,13 +279,20 @@ export class KeptExpansions {
       } catch {
         continue;
       }
-      out.push({ key: name, dir, bytes, lastUsed, build: rec?.build, orphan: !rec || !existsSync(join(rec.build, 'model.onnx')) });
+      out.push({
+        key: name,
+        dir,
+        bytes,
+        lastUsed,
+        build: rec?.build,
+        orphan: !rec || !existsSync(join(rec.build, 'model.onnx')) || stale(rec),
+      });
     }
     return out.sort((a, b) => a.lastUsed - b.lastUsed);
   }
 
   /**
-   * Removes orphans (their build is gone, or the copy is incomplete), and with `all` every copy, or
+   * Removes orphans (their build is gone or changed, or the copy is incomplete), and with `all` every copy, or
    * with `maxBytes` the least recently used until the rest fit (never `spare`). Returns what went.
    */
   prune(sel: { all?: boolean; maxBytes?: number; spare?: string } = {}): KeptCopy[] {
@@ -307,6 +323,15 @@ export class KeptExpansions {
 }
 
 const HUGE_PAGE = 2 << 20;
+
+/** Whether the build `rec` was expanded from has changed since (or cannot be read). */
+function stale(rec: StampRecord): boolean {
+  try {
+    return !sameStamp(rec.files, buildStamp(rec.build));
+  } catch {
+    return true;
+  }
+}
 
 /** The kernel's count of 2 MiB page-cache folios of files (0 where it has no such count). */
 function fileHugePages(): number {
