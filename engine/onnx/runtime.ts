@@ -135,7 +135,7 @@ export function sessionOptions(choice: ProviderChoice, opts: RuntimeOptions = {}
  * `WEFT_PREPACK=0`: ORT's CPU provider leaves MatMul/Gemm weights as they are at load instead of
  * copying each into MLAS's panel layout in fresh memory (SDXL's UNet: 17–26 s of creation against
  * 1.3 s on the 2-core dev VM), and MLAS packs panels inside each call instead, which cost SDXL's UNet
- * 1.11× per call at 512² and 1.29× at 1024² there; its sums are blocked differently, so outputs differ
+ * 1.11× per call at 512² and 1.11–1.29× at 1024² there; its sums are blocked differently, so outputs differ
  * in the last bits (~1e-6 relative) from the default's. So it is opt-in, for few-step models and model
  * switching, and with it every 16-bit weight can stay 16-bit (resident-half.ts). Anything but 0/1 is
  * refused by name.
