@@ -16,6 +16,7 @@ import {
   type EditorHarness,
   eventually,
   settledBox,
+  viewSettled,
 } from './harness.ts';
 
 let h: EditorHarness;
@@ -206,9 +207,16 @@ describe('canvas habits', () => {
     const page = await h.openPage();
     await openTemplate(page, 'txt2img.json');
     const node = page.getByTestId('node-3');
-    await node.locator('.weft-node-title').click();
-    const before = (await node.boundingBox())!;
     const handle = page.locator('.react-flow__node[data-id="3"] .weft-node-resize');
+    // The handle shows on a selected node. A click while the template is still being fitted can land beside
+    // the moving node (a CI run under load waited 30 s for a handle that never came): wait for the fit, and
+    // click again until the node is selected (a click on a selected node keeps it so).
+    await viewSettled(page);
+    await eventually(async () => {
+      if ((await handle.count()) === 0) await node.locator('.weft-node-title').click();
+      return handle.count();
+    }).toBe(1);
+    const before = await settledBox(node);
     const c = (await handle.boundingBox())!;
     await drag(page, { x: c.x + c.width / 2, y: c.y + c.height / 2 }, { x: c.x + c.width / 2 + 90, y: c.y + c.height / 2 });
     const after = await settledBox(node);
