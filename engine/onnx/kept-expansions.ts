@@ -135,11 +135,10 @@ export class KeptExpansions {
     const dir = join(this.root, basename(buildDir));
     const rec = readStamp(dir);
     if (!rec) return undefined;
+    const changed = changedSince(rec, buildDir);
+    if (changed) this.discard(buildDir);
+    if (changed !== false) return undefined;
     try {
-      if (!sameStamp(rec.files, buildStamp(buildDir))) {
-        this.discard(buildDir);
-        return undefined;
-      }
       if (statSync(join(dir, 'weights.bin')).size !== rec.bytes) return undefined;
       const now = new Date(this.clock());
       utimesSync(join(dir, STAMP), now, now);
@@ -285,7 +284,8 @@ export class KeptExpansions {
         bytes,
         lastUsed,
         build: rec?.build,
-        orphan: !rec || !existsSync(join(rec.build, 'model.onnx')) || stale(rec),
+        // A build gone changes its stamp too (every build has its model.onnx).
+        orphan: !rec || changedSince(rec) !== false,
       });
     }
     return out.sort((a, b) => a.lastUsed - b.lastUsed);
@@ -324,12 +324,12 @@ export class KeptExpansions {
 
 const HUGE_PAGE = 2 << 20;
 
-/** Whether the build `rec` was expanded from has changed since (or cannot be read). */
-function stale(rec: StampRecord): boolean {
+/** Whether `build` (by default the folder the copy was expanded from) has changed since; undefined where it cannot be read. */
+function changedSince(rec: StampRecord, build: string = rec.build): boolean | undefined {
   try {
-    return !sameStamp(rec.files, buildStamp(rec.build));
+    return !sameStamp(rec.files, buildStamp(build));
   } catch {
-    return true;
+    return undefined;
   }
 }
 
